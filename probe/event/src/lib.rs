@@ -1,0 +1,521 @@
+//! The enriched `Event` model that flows one way through falco-learn:
+//! probe → (profiler | enforcer).
+//!
+//! An [`Event`] is one completed syscall (or process lifecycle step) with
+//! everything a Falco rule may ask about it already attached: the calling
+//! process and its ancestors, the container and image it runs in, the file
+//! descriptor it touched and the syscall's own arguments. Events serialise to
+//! JSON lines (`record` / `replay`), so every stage after the kernel probe can
+//! run, be tested and be benchmarked without root.
+//!
+//! The Falco field catalogue (`proc.name`, `fd.sport`, …) that reads these
+//! structures lives in [`fields`]: one table drives rule parsing, the
+//! `falco-learn fields` listing and extraction.
+
+pub mod fields;
+mod jsonl;
+
+pub use jsonl::{read_jsonl, write_jsonl, JsonlError, JsonlReader};
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Kind of an event, named after the syscall (or scheduler step) it reports.
+/// The string form is Falco's `evt.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Execve,
+    Execveat,
+    Clone,
+    Fork,
+    Vfork,
+    Clone3,
+    Procexit,
+    Connect,
+    Sendto,
+    Sendmsg,
+    Open,
+    Openat,
+    Openat2,
+    Creat,
+    Socket,
+    Dup,
+    Dup2,
+    Dup3,
+    Symlink,
+    Symlinkat,
+    Link,
+    Linkat,
+    Ptrace,
+    InitModule,
+    FinitModule,
+}
+
+impl EventType {
+    /// Every event type, in `evt.type` order of declaration.
+    pub const ALL: &'static [EventType] = &[
+        EventType::Execve,
+        EventType::Execveat,
+        EventType::Clone,
+        EventType::Fork,
+        EventType::Vfork,
+        EventType::Clone3,
+        EventType::Procexit,
+        EventType::Connect,
+        EventType::Sendto,
+        EventType::Sendmsg,
+        EventType::Open,
+        EventType::Openat,
+        EventType::Openat2,
+        EventType::Creat,
+        EventType::Socket,
+        EventType::Dup,
+        EventType::Dup2,
+        EventType::Dup3,
+        EventType::Symlink,
+        EventType::Symlinkat,
+        EventType::Link,
+        EventType::Linkat,
+        EventType::Ptrace,
+        EventType::InitModule,
+        EventType::FinitModule,
+    ];
+
+    /// Falco's name for this type (`evt.type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Execve => "execve",
+            EventType::Execveat => "execveat",
+            EventType::Clone => "clone",
+            EventType::Fork => "fork",
+            EventType::Vfork => "vfork",
+            EventType::Clone3 => "clone3",
+            EventType::Procexit => "procexit",
+            EventType::Connect => "connect",
+            EventType::Sendto => "sendto",
+            EventType::Sendmsg => "sendmsg",
+            EventType::Open => "open",
+            EventType::Openat => "openat",
+            EventType::Openat2 => "openat2",
+            EventType::Creat => "creat",
+            EventType::Socket => "socket",
+            EventType::Dup => "dup",
+            EventType::Dup2 => "dup2",
+            EventType::Dup3 => "dup3",
+            EventType::Symlink => "symlink",
+            EventType::Symlinkat => "symlinkat",
+            EventType::Link => "link",
+            EventType::Linkat => "linkat",
+            EventType::Ptrace => "ptrace",
+            EventType::InitModule => "init_module",
+            EventType::FinitModule => "finit_module",
+        }
+    }
+
+    /// Parse Falco's `evt.type` name.
+    pub fn from_name(s: &str) -> Option<EventType> {
+        EventType::ALL.iter().copied().find(|t| t.as_str() == s)
+    }
+
+    /// Dense index, for per-type tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One process as seen at the time of the event (`proc.*`, `user.*`, `thread.*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Process {
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    /// Process id inside its pid namespace (`proc.vpid`).
+    pub vpid: u32,
+    /// Session id and process group id as seen in the process's namespace.
+    pub sid: u32,
+    pub vpgid: u32,
+    /// `comm` (≤ 15 bytes) — Falco's `proc.name` when no exe is known.
+    pub comm: String,
+    /// argv[0] (`proc.exe`).
+    pub exe: String,
+    /// Kernel-resolved absolute path of the executable (`proc.exepath`).
+    pub exepath: String,
+    /// argv[1..] (`proc.args` joins them with spaces).
+    pub args: Vec<String>,
+    pub cwd: String,
+    /// Controlling terminal device number; 0 without a terminal (`proc.tty`).
+    pub tty: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Audit login uid; `u32::MAX` when unset (Falco shows -1).
+    pub loginuid: u32,
+    pub user: String,
+    pub group: String,
+    pub loginname: String,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    /// Process start, ns since the Unix epoch.
+    pub start_ts: u64,
+    pub exe_flags: ExeFlags,
+    pub exe_ino: u64,
+    pub exe_ino_ctime: u64,
+    pub exe_ino_mtime: u64,
+    /// Environment variables as `KEY=value` (captured only when rules need them).
+    pub env: Vec<String>,
+}
+
+/// Where the executable came from (kernel-derived, see the probe).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExeFlags {
+    /// The executable lives on a tmpfs (`/dev`, `/dev/shm`, `/run`, …).
+    pub tmpfs: bool,
+    /// The executable is a memfd (`memfd_create` + `fexecve`).
+    pub memfd: bool,
+    /// The executable lives on an overlay filesystem's upper layer, i.e. it was
+    /// written after the container started (`proc.is_exe_upper_layer`).
+    pub upper_layer: bool,
+    /// The executable is writable by the user running it (`proc.is_exe_writable`).
+    pub writable: bool,
+}
+
+/// An ancestor of the event's process (parent first) for `proc.pname`,
+/// `proc.aname[N]`, `proc.pcmdline`, `proc.sname`, ….
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub comm: String,
+    pub exe: String,
+    pub exepath: String,
+    pub args: Vec<String>,
+    pub start_ts: u64,
+}
+
+/// The container (and image) the process runs in; `id == "host"` for host processes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    /// Image repository without tag or digest, e.g. `docker.io/library/nginx`.
+    pub image_repository: String,
+    pub image_tag: String,
+    pub image_digest: String,
+    pub privileged: Option<bool>,
+    /// Container start, ns since the Unix epoch (0 when unknown).
+    pub start_ts: u64,
+    /// Container runtime that reported it (`containerd`, `cri-o`, `docker`, `podman`).
+    pub runtime: String,
+    pub k8s_ns: String,
+    pub k8s_pod: String,
+}
+
+impl Container {
+    /// The container every host process belongs to.
+    pub fn host() -> Container {
+        Container {
+            id: "host".into(),
+            name: "host".into(),
+            ..Container::default()
+        }
+    }
+
+    /// Full image reference `repository[:tag]`.
+    pub fn image(&self) -> String {
+        if self.image_tag.is_empty() {
+            self.image_repository.clone()
+        } else {
+            format!("{}:{}", self.image_repository, self.image_tag)
+        }
+    }
+}
+
+/// Kind of file descriptor (`fd.type` / `fd.typechar`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FdType {
+    #[default]
+    File,
+    Directory,
+    Ipv4,
+    Ipv6,
+    Unix,
+    Netlink,
+    Packet,
+    Pipe,
+    Event,
+    Signalfd,
+    Eventpoll,
+    Inotify,
+    Timerfd,
+    Memfd,
+    Other,
+}
+
+impl FdType {
+    /// Falco's `fd.type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FdType::File => "file",
+            FdType::Directory => "directory",
+            FdType::Ipv4 => "ipv4",
+            FdType::Ipv6 => "ipv6",
+            FdType::Unix => "unix",
+            FdType::Netlink => "netlink",
+            FdType::Packet => "packet",
+            FdType::Pipe => "pipe",
+            FdType::Event => "event",
+            FdType::Signalfd => "signalfd",
+            FdType::Eventpoll => "eventpoll",
+            FdType::Inotify => "inotify",
+            FdType::Timerfd => "timerfd",
+            FdType::Memfd => "memfd",
+            FdType::Other => "unknown",
+        }
+    }
+
+    /// Falco's `fd.typechar`.
+    pub fn typechar(self) -> char {
+        match self {
+            FdType::File => 'f',
+            FdType::Directory => 'd',
+            FdType::Ipv4 => '4',
+            FdType::Ipv6 => '6',
+            FdType::Unix => 'u',
+            FdType::Netlink => 's',
+            FdType::Packet => 'p',
+            FdType::Pipe => 'p',
+            FdType::Event => 'e',
+            FdType::Signalfd => 's',
+            FdType::Eventpoll => 'l',
+            FdType::Inotify => 'i',
+            FdType::Timerfd => 't',
+            FdType::Memfd => 'm',
+            FdType::Other => 'o',
+        }
+    }
+}
+
+/// Layer-4 protocol of a socket (`fd.l4proto`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L4Proto {
+    #[default]
+    Unknown,
+    Tcp,
+    Udp,
+    Icmp,
+    Raw,
+}
+
+impl L4Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L4Proto::Unknown => "unknown",
+            L4Proto::Tcp => "tcp",
+            L4Proto::Udp => "udp",
+            L4Proto::Icmp => "icmp",
+            L4Proto::Raw => "raw",
+        }
+    }
+}
+
+/// The file descriptor an event acted on or produced (`fd.*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Fd {
+    pub num: i64,
+    #[serde(rename = "type")]
+    pub typ: FdType,
+    /// Resolved name: absolute path for files, `client:port->server:port` for
+    /// sockets (built by the field extractor when empty).
+    pub name: String,
+    /// Name exactly as the process passed it (`fd.nameraw`).
+    pub nameraw: String,
+    pub l4proto: L4Proto,
+    /// Client (local, for outbound) address and port.
+    pub cip: Option<IpAddr>,
+    pub cport: Option<u16>,
+    /// Server (remote, for outbound) address and port.
+    pub sip: Option<IpAddr>,
+    pub sport: Option<u16>,
+    /// Whether this process initiated the connection (true for connect/sendto).
+    pub is_client: bool,
+    pub connected: bool,
+    /// Socket family for `fd.sockfamily` (`ip`, `unix`, …) when a socket.
+    pub sockfamily: String,
+}
+
+/// Per-kind syscall arguments (`evt.arg.*`), named as Falco names them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Args {
+    None,
+    Exec {
+        /// Path as passed to execve (`evt.arg.filename`).
+        filename: String,
+    },
+    Clone {
+        child_pid: u32,
+        flags: u64,
+    },
+    Exit {
+        status: i32,
+    },
+    Open {
+        /// Path as passed (`evt.arg.name` / `evt.arg.path`).
+        name: String,
+        /// Raw `O_*` flags.
+        flags: u32,
+        mode: u32,
+        dirfd: i64,
+    },
+    Connect {
+        fd: i64,
+        /// Peer as passed, rendered `addr:port` (`evt.arg.addr`).
+        addr: String,
+    },
+    Send {
+        fd: i64,
+        size: u64,
+        /// Destination as passed (`evt.arg.addr`), for unconnected sockets.
+        addr: String,
+    },
+    Socket {
+        domain: u32,
+        #[serde(rename = "type")]
+        typ: u32,
+        proto: u32,
+    },
+    Dup {
+        oldfd: i64,
+        newfd: i64,
+        flags: u32,
+    },
+    Symlink {
+        target: String,
+        linkpath: String,
+        newdirfd: i64,
+    },
+    Link {
+        oldpath: String,
+        newpath: String,
+        olddir: i64,
+        newdir: i64,
+        flags: u32,
+    },
+    Ptrace {
+        request: u32,
+        pid: u32,
+    },
+    Module {
+        /// Module image length (init_module) or fd (finit_module).
+        len_or_fd: i64,
+        uargs: String,
+        flags: u32,
+    },
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args::None
+    }
+}
+
+/// One completed syscall (exit event) enriched with process, container and fd context.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Event {
+    /// Event time, ns since the Unix epoch.
+    pub ts: u64,
+    #[serde(rename = "type")]
+    pub typ: EventTypeField,
+    /// Syscall return value (`evt.rawres`); negative errno on failure.
+    pub res: i64,
+    /// Host name of the machine the event happened on (`evt.hostname`).
+    pub hostname: String,
+    /// cgroup v2 id of the thread, as the kernel reports it.
+    pub cgroup_id: u64,
+    pub process: Process,
+    /// Ancestors, parent first (bounded by the process table's depth).
+    pub ancestors: Vec<Ancestor>,
+    pub container: Container,
+    pub fd: Option<Fd>,
+    pub args: Args,
+}
+
+/// Wrapper so `Event` can derive `Default` (defaults to `execve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventTypeField(pub EventType);
+
+impl Default for EventTypeField {
+    fn default() -> Self {
+        EventTypeField(EventType::Execve)
+    }
+}
+
+impl Event {
+    pub fn event_type(&self) -> EventType {
+        self.typ.0
+    }
+
+    /// Falco's `proc.name`: the task's `comm` (≤ 15 bytes, as the kernel keeps it).
+    pub fn proc_name(&self) -> &str {
+        &self.process.comm
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_names_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::from_name(t.as_str()), Some(*t));
+        }
+        assert_eq!(EventType::from_name("nope"), None);
+        assert_eq!(EventType::ALL.len(), EventType::FinitModule.index() + 1);
+    }
+
+    #[test]
+    fn event_json_round_trip() {
+        let ev = Event {
+            ts: 1,
+            typ: EventTypeField(EventType::Openat),
+            res: 3,
+            process: Process {
+                pid: 10,
+                comm: "cat".into(),
+                ..Default::default()
+            },
+            container: Container::host(),
+            fd: Some(Fd {
+                num: 3,
+                name: "/etc/shadow".into(),
+                ..Default::default()
+            }),
+            args: Args::Open {
+                name: "/etc/shadow".into(),
+                flags: 0,
+                mode: 0,
+                dirfd: -100,
+            },
+            ..Default::default()
+        };
+        let s = serde_json::to_string(&ev).unwrap();
+        let back: Event = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, ev);
+        assert!(s.contains("\"type\":\"openat\""), "{s}");
+    }
+}

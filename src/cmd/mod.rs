@@ -1,0 +1,4 @@
+//! One module per subcommand.
+pub mod record;
+pub mod replay;
+pub mod rules;

@@ -170,6 +170,11 @@ pub struct Process {
     pub exe_ino_mtime: u64,
     /// Environment variables as `KEY=value` (captured only when rules need them).
     pub env: Vec<String>,
+    /// Name of the session leader (`proc.sname`); empty when unknown.
+    pub sname: String,
+    /// Name and argv[0] of the process group leader (`proc.vpgid.name`, `proc.vpgid.exe`).
+    pub vpgid_name: String,
+    pub vpgid_exe: String,
 }
 
 /// Where the executable came from (kernel-derived, see the probe).
@@ -217,6 +222,21 @@ pub struct Container {
     pub runtime: String,
     pub k8s_ns: String,
     pub k8s_pod: String,
+    /// Mounts of the container (`container.mounts`, `container.mount.dest[…]`).
+    pub mounts: Vec<Mount>,
+}
+
+/// One mount of a container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Mount {
+    pub source: String,
+    pub dest: String,
+    /// Mount mode as the runtime reports it (e.g. `rw`, `ro,z`).
+    pub mode: String,
+    pub rw: bool,
+    /// Propagation (`rprivate`, `rshared`, …).
+    pub propagation: String,
 }
 
 impl Container {
@@ -330,6 +350,9 @@ impl L4Proto {
 }
 
 /// The file descriptor an event acted on or produced (`fd.*`).
+///
+/// A failed open still carries an `Fd` with `num: -1` and the path in `name`
+/// (Falco's `open_file_failed` macro relies on `fd.num=-1`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Fd {
@@ -353,6 +376,10 @@ pub struct Fd {
     pub connected: bool,
     /// Socket family for `fd.sockfamily` (`ip`, `unix`, …) when a socket.
     pub sockfamily: String,
+    /// Domain names of the client / server addresses when known (`fd.cip.name`,
+    /// `fd.sip.name`), e.g. from a DNS cache.
+    pub cip_name: String,
+    pub sip_name: String,
 }
 
 /// Per-kind syscall arguments (`evt.arg.*`), named as Falco names them.
@@ -435,6 +462,9 @@ impl Default for Args {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Event {
+    /// Event number in its stream, 1-based (`evt.num`); 0 when not numbered.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub num: u64,
     /// Event time, ns since the Unix epoch.
     pub ts: u64,
     #[serde(rename = "type")]
@@ -451,6 +481,10 @@ pub struct Event {
     pub container: Container,
     pub fd: Option<Fd>,
     pub args: Args,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Wrapper so `Event` can derive `Default` (defaults to `execve`).

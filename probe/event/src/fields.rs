@@ -328,7 +328,10 @@ pub fn parse_field_ref(text: &str) -> Result<FieldRef, FieldError> {
         (ArgSpec::None, Some(_)) => return Err(FieldError::UnexpectedArg(name.to_string())),
         (ArgSpec::OptIndex | ArgSpec::OptKey, None) => FieldArg::None,
         (ArgSpec::Key | ArgSpec::EvtArg, None) => {
-            return Err(FieldError::MissingArg(name.to_string(), info.arg.describe()))
+            return Err(FieldError::MissingArg(
+                name.to_string(),
+                info.arg.describe(),
+            ))
         }
         (ArgSpec::OptIndex, Some(b)) => match b.trim().parse::<usize>() {
             Ok(n) => FieldArg::Index(n),
@@ -440,7 +443,8 @@ fn num<T: TryInto<i64>>(v: T) -> Option<Value<'static>> {
 }
 
 fn cmdline(name: &str, args: &[String]) -> String {
-    let mut out = String::with_capacity(name.len() + args.iter().map(|a| a.len() + 1).sum::<usize>());
+    let mut out =
+        String::with_capacity(name.len() + args.iter().map(|a| a.len() + 1).sum::<usize>());
     out.push_str(name);
     for a in args {
         out.push(' ');
@@ -463,7 +467,9 @@ fn fd_is_ip(fd: &Fd) -> bool {
 /// Rendered socket tuple `cip:cport->sip:sport`.
 pub fn socket_tuple(fd: &Fd) -> Option<String> {
     let fmt = |ip: Option<IpAddr>, port: Option<u16>| -> String {
-        let ip = ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+        let ip = ip
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "0.0.0.0".into());
         match port {
             Some(p) => format!("{ip}:{p}"),
             None => ip,
@@ -534,24 +540,140 @@ fn basename(path: &str) -> &str {
 
 /// Linux errno names, indexed by errno.
 const ERRNO_NAMES: &[&str] = &[
-    "", "EPERM", "ENOENT", "ESRCH", "EINTR", "EIO", "ENXIO", "E2BIG", "ENOEXEC", "EBADF",
-    "ECHILD", "EAGAIN", "ENOMEM", "EACCES", "EFAULT", "ENOTBLK", "EBUSY", "EEXIST", "EXDEV",
-    "ENODEV", "ENOTDIR", "EISDIR", "EINVAL", "ENFILE", "EMFILE", "ENOTTY", "ETXTBSY", "EFBIG",
-    "ENOSPC", "ESPIPE", "EROFS", "EMLINK", "EPIPE", "EDOM", "ERANGE", "EDEADLK", "ENAMETOOLONG",
-    "ENOLCK", "ENOSYS", "ENOTEMPTY", "ELOOP", "", "ENOMSG", "EIDRM", "ECHRNG", "EL2NSYNC",
-    "EL3HLT", "EL3RST", "ELNRNG", "EUNATCH", "ENOCSI", "EL2HLT", "EBADE", "EBADR", "EXFULL",
-    "ENOANO", "EBADRQC", "EBADSLT", "", "EBFONT", "ENOSTR", "ENODATA", "ETIME", "ENOSR",
-    "ENONET", "ENOPKG", "EREMOTE", "ENOLINK", "EADV", "ESRMNT", "ECOMM", "EPROTO", "EMULTIHOP",
-    "EDOTDOT", "EBADMSG", "EOVERFLOW", "ENOTUNIQ", "EBADFD", "EREMCHG", "ELIBACC", "ELIBBAD",
-    "ELIBSCN", "ELIBMAX", "ELIBEXEC", "EILSEQ", "ERESTART", "ESTRPIPE", "EUSERS", "ENOTSOCK",
-    "EDESTADDRREQ", "EMSGSIZE", "EPROTOTYPE", "ENOPROTOOPT", "EPROTONOSUPPORT",
-    "ESOCKTNOSUPPORT", "EOPNOTSUPP", "EPFNOSUPPORT", "EAFNOSUPPORT", "EADDRINUSE",
-    "EADDRNOTAVAIL", "ENETDOWN", "ENETUNREACH", "ENETRESET", "ECONNABORTED", "ECONNRESET",
-    "ENOBUFS", "EISCONN", "ENOTCONN", "ESHUTDOWN", "ETOOMANYREFS", "ETIMEDOUT", "ECONNREFUSED",
-    "EHOSTDOWN", "EHOSTUNREACH", "EALREADY", "EINPROGRESS", "ESTALE", "EUCLEAN", "ENOTNAM",
-    "ENAVAIL", "EISNAM", "EREMOTEIO", "EDQUOT", "ENOMEDIUM", "EMEDIUMTYPE", "ECANCELED",
-    "ENOKEY", "EKEYEXPIRED", "EKEYREVOKED", "EKEYREJECTED", "EOWNERDEAD", "ENOTRECOVERABLE",
-    "ERFKILL", "EHWPOISON",
+    "",
+    "EPERM",
+    "ENOENT",
+    "ESRCH",
+    "EINTR",
+    "EIO",
+    "ENXIO",
+    "E2BIG",
+    "ENOEXEC",
+    "EBADF",
+    "ECHILD",
+    "EAGAIN",
+    "ENOMEM",
+    "EACCES",
+    "EFAULT",
+    "ENOTBLK",
+    "EBUSY",
+    "EEXIST",
+    "EXDEV",
+    "ENODEV",
+    "ENOTDIR",
+    "EISDIR",
+    "EINVAL",
+    "ENFILE",
+    "EMFILE",
+    "ENOTTY",
+    "ETXTBSY",
+    "EFBIG",
+    "ENOSPC",
+    "ESPIPE",
+    "EROFS",
+    "EMLINK",
+    "EPIPE",
+    "EDOM",
+    "ERANGE",
+    "EDEADLK",
+    "ENAMETOOLONG",
+    "ENOLCK",
+    "ENOSYS",
+    "ENOTEMPTY",
+    "ELOOP",
+    "",
+    "ENOMSG",
+    "EIDRM",
+    "ECHRNG",
+    "EL2NSYNC",
+    "EL3HLT",
+    "EL3RST",
+    "ELNRNG",
+    "EUNATCH",
+    "ENOCSI",
+    "EL2HLT",
+    "EBADE",
+    "EBADR",
+    "EXFULL",
+    "ENOANO",
+    "EBADRQC",
+    "EBADSLT",
+    "",
+    "EBFONT",
+    "ENOSTR",
+    "ENODATA",
+    "ETIME",
+    "ENOSR",
+    "ENONET",
+    "ENOPKG",
+    "EREMOTE",
+    "ENOLINK",
+    "EADV",
+    "ESRMNT",
+    "ECOMM",
+    "EPROTO",
+    "EMULTIHOP",
+    "EDOTDOT",
+    "EBADMSG",
+    "EOVERFLOW",
+    "ENOTUNIQ",
+    "EBADFD",
+    "EREMCHG",
+    "ELIBACC",
+    "ELIBBAD",
+    "ELIBSCN",
+    "ELIBMAX",
+    "ELIBEXEC",
+    "EILSEQ",
+    "ERESTART",
+    "ESTRPIPE",
+    "EUSERS",
+    "ENOTSOCK",
+    "EDESTADDRREQ",
+    "EMSGSIZE",
+    "EPROTOTYPE",
+    "ENOPROTOOPT",
+    "EPROTONOSUPPORT",
+    "ESOCKTNOSUPPORT",
+    "EOPNOTSUPP",
+    "EPFNOSUPPORT",
+    "EAFNOSUPPORT",
+    "EADDRINUSE",
+    "EADDRNOTAVAIL",
+    "ENETDOWN",
+    "ENETUNREACH",
+    "ENETRESET",
+    "ECONNABORTED",
+    "ECONNRESET",
+    "ENOBUFS",
+    "EISCONN",
+    "ENOTCONN",
+    "ESHUTDOWN",
+    "ETOOMANYREFS",
+    "ETIMEDOUT",
+    "ECONNREFUSED",
+    "EHOSTDOWN",
+    "EHOSTUNREACH",
+    "EALREADY",
+    "EINPROGRESS",
+    "ESTALE",
+    "EUCLEAN",
+    "ENOTNAM",
+    "ENAVAIL",
+    "EISNAM",
+    "EREMOTEIO",
+    "EDQUOT",
+    "ENOMEDIUM",
+    "EMEDIUMTYPE",
+    "ECANCELED",
+    "ENOKEY",
+    "EKEYEXPIRED",
+    "EKEYREVOKED",
+    "EKEYREJECTED",
+    "EOWNERDEAD",
+    "ENOTRECOVERABLE",
+    "ERFKILL",
+    "EHWPOISON",
 ];
 
 /// Falco's `evt.res` text for a return value.
@@ -569,14 +691,46 @@ pub fn res_name(res: i64) -> Cow<'static, str> {
 
 /// Capability names, indexed by capability number.
 const CAP_NAMES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
@@ -766,10 +920,7 @@ pub fn event_args(ev: &Event) -> Vec<(&'static str, Value<'_>)> {
         Args::Exec { filename } => {
             out.push(("res", res));
             out.push(("exe", Value::Str(Cow::Borrowed(&ev.process.exe))));
-            out.push((
-                "args",
-                Value::Str(Cow::Owned(ev.process.args.join(" "))),
-            ));
+            out.push(("args", Value::Str(Cow::Owned(ev.process.args.join(" ")))));
             out.push(("tid", Value::Num(ev.process.tid as i64)));
             out.push(("pid", Value::Num(ev.process.pid as i64)));
             out.push(("ptid", Value::Num(ev.process.ppid as i64)));
@@ -921,7 +1072,9 @@ pub fn event_args(ev: &Event) -> Vec<(&'static str, Value<'_>)> {
 /// the frequent ones.
 fn event_arg_by_name<'a>(ev: &'a Event, key: &str) -> Option<Value<'a>> {
     match (&ev.args, key) {
-        (Args::Open { flags, .. }, "flags") => Some(Value::Str(Cow::Owned(render_open_flags(*flags)))),
+        (Args::Open { flags, .. }, "flags") => {
+            Some(Value::Str(Cow::Owned(render_open_flags(*flags))))
+        }
         (Args::Open { name, .. }, "name" | "path") => Some(Value::Str(Cow::Borrowed(name))),
         (Args::Exec { .. } | Args::None, "flags")
             if matches!(ev.event_type(), EventType::Execve | EventType::Execveat) =>
@@ -1096,9 +1249,8 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
             }),
             _ => owned(p.env.join(" ")),
         },
-        F::ProcDuration => {
-            (p.start_ts != 0 && ev.ts >= p.start_ts).then(|| Value::Num((ev.ts - p.start_ts) as i64))
-        }
+        F::ProcDuration => (p.start_ts != 0 && ev.ts >= p.start_ts)
+            .then(|| Value::Num((ev.ts - p.start_ts) as i64)),
         F::ProcSname => {
             if !p.sname.is_empty() {
                 s(&p.sname)
@@ -1146,7 +1298,8 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
             .filter(|a| !a.comm.is_empty())
             .map(|a| Value::Str(Cow::Owned(cmdline(&a.comm, &a.args)))),
         F::ProcPpidDuration => ev.ancestors.first().and_then(|a| {
-            (a.start_ts != 0 && ev.ts >= a.start_ts).then(|| Value::Num((ev.ts - a.start_ts) as i64))
+            (a.start_ts != 0 && ev.ts >= a.start_ts)
+                .then(|| Value::Num((ev.ts - a.start_ts) as i64))
         }),
         F::ProcAname | F::ProcAexe | F::ProcAexePath | F::ProcApid => match f.arg {
             FieldArg::Index(i) => ancestor_value(ev, f.id, i),
@@ -1229,8 +1382,20 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
         F::FdRport => fd.and_then(|d| port_opt(local_remote(d).1 .1)),
         F::FdCipName => fd.and_then(|d| s(&d.cip_name)),
         F::FdSipName => fd.and_then(|d| s(&d.sip_name)),
-        F::FdLipName => fd.and_then(|d| s(if d.is_client { &d.cip_name } else { &d.sip_name })),
-        F::FdRipName => fd.and_then(|d| s(if d.is_client { &d.sip_name } else { &d.cip_name })),
+        F::FdLipName => fd.and_then(|d| {
+            s(if d.is_client {
+                &d.cip_name
+            } else {
+                &d.sip_name
+            })
+        }),
+        F::FdRipName => fd.and_then(|d| {
+            s(if d.is_client {
+                &d.sip_name
+            } else {
+                &d.cip_name
+            })
+        }),
         F::FdConnected => fd.map(|d| Value::Bool(d.connected)),
         F::FdNameChanged => Some(Value::Bool(matches!(
             &ev.args,
@@ -1374,7 +1539,10 @@ mod tests {
         assert_eq!(get(&e, "proc.aname[0]").as_deref(), Some("bash"));
         assert_eq!(get(&e, "proc.aname[2]").as_deref(), Some("containerd-shim"));
         assert_eq!(get(&e, "proc.aname[3]"), None);
-        assert_eq!(get(&e, "proc.aname").as_deref(), Some("runc,containerd-shim"));
+        assert_eq!(
+            get(&e, "proc.aname").as_deref(),
+            Some("runc,containerd-shim")
+        );
         assert_eq!(get(&e, "user.loginuid").as_deref(), Some("-1"));
         assert_eq!(get(&e, "proc.duration").as_deref(), Some("123456789"));
         assert_eq!(
@@ -1471,7 +1639,10 @@ mod tests {
         assert_eq!(r.to_string(), "evt.arg.flags");
         let r = parse_field_ref("container.mount.dest[/proc*]").unwrap();
         assert_eq!(r.arg, FieldArg::Key("/proc*".into()));
-        assert_eq!(parse_field_ref("fd.sip.name").unwrap().id, FieldId::FdSipName);
+        assert_eq!(
+            parse_field_ref("fd.sip.name").unwrap().id,
+            FieldId::FdSipName
+        );
     }
 
     #[test]

@@ -1,0 +1,480 @@
+//! Falco's rules language for falco-learn.
+//!
+//! A load runs four passes, each reporting problems as data instead of
+//! stopping at the first:
+//!
+//! 1. **reader** ([`yaml`]): YAML → nodes with line and column;
+//! 2. **collector** ([`collector`]): lists, macros and rules of several files in
+//!    order, with `append`, `override`, `enabled`-only entries, engine and
+//!    plugin version checks;
+//! 3. **parser** ([`parser`]): each condition → an AST with byte spans
+//!    (precedence `not` > `and` > `or`);
+//! 4. **compiler** ([`compile`]): macros inlined, lists expanded, exceptions
+//!    appended as Falco does, fields resolved against the catalogue of
+//!    `falco_learn_event::fields`, operators type-checked, sets/regexes built.
+//!
+//! The result is a [`Ruleset`] whose rules are indexed by the event types
+//! their condition can match, plus a [`LoadReport`] of numbered errors and
+//! warnings with `file:line:col` and the offending snippet. Evaluation only
+//! visits the rules indexed under the event's type; [`Rule::alert`] builds a
+//! Falco JSON alert.
+//!
+//! falco-learn sees exit events only (`evt.dir` is always `<`): a condition
+//! that requires `evt.dir = >` never matches.
+
+pub mod ast;
+pub mod collector;
+pub mod compile;
+pub mod output;
+pub mod parser;
+pub mod report;
+pub mod yaml;
+
+use collector::{Collected, Ctx};
+use compile::{Compiler, Node, TypeMask, ALL_TYPES};
+use falco_learn_event::{Event, EventType};
+pub use output::{Alert, OutputFormat};
+pub use report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Rule priority (Falco's severities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    Emergency,
+    Alert,
+    Critical,
+    Error,
+    Warning,
+    Notice,
+    Informational,
+    Debug,
+}
+
+impl Priority {
+    /// Parse a priority as rules files write it (case-insensitive; `INFO` accepted).
+    pub fn parse(s: &str) -> Option<Priority> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "emergency" => Priority::Emergency,
+            "alert" => Priority::Alert,
+            "critical" => Priority::Critical,
+            "error" => Priority::Error,
+            "warning" | "warn" => Priority::Warning,
+            "notice" => Priority::Notice,
+            "informational" | "info" => Priority::Informational,
+            "debug" => Priority::Debug,
+            _ => return None,
+        })
+    }
+
+    /// The form Falco prints in alerts ("Warning", "Informational"…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Emergency => "Emergency",
+            Priority::Alert => "Alert",
+            Priority::Critical => "Critical",
+            Priority::Error => "Error",
+            Priority::Warning => "Warning",
+            Priority::Notice => "Notice",
+            Priority::Informational => "Informational",
+            Priority::Debug => "Debug",
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub desc: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub source: String,
+    pub enabled: bool,
+    /// Event types the condition can match.
+    pub evttypes: TypeMask,
+    cond: Node,
+    output: OutputFormat,
+}
+
+impl Rule {
+    /// Whether the event satisfies the rule's condition (ignores `enabled`).
+    pub fn matches(&self, ev: &Event) -> bool {
+        self.evttypes & (1u64 << ev.event_type().index()) != 0 && self.cond.eval(ev)
+    }
+
+    /// The rule's formatted output for an event.
+    pub fn format_output(&self, ev: &Event) -> String {
+        self.output.format(ev)
+    }
+
+    /// Event types the rule is evaluated on.
+    pub fn event_types(&self) -> Vec<EventType> {
+        EventType::ALL
+            .iter()
+            .copied()
+            .filter(|t| self.evttypes & (1u64 << t.index()) != 0)
+            .collect()
+    }
+
+    /// The Falco JSON alert for an event this rule matched.
+    pub fn alert(&self, ev: &Event) -> Alert {
+        let msg = self.output.format(ev);
+        Alert {
+            hostname: output::na_if_empty(&ev.hostname).to_string(),
+            output: format!(
+                "{}: {} {}",
+                falco_learn_event::fields::clock_time(ev.ts),
+                self.priority.as_str(),
+                msg
+            ),
+            output_fields: self.output.fields_json(ev),
+            priority: self.priority.as_str().to_string(),
+            rule: self.name.clone(),
+            source: self.source.clone(),
+            tags: self.tags.clone(),
+            time: output::rfc3339(ev.ts),
+        }
+    }
+}
+
+/// Compiled rules indexed by event type.
+#[derive(Debug, Clone, Default)]
+pub struct Ruleset {
+    rules: Vec<Rule>,
+    by_type: Vec<Vec<u32>>,
+}
+
+impl Ruleset {
+    /// Load rules files in order (later files modify earlier ones).
+    /// Always returns the rules that compiled, with a report of every problem.
+    pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> (Ruleset, LoadReport) {
+        let mut sources = Vec::new();
+        let mut report = LoadReport::default();
+        for p in paths {
+            let p = p.as_ref();
+            match std::fs::read_to_string(p) {
+                Ok(t) => sources.push((p.display().to_string(), t)),
+                Err(e) => report.push(Diagnostic {
+                    severity: Severity::Error,
+                    code: Code::YamlParse,
+                    message: format!("cannot read file: {e}"),
+                    pos: Pos {
+                        file: Arc::from(p.display().to_string()),
+                        line: 0,
+                        col: 0,
+                    },
+                    item: None,
+                    snippet: None,
+                }),
+            }
+        }
+        let (rs, mut r2) = Ruleset::load_sources(&sources);
+        report.errors.append(&mut r2.errors);
+        report.warnings.append(&mut r2.warnings);
+        report.files = r2.files;
+        (rs, report)
+    }
+
+    /// Load rules from (name, text) pairs in order.
+    pub fn load_sources<N: AsRef<str>, T: AsRef<str>>(sources: &[(N, T)]) -> (Ruleset, LoadReport) {
+        let mut report = LoadReport::default();
+        let mut col = Collected::default();
+        for (name, text) in sources {
+            let file: Arc<str> = Arc::from(name.as_ref());
+            let text_arc: Arc<str> = Arc::from(text.as_ref());
+            match yaml::parse(text.as_ref()) {
+                Ok(docs) => {
+                    let mut cx = Ctx {
+                        report: &mut report,
+                        file: file.clone(),
+                        text: text_arc,
+                    };
+                    let counts = col.add_file(&docs, &mut cx);
+                    report.files.push(counts);
+                }
+                Err(e) => {
+                    collector::yaml_error(&mut report, &file, text.as_ref(), &e);
+                    report.files.push(FileCounts {
+                        name: name.as_ref().to_string(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        let rs = compile_all(&col, &mut report);
+        (rs, report)
+    }
+
+    /// All rules (enabled or not), in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Number of enabled rules.
+    pub fn enabled_count(&self) -> usize {
+        self.rules.iter().filter(|r| r.enabled).count()
+    }
+
+    /// Enable or disable rules by name; returns how many matched.
+    pub fn set_enabled(&mut self, name: &str, enabled: bool) -> usize {
+        let mut n = 0;
+        for r in self.rules.iter_mut().filter(|r| r.name == name) {
+            r.enabled = enabled;
+            n += 1;
+        }
+        self.reindex();
+        n
+    }
+
+    fn reindex(&mut self) {
+        let mut by_type = vec![Vec::new(); EventType::ALL.len()];
+        for (i, r) in self.rules.iter().enumerate() {
+            if !r.enabled || r.source != "syscall" {
+                continue;
+            }
+            for t in EventType::ALL {
+                if r.evttypes & (1u64 << t.index()) != 0 {
+                    by_type[t.index()].push(i as u32);
+                }
+            }
+        }
+        self.by_type = by_type;
+    }
+
+    /// Call `f` for every enabled rule the event matches, in load order.
+    pub fn for_each_match<'a>(&'a self, ev: &Event, mut f: impl FnMut(&'a Rule)) {
+        let Some(cands) = self.by_type.get(ev.event_type().index()) else {
+            return;
+        };
+        for &i in cands {
+            let r = &self.rules[i as usize];
+            if r.cond.eval(ev) {
+                f(r);
+            }
+        }
+    }
+
+    /// Enabled rules the event matches.
+    pub fn matching<'a>(&'a self, ev: &Event) -> Vec<&'a Rule> {
+        let mut v = Vec::new();
+        self.for_each_match(ev, |r| v.push(r));
+        v
+    }
+
+    /// Number of rules evaluated for events of this type.
+    pub fn candidates(&self, t: EventType) -> usize {
+        self.by_type.get(t.index()).map_or(0, Vec::len)
+    }
+}
+
+fn compile_all(col: &Collected, report: &mut LoadReport) -> Ruleset {
+    let mut c = Compiler::new(col);
+    // Macros on their own, so problems in unused macros are reported too.
+    for i in 0..col.macros.len() {
+        if let Err(e) = c.compile_macro(i) {
+            let item = format!("macro '{}'", col.macros[i].name);
+            if let Some(d) = c.diag(&e, Severity::Error, item) {
+                report.push(d);
+            }
+        }
+    }
+    // Macros compiled standalone are not "used" by that.
+    c.used_macros.clear();
+    c.used_lists.clear();
+
+    let mut rules = Vec::new();
+    for r in &col.rules {
+        let item = format!("rule '{}'", r.name);
+        if r.source != "syscall" {
+            report.push(Diagnostic {
+                severity: Severity::Warning,
+                code: Code::Skipped,
+                message: format!(
+                    "rule for source '{}' skipped (falco-learn evaluates syscall rules)",
+                    r.source
+                ),
+                pos: r.pos.clone(),
+                item: Some(item),
+                snippet: None,
+            });
+            continue;
+        }
+        let before = c.uncaptured.len();
+        let cond = match c.compile_src(&r.cond) {
+            Ok(n) => n,
+            Err(e) => {
+                let sev = if r.skip_if_unknown_filter && e.code == Code::UnknownField {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                };
+                if let Some(mut d) = c.diag(&e, sev, item.clone()) {
+                    if sev == Severity::Warning {
+                        d.code = Code::Skipped;
+                        d.message = format!("{} (rule skipped: skip-if-unknown-filter)", d.message);
+                    }
+                    report.push(d);
+                }
+                continue;
+            }
+        };
+        // Exceptions: `cond and not (exc1 or exc2 …)`.
+        let cond = match c.exceptions_src(&r.name, &r.exceptions) {
+            None => cond,
+            Some((src, _)) => match c.compile_src(&src) {
+                Ok(exc) => Node::And(vec![cond, Node::Not(Box::new(exc))].into()),
+                Err(e) => {
+                    compile::fallback_diag(
+                        &e,
+                        Severity::Error,
+                        format!("{item} exceptions"),
+                        report,
+                    );
+                    continue;
+                }
+            },
+        };
+        for name in &c.uncaptured[before..] {
+            report.push(Diagnostic {
+                severity: Severity::Warning,
+                code: Code::UncapturedEvtType,
+                message: format!(
+                    "event type '{name}' is not captured by falco-learn; the rule never sees it"
+                ),
+                pos: r.pos.clone(),
+                item: Some(item.clone()),
+                snippet: None,
+            });
+        }
+        let output = match OutputFormat::compile(&r.output) {
+            Ok(o) => o,
+            Err(e) => {
+                let (file, text) = col.sources[r.file_index].clone();
+                let mut pos = r.output_pos.clone();
+                if let Some(at) = text.find(&e.token) {
+                    let before = &text[..at];
+                    pos = Pos {
+                        file,
+                        line: before.matches('\n').count() + 1,
+                        col: at - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                    };
+                }
+                let snippet = report::snippet(&text, pos.line, pos.col);
+                report.push(Diagnostic {
+                    severity: Severity::Error,
+                    code: Code::BadOutput,
+                    message: e.message,
+                    pos,
+                    item: Some(item),
+                    snippet,
+                });
+                continue;
+            }
+        };
+        let evttypes = cond.types();
+        if evttypes == ALL_TYPES && r.warn_evttypes {
+            report.push(Diagnostic {
+                severity: Severity::Warning,
+                code: Code::NoEvtType,
+                message:
+                    "condition does not restrict evt.type: the rule is evaluated on every event"
+                        .into(),
+                pos: r.pos.clone(),
+                item: Some(item.clone()),
+                snippet: None,
+            });
+        }
+        if evttypes == 0 && r.enabled {
+            report.push(Diagnostic {
+                severity: Severity::Warning,
+                code: Code::UncapturedEvtType,
+                message: "the rule matches no event type falco-learn captures; it never fires"
+                    .into(),
+                pos: r.pos.clone(),
+                item: Some(item.clone()),
+                snippet: None,
+            });
+        }
+        rules.push(Rule {
+            name: r.name.clone(),
+            desc: r.desc.clone(),
+            priority: r.priority,
+            tags: r.tags.clone(),
+            source: r.source.clone(),
+            enabled: r.enabled,
+            evttypes,
+            cond,
+            output,
+        });
+    }
+
+    // Unused lists/macros: referenced by no rule (through macros) and no other item.
+    // Lists referred to only from macros that no rule uses are also reported.
+    let mut list_refs = c.used_lists.clone();
+    for l in &col.lists {
+        for it in &l.items {
+            if let Some(&j) = col.list_index.get(it.text.trim()) {
+                list_refs.insert(j);
+            }
+        }
+    }
+    for (name, pos) in compile::unused(
+        col.macros
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i, m.name.as_str(), &m.pos)),
+        &c.used_macros,
+    ) {
+        report.push(Diagnostic {
+            severity: Severity::Warning,
+            code: Code::UnusedMacro,
+            message: format!("macro '{name}' is not used by any rule"),
+            pos,
+            item: None,
+            snippet: None,
+        });
+    }
+    for (name, pos) in compile::unused(
+        col.lists
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, l.name.as_str(), &l.pos)),
+        &list_refs,
+    ) {
+        report.push(Diagnostic {
+            severity: Severity::Warning,
+            code: Code::UnusedList,
+            message: format!("list '{name}' is not used by any rule"),
+            pos,
+            item: None,
+            snippet: None,
+        });
+    }
+    for (list, item, pos) in compile::duplicate_items(col) {
+        report.push(Diagnostic {
+            severity: Severity::Warning,
+            code: Code::Duplicate,
+            message: format!("item '{item}' appears more than once in list '{list}'"),
+            pos,
+            item: None,
+            snippet: None,
+        });
+    }
+
+    let mut rs = Ruleset {
+        rules,
+        by_type: Vec::new(),
+    };
+    rs.reindex();
+    rs
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,570 @@
+//! Condition parser: Falco's filter language → [`Expr`] with spans.
+//!
+//! Precedence, loosest first: `or`, `and`, `not`. Parentheses group; a bare
+//! identifier (no dot) is a macro reference. Values are quoted strings (with
+//! backslash escapes) or bare words; `in`/`intersects`/`pmatch` take a
+//! parenthesised list. The grammar is context-sensitive (a bare value may hold
+//! `:`, `/`, `[`…), so this is a hand-written scanner over the text.
+
+use crate::ast::*;
+
+/// Nesting bound: deeper conditions are rejected instead of overflowing the stack.
+const MAX_DEPTH: usize = 200;
+
+/// A syntax error at a byte offset of the condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParseError {
+    pub message: String,
+    pub offset: usize,
+}
+
+struct P<'a> {
+    src: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    depth: usize,
+}
+
+/// Parse a whole condition.
+pub fn parse_condition(src: &str) -> Result<Expr, ParseError> {
+    let mut p = P {
+        src,
+        b: src.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
+    p.ws();
+    if p.pos >= p.b.len() {
+        return Err(p.err("empty condition"));
+    }
+    let e = p.or()?;
+    p.ws();
+    if p.pos < p.b.len() {
+        return Err(p.err(&format!("unexpected '{}'", p.rest_token())));
+    }
+    Ok(e)
+}
+
+fn is_ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn is_field_char(c: u8) -> bool {
+    is_ident(c) || c == b'.'
+}
+
+fn is_bare_stop(c: u8) -> bool {
+    c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b',' | b'"' | b'\'')
+}
+
+impl<'a> P<'a> {
+    fn err(&self, msg: &str) -> ParseError {
+        ParseError {
+            message: msg.to_string(),
+            offset: self.pos.min(self.src.len()),
+        }
+    }
+
+    fn rest_token(&self) -> String {
+        self.src[self.pos..].chars().take(20).collect()
+    }
+
+    fn ws(&mut self) {
+        while self.pos < self.b.len() && self.b[self.pos].is_ascii_whitespace() {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    /// A keyword (`and`, `or`, `not`, operator words) at the cursor, ending at
+    /// a word boundary.
+    fn keyword(&self, kw: &str) -> bool {
+        let end = self.pos + kw.len();
+        self.src.get(self.pos..end) == Some(kw) && self.b.get(end).is_none_or(|c| !is_ident(*c))
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err("condition nested too deeply"));
+        }
+        Ok(())
+    }
+
+    fn or(&mut self) -> Result<Expr, ParseError> {
+        self.enter()?;
+        let mut items = vec![self.and()?];
+        loop {
+            self.ws();
+            if self.keyword("or") {
+                self.pos += 2;
+                items.push(self.and()?);
+            } else {
+                break;
+            }
+        }
+        self.depth -= 1;
+        Ok(if items.len() == 1 {
+            items.pop().unwrap_or(Expr::And(Vec::new()))
+        } else {
+            Expr::Or(items)
+        })
+    }
+
+    fn and(&mut self) -> Result<Expr, ParseError> {
+        let mut items = vec![self.not()?];
+        loop {
+            self.ws();
+            if self.keyword("and") {
+                self.pos += 3;
+                items.push(self.not()?);
+            } else {
+                break;
+            }
+        }
+        Ok(if items.len() == 1 {
+            items.pop().unwrap_or(Expr::And(Vec::new()))
+        } else {
+            Expr::And(items)
+        })
+    }
+
+    fn not(&mut self) -> Result<Expr, ParseError> {
+        self.ws();
+        if self.keyword("not") {
+            self.pos += 3;
+            self.enter()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, ParseError> {
+        self.ws();
+        match self.peek() {
+            None => Err(self.err("unexpected end of condition")),
+            Some(b'(') => {
+                self.pos += 1;
+                let e = self.or()?;
+                self.ws();
+                if self.peek() != Some(b')') {
+                    return Err(self.err("expected ')'"));
+                }
+                self.pos += 1;
+                Ok(e)
+            }
+            Some(c) if is_ident_start(c) => self.check_or_macro(),
+            Some(_) => Err(self.err(&format!(
+                "expected a field, macro or '(' but found '{}'",
+                self.rest_token()
+            ))),
+        }
+    }
+
+    fn word(&mut self, pred: fn(u8) -> bool) -> (String, Span) {
+        let start = self.pos;
+        while self.pos < self.b.len() && pred(self.b[self.pos]) {
+            self.pos += 1;
+        }
+        (
+            self.src[start..self.pos].to_string(),
+            Span {
+                start,
+                end: self.pos,
+            },
+        )
+    }
+
+    /// A field name with an optional `[arg]`.
+    fn field_name(&mut self) -> Result<(String, Span), ParseError> {
+        let start = self.pos;
+        let (mut name, _) = self.word(is_field_char);
+        if name.is_empty() {
+            return Err(self.err("expected a field name"));
+        }
+        if self.peek() == Some(b'[') {
+            let close = self.src[self.pos..]
+                .find(']')
+                .ok_or_else(|| self.err("unclosed '[' in field argument"))?;
+            name.push_str(&self.src[self.pos..self.pos + close + 1]);
+            self.pos += close + 1;
+        }
+        Ok((
+            name,
+            Span {
+                start,
+                end: self.pos,
+            },
+        ))
+    }
+
+    /// `field`, `tr(operand)`; on the right-hand side also `val(field)`.
+    fn operand(&mut self, rhs: bool) -> Result<Operand, ParseError> {
+        let start = self.pos;
+        let save = self.pos;
+        let (w, _) = self.word(is_ident);
+        if self.peek() == Some(b'(') {
+            if let Some(tr) = Transformer::from_name(&w) {
+                self.pos += 1;
+                self.ws();
+                self.enter()?;
+                let inner = self.operand(rhs)?;
+                self.depth -= 1;
+                self.ws();
+                if self.peek() != Some(b')') {
+                    return Err(self.err("expected ')' after transformer argument"));
+                }
+                self.pos += 1;
+                return Ok(Operand::Transform {
+                    tr,
+                    inner: Box::new(inner),
+                    span: Span {
+                        start,
+                        end: self.pos,
+                    },
+                });
+            }
+            if rhs && w == "val" {
+                self.pos += 1;
+                self.ws();
+                let (name, span) = self.field_name()?;
+                self.ws();
+                if self.peek() != Some(b')') {
+                    return Err(self.err("expected ')' after val(field"));
+                }
+                self.pos += 1;
+                return Ok(Operand::Field { name, span });
+            }
+        }
+        self.pos = save;
+        let (name, span) = self.field_name()?;
+        Ok(Operand::Field { name, span })
+    }
+
+    fn check_or_macro(&mut self) -> Result<Expr, ParseError> {
+        let start = self.pos;
+        // Identifier followed by '(' → transformer; contains '.' → field;
+        // otherwise a macro.
+        let save = self.pos;
+        let (w, wspan) = self.word(is_field_char);
+        let is_transformer = self.peek() == Some(b'(') && Transformer::from_name(&w).is_some();
+        if !w.contains('.') && !is_transformer && self.peek() != Some(b'[') {
+            // A bare identifier: macro, unless an operator follows.
+            let after = self.pos;
+            self.ws();
+            if self.op_ahead() {
+                return Err(ParseError {
+                    message: format!("'{w}' is not a field (fields look like 'proc.name')"),
+                    offset: wspan.start,
+                });
+            }
+            self.pos = after;
+            return Ok(Expr::Macro {
+                name: w,
+                span: wspan,
+            });
+        }
+        self.pos = save;
+        let lhs = self.operand(false)?;
+        self.ws();
+        let op_start = self.pos;
+        let op = self.op()?;
+        let op_span = Span {
+            start: op_start,
+            end: self.pos,
+        };
+        let rhs = if op == Op::Exists {
+            Rhs::None
+        } else {
+            self.ws();
+            self.rhs(op)?
+        };
+        Ok(Expr::Check(Box::new(Check {
+            lhs,
+            op,
+            op_span,
+            rhs,
+            span: Span {
+                start,
+                end: self.pos,
+            },
+        })))
+    }
+
+    fn op_ahead(&self) -> bool {
+        match self.peek() {
+            Some(b'=' | b'<' | b'>') => true,
+            Some(b'!') => self.b.get(self.pos + 1) == Some(&b'='),
+            Some(c) if is_ident_start(c) => {
+                let end = self.b[self.pos..]
+                    .iter()
+                    .position(|c| !is_ident(*c))
+                    .map_or(self.b.len(), |n| self.pos + n);
+                Op::from_keyword(&self.src[self.pos..end]).is_some()
+            }
+            _ => false,
+        }
+    }
+
+    fn op(&mut self) -> Result<Op, ParseError> {
+        let two = self.src.get(self.pos..self.pos + 2);
+        let op = match two {
+            Some("==") => Some((Op::Eq, 2)),
+            Some("!=") => Some((Op::Ne, 2)),
+            Some("<=") => Some((Op::Le, 2)),
+            Some(">=") => Some((Op::Ge, 2)),
+            _ => match self.peek() {
+                Some(b'=') => Some((Op::Eq, 1)),
+                Some(b'<') => Some((Op::Lt, 1)),
+                Some(b'>') => Some((Op::Gt, 1)),
+                _ => None,
+            },
+        };
+        if let Some((op, n)) = op {
+            self.pos += n;
+            return Ok(op);
+        }
+        let save = self.pos;
+        let (w, _) = self.word(is_ident);
+        match Op::from_keyword(&w) {
+            Some(op) => Ok(op),
+            None => {
+                self.pos = save;
+                Err(self.err(&format!(
+                    "expected an operator but found '{}'",
+                    if w.is_empty() { self.rest_token() } else { w }
+                )))
+            }
+        }
+    }
+
+    fn rhs(&mut self, op: Op) -> Result<Rhs, ParseError> {
+        if op.takes_list() {
+            if self.peek() == Some(b'(') {
+                return Ok(Rhs::List(self.list()?));
+            }
+            return Ok(Rhs::List(vec![self.value()?]));
+        }
+        // val(...) or transformer(...) on the right.
+        if let Some(c) = self.peek() {
+            if is_ident_start(c) {
+                let end = self.b[self.pos..]
+                    .iter()
+                    .position(|c| !is_ident(*c))
+                    .map_or(self.b.len(), |n| self.pos + n);
+                let w = &self.src[self.pos..end];
+                if self.b.get(end) == Some(&b'(')
+                    && (w == "val" || Transformer::from_name(w).is_some())
+                {
+                    return Ok(Rhs::Field(self.operand(true)?));
+                }
+            }
+        }
+        Ok(Rhs::Value(self.value()?))
+    }
+
+    fn list(&mut self) -> Result<Vec<Val>, ParseError> {
+        // at '('
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.peek() == Some(b')') {
+            self.pos += 1;
+            return Ok(items);
+        }
+        loop {
+            self.ws();
+            items.push(self.value()?);
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                }
+                Some(b')') => {
+                    self.pos += 1;
+                    return Ok(items);
+                }
+                None => return Err(self.err("unclosed list: expected ')'")),
+                Some(_) => return Err(self.err("expected ',' or ')' in list")),
+            }
+        }
+    }
+
+    fn value(&mut self) -> Result<Val, ParseError> {
+        let start = self.pos;
+        match self.peek() {
+            Some(q @ (b'"' | b'\'')) => {
+                self.pos += 1;
+                let mut out = String::new();
+                loop {
+                    let Some(c) = self.src[self.pos..].chars().next() else {
+                        return Err(ParseError {
+                            message: "unterminated string".into(),
+                            offset: start,
+                        });
+                    };
+                    self.pos += c.len_utf8();
+                    if c as u32 == q as u32 {
+                        break;
+                    }
+                    if c == '\\' {
+                        let Some(e) = self.src[self.pos..].chars().next() else {
+                            return Err(ParseError {
+                                message: "unterminated string".into(),
+                                offset: start,
+                            });
+                        };
+                        self.pos += e.len_utf8();
+                        match e {
+                            'n' => out.push('\n'),
+                            't' => out.push('\t'),
+                            'r' => out.push('\r'),
+                            'b' => out.push('\u{8}'),
+                            'f' => out.push('\u{c}'),
+                            other => out.push(other),
+                        }
+                    } else {
+                        out.push(c);
+                    }
+                }
+                Ok(Val {
+                    text: out,
+                    quoted: true,
+                    span: Span {
+                        start,
+                        end: self.pos,
+                    },
+                })
+            }
+            Some(c) if !is_bare_stop(c) => {
+                while self.pos < self.b.len() && !is_bare_stop(self.b[self.pos]) {
+                    self.pos += 1;
+                }
+                Ok(Val {
+                    text: self.src[start..self.pos].to_string(),
+                    quoted: false,
+                    span: Span {
+                        start,
+                        end: self.pos,
+                    },
+                })
+            }
+            _ => Err(self.err("expected a value")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(e: &Expr) -> &Check {
+        match e {
+            Expr::Check(c) => c,
+            other => panic!("not a check: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn precedence_not_and_or() {
+        // not a and b or c  ==  ((not a) and b) or c
+        let e = parse_condition("not a and b or c").unwrap();
+        let Expr::Or(items) = e else { panic!() };
+        let Expr::And(inner) = &items[0] else {
+            panic!()
+        };
+        assert!(matches!(&inner[0], Expr::Not(x) if matches!(**x, Expr::Macro{..})));
+        assert!(matches!(&items[1], Expr::Macro { name, .. } if name == "c"));
+    }
+
+    #[test]
+    fn checks_values_and_lists() {
+        let e = parse_condition("proc.name in (bash, \"my sh\", 'x\\'y') and fd.num>=0").unwrap();
+        let Expr::And(items) = e else { panic!() };
+        let c = check(&items[0]);
+        assert_eq!(c.op, Op::In);
+        let Rhs::List(l) = &c.rhs else { panic!() };
+        let texts: Vec<_> = l.iter().map(|v| v.text.as_str()).collect();
+        assert_eq!(texts, ["bash", "my sh", "x'y"]);
+        let c = check(&items[1]);
+        assert_eq!(c.op, Op::Ge);
+        assert!(matches!(&c.rhs, Rhs::Value(v) if v.text == "0"));
+    }
+
+    #[test]
+    fn field_args_and_bare_values() {
+        let e = parse_condition(
+            "proc.aname[2]=runc:[1:CHILD] and container.mount.dest[/proc*] in (\"<NA>\",\"N/A\")",
+        )
+        .unwrap();
+        let Expr::And(items) = e else { panic!() };
+        let c = check(&items[0]);
+        assert!(matches!(&c.lhs, Operand::Field { name, .. } if name == "proc.aname[2]"));
+        assert!(matches!(&c.rhs, Rhs::Value(v) if v.text == "runc:[1:CHILD]"));
+        let c = check(&items[1]);
+        assert!(
+            matches!(&c.lhs, Operand::Field { name, .. } if name == "container.mount.dest[/proc*]")
+        );
+    }
+
+    #[test]
+    fn transformers_and_val() {
+        let e = parse_condition(
+            "tolower(proc.name) = bash and proc.name != val(proc.pname) and len(proc.args) > 3",
+        )
+        .unwrap();
+        let Expr::And(items) = e else { panic!() };
+        assert!(matches!(
+            &check(&items[0]).lhs,
+            Operand::Transform {
+                tr: Transformer::ToLower,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&check(&items[1]).rhs, Rhs::Field(Operand::Field { name, .. }) if name == "proc.pname")
+        );
+        assert!(matches!(
+            &check(&items[2]).lhs,
+            Operand::Transform {
+                tr: Transformer::Len,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn exists_and_keyword_boundaries() {
+        let e = parse_condition("proc.pname exists and not android_proc").unwrap();
+        let Expr::And(items) = e else { panic!() };
+        assert_eq!(check(&items[0]).op, Op::Exists);
+        assert!(matches!(&items[1], Expr::Not(_)));
+        // 'order' starts with 'or' but is a macro name
+        let e = parse_condition("a and order").unwrap();
+        assert!(matches!(e, Expr::And(ref v) if v.len() == 2));
+    }
+
+    #[test]
+    fn errors_have_offsets() {
+        let e = parse_condition("proc.name = bash and (").unwrap_err();
+        assert_eq!(e.offset, 22);
+        let e = parse_condition("proc.name bogus x").unwrap_err();
+        assert!(e.message.contains("operator"), "{e:?}");
+        assert_eq!(e.offset, 10);
+        assert!(parse_condition("proc.name in (a, b").is_err());
+        assert!(parse_condition("").is_err());
+        assert!(parse_condition("proc.name = \"abc").is_err());
+        let deep = "(".repeat(10_000);
+        assert!(parse_condition(&deep).is_err());
+    }
+}

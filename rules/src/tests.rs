@@ -1,0 +1,369 @@
+//! Unit tests of the collector, compiler and evaluator working together.
+
+use super::*;
+use falco_learn_event::{Ancestor, Args, Container, EventTypeField, Fd, FdType, L4Proto, Process};
+
+fn load(files: &[&str]) -> (Ruleset, LoadReport) {
+    let srcs: Vec<(String, String)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("f{i}.yaml"), t.to_string()))
+        .collect();
+    Ruleset::load_sources(&srcs)
+}
+
+fn exec(comm: &str, args: &[&str]) -> Event {
+    Event {
+        ts: 1_000,
+        typ: EventTypeField(EventType::Execve),
+        process: Process {
+            pid: 100,
+            comm: comm.into(),
+            exe: comm.into(),
+            exepath: format!("/usr/bin/{comm}"),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+        ancestors: vec![Ancestor {
+            pid: 99,
+            comm: "bash".into(),
+            ..Default::default()
+        }],
+        container: Container {
+            id: "c0ffee".into(),
+            ..Default::default()
+        },
+        args: Args::Exec {
+            filename: String::new(),
+        },
+        ..Default::default()
+    }
+}
+
+fn names(rs: &Ruleset, ev: &Event) -> Vec<String> {
+    rs.matching(ev).iter().map(|r| r.name.clone()).collect()
+}
+
+const BASE: &str = r#"
+- list: shells
+  items: [bash, sh]
+- macro: spawned
+  condition: evt.type in (execve, execveat)
+- macro: shell
+  condition: proc.name in (shells)
+- rule: Shell
+  desc: a shell
+  condition: spawned and shell
+  output: shell %proc.name parent=%proc.pname
+  priority: WARNING
+  tags: [t1]
+"#;
+
+#[test]
+fn basic_rule_fires_and_formats() {
+    let (rs, rep) = load(&[BASE]);
+    assert!(!rep.has_errors(), "{rep}");
+    let ev = exec("bash", &[]);
+    let m = rs.matching(&ev);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].format_output(&ev), "shell bash parent=bash");
+    let a = m[0].alert(&ev);
+    assert_eq!(a.priority, "Warning");
+    assert_eq!(a.source, "syscall");
+    assert_eq!(a.time, "1970-01-01T00:00:00.000001000Z");
+    assert_eq!(
+        a.output,
+        "00:00:00.000001000: Warning shell bash parent=bash"
+    );
+    assert!(names(&rs, &exec("ls", &[])).is_empty());
+    // indexed by event type
+    assert_eq!(rs.candidates(EventType::Execve), 1);
+    assert_eq!(rs.candidates(EventType::Openat), 0);
+}
+
+#[test]
+fn append_and_override_across_files() {
+    let f2 = r#"
+- list: shells
+  items: [zsh]
+  append: true
+- macro: shell
+  condition: or proc.name = fish
+  append: true
+- rule: Shell
+  condition: and not proc.args contains safe
+  append: true
+"#;
+    let (rs, rep) = load(&[BASE, f2]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(names(&rs, &exec("zsh", &[])), ["Shell"]);
+    assert_eq!(names(&rs, &exec("fish", &[])), ["Shell"]);
+    assert!(names(&rs, &exec("bash", &["safe"])).is_empty());
+
+    let f3 = r#"
+- list: shells
+  items: [dash]
+  override:
+    items: replace
+- rule: Shell
+  priority: ERROR
+  output: changed %proc.name
+  override:
+    priority: replace
+    output: replace
+"#;
+    let (rs, rep) = load(&[BASE, f3]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert!(names(&rs, &exec("bash", &[])).is_empty());
+    let ev = exec("dash", &[]);
+    let m = rs.matching(&ev);
+    assert_eq!(m[0].priority, Priority::Error);
+    assert_eq!(m[0].format_output(&ev), "changed dash");
+}
+
+#[test]
+fn enabled_only_entry_disables() {
+    let (rs, rep) = load(&[BASE, "- rule: Shell\n  enabled: false\n"]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert!(names(&rs, &exec("bash", &[])).is_empty());
+    assert_eq!(rs.enabled_count(), 0);
+}
+
+#[test]
+fn exceptions_expand_like_falco() {
+    let f = r#"
+- list: allowed_parents
+  items: [sshd]
+- rule: Shell
+  desc: x
+  condition: evt.type = execve and proc.name = bash
+  output: x
+  priority: INFO
+  exceptions:
+    - name: by_parent
+      fields: [proc.pname, proc.args]
+      comps: [in, startswith]
+      values:
+        - [allowed_parents, "-c safe"]
+    - name: by_name
+      fields: proc.exepath
+      values: [/usr/bin/bash]
+"#;
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    let mut ev = exec("bash", &["-c", "safe", "x"]);
+    ev.process.exepath = "/bin/bash".into();
+    assert_eq!(names(&rs, &ev), ["Shell"]); // parent is bash, not sshd
+    ev.ancestors[0].comm = "sshd".into();
+    assert!(names(&rs, &ev).is_empty());
+    let mut ev2 = exec("bash", &[]);
+    ev2.process.exepath = "/usr/bin/bash".into();
+    assert!(names(&rs, &ev2).is_empty());
+
+    // appended exception values
+    let f2 = r#"
+- rule: Shell
+  exceptions:
+    - name: by_name
+      values: [/bin/bash]
+  append: true
+"#;
+    let (rs, rep) = load(&[f, f2]);
+    assert!(!rep.has_errors(), "{rep}");
+    ev.ancestors[0].comm = "init".into();
+    assert!(names(&rs, &ev).is_empty());
+}
+
+#[test]
+fn errors_are_reported_with_positions() {
+    let bad = "- rule: R\n  desc: d\n  condition: evt.type = execve and proc.nmae = x\n  output: o\n  priority: INFO\n- rule: S\n  desc: d\n  condition: evt.type = execve and proc.tty contains 3\n  output: o %fd.nope\n  priority: INFO\n- macro: m\n  condition: undefined_macro and\n";
+    let (rs, rep) = load(&[bad]);
+    assert_eq!(rs.rules().len(), 0);
+    let text = rep.to_string();
+    assert_eq!(rep.errors.len(), 3, "{text}");
+    let e0 = &rep.errors[0];
+    assert_eq!(e0.code, Code::ConditionSyntax, "{text}");
+    let unknown = rep
+        .errors
+        .iter()
+        .find(|e| e.code == Code::UnknownField)
+        .expect("unknown field");
+    assert_eq!((unknown.pos.line, unknown.pos.col), (3, 36), "{text}");
+    assert!(unknown
+        .snippet
+        .as_deref()
+        .unwrap_or("")
+        .contains("proc.nmae"));
+    let badop = rep
+        .errors
+        .iter()
+        .find(|e| e.code == Code::BadOperator)
+        .expect("bad op");
+    assert_eq!(badop.pos.line, 8, "{text}");
+    assert!(text.contains("[E1]"), "{text}");
+}
+
+#[test]
+fn bad_yaml_is_an_error_not_a_panic() {
+    let (_, rep) = load(&["- rule: x\n  condition: [oops\n"]);
+    assert_eq!(rep.errors.len(), 1);
+    assert_eq!(rep.errors[0].code, Code::YamlParse);
+    assert!(rep.errors[0].pos.line >= 2);
+    let (_, rep) = load(&["just a string"]);
+    assert_eq!(rep.errors[0].code, Code::Schema);
+}
+
+#[test]
+fn warnings_unused_duplicates_no_evttype() {
+    let f = r#"
+- list: l1
+  items: [a, b, a]
+- list: unused_list
+  items: [x]
+- macro: unused_macro
+  condition: proc.name = x
+- rule: Everything
+  desc: d
+  condition: proc.name in (l1)
+  output: o
+  priority: INFO
+"#;
+    let (_, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(rep.warnings_of(Code::UnusedList).count(), 1);
+    assert_eq!(rep.warnings_of(Code::UnusedMacro).count(), 1);
+    assert_eq!(rep.warnings_of(Code::Duplicate).count(), 1);
+    assert_eq!(rep.warnings_of(Code::NoEvtType).count(), 1);
+}
+
+#[test]
+fn skip_if_unknown_filter_and_versions() {
+    let f = r#"
+- required_engine_version: 0.10.0
+- required_plugin_versions:
+    - name: container
+      version: 0.1.0
+- rule: R
+  desc: d
+  condition: evt.type = execve and foo.bar = 1
+  output: o
+  priority: INFO
+  skip-if-unknown-filter: true
+"#;
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(rs.rules().len(), 0);
+    assert_eq!(rep.warnings_of(Code::Skipped).count(), 1);
+    let (_, rep) = load(&["- required_engine_version: 99.0.0\n- required_plugin_versions:\n    - name: k8saudit\n      version: 0.1.0\n"]);
+    assert_eq!(rep.errors.len(), 2, "{rep}");
+}
+
+#[test]
+fn operators_and_types() {
+    let f = r#"
+- rule: Net
+  desc: d
+  condition: >
+    evt.type = connect and fd.snet in ("10.0.0.0/8", "192.168.0.0/16") and not fd.net = "127.0.0.0/8"
+    and fd.sport in (80, 443) and fd.l4proto = tcp and fd.sip != 10.1.1.1 and evt.rawres >= 0
+  output: o %fd.name
+  priority: INFO
+- rule: Str
+  desc: d
+  condition: >
+    evt.type = execve and proc.cmdline regex "bash -c [a-z]+" and proc.exepath pmatch (/usr/bin)
+    and tolower(proc.args) icontains "ABC" and proc.name glob "ba?h" and proc.pname = val(proc.name)
+    and len(proc.name) = 4 and not proc.name startswith x and proc.name endswith sh
+  output: o
+  priority: INFO
+"#;
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    let mut ev = Event {
+        typ: EventTypeField(EventType::Connect),
+        res: -115,
+        fd: Some(Fd {
+            num: 3,
+            typ: FdType::Ipv4,
+            l4proto: L4Proto::Tcp,
+            cip: Some("10.0.0.2".parse().unwrap()),
+            cport: Some(5555),
+            sip: Some("10.2.3.4".parse().unwrap()),
+            sport: Some(443),
+            is_client: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(names(&rs, &ev).is_empty()); // rawres < 0
+    ev.res = 0;
+    assert_eq!(names(&rs, &ev), ["Net"]);
+    if let Some(fd) = ev.fd.as_mut() {
+        fd.sip = Some("10.1.1.1".parse().unwrap());
+    }
+    assert!(names(&rs, &ev).is_empty());
+
+    let ev = exec("bash", &["-c", "xabcx"]);
+    assert_eq!(names(&rs, &ev), ["Str"]);
+    let ev = exec("bash", &["-c", "XYZ"]);
+    assert!(names(&rs, &ev).is_empty());
+}
+
+#[test]
+fn type_errors_are_rejected() {
+    for cond in [
+        "evt.type = execve and proc.tty = abc",
+        "evt.type = execve and fd.snet = notanet",
+        "evt.type = execve and proc.is_exe_upper_layer = maybe",
+        "evt.type = execve and proc.pid contains 1",
+        "evt.type = execve and proc.name regex \"(\"",
+        "evt.type = execve and proc.name = (a, b)",
+    ] {
+        let f =
+            format!("- rule: R\n  desc: d\n  condition: {cond}\n  output: o\n  priority: INFO\n");
+        let (_, rep) = load(&[&f]);
+        assert_eq!(rep.errors.len(), 1, "{cond}: {rep}");
+    }
+}
+
+#[test]
+fn missing_values_never_match() {
+    let f = r#"
+- rule: R
+  desc: d
+  condition: evt.type = execve and proc.aname[3] != foo
+  output: o
+  priority: INFO
+- rule: S
+  desc: d
+  condition: evt.type = execve and not proc.aname[3] in (foo)
+  output: o
+  priority: INFO
+"#;
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(names(&rs, &exec("bash", &[])), ["S"]);
+}
+
+#[test]
+fn evttype_index_handles_negation() {
+    let f = r#"
+- rule: NotOpen
+  desc: d
+  condition: not evt.type in (open, openat) and proc.name = bash
+  output: o
+  priority: INFO
+- rule: Never
+  desc: d
+  condition: evt.type = setns
+  output: o
+  priority: INFO
+"#;
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    let r = &rs.rules()[0];
+    assert!(!r.event_types().contains(&EventType::Openat));
+    assert!(r.event_types().contains(&EventType::Execve));
+    assert_eq!(rs.rules()[1].evttypes, 0);
+    assert!(rep.warnings_of(Code::UncapturedEvtType).count() >= 1);
+}

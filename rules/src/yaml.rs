@@ -1,0 +1,392 @@
+//! Reader: YAML text → a small tree whose every node knows its line and
+//! column, so later passes can point at the exact item they complain about.
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A YAML node with its position (1-based line and column, byte offset).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub line: usize,
+    pub col: usize,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    /// A scalar and whether it was quoted or a block scalar (i.e. a string for sure).
+    Scalar(String, bool),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+    Null,
+}
+
+impl Node {
+    /// Text of a scalar (numbers and booleans included, as written).
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar(s, _) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.kind {
+            NodeKind::Seq(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match &self.kind {
+            NodeKind::Scalar(s, false) => match s.as_str() {
+                "true" | "True" | "TRUE" | "yes" | "on" => Some(true),
+                "false" | "False" | "FALSE" | "no" | "off" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Value of `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            NodeKind::Map(m) => m
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Keys of a mapping, in order.
+    pub fn keys(&self) -> Vec<&Node> {
+        match &self.kind {
+            NodeKind::Map(m) => m.iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.kind, NodeKind::Null)
+    }
+}
+
+/// A YAML syntax error with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub message: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+enum Frame {
+    Seq(Vec<Node>, Marker, usize),
+    Map(Vec<(Node, Node)>, Option<Node>, Marker, usize),
+}
+
+struct Builder {
+    stack: Vec<Frame>,
+    docs: Vec<Node>,
+    anchors: std::collections::HashMap<usize, Node>,
+    error: Option<YamlError>,
+}
+
+fn node(kind: NodeKind, m: Marker) -> Node {
+    Node {
+        kind,
+        line: m.line(),
+        col: m.col() + 1,
+        offset: m.index(),
+    }
+}
+
+impl Builder {
+    fn insert(&mut self, n: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, n.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.docs.push(n),
+            Some(Frame::Seq(v, _, _)) => v.push(n),
+            Some(Frame::Map(m, key, _, _)) => match key.take() {
+                None => *key = Some(n),
+                Some(k) => m.push((k, n)),
+            },
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::Scalar(text, style, anchor, _tag) => {
+                let quoted = !matches!(style, TScalarStyle::Plain);
+                let kind =
+                    if !quoted && matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL") {
+                        NodeKind::Null
+                    } else {
+                        NodeKind::Scalar(text, quoted)
+                    };
+                self.insert(node(kind, mark), anchor);
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Frame::Seq(Vec::new(), mark, anchor))
+            }
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map(Vec::new(), None, mark, anchor))
+            }
+            Event::SequenceEnd => {
+                if let Some(Frame::Seq(v, m, anchor)) = self.stack.pop() {
+                    self.insert(node(NodeKind::Seq(v), m), anchor);
+                }
+            }
+            Event::MappingEnd => {
+                if let Some(Frame::Map(v, _, m, anchor)) = self.stack.pop() {
+                    // The parser marks a block mapping at its first ':'; point at the first key.
+                    let mut n = node(NodeKind::Map(Vec::new()), m);
+                    if let Some((k, _)) = v.first() {
+                        (n.line, n.col, n.offset) = (k.line, k.col, k.offset);
+                    }
+                    n.kind = NodeKind::Map(v);
+                    self.insert(n, anchor);
+                }
+            }
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(n) => self.insert(n, 0),
+                None => {
+                    if self.error.is_none() {
+                        self.error = Some(YamlError {
+                            message: "unknown alias".into(),
+                            line: mark.line(),
+                            col: mark.col() + 1,
+                        });
+                    }
+                    self.insert(node(NodeKind::Null, mark), 0);
+                }
+            },
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
+        }
+    }
+}
+
+/// Parse a YAML text into its documents.
+///
+/// The precise parser (exact positions) is strict about flow-collection
+/// indentation that libyaml — which Falco's loader and most YAML tools use —
+/// accepts (upstream files close `items: [` lists at the key's column). When it
+/// rejects a text libyaml accepts, the libyaml tree is used with positions
+/// located by searching the text; when both reject it, libyaml's error is
+/// reported.
+pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    match parse_precise(text) {
+        Ok(docs) => Ok(docs),
+        Err(precise) => match parse_lenient(text) {
+            Ok(docs) => Ok(docs),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(precise),
+        },
+    }
+}
+
+fn parse_lenient(text: &str) -> Result<Vec<Node>, Option<YamlError>> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    for de in serde_yaml::Deserializer::from_str(text) {
+        match serde_yaml::Value::deserialize(de) {
+            Ok(v) => docs.push(v),
+            Err(e) => {
+                return Err(e.location().map(|l| YamlError {
+                    message: e.to_string(),
+                    line: l.line(),
+                    col: l.column(),
+                }))
+            }
+        }
+    }
+    let mut loc = Locator::new(text);
+    Ok(docs.iter().map(|d| loc.top(d)).collect())
+}
+
+/// Assigns positions to a libyaml tree by searching the text in order.
+struct Locator<'t> {
+    text: &'t str,
+    /// Offsets of top-level sequence items (`- ` at column 1).
+    items: Vec<usize>,
+    next_item: usize,
+}
+
+impl<'t> Locator<'t> {
+    fn new(text: &'t str) -> Self {
+        let mut items = Vec::new();
+        let mut off = 0;
+        for line in text.split_inclusive('\n') {
+            if line.starts_with("- ") || line.trim_end() == "-" {
+                items.push(off + 2.min(line.len()));
+            }
+            off += line.len();
+        }
+        Locator {
+            text,
+            items,
+            next_item: 0,
+        }
+    }
+
+    fn at(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, col)
+    }
+
+    fn mk(&self, kind: NodeKind, offset: usize) -> Node {
+        let (line, col) = self.at(offset);
+        Node {
+            kind,
+            line,
+            col,
+            offset,
+        }
+    }
+
+    fn top(&mut self, v: &serde_yaml::Value) -> Node {
+        match v {
+            serde_yaml::Value::Sequence(items) => {
+                let nodes = items
+                    .iter()
+                    .map(|it| {
+                        let start = self.items.get(self.next_item).copied().unwrap_or(0);
+                        self.next_item += 1;
+                        let mut cursor = start;
+                        self.node(it, &mut cursor, start)
+                    })
+                    .collect();
+                self.mk(NodeKind::Seq(nodes), 0)
+            }
+            other => {
+                let mut c = 0;
+                self.node(other, &mut c, 0)
+            }
+        }
+    }
+
+    fn find(&self, needle: &str, cursor: &mut usize) -> usize {
+        let first_line = needle.lines().next().unwrap_or("").trim();
+        if first_line.is_empty() {
+            return *cursor;
+        }
+        match self.text.get(*cursor..).and_then(|t| t.find(first_line)) {
+            Some(rel) => {
+                let at = *cursor + rel;
+                *cursor = at + first_line.len();
+                at
+            }
+            None => *cursor,
+        }
+    }
+
+    fn node(&self, v: &serde_yaml::Value, cursor: &mut usize, start: usize) -> Node {
+        use serde_yaml::Value as V;
+        let scalar = |s: String, quoted: bool, this: &Self, cursor: &mut usize| {
+            let at = this.find(&s, cursor);
+            this.mk(NodeKind::Scalar(s, quoted), at)
+        };
+        match v {
+            V::Null => self.mk(NodeKind::Null, *cursor),
+            V::Bool(b) => scalar(b.to_string(), false, self, cursor),
+            V::Number(n) => scalar(n.to_string(), false, self, cursor),
+            V::String(s) => scalar(s.clone(), true, self, cursor),
+            V::Sequence(items) => {
+                let at = *cursor;
+                let nodes = items.iter().map(|i| self.node(i, cursor, start)).collect();
+                self.mk(NodeKind::Seq(nodes), at)
+            }
+            V::Mapping(m) => {
+                let at = start.max(*cursor);
+                let mut pairs = Vec::new();
+                for (k, val) in m {
+                    let key = self.node(k, cursor, start);
+                    let value = self.node(val, cursor, start);
+                    pairs.push((key, value));
+                }
+                let (line, col) = pairs.first().map_or(self.at(at), |(k, _)| (k.line, k.col));
+                let offset = pairs.first().map_or(at, |(k, _)| k.offset);
+                Node {
+                    kind: NodeKind::Map(pairs),
+                    line,
+                    col,
+                    offset,
+                }
+            }
+            V::Tagged(t) => self.node(&t.value, cursor, start),
+        }
+    }
+}
+
+fn parse_precise(text: &str) -> Result<Vec<Node>, YamlError> {
+    let mut b = Builder {
+        stack: Vec::new(),
+        docs: Vec::new(),
+        anchors: Default::default(),
+        error: None,
+    };
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut b, true).map_err(|e| YamlError {
+        message: e.info().to_string(),
+        line: e.marker().line(),
+        col: e.marker().col() + 1,
+    })?;
+    if let Some(e) = b.error {
+        return Err(e);
+    }
+    Ok(b.docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based() {
+        let docs = parse("- rule: a\n  condition: >\n    x and y\n- list: l\n  items: [a, 'b']\n")
+            .unwrap();
+        let seq = docs[0].as_seq().unwrap();
+        assert_eq!((seq[0].line, seq[0].col), (1, 3));
+        let cond = seq[0].get("condition").unwrap();
+        assert_eq!(cond.as_str(), Some("x and y\n"));
+        let items = seq[1].get("items").unwrap().as_seq().unwrap();
+        assert_eq!(items[1].kind, NodeKind::Scalar("b".into(), true));
+        assert_eq!((items[1].line, items[1].col), (5, 14));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let e = parse("- rule: a\n  condition: [unclosed\n- x").unwrap_err();
+        assert!(e.line >= 2, "{e:?}");
+    }
+
+    #[test]
+    fn libyaml_leniency_with_positions() {
+        // A flow list closed at the key's column: accepted as libyaml does.
+        let text = "- list: l\n  items: [\n    a, b\n  ]\n\n- rule: r\n  condition: x\n";
+        let docs = parse(text).unwrap();
+        let seq = docs[0].as_seq().unwrap();
+        assert_eq!(seq[0].get("items").unwrap().as_seq().unwrap().len(), 2);
+        assert_eq!(seq[1].line, 6);
+        let c = seq[1].get("condition").unwrap();
+        assert_eq!((c.line, c.col), (7, 14));
+    }
+
+    #[test]
+    fn aliases_resolve() {
+        let docs = parse("a: &x [1, 2]\nb: *x\n").unwrap();
+        assert_eq!(docs[0].get("b").unwrap().as_seq().unwrap().len(), 2);
+    }
+}

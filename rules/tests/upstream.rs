@@ -1,0 +1,52 @@
+//! The three upstream rules files load together, unmodified, with no error.
+//! They are read from `../shared/falco-rules` next to the repository (never copied in).
+
+use falco_learn_rules::{Code, Ruleset};
+use std::path::PathBuf;
+
+fn upstream_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/falco-rules")
+}
+
+const FILES: &[&str] = &[
+    "falco_rules.yaml",
+    "falco-incubating_rules.yaml",
+    "falco-sandbox_rules.yaml",
+];
+
+#[test]
+fn upstream_files_load_together_without_errors() {
+    let paths: Vec<PathBuf> = FILES.iter().map(|f| upstream_dir().join(f)).collect();
+    let (rs, report) = Ruleset::load_files(&paths);
+    for f in &report.files {
+        println!(
+            "{}: {} lists, {} macros, {} rules",
+            f.name, f.lists, f.macros, f.rules
+        );
+    }
+    println!(
+        "compiled {} rules ({} enabled), {} errors, {} warnings",
+        rs.rules().len(),
+        rs.enabled_count(),
+        report.errors.len(),
+        report.warnings.len()
+    );
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(report.files.len(), 3);
+    assert_eq!(report.files[0].rules, 25);
+    assert_eq!(report.files[1].rules, 31);
+    assert_eq!(report.files[2].rules, 37);
+    assert_eq!(rs.rules().len(), 25 + 31 + 37);
+    // Every stable rule is indexed under at least one captured event type.
+    for r in rs.rules().iter().take(25) {
+        assert!(r.evttypes != 0, "{} has no captured event type", r.name);
+    }
+    assert_eq!(report.warnings_of(Code::NoEvtType).count(), 0, "{report}");
+}
+
+#[test]
+fn stable_file_alone_loads_without_errors() {
+    let (rs, report) = Ruleset::load_files(&[upstream_dir().join(FILES[0])]);
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(rs.rules().len(), 25);
+}

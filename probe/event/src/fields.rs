@@ -816,6 +816,9 @@ fn render_exe_flags(ev: &Event) -> String {
     if !f.upper_layer && !f.memfd && !f.tmpfs {
         parts.push("EXE_LOWER_LAYER");
     }
+    if parts.is_empty() {
+        return "0".to_string();
+    }
     parts.join("|")
 }
 

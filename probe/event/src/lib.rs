@@ -48,7 +48,9 @@ pub enum EventType {
     Link,
     Linkat,
     Ptrace,
+    #[serde(rename = "init_module", alias = "initmodule")]
     InitModule,
+    #[serde(rename = "finit_module", alias = "finitmodule")]
     FinitModule,
 }
 
@@ -517,6 +519,9 @@ mod tests {
     fn event_type_names_round_trip() {
         for t in EventType::ALL {
             assert_eq!(EventType::from_name(t.as_str()), Some(*t));
+            // The JSON name is Falco's evt.type.
+            let json = serde_json::to_string(t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
         }
         assert_eq!(EventType::from_name("nope"), None);
         assert_eq!(EventType::ALL.len(), EventType::FinitModule.index() + 1);

@@ -496,7 +496,10 @@ fn fd_name(fd: &Fd) -> Option<Value<'_>> {
 }
 
 /// Local and remote (ip, port) of a socket fd.
-fn local_remote(fd: &Fd) -> ((Option<IpAddr>, Option<u16>), (Option<IpAddr>, Option<u16>)) {
+/// An endpoint: address and port, each possibly unknown.
+type Endpoint = (Option<IpAddr>, Option<u16>);
+
+fn local_remote(fd: &Fd) -> (Endpoint, Endpoint) {
     let c = (fd.cip, fd.cport);
     let srv = (fd.sip, fd.sport);
     if fd.is_client {
@@ -1191,7 +1194,7 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
     let fd = ev.fd.as_ref();
     let c = &ev.container;
     match f.id {
-        F::EvtNum => (ev.num != 0).then(|| Value::Num(ev.num as i64)),
+        F::EvtNum => (ev.num != 0).then_some(Value::Num(ev.num as i64)),
         F::EvtTime => Some(Value::Str(Cow::Owned(clock_time(ev.ts)))),
         F::EvtRawTime => num(ev.ts),
         F::EvtType => Some(Value::Str(Cow::Borrowed(ev.event_type().as_str()))),
@@ -1248,7 +1251,7 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
         F::ProcEnv => match &f.arg {
             FieldArg::Key(k) => p.env.iter().find_map(|kv| {
                 let (name, val) = kv.split_once('=')?;
-                (name == k).then(|| Value::Str(Cow::Borrowed(val)))
+                (name == k).then_some(Value::Str(Cow::Borrowed(val)))
             }),
             _ => owned(p.env.join(" ")),
         },
@@ -1264,7 +1267,7 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
             }
         }
         F::ProcIsVpgidLeader => (p.vpgid != 0).then_some(Value::Bool(p.vpid == p.vpgid)),
-        F::ProcVpgid => (p.vpgid != 0).then(|| Value::Num(p.vpgid as i64)),
+        F::ProcVpgid => (p.vpgid != 0).then_some(Value::Num(p.vpgid as i64)),
         F::ProcVpgidName => {
             if !p.vpgid_name.is_empty() {
                 s(&p.vpgid_name)
@@ -1286,9 +1289,9 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
         F::ProcIsExeUpperLayer => Some(Value::Bool(p.exe_flags.upper_layer)),
         F::ProcIsExeFromMemfd => Some(Value::Bool(p.exe_flags.memfd)),
         F::ProcIsExeWritable => Some(Value::Bool(p.exe_flags.writable)),
-        F::ProcExeIno => (p.exe_ino != 0).then(|| Value::Num(p.exe_ino as i64)),
-        F::ProcExeInoCtime => (p.exe_ino_ctime != 0).then(|| Value::Num(p.exe_ino_ctime as i64)),
-        F::ProcExeInoMtime => (p.exe_ino_mtime != 0).then(|| Value::Num(p.exe_ino_mtime as i64)),
+        F::ProcExeIno => (p.exe_ino != 0).then_some(Value::Num(p.exe_ino as i64)),
+        F::ProcExeInoCtime => (p.exe_ino_ctime != 0).then_some(Value::Num(p.exe_ino_ctime as i64)),
+        F::ProcExeInoMtime => (p.exe_ino_mtime != 0).then_some(Value::Num(p.exe_ino_mtime as i64)),
         F::ProcExeInoCtimeDurationProcStart => (p.exe_ino_ctime != 0
             && p.start_ts >= p.exe_ino_ctime)
             .then(|| Value::Num((p.start_ts - p.exe_ino_ctime) as i64)),
@@ -1415,7 +1418,7 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
         F::ContainerImageTag => s(&c.image_tag),
         F::ContainerImageDigest => s(&c.image_digest),
         F::ContainerPrivileged => c.privileged.map(Value::Bool),
-        F::ContainerStartTs => (c.start_ts != 0).then(|| Value::Num(c.start_ts as i64)),
+        F::ContainerStartTs => (c.start_ts != 0).then_some(Value::Num(c.start_ts as i64)),
         F::ContainerRuntime => s(&c.runtime),
         F::ContainerMounts => {
             if c.id.is_empty() {

@@ -387,7 +387,9 @@ pub struct Fd {
 /// Per-kind syscall arguments (`evt.arg.*`), named as Falco names them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Default)]
 pub enum Args {
+    #[default]
     None,
     Exec {
         /// Path as passed to execve (`evt.arg.filename`).
@@ -452,12 +454,6 @@ pub enum Args {
         uargs: String,
         flags: u32,
     },
-}
-
-impl Default for Args {
-    fn default() -> Self {
-        Args::None
-    }
 }
 
 /// One completed syscall (exit event) enriched with process, container and fd context.

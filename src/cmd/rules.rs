@@ -1,0 +1,101 @@
+//! `falco-learn rules …` and `falco-learn fields`.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use falco_learn_event::fields::FIELDS;
+use falco_learn_rules::Ruleset;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Load rules files (in order, later files modify earlier ones) and print
+    /// every problem found: numbered errors and warnings with file:line:col.
+    /// Exits non-zero when there is an error.
+    #[command(
+        after_help = "Example:\n  falco-learn rules check /etc/falco/falco_rules.yaml my_rules.yaml"
+    )]
+    Check {
+        /// Rules files, loaded together in this order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print errors only (warnings are still counted).
+        #[arg(long)]
+        no_warnings: bool,
+    },
+}
+
+/// `falco-learn fields`.
+#[derive(Args, Debug)]
+pub struct FieldsArgs {
+    /// Only fields whose name starts with this prefix (e.g. `proc.` or `fd.`).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Print the catalogue as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RulesCommand::Check { files, no_warnings } => check(&files, no_warnings),
+    }
+}
+
+fn check(files: &[PathBuf], no_warnings: bool) -> anyhow::Result<ExitCode> {
+    let (rs, report) = Ruleset::load_files(files);
+    let mut out = std::io::stdout().lock();
+    for f in &report.files {
+        writeln!(
+            out,
+            "{}: {} lists, {} macros, {} rules",
+            f.name, f.lists, f.macros, f.rules
+        )?;
+    }
+    for (i, d) in report.errors.iter().enumerate() {
+        writeln!(out, "[E{}] {d}", i + 1)?;
+    }
+    if !no_warnings {
+        for (i, d) in report.warnings.iter().enumerate() {
+            writeln!(out, "[W{}] {d}", i + 1)?;
+        }
+    }
+    writeln!(
+        out,
+        "{} rules compiled ({} enabled); {} errors, {} warnings",
+        rs.rules().len(),
+        rs.enabled_count(),
+        report.errors.len(),
+        report.warnings.len()
+    )?;
+    Ok(if report.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn fields(args: FieldsArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let prefix = args.prefix.as_deref().unwrap_or("");
+    for f in FIELDS.iter().filter(|f| f.name.starts_with(prefix)) {
+        if args.json {
+            let v = serde_json::json!({
+                "name": f.name,
+                "type": f.typ.as_str(),
+                "arg": f.arg_description(),
+                "desc": f.desc,
+            });
+            writeln!(out, "{v}").context("writing to stdout")?;
+        } else {
+            let name = match f.arg_description() {
+                "" => f.name.to_string(),
+                a => format!("{} {a}", f.name),
+            };
+            writeln!(out, "{name:<48} {:<8} {}", f.typ.as_str(), f.desc)
+                .context("writing to stdout")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -602,6 +602,15 @@ impl<'c> Compiler<'c> {
                     ));
                 };
                 self.used_macros.insert(i);
+                if stack.len() > 64 {
+                    return Err(Self::cerr(
+                        src,
+                        Code::UnknownMacro,
+                        span.start,
+                        name,
+                        format!("macro '{name}' nested more than 64 macros deep"),
+                    ));
+                }
                 if stack.contains(&i) {
                     return Err(Self::cerr(
                         src,

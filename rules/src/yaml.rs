@@ -86,7 +86,12 @@ enum Frame {
     Map(Vec<(Node, Node)>, Option<Node>, Marker, usize),
 }
 
+/// Deeper YAML nesting is rejected (rules files nest 4 levels or so).
+const MAX_DEPTH: usize = 256;
+
 struct Builder {
+    /// Levels entered beyond [`MAX_DEPTH`], ignored until they close.
+    skipped: usize,
     stack: Vec<Frame>,
     docs: Vec<Node>,
     anchors: std::collections::HashMap<usize, Node>,
@@ -120,6 +125,27 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        let opens = matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..));
+        let closes = matches!(ev, Event::SequenceEnd | Event::MappingEnd);
+        if self.skipped > 0 {
+            if opens {
+                self.skipped += 1;
+            } else if closes {
+                self.skipped -= 1;
+            }
+            return;
+        }
+        if opens && self.stack.len() >= MAX_DEPTH {
+            self.skipped = 1;
+            if self.error.is_none() {
+                self.error = Some(YamlError {
+                    message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                    line: mark.line(),
+                    col: mark.col() + 1,
+                });
+            }
+            return;
+        }
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = !matches!(style, TScalarStyle::Plain);
@@ -184,33 +210,37 @@ impl MarkedEventReceiver for Builder {
 /// located by searching the text; when both reject it, libyaml's error is
 /// reported.
 pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    // libyaml first: it bounds nesting (the precise parser recurses without
+    // limit on inputs like `- - - - …`), and its verdict is the one Falco's
+    // users know.
+    let values = lenient_values(text)?;
     match parse_precise(text) {
         Ok(docs) => Ok(docs),
-        Err(precise) => match parse_lenient(text) {
-            Ok(docs) => Ok(docs),
-            Err(Some(e)) => Err(e),
-            Err(None) => Err(precise),
-        },
+        Err(_) => {
+            let mut loc = Locator::new(text);
+            Ok(values.iter().map(|d| loc.top(d)).collect())
+        }
     }
 }
 
-fn parse_lenient(text: &str) -> Result<Vec<Node>, Option<YamlError>> {
+fn lenient_values(text: &str) -> Result<Vec<serde_yaml::Value>, YamlError> {
     use serde::Deserialize;
     let mut docs = Vec::new();
     for de in serde_yaml::Deserializer::from_str(text) {
         match serde_yaml::Value::deserialize(de) {
             Ok(v) => docs.push(v),
             Err(e) => {
-                return Err(e.location().map(|l| YamlError {
-                    message: e.to_string(),
-                    line: l.line(),
-                    col: l.column(),
-                }))
+                let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                let mut message = e.to_string();
+                // serde_yaml appends " at line L column C"; the position is reported separately.
+                if let Some(i) = message.find(" at line ") {
+                    message.truncate(i);
+                }
+                return Err(YamlError { message, line, col });
             }
         }
     }
-    let mut loc = Locator::new(text);
-    Ok(docs.iter().map(|d| loc.top(d)).collect())
+    Ok(docs)
 }
 
 /// Assigns positions to a libyaml tree by searching the text in order.
@@ -332,6 +362,7 @@ impl<'t> Locator<'t> {
 
 fn parse_precise(text: &str) -> Result<Vec<Node>, YamlError> {
     let mut b = Builder {
+        skipped: 0,
         stack: Vec::new(),
         docs: Vec::new(),
         anchors: Default::default(),

@@ -281,6 +281,24 @@ fn main() {
         n as f64 / best.as_secs_f64() / 1e6,
         matches
     );
+    // Our default ruleset on the same events.
+    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("default/falco-learn_rules.yaml");
+    let (ours, report) = Ruleset::load_files(&[default]);
+    assert!(report.errors.is_empty(), "{report}");
+    let t = Instant::now();
+    let mut m = 0u64;
+    for ev in &events {
+        ours.for_each_match(ev, |_| m += 1);
+    }
+    let el = t.elapsed();
+    println!(
+        "evaluate {} events with the {} default (falco-learn) rules: {:.3} s = {:.2} M events/s ({} matches)",
+        n,
+        ours.enabled_count(),
+        el.as_secs_f64(),
+        n as f64 / el.as_secs_f64() / 1e6,
+        m
+    );
     // Also: the same events with all three files loaded.
     let (all, _) = Ruleset::load_files(&files);
     let t = Instant::now();

@@ -1038,6 +1038,16 @@ impl Collected {
                 "rule without 'desc'".into(),
             );
         }
+        if let Some(e) = exceptions.iter().flatten().find(|e| e.fields.is_empty()) {
+            let n = item.get("exceptions").unwrap_or(item);
+            cx.err(
+                Code::Schema,
+                n,
+                what,
+                format!("exception '{}' has no 'fields'", e.name),
+            );
+            return false;
+        }
         if seen.insert((2, name.clone()), ()).is_some() {
             cx.warn(
                 Code::Duplicate,

@@ -934,11 +934,7 @@ impl<'c> Compiler<'c> {
         for n in names {
             match EventType::from_name(n) {
                 Some(t) => m |= 1u64 << t.index(),
-                None => {
-                    if !self.uncaptured.contains(n) {
-                        self.uncaptured.push(n.clone());
-                    }
-                }
+                None => self.uncaptured.push(n.clone()),
             }
         }
         m

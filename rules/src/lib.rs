@@ -341,7 +341,10 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> Ruleset {
                 }
             },
         };
-        for name in &c.uncaptured[before..] {
+        let mut uncaptured: Vec<String> = c.uncaptured.drain(before..).collect();
+        uncaptured.sort();
+        uncaptured.dedup();
+        for name in &uncaptured {
             report.push(Diagnostic {
                 severity: Severity::Warning,
                 code: Code::UncapturedEvtType,

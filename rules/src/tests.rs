@@ -367,3 +367,40 @@ fn evttype_index_handles_negation() {
     assert_eq!(rs.rules()[1].evttypes, 0);
     assert!(rep.warnings_of(Code::UncapturedEvtType).count() >= 1);
 }
+
+#[test]
+fn enter_direction_never_matches_and_exit_always_does() {
+    let f = r#"
+- rule: Enter
+  desc: d
+  condition: evt.type = execve and evt.dir = >
+  output: o
+  priority: INFO
+- rule: Exit
+  desc: d
+  condition: evt.type = execve and evt.dir = <
+  output: o
+  priority: INFO
+"#;
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(names(&rs, &exec("bash", &[])), ["Exit"]);
+}
+
+#[test]
+fn exception_without_fields_is_an_error() {
+    let f = "- rule: R\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n  exceptions:\n    - name: e\n      values: [x]\n";
+    let (_, rep) = load(&[f]);
+    assert_eq!(rep.errors.len(), 1, "{rep}");
+    assert!(rep.errors[0].message.contains("no 'fields'"));
+}
+
+#[test]
+fn later_files_and_later_definitions_resolve() {
+    // A macro used before it is defined, and a list redefined by a later file.
+    let f1 = "- rule: R\n  desc: d\n  condition: evt.type = execve and later_macro\n  output: o\n  priority: INFO\n- macro: later_macro\n  condition: proc.name in (names)\n- list: names\n  items: [a]\n";
+    let f2 = "- list: names\n  items: [bash]\n";
+    let (rs, rep) = load(&[f1, f2]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(names(&rs, &exec("bash", &[])), ["R"]);
+}

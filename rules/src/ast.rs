@@ -32,7 +32,7 @@ pub struct Check {
 }
 
 /// Field transformers (`tolower(proc.name)`…).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transformer {
     ToLower,
     ToUpper,

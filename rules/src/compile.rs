@@ -42,6 +42,63 @@ pub struct Lhs {
     pub field: FieldRef,
     /// Applied in order (innermost first).
     pub transforms: Vec<Transformer>,
+    /// Ruleset-wide id of (field, transforms): the key of the per-event cache.
+    pub slot: u32,
+    /// Whether extraction builds a value (worth caching) rather than borrowing one.
+    pub costly: bool,
+}
+
+/// Fields whose extraction allocates (joined, rendered or collected values).
+fn costly(f: &FieldRef, transforms: &[Transformer]) -> bool {
+    use FieldId as F;
+    !transforms.is_empty()
+        || matches!(
+            f.id,
+            F::ProcCmdline
+                | F::ProcPcmdline
+                | F::ProcArgs
+                | F::ProcEnv
+                | F::EvtArgs
+                | F::EvtArg
+                | F::EvtTime
+                | F::ThreadCapEffective
+                | F::ThreadCapPermitted
+                | F::ContainerImage
+                | F::ContainerMounts
+                | F::ContainerInfo
+                | F::FdName
+                | F::FdNameRaw
+                | F::FdIp
+                | F::FdNet
+                | F::FdPort
+        )
+        || (matches!(
+            f.id,
+            F::ProcAname | F::ProcAexe | F::ProcAexePath | F::ProcApid
+        ) && f.arg == fields::FieldArg::None)
+}
+
+/// Values extracted while evaluating one event, so each field is extracted
+/// once per event however many rules test it.
+#[derive(Debug, Default)]
+pub struct EvalCache<'a> {
+    entries: Vec<(u32, Option<Value<'a>>)>,
+}
+
+impl<'a> EvalCache<'a> {
+    pub fn new() -> Self {
+        EvalCache {
+            entries: Vec::with_capacity(16),
+        }
+    }
+
+    fn index(&mut self, ev: &'a Event, lhs: &Lhs) -> usize {
+        if let Some(i) = self.entries.iter().position(|(s, _)| *s == lhs.slot) {
+            return i;
+        }
+        self.entries.push((lhs.slot, lhs.extract(ev)));
+        self.entries.len() - 1
+    }
 }
 
 /// A literal with the forms it may be compared in.
@@ -271,18 +328,32 @@ fn pmatch(prefixes: &[String], v: &str) -> bool {
 }
 
 impl Test {
-    fn eval(&self, ev: &Event) -> bool {
-        let Some(v) = self.lhs.extract(ev) else {
-            return false;
-        };
-        self.check(&v, ev)
+    fn eval<'a>(&self, ev: &'a Event, cache: &mut EvalCache<'a>) -> bool {
+        if let Cond::Field(op, other) = &self.cond {
+            // `val(field)` comparisons are rare: no caching.
+            return match (self.lhs.extract(ev), other.extract(ev)) {
+                (Some(a), Some(b)) => field_cmp(*op, &a, &b),
+                _ => false,
+            };
+        }
+        if !self.lhs.costly {
+            return match self.lhs.extract(ev) {
+                Some(v) => self.check(&v),
+                None => false,
+            };
+        }
+        let i = cache.index(ev, &self.lhs);
+        match &cache.entries[i].1 {
+            Some(v) => self.check(v),
+            None => false,
+        }
     }
 
-    fn check(&self, v: &Value<'_>, ev: &Event) -> bool {
+    fn check(&self, v: &Value<'_>) -> bool {
         if let Value::Any(vs) = v {
             return match &self.cond {
                 Cond::Ne(l) => !vs.iter().any(|x| lit_eq(l, x)),
-                _ => vs.iter().any(|x| self.check(x, ev)),
+                _ => vs.iter().any(|x| self.check(x)),
             };
         }
         match &self.cond {
@@ -320,12 +391,8 @@ impl Test {
             Cond::Glob(p) => glob(p, &v.render()),
             Cond::IGlob(p) => glob(p, &v.render().to_lowercase()),
             Cond::Regex(r) => r.is_match(&v.render()),
-            Cond::Field(op, other) => {
-                let Some(o) = other.extract(ev) else {
-                    return false;
-                };
-                field_cmp(*op, v, &o)
-            }
+            // Evaluated in `eval`, which has both values.
+            Cond::Field(..) => false,
         }
     }
 }
@@ -353,14 +420,14 @@ fn field_cmp(op: Op, a: &Value<'_>, b: &Value<'_>) -> bool {
 }
 
 impl Node {
-    pub fn eval(&self, ev: &Event) -> bool {
+    pub fn eval<'a>(&self, ev: &'a Event, cache: &mut EvalCache<'a>) -> bool {
         match self {
-            Node::And(v) => v.iter().all(|n| n.eval(ev)),
-            Node::Or(v) => v.iter().any(|n| n.eval(ev)),
-            Node::Not(n) => !n.eval(ev),
+            Node::And(v) => v.iter().all(|n| n.eval(ev, cache)),
+            Node::Or(v) => v.iter().any(|n| n.eval(ev, cache)),
+            Node::Not(n) => !n.eval(ev, cache),
             Node::Const(b) => *b,
             Node::Types(m) => m & (1u64 << ev.event_type().index()) != 0,
-            Node::Test(t) => t.eval(ev),
+            Node::Test(t) => t.eval(ev, cache),
         }
     }
 
@@ -402,6 +469,7 @@ pub(crate) struct Compiler<'c> {
     /// Event type names used that falco-learn never captures.
     pub uncaptured: Vec<String>,
     emitted: AHashSet<(String, usize, usize, String)>,
+    slots: AHashMap<(FieldRef, Vec<Transformer>), u32>,
 }
 
 fn is_list_op(op: Op) -> bool {
@@ -473,6 +541,7 @@ impl<'c> Compiler<'c> {
             used_macros: AHashSet::new(),
             uncaptured: Vec::new(),
             emitted: AHashSet::new(),
+            slots: AHashMap::new(),
         }
     }
 
@@ -640,6 +709,8 @@ impl<'c> Compiler<'c> {
                 Ok(Lhs {
                     field,
                     transforms: Vec::new(),
+                    slot: 0,
+                    costly: false,
                 })
             }
             Operand::Transform { tr, inner, span } => {
@@ -700,8 +771,16 @@ impl<'c> Compiler<'c> {
         }
     }
 
+    fn slot_of(&mut self, lhs: &mut Lhs) {
+        let key = (lhs.field.clone(), lhs.transforms.clone());
+        let next = self.slots.len() as u32;
+        lhs.slot = *self.slots.entry(key).or_insert(next);
+        lhs.costly = costly(&lhs.field, &lhs.transforms);
+    }
+
     fn check(&mut self, c: &Check, src: &CondSrc) -> Result<Node, CErr> {
-        let lhs = self.operand(&c.lhs, src)?;
+        let mut lhs = self.operand(&c.lhs, src)?;
+        self.slot_of(&mut lhs);
         let typ = lhs.typ();
         let op = c.op;
         let bad_op = |this: &Self| -> CErr {
@@ -793,7 +872,8 @@ impl<'c> Compiler<'c> {
                 format!("operator '{}' needs a value", op.as_str()),
             )),
             Rhs::Field(o) => {
-                let other = self.operand(o, src)?;
+                let mut other = self.operand(o, src)?;
+                self.slot_of(&mut other);
                 if is_list_op(op) || matches!(op, Op::Glob | Op::IGlob | Op::Regex | Op::Pmatch) {
                     return Err(bad_op(self));
                 }

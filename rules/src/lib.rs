@@ -31,7 +31,7 @@ pub mod report;
 pub mod yaml;
 
 use collector::{Collected, Ctx};
-use compile::{Compiler, Node, TypeMask, ALL_TYPES};
+use compile::{Compiler, EvalCache, Node, TypeMask, ALL_TYPES};
 use falco_learn_event::{Event, EventType};
 pub use output::{Alert, OutputFormat};
 pub use report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity};
@@ -106,7 +106,8 @@ pub struct Rule {
 impl Rule {
     /// Whether the event satisfies the rule's condition (ignores `enabled`).
     pub fn matches(&self, ev: &Event) -> bool {
-        self.evttypes & (1u64 << ev.event_type().index()) != 0 && self.cond.eval(ev)
+        self.evttypes & (1u64 << ev.event_type().index()) != 0
+            && self.cond.eval(ev, &mut EvalCache::new())
     }
 
     /// The rule's formatted output for an event.
@@ -253,9 +254,10 @@ impl Ruleset {
         let Some(cands) = self.by_type.get(ev.event_type().index()) else {
             return;
         };
+        let mut cache = EvalCache::new();
         for &i in cands {
             let r = &self.rules[i as usize];
-            if r.cond.eval(ev) {
+            if r.cond.eval(ev, &mut cache) {
                 f(r);
             }
         }

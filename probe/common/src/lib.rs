@@ -1,0 +1,320 @@
+//! Kernel → user ABI of the falco-learn probe.
+//!
+//! These `#[repr(C)]` structs mirror `probe/ebpf/src/events.h` field for field
+//! (the kernel side is C, see the README's design section). Every record in the
+//! ring buffer starts with [`Hdr`]; `Hdr::kind` says which struct follows and
+//! `Hdr::size` how many bytes the record has in all (variable-length records carry
+//! their strings after the struct, lengths in `lens`). A test in `probe/` compares
+//! these layouts with the BTF of the compiled object so the two cannot drift.
+//!
+//! Kind numbers are never reused.
+#![no_std]
+
+use bytemuck::{Pod, Zeroable};
+
+/// Record kinds (`enum fl_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum Kind {
+    Exec = 1,
+    Fork = 2,
+    Exit = 3,
+    Connect = 4,
+    Sendto = 5,
+    Sendmsg = 6,
+    Open = 7,
+    Openat = 8,
+    Openat2 = 9,
+    Creat = 10,
+    Socket = 11,
+    Dup = 12,
+    Dup2 = 13,
+    Dup3 = 14,
+    Symlink = 15,
+    Symlinkat = 16,
+    Link = 17,
+    Linkat = 18,
+    Ptrace = 19,
+    InitModule = 20,
+    FinitModule = 21,
+    Execveat = 22,
+}
+
+/// Size of the per-kind counter table (`FL_KIND_MAX`).
+pub const KIND_MAX: u32 = 32;
+
+impl Kind {
+    pub const ALL: [Kind; 22] = [
+        Kind::Exec,
+        Kind::Fork,
+        Kind::Exit,
+        Kind::Connect,
+        Kind::Sendto,
+        Kind::Sendmsg,
+        Kind::Open,
+        Kind::Openat,
+        Kind::Openat2,
+        Kind::Creat,
+        Kind::Socket,
+        Kind::Dup,
+        Kind::Dup2,
+        Kind::Dup3,
+        Kind::Symlink,
+        Kind::Symlinkat,
+        Kind::Link,
+        Kind::Linkat,
+        Kind::Ptrace,
+        Kind::InitModule,
+        Kind::FinitModule,
+        Kind::Execveat,
+    ];
+
+    pub fn from_u32(v: u32) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| *k as u32 == v)
+    }
+
+    /// Short name used in metrics and reports (`exec`, `openat`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Exec => "execve",
+            Kind::Fork => "fork",
+            Kind::Exit => "procexit",
+            Kind::Connect => "connect",
+            Kind::Sendto => "sendto",
+            Kind::Sendmsg => "sendmsg",
+            Kind::Open => "open",
+            Kind::Openat => "openat",
+            Kind::Openat2 => "openat2",
+            Kind::Creat => "creat",
+            Kind::Socket => "socket",
+            Kind::Dup => "dup",
+            Kind::Dup2 => "dup2",
+            Kind::Dup3 => "dup3",
+            Kind::Symlink => "symlink",
+            Kind::Symlinkat => "symlinkat",
+            Kind::Link => "link",
+            Kind::Linkat => "linkat",
+            Kind::Ptrace => "ptrace",
+            Kind::InitModule => "init_module",
+            Kind::FinitModule => "finit_module",
+            Kind::Execveat => "execveat",
+        }
+    }
+}
+
+/// Counter slots per kind in the `STATS` map (`enum fl_stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Stat {
+    Emitted = 0,
+    Dropped = 1,
+    Filtered = 2,
+    LostArgs = 3,
+}
+pub const STAT_N: u32 = 4;
+
+pub const EXE_TMPFS: u32 = 1;
+pub const EXE_MEMFD: u32 = 2;
+pub const EXE_UPPER: u32 = 4;
+pub const EXE_OVERLAY: u32 = 8;
+pub const PATH_TRUNCATED: u32 = 16;
+pub const PATH_DETACHED: u32 = 32;
+
+pub const MAX_PATH: usize = 4096;
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Hdr {
+    pub ts_boot_ns: u64,
+    pub cgroup_id: u64,
+    pub kind: u32,
+    pub size: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad: u32,
+    pub res: i64,
+    pub comm: [u8; 16],
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+#[repr(C)]
+pub struct Sock {
+    pub family: u16,
+    pub typ: u16,
+    pub protocol: u16,
+    pub lport: u16,
+    pub rport: u16,
+    pub _pad: [u16; 3],
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
+#[repr(C)]
+pub struct Addr {
+    pub family: u16,
+    pub port: u16,
+    pub _pad: u32,
+    pub addr: [u8; 16],
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Exec {
+    pub h: Hdr,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub start_boot_ns: u64,
+    pub exe_ino: u64,
+    pub exe_ctime_ns: u64,
+    pub exe_mtime_ns: u64,
+    pub exe_mode: u32,
+    pub exe_uid: u32,
+    pub exe_gid: u32,
+    pub flags: u32,
+    pub loginuid: u32,
+    pub tty: u32,
+    pub vpid: u32,
+    pub sid: u32,
+    pub pgid: u32,
+    pub _pad: u32,
+    /// exepath, args (NUL-separated), cwd, cgroup path, filename as passed.
+    pub lens: [u16; 5],
+    pub _pad2: [u16; 3],
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Fork {
+    pub h: Hdr,
+    pub start_boot_ns: u64,
+    pub vpid: u32,
+    pub _pad: u32,
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Exit {
+    pub h: Hdr,
+    pub exit_code: i32,
+    pub _pad: u32,
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Net {
+    pub h: Hdr,
+    pub fd: i64,
+    pub size: u64,
+    pub addr: Addr,
+    pub sock: Sock,
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Open {
+    pub h: Hdr,
+    pub dirfd: i64,
+    pub flags: u32,
+    pub mode: u32,
+    pub ino: u64,
+    pub dev_magic: u32,
+    /// path as passed, kernel-resolved path (0 when not resolved).
+    pub lens: [u16; 2],
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Socket {
+    pub h: Hdr,
+    pub domain: u32,
+    pub typ: u32,
+    pub protocol: u32,
+    pub _pad: u32,
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Dup {
+    pub h: Hdr,
+    pub oldfd: i64,
+    pub newfd: i64,
+    pub flags: u32,
+    pub _pad: u32,
+    pub sock: Sock,
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Link {
+    pub h: Hdr,
+    pub olddirfd: i64,
+    pub newdirfd: i64,
+    pub flags: u32,
+    /// target/oldpath, linkpath/newpath.
+    pub lens: [u16; 2],
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Ptrace {
+    pub h: Hdr,
+    pub request: i64,
+    pub target_pid: i64,
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Module {
+    pub h: Hdr,
+    pub len_or_fd: i64,
+    pub flags: u32,
+    pub lens: [u16; 1],
+    pub _pad: u16,
+}
+
+/// (C struct name, Rust size) of every ABI struct, for the layout test.
+pub const LAYOUTS: [(&str, usize); 13] = [
+    ("fl_hdr", core::mem::size_of::<Hdr>()),
+    ("fl_sock", core::mem::size_of::<Sock>()),
+    ("fl_addr", core::mem::size_of::<Addr>()),
+    ("fl_exec", core::mem::size_of::<Exec>()),
+    ("fl_fork", core::mem::size_of::<Fork>()),
+    ("fl_exit", core::mem::size_of::<Exit>()),
+    ("fl_net", core::mem::size_of::<Net>()),
+    ("fl_open", core::mem::size_of::<Open>()),
+    ("fl_socket", core::mem::size_of::<Socket>()),
+    ("fl_dup", core::mem::size_of::<Dup>()),
+    ("fl_link", core::mem::size_of::<Link>()),
+    ("fl_ptrace", core::mem::size_of::<Ptrace>()),
+    ("fl_module", core::mem::size_of::<Module>()),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_and_fit_the_counter_table() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_u32(k as u32), Some(k));
+            assert!((k as u32) < KIND_MAX);
+        }
+        assert_eq!(Kind::from_u32(0), None);
+        assert_eq!(Kind::from_u32(99), None);
+    }
+
+    #[test]
+    fn sizes_match_the_c_header() {
+        // Hand-computed from events.h; the BTF-based test in probe/ checks the object itself.
+        assert_eq!(core::mem::size_of::<Hdr>(), 72);
+        assert_eq!(core::mem::size_of::<Sock>(), 48);
+        assert_eq!(core::mem::size_of::<Exec>(), 176);
+        assert_eq!(core::mem::size_of::<Net>(), 160);
+        assert_eq!(core::mem::size_of::<Open>(), 104);
+        assert_eq!(core::mem::size_of::<Module>(), 88);
+    }
+}

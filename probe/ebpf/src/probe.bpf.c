@@ -1,0 +1,987 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/*
+ * falco-learn kernel probe.
+ *
+ * Process lifecycle comes from BTF tracepoints (tp_btf/sched_process_{exec,fork,exit});
+ * syscalls from their own syscalls:sys_{enter,exit}_<name> tracepoints (no catch-all
+ * raw_syscalls hook). Enter programs stash arguments per thread; exit programs read the
+ * result, the user memory and the kernel objects, and emit one record per completed
+ * syscall into one BPF ring buffer. Every kernel struct access is a CO-RE relocation
+ * (see kernel.h); nothing depends on the layout of the build machine's kernel.
+ */
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by the loader before load. */
+const volatile u32 self_tgid = 0;        /* our own process: never traced */
+const volatile u32 cgroup_use_memory = 0; /* 1: report the v1 memory cgroup path, 0: the v2 one */
+const volatile u32 filter_read_opens = 0; /* 1: read-only opens only for OPEN_PREFIXES */
+
+#define TMPFS_MAGIC 0x01021994
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define SCRATCH_SIZE 65536
+#define HDR_RESERVE 256
+#define DATA_MASK 0x7fff
+#define MAX_DEPTH 64
+#define MAX_CGROUP_DEPTH 12
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} EVENTS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FL_KIND_MAX * FL_STAT_N);
+	__type(key, u32);
+	__type(value, u64);
+} STATS SEC(".maps");
+
+/* One scratch buffer per CPU (an ARRAY sized to the CPU count by the loader:
+ * per-CPU arrays cap values at 32 KiB). */
+struct scratch {
+	u8 buf[SCRATCH_SIZE];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct scratch);
+} SCRATCH SEC(".maps");
+
+struct walk {
+	const unsigned char *names[MAX_DEPTH];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct walk);
+} WALK SEC(".maps");
+
+/* Arguments of a syscall in flight, by pid_tgid. */
+struct inflight {
+	u64 args[6];
+	u32 kind;
+	u32 _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64);
+	__type(value, struct inflight);
+} INFLIGHT SEC(".maps");
+
+/* Path prefixes whose read-only opens are reported when filter_read_opens is set. */
+struct prefix_key {
+	u32 prefixlen;
+	u8 data[64];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct prefix_key);
+	__type(value, u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} OPEN_PREFIXES SEC(".maps");
+
+static __always_inline void stat_inc(u32 kind, u32 stat)
+{
+	u32 idx = (kind & (FL_KIND_MAX - 1)) * FL_STAT_N + stat;
+	u64 *v = bpf_map_lookup_elem(&STATS, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline u8 *scratch_buf(void)
+{
+	u32 cpu = bpf_get_smp_processor_id();
+	struct scratch *s = bpf_map_lookup_elem(&SCRATCH, &cpu);
+	return s ? s->buf : NULL;
+}
+
+static __always_inline bool skip_self(void)
+{
+	return (u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid;
+}
+
+static __always_inline void fill_hdr(struct fl_hdr *h, u32 kind, s64 res)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	u64 uid_gid = bpf_get_current_uid_gid();
+	h->ts_boot_ns = bpf_ktime_get_boot_ns();
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->kind = kind;
+	h->pid = pid_tgid >> 32;
+	h->tid = (u32)pid_tgid;
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->uid = (u32)uid_gid;
+	h->gid = uid_gid >> 32;
+	h->_pad = 0;
+	h->res = res;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Emit a record that sits at buf[HDR_RESERVE - hdr_size .. HDR_RESERVE + data_len]. */
+static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 data_len)
+{
+	u32 start = HDR_RESERVE - hdr_size;
+	u32 size = hdr_size + (data_len & DATA_MASK);
+	struct fl_hdr *h;
+	if (start >= HDR_RESERVE)
+		return;
+	h = (struct fl_hdr *)&buf[start & (HDR_RESERVE - 1)];
+	h->size = size;
+	if (size > SCRATCH_SIZE - HDR_RESERVE || size < sizeof(struct fl_hdr))
+		return;
+	if (bpf_ringbuf_output(&EVENTS, &buf[start & (HDR_RESERVE - 1)], size, 0) == 0)
+		stat_inc(kind, FL_STAT_EMITTED);
+	else
+		stat_inc(kind, FL_STAT_DROPPED);
+}
+
+/* Fixed-size records: reserve/submit straight into the ring buffer. */
+#define RESERVE(type, var, kindv)                                       \
+	type *var = bpf_ringbuf_reserve(&EVENTS, sizeof(type), 0);      \
+	if (!var) {                                                     \
+		stat_inc(kindv, FL_STAT_DROPPED);                       \
+		return 0;                                               \
+	}                                                               \
+	__builtin_memset(var, 0, sizeof(type));                         \
+	var->h.size = sizeof(type);
+
+#define SUBMIT(var, kindv)                                              \
+	bpf_ringbuf_submit(var, 0);                                     \
+	stat_inc(kindv, FL_STAT_EMITTED);
+
+/*
+ * Write the absolute path of (dentry, vfsmnt) at data[off..], walking dentries
+ * up to the task's root and crossing mount points. Returns the length written
+ * (no NUL). Components are collected leaf → root, then written root → leaf.
+ */
+static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, struct vfsmount *vfsmnt,
+				    struct dentry *root_dentry, struct vfsmount *root_mnt, u32 *flags)
+{
+	u32 zero = 0, pos = 0, ovf = 0;
+	bool complete = false;
+	struct walk *w = bpf_map_lookup_elem(&WALK, &zero);
+	struct mount *mnt;
+	if (!w || !dentry || !vfsmnt)
+		return 0;
+	mnt = container_of(vfsmnt, struct mount, mnt);
+
+	/* Slot i holds the i-th component from the leaf, or NULL where the walk
+	 * crossed a mount or stopped: the write loop below then needs no count,
+	 * which keeps the verifier's state space linear. */
+	for (int i = 0; i < MAX_DEPTH; i++) {
+		struct dentry *mnt_root, *parent;
+		w->names[i] = NULL;
+		if (complete)
+			continue;
+		mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+		parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == root_dentry && vfsmnt == root_mnt) {
+			complete = true;
+			continue;
+		}
+		if (dentry == mnt_root || dentry == parent) {
+			struct mount *mnt_parent;
+			if (dentry != mnt_root) {
+				/* detached (memfd, unlinked pseudo file): its own name, like d_path */
+				w->names[i] = BPF_CORE_READ(dentry, d_name.name);
+				*flags |= FL_PATH_DETACHED;
+				complete = true;
+				continue;
+			}
+			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+			if (mnt_parent == mnt) {
+				complete = true; /* the namespace root */
+				continue;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			vfsmnt = (struct vfsmount *)((u8 *)mnt + bpf_core_field_offset(struct mount, mnt));
+			continue;
+		}
+		w->names[i] = BPF_CORE_READ(dentry, d_name.name);
+		dentry = parent;
+	}
+	if (!complete)
+		*flags |= FL_PATH_TRUNCATED;
+	for (int j = MAX_DEPTH - 1; j >= 0; j--) {
+		s64 r;
+		const unsigned char *name = w->names[j];
+		if (!name)
+			continue;
+		/* no branch on pos (a branch per component makes the verifier's
+		 * state space exponential): wrap, and flag the overflow */
+		ovf |= pos & ~(u32)(FL_MAX_PATH - 1);
+		pos &= FL_MAX_PATH - 1;
+		data[(off + pos) & DATA_MASK] = '/';
+		r = bpf_probe_read_kernel_str(&data[(off + pos + 1) & DATA_MASK], FL_MAX_NAME, name);
+		/* branch-free: pos += 1 + max(r - 1, 0) */
+		r -= 1;
+		r &= ~(r >> 63);
+		pos += 1 + (r & (FL_MAX_NAME - 1));
+	}
+	ovf |= pos & ~(u32)(FL_MAX_PATH - 1);
+	if (ovf)
+		*flags |= FL_PATH_TRUNCATED;
+	if (pos == 0) {
+		data[off & DATA_MASK] = '/';
+		return 1;
+	}
+	return pos & (FL_MAX_PATH - 1);
+}
+
+static __always_inline u32 put_file_path(u8 *data, u32 off, struct file *f, struct task_struct *task, u32 *flags)
+{
+	struct path root = BPF_CORE_READ(task, fs, root);
+	return put_path(data, off, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), root.dentry,
+			root.mnt, flags);
+}
+
+/* Path of the task's cgroup (v1 memory hierarchy or v2), e.g. /default/web. */
+static __always_inline u32 put_cgroup(u8 *data, u32 off, struct task_struct *task)
+{
+	u32 zero = 0, n = 0, pos = 0;
+	struct walk *w = bpf_map_lookup_elem(&WALK, &zero);
+	struct cgroup *cg;
+	struct kernfs_node *kn;
+	if (!w)
+		return 0;
+	if (cgroup_use_memory) {
+		int idx = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+		cg = BPF_CORE_READ(task, cgroups, subsys[idx & 15], cgroup);
+	} else {
+		cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	}
+	kn = BPF_CORE_READ(cg, kn);
+	for (int i = 0; i < MAX_CGROUP_DEPTH; i++) {
+		struct kernfs_node *parent;
+		if (!kn)
+			break;
+		if (bpf_core_field_exists(kn->__parent))
+			parent = BPF_CORE_READ(kn, __parent);
+		else
+			parent = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+		if (!parent)
+			break; /* the hierarchy root has no name of its own */
+		w->names[n & (MAX_DEPTH - 1)] = (const unsigned char *)BPF_CORE_READ(kn, name);
+		n++;
+		kn = parent;
+	}
+	if (n == 0) {
+		data[off & DATA_MASK] = '/';
+		return 1;
+	}
+	for (int i = 0; i < MAX_CGROUP_DEPTH; i++) {
+		s64 r;
+		if (i >= n)
+			break;
+		pos &= FL_MAX_CGROUP - 1;
+		data[(off + pos) & DATA_MASK] = '/';
+		r = bpf_probe_read_kernel_str(&data[(off + pos + 1) & DATA_MASK], FL_MAX_NAME / 2,
+					      w->names[(n - 1 - i) & (MAX_DEPTH - 1)]);
+		r -= 1;
+		r &= ~(r >> 63);
+		pos += 1 + (r & (FL_MAX_NAME / 2 - 1));
+	}
+	return pos & (FL_MAX_CGROUP - 1);
+}
+
+static __always_inline u32 pid_vnr(struct pid *p)
+{
+	unsigned int level;
+	u8 *base;
+	int nr = 0;
+	if (!p)
+		return 0;
+	level = BPF_CORE_READ(p, level);
+	base = (u8 *)p + bpf_core_field_offset(struct pid, numbers) + (level & 31) * bpf_core_type_size(struct upid);
+	bpf_probe_read_kernel(&nr, sizeof(nr), base + bpf_core_field_offset(struct upid, nr));
+	return nr;
+}
+
+static __always_inline u64 inode_time(struct inode *ino, bool ctime)
+{
+	s64 sec = 0;
+	u32 nsec = 0;
+	if (bpf_core_field_exists(ino->i_ctime_sec)) {
+		if (ctime) {
+			sec = BPF_CORE_READ(ino, i_ctime_sec);
+			nsec = BPF_CORE_READ(ino, i_ctime_nsec);
+		} else {
+			sec = BPF_CORE_READ(ino, i_mtime_sec);
+			nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+		}
+	} else if (bpf_core_field_exists(((struct inode___mid *)ino)->__i_ctime)) {
+		struct timespec64 ts = ctime ? BPF_CORE_READ((struct inode___mid *)ino, __i_ctime)
+					     : BPF_CORE_READ((struct inode___mid *)ino, i_mtime);
+		sec = ts.tv_sec;
+		nsec = ts.tv_nsec;
+	} else {
+		struct timespec64 ts = ctime ? BPF_CORE_READ((struct inode___old *)ino, i_ctime)
+					     : BPF_CORE_READ((struct inode___old *)ino, i_mtime);
+		sec = ts.tv_sec;
+		nsec = ts.tv_nsec;
+	}
+	/* 6.13+ keeps a multigrain flag in the top bits of i_ctime_nsec */
+	return (u64)sec * 1000000000ULL + (nsec & 0x3fffffff);
+}
+
+static __always_inline struct file *fd_file(struct task_struct *task, s64 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+	unsigned int max;
+	if (!fdt || fd < 0)
+		return NULL;
+	max = BPF_CORE_READ(fdt, max_fds);
+	if ((u64)fd >= max)
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd & 0xfffff]);
+	return f;
+}
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define AF_INET 2
+#define AF_INET6 10
+
+static __always_inline void sock_info(struct file *f, struct fl_sock *out)
+{
+	struct inode *ino;
+	struct socket *sock;
+	struct sock *sk;
+	unsigned short mode;
+	if (!f)
+		return;
+	ino = BPF_CORE_READ(f, f_inode);
+	mode = BPF_CORE_READ(ino, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return;
+	sock = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	out->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	out->type = BPF_CORE_READ(sk, sk_type);
+	out->protocol = BPF_CORE_READ(sk, sk_protocol);
+	out->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	out->rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (out->family == AF_INET) {
+		u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(out->laddr, &l, 4);
+		__builtin_memcpy(out->raddr, &r, 4);
+	} else if (out->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&out->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&out->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+/* Read a user sockaddr (AF_INET/AF_INET6/AF_UNIX family only; unix paths not kept). */
+static __always_inline void read_sockaddr(const void *uaddr, u64 len, struct fl_addr *out)
+{
+	u16 family = 0;
+	if (!uaddr || len < 2)
+		return;
+	bpf_probe_read_user(&family, sizeof(family), uaddr);
+	out->family = family;
+	if (family == AF_INET && len >= 8) {
+		u16 port;
+		bpf_probe_read_user(&port, 2, (u8 *)uaddr + 2);
+		out->port = __builtin_bswap16(port);
+		bpf_probe_read_user(out->addr, 4, (u8 *)uaddr + 4);
+	} else if (family == AF_INET6 && len >= 24) {
+		u16 port;
+		bpf_probe_read_user(&port, 2, (u8 *)uaddr + 2);
+		out->port = __builtin_bswap16(port);
+		bpf_probe_read_user(out->addr, 16, (u8 *)uaddr + 8);
+	}
+}
+
+/* ---------------------------------------------------------------- process lifecycle */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+{
+	u8 *buf;
+	struct fl_exec *e;
+	u8 *data;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *exe;
+	struct inode *ino;
+	struct super_block *sb;
+	unsigned long magic;
+	u32 flags = 0, off = 0, len;
+	unsigned long arg_start, arg_end;
+	struct tty_struct *tty;
+	struct inflight *inf;
+	u32 kind = FL_EXEC;
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	if (skip_self())
+		return 0;
+	inf = bpf_map_lookup_elem(&INFLIGHT, &pid_tgid);
+	if (inf && inf->kind == FL_EXECVEAT)
+		kind = FL_EXECVEAT;
+	/* the exec succeeded: the thread's in-flight record is done */
+	bpf_map_delete_elem(&INFLIGHT, &pid_tgid);
+	buf = scratch_buf();
+	if (!buf)
+		return 0;
+	e = (struct fl_exec *)&buf[HDR_RESERVE - sizeof(struct fl_exec)];
+	data = &buf[HDR_RESERVE];
+	fill_hdr(&e->h, kind, 0);
+
+	e->cap_effective = BPF_CORE_READ(task, cred, cap_effective.val);
+	e->cap_permitted = BPF_CORE_READ(task, cred, cap_permitted.val);
+	e->start_boot_ns = BPF_CORE_READ(task, start_boottime);
+	e->loginuid = bpf_core_field_exists(task->loginuid) ? BPF_CORE_READ(task, loginuid.val) : (u32)-1;
+	e->vpid = pid_vnr(BPF_CORE_READ(task, thread_pid));
+	e->sid = pid_vnr(BPF_CORE_READ(task, signal, pids[PIDTYPE_SID]));
+	e->pgid = pid_vnr(BPF_CORE_READ(task, signal, pids[PIDTYPE_PGID]));
+	e->_pad = 0;
+	e->tty = 0;
+	tty = BPF_CORE_READ(task, signal, tty);
+	if (tty) {
+		int major = BPF_CORE_READ(tty, driver, major);
+		int minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+		/* the kernel's new_encode_dev(), as in /proc/<pid>/stat tty_nr */
+		e->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12);
+	}
+
+	/* exepath: mm->exe_file, what /proc/<pid>/exe shows (the interpreter for scripts) */
+	exe = BPF_CORE_READ(task, mm, exe_file);
+	if (!exe)
+		exe = BPF_CORE_READ(bprm, file);
+	ino = BPF_CORE_READ(exe, f_inode);
+	sb = BPF_CORE_READ(ino, i_sb);
+	magic = BPF_CORE_READ(sb, s_magic);
+	e->exe_ino = BPF_CORE_READ(ino, i_ino);
+	e->exe_mode = BPF_CORE_READ(ino, i_mode);
+	e->exe_uid = BPF_CORE_READ(ino, i_uid.val);
+	e->exe_gid = BPF_CORE_READ(ino, i_gid.val);
+	e->exe_ctime_ns = inode_time(ino, true);
+	e->exe_mtime_ns = inode_time(ino, false);
+	if (magic == TMPFS_MAGIC) {
+		char name[6] = {};
+		bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(exe, f_path.dentry, d_name.name));
+		if (name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' &&
+		    name[5] == ':')
+			flags |= FL_EXE_MEMFD;
+		else
+			flags |= FL_EXE_TMPFS;
+	} else if (magic == OVERLAYFS_SUPER_MAGIC) {
+		/* struct ovl_inode { …; struct inode vfs_inode; struct dentry *__upperdentry; …}:
+		 * the upper dentry pointer follows the embedded VFS inode. */
+		struct dentry *upper = NULL;
+		flags |= FL_EXE_OVERLAY;
+		bpf_probe_read_kernel(&upper, sizeof(upper), (u8 *)ino + bpf_core_type_size(struct inode));
+		if (upper)
+			flags |= FL_EXE_UPPER;
+	}
+
+	len = put_file_path(data, off, exe, task, &flags);
+	e->lens[0] = len;
+	off += len;
+
+	/* argv */
+	arg_start = BPF_CORE_READ(task, mm, arg_start);
+	arg_end = BPF_CORE_READ(task, mm, arg_end);
+	len = 0;
+	if (arg_end > arg_start) {
+		len = arg_end - arg_start;
+		if (len > FL_MAX_ARGS - 1)
+			len = FL_MAX_ARGS - 1;
+		if (bpf_probe_read_user(&data[off & DATA_MASK], len & (FL_MAX_ARGS - 1), (void *)arg_start) != 0)
+			len = 0;
+	}
+	e->lens[1] = len;
+	off = (off + len) & DATA_MASK;
+
+	{
+		struct path pwd = BPF_CORE_READ(task, fs, pwd);
+		struct path root = BPF_CORE_READ(task, fs, root);
+		u32 cwd_flags = 0;
+		len = put_path(data, off, pwd.dentry, pwd.mnt, root.dentry, root.mnt, &cwd_flags);
+	}
+	e->lens[2] = len;
+	off = (off + len) & DATA_MASK;
+
+	len = put_cgroup(data, off, task);
+	e->lens[3] = len;
+	off = (off + len) & DATA_MASK;
+
+	{
+		long r = bpf_probe_read_kernel_str(&data[off & DATA_MASK], FL_MAX_PATH, BPF_CORE_READ(bprm, filename));
+		len = r > 1 ? r - 1 : 0;
+	}
+	e->lens[4] = len;
+	off = (off + len) & DATA_MASK;
+	e->flags = flags;
+
+	emit_scratch(buf, kind, sizeof(struct fl_exec), off);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(fl_sched_fork, struct task_struct *parent, struct task_struct *child)
+{
+	int pid = BPF_CORE_READ(child, pid), tgid = BPF_CORE_READ(child, tgid);
+	if (pid != tgid)
+		return 0; /* a new thread, not a new process */
+	if (skip_self())
+		return 0;
+	RESERVE(struct fl_fork, e, FL_FORK);
+	fill_hdr(&e->h, FL_FORK, tgid);
+	e->h.size = sizeof(struct fl_fork);
+	e->h.pid = tgid;
+	e->h.tid = pid;
+	e->h.ppid = BPF_CORE_READ(parent, tgid);
+	e->start_boot_ns = BPF_CORE_READ(child, start_boottime);
+	e->vpid = pid_vnr(BPF_CORE_READ(child, thread_pid));
+	SUBMIT(e, FL_FORK);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(fl_sched_exit, struct task_struct *p)
+{
+	int pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+	if (pid != tgid)
+		return 0; /* a thread: the process lives on */
+	if (skip_self())
+		return 0;
+	RESERVE(struct fl_exit, e, FL_EXIT);
+	fill_hdr(&e->h, FL_EXIT, 0);
+	e->h.size = sizeof(struct fl_exit);
+	e->exit_code = BPF_CORE_READ(p, exit_code);
+	SUBMIT(e, FL_EXIT);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- syscalls: enter side */
+
+/* Reads exactly `nargs` arguments: the kernel refuses to attach a program that
+ * reads past the tracepoint's own context (EACCES). */
+static __always_inline int stash(struct syscall_enter_ctx *ctx, u32 kind, int nargs)
+{
+	struct inflight v = {};
+	u64 id;
+	if (skip_self())
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	v.kind = kind;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		if (i < nargs)
+			v.args[i] = ctx->args[i];
+	if (bpf_map_update_elem(&INFLIGHT, &id, &v, BPF_ANY) != 0)
+		stat_inc(kind, FL_STAT_LOST_ARGS);
+	return 0;
+}
+
+static __always_inline struct inflight *take(u32 kind)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct inflight *v = bpf_map_lookup_elem(&INFLIGHT, &id);
+	if (!v || v->kind != kind) {
+		if (!skip_self())
+			stat_inc(kind, FL_STAT_LOST_ARGS);
+		return NULL;
+	}
+	return v;
+}
+
+static __always_inline void done(void)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&INFLIGHT, &id);
+}
+
+#define ENTER(name, kind, nargs)                                            \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                         \
+	int fl_enter_##name(struct syscall_enter_ctx *ctx) { return stash(ctx, kind, nargs); }
+
+ENTER(execveat, FL_EXECVEAT, 5)
+ENTER(connect, FL_CONNECT, 3)
+ENTER(open, FL_OPEN, 3)
+ENTER(openat, FL_OPENAT, 4)
+ENTER(openat2, FL_OPENAT2, 4)
+ENTER(creat, FL_CREAT, 2)
+ENTER(socket, FL_SOCKET, 3)
+ENTER(dup, FL_DUP, 1)
+ENTER(dup2, FL_DUP2, 2)
+ENTER(dup3, FL_DUP3, 3)
+ENTER(symlink, FL_SYMLINK, 2)
+ENTER(symlinkat, FL_SYMLINKAT, 3)
+ENTER(link, FL_LINK, 2)
+ENTER(linkat, FL_LINKAT, 5)
+ENTER(ptrace, FL_PTRACE, 4)
+ENTER(init_module, FL_INIT_MODULE, 3)
+ENTER(finit_module, FL_FINIT_MODULE, 3)
+
+/* sendto/sendmsg matter only on unconnected sockets (a destination is passed). */
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int fl_enter_sendto(struct syscall_enter_ctx *ctx)
+{
+	if (!ctx->args[4])
+		return 0;
+	return stash(ctx, FL_SENDTO, 6);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int fl_enter_sendmsg(struct syscall_enter_ctx *ctx)
+{
+	void *name = NULL;
+	const void *msg = (const void *)ctx->args[1];
+	if (!msg || bpf_probe_read_user(&name, sizeof(name), msg) != 0 || !name)
+		return 0;
+	return stash(ctx, FL_SENDMSG, 3);
+}
+
+/* ---------------------------------------------------------------- syscalls: exit side */
+
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int fl_exit_execveat(struct syscall_exit_ctx *ctx)
+{
+	/* a successful execveat was reported by sched_process_exec; this is a failure */
+	done();
+	return 0;
+}
+
+static __always_inline int exit_net(struct syscall_exit_ctx *ctx, u32 kind)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct inflight *a = take(kind);
+	struct fl_net *e;
+	if (!a)
+		return 0;
+	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
+	if (!e) {
+		stat_inc(kind, FL_STAT_DROPPED);
+		done();
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_hdr(&e->h, kind, ctx->ret);
+	e->h.size = sizeof(struct fl_net);
+	e->fd = (s64)a->args[0];
+	if (kind == FL_CONNECT) {
+		read_sockaddr((const void *)a->args[1], a->args[2], &e->addr);
+	} else if (kind == FL_SENDTO) {
+		e->size = a->args[2];
+		read_sockaddr((const void *)a->args[4], a->args[5], &e->addr);
+	} else {
+		void *name = NULL;
+		u32 namelen = 0;
+		const u8 *msg = (const u8 *)a->args[1];
+		bpf_probe_read_user(&name, sizeof(name), msg);
+		bpf_probe_read_user(&namelen, sizeof(namelen), msg + 8);
+		read_sockaddr(name, namelen, &e->addr);
+	}
+	sock_info(fd_file(task, e->fd), &e->sock);
+	done();
+	bpf_ringbuf_submit(e, 0);
+	stat_inc(kind, FL_STAT_EMITTED);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int fl_exit_connect(struct syscall_exit_ctx *ctx) { return exit_net(ctx, FL_CONNECT); }
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int fl_exit_sendto(struct syscall_exit_ctx *ctx) { return exit_net(ctx, FL_SENDTO); }
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int fl_exit_sendmsg(struct syscall_exit_ctx *ctx) { return exit_net(ctx, FL_SENDMSG); }
+
+#define O_ACCMODE 3
+#define O_RDONLY 0
+#define O_CREAT 0100
+#define O_TRUNC 01000
+
+static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct inflight *a = take(kind);
+	u8 *buf, *data;
+	struct fl_open *e;
+	const char *upath;
+	u32 flags, mode, len, off = 0, pflags = 0;
+	s64 dirfd;
+	long r;
+	if (!a)
+		return 0;
+	switch (kind) {
+	case FL_OPEN:
+		upath = (const char *)a->args[0];
+		flags = a->args[1];
+		mode = a->args[2];
+		dirfd = -100;
+		break;
+	case FL_CREAT:
+		upath = (const char *)a->args[0];
+		flags = 01 | O_CREAT | O_TRUNC;
+		mode = a->args[1];
+		dirfd = -100;
+		break;
+	case FL_OPENAT2: {
+		/* struct open_how { u64 flags; u64 mode; u64 resolve; } */
+		u64 how[2] = {};
+		bpf_probe_read_user(how, sizeof(how), (const void *)a->args[2]);
+		upath = (const char *)a->args[1];
+		flags = how[0];
+		mode = how[1];
+		dirfd = (s32)a->args[0];
+		break;
+	}
+	default:
+		upath = (const char *)a->args[1];
+		flags = a->args[2];
+		mode = a->args[3];
+		dirfd = (s32)a->args[0];
+	}
+	done();
+	buf = scratch_buf();
+	if (!buf)
+		return 0;
+	e = (struct fl_open *)&buf[HDR_RESERVE - sizeof(struct fl_open)];
+	data = &buf[HDR_RESERVE];
+	r = bpf_probe_read_user_str(data, FL_MAX_PATH, upath);
+	len = r > 1 ? r - 1 : 0;
+	if (filter_read_opens && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC)) && len > 0 &&
+	    data[0] == '/') {
+		struct prefix_key k = { .prefixlen = 64 * 8 };
+		__builtin_memcpy(k.data, data, sizeof(k.data));
+		if (!bpf_map_lookup_elem(&OPEN_PREFIXES, &k)) {
+			stat_inc(kind, FL_STAT_FILTERED);
+			return 0;
+		}
+	}
+	fill_hdr(&e->h, kind, ctx->ret);
+	e->dirfd = dirfd;
+	e->flags = flags;
+	e->mode = mode;
+	e->ino = 0;
+	e->dev_magic = 0;
+	e->lens[0] = len;
+	e->lens[1] = 0;
+	off = len;
+	if (ctx->ret >= 0) {
+		struct file *f = fd_file(task, ctx->ret);
+		if (f) {
+			struct inode *ino = BPF_CORE_READ(f, f_inode);
+			e->ino = BPF_CORE_READ(ino, i_ino);
+			e->dev_magic = BPF_CORE_READ(ino, i_sb, s_magic);
+			/* relative, `..`, /proc/… (e.g. /proc/self/fd/N) or long: let the
+			 * kernel say what was opened */
+			bool resolve = len == 0 || data[0] != '/';
+			if (!resolve && len >= 6 && data[1] == 'p' && data[2] == 'r' && data[3] == 'o' && data[4] == 'c' &&
+			    data[5] == '/')
+				resolve = true;
+			if (!resolve && len >= 128)
+				resolve = true;
+			for (int i = 0; i < 127 && !resolve; i++) {
+				if (i + 1 >= len)
+					break;
+				if (data[i] == '.' && data[i + 1] == '.')
+					resolve = true;
+			}
+			if (resolve) {
+				off = (off + 1) & (FL_MAX_PATH - 1);
+				len = put_file_path(data, off, f, task, &pflags);
+				e->lens[1] = len;
+				off = off + len;
+			}
+		}
+	}
+	emit_scratch(buf, kind, sizeof(struct fl_open), off);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int fl_exit_open(struct syscall_exit_ctx *ctx) { return exit_open(ctx, FL_OPEN); }
+SEC("tracepoint/syscalls/sys_exit_openat")
+int fl_exit_openat(struct syscall_exit_ctx *ctx) { return exit_open(ctx, FL_OPENAT); }
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int fl_exit_openat2(struct syscall_exit_ctx *ctx) { return exit_open(ctx, FL_OPENAT2); }
+SEC("tracepoint/syscalls/sys_exit_creat")
+int fl_exit_creat(struct syscall_exit_ctx *ctx) { return exit_open(ctx, FL_CREAT); }
+
+SEC("tracepoint/syscalls/sys_exit_socket")
+int fl_exit_socket(struct syscall_exit_ctx *ctx)
+{
+	struct inflight *a = take(FL_SOCKET);
+	u64 args[3];
+	if (!a)
+		return 0;
+	args[0] = a->args[0];
+	args[1] = a->args[1];
+	args[2] = a->args[2];
+	done();
+	RESERVE(struct fl_socket, e, FL_SOCKET);
+	fill_hdr(&e->h, FL_SOCKET, ctx->ret);
+	e->h.size = sizeof(struct fl_socket);
+	e->domain = args[0];
+	e->type = args[1];
+	e->protocol = args[2];
+	SUBMIT(e, FL_SOCKET);
+	return 0;
+}
+
+static __always_inline int exit_dup(struct syscall_exit_ctx *ctx, u32 kind)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct inflight *a = take(kind);
+	u64 args[3];
+	if (!a)
+		return 0;
+	args[0] = a->args[0];
+	args[1] = a->args[1];
+	args[2] = a->args[2];
+	done();
+	RESERVE(struct fl_dup, e, kind);
+	fill_hdr(&e->h, kind, ctx->ret);
+	e->h.size = sizeof(struct fl_dup);
+	e->oldfd = (s32)args[0];
+	e->newfd = kind == FL_DUP ? ctx->ret : (s64)(s32)args[1];
+	e->flags = kind == FL_DUP3 ? args[2] : 0;
+	if (ctx->ret >= 0)
+		sock_info(fd_file(task, ctx->ret), &e->sock);
+	SUBMIT(e, kind);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_dup")
+int fl_exit_dup(struct syscall_exit_ctx *ctx) { return exit_dup(ctx, FL_DUP); }
+SEC("tracepoint/syscalls/sys_exit_dup2")
+int fl_exit_dup2(struct syscall_exit_ctx *ctx) { return exit_dup(ctx, FL_DUP2); }
+SEC("tracepoint/syscalls/sys_exit_dup3")
+int fl_exit_dup3(struct syscall_exit_ctx *ctx) { return exit_dup(ctx, FL_DUP3); }
+
+static __always_inline int exit_link(struct syscall_exit_ctx *ctx, u32 kind)
+{
+	struct inflight *a = take(kind);
+	u8 *buf, *data;
+	struct fl_link *e;
+	const char *p1, *p2;
+	s64 d1 = -100, d2 = -100;
+	u32 flags = 0, off;
+	long r;
+	if (!a)
+		return 0;
+	switch (kind) {
+	case FL_SYMLINK:
+	case FL_LINK:
+		p1 = (const char *)a->args[0];
+		p2 = (const char *)a->args[1];
+		break;
+	case FL_SYMLINKAT:
+		p1 = (const char *)a->args[0];
+		d2 = (s32)a->args[1];
+		p2 = (const char *)a->args[2];
+		break;
+	default: /* linkat */
+		d1 = (s32)a->args[0];
+		p1 = (const char *)a->args[1];
+		d2 = (s32)a->args[2];
+		p2 = (const char *)a->args[3];
+		flags = a->args[4];
+	}
+	done();
+	buf = scratch_buf();
+	if (!buf)
+		return 0;
+	e = (struct fl_link *)&buf[HDR_RESERVE - sizeof(struct fl_link)];
+	data = &buf[HDR_RESERVE];
+	fill_hdr(&e->h, kind, ctx->ret);
+	e->olddirfd = d1;
+	e->newdirfd = d2;
+	e->flags = flags;
+	r = bpf_probe_read_user_str(data, FL_MAX_PATH, p1);
+	e->lens[0] = r > 1 ? r - 1 : 0;
+	off = e->lens[0] & (FL_MAX_PATH - 1);
+	r = bpf_probe_read_user_str(&data[off], FL_MAX_PATH, p2);
+	e->lens[1] = r > 1 ? r - 1 : 0;
+	off += e->lens[1] & (FL_MAX_PATH - 1);
+	emit_scratch(buf, kind, sizeof(struct fl_link), off);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_symlink")
+int fl_exit_symlink(struct syscall_exit_ctx *ctx) { return exit_link(ctx, FL_SYMLINK); }
+SEC("tracepoint/syscalls/sys_exit_symlinkat")
+int fl_exit_symlinkat(struct syscall_exit_ctx *ctx) { return exit_link(ctx, FL_SYMLINKAT); }
+SEC("tracepoint/syscalls/sys_exit_link")
+int fl_exit_link(struct syscall_exit_ctx *ctx) { return exit_link(ctx, FL_LINK); }
+SEC("tracepoint/syscalls/sys_exit_linkat")
+int fl_exit_linkat(struct syscall_exit_ctx *ctx) { return exit_link(ctx, FL_LINKAT); }
+
+SEC("tracepoint/syscalls/sys_exit_ptrace")
+int fl_exit_ptrace(struct syscall_exit_ctx *ctx)
+{
+	struct inflight *a = take(FL_PTRACE);
+	s64 req, pid;
+	if (!a)
+		return 0;
+	req = a->args[0];
+	pid = a->args[1];
+	done();
+	RESERVE(struct fl_ptrace, e, FL_PTRACE);
+	fill_hdr(&e->h, FL_PTRACE, ctx->ret);
+	e->h.size = sizeof(struct fl_ptrace);
+	e->request = req;
+	e->target_pid = pid;
+	SUBMIT(e, FL_PTRACE);
+	return 0;
+}
+
+static __always_inline int exit_module(struct syscall_exit_ctx *ctx, u32 kind)
+{
+	struct inflight *a = take(kind);
+	u8 *buf, *data;
+	struct fl_module *e;
+	const char *uargs;
+	long r;
+	s64 lf;
+	u32 flags = 0;
+	if (!a)
+		return 0;
+	if (kind == FL_INIT_MODULE) {
+		lf = a->args[1];
+		uargs = (const char *)a->args[2];
+	} else {
+		lf = (s32)a->args[0];
+		uargs = (const char *)a->args[1];
+		flags = a->args[2];
+	}
+	done();
+	buf = scratch_buf();
+	if (!buf)
+		return 0;
+	e = (struct fl_module *)&buf[HDR_RESERVE - sizeof(struct fl_module)];
+	data = &buf[HDR_RESERVE];
+	fill_hdr(&e->h, kind, ctx->ret);
+	e->len_or_fd = lf;
+	e->flags = flags;
+	r = bpf_probe_read_user_str(data, FL_MAX_NAME, uargs);
+	e->lens[0] = r > 1 ? r - 1 : 0;
+	e->_pad = 0;
+	emit_scratch(buf, kind, sizeof(struct fl_module), e->lens[0]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_init_module")
+int fl_exit_init_module(struct syscall_exit_ctx *ctx) { return exit_module(ctx, FL_INIT_MODULE); }
+SEC("tracepoint/syscalls/sys_exit_finit_module")
+int fl_exit_finit_module(struct syscall_exit_ctx *ctx) { return exit_module(ctx, FL_FINIT_MODULE); }

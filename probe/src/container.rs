@@ -1,0 +1,226 @@
+//! Container id from a cgroup path.
+//!
+//! Only the exact forms container runtimes create are recognised; anything else
+//! (including this kind of VM's `/process_api/<hex>` memory cgroups) is the host.
+//!
+//! | runtime | cgroup path (leaf) | id |
+//! |---|---|---|
+//! | containerd / CRI (systemd driver) | `…/cri-containerd-<64hex>.scope` | hex |
+//! | containerd (cgroupfs, `ctr`) | `/<namespace>/<id>` with a known containerd namespace | id |
+//! | Kubernetes cgroupfs driver | `/kubepods[/<qos>]/pod<uid>/<64hex>` | hex |
+//! | CRI-O | `…/crio-<64hex>[.scope]` (not `crio-conmon-`) | hex |
+//! | Docker | `…/docker-<64hex>.scope` or `/docker/<64hex>` | hex |
+//! | Podman | `…/libpod-<64hex>[.scope]` (not `libpod-conmon-`) | hex |
+
+/// Which runtime's naming a cgroup path matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuntimeKind {
+    Containerd,
+    Crio,
+    Docker,
+    Podman,
+    Kubernetes,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Containerd => "containerd",
+            RuntimeKind::Crio => "cri-o",
+            RuntimeKind::Docker => "docker",
+            RuntimeKind::Podman => "podman",
+            RuntimeKind::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// A container recognised from its cgroup path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CgroupContainer {
+    /// Full id as the runtime knows it (64 hex, or a `ctr` name).
+    pub full_id: String,
+    /// containerd namespace, for the `/<ns>/<id>` form.
+    pub namespace: Option<String>,
+    pub runtime: RuntimeKind,
+}
+
+impl CgroupContainer {
+    /// Falco's `container.id`: the first 12 characters of a 64-hex id, other ids whole.
+    pub fn short_id(&self) -> String {
+        if is_hex64(&self.full_id) {
+            self.full_id[..12].to_string()
+        } else {
+            self.full_id.clone()
+        }
+    }
+}
+
+/// containerd namespaces recognised in the `/<namespace>/<id>` form by default.
+pub const DEFAULT_CONTAINERD_NAMESPACES: &[&str] = &["default", "k8s.io", "moby", "buildkit"];
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn strip_prefixed<'a>(leaf: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = leaf.strip_prefix(prefix)?;
+    let rest = rest.strip_suffix(".scope").unwrap_or(rest);
+    is_hex64(rest).then_some(rest)
+}
+
+/// Recognise a container from a cgroup path such as `/default/web` or
+/// `/system.slice/docker-<64hex>.scope`. `containerd_namespaces` lists the
+/// namespaces accepted in the bare `/<namespace>/<id>` form.
+pub fn container_from_cgroup(
+    path: &str,
+    containerd_namespaces: &[String],
+) -> Option<CgroupContainer> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let leaf = *comps.last()?;
+    let mk = |id: &str, runtime| {
+        Some(CgroupContainer {
+            full_id: id.to_string(),
+            namespace: None,
+            runtime,
+        })
+    };
+    if let Some(id) = strip_prefixed(leaf, "cri-containerd-") {
+        return mk(id, RuntimeKind::Containerd);
+    }
+    if !leaf.starts_with("crio-conmon-") {
+        if let Some(id) = strip_prefixed(leaf, "crio-") {
+            return mk(id, RuntimeKind::Crio);
+        }
+    }
+    if let Some(id) = strip_prefixed(leaf, "docker-") {
+        return mk(id, RuntimeKind::Docker);
+    }
+    if !leaf.starts_with("libpod-conmon-") {
+        if let Some(id) = strip_prefixed(leaf, "libpod-") {
+            return mk(id, RuntimeKind::Podman);
+        }
+    }
+    if comps.len() == 2 && comps[0] == "docker" && is_hex64(leaf) {
+        return mk(leaf, RuntimeKind::Docker);
+    }
+    // Kubernetes cgroupfs driver: /kubepods[/besteffort|burstable]/pod<uid>/<64hex>
+    if comps.len() >= 3
+        && comps[0] == "kubepods"
+        && comps[comps.len() - 2].starts_with("pod")
+        && is_hex64(leaf)
+    {
+        return mk(leaf, RuntimeKind::Kubernetes);
+    }
+    if comps.len() == 2 && containerd_namespaces.iter().any(|n| n == comps[0]) && valid_ctr_id(leaf)
+    {
+        return Some(CgroupContainer {
+            full_id: leaf.to_string(),
+            namespace: Some(comps[0].to_string()),
+            runtime: RuntimeKind::Containerd,
+        });
+    }
+    None
+}
+
+/// containerd's identifier rule: alphanumerics, `.`, `_`, `-`, starting alphanumeric, ≤ 76.
+fn valid_ctr_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 76
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// Container of a process from `/proc/<pid>/cgroup` text (every hierarchy is tried).
+pub fn container_from_proc_cgroup(
+    text: &str,
+    containerd_namespaces: &[String],
+) -> Option<CgroupContainer> {
+    text.lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .find_map(|p| container_from_cgroup(p, containerd_namespaces))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn ns() -> Vec<String> {
+        DEFAULT_CONTAINERD_NAMESPACES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn runtime_forms() {
+        let cases = [
+            (
+                format!("/kubepods.slice/kubepods-burstable.slice/cri-containerd-{H}.scope"),
+                RuntimeKind::Containerd,
+            ),
+            (format!("/kubepods.slice/crio-{H}.scope"), RuntimeKind::Crio),
+            (format!("/machine.slice/crio-{H}"), RuntimeKind::Crio),
+            (
+                format!("/system.slice/docker-{H}.scope"),
+                RuntimeKind::Docker,
+            ),
+            (format!("/docker/{H}"), RuntimeKind::Docker),
+            (format!("/libpod_parent/libpod-{H}"), RuntimeKind::Podman),
+            (
+                format!("/machine.slice/libpod-{H}.scope"),
+                RuntimeKind::Podman,
+            ),
+            (
+                format!("/kubepods/besteffort/pod1234-5678/{H}"),
+                RuntimeKind::Kubernetes,
+            ),
+        ];
+        for (path, rt) in cases {
+            let c = container_from_cgroup(&path, &ns()).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(c.full_id, H, "{path}");
+            assert_eq!(c.runtime, rt, "{path}");
+            assert_eq!(c.short_id(), &H[..12]);
+        }
+    }
+
+    #[test]
+    fn containerd_namespace_form() {
+        let c = container_from_cgroup("/default/web", &ns()).unwrap();
+        assert_eq!(c.full_id, "web");
+        assert_eq!(c.namespace.as_deref(), Some("default"));
+        assert_eq!(c.short_id(), "web");
+    }
+
+    #[test]
+    fn not_containers() {
+        for p in [
+            "/",
+            "/process_api/0123456789abcdef0123456789abcdef",
+            "/user.slice/user-0.slice/session-1.scope",
+            &format!("/machine.slice/libpod-conmon-{H}.scope"),
+            &format!("/crio-conmon-{H}.scope"),
+            "/system.slice/docker-abc.scope",
+            "/default/a/b",
+            "/default/",
+        ] {
+            assert_eq!(container_from_cgroup(p, &ns()), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn proc_cgroup_file() {
+        let text =
+            format!("12:memory:/process_api/00ff\n11:pids:/libpod_parent/libpod-{H}\n0::/\n");
+        let c = container_from_proc_cgroup(&text, &ns()).unwrap();
+        assert_eq!(c.runtime, RuntimeKind::Podman);
+        assert_eq!(
+            container_from_proc_cgroup("12:memory:/process_api/00ff\n0::/\n", &ns()),
+            None
+        );
+    }
+}

@@ -1,0 +1,456 @@
+//! The falco-learn eBPF probe, userspace half.
+//!
+//! [`Probe::start`] checks the machine (root / CAP_BPF, BTF, kernel version,
+//! tracefs), loads the CO-RE object compiled from `probe/ebpf/src/probe.bpf.c`
+//! (embedded at build time), attaches its BTF tracepoints and syscall
+//! tracepoints, and runs a reader thread that drains the ring buffer, decodes
+//! every record ([`decode`]), keeps the process table ([`proctable`]) and
+//! attributes events to containers ([`container`]), handing enriched
+//! [`falco_learn_event::Event`]s to a bounded channel.
+//!
+//! Nothing is lost silently: kernel drops are counted per kind in a BPF map
+//! ([`Probe::kernel_stats`]); malformed records and full userspace queues are
+//! counted in [`ProbeCounters`].
+
+pub mod container;
+pub mod decode;
+pub mod enrich;
+pub mod preflight;
+pub mod proctable;
+pub mod users;
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+use falco_learn_event::Event;
+use falco_learn_probe_common as abi;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use preflight::{preflight, PreflightError};
+
+/// The compiled kernel object (empty when built with `FALCO_LEARN_SKIP_EBPF=1`).
+pub static PROBE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));
+
+/// Everything that can stop the probe from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error("this falco-learn was built without the eBPF probe (FALCO_LEARN_SKIP_EBPF=1); rebuild with clang installed")]
+    NoObject,
+    #[error("cannot read the kernel's BTF: {0}")]
+    Btf(String),
+    #[error("cannot load the eBPF object: {0}")]
+    Load(String),
+    #[error("eBPF program {program} did not load or attach to {hook}: {err}")]
+    Program {
+        program: String,
+        hook: String,
+        err: String,
+    },
+    #[error("eBPF map {map}: {err}")]
+    Map { map: &'static str, err: String },
+    #[error("cannot start the reader thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Which syscall tracepoints feed which programs: (enter/exit, syscall name).
+const SYSCALLS: &[&str] = &[
+    "execveat",
+    "connect",
+    "sendto",
+    "sendmsg",
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "socket",
+    "dup",
+    "dup2",
+    "dup3",
+    "symlink",
+    "symlinkat",
+    "link",
+    "linkat",
+    "ptrace",
+    "init_module",
+    "finit_module",
+];
+
+/// Path prefixes whose read-only opens are reported when the read filter is on:
+/// the places the stable Falco rules and profiles look at for reads.
+pub const DEFAULT_READ_PREFIXES: &[&str] = &[
+    "/etc/shadow",
+    "/etc/sudoers",
+    "/etc/pam",
+    "/etc/security",
+    "/etc/gshadow",
+    "/etc/passwd",
+    "/etc/group",
+    "/root/",
+    "/home/",
+    "/proc/",
+    "/var/run/secrets",
+    "/run/secrets",
+    "/sys/fs/cgroup",
+    "/dev/",
+];
+
+/// Probe settings.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// Ring buffer size in bytes (power of two, ≥ page size).
+    pub ring_bytes: u32,
+    /// Bounded queue between the reader thread and the consumer.
+    pub queue_len: usize,
+    /// Report read-only opens only under these prefixes (`None`: all opens).
+    pub read_prefixes: Option<Vec<String>>,
+    /// containerd namespaces recognised in `/<namespace>/<id>` cgroup paths.
+    pub containerd_namespaces: Vec<String>,
+    /// Mount tracefs at /sys/kernel/tracing when it is missing.
+    pub mount_tracefs: bool,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            ring_bytes: 16 * 1024 * 1024,
+            queue_len: 65536,
+            read_prefixes: Some(
+                DEFAULT_READ_PREFIXES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+            containerd_namespaces: container::DEFAULT_CONTAINERD_NAMESPACES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            mount_tracefs: true,
+        }
+    }
+}
+
+/// Userspace counters (kernel counters are in [`Probe::kernel_stats`]).
+#[derive(Debug, Default)]
+pub struct ProbeCounters {
+    /// Records read from the ring buffer.
+    pub records: AtomicU64,
+    /// Records that failed to decode (each one logged at debug level).
+    pub decode_errors: AtomicU64,
+    /// Events dropped because the consumer queue was full.
+    pub queue_full: AtomicU64,
+}
+
+/// Kernel-side counters of one record kind, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindStats {
+    pub emitted: u64,
+    pub dropped: u64,
+    pub filtered: u64,
+    pub lost_args: u64,
+}
+
+/// A running probe. Dropping it (or [`Probe::stop`]) detaches the programs.
+pub struct Probe {
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    stats: PerCpuArray<MapData, u64>,
+    pub counters: Arc<ProbeCounters>,
+    /// Syscalls this kernel has no tracepoint for (their events cannot be seen).
+    pub missing_syscalls: Vec<&'static str>,
+    _ebpf: Ebpf,
+}
+
+fn boot_epoch_ns() -> u64 {
+    let now = |clk| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(clk, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME))
+}
+
+fn possible_cpus() -> u32 {
+    aya::util::nr_cpus().map(|n| n as u32).unwrap_or(1).max(1)
+}
+
+/// Whether the v1 memory controller is mounted (hybrid/legacy cgroups): then the
+/// probe reports the memory cgroup path, where runtimes put containers.
+fn cgroup_v1_memory() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines().any(|l| {
+                l.contains(" - cgroup ")
+                    && l.split_whitespace()
+                        .last()
+                        .is_some_and(|o| o.split(',').any(|x| x == "memory"))
+            })
+        })
+        .unwrap_or(false)
+}
+
+impl Probe {
+    /// Check the machine, load and attach everything, start the reader.
+    /// Events arrive on the returned receiver until the probe stops.
+    pub fn start(cfg: ProbeConfig) -> Result<(Probe, Receiver<Event>), ProbeError> {
+        preflight(cfg.mount_tracefs)?;
+        if PROBE_OBJECT.is_empty() {
+            return Err(ProbeError::NoObject);
+        }
+        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Btf(e.to_string()))?;
+        let self_tgid = std::process::id();
+        let use_memory: u32 = cgroup_v1_memory().into();
+        let filter: u32 = cfg.read_prefixes.is_some().into();
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global("self_tgid", &self_tgid, true)
+            .override_global("cgroup_use_memory", &use_memory, true)
+            .override_global("filter_read_opens", &filter, true)
+            .map_max_entries("EVENTS", cfg.ring_bytes)
+            .map_max_entries("SCRATCH", possible_cpus())
+            .load(PROBE_OBJECT)
+            .map_err(|e| ProbeError::Load(format!("{e:#}")))?;
+
+        if let Some(prefixes) = &cfg.read_prefixes {
+            let mut trie: LpmTrie<_, [u8; 64], u8> =
+                LpmTrie::try_from(ebpf.map_mut("OPEN_PREFIXES").ok_or(ProbeError::Map {
+                    map: "OPEN_PREFIXES",
+                    err: "missing".into(),
+                })?)
+                .map_err(|e| ProbeError::Map {
+                    map: "OPEN_PREFIXES",
+                    err: e.to_string(),
+                })?;
+            for p in prefixes {
+                let bytes = p.as_bytes();
+                let n = bytes.len().min(64);
+                let mut data = [0u8; 64];
+                data[..n].copy_from_slice(&bytes[..n]);
+                trie.insert(&Key::new((n * 8) as u32, data), 1, 0)
+                    .map_err(|e| ProbeError::Map {
+                        map: "OPEN_PREFIXES",
+                        err: format!("{p}: {e}"),
+                    })?;
+            }
+        }
+
+        for (prog, tp) in [
+            ("fl_sched_exec", "sched_process_exec"),
+            ("fl_sched_fork", "sched_process_fork"),
+            ("fl_sched_exit", "sched_process_exit"),
+        ] {
+            let err = |e: String| ProbeError::Program {
+                program: prog.into(),
+                hook: format!("tp_btf/{tp}"),
+                err: e,
+            };
+            let p: &mut BtfTracePoint = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| err("not in the object".into()))?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| err(e.to_string()))?;
+            p.load(tp, &btf).map_err(|e| err(format!("{e:#}")))?;
+            p.attach().map_err(|e| err(format!("{e:#}")))?;
+        }
+        let mut missing_syscalls = Vec::new();
+        for sc in SYSCALLS {
+            // syscalls this kernel does not have (no CONFIG_MODULES, arm64 without
+            // open/creat/link, …) are skipped with a notice, not a failure
+            let tracefs = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+            if !tracefs.iter().any(|t| {
+                std::path::Path::new(&format!("{t}/events/syscalls/sys_enter_{sc}")).exists()
+            }) {
+                tracing::info!(
+                    "this kernel has no {sc} syscall tracepoint: {sc} events will not be reported"
+                );
+                missing_syscalls.push(*sc);
+                continue;
+            }
+            for dir in ["enter", "exit"] {
+                let prog = format!("fl_{dir}_{sc}");
+                let tp = format!("sys_{dir}_{sc}");
+                let err = |e: String| ProbeError::Program {
+                    program: prog.clone(),
+                    hook: format!("tracepoint/syscalls/{tp}"),
+                    err: e,
+                };
+                let Some(p) = ebpf.program_mut(&prog) else {
+                    return Err(err("not in the object".into()));
+                };
+                let p: &mut TracePoint = p
+                    .try_into()
+                    .map_err(|e: aya::programs::ProgramError| err(e.to_string()))?;
+                p.load().map_err(|e| err(format!("{e:#}")))?;
+                p.attach("syscalls", &tp)
+                    .map_err(|e| err(format!("{e:?}")))?;
+            }
+        }
+
+        let stats = PerCpuArray::try_from(ebpf.take_map("STATS").ok_or(ProbeError::Map {
+            map: "STATS",
+            err: "missing".into(),
+        })?)
+        .map_err(|e| ProbeError::Map {
+            map: "STATS",
+            err: e.to_string(),
+        })?;
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or(ProbeError::Map {
+            map: "EVENTS",
+            err: "missing".into(),
+        })?)
+        .map_err(|e| ProbeError::Map {
+            map: "EVENTS",
+            err: e.to_string(),
+        })?;
+
+        let boot = boot_epoch_ns();
+        let mut table = proctable::ProcessTable::new(cfg.containerd_namespaces.clone(), boot);
+        let seeded = table.seed_from_proc();
+        tracing::debug!(seeded, "process table seeded from /proc");
+        let enricher = enrich::Enricher::new(table, boot);
+
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_len);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(ProbeCounters::default());
+        let reader = {
+            let stop = stop.clone();
+            let counters = counters.clone();
+            std::thread::Builder::new()
+                .name("falco-learn-probe".into())
+                .spawn(move || read_loop(ring, enricher, tx, stop, counters))
+                .map_err(ProbeError::Thread)?
+        };
+        Ok((
+            Probe {
+                stop,
+                reader: Some(reader),
+                stats,
+                counters,
+                missing_syscalls,
+                _ebpf: ebpf,
+            },
+            rx,
+        ))
+    }
+
+    /// Kernel counters per record kind (emitted, dropped for a full ring buffer,
+    /// filtered in the kernel, exits without their enter).
+    pub fn kernel_stats(&self) -> Vec<(abi::Kind, KindStats)> {
+        let mut out = Vec::new();
+        for k in abi::Kind::ALL {
+            let mut s = KindStats::default();
+            for (stat, slot) in [
+                (abi::Stat::Emitted, &mut s.emitted),
+                (abi::Stat::Dropped, &mut s.dropped),
+                (abi::Stat::Filtered, &mut s.filtered),
+                (abi::Stat::LostArgs, &mut s.lost_args),
+            ] {
+                let idx = k as u32 * abi::STAT_N + stat as u32;
+                if let Ok(v) = self.stats.get(&idx, 0) {
+                    *slot = v.iter().sum();
+                }
+            }
+            out.push((k, s));
+        }
+        out
+    }
+
+    /// Stop the reader (it drains what is in the ring buffer first) and detach.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.reader.take() {
+            if h.join().is_err() {
+                tracing::error!("the probe reader thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn read_loop(
+    mut ring: RingBuf<MapData>,
+    mut enricher: enrich::Enricher,
+    tx: SyncSender<Event>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<ProbeCounters>,
+) {
+    let fd = ring.as_raw_fd();
+    let mut since_sweep = 0u64;
+    let mut consumer_gone = false;
+    loop {
+        let stopping = stop.load(Ordering::SeqCst);
+        let mut n = 0u64;
+        while let Some(item) = ring.next() {
+            n += 1;
+            counters.records.fetch_add(1, Ordering::Relaxed);
+            match decode::decode(&item) {
+                Ok(raw) => {
+                    drop(item);
+                    if let Some(ev) = enricher.enrich(&raw) {
+                        if consumer_gone {
+                            continue;
+                        }
+                        match tx.try_send(ev) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(_)) => {
+                                counters.queue_full.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(TrySendError::Disconnected(_)) => consumer_gone = true,
+                        }
+                    }
+                }
+                Err(e) => {
+                    counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("malformed probe record: {e}");
+                }
+            }
+        }
+        since_sweep += n;
+        if since_sweep > 4096 {
+            enricher.procs.sweep();
+            since_sweep = 0;
+        }
+        if stopping {
+            return;
+        }
+        if n == 0 {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, bounded timeout.
+            unsafe { libc::poll(&mut pfd, 1, 50) };
+            if since_sweep > 0 {
+                enricher.procs.sweep();
+                since_sweep = 0;
+            }
+        }
+    }
+}
+
+/// Give a probe that was just started a moment to settle (attach is synchronous;
+/// this only lets the reader thread reach its poll loop).
+pub fn settle() {
+    std::thread::sleep(Duration::from_millis(50));
+}

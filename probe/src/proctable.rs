@@ -1,0 +1,331 @@
+//! Process table: seeded from /proc at start, kept current by fork/exec/exit
+//! records, so every event can carry its ancestors (`proc.pname`, `proc.aname[N]`,
+//! `proc.sname`, `proc.duration`) and its container.
+
+use crate::container::{container_from_cgroup, container_from_proc_cgroup, CgroupContainer};
+use ahash::AHashMap;
+use falco_learn_event::{Ancestor, ExeFlags};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the table knows about one process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub vpid: u32,
+    pub sid: u32,
+    pub pgid: u32,
+    pub comm: String,
+    pub exe: String,
+    pub exepath: String,
+    pub args: Vec<String>,
+    pub cwd: String,
+    pub tty: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub loginuid: u32,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub start_ts: u64,
+    pub exe_flags: ExeFlags,
+    pub exe_ino: u64,
+    pub exe_ino_ctime: u64,
+    pub exe_ino_mtime: u64,
+    pub container: Option<Arc<CgroupContainer>>,
+    /// Set when the process exited; the entry lingers briefly for late events and orphans.
+    pub exited_at: Option<Instant>,
+}
+
+impl ProcInfo {
+    pub fn ancestor(&self) -> Ancestor {
+        Ancestor {
+            pid: self.pid,
+            comm: self.comm.clone(),
+            exe: self.exe.clone(),
+            exepath: self.exepath.clone(),
+            args: self.args.clone(),
+            start_ts: self.start_ts,
+        }
+    }
+}
+
+/// The process table.
+pub struct ProcessTable {
+    procs: AHashMap<u32, ProcInfo>,
+    containerd_namespaces: Vec<String>,
+    /// How long an exited process stays for late events.
+    pub linger: Duration,
+    /// Ancestors kept per event.
+    pub max_ancestors: usize,
+    boot_epoch_ns: u64,
+    clk_tck: u64,
+}
+
+impl ProcessTable {
+    pub fn new(containerd_namespaces: Vec<String>, boot_epoch_ns: u64) -> Self {
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        ProcessTable {
+            procs: AHashMap::new(),
+            containerd_namespaces,
+            linger: Duration::from_secs(10),
+            max_ancestors: 16,
+            boot_epoch_ns,
+            clk_tck: if tck > 0 { tck as u64 } else { 100 },
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&ProcInfo> {
+        self.procs.get(&pid)
+    }
+
+    pub fn get_mut(&mut self, pid: u32) -> Option<&mut ProcInfo> {
+        self.procs.get_mut(&pid)
+    }
+
+    pub fn insert(&mut self, p: ProcInfo) {
+        self.procs.insert(p.pid, p);
+    }
+
+    /// Seed from /proc: every process alive now. Unreadable entries (raced exits) are skipped.
+    pub fn seed_from_proc(&mut self) -> usize {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        let mut n = 0;
+        for ent in dir.flatten() {
+            let Some(pid) = ent.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(p) = self.read_proc(pid) {
+                self.procs.insert(pid, p);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Read one process from /proc (None when it is gone).
+    pub fn read_proc(&self, pid: u32) -> Option<ProcInfo> {
+        let base = format!("/proc/{pid}");
+        let stat = std::fs::read_to_string(format!("{base}/stat")).ok()?;
+        // comm is in parentheses and may contain spaces or ')'
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let comm = stat.get(open + 1..close)?.to_string();
+        let rest: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
+        let field = |i: usize| rest.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        // rest[0] = state (field 3); ppid = field 4 → rest[1]
+        let ppid = field(1) as u32;
+        let pgid = field(2) as u32;
+        let sid = field(3) as u32;
+        let tty = field(4) as u32;
+        let starttime_ticks = field(19);
+        let cmdline = std::fs::read(format!("{base}/cmdline")).unwrap_or_default();
+        let mut argv: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        let exe = if argv.is_empty() {
+            String::new()
+        } else {
+            argv.remove(0)
+        };
+        let exepath = std::fs::read_link(format!("{base}/exe"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cwd = std::fs::read_link(format!("{base}/cwd"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let status = std::fs::read_to_string(format!("{base}/status")).unwrap_or_default();
+        let mut uid = 0;
+        let mut gid = 0;
+        let mut cap_eff = 0;
+        let mut cap_prm = 0;
+        let mut vpid = pid;
+        for line in status.lines() {
+            if let Some(v) = line.strip_prefix("Uid:") {
+                uid = v
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("Gid:") {
+                gid = v
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("CapEff:") {
+                cap_eff = u64::from_str_radix(v.trim(), 16).unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("CapPrm:") {
+                cap_prm = u64::from_str_radix(v.trim(), 16).unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("NSpid:") {
+                vpid = v
+                    .split_whitespace()
+                    .last()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(pid);
+            }
+        }
+        let loginuid = std::fs::read_to_string(format!("{base}/loginuid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(u32::MAX);
+        let container = std::fs::read_to_string(format!("{base}/cgroup"))
+            .ok()
+            .and_then(|t| container_from_proc_cgroup(&t, &self.containerd_namespaces))
+            .map(Arc::new);
+        Some(ProcInfo {
+            pid,
+            ppid,
+            vpid,
+            sid,
+            pgid,
+            comm,
+            exe,
+            exepath,
+            args: argv,
+            cwd,
+            tty,
+            uid,
+            gid,
+            loginuid,
+            cap_effective: cap_eff,
+            cap_permitted: cap_prm,
+            start_ts: self.boot_epoch_ns + starttime_ticks * (1_000_000_000 / self.clk_tck),
+            container,
+            ..Default::default()
+        })
+    }
+
+    /// The entry for `pid`, read from /proc on a miss (a process that predates us
+    /// and was missed, or raced the seed); a bare entry if /proc has nothing.
+    pub fn entry(&mut self, pid: u32, ppid: u32, comm: &str) -> &mut ProcInfo {
+        if !self.procs.contains_key(&pid) {
+            let p = self.read_proc(pid).unwrap_or_else(|| {
+                let parent = self.procs.get(&ppid);
+                ProcInfo {
+                    pid,
+                    ppid,
+                    vpid: pid,
+                    comm: comm.to_string(),
+                    container: parent.and_then(|p| p.container.clone()),
+                    ..Default::default()
+                }
+            });
+            self.procs.insert(pid, p);
+        }
+        // the key was inserted just above
+        self.procs.entry(pid).or_default()
+    }
+
+    /// A fork: the child starts as a copy of its parent.
+    pub fn on_fork(&mut self, pid: u32, ppid: u32, vpid: u32, start_ts: u64, comm: &str) {
+        let mut child = match self.procs.get(&ppid) {
+            Some(parent) => parent.clone(),
+            None => self.read_proc(ppid).unwrap_or_default(),
+        };
+        child.pid = pid;
+        child.ppid = ppid;
+        child.vpid = vpid;
+        child.start_ts = start_ts;
+        child.comm = comm.to_string();
+        child.exited_at = None;
+        self.procs.insert(pid, child);
+    }
+
+    /// An exec: the container follows the cgroup path the kernel reported.
+    pub fn container_for_cgroup(&self, cgroup: &str) -> Option<CgroupContainer> {
+        container_from_cgroup(cgroup, &self.containerd_namespaces)
+    }
+
+    pub fn on_exit(&mut self, pid: u32) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.exited_at = Some(Instant::now());
+        }
+    }
+
+    /// Ancestors of `pid`, parent first.
+    pub fn ancestors(&self, pid: u32) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let mut cur = self.procs.get(&pid).map(|p| p.ppid).unwrap_or(0);
+        while cur != 0 && out.len() < self.max_ancestors {
+            let Some(p) = self.procs.get(&cur) else { break };
+            let mut a = p.ancestor();
+            // argv of the parent and grandparent only (proc.pcmdline and friends):
+            // keeps events small when an ancestor has a huge command line
+            if out.len() >= 2 {
+                a.args.clear();
+            }
+            out.push(a);
+            if p.ppid == cur {
+                break;
+            }
+            cur = p.ppid;
+        }
+        out
+    }
+
+    /// Drop processes that exited more than `linger` ago; returns how many.
+    pub fn sweep(&mut self) -> usize {
+        let before = self.procs.len();
+        let linger = self.linger;
+        self.procs
+            .retain(|_, p| p.exited_at.is_none_or(|t| t.elapsed() < linger));
+        before - self.procs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fork_exec_exit_and_ancestors() {
+        let mut t = ProcessTable::new(vec!["default".into()], 0);
+        t.insert(ProcInfo {
+            pid: 1000,
+            ppid: 1,
+            comm: "runc".into(),
+            ..Default::default()
+        });
+        t.insert(ProcInfo {
+            pid: 1,
+            ppid: 0,
+            comm: "init".into(),
+            ..Default::default()
+        });
+        t.on_fork(1001, 1000, 1, 5, "runc");
+        assert_eq!(t.get(1001).unwrap().comm, "runc");
+        let a = t.ancestors(1001);
+        assert_eq!(
+            a.iter().map(|a| a.comm.as_str()).collect::<Vec<_>>(),
+            ["runc", "init"]
+        );
+        t.on_exit(1001);
+        t.linger = Duration::from_secs(0);
+        assert_eq!(t.sweep(), 1);
+        assert!(t.get(1001).is_none());
+    }
+
+    #[test]
+    fn seeds_ourselves_from_proc() {
+        let t = ProcessTable::new(vec![], 0);
+        let me = std::process::id();
+        let p = t.read_proc(me).expect("own /proc entry");
+        assert_eq!(p.pid, me);
+        assert!(!p.comm.is_empty());
+        assert!(p.exepath.starts_with('/'));
+    }
+}

@@ -1,0 +1,571 @@
+//! End-to-end probe tests: the real eBPF programs, loaded in this process,
+//! observing real syscalls of child processes (and of a real container).
+//!
+//! They need root. In CI (`CI` set) a missing privilege is a failure; elsewhere
+//! the tests print a loud SKIPPED line and pass.
+
+use falco_learn_event::{Args, Event, EventType, FdType, L4Proto};
+use falco_learn_probe::{Probe, ProbeConfig};
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+struct Shared {
+    events: Mutex<Vec<Event>>,
+    _probe: Mutex<Probe>,
+}
+
+static SHARED: OnceLock<Option<Shared>> = OnceLock::new();
+
+fn privileged() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The probe shared by every test in this binary, or None (skip) outside CI without root.
+fn shared() -> Option<&'static Shared> {
+    SHARED
+        .get_or_init(|| {
+            if !privileged() {
+                if std::env::var_os("CI").is_some() {
+                    panic!("CI is set but the tests are not running as root: the eBPF tests must run in CI");
+                }
+                eprintln!("\n!!!!! SKIPPED: probe live tests need root (run as root or in CI) !!!!!\n");
+                return None;
+            }
+            let cfg = ProbeConfig {
+                read_prefixes: None,
+                ..ProbeConfig::default()
+            };
+            let (probe, rx) = Probe::start(cfg).unwrap_or_else(|e| panic!("probe did not start: {e}"));
+            let shared = Shared {
+                events: Mutex::new(Vec::new()),
+                _probe: Mutex::new(probe),
+            };
+            std::thread::spawn(move || {
+                for ev in rx {
+                    let s = SHARED.get().and_then(|s| s.as_ref());
+                    if let Some(s) = s {
+                        s.events.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
+                    }
+                }
+            });
+            Some(shared)
+        })
+        .as_ref()
+}
+
+/// Wait until an event satisfying `pred` arrives (5 s at most).
+fn wait_for(s: &Shared, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        {
+            let evs = s.events.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = evs.iter().find(|e| pred(e)) {
+                return e.clone();
+            }
+        }
+        if Instant::now() > deadline {
+            let evs = s.events.lock().unwrap_or_else(|p| p.into_inner());
+            panic!("no event for {what} among {} captured events", evs.len());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fl-probe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn run(cmd: &mut Command) -> u32 {
+    // ETXTBSY: another test's fork may briefly hold a copy's write fd open
+    let mut tries = 0;
+    let child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("spawn {cmd:?}: {e}"),
+        }
+    };
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{cmd:?} failed: {:?}", out.status);
+    pid
+}
+
+/// Fork a child that runs `f` (raw syscalls only: we are multi-threaded) and `_exit`s.
+fn in_child(f: impl FnOnce() -> i32) -> u32 {
+    // SAFETY: the child only makes async-signal-safe raw syscalls, then _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = f();
+        // SAFETY: terminating the forked child without running destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status), "child killed");
+    assert_eq!(libc::WEXITSTATUS(status), 0, "child reported failure");
+    pid as u32
+}
+
+fn exec_of(pid: u32) -> impl Fn(&Event) -> bool {
+    move |e| {
+        e.process.pid == pid && matches!(e.event_type(), EventType::Execve | EventType::Execveat)
+    }
+}
+
+#[test]
+fn exec_by_relative_path_and_symlink_is_resolved() {
+    let Some(s) = shared() else { return };
+    let d = tmpdir("rel");
+    std::fs::copy("/bin/true", d.join("true")).expect("copy");
+    std::os::unix::fs::symlink(d.join("true"), d.join("link-to-true")).expect("symlink");
+    let pid = run(Command::new("./true").current_dir(&d));
+    let ev = wait_for(s, "relative exec", exec_of(pid));
+    assert_eq!(
+        ev.process.exepath,
+        d.join("true").to_str().unwrap_or_default()
+    );
+    assert_eq!(ev.process.exe, "./true");
+    assert_eq!(ev.process.cwd, d.to_str().unwrap_or_default());
+    assert_eq!(
+        ev.args,
+        Args::Exec {
+            filename: "./true".into()
+        }
+    );
+    assert_eq!(ev.container.id, "host");
+    assert!(
+        !ev.process.exe_flags.tmpfs
+            && !ev.process.exe_flags.memfd
+            && !ev.process.exe_flags.upper_layer
+    );
+
+    std::fs::create_dir_all(d.join("sub")).expect("mkdir");
+    let pid = run(Command::new("sub/../link-to-true")
+        .current_dir(&d)
+        .arg("a b")
+        .arg("c"));
+    let ev = wait_for(s, "exec through symlink", exec_of(pid));
+    assert_eq!(
+        ev.process.exepath,
+        d.join("true").to_str().unwrap_or_default()
+    );
+    assert_eq!(ev.process.comm, "link-to-true");
+    assert_eq!(ev.process.exe, "sub/../link-to-true");
+    assert_eq!(ev.process.args, ["a b", "c"]);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn exec_from_tmpfs_is_flagged() {
+    let Some(s) = shared() else { return };
+    let target = Path::new("/dev/shm").join(format!("fl-x-{}", std::process::id()));
+    std::fs::copy("/bin/true", &target).expect("copy to /dev/shm");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let pid = run(&mut Command::new(&target));
+    let ev = wait_for(s, "tmpfs exec", exec_of(pid));
+    assert_eq!(ev.process.exepath, target.to_str().unwrap_or_default());
+    assert!(ev.process.exe_flags.tmpfs, "{:?}", ev.process.exe_flags);
+    assert!(!ev.process.exe_flags.memfd && !ev.process.exe_flags.upper_layer);
+    assert!(ev.process.exe_flags.writable, "root can write its exe");
+    let _ = std::fs::remove_file(&target);
+}
+
+#[test]
+fn exec_from_memfd_is_flagged() {
+    let Some(s) = shared() else { return };
+    let bin = std::fs::read("/bin/true").expect("read /bin/true");
+    let name = CString::new("fl-memfd-test").unwrap_or_default();
+    // SAFETY: valid NUL-terminated name; the fd is ours.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    assert!(fd >= 0, "memfd_create");
+    // SAFETY: writing our own buffer to our own fd.
+    let n = unsafe { libc::write(fd, bin.as_ptr().cast(), bin.len()) };
+    assert_eq!(n as usize, bin.len());
+    let path = format!("/proc/self/fd/{fd}");
+    let pid = run(&mut Command::new(&path));
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(fd) };
+    let ev = wait_for(s, "memfd exec", exec_of(pid));
+    assert!(ev.process.exe_flags.memfd, "{:?}", ev.process.exe_flags);
+    assert!(!ev.process.exe_flags.tmpfs);
+    assert_eq!(ev.process.exepath, "/memfd:fl-memfd-test (deleted)");
+}
+
+#[test]
+fn tcp_connect_to_loopback() {
+    let Some(s) = shared() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let pid = run(Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}")));
+    let ev = wait_for(s, "connect", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Connect
+    });
+    let fd = ev.fd.clone().expect("fd");
+    assert_eq!(ev.res, 0);
+    assert_eq!(fd.typ, FdType::Ipv4);
+    assert_eq!(fd.l4proto, L4Proto::Tcp);
+    assert_eq!(fd.sip, Some("127.0.0.1".parse().expect("ip")));
+    assert_eq!(fd.sport, Some(port));
+    assert_eq!(fd.cip, Some("127.0.0.1".parse().expect("ip")));
+    assert!(fd.cport.is_some_and(|p| p != 0 && p != port), "{fd:?}");
+    assert!(fd.connected);
+    assert_eq!(
+        ev.args,
+        Args::Connect {
+            fd: fd.num,
+            addr: format!("127.0.0.1:{port}")
+        }
+    );
+    drop(listener);
+}
+
+#[test]
+fn write_open_has_flags_path_and_fd() {
+    let Some(s) = shared() else { return };
+    let d = tmpdir("open");
+    let path = d.join("written.txt");
+    let cpath = CString::new(path.to_str().unwrap_or_default()).unwrap_or_default();
+    let flags = libc::O_WRONLY | libc::O_TRUNC | libc::O_CREAT;
+    let pid = in_child(|| {
+        // SAFETY: valid path; raw syscalls only.
+        let fd = unsafe { libc::open(cpath.as_ptr(), flags, 0o640) };
+        if fd == 7 {
+            return 0;
+        }
+        // SAFETY: as above.
+        if fd < 0 || unsafe { libc::dup2(fd, 7) } != 7 {
+            return 1;
+        }
+        0
+    });
+    let ev = wait_for(s, "open", |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Openat
+            && e.fd
+                .as_ref()
+                .is_some_and(|f| f.name == path.to_str().unwrap_or_default())
+    });
+    let fd = ev.fd.clone().expect("fd");
+    assert!(ev.res >= 0);
+    assert_eq!(fd.num, ev.res);
+    assert_eq!(fd.typ, FdType::File);
+    match ev.args {
+        Args::Open {
+            name,
+            flags: f,
+            mode,
+            dirfd,
+        } => {
+            assert_eq!(name, path.to_str().unwrap_or_default());
+            assert_eq!(
+                f & (libc::O_ACCMODE | libc::O_TRUNC | libc::O_CREAT) as u32,
+                flags as u32
+            );
+            assert_eq!(mode, 0o640);
+            assert_eq!(dirfd, libc::AT_FDCWD as i64);
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn relative_open_is_resolved_by_the_kernel() {
+    let Some(s) = shared() else { return };
+    let d = tmpdir("relopen");
+    let pid = run(Command::new("sh")
+        .arg("-c")
+        .arg("mkdir -p a && echo x > a/../f.txt")
+        .current_dir(&d));
+    let want = d.join("f.txt");
+    let ev = wait_for(s, "relative open", |e| {
+        e.process.pid >= pid && e.fd.as_ref().is_some_and(|f| f.nameraw == "a/../f.txt")
+    });
+    assert_eq!(ev.fd.expect("fd").name, want.to_str().unwrap_or_default());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn packet_socket_dup2_symlink_link_ptrace() {
+    let Some(s) = shared() else { return };
+    let d = tmpdir("misc");
+    let target = CString::new("/etc/shadow").unwrap_or_default();
+    let linkpath = CString::new(d.join("sym").to_str().unwrap_or_default()).unwrap_or_default();
+    let src = d.join("src");
+    std::fs::write(&src, b"x").expect("write");
+    let csrc = CString::new(src.to_str().unwrap_or_default()).unwrap_or_default();
+    let hard = CString::new(d.join("hard").to_str().unwrap_or_default()).unwrap_or_default();
+    let devnull = CString::new("/dev/null").unwrap_or_default();
+
+    let pid = in_child(|| {
+        // SAFETY: raw syscalls on values prepared before fork.
+        unsafe {
+            let ps = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            if ps < 0 {
+                return 2;
+            }
+            let ts = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            // keep stdout usable for the test runner: redirect our own fd 1 only
+            if libc::dup2(ts, 1) != 1 {
+                return 3;
+            }
+            let nul = libc::open(devnull.as_ptr(), libc::O_WRONLY);
+            libc::dup2(nul, 1);
+            if libc::symlink(target.as_ptr(), linkpath.as_ptr()) != 0 {
+                return 4;
+            }
+            if libc::link(csrc.as_ptr(), hard.as_ptr()) != 0 {
+                return 5;
+            }
+        }
+        0
+    });
+    let sock = wait_for(s, "packet socket", |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Socket
+            && matches!(e.args, Args::Socket { domain: 17, .. })
+    });
+    assert_eq!(sock.fd.as_ref().map(|f| f.typ), Some(FdType::Packet));
+    assert!(sock.res >= 0);
+    let dup = wait_for(s, "dup2 onto 1", |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Dup2
+            && e.fd.as_ref().is_some_and(|f| f.typ == FdType::Ipv4)
+    });
+    assert_eq!(dup.res, 1);
+    assert!(
+        matches!(dup.args, Args::Dup { newfd: 1, .. }),
+        "{:?}",
+        dup.args
+    );
+    assert_eq!(dup.fd.as_ref().map(|f| f.l4proto), Some(L4Proto::Tcp));
+    let sym = wait_for(s, "symlink", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Symlink
+    });
+    assert_eq!(
+        sym.args,
+        Args::Symlink {
+            target: "/etc/shadow".into(),
+            linkpath: d.join("sym").to_str().unwrap_or_default().into(),
+            newdirfd: libc::AT_FDCWD as i64
+        }
+    );
+    assert_eq!(sym.res, 0);
+    let link = wait_for(s, "link", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Link
+    });
+    match &link.args {
+        Args::Link {
+            oldpath, newpath, ..
+        } => {
+            assert_eq!(oldpath, src.to_str().unwrap_or_default());
+            assert_eq!(newpath, d.join("hard").to_str().unwrap_or_default());
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // PTRACE_ATTACH to a sleeping child of ours
+    let mut sleeper = Command::new("sleep").arg("5").spawn().expect("sleep");
+    let victim = sleeper.id() as libc::pid_t;
+    let tracer = in_child(|| {
+        // SAFETY: raw ptrace syscalls on a pid we know.
+        unsafe {
+            if libc::ptrace(libc::PTRACE_ATTACH, victim, 0, 0) != 0 {
+                return 6;
+            }
+            let mut st = 0;
+            libc::waitpid(victim, &mut st, 0);
+            libc::ptrace(libc::PTRACE_DETACH, victim, 0, 0);
+        }
+        0
+    });
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let pt = wait_for(s, "ptrace attach", |e| {
+        e.process.pid == tracer
+            && e.event_type() == EventType::Ptrace
+            && matches!(e.args, Args::Ptrace { request: 16, .. })
+    });
+    assert_eq!(pt.res, 0);
+    assert_eq!(
+        pt.args,
+        Args::Ptrace {
+            request: 16,
+            pid: victim as u32
+        }
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn fork_exit_and_ancestors() {
+    let Some(s) = shared() else { return };
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("/bin/true; exit 3")
+        .spawn()
+        .expect("sh");
+    let sh = child.id();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(3));
+    let fork = wait_for(s, "fork of sh", |e| {
+        e.event_type() == EventType::Clone && e.process.ppid == sh
+    });
+    let kid = fork.process.pid;
+    assert_eq!(
+        fork.args,
+        Args::Clone {
+            child_pid: kid,
+            flags: 0
+        }
+    );
+    let exec = wait_for(s, "exec of /bin/true", exec_of(kid));
+    assert_eq!(exec.process.exepath, "/usr/bin/true");
+    assert_eq!(
+        exec.ancestors.first().map(|a| (a.pid, a.comm.as_str())),
+        Some((sh, "sh"))
+    );
+    assert_eq!(
+        exec.ancestors.get(1).map(|a| a.pid),
+        Some(std::process::id())
+    );
+    let exit = wait_for(s, "exit of sh", |e| {
+        e.process.pid == sh && e.event_type() == EventType::Procexit
+    });
+    assert_eq!(exit.args, Args::Exit { status: 3 << 8 });
+}
+
+#[test]
+fn process_in_a_real_container_carries_its_id() {
+    let Some(s) = shared() else { return };
+    let Some(ctr) = support::Containerd::start() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("containerd/ctr or busybox missing in CI: .ci/run installs them");
+        }
+        eprintln!("\n!!!!! SKIPPED: containerd, ctr or busybox not installed !!!!!\n");
+        return;
+    };
+    let name = format!("fl-probe-{}", std::process::id());
+    let marker = format!("/tmp/fl-marker-{}", std::process::id());
+    ctr.run_rootfs(
+        &name,
+        &["/bin/sh", "-c", &format!("touch {marker}; /bin/true")],
+    );
+    let ev = wait_for(s, "container open", |e| {
+        e.fd.as_ref().is_some_and(|f| f.name == marker) && e.container.id != "host"
+    });
+    assert_eq!(ev.container.id, name);
+    assert_eq!(ev.container.runtime, "containerd");
+    assert_eq!(ev.process.comm, "touch");
+    assert_eq!(ev.process.exepath, "/bin/busybox");
+}
+
+mod support {
+    //! containerd for tests: started if not running, stopped when we started it.
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    pub struct Containerd {
+        daemon: Option<Child>,
+        rootfs: PathBuf,
+    }
+
+    fn have(bin: &str) -> bool {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {bin}"))
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    impl Containerd {
+        pub fn start() -> Option<Containerd> {
+            if !(have("containerd") && have("ctr") && std::path::Path::new("/bin/busybox").exists())
+            {
+                return None;
+            }
+            let sock = std::path::Path::new("/run/containerd/containerd.sock");
+            let daemon = if sock.exists()
+                && Command::new("ctr")
+                    .arg("version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            {
+                None
+            } else {
+                let log =
+                    std::fs::File::create(std::env::temp_dir().join("fl-containerd.log")).ok()?;
+                let child = Command::new("containerd")
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .ok()?;
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !(sock.exists()
+                    && Command::new("ctr")
+                        .arg("version")
+                        .output()
+                        .is_ok_and(|o| o.status.success()))
+                {
+                    if Instant::now() > deadline {
+                        panic!("containerd did not come up in 10 s");
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Some(child)
+            };
+            let rootfs = std::env::temp_dir().join(format!("fl-rootfs-{}", std::process::id()));
+            std::fs::create_dir_all(rootfs.join("bin")).ok()?;
+            std::fs::create_dir_all(rootfs.join("tmp")).ok()?;
+            std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).ok()?;
+            for applet in ["sh", "true", "touch", "sleep", "cat"] {
+                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+            }
+            Some(Containerd { daemon, rootfs })
+        }
+
+        /// `ctr run --rm --rootfs` a command to completion.
+        pub fn run_rootfs(&self, name: &str, cmd: &[&str]) {
+            let out = Command::new("ctr")
+                .args(["run", "--rm", "--net-host", "--rootfs"])
+                .arg(&self.rootfs)
+                .arg(name)
+                .args(cmd)
+                .output()
+                .expect("ctr run");
+            assert!(
+                out.status.success(),
+                "ctr run failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    impl Drop for Containerd {
+        fn drop(&mut self) {
+            if let Some(mut d) = self.daemon.take() {
+                let _ = d.kill();
+                let _ = d.wait();
+            }
+            let _ = std::fs::remove_dir_all(&self.rootfs);
+        }
+    }
+}

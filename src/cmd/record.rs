@@ -1,0 +1,155 @@
+//! `falco-learn record`: capture live events with the eBPF probe and write them
+//! as JSON lines (the format `replay` and `--from` read back).
+
+use anyhow::Context;
+use clap::Args;
+use falco_learn_event::{write_jsonl, Event};
+use falco_learn_probe::{Probe, ProbeConfig};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    falco-learn record --duration 5s -o events.jsonl\n  \
+    falco-learn record --container 3f2a1b9c0d4e --duration 1m\n  \
+    falco-learn record --all-opens --duration 10s | head\n\n\
+Ends after --duration, or on Ctrl-C / SIGTERM; either way everything captured is written.")]
+pub struct RecordArgs {
+    /// Output file (default: standard output).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// How long to record, e.g. `5s`, `2m`, `1h` (default: until Ctrl-C).
+    #[arg(short, long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Only events of this container id (Falco's 12-character id, a full id, or a ctr name).
+    #[arg(long, conflicts_with = "image")]
+    pub container: Option<String>,
+    /// Only events of containers whose image repository matches NAME
+    /// (`nginx` matches `docker.io/library/nginx`); needs the runtime resolver.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Report every open; by default read-only opens are reported only under the
+    /// paths rules look at (/etc/shadow, /root/, /proc/, …) and writes always.
+    #[arg(long)]
+    pub all_opens: bool,
+    /// Ring buffer size in MiB.
+    #[arg(long, default_value_t = 16)]
+    pub ring_mib: u32,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub(crate) fn install_stop_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+fn matches(ev: &Event, args: &RecordArgs) -> bool {
+    if let Some(id) = &args.container {
+        let cid = &ev.container.id;
+        return !cid.is_empty() && cid != "host" && (cid == id || id.starts_with(cid.as_str()));
+    }
+    if let Some(image) = &args.image {
+        return crate::cmd::image_matches(
+            image,
+            &ev.container.image_repository,
+            &ev.container.image_tag,
+        );
+    }
+    true
+}
+
+pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    if !args.ring_mib.is_power_of_two() {
+        anyhow::bail!("--ring-mib must be a power of two (got {})", args.ring_mib);
+    }
+    let mut cfg = ProbeConfig {
+        ring_bytes: args.ring_mib * 1024 * 1024,
+        ..ProbeConfig::default()
+    };
+    if args.all_opens {
+        cfg.read_prefixes = None;
+    }
+    install_stop_signals();
+    let (probe, rx) = Probe::start(cfg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    tracing::info!(
+        duration = ?args.duration,
+        "recording live events{}",
+        args.output.as_ref().map(|p| format!(" to {}", p.display())).unwrap_or_default()
+    );
+    let started = Instant::now();
+    let mut written = 0u64;
+    loop {
+        if STOP.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if args.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(ev) => {
+                if matches(&ev, &args) {
+                    if let Err(e) = write_jsonl(&mut out, &ev) {
+                        if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            break;
+                        }
+                        return Err(e).context("cannot write events");
+                    }
+                    written += 1;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // stop the probe first, then write what was still queued
+    let stats = probe.kernel_stats();
+    let counters = (
+        probe.counters.decode_errors.load(Ordering::Relaxed),
+        probe.counters.queue_full.load(Ordering::Relaxed),
+    );
+    probe.stop();
+    for ev in rx.try_iter() {
+        if matches(&ev, &args) && write_jsonl(&mut out, &ev).is_ok() {
+            written += 1;
+        }
+    }
+    let _ = out.flush();
+    let dropped: u64 = stats.iter().map(|(_, s)| s.dropped).sum();
+    let filtered: u64 = stats.iter().map(|(_, s)| s.filtered).sum();
+    let lost: u64 = stats.iter().map(|(_, s)| s.lost_args).sum();
+    eprintln!(
+        "falco-learn: wrote {written} events in {:.1}s; kernel drops {dropped}, filtered in kernel {filtered}, \
+         exits without enter {lost}, malformed records {}, queue full {}",
+        started.elapsed().as_secs_f64(),
+        counters.0,
+        counters.1
+    );
+    for (k, s) in stats.iter().filter(|(_, s)| s.dropped > 0) {
+        eprintln!(
+            "falco-learn:   dropped {} {} events (ring buffer full)",
+            s.dropped,
+            k.name()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

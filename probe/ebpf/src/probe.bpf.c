@@ -22,6 +22,17 @@ const volatile u32 self_tgid = 0;        /* our own process: never traced */
 const volatile u32 cgroup_use_memory = 0; /* 1: report the v1 memory cgroup path, 0: the v2 one */
 const volatile u32 filter_read_opens = 0; /* 1: read-only opens only for OPEN_PREFIXES */
 
+/* BTF anchor of the record structs (events.h), never read. clang emits BTF only for the types
+ * that a program's signature, a global or a CO-RE relocation reaches; records written through
+ * casts into the ring buffer or the scratch buffer would be missing. The parameters of this
+ * pointer's type bring every fl_* record into the object's BTF (8 bytes of .rodata), where
+ * probe/tests/abi_layout.rs compares them with the Rust mirror (probe/common/src/lib.rs).
+ * A record struct added to events.h belongs here too. */
+void (*const volatile fl_abi_types)(struct fl_hdr *, struct fl_sock *, struct fl_addr *, struct fl_exec *,
+				   struct fl_fork *, struct fl_exit *, struct fl_net *, struct fl_open *,
+				   struct fl_socket *, struct fl_dup *, struct fl_link *, struct fl_ptrace *,
+				   struct fl_module *) = NULL;
+
 #define TMPFS_MAGIC 0x01021994
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 #define SCRATCH_SIZE 65536

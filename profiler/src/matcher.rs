@@ -1,0 +1,283 @@
+//! Which events a profile is about, and whether a profile allows one.
+//!
+//! [`behaviour`] is the single definition of what counts, used by learning
+//! and by matching alike; the generated Falco rules (see `generate`) spell
+//! the same predicates in Falco's language, and a test checks they agree.
+
+use crate::model::{Profile, Proto};
+use falco_learn_event::{Args, Event, EventType, FdType};
+use std::fmt;
+use std::net::IpAddr;
+
+/// `-EINPROGRESS`: a non-blocking connect under way counts as an attempt.
+pub const EINPROGRESS: i64 = -115;
+const O_ACCMODE: u32 = 0o3;
+const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+
+/// What an event does, in the profile's terms. Values may be missing
+/// (empty path, unknown port or peer): such an event cannot be learned and
+/// never matches a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour<'a> {
+    /// A successful execve/execveat, by kernel-resolved `proc.exepath`.
+    Exec { path: &'a str, tmpfs: bool },
+    /// connect (succeeded or `EINPROGRESS`) or a successful sendto/sendmsg
+    /// on an IPv4/IPv6 socket, by `fd.l4proto`, `fd.sport`, `fd.sip`.
+    /// Loopback peers count like any other (documented in the README).
+    Outbound {
+        proto: Proto,
+        port: Option<u16>,
+        peer: Option<IpAddr>,
+    },
+    /// A successful open of a regular file with write intent: `O_WRONLY` or
+    /// `O_RDWR` access, `O_CREAT`, `O_TRUNC`, or `creat`; by `fd.name`.
+    Write { path: &'a str },
+}
+
+impl Behaviour<'_> {
+    /// The dimension this behaviour belongs to.
+    pub fn dimension(&self) -> Dimension {
+        match self {
+            Behaviour::Exec { .. } => Dimension::Exec,
+            Behaviour::Outbound { .. } => Dimension::Outbound,
+            Behaviour::Write { .. } => Dimension::FileWrite,
+        }
+    }
+
+    /// Human form of the value (`/usr/sbin/nginx`, `tcp/443 198.51.100.10`).
+    pub fn value(&self) -> String {
+        match self {
+            Behaviour::Exec { path, .. } | Behaviour::Write { path } => na(path).to_string(),
+            Behaviour::Outbound { proto, port, peer } => format!(
+                "{proto}/{} {}",
+                port.map_or("<NA>".to_string(), |p| p.to_string()),
+                peer.map_or("<NA>".to_string(), |p| p.to_string())
+            ),
+        }
+    }
+}
+
+fn na(s: &str) -> &str {
+    if s.is_empty() {
+        "<NA>"
+    } else {
+        s
+    }
+}
+
+/// The event's behaviour, if it is one a profile describes.
+pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
+    match ev.event_type() {
+        EventType::Execve | EventType::Execveat if ev.res >= 0 => Some(Behaviour::Exec {
+            path: &ev.process.exepath,
+            tmpfs: ev.process.exe_flags.tmpfs,
+        }),
+        EventType::Connect | EventType::Sendto | EventType::Sendmsg
+            if ev.res >= 0 || ev.res == EINPROGRESS =>
+        {
+            let fd = ev.fd.as_ref()?;
+            matches!(fd.typ, FdType::Ipv4 | FdType::Ipv6).then_some(Behaviour::Outbound {
+                proto: fd.l4proto.into(),
+                port: fd.sport,
+                peer: fd.sip,
+            })
+        }
+        t @ (EventType::Open | EventType::Openat | EventType::Openat2 | EventType::Creat)
+            if ev.res >= 0 =>
+        {
+            let fd = ev.fd.as_ref()?;
+            if fd.typ != FdType::File || fd.num < 0 {
+                return None;
+            }
+            let write = t == EventType::Creat
+                || match &ev.args {
+                    Args::Open { flags, .. } => {
+                        matches!(flags & O_ACCMODE, 1 | 2) || flags & (O_CREAT | O_TRUNC) != 0
+                    }
+                    _ => false,
+                };
+            write.then_some(Behaviour::Write { path: &fd.name })
+        }
+        _ => None,
+    }
+}
+
+/// A profile dimension (one generated rule each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dimension {
+    Exec,
+    Outbound,
+    FileWrite,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 3] = [Dimension::Exec, Dimension::Outbound, Dimension::FileWrite];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Exec => "exec",
+            Dimension::Outbound => "outbound",
+            Dimension::FileWrite => "file_write",
+        }
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event of the profile's image doing something the profile does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    pub dimension: Dimension,
+    /// The offending value, as [`Behaviour::value`] renders it.
+    pub value: String,
+}
+
+impl fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unexpected {}: {}", self.dimension, self.value)
+    }
+}
+
+impl Profile {
+    /// The anomaly, if the event comes from this profile's image and does
+    /// something the profile does not allow. Map lookups only.
+    pub fn matches(&self, ev: &Event) -> Option<Anomaly> {
+        if !self.image.is_event(ev) {
+            return None;
+        }
+        self.check(ev)
+    }
+
+    /// Like [`Profile::matches`] without the image check (for callers that
+    /// already looked the profile up by the event's image).
+    pub fn check(&self, ev: &Event) -> Option<Anomaly> {
+        let b = behaviour(ev)?;
+        let allowed = match b {
+            Behaviour::Exec { path, .. } => self.exec.contains_key(path),
+            Behaviour::Outbound { proto, port, peer } => match (port, peer) {
+                (Some(port), Some(ip)) => self
+                    .outbound
+                    .get(&(proto, port))
+                    .is_some_and(|e| e.allows(&ip)),
+                _ => false,
+            },
+            Behaviour::Write { path } => !path.is_empty() && self.write_allowed(path),
+        };
+        (!allowed).then(|| Anomaly {
+            dimension: b.dimension(),
+            value: b.value(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ImageRef, Limits};
+    use falco_learn_event::{Container, EventTypeField, Fd, L4Proto};
+
+    fn ev(t: EventType) -> Event {
+        Event {
+            typ: EventTypeField(t),
+            container: Container {
+                id: "c1".into(),
+                image_repository: "docker.io/library/nginx".into(),
+                image_tag: "1.27".into(),
+                ..Container::default()
+            },
+            ..Event::default()
+        }
+    }
+
+    fn open(path: &str, flags: u32) -> Event {
+        Event {
+            res: 3,
+            fd: Some(Fd {
+                num: 3,
+                name: path.into(),
+                ..Fd::default()
+            }),
+            args: Args::Open {
+                name: path.into(),
+                flags,
+                mode: 0o644,
+                dirfd: -100,
+            },
+            ..ev(EventType::Openat)
+        }
+    }
+
+    #[test]
+    fn write_intent() {
+        assert_eq!(
+            behaviour(&open("/a", 1)),
+            Some(Behaviour::Write { path: "/a" })
+        );
+        assert_eq!(
+            behaviour(&open("/a", 2)),
+            Some(Behaviour::Write { path: "/a" })
+        );
+        assert_eq!(
+            behaviour(&open("/a", O_CREAT)),
+            Some(Behaviour::Write { path: "/a" })
+        );
+        assert_eq!(
+            behaviour(&open("/a", O_TRUNC)),
+            Some(Behaviour::Write { path: "/a" })
+        );
+        assert_eq!(behaviour(&open("/a", 0)), None);
+        // access mode 3 is not a write for Falco's evt.is_open_write either
+        assert_eq!(behaviour(&open("/a", 3)), None);
+        let mut failed = open("/a", 1);
+        failed.res = -13;
+        assert_eq!(behaviour(&failed), None);
+    }
+
+    #[test]
+    fn connect_counts_in_progress_but_not_failures() {
+        let mut e = ev(EventType::Connect);
+        e.res = EINPROGRESS;
+        e.fd = Some(Fd {
+            typ: FdType::Ipv4,
+            l4proto: L4Proto::Tcp,
+            sip: Some("198.51.100.10".parse().expect("ip")),
+            sport: Some(2222),
+            ..Fd::default()
+        });
+        let b = behaviour(&e).expect("outbound");
+        assert_eq!(b.value(), "tcp/2222 198.51.100.10");
+        e.res = -111;
+        assert_eq!(behaviour(&e), None);
+    }
+
+    #[test]
+    fn profile_matches_by_dimension() {
+        let l = Limits::default();
+        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
+        p.learn_exec("/usr/sbin/nginx", false, 1);
+        p.learn_write("/var/log/nginx/access.log", 1, &l);
+        let mut x = ev(EventType::Execve);
+        x.process.exepath = "/usr/sbin/nginx".into();
+        assert_eq!(p.matches(&x), None);
+        x.process.exepath = "/dev/vi".into();
+        assert_eq!(
+            p.matches(&x),
+            Some(Anomaly {
+                dimension: Dimension::Exec,
+                value: "/dev/vi".into()
+            })
+        );
+        x.container.image_tag = "1.26".into();
+        assert_eq!(p.matches(&x), None, "other image");
+        assert_eq!(p.matches(&open("/var/log/nginx/access.log", 0o1101)), None);
+        assert_eq!(
+            p.matches(&open("/etc/passwd", 1)).map(|a| a.to_string()),
+            Some("unexpected file_write: /etc/passwd".into())
+        );
+    }
+}

@@ -1,0 +1,969 @@
+//! The in-memory profile: one per image (repository + tag). Entries live in
+//! sorted maps, so iteration, export and diffs are deterministic and every
+//! lookup the matcher does is a map lookup without allocation.
+
+use crate::ProfileError;
+use falco_learn_event::{Event, L4Proto};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+/// Version of the profile format (YAML files and stored values).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The image a profile describes: repository without tag or digest, and the
+/// tag ("" when the runtime reported none). One profile per pair; digests of
+/// the same tag (rebuilds, architectures) accumulate in [`Profile::digests`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ImageRef {
+    pub repository: String,
+    pub tag: String,
+}
+
+impl ImageRef {
+    pub fn new(repository: impl Into<String>, tag: impl Into<String>) -> ImageRef {
+        ImageRef {
+            repository: repository.into(),
+            tag: tag.into(),
+        }
+    }
+
+    /// The image of the event's container; `None` when the event carries no
+    /// image repository (host processes, or events not attributed yet).
+    pub fn of_event(ev: &Event) -> Option<ImageRef> {
+        let c = &ev.container;
+        (!c.image_repository.is_empty())
+            .then(|| ImageRef::new(c.image_repository.clone(), c.image_tag.clone()))
+    }
+
+    /// Whether the event comes from a container of exactly this image.
+    pub fn is_event(&self, ev: &Event) -> bool {
+        !self.repository.is_empty()
+            && ev.container.image_repository == self.repository
+            && ev.container.image_tag == self.tag
+    }
+
+    /// Short file stem: the repository's last path component, plus `_<tag>`
+    /// unless the tag is empty or `latest` (`docker.io/library/nginx:latest`
+    /// → `nginx`, `nginx:1.27` → `nginx_1.27`).
+    pub fn short_stem(&self) -> String {
+        let last = self
+            .repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.repository);
+        let base = if self.tag.is_empty() || self.tag == "latest" {
+            last.to_string()
+        } else {
+            format!("{last}_{}", self.tag)
+        };
+        sanitize_stem(&base)
+    }
+
+    /// Long file stem, unique per image: the whole repository with `/`
+    /// replaced by `_`, plus `_<tag>` when there is a tag.
+    pub fn full_stem(&self) -> String {
+        let base = if self.tag.is_empty() {
+            self.repository.clone()
+        } else {
+            format!("{}_{}", self.repository, self.tag)
+        };
+        sanitize_stem(&base.replace('/', "_"))
+    }
+}
+
+fn sanitize_stem(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.tag.is_empty() {
+            f.write_str(&self.repository)
+        } else {
+            write!(f, "{}:{}", self.repository, self.tag)
+        }
+    }
+}
+
+/// How often, and when first and last, something was seen (ns since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Seen {
+    pub count: u64,
+    pub first_seen: u64,
+    pub last_seen: u64,
+}
+
+impl Seen {
+    pub fn at(ts: u64) -> Seen {
+        Seen {
+            count: 1,
+            first_seen: ts,
+            last_seen: ts,
+        }
+    }
+
+    pub fn hit(&mut self, ts: u64) {
+        self.absorb(&Seen::at(ts));
+    }
+
+    /// Union of two observations: counts add, the window widens. A zero time
+    /// means "unknown" (hand-written entries) and never wins.
+    pub fn absorb(&mut self, o: &Seen) {
+        self.count = self.count.saturating_add(o.count);
+        self.first_seen = min_known(self.first_seen, o.first_seen);
+        self.last_seen = self.last_seen.max(o.last_seen);
+    }
+}
+
+pub(crate) fn min_known(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (x, y) => x.min(y),
+    }
+}
+
+/// An executable seen running, by kernel-resolved path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExecEntry {
+    pub seen: Seen,
+    /// The executable lived on a tmpfs (`/dev`, `/dev/shm`, `/run`, …).
+    pub tmpfs: bool,
+}
+
+/// Layer-4 protocol of an outbound entry (Falco's `fd.l4proto` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+    Raw,
+    Unknown,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::Raw => "raw",
+            Proto::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Proto> {
+        Some(match s {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            "icmp" => Proto::Icmp,
+            "raw" => Proto::Raw,
+            "unknown" => Proto::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+impl From<L4Proto> for Proto {
+    fn from(p: L4Proto) -> Proto {
+        match p {
+            L4Proto::Tcp => Proto::Tcp,
+            L4Proto::Udp => Proto::Udp,
+            L4Proto::Icmp => Proto::Icmp,
+            L4Proto::Raw => Proto::Raw,
+            L4Proto::Unknown => Proto::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Outbound traffic to one protocol + remote port.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboundEntry {
+    pub seen: Seen,
+    /// Remote peers, aggregated to CIDRs past [`Limits::peers_max`].
+    pub peers: BTreeSet<IpNet>,
+}
+
+impl OutboundEntry {
+    pub fn allows(&self, ip: &IpAddr) -> bool {
+        self.peers.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// Something a loaded default rule flagged during learning (not learned).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct TaintEntry {
+    /// Event time, ns since the epoch.
+    pub time: u64,
+    /// Name of the rule that fired.
+    pub rule: String,
+    /// `evt.type` of the event.
+    pub event: String,
+    /// `proc.exepath` of the process.
+    pub process: String,
+    /// The behaviour it would have taught (exec path, `proto/port peer`,
+    /// written path), or `-` when the event teaches nothing.
+    pub value: String,
+    /// `container.id`.
+    pub container: String,
+}
+
+/// The learning section: when and from how much the profile was learned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Learning {
+    /// Time of the first and last event learned from (ns since the epoch).
+    pub started: u64,
+    pub ended: u64,
+    /// Distinct containers of the image seen.
+    pub containers: u64,
+    /// Events of the image seen (learned, flagged or of no learnable kind).
+    pub events: u64,
+    /// Time of the last event that taught something new (convergence).
+    pub last_new_behaviour: u64,
+    /// A default rule fired during learning.
+    pub tainted: bool,
+    /// Events a default rule flagged (none of them learned).
+    pub flagged_events: u64,
+    /// Events of processes descending from a flagged process (not learned).
+    pub flagged_descendant_events: u64,
+    /// The first [`Limits::taint_list_max`] flagged events, sorted.
+    pub taint: Vec<TaintEntry>,
+}
+
+/// What one image was seen doing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Profile {
+    pub image: ImageRef,
+    /// Image digests seen (`sha256:…`).
+    pub digests: BTreeSet<String>,
+    pub learning: Learning,
+    /// Executables by kernel-resolved path (`proc.exepath`).
+    pub exec: BTreeMap<String, ExecEntry>,
+    /// Outbound connections by protocol and remote port.
+    pub outbound: BTreeMap<(Proto, u16), OutboundEntry>,
+    /// Files opened for writing, exact paths (`fd.name`).
+    pub write_files: BTreeMap<String, Seen>,
+    /// Directories below which every write is allowed (`dir/**` in YAML).
+    pub write_dirs: BTreeMap<String, Seen>,
+}
+
+/// Tunables of learning. The defaults are documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// More than this many learned entries (files or generalised
+    /// subdirectories) directly in one directory collapse into `dir/**`.
+    pub file_dir_threshold: usize,
+    /// A directory is generalised only when it has at least this many path
+    /// components (`/var/log` has 2), so `/**` or `/etc/**` never appear with
+    /// the default of 2.
+    pub file_min_depth: usize,
+    /// More than this many peer CIDRs for one protocol + port widen the most
+    /// specific ones (IPv4 /32 → /24 → /16 → /8 → /0, IPv6 /128 → /64 → /48
+    /// → /32 → /0) until they fit.
+    pub peers_max: usize,
+    /// How many flagged events the profile lists (all are counted).
+    pub taint_list_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            file_dir_threshold: 8,
+            file_min_depth: 2,
+            peers_max: 8,
+            taint_list_max: 50,
+        }
+    }
+}
+
+impl Limits {
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        if self.file_dir_threshold == 0 {
+            return Err(ProfileError::Limits(
+                "file_dir_threshold must be at least 1".into(),
+            ));
+        }
+        if self.file_min_depth == 0 {
+            return Err(ProfileError::Limits(
+                "file_min_depth must be at least 1 (0 would allow /**)".into(),
+            ));
+        }
+        if self.peers_max < 2 {
+            return Err(ProfileError::Limits(
+                "peers_max must be at least 2 (one IPv4 and one IPv6 /0)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Something new a profile learned (progress, logs and the store's
+/// incremental writes use these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delta {
+    NewExec {
+        path: String,
+        tmpfs: bool,
+    },
+    NewOutbound {
+        proto: Proto,
+        port: u16,
+    },
+    /// A peer not covered before; `peers` is the entry's set afterwards.
+    NewPeer {
+        proto: Proto,
+        port: u16,
+        peers: Vec<IpNet>,
+    },
+    NewFileWrite {
+        path: String,
+    },
+    /// Entries below `dir` collapsed into `dir/**`; `files` and `dirs` are
+    /// the exact paths and generalised directories it replaced.
+    Generalised {
+        dir: String,
+        files: Vec<String>,
+        dirs: Vec<String>,
+    },
+    NewContainer {
+        id: String,
+    },
+    NewDigest {
+        digest: String,
+    },
+}
+
+impl Delta {
+    /// Whether this is new behaviour (what convergence tracks), as opposed
+    /// to bookkeeping (containers, digests).
+    pub fn is_behaviour(&self) -> bool {
+        !matches!(self, Delta::NewContainer { .. } | Delta::NewDigest { .. })
+    }
+}
+
+impl fmt::Display for Delta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Delta::NewExec { path, tmpfs } => {
+                write!(f, "exec {path}{}", if *tmpfs { " (tmpfs)" } else { "" })
+            }
+            Delta::NewOutbound { proto, port } => write!(f, "outbound {proto}/{port}"),
+            Delta::NewPeer { proto, port, peers } => {
+                let p: Vec<String> = peers.iter().map(|n| n.to_string()).collect();
+                write!(f, "outbound {proto}/{port} peers [{}]", p.join(", "))
+            }
+            Delta::NewFileWrite { path } => write!(f, "write {path}"),
+            Delta::Generalised { dir, files, dirs } => write!(
+                f,
+                "write {} (generalised {} paths)",
+                dir_key(dir),
+                files.len() + dirs.len()
+            ),
+            Delta::NewContainer { id } => write!(f, "container {id}"),
+            Delta::NewDigest { digest } => write!(f, "digest {digest}"),
+        }
+    }
+}
+
+/// `dir/**` as profiles write a generalised directory (`/` → `/**`).
+pub fn dir_key(dir: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}**")
+    } else {
+        format!("{dir}/**")
+    }
+}
+
+/// Directory a generalised key stands for (`/var/log/**` → `/var/log`),
+/// `None` for an exact path.
+pub fn dir_of_key(key: &str) -> Option<&str> {
+    let d = key.strip_suffix("/**")?;
+    Some(if d.is_empty() { "/" } else { d })
+}
+
+/// Parent directory of an absolute path (`/a/b` → `/a`, `/a` → `/`, `/` → none).
+pub(crate) fn parent(path: &str) -> Option<&str> {
+    let t = path.strip_suffix('/').unwrap_or(path);
+    if t.is_empty() || !t.starts_with('/') {
+        return None;
+    }
+    let i = t.rfind('/')?;
+    Some(if i == 0 { "/" } else { &t[..i] })
+}
+
+/// Number of path components (`/var/log` → 2, `/` → 0).
+pub(crate) fn depth(dir: &str) -> usize {
+    dir.split('/').filter(|c| !c.is_empty()).count()
+}
+
+fn under_prefix(dir: &str) -> String {
+    if dir.ends_with('/') {
+        dir.to_string()
+    } else {
+        format!("{dir}/")
+    }
+}
+
+impl Profile {
+    pub fn new(image: ImageRef) -> Profile {
+        Profile {
+            image,
+            ..Profile::default()
+        }
+    }
+
+    /// Whether a write to `path` is allowed: an exact entry, or a generalised
+    /// directory equal to or above it (Falco's `pmatch`).
+    pub fn write_allowed(&self, path: &str) -> bool {
+        self.covering_write_dir(path).is_some() || self.write_files.contains_key(path)
+    }
+
+    /// The generalised directory that covers `path`, if any.
+    pub(crate) fn covering_write_dir(&self, path: &str) -> Option<&str> {
+        if self.write_dirs.is_empty() {
+            return None;
+        }
+        if let Some((k, _)) = self.write_dirs.get_key_value(path) {
+            return Some(k);
+        }
+        for (i, b) in path.bytes().enumerate().rev() {
+            if b != b'/' {
+                continue;
+            }
+            let d = if i == 0 { "/" } else { &path[..i] };
+            if let Some((k, _)) = self.write_dirs.get_key_value(d) {
+                return Some(k);
+            }
+            // `pmatch` also accepts an item ending in '/' as a plain prefix.
+            let with_slash = &path[..=i];
+            if with_slash != d {
+                if let Some((k, _)) = self.write_dirs.get_key_value(with_slash) {
+                    return Some(k);
+                }
+            }
+        }
+        None
+    }
+
+    /// Number of entries directly in `dir` (exact files and generalised subdirectories).
+    fn children(&self, dir: &str) -> usize {
+        let prefix = under_prefix(dir);
+        let f = self
+            .write_files
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| parent(k) == Some(dir))
+            .count();
+        let d = self
+            .write_dirs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| parent(k) == Some(dir))
+            .count();
+        f + d
+    }
+
+    /// Replace everything below `dir` with `dir/**`.
+    fn collapse(&mut self, dir: &str) -> Delta {
+        let prefix = under_prefix(dir);
+        let files: Vec<String> = self
+            .write_files
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let dirs: Vec<String> = self
+            .write_dirs
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut seen = self.write_dirs.remove(dir).unwrap_or_default();
+        for k in &files {
+            if let Some(s) = self.write_files.remove(k) {
+                seen.absorb(&s);
+            }
+        }
+        for k in &dirs {
+            if let Some(s) = self.write_dirs.remove(k) {
+                seen.absorb(&s);
+            }
+        }
+        // A file with the directory's own name is covered by `pmatch` too.
+        if let Some(s) = self.write_files.remove(dir) {
+            seen.absorb(&s);
+        }
+        self.write_dirs.insert(dir.to_string(), seen);
+        Delta::Generalised {
+            dir: dir.to_string(),
+            files,
+            dirs,
+        }
+    }
+
+    /// Collapse upward from the directory holding `key` while thresholds are exceeded.
+    fn generalise_from(&mut self, mut child: String, limits: &Limits, out: &mut Vec<Delta>) {
+        while let Some(dir) = parent(&child).map(str::to_string) {
+            if depth(&dir) < limits.file_min_depth
+                || self.children(&dir) <= limits.file_dir_threshold
+            {
+                break;
+            }
+            out.push(self.collapse(&dir));
+            child = dir;
+        }
+    }
+
+    /// Learn one exec.
+    pub fn learn_exec(&mut self, path: &str, tmpfs: bool, ts: u64) -> Option<Delta> {
+        if let Some(e) = self.exec.get_mut(path) {
+            e.seen.hit(ts);
+            e.tmpfs |= tmpfs;
+            return None;
+        }
+        self.exec.insert(
+            path.to_string(),
+            ExecEntry {
+                seen: Seen::at(ts),
+                tmpfs,
+            },
+        );
+        Some(Delta::NewExec {
+            path: path.to_string(),
+            tmpfs,
+        })
+    }
+
+    /// Learn one outbound connection or datagram.
+    pub fn learn_outbound(
+        &mut self,
+        proto: Proto,
+        port: u16,
+        peer: IpAddr,
+        ts: u64,
+        limits: &Limits,
+    ) -> Vec<Delta> {
+        let mut out = Vec::new();
+        let e = self.outbound.entry((proto, port)).or_insert_with(|| {
+            out.push(Delta::NewOutbound { proto, port });
+            OutboundEntry::default()
+        });
+        e.seen.hit(ts);
+        if !e.allows(&peer) {
+            e.peers.insert(IpNet::from(peer));
+            e.peers = canonical_peers(&e.peers, limits.peers_max);
+            out.push(Delta::NewPeer {
+                proto,
+                port,
+                peers: e.peers.iter().copied().collect(),
+            });
+        }
+        out
+    }
+
+    /// Learn one file opened for writing.
+    pub fn learn_write(&mut self, path: &str, ts: u64, limits: &Limits) -> Vec<Delta> {
+        if let Some(d) = self.covering_write_dir(path).map(str::to_string) {
+            if let Some(s) = self.write_dirs.get_mut(&d) {
+                s.hit(ts);
+            }
+            return Vec::new();
+        }
+        if let Some(s) = self.write_files.get_mut(path) {
+            s.hit(ts);
+            return Vec::new();
+        }
+        self.write_files.insert(path.to_string(), Seen::at(ts));
+        let mut out = vec![Delta::NewFileWrite {
+            path: path.to_string(),
+        }];
+        self.generalise_from(path.to_string(), limits, &mut out);
+        out
+    }
+
+    /// Union with another profile of the same image (replicas, nodes):
+    /// counts add, time windows widen, peers and paths are re-aggregated
+    /// with `limits`.
+    pub fn merge(&mut self, other: &Profile, limits: &Limits) -> Result<(), ProfileError> {
+        if self.image != other.image {
+            return Err(ProfileError::MergeImages {
+                a: self.image.to_string(),
+                b: other.image.to_string(),
+            });
+        }
+        self.digests.extend(other.digests.iter().cloned());
+        let (a, b) = (&mut self.learning, &other.learning);
+        a.started = min_known(a.started, b.started);
+        a.ended = a.ended.max(b.ended);
+        a.containers = a.containers.saturating_add(b.containers);
+        a.events = a.events.saturating_add(b.events);
+        a.last_new_behaviour = a.last_new_behaviour.max(b.last_new_behaviour);
+        a.tainted |= b.tainted;
+        a.flagged_events = a.flagged_events.saturating_add(b.flagged_events);
+        a.flagged_descendant_events = a
+            .flagged_descendant_events
+            .saturating_add(b.flagged_descendant_events);
+        let taint: BTreeSet<TaintEntry> =
+            a.taint.drain(..).chain(b.taint.iter().cloned()).collect();
+        a.taint = taint.into_iter().take(limits.taint_list_max).collect();
+        for (path, e) in &other.exec {
+            let m = self.exec.entry(path.clone()).or_default();
+            m.seen.absorb(&e.seen);
+            m.tmpfs |= e.tmpfs;
+        }
+        for (k, e) in &other.outbound {
+            let m = self.outbound.entry(*k).or_default();
+            m.seen.absorb(&e.seen);
+            m.peers.extend(e.peers.iter().copied());
+            m.peers = canonical_peers(&m.peers, limits.peers_max);
+        }
+        for (d, s) in &other.write_dirs {
+            self.write_dirs.entry(d.clone()).or_default().absorb(s);
+        }
+        for (p, s) in &other.write_files {
+            self.write_files.entry(p.clone()).or_default().absorb(s);
+        }
+        self.normalise_writes(limits);
+        Ok(())
+    }
+
+    /// Re-establish the write invariants after bulk changes: nothing is
+    /// listed below a generalised directory, and no directory holds more
+    /// entries than the threshold allows.
+    pub fn normalise_writes(&mut self, limits: &Limits) {
+        // Outermost directories first, so nested ones are absorbed once.
+        let dirs: Vec<String> = self.write_dirs.keys().cloned().collect();
+        for d in dirs {
+            if self.write_dirs.contains_key(&d) && self.has_below(&d) {
+                self.collapse(&d);
+            }
+        }
+        let files: Vec<String> = self.write_files.keys().cloned().collect();
+        let mut sink = Vec::new();
+        for f in files {
+            if self.write_files.contains_key(&f) {
+                self.generalise_from(f, limits, &mut sink);
+            }
+        }
+    }
+
+    fn has_below(&self, dir: &str) -> bool {
+        let prefix = under_prefix(dir);
+        let below = |m: &BTreeMap<String, Seen>| {
+            m.range(prefix.clone()..)
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(&prefix))
+        };
+        below(&self.write_files) || below(&self.write_dirs) || self.write_files.contains_key(dir)
+    }
+
+    /// Number of learned entries (execs + outbound ports + write paths).
+    pub fn size(&self) -> usize {
+        self.exec.len() + self.outbound.len() + self.write_files.len() + self.write_dirs.len()
+    }
+}
+
+/// Canonical peer set: aggregated (covered nets dropped, adjacent merged),
+/// then widened level by level while there are more than `max`.
+pub fn canonical_peers(peers: &BTreeSet<IpNet>, max: usize) -> BTreeSet<IpNet> {
+    const V4: [u8; 5] = [32, 24, 16, 8, 0];
+    const V6: [u8; 5] = [128, 64, 48, 32, 0];
+    let levels = |n: &IpNet| if matches!(n, IpNet::V4(_)) { V4 } else { V6 };
+    // How many coarser levels a net can still be widened to.
+    let tier = |n: &IpNet| levels(n).iter().filter(|&&l| l < n.prefix_len()).count();
+    let mut v = IpNet::aggregate(&peers.iter().copied().collect::<Vec<_>>());
+    while v.len() > max.max(2) {
+        let Some(top) = v.iter().map(tier).max() else {
+            break;
+        };
+        if top == 0 {
+            break;
+        }
+        v = v
+            .iter()
+            .map(|n| {
+                if tier(n) != top {
+                    return *n;
+                }
+                let next = levels(n)
+                    .iter()
+                    .copied()
+                    .find(|&l| l < n.prefix_len())
+                    .unwrap_or(0);
+                n.supernet_at(next)
+            })
+            .collect();
+        v = IpNet::aggregate(&v);
+    }
+    v.into_iter().collect()
+}
+
+trait SupernetAt {
+    fn supernet_at(&self, len: u8) -> IpNet;
+}
+
+impl SupernetAt for IpNet {
+    fn supernet_at(&self, len: u8) -> IpNet {
+        let net = match self {
+            IpNet::V4(n) => ipnet::Ipv4Net::new(n.addr(), len).map(IpNet::V4),
+            IpNet::V6(n) => ipnet::Ipv6Net::new(n.addr(), len).map(IpNet::V6),
+        };
+        // `len` comes from the level tables and is always valid for the family.
+        net.map(|n| n.trunc()).unwrap_or(*self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("test net")
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(parent("/a/b"), Some("/a"));
+        assert_eq!(parent("/a"), Some("/"));
+        assert_eq!(parent("/"), None);
+        assert_eq!(parent("rel"), None);
+        assert_eq!(depth("/var/log"), 2);
+        assert_eq!(depth("/"), 0);
+        assert_eq!(dir_key("/var/log"), "/var/log/**");
+        assert_eq!(dir_key("/"), "/**");
+        assert_eq!(dir_of_key("/var/log/**"), Some("/var/log"));
+        assert_eq!(dir_of_key("/**"), Some("/"));
+        assert_eq!(dir_of_key("/var/log/x"), None);
+    }
+
+    #[test]
+    fn many_files_in_one_dir_generalise_past_the_threshold() {
+        let limits = Limits {
+            file_dir_threshold: 3,
+            ..Limits::default()
+        };
+        let mut p = Profile::new(ImageRef::new("nginx", ""));
+        for i in 0..3 {
+            let d = p.learn_write(&format!("/var/cache/nginx/f{i}"), 10 + i, &limits);
+            assert_eq!(d.len(), 1, "{d:?}");
+        }
+        assert_eq!(p.write_files.len(), 3);
+        let d = p.learn_write("/var/cache/nginx/f3", 20, &limits);
+        assert_eq!(
+            d,
+            vec![
+                Delta::NewFileWrite {
+                    path: "/var/cache/nginx/f3".into()
+                },
+                Delta::Generalised {
+                    dir: "/var/cache/nginx".into(),
+                    files: (0..4).map(|i| format!("/var/cache/nginx/f{i}")).collect(),
+                    dirs: vec![],
+                }
+            ]
+        );
+        assert!(p.write_files.is_empty());
+        assert_eq!(
+            p.write_dirs.get("/var/cache/nginx"),
+            Some(&Seen {
+                count: 4,
+                first_seen: 10,
+                last_seen: 20
+            })
+        );
+        // Covered from now on: no delta, the directory's count moves.
+        assert!(p
+            .learn_write("/var/cache/nginx/sub/x", 30, &limits)
+            .is_empty());
+        assert_eq!(p.write_dirs["/var/cache/nginx"].count, 5);
+        assert!(p.write_allowed("/var/cache/nginx"));
+        assert!(p.write_allowed("/var/cache/nginx/a/b"));
+        assert!(!p.write_allowed("/var/cache/nginxx/a"));
+        assert!(!p.write_allowed("/var/cache"));
+    }
+
+    #[test]
+    fn shallow_directories_never_generalise() {
+        let limits = Limits {
+            file_dir_threshold: 1,
+            ..Limits::default()
+        };
+        let mut p = Profile::new(ImageRef::new("x", ""));
+        for i in 0..5 {
+            p.learn_write(&format!("/tmp/f{i}"), 1, &limits);
+        }
+        assert_eq!(p.write_files.len(), 5);
+        assert!(p.write_dirs.is_empty());
+    }
+
+    #[test]
+    fn generalisation_cascades_upward() {
+        let limits = Limits {
+            file_dir_threshold: 2,
+            ..Limits::default()
+        };
+        let mut p = Profile::new(ImageRef::new("x", ""));
+        for d in ["a", "b", "c"] {
+            for f in 0..3 {
+                p.learn_write(&format!("/srv/data/{d}/{f}"), 1, &limits);
+            }
+        }
+        // a/**, b/** and c/** are three children of /srv/data: > 2.
+        assert!(p.write_files.is_empty());
+        assert_eq!(p.write_dirs.keys().collect::<Vec<_>>(), vec!["/srv/data"]);
+        assert_eq!(p.write_dirs["/srv/data"].count, 9);
+    }
+
+    #[test]
+    fn peers_aggregate_and_widen() {
+        let mut s = BTreeSet::new();
+        s.insert(net("10.0.0.1/32"));
+        s.insert(net("10.0.0.0/24"));
+        assert_eq!(
+            canonical_peers(&s, 8),
+            [net("10.0.0.0/24")].into_iter().collect()
+        );
+        let s: BTreeSet<IpNet> = (1..=9).map(|i| net(&format!("10.0.{i}.1/32"))).collect();
+        // 9 /32s > 8 → nine /24s, which aggregate (adjacent ones merge) to 4.
+        assert_eq!(
+            canonical_peers(&s, 8),
+            ["10.0.1.0/24", "10.0.2.0/23", "10.0.4.0/22", "10.0.8.0/23"]
+                .into_iter()
+                .map(net)
+                .collect()
+        );
+        // With room for 3 only, the /22../24 tier widens again, to one /16.
+        assert_eq!(
+            canonical_peers(&s, 3),
+            [net("10.0.0.0/16")].into_iter().collect()
+        );
+        // adjacent addresses aggregate exactly, without widening
+        let s: BTreeSet<IpNet> = (1..=9).map(|i| net(&format!("10.0.0.{i}/32"))).collect();
+        assert_eq!(canonical_peers(&s, 8).len(), 4);
+        let s: BTreeSet<IpNet> = (0..9)
+            .map(|i| net(&format!("10.0.0.{}/32", 2 * i + 1)))
+            .collect();
+        assert_eq!(
+            canonical_peers(&s, 8),
+            [net("10.0.0.0/24")].into_iter().collect()
+        );
+        let mut s: BTreeSet<IpNet> = (0..9)
+            .map(|i| net(&format!("10.0.0.{}/32", 2 * i + 1)))
+            .collect();
+        s.insert(net("2001:db8::1/128"));
+        // Both families sit at their most specific tier and widen together:
+        // the IPv4 /32s to one /24, the IPv6 /128 to a /64.
+        assert_eq!(
+            canonical_peers(&s, 8),
+            [net("10.0.0.0/24"), net("2001:db8::/64")]
+                .into_iter()
+                .collect()
+        );
+    }
+
+    #[test]
+    fn outbound_learning_reports_new_ports_and_peers() {
+        let l = Limits::default();
+        let mut p = Profile::new(ImageRef::new("x", ""));
+        let ip: IpAddr = "10.96.0.10".parse().expect("ip");
+        let d = p.learn_outbound(Proto::Udp, 53, ip, 5, &l);
+        assert_eq!(
+            d,
+            vec![
+                Delta::NewOutbound {
+                    proto: Proto::Udp,
+                    port: 53
+                },
+                Delta::NewPeer {
+                    proto: Proto::Udp,
+                    port: 53,
+                    peers: vec![net("10.96.0.10/32")]
+                }
+            ]
+        );
+        assert!(p.learn_outbound(Proto::Udp, 53, ip, 6, &l).is_empty());
+        assert_eq!(p.outbound[&(Proto::Udp, 53)].seen.count, 2);
+    }
+
+    #[test]
+    fn merge_is_a_union() {
+        let l = Limits::default();
+        let img = ImageRef::new("docker.io/library/nginx", "1.27");
+        let mut a = Profile::new(img.clone());
+        a.learn_exec("/usr/sbin/nginx", false, 10);
+        a.learning.containers = 1;
+        a.learning.started = 10;
+        a.learning.ended = 10;
+        let mut b = Profile::new(img.clone());
+        b.learn_exec("/usr/sbin/nginx", false, 5);
+        b.learn_exec("/docker-entrypoint.sh", false, 6);
+        b.learning.containers = 2;
+        b.learning.started = 5;
+        b.learning.ended = 6;
+        b.learning.tainted = true;
+        a.merge(&b, &l).expect("same image");
+        assert_eq!(a.exec.len(), 2);
+        assert_eq!(
+            a.exec["/usr/sbin/nginx"].seen,
+            Seen {
+                count: 2,
+                first_seen: 5,
+                last_seen: 10
+            }
+        );
+        assert_eq!(a.learning.containers, 3);
+        assert_eq!((a.learning.started, a.learning.ended), (5, 10));
+        assert!(a.learning.tainted);
+        let other = Profile::new(ImageRef::new("redis", ""));
+        let err = a.merge(&other, &l).expect_err("different images");
+        assert_eq!(
+            err.to_string(),
+            "cannot merge profiles of different images: docker.io/library/nginx:1.27 and redis"
+        );
+    }
+
+    #[test]
+    fn merge_regeneralises_writes() {
+        let l = Limits {
+            file_dir_threshold: 2,
+            ..Limits::default()
+        };
+        let img = ImageRef::new("x", "");
+        let mut a = Profile::new(img.clone());
+        a.learn_write("/var/log/app/a", 1, &l);
+        a.learn_write("/var/log/app/b", 1, &l);
+        let mut b = Profile::new(img.clone());
+        b.learn_write("/var/log/app/c", 2, &l);
+        a.merge(&b, &l).expect("merge");
+        assert!(a.write_files.is_empty());
+        assert_eq!(
+            a.write_dirs.keys().collect::<Vec<_>>(),
+            vec!["/var/log/app"]
+        );
+        assert_eq!(a.write_dirs["/var/log/app"].count, 3);
+    }
+
+    #[test]
+    fn stems() {
+        let i = ImageRef::new("docker.io/library/nginx", "latest");
+        assert_eq!(i.short_stem(), "nginx");
+        assert_eq!(i.full_stem(), "docker.io_library_nginx_latest");
+        assert_eq!(ImageRef::new("nginx", "1.27").short_stem(), "nginx_1.27");
+        assert_eq!(ImageRef::new("a/b c", "").short_stem(), "b_c");
+    }
+}

@@ -1,0 +1,601 @@
+//! Profiles as YAML files: deterministic output for git, strict input.
+//!
+//! Output is written by hand rather than by a serializer so that it is
+//! stable and diff-friendly: sections in a fixed order, entries sorted, one
+//! line per entry (a flow mapping), scalars quoted only when YAML needs it.
+//! Input is read with serde_yaml into structs with `deny_unknown_fields`,
+//! then checked (schema version, protocols, CIDRs, duplicates); every error
+//! names the file, the line and the key.
+
+use crate::model::{
+    dir_key, dir_of_key, ExecEntry, ImageRef, Learning, OutboundEntry, Profile, Proto, Seen,
+    TaintEntry, SCHEMA_VERSION,
+};
+use crate::ProfileError;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::fmt::Write;
+use std::net::IpAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// RFC 3339 UTC with nanoseconds (`2025-11-22T00:07:57.000000000Z`).
+pub fn format_ts(ns: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+}
+
+/// Parse an RFC 3339 time back to ns since the epoch.
+pub fn parse_ts(s: &str) -> Result<u64, String> {
+    let t = humantime::parse_rfc3339_weak(s).map_err(|e| format!("bad time '{s}': {e}"))?;
+    let d = t
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| format!("time '{s}' is before 1970"))?;
+    u64::try_from(d.as_nanos()).map_err(|_| format!("time '{s}' is out of range"))
+}
+
+// ------------------------------------------------------------------ output
+
+/// A scalar as it may appear inside a flow collection: plain when that reads
+/// back as the same string, double-quoted (JSON escapes) otherwise.
+fn scalar(s: &str) -> String {
+    let plain_chars = !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-' | '+' | '@' | ':' | '*')
+        })
+        && !s.starts_with(['-', ':', '*', '@', '.'])
+        && !s.ends_with(':');
+    let reads_back = plain_chars
+        && matches!(serde_yaml::from_str::<serde_yaml::Value>(s),
+                    Ok(serde_yaml::Value::String(ref r)) if r == s);
+    if reads_back {
+        s.to_string()
+    } else {
+        serde_json::Value::String(s.to_string()).to_string()
+    }
+}
+
+fn seen_fields(out: &mut String, s: &Seen) {
+    if s.count != 0 {
+        let _ = write!(out, ", count: {}", s.count);
+    }
+    if s.first_seen != 0 {
+        let _ = write!(out, ", first_seen: {}", format_ts(s.first_seen));
+    }
+    if s.last_seen != 0 {
+        let _ = write!(out, ", last_seen: {}", format_ts(s.last_seen));
+    }
+}
+
+/// The profile as YAML, deterministic byte for byte.
+pub fn to_yaml(p: &Profile) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# falco-learn profile of {} (schema {SCHEMA_VERSION}).",
+        p.image
+    );
+    o.push_str("# Written by `falco-learn profiles export`; review, then commit. Times are UTC.\n");
+    let _ = writeln!(o, "schema_version: {SCHEMA_VERSION}");
+    o.push_str("image:\n");
+    let _ = writeln!(o, "  repository: {}", scalar(&p.image.repository));
+    if !p.image.tag.is_empty() {
+        let _ = writeln!(o, "  tag: {}", scalar(&p.image.tag));
+    }
+    let digests: Vec<String> = p.digests.iter().map(|d| scalar(d)).collect();
+    let _ = writeln!(o, "  digests: [{}]", digests.join(", "));
+    let l = &p.learning;
+    o.push_str("learning:\n");
+    for (k, v) in [
+        ("started", l.started),
+        ("ended", l.ended),
+        ("last_new_behaviour", l.last_new_behaviour),
+    ] {
+        let _ = writeln!(o, "  {k}: {}", format_ts(v));
+    }
+    let _ = writeln!(o, "  containers: {}", l.containers);
+    let _ = writeln!(o, "  events: {}", l.events);
+    let _ = writeln!(o, "  tainted: {}", l.tainted);
+    let _ = writeln!(o, "  flagged_events: {}", l.flagged_events);
+    let _ = writeln!(
+        o,
+        "  flagged_descendant_events: {}",
+        l.flagged_descendant_events
+    );
+    if l.taint.is_empty() {
+        o.push_str("  taint: []\n");
+    } else {
+        o.push_str("  taint:\n");
+        for t in &l.taint {
+            let _ = writeln!(
+                o,
+                "    - {{ time: {}, rule: {}, event: {}, process: {}, value: {}, container: {} }}",
+                format_ts(t.time),
+                scalar(&t.rule),
+                scalar(&t.event),
+                scalar(&t.process),
+                scalar(&t.value),
+                scalar(&t.container)
+            );
+        }
+    }
+    if p.exec.is_empty() {
+        o.push_str("exec: []\n");
+    } else {
+        o.push_str("exec:\n");
+        for (path, e) in &p.exec {
+            let _ = write!(o, "  - {{ path: {}", scalar(path));
+            seen_fields(&mut o, &e.seen);
+            if e.tmpfs {
+                o.push_str(", tmpfs: true");
+            }
+            o.push_str(" }\n");
+        }
+    }
+    o.push_str("network:\n");
+    if p.outbound.is_empty() {
+        o.push_str("  outbound: []\n");
+    } else {
+        o.push_str("  outbound:\n");
+        for ((proto, port), e) in &p.outbound {
+            let _ = write!(o, "    - {{ proto: {proto}, port: {port}");
+            seen_fields(&mut o, &e.seen);
+            let peers: Vec<String> = e.peers.iter().map(|n| n.to_string()).collect();
+            let _ = writeln!(o, ", peers: [{}] }}", peers.join(", "));
+        }
+    }
+    o.push_str("files:\n");
+    let mut writes: Vec<(String, &Seen)> = p
+        .write_files
+        .iter()
+        .map(|(k, s)| (k.clone(), s))
+        .chain(p.write_dirs.iter().map(|(d, s)| (dir_key(d), s)))
+        .collect();
+    writes.sort_by(|a, b| a.0.cmp(&b.0));
+    if writes.is_empty() {
+        o.push_str("  write: []\n");
+    } else {
+        o.push_str("  write:\n");
+        for (path, s) in writes {
+            let _ = write!(o, "    - {{ path: {}", scalar(&path));
+            seen_fields(&mut o, s);
+            o.push_str(" }\n");
+        }
+    }
+    o
+}
+
+// ------------------------------------------------------------------- input
+
+/// Time that deserialises from RFC 3339 (errors carry serde_yaml's position).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ts(u64);
+
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ts, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_ts(&s).map(Ts).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A peer: CIDR, or a bare address meaning /32 or /128.
+#[derive(Debug, Clone, Copy)]
+struct Net(IpNet);
+
+impl<'de> Deserialize<'de> for Net {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Net, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<IpNet>()
+            .map(|n| n.trunc())
+            .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+            .map(Net)
+            .map_err(|_| serde::de::Error::custom(format!("'{s}' is not an IP address or CIDR")))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ProtoField(Proto);
+
+impl<'de> Deserialize<'de> for ProtoField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ProtoField, D::Error> {
+        let s = String::deserialize(d)?;
+        Proto::parse(&s).map(ProtoField).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown protocol '{s}', expected tcp, udp, icmp, raw or unknown"
+            ))
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    schema_version: u32,
+    image: ImageFile,
+    #[serde(default)]
+    learning: LearningFile,
+    #[serde(default)]
+    exec: Vec<ExecFile>,
+    #[serde(default)]
+    network: NetworkFile,
+    #[serde(default)]
+    files: FilesFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageFile {
+    repository: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    digests: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LearningFile {
+    #[serde(default)]
+    started: Ts,
+    #[serde(default)]
+    ended: Ts,
+    #[serde(default)]
+    last_new_behaviour: Ts,
+    #[serde(default)]
+    containers: u64,
+    #[serde(default)]
+    events: u64,
+    #[serde(default)]
+    tainted: bool,
+    #[serde(default)]
+    flagged_events: u64,
+    #[serde(default)]
+    flagged_descendant_events: u64,
+    #[serde(default)]
+    taint: Vec<TaintFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaintFile {
+    time: Ts,
+    rule: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    process: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    container: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecFile {
+    path: String,
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    first_seen: Ts,
+    #[serde(default)]
+    last_seen: Ts,
+    #[serde(default)]
+    tmpfs: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NetworkFile {
+    #[serde(default)]
+    outbound: Vec<OutboundFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundFile {
+    proto: ProtoField,
+    port: u16,
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    first_seen: Ts,
+    #[serde(default)]
+    last_seen: Ts,
+    peers: Vec<Net>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FilesFile {
+    #[serde(default)]
+    write: Vec<WriteFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteFile {
+    path: String,
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    first_seen: Ts,
+    #[serde(default)]
+    last_seen: Ts,
+}
+
+fn seen(count: u64, first: Ts, last: Ts) -> Seen {
+    Seen {
+        count,
+        first_seen: first.0,
+        last_seen: last.0,
+    }
+}
+
+/// Line (1-based) of the first line at or after `from_line` that contains
+/// `needle`, for errors found after parsing.
+fn line_of(text: &str, needle: &str, from_line: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from_line.saturating_sub(1))
+        .find(|(_, l)| l.contains(needle))
+        .map_or(0, |(i, _)| i + 1)
+}
+
+/// Parse a profile file. `file` names it in errors.
+pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
+    let pf: ProfileFile = serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        ProfileError::Parse {
+            file: file.to_string(),
+            line,
+            column,
+            message: e.to_string(),
+        }
+    })?;
+    let invalid = |key: String, needle: &str, section: &str, message: String| {
+        let from = line_of(text, section, 1).max(1);
+        ProfileError::Invalid {
+            file: file.to_string(),
+            line: line_of(text, needle, from),
+            key,
+            message,
+        }
+    };
+    if pf.schema_version != SCHEMA_VERSION {
+        return Err(invalid(
+            "schema_version".into(),
+            "schema_version",
+            "schema_version",
+            format!(
+                "unsupported schema_version {} (this falco-learn reads {SCHEMA_VERSION})",
+                pf.schema_version
+            ),
+        ));
+    }
+    if pf.image.repository.is_empty() {
+        return Err(invalid(
+            "image.repository".into(),
+            "repository",
+            "image:",
+            "must not be empty".into(),
+        ));
+    }
+    let mut p = Profile::new(ImageRef::new(pf.image.repository, pf.image.tag));
+    p.digests = pf.image.digests.into_iter().collect();
+    let lf = pf.learning;
+    p.learning = Learning {
+        started: lf.started.0,
+        ended: lf.ended.0,
+        containers: lf.containers,
+        events: lf.events,
+        last_new_behaviour: lf.last_new_behaviour.0,
+        tainted: lf.tainted,
+        flagged_events: lf.flagged_events,
+        flagged_descendant_events: lf.flagged_descendant_events,
+        taint: lf
+            .taint
+            .into_iter()
+            .map(|t| TaintEntry {
+                time: t.time.0,
+                rule: t.rule,
+                event: t.event,
+                process: t.process,
+                value: t.value,
+                container: t.container,
+            })
+            .collect(),
+    };
+    p.learning.taint.sort();
+    for (i, e) in pf.exec.into_iter().enumerate() {
+        let key = format!("exec[{i}].path");
+        if e.path.is_empty() {
+            return Err(invalid(
+                key,
+                "path: \"\"",
+                "exec:",
+                "must not be empty".into(),
+            ));
+        }
+        if p.exec.contains_key(&e.path) {
+            let msg = format!("duplicate entry '{}'", e.path);
+            return Err(invalid(key, &e.path, "exec:", msg));
+        }
+        p.exec.insert(
+            e.path,
+            ExecEntry {
+                seen: seen(e.count, e.first_seen, e.last_seen),
+                tmpfs: e.tmpfs,
+            },
+        );
+    }
+    for (i, e) in pf.network.outbound.into_iter().enumerate() {
+        let k = (e.proto.0, e.port);
+        if p.outbound.contains_key(&k) {
+            return Err(invalid(
+                format!("network.outbound[{i}]"),
+                &format!("port: {}", e.port),
+                "outbound:",
+                format!("duplicate entry {}/{}", e.proto.0, e.port),
+            ));
+        }
+        p.outbound.insert(
+            k,
+            OutboundEntry {
+                seen: seen(e.count, e.first_seen, e.last_seen),
+                peers: e.peers.into_iter().map(|n| n.0).collect(),
+            },
+        );
+    }
+    for (i, w) in pf.files.write.into_iter().enumerate() {
+        let key = format!("files.write[{i}].path");
+        if w.path.is_empty() {
+            return Err(invalid(
+                key,
+                "path: \"\"",
+                "write:",
+                "must not be empty".into(),
+            ));
+        }
+        let s = seen(w.count, w.first_seen, w.last_seen);
+        let dup = match dir_of_key(&w.path) {
+            Some(d) => p.write_dirs.insert(d.to_string(), s).is_some(),
+            None => p.write_files.insert(w.path.clone(), s).is_some(),
+        };
+        if dup {
+            let msg = format!("duplicate entry '{}'", w.path);
+            return Err(invalid(key, &w.path, "write:", msg));
+        }
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Limits;
+
+    fn sample() -> Profile {
+        let l = Limits::default();
+        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
+        p.digests.insert("sha256:0123".into());
+        p.learning.started = 1_763_770_000_000_000_000;
+        p.learning.ended = 1_763_770_060_000_000_000;
+        p.learning.containers = 2;
+        p.learning.events = 10;
+        p.learn_exec("/usr/sbin/nginx", false, 1_763_770_001_000_000_000);
+        p.learn_exec(
+            "/dev/odd name, with: [flow]",
+            true,
+            1_763_770_002_000_000_000,
+        );
+        p.learn_outbound(
+            Proto::Udp,
+            53,
+            "10.96.0.10".parse().expect("ip"),
+            1_763_770_003_000_000_000,
+            &l,
+        );
+        p.learn_write("/var/log/nginx/access.log", 1_763_770_004_000_000_000, &l);
+        p.write_dirs.insert("/var/cache/nginx".into(), Seen::at(5));
+        p.learning.taint.push(TaintEntry {
+            time: 7,
+            rule: "Terminal shell in container".into(),
+            event: "execve".into(),
+            process: "/usr/bin/bash".into(),
+            value: "/usr/bin/bash".into(),
+            container: "3f2a9c1d7e5b".into(),
+        });
+        p.learning.tainted = true;
+        p
+    }
+
+    #[test]
+    fn round_trip_is_exact() {
+        let p = sample();
+        let y = to_yaml(&p);
+        let back = from_yaml(&y, "t.yaml").expect("parses");
+        assert_eq!(back, p);
+        assert_eq!(to_yaml(&back), y);
+        assert!(
+            y.contains("  - { path: \"/dev/odd name, with: [flow]\", count: 1, first_seen: 2025-11-22T00:06:42.000000000Z, last_seen: 2025-11-22T00:06:42.000000000Z, tmpfs: true }\n"),
+            "{y}"
+        );
+        assert!(y.contains("    - { path: /var/cache/nginx/**, count: 1, first_seen: 1970-01-01T00:00:00.000000005Z, last_seen: 1970-01-01T00:00:00.000000005Z }\n"), "{y}");
+        assert!(y.contains("  tag: \"1.27\"\n"), "{y}");
+    }
+
+    #[test]
+    fn scalars_quote_only_when_needed() {
+        assert_eq!(scalar("/usr/sbin/nginx"), "/usr/sbin/nginx");
+        assert_eq!(scalar("1.27"), "\"1.27\"");
+        assert_eq!(scalar("true"), "\"true\"");
+        assert_eq!(scalar("null"), "\"null\"");
+        assert_eq!(scalar(""), "\"\"");
+        assert_eq!(scalar("a b"), "\"a b\"");
+        assert_eq!(scalar("-x"), "\"-x\"");
+        assert_eq!(scalar("a\"b"), "\"a\\\"b\"");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let y =
+            to_yaml(&sample()).replace("  - { path: /usr/sbin/nginx", "  - { pth: /usr/sbin/nginx");
+        let err = from_yaml(&y, "profiles/nginx.yaml").expect_err("unknown key");
+        let line = y.lines().position(|l| l.contains("pth:")).expect("line") + 1;
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("profiles/nginx.yaml:{line}:")),
+            "{msg}"
+        );
+        assert!(msg.contains("unknown field `pth`"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_errors_with_positions() {
+        let y = to_yaml(&sample()).replace("10.96.0.10/32", "10.96.0.999");
+        let msg = from_yaml(&y, "p.yaml").expect_err("bad cidr").to_string();
+        let line = y
+            .lines()
+            .position(|l| l.contains("10.96.0.999"))
+            .expect("l")
+            + 1;
+        assert!(msg.starts_with(&format!("p.yaml:{line}:")), "{msg}");
+        assert!(
+            msg.contains("'10.96.0.999' is not an IP address or CIDR"),
+            "{msg}"
+        );
+
+        let y = to_yaml(&sample()).replace("schema_version: 1", "schema_version: 2");
+        let msg = from_yaml(&y, "p.yaml").expect_err("schema").to_string();
+        assert_eq!(
+            msg,
+            "p.yaml:3: schema_version: unsupported schema_version 2 (this falco-learn reads 1)"
+        );
+
+        let mut y = to_yaml(&sample());
+        y = y.replace(
+            "  - { path: /usr/sbin/nginx",
+            "  - { path: /usr/sbin/nginx }\n  - { path: /usr/sbin/nginx",
+        );
+        let msg = from_yaml(&y, "p.yaml").expect_err("dup").to_string();
+        assert!(
+            msg.contains("exec[2].path: duplicate entry '/usr/sbin/nginx'"),
+            "{msg}"
+        );
+
+        let msg = from_yaml("schema_version: [", "p.yaml")
+            .expect_err("yaml")
+            .to_string();
+        assert!(msg.starts_with("p.yaml:1:"), "{msg}");
+    }
+
+    #[test]
+    fn hand_written_minimal_profile_reads() {
+        let y = "schema_version: 1\nimage: { repository: nginx }\nexec:\n  - path: /usr/sbin/nginx\nfiles:\n  write: [{ path: /var/log/nginx/** }]\n";
+        let p = from_yaml(y, "p.yaml").expect("minimal");
+        assert!(p.exec.contains_key("/usr/sbin/nginx"));
+        assert!(p.write_dirs.contains_key("/var/log/nginx"));
+        let y = "schema_version: 1\nimage: { repository: nginx }\nfiles:\n  write: [/var/log/nginx/**]\n";
+        // a bare string where a mapping is expected is an error, not ignored
+        assert!(from_yaml(y, "p.yaml").is_err());
+    }
+}

@@ -1,0 +1,449 @@
+//! Learning from the nginx-like recordings, the YAML golden, poison
+//! resistance, and the generated Falco rules: they load cleanly, agree with
+//! `Profile::matches` event for event, and catch the seed's attacks.
+//!
+//! `FALCO_LEARN_UPDATE_GOLDEN=1` rewrites the golden files; review the diff.
+
+use falco_learn_event::{read_jsonl, Args, Event, EventType, EventTypeField, Fd, FdType, L4Proto};
+use falco_learn_profiler::{
+    from_yaml, generate_rules, rule_name, to_yaml, Dimension, ImageRef, Learner, Limits, Outcome,
+    Profile,
+};
+use falco_learn_rules::Ruleset;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
+}
+
+fn fixture(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(p)
+}
+
+fn events(path: &PathBuf) -> Vec<Event> {
+    let f = std::fs::File::open(path).expect("fixture");
+    read_jsonl(std::io::BufReader::new(f), &path.display().to_string()).expect("valid jsonl")
+}
+
+fn default_rules() -> Ruleset {
+    let (rs, report) = Ruleset::load_files(&[repo("rules/default/falco-learn_rules.yaml")]);
+    assert!(!report.has_errors(), "{report}");
+    rs
+}
+
+fn nginx() -> ImageRef {
+    ImageRef::new("docker.io/library/nginx", "1.27")
+}
+
+fn learn(path: &str) -> (Learner, Vec<Outcome>) {
+    let mut l = Learner::new(Limits::default(), Some(default_rules())).expect("limits");
+    let out = events(&fixture(path))
+        .iter()
+        .map(|e| l.observe(e))
+        .collect();
+    (l, out)
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = fixture(name);
+    if std::env::var_os("FALCO_LEARN_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+    }
+    let want = std::fs::read_to_string(&path).expect("golden exists (FALCO_LEARN_UPDATE_GOLDEN=1)");
+    assert!(
+        want == actual,
+        "{} differs from the output; rerun with FALCO_LEARN_UPDATE_GOLDEN=1 and review the diff\n{actual}",
+        path.display()
+    );
+}
+
+fn set(v: &[&str]) -> BTreeSet<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn learns_nginx_profile_golden() {
+    let (l, _) = learn("nginx.jsonl");
+    let profiles = l.profiles();
+    assert_eq!(
+        profiles.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+        vec!["docker.io/library/nginx:1.27", "docker.io/library/redis:7"]
+    );
+    let p = &profiles[&nginx()];
+    assert_eq!(
+        p.exec.keys().cloned().collect::<BTreeSet<_>>(),
+        set(&[
+            "/usr/bin/basename",
+            "/usr/bin/curl",
+            "/usr/bin/dash",
+            "/usr/bin/find",
+            "/usr/bin/sed",
+            "/usr/bin/sort",
+            "/usr/sbin/nginx"
+        ])
+    );
+    let out: Vec<String> = p
+        .outbound
+        .iter()
+        .map(|((pr, po), e)| {
+            let peers: Vec<String> = e.peers.iter().map(|n| n.to_string()).collect();
+            format!("{pr}/{po} {}", peers.join(","))
+        })
+        .collect();
+    assert_eq!(
+        out,
+        vec![
+            "tcp/80 127.0.0.1/32",
+            "tcp/8080 10.96.12.34/32",
+            "udp/53 10.96.0.10/32"
+        ]
+    );
+    // 28 client-body temp files > 8 → generalised; the rest stay exact.
+    assert_eq!(
+        p.write_dirs.keys().cloned().collect::<BTreeSet<_>>(),
+        set(&["/var/cache/nginx/client_temp"])
+    );
+    assert_eq!(p.write_dirs["/var/cache/nginx/client_temp"].count, 28);
+    assert_eq!(
+        p.write_files.keys().cloned().collect::<BTreeSet<_>>(),
+        set(&[
+            "/etc/nginx/conf.d/sed3f2a9c",
+            "/etc/nginx/conf.d/sed8b1e4d",
+            "/var/log/nginx/access.log",
+            "/var/log/nginx/error.log",
+            "/var/run/nginx.pid"
+        ])
+    );
+    assert_eq!(p.learning.containers, 2);
+    assert!(!p.learning.tainted);
+    assert_eq!(p.learning.flagged_events, 0);
+    assert_eq!(
+        p.digests.iter().cloned().collect::<Vec<_>>(),
+        vec!["sha256:5f0574409b3add89581b96c68afe9e9c7b284651c3a974b6e8bac46bf95e6b7f"]
+    );
+    assert_eq!(l.stats().no_image, 2, "the host's two events");
+    let y = to_yaml(p);
+    golden("nginx.profile.yaml", &y);
+    assert_eq!(&from_yaml(&y, "nginx.profile.yaml").expect("reads back"), p);
+}
+
+#[test]
+fn flagged_events_and_their_descendants_are_not_learned() {
+    let (clean, _) = learn("nginx.jsonl");
+    let (l, outcomes) = learn("nginx_poisoned.jsonl");
+    let flagged: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Flagged { .. } | Outcome::FlaggedDescendant))
+        .collect();
+    assert_eq!(
+        flagged,
+        vec![
+            &Outcome::Flagged {
+                rules: vec!["Terminal shell in container".into()]
+            },
+            &Outcome::FlaggedDescendant, // cp
+            &Outcome::FlaggedDescendant, // cp writes /dev/vi
+            &Outcome::FlaggedDescendant, // /dev/vi
+            &Outcome::FlaggedDescendant, // ssh
+            &Outcome::FlaggedDescendant, // ssh → 198.51.100.10:2222
+        ]
+    );
+    let p = &l.profiles()[&nginx()];
+    let c = &clean.profiles()[&nginx()];
+    assert!(p.learning.tainted);
+    assert_eq!(p.learning.flagged_events, 1);
+    assert_eq!(p.learning.flagged_descendant_events, 5);
+    assert_eq!(p.learning.taint.len(), 1);
+    assert_eq!(p.learning.taint[0].rule, "Terminal shell in container");
+    assert_eq!(p.learning.taint[0].value, "/usr/bin/bash");
+    // Nothing of the attack was learned: behaviour equals the clean run's.
+    assert_eq!(
+        p.exec.keys().collect::<Vec<_>>(),
+        c.exec.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(p.outbound, c.outbound);
+    assert_eq!(p.write_files, c.write_files);
+    assert_eq!(p.write_dirs, c.write_dirs);
+}
+
+fn load_generated(p: &Profile) -> Ruleset {
+    let text = generate_rules(p).expect("generates");
+    let (rs, report) = Ruleset::load_sources(&[("generated.yaml", text.as_str())]);
+    assert!(
+        report.errors.is_empty() && report.warnings.is_empty(),
+        "{report}\n{text}"
+    );
+    rs
+}
+
+#[test]
+fn generated_rules_golden_and_load_cleanly() {
+    let (l, _) = learn("nginx.jsonl");
+    let p = &l.profiles()[&nginx()];
+    let text = generate_rules(p).expect("generates");
+    golden("nginx.rules.yaml", &text);
+    let rs = load_generated(p);
+    assert_eq!(
+        rs.rules()
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![
+            "Unexpected process in docker.io/library/nginx:1.27 (falco-learn)",
+            "Unexpected outbound connection in docker.io/library/nginx:1.27 (falco-learn)",
+            "Unexpected file write in docker.io/library/nginx:1.27 (falco-learn)",
+        ]
+    );
+    // Next to our default rules: still no problem reported.
+    let default =
+        std::fs::read_to_string(repo("rules/default/falco-learn_rules.yaml")).expect("default");
+    let (_, report) = Ruleset::load_sources(&[
+        ("falco-learn_rules.yaml", default.as_str()),
+        ("generated.yaml", text.as_str()),
+    ]);
+    assert!(
+        report.errors.is_empty() && report.warnings.is_empty(),
+        "{report}"
+    );
+    // Next to upstream falco_rules.yaml (when the shared checkout is there):
+    // no diagnostic about the generated file.
+    let upstream = repo("../shared/falco-rules/falco_rules.yaml");
+    if let Ok(up) = std::fs::read_to_string(&upstream) {
+        let (_, report) = Ruleset::load_sources(&[
+            ("falco_rules.yaml", up.as_str()),
+            ("generated.yaml", text.as_str()),
+        ]);
+        let ours: Vec<String> = report
+            .errors
+            .iter()
+            .chain(&report.warnings)
+            .filter(|d| d.pos.file.as_ref() == "generated.yaml")
+            .map(|d| d.to_string())
+            .collect();
+        assert!(ours.is_empty(), "{ours:?}");
+        assert!(report.errors.is_empty(), "{report}");
+    }
+    // An image without tag, and an empty profile, generate loadable rules too.
+    let mut q = p.clone();
+    q.image = ImageRef::new("localhost/odd", "");
+    q.exec
+        .insert("memfd:x (deleted)".into(), Default::default());
+    q.write_files
+        .insert("/a dir/with, comma".into(), Default::default());
+    load_generated(&q);
+    load_generated(&Profile::new(ImageRef::new("empty", "")));
+}
+
+/// Varied events: every fixture event as is, re-labelled with the profile's
+/// image, and mutated (results, fds, flags, paths, peers).
+fn varied_events(p: &Profile) -> Vec<Event> {
+    let mut base = Vec::new();
+    for f in ["nginx.jsonl", "nginx_poisoned.jsonl"] {
+        base.extend(events(&fixture(f)));
+    }
+    for f in ["seed.jsonl", "stable.jsonl", "incubating_sandbox.jsonl"] {
+        base.extend(events(&repo(&format!("rules/tests/fixtures/{f}"))));
+    }
+    let mut out = Vec::new();
+    let image = |e: &mut Event| {
+        e.container.image_repository = p.image.repository.clone();
+        e.container.image_tag = p.image.tag.clone();
+        if e.container.id.is_empty() || e.container.id == "host" {
+            e.container.id = "c0ffee000001".into();
+        }
+    };
+    for e in &base {
+        out.push(e.clone());
+        let mut e2 = e.clone();
+        image(&mut e2);
+        out.push(e2.clone());
+        let mut t = e2.clone();
+        t.container.image_tag = "other".into();
+        out.push(t);
+        for res in [-1, -115, 0, 5] {
+            let mut m = e2.clone();
+            m.res = res;
+            out.push(m);
+        }
+        let mut m = e2.clone();
+        m.process.exepath.clear();
+        out.push(m);
+        if let Some(fd) = &e2.fd {
+            for typ in [FdType::File, FdType::Ipv6, FdType::Unix, FdType::Directory] {
+                let mut m = e2.clone();
+                if let Some(f) = m.fd.as_mut() {
+                    f.typ = typ;
+                }
+                out.push(m);
+            }
+            let mut m = e2.clone();
+            m.fd = None;
+            out.push(m);
+            let mut m = e2.clone();
+            if let Some(f) = m.fd.as_mut() {
+                f.num = -1;
+                f.name.clear();
+            }
+            out.push(m);
+            if fd.sip.is_some() {
+                for (sip, sport, proto) in [
+                    (None, Some(53), L4Proto::Udp),
+                    (Some("10.96.0.10"), None, L4Proto::Udp),
+                    (Some("10.96.0.10"), Some(53), L4Proto::Udp),
+                    (Some("10.96.0.10"), Some(53), L4Proto::Tcp),
+                    (Some("10.96.0.11"), Some(53), L4Proto::Udp),
+                    (Some("127.0.0.1"), Some(80), L4Proto::Tcp),
+                    (Some("10.96.12.34"), Some(8080), L4Proto::Tcp),
+                    (Some("2001:db8::1"), Some(8080), L4Proto::Tcp),
+                    (Some("10.96.12.34"), Some(8081), L4Proto::Unknown),
+                ] {
+                    let mut m = e2.clone();
+                    if let Some(f) = m.fd.as_mut() {
+                        f.sip = sip.map(|s| s.parse().expect("ip"));
+                        f.sport = sport;
+                        f.l4proto = proto;
+                    }
+                    out.push(m);
+                }
+            }
+        }
+        if let Args::Open { .. } = e2.args {
+            for flags in [0, 1, 2, 3, 0o100, 0o1000, 0o2000, 0o2101, 0o20200000] {
+                for path in [
+                    "/var/log/nginx/access.log",
+                    "/var/cache/nginx/client_temp",
+                    "/var/cache/nginx/client_temp/0000000099",
+                    "/var/cache/nginx/client_temp/x/y",
+                    "/var/cache/nginx/client_tempx",
+                    "/etc/passwd",
+                    "/dev/vi",
+                ] {
+                    let mut m = e2.clone();
+                    if let Args::Open { flags: f, .. } = &mut m.args {
+                        *f = flags;
+                    }
+                    if let Some(fd) = m.fd.as_mut() {
+                        fd.name = path.into();
+                        fd.typ = FdType::File;
+                        fd.num = 3;
+                    }
+                    m.res = 3;
+                    out.push(m);
+                }
+            }
+        }
+    }
+    // creat without open args, and an open whose args are of another kind
+    let mut c = Event {
+        typ: EventTypeField(EventType::Creat),
+        res: 4,
+        fd: Some(Fd {
+            num: 4,
+            name: "/var/log/nginx/new.log".into(),
+            ..Fd::default()
+        }),
+        ..Event::default()
+    };
+    image(&mut c);
+    out.push(c.clone());
+    c.typ = EventTypeField(EventType::Openat);
+    out.push(c);
+    out
+}
+
+#[test]
+fn generated_rules_agree_with_the_matcher_event_for_event() {
+    let (l, _) = learn("nginx.jsonl");
+    let p = &l.profiles()[&nginx()];
+    let rs = load_generated(p);
+    let evs = varied_events(p);
+    let mut verdicts = std::collections::BTreeMap::<(Dimension, bool), usize>::new();
+    for (i, ev) in evs.iter().enumerate() {
+        let fired: Vec<String> = rs.matching(ev).iter().map(|r| r.name.clone()).collect();
+        let want: Vec<String> = p
+            .matches(ev)
+            .map(|a| rule_name(&p.image, a.dimension))
+            .into_iter()
+            .collect();
+        assert_eq!(
+            fired,
+            want,
+            "event {i} disagrees: matcher {:?}\n{}",
+            p.matches(ev),
+            serde_json::to_string(ev).unwrap_or_default()
+        );
+        if let Some(b) = falco_learn_profiler::behaviour(ev) {
+            if p.image.is_event(ev) {
+                *verdicts
+                    .entry((b.dimension(), fired.is_empty()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    // The set exercised every dimension both ways.
+    for d in Dimension::ALL {
+        for allowed in [true, false] {
+            let n = verdicts.get(&(d, allowed)).copied().unwrap_or(0);
+            assert!(
+                n >= 5,
+                "only {n} events of {d} allowed={allowed}: {verdicts:?}"
+            );
+        }
+    }
+    assert!(evs.len() > 20_000, "{}", evs.len());
+}
+
+#[test]
+fn seed_attacks_raise_learned_rule_alerts_and_nginx_traffic_none() {
+    let (l, _) = learn("nginx.jsonl");
+    let p = &l.profiles()[&nginx()];
+    let rs = load_generated(p);
+    for ev in events(&fixture("nginx.jsonl")) {
+        assert!(
+            rs.matching(&ev).is_empty(),
+            "learned traffic alerted: {ev:?}"
+        );
+        assert_eq!(p.matches(&ev), None);
+    }
+    let seed = events(&repo("rules/tests/fixtures/seed.jsonl"));
+    let fired: Vec<(String, Vec<String>)> = seed
+        .iter()
+        .map(|ev| {
+            let value = falco_learn_profiler::behaviour(ev)
+                .map(|b| b.value())
+                .unwrap_or_default();
+            (
+                value,
+                rs.matching(ev).iter().map(|r| r.name.clone()).collect(),
+            )
+        })
+        .collect();
+    let exec = rule_name(&p.image, Dimension::Exec);
+    let net = rule_name(&p.image, Dimension::Outbound);
+    assert_eq!(
+        fired,
+        vec![
+            ("/usr/bin/bash".to_string(), vec![exec.clone()]),
+            ("/usr/local/bin/vi".to_string(), vec![exec.clone()]),
+            ("tcp/443 198.51.100.10".to_string(), vec![net.clone()]),
+            ("/dev/vi".to_string(), vec![exec.clone()]),
+            ("tcp/2222 198.51.100.10".to_string(), vec![net.clone()]),
+        ]
+    );
+    // The alert names the image and the offending value.
+    let vi = &seed[3];
+    let alert = rs.matching(vi)[0].alert(vi);
+    assert!(alert.output.contains("exe=/dev/vi"), "{}", alert.output);
+    assert!(
+        alert
+            .output
+            .contains("image=docker.io/library/nginx tag=1.27"),
+        "{}",
+        alert.output
+    );
+    assert_eq!(alert.priority, "Warning");
+    assert_eq!(alert.tags, vec!["falco_learn", "container", "process"]);
+}

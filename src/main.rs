@@ -35,6 +35,9 @@ enum Command {
     Rules(cmd::rules::RulesCommand),
     /// List the Falco fields falco-learn can evaluate.
     Fields(cmd::rules::FieldsArgs),
+    /// Benchmarks (root): the probe's cost on syscall loops.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(a) => cmd::replay::run(a),
         Command::Rules(c) => cmd::rules::run(c),
         Command::Fields(a) => cmd::rules::fields(a),
+        Command::Bench(c) => cmd::bench::run(c),
     };
     match result {
         Ok(code) => code,

@@ -70,7 +70,7 @@ impl ProcessTable {
             procs: AHashMap::new(),
             containerd_namespaces,
             linger: Duration::from_secs(10),
-            max_ancestors: 16,
+            max_ancestors: 10,
             boot_epoch_ns,
             clk_tck: if tck > 0 { tck as u64 } else { 100 },
         }

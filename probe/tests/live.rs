@@ -36,10 +36,9 @@ fn shared() -> Option<&'static Shared> {
                 eprintln!("\n!!!!! SKIPPED: probe live tests need root (run as root or in CI) !!!!!\n");
                 return None;
             }
-            let cfg = ProbeConfig {
-                read_prefixes: None,
-                ..ProbeConfig::default()
-            };
+            // the default read filter: every open these tests make is a write open
+            // (always reported), and the machine's own read traffic stays out
+            let cfg = ProbeConfig::default();
             let (probe, rx) = Probe::start(cfg).unwrap_or_else(|e| panic!("probe did not start: {e}"));
             let shared = Shared {
                 events: Mutex::new(Vec::new()),
@@ -58,9 +57,9 @@ fn shared() -> Option<&'static Shared> {
         .as_ref()
 }
 
-/// Wait until an event satisfying `pred` arrives (5 s at most).
+/// Wait until an event satisfying `pred` arrives (10 s at most).
 fn wait_for(s: &Shared, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         {
             let evs = s.events.lock().unwrap_or_else(|p| p.into_inner());

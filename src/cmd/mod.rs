@@ -1,4 +1,5 @@
 //! One module per subcommand, plus helpers they share.
+pub mod bench;
 pub mod record;
 pub mod replay;
 pub mod rules;

@@ -603,12 +603,18 @@ static __always_inline int stash(struct syscall_enter_ctx *ctx, u32 kind, int na
 	return 0;
 }
 
+static __always_inline bool is_open_kind(u32 kind)
+{
+	return kind == FL_OPEN || kind == FL_OPENAT || kind == FL_OPENAT2 || kind == FL_CREAT;
+}
+
 static __always_inline struct inflight *take(u32 kind)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct inflight *v = bpf_map_lookup_elem(&INFLIGHT, &id);
 	if (!v || v->kind != kind) {
-		if (!skip_self())
+		/* opens filtered at enter leave no record on purpose */
+		if (!skip_self() && !is_open_kind(kind))
 			stat_inc(kind, FL_STAT_LOST_ARGS);
 		return NULL;
 	}
@@ -627,10 +633,6 @@ static __always_inline void done(void)
 
 ENTER(execveat, FL_EXECVEAT, 5)
 ENTER(connect, FL_CONNECT, 3)
-ENTER(open, FL_OPEN, 3)
-ENTER(openat, FL_OPENAT, 4)
-ENTER(openat2, FL_OPENAT2, 4)
-ENTER(creat, FL_CREAT, 2)
 ENTER(socket, FL_SOCKET, 3)
 ENTER(dup, FL_DUP, 1)
 ENTER(dup2, FL_DUP2, 2)
@@ -642,6 +644,59 @@ ENTER(linkat, FL_LINKAT, 5)
 ENTER(ptrace, FL_PTRACE, 4)
 ENTER(init_module, FL_INIT_MODULE, 3)
 ENTER(finit_module, FL_FINIT_MODULE, 3)
+
+/*
+ * Opens: the read filter runs at enter, so a filtered open costs one string
+ * read and one LPM lookup and leaves nothing in INFLIGHT (no hash update or
+ * delete): the exit program then finds no record and returns.
+ */
+#define O_ACCMODE 3
+#define O_RDONLY 0
+#define O_CREAT 0100
+#define O_TRUNC 01000
+
+static __always_inline int enter_open(struct syscall_enter_ctx *ctx, u32 kind, const char *upath, u32 flags, int nargs)
+{
+	if (filter_read_opens && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) {
+		struct prefix_key k = { .prefixlen = 64 * 8 };
+		long r;
+		if (skip_self())
+			return 0;
+		r = bpf_probe_read_user_str(k.data, sizeof(k.data), upath);
+		/* relative paths are reported (the rules need the resolved name) */
+		if (r > 1 && k.data[0] == '/' && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k)) {
+			stat_inc(kind, FL_STAT_FILTERED);
+			return 0;
+		}
+	}
+	return stash(ctx, kind, nargs);
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int fl_enter_open(struct syscall_enter_ctx *ctx)
+{
+	return enter_open(ctx, FL_OPEN, (const char *)ctx->args[0], ctx->args[1], 3);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int fl_enter_openat(struct syscall_enter_ctx *ctx)
+{
+	return enter_open(ctx, FL_OPENAT, (const char *)ctx->args[1], ctx->args[2], 4);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int fl_enter_openat2(struct syscall_enter_ctx *ctx)
+{
+	u64 how_flags = 0;
+	bpf_probe_read_user(&how_flags, sizeof(how_flags), (const void *)ctx->args[2]);
+	return enter_open(ctx, FL_OPENAT2, (const char *)ctx->args[1], how_flags, 4);
+}
+
+SEC("tracepoint/syscalls/sys_enter_creat")
+int fl_enter_creat(struct syscall_enter_ctx *ctx)
+{
+	return stash(ctx, FL_CREAT, 2);
+}
 
 /* sendto/sendmsg matter only on unconnected sockets (a destination is passed). */
 SEC("tracepoint/syscalls/sys_enter_sendto")
@@ -716,11 +771,6 @@ int fl_exit_sendto(struct syscall_exit_ctx *ctx) { return exit_net(ctx, FL_SENDT
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int fl_exit_sendmsg(struct syscall_exit_ctx *ctx) { return exit_net(ctx, FL_SENDMSG); }
 
-#define O_ACCMODE 3
-#define O_RDONLY 0
-#define O_CREAT 0100
-#define O_TRUNC 01000
-
 static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -770,15 +820,6 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	data = &buf[HDR_RESERVE];
 	r = bpf_probe_read_user_str(data, FL_MAX_PATH, upath);
 	len = r > 1 ? r - 1 : 0;
-	if (filter_read_opens && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC)) && len > 0 &&
-	    data[0] == '/') {
-		struct prefix_key k = { .prefixlen = 64 * 8 };
-		__builtin_memcpy(k.data, data, sizeof(k.data));
-		if (!bpf_map_lookup_elem(&OPEN_PREFIXES, &k)) {
-			stat_inc(kind, FL_STAT_FILTERED);
-			return 0;
-		}
-	}
 	fill_hdr(&e->h, kind, ctx->ret);
 	e->dirfd = dirfd;
 	e->flags = flags;

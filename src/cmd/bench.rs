@@ -1,0 +1,240 @@
+//! `falco-learn bench probe`: the cost of the probe on real syscall loops.
+//!
+//! Each loop runs in a child process (the probe never traces its own process),
+//! alternately without and with the probe attached, several rounds; the median
+//! per-operation times give the slowdown ratios. With the probe attached, a
+//! consumer thread drains events like `record` does, so the figures include
+//! the userspace side (decode, process table, enrichment).
+
+use clap::{Args, Subcommand, ValueEnum};
+use falco_learn_probe::{Probe, ProbeConfig};
+use std::ffi::CString;
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Syscall loops with and without the probe: slowdown ratios, events/s, drops (root).
+    Probe(ProbeBenchArgs),
+    /// (internal) run one loop and print nanoseconds per operation.
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  sudo falco-learn bench probe --rounds 5")]
+pub struct ProbeBenchArgs {
+    /// Rounds per loop (each: one run without, one with the probe); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Scale the iteration counts (1.0 = 200k open/close, 2k fork+exec, 10k connects).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[arg(value_enum)]
+    pub kind: LoopKind,
+    pub iters: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopKind {
+    /// open(O_RDONLY)+close of a file outside the watched prefixes (filtered in the kernel)
+    OpenRead,
+    /// open(O_WRONLY)+close (reported: every write open is an event)
+    OpenWrite,
+    /// fork + exec of /bin/true, waited for
+    ForkExec,
+    /// TCP connect to a loopback listener + close
+    Connect,
+}
+
+impl LoopKind {
+    fn label(self) -> &'static str {
+        match self {
+            LoopKind::OpenRead => "open/close (read, kernel-filtered)",
+            LoopKind::OpenWrite => "open/close (write, reported)",
+            LoopKind::ForkExec => "fork+exec /bin/true",
+            LoopKind::Connect => "TCP connect loopback",
+        }
+    }
+    fn iters(self) -> f64 {
+        match self {
+            LoopKind::OpenRead | LoopKind::OpenWrite => 200_000.0,
+            LoopKind::ForkExec => 2_000.0,
+            LoopKind::Connect => 10_000.0,
+        }
+    }
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Worker(w) => {
+            let ns = worker(w.kind, w.iters)?;
+            println!("{ns}");
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Probe(a) => probe_bench(a),
+    }
+}
+
+fn worker(kind: LoopKind, iters: u64) -> anyhow::Result<f64> {
+    let dir = std::env::temp_dir().join(format!("fl-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("f");
+    std::fs::write(&file, b"x")?;
+    let cpath = CString::new(file.to_string_lossy().as_bytes())?;
+    let start;
+    match kind {
+        LoopKind::OpenRead | LoopKind::OpenWrite => {
+            let flags = if kind == LoopKind::OpenRead {
+                libc::O_RDONLY
+            } else {
+                libc::O_WRONLY
+            };
+            start = Instant::now();
+            for _ in 0..iters {
+                // SAFETY: valid NUL-terminated path; the fd is closed right away.
+                unsafe {
+                    let fd = libc::open(cpath.as_ptr(), flags);
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                }
+            }
+        }
+        LoopKind::ForkExec => {
+            start = Instant::now();
+            for _ in 0..iters {
+                Command::new("/bin/true").status()?;
+            }
+        }
+        LoopKind::Connect => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let s2 = stop.clone();
+            let acceptor = std::thread::spawn(move || {
+                for c in listener.incoming() {
+                    drop(c);
+                    if s2.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+            });
+            start = Instant::now();
+            for _ in 0..iters {
+                let s = std::net::TcpStream::connect(addr)?;
+                // close with RST: no TIME_WAIT, so later rounds do not run out of ports
+                let linger = libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                };
+                // SAFETY: setting a plain-old-data option on a socket we own.
+                unsafe {
+                    libc::setsockopt(
+                        std::os::fd::AsRawFd::as_raw_fd(&s),
+                        libc::SOL_SOCKET,
+                        libc::SO_LINGER,
+                        (&linger as *const libc::linger).cast(),
+                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                    );
+                }
+                drop(s);
+            }
+            let el = start.elapsed();
+            stop.store(true, Ordering::Relaxed);
+            let _ = std::net::TcpStream::connect(addr);
+            let _ = acceptor.join();
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(el.as_nanos() as f64 / iters as f64);
+        }
+    }
+    let el = start.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(el.as_nanos() as f64 / iters as f64)
+}
+
+fn run_worker(kind: LoopKind, iters: u64) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe()?;
+    let name = kind
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    let out = Command::new(exe)
+        .args(["bench", "worker", &name, &iters.to_string()])
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "bench worker {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
+    if a.rounds == 0 || a.scale <= 0.0 {
+        anyhow::bail!("--rounds must be ≥ 1 and --scale > 0");
+    }
+    let kinds = [
+        LoopKind::OpenRead,
+        LoopKind::OpenWrite,
+        LoopKind::ForkExec,
+        LoopKind::Connect,
+    ];
+    println!(
+        "{:<36} {:>12} {:>12} {:>8} {:>12} {:>8}",
+        "loop", "ns/op off", "ns/op on", "ratio", "events/s", "drops"
+    );
+    for kind in kinds {
+        let iters = ((kind.iters() * a.scale) as u64).max(10);
+        let mut off = Vec::new();
+        let mut on = Vec::new();
+        let mut rates = Vec::new();
+        let mut drops = 0u64;
+        for _ in 0..a.rounds {
+            off.push(run_worker(kind, iters)?);
+            let (probe, rx) = Probe::start(ProbeConfig::default())?;
+            let count = Arc::new(AtomicU64::new(0));
+            let c2 = count.clone();
+            let consumer = std::thread::spawn(move || {
+                for ev in rx {
+                    std::hint::black_box(&ev);
+                    c2.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let t0 = Instant::now();
+            on.push(run_worker(kind, iters)?);
+            // let the consumer catch up before reading the counters
+            std::thread::sleep(Duration::from_millis(200));
+            let el = t0.elapsed().as_secs_f64();
+            let stats = probe.kernel_stats();
+            drops += stats.iter().map(|(_, s)| s.dropped).sum::<u64>()
+                + probe.counters.queue_full.load(Ordering::Relaxed);
+            probe.stop();
+            let _ = consumer.join();
+            rates.push(count.load(Ordering::Relaxed) as f64 / el);
+        }
+        let (off, on) = (median(&mut off), median(&mut on));
+        println!(
+            "{:<36} {:>12.0} {:>12.0} {:>7.3}x {:>12.0} {:>8}",
+            kind.label(),
+            off,
+            on,
+            on / off,
+            median(&mut rates),
+            drops
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -60,6 +60,9 @@ pub enum ProbeError {
     Thread(std::io::Error),
 }
 
+/// Every record kind the probe reports (for per-kind metrics).
+pub const KINDS: &[abi::Kind] = &abi::Kind::ALL;
+
 /// Which syscall tracepoints feed which programs: (enter/exit, syscall name).
 const SYSCALLS: &[&str] = &[
     "execveat",

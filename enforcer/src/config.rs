@@ -1,0 +1,411 @@
+//! The agent's configuration: a YAML file like falco.yaml, every option with a
+//! default, unknown keys rejected, and `-o key.path=value` overrides applied on top.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, naming the file (or override) and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {err}")]
+    Read { file: String, err: std::io::Error },
+    #[error("{file}: {err}")]
+    Yaml { file: String, err: String },
+    #[error("-o {arg}: expected key.path=value")]
+    BadOverride { arg: String },
+    #[error("-o {arg}: {key} is not a mapping, cannot set a key under it")]
+    OverrideTarget { arg: String, key: String },
+    #[error("{what}: {err}")]
+    Invalid { what: String, err: String },
+}
+
+/// Output format on stdout/file/program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StdoutOutput {
+    pub enabled: bool,
+}
+impl Default for StdoutOutput {
+    fn default() -> Self {
+        StdoutOutput { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileOutput {
+    pub enabled: bool,
+    /// Appended to; reopened on SIGHUP (for logrotate).
+    pub filename: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogOutput {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpOutput {
+    pub enabled: bool,
+    /// e.g. `http://127.0.0.1:2801/` (falcosidekick).
+    pub url: String,
+    /// Alerts waiting to be sent; beyond it alerts are dropped and counted.
+    pub queue: usize,
+    /// Attempts per alert (exponential backoff from 100 ms, capped at 5 s).
+    pub retries: u32,
+    pub timeout_ms: u64,
+}
+impl Default for HttpOutput {
+    fn default() -> Self {
+        HttpOutput {
+            enabled: false,
+            url: String::new(),
+            queue: 10_000,
+            retries: 5,
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgramOutput {
+    pub enabled: bool,
+    /// Run with `sh -c`; each alert is one line on its standard input.
+    pub program: String,
+    /// Keep one process for all alerts (true) or start one per alert (false), like Falco.
+    pub keep_alive: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outputs {
+    /// json (Falco's JSON alert) or text (`time: priority output`).
+    pub format: Format,
+    pub stdout: StdoutOutput,
+    pub file: FileOutput,
+    pub syslog: SyslogOutput,
+    pub http: HttpOutput,
+    pub program: ProgramOutput,
+}
+impl Default for Outputs {
+    fn default() -> Self {
+        Outputs {
+            format: Format::Json,
+            stdout: StdoutOutput::default(),
+            file: FileOutput::default(),
+            syslog: SyslogOutput::default(),
+            http: HttpOutput::default(),
+            program: ProgramOutput::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    pub enabled: bool,
+    /// Listen address of `/metrics`; loopback by default.
+    pub listen: String,
+}
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            enabled: true,
+            listen: "127.0.0.1:8765".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Profiles {
+    /// Directory of reviewed profile YAML files (`profiles export`).
+    pub dir: PathBuf,
+    /// Priority of profile-anomaly alerts.
+    pub priority: String,
+    /// Profile used for host processes (events whose container id is `host`),
+    /// by image name as it appears in the profile (e.g. `host`); empty: none.
+    pub host_image: String,
+}
+impl Default for Profiles {
+    fn default() -> Self {
+        Profiles {
+            dir: PathBuf::from("profiles"),
+            priority: "Warning".into(),
+            host_image: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Drops {
+    /// Alert ("Falco internal: syscall event drop") when this fraction of events
+    /// was dropped in an interval; 0 disables.
+    pub threshold: f64,
+    /// At most one drop alert per this many seconds.
+    pub rate_limit_secs: u64,
+}
+impl Default for Drops {
+    fn default() -> Self {
+        Drops {
+            threshold: 0.001,
+            rate_limit_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Engine {
+    /// Bounded queue between the probe and the engine (events).
+    pub queue: usize,
+    /// Ring buffer size in MiB.
+    pub ring_mib: u32,
+}
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            queue: 65_536,
+            ring_mib: 16,
+        }
+    }
+}
+
+/// The whole configuration. Every field has a default; see `falco-learn.yaml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Rules files in load order; empty: the embedded default ruleset.
+    pub rules_files: Vec<PathBuf>,
+    /// Minimum priority of default-rule alerts (Falco's `priority`).
+    pub priority: String,
+    pub profiles: Profiles,
+    pub outputs: Outputs,
+    pub metrics: Metrics,
+    pub drops: Drops,
+    pub engine: Engine,
+}
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rules_files: Vec::new(),
+            priority: "Debug".into(),
+            profiles: Profiles::default(),
+            outputs: Outputs::default(),
+            metrics: Metrics::default(),
+            drops: Drops::default(),
+            engine: Engine::default(),
+        }
+    }
+}
+
+/// Set `a.b.c` in a YAML mapping tree to `value` (parsed as YAML, so `true`, `5`,
+/// `[a, b]` have their types).
+fn apply_override(root: &mut serde_yaml::Value, arg: &str) -> Result<(), ConfigError> {
+    let (key, value) = arg
+        .split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| ConfigError::BadOverride { arg: arg.into() })?;
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(value).unwrap_or_else(|_| serde_yaml::Value::String(value.into()));
+    let mut cur = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if cur.is_null() {
+            *cur = serde_yaml::Value::Mapping(Default::default());
+        }
+        let map = cur
+            .as_mapping_mut()
+            .ok_or_else(|| ConfigError::OverrideTarget {
+                arg: arg.into(),
+                key: parts[..i].join("."),
+            })?;
+        let k = serde_yaml::Value::String((*part).into());
+        if i + 1 == parts.len() {
+            map.insert(k, value);
+            return Ok(());
+        }
+        cur = map.entry(k).or_insert(serde_yaml::Value::Null);
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Load `file` (or defaults when `None`), then apply `-o` overrides.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
+        let (name, text) = match file {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p).map_err(|err| ConfigError::Read {
+                    file: p.display().to_string(),
+                    err,
+                })?,
+            ),
+            None => ("<defaults>".to_string(), String::new()),
+        };
+        let mut tree: serde_yaml::Value = if text.trim().is_empty() {
+            serde_yaml::Value::Mapping(Default::default())
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| ConfigError::Yaml {
+                file: name.clone(),
+                err: e.to_string(),
+            })?
+        };
+        for o in overrides {
+            apply_override(&mut tree, o)?;
+        }
+        // serde_path_to_error names the key at fault (`outputs.stdout.enabld: unknown field …`)
+        let cfg: Config =
+            serde_path_to_error::deserialize(tree).map_err(|e| ConfigError::Yaml {
+                file: if overrides.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{name} (with -o overrides)")
+                },
+                err: format!("{}: {}", e.path(), e.inner()),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str, err: String| ConfigError::Invalid {
+            what: what.into(),
+            err,
+        };
+        for (what, p) in [
+            ("priority", &self.priority),
+            ("profiles.priority", &self.profiles.priority),
+        ] {
+            if falco_learn_rules::Priority::parse(p).is_none() {
+                return Err(bad(
+                    what,
+                    format!("unknown priority {p:?} (Emergency … Debug)"),
+                ));
+            }
+        }
+        if self.outputs.file.enabled && self.outputs.file.filename.as_os_str().is_empty() {
+            return Err(bad(
+                "outputs.file.filename",
+                "required when outputs.file.enabled".into(),
+            ));
+        }
+        if self.outputs.http.enabled && !self.outputs.http.url.starts_with("http://") {
+            return Err(bad(
+                "outputs.http.url",
+                format!(
+                    "{:?}: only http:// URLs are supported",
+                    self.outputs.http.url
+                ),
+            ));
+        }
+        if self.outputs.program.enabled && self.outputs.program.program.trim().is_empty() {
+            return Err(bad(
+                "outputs.program.program",
+                "required when outputs.program.enabled".into(),
+            ));
+        }
+        if self.metrics.enabled && self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "metrics.listen",
+                format!("{:?} is not an address:port", self.metrics.listen),
+            ));
+        }
+        if !self.engine.ring_mib.is_power_of_two() {
+            return Err(bad(
+                "engine.ring_mib",
+                format!("{} is not a power of two", self.engine.ring_mib),
+            ));
+        }
+        if self.engine.queue == 0 || self.outputs.http.queue == 0 {
+            return Err(bad(
+                "engine.queue / outputs.http.queue",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::load(None, &[]).expect("defaults");
+        assert_eq!(c, Config::default());
+        let c = Config::load(
+            None,
+            &[
+                "outputs.http.enabled=true".into(),
+                "outputs.http.url=http://127.0.0.1:2801/".into(),
+                "metrics.listen=127.0.0.1:9999".into(),
+                "rules_files=[/a.yaml, /b.yaml]".into(),
+            ],
+        )
+        .expect("overrides");
+        assert!(c.outputs.http.enabled);
+        assert_eq!(c.outputs.http.url, "http://127.0.0.1:2801/");
+        assert_eq!(c.metrics.listen, "127.0.0.1:9999");
+        assert_eq!(
+            c.rules_files,
+            [PathBuf::from("/a.yaml"), PathBuf::from("/b.yaml")]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("c.yaml");
+        std::fs::write(&f, "outputs:\n  stdout:\n    enabld: true\n").expect("write");
+        let e = Config::load(Some(&f), &[])
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            e.contains("c.yaml")
+                && e.ends_with(
+                    "c.yaml: outputs.stdout.enabld: unknown field `enabld`, expected `enabled`"
+                ),
+            "{e}"
+        );
+        let e = Config::load(None, &["priority=Loud".into()])
+            .expect_err("priority")
+            .to_string();
+        assert!(e.contains("priority") && e.contains("Loud"), "{e}");
+        let e = Config::load(None, &["nokey".into()])
+            .expect_err("override")
+            .to_string();
+        assert_eq!(e, "-o nokey: expected key.path=value");
+        let e = Config::load(None, &["priority.x=1".into()])
+            .expect_err("target")
+            .to_string();
+        assert_eq!(
+            e,
+            "<defaults> (with -o overrides): priority: invalid type: map, expected a string"
+        );
+        let e = Config::load(None, &["priority=Info".into(), "priority.x=1".into()])
+            .expect_err("target")
+            .to_string();
+        assert_eq!(
+            e,
+            "-o priority.x=1: priority is not a mapping, cannot set a key under it"
+        );
+        let e = Config::load(None, &["outputs.file.enabled=true".into()])
+            .expect_err("file")
+            .to_string();
+        assert!(e.contains("outputs.file.filename"), "{e}");
+    }
+}

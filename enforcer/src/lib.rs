@@ -1,0 +1,418 @@
+//! Enforce-alert runtime of falco-learn.
+//!
+//! An [`Engine`] holds the compiled default ruleset (ours, or the files the
+//! user points at, e.g. /etc/falco/falco_rules.yaml) and the reviewed profile
+//! of every image. [`Engine::evaluate`] runs one event through both: every
+//! matching default rule gives a Falco alert; an event of a profiled image that
+//! departs from its profile gives a profile-anomaly alert. Anomalies are found
+//! by set lookups ([`falco_learn_profiler::Profile::check`]); the alert itself
+//! is rendered by the generated allowlist rule of that image and dimension, so
+//! the fast path and the generated Falco rules say exactly the same thing.
+//!
+//! [`outputs`] delivers alerts (stdout, file, syslog, HTTP, program);
+//! [`config`] is the YAML configuration; [`metrics`] names every metric.
+
+pub mod config;
+pub mod metrics;
+pub mod outputs;
+
+use ahash::{AHashMap, AHashSet};
+use falco_learn_event::Event;
+use falco_learn_profiler::{generate_rules, rule_name, Dimension, ImageRef, Profile};
+use falco_learn_rules::{Alert, LoadReport, Priority, Ruleset};
+use std::path::{Path, PathBuf};
+
+/// The ruleset falco-learn ships, embedded so `run` works from any directory.
+pub const DEFAULT_RULES: &str = include_str!("../../rules/default/falco-learn_rules.yaml");
+/// Name under which the embedded ruleset appears in reports.
+pub const DEFAULT_RULES_NAME: &str = "<embedded>/falco-learn_rules.yaml";
+
+/// Why the engine could not be built; the old engine (if any) keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("rules have {count} error(s):\n{report}")]
+    Rules { count: usize, report: String },
+    #[error("{path}: cannot read profiles directory: {err}")]
+    ProfilesDir { path: String, err: std::io::Error },
+    #[error("{0}")]
+    Profile(#[from] falco_learn_profiler::ProfileError),
+    #[error("{path}: cannot read: {err}")]
+    Read { path: String, err: std::io::Error },
+    #[error(
+        "{file}: two profiles for image {image} (merge them with `falco-learn profiles merge`)"
+    )]
+    DuplicateProfile { file: String, image: String },
+    #[error("generated rules for {image} do not load: {report}")]
+    Generated { image: String, report: String },
+}
+
+/// A loaded profile and the generated rules that render its alerts.
+struct Loaded {
+    profile: Profile,
+    rules: Ruleset,
+    file: PathBuf,
+}
+
+/// What the engine was built from, for `run`'s startup report.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSummary {
+    pub rules_files: Vec<String>,
+    pub rules: usize,
+    pub enabled_rules: usize,
+    pub warnings: usize,
+    pub profiles: Vec<(String, usize, usize, usize)>,
+}
+
+/// Default rules + profiles, ready to evaluate events.
+pub struct Engine {
+    rules: Ruleset,
+    min_priority: Priority,
+    profiles: AHashMap<ImageRef, Loaded>,
+    host_profile: Option<ImageRef>,
+    anomaly_priority: Priority,
+    unprofiled_seen: AHashSet<ImageRef>,
+    pub summary: EngineSummary,
+}
+
+/// Outcome of evaluating one event.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub alerts: Vec<Alert>,
+    /// (image, dimension) of a profile anomaly, for metrics.
+    pub anomaly: Option<(String, Dimension)>,
+    /// Set the first time an image without a profile is seen.
+    pub new_unprofiled: Option<String>,
+}
+
+fn load_rules(files: &[PathBuf]) -> (Ruleset, LoadReport, Vec<String>) {
+    if files.is_empty() {
+        let (rs, rep) = Ruleset::load_sources(&[(DEFAULT_RULES_NAME, DEFAULT_RULES)]);
+        (rs, rep, vec![DEFAULT_RULES_NAME.to_string()])
+    } else {
+        let (rs, rep) = Ruleset::load_files(files);
+        (
+            rs,
+            rep,
+            files.iter().map(|f| f.display().to_string()).collect(),
+        )
+    }
+}
+
+impl Engine {
+    /// Build from rules files (empty: the embedded default) and a profiles
+    /// directory (missing directory: no profiles). `host_image` names the
+    /// profile applied to host processes, if any.
+    pub fn build(
+        rules_files: &[PathBuf],
+        min_priority: Priority,
+        profiles_dir: &Path,
+        anomaly_priority: Priority,
+        host_image: &str,
+    ) -> Result<(Engine, LoadReport), EngineError> {
+        let (rules, report, names) = load_rules(rules_files);
+        if report.has_errors() {
+            return Err(EngineError::Rules {
+                count: report.errors.len(),
+                report: report.to_string(),
+            });
+        }
+        let mut profiles = AHashMap::new();
+        if profiles_dir.exists() {
+            let rd = std::fs::read_dir(profiles_dir).map_err(|err| EngineError::ProfilesDir {
+                path: profiles_dir.display().to_string(),
+                err,
+            })?;
+            let mut files: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            files.sort();
+            for file in files {
+                let text = std::fs::read_to_string(&file).map_err(|err| EngineError::Read {
+                    path: file.display().to_string(),
+                    err,
+                })?;
+                let profile = falco_learn_profiler::from_yaml(&text, &file.display().to_string())?;
+                let gen = generate_rules(&profile).map_err(|e| EngineError::Generated {
+                    image: profile.image.to_string(),
+                    report: e.to_string(),
+                })?;
+                let (grs, grep) = Ruleset::load_sources(&[(
+                    format!("generated rules of {}", file.display()),
+                    gen,
+                )]);
+                if grep.has_errors() {
+                    return Err(EngineError::Generated {
+                        image: profile.image.to_string(),
+                        report: grep.to_string(),
+                    });
+                }
+                let img = profile.image.clone();
+                if let Some(prev) = profiles.get(&img) {
+                    let prev: &Loaded = prev;
+                    return Err(EngineError::DuplicateProfile {
+                        file: format!("{} and {}", prev.file.display(), file.display()),
+                        image: img.to_string(),
+                    });
+                }
+                profiles.insert(
+                    img,
+                    Loaded {
+                        profile,
+                        rules: grs,
+                        file,
+                    },
+                );
+            }
+        }
+        let host_profile = (!host_image.is_empty())
+            .then(|| {
+                profiles
+                    .keys()
+                    .find(|k| k.repository == host_image)
+                    .cloned()
+            })
+            .flatten();
+        let mut summary = EngineSummary {
+            rules_files: names,
+            rules: rules.rules().len(),
+            enabled_rules: rules.enabled_count(),
+            warnings: report.warnings.len(),
+            profiles: Vec::new(),
+        };
+        let mut imgs: Vec<_> = profiles.values().collect();
+        imgs.sort_by(|a, b| a.profile.image.cmp(&b.profile.image));
+        for l in imgs {
+            summary.profiles.push((
+                l.profile.image.to_string(),
+                l.profile.exec.len(),
+                l.profile.outbound.len(),
+                l.profile.write_files.len() + l.profile.write_dirs.len(),
+            ));
+        }
+        Ok((
+            Engine {
+                rules,
+                min_priority,
+                profiles,
+                host_profile,
+                anomaly_priority,
+                unprofiled_seen: AHashSet::new(),
+                summary,
+            },
+            report,
+        ))
+    }
+
+    /// Number of loaded profiles.
+    pub fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// Per loaded profile: (image, dimension, entries) for the size metrics.
+    pub fn profile_sizes(&self) -> Vec<(String, Dimension, usize)> {
+        let mut out = Vec::new();
+        for l in self.profiles.values() {
+            let img = l.profile.image.to_string();
+            out.push((img.clone(), Dimension::Exec, l.profile.exec.len()));
+            out.push((img.clone(), Dimension::Outbound, l.profile.outbound.len()));
+            out.push((
+                img,
+                Dimension::FileWrite,
+                l.profile.write_files.len() + l.profile.write_dirs.len(),
+            ));
+        }
+        out
+    }
+
+    /// Per loaded profile: (image, last new behaviour in ns since the epoch,
+    /// events learned from, tainted) for the learning-progress metrics.
+    pub fn profile_learning(&self) -> Vec<(String, u64, u64, bool)> {
+        self.profiles
+            .values()
+            .map(|l| {
+                let le = &l.profile.learning;
+                (
+                    l.profile.image.to_string(),
+                    le.last_new_behaviour,
+                    le.events,
+                    le.tainted,
+                )
+            })
+            .collect()
+    }
+
+    /// Run one event through the default rules and its image's profile.
+    pub fn evaluate(&mut self, ev: &Event) -> Verdict {
+        let mut v = Verdict::default();
+        let min = self.min_priority;
+        self.rules.for_each_match(ev, |r| {
+            if r.priority <= min {
+                v.alerts.push(r.alert(ev));
+            }
+        });
+        let key = match ImageRef::of_event(ev) {
+            Some(k) => Some(k),
+            None if ev.container.id == "host" => self.host_profile.clone(),
+            None => None,
+        };
+        let Some(key) = key else { return v };
+        match self.profiles.get(&key) {
+            Some(l) => {
+                if let Some(a) = l.profile.check(ev) {
+                    let name = rule_name(&l.profile.image, a.dimension);
+                    if let Some(rule) = l.rules.rules().iter().find(|r| r.name == name) {
+                        let mut alert = rule.alert(ev);
+                        if alert.priority != self.anomaly_priority.as_str() {
+                            alert.output = alert.output.replacen(
+                                &format!(" {} ", alert.priority),
+                                &format!(" {} ", self.anomaly_priority.as_str()),
+                                1,
+                            );
+                            alert.priority = self.anomaly_priority.as_str().to_string();
+                        }
+                        v.alerts.push(alert);
+                    } else {
+                        tracing::error!(rule = %name, "generated rule missing for a profile anomaly");
+                    }
+                    v.anomaly = Some((l.profile.image.to_string(), a.dimension));
+                }
+            }
+            None => {
+                if self.unprofiled_seen.insert(key.clone()) {
+                    v.new_unprofiled = Some(if key.tag.is_empty() {
+                        key.repository
+                    } else {
+                        format!("{}:{}", key.repository, key.tag)
+                    });
+                }
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use falco_learn_event::{Args, Container, EventType, EventTypeField, Process};
+
+    fn exec(path: &str, repo: &str) -> Event {
+        Event {
+            ts: 1_700_000_000_000_000_000,
+            typ: EventTypeField(EventType::Execve),
+            hostname: "node1".into(),
+            process: Process {
+                pid: 10,
+                comm: path.rsplit('/').next().unwrap_or(path).into(),
+                exepath: path.into(),
+                exe: path.into(),
+                ..Default::default()
+            },
+            container: Container {
+                id: "abc".into(),
+                name: "web".into(),
+                image_repository: repo.into(),
+                image_tag: "latest".into(),
+                ..Default::default()
+            },
+            args: Args::Exec {
+                filename: path.into(),
+            },
+            ..Default::default()
+        }
+    }
+
+    fn profile_dir(execs: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "latest"));
+        for e in execs {
+            p.learn_exec(e, false, 1);
+        }
+        std::fs::write(
+            dir.path().join("nginx.yaml"),
+            falco_learn_profiler::to_yaml(&p),
+        )
+        .expect("write");
+        dir
+    }
+
+    #[test]
+    fn anomaly_alert_is_the_generated_rule_alert() {
+        let dir = profile_dir(&["/usr/sbin/nginx"]);
+        let (mut eng, _) =
+            Engine::build(&[], Priority::Debug, dir.path(), Priority::Warning, "").expect("engine");
+        assert_eq!(eng.profile_count(), 1);
+        // learned: nothing
+        let v = eng.evaluate(&exec("/usr/sbin/nginx", "docker.io/library/nginx"));
+        assert!(v.alerts.is_empty(), "{:?}", v.alerts);
+        assert!(v.anomaly.is_none());
+        // not learned: one alert, equal to what the generated Falco rule gives
+        let ev = exec("/dev/vi", "docker.io/library/nginx");
+        let v = eng.evaluate(&ev);
+        let gen = generate_rules(
+            &falco_learn_profiler::from_yaml(
+                &std::fs::read_to_string(dir.path().join("nginx.yaml")).expect("read"),
+                "nginx.yaml",
+            )
+            .expect("profile"),
+        )
+        .expect("gen");
+        let (grs, _) = Ruleset::load_sources(&[("g", gen)]);
+        let want: Vec<Alert> = grs
+            .matching(&ev)
+            .into_iter()
+            .map(|r| r.alert(&ev))
+            .collect();
+        assert_eq!(want.len(), 1);
+        assert_eq!(v.alerts, want);
+        assert_eq!(
+            v.anomaly,
+            Some(("docker.io/library/nginx:latest".into(), Dimension::Exec))
+        );
+        assert!(v.alerts[0].tags.iter().any(|t| t == "falco_learn"));
+    }
+
+    #[test]
+    fn unprofiled_image_is_reported_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (mut eng, _) =
+            Engine::build(&[], Priority::Debug, dir.path(), Priority::Warning, "").expect("engine");
+        let ev = exec("/bin/true", "docker.io/library/redis");
+        assert_eq!(
+            eng.evaluate(&ev).new_unprofiled.as_deref(),
+            Some("docker.io/library/redis:latest")
+        );
+        assert_eq!(eng.evaluate(&ev).new_unprofiled, None);
+    }
+
+    #[test]
+    fn priority_override_and_bad_rules() {
+        let dir = profile_dir(&[]);
+        let (mut eng, _) = Engine::build(&[], Priority::Debug, dir.path(), Priority::Critical, "")
+            .expect("engine");
+        let v = eng.evaluate(&exec("/bin/sh", "docker.io/library/nginx"));
+        let a = v
+            .alerts
+            .iter()
+            .find(|a| a.tags.iter().any(|t| t == "falco_learn"))
+            .expect("anomaly alert");
+        assert_eq!(a.priority, "Critical");
+        assert!(a.output.contains(" Critical "), "{}", a.output);
+        let bad = dir.path().join("bad.rules");
+        std::fs::write(
+            &bad,
+            "- rule: x\n  desc: d\n  condition: proc.nope = 1\n  output: o\n  priority: INFO\n",
+        )
+        .expect("write");
+        match Engine::build(&[bad], Priority::Debug, dir.path(), Priority::Warning, "") {
+            Err(EngineError::Rules { count, report }) => {
+                assert_eq!(count, 1);
+                assert!(report.contains("proc.nope"), "{report}");
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("bad rules accepted"),
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! `falco-learn run --mode enforce-alert`: the node agent. Live probe → one
+//! engine (default rules + learned profiles) → Falco JSON alerts on every
+//! configured output, Prometheus metrics on loopback.
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use falco_learn_enforcer::config::Config;
+use falco_learn_enforcer::metrics as m;
+use falco_learn_enforcer::outputs::Outputs;
+use falco_learn_enforcer::Engine;
+use falco_learn_probe::{Probe, ProbeConfig};
+use falco_learn_rules::{Alert, Priority};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Alert on default-rule matches and profile anomalies.
+    EnforceAlert,
+    /// (opt-in) also kill execs outside a profile from the kernel. Not available in this build.
+    EnforceKill,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    falco-learn run --mode enforce-alert\n  \
+    falco-learn run -r /etc/falco/falco_rules.yaml --profiles profiles/\n  \
+    falco-learn run -c deploy/falco-learn.yaml -o outputs.http.enabled=true -o outputs.http.url=http://127.0.0.1:2801/\n\n\
+Signals: SIGHUP reloads rules and profiles (a bad file keeps the running set) and reopens the\n\
+alert file; SIGTERM/SIGINT drain queued alerts and exit. Metrics: http://127.0.0.1:8765/metrics.")]
+pub struct RunArgs {
+    #[arg(long, value_enum, default_value = "enforce-alert")]
+    pub mode: Mode,
+    /// Rules files in load order (repeatable); default: the embedded ruleset.
+    #[arg(short = 'r', long = "rules")]
+    pub rules: Vec<PathBuf>,
+    /// Directory of reviewed profiles (YAML).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
+    /// Configuration file (YAML, like falco.yaml; see deploy/falco-learn.yaml).
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<PathBuf>,
+    /// Override a configuration key: `-o outputs.file.enabled=true` (repeatable).
+    #[arg(short = 'o', value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Stop after this long (tests, benchmarks); default: until SIGTERM.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static HUP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+extern "C" fn on_hup(_: libc::c_int) {
+    HUP.store(true, Ordering::SeqCst);
+}
+
+fn install_signals() {
+    // SAFETY: the handlers only store to atomics (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, on_hup as *const () as libc::sighandler_t);
+    }
+}
+
+fn build_engine(cfg: &Config) -> anyhow::Result<Engine> {
+    let min = Priority::parse(&cfg.priority).unwrap_or(Priority::Debug);
+    let anomaly = Priority::parse(&cfg.profiles.priority).unwrap_or(Priority::Warning);
+    let (engine, report) = Engine::build(
+        &cfg.rules_files,
+        min,
+        &cfg.profiles.dir,
+        anomaly,
+        &cfg.profiles.host_image,
+    )?;
+    if !report.warnings.is_empty() {
+        tracing::info!(
+            "rules loaded with {} warning(s) (see `falco-learn rules check`)",
+            report.warnings.len()
+        );
+    }
+    let s = &engine.summary;
+    tracing::info!(
+        "rules: {} ({} rules, {} enabled); profiles from {}: {}",
+        s.rules_files.join(", "),
+        s.rules,
+        s.enabled_rules,
+        cfg.profiles.dir.display(),
+        if s.profiles.is_empty() {
+            "none".to_string()
+        } else {
+            s.profiles
+                .iter()
+                .map(|(i, e, o, w)| format!("{i} ({e} execs, {o} outbound, {w} writes)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    Ok(engine)
+}
+
+fn publish_profile_gauges(engine: &Engine) {
+    metrics::gauge!(m::PROFILES_LOADED).set(engine.profile_count() as f64);
+    for (img, dim, n) in engine.profile_sizes() {
+        metrics::gauge!(m::PROFILE_ENTRIES, "image" => img, "dimension" => dim.as_str())
+            .set(n as f64);
+    }
+    for (img, last_new, events, _tainted) in engine.profile_learning() {
+        metrics::gauge!(m::PROFILE_LAST_NEW, "image" => img.clone()).set(last_new as f64 / 1e9);
+        metrics::gauge!(m::PROFILE_LEARNED_EVENTS, "image" => img).set(events as f64);
+    }
+}
+
+fn drop_alert(hostname: &str, dropped: u64, total: u64, secs: f64) -> Alert {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut fields = serde_json::Map::new();
+    fields.insert("n_drops".into(), dropped.into());
+    fields.insert("n_evts".into(), total.into());
+    let msg = format!(
+        "Falco internal: syscall event drop. {dropped} system calls dropped in last {secs:.0} second(s) ({:.2}% of {total})",
+        100.0 * dropped as f64 / total.max(1) as f64
+    );
+    Alert {
+        hostname: hostname.to_string(),
+        output: format!(
+            "{}: Critical {msg}",
+            falco_learn_event::fields::clock_time(now)
+        ),
+        output_fields: fields,
+        priority: "Critical".into(),
+        rule: "Falco internal: syscall event drop".into(),
+        source: "internal".into(),
+        tags: vec!["falco_learn".into(), "internal".into()],
+        time: falco_learn_rules::output::rfc3339(now),
+    }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.mode == Mode::EnforceKill {
+        anyhow::bail!(
+            "--mode enforce-kill is not available in this build (it needs bpf_send_signal on exec, \
+             planned); use --mode enforce-alert"
+        );
+    }
+    let mut overrides = args.overrides.clone();
+    if !args.rules.is_empty() {
+        let list: Vec<String> = args
+            .rules
+            .iter()
+            .map(|p| format!("{:?}", p.display().to_string()))
+            .collect();
+        overrides.push(format!("rules_files=[{}]", list.join(", ")));
+    }
+    if let Some(p) = &args.profiles {
+        overrides.push(format!("profiles.dir={:?}", p.display().to_string()));
+    }
+    let cfg = Config::load(args.config.as_deref(), &overrides)?;
+    install_signals();
+
+    if cfg.metrics.enabled {
+        let addr: std::net::SocketAddr = cfg.metrics.listen.parse().context("metrics.listen")?;
+        PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .set_buckets_for_metric(
+                Matcher::Full(m::EVAL_LATENCY.into()),
+                &[
+                    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2,
+                ],
+            )
+            .context("histogram buckets")?
+            .install()
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        m::describe();
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
+    metrics::gauge!(m::BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+
+    // drop counters exist (at 0) from the start, so dashboards and alerts see them
+    for kind in falco_learn_probe_common_kinds() {
+        metrics::counter!(m::DROPS, "kind" => kind, "stage" => "kernel_ringbuf").increment(0);
+    }
+    for stage in ["probe_queue", "decode"] {
+        metrics::counter!(m::DROPS, "kind" => "any", "stage" => stage).increment(0);
+    }
+    let mut engine = build_engine(&cfg)?;
+    publish_profile_gauges(&engine);
+    let mut outputs = Outputs::new(&cfg.outputs)?;
+    // delivery counters of the enabled outputs exist (at 0) from the start
+    let o = &cfg.outputs;
+    for (on, name) in [
+        (o.stdout.enabled, "stdout"),
+        (o.file.enabled, "file"),
+        (o.syslog.enabled, "syslog"),
+        (o.http.enabled, "http"),
+        (o.program.enabled, "program"),
+    ] {
+        if on {
+            metrics::counter!(m::ALERTS_OUT, "output" => name).increment(0);
+        }
+    }
+    let probe_cfg = ProbeConfig {
+        ring_bytes: cfg.engine.ring_mib * 1024 * 1024,
+        queue_len: cfg.engine.queue,
+        ..ProbeConfig::default()
+    };
+    let (probe, rx) = Probe::start(probe_cfg)?;
+    tracing::info!("enforce-alert mode running");
+
+    let started = Instant::now();
+    let mut last_tick = Instant::now();
+    let mut last_drop_alert: Option<Instant> = None;
+    let mut prev_kernel: Vec<u64> = Vec::new();
+    let mut prev_queue_full = 0u64;
+    let mut prev_decode = 0u64;
+    let mut events_in_tick = 0u64;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let mut stopping = false;
+    loop {
+        if STOP.load(Ordering::SeqCst) || args.duration.is_some_and(|d| started.elapsed() >= d) {
+            stopping = true;
+        }
+        if HUP.swap(false, Ordering::SeqCst) {
+            outputs.reopen();
+            match build_engine(&cfg_reloaded(&args, &overrides, &cfg)) {
+                Ok(e) => {
+                    engine = e;
+                    publish_profile_gauges(&engine);
+                    metrics::counter!(m::RELOADS, "result" => "ok").increment(1);
+                    tracing::info!("SIGHUP: rules and profiles reloaded");
+                }
+                Err(e) => {
+                    metrics::counter!(m::RELOADS, "result" => "error").increment(1);
+                    tracing::error!(
+                        "SIGHUP: reload failed, keeping the running rules and profiles: {e:#}"
+                    );
+                }
+            }
+        }
+        let got = if stopping {
+            rx.try_recv().ok()
+        } else {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(ev) => Some(ev),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    tracing::error!("the probe stopped delivering events");
+                    stopping = true;
+                    None
+                }
+            }
+        };
+        if let Some(ev) = got {
+            events_in_tick += 1;
+            metrics::counter!(m::EVENTS, "kind" => ev.event_type().as_str()).increment(1);
+            let t0 = Instant::now();
+            let verdict = engine.evaluate(&ev);
+            metrics::histogram!(m::EVAL_LATENCY).record(t0.elapsed().as_secs_f64());
+            for a in &verdict.alerts {
+                metrics::counter!(m::RULE_MATCHES, "rule_name" => a.rule.clone(), "priority" => a.priority.clone(), "source" => a.source.clone())
+                    .increment(1);
+                outputs.emit(a);
+            }
+            if let Some((img, dim)) = verdict.anomaly {
+                metrics::counter!(m::ANOMALIES, "image" => img, "dimension" => dim.as_str())
+                    .increment(1);
+            }
+            if let Some(img) = verdict.new_unprofiled {
+                tracing::info!("image {img} has no profile: only the default rules apply to it");
+                metrics::counter!(m::UNPROFILED, "image" => img).increment(1);
+            }
+        } else if stopping {
+            break;
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            let secs = last_tick.elapsed().as_secs_f64();
+            last_tick = Instant::now();
+            // kernel drops per kind, userspace queue drops, malformed records
+            let stats = probe.kernel_stats();
+            prev_kernel.resize(stats.len(), 0);
+            let mut dropped = 0u64;
+            for (i, (kind, s)) in stats.iter().enumerate() {
+                let d = s.dropped.saturating_sub(prev_kernel[i]);
+                if d > 0 {
+                    metrics::counter!(m::DROPS, "kind" => kind.name(), "stage" => "kernel_ringbuf")
+                        .increment(d);
+                    dropped += d;
+                }
+                prev_kernel[i] = s.dropped;
+            }
+            let qf = probe.counters.queue_full.load(Ordering::Relaxed);
+            if qf > prev_queue_full {
+                metrics::counter!(m::DROPS, "kind" => "any", "stage" => "probe_queue")
+                    .increment(qf - prev_queue_full);
+                dropped += qf - prev_queue_full;
+            }
+            prev_queue_full = qf;
+            let de = probe.counters.decode_errors.load(Ordering::Relaxed);
+            if de > prev_decode {
+                metrics::counter!(m::DROPS, "kind" => "any", "stage" => "decode")
+                    .increment(de - prev_decode);
+            }
+            prev_decode = de;
+            let total = events_in_tick + dropped;
+            if cfg.drops.threshold > 0.0
+                && dropped > 0
+                && dropped as f64 / total.max(1) as f64 >= cfg.drops.threshold
+                && last_drop_alert
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(cfg.drops.rate_limit_secs))
+            {
+                last_drop_alert = Some(Instant::now());
+                let a = drop_alert(&hostname, dropped, total, secs);
+                metrics::counter!(m::RULE_MATCHES, "rule_name" => a.rule.clone(), "priority" => a.priority.clone(), "source" => a.source.clone())
+                    .increment(1);
+                outputs.emit(&a);
+            }
+            events_in_tick = 0;
+            if let Some((cpu, rss)) = m::process_usage() {
+                metrics::gauge!(m::CPU_SECONDS).set(cpu);
+                metrics::gauge!(m::RSS_BYTES).set(rss as f64);
+            }
+        }
+    }
+    tracing::info!("stopping: draining alerts");
+    probe.stop();
+    for ev in rx.try_iter() {
+        for a in engine.evaluate(&ev).alerts {
+            outputs.emit(&a);
+        }
+    }
+    outputs.close(Duration::from_secs(10));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn falco_learn_probe_common_kinds() -> Vec<&'static str> {
+    falco_learn_probe::KINDS.iter().map(|k| k.name()).collect()
+}
+
+/// The configuration as a reload sees it: the file is read again.
+fn cfg_reloaded(args: &RunArgs, overrides: &[String], running: &Config) -> Config {
+    match Config::load(args.config.as_deref(), overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: configuration not reloaded ({e}); reloading rules and profiles only"
+            );
+            running.clone()
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! End to end, as root: `falco-learn run --mode enforce-alert` with the real
+//! probe, every output enabled (stdout, file, HTTP to a local listener,
+//! program) and a host profile. Triggers a default-rule hit (`cat /etc/shadow`)
+//! and an exec from /dev/shm (a default-rule hit *and* a profile anomaly), then
+//! checks the exact alerts on every output and that the metrics endpoint
+//! exports its families and they move.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn skip(what: &str) -> bool {
+    if root() {
+        return false;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but not root: {what} must run in CI");
+    }
+    eprintln!("\n!!!!! SKIPPED: {what} needs root !!!!!\n");
+    true
+}
+
+/// A tiny HTTP sink: records every POST body, answers 200 and closes.
+fn http_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let b2 = bodies.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut r = BufReader::new(match s.try_clone() {
+                Ok(c) => c,
+                Err(_) => continue,
+            });
+            let mut first = String::new();
+            if r.read_line(&mut first).is_err() {
+                continue;
+            }
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            if r.read_exact(&mut body).is_ok() && first.starts_with("POST ") {
+                b2.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let mut s = s;
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (port, bodies)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read metrics");
+    out
+}
+
+/// Sum of all samples of a metric family (all label sets).
+fn family_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn alerts_in(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn find<'a>(
+    alerts: &'a [serde_json::Value],
+    rule: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Option<&'a serde_json::Value> {
+    alerts.iter().find(|a| a["rule"] == rule && pred(a))
+}
+
+#[test]
+fn enforce_alert_on_every_output_with_metrics() {
+    if skip("the enforce-alert end-to-end test") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    // a host profile: cat and sh are known, nothing else
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).expect("mkdir");
+    let mut p = falco_learn_profiler::Profile::new(falco_learn_profiler::ImageRef::new("host", ""));
+    for exe in ["/usr/bin/cat", "/usr/bin/dash", "/usr/bin/bash"] {
+        p.learn_exec(exe, false, 1);
+    }
+    std::fs::write(
+        profiles.join("host.yaml"),
+        falco_learn_profiler::to_yaml(&p),
+    )
+    .expect("write profile");
+
+    let (http_port, bodies) = http_sink();
+    let metrics_port = free_port();
+    let file_out = dir.path().join("alerts.jsonl");
+    let prog_out = dir.path().join("program.jsonl");
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_falco-learn"))
+        .args(["run", "--mode", "enforce-alert", "--profiles"])
+        .arg(&profiles)
+        .args(["-o", "profiles.host_image=host"])
+        .args(["-o", &format!("metrics.listen=127.0.0.1:{metrics_port}")])
+        .args(["-o", "outputs.file.enabled=true"])
+        .args([
+            "-o",
+            &format!("outputs.file.filename={}", file_out.display()),
+        ])
+        .args(["-o", "outputs.http.enabled=true"])
+        .args([
+            "-o",
+            &format!("outputs.http.url=http://127.0.0.1:{http_port}/"),
+        ])
+        .args(["-o", "outputs.program.enabled=true"])
+        .args(["-o", "outputs.program.keep_alive=true"])
+        .args([
+            "-o",
+            &format!("outputs.program.program=cat >> {}", prog_out.display()),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start falco-learn run");
+    let stdout = agent.stdout.take().expect("stdout");
+    let stdout_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sl = stdout_lines.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sl.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+        }
+    });
+    let stderr = agent.stderr.take().expect("stderr");
+    let err_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let el = err_lines.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            el.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+        }
+    });
+    // ready when it says so
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if err_lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|l| l.contains("enforce-alert mode running"))
+        {
+            break;
+        }
+        if let Ok(Some(st)) = agent.try_wait() {
+            panic!(
+                "agent exited early ({st}): {:?}",
+                err_lines.lock().unwrap_or_else(|p| p.into_inner())
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent not ready: {:?}",
+            err_lines.lock().unwrap_or_else(|p| p.into_inner())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m1 = scrape(metrics_port);
+
+    // (1) a default-rule hit: an untrusted program reads /etc/shadow
+    let cat = Command::new("/usr/bin/cat")
+        .arg("/etc/shadow")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("cat");
+    let cat_pid = cat.id();
+    let _ = cat.wait_with_output();
+    // (2) exec from /dev/shm: a default-rule hit and a host-profile anomaly
+    let shm = Path::new("/dev/shm").join(format!("fl-e2e-{}", std::process::id()));
+    std::fs::copy("/bin/true", &shm).expect("copy");
+    let mut tries = 0;
+    let shm_pid = loop {
+        match Command::new(&shm).spawn() {
+            Ok(mut c) => {
+                let pid = c.id();
+                let _ = c.wait();
+                break pid;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("run {}: {e}", shm.display()),
+        }
+    };
+    let _ = std::fs::remove_file(&shm);
+    std::thread::sleep(Duration::from_secs(2));
+    let m2 = scrape(metrics_port);
+
+    // SIGTERM drains
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let st = agent.wait().expect("wait agent");
+    assert!(
+        st.success(),
+        "agent exit {st}: {:?}",
+        err_lines.lock().unwrap_or_else(|p| p.into_inner())
+    );
+    std::thread::sleep(Duration::from_millis(200));
+
+    let shm_path = shm.display().to_string();
+    let outputs: Vec<(&str, Vec<serde_json::Value>)> = vec![
+        (
+            "stdout",
+            stdout_lines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect(),
+        ),
+        (
+            "file",
+            alerts_in(&std::fs::read_to_string(&file_out).unwrap_or_default()),
+        ),
+        (
+            "program",
+            alerts_in(&std::fs::read_to_string(&prog_out).unwrap_or_default()),
+        ),
+        (
+            "http",
+            bodies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter_map(|b| serde_json::from_str(b).ok())
+                .collect(),
+        ),
+    ];
+    for (name, alerts) in &outputs {
+        let shadow = find(alerts, "Read sensitive file untrusted", |a| {
+            a["output_fields"]["fd.name"] == "/etc/shadow" && a["output_fields"]["proc.cmdline"] == "cat /etc/shadow"
+        })
+        .unwrap_or_else(|| panic!("{name}: no 'Read sensitive file untrusted' alert for cat /etc/shadow (pid {cat_pid}) among {} alerts", alerts.len()));
+        assert_eq!(shadow["priority"], "Warning", "{name}");
+        assert_eq!(shadow["source"], "syscall", "{name}");
+        assert_eq!(shadow["output_fields"]["proc.name"], "cat", "{name}");
+        assert_eq!(shadow["output_fields"]["user.name"], "root", "{name}");
+        assert_eq!(shadow["output_fields"]["container.id"], "host", "{name}");
+        assert!(
+            shadow["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "mitre_credential_access")),
+            "{name}"
+        );
+        assert!(shadow["output"].as_str().is_some_and(|o| o.contains("Warning Credential file read by untrusted program (file=/etc/shadow process=cat exe=/usr/bin/cat cmdline=cat /etc/shadow")), "{name}: {}", shadow["output"]);
+
+        let dev_shm = find(alerts, "Execution from /dev/shm", |a| {
+            a["output_fields"]["proc.exepath"] == shm_path.as_str()
+        })
+        .unwrap_or_else(|| {
+            panic!("{name}: no 'Execution from /dev/shm' alert for {shm_path} (pid {shm_pid})")
+        });
+        assert_eq!(dev_shm["priority"], "Warning", "{name}");
+        assert_eq!(dev_shm["output_fields"]["container.id"], "host", "{name}");
+
+        let anomaly_rule = falco_learn_profiler::rule_name(
+            &falco_learn_profiler::ImageRef::new("host", ""),
+            falco_learn_profiler::Dimension::Exec,
+        );
+        let anomaly = find(alerts, &anomaly_rule, |a| {
+            a["output_fields"]["proc.exepath"] == shm_path.as_str()
+        })
+        .unwrap_or_else(|| panic!("{name}: no '{anomaly_rule}' anomaly for {shm_path}"));
+        assert_eq!(anomaly["priority"], "Warning", "{name}");
+        assert!(
+            anomaly["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "falco_learn")),
+            "{name}"
+        );
+        // cat is in the profile: no anomaly for it
+        assert!(
+            find(alerts, &anomaly_rule, |a| a["output_fields"]
+                ["proc.exepath"]
+                == "/usr/bin/cat")
+            .is_none(),
+            "{name}: cat is learned"
+        );
+    }
+
+    // metrics: families present, and they moved while we triggered things
+    for fam in [
+        "falco_learn_events_total",
+        "falco_learn_rule_matches_total",
+        "falco_learn_anomalies_total",
+        "falco_learn_profiles_loaded",
+        "falco_learn_evaluation_latency_seconds_bucket",
+        "falco_learn_process_resident_memory_bytes",
+        "falco_learn_build_info",
+        "falco_learn_alerts_output_total",
+    ] {
+        assert!(
+            m2.lines().any(|l| l.starts_with(fam)),
+            "metric family {fam} missing:\n{m2}"
+        );
+    }
+    assert!(
+        family_sum(&m2, "falco_learn_events_total") > family_sum(&m1, "falco_learn_events_total"),
+        "events did not move"
+    );
+    assert!(
+        m2.contains("rule_name=\"Read sensitive file untrusted\""),
+        "no rule_name label for the shadow read"
+    );
+    assert_eq!(family_sum(&m2, "falco_learn_profiles_loaded"), 1.0);
+}

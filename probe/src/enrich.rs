@@ -1,15 +1,33 @@
 //! Turns decoded records into enriched [`Event`]s: process table upkeep,
-//! wall-clock time, fd/socket details, container attribution, user names.
+//! wall-clock time, fd/socket details, container attribution, user names, and
+//! container metadata (name, image, pod) from the runtime [`Resolver`].
+//!
+//! With a resolver, [`Enricher::push`] is the entry point: an event of a
+//! container whose metadata is still being looked up is *held* (in arrival
+//! order, at most [`RuntimeConfig::hold`] and [`RuntimeConfig::hold_max_events`])
+//! and released by [`Enricher::release`] as soon as the metadata arrives, or
+//! when its hold runs out with what is known (cgroup id and runtime). Events of
+//! one container keep their order; events of different containers (and of the
+//! host) may overtake held ones.
+//!
+//! [`RuntimeConfig::hold`]: crate::runtime::RuntimeConfig::hold
+//! [`RuntimeConfig::hold_max_events`]: crate::runtime::RuntimeConfig::hold_max_events
 
+use crate::container::CgroupContainer;
 use crate::decode::Raw;
 use crate::proctable::ProcessTable;
+use crate::runtime::{cache_key, Lookup, Resolver};
 use crate::users::Users;
+use ahash::AHashSet;
 use falco_learn_event::{
     Args, Container, Event, EventType, EventTypeField, ExeFlags, Fd, FdType, L4Proto, Process,
 };
 use falco_learn_probe_common as abi;
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
@@ -27,6 +45,15 @@ pub struct Enricher {
     hostname: Arc<str>,
     /// Events produced so far (`evt.num`).
     num: u64,
+    resolver: Option<Arc<Resolver>>,
+    held: VecDeque<Held>,
+}
+
+/// An event waiting for its container's metadata.
+struct Held {
+    ev: Event,
+    container: Arc<CgroupContainer>,
+    until: Instant,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -129,12 +156,118 @@ impl Enricher {
             boot_epoch_ns,
             hostname: hostname.into(),
             num: 0,
+            resolver: None,
+            held: VecDeque::new(),
         }
     }
 
+    /// Fill container metadata from `resolver` (lookups start on first sight).
+    pub fn with_resolver(mut self, resolver: Arc<Resolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    pub fn resolver(&self) -> Option<&Arc<Resolver>> {
+        self.resolver.as_ref()
+    }
+
+    /// Events held for metadata now.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Apply one record and hand every event that is ready to `out`: this one
+    /// (unless it waits for its container's metadata) and held ones whose
+    /// metadata arrived or whose hold ran out.
+    pub fn push(&mut self, raw: &Raw, now: Instant, out: &mut impl FnMut(Event)) {
+        let Some((ev, pending)) = self.enrich_inner(raw) else {
+            return;
+        };
+        let Some(r) = &self.resolver else {
+            out(ev);
+            return;
+        };
+        match pending {
+            Some(container) => {
+                if self.held.len() >= r.config().hold_max_events.max(1) {
+                    if let Some(h) = self.held.pop_front() {
+                        r.counters().hold_overflow.fetch_add(1, Ordering::Relaxed);
+                        out(h.ev);
+                    }
+                }
+                let until = now + r.config().hold;
+                self.held.push_back(Held {
+                    ev,
+                    container,
+                    until,
+                });
+            }
+            None => {
+                // this container's held events (if any) are resolved now: they go first
+                if !self.held.is_empty() {
+                    self.release(now, out);
+                }
+                out(ev);
+            }
+        }
+    }
+
+    /// Hand held events whose metadata arrived (filled) or whose hold ran out
+    /// (as they are) to `out`, in arrival order.
+    pub fn release(&mut self, now: Instant, out: &mut impl FnMut(Event)) {
+        let Some(r) = &self.resolver else {
+            return;
+        };
+        let mut keep = VecDeque::new();
+        while let Some(mut h) = self.held.pop_front() {
+            match r.peek(&h.container) {
+                Lookup::Ready(meta) => {
+                    meta.fill(&mut h.ev.container);
+                    out(h.ev);
+                }
+                Lookup::Pending if now < h.until => keep.push_back(h),
+                Lookup::Pending => {
+                    r.counters().hold_timeouts.fetch_add(1, Ordering::Relaxed);
+                    out(h.ev);
+                }
+                Lookup::Unavailable => out(h.ev),
+            }
+        }
+        self.held = keep;
+    }
+
+    /// Release every held event now, with whatever metadata is known.
+    pub fn flush(&mut self, out: &mut impl FnMut(Event)) {
+        let far = Instant::now() + std::time::Duration::from_secs(3600);
+        self.release(far, out);
+        for h in self.held.drain(..) {
+            out(h.ev);
+        }
+    }
+
+    /// Evict the metadata of containers that have no process left in the table.
+    pub fn sweep_containers(&mut self) -> usize {
+        let Some(r) = &self.resolver else {
+            return 0;
+        };
+        let live: AHashSet<String> = self
+            .procs
+            .containers()
+            .map(|c| cache_key(c))
+            .chain(self.held.iter().map(|h| cache_key(&h.container)))
+            .collect();
+        r.retain_live(&live)
+    }
+
     /// Apply one record; `None` for records that only update state (none today:
-    /// fork and exit are events too).
+    /// fork and exit are events too). Container metadata is filled when the
+    /// resolver has it already; this never holds an event (see [`Enricher::push`]).
     pub fn enrich(&mut self, raw: &Raw) -> Option<Event> {
+        self.enrich_inner(raw).map(|(ev, _)| ev)
+    }
+
+    /// The event, and its container when that container's metadata is pending.
+    fn enrich_inner(&mut self, raw: &Raw) -> Option<(Event, Option<Arc<CgroupContainer>>)> {
         let h = *raw.hdr();
         let c = comm(&h);
         let ts = self.boot_epoch_ns + h.ts_boot_ns;
@@ -380,12 +513,21 @@ impl Enricher {
         if matches!(raw, Raw::Exit(_)) {
             self.procs.on_exit(h.pid);
         }
+        let mut pending = None;
         let container = match &p.container {
-            Some(cc) => Container {
-                id: cc.short_id(),
-                runtime: cc.runtime.as_str().to_string(),
-                ..Default::default()
-            },
+            Some(cc) => {
+                let mut c = Container {
+                    id: cc.short_id(),
+                    runtime: cc.runtime.as_str().to_string(),
+                    ..Default::default()
+                };
+                match self.resolver.as_ref().map(|r| r.lookup(cc)) {
+                    Some(Lookup::Ready(meta)) => meta.fill(&mut c),
+                    Some(Lookup::Pending) => pending = Some(cc.clone()),
+                    Some(Lookup::Unavailable) | None => {}
+                }
+                c
+            }
             None => Container::host(),
         };
         let root = p.container.as_ref().map(|_| (container.id.as_str(), h.pid));
@@ -402,7 +544,7 @@ impl Enricher {
         let (vpgid_name, vpgid_exe) = leader(p.pgid)
             .map(|l| (l.comm.clone(), l.exe.clone()))
             .unwrap_or_default();
-        Some(Event {
+        let ev = Event {
             num: self.num,
             ts,
             typ: EventTypeField(typ),
@@ -444,7 +586,8 @@ impl Enricher {
             container,
             fd,
             args,
-        })
+        };
+        Some((ev, pending))
     }
 }
 
@@ -510,5 +653,129 @@ mod tests {
                 addr: "198.51.100.10:2222".into()
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod hold_tests {
+    //! Events of a container wait for its metadata (bounded), then carry it.
+    use super::*;
+    use crate::container::RuntimeKind;
+    use crate::decode::decode;
+    use crate::proctable::ProcInfo;
+    use crate::runtime::RuntimeConfig;
+    use bytemuck::Zeroable;
+    use std::time::Duration;
+
+    const ID: &str = "4444444444444444444444444444444444444444444444444444444444444444";
+
+    fn socket_record(pid: u32) -> Raw {
+        let mut s = abi::Socket::zeroed();
+        s.h = crate::decode::tests::hdr(abi::Kind::Socket, std::mem::size_of::<abi::Socket>());
+        s.h.pid = pid;
+        s.h.tid = pid;
+        s.domain = AF_INET as u32;
+        decode(bytemuck::bytes_of(&s)).unwrap()
+    }
+
+    fn enricher(cfg: RuntimeConfig) -> Enricher {
+        let mut t = ProcessTable::new(vec![], 0);
+        t.insert(ProcInfo {
+            pid: 4242,
+            ppid: 1,
+            comm: "nginx".into(),
+            container: Some(Arc::new(CgroupContainer {
+                full_id: ID.into(),
+                namespace: None,
+                runtime: RuntimeKind::Podman,
+            })),
+            ..Default::default()
+        });
+        let r = Resolver::start(cfg).unwrap();
+        Enricher::new(t, 0).with_resolver(r)
+    }
+
+    fn base() -> RuntimeConfig {
+        RuntimeConfig {
+            containerd_sockets: vec![],
+            docker_sockets: vec![],
+            podman_sockets: vec![],
+            podman_storage: None,
+            ..RuntimeConfig::default()
+        }
+    }
+
+    #[test]
+    fn held_until_metadata_arrives_then_filled_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("overlay-containers")).unwrap();
+        std::fs::write(
+            d.path().join("overlay-containers/containers.json"),
+            format!(
+                r#"[{{"id":"{ID}","names":["web"],"metadata":"{{\"image-name\":\"nginx:1.27\"}}"}}]"#
+            ),
+        )
+        .unwrap();
+        let mut en = enricher(RuntimeConfig {
+            podman_storage: Some(d.path().to_path_buf()),
+            hold: Duration::from_secs(5),
+            ..base()
+        });
+        let mut out = Vec::new();
+        let now = Instant::now();
+        en.push(&socket_record(4242), now, &mut |e| out.push(e));
+        en.push(&socket_record(4242), now, &mut |e| out.push(e));
+        // the second event's lookup was already pending: both wait
+        assert_eq!((out.len(), en.held()), (0, 2));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while out.is_empty() {
+            assert!(Instant::now() < deadline, "never released");
+            std::thread::sleep(Duration::from_millis(2));
+            en.release(Instant::now(), &mut |e| out.push(e));
+        }
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].num + 1, out[1].num);
+        for ev in &out {
+            assert_eq!(ev.container.id, &ID[..12]);
+            assert_eq!(ev.container.name, "web");
+            assert_eq!(ev.container.image_repository, "docker.io/library/nginx");
+            assert_eq!(ev.container.image_tag, "1.27");
+            assert_eq!(ev.container.runtime, "podman");
+        }
+        // later events are filled at once, never held
+        en.push(&socket_record(4242), Instant::now(), &mut |e| out.push(e));
+        assert_eq!((out.len(), en.held()), (3, 0));
+        assert_eq!(out[2].container.name, "web");
+        let s = en.resolver().unwrap().stats();
+        assert_eq!((s.lookups, s.resolved, s.hold_timeouts), (1, 1, 0));
+    }
+
+    #[test]
+    fn hold_is_bounded_in_time_and_events_keep_what_is_known() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("podman.sock");
+        // a service that accepts and never answers
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let mut en = enricher(RuntimeConfig {
+            podman_sockets: vec![sock],
+            hold: Duration::from_millis(30),
+            lookup_timeout: Duration::from_secs(10),
+            ..base()
+        });
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        en.push(&socket_record(4242), t0, &mut |e| out.push(e));
+        // a host process event is not held behind it
+        en.push(&socket_record(1), t0, &mut |e| out.push(e));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].container.id, "host");
+        en.release(t0 + Duration::from_millis(10), &mut |e| out.push(e));
+        assert_eq!(out.len(), 1);
+        en.release(t0 + Duration::from_millis(31), &mut |e| out.push(e));
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].container.id, &ID[..12]);
+        assert_eq!(out[1].container.runtime, "podman");
+        assert_eq!(out[1].container.image_repository, "");
+        assert_eq!(en.resolver().unwrap().stats().hold_timeouts, 1);
     }
 }

@@ -6,7 +6,9 @@
 //! tracepoints, and runs a reader thread that drains the ring buffer, decodes
 //! every record ([`decode`]), keeps the process table ([`proctable`]) and
 //! attributes events to containers ([`container`]), handing enriched
-//! [`falco_learn_event::Event`]s to a bounded channel.
+//! [`falco_learn_event::Event`]s to a bounded channel. Container metadata
+//! (name, image, digest, pod) comes from the runtimes ([`runtime`]), looked up
+//! on a background thread and cached: the reader never waits on a runtime.
 //!
 //! Nothing is lost silently: kernel drops are counted per kind in a BPF map
 //! ([`Probe::kernel_stats`]); malformed records and full userspace queues are
@@ -17,6 +19,7 @@ pub mod decode;
 pub mod enrich;
 pub mod preflight;
 pub mod proctable;
+pub mod runtime;
 pub mod users;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
@@ -30,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use preflight::{preflight, PreflightError};
 
@@ -118,6 +121,8 @@ pub struct ProbeConfig {
     pub containerd_namespaces: Vec<String>,
     /// Mount tracefs at /sys/kernel/tracing when it is missing.
     pub mount_tracefs: bool,
+    /// Container runtime metadata: sockets, cache, how long events wait for it.
+    pub runtime: runtime::RuntimeConfig,
 }
 
 impl Default for ProbeConfig {
@@ -136,6 +141,7 @@ impl Default for ProbeConfig {
                 .map(|s| s.to_string())
                 .collect(),
             mount_tracefs: true,
+            runtime: runtime::RuntimeConfig::default(),
         }
     }
 }
@@ -166,6 +172,7 @@ pub struct Probe {
     reader: Option<JoinHandle<()>>,
     stats: PerCpuArray<MapData, u64>,
     pub counters: Arc<ProbeCounters>,
+    resolver: Option<Arc<runtime::Resolver>>,
     /// Syscalls this kernel has no tracepoint for (their events cannot be seen).
     pub missing_syscalls: Vec<&'static str>,
     _ebpf: Ebpf,
@@ -321,7 +328,14 @@ impl Probe {
         let mut table = proctable::ProcessTable::new(cfg.containerd_namespaces.clone(), boot);
         let seeded = table.seed_from_proc();
         tracing::debug!(seeded, "process table seeded from /proc");
-        let enricher = enrich::Enricher::new(table, boot);
+        let mut enricher = enrich::Enricher::new(table, boot);
+        let resolver = if cfg.runtime.enabled {
+            let r = runtime::Resolver::start(cfg.runtime.clone()).map_err(ProbeError::Thread)?;
+            enricher = enricher.with_resolver(r.clone());
+            Some(r)
+        } else {
+            None
+        };
 
         let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_len);
         let stop = Arc::new(AtomicBool::new(false));
@@ -340,6 +354,7 @@ impl Probe {
                 reader: Some(reader),
                 stats,
                 counters,
+                resolver,
                 missing_syscalls,
                 _ebpf: ebpf,
             },
@@ -367,6 +382,16 @@ impl Probe {
             out.push((k, s));
         }
         out
+    }
+
+    /// The container metadata resolver (`None` when resolution is off).
+    pub fn resolver(&self) -> Option<&Arc<runtime::Resolver>> {
+        self.resolver.as_ref()
+    }
+
+    /// Container metadata counters and cache size (`None` when resolution is off).
+    pub fn runtime_stats(&self) -> Option<runtime::RuntimeStats> {
+        self.resolver.as_ref().map(|r| r.stats())
     }
 
     /// Stop the reader (it drains what is in the ring buffer first) and detach.
@@ -399,7 +424,20 @@ fn read_loop(
 ) {
     let fd = ring.as_raw_fd();
     let mut since_sweep = 0u64;
+    let mut last_sweep = Instant::now();
     let mut consumer_gone = false;
+    let mut send = |ev: Event| {
+        if consumer_gone {
+            return;
+        }
+        match tx.try_send(ev) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                counters.queue_full.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => consumer_gone = true,
+        }
+    };
     loop {
         let stopping = stop.load(Ordering::SeqCst);
         let mut n = 0u64;
@@ -409,31 +447,30 @@ fn read_loop(
             match decode::decode(&item) {
                 Ok(raw) => {
                     drop(item);
-                    if let Some(ev) = enricher.enrich(&raw) {
-                        if consumer_gone {
-                            continue;
-                        }
-                        match tx.try_send(ev) {
-                            Ok(()) => {}
-                            Err(TrySendError::Full(_)) => {
-                                counters.queue_full.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(TrySendError::Disconnected(_)) => consumer_gone = true,
-                        }
-                    }
+                    enricher.push(&raw, Instant::now(), &mut send);
                 }
                 Err(e) => {
                     counters.decode_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!("malformed probe record: {e}");
                 }
             }
+            // held events must not wait for the ring buffer to run dry
+            if n.is_multiple_of(256) && enricher.held() > 0 {
+                enricher.release(Instant::now(), &mut send);
+            }
         }
         since_sweep += n;
-        if since_sweep > 4096 {
+        if since_sweep > 4096 || (since_sweep > 0 && last_sweep.elapsed() > SWEEP_EVERY) {
             enricher.procs.sweep();
+            enricher.sweep_containers();
             since_sweep = 0;
+            last_sweep = Instant::now();
+        }
+        if enricher.held() > 0 {
+            enricher.release(Instant::now(), &mut send);
         }
         if stopping {
+            enricher.flush(&mut send);
             return;
         }
         if n == 0 {
@@ -442,15 +479,23 @@ fn read_loop(
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // held events are re-checked often; otherwise wake at least every 50 ms
+            let wait_ms = if enricher.held() > 0 { 5 } else { 50 };
             // SAFETY: one valid pollfd, bounded timeout.
-            unsafe { libc::poll(&mut pfd, 1, 50) };
-            if since_sweep > 0 {
+            unsafe { libc::poll(&mut pfd, 1, wait_ms) };
+            if last_sweep.elapsed() > SWEEP_EVERY {
                 enricher.procs.sweep();
+                enricher.sweep_containers();
                 since_sweep = 0;
+                last_sweep = Instant::now();
             }
         }
     }
 }
+
+/// How often exited processes and the metadata of gone containers are swept
+/// when the ring buffer is quiet.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Give a probe that was just started a moment to settle (attach is synchronous;
 /// this only lets the reader thread reach its poll loop).

@@ -92,6 +92,11 @@ impl ProcessTable {
         self.procs.get_mut(&pid)
     }
 
+    /// The container of every process in the table (repeated per process).
+    pub fn containers(&self) -> impl Iterator<Item = &Arc<CgroupContainer>> {
+        self.procs.values().filter_map(|p| p.container.as_ref())
+    }
+
     pub fn insert(&mut self, p: ProcInfo) {
         self.procs.insert(p.pid, p);
     }

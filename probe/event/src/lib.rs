@@ -224,6 +224,10 @@ pub struct Container {
     pub runtime: String,
     pub k8s_ns: String,
     pub k8s_pod: String,
+    /// Kubernetes pod uid (empty outside Kubernetes).
+    pub k8s_pod_uid: String,
+    /// Kubernetes pod labels, when the runtime has them.
+    pub k8s_pod_labels: std::collections::BTreeMap<String, String>,
     /// Mounts of the container (`container.mounts`, `container.mount.dest[…]`).
     pub mounts: Vec<Mount>,
 }

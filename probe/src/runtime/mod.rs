@@ -1,0 +1,761 @@
+//! Container runtime metadata: container id → name, image (repository, tag,
+//! digest), start time, privileged flag, Kubernetes pod, mounts.
+//!
+//! The probe knows a container only by its cgroup path ([`crate::container`]).
+//! [`Resolver`] asks the runtime that made it, **off the hot path**: the reader
+//! thread calls [`Resolver::lookup`], which answers from a cache by container id
+//! or queues a request (never waits), and a background thread running a small
+//! single-threaded tokio runtime does the lookups and fills the cache.
+//!
+//! Sources, tried in this order for each kind of cgroup path:
+//!
+//! | cgroup form | sources |
+//! |---|---|
+//! | `/<ns>/<id>` (ctr), `cri-containerd-<id>.scope` (`k8s.io`) | containerd gRPC ([`containerd`]) |
+//! | `/kubepods/…/<id>` (cgroupfs driver, runtime unknown) | containerd `k8s.io`, then Docker Engine API |
+//! | `docker-<id>.scope`, `/docker/<id>` | Docker Engine API ([`engine`]) |
+//! | `libpod-<id>` | Podman Engine API, then podman's `containers.json` ([`podman_disk`]) |
+//! | `crio-<id>` | none yet (CRI-O speaks only CRI): id and runtime only |
+//!
+//! Sockets come from [`RuntimeConfig`]; the defaults are the usual paths, and a
+//! socket that does not exist is skipped silently (that runtime is not installed).
+//! A socket that exists but does not answer gets **one** warning per socket and
+//! the `unreachable` counter; lookups are bounded by a timeout, so nothing stalls.
+//!
+//! Cache: one slot per container (pending, resolved, or failed with a retry
+//! time). Slots of containers that no longer have a process in the process
+//! table are evicted by [`Resolver::retain_live`] (the reader's periodic sweep),
+//! and the cache never holds more than [`RuntimeConfig::cache_max`] slots.
+//! Metadata already attached to events stays with them: a container that
+//! exited before its lookup finished keeps its cgroup id and runtime, and the
+//! events held for it ([`crate::enrich::Enricher::push`]) go out after at most
+//! [`RuntimeConfig::hold`].
+
+pub mod containerd;
+pub mod engine;
+pub mod podman_disk;
+pub mod reference;
+
+use crate::container::{CgroupContainer, RuntimeKind};
+use ahash::{AHashMap, AHashSet};
+use falco_learn_event::{Container, Mount};
+use reference::ImageRef;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Where the metadata came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    #[default]
+    Containerd,
+    EngineApi,
+    PodmanStorage,
+}
+
+/// What a runtime told us about one container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerMeta {
+    /// Full id as the runtime knows it.
+    pub id: String,
+    pub name: String,
+    pub image: ImageRef,
+    /// Image id (`sha256:…` of the config) when the runtime gives it.
+    pub image_id: String,
+    pub privileged: Option<bool>,
+    /// Start (or creation) time, ns since the epoch; 0 when unknown.
+    pub start_ts: u64,
+    /// `containerd`, `docker`, `podman`.
+    pub runtime: &'static str,
+    pub k8s_ns: String,
+    pub k8s_pod: String,
+    pub k8s_pod_uid: String,
+    pub k8s_pod_labels: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+    pub source: Source,
+}
+
+impl ContainerMeta {
+    /// Copy into an event's container (its `id` stays Falco's short id).
+    pub fn fill(&self, c: &mut Container) {
+        c.name = self.name.clone();
+        c.image_repository = self.image.repository.clone();
+        c.image_tag = self.image.tag.clone();
+        c.image_digest = self.image.digest.clone();
+        c.privileged = self.privileged;
+        c.start_ts = self.start_ts;
+        c.runtime = self.runtime.to_string();
+        c.k8s_ns = self.k8s_ns.clone();
+        c.k8s_pod = self.k8s_pod.clone();
+        c.k8s_pod_uid = self.k8s_pod_uid.clone();
+        c.k8s_pod_labels = self.k8s_pod_labels.clone();
+        c.mounts = self.mounts.clone();
+    }
+}
+
+/// Why one source could not answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LookupError {
+    #[error("the runtime does not know this container")]
+    NotFound,
+    #[error("runtime socket {socket} is unreachable: {err}")]
+    Unreachable { socket: String, err: String },
+    #[error("{0}")]
+    Protocol(String),
+    #[error("cannot read {path}: {err}")]
+    Io { path: String, err: String },
+    #[error("no lookup within {0:?}")]
+    Timeout(Duration),
+    #[error("no source can resolve {0} containers")]
+    Unsupported(&'static str),
+}
+
+/// Resolver settings (part of [`crate::ProbeConfig`]).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Resolve metadata at all (off: events carry the cgroup id and runtime only).
+    pub enabled: bool,
+    /// containerd sockets, first existing one used.
+    pub containerd_sockets: Vec<PathBuf>,
+    /// Docker Engine API sockets, first existing one used.
+    pub docker_sockets: Vec<PathBuf>,
+    /// Podman API sockets (`podman system service`), first existing one used.
+    pub podman_sockets: Vec<PathBuf>,
+    /// Podman storage root for the on-disk fallback (`None`: no fallback).
+    pub podman_storage: Option<PathBuf>,
+    /// Bound on one container's lookup (all its sources together).
+    pub lookup_timeout: Duration,
+    /// How long events of a container being looked up wait for its metadata.
+    pub hold: Duration,
+    /// Events held at most (past that the oldest goes out as it is).
+    pub hold_max_events: usize,
+    /// Cache slots at most.
+    pub cache_max: usize,
+    /// A failed lookup is retried on a later event after this long.
+    pub retry_after: Duration,
+    /// Requests queued for the resolver thread at most.
+    pub queue_len: usize,
+}
+
+fn paths(p: &[&str]) -> Vec<PathBuf> {
+    p.iter().map(PathBuf::from).collect()
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            enabled: true,
+            containerd_sockets: paths(&[
+                "/run/containerd/containerd.sock",
+                "/var/run/containerd/containerd.sock",
+                "/run/k3s/containerd/containerd.sock",
+            ]),
+            docker_sockets: paths(&["/run/docker.sock", "/var/run/docker.sock"]),
+            podman_sockets: paths(&["/run/podman/podman.sock", "/var/run/podman/podman.sock"]),
+            podman_storage: Some(PathBuf::from("/var/lib/containers/storage")),
+            lookup_timeout: Duration::from_secs(2),
+            hold: Duration::from_millis(200),
+            hold_max_events: 4096,
+            cache_max: 8192,
+            retry_after: Duration::from_secs(10),
+            queue_len: 1024,
+        }
+    }
+}
+
+/// Resolver counters (monotonic unless noted).
+#[derive(Debug, Default)]
+pub struct RuntimeCounters {
+    /// Lookups started.
+    pub lookups: AtomicU64,
+    /// Lookups that produced metadata.
+    pub resolved: AtomicU64,
+    /// Lookups that produced nothing (every source failed or none applies).
+    pub failures: AtomicU64,
+    /// Of the failures: no source knew the container (it exited and was removed first).
+    pub not_found: AtomicU64,
+    /// Attempts on a socket that exists but did not answer.
+    pub unreachable: AtomicU64,
+    /// Lookups over [`RuntimeConfig::lookup_timeout`].
+    pub timeouts: AtomicU64,
+    /// Requests dropped because the resolver queue was full (retried on a later event).
+    pub queue_full: AtomicU64,
+    /// Cache slots evicted (container gone, or the cache full).
+    pub evicted: AtomicU64,
+    /// Held events released without metadata because the hold ran out.
+    pub hold_timeouts: AtomicU64,
+    /// Held events released early because the hold queue was full.
+    pub hold_overflow: AtomicU64,
+    /// Sum and maximum of the latencies of successful lookups, ns.
+    pub lookup_ns_total: AtomicU64,
+    pub lookup_ns_max: AtomicU64,
+}
+
+/// A snapshot of the counters plus the cache size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuntimeStats {
+    pub lookups: u64,
+    pub resolved: u64,
+    pub failures: u64,
+    pub not_found: u64,
+    pub unreachable: u64,
+    pub timeouts: u64,
+    pub queue_full: u64,
+    pub evicted: u64,
+    pub hold_timeouts: u64,
+    pub hold_overflow: u64,
+    pub lookup_ns_total: u64,
+    pub lookup_ns_max: u64,
+    /// Cache slots now (gauge).
+    pub cache_entries: u64,
+}
+
+/// The answer of a cache lookup.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Ready(Arc<ContainerMeta>),
+    /// Being looked up: hold the event briefly.
+    Pending,
+    /// Not available (failed recently, unsupported runtime, or resolution off).
+    Unavailable,
+}
+
+enum Slot {
+    Pending,
+    Ready {
+        meta: Arc<ContainerMeta>,
+        used: Instant,
+    },
+    Failed {
+        at: Instant,
+    },
+}
+
+struct Request {
+    key: String,
+    container: Arc<CgroupContainer>,
+    asked: Instant,
+}
+
+struct Shared {
+    cfg: RuntimeConfig,
+    cache: Mutex<AHashMap<String, Slot>>,
+    counters: RuntimeCounters,
+    /// Sockets already warned about (one warning each).
+    warned: Mutex<AHashSet<String>>,
+    /// containerd connections by socket.
+    containerd: Mutex<AHashMap<PathBuf, containerd_client::tonic::transport::Channel>>,
+}
+
+/// The cache key of a container: namespace-qualified for containerd's `/<ns>/<id>`.
+pub fn cache_key(c: &CgroupContainer) -> String {
+    match &c.namespace {
+        Some(ns) => format!("{ns}/{}", c.full_id),
+        None => c.full_id.clone(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The metadata resolver: a cache shared with a background lookup thread.
+pub struct Resolver {
+    shared: Arc<Shared>,
+    tx: tokio::sync::mpsc::Sender<Request>,
+}
+
+impl Resolver {
+    /// Start the lookup thread.
+    pub fn start(cfg: RuntimeConfig) -> std::io::Result<Arc<Resolver>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(cfg.queue_len.max(1));
+        let shared = Arc::new(Shared {
+            cfg,
+            cache: Mutex::new(AHashMap::new()),
+            counters: RuntimeCounters::default(),
+            warned: Mutex::new(AHashSet::new()),
+            containerd: Mutex::new(AHashMap::new()),
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("falco-learn-runtime".into())
+            .spawn(move || rt.block_on(serve(s, rx)))?;
+        Ok(Arc::new(Resolver { shared, tx }))
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.shared.cfg
+    }
+
+    pub fn counters(&self) -> &RuntimeCounters {
+        &self.shared.counters
+    }
+
+    /// Counters and cache size now.
+    pub fn stats(&self) -> RuntimeStats {
+        let c = &self.shared.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RuntimeStats {
+            lookups: g(&c.lookups),
+            resolved: g(&c.resolved),
+            failures: g(&c.failures),
+            not_found: g(&c.not_found),
+            unreachable: g(&c.unreachable),
+            timeouts: g(&c.timeouts),
+            queue_full: g(&c.queue_full),
+            evicted: g(&c.evicted),
+            hold_timeouts: g(&c.hold_timeouts),
+            hold_overflow: g(&c.hold_overflow),
+            lookup_ns_total: g(&c.lookup_ns_total),
+            lookup_ns_max: g(&c.lookup_ns_max),
+            cache_entries: lock(&self.shared.cache).len() as u64,
+        }
+    }
+
+    /// Metadata of `c` if known; otherwise start a lookup (never blocks).
+    pub fn lookup(&self, c: &Arc<CgroupContainer>) -> Lookup {
+        let key = cache_key(c);
+        let now = Instant::now();
+        let mut cache = lock(&self.shared.cache);
+        match cache.get_mut(&key) {
+            Some(Slot::Ready { meta, used }) => {
+                *used = now;
+                return Lookup::Ready(meta.clone());
+            }
+            Some(Slot::Pending) => return Lookup::Pending,
+            Some(Slot::Failed { at }) if now.duration_since(*at) < self.shared.cfg.retry_after => {
+                return Lookup::Unavailable
+            }
+            _ => {}
+        }
+        if c.runtime == RuntimeKind::Crio {
+            cache.insert(key, Slot::Failed { at: now });
+            return Lookup::Unavailable;
+        }
+        if !cache.contains_key(&key) && cache.len() >= self.shared.cfg.cache_max {
+            evict_one(&mut cache, &self.shared.counters);
+        }
+        let req = Request {
+            key: key.clone(),
+            container: c.clone(),
+            asked: now,
+        };
+        match self.tx.try_send(req) {
+            Ok(()) => {
+                cache.insert(key, Slot::Pending);
+                self.shared.counters.lookups.fetch_add(1, Ordering::Relaxed);
+                Lookup::Pending
+            }
+            Err(_) => {
+                self.shared
+                    .counters
+                    .queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+                Lookup::Unavailable
+            }
+        }
+    }
+
+    /// The cache state of `c` without starting a lookup or touching its use time.
+    pub fn peek(&self, c: &CgroupContainer) -> Lookup {
+        match lock(&self.shared.cache).get(&cache_key(c)) {
+            Some(Slot::Ready { meta, .. }) => Lookup::Ready(meta.clone()),
+            Some(Slot::Pending) => Lookup::Pending,
+            _ => Lookup::Unavailable,
+        }
+    }
+
+    /// Whether the cache has a slot for `key` (see [`cache_key`]).
+    pub fn is_cached(&self, key: &str) -> bool {
+        lock(&self.shared.cache).contains_key(key)
+    }
+
+    /// Evict every resolved or failed slot whose key is not in `live` (the
+    /// containers that still have a process). Pending slots stay until answered.
+    pub fn retain_live(&self, live: &AHashSet<String>) -> usize {
+        let mut cache = lock(&self.shared.cache);
+        let before = cache.len();
+        cache.retain(|k, s| matches!(s, Slot::Pending) || live.contains(k));
+        let n = before - cache.len();
+        self.shared
+            .counters
+            .evicted
+            .fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+}
+
+/// Make room: the least recently used resolved slot, else any failed one.
+fn evict_one(cache: &mut AHashMap<String, Slot>, counters: &RuntimeCounters) {
+    let victim = cache
+        .iter()
+        .filter_map(|(k, s)| match s {
+            Slot::Ready { used, .. } => Some((*used, k)),
+            Slot::Failed { at } => Some((*at, k)),
+            Slot::Pending => None,
+        })
+        .min_by_key(|(t, _)| *t)
+        .map(|(_, k)| k.clone());
+    if let Some(k) = victim {
+        cache.remove(&k);
+        counters.evicted.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn serve(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::Receiver<Request>) {
+    while let Some(req) = rx.recv().await {
+        tokio::spawn(resolve(shared.clone(), req));
+    }
+}
+
+async fn resolve(shared: Arc<Shared>, req: Request) {
+    let timeout = shared.cfg.lookup_timeout;
+    let result = match tokio::time::timeout(timeout, lookup_sources(&shared, &req.container)).await
+    {
+        Ok(r) => r,
+        Err(_) => Err(LookupError::Timeout(timeout)),
+    };
+    let c = &shared.counters;
+    let now = Instant::now();
+    let slot = match result {
+        Ok(meta) => {
+            let ns = now.duration_since(req.asked).as_nanos() as u64;
+            c.resolved.fetch_add(1, Ordering::Relaxed);
+            c.lookup_ns_total.fetch_add(ns, Ordering::Relaxed);
+            c.lookup_ns_max.fetch_max(ns, Ordering::Relaxed);
+            tracing::debug!(
+                container = %req.key,
+                image = %meta.image.repository,
+                latency_us = ns / 1000,
+                "container metadata resolved"
+            );
+            Slot::Ready {
+                meta: Arc::new(meta),
+                used: now,
+            }
+        }
+        Err(e) => {
+            c.failures.fetch_add(1, Ordering::Relaxed);
+            match &e {
+                LookupError::NotFound => {
+                    c.not_found.fetch_add(1, Ordering::Relaxed);
+                }
+                LookupError::Timeout(_) => {
+                    c.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+            tracing::debug!(container = %req.key, "container metadata not resolved: {e}");
+            Slot::Failed { at: now }
+        }
+    };
+    let mut cache = lock(&shared.cache);
+    // evicted while pending (container gone): keep it out
+    if let Some(s) = cache.get_mut(&req.key) {
+        *s = slot;
+    }
+}
+
+fn first_existing(paths: &[PathBuf]) -> Option<&Path> {
+    paths.iter().map(PathBuf::as_path).find(|p| p.exists())
+}
+
+/// Note a failed source: one warning per unreachable socket, counted each time.
+fn note(shared: &Shared, e: &LookupError) {
+    if let LookupError::Unreachable { socket, .. } = e {
+        shared.counters.unreachable.fetch_add(1, Ordering::Relaxed);
+        if lock(&shared.warned).insert(socket.clone()) {
+            tracing::warn!(
+                "{e}; containers of this runtime get their id and runtime only \
+                 (counted in the runtime `unreachable` counter, warned once)"
+            );
+        }
+    }
+}
+
+async fn containerd_lookup(
+    shared: &Shared,
+    ns: &str,
+    id: &str,
+) -> Option<Result<ContainerMeta, LookupError>> {
+    let socket = first_existing(&shared.cfg.containerd_sockets)?.to_path_buf();
+    let cached = lock(&shared.containerd).get(&socket).cloned();
+    let channel = match cached {
+        Some(ch) => ch,
+        None => match containerd::connect(&socket).await {
+            Ok(ch) => {
+                lock(&shared.containerd).insert(socket.clone(), ch.clone());
+                ch
+            }
+            Err(e) => return Some(Err(e)),
+        },
+    };
+    let r = containerd::lookup(channel, &socket, ns, id).await;
+    if matches!(r, Err(LookupError::Unreachable { .. })) {
+        lock(&shared.containerd).remove(&socket);
+    }
+    Some(r)
+}
+
+async fn lookup_sources(
+    shared: &Shared,
+    c: &CgroupContainer,
+) -> Result<ContainerMeta, LookupError> {
+    let id = c.full_id.as_str();
+    let mut last = LookupError::NotFound;
+    let mut attempt = |r: Option<Result<ContainerMeta, LookupError>>| -> Option<ContainerMeta> {
+        match r {
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                note(shared, &e);
+                last = e;
+                None
+            }
+            None => None,
+        }
+    };
+    let engine = |paths: &[PathBuf], runtime: &'static str| {
+        let socket = first_existing(paths).map(Path::to_path_buf);
+        async move {
+            match socket {
+                Some(s) => Some(engine::lookup(&s, id, runtime).await),
+                None => None,
+            }
+        }
+    };
+    match c.runtime {
+        RuntimeKind::Containerd => {
+            let ns = c.namespace.as_deref().unwrap_or("k8s.io");
+            if let Some(m) = attempt(containerd_lookup(shared, ns, id).await) {
+                return Ok(m);
+            }
+        }
+        RuntimeKind::Kubernetes => {
+            if let Some(m) = attempt(containerd_lookup(shared, "k8s.io", id).await) {
+                return Ok(m);
+            }
+            if let Some(m) = attempt(engine(&shared.cfg.docker_sockets, "docker").await) {
+                return Ok(m);
+            }
+        }
+        RuntimeKind::Docker => {
+            if let Some(m) = attempt(engine(&shared.cfg.docker_sockets, "docker").await) {
+                return Ok(m);
+            }
+        }
+        RuntimeKind::Podman => {
+            if let Some(m) = attempt(engine(&shared.cfg.podman_sockets, "podman").await) {
+                return Ok(m);
+            }
+            if let Some(storage) = &shared.cfg.podman_storage {
+                let (storage, id) = (storage.clone(), id.to_string());
+                let r = tokio::task::spawn_blocking(move || podman_disk::lookup(&storage, &id))
+                    .await
+                    .map_err(|e| LookupError::Protocol(format!("podman storage reader: {e}")));
+                if let Some(m) = attempt(Some(r.and_then(|r| r))) {
+                    return Ok(m);
+                }
+            }
+        }
+        RuntimeKind::Crio => return Err(LookupError::Unsupported("cri-o")),
+    }
+    Err(last)
+}
+
+/// RFC 3339 time (`Z` or `±hh:mm`, up to 9 fraction digits) → ns since the epoch;
+/// 0 for anything unparsable or before 1970 (Go's zero time `0001-01-01T00:00:00Z`).
+pub fn parse_rfc3339_ns(s: &str) -> u64 {
+    let s = s.trim();
+    let (base, offset_s): (String, i64) = if let Some(b) = s.strip_suffix('Z') {
+        (format!("{b}Z"), 0)
+    } else if s.len() > 6 && matches!(s.as_bytes()[s.len() - 6], b'+' | b'-') {
+        let (b, off) = s.split_at(s.len() - 6);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let mut hm = off[1..].split(':');
+        let h = hm.next().and_then(|h| h.parse::<i64>().ok());
+        let m = hm.next().and_then(|m| m.parse::<i64>().ok());
+        match (h, m) {
+            (Some(h), Some(m)) => (format!("{b}Z"), sign * (h * 3600 + m * 60)),
+            _ => return 0,
+        }
+    } else {
+        return 0;
+    };
+    let Ok(t) = humantime::parse_rfc3339(&base) else {
+        return 0;
+    };
+    let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) else {
+        return 0;
+    };
+    let ns = d.as_nanos() as i128 - offset_s as i128 * 1_000_000_000;
+    u64::try_from(ns).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:01Z"), 1_000_000_000);
+        assert_eq!(
+            parse_rfc3339_ns("2026-11-22T01:44:13.477448342Z"),
+            1_795_311_853_477_448_342
+        );
+        assert_eq!(
+            parse_rfc3339_ns("2026-11-22T02:44:13.5+01:00"),
+            1_795_311_853_500_000_000
+        );
+        assert_eq!(
+            parse_rfc3339_ns("2026-11-21T20:44:13-05:00"),
+            1_795_311_853_000_000_000
+        );
+        assert_eq!(parse_rfc3339_ns("0001-01-01T00:00:00Z"), 0);
+        assert_eq!(parse_rfc3339_ns(""), 0);
+        assert_eq!(parse_rfc3339_ns("yesterday"), 0);
+    }
+
+    fn cc(id: &str, runtime: RuntimeKind) -> Arc<CgroupContainer> {
+        Arc::new(CgroupContainer {
+            full_id: id.into(),
+            namespace: (runtime == RuntimeKind::Containerd).then(|| "default".to_string()),
+            runtime,
+        })
+    }
+
+    fn no_sources() -> RuntimeConfig {
+        RuntimeConfig {
+            containerd_sockets: vec![PathBuf::from("/nonexistent/containerd.sock")],
+            docker_sockets: vec![],
+            podman_sockets: vec![],
+            podman_storage: None,
+            retry_after: Duration::from_secs(3600),
+            ..RuntimeConfig::default()
+        }
+    }
+
+    fn wait_settled(r: &Resolver, c: &Arc<CgroupContainer>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(r.peek(c), Lookup::Pending) {
+            assert!(Instant::now() < deadline, "lookup never finished");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn missing_runtime_fails_fast_and_is_not_retried_at_once() {
+        let r = Resolver::start(no_sources()).unwrap();
+        let c = cc("web", RuntimeKind::Containerd);
+        assert!(matches!(r.lookup(&c), Lookup::Pending));
+        wait_settled(&r, &c);
+        assert!(matches!(r.lookup(&c), Lookup::Unavailable));
+        let s = r.stats();
+        assert_eq!((s.lookups, s.failures, s.resolved), (1, 1, 0));
+        // no socket at all is "not installed", not "unreachable"
+        assert_eq!(s.unreachable, 0);
+        assert_eq!(s.cache_entries, 1);
+        assert_eq!(r.retain_live(&AHashSet::new()), 1);
+        assert_eq!(r.stats().cache_entries, 0);
+        assert_eq!(r.stats().evicted, 1);
+    }
+
+    #[test]
+    fn dead_socket_is_unreachable_and_warned_once() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("engine.sock");
+        // a socket file nobody listens on: connect() is refused
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        let r = Resolver::start(RuntimeConfig {
+            docker_sockets: vec![sock.clone()],
+            ..no_sources()
+        })
+        .unwrap();
+        let a = cc(&"a".repeat(64), RuntimeKind::Docker);
+        let b = cc(&"b".repeat(64), RuntimeKind::Docker);
+        r.lookup(&a);
+        r.lookup(&b);
+        wait_settled(&r, &a);
+        wait_settled(&r, &b);
+        let s = r.stats();
+        assert_eq!((s.lookups, s.failures, s.unreachable), (2, 2, 2));
+        assert_eq!(lock(&r.shared.warned).len(), 1);
+    }
+
+    #[test]
+    fn silent_socket_times_out_without_stalling_the_caller() {
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("engine.sock");
+        // accepts connections but never answers
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let r = Resolver::start(RuntimeConfig {
+            podman_sockets: vec![sock],
+            lookup_timeout: Duration::from_millis(150),
+            ..no_sources()
+        })
+        .unwrap();
+        let c = cc(&"c".repeat(64), RuntimeKind::Podman);
+        let t = Instant::now();
+        assert!(matches!(r.lookup(&c), Lookup::Pending));
+        assert!(t.elapsed() < Duration::from_millis(50), "lookup() blocked");
+        wait_settled(&r, &c);
+        let s = r.stats();
+        assert_eq!((s.timeouts, s.failures), (1, 1));
+    }
+
+    #[test]
+    fn podman_storage_fallback_and_bounded_cache() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("overlay-containers")).unwrap();
+        let ids: Vec<String> = (0..3).map(|i| format!("{i}").repeat(64)).collect();
+        let list: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    r#"{{"id":"{id}","names":["n{}"],"metadata":"{{\"image-name\":\"localhost/app:v1\"}}"}}"#,
+                    &id[..1]
+                )
+            })
+            .collect();
+        std::fs::write(
+            d.path().join("overlay-containers/containers.json"),
+            format!("[{}]", list.join(",")),
+        )
+        .unwrap();
+        let r = Resolver::start(RuntimeConfig {
+            podman_storage: Some(d.path().to_path_buf()),
+            cache_max: 2,
+            ..no_sources()
+        })
+        .unwrap();
+        for id in &ids {
+            let c = cc(id, RuntimeKind::Podman);
+            r.lookup(&c);
+            wait_settled(&r, &c);
+            match r.lookup(&c) {
+                Lookup::Ready(m) => {
+                    assert_eq!(m.name, format!("n{}", &id[..1]));
+                    assert_eq!(m.image.repository, "localhost/app");
+                    assert_eq!(m.source, Source::PodmanStorage);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let s = r.stats();
+        assert_eq!(s.cache_entries, 2);
+        assert_eq!(s.evicted, 1);
+        assert_eq!(s.resolved, 3);
+        // the first was the least recently used
+        assert!(matches!(
+            r.peek(&cc(&ids[0], RuntimeKind::Podman)),
+            Lookup::Unavailable
+        ));
+        let live: AHashSet<String> = [ids[2].clone()].into_iter().collect();
+        assert_eq!(r.retain_live(&live), 1);
+        assert_eq!(r.stats().cache_entries, 1);
+    }
+}

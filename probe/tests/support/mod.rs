@@ -1,0 +1,296 @@
+//! Shared by the real-container tests (`runtime_containerd`, `runtime_podman`,
+//! `runtime_churn`): root/CI gating, a live probe collecting events, a
+//! containerd daemon (started only when none runs, stopped after), the busybox
+//! test image for ctr and podman, and commands that must succeed.
+#![allow(dead_code)]
+
+use falco_learn_event::Event;
+use falco_learn_probe::{Probe, ProbeConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn privileged() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+pub fn have(bin: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `true` when the test may run; otherwise a loud SKIP (or a failure in CI).
+pub fn may_run(what: &str, bins: &[&str]) -> bool {
+    if !privileged() {
+        assert!(!in_ci(), "CI is set but the tests are not running as root");
+        eprintln!("\n!!!!! SKIPPED: {what} needs root (run as root or in CI) !!!!!\n");
+        return false;
+    }
+    let missing: Vec<&&str> = bins.iter().filter(|b| !have(b)).collect();
+    if !missing.is_empty() || !Path::new("/bin/busybox").exists() {
+        assert!(
+            !in_ci(),
+            "{what}: {missing:?} or /bin/busybox missing in CI (.ci/setup installs them)"
+        );
+        eprintln!("\n!!!!! SKIPPED: {what}: {missing:?} or /bin/busybox not installed !!!!!\n");
+        return false;
+    }
+    true
+}
+
+/// Run a command that must succeed; its output.
+pub fn must(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stdout(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&must(cmd).stdout)
+        .trim()
+        .to_string()
+}
+
+/// A live probe whose events are collected in the background.
+pub struct LiveProbe {
+    pub probe: Probe,
+    pub events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl LiveProbe {
+    pub fn start(cfg: ProbeConfig) -> LiveProbe {
+        let (probe, rx) = Probe::start(cfg).unwrap_or_else(|e| panic!("probe did not start: {e}"));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            for ev in rx {
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
+            }
+        });
+        falco_learn_probe::settle();
+        LiveProbe { probe, events }
+    }
+
+    /// Every event so far matching `pred`.
+    pub fn matching(&self, pred: impl Fn(&Event) -> bool) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|e| pred(e))
+            .cloned()
+            .collect()
+    }
+
+    /// The first event matching `pred` (waits up to `secs`).
+    pub fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(e) = self.matching(&pred).into_iter().next() {
+                return e;
+            }
+            if Instant::now() > deadline {
+                let n = self.events.lock().map(|e| e.len()).unwrap_or(0);
+                panic!("no event for {what} among {n} captured events");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// containerd for tests: the running one, or one started here and stopped on drop.
+pub struct Containerd {
+    daemon: Option<Child>,
+}
+
+fn ctr_ok() -> bool {
+    Path::new("/run/containerd/containerd.sock").exists()
+        && Command::new("ctr")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+impl Containerd {
+    pub fn start() -> Containerd {
+        if ctr_ok() {
+            return Containerd { daemon: None };
+        }
+        let log = std::fs::File::create(std::env::temp_dir().join("fl-runtime-containerd.log"))
+            .expect("containerd log file");
+        let child = Command::new("containerd")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ctr_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not come up in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Containerd {
+            daemon: Some(child),
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: signalling the daemon we started, by its own pid.
+            unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+/// A busybox root filesystem (static busybox and a few applet links).
+pub fn busybox_rootfs(tag: &str) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("fl-rootfs-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for d in ["bin", "tmp", "proc", "sys", "dev", "etc"] {
+        std::fs::create_dir_all(root.join(d)).expect("rootfs dir");
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
+    for applet in ["sh", "true", "touch", "sleep", "cat", "ls"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet link");
+    }
+    root
+}
+
+/// tests/e2e/make-image-tar.sh: docker-save archive of `rootfs` named `reference`.
+pub fn image_tar(rootfs: &Path, reference: &str) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/make-image-tar.sh");
+    let out = rootfs.with_extension("tar");
+    must(
+        Command::new("bash")
+            .arg(&script)
+            .arg(rootfs)
+            .arg(reference)
+            .arg(&out)
+            .arg("/bin/sh"),
+    );
+    out
+}
+
+/// An image imported into containerd's `default` namespace, removed on drop.
+pub struct CtrImage {
+    pub reference: String,
+    /// The digest `ctr images ls` shows (the manifest's).
+    pub digest: String,
+}
+
+impl CtrImage {
+    pub fn import(reference: &str, rootfs: &Path) -> CtrImage {
+        let tar = image_tar(rootfs, reference);
+        must(Command::new("ctr").args(["images", "import"]).arg(&tar));
+        let _ = std::fs::remove_file(&tar);
+        let ls = stdout(Command::new("ctr").args(["images", "ls"]));
+        let digest = ls
+            .lines()
+            .find_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                (cols.first() == Some(&reference)).then(|| cols.get(2).map(|s| s.to_string()))
+            })
+            .flatten()
+            .unwrap_or_else(|| panic!("{reference} not in `ctr images ls`:\n{ls}"));
+        assert!(digest.starts_with("sha256:"), "{digest}");
+        CtrImage {
+            reference: reference.into(),
+            digest,
+        }
+    }
+}
+
+impl Drop for CtrImage {
+    fn drop(&mut self) {
+        let _ = Command::new("ctr")
+            .args(["images", "rm", &self.reference])
+            .output();
+    }
+}
+
+/// A `ctr run -d` container, killed and deleted on drop.
+pub struct CtrContainer {
+    pub name: String,
+}
+
+impl CtrContainer {
+    pub fn run(image: &str, name: &str, extra: &[&str], cmd: &[&str]) -> CtrContainer {
+        must(
+            Command::new("ctr")
+                .args(["run", "-d", "--net-host"])
+                .args(extra)
+                .arg(image)
+                .arg(name)
+                .args(cmd)
+                .stdin(Stdio::null()),
+        );
+        CtrContainer { name: name.into() }
+    }
+
+    /// `CreatedAt` from `ctr containers info`, ns since the epoch.
+    pub fn created_ns(&self) -> u64 {
+        let info = stdout(Command::new("ctr").args(["containers", "info", &self.name]));
+        let v: serde_json::Value = serde_json::from_str(&info).expect("ctr containers info JSON");
+        let s = v["CreatedAt"].as_str().expect("CreatedAt");
+        falco_learn_probe::runtime::parse_rfc3339_ns(s)
+    }
+}
+
+impl Drop for CtrContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("ctr")
+            .args(["task", "kill", "-s", "SIGKILL", &self.name])
+            .output();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let ok = Command::new("ctr")
+                .args(["task", "delete", &self.name])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            let gone = !Command::new("ctr")
+                .args(["task", "ls", "-q"])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .any(|l| l == self.name)
+                })
+                .unwrap_or(false);
+            if ok || gone {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("ctr")
+            .args(["containers", "delete", &self.name])
+            .output();
+    }
+}

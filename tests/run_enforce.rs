@@ -344,3 +344,102 @@ fn enforce_alert_on_every_output_with_metrics() {
     );
     assert_eq!(family_sum(&m2, "falco_learn_profiles_loaded"), 1.0);
 }
+
+fn write_profile(dir: &Path, file: &str, repo: &str) {
+    let mut p =
+        falco_learn_profiler::Profile::new(falco_learn_profiler::ImageRef::new(repo, "latest"));
+    p.learn_exec("/usr/sbin/nginx", false, 1);
+    std::fs::write(dir.join(file), falco_learn_profiler::to_yaml(&p)).expect("write profile");
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_file_keeps_the_running_set() {
+    if skip("the SIGHUP reload test") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).expect("mkdir");
+    write_profile(&profiles, "nginx.yaml", "docker.io/library/nginx");
+    let metrics_port = free_port();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_falco-learn"))
+        .args(["run", "--profiles"])
+        .arg(&profiles)
+        .args(["-o", "outputs.stdout.enabled=false"])
+        .args(["-o", &format!("metrics.listen=127.0.0.1:{metrics_port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start agent");
+    let stderr = agent.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l2 = log.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            l2.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+        }
+    });
+    let wait_log = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line {needle:?}: {:?}",
+                log.lock().unwrap_or_else(|p| p.into_inner())
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_log("enforce-alert mode running");
+    assert_eq!(
+        family_sum(&scrape(metrics_port), "falco_learn_profiles_loaded"),
+        1.0
+    );
+
+    // a broken profile: the reload fails, the running set stays
+    std::fs::write(
+        profiles.join("redis.yaml"),
+        "schema_version: 1\nimage: {repository: redis\nexec: [",
+    )
+    .expect("write bad");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGHUP) };
+    wait_log("reload failed, keeping the running rules and profiles");
+    let m = scrape(metrics_port);
+    assert!(
+        m.contains("falco_learn_reloads_total{result=\"error\"} 1"),
+        "{m}"
+    );
+    assert_eq!(family_sum(&m, "falco_learn_profiles_loaded"), 1.0);
+    assert!(
+        log.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|l| l.contains("redis.yaml")),
+        "the error names the file"
+    );
+
+    // fixed: the reload succeeds with both profiles
+    write_profile(&profiles, "redis.yaml", "docker.io/library/redis");
+    // SAFETY: as above.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGHUP) };
+    wait_log("SIGHUP: rules and profiles reloaded");
+    let m = scrape(metrics_port);
+    assert!(
+        m.contains("falco_learn_reloads_total{result=\"ok\"} 1"),
+        "{m}"
+    );
+    assert_eq!(family_sum(&m, "falco_learn_profiles_loaded"), 2.0);
+
+    // SAFETY: as above.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let st = agent.wait().expect("wait");
+    assert!(st.success(), "{st}");
+}

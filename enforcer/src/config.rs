@@ -39,12 +39,20 @@ impl Default for StdoutOutput {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileOutput {
     pub enabled: bool,
     /// Appended to; reopened on SIGHUP (for logrotate).
     pub filename: PathBuf,
+}
+impl Default for FileOutput {
+    fn default() -> Self {
+        FileOutput {
+            enabled: false,
+            filename: PathBuf::from("/var/log/falco-learn/alerts.json"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -69,7 +77,7 @@ impl Default for HttpOutput {
     fn default() -> Self {
         HttpOutput {
             enabled: false,
-            url: String::new(),
+            url: "http://127.0.0.1:2801/".into(),
             queue: 10_000,
             retries: 5,
             timeout_ms: 2_000,
@@ -77,7 +85,7 @@ impl Default for HttpOutput {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProgramOutput {
     pub enabled: bool,
@@ -85,6 +93,15 @@ pub struct ProgramOutput {
     pub program: String,
     /// Keep one process for all alerts (true) or start one per alert (false), like Falco.
     pub keep_alive: bool,
+}
+impl Default for ProgramOutput {
+    fn default() -> Self {
+        ProgramOutput {
+            enabled: false,
+            program: "jq --unbuffered -c .".into(),
+            keep_alive: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -403,9 +420,15 @@ mod tests {
             e,
             "-o priority.x=1: priority is not a mapping, cannot set a key under it"
         );
-        let e = Config::load(None, &["outputs.file.enabled=true".into()])
-            .expect_err("file")
-            .to_string();
+        let e = Config::load(
+            None,
+            &[
+                "outputs.file.enabled=true".into(),
+                "outputs.file.filename=".into(),
+            ],
+        )
+        .expect_err("file")
+        .to_string();
         assert!(e.contains("outputs.file.filename"), "{e}");
     }
 }

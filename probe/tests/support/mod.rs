@@ -185,16 +185,18 @@ pub fn busybox_rootfs(tag: &str) -> PathBuf {
 }
 
 /// tests/e2e/make-image-tar.sh: docker-save archive of `rootfs` named `reference`.
+/// The image's default command names the reference, so two references of one
+/// root filesystem are two images with two digests.
 pub fn image_tar(rootfs: &Path, reference: &str) -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/make-image-tar.sh");
-    let out = rootfs.with_extension("tar");
+    let out = rootfs.with_extension(format!("{}.tar", reference.replace(['/', ':'], "_")));
     must(
         Command::new("bash")
             .arg(&script)
             .arg(rootfs)
             .arg(reference)
             .arg(&out)
-            .arg("/bin/sh"),
+            .args(["/bin/sh", "-c", &format!("echo {reference}")]),
     );
     out
 }

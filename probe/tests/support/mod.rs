@@ -211,8 +211,14 @@ pub struct CtrImage {
 impl CtrImage {
     pub fn import(reference: &str, rootfs: &Path) -> CtrImage {
         let tar = image_tar(rootfs, reference);
-        must(Command::new("ctr").args(["images", "import"]).arg(&tar));
+        let image = CtrImage::import_tar(reference, &tar);
         let _ = std::fs::remove_file(&tar);
+        image
+    }
+
+    /// Import an archive whose manifest names `reference`.
+    pub fn import_tar(reference: &str, tar: &Path) -> CtrImage {
+        must(Command::new("ctr").args(["images", "import"]).arg(tar));
         let ls = stdout(Command::new("ctr").args(["images", "ls"]));
         let digest = ls
             .lines()

@@ -12,22 +12,28 @@ Examples:
   falco-learn replay --rules rules/default/falco-learn_rules.yaml events.jsonl
                                                         Falco JSON alerts for a recording
   falco-learn rules check /etc/falco/falco_rules.yaml  report problems in a rules file
-  falco-learn fields                                   the Falco fields falco-learn knows";
+  falco-learn fields                                   the Falco fields falco-learn knows
+  falco-learn --image nginx --duration 1h              learn nginx's profile (same as `learn …`)
+  falco-learn learn --image nginx --from events.jsonl  learn from a recording
+  falco-learn profiles export --dir profiles           profiles/<image>.yaml for review in git
+  falco-learn rules generate --image nginx             Falco allowlist rules from a profile";
 
 #[derive(Parser)]
 #[command(name = "falco-learn", version, about, after_help = EXAMPLES)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `falco_learn_probe=debug`.
     #[arg(long, global = true, env = "FALCO_LEARN_LOG", default_value = "info")]
     log: String,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Without a subcommand: learn (`falco-learn --image nginx --duration 1h`).
+    #[command(flatten)]
+    learn: cmd::learn::LearnArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// The node agent: default rules + learned profiles on live syscalls (root).
-    Run(cmd::run::RunArgs),
     /// Capture live events with the eBPF probe and write them as JSON lines.
     Record(cmd::record::RecordArgs),
     /// Read a JSON-lines recording back through the pipeline.
@@ -37,6 +43,11 @@ enum Command {
     Rules(cmd::rules::RulesCommand),
     /// List the Falco fields falco-learn can evaluate.
     Fields(cmd::rules::FieldsArgs),
+    /// Learn per-image profiles from live events or a recording into the store.
+    Learn(cmd::learn::LearnArgs),
+    /// Work with learned profiles: list, show, diff, merge, export, import.
+    #[command(subcommand)]
+    Profiles(cmd::profiles::ProfilesCommand),
     /// Benchmarks (root): the probe's cost on syscall loops.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -50,14 +61,27 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
-        Command::Run(a) => cmd::run::run(a),
+    let Some(command) = cli.command else {
+        // `falco-learn --image nginx --duration 1h`: learning is the default.
+        if cli.learn.image.is_none() {
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            return std::process::ExitCode::from(2);
+        }
+        return finish(cmd::learn::run(cli.learn));
+    };
+    let result = match command {
         Command::Record(a) => cmd::record::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Rules(c) => cmd::rules::run(c),
         Command::Fields(a) => cmd::rules::fields(a),
+        Command::Learn(a) => cmd::learn::run(a),
+        Command::Profiles(c) => cmd::profiles::run(c),
         Command::Bench(c) => cmd::bench::run(c),
     };
+    finish(result)
+}
+
+fn finish(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

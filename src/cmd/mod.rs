@@ -1,9 +1,10 @@
 //! One module per subcommand, plus helpers they share.
 pub mod bench;
+pub mod learn;
+pub mod profiles;
 pub mod record;
 pub mod replay;
 pub mod rules;
-pub mod run;
 
 /// Does image reference `pattern` (as a user types it: `nginx`, `nginx:1.27`,
 /// `library/nginx`, `docker.io/library/nginx@sha256:…`) match a container's image?

@@ -24,6 +24,9 @@ pub enum RulesCommand {
         #[arg(long)]
         no_warnings: bool,
     },
+    /// Generate Falco allowlist rules from learned profiles: one file per
+    /// image, one rule per dimension (process, outbound connection, file write).
+    Generate(crate::cmd::profiles::GenerateArgs),
 }
 
 /// `falco-learn fields`.
@@ -40,6 +43,7 @@ pub struct FieldsArgs {
 pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RulesCommand::Check { files, no_warnings } => check(&files, no_warnings),
+        RulesCommand::Generate(a) => crate::cmd::profiles::generate(a),
     }
 }
 

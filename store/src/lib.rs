@@ -105,8 +105,10 @@ pub struct WindowState {
     pub duration_ns: u64,
     /// Learning time spent so far, ns (live windows resume with the rest).
     pub elapsed_ns: u64,
-    /// Events read from the source so far (recordings resume after them).
+    /// Events read from the source so far.
     pub consumed: u64,
+    /// Bytes of the recording read so far: a restart continues here.
+    pub offset: u64,
     /// Time of the window's first event of the image, ns (0: none yet).
     pub first_ts: u64,
     /// Wall-clock start of the window, ns since the epoch.

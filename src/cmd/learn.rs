@@ -1,0 +1,528 @@
+//! `falco-learn --image nginx --duration 1h` (also `falco-learn learn …`):
+//! learn per-image profiles from live events or a recording into the store.
+//!
+//! The window (image pattern + source + duration) is kept in the store and
+//! checkpointed with the profiles; running the same command again after an
+//! interruption or a crash resumes it: a recording continues after the last
+//! checkpointed event, a live window runs for the time it still had left.
+//! A window that ran to its end is done; the same command then starts a new
+//! window that adds to the same profiles.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use falco_learn_event::Event;
+use falco_learn_profiler::{Learner, Limits, Outcome, ProcKey};
+use falco_learn_rules::Ruleset;
+use falco_learn_store::{FlaggedProc, Store, WindowState};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{BufRead, BufReader, IsTerminal, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Our default ruleset, used for poison resistance unless `-r` is given.
+pub const DEFAULT_RULES: &str = include_str!("../../rules/default/falco-learn_rules.yaml");
+
+/// Where the store lives unless `--store` or `FALCO_LEARN_STORE` says otherwise.
+pub const DEFAULT_STORE: &str = "/var/lib/falco-learn/store";
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct LearnArgs {
+    /// Image to learn, as you would type it: `nginx` matches
+    /// docker.io/library/nginx, localhost/nginx and nginx:<any tag> (whole
+    /// path components from the right); `nginx:1.27` also needs that tag;
+    /// `…@sha256:…` that digest. Each repository:tag gets its own profile.
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
+    /// How long to learn: `90s`, `15m`, `1h`. Live: wall-clock time (default:
+    /// until Ctrl-C). With --from: event time from the window's first event
+    /// (default: the whole recording).
+    #[arg(short, long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Learn from a JSON-lines recording (`falco-learn record`) instead of
+    /// the live probe.
+    #[arg(long, value_name = "EVENTS.jsonl")]
+    pub from: Option<PathBuf>,
+    /// Store directory (sled).
+    #[arg(long, env = "FALCO_LEARN_STORE", default_value = DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// How often learned state is written to disk.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub flush_interval: Duration,
+    /// Start a new window even if this command's last window did not finish.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Rules whose alerts keep events out of the profile (repeatable; default:
+    /// the embedded falco-learn default ruleset).
+    #[arg(short = 'r', long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Entries directly in one directory past which it becomes `dir/**`.
+    #[arg(long, default_value_t = Limits::default().file_dir_threshold)]
+    pub file_dir_threshold: usize,
+    /// Minimum path components of a generalised directory (2: /var/log/** but never /tmp/**).
+    #[arg(long, default_value_t = Limits::default().file_min_depth)]
+    pub file_min_depth: usize,
+    /// Peer CIDRs per protocol+port past which peers are widened.
+    #[arg(long, default_value_t = Limits::default().peers_max)]
+    pub peers_max: usize,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_stop_signals() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Load the poison ruleset: `-r` files, or the embedded default rules.
+pub fn poison_rules(files: &[PathBuf]) -> anyhow::Result<Ruleset> {
+    let (rs, report) = if files.is_empty() {
+        Ruleset::load_sources(&[("falco-learn_rules.yaml (embedded)", DEFAULT_RULES)])
+    } else {
+        Ruleset::load_files(files)
+    };
+    if report.has_errors() {
+        eprint!("{report}");
+        bail!(
+            "{} error(s) in the rules used against poisoning; nothing learned",
+            report.errors.len()
+        );
+    }
+    Ok(rs)
+}
+
+fn window_id(image: &str, source: &str, duration: Option<Duration>) -> String {
+    let d = duration.map_or("none".to_string(), |d| {
+        humantime::format_duration(d).to_string()
+    });
+    format!("image={image} source={source} duration={d}")
+}
+
+/// What the loop counts for progress and the summary.
+#[derive(Default)]
+struct Counts {
+    seen: u64,
+    matched: u64,
+    unattributed_container: u64,
+    flagged: u64,
+    new: u64,
+}
+
+struct Session<'a> {
+    store: &'a Store,
+    learner: Learner,
+    window: WindowState,
+    pattern: String,
+    started: Instant,
+    elapsed_base: u64,
+    last_flush: Instant,
+    flush_every: Duration,
+    bar: Option<ProgressBar>,
+    counts: Counts,
+}
+
+impl Session<'_> {
+    fn observe(&mut self, ev: &Event) {
+        self.window.consumed += 1;
+        self.counts.seen += 1;
+        let c = &ev.container;
+        if !crate::cmd::image_matches_digest(
+            &self.pattern,
+            &c.image_repository,
+            &c.image_tag,
+            &c.image_digest,
+        ) {
+            if c.image_repository.is_empty() && !c.id.is_empty() && c.id != "host" {
+                self.counts.unattributed_container += 1;
+            }
+            return;
+        }
+        self.counts.matched += 1;
+        if self.window.first_ts == 0 {
+            self.window.first_ts = ev.ts;
+        }
+        match self.learner.observe(ev) {
+            Outcome::Learned { deltas } => {
+                for d in deltas.iter().filter(|d| d.is_behaviour()) {
+                    self.counts.new += 1;
+                    self.say(&format!("learned {} {d}", c.image()));
+                }
+            }
+            Outcome::Flagged { rules } => {
+                self.counts.flagged += 1;
+                self.say(&format!(
+                    "NOT learned ({}): {} {} in {}; profile marked tainted",
+                    rules.join(", "),
+                    ev.event_type(),
+                    ev.process.exepath,
+                    c.image()
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn say(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => tracing::info!("{msg}"),
+        }
+    }
+
+    fn elapsed_ns(&self) -> u64 {
+        self.elapsed_base + self.started.elapsed().as_nanos() as u64
+    }
+
+    fn checkpoint(&mut self) -> anyhow::Result<()> {
+        self.window.elapsed_ns = self.elapsed_ns();
+        self.window.flagged_procs = self
+            .learner
+            .flagged_procs()
+            .iter()
+            .map(FlaggedProc::from)
+            .collect();
+        let changes = self.learner.take_changes();
+        self.store
+            .checkpoint(self.learner.profiles(), &changes, Some(&self.window))?;
+        self.store.flush()?;
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    fn maybe_checkpoint(&mut self) -> anyhow::Result<()> {
+        if self.last_flush.elapsed() >= self.flush_every {
+            self.checkpoint()?;
+            self.progress();
+        }
+        Ok(())
+    }
+
+    fn sizes(&self) -> (usize, usize, usize) {
+        let mut s = (0, 0, 0);
+        for p in self.learner.profiles().values() {
+            if crate::cmd::image_matches(&self.pattern, &p.image.repository, &p.image.tag) {
+                s.0 += p.exec.len();
+                s.1 += p.outbound.len();
+                s.2 += p.write_files.len() + p.write_dirs.len();
+            }
+        }
+        s
+    }
+
+    fn progress(&self) {
+        let (e, p, w) = self.sizes();
+        let msg = format!(
+            "execs {e} · ports {p} · paths {w} · events {} · flagged {}",
+            self.counts.matched, self.counts.flagged
+        );
+        match &self.bar {
+            Some(b) => b.set_message(msg),
+            None => tracing::info!("learning {}: {msg}", self.pattern),
+        }
+    }
+}
+
+pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
+    let Some(pattern) = args.image.clone() else {
+        bail!("--image is required (e.g. `falco-learn --image nginx --duration 1h`)");
+    };
+    let limits = Limits {
+        file_dir_threshold: args.file_dir_threshold,
+        file_min_depth: args.file_min_depth,
+        peers_max: args.peers_max,
+        ..Limits::default()
+    };
+    let rules = poison_rules(&args.rules)?;
+    let mut learner = Learner::new(limits, Some(rules))?;
+    if let Some(parent) = args.store.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+    }
+    let store = Store::open(&args.store)?;
+    let source = match &args.from {
+        Some(p) => std::fs::canonicalize(p)
+            .with_context(|| format!("cannot open {}", p.display()))?
+            .display()
+            .to_string(),
+        None => "live".to_string(),
+    };
+    let id = window_id(&pattern, &source, args.duration);
+    let window = match store.window(&id)? {
+        Some(w) if !w.done && !args.fresh => {
+            eprintln!(
+                "falco-learn: resuming window '{id}' ({} events read, {} learning so far)",
+                w.consumed,
+                humantime::format_duration(Duration::from_secs(w.elapsed_ns / 1_000_000_000))
+            );
+            w
+        }
+        _ => WindowState {
+            id: id.clone(),
+            image: pattern.clone(),
+            source: source.clone(),
+            duration_ns: args.duration.map_or(0, |d| d.as_nanos() as u64),
+            started_wall: now_ns(),
+            ..WindowState::default()
+        },
+    };
+    // Resume from what is stored: the profiles this window may touch, the
+    // containers already counted, the processes flagged in this window.
+    let stored: Vec<_> = store
+        .profiles()?
+        .into_iter()
+        .filter(|p| crate::cmd::image_matches(&pattern, &p.image.repository, &p.image.tag))
+        .collect();
+    learner.restore(
+        stored,
+        store.containers()?,
+        window.flagged_procs.iter().map(ProcKey::from),
+    );
+    install_stop_signals();
+    let terminal = std::io::stderr().is_terminal();
+    let elapsed_base = window.elapsed_ns;
+    let mut s = Session {
+        store: &store,
+        learner,
+        window,
+        pattern: pattern.clone(),
+        started: Instant::now(),
+        elapsed_base,
+        last_flush: Instant::now(),
+        flush_every: args.flush_interval,
+        bar: None,
+        counts: Counts::default(),
+    };
+    let finished = match &args.from {
+        Some(path) => learn_file(&mut s, path, terminal)?,
+        None => learn_live(&mut s, terminal)?,
+    };
+    s.window.done = finished;
+    s.checkpoint()?;
+    if let Some(b) = &s.bar {
+        b.finish_and_clear();
+    }
+    summary(&s, finished, &args.store);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn learn_file(s: &mut Session, path: &Path, terminal: bool) -> anyhow::Result<bool> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let total = file.metadata().map_or(0, |m| m.len());
+    if s.window.offset > total {
+        bail!(
+            "{} is shorter than when this window read it ({} < {} bytes); use --fresh",
+            path.display(),
+            total,
+            s.window.offset
+        );
+    }
+    // Resume: continue right after the last checkpointed event.
+    file.seek(SeekFrom::Start(s.window.offset))
+        .with_context(|| format!("cannot seek in {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    if terminal {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} learning {prefix} [{elapsed_precise}] {wide_bar} {percent}% ETA {eta} {msg}",
+            )
+            .map_err(|e| anyhow::anyhow!("progress template: {e}"))?,
+        );
+        b.set_prefix(s.pattern.clone());
+        b.set_position(s.window.offset);
+        s.bar = Some(b);
+    }
+    let mut line = String::new();
+    loop {
+        if STOP.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            s.window.offset += n as u64;
+            continue;
+        }
+        match serde_json::from_str::<Event>(text) {
+            Ok(ev) => {
+                if s.window.duration_ns > 0
+                    && s.window.first_ts > 0
+                    && ev.ts >= s.window.first_ts.saturating_add(s.window.duration_ns)
+                {
+                    return Ok(true);
+                }
+                s.observe(&ev);
+            }
+            Err(e) => {
+                s.window.consumed += 1;
+                s.say(&format!(
+                    "{}: event {} (byte {}) skipped: {e}",
+                    path.display(),
+                    s.window.consumed,
+                    s.window.offset
+                ));
+            }
+        }
+        s.window.offset += n as u64;
+        if s.window.consumed.is_multiple_of(256) {
+            if let Some(b) = &s.bar {
+                b.set_position(s.window.offset);
+            }
+            s.maybe_checkpoint()?;
+        }
+    }
+}
+
+fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
+    let (probe, rx) = falco_learn_probe::Probe::start(falco_learn_probe::ProbeConfig::default())?;
+    let total = Duration::from_nanos(s.window.duration_ns);
+    let remaining = total.saturating_sub(Duration::from_nanos(s.elapsed_base));
+    if terminal {
+        let b = if s.window.duration_ns > 0 {
+            let b = ProgressBar::new(total.as_secs().max(1));
+            b.set_position(s.elapsed_base / 1_000_000_000);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} learning {prefix} [{elapsed_precise}] {wide_bar} ETA {eta} {msg}",
+                )
+                .map_err(|e| anyhow::anyhow!("progress template: {e}"))?,
+            );
+            b
+        } else {
+            ProgressBar::new_spinner()
+        };
+        b.set_prefix(s.pattern.clone());
+        s.bar = Some(b);
+    }
+    tracing::info!(
+        image = %s.pattern,
+        "learning from live events{}; Ctrl-C ends early and keeps what was learned",
+        if s.window.duration_ns > 0 {
+            format!(" for {}", humantime::format_duration(remaining))
+        } else {
+            String::new()
+        }
+    );
+    let session_start = Instant::now();
+    let mut finished = false;
+    loop {
+        if STOP.load(Ordering::Relaxed) {
+            break;
+        }
+        if s.window.duration_ns > 0 && session_start.elapsed() >= remaining {
+            finished = true;
+            break;
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(ev) => s.observe(&ev),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(b) = &s.bar {
+            b.set_position(s.elapsed_ns() / 1_000_000_000);
+        }
+        // Live events carry no image until image attribution (issue 6) fills
+        // container.image.*: say so instead of learning nothing for an hour.
+        if s.counts.matched == 0
+            && s.counts.unattributed_container > 0
+            && session_start.elapsed() >= Duration::from_secs(5)
+        {
+            probe.stop();
+            bail!(
+                "--image {} cannot be resolved from live events: {} container events arrived \
+                 without an image repository (runtime image attribution is not implemented yet); \
+                 learn from a recording with image fields instead: --from EVENTS.jsonl",
+                s.pattern,
+                s.counts.unattributed_container
+            );
+        }
+        s.maybe_checkpoint()?;
+    }
+    probe.stop();
+    for ev in rx.try_iter() {
+        s.observe(&ev);
+    }
+    Ok(finished)
+}
+
+fn ago(later: u64, earlier: u64) -> String {
+    if earlier == 0 || later < earlier {
+        return "never".into();
+    }
+    let secs = (later - earlier) / 1_000_000_000;
+    format!(
+        "{} before the end",
+        humantime::format_duration(Duration::from_secs(secs))
+    )
+}
+
+fn summary(s: &Session, finished: bool, store: &Path) {
+    let how = if finished {
+        "window complete"
+    } else {
+        "stopped early; run the same command to resume"
+    };
+    eprintln!(
+        "falco-learn: {how}. Read {} events, {} of images matching '{}', {} flagged by default rules.",
+        s.counts.seen, s.counts.matched, s.pattern, s.counts.flagged
+    );
+    let mut any = false;
+    for p in s.learner.profiles().values() {
+        if !crate::cmd::image_matches(&s.pattern, &p.image.repository, &p.image.tag) {
+            continue;
+        }
+        any = true;
+        eprintln!(
+            "falco-learn: saved {}: {} execs, {} outbound ports, {} write paths, {} containers; \
+             last new behaviour {}{}",
+            p.image,
+            p.exec.len(),
+            p.outbound.len(),
+            p.write_files.len() + p.write_dirs.len(),
+            p.learning.containers,
+            ago(p.learning.ended, p.learning.last_new_behaviour),
+            if p.learning.tainted {
+                format!(
+                    "; TAINTED ({} events flagged, not learned)",
+                    p.learning.flagged_events
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    if !any {
+        eprintln!(
+            "falco-learn: no events of an image matching '{}' were seen; nothing learned",
+            s.pattern
+        );
+    }
+    eprintln!(
+        "falco-learn: store {} (review with `falco-learn profiles export --store {}`)",
+        store.display(),
+        store.display()
+    );
+}

@@ -34,6 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The node agent: default rules + learned profiles on live syscalls (root).
+    Run(cmd::run::RunArgs),
     /// Capture live events with the eBPF probe and write them as JSON lines.
     Record(cmd::record::RecordArgs),
     /// Read a JSON-lines recording back through the pipeline.
@@ -70,6 +72,7 @@ fn main() -> std::process::ExitCode {
         return finish(cmd::learn::run(cli.learn));
     };
     let result = match command {
+        Command::Run(a) => cmd::run::run(a),
         Command::Record(a) => cmd::record::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Rules(c) => cmd::rules::run(c),

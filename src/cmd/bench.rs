@@ -24,8 +24,16 @@ pub enum BenchCommand {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  sudo falco-learn bench probe --rounds 5")]
+#[command(
+    after_help = "Examples:\n  sudo falco-learn bench probe --rounds 5\n  \
+    sudo falco-learn bench probe --agent   # full pipeline: default rules + 10 profiles"
+)]
 pub struct ProbeBenchArgs {
+    /// Consume events with the full agent pipeline (default rules + 10 profiles,
+    /// one of them applied to host processes) instead of only counting them;
+    /// also reports the agent's CPU and peak RSS.
+    #[arg(long)]
+    pub agent: bool,
     /// Rounds per loop (each: one run without, one with the probe); medians are reported.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
@@ -182,10 +190,64 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Ten synthetic profiles (one for host processes) in a temporary directory.
+fn bench_profiles() -> anyhow::Result<std::path::PathBuf> {
+    use falco_learn_profiler::{to_yaml, ImageRef, Profile};
+    let dir = std::env::temp_dir().join(format!("fl-bench-profiles-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    for i in 0..10 {
+        let repo = if i == 0 {
+            "host".to_string()
+        } else {
+            format!("docker.io/library/app{i}")
+        };
+        let mut p = Profile::new(ImageRef::new(repo, if i == 0 { "" } else { "latest" }));
+        for e in [
+            "/usr/bin/true",
+            "/usr/bin/bash",
+            "/usr/bin/dash",
+            "/usr/sbin/nginx",
+        ] {
+            p.learn_exec(e, false, 1);
+        }
+        std::fs::write(dir.join(format!("p{i}.yaml")), to_yaml(&p))?;
+    }
+    Ok(dir)
+}
+
+fn cpu_seconds() -> f64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) } != 0 {
+        return 0.0;
+    }
+    // SAFETY: initialised by the successful call above.
+    let ru = unsafe { ru.assume_init() };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
 fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
     if a.rounds == 0 || a.scale <= 0.0 {
         anyhow::bail!("--rounds must be ≥ 1 and --scale > 0");
     }
+    let profiles = if a.agent {
+        Some(bench_profiles()?)
+    } else {
+        None
+    };
     let kinds = [
         LoopKind::OpenRead,
         LoopKind::OpenWrite,
@@ -193,31 +255,60 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         LoopKind::Connect,
     ];
     println!(
-        "{:<36} {:>12} {:>12} {:>8} {:>12} {:>8}",
-        "loop", "ns/op off", "ns/op on", "ratio", "events/s", "drops"
+        "{:<36} {:>12} {:>12} {:>8} {:>12} {:>8} {:>9}",
+        "loop", "ns/op off", "ns/op on", "ratio", "events/s", "drops", "agent cpu"
     );
     for kind in kinds {
         let iters = ((kind.iters() * a.scale) as u64).max(10);
         let mut off = Vec::new();
         let mut on = Vec::new();
         let mut rates = Vec::new();
+        let mut cpus = Vec::new();
         let mut drops = 0u64;
         for _ in 0..a.rounds {
             off.push(run_worker(kind, iters)?);
+            let engine = match &profiles {
+                Some(dir) => Some(
+                    falco_learn_enforcer::Engine::build(
+                        &[],
+                        falco_learn_rules::Priority::Debug,
+                        dir,
+                        falco_learn_rules::Priority::Warning,
+                        "host",
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .0,
+                ),
+                None => None,
+            };
             let (probe, rx) = Probe::start(ProbeConfig::default())?;
             let count = Arc::new(AtomicU64::new(0));
             let c2 = count.clone();
             let consumer = std::thread::spawn(move || {
+                let mut engine = engine;
+                let mut alerts = 0u64;
                 for ev in rx {
+                    if let Some(e) = engine.as_mut() {
+                        let v = e.evaluate(&ev);
+                        for a in &v.alerts {
+                            // what an output does: render the JSON alert
+                            alerts += serde_json::to_string(a)
+                                .map(|s| s.len() as u64)
+                                .unwrap_or(0);
+                        }
+                    }
                     std::hint::black_box(&ev);
                     c2.fetch_add(1, Ordering::Relaxed);
                 }
+                alerts
             });
+            let cpu0 = cpu_seconds();
             let t0 = Instant::now();
             on.push(run_worker(kind, iters)?);
             // let the consumer catch up before reading the counters
             std::thread::sleep(Duration::from_millis(200));
             let el = t0.elapsed().as_secs_f64();
+            cpus.push((cpu_seconds() - cpu0) / el);
             let stats = probe.kernel_stats();
             drops += stats.iter().map(|(_, s)| s.dropped).sum::<u64>()
                 + probe.counters.queue_full.load(Ordering::Relaxed);
@@ -227,14 +318,23 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         }
         let (off, on) = (median(&mut off), median(&mut on));
         println!(
-            "{:<36} {:>12.0} {:>12.0} {:>7.3}x {:>12.0} {:>8}",
+            "{:<36} {:>12.0} {:>12.0} {:>7.3}x {:>12.0} {:>8} {:>8.0}%",
             kind.label(),
             off,
             on,
             on / off,
             median(&mut rates),
-            drops
+            drops,
+            100.0 * median(&mut cpus)
         );
+    }
+    println!(
+        "peak RSS of this process (probe + consumer{}): {:.1} MiB",
+        if a.agent { " + engine" } else { "" },
+        peak_rss_mib()
+    );
+    if let Some(dir) = profiles {
+        let _ = std::fs::remove_dir_all(dir);
     }
     Ok(ExitCode::SUCCESS)
 }

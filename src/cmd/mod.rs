@@ -5,6 +5,7 @@ pub mod profiles;
 pub mod record;
 pub mod replay;
 pub mod rules;
+pub mod run;
 
 /// Does image reference `pattern` (as a user types it: `nginx`, `nginx:1.27`,
 /// `library/nginx`, `docker.io/library/nginx@sha256:…`) match a container's image?

@@ -7,7 +7,12 @@
 mod support;
 
 use falco_learn_event::{Event, EventType};
+use falco_learn_probe::container::{CgroupContainer, RuntimeKind};
+use falco_learn_probe::runtime::{Lookup, Resolver, RuntimeConfig, Source};
 use falco_learn_probe::ProbeConfig;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use support::*;
 
 fn in_container<'a>(name: &'a str, marker: &'a str) -> impl Fn(&Event) -> bool + 'a {
@@ -104,6 +109,57 @@ fn containerd_container_events_carry_image_metadata() {
     );
     drop(plain);
     drop(privileged);
+
+    // a container deleted before anyone looked it up keeps its image: the
+    // resolver follows containerd's create events
+    let r = Resolver::start(RuntimeConfig {
+        retry_after: Duration::ZERO,
+        ..RuntimeConfig::default()
+    })
+    .expect("resolver");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !r.watching_containerd() {
+        assert!(
+            Instant::now() < deadline,
+            "no containerd event subscription"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // the request is on its way; give containerd a moment to register it
+    std::thread::sleep(Duration::from_millis(300));
+    let quick = format!("fl-rt-quick-{pid}");
+    must(Command::new("ctr").args([
+        "containers",
+        "create",
+        &image.reference,
+        &quick,
+        "/bin/true",
+    ]));
+    must(Command::new("ctr").args(["containers", "delete", &quick]));
+    let cc = Arc::new(CgroupContainer {
+        full_id: quick.clone(),
+        namespace: Some("default".into()),
+        runtime: RuntimeKind::Containerd,
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let meta = loop {
+        if let Lookup::Ready(m) = r.lookup(&cc) {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deleted container not resolved: {:?}",
+            r.stats()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(meta.source, Source::ContainerdEvent);
+    assert_eq!(meta.name, quick);
+    assert_eq!(meta.image.repository, "docker.io/library/fl-busybox");
+    assert_eq!(meta.image.tag, "test");
+    assert_eq!(meta.image.digest, image.digest);
+    assert!(r.stats().not_found == 0, "{:?}", r.stats());
+
     drop(image);
     let _ = std::fs::remove_dir_all(&rootfs);
 }

@@ -9,18 +9,26 @@
 //! pod in their spec annotations; the pod's labels are the labels of its
 //! sandbox container, minus the CRI plugin's own.
 //!
+//! A container can be gone before its lookup runs (`ctr run --rm` of a quick
+//! command). The resolver also follows containerd's `/containers/create` events
+//! ([`watch_creates`]), which carry the id and image of every new container, so
+//! such a container still gets its image ([`meta_from_create`]).
+//!
 //! Privileged: containerd has no flag for it. `ctr run --privileged` and CRI's
 //! privileged mode both grant `CAP_SYS_ADMIN` in the bounding set and clear
 //! `linux.maskedPaths`; no unprivileged default spec does both, so that is the test.
 
 use super::reference::ImageRef;
 use super::{ContainerMeta, LookupError, Source};
+use containerd_client::events::ContainerCreate;
 use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::events_client::EventsClient;
 use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::{GetContainerRequest, GetImageRequest};
+use containerd_client::services::v1::{GetContainerRequest, GetImageRequest, SubscribeRequest};
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request};
 use falco_learn_event::Mount;
+use prost::Message;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -219,6 +227,92 @@ async fn get_container(
         .ok_or_else(|| LookupError::Protocol("containerd: Get without container".into()))
 }
 
+/// The digest of image `name` in namespace `ns` (`None` when it was removed).
+pub(crate) async fn image_digest(
+    channel: &Channel,
+    socket: &Path,
+    ns: &str,
+    name: &str,
+) -> Result<Option<String>, LookupError> {
+    let req = with_ns(GetImageRequest { name: name.into() }, ns)?;
+    match ImagesClient::new(channel.clone()).get(req).await {
+        Ok(r) => Ok(r
+            .into_inner()
+            .image
+            .and_then(|i| i.target)
+            .map(|t| t.digest)),
+        Err(s) if s.code() == Code::NotFound => Ok(None),
+        Err(s) => Err(status_err(socket, s)),
+    }
+}
+
+/// One `/containers/create` event: namespace, id, image reference, time (ns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Created {
+    pub namespace: String,
+    pub id: String,
+    pub image: String,
+    pub ts_ns: u64,
+}
+
+/// Follow containerd's `/containers/create` events (every namespace) and hand
+/// each to `on_create` until the stream ends or fails. `on_subscribed` runs when
+/// the request is sent (containerd answers a subscription only with its first
+/// event, so there is no earlier acknowledgement to wait for).
+pub(crate) async fn watch_creates(
+    channel: Channel,
+    socket: &Path,
+    on_subscribed: impl FnOnce(),
+    mut on_create: impl FnMut(Created),
+) -> Result<(), LookupError> {
+    let req = SubscribeRequest {
+        filters: vec![r#"topic=="/containers/create""#.into()],
+    };
+    let mut client = EventsClient::new(channel);
+    let pending = client.subscribe(req);
+    on_subscribed();
+    let mut stream = pending
+        .await
+        .map_err(|s| status_err(socket, s))?
+        .into_inner();
+    while let Some(env) = stream.message().await.map_err(|s| status_err(socket, s))? {
+        let Some(any) = env.event else { continue };
+        let Ok(c) = ContainerCreate::decode(any.value.as_slice()) else {
+            tracing::debug!(type_url = %any.type_url, "undecodable containerd create event");
+            continue;
+        };
+        let ts_ns = env
+            .timestamp
+            .map(|t| (t.seconds.max(0) as u64) * 1_000_000_000 + t.nanos.max(0) as u64)
+            .unwrap_or(0);
+        on_create(Created {
+            namespace: env.namespace,
+            id: c.id,
+            image: c.image,
+            ts_ns,
+        });
+    }
+    Ok(())
+}
+
+/// Metadata of a container known only from its create event (it was deleted
+/// before it could be looked up): name = id, image from the event.
+pub(crate) fn meta_from_create(c: &Created, digest: Option<String>) -> ContainerMeta {
+    let mut image = ImageRef::parse(&c.image).unwrap_or_default();
+    if image.digest.is_empty() {
+        image.digest = digest.unwrap_or_default();
+    }
+    ContainerMeta {
+        id: c.id.clone(),
+        name: c.id.clone(),
+        image,
+        start_ts: c.ts_ns,
+        runtime: "containerd",
+        source: Source::ContainerdEvent,
+        ..ContainerMeta::default()
+    }
+}
+
 /// Look `id` up in namespace `ns`.
 pub(crate) async fn lookup(
     channel: Channel,
@@ -249,22 +343,7 @@ pub(crate) async fn lookup(
     let digest = if raw.image.is_empty() {
         None
     } else {
-        let req = with_ns(
-            GetImageRequest {
-                name: raw.image.clone(),
-            },
-            ns,
-        )?;
-        match ImagesClient::new(channel.clone()).get(req).await {
-            Ok(r) => r
-                .into_inner()
-                .image
-                .and_then(|i| i.target)
-                .map(|t| t.digest),
-            // the image was removed after the container was made: keep the name
-            Err(s) if s.code() == Code::NotFound => None,
-            Err(s) => return Err(status_err(socket, s)),
-        }
+        image_digest(&channel, socket, ns, &raw.image).await?
     };
     let sandbox = raw
         .spec
@@ -386,6 +465,18 @@ mod tests {
             m.k8s_pod_labels.keys().collect::<Vec<_>>(),
             ["app", "io.kubernetes.pod.name"]
         );
+        let created = Created {
+            namespace: "default".into(),
+            id: "quick".into(),
+            image: "docker.io/library/fl-busybox:test".into(),
+            ts_ns: 7,
+        };
+        let m = meta_from_create(&created, Some("sha256:ef".into()));
+        assert_eq!((m.name.as_str(), m.start_ts), ("quick", 7));
+        assert_eq!(m.image.repository, "docker.io/library/fl-busybox");
+        assert_eq!(m.image.digest, "sha256:ef");
+        assert_eq!(m.source, Source::ContainerdEvent);
+        assert_eq!(m.privileged, None);
         // no spec at all: privileged unknown
         let bare = Raw {
             id: "x".into(),

@@ -51,6 +51,8 @@ use std::time::{Duration, Instant};
 pub enum Source {
     #[default]
     Containerd,
+    /// containerd's `/containers/create` event (the container was gone before its lookup).
+    ContainerdEvent,
     EngineApi,
     PodmanStorage,
 }
@@ -247,6 +249,26 @@ struct Shared {
     warned: Mutex<AHashSet<String>>,
     /// containerd connections by socket.
     containerd: Mutex<AHashMap<PathBuf, containerd_client::tonic::transport::Channel>>,
+    /// containerd containers seen created, by `<namespace>/<id>` (bounded, see [`remember`]).
+    created: Mutex<AHashMap<String, (containerd::Created, Instant)>>,
+    /// Whether the create-event subscription is up now.
+    watching: std::sync::atomic::AtomicBool,
+}
+
+/// Create events kept at most; older ones go first past this.
+const CREATED_MAX: usize = 4096;
+/// Create events are useful for this long (a lookup runs within milliseconds).
+const CREATED_KEEP: Duration = Duration::from_secs(120);
+
+fn remember(shared: &Shared, c: containerd::Created) {
+    let mut m = lock(&shared.created);
+    if m.len() >= CREATED_MAX {
+        m.retain(|_, (_, at)| at.elapsed() < CREATED_KEEP);
+        if m.len() >= CREATED_MAX {
+            m.clear();
+        }
+    }
+    m.insert(format!("{}/{}", c.namespace, c.id), (c, Instant::now()));
 }
 
 /// The cache key of a container: namespace-qualified for containerd's `/<ns>/<id>`.
@@ -277,6 +299,8 @@ impl Resolver {
             counters: RuntimeCounters::default(),
             warned: Mutex::new(AHashSet::new()),
             containerd: Mutex::new(AHashMap::new()),
+            created: Mutex::new(AHashMap::new()),
+            watching: std::sync::atomic::AtomicBool::new(false),
         });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -370,6 +394,11 @@ impl Resolver {
         }
     }
 
+    /// Whether containerd's create events are being followed now.
+    pub fn watching_containerd(&self) -> bool {
+        self.shared.watching.load(Ordering::Relaxed)
+    }
+
     /// Whether the cache has a slot for `key` (see [`cache_key`]).
     pub fn is_cached(&self, key: &str) -> bool {
         lock(&self.shared.cache).contains_key(key)
@@ -408,6 +437,8 @@ fn evict_one(cache: &mut AHashMap<String, Slot>, counters: &RuntimeCounters) {
 }
 
 async fn serve(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::Receiver<Request>) {
+    // ends with this function (the runtime is dropped when the requests stop)
+    tokio::spawn(watch_containerd(shared.clone()));
     while let Some(req) = rx.recv().await {
         tokio::spawn(resolve(shared.clone(), req));
     }
@@ -461,6 +492,29 @@ async fn resolve(shared: Arc<Shared>, req: Request) {
     }
 }
 
+/// Follow containerd's create events while a containerd socket exists,
+/// reconnecting every 2 s after it goes away.
+async fn watch_containerd(shared: Arc<Shared>) {
+    loop {
+        if let Some(socket) = first_existing(&shared.cfg.containerd_sockets).map(Path::to_path_buf)
+        {
+            match containerd::connect(&socket).await {
+                Ok(ch) => {
+                    let up = || shared.watching.store(true, Ordering::Relaxed);
+                    let r =
+                        containerd::watch_creates(ch, &socket, up, |c| remember(&shared, c)).await;
+                    shared.watching.store(false, Ordering::Relaxed);
+                    if let Err(e) = r {
+                        tracing::debug!("containerd create events: {e}");
+                    }
+                }
+                Err(e) => tracing::debug!("containerd create events: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 fn first_existing(paths: &[PathBuf]) -> Option<&Path> {
     paths.iter().map(PathBuf::as_path).find(|p| p.exists())
 }
@@ -502,6 +556,23 @@ async fn containerd_lookup(
     Some(r)
 }
 
+/// A container gone before its lookup, known from its create event.
+async fn from_create_event(shared: &Shared, ns: &str, id: &str) -> Option<ContainerMeta> {
+    let created = lock(&shared.created)
+        .get(&format!("{ns}/{id}"))
+        .map(|(c, _)| c.clone())?;
+    let socket = first_existing(&shared.cfg.containerd_sockets)?.to_path_buf();
+    let channel = lock(&shared.containerd).get(&socket).cloned();
+    let digest = match (channel, created.image.is_empty()) {
+        (Some(ch), false) => containerd::image_digest(&ch, &socket, ns, &created.image)
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    Some(containerd::meta_from_create(&created, digest))
+}
+
 async fn lookup_sources(
     shared: &Shared,
     c: &CgroupContainer,
@@ -534,9 +605,15 @@ async fn lookup_sources(
             if let Some(m) = attempt(containerd_lookup(shared, ns, id).await) {
                 return Ok(m);
             }
+            if let Some(m) = from_create_event(shared, ns, id).await {
+                return Ok(m);
+            }
         }
         RuntimeKind::Kubernetes => {
             if let Some(m) = attempt(containerd_lookup(shared, "k8s.io", id).await) {
+                return Ok(m);
+            }
+            if let Some(m) = from_create_event(shared, "k8s.io", id).await {
                 return Ok(m);
             }
             if let Some(m) = attempt(engine(&shared.cfg.docker_sockets, "docker").await) {

@@ -127,6 +127,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         probe.counters.decode_errors.load(Ordering::Relaxed),
         probe.counters.queue_full.load(Ordering::Relaxed),
     );
+    let runtime = probe.runtime_stats();
     probe.stop();
     for ev in rx.try_iter() {
         if matches(&ev, &args) && write_jsonl(&mut out, &ev).is_ok() {
@@ -144,6 +145,24 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         counters.0,
         counters.1
     );
+    if let Some(r) = runtime {
+        eprintln!(
+            "falco-learn: container metadata: {} lookups, {} resolved (mean {} µs, max {} µs), \
+             {} failed ({} unknown to the runtime, {} unreachable, {} timed out), {} cached, \
+             {} evicted, {} events sent before their metadata arrived",
+            r.lookups,
+            r.resolved,
+            r.lookup_ns_total / r.resolved.max(1) / 1000,
+            r.lookup_ns_max / 1000,
+            r.failures,
+            r.not_found,
+            r.unreachable,
+            r.timeouts,
+            r.cache_entries,
+            r.evicted,
+            r.hold_timeouts + r.hold_overflow
+        );
+    }
     for (k, s) in stats.iter().filter(|(_, s)| s.dropped > 0) {
         eprintln!(
             "falco-learn:   dropped {} {} events (ring buffer full)",

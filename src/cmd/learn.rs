@@ -225,9 +225,27 @@ impl Session<'_> {
 
     fn progress(&self) {
         let (e, p, w) = self.sizes();
+        // Convergence: event time since the last new behaviour.
+        let quiet = self
+            .learner
+            .profiles()
+            .values()
+            .filter(|p| crate::cmd::image_matches(&self.pattern, &p.image.repository, &p.image.tag))
+            .map(|p| {
+                p.learning
+                    .ended
+                    .saturating_sub(p.learning.last_new_behaviour)
+                    / 1_000_000_000
+            })
+            .min();
         let msg = format!(
-            "execs {e} · ports {p} · paths {w} · events {} · flagged {}",
-            self.counts.matched, self.counts.flagged
+            "execs {e} · ports {p} · paths {w} · events {} · flagged {} · nothing new for {}",
+            self.counts.matched,
+            self.counts.flagged,
+            quiet.map_or("-".to_string(), |s| humantime::format_duration(
+                Duration::from_secs(s)
+            )
+            .to_string())
         );
         match &self.bar {
             Some(b) => b.set_message(msg),
@@ -444,8 +462,8 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
         if let Some(b) = &s.bar {
             b.set_position(s.elapsed_ns() / 1_000_000_000);
         }
-        // Live events carry no image until image attribution (issue 6) fills
-        // container.image.*: say so instead of learning nothing for an hour.
+        // Container events without an image (runtime metadata unavailable):
+        // say so instead of learning nothing for an hour.
         if s.counts.matched == 0
             && s.counts.unattributed_container > 0
             && session_start.elapsed() >= Duration::from_secs(5)
@@ -453,8 +471,9 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
             probe.stop();
             bail!(
                 "--image {} cannot be resolved from live events: {} container events arrived \
-                 without an image repository (runtime image attribution is not implemented yet); \
-                 learn from a recording with image fields instead: --from EVENTS.jsonl",
+                 without an image repository in 5 s (is the container runtime's socket \
+                 reachable? see `falco-learn record` for the metadata counters); or learn from a \
+                 recording with image fields: --from EVENTS.jsonl",
                 s.pattern,
                 s.counts.unattributed_container
             );

@@ -447,3 +447,115 @@ fn seed_attacks_raise_learned_rule_alerts_and_nginx_traffic_none() {
     assert_eq!(alert.priority, "Warning");
     assert_eq!(alert.tags, vec!["falco_learn", "container", "process"]);
 }
+
+#[test]
+fn generated_rules_agree_on_quoted_values_ipv6_and_root_dirs() {
+    let (l, _) = learn("nginx.jsonl");
+    let base = &l.profiles()[&nginx()];
+    let limits = Limits::default();
+    let mut p = base.clone();
+    p.learn_exec("memfd:x (deleted)", false, 1);
+    p.learn_exec("/usr/bin/with space", false, 1);
+    p.learn_exec("/usr/bin/q'uote", false, 1);
+    p.learn_outbound(
+        falco_learn_profiler::Proto::Tcp,
+        8080,
+        "2001:db8::1".parse().expect("ip"),
+        1,
+        &limits,
+    );
+    p.learn_write("/a dir/with, comma", 1, &limits);
+    p.write_dirs.insert("/data".into(), Default::default());
+    let mut root = Profile::new(nginx());
+    root.write_dirs.insert("/".into(), Default::default());
+
+    let fixture = events(&fixture("nginx.jsonl"));
+    let pick = |t: EventType| {
+        fixture
+            .iter()
+            .find(|e| e.event_type() == t && p.image.is_event(e))
+            .cloned()
+            .expect("fixture has the type")
+    };
+    let mut evs = Vec::new();
+    let exec = pick(EventType::Execve);
+    for path in [
+        "memfd:x (deleted)",
+        "memfd:y (deleted)",
+        "/usr/bin/with space",
+        "/usr/bin/with",
+        "/usr/bin/q'uote",
+        "/usr/bin/q",
+    ] {
+        let mut e = exec.clone();
+        e.process.exepath = path.into();
+        evs.push(e);
+    }
+    let conn = pick(EventType::Connect);
+    for (ip, port) in [
+        ("2001:db8::1", 8080),
+        ("2001:db8::2", 8080),
+        ("2001:db8::1", 8081),
+        ("10.96.12.34", 8080),
+    ] {
+        let mut e = conn.clone();
+        if let Some(fd) = e.fd.as_mut() {
+            fd.typ = FdType::Ipv6;
+            fd.sip = Some(ip.parse().expect("ip"));
+            fd.sport = Some(port);
+        }
+        evs.push(e);
+    }
+    let open = fixture
+        .iter()
+        .find(|e| {
+            matches!(
+                falco_learn_profiler::behaviour(e),
+                Some(falco_learn_profiler::Behaviour::Write { .. })
+            ) && p.image.is_event(e)
+        })
+        .cloned()
+        .expect("a write");
+    for path in [
+        "/a dir/with, comma",
+        "/a dir/with, comma2",
+        "/a dir/with",
+        "/data",
+        "/data/x/y",
+        "/datax",
+        "/",
+        "/etc/shadow",
+    ] {
+        let mut e = open.clone();
+        if let Some(fd) = e.fd.as_mut() {
+            fd.name = path.into();
+        }
+        evs.push(e);
+    }
+    for prof in [&p, &root] {
+        let rs = load_generated(prof);
+        let mut anomalies = 0;
+        for ev in &evs {
+            let fired: Vec<String> = rs.matching(ev).iter().map(|r| r.name.clone()).collect();
+            let want: Vec<String> = prof
+                .matches(ev)
+                .map(|a| rule_name(&prof.image, a.dimension))
+                .into_iter()
+                .collect();
+            anomalies += want.len();
+            assert_eq!(fired, want, "{:?}", falco_learn_profiler::behaviour(ev));
+        }
+        assert!(anomalies > 0);
+    }
+    // Spot checks of the intended verdicts.
+    let verdict = |prof: &Profile, i: usize| prof.matches(&evs[i]).map(|a| a.value);
+    assert_eq!(verdict(&p, 0), None);
+    assert_eq!(verdict(&p, 1), Some("memfd:y (deleted)".into()));
+    assert_eq!(verdict(&p, 6), None);
+    assert_eq!(verdict(&p, 7), Some("tcp/8080 2001:db8::2".into()));
+    assert_eq!(verdict(&p, 10), None);
+    assert_eq!(verdict(&p, 11), Some("/a dir/with, comma2".into()));
+    assert_eq!(verdict(&p, 13), None, "/data itself: pmatch");
+    assert_eq!(verdict(&p, 15), Some("/datax".into()));
+    assert_eq!(verdict(&root, 17), None, "/** allows every write");
+}

@@ -86,7 +86,7 @@ fn nginx_image_serves_and_its_events_carry_the_image() {
         return;
     }
     let _daemon = Containerd::start();
-    let out = std::env::temp_dir().join(format!("fl-nginx-image-{}", std::process::id()));
+    let out = Scratch(std::env::temp_dir().join(format!("fl-nginx-image-{}", std::process::id())));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/build-nginx-image.sh");
     let t = Instant::now();
     must(
@@ -162,5 +162,4 @@ fn nginx_image_serves_and_its_events_carry_the_image() {
     );
     drop(ctr);
     drop(image);
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -161,5 +161,4 @@ fn containerd_container_events_carry_image_metadata() {
     assert!(r.stats().not_found == 0, "{:?}", r.stats());
 
     drop(image);
-    let _ = std::fs::remove_dir_all(&rootfs);
 }

@@ -235,5 +235,4 @@ fn podman_container_events_carry_image_metadata() {
     drop(live);
     drop(service);
     drop(image);
-    let _ = std::fs::remove_dir_all(&rootfs);
 }

@@ -170,8 +170,30 @@ impl Drop for Containerd {
     }
 }
 
+/// A scratch directory, removed on drop (also when a test fails).
+pub struct Scratch(pub PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A busybox root filesystem (static busybox and a few applet links).
-pub fn busybox_rootfs(tag: &str) -> PathBuf {
+pub fn busybox_rootfs(tag: &str) -> Scratch {
     let root = std::env::temp_dir().join(format!("fl-rootfs-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     for d in ["bin", "tmp", "proc", "sys", "dev", "etc"] {
@@ -181,7 +203,7 @@ pub fn busybox_rootfs(tag: &str) -> PathBuf {
     for applet in ["sh", "true", "touch", "sleep", "cat", "ls"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet link");
     }
-    root
+    Scratch(root)
 }
 
 /// tests/e2e/make-image-tar.sh: docker-save archive of `rootfs` named `reference`.

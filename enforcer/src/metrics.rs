@@ -32,6 +32,11 @@ pub const CPU_SECONDS: &str = "falco_learn_process_cpu_seconds";
 pub const RSS_BYTES: &str = "falco_learn_process_resident_memory_bytes";
 /// Build information (`version`), always 1.
 pub const BUILD_INFO: &str = "falco_learn_build_info";
+/// Container metadata cache of the runtime resolver: entries now (a leak shows
+/// as growth with container churn), and lookups by `result` (resolved,
+/// not_found, unreachable, timeout, failed).
+pub const CONTAINER_CACHE: &str = "falco_learn_container_cache_entries";
+pub const RUNTIME_LOOKUPS: &str = "falco_learn_runtime_lookups_total";
 /// Successful / failed SIGHUP reloads.
 pub const RELOADS: &str = "falco_learn_reloads_total";
 /// Learning (`falco-learn learn`): events observed and behaviour learned per image,
@@ -58,6 +63,8 @@ pub const ALL: &[&str] = &[
     RSS_BYTES,
     BUILD_INFO,
     RELOADS,
+    CONTAINER_CACHE,
+    RUNTIME_LOOKUPS,
     LEARN_EVENTS,
     LEARN_NEW,
     LEARN_SINCE_NEW,
@@ -98,6 +105,11 @@ pub fn describe() {
     );
     describe_gauge!(RSS_BYTES, Unit::Bytes, "Process resident memory");
     describe_gauge!(BUILD_INFO, "Build information");
+    describe_gauge!(CONTAINER_CACHE, "Container metadata cache entries");
+    describe_counter!(
+        RUNTIME_LOOKUPS,
+        "Container runtime metadata lookups by result"
+    );
     describe_counter!(RELOADS, "SIGHUP reloads by result");
     describe_counter!(LEARN_EVENTS, "Learning: events observed per image");
     describe_counter!(LEARN_NEW, "Learning: new behaviour learned per image");

@@ -327,6 +327,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 outputs.emit(&a);
             }
             events_in_tick = 0;
+            if let Some(rs) = probe.runtime_stats() {
+                metrics::gauge!(m::CONTAINER_CACHE).set(rs.cache_entries as f64);
+                for (result, v) in [
+                    ("resolved", rs.resolved),
+                    ("not_found", rs.not_found),
+                    ("unreachable", rs.unreachable),
+                    ("timeout", rs.timeouts),
+                    ("failed", rs.failures),
+                ] {
+                    metrics::counter!(m::RUNTIME_LOOKUPS, "result" => result).absolute(v);
+                }
+            }
             if let Some((cpu, rss)) = m::process_usage() {
                 metrics::gauge!(m::CPU_SECONDS).set(cpu);
                 metrics::gauge!(m::RSS_BYTES).set(rss as f64);

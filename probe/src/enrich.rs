@@ -301,6 +301,7 @@ impl Enricher {
                 let cgroup = lossy(cgroup);
                 let container = self.procs.container_for_cgroup(&cgroup).map(Arc::new);
                 let boot = self.boot_epoch_ns;
+                self.procs.invalidate_ancestors();
                 let p = self.procs.entry(h.pid, h.ppid, &c);
                 p.ppid = h.ppid;
                 p.comm = c.clone();

@@ -35,6 +35,9 @@ pub struct ProcInfo {
     pub container: Option<Arc<CgroupContainer>>,
     /// Set when the process exited; the entry lingers briefly for late events and orphans.
     pub exited_at: Option<Instant>,
+    /// Ancestors as last computed, with the table generation they are valid for
+    /// (the table's cache: leave it at `None` when building an entry).
+    pub ancestors_cache: Option<(u64, Arc<[Ancestor]>)>,
 }
 
 impl ProcInfo {
@@ -60,6 +63,9 @@ pub struct ProcessTable {
     pub max_ancestors: usize,
     boot_epoch_ns: u64,
     clk_tck: u64,
+    /// Bumped whenever an ancestor chain may change (exec, removal): cached
+    /// ancestor lists older than this are recomputed.
+    generation: u64,
 }
 
 impl ProcessTable {
@@ -73,6 +79,7 @@ impl ProcessTable {
             max_ancestors: 10,
             boot_epoch_ns,
             clk_tck: if tck > 0 { tck as u64 } else { 100 },
+            generation: 0,
         }
     }
 
@@ -247,6 +254,7 @@ impl ProcessTable {
         child.start_ts = start_ts;
         child.comm = comm.to_string();
         child.exited_at = None;
+        child.ancestors_cache = None;
         self.procs.insert(pid, child);
     }
 
@@ -261,8 +269,24 @@ impl ProcessTable {
         }
     }
 
-    /// Ancestors of `pid`, parent first.
-    pub fn ancestors(&self, pid: u32) -> Vec<Ancestor> {
+    /// A process's name, exe or argv changed (exec): cached ancestor lists are stale.
+    pub fn invalidate_ancestors(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Ancestors of `pid`, parent first; shared by all events of the process
+    /// until some process execs or leaves the table.
+    pub fn ancestors(&mut self, pid: u32) -> Arc<[Ancestor]> {
+        let gen = self.generation;
+        if let Some((g, a)) = self
+            .procs
+            .get(&pid)
+            .and_then(|p| p.ancestors_cache.as_ref())
+        {
+            if *g == gen {
+                return a.clone();
+            }
+        }
         let mut out = Vec::new();
         let mut cur = self.procs.get(&pid).map(|p| p.ppid).unwrap_or(0);
         while cur != 0 && out.len() < self.max_ancestors {
@@ -279,7 +303,11 @@ impl ProcessTable {
             }
             cur = p.ppid;
         }
-        out
+        let shared: Arc<[Ancestor]> = out.into();
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.ancestors_cache = Some((gen, shared.clone()));
+        }
+        shared
     }
 
     /// Drop processes that exited more than `linger` ago; returns how many.
@@ -288,7 +316,11 @@ impl ProcessTable {
         let linger = self.linger;
         self.procs
             .retain(|_, p| p.exited_at.is_none_or(|t| t.elapsed() < linger));
-        before - self.procs.len()
+        let removed = before - self.procs.len();
+        if removed > 0 {
+            self.generation += 1;
+        }
+        removed
     }
 }
 
@@ -322,6 +354,35 @@ mod tests {
         t.linger = Duration::from_secs(0);
         assert_eq!(t.sweep(), 1);
         assert!(t.get(1001).is_none());
+    }
+
+    #[test]
+    fn ancestors_are_shared_until_an_exec_changes_them() {
+        let mut t = ProcessTable::new(vec![], 0);
+        t.insert(ProcInfo {
+            pid: 10,
+            ppid: 0,
+            comm: "bash".into(),
+            ..Default::default()
+        });
+        t.on_fork(11, 10, 11, 1, "bash");
+        let a1 = t.ancestors(11);
+        let a2 = t.ancestors(11);
+        assert!(Arc::ptr_eq(&a1, &a2), "second call served from the cache");
+        assert_eq!(a1[0].comm, "bash");
+        // the parent execs vim: the child's ancestors must say so
+        t.invalidate_ancestors();
+        if let Some(p) = t.get_mut(10) {
+            p.comm = "vim".into();
+        }
+        let a3 = t.ancestors(11);
+        assert!(!Arc::ptr_eq(&a1, &a3));
+        assert_eq!(a3[0].comm, "vim");
+        // the parent leaves the table: the chain is recomputed (and ends)
+        t.on_exit(10);
+        t.linger = Duration::from_secs(0);
+        t.sweep();
+        assert!(t.ancestors(11).is_empty());
     }
 
     #[test]

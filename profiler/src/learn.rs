@@ -373,7 +373,8 @@ mod tests {
             pid: 20,
             start_ts: 1,
             ..Ancestor::default()
-        }];
+        }]
+        .into();
         assert_eq!(l.observe(&child), Outcome::FlaggedDescendant);
         let p = l
             .profile(&ImageRef::new("docker.io/library/nginx", "1.27"))

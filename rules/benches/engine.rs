@@ -221,7 +221,8 @@ fn synth(rng: &mut Rng, i: u64) -> Event {
                 comm: "containerd-shim".into(),
                 ..Default::default()
             },
-        ],
+        ]
+        .into(),
         container,
         fd,
         args,

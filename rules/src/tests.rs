@@ -28,7 +28,8 @@ fn exec(comm: &str, args: &[&str]) -> Event {
             pid: 99,
             comm: "bash".into(),
             ..Default::default()
-        }],
+        }]
+        .into(),
         container: Container {
             id: "c0ffee".into(),
             ..Default::default()
@@ -154,7 +155,7 @@ fn exceptions_expand_like_falco() {
     let mut ev = exec("bash", &["-c", "safe", "x"]);
     ev.process.exepath = "/bin/bash".into();
     assert_eq!(names(&rs, &ev), ["Shell"]); // parent is bash, not sshd
-    ev.ancestors[0].comm = "sshd".into();
+    std::sync::Arc::make_mut(&mut ev.ancestors)[0].comm = "sshd".into();
     assert!(names(&rs, &ev).is_empty());
     let mut ev2 = exec("bash", &[]);
     ev2.process.exepath = "/usr/bin/bash".into();
@@ -170,7 +171,7 @@ fn exceptions_expand_like_falco() {
 "#;
     let (rs, rep) = load(&[f, f2]);
     assert!(!rep.has_errors(), "{rep}");
-    ev.ancestors[0].comm = "init".into();
+    std::sync::Arc::make_mut(&mut ev.ancestors)[0].comm = "init".into();
     assert!(names(&rs, &ev).is_empty());
 }
 

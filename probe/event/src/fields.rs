@@ -1512,7 +1512,8 @@ mod tests {
                     comm: "containerd-shim".into(),
                     ..Default::default()
                 },
-            ],
+            ]
+            .into(),
             container: Container {
                 id: "abc".into(),
                 ..Default::default()

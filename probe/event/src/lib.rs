@@ -479,7 +479,8 @@ pub struct Event {
     pub cgroup_id: u64,
     pub process: Process,
     /// Ancestors, parent first (bounded by the process table's depth).
-    pub ancestors: Vec<Ancestor>,
+    /// Shared between the events of a process (the probe caches it per process).
+    pub ancestors: std::sync::Arc<[Ancestor]>,
     pub container: Container,
     pub fd: Option<Fd>,
     pub args: Args,

@@ -11,6 +11,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+
+mod support;
 use std::time::{Duration, Instant};
 
 struct Shared {
@@ -20,16 +22,11 @@ struct Shared {
 
 static SHARED: OnceLock<Option<Shared>> = OnceLock::new();
 
-fn privileged() -> bool {
-    // SAFETY: no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// The probe shared by every test in this binary, or None (skip) outside CI without root.
 fn shared() -> Option<&'static Shared> {
     SHARED
         .get_or_init(|| {
-            if !privileged() {
+            if !support::privileged() {
                 if std::env::var_os("CI").is_some() {
                     panic!("CI is set but the tests are not running as root: the eBPF tests must run in CI");
                 }
@@ -453,18 +450,19 @@ fn fork_exit_and_ancestors() {
 #[test]
 fn process_in_a_real_container_carries_its_id() {
     let Some(s) = shared() else { return };
-    let Some(ctr) = support::Containerd::start() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("containerd/ctr or busybox missing in CI: .ci/run installs them");
-        }
-        eprintln!("\n!!!!! SKIPPED: containerd, ctr or busybox not installed !!!!!\n");
+    if !support::may_run("the container id test", &["containerd", "ctr"]) {
         return;
-    };
+    }
+    let _containerd = support::Containerd::start();
+    let rootfs = support::busybox_rootfs("live");
     let name = format!("fl-probe-{}", std::process::id());
     let marker = format!("/tmp/fl-marker-{}", std::process::id());
-    ctr.run_rootfs(
-        &name,
-        &["/bin/sh", "-c", &format!("touch {marker}; /bin/true")],
+    support::must(
+        Command::new("ctr")
+            .args(["run", "--rm", "--net-host", "--rootfs"])
+            .arg(&*rootfs)
+            .arg(&name)
+            .args(["/bin/sh", "-c", &format!("touch {marker}; /bin/true")]),
     );
     let ev = wait_for(s, "container open", |e| {
         e.fd.as_ref().is_some_and(|f| f.name == marker) && e.container.id != "host"
@@ -473,98 +471,4 @@ fn process_in_a_real_container_carries_its_id() {
     assert_eq!(ev.container.runtime, "containerd");
     assert_eq!(ev.process.comm, "touch");
     assert_eq!(ev.process.exepath, "/bin/busybox");
-}
-
-mod support {
-    //! containerd for tests: started if not running, stopped when we started it.
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    pub struct Containerd {
-        daemon: Option<Child>,
-        rootfs: PathBuf,
-    }
-
-    fn have(bin: &str) -> bool {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {bin}"))
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    impl Containerd {
-        pub fn start() -> Option<Containerd> {
-            if !(have("containerd") && have("ctr") && std::path::Path::new("/bin/busybox").exists())
-            {
-                return None;
-            }
-            let sock = std::path::Path::new("/run/containerd/containerd.sock");
-            let daemon = if sock.exists()
-                && Command::new("ctr")
-                    .arg("version")
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            {
-                None
-            } else {
-                let log =
-                    std::fs::File::create(std::env::temp_dir().join("fl-containerd.log")).ok()?;
-                let child = Command::new("containerd")
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .ok()?;
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while !(sock.exists()
-                    && Command::new("ctr")
-                        .arg("version")
-                        .output()
-                        .is_ok_and(|o| o.status.success()))
-                {
-                    if Instant::now() > deadline {
-                        panic!("containerd did not come up in 10 s");
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Some(child)
-            };
-            let rootfs = std::env::temp_dir().join(format!("fl-rootfs-{}", std::process::id()));
-            std::fs::create_dir_all(rootfs.join("bin")).ok()?;
-            std::fs::create_dir_all(rootfs.join("tmp")).ok()?;
-            std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).ok()?;
-            for applet in ["sh", "true", "touch", "sleep", "cat"] {
-                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-            }
-            Some(Containerd { daemon, rootfs })
-        }
-
-        /// `ctr run --rm --rootfs` a command to completion.
-        pub fn run_rootfs(&self, name: &str, cmd: &[&str]) {
-            let out = Command::new("ctr")
-                .args(["run", "--rm", "--net-host", "--rootfs"])
-                .arg(&self.rootfs)
-                .arg(name)
-                .args(cmd)
-                .output()
-                .expect("ctr run");
-            assert!(
-                out.status.success(),
-                "ctr run failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-
-    impl Drop for Containerd {
-        fn drop(&mut self) {
-            if let Some(mut d) = self.daemon.take() {
-                let _ = d.kill();
-                let _ = d.wait();
-            }
-            let _ = std::fs::remove_dir_all(&self.rootfs);
-        }
-    }
 }

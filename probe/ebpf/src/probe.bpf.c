@@ -727,6 +727,10 @@ int fl_exit_execveat(struct syscall_exit_ctx *ctx)
 	return 0;
 }
 
+#define EXIT(name, handler, kind)                                           \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                          \
+	int fl_exit_##name(struct syscall_exit_ctx *ctx) { return handler(ctx, kind); }
+
 static __always_inline int exit_net(struct syscall_exit_ctx *ctx, u32 kind)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -764,12 +768,9 @@ static __always_inline int exit_net(struct syscall_exit_ctx *ctx, u32 kind)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int fl_exit_connect(struct syscall_exit_ctx *ctx) { return exit_net(ctx, FL_CONNECT); }
-SEC("tracepoint/syscalls/sys_exit_sendto")
-int fl_exit_sendto(struct syscall_exit_ctx *ctx) { return exit_net(ctx, FL_SENDTO); }
-SEC("tracepoint/syscalls/sys_exit_sendmsg")
-int fl_exit_sendmsg(struct syscall_exit_ctx *ctx) { return exit_net(ctx, FL_SENDMSG); }
+EXIT(connect, exit_net, FL_CONNECT)
+EXIT(sendto, exit_net, FL_SENDTO)
+EXIT(sendmsg, exit_net, FL_SENDMSG)
 
 static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 {
@@ -861,14 +862,10 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_open")
-int fl_exit_open(struct syscall_exit_ctx *ctx) { return exit_open(ctx, FL_OPEN); }
-SEC("tracepoint/syscalls/sys_exit_openat")
-int fl_exit_openat(struct syscall_exit_ctx *ctx) { return exit_open(ctx, FL_OPENAT); }
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int fl_exit_openat2(struct syscall_exit_ctx *ctx) { return exit_open(ctx, FL_OPENAT2); }
-SEC("tracepoint/syscalls/sys_exit_creat")
-int fl_exit_creat(struct syscall_exit_ctx *ctx) { return exit_open(ctx, FL_CREAT); }
+EXIT(open, exit_open, FL_OPEN)
+EXIT(openat, exit_open, FL_OPENAT)
+EXIT(openat2, exit_open, FL_OPENAT2)
+EXIT(creat, exit_open, FL_CREAT)
 
 SEC("tracepoint/syscalls/sys_exit_socket")
 int fl_exit_socket(struct syscall_exit_ctx *ctx)
@@ -914,12 +911,9 @@ static __always_inline int exit_dup(struct syscall_exit_ctx *ctx, u32 kind)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_dup")
-int fl_exit_dup(struct syscall_exit_ctx *ctx) { return exit_dup(ctx, FL_DUP); }
-SEC("tracepoint/syscalls/sys_exit_dup2")
-int fl_exit_dup2(struct syscall_exit_ctx *ctx) { return exit_dup(ctx, FL_DUP2); }
-SEC("tracepoint/syscalls/sys_exit_dup3")
-int fl_exit_dup3(struct syscall_exit_ctx *ctx) { return exit_dup(ctx, FL_DUP3); }
+EXIT(dup, exit_dup, FL_DUP)
+EXIT(dup2, exit_dup, FL_DUP2)
+EXIT(dup3, exit_dup, FL_DUP3)
 
 static __always_inline int exit_link(struct syscall_exit_ctx *ctx, u32 kind)
 {
@@ -970,14 +964,10 @@ static __always_inline int exit_link(struct syscall_exit_ctx *ctx, u32 kind)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_symlink")
-int fl_exit_symlink(struct syscall_exit_ctx *ctx) { return exit_link(ctx, FL_SYMLINK); }
-SEC("tracepoint/syscalls/sys_exit_symlinkat")
-int fl_exit_symlinkat(struct syscall_exit_ctx *ctx) { return exit_link(ctx, FL_SYMLINKAT); }
-SEC("tracepoint/syscalls/sys_exit_link")
-int fl_exit_link(struct syscall_exit_ctx *ctx) { return exit_link(ctx, FL_LINK); }
-SEC("tracepoint/syscalls/sys_exit_linkat")
-int fl_exit_linkat(struct syscall_exit_ctx *ctx) { return exit_link(ctx, FL_LINKAT); }
+EXIT(symlink, exit_link, FL_SYMLINK)
+EXIT(symlinkat, exit_link, FL_SYMLINKAT)
+EXIT(link, exit_link, FL_LINK)
+EXIT(linkat, exit_link, FL_LINKAT)
 
 SEC("tracepoint/syscalls/sys_exit_ptrace")
 int fl_exit_ptrace(struct syscall_exit_ctx *ctx)
@@ -1033,7 +1023,5 @@ static __always_inline int exit_module(struct syscall_exit_ctx *ctx, u32 kind)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_init_module")
-int fl_exit_init_module(struct syscall_exit_ctx *ctx) { return exit_module(ctx, FL_INIT_MODULE); }
-SEC("tracepoint/syscalls/sys_exit_finit_module")
-int fl_exit_finit_module(struct syscall_exit_ctx *ctx) { return exit_module(ctx, FL_FINIT_MODULE); }
+EXIT(init_module, exit_module, FL_INIT_MODULE)
+EXIT(finit_module, exit_module, FL_FINIT_MODULE)

@@ -836,20 +836,13 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 			struct inode *ino = BPF_CORE_READ(f, f_inode);
 			e->ino = BPF_CORE_READ(ino, i_ino);
 			e->dev_magic = BPF_CORE_READ(ino, i_sb, s_magic);
-			/* relative, `..`, /proc/… (e.g. /proc/self/fd/N) or long: let the
-			 * kernel say what was opened */
+			/* relative paths and /proc/… (e.g. /proc/self/fd/N): let the kernel
+			 * say what was opened. Absolute paths are normalised lexically in
+			 * userspace (`.`, `..`, `//`), as Falco does: no per-byte scan here. */
 			bool resolve = len == 0 || data[0] != '/';
 			if (!resolve && len >= 6 && data[1] == 'p' && data[2] == 'r' && data[3] == 'o' && data[4] == 'c' &&
 			    data[5] == '/')
 				resolve = true;
-			if (!resolve && len >= 128)
-				resolve = true;
-			for (int i = 0; i < 127 && !resolve; i++) {
-				if (i + 1 >= len)
-					break;
-				if (data[i] == '.' && data[i + 1] == '.')
-					resolve = true;
-			}
 			if (resolve) {
 				off = (off + 1) & (FL_MAX_PATH - 1);
 				len = put_file_path(data, off, f, task, &pflags);

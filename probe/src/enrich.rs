@@ -15,7 +15,7 @@
 
 use crate::container::CgroupContainer;
 use crate::decode::Raw;
-use crate::proctable::ProcessTable;
+use crate::proctable::{ProcInfo, ProcessTable};
 use crate::runtime::{cache_key, Lookup, Resolver};
 use crate::users::Users;
 use ahash::AHashSet;
@@ -540,9 +540,10 @@ impl Enricher {
             self.users.user_name(root, p.loginuid)
         };
         self.num += 1;
-        let leader = |pid: u32| self.procs.get(pid).filter(|_| pid != 0);
-        let sname = leader(p.sid).map(|l| l.comm.clone()).unwrap_or_default();
-        let (vpgid_name, vpgid_exe) = leader(p.pgid)
+        let sname = leader(&self.procs, &p, |q| q.sid)
+            .map(|l| l.comm.clone())
+            .unwrap_or_default();
+        let (vpgid_name, vpgid_exe) = leader(&self.procs, &p, |q| q.pgid)
             .map(|l| (l.comm.clone(), l.exe.clone()))
             .unwrap_or_default();
         let ev = Event {
@@ -592,6 +593,38 @@ impl Enricher {
     }
 }
 
+/// The session or process-group leader of `p` (`id` picks `sid` or `pgid`), as
+/// libsinsp finds it for `proc.sname` / `proc.vpgid.name` / `proc.vpgid.exe`. On
+/// the host the id is the leader's pid. In a pid namespace (a container) the id
+/// is the namespace's number, so looking it up among host pids finds an
+/// unrelated process (pid 1, a kernel thread): there, and when the leader is
+/// gone, the leader is the highest ancestor with the same id, or `p` itself.
+fn leader<'a>(
+    procs: &'a ProcessTable,
+    p: &'a ProcInfo,
+    id: impl Fn(&ProcInfo) -> u32,
+) -> Option<&'a ProcInfo> {
+    let want = id(p);
+    if want == 0 {
+        return None;
+    }
+    let in_pid_ns = p.vpid != 0 && p.vpid != p.pid;
+    if !in_pid_ns {
+        if let Some(l) = procs.get(want) {
+            return Some(l);
+        }
+    }
+    let mut leader = p;
+    // bounded: a corrupt table must not loop
+    for _ in 0..256 {
+        match procs.get(leader.ppid) {
+            Some(parent) if parent.pid != leader.pid && id(parent) == want => leader = parent,
+            _ => break,
+        }
+    }
+    Some(leader)
+}
+
 /// Falco's `proc.is_exe_writable`: the running user may write the executable.
 fn exe_writable(mode: u32, owner: u32, group: u32, uid: u32, gid: u32) -> bool {
     uid == 0
@@ -619,6 +652,51 @@ mod tests {
         assert!(!exe_writable(0o755, 0, 0, 1000, 1000));
         assert!(exe_writable(0o755, 1000, 0, 1000, 1000));
         assert!(exe_writable(0o757, 0, 0, 1000, 1000));
+    }
+
+    /// In a container, sid/pgid are the pid namespace's numbers: the leader is
+    /// the highest ancestor with the same id (libsinsp), never the host process
+    /// that has that pid (here pid 1 and pid 7 on the host).
+    #[test]
+    fn session_and_group_leaders_inside_a_pid_namespace() {
+        let mut t = ProcessTable::new(vec![], 0);
+        let proc = |pid, ppid, vpid, sid, pgid, comm: &str| ProcInfo {
+            pid,
+            ppid,
+            vpid,
+            sid,
+            pgid,
+            comm: comm.into(),
+            exe: format!("/bin/{comm}"),
+            ..Default::default()
+        };
+        t.insert(proc(1, 0, 1, 1, 1, "process_api"));
+        t.insert(proc(7, 2, 7, 0, 0, "kworker/0"));
+        t.insert(proc(500, 1, 500, 500, 500, "containerd-shim"));
+        // the container's session leader (its pid 1) and a child in its own group
+        t.insert(proc(600, 500, 1, 1, 1, "sh"));
+        t.insert(proc(601, 600, 7, 1, 7, "dropped"));
+        // a host shell's child whose session leader is in the table
+        t.insert(proc(700, 1, 700, 700, 700, "bash"));
+        t.insert(proc(701, 700, 701, 700, 701, "cat"));
+        let mut en = Enricher::new(t, 1_000);
+        let ev = |en: &mut Enricher, pid: u32| {
+            let mut s = abi::Socket::zeroed();
+            s.h = crate::decode::tests::hdr(abi::Kind::Socket, std::mem::size_of::<abi::Socket>());
+            s.h.pid = pid;
+            s.h.tid = pid;
+            en.enrich(&decode(bytemuck::bytes_of(&s)).unwrap()).unwrap()
+        };
+        let e = ev(&mut en, 601);
+        assert_eq!(e.process.sname, "sh");
+        assert_eq!(e.process.vpgid_name, "dropped");
+        assert_eq!(e.process.vpgid_exe, "/bin/dropped");
+        let e = ev(&mut en, 600);
+        assert_eq!(e.process.sname, "sh");
+        assert_eq!(e.process.vpgid_name, "sh");
+        let e = ev(&mut en, 701);
+        assert_eq!(e.process.sname, "bash");
+        assert_eq!(e.process.vpgid_name, "cat");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build a small nginx image without a registry (../shared/CONTAINERS.md): Debian's
-# nginx, nginx-common and busybox-static packages unpacked with `dpkg -x` (no
-# maintainer scripts run, so what they would do is done here), busybox applet
-# links, and the shared libraries `ldd` names for the nginx binary, copied from
-# this host (same Debian release as the packages).
+# nginx, nginx-common, busybox-static and openssh-client packages unpacked with
+# `dpkg -x` (no maintainer scripts run, so what they would do is done here),
+# busybox applet links, and the shared libraries `ldd` names for the nginx and
+# ssh binaries, copied from this host (same Debian release as the packages).
+# The ssh client is there for the end-to-end scenarios (tests/e2e_nginx.rs): a
+# process whose name is really `ssh` makes the outbound connections.
 #
 #   build-nginx-image.sh [--ctr] [--podman] [--ref REF] [--out DIR]
 #
@@ -11,9 +13,11 @@
 # default docker.io/library/nginx:latest). --ctr imports it with `ctr images
 # import` (containerd must run), --podman with `podman import` under the same name.
 #
-# The image runs /docker-entrypoint.sh (like the official image): it sets the
-# listen port from $NGINX_PORT (default 80) and execs `nginx -g 'daemon off;'`.
-# Logs go to /var/log/nginx/{access,error}.log inside the container.
+# The image runs /docker-entrypoint.sh (like the official image): it writes
+# /etc/nginx/sites-enabled/default from sites-available/default with the listen
+# port from $NGINX_PORT (default 80) and execs `nginx -g 'daemon off;'`. It writes
+# only fixed paths (no `sed -i` temporary files), so what a learned profile holds
+# is the same on every run. Logs go to /var/log/nginx/{access,error}.log.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 ref=docker.io/library/nginx:latest
@@ -25,7 +29,7 @@ while (($#)); do
         --podman) do_podman=1 ;;
         --ref) ref=$2; shift ;;
         --out) out=$2; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "$0: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -38,9 +42,10 @@ rm -rf "$root" "$debs"
 mkdir -p "$root" "$debs"
 
 # packages: the apt lists may be missing on a fresh machine
-if ! (cd "$debs" && apt-get download nginx nginx-common busybox-static >/dev/null 2>&1); then
+pkgs=(nginx nginx-common busybox-static openssh-client)
+if ! (cd "$debs" && apt-get download "${pkgs[@]}" >/dev/null 2>&1); then
     apt-get update -qq
-    (cd "$debs" && apt-get download nginx nginx-common busybox-static >/dev/null)
+    (cd "$debs" && apt-get download "${pkgs[@]}" >/dev/null)
 fi
 for d in "$debs"/*.deb; do dpkg -x "$d" "$root"; done
 
@@ -49,16 +54,24 @@ for a in $("$root/bin/busybox" --list); do
     [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
 done
 
-# the libraries of the nginx binary (and the loader), from this host
-ldd "$root/usr/sbin/nginx" | awk '/=> \//{print $3} /^[ \t]*\//{print $1}' | while read -r lib; do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
+# the libraries of the nginx and ssh binaries (and the loader), from this host
+for bin in /usr/sbin/nginx /usr/bin/ssh; do
+    if ldd "$root$bin" | grep -q 'not found'; then
+        echo "$0: libraries of $bin missing on this host (install openssh-client / nginx):" >&2
+        ldd "$root$bin" | grep 'not found' >&2
+        exit 1
+    fi
+    ldd "$root$bin" | awk '/=> \//{print $3} /^[ \t]*\//{print $1}' | while read -r lib; do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
 done
 
 # what nginx-common's maintainer scripts and the base system would provide
-mkdir -p "$root"/{etc,run,tmp,proc,sys,dev,var/log/nginx,var/lib/nginx,var/www/html,etc/nginx/sites-enabled}
+mkdir -p "$root"/{etc,run,tmp,proc,sys,dev,usr/local/bin,var/log/nginx,var/lib/nginx,var/www/html,etc/nginx/sites-enabled}
 chmod 1777 "$root/tmp"
-ln -sf ../sites-available/default "$root/etc/nginx/sites-enabled/default"
+# sites-enabled/default is written by the entrypoint (the package links it)
+rm -f "$root/etc/nginx/sites-enabled/default"
 cp "$root/usr/share/nginx/html/index.html" "$root/var/www/html/index.nginx-debian.html"
 cat >"$root/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/sh
@@ -76,8 +89,8 @@ cat >"$root/docker-entrypoint.sh" <<'S'
 # falco-learn test nginx image: listen on $NGINX_PORT (default 80), run in the foreground
 set -e
 port=${NGINX_PORT:-80}
-sed -i "s/listen 80 default_server;/listen $port default_server;/; s/listen \[::\]:80 default_server;/listen [::]:$port default_server;/" \
-    /etc/nginx/sites-available/default
+sed "s/listen 80 default_server;/listen $port default_server;/; s/listen \[::\]:80 default_server;/listen [::]:$port default_server;/" \
+    /etc/nginx/sites-available/default >/etc/nginx/sites-enabled/default
 exec /usr/sbin/nginx -g 'daemon off;'
 S
 chmod 755 "$root/docker-entrypoint.sh"

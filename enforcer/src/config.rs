@@ -194,7 +194,7 @@ pub struct Engine {
 impl Default for Engine {
     fn default() -> Self {
         Engine {
-            queue: 65_536,
+            queue: 8192,
             ring_mib: 16,
         }
     }

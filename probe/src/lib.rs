@@ -113,7 +113,8 @@ pub const DEFAULT_READ_PREFIXES: &[&str] = &[
 pub struct ProbeConfig {
     /// Ring buffer size in bytes (power of two, ≥ page size).
     pub ring_bytes: u32,
-    /// Bounded queue between the reader thread and the consumer.
+    /// Bounded queue between the reader thread and the consumer, in events
+    /// (~1 KiB each, allocated up front). Past it events are dropped and counted.
     pub queue_len: usize,
     /// Report read-only opens only under these prefixes (`None`: all opens).
     pub read_prefixes: Option<Vec<String>>,
@@ -129,7 +130,7 @@ impl Default for ProbeConfig {
     fn default() -> Self {
         ProbeConfig {
             ring_bytes: 16 * 1024 * 1024,
-            queue_len: 65536,
+            queue_len: 8192,
             read_prefixes: Some(
                 DEFAULT_READ_PREFIXES
                     .iter()
@@ -324,6 +325,14 @@ impl Probe {
             err: e.to_string(),
         })?;
 
+        // Loading parsed the kernel's BTF (tens of MiB of short-lived
+        // allocations): hand that memory back to the OS now.
+        drop(btf);
+        // SAFETY: malloc_trim only releases free heap pages.
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            libc::malloc_trim(0);
+        }
         let boot = boot_epoch_ns();
         let mut table = proctable::ProcessTable::new(cfg.containerd_namespaces.clone(), boot);
         let seeded = table.seed_from_proc();

@@ -228,11 +228,19 @@ fn cpu_seconds() -> f64 {
 }
 
 fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(key))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map(|kb| kb / 1024.0)
@@ -255,8 +263,8 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         LoopKind::Connect,
     ];
     println!(
-        "{:<36} {:>12} {:>12} {:>8} {:>12} {:>8} {:>9}",
-        "loop", "ns/op off", "ns/op on", "ratio", "events/s", "drops", "agent cpu"
+        "{:<36} {:>12} {:>12} {:>8} {:>12} {:>8} {:>9} {:>9}",
+        "loop", "ns/op off", "ns/op on", "ratio", "events/s", "drops", "agent cpu", "RSS MiB"
     );
     for kind in kinds {
         let iters = ((kind.iters() * a.scale) as u64).max(10);
@@ -264,9 +272,13 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         let mut on = Vec::new();
         let mut rates = Vec::new();
         let mut cpus = Vec::new();
+        let mut rss = Vec::new();
         let mut drops = 0u64;
-        for _ in 0..a.rounds {
-            off.push(run_worker(kind, iters)?);
+        for round in 0..a.rounds {
+            // alternate which run goes first, so warm-up and drift hit both sides
+            if round % 2 == 0 {
+                off.push(run_worker(kind, iters)?);
+            }
             let engine = match &profiles {
                 Some(dir) => Some(
                     falco_learn_enforcer::Engine::build(
@@ -309,23 +321,28 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(200));
             let el = t0.elapsed().as_secs_f64();
             cpus.push((cpu_seconds() - cpu0) / el);
+            rss.push(rss_mib());
             let stats = probe.kernel_stats();
             drops += stats.iter().map(|(_, s)| s.dropped).sum::<u64>()
                 + probe.counters.queue_full.load(Ordering::Relaxed);
             probe.stop();
             let _ = consumer.join();
             rates.push(count.load(Ordering::Relaxed) as f64 / el);
+            if round % 2 == 1 {
+                off.push(run_worker(kind, iters)?);
+            }
         }
         let (off, on) = (median(&mut off), median(&mut on));
         println!(
-            "{:<36} {:>12.0} {:>12.0} {:>7.3}x {:>12.0} {:>8} {:>8.0}%",
+            "{:<36} {:>12.0} {:>12.0} {:>7.3}x {:>12.0} {:>8} {:>8.0}% {:>9.1}",
             kind.label(),
             off,
             on,
             on / off,
             median(&mut rates),
             drops,
-            100.0 * median(&mut cpus)
+            100.0 * median(&mut cpus),
+            median(&mut rss)
         );
     }
     println!(

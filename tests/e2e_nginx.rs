@@ -934,7 +934,9 @@ fn nginx_learn_then_enforce() {
     got_stdout.sort();
     assert_eq!(got_stdout, expected, "stdout output");
     // the drop alert: the upper-layer flag, and the session leader found inside
-    // the container's pid namespace (the exec'd process, runc made it one)
+    // the container's pid namespace (the exec'd process, runc made it one). Not
+    // asserted: proc.pname, runc or containerd-shim (the subreaper) depending on
+    // whether `runc exec` has exited yet.
     let drop_alert = file_alerts
         .iter()
         .find(|a| a["rule"] == "Drop and execute new binary in container")
@@ -944,7 +946,6 @@ fn nginx_learn_then_enforce() {
         "EXE_WRITABLE|EXE_UPPER_LAYER"
     );
     assert_eq!(drop_alert["output_fields"]["proc.sname"], dropped_name);
-    assert_eq!(drop_alert["output_fields"]["proc.pname"], "containerd-shim");
     // the stable rules' tags and the learned rules' tags
     for a in &file_alerts {
         let tags = a["tags"].as_array().expect("tags");

@@ -91,7 +91,25 @@ fn ip(args: &[&str]) {
 }
 
 impl TestHost {
+    /// Remove test hosts left by runs that died without cleaning up (a
+    /// `fl-e2e-<pid>` namespace whose process is gone); deleting the namespace
+    /// deletes its veth pair.
+    fn remove_stale() {
+        let list = stdout(Command::new("ip").args(["netns", "list"]));
+        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            let Some(pid) = name.strip_prefix("fl-e2e-") else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                eprintln!("removing stale test host {name} (its test process {pid} is gone)");
+                let _ = Command::new("ip").args(["netns", "delete", name]).status();
+            }
+        }
+    }
+
     fn create(ports: &[u16]) -> TestHost {
+        TestHost::remove_stale();
         let used =
             stdout(Command::new("ip").args(["-4", "-o", "addr", "show", "to", "198.51.100.0/24"]));
         assert!(

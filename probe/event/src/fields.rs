@@ -251,6 +251,9 @@ catalogue! {
     ContainerInfo => "container.info", String, None, "Summary of the container for outputs (id, name, image).";
     K8sNsName => "k8s.ns.name", String, None, "Kubernetes namespace.";
     K8sPodName => "k8s.pod.name", String, None, "Kubernetes pod name.";
+    K8sPodUid => "k8s.pod.uid", String, None, "Kubernetes pod uid.";
+    K8sPodLabel => "k8s.pod.label", String, Key, "Value of the pod label given as k8s.pod.label[KEY].";
+    K8sPodLabels => "k8s.pod.labels", String, None, "Pod labels as key:value, comma-separated.";
 }
 
 /// Look a field up by exact name (without argument).
@@ -1459,6 +1462,20 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
         }
         F::K8sNsName => s(&c.k8s_ns),
         F::K8sPodName => s(&c.k8s_pod),
+        F::K8sPodUid => s(&c.k8s_pod_uid),
+        F::K8sPodLabel => match &f.arg {
+            FieldArg::Key(k) => c.k8s_pod_labels.get(k.as_str()).and_then(|v| s(v)),
+            _ => None,
+        },
+        F::K8sPodLabels => (!c.k8s_pod_labels.is_empty()).then(|| {
+            Value::Str(Cow::Owned(
+                c.k8s_pod_labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ))
+        }),
     }
 }
 
@@ -1525,6 +1542,20 @@ mod tests {
     fn get(ev: &Event, name: &str) -> Option<String> {
         let f = parse_field_ref(name).expect(name);
         extract(ev, &f).map(|v| v.render().into_owned())
+    }
+
+    #[test]
+    fn kubernetes_pod_fields() {
+        let mut ev = ev();
+        assert_eq!(get(&ev, "k8s.pod.uid"), None);
+        assert_eq!(get(&ev, "k8s.pod.label[app]"), None);
+        ev.container.k8s_pod_uid = "5f1c".into();
+        ev.container.k8s_pod_labels.insert("app".into(), "web".into());
+        ev.container.k8s_pod_labels.insert("tier".into(), "front".into());
+        assert_eq!(get(&ev, "k8s.pod.uid").as_deref(), Some("5f1c"));
+        assert_eq!(get(&ev, "k8s.pod.label[app]").as_deref(), Some("web"));
+        assert_eq!(get(&ev, "k8s.pod.label[nope]"), None);
+        assert_eq!(get(&ev, "k8s.pod.labels").as_deref(), Some("app:web,tier:front"));
     }
 
     #[test]

@@ -1550,12 +1550,19 @@ mod tests {
         assert_eq!(get(&ev, "k8s.pod.uid"), None);
         assert_eq!(get(&ev, "k8s.pod.label[app]"), None);
         ev.container.k8s_pod_uid = "5f1c".into();
-        ev.container.k8s_pod_labels.insert("app".into(), "web".into());
-        ev.container.k8s_pod_labels.insert("tier".into(), "front".into());
+        ev.container
+            .k8s_pod_labels
+            .insert("app".into(), "web".into());
+        ev.container
+            .k8s_pod_labels
+            .insert("tier".into(), "front".into());
         assert_eq!(get(&ev, "k8s.pod.uid").as_deref(), Some("5f1c"));
         assert_eq!(get(&ev, "k8s.pod.label[app]").as_deref(), Some("web"));
         assert_eq!(get(&ev, "k8s.pod.label[nope]"), None);
-        assert_eq!(get(&ev, "k8s.pod.labels").as_deref(), Some("app:web,tier:front"));
+        assert_eq!(
+            get(&ev, "k8s.pod.labels").as_deref(),
+            Some("app:web,tier:front")
+        );
     }
 
     #[test]

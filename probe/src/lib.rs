@@ -122,6 +122,10 @@ pub struct ProbeConfig {
     pub containerd_namespaces: Vec<String>,
     /// Mount tracefs at /sys/kernel/tracing when it is missing.
     pub mount_tracefs: bool,
+    /// The reader drains the ring buffer at least this often; the kernel wakes it
+    /// earlier only when an eighth of the ring is full. Zero: a wakeup per record
+    /// (lowest latency, an inter-processor interrupt per event).
+    pub poll_interval: Duration,
     /// Container runtime metadata: sockets, cache, how long events wait for it.
     pub runtime: runtime::RuntimeConfig,
 }
@@ -142,6 +146,7 @@ impl Default for ProbeConfig {
                 .map(|s| s.to_string())
                 .collect(),
             mount_tracefs: true,
+            poll_interval: Duration::from_millis(10),
             runtime: runtime::RuntimeConfig::default(),
         }
     }
@@ -223,11 +228,19 @@ impl Probe {
         let self_tgid = std::process::id();
         let use_memory: u32 = cgroup_v1_memory().into();
         let filter: u32 = cfg.read_prefixes.is_some().into();
+        // wake the reader when an eighth of the ring is waiting; otherwise it
+        // polls every `poll_interval`
+        let wakeup_bytes: u64 = if cfg.poll_interval.is_zero() {
+            0
+        } else {
+            u64::from(cfg.ring_bytes / 8)
+        };
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("self_tgid", &self_tgid, true)
             .override_global("cgroup_use_memory", &use_memory, true)
             .override_global("filter_read_opens", &filter, true)
+            .override_global("wakeup_bytes", &wakeup_bytes, true)
             .map_max_entries("EVENTS", cfg.ring_bytes)
             .map_max_entries("SCRATCH", possible_cpus())
             .load(PROBE_OBJECT)
@@ -349,12 +362,17 @@ impl Probe {
         let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_len);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(ProbeCounters::default());
+        let poll_ms: i32 = if cfg.poll_interval.is_zero() {
+            50
+        } else {
+            cfg.poll_interval.as_millis().clamp(1, 1000) as i32
+        };
         let reader = {
             let stop = stop.clone();
             let counters = counters.clone();
             std::thread::Builder::new()
                 .name("falco-learn-probe".into())
-                .spawn(move || read_loop(ring, enricher, tx, stop, counters))
+                .spawn(move || read_loop(ring, enricher, tx, stop, counters, poll_ms))
                 .map_err(ProbeError::Thread)?
         };
         Ok((
@@ -430,6 +448,7 @@ fn read_loop(
     tx: SyncSender<Event>,
     stop: Arc<AtomicBool>,
     counters: Arc<ProbeCounters>,
+    poll_ms: i32,
 ) {
     let fd = ring.as_raw_fd();
     let mut since_sweep = 0u64;
@@ -488,8 +507,13 @@ fn read_loop(
                 events: libc::POLLIN,
                 revents: 0,
             };
-            // held events are re-checked often; otherwise wake at least every 50 ms
-            let wait_ms = if enricher.held() > 0 { 5 } else { 50 };
+            // held events are re-checked often; otherwise drain every poll interval
+            // (the kernel wakes us sooner only when the ring is filling up)
+            let wait_ms = if enricher.held() > 0 {
+                poll_ms.min(5)
+            } else {
+                poll_ms
+            };
             // SAFETY: one valid pollfd, bounded timeout.
             unsafe { libc::poll(&mut pfd, 1, wait_ms) };
             if last_sweep.elapsed() > SWEEP_EVERY {

@@ -21,6 +21,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile u32 self_tgid = 0;        /* our own process: never traced */
 const volatile u32 cgroup_use_memory = 0; /* 1: report the v1 memory cgroup path, 0: the v2 one */
 const volatile u32 filter_read_opens = 0; /* 1: read-only opens only for OPEN_PREFIXES */
+const volatile u64 wakeup_bytes = 0;      /* wake the reader only past this much unread data (0: always) */
 
 /* BTF anchor of the record structs (events.h), never read. clang emits BTF only for the types
  * that a program's signature, a global or a CO-RE relocation reaches; records written through
@@ -139,6 +140,19 @@ static __always_inline void fill_hdr(struct fl_hdr *h, u32 kind, s64 res)
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/*
+ * Waking the reader for every record costs an IPI per event (a VM exit under
+ * virtualisation: microseconds). Records are submitted without a wakeup until
+ * `wakeup_bytes` are waiting; the reader also polls on a short timer, so a
+ * quiet stream is still delivered within that period.
+ */
+static __always_inline u64 rb_flags(void)
+{
+	if (!wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&EVENTS, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 /* Emit a record that sits at buf[HDR_RESERVE - hdr_size .. HDR_RESERVE + data_len]. */
 static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 data_len)
 {
@@ -151,7 +165,7 @@ static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 da
 	h->size = size;
 	if (size > SCRATCH_SIZE - HDR_RESERVE || size < sizeof(struct fl_hdr))
 		return;
-	if (bpf_ringbuf_output(&EVENTS, &buf[start & (HDR_RESERVE - 1)], size, 0) == 0)
+	if (bpf_ringbuf_output(&EVENTS, &buf[start & (HDR_RESERVE - 1)], size, rb_flags()) == 0)
 		stat_inc(kind, FL_STAT_EMITTED);
 	else
 		stat_inc(kind, FL_STAT_DROPPED);
@@ -168,7 +182,7 @@ static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 da
 	var->h.size = sizeof(type);
 
 #define SUBMIT(var, kindv)                                              \
-	bpf_ringbuf_submit(var, 0);                                     \
+	bpf_ringbuf_submit(var, rb_flags());                            \
 	stat_inc(kindv, FL_STAT_EMITTED);
 
 /*
@@ -763,7 +777,7 @@ static __always_inline int exit_net(struct syscall_exit_ctx *ctx, u32 kind)
 	}
 	sock_info(fd_file(task, e->fd), &e->sock);
 	done();
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	stat_inc(kind, FL_STAT_EMITTED);
 	return 0;
 }

@@ -20,7 +20,6 @@ Examples:
 
 #[derive(Parser)]
 #[command(name = "falco-learn", version, about, after_help = EXAMPLES)]
-#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `falco_learn_probe=debug`.
     #[arg(long, global = true, env = "FALCO_LEARN_LOG", default_value = "info")]
@@ -56,7 +55,34 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    // learning flags belong either before no subcommand (`falco-learn --image nginx
+    // --duration 1h`) or after `learn`; `--log` goes anywhere
+    if let Some((sub, _)) = matches.subcommand() {
+        let misplaced: Vec<String> = Cli::command()
+            .get_arguments()
+            .filter(|a| a.get_id() != "log")
+            .filter(|a| {
+                matches.value_source(a.get_id().as_str())
+                    == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|a| format!("--{}", a.get_long().unwrap_or(a.get_id().as_str())))
+            .collect();
+        if !misplaced.is_empty() {
+            eprintln!(
+                "falco-learn: error: {} {} for learning: use {} without a subcommand or after `learn`, not before `{sub}`",
+                misplaced.join(", "),
+                if misplaced.len() == 1 { "is" } else { "are" },
+                if misplaced.len() == 1 { "it" } else { "them" }
+            );
+            return std::process::ExitCode::from(2);
+        }
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -66,7 +92,7 @@ fn main() -> std::process::ExitCode {
     let Some(command) = cli.command else {
         // `falco-learn --image nginx --duration 1h`: learning is the default.
         if cli.learn.image.is_none() {
-            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            let _ = Cli::command().print_help();
             return std::process::ExitCode::from(2);
         }
         return finish(cmd::learn::run(cli.learn));
@@ -87,6 +113,15 @@ fn main() -> std::process::ExitCode {
 fn finish(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitCode {
     match result {
         Ok(code) => code,
+        // `falco-learn fields | head`: the reader went away; nothing to report
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("falco-learn: error: {e:#}");
             std::process::ExitCode::from(1)

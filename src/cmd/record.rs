@@ -121,7 +121,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    // stop the probe first, then write what was still queued
+    let recorded_for = started.elapsed();
+    // stop the probe first (detaching ~40 programs takes a moment), then write
+    // what was still queued
     let stats = probe.kernel_stats();
     let counters = (
         probe.counters.decode_errors.load(Ordering::Relaxed),
@@ -141,7 +143,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "falco-learn: wrote {written} events in {:.1}s; kernel drops {dropped}, filtered in kernel {filtered}, \
          exits without enter {lost}, malformed records {}, queue full {}",
-        started.elapsed().as_secs_f64(),
+        recorded_for.as_secs_f64(),
         counters.0,
         counters.1
     );

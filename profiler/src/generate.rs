@@ -232,11 +232,14 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         list(&mut o, &format!("{px}_write_dirs"), &items);
         allowed.push(format!("fd.name pmatch ({px}_write_dirs)"));
     }
-    let not_part = if allowed.is_empty() {
-        String::new()
-    } else {
-        format!(" and not ({})", allowed.join(" or "))
-    };
+    // the same benign sinks the matcher ignores (matcher::BENIGN_WRITE_SINKS)
+    let sinks = crate::matcher::BENIGN_WRITE_SINKS
+        .iter()
+        .map(|f| item(img, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    list(&mut o, &format!("{px}_benign_sinks"), &sinks);
+    allowed.push(format!("fd.name in ({px}_benign_sinks)"));
+    let not_part = format!(" and not ({})", allowed.join(" or "));
     rule(
         &mut o,
         &rule_name(img, Dimension::FileWrite),

@@ -66,6 +66,18 @@ fn na(s: &str) -> &str {
     }
 }
 
+/// Device files whose writes carry no behaviour (data sinks and sources every
+/// program may use, e.g. ssh opens /dev/null read-write): never learned, never
+/// an anomaly. The generated rules exclude the same list.
+pub const BENIGN_WRITE_SINKS: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
 /// The event's behaviour, if it is one a profile describes.
 pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
     match ev.event_type() {
@@ -97,7 +109,8 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
                     }
                     _ => false,
                 };
-            write.then_some(Behaviour::Write { path: &fd.name })
+            (write && !BENIGN_WRITE_SINKS.contains(&fd.name.as_str()))
+                .then_some(Behaviour::Write { path: &fd.name })
         }
         _ => None,
     }
@@ -210,6 +223,19 @@ mod tests {
             },
             ..ev(EventType::Openat)
         }
+    }
+
+    #[test]
+    fn benign_sinks_are_not_behaviour() {
+        for sink in BENIGN_WRITE_SINKS {
+            assert_eq!(behaviour(&open(sink, 2)), None, "{sink}");
+        }
+        assert!(matches!(
+            behaviour(&open("/dev/vi", 0o1101)),
+            Some(Behaviour::Write { path: "/dev/vi" })
+        ));
+        let p = crate::model::Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
+        assert_eq!(p.matches(&open("/dev/null", 2)), None);
     }
 
     #[test]

@@ -320,6 +320,8 @@ fn varied_events(p: &Profile) -> Vec<Event> {
                     "/var/cache/nginx/client_tempx",
                     "/etc/passwd",
                     "/dev/vi",
+                    "/dev/null",
+                    "/dev/nullx",
                 ] {
                     let mut m = e2.clone();
                     if let Args::Open { flags: f, .. } = &mut m.args {

@@ -247,6 +247,8 @@ impl Enricher {
 
     /// Evict the metadata of containers that have no process left in the table.
     pub fn sweep_containers(&mut self) -> usize {
+        let running: AHashSet<String> = self.procs.containers().map(|c| c.short_id()).collect();
+        self.users.retain(|id| running.contains(id));
         let Some(r) = &self.resolver else {
             return 0;
         };

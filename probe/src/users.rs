@@ -1,6 +1,11 @@
 //! uid/gid → name, from the host's or the container's /etc/passwd and /etc/group.
 
 use ahash::AHashMap;
+use std::time::{Duration, Instant};
+
+/// How long a container whose /etc/passwd could not be read waits before the
+/// next attempt (its root may not be ready yet): no file reads per event.
+const RETRY: Duration = Duration::from_secs(5);
 
 /// id → name.
 type Names = AHashMap<u32, String>;
@@ -10,8 +15,9 @@ type Names = AHashMap<u32, String>;
 pub struct Users {
     host_users: Option<AHashMap<u32, String>>,
     host_groups: Option<AHashMap<u32, String>>,
-    /// container id → (users, groups), read once through one of its processes.
-    containers: AHashMap<String, (Names, Names)>,
+    /// container id → (users, groups, when read), read through one of its
+    /// processes; empty tables are read again after [`RETRY`].
+    containers: AHashMap<String, (Names, Names, Instant)>,
 }
 
 fn parse(text: &str) -> AHashMap<u32, String> {
@@ -27,29 +33,30 @@ fn parse(text: &str) -> AHashMap<u32, String> {
 }
 
 impl Users {
-    fn container(&mut self, id: &str, pid: u32) -> &(Names, Names) {
-        if !self.containers.contains_key(id) {
+    fn container(&mut self, id: &str, pid: u32) -> Option<(&Names, &Names)> {
+        // the lookup of a known container allocates nothing and reads no file
+        let fresh = match self.containers.get(id) {
+            Some((users, _, at)) => !users.is_empty() || at.elapsed() < RETRY,
+            None => false,
+        };
+        if !fresh {
             let read = |f: &str| {
                 parse(
                     &std::fs::read_to_string(format!("/proc/{pid}/root/etc/{f}"))
                         .unwrap_or_default(),
                 )
             };
-            let tables = (read("passwd"), read("group"));
-            // a container whose files could not be read (yet) is retried next time
-            if tables.0.is_empty() {
-                return self.containers.entry(String::new()).or_default();
-            }
+            let tables = (read("passwd"), read("group"), Instant::now());
             self.containers.insert(id.to_string(), tables);
         }
-        self.containers.entry(id.to_string()).or_default()
+        self.containers.get(id).map(|(u, g, _)| (u, g))
     }
 
     /// Name of `uid`; container processes (`container` = (id, pid)) look in their
     /// container's /etc/passwd first. Unknown ids give `<NA>` like Falco.
     pub fn user_name(&mut self, container: Option<(&str, u32)>, uid: u32) -> String {
         if let Some((id, pid)) = container {
-            if let Some(n) = self.container(id, pid).0.get(&uid) {
+            if let Some(n) = self.container(id, pid).and_then(|(u, _)| u.get(&uid)) {
                 return n.clone();
             }
         }
@@ -61,7 +68,7 @@ impl Users {
 
     pub fn group_name(&mut self, container: Option<(&str, u32)>, gid: u32) -> String {
         if let Some((id, pid)) = container {
-            if let Some(n) = self.container(id, pid).1.get(&gid) {
+            if let Some(n) = self.container(id, pid).and_then(|(_, g)| g.get(&gid)) {
                 return n.clone();
             }
         }
@@ -71,14 +78,35 @@ impl Users {
         t.get(&gid).cloned().unwrap_or_else(|| "<NA>".into())
     }
 
-    /// Forget a container's tables (it stopped).
-    pub fn forget(&mut self, id: &str) {
-        self.containers.remove(id);
+    /// Keep only the tables of containers for which `live` holds (the others stopped).
+    pub fn retain(&mut self, live: impl Fn(&str) -> bool) {
+        self.containers.retain(|id, _| live(id));
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_tables_are_read_once_and_failures_not_per_event() {
+        let mut u = Users::default();
+        // our own process's root is the host's: its passwd has root
+        let me = std::process::id();
+        assert_eq!(u.user_name(Some(("c1", me)), 0), "root");
+        // an unreadable root: the host table answers, the failure is cached
+        let gone = u32::MAX - 1;
+        assert_eq!(u.user_name(Some(("c2", gone)), 0), "root");
+        let first = u.containers.get("c2").map(|t| t.2);
+        assert_eq!(u.group_name(Some(("c2", gone)), 0), "root");
+        assert_eq!(
+            u.containers.get("c2").map(|t| t.2),
+            first,
+            "not read again before RETRY"
+        );
+        u.retain(|id| id == "c1");
+        assert!(u.containers.contains_key("c1") && !u.containers.contains_key("c2"));
+    }
 
     #[test]
     fn parses_passwd() {

@@ -2,8 +2,7 @@
 //! OUT_DIR/probe.bpf.o, which the loader embeds.
 //!
 //! `CLANG` picks the compiler (default: the first of clang-22, clang-19, clang on PATH).
-//! `FALCO_LEARN_SKIP_EBPF=1` builds without the kernel object (for machines without
-//! clang, e.g. docs or rules-only work); the loader then reports that the probe is absent.
+//! clang and the libbpf headers are build requirements (`.ci/setup` installs them).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,12 +12,6 @@ fn main() {
     let obj = out.join("probe.bpf.o");
     println!("cargo:rerun-if-changed=ebpf/src");
     println!("cargo:rerun-if-env-changed=CLANG");
-    println!("cargo:rerun-if-env-changed=FALCO_LEARN_SKIP_EBPF");
-    if std::env::var_os("FALCO_LEARN_SKIP_EBPF").is_some_and(|v| v == "1") {
-        std::fs::write(&obj, b"").expect("write empty object");
-        println!("cargo:warning=FALCO_LEARN_SKIP_EBPF=1: building without the eBPF probe");
-        return;
-    }
     let clang = std::env::var("CLANG").ok().or_else(|| {
         ["clang-22", "clang-19", "clang"]
             .iter()
@@ -33,7 +26,7 @@ fn main() {
     let Some(clang) = clang else {
         panic!(
             "no clang found to compile the eBPF probe: install clang-19 (apt-get install clang-19 libbpf-dev) \
-             or set CLANG=/path/to/clang; FALCO_LEARN_SKIP_EBPF=1 builds without the probe"
+             or set CLANG=/path/to/clang"
         );
     };
     let status = Command::new(&clang)

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 pub use preflight::{preflight, PreflightError};
 
-/// The compiled kernel object (empty when built with `FALCO_LEARN_SKIP_EBPF=1`).
+/// The compiled kernel object (CO-RE, built by build.rs).
 pub static PROBE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe.bpf.o"));
 
 /// Everything that can stop the probe from starting.
@@ -45,8 +45,6 @@ pub static PROBE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/probe
 pub enum ProbeError {
     #[error(transparent)]
     Preflight(#[from] PreflightError),
-    #[error("this falco-learn was built without the eBPF probe (FALCO_LEARN_SKIP_EBPF=1); rebuild with clang installed")]
-    NoObject,
     #[error("cannot read the kernel's BTF: {0}")]
     Btf(String),
     #[error("cannot load the eBPF object: {0}")]
@@ -221,9 +219,6 @@ impl Probe {
     /// Events arrive on the returned receiver until the probe stops.
     pub fn start(cfg: ProbeConfig) -> Result<(Probe, Receiver<Event>), ProbeError> {
         preflight(cfg.mount_tracefs)?;
-        if PROBE_OBJECT.is_empty() {
-            return Err(ProbeError::NoObject);
-        }
         let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Btf(e.to_string()))?;
         let self_tgid = std::process::id();
         let use_memory: u32 = cgroup_v1_memory().into();

@@ -18,7 +18,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufRead, BufReader, IsTerminal, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Our default ruleset, used for poison resistance unless `-r` is given.
@@ -66,20 +65,6 @@ pub struct LearnArgs {
     /// Peer CIDRs per protocol+port past which peers are widened.
     #[arg(long, default_value_t = Limits::default().peers_max)]
     pub peers_max: usize,
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-fn install_stop_signals() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
 }
 
 fn now_ns() -> u64 {
@@ -311,7 +296,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         store.containers()?,
         window.flagged_procs.iter().map(ProcKey::from),
     );
-    install_stop_signals();
+    crate::cmd::signals::install(false);
     let terminal = std::io::stderr().is_terminal();
     let elapsed_base = window.elapsed_ns;
     let mut s = Session {
@@ -369,7 +354,7 @@ fn learn_file(s: &mut Session, path: &Path, terminal: bool) -> anyhow::Result<bo
     }
     let mut line = String::new();
     loop {
-        if STOP.load(Ordering::Relaxed) {
+        if crate::cmd::signals::stop_requested() {
             return Ok(false);
         }
         line.clear();
@@ -447,7 +432,7 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
     let session_start = Instant::now();
     let mut finished = false;
     loop {
-        if STOP.load(Ordering::Relaxed) {
+        if crate::cmd::signals::stop_requested() {
             break;
         }
         if s.window.duration_ns > 0 && session_start.elapsed() >= remaining {

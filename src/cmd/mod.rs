@@ -6,6 +6,7 @@ pub mod record;
 pub mod replay;
 pub mod rules;
 pub mod run;
+pub mod signals;
 
 /// Does image reference `pattern` (as a user types it: `nginx`, `nginx:1.27`,
 /// `library/nginx`, `docker.io/library/nginx@sha256:…`) match a container's image?

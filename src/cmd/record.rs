@@ -8,9 +8,8 @@ use falco_learn_probe::{Probe, ProbeConfig};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -42,20 +41,6 @@ pub struct RecordArgs {
     pub ring_mib: u32,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-pub(crate) fn install_stop_signals() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
-}
-
 fn matches(ev: &Event, args: &RecordArgs) -> bool {
     if let Some(id) = &args.container {
         let cid = &ev.container.id;
@@ -82,9 +67,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     if args.all_opens {
         cfg.read_prefixes = None;
     }
-    install_stop_signals();
+    crate::cmd::signals::install(false);
     let (probe, rx) = Probe::start(cfg)?;
-    let stop = Arc::new(AtomicBool::new(false));
     let mut out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -99,7 +83,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut written = 0u64;
     loop {
-        if STOP.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
+        if crate::cmd::signals::stop_requested() {
             break;
         }
         if args.duration.is_some_and(|d| started.elapsed() >= d) {

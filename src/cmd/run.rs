@@ -2,6 +2,7 @@
 //! engine (default rules + learned profiles) → Falco JSON alerts on every
 //! configured output, Prometheus metrics on loopback.
 
+use crate::cmd::signals;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use falco_learn_enforcer::config::Config;
@@ -13,7 +14,7 @@ use falco_learn_rules::{Alert, Priority};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
@@ -50,25 +51,6 @@ pub struct RunArgs {
     /// Stop after this long (tests, benchmarks); default: until SIGTERM.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-static HUP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-extern "C" fn on_hup(_: libc::c_int) {
-    HUP.store(true, Ordering::SeqCst);
-}
-
-fn install_signals() {
-    // SAFETY: the handlers only store to atomics (async-signal-safe).
-    unsafe {
-        libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGHUP, on_hup as *const () as libc::sighandler_t);
-    }
 }
 
 fn build_engine(cfg: &Config) -> anyhow::Result<Engine> {
@@ -166,7 +148,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         overrides.push(format!("profiles.dir={:?}", p.display().to_string()));
     }
     let cfg = Config::load(args.config.as_deref(), &overrides)?;
-    install_signals();
+    signals::install(true);
 
     if cfg.metrics.enabled {
         let addr: std::net::SocketAddr = cfg.metrics.listen.parse().context("metrics.listen")?;
@@ -229,10 +211,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     let mut stopping = false;
     loop {
-        if STOP.load(Ordering::SeqCst) || args.duration.is_some_and(|d| started.elapsed() >= d) {
+        if signals::stop_requested() || args.duration.is_some_and(|d| started.elapsed() >= d) {
             stopping = true;
         }
-        if HUP.swap(false, Ordering::SeqCst) {
+        if signals::take_reload() {
             outputs.reopen();
             match build_engine(&cfg_reloaded(&args, &overrides, &cfg)) {
                 Ok(e) => {

@@ -3,10 +3,11 @@
 //! Debian `prometheus` package — a real Prometheus scraping a running
 //! `falco-learn run` on loopback answers every query of the dashboard with data.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+mod common;
+
+use common::{free_port, Agent};
+use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn dashboard() -> serde_json::Value {
@@ -71,13 +72,6 @@ fn every_queried_metric_is_exported() {
             );
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
 }
 
 fn http_get(port: u16, path_and_query: &str) -> String {
@@ -145,50 +139,29 @@ fn prometheus_answers_every_dashboard_query() {
     .expect("profile");
 
     let metrics_port = free_port();
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_falco-learn"))
-        .args(["run", "--profiles"])
-        .arg(&profiles)
-        .args([
+    let profiles_s = profiles.display().to_string();
+    let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
+    let file_o = format!(
+        "outputs.file.filename={}",
+        dir.path().join("alerts.jsonl").display()
+    );
+    let agent = Agent::run(
+        "run: ",
+        &[
+            "--profiles",
+            &profiles_s,
             "-o",
             "profiles.host_image=host",
             "-o",
             "outputs.stdout.enabled=false",
-        ])
-        .args(["-o", &format!("metrics.listen=127.0.0.1:{metrics_port}")])
-        .args(["-o", "outputs.file.enabled=true"])
-        .args([
             "-o",
-            &format!(
-                "outputs.file.filename={}",
-                dir.path().join("alerts.jsonl").display()
-            ),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start agent");
-    let stderr = agent.stderr.take().expect("stderr");
-    let agent = Kill(agent);
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let l2 = log.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l2.lock().unwrap_or_else(|p| p.into_inner()).push(l);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !log
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .any(|l| l.contains("enforce-alert mode running"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "agent not ready: {:?}",
-            log.lock().unwrap_or_else(|p| p.into_inner())
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            &metrics_o,
+            "-o",
+            "outputs.file.enabled=true",
+            "-o",
+            &file_o,
+        ],
+    );
 
     let prom_port = free_port();
     let cfg = dir.path().join("prometheus.yml");

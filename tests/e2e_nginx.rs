@@ -24,16 +24,18 @@
 //! without root a loud SKIPPED line; in CI (`CI` set) anything missing fails.
 //! `bash tests/e2e/nginx-demo.sh` runs just this test with its output.
 
+mod common;
 #[path = "../probe/tests/support/mod.rs"]
 mod support;
 
+use common::{free_port, lock, Agent};
 use falco_learn_profiler::{Dimension, ImageRef, Profile};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,17 +60,6 @@ const EXPECTED_WRITES: &[&str] = &[
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free loopback port")
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 // ---------------------------------------------------------------- test host
@@ -277,113 +268,6 @@ impl Drop for HttpLoop {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------- falco-learn
-
-/// A `falco-learn` child whose stdout and stderr lines are collected; SIGTERM,
-/// then SIGKILL, on drop if it still runs.
-struct Agent {
-    child: Child,
-    out: Arc<Mutex<Vec<String>>>,
-    err: Arc<Mutex<Vec<String>>>,
-}
-
-fn collect(r: impl Read + Send + 'static, echo: Option<&'static str>) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l2 = lines.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(r).lines().map_while(Result::ok) {
-            if let Some(prefix) = echo {
-                eprintln!("{prefix}{l}");
-            }
-            lock(&l2).push(l);
-        }
-    });
-    lines
-}
-
-impl Agent {
-    fn spawn(what: &'static str, args: &[&str]) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_falco-learn"))
-            .args(args)
-            .env_remove("FALCO_LEARN_STORE")
-            .env_remove("FALCO_LEARN_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start falco-learn {what}: {e}"));
-        let out = collect(child.stdout.take().expect("stdout"), None);
-        let err = collect(child.stderr.take().expect("stderr"), Some(what));
-        Agent { child, out, err }
-    }
-
-    fn stderr(&self) -> String {
-        lock(&self.err).join("\n")
-    }
-
-    fn wait_log(&mut self, needle: &str, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !lock(&self.err).iter().any(|l| l.contains(needle)) {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!(
-                    "falco-learn exited ({st}) before {needle:?}:\n{}",
-                    self.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} from falco-learn in {secs} s:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Wait for the exit (at most `secs`); must succeed.
-    fn wait_success(&mut self, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("wait falco-learn") {
-                // let the reader threads drain the pipes
-                std::thread::sleep(Duration::from_millis(100));
-                assert!(
-                    st.success(),
-                    "falco-learn failed ({st}):\n{}",
-                    self.stderr()
-                );
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "falco-learn still running after {secs} s:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn terminate(&mut self, secs: u64) {
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.wait_success(secs);
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SAFETY: as in terminate.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }

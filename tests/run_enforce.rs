@@ -5,28 +5,15 @@
 //! checks the exact alerts on every output and that the metrics endpoint
 //! exports its families and they move.
 
+mod common;
+
+use common::{free_port, lock, skip_without_root as skip, Agent};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-fn root() -> bool {
-    // SAFETY: no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn skip(what: &str) -> bool {
-    if root() {
-        return false;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but not root: {what} must run in CI");
-    }
-    eprintln!("\n!!!!! SKIPPED: {what} needs root !!!!!\n");
-    true
-}
+use std::time::Duration;
 
 /// A tiny HTTP sink: records every POST body, answers 200 and closes.
 fn http_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
@@ -56,9 +43,7 @@ fn http_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
             }
             let mut body = vec![0; len];
             if r.read_exact(&mut body).is_ok() && first.starts_with("POST ") {
-                b2.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(String::from_utf8_lossy(&body).into_owned());
+                lock(&b2).push(String::from_utf8_lossy(&body).into_owned());
             }
             let mut s = s;
             let _ =
@@ -66,13 +51,6 @@ fn http_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
         }
     });
     (port, bodies)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
 }
 
 fn scrape(port: u16) -> String {
@@ -129,71 +107,38 @@ fn enforce_alert_on_every_output_with_metrics() {
     let metrics_port = free_port();
     let file_out = dir.path().join("alerts.jsonl");
     let prog_out = dir.path().join("program.jsonl");
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_falco-learn"))
-        .args(["run", "--mode", "enforce-alert", "--profiles"])
-        .arg(&profiles)
-        .args(["-o", "profiles.host_image=host"])
-        .args(["-o", &format!("metrics.listen=127.0.0.1:{metrics_port}")])
-        .args(["-o", "outputs.file.enabled=true"])
-        .args([
+    let profiles_s = profiles.display().to_string();
+    let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
+    let file_o = format!("outputs.file.filename={}", file_out.display());
+    let http_o = format!("outputs.http.url=http://127.0.0.1:{http_port}/");
+    let prog_o = format!("outputs.program.program=cat >> {}", prog_out.display());
+    let mut agent = Agent::run(
+        "run: ",
+        &[
+            "--mode",
+            "enforce-alert",
+            "--profiles",
+            &profiles_s,
             "-o",
-            &format!("outputs.file.filename={}", file_out.display()),
-        ])
-        .args(["-o", "outputs.http.enabled=true"])
-        .args([
+            "profiles.host_image=host",
             "-o",
-            &format!("outputs.http.url=http://127.0.0.1:{http_port}/"),
-        ])
-        .args(["-o", "outputs.program.enabled=true"])
-        .args(["-o", "outputs.program.keep_alive=true"])
-        .args([
+            &metrics_o,
             "-o",
-            &format!("outputs.program.program=cat >> {}", prog_out.display()),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start falco-learn run");
-    let stdout = agent.stdout.take().expect("stdout");
-    let stdout_lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sl = stdout_lines.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-            sl.lock().unwrap_or_else(|p| p.into_inner()).push(l);
-        }
-    });
-    let stderr = agent.stderr.take().expect("stderr");
-    let err_lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let el = err_lines.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            el.lock().unwrap_or_else(|p| p.into_inner()).push(l);
-        }
-    });
-    // ready when it says so
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if err_lines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|l| l.contains("enforce-alert mode running"))
-        {
-            break;
-        }
-        if let Ok(Some(st)) = agent.try_wait() {
-            panic!(
-                "agent exited early ({st}): {:?}",
-                err_lines.lock().unwrap_or_else(|p| p.into_inner())
-            );
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent not ready: {:?}",
-            err_lines.lock().unwrap_or_else(|p| p.into_inner())
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            "outputs.file.enabled=true",
+            "-o",
+            &file_o,
+            "-o",
+            "outputs.http.enabled=true",
+            "-o",
+            &http_o,
+            "-o",
+            "outputs.program.enabled=true",
+            "-o",
+            "outputs.program.keep_alive=true",
+            "-o",
+            &prog_o,
+        ],
+    );
     let m1 = scrape(metrics_port);
 
     // (1) a default-rule hit: an untrusted program reads /etc/shadow
@@ -227,23 +172,14 @@ fn enforce_alert_on_every_output_with_metrics() {
     let m2 = scrape(metrics_port);
 
     // SIGTERM drains
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let st = agent.wait().expect("wait agent");
-    assert!(
-        st.success(),
-        "agent exit {st}: {:?}",
-        err_lines.lock().unwrap_or_else(|p| p.into_inner())
-    );
-    std::thread::sleep(Duration::from_millis(200));
+    agent.terminate(30);
 
     let shm_path = shm.display().to_string();
     let outputs: Vec<(&str, Vec<serde_json::Value>)> = vec![
         (
             "stdout",
-            stdout_lines
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+            agent
+                .stdout_lines()
                 .iter()
                 .filter_map(|l| serde_json::from_str(l).ok())
                 .collect(),
@@ -258,9 +194,7 @@ fn enforce_alert_on_every_output_with_metrics() {
         ),
         (
             "http",
-            bodies
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+            lock(&bodies)
                 .iter()
                 .filter_map(|b| serde_json::from_str(b).ok())
                 .collect(),
@@ -362,42 +296,19 @@ fn sighup_reloads_and_a_bad_file_keeps_the_running_set() {
     std::fs::create_dir_all(&profiles).expect("mkdir");
     write_profile(&profiles, "nginx.yaml", "docker.io/library/nginx");
     let metrics_port = free_port();
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_falco-learn"))
-        .args(["run", "--profiles"])
-        .arg(&profiles)
-        .args(["-o", "outputs.stdout.enabled=false"])
-        .args(["-o", &format!("metrics.listen=127.0.0.1:{metrics_port}")])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start agent");
-    let stderr = agent.stderr.take().expect("stderr");
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let l2 = log.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            l2.lock().unwrap_or_else(|p| p.into_inner()).push(l);
-        }
-    });
-    let wait_log = |needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if log
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|l| l.contains(needle))
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line {needle:?}: {:?}",
-                log.lock().unwrap_or_else(|p| p.into_inner())
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait_log("enforce-alert mode running");
+    let profiles_s = profiles.display().to_string();
+    let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
+    let mut agent = Agent::run(
+        "run: ",
+        &[
+            "--profiles",
+            &profiles_s,
+            "-o",
+            "outputs.stdout.enabled=false",
+            "-o",
+            &metrics_o,
+        ],
+    );
     assert_eq!(
         family_sum(&scrape(metrics_port), "falco_learn_profiles_loaded"),
         1.0
@@ -409,28 +320,20 @@ fn sighup_reloads_and_a_bad_file_keeps_the_running_set() {
         "schema_version: 1\nimage: {repository: redis\nexec: [",
     )
     .expect("write bad");
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGHUP) };
-    wait_log("reload failed, keeping the running rules and profiles");
+    agent.signal(libc::SIGHUP);
+    agent.wait_log("reload failed, keeping the running rules and profiles", 30);
     let m = scrape(metrics_port);
     assert!(
         m.contains("falco_learn_reloads_total{result=\"error\"} 1"),
         "{m}"
     );
     assert_eq!(family_sum(&m, "falco_learn_profiles_loaded"), 1.0);
-    assert!(
-        log.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .any(|l| l.contains("redis.yaml")),
-        "the error names the file"
-    );
+    assert!(agent.stderr_has("redis.yaml"), "the error names the file");
 
     // fixed: the reload succeeds with both profiles
     write_profile(&profiles, "redis.yaml", "docker.io/library/redis");
-    // SAFETY: as above.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGHUP) };
-    wait_log("SIGHUP: rules and profiles reloaded");
+    agent.signal(libc::SIGHUP);
+    agent.wait_log("SIGHUP: rules and profiles reloaded", 30);
     let m = scrape(metrics_port);
     assert!(
         m.contains("falco_learn_reloads_total{result=\"ok\"} 1"),
@@ -438,8 +341,5 @@ fn sighup_reloads_and_a_bad_file_keeps_the_running_set() {
     );
     assert_eq!(family_sum(&m, "falco_learn_profiles_loaded"), 2.0);
 
-    // SAFETY: as above.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let st = agent.wait().expect("wait");
-    assert!(st.success(), "{st}");
+    agent.terminate(30);
 }

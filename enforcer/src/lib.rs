@@ -19,7 +19,7 @@ pub mod outputs;
 use ahash::{AHashMap, AHashSet};
 use falco_learn_event::Event;
 use falco_learn_profiler::{generate_rules, rule_name, Dimension, ImageRef, Profile};
-use falco_learn_rules::{Alert, LoadReport, Priority, Ruleset};
+use falco_learn_rules::{Alert, LoadReport, Priority, Rule, Ruleset};
 use std::path::{Path, PathBuf};
 
 /// The ruleset falco-learn ships, embedded so `run` works from any directory.
@@ -46,11 +46,21 @@ pub enum EngineError {
     Generated { image: String, report: String },
 }
 
-/// A loaded profile and the generated rules that render its alerts.
+/// A loaded profile and the generated rule of each dimension, which renders
+/// that dimension's anomaly alerts (at the configured anomaly priority).
 struct Loaded {
     profile: Profile,
-    rules: Ruleset,
+    /// Indexed by [`dim_index`].
+    alert_rules: [Option<Rule>; 3],
     file: PathBuf,
+}
+
+fn dim_index(d: Dimension) -> usize {
+    match d {
+        Dimension::Exec => 0,
+        Dimension::Outbound => 1,
+        Dimension::FileWrite => 2,
+    }
 }
 
 /// What the engine was built from, for `run`'s startup report.
@@ -67,10 +77,12 @@ pub struct EngineSummary {
 pub struct Engine {
     rules: Ruleset,
     min_priority: Priority,
-    profiles: AHashMap<ImageRef, Loaded>,
+    /// repository → tag → profile: an event's image is looked up by borrowing
+    /// its strings (no allocation per event).
+    profiles: AHashMap<String, AHashMap<String, Loaded>>,
     host_profile: Option<ImageRef>,
-    anomaly_priority: Priority,
-    unprofiled_seen: AHashSet<ImageRef>,
+    /// repository → tags seen without a profile (reported once each).
+    unprofiled_seen: AHashMap<String, AHashSet<String>>,
     pub summary: EngineSummary,
 }
 
@@ -138,7 +150,7 @@ impl Engine {
                     image: profile.image.to_string(),
                     report: e.to_string(),
                 })?;
-                let (grs, grep) = Ruleset::load_sources(&[(
+                let (mut grs, grep) = Ruleset::load_sources(&[(
                     format!("generated rules of {}", file.display()),
                     gen,
                 )]);
@@ -149,31 +161,35 @@ impl Engine {
                     });
                 }
                 let img = profile.image.clone();
-                if let Some(prev) = profiles.get(&img) {
-                    let prev: &Loaded = prev;
+                let by_tag: &mut AHashMap<String, Loaded> =
+                    profiles.entry(img.repository.clone()).or_default();
+                if let Some(prev) = by_tag.get(&img.tag) {
                     return Err(EngineError::DuplicateProfile {
                         file: format!("{} and {}", prev.file.display(), file.display()),
                         image: img.to_string(),
                     });
                 }
-                profiles.insert(
-                    img,
+                let mut alert_rules: [Option<Rule>; 3] = Default::default();
+                for d in Dimension::ALL {
+                    let name = rule_name(&img, d);
+                    grs.set_priority(&name, anomaly_priority);
+                    alert_rules[dim_index(d)] =
+                        grs.rules().iter().find(|r| r.name == name).cloned();
+                }
+                by_tag.insert(
+                    img.tag.clone(),
                     Loaded {
                         profile,
-                        rules: grs,
+                        alert_rules,
                         file,
                     },
                 );
             }
         }
-        let host_profile = (!host_image.is_empty())
-            .then(|| {
-                profiles
-                    .keys()
-                    .find(|k| k.repository == host_image)
-                    .cloned()
-            })
-            .flatten();
+        let host_profile = profiles
+            .get(host_image)
+            .and_then(|by_tag| by_tag.keys().next())
+            .map(|tag| ImageRef::new(host_image, tag.clone()));
         let mut summary = EngineSummary {
             rules_files: names,
             rules: rules.rules().len(),
@@ -181,7 +197,7 @@ impl Engine {
             warnings: report.warnings.len(),
             profiles: Vec::new(),
         };
-        let mut imgs: Vec<_> = profiles.values().collect();
+        let mut imgs: Vec<&Loaded> = profiles.values().flat_map(|t| t.values()).collect();
         imgs.sort_by(|a, b| a.profile.image.cmp(&b.profile.image));
         for l in imgs {
             summary.profiles.push((
@@ -197,8 +213,7 @@ impl Engine {
                 min_priority,
                 profiles,
                 host_profile,
-                anomaly_priority,
-                unprofiled_seen: AHashSet::new(),
+                unprofiled_seen: AHashMap::new(),
                 summary,
             },
             report,
@@ -207,13 +222,17 @@ impl Engine {
 
     /// Number of loaded profiles.
     pub fn profile_count(&self) -> usize {
-        self.profiles.len()
+        self.loaded().count()
+    }
+
+    fn loaded(&self) -> impl Iterator<Item = &Loaded> {
+        self.profiles.values().flat_map(|t| t.values())
     }
 
     /// Per loaded profile: (image, dimension, entries) for the size metrics.
     pub fn profile_sizes(&self) -> Vec<(String, Dimension, usize)> {
         let mut out = Vec::new();
-        for l in self.profiles.values() {
+        for l in self.loaded() {
             let img = l.profile.image.to_string();
             out.push((img.clone(), Dimension::Exec, l.profile.exec.len()));
             out.push((img.clone(), Dimension::Outbound, l.profile.outbound.len()));
@@ -229,8 +248,7 @@ impl Engine {
     /// Per loaded profile: (image, last new behaviour in ns since the epoch,
     /// events learned from, tainted) for the learning-progress metrics.
     pub fn profile_learning(&self) -> Vec<(String, u64, u64, bool)> {
-        self.profiles
-            .values()
+        self.loaded()
             .map(|l| {
                 let le = &l.profile.learning;
                 (
@@ -252,39 +270,44 @@ impl Engine {
                 v.alerts.push(r.alert(ev));
             }
         });
-        let key = match ImageRef::of_event(ev) {
-            Some(k) => Some(k),
-            None if ev.container.id == "host" => self.host_profile.clone(),
-            None => None,
+        let c = &ev.container;
+        let (repo, tag) = if !c.image_repository.is_empty() {
+            (c.image_repository.as_str(), c.image_tag.as_str())
+        } else if c.id == "host" {
+            match &self.host_profile {
+                Some(h) => (h.repository.as_str(), h.tag.as_str()),
+                None => return v,
+            }
+        } else {
+            return v;
         };
-        let Some(key) = key else { return v };
-        match self.profiles.get(&key) {
+        match self.profiles.get(repo).and_then(|t| t.get(tag)) {
             Some(l) => {
                 if let Some(a) = l.profile.check(ev) {
-                    let name = rule_name(&l.profile.image, a.dimension);
-                    if let Some(rule) = l.rules.rules().iter().find(|r| r.name == name) {
-                        let mut alert = rule.alert(ev);
-                        if alert.priority != self.anomaly_priority.as_str() {
-                            alert.output = alert.output.replacen(
-                                &format!(" {} ", alert.priority),
-                                &format!(" {} ", self.anomaly_priority.as_str()),
-                                1,
-                            );
-                            alert.priority = self.anomaly_priority.as_str().to_string();
-                        }
-                        v.alerts.push(alert);
-                    } else {
-                        tracing::error!(rule = %name, "generated rule missing for a profile anomaly");
+                    match &l.alert_rules[dim_index(a.dimension)] {
+                        Some(rule) => v.alerts.push(rule.alert(ev)),
+                        None => tracing::error!(
+                            rule = %rule_name(&l.profile.image, a.dimension),
+                            "generated rule missing for a profile anomaly"
+                        ),
                     }
                     v.anomaly = Some((l.profile.image.to_string(), a.dimension));
                 }
             }
             None => {
-                if self.unprofiled_seen.insert(key.clone()) {
-                    v.new_unprofiled = Some(if key.tag.is_empty() {
-                        key.repository
+                let seen = self
+                    .unprofiled_seen
+                    .get(repo)
+                    .is_some_and(|tags| tags.contains(tag));
+                if !seen {
+                    self.unprofiled_seen
+                        .entry(repo.to_string())
+                        .or_default()
+                        .insert(tag.to_string());
+                    v.new_unprofiled = Some(if tag.is_empty() {
+                        repo.to_string()
                     } else {
-                        format!("{}:{}", key.repository, key.tag)
+                        format!("{repo}:{tag}")
                     });
                 }
             }

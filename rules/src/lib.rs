@@ -234,6 +234,16 @@ impl Ruleset {
         n
     }
 
+    /// Set the priority of every rule named `name`; returns how many.
+    pub fn set_priority(&mut self, name: &str, priority: Priority) -> usize {
+        let mut n = 0;
+        for r in self.rules.iter_mut().filter(|r| r.name == name) {
+            r.priority = priority;
+            n += 1;
+        }
+        n
+    }
+
     fn reindex(&mut self) {
         let mut by_type = vec![Vec::new(); EventType::ALL.len()];
         for (i, r) in self.rules.iter().enumerate() {

@@ -199,6 +199,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (probe, rx) = Probe::start(probe_cfg)?;
     tracing::info!("enforce-alert mode running");
 
+    // per-event metric handles, registered once (no label hashing per event)
+    let event_counters: Vec<metrics::Counter> = falco_learn_event::EventType::ALL
+        .iter()
+        .map(|t| metrics::counter!(m::EVENTS, "kind" => t.as_str()))
+        .collect();
+    let latency = metrics::histogram!(m::EVAL_LATENCY);
     let started = Instant::now();
     let mut last_tick = Instant::now();
     let mut last_drop_alert: Option<Instant> = None;
@@ -246,10 +252,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
         if let Some(ev) = got {
             events_in_tick += 1;
-            metrics::counter!(m::EVENTS, "kind" => ev.event_type().as_str()).increment(1);
+            event_counters[ev.event_type().index()].increment(1);
             let t0 = Instant::now();
             let verdict = engine.evaluate(&ev);
-            metrics::histogram!(m::EVAL_LATENCY).record(t0.elapsed().as_secs_f64());
+            latency.record(t0.elapsed().as_secs_f64());
             for a in &verdict.alerts {
                 metrics::counter!(m::RULE_MATCHES, "rule_name" => a.rule.clone(), "priority" => a.priority.clone(), "source" => a.source.clone())
                     .increment(1);

@@ -44,6 +44,10 @@ pub const STORE_SCHEMA: u8 = 1;
 /// Errors of the store. Every sled or decoding error names tree and key.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error(
+        "store {dir} is in use by another falco-learn process (still locked after {waited_ms} ms)"
+    )]
+    Locked { dir: String, waited_ms: u64 },
     #[error("cannot open store {dir}: {source}")]
     Open {
         dir: String,
@@ -380,15 +384,39 @@ struct Batches {
 impl Store {
     /// Open (or create) the store in `dir`. Fails if another process holds it.
     pub fn open(dir: &Path) -> Result<Store> {
-        let db = sled::Config::new()
-            .path(dir)
-            // The CLI flushes explicitly; sled's own timer stays as a backstop.
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|source| StoreError::Open {
-                dir: dir.display().to_string(),
-                source,
-            })?;
+        // sled locks the directory; a store that was just closed (in this process
+        // or by a learner that just exited) can hold the lock for a moment while
+        // its flusher thread winds down, so a held lock is retried briefly.
+        const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled::Config::new()
+                .path(dir)
+                // The CLI flushes explicitly; sled's own timer stays as a backstop.
+                .flush_every_ms(Some(1000))
+                .open()
+            {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::Other
+                        && e.to_string().contains("could not acquire lock") =>
+                {
+                    if started.elapsed() >= LOCK_WAIT {
+                        return Err(StoreError::Locked {
+                            dir: dir.display().to_string(),
+                            waited_ms: started.elapsed().as_millis() as u64,
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(source) => {
+                    return Err(StoreError::Open {
+                        dir: dir.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        };
         let open = |name: &'static str| {
             db.open_tree(name)
                 .map(|t| (name, t))

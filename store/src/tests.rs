@@ -174,7 +174,10 @@ fn errors_name_tree_and_key() {
         Err(e) => e.to_string(),
     };
     assert!(
-        err.starts_with(&format!("cannot open store {}", dir.path().display())),
+        err.starts_with(&format!(
+            "store {} is in use by another falco-learn process (still locked after ",
+            dir.path().display()
+        )),
         "{err}"
     );
     drop(store);

@@ -196,6 +196,12 @@ fn kill_9_during_learning_leaves_a_prefix_and_resumes() {
                 assert_eq!(consumed, EVENTS);
                 break;
             }
+            if done {
+                // killed after its last checkpoint marked the window done: the
+                // window is complete (running again would start a new one)
+                assert_eq!(consumed, EVENTS);
+                break;
+            }
             if kills >= MIN_KILLS {
                 // Finish this window without a kill: resume must complete it.
                 let out = spawn(&store_dir, &recording)

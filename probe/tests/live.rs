@@ -209,11 +209,16 @@ fn tcp_connect_to_loopback() {
     let pid = run(Command::new("bash")
         .arg("-c")
         .arg(format!("exec 3<>/dev/tcp/127.0.0.1/{port}")));
+    // the connect to our port: bash's NSS lookups may connect a unix socket
+    // first (nscd, systemd-userdb), which fails with ENOENT on many machines
+    let want = format!("127.0.0.1:{port}");
     let ev = wait_for(s, "connect", |e| {
-        e.process.pid == pid && e.event_type() == EventType::Connect
+        e.process.pid == pid
+            && e.event_type() == EventType::Connect
+            && matches!(&e.args, Args::Connect { addr, .. } if *addr == want)
     });
     let fd = ev.fd.clone().expect("fd");
-    assert_eq!(ev.res, 0);
+    assert_eq!(ev.res, 0, "{ev:?}");
     assert_eq!(fd.typ, FdType::Ipv4);
     assert_eq!(fd.l4proto, L4Proto::Tcp);
     assert_eq!(fd.sip, Some("127.0.0.1".parse().expect("ip")));

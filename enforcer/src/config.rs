@@ -200,6 +200,48 @@ impl Default for Engine {
     }
 }
 
+/// Where container metadata comes from (image, pod; see the probe's `runtime` module).
+/// Sockets that do not exist are skipped: the defaults are the usual paths.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainerRuntimes {
+    /// Ask runtimes at all (false: events carry the container id and runtime only).
+    pub enabled: bool,
+    /// containerd gRPC sockets, the first existing one is used.
+    pub containerd_sockets: Vec<PathBuf>,
+    /// CRI sockets (CRI-O), every existing one is asked in order.
+    pub cri_sockets: Vec<PathBuf>,
+    /// Docker Engine API sockets, the first existing one is used.
+    pub docker_sockets: Vec<PathBuf>,
+    /// Podman API sockets (`podman system service`), the first existing one is used.
+    pub podman_sockets: Vec<PathBuf>,
+    /// Podman storage root for the on-disk fallback; null or empty: no fallback.
+    pub podman_storage: Option<PathBuf>,
+    /// Bound on one container's lookup, all sources together.
+    pub lookup_timeout_ms: u64,
+    /// How long events of a container being looked up wait for its metadata.
+    pub hold_ms: u64,
+}
+impl Default for ContainerRuntimes {
+    fn default() -> Self {
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect();
+        ContainerRuntimes {
+            enabled: true,
+            containerd_sockets: p(&[
+                "/run/containerd/containerd.sock",
+                "/var/run/containerd/containerd.sock",
+                "/run/k3s/containerd/containerd.sock",
+            ]),
+            cri_sockets: p(&["/run/crio/crio.sock", "/var/run/crio/crio.sock"]),
+            docker_sockets: p(&["/run/docker.sock", "/var/run/docker.sock"]),
+            podman_sockets: p(&["/run/podman/podman.sock", "/var/run/podman/podman.sock"]),
+            podman_storage: Some(PathBuf::from("/var/lib/containers/storage")),
+            lookup_timeout_ms: 2000,
+            hold_ms: 200,
+        }
+    }
+}
+
 /// The whole configuration. Every field has a default; see `falco-learn.yaml`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -213,6 +255,7 @@ pub struct Config {
     pub metrics: Metrics,
     pub drops: Drops,
     pub engine: Engine,
+    pub container_runtimes: ContainerRuntimes,
 }
 impl Default for Config {
     fn default() -> Self {
@@ -224,6 +267,7 @@ impl Default for Config {
             metrics: Metrics::default(),
             drops: Drops::default(),
             engine: Engine::default(),
+            container_runtimes: ContainerRuntimes::default(),
         }
     }
 }
@@ -312,6 +356,21 @@ impl Config {
                     format!("unknown priority {p:?} (Emergency … Debug)"),
                 ));
             }
+        }
+        if self.container_runtimes.lookup_timeout_ms == 0 {
+            return Err(bad(
+                "container_runtimes.lookup_timeout_ms",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.container_runtimes.hold_ms > 10_000 {
+            return Err(bad(
+                "container_runtimes.hold_ms",
+                format!(
+                    "{} ms would delay every alert of a new container that long (at most 10000)",
+                    self.container_runtimes.hold_ms
+                ),
+            ));
         }
         if self.outputs.file.enabled && self.outputs.file.filename.as_os_str().is_empty() {
             return Err(bad(

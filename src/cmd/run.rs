@@ -9,6 +9,7 @@ use falco_learn_enforcer::config::Config;
 use falco_learn_enforcer::metrics as m;
 use falco_learn_enforcer::outputs::Outputs;
 use falco_learn_enforcer::Engine;
+use falco_learn_probe::runtime::RuntimeConfig;
 use falco_learn_probe::{Probe, ProbeConfig};
 use falco_learn_rules::{Alert, Priority};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -194,6 +195,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let probe_cfg = ProbeConfig {
         ring_bytes: cfg.engine.ring_mib * 1024 * 1024,
         queue_len: cfg.engine.queue,
+        runtime: runtime_config(&cfg.container_runtimes),
         ..ProbeConfig::default()
     };
     let (probe, rx) = Probe::start(probe_cfg)?;
@@ -358,5 +360,64 @@ fn cfg_reloaded(args: &RunArgs, overrides: &[String], running: &Config) -> Confi
             );
             running.clone()
         }
+    }
+}
+
+/// The probe's runtime resolver settings from the `container_runtimes` section.
+fn runtime_config(c: &falco_learn_enforcer::config::ContainerRuntimes) -> RuntimeConfig {
+    RuntimeConfig {
+        enabled: c.enabled,
+        containerd_sockets: c.containerd_sockets.clone(),
+        cri_sockets: c.cri_sockets.clone(),
+        docker_sockets: c.docker_sockets.clone(),
+        podman_sockets: c.podman_sockets.clone(),
+        podman_storage: c
+            .podman_storage
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty()),
+        lookup_timeout: Duration::from_millis(c.lookup_timeout_ms),
+        hold: Duration::from_millis(c.hold_ms),
+        ..RuntimeConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config file's defaults are the probe's: one place to read them.
+    #[test]
+    fn container_runtime_defaults_match_the_probe() {
+        let ours = runtime_config(&Config::default().container_runtimes);
+        let probe = RuntimeConfig::default();
+        assert_eq!(ours.enabled, probe.enabled);
+        assert_eq!(ours.containerd_sockets, probe.containerd_sockets);
+        assert_eq!(ours.cri_sockets, probe.cri_sockets);
+        assert_eq!(ours.docker_sockets, probe.docker_sockets);
+        assert_eq!(ours.podman_sockets, probe.podman_sockets);
+        assert_eq!(ours.podman_storage, probe.podman_storage);
+        assert_eq!(ours.lookup_timeout, probe.lookup_timeout);
+        assert_eq!(ours.hold, probe.hold);
+    }
+
+    #[test]
+    fn empty_podman_storage_turns_the_fallback_off() {
+        for o in [
+            "container_runtimes.podman_storage=",
+            "container_runtimes.podman_storage=''",
+        ] {
+            let cfg = Config::load(None, &[o.into()]).expect("config");
+            assert_eq!(
+                runtime_config(&cfg.container_runtimes).podman_storage,
+                None,
+                "{o}"
+            );
+        }
+        let err = Config::load(None, &["container_runtimes.hold_ms=60000".into()])
+            .expect_err("a minute-long hold is refused");
+        assert!(
+            err.to_string().contains("container_runtimes.hold_ms"),
+            "{err}"
+        );
     }
 }

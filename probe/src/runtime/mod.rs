@@ -11,11 +11,11 @@
 //!
 //! | cgroup form | sources |
 //! |---|---|
-//! | `/<ns>/<id>` (ctr), `cri-containerd-<id>.scope` (`k8s.io`) | containerd gRPC ([`containerd`]) |
-//! | `/kubepods/…/<id>` (cgroupfs driver, runtime unknown) | containerd `k8s.io`, then Docker Engine API |
+//! | `/<ns>/<id>` (ctr), `cri-containerd-<id>.scope` (`k8s.io`) | containerd gRPC ([`containerd`]); for `k8s.io` then CRI ([`cri`]) |
+//! | `/kubepods/…/<id>` (cgroupfs driver, runtime unknown) | containerd `k8s.io`, then CRI (CRI-O, containerd's CRI plugin), then Docker Engine API |
 //! | `docker-<id>.scope`, `/docker/<id>` | Docker Engine API ([`engine`]) |
 //! | `libpod-<id>` | Podman Engine API, then podman's `containers.json` ([`podman_disk`]) |
-//! | `crio-<id>` | none yet (CRI-O speaks only CRI): id and runtime only |
+//! | `crio-<id>` | CRI on CRI-O's socket ([`cri`]) |
 //!
 //! Sockets come from [`RuntimeConfig`]; the defaults are the usual paths, and a
 //! socket that does not exist is skipped silently (that runtime is not installed).
@@ -32,6 +32,7 @@
 //! [`RuntimeConfig::hold`].
 
 pub mod containerd;
+pub mod cri;
 pub mod engine;
 pub mod podman_disk;
 pub mod reference;
@@ -55,6 +56,8 @@ pub enum Source {
     ContainerdEvent,
     EngineApi,
     PodmanStorage,
+    /// The Kubernetes CRI API (CRI-O, containerd's CRI plugin).
+    Cri,
 }
 
 /// What a runtime told us about one container.
@@ -69,7 +72,7 @@ pub struct ContainerMeta {
     pub privileged: Option<bool>,
     /// Start (or creation) time, ns since the epoch; 0 when unknown.
     pub start_ts: u64,
-    /// `containerd`, `docker`, `podman`.
+    /// `containerd`, `cri-o`, `docker`, `podman` (`cri` for another CRI runtime).
     pub runtime: &'static str,
     pub k8s_ns: String,
     pub k8s_pod: String,
@@ -121,6 +124,9 @@ pub struct RuntimeConfig {
     pub enabled: bool,
     /// containerd sockets, first existing one used.
     pub containerd_sockets: Vec<PathBuf>,
+    /// CRI sockets (CRI-O), every existing one asked in order. For Kubernetes
+    /// containers the containerd socket (its CRI plugin) is asked after these.
+    pub cri_sockets: Vec<PathBuf>,
     /// Docker Engine API sockets, first existing one used.
     pub docker_sockets: Vec<PathBuf>,
     /// Podman API sockets (`podman system service`), first existing one used.
@@ -154,6 +160,7 @@ impl Default for RuntimeConfig {
                 "/var/run/containerd/containerd.sock",
                 "/run/k3s/containerd/containerd.sock",
             ]),
+            cri_sockets: paths(&["/run/crio/crio.sock", "/var/run/crio/crio.sock"]),
             docker_sockets: paths(&["/run/docker.sock", "/var/run/docker.sock"]),
             podman_sockets: paths(&["/run/podman/podman.sock", "/var/run/podman/podman.sock"]),
             podman_storage: Some(PathBuf::from("/var/lib/containers/storage")),
@@ -249,6 +256,8 @@ struct Shared {
     warned: Mutex<AHashSet<String>>,
     /// containerd connections by socket.
     containerd: Mutex<AHashMap<PathBuf, containerd_client::tonic::transport::Channel>>,
+    /// CRI connections by socket, with the runtime's name (from CRI `Version`).
+    cri: Mutex<AHashMap<PathBuf, (containerd_client::tonic::transport::Channel, &'static str)>>,
     /// containerd containers seen created, by `<namespace>/<id>` (bounded, see [`remember`]).
     created: Mutex<AHashMap<String, (containerd::Created, Instant)>>,
     /// Whether the create-event subscription is up now.
@@ -299,6 +308,7 @@ impl Resolver {
             counters: RuntimeCounters::default(),
             warned: Mutex::new(AHashSet::new()),
             containerd: Mutex::new(AHashMap::new()),
+            cri: Mutex::new(AHashMap::new()),
             created: Mutex::new(AHashMap::new()),
             watching: std::sync::atomic::AtomicBool::new(false),
         });
@@ -356,10 +366,6 @@ impl Resolver {
                 return Lookup::Unavailable
             }
             _ => {}
-        }
-        if c.runtime == RuntimeKind::Crio {
-            cache.insert(key, Slot::Failed { at: now });
-            return Lookup::Unavailable;
         }
         if !cache.contains_key(&key) && cache.len() >= self.shared.cfg.cache_max {
             evict_one(&mut cache, &self.shared.counters);
@@ -556,6 +562,53 @@ async fn containerd_lookup(
     Some(r)
 }
 
+/// CRI lookups on each existing socket of `sockets` in order, until one knows
+/// `id`. Errors of all but the last socket asked are noted here; the last one
+/// is returned for the caller to note.
+async fn cri_lookup(
+    shared: &Shared,
+    sockets: &[PathBuf],
+    id: &str,
+) -> Option<Result<ContainerMeta, LookupError>> {
+    let mut last: Option<LookupError> = None;
+    for socket in sockets.iter().filter(|p| p.exists()) {
+        if let Some(e) = last.take() {
+            note(shared, &e);
+        }
+        let cached = lock(&shared.cri).get(socket).cloned();
+        let (channel, runtime) = match cached {
+            Some(c) => c,
+            None => match cri::connect(socket).await {
+                Ok(c) => {
+                    lock(&shared.cri).insert(socket.clone(), c.clone());
+                    c
+                }
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            },
+        };
+        match cri::lookup(channel, socket, id, runtime).await {
+            Ok(m) => return Some(Ok(m)),
+            Err(e) => {
+                if matches!(e, LookupError::Unreachable { .. }) {
+                    lock(&shared.cri).remove(socket);
+                }
+                last = Some(e);
+            }
+        }
+    }
+    last.map(Err)
+}
+
+/// The CRI sockets for a Kubernetes container: CRI-O's, then containerd's (its CRI plugin).
+fn kubernetes_cri_sockets(cfg: &RuntimeConfig) -> Vec<PathBuf> {
+    let mut v = cfg.cri_sockets.clone();
+    v.extend(first_existing(&cfg.containerd_sockets).map(Path::to_path_buf));
+    v
+}
+
 /// A container gone before its lookup, known from its create event.
 async fn from_create_event(shared: &Shared, ns: &str, id: &str) -> Option<ContainerMeta> {
     let created = lock(&shared.created)
@@ -608,12 +661,24 @@ async fn lookup_sources(
             if let Some(m) = from_create_event(shared, ns, id).await {
                 return Ok(m);
             }
+            if ns == "k8s.io" {
+                let sockets = first_existing(&shared.cfg.containerd_sockets)
+                    .map(|p| vec![p.to_path_buf()])
+                    .unwrap_or_default();
+                if let Some(m) = attempt(cri_lookup(shared, &sockets, id).await) {
+                    return Ok(m);
+                }
+            }
         }
         RuntimeKind::Kubernetes => {
             if let Some(m) = attempt(containerd_lookup(shared, "k8s.io", id).await) {
                 return Ok(m);
             }
             if let Some(m) = from_create_event(shared, "k8s.io", id).await {
+                return Ok(m);
+            }
+            let sockets = kubernetes_cri_sockets(&shared.cfg);
+            if let Some(m) = attempt(cri_lookup(shared, &sockets, id).await) {
                 return Ok(m);
             }
             if let Some(m) = attempt(engine(&shared.cfg.docker_sockets, "docker").await) {
@@ -639,7 +704,11 @@ async fn lookup_sources(
                 }
             }
         }
-        RuntimeKind::Crio => return Err(LookupError::Unsupported("cri-o")),
+        RuntimeKind::Crio => {
+            if let Some(m) = attempt(cri_lookup(shared, &shared.cfg.cri_sockets, id).await) {
+                return Ok(m);
+            }
+        }
     }
     Err(last)
 }
@@ -708,6 +777,7 @@ mod tests {
     fn no_sources() -> RuntimeConfig {
         RuntimeConfig {
             containerd_sockets: vec![PathBuf::from("/nonexistent/containerd.sock")],
+            cri_sockets: vec![],
             docker_sockets: vec![],
             podman_sockets: vec![],
             podman_storage: None,

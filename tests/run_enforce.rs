@@ -53,6 +53,33 @@ fn http_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
     (port, bodies)
 }
 
+/// A syslog daemon stand-in: a datagram socket at `path`, every message kept.
+fn syslog_sink(path: &Path) -> Arc<Mutex<Vec<String>>> {
+    let sock = std::os::unix::net::UnixDatagram::bind(path).expect("bind syslog socket");
+    let msgs = Arc::new(Mutex::new(Vec::new()));
+    let m2 = msgs.clone();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = sock.recv(&mut buf) {
+            lock(&m2).push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    msgs
+}
+
+/// `<PRI>Mmm dd hh:mm:ss falco-learn[PID]: {json}` → (PRI, PID, alert).
+fn parse_syslog(msg: &str) -> Option<(u32, u32, serde_json::Value)> {
+    let rest = msg.strip_prefix('<')?;
+    let (pri, rest) = rest.split_once('>')?;
+    let (_, rest) = rest.split_once(" falco-learn[")?;
+    let (pid, json) = rest.split_once("]: ")?;
+    Some((
+        pri.parse().ok()?,
+        pid.parse().ok()?,
+        serde_json::from_str(json).ok()?,
+    ))
+}
+
 fn scrape(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -112,6 +139,9 @@ fn enforce_alert_on_every_output_with_metrics() {
     let file_o = format!("outputs.file.filename={}", file_out.display());
     let http_o = format!("outputs.http.url=http://127.0.0.1:{http_port}/");
     let prog_o = format!("outputs.program.program=cat >> {}", prog_out.display());
+    let syslog_path = dir.path().join("log.sock");
+    let syslog_msgs = syslog_sink(&syslog_path);
+    let syslog_o = format!("outputs.syslog.socket={}", syslog_path.display());
     let mut agent = Agent::run(
         "run: ",
         &[
@@ -137,8 +167,13 @@ fn enforce_alert_on_every_output_with_metrics() {
             "outputs.program.keep_alive=true",
             "-o",
             &prog_o,
+            "-o",
+            "outputs.syslog.enabled=true",
+            "-o",
+            &syslog_o,
         ],
     );
+    let agent_pid = agent.child.id();
     let m1 = scrape(metrics_port);
 
     // (1) a default-rule hit: an untrusted program reads /etc/shadow
@@ -199,6 +234,28 @@ fn enforce_alert_on_every_output_with_metrics() {
                 .filter_map(|b| serde_json::from_str(b).ok())
                 .collect(),
         ),
+        ("syslog", {
+            let msgs = lock(&syslog_msgs).clone();
+            let parsed: Vec<(u32, u32, serde_json::Value)> =
+                msgs.iter().filter_map(|m| parse_syslog(m)).collect();
+            assert_eq!(parsed.len(), msgs.len(), "malformed syslog lines: {msgs:?}");
+            for (pri, pid, a) in &parsed {
+                assert_eq!(*pid, agent_pid, "syslog ident pid");
+                // facility user (1 << 3) + the alert priority's severity
+                let sev = match a["priority"].as_str() {
+                    Some("Emergency") => 0,
+                    Some("Alert") => 1,
+                    Some("Critical") => 2,
+                    Some("Error") => 3,
+                    Some("Warning") => 4,
+                    Some("Notice") => 5,
+                    Some("Informational") => 6,
+                    _ => 7,
+                };
+                assert_eq!(*pri, 8 + sev, "{a}");
+            }
+            parsed.into_iter().map(|(_, _, a)| a).collect()
+        }),
     ];
     for (name, alerts) in &outputs {
         let shadow = find(alerts, "Read sensitive file untrusted", |a| {

@@ -55,10 +55,20 @@ impl Default for FileOutput {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyslogOutput {
     pub enabled: bool,
+    /// The local syslog daemon's datagram socket.
+    pub socket: PathBuf,
+}
+impl Default for SyslogOutput {
+    fn default() -> Self {
+        SyslogOutput {
+            enabled: false,
+            socket: PathBuf::from("/dev/log"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

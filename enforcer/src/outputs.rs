@@ -7,6 +7,7 @@ use crate::config::{Format, Outputs as OutputsConfig};
 use crate::metrics as m;
 use falco_learn_rules::Alert;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -172,27 +173,100 @@ fn http_worker(rx: Receiver<String>, url: String, retries: u32, timeout: Duratio
     }
 }
 
+/// Syslog over the local daemon's datagram socket (RFC 3164, facility `user`,
+/// the alert's priority as severity, Falco's JSON as the message). A missing
+/// or restarted daemon is reconnected at most once a second; alerts that could
+/// not be sent are counted (`reason="connect"` or `"send"`), never queued.
+struct SyslogOut {
+    socket: PathBuf,
+    logger: Option<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>,
+    last_try: Option<Instant>,
+    /// Reconnect attempts at most this often.
+    retry: Duration,
+    warned: bool,
+}
+
+impl SyslogOut {
+    fn new(socket: PathBuf) -> SyslogOut {
+        let mut s = SyslogOut {
+            socket,
+            logger: None,
+            last_try: None,
+            retry: Duration::from_secs(1),
+            warned: false,
+        };
+        s.connect();
+        s
+    }
+
+    fn connect(&mut self) {
+        self.last_try = Some(Instant::now());
+        let formatter = syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_USER,
+            hostname: None,
+            process: "falco-learn".into(),
+            pid: std::process::id(),
+        };
+        match syslog::unix_custom(formatter, &self.socket) {
+            Ok(l) => {
+                if self.warned {
+                    tracing::info!("syslog output: connected to {}", self.socket.display());
+                }
+                self.warned = false;
+                self.logger = Some(l);
+            }
+            Err(e) => self.warn(&format!("cannot connect: {e}")),
+        }
+    }
+
+    fn warn(&mut self, what: &str) {
+        if !self.warned {
+            tracing::warn!(
+                "syslog output {}: {what}; alerts are not sent to syslog until it answers \
+                 (counted in falco_learn_alerts_output_failed_total{{output=\"syslog\"}})",
+                self.socket.display()
+            );
+            self.warned = true;
+        }
+    }
+
+    fn send(&mut self, priority: &str, msg: String) {
+        if self.logger.is_none() && self.last_try.is_none_or(|t| t.elapsed() >= self.retry) {
+            self.connect();
+        }
+        let Some(l) = self.logger.as_mut() else {
+            failed("syslog", "connect");
+            return;
+        };
+        let r = match priority {
+            "Emergency" => l.emerg(msg),
+            "Alert" => l.alert(msg),
+            "Critical" => l.crit(msg),
+            "Error" => l.err(msg),
+            "Warning" => l.warning(msg),
+            "Notice" => l.notice(msg),
+            "Informational" => l.info(msg),
+            _ => l.debug(msg),
+        };
+        match r {
+            Ok(()) => delivered("syslog"),
+            Err(e) => {
+                failed("syslog", "send");
+                self.logger = None;
+                self.warn(&format!("send failed: {e}"));
+            }
+        }
+    }
+}
+
 /// All configured outputs.
 pub struct Outputs {
     format: Format,
     stdout: bool,
     file: Option<FileOut>,
-    syslog: bool,
+    syslog: Option<SyslogOut>,
     http: Option<HttpOut>,
     program: Option<ProgramOut>,
-}
-
-fn syslog_level(priority: &str) -> libc::c_int {
-    match priority {
-        "Emergency" => libc::LOG_EMERG,
-        "Alert" => libc::LOG_ALERT,
-        "Critical" => libc::LOG_CRIT,
-        "Error" => libc::LOG_ERR,
-        "Warning" => libc::LOG_WARNING,
-        "Notice" => libc::LOG_NOTICE,
-        "Informational" => libc::LOG_INFO,
-        _ => libc::LOG_DEBUG,
-    }
 }
 
 impl Outputs {
@@ -202,10 +276,10 @@ impl Outputs {
         } else {
             None
         };
-        if cfg.syslog.enabled {
-            // SAFETY: a static NUL-terminated identifier that lives for the program.
-            unsafe { libc::openlog(c"falco-learn".as_ptr(), libc::LOG_PID, libc::LOG_USER) };
-        }
+        let syslog = cfg
+            .syslog
+            .enabled
+            .then(|| SyslogOut::new(cfg.syslog.socket.clone()));
         let http = if cfg.http.enabled {
             let (tx, rx) = std::sync::mpsc::sync_channel(cfg.http.queue);
             let url = cfg.http.url.clone();
@@ -245,7 +319,7 @@ impl Outputs {
             format: cfg.format,
             stdout: cfg.stdout.enabled,
             file,
-            syslog: cfg.syslog.enabled,
+            syslog,
             http,
             program,
         })
@@ -271,12 +345,8 @@ impl Outputs {
                 }
             }
         }
-        if self.syslog {
-            if let Ok(msg) = std::ffi::CString::new(line(Format::Json, a)) {
-                // SAFETY: constant format string, one NUL-terminated argument.
-                unsafe { libc::syslog(syslog_level(&a.priority), c"%s".as_ptr(), msg.as_ptr()) };
-                delivered("syslog");
-            }
+        if let Some(s) = self.syslog.as_mut() {
+            s.send(&a.priority, line(Format::Json, a));
         }
         if let Some(h) = self.http.as_ref() {
             let body = line(Format::Json, a);
@@ -334,6 +404,45 @@ impl Outputs {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn syslog_waits_for_its_daemon_and_survives_a_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("log.sock");
+        let mut s = super::SyslogOut::new(path.clone());
+        assert!(s.logger.is_none(), "no daemon yet");
+        s.retry = std::time::Duration::ZERO;
+        s.send("Warning", "lost".into());
+        assert!(s.logger.is_none());
+
+        let daemon = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        s.send("Critical", "{\"rule\":\"x\"}".into());
+        let mut buf = [0u8; 512];
+        let n = daemon.recv(&mut buf).unwrap();
+        let msg = std::str::from_utf8(&buf[..n]).unwrap();
+        // facility user (8) + critical (2)
+        assert!(msg.starts_with("<10>"), "{msg}");
+        assert!(
+            msg.ends_with(&format!(
+                " falco-learn[{}]: {{\"rule\":\"x\"}}",
+                std::process::id()
+            )),
+            "{msg}"
+        );
+
+        // the daemon restarts: one send fails, the next reconnects
+        drop(daemon);
+        std::fs::remove_file(&path).unwrap();
+        let daemon = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        s.send("Notice", "during restart".into());
+        s.send("Notice", "after".into());
+        daemon
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let n = daemon.recv(&mut buf).unwrap();
+        let msg = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(msg.starts_with("<13>") && msg.ends_with(": after"), "{msg}");
+    }
+
     use super::*;
     use crate::config::Outputs as Cfg;
     use std::io::{BufRead, BufReader, Read};

@@ -333,6 +333,7 @@ impl Enricher {
                     memfd: e.flags & abi::EXE_MEMFD != 0,
                     upper_layer: e.flags & abi::EXE_UPPER != 0,
                     writable: exe_writable(e.exe_mode, e.exe_uid, e.exe_gid, h.uid, h.gid),
+                    killed: e.flags & abi::EXE_KILLED != 0,
                 };
                 p.container = container;
                 args = Args::Exec {

@@ -17,6 +17,7 @@
 pub mod container;
 pub mod decode;
 pub mod enrich;
+pub mod kill;
 pub mod preflight;
 pub mod proctable;
 pub mod runtime;
@@ -126,6 +127,9 @@ pub struct ProbeConfig {
     pub poll_interval: Duration,
     /// Container runtime metadata: sockets, cache, how long events wait for it.
     pub runtime: runtime::RuntimeConfig,
+    /// enforce-kill: the exec program kills execs that [`Probe::kill_policy`]
+    /// does not allow (nothing is killed until namespaces are put under it).
+    pub kill: bool,
 }
 
 impl Default for ProbeConfig {
@@ -146,6 +150,7 @@ impl Default for ProbeConfig {
             mount_tracefs: true,
             poll_interval: Duration::from_millis(10),
             runtime: runtime::RuntimeConfig::default(),
+            kill: false,
         }
     }
 }
@@ -177,6 +182,7 @@ pub struct Probe {
     stats: PerCpuArray<MapData, u64>,
     pub counters: Arc<ProbeCounters>,
     resolver: Option<Arc<runtime::Resolver>>,
+    kill: Option<kill::KillPolicy>,
     /// Syscalls this kernel has no tracepoint for (their events cannot be seen).
     pub missing_syscalls: Vec<&'static str>,
     _ebpf: Ebpf,
@@ -236,6 +242,7 @@ impl Probe {
             .override_global("cgroup_use_memory", &use_memory, true)
             .override_global("filter_read_opens", &filter, true)
             .override_global("wakeup_bytes", &wakeup_bytes, true)
+            .override_global("kill_enabled", &u32::from(cfg.kill), true)
             .map_max_entries("EVENTS", cfg.ring_bytes)
             .map_max_entries("SCRATCH", possible_cpus())
             .load(PROBE_OBJECT)
@@ -316,6 +323,11 @@ impl Probe {
             }
         }
 
+        let kill = if cfg.kill {
+            Some(kill::KillPolicy::new(&mut ebpf)?)
+        } else {
+            None
+        };
         let stats = PerCpuArray::try_from(ebpf.take_map("STATS").ok_or(ProbeError::Map {
             map: "STATS",
             err: "missing".into(),
@@ -377,6 +389,7 @@ impl Probe {
                 stats,
                 counters,
                 resolver,
+                kill,
                 missing_syscalls,
                 _ebpf: ebpf,
             },
@@ -404,6 +417,11 @@ impl Probe {
             out.push((k, s));
         }
         out
+    }
+
+    /// The enforce-kill policy (`None` unless [`ProbeConfig::kill`]).
+    pub fn kill_policy(&self) -> Option<&kill::KillPolicy> {
+        self.kill.as_ref()
     }
 
     /// The container metadata resolver (`None` when resolution is off).

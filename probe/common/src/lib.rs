@@ -119,6 +119,10 @@ pub const EXE_UPPER: u32 = 4;
 pub const EXE_OVERLAY: u32 = 8;
 pub const PATH_TRUNCATED: u32 = 16;
 pub const PATH_DETACHED: u32 = 32;
+/// enforce-kill sent SIGKILL at this exec (events.h `FL_EXE_KILLED`).
+pub const EXE_KILLED: u32 = 64;
+/// enforce-kill hashes at most this many bytes of an exe path (`FL_KILL_HASH_MAX`).
+pub const KILL_HASH_MAX: usize = 512;
 
 pub const MAX_PATH: usize = 4096;
 

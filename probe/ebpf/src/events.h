@@ -54,6 +54,10 @@ enum fl_stat {
 #define FL_EXE_OVERLAY 8
 #define FL_PATH_TRUNCATED 16
 #define FL_PATH_DETACHED 32 /* the file is not reachable from a mount (memfd, deleted) */
+#define FL_EXE_KILLED 64     /* enforce-kill: SIGKILL sent at exec (the exe is not in the profile) */
+
+/* enforce-kill: the exe path hash covers at most this many bytes (FNV-1a 64) */
+#define FL_KILL_HASH_MAX 512
 
 /* Every record starts with this header. */
 struct fl_hdr {

@@ -192,6 +192,9 @@ pub struct ExeFlags {
     pub upper_layer: bool,
     /// The executable is writable by the user running it (`proc.is_exe_writable`).
     pub writable: bool,
+    /// enforce-kill mode killed this exec in the kernel (its exe is not in the
+    /// container image's profile); the process never ran its own code.
+    pub killed: bool,
 }
 
 /// An ancestor of the event's process (parent first) for `proc.pname`,

@@ -2,25 +2,32 @@
 //! kernel, before the new program runs any of its own code.
 //!
 //! The exec program (`tp_btf/sched_process_exec`, after the kernel resolved the
-//! exe path) looks up the mount namespace of the exec'ing task in `KILL_NS`.
-//! Every process of a container shares one mount namespace (`ctr task exec`,
-//! `kubectl exec` and `docker exec` join it), so the namespace names the
-//! container; its value is a profile number. The program hashes the exe path
+//! exe path) looks up the exec'ing task's cgroup v2 id
+//! (`bpf_get_current_cgroup_id`) in `KILL_CGROUPS`. Every process of a
+//! container is in its cgroup (`ctr task exec`, `kubectl exec` and `docker
+//! exec` join it), so the cgroup names the container, and 64-bit cgroup ids are
+//! never reused: a container started after another one ended can never inherit
+//! its entry. The value is a profile number. The program hashes the exe path
 //! ([`path_hash`]: FNV-1a 64 of at most [`KILL_HASH_MAX`] bytes) and looks up
 //! `(profile, hash)` in `KILL_ALLOW`; when it is missing the program calls
 //! `bpf_send_signal(SIGKILL)` — the signal is delivered before the task returns
 //! to user space — and marks the event ([`falco_learn_event::ExeFlags::killed`]).
 //!
 //! Userspace ([`KillPolicy`]) fills both maps: each profile's executables, and
-//! each container's namespace once its image is known. A container's first
-//! processes run before its metadata resolves (a few ms); they are not under
-//! enforcement yet. The host's own mount namespace is never put under it.
+//! each container's cgroup once its image is known ([`cgroup_of`] reads it from
+//! `/proc/<pid>/cgroup` and the cgroup2 mount). A container's first processes
+//! run before its metadata resolves (a few ms); they are not under enforcement
+//! yet. The root cgroup, and the cgroups of init and of this process, are never
+//! put under it. Needs the cgroup v2 hierarchy (pure v2, or v1 with the unified
+//! hierarchy mounted, where runc also places containers).
 
 use crate::ProbeError;
 use ahash::{AHashMap, AHashSet};
 use aya::maps::{HashMap, MapData};
 use aya::Ebpf;
 use falco_learn_probe_common::KILL_HASH_MAX;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 /// The hash the kernel computes of an exe path: FNV-1a 64 over its first
@@ -34,19 +41,48 @@ pub fn path_hash(path: &[u8]) -> u64 {
     h
 }
 
-/// The mount namespace inode number of process `pid` (`/proc/<pid>/ns/mnt`).
-pub fn mnt_ns_of(pid: u32) -> std::io::Result<u32> {
-    let link = std::fs::read_link(format!("/proc/{pid}/ns/mnt"))?;
-    let s = link.to_string_lossy();
-    s.strip_prefix("mnt:[")
-        .and_then(|r| r.strip_suffix(']'))
-        .and_then(|n| n.parse().ok())
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on pure v2,
+/// `/sys/fs/cgroup/unified` on hybrid systems), from `/proc/self/mountinfo`.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        (post.split_whitespace().next() == Some("cgroup2"))
+            .then(|| pre.split_whitespace().nth(4).map(PathBuf::from))
+            .flatten()
+    })
+}
+
+/// A process's cgroup v2: its path (`/proc/<pid>/cgroup`'s `0::` line) and id
+/// (the inode number of its directory, what `bpf_get_current_cgroup_id` returns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    pub path: String,
+    pub id: u64,
+}
+
+/// The cgroup v2 of process `pid`.
+pub fn cgroup_of(pid: u32) -> std::io::Result<Cgroup> {
+    use std::io::{Error, ErrorKind};
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
         .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("/proc/{pid}/ns/mnt is {s:?}, not mnt:[N]"),
+            Error::new(
+                ErrorKind::NotFound,
+                format!("/proc/{pid}/cgroup has no cgroup v2 (0::) line"),
             )
-        })
+        })?
+        .trim()
+        .to_string();
+    let root = cgroup2_mount()
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "no cgroup2 hierarchy is mounted"))?;
+    let dir = root.join(path.trim_start_matches('/'));
+    let id = std::fs::metadata(&dir)
+        .map_err(|e| Error::new(e.kind(), format!("{}: {e}", dir.display())))?
+        .ino();
+    Ok(Cgroup { path, id })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -62,15 +98,15 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
 
 /// The two kill maps and what userspace put in them.
 pub struct KillPolicy {
-    /// mount namespace inode → profile number.
-    ns: Mutex<HashMap<MapData, u32, u32>>,
+    /// cgroup v2 id → profile number.
+    cgroups: Mutex<HashMap<MapData, u64, u32>>,
     /// `[profile, hash]` (the C key `{u32 profile; u32 pad; u64 hash}` read as
     /// two little-endian u64) → 1.
     allow: Mutex<HashMap<MapData, [u64; 2], u8>>,
     /// What `allow` holds, by profile.
     allowed: Mutex<AHashMap<u32, AHashSet<u64>>>,
-    /// Namespaces that must never be enforced: this process's and init's.
-    host_ns: AHashSet<u32>,
+    /// Cgroups that must never be enforced: this process's and init's.
+    host_cgroups: AHashSet<u64>,
 }
 
 impl KillPolicy {
@@ -81,17 +117,18 @@ impl KillPolicy {
                 err: "missing".into(),
             })
         };
-        let ns = HashMap::try_from(take(ebpf, "KILL_NS")?).map_err(map_err("KILL_NS"))?;
+        let cgroups =
+            HashMap::try_from(take(ebpf, "KILL_CGROUPS")?).map_err(map_err("KILL_CGROUPS"))?;
         let allow = HashMap::try_from(take(ebpf, "KILL_ALLOW")?).map_err(map_err("KILL_ALLOW"))?;
-        let host_ns = [std::process::id(), 1]
+        let host_cgroups = [std::process::id(), 1]
             .into_iter()
-            .filter_map(|p| mnt_ns_of(p).ok())
+            .filter_map(|p| cgroup_of(p).ok().map(|c| c.id))
             .collect();
         Ok(KillPolicy {
-            ns: Mutex::new(ns),
+            cgroups: Mutex::new(cgroups),
             allow: Mutex::new(allow),
             allowed: Mutex::new(AHashMap::new()),
-            host_ns,
+            host_cgroups,
         })
     }
 
@@ -102,10 +139,7 @@ impl KillPolicy {
         profile: u32,
         paths: impl IntoIterator<Item = &'a str>,
     ) -> Result<usize, ProbeError> {
-        let want: AHashSet<u64> = paths
-            .into_iter()
-            .map(|p| path_hash(p.as_bytes()))
-            .collect();
+        let want: AHashSet<u64> = paths.into_iter().map(|p| path_hash(p.as_bytes())).collect();
         let mut allowed = lock(&self.allowed);
         let mut allow = lock(&self.allow);
         let have = allowed.entry(profile).or_default();
@@ -122,7 +156,7 @@ impl KillPolicy {
         Ok(have.len())
     }
 
-    /// Forget profile `profile`: its allowed set, and every namespace under it
+    /// Forget profile `profile`: its allowed set, and every cgroup under it
     /// (those containers are no longer enforced).
     pub fn drop_profile(&self, profile: u32) {
         if let Some(hashes) = lock(&self.allowed).remove(&profile) {
@@ -131,45 +165,52 @@ impl KillPolicy {
                 let _ = allow.remove(&[u64::from(profile), h]);
             }
         }
-        let mut ns = lock(&self.ns);
-        let under: Vec<u32> = ns
+        let mut cgroups = lock(&self.cgroups);
+        let under: Vec<u64> = cgroups
             .iter()
             .filter_map(Result::ok)
             .filter(|(_, p)| *p == profile)
-            .map(|(n, _)| n)
+            .map(|(c, _)| c)
             .collect();
-        for n in under {
-            let _ = ns.remove(&n);
+        for c in under {
+            let _ = cgroups.remove(&c);
         }
     }
 
-    /// Put the container whose mount namespace is `mnt_ns` under `profile`.
-    pub fn enforce(&self, mnt_ns: u32, profile: u32) -> Result<(), ProbeError> {
-        if self.host_ns.contains(&mnt_ns) {
-            return Err(ProbeError::Map {
-                map: "KILL_NS",
-                err: format!("mount namespace {mnt_ns} is the host's: never enforced"),
-            });
+    /// Put the container whose cgroup is `cgroup` under `profile`.
+    pub fn enforce(&self, cgroup: &Cgroup, profile: u32) -> Result<(), ProbeError> {
+        let refuse = |why: &str| ProbeError::Map {
+            map: "KILL_CGROUPS",
+            err: format!(
+                "cgroup {} ({}) {why}: never enforced",
+                cgroup.path, cgroup.id
+            ),
+        };
+        if cgroup.path == "/" || cgroup.path.is_empty() {
+            return Err(refuse("is the root cgroup"));
+        }
+        if self.host_cgroups.contains(&cgroup.id) {
+            return Err(refuse("is init's or falco-learn's own"));
         }
         if !lock(&self.allowed).contains_key(&profile) {
             return Err(ProbeError::Map {
-                map: "KILL_NS",
+                map: "KILL_CGROUPS",
                 err: format!("profile {profile} has no allowed set (set_profile first)"),
             });
         }
-        lock(&self.ns)
-            .insert(mnt_ns, profile, 0)
-            .map_err(map_err("KILL_NS"))
+        lock(&self.cgroups)
+            .insert(cgroup.id, profile, 0)
+            .map_err(map_err("KILL_CGROUPS"))
     }
 
-    /// Stop enforcing mount namespace `mnt_ns` (its container is gone).
-    pub fn release(&self, mnt_ns: u32) {
-        let _ = lock(&self.ns).remove(&mnt_ns);
+    /// Stop enforcing cgroup `id` (its container is gone).
+    pub fn release(&self, id: u64) {
+        let _ = lock(&self.cgroups).remove(&id);
     }
 
-    /// Namespaces under enforcement now, with their profile numbers.
-    pub fn enforced(&self) -> Vec<(u32, u32)> {
-        let mut v: Vec<(u32, u32)> = lock(&self.ns).iter().filter_map(Result::ok).collect();
+    /// Cgroup ids under enforcement now, with their profile numbers.
+    pub fn enforced(&self) -> Vec<(u64, u32)> {
+        let mut v: Vec<(u64, u32)> = lock(&self.cgroups).iter().filter_map(Result::ok).collect();
         v.sort_unstable();
         v
     }
@@ -191,9 +232,14 @@ mod tests {
     }
 
     #[test]
-    fn own_mount_namespace_reads() {
-        let n = mnt_ns_of(std::process::id()).expect("own mnt ns");
-        assert!(n > 0);
-        assert!(mnt_ns_of(u32::MAX).is_err());
+    fn own_cgroup_reads() {
+        if cgroup2_mount().is_none() {
+            eprintln!("no cgroup2 mount: cgroup_of cannot be checked here");
+            return;
+        }
+        let c = cgroup_of(std::process::id()).expect("own cgroup");
+        assert!(c.path.starts_with('/'), "{c:?}");
+        assert!(c.id > 0);
+        assert!(cgroup_of(u32::MAX).is_err());
     }
 }

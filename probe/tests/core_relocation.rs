@@ -3,7 +3,7 @@
 //!
 //! How: the running kernel's BTF (`/sys/kernel/btf/vmlinux`) is copied into a synthetic
 //! kernel in which every kernel struct the probe reads ([`SHIFTS`]: `task_struct`, `dentry`,
-//! `mm_struct`, `cred`, … 31 of them) has all its members moved by a different number of
+//! `mm_struct`, `cred`, … 28 of them) has all its members moved by a different number of
 //! bytes, the struct growing by as much. `PROBE_OBJECT` is then parsed and CO-RE-relocated
 //! twice by aya-obj, the crate aya 0.14 loads it with, in the order `EbpfLoader::load` uses
 //! (`Object::parse`, `fixup_and_sanitize_btf`, `relocate_btf`): once against the real BTF,
@@ -85,9 +85,6 @@ const SHIFTS: &[(&str, u32)] = &[
     ("sock", 208),
     ("sock_common", 216),
     ("timespec64", 224),
-    ("nsproxy", 232),
-    ("mnt_namespace", 240),
-    ("ns_common", 248),
 ];
 
 /// Accesses every kernel has and the probe makes, with the structs whose shifts they must
@@ -97,8 +94,6 @@ const SAMPLES: &[(&str, &[&str])] = &[
     ("task_struct.tgid", &["task_struct"]),
     ("task_struct.mm", &["task_struct"]),
     ("mm_struct.exe_file", &["mm_struct"]),
-    ("nsproxy.mnt_ns", &["nsproxy"]),
-    ("mnt_namespace.ns.inum", &["mnt_namespace", "ns_common"]),
     ("mm_struct.arg_start", &["mm_struct"]),
     ("dentry.d_parent", &["dentry"]),
     ("dentry.d_name.name", &["dentry", "qstr"]),

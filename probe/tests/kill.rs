@@ -1,23 +1,32 @@
 //! enforce-kill in the kernel, on a real containerd container: once the
-//! container's mount namespace is under a profile that allows only
+//! container's cgroup is under a profile that allows only
 //! `/bin/busybox`, a binary copied into the container and run is killed by
 //! SIGKILL at exec (exit status 137, none of its output), its exec event is
 //! marked killed, busybox applets keep working, and processes outside the
-//! namespace are never touched.
+//! cgroup are never touched.
 //!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
 mod support;
 
 use falco_learn_event::EventType;
-use falco_learn_probe::kill::mnt_ns_of;
+use falco_learn_probe::kill::cgroup_of;
 use falco_learn_probe::ProbeConfig;
 use std::process::Command;
 use support::*;
 
 fn exec_in(container: &str, id: &str, script: &str) -> (String, i32) {
     let out = Command::new("ctr")
-        .args(["task", "exec", "--exec-id", id, container, "/bin/sh", "-c", script])
+        .args([
+            "task",
+            "exec",
+            "--exec-id",
+            id,
+            container,
+            "/bin/sh",
+            "-c",
+            script,
+        ])
         .output()
         .expect("ctr task exec");
     (
@@ -51,34 +60,41 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
                 .flatten()
         })
         .expect("container task pid");
-    let ns = mnt_ns_of(task_pid).expect("container mount namespace");
-    assert_ne!(ns, mnt_ns_of(std::process::id()).expect("own namespace"));
+    let cg = cgroup_of(task_pid).expect("container cgroup");
+    assert_eq!(cg.path, format!("/default/{name}"));
 
     // the host is never put under a profile
-    let own = mnt_ns_of(std::process::id()).expect("own namespace");
+    let own = cgroup_of(std::process::id()).expect("own cgroup");
     assert_eq!(policy.set_profile(7, ["/bin/busybox"]).expect("allow"), 1);
-    assert!(policy.enforce(own, 7).is_err(), "the host namespace was accepted");
-    policy.enforce(ns, 7).expect("enforce");
-    assert_eq!(policy.enforced(), vec![(ns, 7)]);
+    assert!(
+        policy.enforce(&own, 7).is_err(),
+        "our own cgroup was accepted"
+    );
+    let root = falco_learn_probe::kill::Cgroup {
+        path: "/".into(),
+        id: 1,
+    };
+    assert!(
+        policy.enforce(&root, 7).is_err(),
+        "the root cgroup was accepted"
+    );
+    policy.enforce(&cg, 7).expect("enforce");
+    assert_eq!(policy.enforced(), vec![(cg.id, 7)]);
 
     // busybox applets are allowed; the copy is not
-    let (out, code) = exec_in(
-        &name,
-        "allowed",
-        "cp /bin/busybox /tmp/echo && echo copied",
-    );
+    let (out, code) = exec_in(&name, "allowed", "cp /bin/busybox /tmp/echo && echo copied");
     assert_eq!((out.as_str(), code), ("copied", 0));
-    let (out, code) = exec_in(
-        &name,
-        "denied",
-        "/tmp/echo SURVIVED; echo rc=$?",
-    );
+    let (out, code) = exec_in(&name, "denied", "/tmp/echo SURVIVED; echo rc=$?");
     assert_eq!((out.as_str(), code), ("rc=137", 0), "the copied binary ran");
 
     let killed = live.wait_for("the killed exec", 10, |e| {
         e.event_type() == EventType::Execve && e.process.exepath == "/tmp/echo"
     });
-    assert!(killed.process.exe_flags.killed, "{:?}", killed.process.exe_flags);
+    assert!(
+        killed.process.exe_flags.killed,
+        "{:?}",
+        killed.process.exe_flags
+    );
     assert_eq!(killed.container.id, name);
     // (busybox sh runs cp in-process: the allowed exec is the shell's own)
     let sh = live.wait_for("the allowed shell", 10, |e| {
@@ -89,21 +105,21 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     });
     assert!(!sh.process.exe_flags.killed);
 
-    // the same binary outside the namespace runs
+    // the same binary outside the container's cgroup runs
     // (busybox picks its applet by the name it runs under: the copy is `echo`)
     let host_copy = rootfs.join("echo");
     std::fs::copy("/bin/busybox", &host_copy).expect("copy on the host");
     let out = stdout(Command::new(&host_copy).arg("host-ok"));
     assert_eq!(out, "host-ok");
 
-    // widening the profile lets the copy run; releasing the namespace too
+    // widening the profile lets the copy run; releasing the cgroup too
     policy
         .set_profile(7, ["/bin/busybox", "/tmp/echo"])
         .expect("widen");
     let (out, _) = exec_in(&name, "widened", "/tmp/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
     policy.set_profile(7, ["/bin/busybox"]).expect("narrow");
-    policy.release(ns);
+    policy.release(cg.id);
     assert_eq!(policy.enforced(), vec![]);
     let (out, _) = exec_in(&name, "released", "/tmp/echo SURVIVED");
     assert_eq!(out, "SURVIVED");

@@ -131,16 +131,12 @@ struct task_struct {
 	struct signal_struct *signal;
 	struct css_set *cgroups;
 	struct pid *thread_pid;
-	struct nsproxy *nsproxy;
 	kuid_t loginuid;
 	u64 start_boottime;
 	int exit_code;
 	char comm[16];
 };
 struct linux_binprm { struct file *file; const char *filename; };
-struct ns_common { unsigned int inum; };
-struct mnt_namespace { struct ns_common ns; };
-struct nsproxy { struct mnt_namespace *mnt_ns; };
 struct sock_common {
 	u32 skc_daddr;
 	u32 skc_rcv_saddr;

@@ -22,7 +22,7 @@ const volatile u32 self_tgid = 0;        /* our own process: never traced */
 const volatile u32 cgroup_use_memory = 0; /* 1: report the v1 memory cgroup path, 0: the v2 one */
 const volatile u32 filter_read_opens = 0; /* 1: read-only opens only for OPEN_PREFIXES */
 const volatile u64 wakeup_bytes = 0;      /* wake the reader only past this much unread data (0: always) */
-const volatile u32 kill_enabled = 0;      /* 1: enforce-kill (KILL_NS / KILL_ALLOW below) */
+const volatile u32 kill_enabled = 0;      /* 1: enforce-kill (KILL_CGROUPS / KILL_ALLOW below) */
 
 /* BTF anchor of the record structs (events.h), never read. clang emits BTF only for the types
  * that a program's signature, a global or a CO-RE relocation reaches; records written through
@@ -103,11 +103,12 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } OPEN_PREFIXES SEC(".maps");
 
-/* enforce-kill. Containers under enforcement, by the inode number of their mount
- * namespace (every process of a container shares it, `ctr task exec` included),
- * mapped to a profile number; the executables each profile allows, by the FNV-1a
- * hash of their path. Userspace fills both. An exec in an enforced namespace whose
- * path is not allowed gets SIGKILL before it returns to user space. */
+/* enforce-kill. Containers under enforcement, by the id of their cgroup v2
+ * (bpf_get_current_cgroup_id(): 64-bit kernfs ids are never reused, and every
+ * process of a container is in it, `ctr task exec` included), mapped to a
+ * profile number; the executables each profile allows, by the FNV-1a hash of
+ * their path. Userspace fills both. An exec in an enforced cgroup whose path
+ * is not allowed gets SIGKILL before it returns to user space. */
 struct kill_key {
 	u32 profile;
 	u32 _pad;
@@ -116,9 +117,9 @@ struct kill_key {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, u32);
+	__type(key, u64);
 	__type(value, u32);
-} KILL_NS SEC(".maps");
+} KILL_CGROUPS SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -546,8 +547,8 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	off += len;
 
 	if (kill_enabled) {
-		u32 inum = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-		u32 *profile = bpf_map_lookup_elem(&KILL_NS, &inum);
+		u64 cgid = bpf_get_current_cgroup_id();
+		u32 *profile = bpf_map_lookup_elem(&KILL_CGROUPS, &cgid);
 		if (profile) {
 			struct kill_key k = {.profile = *profile, ._pad = 0, .hash = 0xcbf29ce484222325ULL};
 			for (u32 i = 0; i < FL_KILL_HASH_MAX; i++) {

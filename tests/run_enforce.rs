@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{free_port, lock, skip_without_root as skip, Agent};
+use common::{free_port, lock, scrape, skip_without_root as skip, Agent};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -78,15 +78,6 @@ fn parse_syslog(msg: &str) -> Option<(u32, u32, serde_json::Value)> {
         pid.parse().ok()?,
         serde_json::from_str(json).ok()?,
     ))
-}
-
-fn scrape(port: u16) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read metrics");
-    out
 }
 
 /// Sum of all samples of a metric family (all label sets).

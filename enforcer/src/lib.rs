@@ -229,6 +229,30 @@ impl Engine {
         self.profiles.values().flat_map(|t| t.values())
     }
 
+    /// Per loaded profile: (repository, tag, executables it allows), for
+    /// enforce-kill's kernel allow-lists.
+    pub fn profile_execs(&self) -> Vec<(String, String, Vec<String>)> {
+        let mut v: Vec<(String, String, Vec<String>)> = self
+            .loaded()
+            .map(|l| {
+                (
+                    l.profile.image.repository.clone(),
+                    l.profile.image.tag.clone(),
+                    l.profile.exec.keys().cloned().collect(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Whether a profile is loaded for this image.
+    pub fn has_profile(&self, repository: &str, tag: &str) -> bool {
+        self.profiles
+            .get(repository)
+            .is_some_and(|t| t.contains_key(tag))
+    }
+
     /// Per loaded profile: (image, dimension, entries) for the size metrics.
     pub fn profile_sizes(&self) -> Vec<(String, Dimension, usize)> {
         let mut out = Vec::new();

@@ -45,6 +45,11 @@ pub const LEARN_EVENTS: &str = "falco_learn_learning_events_total";
 pub const LEARN_NEW: &str = "falco_learn_learning_new_behaviour_total";
 pub const LEARN_SINCE_NEW: &str = "falco_learn_learning_seconds_since_new_behaviour";
 
+/// enforce-kill: execs killed in the kernel, by image; containers under
+/// enforcement now (gauge).
+pub const KILLS: &str = "falco_learn_kills_total";
+pub const KILL_CONTAINERS: &str = "falco_learn_kill_enforced_containers";
+
 /// Every metric name above (for the dashboard test and docs).
 pub const ALL: &[&str] = &[
     EVENTS,
@@ -68,12 +73,22 @@ pub const ALL: &[&str] = &[
     LEARN_EVENTS,
     LEARN_NEW,
     LEARN_SINCE_NEW,
+    KILLS,
+    KILL_CONTAINERS,
 ];
 
 /// Describe every metric (HELP lines) on the installed recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(EVENTS, "Events received from the probe, by kind");
+    describe_counter!(
+        KILLS,
+        "enforce-kill: execs outside the image's profile killed in the kernel, by image"
+    );
+    describe_gauge!(
+        KILL_CONTAINERS,
+        "enforce-kill: containers whose execs are under their image's profile now"
+    );
     describe_counter!(DROPS, "Events lost, by kind and stage");
     describe_counter!(
         RULE_MATCHES,

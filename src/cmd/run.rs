@@ -2,7 +2,7 @@
 //! engine (default rules + learned profiles) → Falco JSON alerts on every
 //! configured output, Prometheus metrics on loopback.
 
-use crate::cmd::signals;
+use crate::cmd::{kill, signals};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use falco_learn_enforcer::config::Config;
@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 pub enum Mode {
     /// Alert on default-rule matches and profile anomalies.
     EnforceAlert,
-    /// (opt-in) also kill execs outside a profile from the kernel. Not available in this build.
+    /// (opt-in) enforce-alert, and also kill, in the kernel, every exec in a
+    /// profiled container whose executable is not in its image's profile.
     EnforceKill,
 }
 
@@ -31,7 +32,8 @@ pub enum Mode {
 #[command(after_help = "Examples:\n  \
     falco-learn run --mode enforce-alert\n  \
     falco-learn run -r /etc/falco/falco_rules.yaml --profiles profiles/\n  \
-    falco-learn run -c deploy/falco-learn.yaml -o outputs.http.enabled=true -o outputs.http.url=http://127.0.0.1:2801/\n\n\
+    falco-learn run -c deploy/falco-learn.yaml -o outputs.http.enabled=true -o outputs.http.url=http://127.0.0.1:2801/\n  \
+    falco-learn run --mode enforce-kill --profiles profiles/   (opt-in: kills unprofiled execs)\n\n\
 Signals: SIGHUP reloads rules and profiles (a bad file keeps the running set) and reopens the\n\
 alert file; SIGTERM/SIGINT drain queued alerts and exit. Metrics: http://127.0.0.1:8765/metrics.")]
 pub struct RunArgs {
@@ -130,12 +132,6 @@ fn drop_alert(hostname: &str, dropped: u64, total: u64, secs: f64) -> Alert {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.mode == Mode::EnforceKill {
-        anyhow::bail!(
-            "--mode enforce-kill is not available in this build (it needs bpf_send_signal on exec, \
-             planned); use --mode enforce-alert"
-        );
-    }
     let mut overrides = args.overrides.clone();
     if !args.rules.is_empty() {
         let list: Vec<String> = args
@@ -196,10 +192,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ring_bytes: cfg.engine.ring_mib * 1024 * 1024,
         queue_len: cfg.engine.queue,
         runtime: runtime_config(&cfg.container_runtimes),
+        kill: args.mode == Mode::EnforceKill,
         ..ProbeConfig::default()
     };
     let (probe, rx) = Probe::start(probe_cfg)?;
-    tracing::info!("enforce-alert mode running");
+    let mut killer = match probe.kill_policy() {
+        Some(policy) => {
+            let mut k = kill::Killer::new();
+            k.sync(policy, &engine);
+            tracing::warn!(
+                "enforce-kill mode running: execs outside their image's profile are killed \
+                 in profiled containers"
+            );
+            Some(k)
+        }
+        None => {
+            tracing::info!("enforce-alert mode running");
+            None
+        }
+    };
 
     // per-event metric handles, registered once (no label hashing per event)
     let event_counters: Vec<metrics::Counter> = falco_learn_event::EventType::ALL
@@ -228,6 +239,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 Ok(e) => {
                     engine = e;
                     publish_profile_gauges(&engine);
+                    if let (Some(k), Some(p)) = (killer.as_mut(), probe.kill_policy()) {
+                        k.sync(p, &engine);
+                    }
                     metrics::counter!(m::RELOADS, "result" => "ok").increment(1);
                     tracing::info!("SIGHUP: rules and profiles reloaded");
                 }
@@ -256,8 +270,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             events_in_tick += 1;
             event_counters[ev.event_type().index()].increment(1);
             let t0 = Instant::now();
-            let verdict = engine.evaluate(&ev);
+            let mut verdict = engine.evaluate(&ev);
             latency.record(t0.elapsed().as_secs_f64());
+            if let (Some(k), Some(p)) = (killer.as_mut(), probe.kill_policy()) {
+                k.observe(p, &engine, &ev);
+                if kill::killed_exec(&ev) && !kill::mark_killed(&ev, &mut verdict.alerts) {
+                    tracing::warn!(
+                        "enforce-kill killed {} in container {} but no profile alert matched it \
+                         (profiles reloaded meanwhile?)",
+                        ev.process.exepath,
+                        ev.container.id
+                    );
+                }
+            }
             for a in &verdict.alerts {
                 metrics::counter!(m::RULE_MATCHES, "rule_name" => a.rule.clone(), "priority" => a.priority.clone(), "source" => a.source.clone())
                     .increment(1);
@@ -317,6 +342,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 outputs.emit(&a);
             }
             events_in_tick = 0;
+            if let (Some(k), Some(p)) = (killer.as_mut(), probe.kill_policy()) {
+                k.sweep(p);
+            }
             if let Some(rs) = probe.runtime_stats() {
                 metrics::gauge!(m::CONTAINER_CACHE).set(rs.cache_entries as f64);
                 for (result, v) in [

@@ -3,7 +3,7 @@
 //! are collected (`Agent`).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -164,4 +164,14 @@ impl Agent {
     pub fn stderr_has(&self, needle: &str) -> bool {
         lock(&self.err).iter().any(|l| l.contains(needle))
     }
+}
+
+/// The agent's Prometheus exposition on 127.0.0.1:`port` (headers included).
+pub fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read metrics");
+    out
 }

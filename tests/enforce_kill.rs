@@ -1,0 +1,166 @@
+//! `falco-learn run --mode enforce-kill` end to end, as root, on real containerd
+//! containers: a profiled container whose profile allows only `/bin/busybox`
+//! comes under enforcement on its first event; a binary copied into it and run
+//! is killed in the kernel (exit 137, none of its output) and raises the
+//! profile's process alert marked `action=killed`; busybox applets keep
+//! working without alerts; the same attack in a container of an image without a
+//! profile runs (alerted by nothing here, killed by nothing).
+//!
+//! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
+
+mod common;
+#[path = "../probe/tests/support/mod.rs"]
+mod support;
+
+use common::{free_port, scrape, Agent};
+use falco_learn_profiler::{ImageRef, Profile};
+use std::process::Command;
+use std::time::Duration;
+use support::{busybox_rootfs, may_run, Containerd, CtrContainer, CtrImage};
+
+const PROFILED: &str = "docker.io/library/fl-kill-profiled:test";
+const UNPROFILED: &str = "docker.io/library/fl-kill-open:test";
+
+/// `ctr task exec` of a shell script; (stdout, exit code of ctr).
+fn exec_in(container: &str, id: &str, script: &str) -> (String, i32) {
+    let out = Command::new("ctr")
+        .args([
+            "task",
+            "exec",
+            "--exec-id",
+            id,
+            container,
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("ctr task exec");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
+    if !may_run("the enforce-kill end-to-end test", &["containerd", "ctr"]) {
+        return;
+    }
+    let _daemon = Containerd::start();
+    let rootfs = busybox_rootfs("enforce-kill");
+    let profiled = CtrImage::import(PROFILED, &rootfs);
+    let open = CtrImage::import(UNPROFILED, &rootfs);
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).expect("mkdir");
+    let mut p = Profile::new(ImageRef::new("docker.io/library/fl-kill-profiled", "test"));
+    p.learn_exec("/bin/busybox", false, 1);
+    std::fs::write(
+        profiles.join("profiled.yaml"),
+        falco_learn_profiler::to_yaml(&p),
+    )
+    .expect("write profile");
+
+    let metrics_port = free_port();
+    let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
+    let profiles_s = profiles.display().to_string();
+    let mut agent = Agent::spawn(
+        "run: ",
+        &[
+            "run",
+            "--mode",
+            "enforce-kill",
+            "--profiles",
+            &profiles_s,
+            "-o",
+            &metrics_o,
+        ],
+    );
+    agent.wait_log("enforce-kill mode running", 60);
+    assert!(agent.stderr_has(
+        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 1 executable(s)"
+    ));
+
+    let pid = std::process::id();
+    let guarded = format!("fl-ek-guarded-{pid}");
+    let free = format!("fl-ek-free-{pid}");
+    let _g = CtrContainer::run(&profiled.reference, &guarded, &[], &["/bin/sleep", "60"]);
+    let _f = CtrContainer::run(&open.reference, &free, &[], &["/bin/sleep", "60"]);
+    agent.wait_log(
+        &format!("enforce-kill: container {guarded} (docker.io/library/fl-kill-profiled:test, cgroup /default/{guarded}) is under its profile"),
+        20,
+    );
+
+    // allowed: the shell and its applets are /bin/busybox
+    let (out, code) = exec_in(&guarded, "ok", "cp /bin/busybox /tmp/echo && echo copied");
+    assert_eq!((out.as_str(), code), ("copied", 0));
+    // denied: the copy is killed before it runs
+    let (out, code) = exec_in(&guarded, "attack", "/tmp/echo SURVIVED; echo rc=$?");
+    assert_eq!((out.as_str(), code), ("rc=137", 0), "the copied binary ran");
+    // the image without a profile is not enforced
+    let (out, code) = exec_in(
+        &free,
+        "attack",
+        "cp /bin/busybox /tmp/echo && /tmp/echo RAN",
+    );
+    assert_eq!((out.as_str(), code), ("RAN", 0));
+
+    std::thread::sleep(Duration::from_secs(2));
+    let metrics = scrape(metrics_port);
+    for line in [
+        "falco_learn_kills_total{image=\"docker.io/library/fl-kill-profiled:test\"} 1",
+        "falco_learn_kill_enforced_containers 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    agent.terminate(30);
+    let alerts: Vec<serde_json::Value> = agent
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let rule = "Unexpected process in docker.io/library/fl-kill-profiled:test (falco-learn)";
+    let killed: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == "/tmp/echo")
+        .collect();
+    assert_eq!(killed.len(), 1, "alerts: {alerts:#?}");
+    let a = killed[0];
+    assert_eq!(a["output_fields"]["falco_learn.action"], "killed");
+    assert_eq!(a["output_fields"]["container.id"], guarded.as_str());
+    assert_eq!(a["priority"], "Warning");
+    assert!(
+        a["output"]
+            .as_str()
+            .is_some_and(|o| o.ends_with(" action=killed")),
+        "{}",
+        a["output"]
+    );
+    let tags: Vec<&str> = a["tags"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        tags.contains(&"falco_learn") && tags.contains(&"killed"),
+        "{tags:?}"
+    );
+    // nothing else from the profiled container is a profile alert: busybox is learned
+    let others: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] != "/tmp/echo")
+        .collect();
+    assert!(others.is_empty(), "{others:#?}");
+    // the unprofiled container's copy ran and was not killed
+    assert!(
+        !alerts
+            .iter()
+            .any(|a| a["output_fields"]["container.id"] == free.as_str()
+                && a["output_fields"]["falco_learn.action"] == "killed"),
+        "{alerts:#?}"
+    );
+}

@@ -14,12 +14,14 @@
 //! to user space — and marks the event ([`falco_learn_event::ExeFlags::killed`]).
 //!
 //! Userspace ([`KillPolicy`]) fills both maps: each profile's executables, and
-//! each container's cgroup once its image is known ([`cgroup_of`] reads it from
-//! `/proc/<pid>/cgroup` and the cgroup2 mount). A container's first processes
-//! run before its metadata resolves (a few ms); they are not under enforcement
-//! yet. The root cgroup, and the cgroups of init and of this process, are never
-//! put under it. Needs the cgroup v2 hierarchy (pure v2, or v1 with the unified
-//! hierarchy mounted, where runc also places containers).
+//! each container's cgroup id once its image is known (every event carries the
+//! id the kernel reports, `Event::cgroup_id`, so the agent needs no access to
+//! the host's cgroup filesystem; [`cgroup_of`] is for tests and tools). A
+//! container's first processes run before its metadata resolves (a few ms);
+//! they are not under enforcement yet. The root cgroup, and the cgroups of init
+//! and of this process, are never put under it. Needs the cgroup v2 hierarchy
+//! (pure v2, or v1 with the unified hierarchy mounted, where runc also places
+//! containers).
 
 use crate::ProbeError;
 use ahash::{AHashMap, AHashSet};
@@ -177,19 +179,17 @@ impl KillPolicy {
         }
     }
 
-    /// Put the container whose cgroup is `cgroup` under `profile`.
-    pub fn enforce(&self, cgroup: &Cgroup, profile: u32) -> Result<(), ProbeError> {
+    /// Put the container whose cgroup v2 id is `cgroup` under `profile`.
+    pub fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), ProbeError> {
         let refuse = |why: &str| ProbeError::Map {
             map: "KILL_CGROUPS",
-            err: format!(
-                "cgroup {} ({}) {why}: never enforced",
-                cgroup.path, cgroup.id
-            ),
+            err: format!("cgroup {cgroup} {why}: never enforced"),
         };
-        if cgroup.path == "/" || cgroup.path.is_empty() {
-            return Err(refuse("is the root cgroup"));
+        // 0: no cgroup v2 reported; 1: the root cgroup
+        if cgroup <= 1 {
+            return Err(refuse("is the root cgroup or unknown"));
         }
-        if self.host_cgroups.contains(&cgroup.id) {
+        if self.host_cgroups.contains(&cgroup) {
             return Err(refuse("is init's or falco-learn's own"));
         }
         if !lock(&self.allowed).contains_key(&profile) {
@@ -199,7 +199,7 @@ impl KillPolicy {
             });
         }
         lock(&self.cgroups)
-            .insert(cgroup.id, profile, 0)
+            .insert(cgroup, profile, 0)
             .map_err(map_err("KILL_CGROUPS"))
     }
 

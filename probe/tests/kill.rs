@@ -62,23 +62,26 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         .expect("container task pid");
     let cg = cgroup_of(task_pid).expect("container cgroup");
     assert_eq!(cg.path, format!("/default/{name}"));
+    // the id every event of the container carries is that cgroup's
+    let first = live.wait_for("an event of the container", 10, |e| e.container.id == name);
+    assert_eq!(first.cgroup_id, cg.id);
 
     // the host is never put under a profile
     let own = cgroup_of(std::process::id()).expect("own cgroup");
     assert_eq!(policy.set_profile(7, ["/bin/busybox"]).expect("allow"), 1);
     assert!(
-        policy.enforce(&own, 7).is_err(),
+        policy.enforce(own.id, 7).is_err(),
         "our own cgroup was accepted"
     );
-    let root = falco_learn_probe::kill::Cgroup {
-        path: "/".into(),
-        id: 1,
-    };
     assert!(
-        policy.enforce(&root, 7).is_err(),
+        policy.enforce(1, 7).is_err(),
         "the root cgroup was accepted"
     );
-    policy.enforce(&cg, 7).expect("enforce");
+    assert!(
+        policy.enforce(cg.id, 8).is_err(),
+        "a profile without allow-list was accepted"
+    );
+    policy.enforce(first.cgroup_id, 7).expect("enforce");
     assert_eq!(policy.enforced(), vec![(cg.id, 7)]);
 
     // busybox applets are allowed; the copy is not

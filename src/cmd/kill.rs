@@ -6,24 +6,30 @@
 //!   kernel allow-list (again after every SIGHUP reload; a profile that is no
 //!   longer loaded releases its containers).
 //! - The first event of a container whose image has a profile puts the
-//!   container's cgroup under that profile. Containers without a profile, and
-//!   the host, are never under enforcement.
-//! - Every 10 s, cgroups that no longer exist are released.
+//!   container's cgroup (the event's cgroup v2 id) under that profile.
+//!   Containers without a profile, and the host, are never under enforcement.
+//! - Every 10 s, containers with no event for a minute whose last seen process
+//!   is gone are released (cgroup ids are never reused, so a stale entry can
+//!   never hit another container; releasing keeps the kernel map small).
 
 use falco_learn_enforcer::metrics as m;
 use falco_learn_enforcer::Engine;
 use falco_learn_event::{Event, EventType};
-use falco_learn_probe::kill::{cgroup2_mount, cgroup_of, KillPolicy};
+use falco_learn_probe::kill::KillPolicy;
 use falco_learn_rules::Alert;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What happened to a container's enforcement.
 enum State {
-    /// Under profile `profile`, cgroup `id` at `path`.
-    Enforced { id: u64, path: String, profile: u32 },
-    /// Not under enforcement (no profile, or its cgroup could not be read).
+    /// Cgroup `id` under profile `profile`; its last event's pid and time.
+    Enforced {
+        id: u64,
+        profile: u32,
+        pid: u32,
+        last: Instant,
+    },
+    /// Not under enforcement (no profile, or the kernel map refused it).
     Skipped,
 }
 
@@ -33,7 +39,6 @@ pub struct Killer {
     next: u32,
     /// By container id (Falco's short id).
     containers: HashMap<String, State>,
-    cgroup_root: Option<PathBuf>,
     last_sweep: Instant,
 }
 
@@ -43,7 +48,6 @@ impl Killer {
             ids: HashMap::new(),
             next: 1,
             containers: HashMap::new(),
-            cgroup_root: cgroup2_mount(),
             last_sweep: Instant::now(),
         }
     }
@@ -101,37 +105,41 @@ impl Killer {
         if c.id.is_empty() || c.id == "host" || c.image_repository.is_empty() {
             return;
         }
-        if self.containers.contains_key(c.id.as_str()) {
+        match self.containers.get_mut(c.id.as_str()) {
+            Some(State::Enforced { pid, last, .. }) => {
+                *pid = ev.process.pid;
+                *last = Instant::now();
+                return;
+            }
+            Some(State::Skipped) => return,
+            None => {}
+        }
+        if ev.cgroup_id == 0 {
+            // no cgroup v2 id on this event: wait for one that has it
             return;
         }
         let key = (c.image_repository.clone(), c.image_tag.clone());
         let state = match self.ids.get(&key) {
             Some(&profile) if engine.has_profile(&key.0, &key.1) => {
-                match cgroup_of(ev.process.pid) {
-                    Ok(cg) => match policy.enforce(&cg, profile) {
-                        Ok(()) => {
-                            tracing::info!(
-                                "enforce-kill: container {} ({}:{}, cgroup {}) is under its profile",
-                                c.id,
-                                key.0,
-                                key.1,
-                                cg.path
-                            );
-                            State::Enforced {
-                                id: cg.id,
-                                path: cg.path,
-                                profile,
-                            }
+                match policy.enforce(ev.cgroup_id, profile) {
+                    Ok(()) => {
+                        tracing::info!(
+                            "enforce-kill: container {} ({}:{}, cgroup id {}) is under its profile",
+                            c.id,
+                            key.0,
+                            key.1,
+                            ev.cgroup_id
+                        );
+                        State::Enforced {
+                            id: ev.cgroup_id,
+                            profile,
+                            pid: ev.process.pid,
+                            last: Instant::now(),
                         }
-                        Err(e) => {
-                            tracing::warn!("enforce-kill: container {}: {e}", c.id);
-                            State::Skipped
-                        }
-                    },
-                    // the process is already gone: try again on the next event
+                    }
                     Err(e) => {
-                        tracing::debug!("enforce-kill: container {}: {e}", c.id);
-                        return;
+                        tracing::warn!("enforce-kill: container {}: {e}", c.id);
+                        State::Skipped
                     }
                 }
             }
@@ -141,23 +149,22 @@ impl Killer {
         metrics::gauge!(m::KILL_CONTAINERS).set(self.enforced() as f64);
     }
 
-    /// Release the cgroups of containers that are gone (every 10 s).
+    /// Release the cgroups of containers that are gone (every 10 s): no event
+    /// for a minute and their last seen process no longer exists.
     pub fn sweep(&mut self, policy: &KillPolicy) {
         if self.last_sweep.elapsed() < Duration::from_secs(10) {
             return;
         }
         self.last_sweep = Instant::now();
-        let Some(root) = &self.cgroup_root else {
-            return;
-        };
         self.containers.retain(|cid, s| match s {
-            State::Enforced { id, path, .. } => {
-                let alive = root.join(path.trim_start_matches('/')).exists();
-                if !alive {
+            State::Enforced { id, pid, last, .. } => {
+                let gone = last.elapsed() >= Duration::from_secs(60)
+                    && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+                if gone {
                     policy.release(*id);
                     tracing::debug!("enforce-kill: container {cid} is gone");
                 }
-                alive
+                !gone
             }
             State::Skipped => true,
         });

@@ -78,6 +78,13 @@ pub fn cgroup_of(pid: u32) -> std::io::Result<Cgroup> {
         })?
         .trim()
         .to_string();
+    if path.split('/').any(|c| c == "..") {
+        // outside this process's cgroup namespace: not addressable from here
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("cgroup {path} of {pid} is outside this cgroup namespace"),
+        ));
+    }
     let root = cgroup2_mount()
         .ok_or_else(|| Error::new(ErrorKind::NotFound, "no cgroup2 hierarchy is mounted"))?;
     let dir = root.join(path.trim_start_matches('/'));

@@ -214,14 +214,32 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
 
     // --- file writes
     let mut allowed = Vec::new();
-    if !p.write_files.is_empty() {
-        let items = p
-            .write_files
-            .keys()
+    let (patterns, exact): (Vec<&String>, Vec<&String>) = p
+        .write_files
+        .keys()
+        .partition(|f| crate::model::is_proc_pattern(f));
+    if !exact.is_empty() {
+        let items = exact
+            .iter()
             .map(|f| item(img, f))
             .collect::<Result<Vec<_>, _>>()?;
         list(&mut o, &format!("{px}_write_files"), &items);
         allowed.push(format!("fd.name in ({px}_write_files)"));
+    }
+    // /proc/<pid>/… writes, learned with the pid as `[0-9]*` (model::proc_pattern)
+    for pat in patterns {
+        if pat
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '"' | '\\'))
+        {
+            return Err(GenerateError::Unrepresentable {
+                image: img.to_string(),
+                value: pat.to_string(),
+                why: "quote, backslash or control character in a /proc pattern",
+            });
+        }
+        // a quoted string inside the folded `condition: >` block
+        allowed.push(format!("fd.name glob \"{pat}\""));
     }
     if !p.write_dirs.is_empty() {
         let items = p

@@ -397,6 +397,33 @@ pub fn dir_of_key(key: &str) -> Option<&str> {
 }
 
 /// Parent directory of an absolute path (`/a/b` → `/a`, `/a` → `/`, `/` → none).
+/// What a `/proc/<pid>` component becomes in a learned write path.
+pub const PROC_PID: &str = "[0-9]*";
+
+/// A write under `/proc/<pid>/` (or `/proc/<pid>/task/<tid>/`) as the pattern
+/// it is learned as: the pid and tid become `[0-9]*`, so a program writing its
+/// own `/proc/self/…` (which the kernel resolves to its pid) learns one entry,
+/// not one per run. `None` for every other path.
+pub fn proc_pattern(path: &str) -> Option<String> {
+    let digits = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit());
+    let rest = path.strip_prefix("/proc/")?;
+    let mut comps: Vec<&str> = rest.split('/').collect();
+    if !digits(comps[0]) || comps.len() < 2 {
+        return None;
+    }
+    comps[0] = PROC_PID;
+    if comps.len() >= 4 && comps[1] == "task" && digits(comps[2]) {
+        comps[2] = PROC_PID;
+    }
+    Some(format!("/proc/{}", comps.join("/")))
+}
+
+/// Whether a learned write path is a [`proc_pattern`] (matched with Falco's
+/// `glob`, like the generated rules do).
+pub fn is_proc_pattern(path: &str) -> bool {
+    path.starts_with("/proc/[0-9]*/")
+}
+
 pub(crate) fn parent(path: &str) -> Option<&str> {
     let t = path.strip_suffix('/').unwrap_or(path);
     if t.is_empty() || !t.starts_with('/') {
@@ -430,7 +457,14 @@ impl Profile {
     /// Whether a write to `path` is allowed: an exact entry, or a generalised
     /// directory equal to or above it (Falco's `pmatch`).
     pub fn write_allowed(&self, path: &str) -> bool {
-        self.covering_write_dir(path).is_some() || self.write_files.contains_key(path)
+        self.covering_write_dir(path).is_some()
+            || self.write_files.contains_key(path)
+            || (path.starts_with("/proc/")
+                && self
+                    .write_files
+                    .range("/proc/[0-9]*/".to_string()..)
+                    .take_while(|(k, _)| is_proc_pattern(k))
+                    .any(|(k, _)| falco_learn_rules::glob_match(k, path)))
     }
 
     /// The generalised directory that covers `path`, if any.
@@ -518,6 +552,9 @@ impl Profile {
 
     /// Collapse upward from the directory holding `key` while thresholds are exceeded.
     fn generalise_from(&mut self, mut child: String, limits: &Limits, out: &mut Vec<Delta>) {
+        if is_proc_pattern(&child) {
+            return;
+        }
         while let Some(dir) = parent(&child).map(str::to_string) {
             if depth(&dir) < limits.file_min_depth
                 || self.children(&dir) <= limits.file_dir_threshold
@@ -578,6 +615,15 @@ impl Profile {
 
     /// Learn one file opened for writing.
     pub fn learn_write(&mut self, path: &str, ts: u64, limits: &Limits) -> Vec<Delta> {
+        if let Some(p) = proc_pattern(path) {
+            // patterns are never generalised into directories
+            if let Some(s) = self.write_files.get_mut(&p) {
+                s.hit(ts);
+                return Vec::new();
+            }
+            self.write_files.insert(p.clone(), Seen::at(ts));
+            return vec![Delta::NewFileWrite { path: p }];
+        }
         if let Some(d) = self.covering_write_dir(path).map(str::to_string) {
             if let Some(s) = self.write_dirs.get_mut(&d) {
                 s.hit(ts);
@@ -731,6 +777,36 @@ impl SupernetAt for IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_patterns() {
+        let p = |s: &str| proc_pattern(s);
+        assert_eq!(
+            p("/proc/12/oom_score_adj").as_deref(),
+            Some("/proc/[0-9]*/oom_score_adj")
+        );
+        assert_eq!(
+            p("/proc/12/task/13/comm").as_deref(),
+            Some("/proc/[0-9]*/task/[0-9]*/comm")
+        );
+        assert_eq!(p("/proc/12/task/x").as_deref(), Some("/proc/[0-9]*/task/x"));
+        assert_eq!(
+            p("/proc/12/task/13").as_deref(),
+            Some("/proc/[0-9]*/task/13")
+        );
+        for none in [
+            "/proc/12",
+            "/proc/self/comm",
+            "/proc/sys/kernel/x",
+            "/proc/1a/x",
+            "/etc/12/x",
+            "/proc//x",
+        ] {
+            assert_eq!(p(none), None, "{none}");
+        }
+        assert!(is_proc_pattern("/proc/[0-9]*/comm"));
+        assert!(!is_proc_pattern("/proc/12/comm"));
+    }
 
     fn net(s: &str) -> IpNet {
         s.parse().expect("test net")

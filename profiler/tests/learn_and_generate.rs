@@ -561,3 +561,69 @@ fn generated_rules_agree_on_quoted_values_ipv6_and_root_dirs() {
     assert_eq!(verdict(&p, 15), Some("/datax".into()));
     assert_eq!(verdict(&root, 17), None, "/** allows every write");
 }
+
+#[test]
+fn proc_pid_writes_are_learned_once_and_generated_rules_agree() {
+    let (l, _) = learn("nginx.jsonl");
+    let limits = Limits::default();
+    let mut p = l.profiles()[&nginx()].clone();
+    // the kernel resolves /proc/self/… to the writer's pid: one entry for all runs
+    p.learn_write("/proc/4242/oom_score_adj", 1, &limits);
+    assert!(p
+        .learn_write("/proc/77/oom_score_adj", 2, &limits)
+        .is_empty());
+    p.learn_write("/proc/4242/task/4250/comm", 3, &limits);
+    let learned: Vec<&String> = p
+        .write_files
+        .keys()
+        .filter(|k| k.starts_with("/proc/"))
+        .collect();
+    assert_eq!(
+        learned,
+        [
+            "/proc/[0-9]*/oom_score_adj",
+            "/proc/[0-9]*/task/[0-9]*/comm"
+        ]
+    );
+
+    let fixture = events(&fixture("nginx.jsonl"));
+    let open = fixture
+        .iter()
+        .find(|e| {
+            matches!(
+                falco_learn_profiler::behaviour(e),
+                Some(falco_learn_profiler::Behaviour::Write { .. })
+            ) && p.image.is_event(e)
+        })
+        .cloned()
+        .expect("a write");
+    let paths = [
+        ("/proc/1/oom_score_adj", true),
+        ("/proc/99999/oom_score_adj", true),
+        ("/proc/1/task/2/comm", true),
+        ("/proc/self/oom_score_adj", false),
+        ("/proc/1/oom_adj", false),
+        ("/proc/1/comm", false),
+        ("/proc/sys/kernel/core_pattern", false),
+        ("/procx/1/oom_score_adj", false),
+    ];
+    let rs = load_generated(&p);
+    for (path, allowed) in paths {
+        let mut e = open.clone();
+        if let Some(fd) = e.fd.as_mut() {
+            fd.name = path.into();
+        }
+        let fired: Vec<String> = rs.matching(&e).iter().map(|r| r.name.clone()).collect();
+        let want: Vec<String> = p
+            .matches(&e)
+            .map(|a| rule_name(&p.image, a.dimension))
+            .into_iter()
+            .collect();
+        assert_eq!(fired, want, "{path}: generated rules and matcher disagree");
+        assert_eq!(want.is_empty(), allowed, "{path}");
+    }
+    // and the profile round-trips through its YAML
+    let back = falco_learn_profiler::from_yaml(&falco_learn_profiler::to_yaml(&p), "p.yaml")
+        .expect("YAML round trip");
+    assert_eq!(back.write_files, p.write_files);
+}

@@ -229,6 +229,13 @@ fn ord(op: Op, o: std::cmp::Ordering) -> bool {
     }
 }
 
+/// Falco's `glob` operator: does `text` match `pattern` (fnmatch without
+/// FNM_PATHNAME: `*` also matches `/`)?
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    glob(&p, text)
+}
+
 fn glob(p: &[char], t: &str) -> bool {
     let t: Vec<char> = t.chars().collect();
     glob_chars(p, &t)

@@ -31,6 +31,7 @@ pub mod report;
 pub mod yaml;
 
 use collector::{Collected, Ctx};
+pub use compile::glob_match;
 use compile::{Compiler, EvalCache, Node, TypeMask, ALL_TYPES};
 use falco_learn_event::{Event, EventType};
 pub use output::{Alert, OutputFormat};

@@ -26,7 +26,8 @@ pub enum BenchCommand {
 #[derive(Args, Debug)]
 #[command(
     after_help = "Examples:\n  sudo falco-learn bench probe --rounds 5\n  \
-    sudo falco-learn bench probe --agent   # full pipeline: default rules + 10 profiles"
+    sudo falco-learn bench probe --agent   # full pipeline: default rules + 10 profiles\n  \
+    sudo falco-learn bench probe --kill    # workers in a cgroup under enforce-kill"
 )]
 pub struct ProbeBenchArgs {
     /// Consume events with the full agent pipeline (default rules + 10 profiles,
@@ -40,6 +41,11 @@ pub struct ProbeBenchArgs {
     /// Scale the iteration counts (1.0 = 200k open/close, 2k fork+exec, 10k connects).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
+    /// Run every worker (both sides) in a cgroup of its own, and with the probe
+    /// put that cgroup under enforce-kill with a profile allowing the worker and
+    /// /bin/true: each exec is then checked against the allow-list in the kernel.
+    #[arg(long)]
+    pub kill: bool,
 }
 
 #[derive(Args, Debug)]
@@ -120,7 +126,9 @@ fn worker(kind: LoopKind, iters: u64) -> anyhow::Result<f64> {
         LoopKind::ForkExec => {
             start = Instant::now();
             for _ in 0..iters {
-                Command::new("/bin/true").status()?;
+                let st = Command::new("/bin/true").status()?;
+                // (under --kill, a killed exec must not pass for a fast one)
+                anyhow::ensure!(st.success(), "/bin/true: {st}");
             }
         }
         LoopKind::Connect => {
@@ -159,15 +167,63 @@ fn worker(kind: LoopKind, iters: u64) -> anyhow::Result<f64> {
     Ok(el.as_nanos() as f64 / iters as f64)
 }
 
-fn run_worker(kind: LoopKind, iters: u64) -> anyhow::Result<f64> {
+/// A cgroup v2 directory for the workers (`bench probe --kill`), removed on drop.
+struct BenchCgroup {
+    dir: std::path::PathBuf,
+    procs: std::ffi::CString,
+    id: u64,
+}
+
+impl BenchCgroup {
+    fn create() -> anyhow::Result<BenchCgroup> {
+        use std::os::unix::fs::MetadataExt;
+        let root = falco_learn_probe::kill::cgroup2_mount()
+            .ok_or_else(|| anyhow::anyhow!("--kill needs the cgroup v2 hierarchy mounted"))?;
+        let dir = root.join(format!("fl-bench-kill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("create {}: {e}", dir.display()))?;
+        let id = std::fs::metadata(&dir)?.ino();
+        let procs = std::ffi::CString::new(dir.join("cgroup.procs").to_string_lossy().as_bytes())?;
+        Ok(BenchCgroup { dir, procs, id })
+    }
+}
+
+impl Drop for BenchCgroup {
+    fn drop(&mut self) {
+        // the workers have exited: the cgroup is empty
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn run_worker(kind: LoopKind, iters: u64, cgroup: Option<&BenchCgroup>) -> anyhow::Result<f64> {
+    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()?;
     let name = kind
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default();
-    let out = Command::new(exe)
-        .args(["bench", "worker", &name, &iters.to_string()])
-        .output()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "worker", &name, &iters.to_string()]);
+    if let Some(cg) = cgroup {
+        let procs = cg.procs.clone();
+        // SAFETY: between fork and exec only async-signal-safe calls (open,
+        // write, close) on memory prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if n != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let out = cmd.output()?;
     if !out.status.success() {
         anyhow::bail!(
             "bench worker {name} failed: {}",
@@ -270,6 +326,16 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let cgroup = if a.kill {
+        Some(BenchCgroup::create()?)
+    } else {
+        None
+    };
+    // what the workers exec: themselves, then /bin/true (fork+exec loop)
+    let allowed: Vec<String> = [std::env::current_exe()?, "/bin/true".into()]
+        .iter()
+        .map(|p| std::fs::canonicalize(p).map(|p| p.display().to_string()))
+        .collect::<Result<_, _>>()?;
     let kinds = [
         LoopKind::OpenRead,
         LoopKind::OpenWrite,
@@ -292,7 +358,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         for round in 0..a.rounds {
             // alternate which run goes first, so warm-up and drift hit both sides
             if round % 2 == 0 {
-                off.push(run_worker(kind, iters)?);
+                off.push(run_worker(kind, iters, cgroup.as_ref())?);
             }
             let engine = match &profiles {
                 Some(dir) => Some(
@@ -308,7 +374,14 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                 ),
                 None => None,
             };
-            let (probe, rx) = Probe::start(ProbeConfig::default())?;
+            let (probe, rx) = Probe::start(ProbeConfig {
+                kill: a.kill,
+                ..ProbeConfig::default()
+            })?;
+            if let (Some(policy), Some(cg)) = (probe.kill_policy(), cgroup.as_ref()) {
+                policy.set_profile(1, allowed.iter().map(String::as_str))?;
+                policy.enforce(cg.id, 1)?;
+            }
             let count = Arc::new(AtomicU64::new(0));
             let c2 = count.clone();
             let consumer = std::thread::spawn(move || {
@@ -330,7 +403,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             });
             let cpu0 = cpu_seconds();
             let t0 = Instant::now();
-            on.push(run_worker(kind, iters)?);
+            on.push(run_worker(kind, iters, cgroup.as_ref())?);
             // let the consumer catch up before reading the counters
             std::thread::sleep(Duration::from_millis(200));
             let el = t0.elapsed().as_secs_f64();
@@ -343,7 +416,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             alerts_total += consumer.join().unwrap_or(0);
             rates.push(count.load(Ordering::Relaxed) as f64 / el);
             if round % 2 == 1 {
-                off.push(run_worker(kind, iters)?);
+                off.push(run_worker(kind, iters, cgroup.as_ref())?);
             }
         }
         let (off, on) = (median(&mut off), median(&mut on));

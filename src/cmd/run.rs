@@ -145,6 +145,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         overrides.push(format!("profiles.dir={:?}", p.display().to_string()));
     }
     let cfg = Config::load(args.config.as_deref(), &overrides)?;
+    if args.mode == Mode::EnforceKill && falco_learn_probe::kill::cgroup2_mount().is_none() {
+        anyhow::bail!(
+            "--mode enforce-kill needs the cgroup v2 hierarchy (containers are recognised in the \
+             kernel by their cgroup v2 id) and none is mounted here; use --mode enforce-alert"
+        );
+    }
     signals::install(true);
 
     if cfg.metrics.enabled {

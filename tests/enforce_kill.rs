@@ -99,6 +99,20 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     // denied: the copy is killed before it runs
     let (out, code) = exec_in(&guarded, "attack", "/tmp/echo SURVIVED; echo rc=$?");
     assert_eq!((out.as_str(), code), ("rc=137", 0), "the copied binary ran");
+    // a reviewed profile that allows the copy, reloaded with SIGHUP, lets it run
+    p.learn_exec("/tmp/echo", false, 2);
+    std::fs::write(
+        profiles.join("profiled.yaml"),
+        falco_learn_profiler::to_yaml(&p),
+    )
+    .expect("rewrite profile");
+    agent.signal(libc::SIGHUP);
+    agent.wait_log(
+        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 2 executable(s)",
+        20,
+    );
+    let (out, code) = exec_in(&guarded, "reviewed", "/tmp/echo ALLOWED-NOW");
+    assert_eq!((out.as_str(), code), ("ALLOWED-NOW", 0));
     // the image without a profile is not enforced
     let (out, code) = exec_in(
         &free,

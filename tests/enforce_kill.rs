@@ -14,34 +14,13 @@ mod support;
 
 use common::{free_port, scrape, Agent};
 use falco_learn_profiler::{ImageRef, Profile};
-use std::process::Command;
 use std::time::Duration;
-use support::{busybox_rootfs, may_run, Containerd, CtrContainer, CtrImage};
+use support::{busybox_rootfs, ctr_sh, may_run, Containerd, CtrContainer, CtrImage};
 
 const PROFILED: &str = "docker.io/library/fl-kill-profiled:test";
 const UNPROFILED: &str = "docker.io/library/fl-kill-open:test";
 
 /// `ctr task exec` of a shell script; (stdout, exit code of ctr).
-fn exec_in(container: &str, id: &str, script: &str) -> (String, i32) {
-    let out = Command::new("ctr")
-        .args([
-            "task",
-            "exec",
-            "--exec-id",
-            id,
-            container,
-            "/bin/sh",
-            "-c",
-            script,
-        ])
-        .output()
-        .expect("ctr task exec");
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        out.status.code().unwrap_or(-1),
-    )
-}
-
 #[test]
 fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     if !may_run("the enforce-kill end-to-end test", &["containerd", "ctr"]) {
@@ -94,11 +73,26 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     );
 
     // allowed: the shell and its applets are /bin/busybox
-    let (out, code) = exec_in(&guarded, "ok", "cp /bin/busybox /tmp/echo && echo copied");
+    let (out, code) = ctr_sh(&guarded, "ok", "cp /bin/busybox /tmp/echo && echo copied");
     assert_eq!((out.as_str(), code), ("copied", 0));
     // denied: the copy is killed before it runs
-    let (out, code) = exec_in(&guarded, "attack", "/tmp/echo SURVIVED; echo rc=$?");
+    let (out, code) = ctr_sh(&guarded, "attack", "/tmp/echo SURVIVED; echo rc=$?");
     assert_eq!((out.as_str(), code), ("rc=137", 0), "the copied binary ran");
+    // the agent evaluates events asynchronously: let it alert on the kill
+    // before the profile changes under it
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !agent
+        .stdout_lines()
+        .iter()
+        .any(|l| l.contains("action=killed"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no action=killed alert:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // a reviewed profile that allows the copy, reloaded with SIGHUP, lets it run
     p.learn_exec("/tmp/echo", false, 2);
     std::fs::write(
@@ -111,10 +105,10 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         "enforce-kill: docker.io/library/fl-kill-profiled:test allows 2 executable(s)",
         20,
     );
-    let (out, code) = exec_in(&guarded, "reviewed", "/tmp/echo ALLOWED-NOW");
+    let (out, code) = ctr_sh(&guarded, "reviewed", "/tmp/echo ALLOWED-NOW");
     assert_eq!((out.as_str(), code), ("ALLOWED-NOW", 0));
     // the image without a profile is not enforced
-    let (out, code) = exec_in(
+    let (out, code) = ctr_sh(
         &free,
         "attack",
         "cp /bin/busybox /tmp/echo && /tmp/echo RAN",

@@ -15,26 +15,6 @@ use falco_learn_probe::ProbeConfig;
 use std::process::Command;
 use support::*;
 
-fn exec_in(container: &str, id: &str, script: &str) -> (String, i32) {
-    let out = Command::new("ctr")
-        .args([
-            "task",
-            "exec",
-            "--exec-id",
-            id,
-            container,
-            "/bin/sh",
-            "-c",
-            script,
-        ])
-        .output()
-        .expect("ctr task exec");
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        out.status.code().unwrap_or(-1),
-    )
-}
-
 #[test]
 fn exec_outside_the_profile_is_killed_in_the_kernel() {
     if !may_run("enforce-kill test", &["containerd", "ctr"]) {
@@ -85,9 +65,9 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     assert_eq!(policy.enforced(), vec![(cg.id, 7)]);
 
     // busybox applets are allowed; the copy is not
-    let (out, code) = exec_in(&name, "allowed", "cp /bin/busybox /tmp/echo && echo copied");
+    let (out, code) = ctr_sh(&name, "allowed", "cp /bin/busybox /tmp/echo && echo copied");
     assert_eq!((out.as_str(), code), ("copied", 0));
-    let (out, code) = exec_in(&name, "denied", "/tmp/echo SURVIVED; echo rc=$?");
+    let (out, code) = ctr_sh(&name, "denied", "/tmp/echo SURVIVED; echo rc=$?");
     assert_eq!((out.as_str(), code), ("rc=137", 0), "the copied binary ran");
 
     let killed = live.wait_for("the killed exec", 10, |e| {
@@ -119,11 +99,11 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     policy
         .set_profile(7, ["/bin/busybox", "/tmp/echo"])
         .expect("widen");
-    let (out, _) = exec_in(&name, "widened", "/tmp/echo SURVIVED");
+    let (out, _) = ctr_sh(&name, "widened", "/tmp/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
     policy.set_profile(7, ["/bin/busybox"]).expect("narrow");
     policy.release(cg.id);
     assert_eq!(policy.enforced(), vec![]);
-    let (out, _) = exec_in(&name, "released", "/tmp/echo SURVIVED");
+    let (out, _) = ctr_sh(&name, "released", "/tmp/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
 }

@@ -130,23 +130,8 @@ state = "{d}/state"
 
 impl Drop for PrivateContainerd {
     fn drop(&mut self) {
-        // SAFETY: signalling the daemon we started, by its own pid.
-        unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.daemon.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        // snapshots left mounted by a failed run would make removal fail: unmount first
-        let root = self.dir.join("root");
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-            for m in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
-                if Path::new(m).starts_with(&root) {
-                    let _ = Command::new("umount").arg("-l").arg(m).output();
-                }
-            }
-        }
+        stop_child(&mut self.daemon, Duration::from_secs(5));
+        unmount_below(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -161,26 +146,11 @@ fn rt() -> tokio::runtime::Runtime {
 /// Import `rootfs` as image `reference` (default command `cmd`) into `k8s.io`,
 /// also under the repository@digest name a CRI pull records; the digest.
 fn import(ctrd: &PrivateContainerd, reference: &str, rootfs: &Path, cmd: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/make-image-tar.sh");
-    let tar = rootfs.with_extension(format!("{}.tar", reference.replace(['/', ':'], "_")));
-    must(
-        Command::new("bash")
-            .arg(&script)
-            .arg(rootfs)
-            .arg(reference)
-            .arg(&tar)
-            .args(cmd),
-    );
+    let tar = image_tar_with(rootfs, reference, cmd);
     ctrd.ctr_ok(&["images", "import", tar.to_str().unwrap_or_default()]);
     let _ = std::fs::remove_file(&tar);
     let ls = ctrd.ctr_ok(&["images", "ls"]);
-    let digest = ls
-        .lines()
-        .find_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            (cols.first() == Some(&reference)).then(|| cols.get(2).map(|s| s.to_string()))
-        })
-        .flatten()
+    let digest = ls_digest(&ls, reference)
         .unwrap_or_else(|| panic!("{reference} not in `ctr -n k8s.io images ls`:\n{ls}"));
     let repo = reference
         .rsplit_once(':')

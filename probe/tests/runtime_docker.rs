@@ -16,7 +16,7 @@ use falco_learn_event::{Event, Mount};
 use falco_learn_probe::runtime::{parse_rfc3339_ns, RuntimeConfig};
 use falco_learn_probe::ProbeConfig;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
@@ -109,25 +109,8 @@ impl Drop for PrivateDocker {
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.docker(&["rm", "-f", id]);
         }
-        // SAFETY: signalling the daemon we started, by its own pid.
-        unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.daemon.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
-            let mut ours: Vec<&str> = mounts
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .filter(|m| Path::new(m).starts_with(&self.dir))
-                .collect();
-            ours.reverse();
-            for m in ours {
-                let _ = Command::new("umount").arg("-l").arg(m).output();
-            }
-        }
+        stop_child(&mut self.daemon, Duration::from_secs(15));
+        unmount_below(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -217,13 +217,8 @@ fn not_found(e: &LookupError) -> bool {
 /// Connect to a CRI socket (the channel multiplexes every later call) and ask
 /// the runtime's name (CRI `Version`): `containerd`, `cri-o`, else `cri`.
 pub(crate) async fn connect(socket: &Path) -> Result<(Channel, &'static str), LookupError> {
-    let channel =
-        containerd_client::connect(socket)
-            .await
-            .map_err(|e| LookupError::Unreachable {
-                socket: socket.display().to_string(),
-                err: format!("{e:?}"),
-            })?;
+    // the same unix-socket gRPC channel as containerd's API
+    let channel = super::containerd::connect(socket).await?;
     let version = RuntimeServiceClient::new(channel.clone())
         .version(VersionRequest {
             version: String::new(),

@@ -158,14 +158,7 @@ impl Containerd {
 impl Drop for Containerd {
     fn drop(&mut self) {
         if let Some(mut d) = self.daemon.take() {
-            // SAFETY: signalling the daemon we started, by its own pid.
-            unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while d.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = d.kill();
-            let _ = d.wait();
+            stop_child(&mut d, Duration::from_secs(5));
         }
     }
 }
@@ -210,6 +203,15 @@ pub fn busybox_rootfs(tag: &str) -> Scratch {
 /// The image's default command names the reference, so two references of one
 /// root filesystem are two images with two digests.
 pub fn image_tar(rootfs: &Path, reference: &str) -> PathBuf {
+    image_tar_with(
+        rootfs,
+        reference,
+        &["/bin/sh", "-c", &format!("echo {reference}")],
+    )
+}
+
+/// [`image_tar`] with `cmd` as the image's default command.
+pub fn image_tar_with(rootfs: &Path, reference: &str, cmd: &[&str]) -> PathBuf {
     // from the probe crate or, when the root crate's tests include this module, from the root
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let script = [
@@ -227,9 +229,68 @@ pub fn image_tar(rootfs: &Path, reference: &str) -> PathBuf {
             .arg(rootfs)
             .arg(reference)
             .arg(&out)
-            .args(["/bin/sh", "-c", &format!("echo {reference}")]),
+            .args(cmd),
     );
     out
+}
+
+/// The digest `ctr images ls` output shows for `reference`.
+pub fn ls_digest(ls: &str, reference: &str) -> Option<String> {
+    ls.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols.first() == Some(&reference))
+            .then(|| cols.get(2).map(|s| s.to_string()))
+            .flatten()
+    })
+}
+
+/// SIGTERM a daemon we started, wait up to `grace`, then SIGKILL and reap it.
+pub fn stop_child(child: &mut Child, grace: Duration) {
+    // SAFETY: signalling a child we started, by its own pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Lazily unmount everything mounted below `dir`, innermost first (snapshots a
+/// failed run left behind would make removing `dir` fail).
+pub fn unmount_below(dir: &Path) {
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| Path::new(m).starts_with(dir))
+            .collect();
+        ours.reverse();
+        for m in ours {
+            let _ = Command::new("umount").arg("-l").arg(m).output();
+        }
+    }
+}
+
+/// `ctr task exec` of a shell script in `container`: (trimmed stdout, ctr's exit code).
+pub fn ctr_sh(container: &str, exec_id: &str, script: &str) -> (String, i32) {
+    let out = Command::new("ctr")
+        .args([
+            "task",
+            "exec",
+            "--exec-id",
+            exec_id,
+            container,
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("ctr task exec");
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        out.status.code().unwrap_or(-1),
+    )
 }
 
 /// An image imported into containerd's `default` namespace, removed on drop.
@@ -251,13 +312,7 @@ impl CtrImage {
     pub fn import_tar(reference: &str, tar: &Path) -> CtrImage {
         must(Command::new("ctr").args(["images", "import"]).arg(tar));
         let ls = stdout(Command::new("ctr").args(["images", "ls"]));
-        let digest = ls
-            .lines()
-            .find_map(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                (cols.first() == Some(&reference)).then(|| cols.get(2).map(|s| s.to_string()))
-            })
-            .flatten()
+        let digest = ls_digest(&ls, reference)
             .unwrap_or_else(|| panic!("{reference} not in `ctr images ls`:\n{ls}"));
         assert!(digest.starts_with("sha256:"), "{digest}");
         CtrImage {

@@ -97,7 +97,7 @@ const SAMPLES: &[(&str, &[&str])] = &[
     ("mm_struct.arg_start", &["mm_struct"]),
     ("dentry.d_parent", &["dentry"]),
     ("dentry.d_name.name", &["dentry", "qstr"]),
-    ("cred.cap_effective.val", &["cred"]),
+    ("cred.cap_effective", &["cred"]),
     ("file.f_path.dentry", &["file", "path"]),
     ("mount.mnt", &["mount"]),
     ("sock.__sk_common.skc_family", &["sock", "sock_common"]),

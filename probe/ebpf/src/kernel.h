@@ -62,13 +62,14 @@ struct inode {
 	s64 i_mtime_sec;
 	u32 i_mtime_nsec;
 };
-struct inode___old {
+/* Inode times before 6.11, as struct timespec64: `i_ctime`/`i_mtime` up to 6.5,
+ * `__i_ctime` with `i_mtime` in 6.6, `__i_ctime`/`__i_mtime` in 6.7 – 6.10. Each member is
+ * read only behind its own bpf_core_field_exists() check (probe.bpf.c, inode_time). */
+struct inode___timespec {
 	struct timespec64 i_ctime;
 	struct timespec64 i_mtime;
-};
-struct inode___mid {
 	struct timespec64 __i_ctime;
-	struct timespec64 i_mtime;
+	struct timespec64 __i_mtime;
 };
 struct dentry {
 	struct dentry *d_parent;
@@ -99,6 +100,9 @@ struct mm_struct {
 	unsigned long env_end;
 	struct file *exe_file;
 };
+/* kernel_cap_t is `{ u64 val; }` since 6.3 and `{ __u32 cap[2]; }` before: both are 8
+ * bytes, little-endian the same value, so the probe reads the 8 bytes at the relocated
+ * field's address and never names the inner member. */
 typedef struct { u64 val; } kernel_cap_t;
 struct cred {
 	kernel_cap_t cap_permitted;

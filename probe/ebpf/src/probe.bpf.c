@@ -361,9 +361,12 @@ static __always_inline u32 pid_vnr(struct pid *p)
 
 static __always_inline u64 inode_time(struct inode *ino, bool ctime)
 {
+	struct timespec64 ts = {};
 	s64 sec = 0;
 	u32 nsec = 0;
-	if (bpf_core_field_exists(ino->i_ctime_sec)) {
+	/* Four layouts (kernel.h); each read sits behind its own existence check,
+	 * so the relocations of the members this kernel lacks are never reached. */
+	if (bpf_core_field_exists(ino->i_ctime_sec)) { /* 6.11+ */
 		if (ctime) {
 			sec = BPF_CORE_READ(ino, i_ctime_sec);
 			nsec = BPF_CORE_READ(ino, i_ctime_nsec);
@@ -371,19 +374,21 @@ static __always_inline u64 inode_time(struct inode *ino, bool ctime)
 			sec = BPF_CORE_READ(ino, i_mtime_sec);
 			nsec = BPF_CORE_READ(ino, i_mtime_nsec);
 		}
-	} else if (bpf_core_field_exists(((struct inode___mid *)ino)->__i_ctime)) {
-		struct timespec64 ts = ctime ? BPF_CORE_READ((struct inode___mid *)ino, __i_ctime)
-					     : BPF_CORE_READ((struct inode___mid *)ino, i_mtime);
-		sec = ts.tv_sec;
-		nsec = ts.tv_nsec;
-	} else {
-		struct timespec64 ts = ctime ? BPF_CORE_READ((struct inode___old *)ino, i_ctime)
-					     : BPF_CORE_READ((struct inode___old *)ino, i_mtime);
-		sec = ts.tv_sec;
-		nsec = ts.tv_nsec;
+		/* 6.13+ keeps a multigrain flag in the top bits of i_ctime_nsec */
+		return (u64)sec * 1000000000ULL + (nsec & 0x3fffffff);
 	}
-	/* 6.13+ keeps a multigrain flag in the top bits of i_ctime_nsec */
-	return (u64)sec * 1000000000ULL + (nsec & 0x3fffffff);
+	if (ctime) {
+		if (bpf_core_field_exists(((struct inode___timespec *)ino)->__i_ctime))
+			ts = BPF_CORE_READ((struct inode___timespec *)ino, __i_ctime);
+		else if (bpf_core_field_exists(((struct inode___timespec *)ino)->i_ctime))
+			ts = BPF_CORE_READ((struct inode___timespec *)ino, i_ctime);
+	} else {
+		if (bpf_core_field_exists(((struct inode___timespec *)ino)->__i_mtime))
+			ts = BPF_CORE_READ((struct inode___timespec *)ino, __i_mtime);
+		else if (bpf_core_field_exists(((struct inode___timespec *)ino)->i_mtime))
+			ts = BPF_CORE_READ((struct inode___timespec *)ino, i_mtime);
+	}
+	return (u64)ts.tv_sec * 1000000000ULL + ((u64)ts.tv_nsec & 0x3fffffff);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *task, s64 fd)
@@ -494,8 +499,12 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	data = &buf[HDR_RESERVE];
 	fill_hdr(&e->h, kind, 0);
 
-	e->cap_effective = BPF_CORE_READ(task, cred, cap_effective.val);
-	e->cap_permitted = BPF_CORE_READ(task, cred, cap_permitted.val);
+	{
+		/* 8 bytes at the field, whichever kernel_cap_t layout (kernel.h) */
+		const struct cred *cred = BPF_CORE_READ(task, cred);
+		bpf_core_read(&e->cap_effective, sizeof(e->cap_effective), &cred->cap_effective);
+		bpf_core_read(&e->cap_permitted, sizeof(e->cap_permitted), &cred->cap_permitted);
+	}
 	e->start_boot_ns = BPF_CORE_READ(task, start_boottime);
 	e->loginuid = bpf_core_field_exists(task->loginuid) ? BPF_CORE_READ(task, loginuid.val) : (u32)-1;
 	e->vpid = pid_vnr(BPF_CORE_READ(task, thread_pid));

@@ -16,7 +16,8 @@ Examples:
   falco-learn --image nginx --duration 1h              learn nginx's profile (same as `learn …`)
   falco-learn learn --image nginx --from events.jsonl  learn from a recording
   falco-learn profiles export --dir profiles           profiles/<image>.yaml for review in git
-  falco-learn rules generate --image nginx             Falco allowlist rules from a profile";
+  falco-learn rules generate --image nginx             Falco allowlist rules from a profile
+  falco-learn selftest                                 check the probe on this kernel (root)";
 
 #[derive(Parser)]
 #[command(name = "falco-learn", version, about, after_help = EXAMPLES)]
@@ -49,6 +50,8 @@ enum Command {
     /// Work with learned profiles: list, show, diff, merge, export, import.
     #[command(subcommand)]
     Profiles(cmd::profiles::ProfilesCommand),
+    /// Load the probe and check that it reports real syscalls exactly (root).
+    Selftest(cmd::selftest::SelftestArgs),
     /// Benchmarks (root): the probe's cost on syscall loops.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -106,6 +109,7 @@ fn main() -> std::process::ExitCode {
         Command::Learn(a) => cmd::learn::run(a),
         Command::Profiles(c) => cmd::profiles::run(c),
         Command::Bench(c) => cmd::bench::run(c),
+        Command::Selftest(a) => cmd::selftest::run(a),
     };
     finish(result)
 }

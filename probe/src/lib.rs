@@ -21,6 +21,7 @@ pub mod kill;
 pub mod preflight;
 pub mod proctable;
 pub mod runtime;
+pub mod selftest;
 pub mod users;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};

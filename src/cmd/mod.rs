@@ -7,6 +7,7 @@ pub mod record;
 pub mod replay;
 pub mod rules;
 pub mod run;
+pub mod selftest;
 pub mod signals;
 
 /// Does image reference `pattern` (as a user types it: `nginx`, `nginx:1.27`,

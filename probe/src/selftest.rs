@@ -1,0 +1,631 @@
+//! `falco-learn selftest`: load the probe on this kernel and check, exactly, that it
+//! reports what it must.
+//!
+//! A probe that loads is not yet a probe that works: a CO-RE relocation that resolved
+//! to the wrong member, a path walk that stops early or a flag read from the wrong
+//! superblock all load fine and report wrong values. [`run`] starts the real probe
+//! (the same [`Probe::start`] the agent uses), makes a small set of real syscalls in
+//! child processes, and compares each event with the value the test computed itself:
+//!
+//! | check | action (in a child process) | asserted |
+//! |---|---|---|
+//! | `exec` | runs its own executable (`--version`) | exe path = `/proc/self/exe`, argv, no tmpfs/memfd/upper-layer flag (tmpfs only if the binary really is on one) |
+//! | `exec-tmpfs` | runs a copy in `/dev/shm` | that path, `tmpfs` flag |
+//! | `exec-memfd` | runs a copy from a memfd (`/proc/self/fd/N`) | `/memfd:<name> (deleted)`, `memfd` flag |
+//! | `open-write` | `open(O_WRONLY|O_CREAT|O_TRUNC, 0640)` | path, flags, mode, fd |
+//! | `connect-tcp` | connects to a loopback listener | peer `127.0.0.1:<port>`, result 0, fd tuple |
+//! | `symlink` | `symlink(target, link)` | both paths, result 0 |
+//! | `ptrace` | `PTRACE_ATTACH` to its own child | request 16, target pid, result 0 |
+//! | `fork-exit` | the ptrace child's own fork and exit | child pid, exit status |
+//! | `enforce-kill` | in a cgroup of its own under a profile: an allowed and a disallowed exec | the disallowed one dies of SIGKILL with the `killed` flag; the allowed one runs |
+//!
+//! The kernel matrix (`tests/kernels/`) runs this under qemu on every supported kernel;
+//! `tests/selftest.rs` runs it on the build machine's kernel.
+
+use crate::kill::{cgroup2_mount, path_hash};
+use crate::{Probe, ProbeConfig, ProbeError};
+use falco_learn_event::{Args, Event, EventType, L4Proto};
+use std::ffi::CString;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How the self-test runs.
+#[derive(Debug, Clone)]
+pub struct SelftestConfig {
+    /// How long to wait for each expected event.
+    pub timeout: Duration,
+    /// Also check enforce-kill (needs a cgroup v2 hierarchy to create a cgroup in).
+    pub kill: bool,
+}
+
+impl Default for SelftestConfig {
+    fn default() -> Self {
+        SelftestConfig {
+            timeout: Duration::from_secs(20),
+            kill: true,
+        }
+    }
+}
+
+/// The outcome of one check: what was seen (`Ok`) or what was wrong (`Err`).
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub outcome: Result<String, String>,
+}
+
+/// Everything [`run`] found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `uname -r` of the kernel under test.
+    pub kernel: String,
+    /// How long loading and attaching the probe took.
+    pub load_time: Duration,
+    /// Syscalls this kernel has no tracepoint for.
+    pub missing_syscalls: Vec<&'static str>,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    /// Number of checks that passed.
+    pub fn passed(&self) -> usize {
+        self.checks.iter().filter(|c| c.outcome.is_ok()).count()
+    }
+    /// Whether every check passed.
+    pub fn ok(&self) -> bool {
+        self.passed() == self.checks.len()
+    }
+}
+
+struct Seen {
+    events: Arc<Mutex<Vec<Event>>>,
+    timeout: Duration,
+}
+
+impl Seen {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Event>> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first event satisfying `pred` (waiting up to the timeout), or a description
+    /// of what `pid` did instead.
+    fn wait(&self, what: &str, pid: u32, pred: impl Fn(&Event) -> bool) -> Result<Event, String> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Some(e) = self.lock().iter().find(|e| pred(e)) {
+                return Ok(e.clone());
+            }
+            if Instant::now() > deadline {
+                let evs = self.lock();
+                let of_pid: Vec<String> = evs
+                    .iter()
+                    .filter(|e| e.process.pid == pid)
+                    .map(|e| format!("{}(res={})", e.event_type().as_str(), e.res))
+                    .collect();
+                return Err(format!(
+                    "no {what} event within {:?} ({} events in all; pid {pid}: [{}])",
+                    self.timeout,
+                    evs.len(),
+                    of_pid.join(", ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn is_exec(e: &Event, pid: u32) -> bool {
+    e.process.pid == pid && matches!(e.event_type(), EventType::Execve | EventType::Execveat)
+}
+
+fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, want {want:?}"))
+    }
+}
+
+/// Fork a child that runs `f` (raw syscalls only: the probe's threads run in this
+/// process) and `_exit`s with its return value. Returns (pid, wait status).
+fn in_child(f: impl FnOnce() -> i32) -> Result<(u32, i32), String> {
+    // SAFETY: the child makes only async-signal-safe raw syscalls, then _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let code = f();
+        // SAFETY: ends the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    Ok((pid as u32, status))
+}
+
+fn child_ok(what: &str, r: Result<(u32, i32), String>) -> Result<u32, String> {
+    let (pid, status) = r?;
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(pid)
+    } else {
+        Err(format!(
+            "{what}: the child failed (wait status {status:#x})"
+        ))
+    }
+}
+
+fn cstr(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("{}: NUL in path", p.display()))
+}
+
+fn spawn_version(path: &Path) -> Result<u32, String> {
+    let mut tries = 0;
+    loop {
+        match Command::new(path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(mut c) => {
+                let pid = c.id();
+                let st = c.wait().map_err(|e| format!("wait: {e}"))?;
+                return if st.success() {
+                    Ok(pid)
+                } else {
+                    Err(format!("{} --version: {st}", path.display()))
+                };
+            }
+            // a fork of ours may briefly hold the copy's write fd
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+}
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+fn fs_magic(p: &Path) -> Option<i64> {
+    let c = cstr(p).ok()?;
+    // SAFETY: statfs writes into the zeroed struct we own; c is NUL-terminated.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::statfs(c.as_ptr(), &mut s) } == 0).then_some(s.f_type as i64)
+}
+
+struct Env {
+    exe: PathBuf,
+    dir: PathBuf,
+    tmpfs_copy: Option<PathBuf>,
+}
+
+fn check_exec(seen: &Seen, env: &Env) -> Result<String, String> {
+    let pid = spawn_version(&env.exe)?;
+    let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+    let want = env.exe.to_string_lossy();
+    expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
+    expect(
+        "proc.args",
+        ev.process.args.clone(),
+        vec!["--version".to_string()],
+    )?;
+    let on_tmpfs = fs_magic(&env.exe) == Some(TMPFS_MAGIC);
+    let f = &ev.process.exe_flags;
+    expect("tmpfs flag", f.tmpfs, on_tmpfs)?;
+    expect("memfd flag", f.memfd, false)?;
+    expect("upper-layer flag", f.upper_layer, false)?;
+    expect("killed flag", f.killed, false)?;
+    Ok(format!("{want} (no drift flags)"))
+}
+
+fn check_exec_tmpfs(seen: &Seen, env: &Env) -> Result<String, String> {
+    let copy = env
+        .tmpfs_copy
+        .as_ref()
+        .ok_or("no tmpfs at /dev/shm to copy an executable to")?;
+    let pid = spawn_version(copy)?;
+    let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+    let want = copy.to_string_lossy();
+    expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
+    expect("tmpfs flag", ev.process.exe_flags.tmpfs, true)?;
+    expect("memfd flag", ev.process.exe_flags.memfd, false)?;
+    Ok(format!("{want} flagged tmpfs"))
+}
+
+fn check_exec_memfd(seen: &Seen, env: &Env) -> Result<String, String> {
+    let bytes = std::fs::read(&env.exe).map_err(|e| format!("{}: {e}", env.exe.display()))?;
+    let name = c"fl-selftest";
+    // SAFETY: valid NUL-terminated name; the fd is ours (inherited by the child on purpose).
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    if fd < 0 {
+        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+    }
+    let mut written = 0;
+    while written < bytes.len() {
+        // SAFETY: writing our own buffer to our own fd.
+        let n = unsafe { libc::write(fd, bytes[written..].as_ptr().cast(), bytes.len() - written) };
+        if n <= 0 {
+            // SAFETY: closing our own fd.
+            unsafe { libc::close(fd) };
+            return Err(format!(
+                "write to memfd: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        written += n as usize;
+    }
+    let r = spawn_version(Path::new(&format!("/proc/self/fd/{fd}")));
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(fd) };
+    let pid = r?;
+    let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+    expect(
+        "proc.exepath",
+        ev.process.exepath.as_str(),
+        "/memfd:fl-selftest (deleted)",
+    )?;
+    expect("memfd flag", ev.process.exe_flags.memfd, true)?;
+    expect("tmpfs flag", ev.process.exe_flags.tmpfs, false)?;
+    Ok(format!("{} flagged memfd", ev.process.exepath))
+}
+
+fn check_open_write(seen: &Seen, env: &Env) -> Result<String, String> {
+    let path = env.dir.join("written");
+    let c = cstr(&path)?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    let pid = child_ok(
+        "open",
+        in_child(|| {
+            // SAFETY: raw syscall on a path prepared before fork.
+            let fd = unsafe { libc::open(c.as_ptr(), flags, 0o640) };
+            i32::from(fd < 0)
+        }),
+    )?;
+    let want = path.to_string_lossy().into_owned();
+    let ev = seen.wait("open", pid, |e| {
+        e.process.pid == pid
+            && matches!(e.event_type(), EventType::Open | EventType::Openat)
+            && e.fd.as_ref().is_some_and(|f| f.name == want)
+    })?;
+    let fd = ev.fd.clone().ok_or("no fd")?;
+    if ev.res < 0 {
+        return Err(format!("result {}", ev.res));
+    }
+    expect("fd.num", fd.num, ev.res)?;
+    match ev.args {
+        Args::Open {
+            name,
+            flags: f,
+            mode,
+            ..
+        } => {
+            expect("name", name.as_str(), want.as_str())?;
+            expect(
+                "flags",
+                f & (libc::O_ACCMODE | libc::O_TRUNC | libc::O_CREAT) as u32,
+                flags as u32,
+            )?;
+            expect("mode", mode, 0o640)?;
+        }
+        other => return Err(format!("arguments {other:?}")),
+    }
+    Ok(format!(
+        "{want} O_WRONLY|O_CREAT|O_TRUNC 0640 fd {}",
+        ev.res
+    ))
+}
+
+fn check_connect(seen: &Seen) -> Result<String, String> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let pid = child_ok(
+        "connect",
+        in_child(|| {
+            // SAFETY: raw socket syscalls on a stack sockaddr.
+            unsafe {
+                let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                if s < 0 {
+                    return 2;
+                }
+                let mut sa: libc::sockaddr_in = std::mem::zeroed();
+                sa.sin_family = libc::AF_INET as libc::sa_family_t;
+                sa.sin_port = port.to_be();
+                sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+                let r = libc::connect(
+                    s,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                );
+                i32::from(r != 0) * 3
+            }
+        }),
+    )?;
+    let want = format!("127.0.0.1:{port}");
+    let ev = seen.wait("connect", pid, |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Connect
+            && matches!(&e.args, Args::Connect { addr, .. } if *addr == want)
+    })?;
+    expect("result", ev.res, 0)?;
+    let fd = ev.fd.ok_or("no fd")?;
+    expect("fd.l4proto", fd.l4proto, L4Proto::Tcp)?;
+    expect("fd.sip", fd.sip, Some([127, 0, 0, 1].into()))?;
+    expect("fd.sport", fd.sport, Some(port))?;
+    if fd.cport.is_none_or(|p| p == 0) {
+        return Err(format!("fd.cport {:?}", fd.cport));
+    }
+    drop(listener);
+    Ok(format!("{want} from port {}", fd.cport.unwrap_or(0)))
+}
+
+fn check_symlink(seen: &Seen, env: &Env) -> Result<String, String> {
+    let link = env.dir.join("sym");
+    let (ct, cl) = (c"/etc/fl-selftest-target", cstr(&link)?);
+    let pid = child_ok(
+        "symlink",
+        in_child(|| {
+            // SAFETY: raw syscall on paths prepared before fork.
+            i32::from(unsafe { libc::symlink(ct.as_ptr(), cl.as_ptr()) } != 0)
+        }),
+    )?;
+    let ev = seen.wait("symlink", pid, |e| {
+        e.process.pid == pid && matches!(e.event_type(), EventType::Symlink | EventType::Symlinkat)
+    })?;
+    expect("result", ev.res, 0)?;
+    let linkpath = link.to_string_lossy().into_owned();
+    match ev.args {
+        Args::Symlink {
+            target,
+            linkpath: l,
+            ..
+        } => {
+            expect("target", target.as_str(), "/etc/fl-selftest-target")?;
+            expect("linkpath", l.as_str(), linkpath.as_str())?;
+        }
+        other => return Err(format!("arguments {other:?}")),
+    }
+    Ok(format!("{linkpath} -> /etc/fl-selftest-target"))
+}
+
+fn check_ptrace_fork_exit(seen: &Seen) -> (Result<String, String>, Result<String, String>) {
+    // The tracer forks its victim (waiting in pause()), attaches to it, detaches, kills it.
+    let r = in_child(|| {
+        // SAFETY: raw syscalls only, on our own child.
+        unsafe {
+            let victim = libc::fork();
+            if victim == 0 {
+                loop {
+                    libc::pause();
+                }
+            }
+            if victim < 0 {
+                return 2;
+            }
+            let rc = libc::ptrace(libc::PTRACE_ATTACH, victim, 0, 0);
+            let mut st = 0;
+            if rc == 0 {
+                libc::waitpid(victim, &mut st, 0);
+                libc::ptrace(libc::PTRACE_DETACH, victim, 0, 0);
+            }
+            libc::kill(victim, libc::SIGKILL);
+            libc::waitpid(victim, &mut st, 0);
+            if rc == 0 {
+                7
+            } else {
+                3
+            }
+        }
+    });
+    let (tracer, status) = match r {
+        Ok(v) => v,
+        Err(e) => return (Err(e.clone()), Err(e)),
+    };
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7) {
+        let e = format!("the tracer failed (wait status {status:#x})");
+        return (Err(e.clone()), Err(e));
+    }
+    let fork = seen.wait("clone", tracer, |e| {
+        e.event_type() == EventType::Clone && e.process.ppid == tracer
+    });
+    let victim = fork.as_ref().map(|e| e.process.pid).unwrap_or(0);
+    let ptrace = (|| {
+        let fork = fork.as_ref().map_err(Clone::clone)?;
+        let ev = seen.wait("ptrace", tracer, |e| {
+            e.process.pid == tracer && e.event_type() == EventType::Ptrace
+        })?;
+        expect("result", ev.res, 0)?;
+        expect(
+            "arguments",
+            ev.args,
+            Args::Ptrace {
+                request: libc::PTRACE_ATTACH,
+                pid: fork.process.pid,
+            },
+        )?;
+        Ok(format!("PTRACE_ATTACH to {victim}"))
+    })();
+    let fork_exit = (|| {
+        let fork = fork.as_ref().map_err(Clone::clone)?;
+        expect(
+            "clone arguments",
+            &fork.args,
+            &Args::Clone {
+                child_pid: victim,
+                flags: 0,
+            },
+        )?;
+        let exit = seen.wait("procexit", tracer, |e| {
+            e.process.pid == tracer && e.event_type() == EventType::Procexit
+        })?;
+        expect("exit status", exit.args, Args::Exit { status: 7 << 8 })?;
+        Ok(format!("fork of {victim}, exit status 7"))
+    })();
+    (ptrace, fork_exit)
+}
+
+fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
+    let policy = probe
+        .kill_policy()
+        .ok_or("the probe was started without enforce-kill")?;
+    let copy = env
+        .tmpfs_copy
+        .as_ref()
+        .ok_or("no tmpfs at /dev/shm to copy an executable to")?;
+    let root = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
+    let cg = root.join(format!("fl-selftest-{}", std::process::id()));
+    std::fs::create_dir(&cg).map_err(|e| format!("mkdir {}: {e}", cg.display()))?;
+    let result = (|| {
+        let id = std::fs::metadata(&cg).map_err(|e| e.to_string())?.ino();
+        const PROFILE: u32 = u32::MAX;
+        let allowed = env.exe.to_string_lossy().into_owned();
+        policy
+            .set_profile(PROFILE, [allowed.as_str()])
+            .map_err(|e| e.to_string())?;
+        policy.enforce(id, PROFILE).map_err(|e| e.to_string())?;
+        let procs = cstr(&cg.join("cgroup.procs"))?;
+        let run_in_cgroup = |exe: &Path| -> Result<(u32, i32), String> {
+            let path = cstr(exe)?;
+            let arg = c"--version";
+            in_child(|| {
+                // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
+                unsafe {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                        return 2;
+                    }
+                    libc::close(fd);
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                    libc::dup2(null, 1);
+                    let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
+                    libc::execv(path.as_ptr(), argv.as_ptr());
+                }
+                3
+            })
+        };
+        let (killed_pid, st) = run_in_cgroup(copy)?;
+        if !(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL) {
+            return Err(format!(
+                "{} (not in the profile) was not killed: wait status {st:#x}",
+                copy.display()
+            ));
+        }
+        let ev = seen.wait("execve", killed_pid, |e| is_exec(e, killed_pid))?;
+        expect("killed flag", ev.process.exe_flags.killed, true)?;
+        expect(
+            "proc.exepath",
+            ev.process.exepath.as_str(),
+            &copy.to_string_lossy(),
+        )?;
+        let (ok_pid, st) = run_in_cgroup(&env.exe)?;
+        if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
+            return Err(format!(
+                "{allowed} (in the profile) did not run: wait status {st:#x}"
+            ));
+        }
+        let ev = seen.wait("execve", ok_pid, |e| is_exec(e, ok_pid))?;
+        expect(
+            "killed flag of the allowed exec",
+            ev.process.exe_flags.killed,
+            false,
+        )?;
+        policy.release(id);
+        policy.drop_profile(PROFILE);
+        Ok(format!(
+            "{} killed in cgroup {id}, {allowed} ran (allow-list hash {:#x})",
+            copy.display(),
+            path_hash(allowed.as_bytes())
+        ))
+    })();
+    // the children are reaped: the cgroup is empty
+    let _ = std::fs::remove_dir(&cg);
+    result
+}
+
+/// Load the probe, run every check, stop the probe. Fails only when the probe does
+/// not start (the error says why); a check that fails is in the [`Report`].
+pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let mut pcfg = ProbeConfig {
+        kill: cfg.kill,
+        ..ProbeConfig::default()
+    };
+    pcfg.runtime.enabled = false;
+    let t0 = Instant::now();
+    let (probe, rx) = Probe::start(pcfg)?;
+    let load_time = t0.elapsed();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    {
+        let events = events.clone();
+        // ends when the probe stops and drops the sender
+        std::thread::spawn(move || {
+            for ev in rx {
+                events.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
+            }
+        });
+    }
+    let seen = Seen {
+        events,
+        timeout: cfg.timeout,
+    };
+    let exe =
+        std::fs::read_link("/proc/self/exe").unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let dir = std::env::temp_dir().join(format!("fl-selftest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut checks = Vec::new();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        checks.push(Check {
+            name: "scratch",
+            outcome: Err(format!("mkdir {}: {e}", dir.display())),
+        });
+    }
+    let shm = Path::new("/dev/shm");
+    let tmpfs_copy = (fs_magic(shm) == Some(TMPFS_MAGIC))
+        .then(|| shm.join(format!("fl-selftest-{}", std::process::id())))
+        .filter(|p| {
+            std::fs::copy(&exe, p).is_ok()
+                && std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).is_ok()
+        });
+    let env = Env {
+        exe,
+        dir,
+        tmpfs_copy,
+    };
+    let mut add = |name, outcome| checks.push(Check { name, outcome });
+    add("exec", check_exec(&seen, &env));
+    add("exec-tmpfs", check_exec_tmpfs(&seen, &env));
+    add("exec-memfd", check_exec_memfd(&seen, &env));
+    add("open-write", check_open_write(&seen, &env));
+    add("connect-tcp", check_connect(&seen));
+    add("symlink", check_symlink(&seen, &env));
+    let (ptrace, fork_exit) = check_ptrace_fork_exit(&seen);
+    add("ptrace", ptrace);
+    add("fork-exit", fork_exit);
+    if cfg.kill {
+        add("enforce-kill", check_kill(&seen, &probe, &env));
+    }
+    let missing_syscalls = probe.missing_syscalls.clone();
+    probe.stop();
+    if let Some(p) = &env.tmpfs_copy {
+        let _ = std::fs::remove_file(p);
+    }
+    let _ = std::fs::remove_dir_all(&env.dir);
+    Ok(Report {
+        kernel,
+        load_time,
+        missing_syscalls,
+        checks,
+    })
+}

@@ -317,10 +317,12 @@ static __always_inline u32 put_cgroup(u8 *data, u32 off, struct task_struct *tas
 		struct kernfs_node *parent;
 		if (!kn)
 			break;
-		if (bpf_core_field_exists(kn->__parent))
+		if (bpf_core_field_exists(kn->__parent)) /* 6.15+ */
 			parent = BPF_CORE_READ(kn, __parent);
-		else
+		else if (bpf_core_field_exists(((struct kernfs_node___old *)kn)->parent))
 			parent = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+		else
+			parent = NULL;
 		if (!parent)
 			break; /* the hierarchy root has no name of its own */
 		w->names[n & (MAX_DEPTH - 1)] = (const unsigned char *)BPF_CORE_READ(kn, name);
@@ -362,27 +364,28 @@ static __always_inline u32 pid_vnr(struct pid *p)
 static __always_inline u64 inode_time(struct inode *ino, bool ctime)
 {
 	struct timespec64 ts = {};
-	s64 sec = 0;
-	u32 nsec = 0;
-	/* Four layouts (kernel.h); each read sits behind its own existence check,
-	 * so the relocations of the members this kernel lacks are never reached. */
-	if (bpf_core_field_exists(ino->i_ctime_sec)) { /* 6.11+ */
-		if (ctime) {
-			sec = BPF_CORE_READ(ino, i_ctime_sec);
-			nsec = BPF_CORE_READ(ino, i_ctime_nsec);
-		} else {
-			sec = BPF_CORE_READ(ino, i_mtime_sec);
-			nsec = BPF_CORE_READ(ino, i_mtime_nsec);
-		}
-		/* 6.13+ keeps a multigrain flag in the top bits of i_ctime_nsec */
-		return (u64)sec * 1000000000ULL + (nsec & 0x3fffffff);
-	}
+	s64 sec;
+	u32 nsec;
+	/* Four layouts (kernel.h). Each member is read only behind its own existence
+	 * check, so the relocations of the members this kernel lacks are never reached
+	 * (tests/core_relocation.rs checks this against every layout). 6.13+ keeps a
+	 * multigrain flag in the top bits of i_ctime_nsec, hence the mask. */
 	if (ctime) {
+		if (bpf_core_field_exists(ino->i_ctime_sec) && bpf_core_field_exists(ino->i_ctime_nsec)) {
+			sec = BPF_CORE_READ(ino, i_ctime_sec); /* 6.11+ */
+			nsec = BPF_CORE_READ(ino, i_ctime_nsec);
+			return (u64)sec * 1000000000ULL + (nsec & 0x3fffffff);
+		}
 		if (bpf_core_field_exists(((struct inode___timespec *)ino)->__i_ctime))
 			ts = BPF_CORE_READ((struct inode___timespec *)ino, __i_ctime);
 		else if (bpf_core_field_exists(((struct inode___timespec *)ino)->i_ctime))
 			ts = BPF_CORE_READ((struct inode___timespec *)ino, i_ctime);
 	} else {
+		if (bpf_core_field_exists(ino->i_mtime_sec) && bpf_core_field_exists(ino->i_mtime_nsec)) {
+			sec = BPF_CORE_READ(ino, i_mtime_sec);
+			nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+			return (u64)sec * 1000000000ULL + (nsec & 0x3fffffff);
+		}
 		if (bpf_core_field_exists(((struct inode___timespec *)ino)->__i_mtime))
 			ts = BPF_CORE_READ((struct inode___timespec *)ino, __i_mtime);
 		else if (bpf_core_field_exists(((struct inode___timespec *)ino)->i_mtime))

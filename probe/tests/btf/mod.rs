@@ -81,6 +81,9 @@ pub struct Type {
 pub struct Btf {
     pub raw: Vec<u8>,
     pub types: Vec<Type>,
+    hdr_len: usize,
+    type_start: usize,
+    type_end: usize,
     str_start: usize,
     str_len: usize,
     by_name: HashMap<String, Vec<u32>>,
@@ -251,6 +254,9 @@ impl Btf {
         let mut btf = Btf {
             raw: raw.to_vec(),
             types,
+            hdr_len,
+            type_start,
+            type_end,
             str_start,
             str_len,
             by_name: HashMap::new(),
@@ -417,11 +423,242 @@ impl Btf {
         Ok(out)
     }
 
+    /// The id the first type appended by [`Btf::with_changes`] gets.
+    pub fn next_id(&self) -> u32 {
+        self.types.len() as u32
+    }
+
+    /// The direct (not anonymous-nested) member `name` of the struct/union `container`, with
+    /// its index; an error when there is none or more than one.
+    pub fn direct_member(&self, container: u32, name: &str) -> Result<(usize, &Member), String> {
+        let t = self.get(container)?;
+        if t.kind != KIND_STRUCT && t.kind != KIND_UNION {
+            return Err(format!(
+                "BTF type [{container}] {} is not a struct or union (kind {})",
+                self.type_name(container),
+                t.kind
+            ));
+        }
+        let mut found = None;
+        for (i, m) in t.members.iter().enumerate() {
+            if self.name(m.name_off)? == name {
+                if found.is_some() {
+                    return Err(format!(
+                        "BTF type [{container}] {} has two members named `{name}`",
+                        self.type_name(container)
+                    ));
+                }
+                found = Some((i, m));
+            }
+        }
+        found.ok_or_else(|| {
+            format!(
+                "BTF type [{container}] {} has no direct member `{name}`",
+                self.type_name(container)
+            )
+        })
+    }
+
+    /// A copy of this BTF in which members of the struct/union `container` get new names and
+    /// types, offsets kept: `(old member, new name, new type id)`. See [`Btf::with_changes`].
+    pub fn with_members_replaced(
+        &self,
+        container: u32,
+        replacements: &[(&str, &str, u32)],
+    ) -> Result<Vec<u8>, String> {
+        let changes: Vec<Change> = replacements
+            .iter()
+            .map(|&(member, name, typ)| Change::ReplaceMember {
+                container,
+                member,
+                name,
+                typ,
+            })
+            .collect();
+        self.with_changes(&changes)
+    }
+
+    /// A copy of this BTF with `changes` applied, for synthesizing another kernel's layout.
+    ///
+    /// Every type keeps its id (records are edited in place, members removed from their own
+    /// record, new types appended after the last one, numbered from [`Btf::next_id`] in the
+    /// order given); new names are appended to the string section, so every existing string
+    /// offset stays valid; the header's section offsets and lengths are rewritten to match.
+    /// A member may be changed once; a change that names a missing type or member, a type id
+    /// out of range (appended ones included) or a bitfield member is an error.
+    pub fn with_changes(&self, changes: &[Change]) -> Result<Vec<u8>, String> {
+        let appended = changes
+            .iter()
+            .filter(|c| matches!(c, Change::AppendArray { .. }))
+            .count() as u32;
+        let known = |id: u32, what: &str| -> Result<(), String> {
+            if id == 0 || id >= self.next_id() + appended {
+                Err(format!(
+                    "{what}: type id {id} is neither in the BTF (1..{}) nor appended",
+                    self.next_id()
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let mut strings: Vec<u8> = Vec::new();
+        let mut add_string = |s: &str| -> Result<u32, String> {
+            if s.is_empty() || s.contains('\0') {
+                return Err(format!("new BTF name {s:?} is empty or contains NUL"));
+            }
+            let off = u32::try_from(self.str_len + strings.len())
+                .map_err(|_| "BTF string section too large".to_string())?;
+            strings.extend_from_slice(s.as_bytes());
+            strings.push(0);
+            Ok(off)
+        };
+        // (position in raw, bytes replaced, new bytes), applied to the type section.
+        let mut patches: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+        let mut touched: Vec<(u32, usize)> = Vec::new();
+        let mut removed: HashMap<u32, u32> = HashMap::new();
+        let mut member = |container: u32, name: &str| -> Result<(usize, Member), String> {
+            let (i, m) = self.direct_member(container, name)?;
+            if m.bitfield_size != 0 {
+                return Err(format!(
+                    "{}.{name} is a bitfield: not supported",
+                    self.type_name(container)
+                ));
+            }
+            if touched.contains(&(container, i)) {
+                return Err(format!(
+                    "{}.{name} is changed twice",
+                    self.type_name(container)
+                ));
+            }
+            touched.push((container, i));
+            Ok((i, m.clone()))
+        };
+        for change in changes {
+            match *change {
+                Change::ReplaceMember {
+                    container,
+                    member: old,
+                    name,
+                    typ,
+                } => {
+                    let (_, m) = member(container, old)?;
+                    known(
+                        typ,
+                        &format!("new type of {}.{old}", self.type_name(container)),
+                    )?;
+                    let offset_word = u32_at(&self.raw, m.offset_pos)?;
+                    let mut record = Vec::with_capacity(12);
+                    record.extend_from_slice(&add_string(name)?.to_le_bytes());
+                    record.extend_from_slice(&typ.to_le_bytes());
+                    record.extend_from_slice(&offset_word.to_le_bytes());
+                    patches.push((m.offset_pos - 8, 12, record));
+                }
+                Change::RemoveMember {
+                    container,
+                    member: old,
+                } => {
+                    let (_, m) = member(container, old)?;
+                    patches.push((m.offset_pos - 8, 12, Vec::new()));
+                    *removed.entry(container).or_default() += 1;
+                }
+                Change::Rename { id, name } => {
+                    known(id, "renamed type")?;
+                    let t = self.get(id)?;
+                    patches.push((t.pos, 4, add_string(name)?.to_le_bytes().to_vec()));
+                }
+                Change::AppendArray { elem, index, n } => {
+                    known(elem, "array element")?;
+                    known(index, "array index")?;
+                    let mut record = Vec::with_capacity(TYPE_HEADER + 12);
+                    for word in [0, KIND_ARRAY << 24, 0, elem, index, n] {
+                        record.extend_from_slice(&word.to_le_bytes());
+                    }
+                    patches.push((self.type_end, 0, record));
+                }
+            }
+        }
+        for (&id, &n) in &removed {
+            let t = self.get(id)?;
+            let info = u32_at(&self.raw, t.pos + 4)?;
+            let vlen = (info & 0xffff) - n;
+            patches.push((
+                t.pos + 4,
+                4,
+                ((info & !0xffff) | vlen).to_le_bytes().to_vec(),
+            ));
+        }
+        // Stable: appended records keep their order.
+        patches.sort_by_key(|p| p.0);
+        let mut types = Vec::with_capacity(self.type_end - self.type_start + 64);
+        let mut cursor = self.type_start;
+        for (pos, len, bytes) in &patches {
+            if *pos < cursor {
+                return Err(format!("two changes overlap at byte {pos} of the BTF"));
+            }
+            types.extend_from_slice(&self.raw[cursor..*pos]);
+            types.extend_from_slice(bytes);
+            cursor = pos + len;
+        }
+        types.extend_from_slice(&self.raw[cursor..self.type_end]);
+        let mut string_section = self.raw[self.str_start..self.str_start + self.str_len].to_vec();
+        string_section.extend_from_slice(&strings);
+        self.with_sections(types, string_section)
+    }
+
+    /// The blob with its type and string sections replaced (same order in the file, anything
+    /// else kept), the header's offsets and lengths fixed.
+    fn with_sections(&self, types: Vec<u8>, strings: Vec<u8>) -> Result<Vec<u8>, String> {
+        // (start, end, new bytes, header field of the offset; the length follows it)
+        let mut sections = [
+            (self.type_start, self.type_end, types, 8),
+            (self.str_start, self.str_start + self.str_len, strings, 16),
+        ];
+        sections.sort_by_key(|s| s.0);
+        let mut out = self.raw[..self.hdr_len].to_vec();
+        let mut cursor = self.hdr_len;
+        for (start, end, bytes, field) in sections {
+            if start < cursor {
+                return Err("the BTF's type and string sections overlap".to_string());
+            }
+            out.extend_from_slice(&self.raw[cursor..start]);
+            let off =
+                u32::try_from(out.len() - self.hdr_len).map_err(|_| "BTF too large".to_string())?;
+            let len =
+                u32::try_from(bytes.len()).map_err(|_| "BTF section too large".to_string())?;
+            put_u32(&mut out, field, off);
+            put_u32(&mut out, field + 4, len);
+            out.extend_from_slice(&bytes);
+            cursor = end;
+        }
+        out.extend_from_slice(&self.raw[cursor..]);
+        Ok(out)
+    }
+
     /// The raw bytes of one type record (for comparing two BTFs record by record).
     pub fn record(&self, id: u32) -> &[u8] {
         let t = &self.types[id as usize];
         &self.raw[t.pos..t.pos + t.len]
     }
+}
+
+/// One edit for [`Btf::with_changes`].
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// The direct member `member` of the struct/union `container` is renamed `name` and
+    /// retyped `typ`, at the same offset.
+    ReplaceMember {
+        container: u32,
+        member: &'a str,
+        name: &'a str,
+        typ: u32,
+    },
+    /// The direct member `member` of `container` is dropped (the others keep their offsets,
+    /// the struct its size).
+    RemoveMember { container: u32, member: &'a str },
+    /// Type `id` is named `name` (an anonymous struct gets a tag, say).
+    Rename { id: u32, name: &'a str },
+    /// A new anonymous ARRAY type `elem[n]` with index type `index` is appended.
+    AppendArray { elem: u32, index: u32, n: u32 },
 }
 
 /// `task_struct___old` → `task_struct`: CO-RE ignores everything from a triple underscore.
@@ -453,4 +690,127 @@ pub fn elf_section<'a>(obj: &'a [u8], name: &str) -> Result<&'a [u8], String> {
     section
         .data()
         .map_err(|e| format!("probe object: cannot read {name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian BTF blob of `records` (words; type ids from 1) and `strings`.
+    fn blob(records: &[&[u32]], strings: &[u8]) -> Vec<u8> {
+        let types: Vec<u8> = records
+            .iter()
+            .flat_map(|r| r.iter().flat_map(|w| w.to_le_bytes()))
+            .collect();
+        let mut out = vec![0x9f, 0xeb, 1, 0];
+        for word in [
+            24,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.extend_from_slice(&types);
+        out.extend_from_slice(strings);
+        out
+    }
+
+    /// `[1] int` (4 bytes) and `[2] struct s { int a; int b; int c; }`.
+    fn sample() -> Btf {
+        let strings = b"\0int\0s\0a\0b\0c\0";
+        let int: &[u32] = &[1, KIND_INT << 24, 4, 32];
+        let s: &[u32] = &[5, (KIND_STRUCT << 24) | 3, 12, 7, 1, 0, 9, 1, 32, 11, 1, 64];
+        Btf::parse(&blob(&[int, s], strings)).expect("the sample BTF parses")
+    }
+
+    #[test]
+    fn the_editor_renames_retypes_removes_and_appends() {
+        let btf = sample();
+        let array = btf.next_id();
+        let out = btf
+            .with_changes(&[
+                Change::ReplaceMember {
+                    container: 2,
+                    member: "a",
+                    name: "x",
+                    typ: array,
+                },
+                Change::RemoveMember {
+                    container: 2,
+                    member: "c",
+                },
+                Change::Rename { id: 2, name: "s2" },
+                Change::AppendArray {
+                    elem: 1,
+                    index: 1,
+                    n: 2,
+                },
+            ])
+            .expect("the changes apply");
+        let edited = Btf::parse(&out).expect("the edited BTF parses back");
+        assert_eq!(edited.types.len(), 4, "one type appended");
+        assert_eq!(edited.type_name(1), "int", "old names keep their offsets");
+        assert_eq!(edited.type_name(2), "s2");
+        assert_eq!(edited.types[2].vlen, 2, "one member removed");
+        assert_eq!(edited.size_of(2), Ok(12), "the struct keeps its size");
+        let (i, x) = edited.direct_member(2, "x").expect("the renamed member");
+        assert_eq!((i, x.typ, x.bit_offset), (0, array, 0));
+        assert_eq!(edited.size_of(array), Ok(8), "int[2]");
+        let b = edited
+            .find_member(2, "b")
+            .expect("lookup")
+            .expect("b is kept");
+        assert_eq!(b.bit_offset, 32);
+        assert!(edited.direct_member(2, "a").is_err(), "a is renamed");
+        assert!(edited.direct_member(2, "c").is_err(), "c is removed");
+        assert_eq!(
+            edited.str_len,
+            btf.str_len + "x\0s2\0".len(),
+            "the header's string length"
+        );
+
+        let out = btf
+            .with_members_replaced(2, &[("b", "y", 1)])
+            .expect("the replacement applies");
+        let edited = Btf::parse(&out).expect("the edited BTF parses back");
+        let y = edited.find_member(2, "y").expect("lookup").expect("y");
+        assert_eq!((y.bit_offset, y.typ), (32, 1));
+        assert!(edited.find_member(2, "b").expect("lookup").is_none());
+    }
+
+    #[test]
+    fn the_editor_refuses_what_it_cannot_do() {
+        let btf = sample();
+        let err = |changes: &[Change]| btf.with_changes(changes).expect_err("an error");
+        assert!(err(&[Change::RemoveMember {
+            container: 2,
+            member: "z"
+        }])
+        .contains("no direct member `z`"));
+        assert!(err(&[
+            Change::RemoveMember {
+                container: 2,
+                member: "a"
+            },
+            Change::RemoveMember {
+                container: 2,
+                member: "a"
+            }
+        ])
+        .contains("changed twice"));
+        assert!(err(&[Change::ReplaceMember {
+            container: 2,
+            member: "a",
+            name: "x",
+            typ: 3
+        }])
+        .contains("neither in the BTF"));
+        assert!(err(&[Change::RemoveMember {
+            container: 1,
+            member: "a"
+        }])
+        .contains("not a struct or union"));
+    }
 }

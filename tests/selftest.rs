@@ -9,6 +9,8 @@ const CHECKS: &[&str] = &[
     "exec",
     "exec-tmpfs",
     "exec-memfd",
+    "exec-deleted",
+    "exec-long-path",
     "open-write",
     "connect-tcp",
     "symlink",
@@ -34,7 +36,7 @@ fn selftest_passes_every_check_on_this_kernel() {
         String::from_utf8_lossy(&out.stderr)
     );
     for check in CHECKS {
-        let line = format!("selftest: ok   {check:<13} ");
+        let line = format!("selftest: ok   {check:<14} ");
         assert!(
             stdout.contains(&line),
             "no passing `{check}` line in:\n{stdout}"

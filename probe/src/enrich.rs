@@ -19,6 +19,7 @@ use crate::proctable::{ProcInfo, ProcessTable};
 use crate::runtime::{cache_key, Lookup, Resolver};
 use crate::users::Users;
 use ahash::AHashSet;
+use falco_learn_event::path;
 use falco_learn_event::{
     Args, Container, Event, EventType, EventTypeField, ExeFlags, Fd, FdType, L4Proto, Process,
 };
@@ -58,6 +59,14 @@ struct Held {
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// The kernel's `PATH_*` bits of one path.
+fn path_flags(bits: u32) -> path::PathFlags {
+    path::PathFlags {
+        truncated: bits & abi::PATH_TRUNCATED != 0,
+        deleted: bits & abi::PATH_DETACHED != 0,
+    }
 }
 
 fn comm(h: &abi::Hdr) -> String {
@@ -308,13 +317,9 @@ impl Enricher {
                 p.ppid = h.ppid;
                 p.comm = c.clone();
                 p.exe = exe;
-                p.exepath = lossy(exepath);
-                if e.flags & abi::PATH_DETACHED != 0 {
-                    // what /proc/<pid>/exe shows for a memfd or deleted file
-                    p.exepath.push_str(" (deleted)");
-                }
+                p.exepath = path::render(exepath, path_flags(e.flags));
                 p.args = parts;
-                p.cwd = lossy(cwd);
+                p.cwd = path::render(cwd, path_flags(e.cwd_flags));
                 p.tty = e.tty;
                 p.uid = h.uid;
                 p.gid = h.gid;
@@ -337,7 +342,7 @@ impl Enricher {
                 };
                 p.container = container;
                 args = Args::Exec {
-                    filename: lossy(filename),
+                    filename: path::render_raw(filename),
                 };
             }
             Raw::Fork(e) => {
@@ -400,9 +405,10 @@ impl Enricher {
                     abi::Kind::Creat => EventType::Creat,
                     _ => EventType::Openat,
                 };
-                let raw_path = lossy(path);
+                let raw_path = path::render_raw(path);
                 let name = if !resolved.is_empty() {
-                    lossy(resolved)
+                    // the file the kernel opened (symlinks and `..` resolved)
+                    path::render(resolved, path_flags(e.path_flags))
                 } else if raw_path.starts_with('/') {
                     normalize(&raw_path)
                 } else {
@@ -477,14 +483,14 @@ impl Enricher {
                 };
                 args = if matches!(kind, abi::Kind::Symlink | abi::Kind::Symlinkat) {
                     Args::Symlink {
-                        target: lossy(p1),
-                        linkpath: lossy(p2),
+                        target: path::render_raw(p1),
+                        linkpath: path::render_raw(p2),
                         newdirfd: e.newdirfd,
                     }
                 } else {
                     Args::Link {
-                        oldpath: lossy(p1),
-                        newpath: lossy(p2),
+                        oldpath: path::render_raw(p1),
+                        newpath: path::render_raw(p2),
                         olddir: e.olddirfd,
                         newdir: e.newdirfd,
                         flags: e.flags,

@@ -8,7 +8,8 @@
 //! exec` join it), so the cgroup names the container, and 64-bit cgroup ids are
 //! never reused: a container started after another one ended can never inherit
 //! its entry. The value is a profile number. The program hashes the exe path
-//! ([`path_hash`]: FNV-1a 64 of at most [`KILL_HASH_MAX`] bytes) and looks up
+//! ([`path_hash`]: FNV-1a 64 of the path as events render it, ` (deleted)` included;
+//! a path too long to report whole is never allowed) and looks up
 //! `(profile, hash)` in `KILL_ALLOW`; when it is missing the program calls
 //! `bpf_send_signal(SIGKILL)` — the signal is delivered before the task returns
 //! to user space — and marks the event ([`falco_learn_event::ExeFlags::killed`]).
@@ -27,20 +28,48 @@ use crate::ProbeError;
 use ahash::{AHashMap, AHashSet};
 use aya::maps::{HashMap, MapData};
 use aya::Ebpf;
-use falco_learn_probe_common::KILL_HASH_MAX;
+use falco_learn_probe_common::KILL_HASH_WORDS;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-/// The hash the kernel computes of an exe path: FNV-1a 64 over its first
-/// [`KILL_HASH_MAX`] bytes.
-pub fn path_hash(path: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in &path[..path.len().min(KILL_HASH_MAX)] {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// The hash the kernel computes of an exe path (the bytes a rendered event path stands
+/// for, ` (deleted)` included), keyed with `seed`.
+///
+/// The path is zero-padded to a multiple of 16 bytes; per little-endian 8-byte word:
+/// `h = (h ^ w) * P`, then `h ^= h >> 32`; finally the length is mixed in the same way
+/// (`>> 29`). `P` is FNV's 64-bit prime. The seed is random per probe start and never leaves the agent and the
+/// kernel: without it a process cannot compute a path whose hash equals an allowed one.
+/// Every byte counts (up to [`KILL_HASH_WORDS`] words, more than any reported path).
+pub fn path_hash(seed: u64, path: &[u8]) -> u64 {
+    const P: u64 = 0x0000_0100_0000_01b3;
+    let mut h = seed;
+    for chunk in path.chunks(16).take(KILL_HASH_WORDS / 2) {
+        let mut b = [0u8; 16];
+        b[..chunk.len()].copy_from_slice(chunk);
+        for w in b.chunks_exact(8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(P);
+            h ^= h >> 32;
+        }
     }
-    h
+    h = (h ^ path.len() as u64).wrapping_mul(P);
+    h ^ (h >> 29)
+}
+
+/// A fresh random seed for [`path_hash`] (getrandom(2); the time as a last resort).
+pub fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most 8 bytes into the buffer we own.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n == 8 {
+        return u64::from_le_bytes(b);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on pure v2,
@@ -116,10 +145,12 @@ pub struct KillPolicy {
     allowed: Mutex<AHashMap<u32, AHashSet<u64>>>,
     /// Cgroups that must never be enforced: this process's and init's.
     host_cgroups: AHashSet<u64>,
+    /// The kernel program's `kill_hash_seed`.
+    seed: u64,
 }
 
 impl KillPolicy {
-    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<KillPolicy, ProbeError> {
+    pub(crate) fn new(ebpf: &mut Ebpf, seed: u64) -> Result<KillPolicy, ProbeError> {
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name).ok_or(ProbeError::Map {
                 map: name,
@@ -138,17 +169,26 @@ impl KillPolicy {
             allow: Mutex::new(allow),
             allowed: Mutex::new(AHashMap::new()),
             host_cgroups,
+            seed,
         })
     }
 
     /// Make `paths` the executables profile `profile` allows (replacing what it
     /// allowed before). Returns how many distinct hashes it now holds.
+    ///
+    /// Paths are rendered event paths ([`falco_learn_event::path`]): the kernel hashes
+    /// the bytes they stand for. A truncated path stands for no single file and is never
+    /// allowed (the kernel kills every exec whose path it could not report whole).
     pub fn set_profile<'a>(
         &self,
         profile: u32,
         paths: impl IntoIterator<Item = &'a str>,
     ) -> Result<usize, ProbeError> {
-        let want: AHashSet<u64> = paths.into_iter().map(|p| path_hash(p.as_bytes())).collect();
+        let want: AHashSet<u64> = paths
+            .into_iter()
+            .filter_map(falco_learn_event::path::raw_bytes)
+            .map(|b| path_hash(self.seed, &b))
+            .collect();
         let mut allowed = lock(&self.allowed);
         let mut allow = lock(&self.allow);
         let have = allowed.entry(profile).or_default();
@@ -228,14 +268,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fnv1a_known_values_and_the_length_bound() {
-        // FNV-1a 64 reference values
-        assert_eq!(path_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(path_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(path_hash(b"foobar"), 0x8594_4171_f739_67e8);
-        let long = vec![b'x'; KILL_HASH_MAX + 10];
-        assert_eq!(path_hash(&long), path_hash(&long[..KILL_HASH_MAX]));
-        assert_ne!(path_hash(b"/bin/sh"), path_hash(b"/bin/bash"));
+    fn path_hash_depends_on_every_byte_the_length_and_the_seed() {
+        let s = 0x1234_5678_9abc_def0;
+        // a hand-computed value: two words (the second all padding), then the length
+        let p: u64 = 0x0000_0100_0000_01b3;
+        let mut h = (s ^ u64::from_le_bytes(*b"/bin/sh\0")).wrapping_mul(p);
+        h ^= h >> 32;
+        h = h.wrapping_mul(p);
+        h ^= h >> 32;
+        h = (h ^ 7).wrapping_mul(p);
+        assert_eq!(path_hash(s, b"/bin/sh"), h ^ (h >> 29));
+        assert_ne!(path_hash(s, b"/bin/sh"), path_hash(s, b"/bin/bash"));
+        assert_ne!(path_hash(s, b"/bin/sh"), path_hash(s + 1, b"/bin/sh"));
+        // zero padding is not the same as a shorter path
+        assert_ne!(path_hash(s, b"/a"), path_hash(s, b"/a\0"));
+        // the last of 4095 bytes counts (the old hash stopped at 512)
+        let mut long = vec![b'x'; 4095];
+        let h1 = path_hash(s, &long);
+        long[4094] = b'y';
+        assert_ne!(h1, path_hash(s, &long));
+        let mut d = long.clone();
+        d.extend_from_slice(b" (deleted)");
+        assert_ne!(path_hash(s, &d), path_hash(s, &long));
+        assert_ne!(random_seed(), random_seed());
     }
 
     #[test]

@@ -237,6 +237,7 @@ impl Probe {
         } else {
             u64::from(cfg.ring_bytes / 8)
         };
+        let kill_seed = kill::random_seed();
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .override_global("self_tgid", &self_tgid, true)
@@ -244,6 +245,7 @@ impl Probe {
             .override_global("filter_read_opens", &filter, true)
             .override_global("wakeup_bytes", &wakeup_bytes, true)
             .override_global("kill_enabled", &u32::from(cfg.kill), true)
+            .override_global("kill_hash_seed", &kill_seed, true)
             .map_max_entries("EVENTS", cfg.ring_bytes)
             .map_max_entries("SCRATCH", possible_cpus())
             .load(PROBE_OBJECT)
@@ -325,7 +327,7 @@ impl Probe {
         }
 
         let kill = if cfg.kill {
-            Some(kill::KillPolicy::new(&mut ebpf)?)
+            Some(kill::KillPolicy::new(&mut ebpf, kill_seed)?)
         } else {
             None
         };

@@ -12,18 +12,21 @@
 //! | `exec` | runs its own executable (`--version`) | exe path = `/proc/self/exe`, argv, no tmpfs/memfd/upper-layer flag (tmpfs only if the binary really is on one) |
 //! | `exec-tmpfs` | runs a copy in `/dev/shm` | that path, `tmpfs` flag |
 //! | `exec-memfd` | runs a copy from a memfd (`/proc/self/fd/N`) | `/memfd:<name> (deleted)`, `memfd` flag |
+//! | `exec-deleted` | runs a copy unlinked before the exec (`/proc/self/fd/N`) | `<path> (deleted)` |
+//! | `exec-long-path` | runs a copy at a path of 4300+ bytes (17 directories of 250) from there | exe path and cwd `<truncated>` + the leaf-side components that fit |
 //! | `open-write` | `open(O_WRONLY|O_CREAT|O_TRUNC, 0640)` | path, flags, mode, fd |
 //! | `connect-tcp` | connects to a loopback listener | peer `127.0.0.1:<port>`, result 0, fd tuple |
 //! | `symlink` | `symlink(target, link)` | both paths, result 0 |
 //! | `ptrace` | `PTRACE_ATTACH` to its own child | request 16, target pid, result 0 |
 //! | `fork-exit` | the ptrace child's own fork and exit | child pid, exit status |
-//! | `enforce-kill` | in a cgroup of its own under a profile: an allowed and a disallowed exec | the disallowed one dies of SIGKILL with the `killed` flag; the allowed one runs |
+//! | `enforce-kill` | in a cgroup of its own under a profile: an allowed exec, a disallowed one, and the long-path copy with its leaf side allowed as a path | the disallowed and the truncated ones die of SIGKILL with the `killed` flag; the allowed one runs |
 //!
 //! The kernel matrix (`tests/kernels/`) runs this under qemu on every supported kernel;
 //! `tests/selftest.rs` runs it on the build machine's kernel.
 
-use crate::kill::{cgroup2_mount, path_hash};
+use crate::kill::cgroup2_mount;
 use crate::{Probe, ProbeConfig, ProbeError};
+use falco_learn_event::path;
 use falco_learn_event::{Args, Event, EventType, L4Proto};
 use std::ffi::CString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -205,8 +208,141 @@ fn fs_magic(p: &Path) -> Option<i64> {
 
 struct Env {
     exe: PathBuf,
+    exe_bytes: Vec<u8>,
     dir: PathBuf,
     tmpfs_copy: Option<PathBuf>,
+    deep: Result<Deep, String>,
+}
+
+/// A copy of the executable at `<dir>/d…d/…/nginx`: 17 directories of 250 bytes, a path
+/// longer than the kernel can report (4095 bytes).
+struct Deep {
+    /// The deepest directory, open.
+    fd: std::os::fd::OwnedFd,
+    /// What the kernel can report: `/<250 d>` × 16 + `/nginx`.
+    leaf_exe: String,
+    /// The same for the directory (a cwd there): `/<250 d>` × 16.
+    leaf_dir: String,
+}
+
+const DEEP_LEVELS: usize = 17;
+const DEEP_NAME_LEN: usize = 250;
+
+fn make_deep(dir: &Path, bytes: &[u8]) -> Result<Deep, String> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let open_dir = |at: libc::c_int, name: &std::ffi::CStr| -> Result<OwnedFd, String> {
+        // SAFETY: NUL-terminated name; the returned fd is ours.
+        let fd = unsafe {
+            libc::openat(
+                at,
+                name.as_ptr(),
+                libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(format!("openat: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    use std::os::fd::AsRawFd;
+    let mut fd = open_dir(libc::AT_FDCWD, &cstr(dir)?)?;
+    let name = CString::new("d".repeat(DEEP_NAME_LEN)).map_err(|e| e.to_string())?;
+    for _ in 0..DEEP_LEVELS {
+        // SAFETY: NUL-terminated name, a directory fd we own.
+        if unsafe { libc::mkdirat(fd.as_raw_fd(), name.as_ptr(), 0o755) } != 0 {
+            return Err(format!("mkdirat: {}", std::io::Error::last_os_error()));
+        }
+        fd = open_dir(fd.as_raw_fd(), &name)?;
+    }
+    // SAFETY: as above; the file fd is closed below.
+    let f = unsafe {
+        libc::openat(
+            fd.as_raw_fd(),
+            c"nginx".as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o755,
+        )
+    };
+    if f < 0 {
+        return Err(format!("create nginx: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: f is a fresh descriptor we own; File closes it.
+    let mut file = unsafe { std::fs::File::from_raw_fd(f) };
+    std::io::Write::write_all(&mut file, bytes).map_err(|e| format!("write nginx: {e}"))?;
+    drop(file);
+    let leaf_dir = format!("/{}", "d".repeat(DEEP_NAME_LEN)).repeat(DEEP_LEVELS - 1);
+    Ok(Deep {
+        fd,
+        leaf_exe: format!("{leaf_dir}/nginx"),
+        leaf_dir,
+    })
+}
+
+/// Exec `./nginx --version` in the deep directory from a child (optionally moved into
+/// the cgroup whose `cgroup.procs` is given first).
+fn run_deep(deep: &Deep, procs: Option<&CString>) -> Result<(u32, i32), String> {
+    use std::os::fd::AsRawFd;
+    let dfd = deep.fd.as_raw_fd();
+    in_child(|| {
+        // SAFETY: raw syscalls on values prepared before fork.
+        unsafe {
+            if let Some(procs) = procs {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                    return 2;
+                }
+                libc::close(fd);
+            }
+            if libc::fchdir(dfd) != 0 {
+                return 4;
+            }
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            libc::dup2(null, 1);
+            let argv = [c"./nginx".as_ptr(), c"--version".as_ptr(), std::ptr::null()];
+            libc::execv(argv[0], argv.as_ptr());
+        }
+        3
+    })
+}
+
+fn check_exec_long_path(seen: &Seen, env: &Env) -> Result<String, String> {
+    let deep = env.deep.as_ref().map_err(Clone::clone)?;
+    let pid = child_ok("exec ./nginx", run_deep(deep, None))?;
+    let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+    let want = format!("{}{}", path::TRUNCATED, deep.leaf_exe);
+    expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
+    let want_cwd = format!("{}{}", path::TRUNCATED, deep.leaf_dir);
+    expect("proc.cwd", ev.process.cwd.as_str(), &want_cwd)?;
+    Ok(format!(
+        "{}+{} bytes reported as <truncated>/…/nginx ({} bytes kept)",
+        env.dir.display(),
+        DEEP_LEVELS * (DEEP_NAME_LEN + 1) + 6,
+        deep.leaf_exe.len()
+    ))
+}
+
+fn check_exec_deleted(seen: &Seen, env: &Env) -> Result<String, String> {
+    let path = env.dir.join("deleted-exe");
+    std::fs::write(&path, &env.exe_bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let c = cstr(&path)?;
+    // SAFETY: NUL-terminated path; the fd is ours (inherited by the child on purpose).
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+    if fd < 0 {
+        return Err(format!("open: {}", std::io::Error::last_os_error()));
+    }
+    let r = std::fs::remove_file(&path)
+        .map_err(|e| format!("unlink: {e}"))
+        .and_then(|()| spawn_version(Path::new(&format!("/proc/self/fd/{fd}"))));
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(fd) };
+    let pid = r?;
+    let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+    let want = format!("{}{}", path.to_string_lossy(), path::DELETED);
+    expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
+    Ok(want)
 }
 
 fn check_exec(seen: &Seen, env: &Env) -> Result<String, String> {
@@ -243,7 +379,7 @@ fn check_exec_tmpfs(seen: &Seen, env: &Env) -> Result<String, String> {
 }
 
 fn check_exec_memfd(seen: &Seen, env: &Env) -> Result<String, String> {
-    let bytes = std::fs::read(&env.exe).map_err(|e| format!("{}: {e}", env.exe.display()))?;
+    let bytes = &env.exe_bytes;
     let name = c"fl-selftest";
     // SAFETY: valid NUL-terminated name; the fd is ours (inherited by the child on purpose).
     let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
@@ -489,8 +625,15 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         let id = std::fs::metadata(&cg).map_err(|e| e.to_string())?.ino();
         const PROFILE: u32 = u32::MAX;
         let allowed = env.exe.to_string_lossy().into_owned();
+        // the leaf side of the deep path, allowed as if it were a whole path: the
+        // kernel must still kill an exec whose path it could not report whole
+        let leaf = env
+            .deep
+            .as_ref()
+            .map(|d| d.leaf_exe.clone())
+            .unwrap_or_default();
         policy
-            .set_profile(PROFILE, [allowed.as_str()])
+            .set_profile(PROFILE, [allowed.as_str(), leaf.as_str()])
             .map_err(|e| e.to_string())?;
         policy.enforce(id, PROFILE).map_err(|e| e.to_string())?;
         let procs = cstr(&cg.join("cgroup.procs"))?;
@@ -542,9 +685,8 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         policy.release(id);
         policy.drop_profile(PROFILE);
         Ok(format!(
-            "{} killed in cgroup {id}, {allowed} ran (allow-list hash {:#x})",
-            copy.display(),
-            path_hash(allowed.as_bytes())
+            "{} and <truncated>/…/nginx killed in cgroup {id}, {allowed} ran",
+            copy.display()
         ))
     })();
     // the children are reaped: the cgroup is empty
@@ -598,15 +740,21 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
             std::fs::copy(&exe, p).is_ok()
                 && std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).is_ok()
         });
+    let exe_bytes = std::fs::read(&exe).unwrap_or_default();
+    let deep = make_deep(&dir, &exe_bytes);
     let env = Env {
         exe,
+        exe_bytes,
         dir,
         tmpfs_copy,
+        deep,
     };
     let mut add = |name, outcome| checks.push(Check { name, outcome });
     add("exec", check_exec(&seen, &env));
     add("exec-tmpfs", check_exec_tmpfs(&seen, &env));
     add("exec-memfd", check_exec_memfd(&seen, &env));
+    add("exec-deleted", check_exec_deleted(&seen, &env));
+    add("exec-long-path", check_exec_long_path(&seen, &env));
     add("open-write", check_open_write(&seen, &env));
     add("connect-tcp", check_connect(&seen));
     add("symlink", check_symlink(&seen, &env));

@@ -139,6 +139,7 @@ const SHIFTS: &[(&str, u32)] = &[
     ("sock", 208),
     ("sock_common", 216),
     ("timespec64", 224),
+    ("hlist_bl_node", 232),
 ];
 
 /// Accesses every kernel has and the probe makes, with the structs whose shifts they must

@@ -477,3 +477,200 @@ fn process_in_a_real_container_carries_its_id() {
     assert_eq!(ev.process.comm, "touch");
     assert_eq!(ev.process.exepath, "/bin/busybox");
 }
+
+/// Create `names` as nested directories below `base` (openat, so the whole may be longer
+/// than PATH_MAX) and copy /bin/true into the deepest as `exe`; returns the deepest
+/// directory, open.
+fn deep_tree(base: &Path, names: &[String], exe: &str) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let open_dir = |at: libc::c_int, name: &CString| -> OwnedFd {
+        // SAFETY: NUL-terminated name; the fd is ours.
+        let fd = unsafe {
+            libc::openat(
+                at,
+                name.as_ptr(),
+                libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        assert!(fd >= 0, "openat: {}", std::io::Error::last_os_error());
+        // SAFETY: a fresh fd we own.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    let mut fd = open_dir(
+        libc::AT_FDCWD,
+        &CString::new(base.to_str().unwrap_or_default()).unwrap_or_default(),
+    );
+    for n in names {
+        let c = CString::new(n.as_str()).unwrap_or_default();
+        // SAFETY: NUL-terminated name, directory fd we own.
+        let rc = unsafe { libc::mkdirat(fd.as_raw_fd(), c.as_ptr(), 0o755) };
+        assert_eq!(rc, 0, "mkdirat: {}", std::io::Error::last_os_error());
+        fd = open_dir(fd.as_raw_fd(), &c);
+    }
+    let bin = std::fs::read("/bin/true").expect("read /bin/true");
+    let c = CString::new(exe).unwrap_or_default();
+    // SAFETY: as above; File takes the fd.
+    let f = unsafe {
+        libc::openat(
+            fd.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o755,
+        )
+    };
+    assert!(f >= 0, "create {exe}");
+    // SAFETY: a fresh fd we own.
+    let mut file = unsafe { std::fs::File::from_raw_fd(f) };
+    std::io::Write::write_all(&mut file, &bin).expect("write");
+    fd
+}
+
+/// Run `./exe` from directory `dir` in a child; its pid.
+fn exec_in(dir: &std::os::fd::OwnedFd, exe: &str) -> u32 {
+    use std::os::fd::AsRawFd;
+    let d = dir.as_raw_fd();
+    let path = CString::new(format!("./{exe}")).unwrap_or_default();
+    in_child(|| {
+        // SAFETY: raw syscalls on values prepared before fork.
+        unsafe {
+            if libc::fchdir(d) != 0 {
+                return 9;
+            }
+            let argv = [path.as_ptr(), std::ptr::null()];
+            libc::execv(path.as_ptr(), argv.as_ptr());
+        }
+        8
+    })
+}
+
+/// What the kernel reports of a path it cannot report whole: `<truncated>`, then the
+/// leaf-side components (leaf first in `leaf_first`) that fit in 4095 bytes, at most 64.
+fn truncated_form(leaf_first: &[&str]) -> String {
+    let mut kept = Vec::new();
+    let mut total = 0;
+    for c in leaf_first.iter().take(64) {
+        total += 1 + c.len();
+        if total > 4095 {
+            break;
+        }
+        kept.push(*c);
+    }
+    kept.reverse();
+    format!("<truncated>/{}", kept.join("/"))
+}
+
+#[test]
+fn exec_below_a_prefix_of_exactly_4096_bytes_is_never_reported_as_a_short_path() {
+    let Some(s) = shared() else { return };
+    let base = tmpdir("w4096");
+    let base_s = base.to_str().unwrap_or_default().to_string();
+    // dirs so that base + dirs is exactly 4096 bytes; the shallowest takes the odd length
+    let remaining = 4096 - base_s.len();
+    let full = (remaining - 2) / 256;
+    let mut names = vec!["w".repeat(remaining - full * 256 - 1)];
+    names.extend(std::iter::repeat_n("w".repeat(255), full));
+    let prefix_len = base_s.len() + names.iter().map(|n| n.len() + 1).sum::<usize>();
+    assert_eq!(prefix_len, 4096);
+    names.extend(["usr".to_string(), "sbin".to_string()]);
+    let dir = deep_tree(&base, &names, "nginx");
+    let pid = exec_in(&dir, "nginx");
+    let ev = wait_for(s, "exec below 4096 bytes", exec_of(pid));
+    let mut leaf_first: Vec<&str> = vec!["nginx"];
+    leaf_first.extend(names.iter().rev().map(String::as_str));
+    leaf_first.extend(base_s.rsplit('/').filter(|c| !c.is_empty()));
+    let want = truncated_form(&leaf_first);
+    assert_eq!(ev.process.exepath, want);
+    assert!(ev.process.exepath.ends_with("/usr/sbin/nginx"));
+    assert_ne!(ev.process.exepath, "/usr/sbin/nginx");
+    assert_eq!(ev.process.cwd, truncated_form(&leaf_first[1..]));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn exec_deeper_than_the_kernel_walk_is_truncated() {
+    let Some(s) = shared() else { return };
+    let base = tmpdir("deep70");
+    let names = vec!["d".to_string(); 70];
+    let dir = deep_tree(&base, &names, "x");
+    let pid = exec_in(&dir, "x");
+    let ev = wait_for(s, "exec 70 deep", exec_of(pid));
+    assert_eq!(
+        ev.process.exepath,
+        format!("<truncated>{}/x", "/d".repeat(63))
+    );
+    assert_eq!(ev.process.cwd, format!("<truncated>{}", "/d".repeat(64)));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn names_with_a_newline_or_invalid_utf8_are_reported_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(s) = shared() else { return };
+    let d = tmpdir("names");
+    let ds = d.to_str().unwrap_or_default().to_string();
+    for (raw, rendered) in [
+        (&b"a\nb"[..], "a\nb".to_string()),
+        (&b"x\xff"[..], "x\\xff".to_string()),
+        (&b"back\\slash"[..], "back\\\\slash".to_string()),
+    ] {
+        let p = d.join(std::ffi::OsStr::from_bytes(raw));
+        std::fs::copy("/bin/true", &p).expect("copy");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let pid = run(&mut Command::new(&p));
+        let ev = wait_for(s, "exec of an odd name", exec_of(pid));
+        assert_eq!(ev.process.exepath, format!("{ds}/{rendered}"));
+        assert_eq!(
+            falco_learn_event::path::raw_bytes(&ev.process.exepath),
+            Some(p.as_os_str().as_bytes().to_vec())
+        );
+        // the file write of the same name
+        let c = CString::new(p.as_os_str().as_bytes()).unwrap_or_default();
+        let wpid = in_child(|| {
+            // SAFETY: raw syscall on a path prepared before fork.
+            i32::from(unsafe { libc::open(c.as_ptr(), libc::O_WRONLY) } < 0)
+        });
+        let want = format!("{ds}/{rendered}");
+        let ev = wait_for(s, "open of an odd name", |e| {
+            e.process.pid == wpid && e.fd.as_ref().is_some_and(|f| f.name == want)
+        });
+        assert_eq!(ev.fd.map(|f| f.nameraw), Some(want));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn non_canonical_and_symlinked_reads_are_decided_on_the_opened_file() {
+    // the default read filter reports read-only opens under /etc/shadow only: every
+    // spelling of it must get through, and fd.name is the file the kernel opened
+    let Some(s) = shared() else { return };
+    let d = tmpdir("noncanon");
+    std::os::unix::fs::symlink("/etc/shadow", d.join("link")).expect("symlink");
+    std::os::unix::fs::symlink("/etc", d.join("etcdir")).expect("symlink");
+    let link = d.join("link").to_str().unwrap_or_default().to_string();
+    let via_dir = d
+        .join("etcdir/shadow")
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    for spelling in [
+        "/etc/./shadow",
+        "//etc/shadow",
+        "/etc/../etc/shadow",
+        "/etc//shadow",
+        link.as_str(),
+        via_dir.as_str(),
+    ] {
+        let c = CString::new(spelling).unwrap_or_default();
+        let pid = in_child(|| {
+            // SAFETY: raw syscall on a path prepared before fork.
+            i32::from(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) } < 0)
+        });
+        let ev = wait_for(s, spelling, |e| {
+            e.process.pid == pid && e.event_type() == EventType::Openat
+        });
+        let fd = ev.fd.expect("fd");
+        assert_eq!(fd.name, "/etc/shadow", "{spelling}");
+        assert_eq!(fd.nameraw, spelling);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

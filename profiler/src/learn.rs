@@ -238,6 +238,19 @@ impl Learner {
                 self.stats.ignored += 1;
                 return Outcome::Ignored { deltas };
             }
+            // a path the kernel could not report whole stands for no single file:
+            // never learned (and never allowed by the matcher)
+            Some(Behaviour::Exec { path, .. } | Behaviour::Write { path })
+                if falco_learn_event::path::is_truncated(path) =>
+            {
+                tracing::warn!(
+                    image = %image, event = %ev.event_type(), value = %path,
+                    container = %cid,
+                    "not learned: the kernel could not report this path whole"
+                );
+                self.stats.incomplete += 1;
+                return Outcome::Incomplete { deltas };
+            }
             Some(Behaviour::Exec { path, tmpfs }) if !path.is_empty() => {
                 if !dirty.exec.contains(path) {
                     dirty.exec.insert(path.to_string());
@@ -319,6 +332,15 @@ mod tests {
         let (rs, report) = Ruleset::load_sources(&[("poison.yaml", rules)]);
         assert!(report.errors.is_empty(), "{report}");
         rs
+    }
+
+    #[test]
+    fn truncated_paths_are_never_learned() {
+        let mut l = Learner::new(Limits::default(), None).expect("limits");
+        let o = l.observe(&exec("<truncated>/usr/sbin/nginx", 10, 100));
+        assert!(matches!(o, Outcome::Incomplete { .. }), "{o:?}");
+        let p = l.profiles().values().next().expect("the image is known");
+        assert!(p.exec.is_empty(), "{:?}", p.exec);
     }
 
     #[test]

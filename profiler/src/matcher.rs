@@ -171,6 +171,12 @@ impl Profile {
     pub fn check(&self, ev: &Event) -> Option<Anomaly> {
         let b = behaviour(ev)?;
         let allowed = match b {
+            // a path the kernel could not report whole matches no entry
+            Behaviour::Exec { path, .. } | Behaviour::Write { path }
+                if falco_learn_event::path::is_truncated(path) =>
+            {
+                false
+            }
             Behaviour::Exec { path, .. } => self.exec.contains_key(path),
             Behaviour::Outbound { proto, port, peer } => match (port, peer) {
                 (Some(port), Some(ip)) => self
@@ -304,6 +310,38 @@ mod tests {
         assert_eq!(
             p.matches(&open("/etc/passwd", 1)).map(|a| a.to_string()),
             Some("unexpected file_write: /etc/passwd".into())
+        );
+    }
+
+    #[test]
+    fn a_truncated_path_matches_no_entry() {
+        // a profile that (wrongly) holds the very string still does not allow it, and
+        // a directory entry covering the leaf side does not either
+        let l = Limits::default();
+        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
+        p.learn_exec("<truncated>/usr/sbin/nginx", false, 1);
+        p.learn_exec("/usr/sbin/nginx", false, 1);
+        let mut x = ev(EventType::Execve);
+        x.process.exepath = "<truncated>/usr/sbin/nginx".into();
+        assert_eq!(
+            p.matches(&x),
+            Some(Anomaly {
+                dimension: Dimension::Exec,
+                value: "<truncated>/usr/sbin/nginx".into()
+            })
+        );
+        for i in 0..12 {
+            p.learn_write(&format!("/var/lib/app/f{i}"), 1, &l);
+        }
+        assert_eq!(
+            p.matches(&open("/var/lib/app/new", 1)),
+            None,
+            "/var/lib/app is generalised"
+        );
+        assert_eq!(
+            p.matches(&open("<truncated>/var/lib/app/new", 1))
+                .map(|a| a.dimension),
+            Some(Dimension::FileWrite)
         );
     }
 }

@@ -49,8 +49,8 @@ pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
     }
     for c in &report.checks {
         match &c.outcome {
-            Ok(what) => println!("selftest: ok   {:<13} {what}", c.name),
-            Err(why) => println!("selftest: FAIL {:<13} {why}", c.name),
+            Ok(what) => println!("selftest: ok   {:<14} {what}", c.name),
+            Err(why) => println!("selftest: FAIL {:<14} {why}", c.name),
         }
     }
     let (passed, all) = (report.passed(), report.checks.len());

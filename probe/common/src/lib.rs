@@ -117,12 +117,16 @@ pub const EXE_TMPFS: u32 = 1;
 pub const EXE_MEMFD: u32 = 2;
 pub const EXE_UPPER: u32 = 4;
 pub const EXE_OVERLAY: u32 = 8;
+/// A path (exe, cwd, opened file) longer than [`MAX_PATH`]` - 1` bytes or deeper than the
+/// kernel walk: only its leaf-side components were reported.
 pub const PATH_TRUNCATED: u32 = 16;
+/// A memfd or unlinked file: rendered with ` (deleted)`, as `/proc/<pid>/exe` does.
 pub const PATH_DETACHED: u32 = 32;
 /// enforce-kill sent SIGKILL at this exec (events.h `FL_EXE_KILLED`).
 pub const EXE_KILLED: u32 = 64;
-/// enforce-kill hashes at most this many bytes of an exe path (`FL_KILL_HASH_MAX`).
-pub const KILL_HASH_MAX: usize = 512;
+/// enforce-kill hashes at most this many 8-byte words of an exe path (`FL_KILL_HASH_WORDS`):
+/// all of it, ` (deleted)` included.
+pub const KILL_HASH_WORDS: usize = (MAX_PATH + 32) / 8;
 
 pub const MAX_PATH: usize = 4096;
 
@@ -184,7 +188,8 @@ pub struct Exec {
     pub vpid: u32,
     pub sid: u32,
     pub pgid: u32,
-    pub _pad: u32,
+    /// `PATH_*` flags of the cwd.
+    pub cwd_flags: u32,
     /// exepath, args (NUL-separated), cwd, cgroup path, filename as passed.
     pub lens: [u16; 5],
     pub _pad2: [u16; 3],
@@ -226,8 +231,11 @@ pub struct Open {
     pub mode: u32,
     pub ino: u64,
     pub dev_magic: u32,
-    /// path as passed, kernel-resolved path (0 when not resolved).
+    /// path as passed, path of the opened file (0 when the open failed).
     pub lens: [u16; 2],
+    /// `PATH_*` flags of the opened file's path.
+    pub path_flags: u32,
+    pub _pad: u32,
 }
 
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]

@@ -52,12 +52,15 @@ enum fl_stat {
 #define FL_EXE_MEMFD 2
 #define FL_EXE_UPPER 4
 #define FL_EXE_OVERLAY 8
-#define FL_PATH_TRUNCATED 16
-#define FL_PATH_DETACHED 32 /* the file is not reachable from a mount (memfd, deleted) */
+/* Path flags (exe, cwd, opened file): */
+#define FL_PATH_TRUNCATED 16 /* longer than FL_MAX_PATH - 1 bytes or deeper than the walk: only the
+				 leaf-side components are reported (never a plausible whole path) */
+#define FL_PATH_DETACHED 32 /* memfd, or unlinked: rendered with " (deleted)" like /proc/<pid>/exe */
 #define FL_EXE_KILLED 64     /* enforce-kill: SIGKILL sent at exec (the exe is not in the profile) */
 
-/* enforce-kill: the exe path hash covers at most this many bytes (FNV-1a 64) */
-#define FL_KILL_HASH_MAX 512
+/* enforce-kill: the exe path hash covers the whole path as userspace renders it (the path,
+ * then " (deleted)" for a detached file), 8 bytes a round. A truncated path is never allowed. */
+#define FL_KILL_HASH_WORDS ((FL_MAX_PATH + 32) / 8) /* even: two a round */
 
 /* Every record starts with this header. */
 struct fl_hdr {
@@ -114,7 +117,7 @@ struct fl_exec {
 	u32 vpid;
 	u32 sid;
 	u32 pgid;
-	u32 _pad;
+	u32 cwd_flags;    /* FL_PATH_* of the cwd */
 	u16 lens[5];
 	u16 _pad2[3];
 };
@@ -144,7 +147,7 @@ struct fl_net {
 };
 
 /* FL_OPEN / FL_OPENAT / FL_OPENAT2 / FL_CREAT, followed by the path as
- * passed and (relative paths that opened) the kernel-resolved path. */
+ * passed and (when the open succeeded) the path of the file the kernel opened. */
 struct fl_open {
 	struct fl_hdr h;
 	s64 dirfd;
@@ -153,6 +156,8 @@ struct fl_open {
 	u64 ino;
 	u32 dev_magic;    /* superblock magic of the opened file (0 if failed) */
 	u16 lens[2];
+	u32 path_flags;   /* FL_PATH_* of the opened file's path */
+	u32 _pad;
 };
 
 /* FL_SOCKET */

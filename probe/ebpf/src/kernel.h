@@ -47,7 +47,10 @@ enum { BPF_F_NO_PREALLOC = 1 };
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
-struct qstr { const unsigned char *name; };
+/* `len` sits in an anonymous struct inside an anonymous union in the kernel; CO-RE finds
+ * members through anonymous ones by name. */
+struct qstr { u32 hash; u32 len; const unsigned char *name; };
+struct hlist_bl_node { struct hlist_bl_node *next, **pprev; };
 struct super_block { unsigned long s_magic; };
 struct timespec64 { s64 tv_sec; long tv_nsec; };
 struct inode {
@@ -72,6 +75,7 @@ struct inode___timespec {
 	struct timespec64 __i_mtime;
 };
 struct dentry {
+	struct hlist_bl_node d_hash; /* pprev NULL: unhashed (deleted, unless it is a root) */
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct inode *d_inode;

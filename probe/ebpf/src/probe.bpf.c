@@ -23,6 +23,7 @@ const volatile u32 cgroup_use_memory = 0; /* 1: report the v1 memory cgroup path
 const volatile u32 filter_read_opens = 0; /* 1: read-only opens only for OPEN_PREFIXES */
 const volatile u64 wakeup_bytes = 0;      /* wake the reader only past this much unread data (0: always) */
 const volatile u32 kill_enabled = 0;      /* 1: enforce-kill (KILL_CGROUPS / KILL_ALLOW below) */
+const volatile u64 kill_hash_seed = 0;    /* enforce-kill: random per start (kill.rs, path_hash) */
 
 /* BTF anchor of the record structs (events.h), never read. clang emits BTF only for the types
  * that a program's signature, a global or a CO-RE relocation reaches; records written through
@@ -69,6 +70,10 @@ struct {
 
 struct walk {
 	const unsigned char *names[MAX_DEPTH];
+	/* put_path's running length: kept in map memory, which the verifier does not
+	 * track, so paths of different lengths do not multiply its states */
+	u32 total;
+	u32 flags;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -213,7 +218,15 @@ static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 da
 /*
  * Write the absolute path of (dentry, vfsmnt) at data[off..], walking dentries
  * up to the task's root and crossing mount points. Returns the length written
- * (no NUL). Components are collected leaf → root, then written root → leaf.
+ * (no NUL). Components are collected leaf → root with their lengths (qstr.len),
+ * then written root → leaf.
+ *
+ * Never a plausible wrong path: a path longer than FL_MAX_PATH - 1 bytes or
+ * deeper than MAX_DEPTH components keeps only the leaf-side components that
+ * fit and sets FL_PATH_TRUNCATED (userspace renders it "<truncated>/…", which
+ * matches no profile entry, and enforce-kill kills such an exec). An unlinked
+ * file (d_unlinked: unhashed and not a root) or a detached one (memfd) sets
+ * FL_PATH_DETACHED, rendered " (deleted)" as /proc/<pid>/exe does.
  */
 static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, struct vfsmount *vfsmnt,
 				    struct dentry *root_dentry, struct vfsmount *root_mnt, u32 *flags)
@@ -224,7 +237,13 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 	struct mount *mnt;
 	if (!w || !dentry || !vfsmnt)
 		return 0;
+	/* The running length and the flags live in map memory, which the verifier
+	 * does not track: paths of different shapes then do not multiply its states. */
+	w->total = 0;
+	w->flags = 0;
 	mnt = container_of(vfsmnt, struct mount, mnt);
+	if (dentry != BPF_CORE_READ(dentry, d_parent) && !BPF_CORE_READ(dentry, d_hash.pprev))
+		w->flags |= FL_PATH_DETACHED; /* unlinked (d_unlinked) */
 
 	/* Slot i holds the i-th component from the leaf, or NULL where the walk
 	 * crossed a mount or stopped: the write loop below then needs no count,
@@ -240,16 +259,8 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 			complete = true;
 			continue;
 		}
-		if (dentry == mnt_root || dentry == parent) {
-			struct mount *mnt_parent;
-			if (dentry != mnt_root) {
-				/* detached (memfd, unlinked pseudo file): its own name, like d_path */
-				w->names[i] = BPF_CORE_READ(dentry, d_name.name);
-				*flags |= FL_PATH_DETACHED;
-				complete = true;
-				continue;
-			}
-			mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (dentry == mnt_root) {
+			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 			if (mnt_parent == mnt) {
 				complete = true; /* the namespace root */
 				continue;
@@ -259,18 +270,32 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 			vfsmnt = (struct vfsmount *)((u8 *)mnt + bpf_core_field_offset(struct mount, mnt));
 			continue;
 		}
+		w->total += 1 + (BPF_CORE_READ(dentry, d_name.len) & (FL_MAX_NAME - 1));
+		if (w->total > FL_MAX_PATH - 1) {
+			/* this component no longer fits: keep the leaf side */
+			w->flags |= FL_PATH_TRUNCATED;
+			complete = true;
+			continue;
+		}
 		w->names[i] = BPF_CORE_READ(dentry, d_name.name);
+		if (dentry == parent) {
+			/* detached (memfd, unlinked pseudo file): its own name, like d_path */
+			w->flags |= FL_PATH_DETACHED;
+			complete = true;
+			continue;
+		}
 		dentry = parent;
 	}
 	if (!complete)
-		*flags |= FL_PATH_TRUNCATED;
+		w->flags |= FL_PATH_TRUNCATED; /* deeper than MAX_DEPTH */
 	for (int j = MAX_DEPTH - 1; j >= 0; j--) {
 		s64 r;
 		const unsigned char *name = w->names[j];
 		if (!name)
 			continue;
-		/* no branch on pos (a branch per component makes the verifier's
-		 * state space exponential): wrap, and flag the overflow */
+		/* no branch on pos (a branch per component makes the verifier's state
+		 * space exponential). The budget above keeps pos below FL_MAX_PATH; a
+		 * name that grew since (a concurrent rename) is caught as an overflow. */
 		ovf |= pos & ~(u32)(FL_MAX_PATH - 1);
 		pos &= FL_MAX_PATH - 1;
 		data[(off + pos) & DATA_MASK] = '/';
@@ -281,8 +306,13 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 		pos += 1 + (r & (FL_MAX_NAME - 1));
 	}
 	ovf |= pos & ~(u32)(FL_MAX_PATH - 1);
-	if (ovf)
+	*flags |= w->flags;
+	if (ovf) {
+		/* the text wrapped: report no component rather than a mix */
 		*flags |= FL_PATH_TRUNCATED;
+		data[off & DATA_MASK] = '/';
+		return 1;
+	}
 	if (pos == 0) {
 		data[off & DATA_MASK] = '/';
 		return 1;
@@ -513,7 +543,7 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	e->vpid = pid_vnr(BPF_CORE_READ(task, thread_pid));
 	e->sid = pid_vnr(BPF_CORE_READ(task, signal, pids[PIDTYPE_SID]));
 	e->pgid = pid_vnr(BPF_CORE_READ(task, signal, pids[PIDTYPE_PGID]));
-	e->_pad = 0;
+	e->cwd_flags = 0;
 	e->tty = 0;
 	tty = BPF_CORE_READ(task, signal, tty);
 	if (tty) {
@@ -562,14 +592,40 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 		u64 cgid = bpf_get_current_cgroup_id();
 		u32 *profile = bpf_map_lookup_elem(&KILL_CGROUPS, &cgid);
 		if (profile) {
-			struct kill_key k = {.profile = *profile, ._pad = 0, .hash = 0xcbf29ce484222325ULL};
-			for (u32 i = 0; i < FL_KILL_HASH_MAX; i++) {
-				if (i >= len)
-					break;
-				k.hash ^= data[i & DATA_MASK];
-				k.hash *= 0x100000001b3ULL;
+			/* The hash of the path as userspace renders it: the bytes, then
+			 * " (deleted)" for a detached file (written after the path; argv
+			 * overwrites it below). Keyed with a per-start random seed and mixed
+			 * per 8-byte word (kill.rs, path_hash): a container cannot compute a
+			 * path whose hash equals an allowed one. A truncated path is never
+			 * allowed. */
+			struct kill_key k = {.profile = *profile, ._pad = 0, .hash = kill_hash_seed};
+			u32 hlen = len;
+			if (flags & FL_PATH_DETACHED) {
+				u8 *d = &data[len & (FL_MAX_PATH - 1)];
+				d[0] = ' '; d[1] = '('; d[2] = 'd'; d[3] = 'e'; d[4] = 'l';
+				d[5] = 'e'; d[6] = 't'; d[7] = 'e'; d[8] = 'd'; d[9] = ')';
+				hlen += 10;
 			}
-			if (!bpf_map_lookup_elem(&KILL_ALLOW, &k)) {
+			/* zero padding up to the next 16 bytes, read two words a round
+			 * (half the verifier's work of one word a round) */
+#pragma unroll
+			for (u32 j = 0; j < 16; j++)
+				data[(hlen + j) & DATA_MASK] = 0;
+			for (u32 i = 0; i < FL_KILL_HASH_WORDS / 2; i++) {
+				u32 at = i * 16;
+				u64 w0, w1;
+				if (at >= hlen)
+					break;
+				w0 = *(u64 *)&data[at & (DATA_MASK & ~15)];
+				w1 = *(u64 *)&data[(at & (DATA_MASK & ~15)) + 8];
+				k.hash = (k.hash ^ w0) * 0x100000001b3ULL;
+				k.hash ^= k.hash >> 32;
+				k.hash = (k.hash ^ w1) * 0x100000001b3ULL;
+				k.hash ^= k.hash >> 32;
+			}
+			k.hash = (k.hash ^ hlen) * 0x100000001b3ULL;
+			k.hash ^= k.hash >> 29;
+			if ((flags & FL_PATH_TRUNCATED) || !bpf_map_lookup_elem(&KILL_ALLOW, &k)) {
 				bpf_send_signal(9 /* SIGKILL */);
 				flags |= FL_EXE_KILLED;
 			}
@@ -595,6 +651,7 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 		struct path root = BPF_CORE_READ(task, fs, root);
 		u32 cwd_flags = 0;
 		len = put_path(data, off, pwd.dentry, pwd.mnt, root.dentry, root.mnt, &cwd_flags);
+		e->cwd_flags = cwd_flags;
 	}
 	e->lens[2] = len;
 	off = (off + len) & DATA_MASK;
@@ -672,18 +729,12 @@ static __always_inline int stash(struct syscall_enter_ctx *ctx, u32 kind, int na
 	return 0;
 }
 
-static __always_inline bool is_open_kind(u32 kind)
-{
-	return kind == FL_OPEN || kind == FL_OPENAT || kind == FL_OPENAT2 || kind == FL_CREAT;
-}
-
 static __always_inline struct inflight *take(u32 kind)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	struct inflight *v = bpf_map_lookup_elem(&INFLIGHT, &id);
 	if (!v || v->kind != kind) {
-		/* opens filtered at enter leave no record on purpose */
-		if (!skip_self() && !is_open_kind(kind))
+		if (!skip_self())
 			stat_inc(kind, FL_STAT_LOST_ARGS);
 		return NULL;
 	}
@@ -714,52 +765,17 @@ ENTER(ptrace, FL_PTRACE, 4)
 ENTER(init_module, FL_INIT_MODULE, 3)
 ENTER(finit_module, FL_FINIT_MODULE, 3)
 
-/*
- * Opens: the read filter runs at enter, so a filtered open costs one string
- * read and one LPM lookup and leaves nothing in INFLIGHT (no hash update or
- * delete): the exit program then finds no record and returns.
- */
 #define O_ACCMODE 3
 #define O_RDONLY 0
 #define O_CREAT 0100
 #define O_TRUNC 01000
 
-static __always_inline int enter_open(struct syscall_enter_ctx *ctx, u32 kind, const char *upath, u32 flags, int nargs)
-{
-	if (filter_read_opens && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) {
-		struct prefix_key k = { .prefixlen = 64 * 8 };
-		long r;
-		if (skip_self())
-			return 0;
-		r = bpf_probe_read_user_str(k.data, sizeof(k.data), upath);
-		/* relative paths are reported (the rules need the resolved name) */
-		if (r > 1 && k.data[0] == '/' && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k)) {
-			stat_inc(kind, FL_STAT_FILTERED);
-			return 0;
-		}
-	}
-	return stash(ctx, kind, nargs);
-}
-
-SEC("tracepoint/syscalls/sys_enter_open")
-int fl_enter_open(struct syscall_enter_ctx *ctx)
-{
-	return enter_open(ctx, FL_OPEN, (const char *)ctx->args[0], ctx->args[1], 3);
-}
-
-SEC("tracepoint/syscalls/sys_enter_openat")
-int fl_enter_openat(struct syscall_enter_ctx *ctx)
-{
-	return enter_open(ctx, FL_OPENAT, (const char *)ctx->args[1], ctx->args[2], 4);
-}
-
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int fl_enter_openat2(struct syscall_enter_ctx *ctx)
-{
-	u64 how_flags = 0;
-	bpf_probe_read_user(&how_flags, sizeof(how_flags), (const void *)ctx->args[2]);
-	return enter_open(ctx, FL_OPENAT2, (const char *)ctx->args[1], how_flags, 4);
-}
+/* Opens are filtered at exit (exit_open), on the path of the file the kernel
+ * opened: a decision on the string the process passed could be evaded
+ * (`/etc/./shadow`, `//etc/shadow`, a symlink). */
+ENTER(open, FL_OPEN, 3)
+ENTER(openat, FL_OPENAT, 4)
+ENTER(openat2, FL_OPENAT2, 4)
 
 SEC("tracepoint/syscalls/sys_enter_creat")
 int fl_enter_creat(struct syscall_enter_ctx *ctx)
@@ -848,7 +864,7 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	u8 *buf, *data;
 	struct fl_open *e;
 	const char *upath;
-	u32 flags, mode, len, off = 0, pflags = 0;
+	u32 flags, mode, len, off = 0, pflags = 0, resolved = 0;
 	s64 dirfd;
 	long r;
 	if (!a)
@@ -898,26 +914,51 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	e->dev_magic = 0;
 	e->lens[0] = len;
 	e->lens[1] = 0;
+	e->path_flags = 0;
+	e->_pad = 0;
 	off = len;
 	if (ctx->ret >= 0) {
 		struct file *f = fd_file(task, ctx->ret);
 		if (f) {
 			struct inode *ino = BPF_CORE_READ(f, f_inode);
+			u32 rlen;
 			e->ino = BPF_CORE_READ(ino, i_ino);
 			e->dev_magic = BPF_CORE_READ(ino, i_sb, s_magic);
-			/* relative paths and /proc/… (e.g. /proc/self/fd/N): let the kernel
-			 * say what was opened. Absolute paths are normalised lexically in
-			 * userspace (`.`, `..`, `//`), as Falco does: no per-byte scan here. */
-			bool resolve = len == 0 || data[0] != '/';
-			if (!resolve && len >= 6 && data[1] == 'p' && data[2] == 'r' && data[3] == 'o' && data[4] == 'c' &&
-			    data[5] == '/')
-				resolve = true;
-			if (resolve) {
-				off = (off + 1) & (FL_MAX_PATH - 1);
-				len = put_file_path(data, off, f, task, &pflags);
-				e->lens[1] = len;
-				off = off + len;
+			/* what the kernel opened: symlinks, `..`, `//`, relative and
+			 * /proc/self/fd/N paths resolved; fd.name comes from here */
+			off = (off + 1) & DATA_MASK; /* after the passed path and its NUL */
+			rlen = put_file_path(data, off, f, task, &pflags);
+			e->lens[1] = rlen;
+			e->path_flags = pflags;
+			resolved = off;
+			off = off + rlen;
+		}
+	}
+	if (filter_read_opens && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) {
+		struct prefix_key k = {.prefixlen = 64 * 8};
+		bool decide = false;
+		if (e->lens[1]) {
+			/* opened: decided on the resolved path; a truncated one is reported */
+			decide = !(pflags & FL_PATH_TRUNCATED);
+			if (decide)
+				bpf_probe_read_kernel(k.data, sizeof(k.data), &data[resolved & DATA_MASK]);
+		} else if (len > 0 && len < sizeof(k.data) && data[0] == '/') {
+			/* failed, so nothing was read: the string decides, but only when it is
+			 * absolute and canonical (no `//`, and no component starting with `.`) */
+			decide = true;
+			for (u32 i = 1; i < sizeof(k.data); i++) {
+				u8 c = data[i], prev = data[i - 1];
+				if (c == 0)
+					break;
+				if (prev == '/' && (c == '/' || c == '.'))
+					decide = false;
 			}
+			if (decide)
+				bpf_probe_read_kernel(k.data, sizeof(k.data), data);
+		}
+		if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k)) {
+			stat_inc(kind, FL_STAT_FILTERED);
+			return 0;
 		}
 	}
 	emit_scratch(buf, kind, sizeof(struct fl_open), off);

@@ -14,6 +14,7 @@
 
 pub mod fields;
 mod jsonl;
+pub mod path;
 
 pub use jsonl::{read_jsonl, write_jsonl, JsonlError, JsonlReader};
 

@@ -1,0 +1,218 @@
+//! Paths as the kernel reported them, rendered into strings without losing or forging
+//! anything.
+//!
+//! Linux paths are bytes. Rendering them with a lossy UTF-8 conversion would map
+//! `/usr/bin/\xff` and `/usr/bin/\xfe` to the same string, so a profile entry learned for
+//! one would allow the other. [`render`] is injective instead:
+//! - a path that is valid UTF-8 and holds no backslash is kept as it is (nearly all paths,
+//!   newlines and quotes included: outputs escape them for their own formats);
+//! - otherwise every backslash becomes `\\` and every byte that is not part of valid UTF-8
+//!   becomes `\xNN` (two lower-case hex digits). [`raw_bytes`] turns such a string back.
+//!
+//! The kernel's path flags are part of the value:
+//! - a path the kernel could not report whole (longer than 4095 bytes or deeper than its
+//!   walk) starts with [`TRUNCATED`] (`<truncated>`), followed by the leaf-side components
+//!   that fit. No kernel path starts with `<`, so such a value never equals or matches a
+//!   learned path, and it is never learned ([`is_truncated`]);
+//! - a memfd or unlinked file ends with ` (deleted)`, as `/proc/<pid>/exe` shows it.
+
+/// Prefix of a path the kernel could only report in part.
+pub const TRUNCATED: &str = "<truncated>";
+
+/// Suffix of a memfd's or unlinked file's path.
+pub const DELETED: &str = " (deleted)";
+
+/// How a kernel path was reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathFlags {
+    /// Only the leaf-side components were reported.
+    pub truncated: bool,
+    /// The file is a memfd or was unlinked.
+    pub deleted: bool,
+}
+
+/// Render path bytes (see the module docs).
+pub fn render(bytes: &[u8], flags: PathFlags) -> String {
+    let mut out = String::with_capacity(bytes.len() + 16);
+    if flags.truncated {
+        out.push_str(TRUNCATED);
+    }
+    escape_into(bytes, &mut out);
+    if flags.deleted {
+        out.push_str(DELETED);
+    }
+    out
+}
+
+/// Render bytes that are not a kernel-resolved path (a path as a process passed it):
+/// the same escaping, no flags.
+pub fn render_raw(bytes: &[u8]) -> String {
+    render(bytes, PathFlags::default())
+}
+
+fn escape_into(bytes: &[u8], out: &mut String) {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        if !s.contains('\\') {
+            out.push_str(s);
+            return;
+        }
+    }
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (valid, bad) = match std::str::from_utf8(rest) {
+            Ok(s) => (s, 0),
+            Err(e) => {
+                let (ok, _) = rest.split_at(e.valid_up_to());
+                // the first `valid_up_to` bytes are valid UTF-8 by definition
+                let s = std::str::from_utf8(ok).unwrap_or_default();
+                (s, e.error_len().unwrap_or(rest.len() - e.valid_up_to()))
+            }
+        };
+        for c in valid.chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        let start = valid.len();
+        for b in &rest[start..start + bad] {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+        rest = &rest[start + bad..];
+    }
+}
+
+/// Whether a rendered path is one the kernel could only report in part.
+pub fn is_truncated(path: &str) -> bool {
+    path.starts_with(TRUNCATED)
+}
+
+/// The bytes a rendered path stands for (what the kernel saw, ` (deleted)` included), or
+/// `None` for a truncated path (it stands for no single path) or a malformed escape.
+pub fn raw_bytes(path: &str) -> Option<Vec<u8>> {
+    if is_truncated(path) {
+        return None;
+    }
+    if !path.contains('\\') {
+        return Some(path.as_bytes().to_vec());
+    }
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'\\') => {
+                out.push(b'\\');
+                i += 2;
+            }
+            Some(b'x') => {
+                let hex = path.get(i + 2..i + 4)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 4;
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: PathFlags = PathFlags {
+        truncated: false,
+        deleted: false,
+    };
+
+    #[test]
+    fn plain_paths_are_kept_as_they_are() {
+        for p in [
+            "/usr/sbin/nginx",
+            "/tmp/a\nb",
+            "/tmp/quote\"'",
+            "/tmp/tab\t",
+            "/ü/日本",
+        ] {
+            assert_eq!(render(p.as_bytes(), NONE), p);
+            assert_eq!(raw_bytes(p).as_deref(), Some(p.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_and_backslashes_are_escaped_injectively() {
+        assert_eq!(render(b"/usr/bin/\xff", NONE), "/usr/bin/\\xff");
+        assert_eq!(render(b"/usr/bin/\xfe", NONE), "/usr/bin/\\xfe");
+        assert_eq!(render(b"/a\\b", NONE), "/a\\\\b");
+        // a literal `\xff` in a valid name is not the byte 0xff
+        assert_eq!(render(b"/usr/bin/\\xff", NONE), "/usr/bin/\\\\xff");
+        assert_ne!(
+            render(b"/usr/bin/\\xff", NONE),
+            render(b"/usr/bin/\xff", NONE)
+        );
+        // valid multi-byte characters around invalid bytes survive
+        assert_eq!(render("/é\u{80}".as_bytes(), NONE), "/é\u{80}");
+        assert_eq!(render(b"/\xc3\xa9\xc3/x", NONE), "/é\\xc3/x");
+        for raw in [
+            &b"/usr/bin/\xff"[..],
+            b"/a\\b",
+            b"/usr/bin/\\xff",
+            b"/\xc3\xa9\xc3/x",
+            b"\x80\x81\\",
+        ] {
+            assert_eq!(
+                raw_bytes(&render(raw, NONE)).as_deref(),
+                Some(raw),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_byte_string_round_trips() {
+        // all two-byte strings: render is injective and raw_bytes inverts it
+        let mut seen = std::collections::HashSet::new();
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let r = render(&[a, b], NONE);
+                assert_eq!(raw_bytes(&r).as_deref(), Some(&[a, b][..]), "{r}");
+                assert!(seen.insert(r));
+            }
+        }
+    }
+
+    #[test]
+    fn flags_mark_the_value() {
+        let t = PathFlags {
+            truncated: true,
+            deleted: false,
+        };
+        let d = PathFlags {
+            truncated: false,
+            deleted: true,
+        };
+        assert_eq!(render(b"/usr/sbin/nginx", t), "<truncated>/usr/sbin/nginx");
+        assert!(is_truncated(&render(b"/usr/sbin/nginx", t)));
+        assert_eq!(raw_bytes("<truncated>/usr/sbin/nginx"), None);
+        assert_eq!(render(b"/tmp/x", d), "/tmp/x (deleted)");
+        assert_eq!(
+            raw_bytes("/tmp/x (deleted)").as_deref(),
+            Some(&b"/tmp/x (deleted)"[..])
+        );
+        assert!(!is_truncated("/usr/sbin/nginx"));
+    }
+
+    #[test]
+    fn malformed_escapes_are_refused() {
+        assert_eq!(raw_bytes("/a\\"), None);
+        assert_eq!(raw_bytes("/a\\q"), None);
+        assert_eq!(raw_bytes("/a\\xg1"), None);
+        assert_eq!(raw_bytes("/a\\x1"), None);
+    }
+}

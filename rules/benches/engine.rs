@@ -4,7 +4,8 @@
 //! 2. evaluation throughput of the stable rules over 1 M varied synthetic
 //!    events (exec, open, connect, dup, socket, ptrace, …), one thread;
 //! 3. load of pathological files (macros or lists each using the previous
-//!    one twice, 64 levels; 100 000 nested parentheses), refused at a limit.
+//!    one twice, 64 levels; 100 000 nested parentheses), refused at a limit,
+//!    and of a 1.2 MB list whose values' positions cannot be found as written.
 //!
 //! A plain `harness = false` main: it prints medians and rates. The upstream
 //! files are read from `../shared/falco-rules` next to the repository.
@@ -270,10 +271,18 @@ fn pathological() {
         "(".repeat(100_000),
         ")".repeat(100_000)
     );
+    // A list the precise YAML parser rejects (positions are then searched in
+    // the text) whose 90 000 escaped values are not found as written.
+    let escaped: Vec<String> = (0..90_000).map(|i| format!("\"a\\tb{i}\"")).collect();
+    let escaped = format!(
+        "- list: l\n  items: [\n    {}\n  ]\n- rule: r\n  desc: d\n  condition: proc.nmae in (l)\n  output: o\n  priority: INFO\n",
+        escaped.join(", ")
+    );
     for (name, text) in [
         ("64-level macro chain", doubling(false, 64)),
         ("64-level list chain", doubling(true, 64)),
         ("100 000 nested parentheses", parens),
+        ("90 000 escaped values in a libyaml-only list", escaped),
     ] {
         let mut times = Vec::new();
         let mut first = String::new();

@@ -424,6 +424,9 @@ impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
     }
 }
 
+/// How far past the previous scalar the next one is searched for.
+const LOCATE_WINDOW: usize = 4096;
+
 /// Assigns positions to a libyaml tree by searching the text in order.
 struct Locator<'t> {
     text: &'t str,
@@ -487,12 +490,22 @@ impl<'t> Locator<'t> {
         }
     }
 
+    /// Offset of a scalar's first line, searched from `cursor` within
+    /// [`LOCATE_WINDOW`] bytes: a scalar that is not found (its text differs
+    /// from its value: escapes, folding) costs a bounded search, not a scan
+    /// of the rest of the file.
     fn find(&self, needle: &str, cursor: &mut usize) -> usize {
         let first_line = needle.lines().next().unwrap_or("").trim();
         if first_line.is_empty() {
             return *cursor;
         }
-        match self.text.get(*cursor..).and_then(|t| t.find(first_line)) {
+        let mut end = cursor
+            .saturating_add(LOCATE_WINDOW + first_line.len())
+            .min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        match self.text.get(*cursor..end).and_then(|t| t.find(first_line)) {
             Some(rel) => {
                 let at = *cursor + rel;
                 *cursor = at + first_line.len();
@@ -596,6 +609,34 @@ mod tests {
         assert_eq!(seq[1].line, 6);
         let c = seq[1].get("condition").unwrap();
         assert_eq!((c.line, c.col), (7, 14));
+    }
+
+    #[test]
+    fn unlocatable_scalars_cost_a_bounded_search() {
+        // libyaml-only text (the precise parser rejects this flow list); the
+        // escaped value is not found as written, and the text matching it lies
+        // beyond the search window: the scalar keeps the cursor's position
+        // instead of jumping there, and the next scalar is still found.
+        let far = "#".repeat(LOCATE_WINDOW * 2);
+        let text = format!("- list: l\n  items: [\n    \"a\\tb\", \"zz\"\n  ]\n{far}\n# a\tb zz\n");
+        assert!(parse_precise(&text).is_err());
+        let docs = parse(&text).unwrap();
+        let items = docs[0].as_seq().unwrap()[0].get("items").unwrap();
+        let items = items.as_seq().unwrap();
+        assert_eq!(items[0].as_str(), Some("a\tb"));
+        assert!(items[0].line <= 3, "{:?}", items[0]);
+        assert_eq!((items[1].line, items[1].col), (3, 14));
+    }
+
+    #[test]
+    fn alias_nodes_are_counted() {
+        // Each alias repeats 3 nodes (the list and its 2 values).
+        let mut text = String::from("a: &x [p, q]\n");
+        for i in 0..MAX_YAML_NODES / 3 + 1 {
+            text.push_str(&format!("b{i}: *x\n"));
+        }
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.code, Code::TooLarge, "{e:?}");
     }
 
     #[test]

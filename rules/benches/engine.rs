@@ -2,7 +2,10 @@
 //!
 //! 1. load + compile of the three upstream rules files together;
 //! 2. evaluation throughput of the stable rules over 1 M varied synthetic
-//!    events (exec, open, connect, dup, socket, ptrace, …), one thread.
+//!    events (exec, open, connect, dup, socket, ptrace, …), one thread;
+//! 3. load of pathological files (macros or lists each using the previous
+//!    one twice, 64 levels; 100 000 nested parentheses), refused at a limit,
+//!    and of a 1.2 MB list whose values' positions cannot be found as written.
 //!
 //! A plain `harness = false` main: it prints medians and rates. The upstream
 //! files are read from `../shared/falco-rules` next to the repository.
@@ -230,7 +233,77 @@ fn synth(rng: &mut Rng, i: u64) -> Event {
     }
 }
 
+/// `m{i}` (or list `a{i}`) uses the previous one twice: 2^levels once expanded.
+fn doubling(list: bool, levels: usize) -> String {
+    let mut y = String::new();
+    if list {
+        y.push_str("- list: a0\n  items: [x]\n");
+        for i in 1..=levels {
+            y.push_str(&format!(
+                "- list: a{i}\n  items: [a{}, a{}]\n",
+                i - 1,
+                i - 1
+            ));
+        }
+    } else {
+        y.push_str("- macro: m0\n  condition: proc.name = x\n");
+        for i in 1..=levels {
+            y.push_str(&format!(
+                "- macro: m{i}\n  condition: m{} or m{}\n",
+                i - 1,
+                i - 1
+            ));
+        }
+    }
+    let cond = if list {
+        format!("proc.name in (a{levels})")
+    } else {
+        format!("m{levels}")
+    };
+    y + &format!(
+        "- rule: r\n  desc: d\n  condition: evt.type = execve and {cond}\n  output: o\n  priority: INFO\n"
+    )
+}
+
+fn pathological() {
+    let parens = format!(
+        "- rule: r\n  desc: d\n  condition: {}proc.name = x{}\n  output: o\n  priority: INFO\n",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    // A list the precise YAML parser rejects (positions are then searched in
+    // the text) whose 90 000 escaped values are not found as written.
+    let escaped: Vec<String> = (0..90_000).map(|i| format!("\"a\\tb{i}\"")).collect();
+    let escaped = format!(
+        "- list: l\n  items: [\n    {}\n  ]\n- rule: r\n  desc: d\n  condition: proc.nmae in (l)\n  output: o\n  priority: INFO\n",
+        escaped.join(", ")
+    );
+    for (name, text) in [
+        ("64-level macro chain", doubling(false, 64)),
+        ("64-level list chain", doubling(true, 64)),
+        ("100 000 nested parentheses", parens),
+        ("90 000 escaped values in a libyaml-only list", escaped),
+    ] {
+        let mut times = Vec::new();
+        let mut first = String::new();
+        for _ in 0..15 {
+            let t = Instant::now();
+            let (rs, report) = Ruleset::load_sources(&[("p.yaml", text.as_str())]);
+            times.push(t.elapsed());
+            assert!(report.has_errors() && rs.rules().is_empty());
+            first = report.errors[0].code.as_str().to_string();
+            black_box(rs);
+        }
+        println!(
+            "load {name} ({} bytes): median {:.3} ms, refused with {first}",
+            text.len(),
+            median(times).as_secs_f64() * 1e3
+        );
+    }
+}
+
 fn main() {
+    pathological();
     let files = [
         upstream("falco_rules.yaml"),
         upstream("falco-incubating_rules.yaml"),

@@ -2,7 +2,7 @@
 //! lists, macros and rules after `append`, `override`, redefinitions and
 //! `enabled`-only entries, with every item's position kept for diagnostics.
 
-use crate::report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity};
+use crate::report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity, Source};
 use crate::yaml::{Node, NodeKind};
 use ahash::AHashMap;
 use std::sync::Arc;
@@ -130,26 +130,37 @@ pub struct Collected {
     pub macro_index: AHashMap<String, usize>,
     pub rule_index: AHashMap<String, usize>,
     /// File texts, for snippets and positions inside conditions.
-    pub sources: Vec<(Arc<str>, Arc<str>)>,
+    pub sources: Vec<Arc<Source>>,
 }
 
 pub(crate) struct Ctx<'r> {
     pub report: &'r mut LoadReport,
-    pub file: Arc<str>,
-    pub text: Arc<str>,
+    pub src: Arc<Source>,
 }
 
 impl Ctx<'_> {
     pub fn pos(&self, n: &Node) -> Pos {
         Pos {
-            file: self.file.clone(),
+            file: self.src.name.clone(),
             line: n.line,
             col: n.col,
         }
     }
 
     pub fn diag(&mut self, sev: Severity, code: Code, n: &Node, item: Option<String>, msg: String) {
-        let snip = crate::report::snippet(&self.text, n.line, n.col);
+        if self.report.is_full(sev) {
+            // Only counted: no need for a snippet.
+            self.report.push(Diagnostic {
+                severity: sev,
+                code,
+                message: String::new(),
+                pos: Pos::default(),
+                item: None,
+                snippet: None,
+            });
+            return;
+        }
+        let snip = self.src.snippet(n.line, n.col);
         self.report.push(Diagnostic {
             severity: sev,
             code,
@@ -216,9 +227,9 @@ impl Collected {
     /// Collect one file's documents into the set (later files modify earlier ones).
     pub(crate) fn add_file(&mut self, docs: &[Node], cx: &mut Ctx<'_>) -> FileCounts {
         let file_index = self.sources.len();
-        self.sources.push((cx.file.clone(), cx.text.clone()));
+        self.sources.push(cx.src.clone());
         let mut counts = FileCounts {
-            name: cx.file.to_string(),
+            name: cx.src.name.to_string(),
             ..Default::default()
         };
         let mut seen_here: AHashMap<(u8, String), ()> = AHashMap::new();
@@ -1146,22 +1157,17 @@ impl<'n> PairDefault<'n> for Option<(String, &'n Node)> {
 }
 
 /// Record a YAML error for a file.
-pub(crate) fn yaml_error(
-    report: &mut LoadReport,
-    file: &Arc<str>,
-    text: &str,
-    e: &crate::yaml::YamlError,
-) {
+pub(crate) fn yaml_error(report: &mut LoadReport, src: &Source, e: &crate::yaml::YamlError) {
     report.push(Diagnostic {
         severity: Severity::Error,
-        code: Code::YamlParse,
+        code: e.code,
         message: e.message.clone(),
         pos: Pos {
-            file: file.clone(),
+            file: src.name.clone(),
             line: e.line,
             col: e.col,
         },
         item: None,
-        snippet: crate::report::snippet(text, e.line, e.col),
+        snippet: src.snippet(e.line, e.col),
     });
 }

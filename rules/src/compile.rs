@@ -8,7 +8,12 @@
 
 use crate::ast::{Check, Expr, Op, Operand, Rhs, Transformer, Val};
 use crate::collector::{Collected, CondSrc, ExcValue, ExceptionDef};
+use crate::limits::{
+    MAX_CONDITION_DEPTH, MAX_CONDITION_NODES, MAX_LIST_DEPTH, MAX_LIST_ITEMS, MAX_MACRO_DEPTH,
+    MAX_REGEXES, MAX_REGEX_BYTES, MAX_REGEX_DFA_BYTES, MAX_RULESET_NODES,
+};
 use crate::parser::parse_condition;
+use crate::parser::ParseErrorKind;
 use crate::report::{Code, Diagnostic, LoadReport, Pos, Severity};
 use ahash::{AHashMap, AHashSet};
 use base64::Engine as _;
@@ -16,7 +21,9 @@ use falco_learn_event::fields::{self, FieldId, FieldRef, FieldType, Value};
 use falco_learn_event::{Event, EventType};
 use ipnet::IpNet;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 /// Set of event types as a bit mask over [`EventType::index`].
 pub type TypeMask = u64;
@@ -143,7 +150,10 @@ pub struct Test {
 }
 
 /// A compile failure at a byte offset of a condition text.
-#[derive(Debug, Clone)]
+///
+/// Shared (`Rc`): a problem in a macro or list is found once and every
+/// condition using that item gets the same error, reported once.
+#[derive(Debug)]
 pub(crate) struct CErr {
     pub code: Code,
     pub message: String,
@@ -152,6 +162,34 @@ pub(crate) struct CErr {
     pub token: String,
     /// The condition source the offset refers to.
     pub src: CondSrc,
+    /// The item the problem belongs to, when not the one being compiled
+    /// (a macro or list whose limit was hit while compiling a rule).
+    pub item: Option<String>,
+    /// The position, when the problem is not in a condition text (a list).
+    pub at: Option<Pos>,
+    /// Set once reported.
+    reported: Cell<bool>,
+}
+
+pub(crate) type CResult<T> = Result<T, Rc<CErr>>;
+
+/// What a condition costs once its macros are inlined and lists expanded,
+/// computed from the sizes of its macros and lists (never by expanding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Extent {
+    /// Compiled nodes: tests, `and`/`or`/`not`, and one per list value.
+    pub nodes: u64,
+    /// Nesting of the compiled tree (a single test is 1).
+    pub depth: u32,
+    /// Macros nested inside each other (0 when no macro is used).
+    pub macros: u32,
+}
+
+/// What a list costs once the lists it names are expanded.
+#[derive(Debug, Clone, Copy, Default)]
+struct ListExtent {
+    items: u64,
+    depth: u32,
 }
 
 // ---------------------------------------------------------------- evaluation
@@ -470,13 +508,29 @@ impl Node {
 pub(crate) struct Compiler<'c> {
     pub col: &'c Collected,
     /// Parsed macro conditions, by macro index.
-    macro_asts: Vec<Option<Result<Expr, CErr>>>,
+    macro_asts: Vec<Option<CResult<Rc<Expr>>>>,
+    /// Extent of each macro's condition, computed once (see [`Extent`]).
+    macro_ext: Vec<Option<CResult<Extent>>>,
+    /// Macros whose extent is being computed (a use of one is a cycle).
+    macro_open: Vec<bool>,
+    /// Extent of each list, computed once.
+    list_ext: Vec<Option<CResult<ListExtent>>>,
+    list_open: Vec<bool>,
     pub used_lists: AHashSet<usize>,
     pub used_macros: AHashSet<usize>,
     /// Event type names used that falco-learn never captures.
     pub uncaptured: Vec<String>,
     emitted: AHashSet<(String, usize, usize, String)>,
     slots: AHashMap<(FieldRef, Vec<Transformer>), u32>,
+    /// Compiled regexes by pattern (a pattern used by many rules is compiled once).
+    regexes: AHashMap<String, regex::Regex>,
+    /// While compiling a macro on its own: macros it uses are checked, not inlined.
+    shallow: bool,
+    /// Nodes of the rules compiled so far (bounded by [`MAX_RULESET_NODES`]).
+    pub total_nodes: u64,
+    /// Units of work done (AST nodes sized, nodes built, list values
+    /// expanded): what tests use to show a load's work is bounded.
+    pub work: u64,
 }
 
 fn is_list_op(op: Op) -> bool {
@@ -544,41 +598,56 @@ impl<'c> Compiler<'c> {
         Compiler {
             col,
             macro_asts: vec![None; col.macros.len()],
+            macro_ext: vec![None; col.macros.len()],
+            macro_open: vec![false; col.macros.len()],
+            list_ext: vec![None; col.lists.len()],
+            list_open: vec![false; col.lists.len()],
             used_lists: AHashSet::new(),
             used_macros: AHashSet::new(),
             uncaptured: Vec::new(),
             emitted: AHashSet::new(),
             slots: AHashMap::new(),
+            regexes: AHashMap::new(),
+            shallow: false,
+            total_nodes: 0,
+            work: 0,
         }
     }
 
-    /// Turn a compile error into a diagnostic with the best position we can find.
+    /// Turn a compile error into a diagnostic with the best position we can
+    /// find; `None` when it was reported already.
     pub fn diag(&mut self, e: &CErr, sev: Severity, item: String) -> Option<Diagnostic> {
-        let frag = e.src.fragment_at(e.offset)?;
-        let (file, text) = self.col.sources.get(frag.file_index)?.clone();
-        let mut pos = frag.pos.clone();
-        let mut line_col = None;
-        if !e.token.is_empty() {
-            if let Some(rel) = text.get(frag.file_offset..).and_then(|t| t.find(&e.token)) {
-                let at = frag.file_offset + rel;
-                let before = &text[..at];
-                let line = before.matches('\n').count() + 1;
-                let col = at - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-                line_col = Some((line, col));
+        if e.reported.get() {
+            return None;
+        }
+        let item = e.item.clone().unwrap_or(item);
+        let (pos, source) = match &e.at {
+            Some(pos) => {
+                let source = self.col.sources.iter().find(|s| s.name == pos.file);
+                (pos.clone(), source.cloned())
             }
-        }
-        if let Some((l, c)) = line_col {
-            pos = Pos {
-                file,
-                line: l,
-                col: c,
-            };
-        }
+            None => {
+                let frag = e.src.fragment_at(e.offset)?;
+                let source = self.col.sources.get(frag.file_index)?.clone();
+                let mut pos = frag.pos.clone();
+                if !e.token.is_empty() && frag.file_offset <= source.text.len() {
+                    // The token is searched in the condition's own text (a
+                    // window proportional to it), never in the rest of the file.
+                    let frag_len = e.src.text.len().saturating_sub(frag.start);
+                    let window = frag_len.saturating_mul(4).saturating_add(4096);
+                    if let Some(at) = source.find_from(frag.file_offset, window, &e.token) {
+                        pos = source.pos(at);
+                    }
+                }
+                (pos, Some(source))
+            }
+        };
         let key = (pos.file.to_string(), pos.line, pos.col, e.message.clone());
         if !self.emitted.insert(key) {
             return None;
         }
-        let snippet = crate::report::snippet(&text, pos.line, pos.col);
+        e.reported.set(true);
+        let snippet = source.and_then(|s| s.snippet(pos.line, pos.col));
         Some(Diagnostic {
             severity: sev,
             code: e.code,
@@ -589,68 +658,456 @@ impl<'c> Compiler<'c> {
         })
     }
 
-    fn cerr(src: &CondSrc, code: Code, offset: usize, token: &str, message: String) -> CErr {
-        CErr {
+    fn cerr(src: &CondSrc, code: Code, offset: usize, token: &str, message: String) -> Rc<CErr> {
+        Rc::new(CErr {
             code,
             message,
             offset,
             token: token.to_string(),
             src: src.clone(),
-        }
+            item: None,
+            at: None,
+            reported: Cell::new(false),
+        })
     }
 
-    fn macro_ast(&mut self, i: usize) -> Result<Expr, CErr> {
+    /// A limit hit by a whole macro, list or condition: reported at the
+    /// start of its condition (or at `at`), naming `item`.
+    fn limit_err(
+        src: &CondSrc,
+        at: Option<Pos>,
+        item: Option<String>,
+        code: Code,
+        message: String,
+    ) -> Rc<CErr> {
+        Rc::new(CErr {
+            code,
+            message,
+            offset: 0,
+            token: String::new(),
+            src: src.clone(),
+            item,
+            at,
+            reported: Cell::new(false),
+        })
+    }
+
+    fn parse_err(src: &CondSrc, e: &crate::parser::ParseError) -> Rc<CErr> {
+        let tok: String = src
+            .text
+            .get(e.offset.min(src.text.len())..)
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let (code, message) = match e.kind {
+            ParseErrorKind::Syntax => (
+                Code::ConditionSyntax,
+                format!("syntax error: {}", e.message),
+            ),
+            ParseErrorKind::TooDeep => (Code::TooDeep, e.message.clone()),
+            ParseErrorKind::TooLong => (Code::TooLong, e.message.clone()),
+        };
+        let tok = if e.kind == ParseErrorKind::TooLong {
+            String::new()
+        } else {
+            tok
+        };
+        Self::cerr(src, code, e.offset, &tok, message)
+    }
+
+    fn macro_ast(&mut self, i: usize) -> CResult<Rc<Expr>> {
         if let Some(r) = &self.macro_asts[i] {
             return r.clone();
         }
         let src = &self.col.macros[i].cond;
-        let r = parse_condition(&src.text).map_err(|e| {
-            let tok: String = src.text[e.offset.min(src.text.len())..]
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_string();
-            Self::cerr(
-                src,
-                Code::ConditionSyntax,
-                e.offset,
-                &tok,
-                format!("syntax error: {}", e.message),
-            )
-        });
+        let r = parse_condition(&src.text)
+            .map(Rc::new)
+            .map_err(|e| Self::parse_err(src, &e));
         self.macro_asts[i] = Some(r.clone());
         r
     }
 
-    /// Parse and compile a condition source.
-    pub fn compile_src(&mut self, src: &CondSrc) -> Result<Node, CErr> {
-        let ast = parse_condition(&src.text).map_err(|e| {
-            let tok: String = src.text[e.offset.min(src.text.len())..]
-                .split_whitespace()
-                .next()
-                .unwrap_or("")
-                .to_string();
-            Self::cerr(
+    // ------------------------------------------------------------ extents
+
+    /// Compute the extent of macro `root` and of every macro it uses, each
+    /// once, walking the graph of macro uses with an explicit stack (a
+    /// chain of a million macros costs no native stack).
+    fn ensure_macro(&mut self, root: usize) {
+        let mut frames: Vec<(usize, Vec<usize>, usize)> = Vec::new();
+        self.open_macro(root, &mut frames);
+        while let Some((i, refs, next)) = frames.last_mut() {
+            if let Some(&j) = refs.get(*next) {
+                *next += 1;
+                if self.macro_ext[j].is_none() && !self.macro_open[j] {
+                    self.open_macro(j, &mut frames);
+                }
+                continue;
+            }
+            let i = *i;
+            frames.pop();
+            let r = self.macro_extent_now(i);
+            self.macro_open[i] = false;
+            self.macro_ext[i] = Some(r);
+        }
+    }
+
+    fn open_macro(&mut self, i: usize, frames: &mut Vec<(usize, Vec<usize>, usize)>) {
+        if self.macro_ext[i].is_some() {
+            return;
+        }
+        match self.macro_ast(i) {
+            Err(e) => self.macro_ext[i] = Some(Err(e)),
+            Ok(ast) => {
+                let mut names = Vec::new();
+                ast.macro_refs(&mut names);
+                let refs = names
+                    .iter()
+                    .filter_map(|n| self.col.macro_index.get(*n).copied())
+                    .collect();
+                self.macro_open[i] = true;
+                frames.push((i, refs, 0));
+            }
+        }
+    }
+
+    /// Extent of macro `i`, the macros it uses being known (or open: a cycle).
+    fn macro_extent_now(&mut self, i: usize) -> CResult<Extent> {
+        let ast = self.macro_ast(i)?;
+        let col = self.col;
+        let m = &col.macros[i];
+        let mut ext = self.extent(&ast, &m.cond)?;
+        ext.macros = ext.macros.saturating_add(1);
+        let item = Some(format!("macro '{}'", m.name));
+        if ext.macros > MAX_MACRO_DEPTH {
+            return Err(Self::limit_err(
+                &m.cond,
+                None,
+                item,
+                Code::TooDeep,
+                format!(
+                    "macro '{}' has macros nested {} deep, more than the limit of {MAX_MACRO_DEPTH}",
+                    m.name, ext.macros
+                ),
+            ));
+        }
+        Self::check_extent(ext, &m.cond, item, &format!("macro '{}'", m.name))?;
+        Ok(ext)
+    }
+
+    /// The per-condition limits, for a macro or a rule's condition.
+    fn check_extent(ext: Extent, src: &CondSrc, item: Option<String>, what: &str) -> CResult<()> {
+        if ext.depth > MAX_CONDITION_DEPTH {
+            return Err(Self::limit_err(
                 src,
-                Code::ConditionSyntax,
-                e.offset,
-                &tok,
-                format!("syntax error: {}", e.message),
-            )
-        })?;
+                None,
+                item,
+                Code::TooDeep,
+                format!(
+                    "{what} is nested {} levels deep once macros are inlined, more than the limit of {MAX_CONDITION_DEPTH}",
+                    ext.depth
+                ),
+            ));
+        }
+        if ext.nodes > MAX_CONDITION_NODES {
+            return Err(Self::limit_err(
+                src,
+                None,
+                item,
+                Code::TooLarge,
+                format!(
+                    "{what} expands to {} nodes once macros are inlined and lists expanded, more than the limit of {MAX_CONDITION_NODES} (a macro or list used several times counts each time)",
+                    ext.nodes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Extent of a condition: its own nodes plus the (known) extents of the
+    /// macros and lists it uses. Recursion is bounded by the parser's depth.
+    fn extent(&mut self, e: &Expr, src: &CondSrc) -> CResult<Extent> {
+        self.work += 1;
+        Ok(match e {
+            Expr::And(v) | Expr::Or(v) => {
+                let mut x = Extent {
+                    nodes: 1,
+                    depth: 0,
+                    macros: 0,
+                };
+                for c in v {
+                    let y = self.extent(c, src)?;
+                    x.nodes = x.nodes.saturating_add(y.nodes);
+                    x.depth = x.depth.max(y.depth);
+                    x.macros = x.macros.max(y.macros);
+                }
+                x.depth = x.depth.saturating_add(1);
+                x
+            }
+            Expr::Not(c) => {
+                let y = self.extent(c, src)?;
+                Extent {
+                    nodes: y.nodes.saturating_add(1),
+                    depth: y.depth.saturating_add(1),
+                    macros: y.macros,
+                }
+            }
+            Expr::Macro { name, span } => {
+                let Some(&j) = self.col.macro_index.get(name) else {
+                    // Undefined: reported when the condition is compiled.
+                    return Ok(Extent {
+                        nodes: 1,
+                        depth: 1,
+                        macros: 0,
+                    });
+                };
+                if self.macro_ext[j].is_none() {
+                    if self.macro_open[j] {
+                        return Err(Self::cerr(
+                            src,
+                            Code::UnknownMacro,
+                            span.start,
+                            name,
+                            format!("macro '{name}' refers to itself"),
+                        ));
+                    }
+                    self.ensure_macro(j);
+                }
+                match &self.macro_ext[j] {
+                    Some(r) => r.clone()?,
+                    None => Extent::default(),
+                }
+            }
+            Expr::Check(c) => {
+                let values = match &c.rhs {
+                    Rhs::List(items) => self.values_extent(items)?,
+                    Rhs::Value(v) if c.op.takes_list() => {
+                        self.values_extent(std::slice::from_ref(v))?
+                    }
+                    _ => 0,
+                };
+                Extent {
+                    nodes: values.saturating_add(1),
+                    depth: 1,
+                    macros: 0,
+                }
+            }
+        })
+    }
+
+    /// Values a list operand expands to.
+    fn values_extent(&mut self, items: &[Val]) -> CResult<u64> {
+        let mut n: u64 = 0;
+        for v in items {
+            let one = match self.list_named(v) {
+                Some(li) => self.list_extent(li)?.items,
+                None => 1,
+            };
+            n = n.saturating_add(one);
+        }
+        Ok(n)
+    }
+
+    /// The list a value of a list operand names, if any.
+    fn list_named(&self, v: &Val) -> Option<usize> {
+        if v.quoted {
+            return None;
+        }
+        self.col.list_index.get(&v.text).copied()
+    }
+
+    /// Extent of list `li` (and of the lists it names), computed once.
+    fn list_extent(&mut self, li: usize) -> CResult<ListExtent> {
+        if self.list_ext[li].is_none() {
+            self.ensure_list(li);
+        }
+        match &self.list_ext[li] {
+            Some(r) => r.clone(),
+            None => Ok(ListExtent::default()),
+        }
+    }
+
+    /// Like [`Self::ensure_macro`], for the graph of lists naming lists.
+    fn ensure_list(&mut self, root: usize) {
+        let col = self.col;
+        let mut frames: Vec<(usize, usize)> = Vec::new();
+        if self.list_ext[root].is_none() {
+            self.list_open[root] = true;
+            frames.push((root, 0));
+        }
+        while let Some((li, next)) = frames.last_mut() {
+            let li = *li;
+            if let Some(it) = col.lists[li].items.get(*next) {
+                *next += 1;
+                self.work += 1;
+                if let Some(&lj) = col.list_index.get(it.text.trim()) {
+                    if lj != li && self.list_ext[lj].is_none() && !self.list_open[lj] {
+                        self.list_open[lj] = true;
+                        frames.push((lj, 0));
+                    }
+                }
+                continue;
+            }
+            frames.pop();
+            let r = self.list_extent_now(li);
+            self.list_open[li] = false;
+            self.list_ext[li] = Some(r);
+        }
+    }
+
+    fn list_extent_now(&mut self, li: usize) -> CResult<ListExtent> {
+        let col = self.col;
+        let l = &col.lists[li];
+        let item = Some(format!("list '{}'", l.name));
+        let none = CondSrc::default();
+        let mut ext = ListExtent { items: 0, depth: 1 };
+        for it in &l.items {
+            let t = it.text.trim();
+            match col.list_index.get(t) {
+                // A list naming itself holds its name as a value.
+                Some(&lj) if lj != li => match &self.list_ext[lj] {
+                    Some(Ok(x)) => {
+                        ext.items = ext.items.saturating_add(x.items);
+                        ext.depth = ext.depth.max(x.depth.saturating_add(1));
+                    }
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => {
+                        return Err(Self::limit_err(
+                            &none,
+                            Some(it.pos.clone()),
+                            item,
+                            Code::TooDeep,
+                            format!(
+                                "list '{}' names list '{t}', which names '{}' again (directly or through other lists): lists cannot contain themselves",
+                                l.name, l.name
+                            ),
+                        ))
+                    }
+                },
+                _ => ext.items = ext.items.saturating_add(1),
+            }
+        }
+        if ext.depth > MAX_LIST_DEPTH {
+            return Err(Self::limit_err(
+                &none,
+                Some(l.pos.clone()),
+                item,
+                Code::TooDeep,
+                format!(
+                    "list '{}' has lists nested {} deep, more than the limit of {MAX_LIST_DEPTH}",
+                    l.name, ext.depth
+                ),
+            ));
+        }
+        if ext.items > MAX_LIST_ITEMS {
+            return Err(Self::limit_err(
+                &none,
+                Some(l.pos.clone()),
+                item,
+                Code::TooLarge,
+                format!(
+                    "list '{}' expands to {} values, more than the limit of {MAX_LIST_ITEMS} (a list named several times counts each time)",
+                    l.name, ext.items
+                ),
+            ));
+        }
+        Ok(ext)
+    }
+
+    /// Mark the macros and lists a condition uses (transitively) as used,
+    /// when it is rejected before being expanded.
+    fn mark_used(&mut self, ast: &Expr) {
+        let mut names = Vec::new();
+        ast.macro_refs(&mut names);
+        let mut todo: Vec<usize> = names
+            .iter()
+            .filter_map(|n| self.col.macro_index.get(*n).copied())
+            .collect();
+        let mut vals = Vec::new();
+        ast.list_values(&mut vals);
+        let lists: Vec<usize> = vals.iter().filter_map(|v| self.list_named(v)).collect();
+        self.used_lists.extend(lists);
+        while let Some(i) = todo.pop() {
+            if !self.used_macros.insert(i) {
+                continue;
+            }
+            if let Some(Ok(ast)) = self.macro_asts[i].clone() {
+                let mut names = Vec::new();
+                ast.macro_refs(&mut names);
+                todo.extend(
+                    names
+                        .iter()
+                        .filter_map(|n| self.col.macro_index.get(*n).copied()),
+                );
+                let mut vals = Vec::new();
+                ast.list_values(&mut vals);
+                let lists: Vec<usize> = vals.iter().filter_map(|v| self.list_named(v)).collect();
+                self.used_lists.extend(lists);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ compile
+
+    /// Parse and compile a rule's condition (or exceptions): its size is
+    /// checked against the per-condition and whole-ruleset limits before
+    /// anything is expanded.
+    pub fn compile_src(&mut self, src: &CondSrc) -> CResult<Node> {
+        let ast = parse_condition(&src.text).map_err(|e| Self::parse_err(src, &e))?;
+        let ext = match self.extent(&ast, src) {
+            Ok(ext) => ext,
+            Err(e) => {
+                self.mark_used(&ast);
+                return Err(e);
+            }
+        };
+        if let Err(e) = Self::check_extent(ext, src, None, "the condition") {
+            self.mark_used(&ast);
+            return Err(e);
+        }
+        if self.total_nodes.saturating_add(ext.nodes) > MAX_RULESET_NODES {
+            self.mark_used(&ast);
+            return Err(Self::limit_err(
+                src,
+                None,
+                None,
+                Code::TooLarge,
+                format!(
+                    "the rules loaded so far and this condition expand to more than {MAX_RULESET_NODES} nodes together; not loaded"
+                ),
+            ));
+        }
+        self.total_nodes += ext.nodes;
         let mut stack = Vec::new();
         self.expr(&ast, src, &mut stack)
     }
 
-    /// Compile a macro on its own (to report its problems even when unused).
-    pub fn compile_macro(&mut self, i: usize) -> Result<Node, CErr> {
+    /// Compile a macro on its own (to report its problems even when unused):
+    /// its size is checked, and the macros it uses are checked, not inlined
+    /// (each is compiled on its own too).
+    pub fn compile_macro(&mut self, i: usize) -> CResult<Node> {
+        self.ensure_macro(i);
+        if let Some(Err(e)) = &self.macro_ext[i] {
+            return Err(e.clone());
+        }
         let ast = self.macro_ast(i)?;
-        let src = self.col.macros[i].cond.clone();
+        let col = self.col;
+        let src = &col.macros[i].cond;
         let mut stack = vec![i];
-        self.expr(&ast, &src, &mut stack)
+        self.shallow = true;
+        let r = self.expr(&ast, src, &mut stack);
+        self.shallow = false;
+        r
     }
 
-    fn expr(&mut self, e: &Expr, src: &CondSrc, stack: &mut Vec<usize>) -> Result<Node, CErr> {
+    /// Check every list (to report its problems even when unused).
+    pub fn check_list(&mut self, li: usize) -> CResult<()> {
+        self.list_extent(li).map(|_| ())
+    }
+
+    fn expr(&mut self, e: &Expr, src: &CondSrc, stack: &mut Vec<usize>) -> CResult<Node> {
+        self.work += 1;
         Ok(match e {
             Expr::And(v) => {
                 let mut out = Vec::with_capacity(v.len());
@@ -678,15 +1135,6 @@ impl<'c> Compiler<'c> {
                     ));
                 };
                 self.used_macros.insert(i);
-                if stack.len() > 64 {
-                    return Err(Self::cerr(
-                        src,
-                        Code::UnknownMacro,
-                        span.start,
-                        name,
-                        format!("macro '{name}' nested more than 64 macros deep"),
-                    ));
-                }
                 if stack.contains(&i) {
                     return Err(Self::cerr(
                         src,
@@ -696,10 +1144,25 @@ impl<'c> Compiler<'c> {
                         format!("macro '{name}' refers to itself"),
                     ));
                 }
+                if stack.len() > MAX_MACRO_DEPTH as usize {
+                    // Not reached: extents are checked before expanding.
+                    return Err(Self::cerr(
+                        src,
+                        Code::TooDeep,
+                        span.start,
+                        name,
+                        format!("macro '{name}' nested more than {MAX_MACRO_DEPTH} macros deep"),
+                    ));
+                }
+                if self.shallow {
+                    // Checked on its own; its extent is known to be within limits.
+                    return Ok(Node::Const(true));
+                }
                 let ast = self.macro_ast(i)?;
-                let msrc = self.col.macros[i].cond.clone();
+                let col = self.col;
+                let msrc = &col.macros[i].cond;
                 stack.push(i);
-                let r = self.expr(&ast, &msrc, stack);
+                let r = self.expr(&ast, msrc, stack);
                 stack.pop();
                 r?
             }
@@ -707,7 +1170,7 @@ impl<'c> Compiler<'c> {
         })
     }
 
-    fn operand(&mut self, o: &Operand, src: &CondSrc) -> Result<Lhs, CErr> {
+    fn operand(&mut self, o: &Operand, src: &CondSrc) -> CResult<Lhs> {
         match o {
             Operand::Field { name, span } => {
                 let field = fields::parse_field_ref(name).map_err(|e| {
@@ -746,36 +1209,38 @@ impl<'c> Compiler<'c> {
         }
     }
 
-    /// Expand list names among list values.
-    fn expand(&mut self, items: &[Val], out: &mut Vec<String>, depth: usize) {
+    /// Expand list names among list values (their extents are known to be
+    /// within limits: checked before the condition is compiled).
+    fn expand(&mut self, items: &[Val], out: &mut Vec<String>) -> CResult<()> {
         for v in items {
-            if !v.quoted {
-                if let Some(&li) = self.col.list_index.get(&v.text) {
-                    self.used_lists.insert(li);
-                    self.expand_list(li, out, depth + 1);
-                    continue;
-                }
+            if let Some(li) = self.list_named(v) {
+                self.used_lists.insert(li);
+                self.expand_list(li, out)?;
+                continue;
             }
+            self.work += 1;
             out.push(v.text.clone());
         }
+        Ok(())
     }
 
-    fn expand_list(&mut self, li: usize, out: &mut Vec<String>, depth: usize) {
-        if depth > 32 {
-            return;
-        }
-        let items = &self.col.lists[li].items;
-        for it in items {
+    /// Recursion is bounded by [`MAX_LIST_DEPTH`] (checked first).
+    fn expand_list(&mut self, li: usize, out: &mut Vec<String>) -> CResult<()> {
+        self.list_extent(li)?;
+        let col = self.col;
+        for it in &col.lists[li].items {
             let t = it.text.trim();
-            if let Some(&lj) = self.col.list_index.get(t) {
+            if let Some(&lj) = col.list_index.get(t) {
                 if lj != li {
                     self.used_lists.insert(lj);
-                    self.expand_list(lj, out, depth + 1);
+                    self.expand_list(lj, out)?;
                     continue;
                 }
             }
+            self.work += 1;
             out.push(unquote_item(t));
         }
+        Ok(())
     }
 
     fn slot_of(&mut self, lhs: &mut Lhs) {
@@ -785,12 +1250,12 @@ impl<'c> Compiler<'c> {
         lhs.costly = costly(&lhs.field, &lhs.transforms);
     }
 
-    fn check(&mut self, c: &Check, src: &CondSrc) -> Result<Node, CErr> {
+    fn check(&mut self, c: &Check, src: &CondSrc) -> CResult<Node> {
         let mut lhs = self.operand(&c.lhs, src)?;
         self.slot_of(&mut lhs);
         let typ = lhs.typ();
         let op = c.op;
-        let bad_op = |this: &Self| -> CErr {
+        let bad_op = |this: &Self| -> Rc<CErr> {
             let _ = this;
             Self::cerr(
                 src,
@@ -844,7 +1309,7 @@ impl<'c> Compiler<'c> {
             })));
         }
         // Right-hand side.
-        let value_err = |this: &Self, v: &Val, what: &str| -> CErr {
+        let value_err = |this: &Self, v: &Val, what: &str| -> Rc<CErr> {
             let _ = this;
             Self::cerr(
                 src,
@@ -859,7 +1324,7 @@ impl<'c> Compiler<'c> {
                 ),
             )
         };
-        let check_lit = |this: &Self, v: &Val| -> Result<Lit, CErr> {
+        let check_lit = |this: &Self, v: &Val| -> CResult<Lit> {
             let l = parse_lit(&v.text);
             match typ {
                 t if t.is_numeric() && l.num.is_none() => Err(value_err(this, v, "a number")),
@@ -894,7 +1359,7 @@ impl<'c> Compiler<'c> {
                     return Err(bad_op(self));
                 }
                 let mut texts = Vec::new();
-                self.expand(items, &mut texts, 0);
+                self.expand(items, &mut texts)?;
                 // evt.type lists compile to a mask.
                 if lhs.field.id == FieldId::EvtType && lhs.transforms.is_empty() && op != Op::Pmatch
                 {
@@ -997,23 +1462,52 @@ impl<'c> Compiler<'c> {
                     }
                     Op::Glob => Cond::Glob(v.text.chars().collect()),
                     Op::IGlob => Cond::IGlob(v.text.to_lowercase().chars().collect()),
-                    Op::Regex => {
-                        let r = regex::Regex::new(&format!("^(?:{})$", v.text)).map_err(|e| {
-                            Self::cerr(
-                                src,
-                                Code::BadOperator,
-                                v.span.start,
-                                &v.text,
-                                format!("bad regular expression: {e}"),
-                            )
-                        })?;
-                        Cond::Regex(r)
-                    }
+                    Op::Regex => Cond::Regex(self.regex(v, src)?),
                     Op::In | Op::Intersects | Op::Pmatch | Op::Exists => return Err(bad_op(self)),
                 };
                 Ok(Node::Test(Box::new(Test { lhs, cond })))
             }
         }
+    }
+
+    /// A `regex` value compiled (once per distinct pattern) within the size limits.
+    fn regex(&mut self, v: &Val, src: &CondSrc) -> CResult<regex::Regex> {
+        if let Some(r) = self.regexes.get(&v.text) {
+            return Ok(r.clone());
+        }
+        if self.regexes.len() >= MAX_REGEXES {
+            return Err(Self::cerr(
+                src,
+                Code::TooLarge,
+                v.span.start,
+                &v.text,
+                format!("more than {MAX_REGEXES} distinct regular expressions"),
+            ));
+        }
+        let r = regex::RegexBuilder::new(&format!("^(?:{})$", v.text))
+            .size_limit(MAX_REGEX_BYTES)
+            .dfa_size_limit(MAX_REGEX_DFA_BYTES)
+            .build()
+            .map_err(|e| match e {
+                regex::Error::CompiledTooBig(_) => Self::cerr(
+                    src,
+                    Code::TooLong,
+                    v.span.start,
+                    &v.text,
+                    format!(
+                        "regular expression compiles to more than the limit of {MAX_REGEX_BYTES} bytes"
+                    ),
+                ),
+                e => Self::cerr(
+                    src,
+                    Code::BadOperator,
+                    v.span.start,
+                    &v.text,
+                    format!("bad regular expression: {e}"),
+                ),
+            })?;
+        self.regexes.insert(v.text.clone(), r.clone());
+        Ok(r)
     }
 
     fn type_mask(&mut self, names: &[String]) -> TypeMask {
@@ -1101,19 +1595,31 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
 
 /// Report a compile error whose source has no file offset (exceptions).
 pub(crate) fn fallback_diag(e: &CErr, sev: Severity, item: String, report: &mut LoadReport) {
-    let pos = e
-        .src
-        .fragments
-        .first()
-        .map(|f| f.pos.clone())
-        .unwrap_or_default();
+    if e.reported.replace(true) {
+        return;
+    }
+    let pos = match &e.at {
+        Some(p) => p.clone(),
+        None => e
+            .src
+            .fragments
+            .first()
+            .map(|f| f.pos.clone())
+            .unwrap_or_default(),
+    };
+    let shown: String = e.src.text.chars().take(160).collect();
+    let more = if shown.len() < e.src.text.len() {
+        "…"
+    } else {
+        ""
+    };
     report.push(Diagnostic {
         severity: sev,
         code: e.code,
         message: e.message.clone(),
         pos,
-        item: Some(item),
-        snippet: Some(format!("  in: {}", e.src.text)),
+        item: Some(e.item.clone().unwrap_or(item)),
+        snippet: Some(format!("  in: {shown}{more}")),
     });
 }
 

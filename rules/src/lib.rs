@@ -25,6 +25,7 @@
 pub mod ast;
 pub mod collector;
 pub mod compile;
+pub mod limits;
 pub mod output;
 pub mod parser;
 pub mod report;
@@ -35,7 +36,7 @@ pub use compile::glob_match;
 use compile::{Compiler, EvalCache, Node, TypeMask, ALL_TYPES};
 use falco_learn_event::{Event, EventType};
 pub use output::{Alert, OutputFormat};
-pub use report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity};
+pub use report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity, Source};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -161,56 +162,42 @@ impl Ruleset {
         let mut report = LoadReport::default();
         for p in paths {
             let p = p.as_ref();
-            match std::fs::read_to_string(p) {
-                Ok(t) => sources.push((p.display().to_string(), t)),
-                Err(e) => report.push(Diagnostic {
-                    severity: Severity::Error,
-                    code: Code::YamlParse,
-                    message: format!("cannot read file: {e}"),
-                    pos: Pos {
-                        file: Arc::from(p.display().to_string()),
-                        line: 0,
-                        col: 0,
-                    },
-                    item: None,
-                    snippet: None,
-                }),
-            }
+            let (code, message) = match read_bounded(p) {
+                Ok(Some(t)) => {
+                    sources.push((p.display().to_string(), t));
+                    continue;
+                }
+                Ok(None) => (
+                    Code::TooLong,
+                    format!(
+                        "file is larger than the limit of {} bytes",
+                        limits::MAX_FILE_BYTES
+                    ),
+                ),
+                Err(e) => (Code::YamlParse, format!("cannot read file: {e}")),
+            };
+            report.push(Diagnostic {
+                severity: Severity::Error,
+                code,
+                message,
+                pos: Pos {
+                    file: Arc::from(p.display().to_string()),
+                    line: 0,
+                    col: 0,
+                },
+                item: None,
+                snippet: None,
+            });
         }
-        let (rs, mut r2) = Ruleset::load_sources(&sources);
-        report.errors.append(&mut r2.errors);
-        report.warnings.append(&mut r2.warnings);
-        report.files = r2.files;
+        let (rs, r2) = Ruleset::load_sources(&sources);
+        report.files = r2.files.clone();
+        report.append(r2);
         (rs, report)
     }
 
     /// Load rules from (name, text) pairs in order.
     pub fn load_sources<N: AsRef<str>, T: AsRef<str>>(sources: &[(N, T)]) -> (Ruleset, LoadReport) {
-        let mut report = LoadReport::default();
-        let mut col = Collected::default();
-        for (name, text) in sources {
-            let file: Arc<str> = Arc::from(name.as_ref());
-            let text_arc: Arc<str> = Arc::from(text.as_ref());
-            match yaml::parse(text.as_ref()) {
-                Ok(docs) => {
-                    let mut cx = Ctx {
-                        report: &mut report,
-                        file: file.clone(),
-                        text: text_arc,
-                    };
-                    let counts = col.add_file(&docs, &mut cx);
-                    report.files.push(counts);
-                }
-                Err(e) => {
-                    collector::yaml_error(&mut report, &file, text.as_ref(), &e);
-                    report.files.push(FileCounts {
-                        name: name.as_ref().to_string(),
-                        ..Default::default()
-                    });
-                }
-            }
-        }
-        let rs = compile_all(&col, &mut report);
+        let (rs, report, _) = load_counting(sources);
         (rs, report)
     }
 
@@ -287,8 +274,84 @@ impl Ruleset {
     }
 }
 
-fn compile_all(col: &Collected, report: &mut LoadReport) -> Ruleset {
+/// A file's text, or `None` when it is larger than [`limits::MAX_FILE_BYTES`]
+/// (never read further than that).
+fn read_bounded(p: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let f = std::fs::File::open(p)?;
+    let mut buf = Vec::new();
+    f.take(limits::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() > limits::MAX_FILE_BYTES {
+        return Ok(None);
+    }
+    String::from_utf8(buf).map(Some).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
+}
+
+/// [`Ruleset::load_sources`], also returning the compiler's units of work
+/// (what tests use to show that a load's work is bounded).
+pub(crate) fn load_counting<N: AsRef<str>, T: AsRef<str>>(
+    sources: &[(N, T)],
+) -> (Ruleset, LoadReport, u64) {
+    let mut report = LoadReport::default();
+    let mut col = Collected::default();
+    for (name, text) in sources {
+        let text = text.as_ref();
+        let too_large = text.len() > limits::MAX_FILE_BYTES;
+        let kept = if too_large { "" } else { text };
+        let src = Arc::new(Source::new(Arc::from(name.as_ref()), Arc::from(kept)));
+        let parsed = if too_large {
+            Err(yaml::YamlError {
+                code: Code::TooLong,
+                message: format!(
+                    "file is larger than the limit of {} bytes",
+                    limits::MAX_FILE_BYTES
+                ),
+                line: 1,
+                col: 1,
+            })
+        } else {
+            yaml::parse(text)
+        };
+        match parsed {
+            Ok(docs) => {
+                let mut cx = Ctx {
+                    report: &mut report,
+                    src,
+                };
+                let counts = col.add_file(&docs, &mut cx);
+                report.files.push(counts);
+            }
+            Err(e) => {
+                collector::yaml_error(&mut report, &src, &e);
+                report.files.push(FileCounts {
+                    name: name.as_ref().to_string(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let (rs, work) = compile_all(&col, &mut report);
+    (rs, report, work)
+}
+
+fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
     let mut c = Compiler::new(col);
+    // Lists on their own: a list too deep, too large or naming itself is an
+    // error even when no rule uses it.
+    for i in 0..col.lists.len() {
+        if let Err(e) = c.check_list(i) {
+            let item = format!("list '{}'", col.lists[i].name);
+            if let Some(d) = c.diag(&e, Severity::Error, item) {
+                report.push(d);
+            }
+        }
+    }
     // Macros on their own, so problems in unused macros are reported too.
     for i in 0..col.macros.len() {
         if let Err(e) = c.compile_macro(i) {
@@ -372,20 +435,20 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> Ruleset {
         let output = match OutputFormat::compile(&r.output) {
             Ok(o) => o,
             Err(e) => {
-                let (file, text) = col.sources[r.file_index].clone();
+                let src = &col.sources[r.file_index];
                 let mut pos = r.output_pos.clone();
-                if let Some(at) = text.find(&e.token) {
-                    let before = &text[..at];
-                    pos = Pos {
-                        file,
-                        line: before.matches('\n').count() + 1,
-                        col: at - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-                    };
+                if !e.token.is_empty() && !report.is_full(Severity::Error) {
+                    // Searched in the output's own text, not the whole file.
+                    let start = src.offset(pos.line, pos.col);
+                    let window = r.output.len().saturating_mul(4).saturating_add(4096);
+                    if let Some(at) = src.find_from(start, window, &e.token) {
+                        pos = src.pos(at);
+                    }
                 }
-                let snippet = report::snippet(&text, pos.line, pos.col);
+                let snippet = src.snippet(pos.line, pos.col);
                 report.push(Diagnostic {
                     severity: Severity::Error,
-                    code: Code::BadOutput,
+                    code: e.code,
                     message: e.message,
                     pos,
                     item: Some(item),
@@ -489,7 +552,7 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> Ruleset {
         by_type: Vec::new(),
     };
     rs.reindex();
-    rs
+    (rs, c.work)
 }
 
 #[cfg(test)]

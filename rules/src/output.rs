@@ -1,6 +1,8 @@
 //! Output strings (`%proc.name`, `%proc.aname[2]`, `%container.info`) and
 //! Falco JSON alerts.
 
+use crate::limits::MAX_OUTPUT_BYTES;
+use crate::report::Code;
 use falco_learn_event::fields::{self, FieldRef, NA};
 use falco_learn_event::Event;
 use serde::Serialize;
@@ -22,6 +24,8 @@ pub struct OutputFormat {
 /// An output string problem: byte offset, message and the offending token.
 #[derive(Debug, Clone)]
 pub struct OutputError {
+    /// [`Code::BadOutput`], or [`Code::TooLong`] past [`MAX_OUTPUT_BYTES`].
+    pub code: Code,
     pub offset: usize,
     pub message: String,
     pub token: String,
@@ -47,6 +51,17 @@ fn is_field_char(c: u8) -> bool {
 impl OutputFormat {
     pub fn compile(text: &str) -> Result<OutputFormat, OutputError> {
         let text = text.trim_end();
+        let too_long = |len: usize| OutputError {
+            code: Code::TooLong,
+            offset: 0,
+            message: format!(
+                "output is {len} bytes long, more than the limit of {MAX_OUTPUT_BYTES}"
+            ),
+            token: String::new(),
+        };
+        if text.len() > MAX_OUTPUT_BYTES {
+            return Err(too_long(text.len()));
+        }
         let expanded;
         let text = if text.contains("%container.info") {
             expanded = text.replace("%container.info", CONTAINER_INFO);
@@ -54,6 +69,10 @@ impl OutputFormat {
         } else {
             text
         };
+        if text.len() > MAX_OUTPUT_BYTES {
+            // `%container.info` expanded.
+            return Err(too_long(text.len()));
+        }
         let b = text.as_bytes();
         let mut out = OutputFormat::default();
         let mut lit = String::new();
@@ -95,6 +114,7 @@ impl OutputFormat {
                 continue;
             }
             let fref = fields::parse_field_ref(name).map_err(|e| OutputError {
+                code: Code::BadOutput,
                 offset: i,
                 message: e.to_string(),
                 token: format!("%{name}"),

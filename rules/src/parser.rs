@@ -7,14 +7,27 @@
 //! `:`, `/`, `[`…), so this is a hand-written scanner over the text.
 
 use crate::ast::*;
+use crate::limits::{MAX_CONDITION_BYTES, MAX_PARSE_DEPTH};
 
 /// Nesting bound: deeper conditions are rejected instead of overflowing the stack.
-const MAX_DEPTH: usize = 200;
+const MAX_DEPTH: usize = MAX_PARSE_DEPTH;
 
-/// A syntax error at a byte offset of the condition.
+/// What kind of problem a [`ParseError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    /// The text is not a condition.
+    Syntax,
+    /// Nested deeper than [`MAX_PARSE_DEPTH`].
+    TooDeep,
+    /// Longer than [`MAX_CONDITION_BYTES`].
+    TooLong,
+}
+
+/// A syntax error (or a parser limit hit) at a byte offset of the condition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ParseError {
+    pub kind: ParseErrorKind,
     pub message: String,
     pub offset: usize,
 }
@@ -28,6 +41,16 @@ struct P<'a> {
 
 /// Parse a whole condition.
 pub fn parse_condition(src: &str) -> Result<Expr, ParseError> {
+    if src.len() > MAX_CONDITION_BYTES {
+        return Err(ParseError {
+            kind: ParseErrorKind::TooLong,
+            message: format!(
+                "condition is {} bytes long, more than the limit of {MAX_CONDITION_BYTES}",
+                src.len()
+            ),
+            offset: 0,
+        });
+    }
     let mut p = P {
         src,
         b: src.as_bytes(),
@@ -65,6 +88,7 @@ fn is_bare_stop(c: u8) -> bool {
 impl<'a> P<'a> {
     fn err(&self, msg: &str) -> ParseError {
         ParseError {
+            kind: ParseErrorKind::Syntax,
             message: msg.to_string(),
             offset: self.pos.min(self.src.len()),
         }
@@ -94,7 +118,12 @@ impl<'a> P<'a> {
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.err("condition nested too deeply"));
+            return Err(ParseError {
+                kind: ParseErrorKind::TooDeep,
+                ..self.err(&format!(
+                    "condition nested more than {MAX_DEPTH} levels deep (parentheses, 'not', transformers)"
+                ))
+            });
         }
         Ok(())
     }
@@ -264,6 +293,7 @@ impl<'a> P<'a> {
             self.ws();
             if self.op_ahead() {
                 return Err(ParseError {
+                    kind: ParseErrorKind::Syntax,
                     message: format!("'{w}' is not a field (fields look like 'proc.name')"),
                     offset: wspan.start,
                 });
@@ -409,6 +439,7 @@ impl<'a> P<'a> {
                 loop {
                     let Some(c) = self.src[self.pos..].chars().next() else {
                         return Err(ParseError {
+                            kind: ParseErrorKind::Syntax,
                             message: "unterminated string".into(),
                             offset: start,
                         });
@@ -420,6 +451,7 @@ impl<'a> P<'a> {
                     if c == '\\' {
                         let Some(e) = self.src[self.pos..].chars().next() else {
                             return Err(ParseError {
+                                kind: ParseErrorKind::Syntax,
                                 message: "unterminated string".into(),
                                 offset: start,
                             });
@@ -566,5 +598,55 @@ mod tests {
         assert!(parse_condition("proc.name = \"abc").is_err());
         let deep = "(".repeat(10_000);
         assert!(parse_condition(&deep).is_err());
+    }
+
+    /// 100k parentheses (and as many `not`s or transformers as fit in the
+    /// length limit) are rejected at the depth limit, on a thread with a
+    /// small stack (a reload runs on such a thread).
+    #[test]
+    fn deep_nesting_is_a_limit_not_a_stack_overflow() {
+        let inputs = [
+            format!(
+                "{}proc.name = x{}",
+                "(".repeat(100_000),
+                ")".repeat(100_000)
+            ),
+            format!("{}proc.name = x", "not ".repeat(60_000)),
+            format!(
+                "{}proc.name{} = 3",
+                "len(".repeat(50_000),
+                ")".repeat(50_000)
+            ),
+        ];
+        let errs = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                inputs
+                    .iter()
+                    .map(|t| parse_condition(t).unwrap_err())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for e in errs {
+            assert_eq!(e.kind, ParseErrorKind::TooDeep, "{e:?}");
+        }
+        // At the limit itself the condition parses.
+        let ok = format!(
+            "{}proc.name = x{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse_condition(&ok).is_ok());
+    }
+
+    #[test]
+    fn long_conditions_are_a_limit() {
+        let long = format!("proc.name = {}", "x".repeat(MAX_CONDITION_BYTES));
+        let e = parse_condition(&long).unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::TooLong);
+        let fits = format!("proc.name = {}", "x".repeat(MAX_CONDITION_BYTES - 12));
+        assert!(parse_condition(&fits).is_ok());
     }
 }

@@ -1,6 +1,10 @@
 //! Reader: YAML text → a small tree whose every node knows its line and
 //! column, so later passes can point at the exact item they complain about.
 
+use crate::limits::MAX_YAML_NODES;
+use crate::report::Code;
+use std::cell::Cell;
+use std::fmt;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -73,12 +77,20 @@ impl Node {
     }
 }
 
-/// A YAML syntax error with its position.
+/// A YAML syntax error (or a YAML limit hit) with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YamlError {
+    /// [`Code::YamlParse`], or [`Code::TooLarge`] for too many nodes.
+    pub code: Code,
     pub message: String,
     pub line: usize,
     pub col: usize,
+}
+
+fn too_many_nodes() -> String {
+    format!(
+        "the file expands to more than {MAX_YAML_NODES} YAML nodes (aliases count every node they repeat)"
+    )
 }
 
 enum Frame {
@@ -94,7 +106,12 @@ struct Builder {
     skipped: usize,
     stack: Vec<Frame>,
     docs: Vec<Node>,
-    anchors: std::collections::HashMap<usize, Node>,
+    /// Anchored nodes and how many nodes each holds.
+    anchors: std::collections::HashMap<usize, (Node, usize)>,
+    /// Nodes built so far, aliased ones included.
+    nodes: usize,
+    /// Value of `nodes` when each open collection started.
+    starts: Vec<usize>,
     error: Option<YamlError>,
 }
 
@@ -108,9 +125,10 @@ fn node(kind: NodeKind, m: Marker) -> Node {
 }
 
 impl Builder {
-    fn insert(&mut self, n: Node, anchor: usize) {
+    /// Insert a node that holds `size` nodes (itself included).
+    fn insert(&mut self, n: Node, anchor: usize, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, n.clone());
+            self.anchors.insert(anchor, (n.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.docs.push(n),
@@ -127,6 +145,10 @@ impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let opens = matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..));
         let closes = matches!(ev, Event::SequenceEnd | Event::MappingEnd);
+        if self.error.is_some() {
+            // Only the first problem is reported: build nothing more.
+            return;
+        }
         if self.skipped > 0 {
             if opens {
                 self.skipped += 1;
@@ -139,11 +161,27 @@ impl MarkedEventReceiver for Builder {
             self.skipped = 1;
             if self.error.is_none() {
                 self.error = Some(YamlError {
+                    code: Code::YamlParse,
                     message: format!("nesting deeper than {MAX_DEPTH} levels"),
                     line: mark.line(),
                     col: mark.col() + 1,
                 });
             }
+            return;
+        }
+        let added = match &ev {
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) => 1,
+            Event::Alias(id) => self.anchors.get(id).map_or(1, |(_, size)| *size),
+            _ => 0,
+        };
+        self.nodes = self.nodes.saturating_add(added);
+        if self.nodes > MAX_YAML_NODES {
+            self.error = Some(YamlError {
+                code: Code::TooLarge,
+                message: too_many_nodes(),
+                line: mark.line(),
+                col: mark.col() + 1,
+            });
             return;
         }
         match ev {
@@ -155,20 +193,24 @@ impl MarkedEventReceiver for Builder {
                     } else {
                         NodeKind::Scalar(text, quoted)
                     };
-                self.insert(node(kind, mark), anchor);
+                self.insert(node(kind, mark), anchor, 1);
             }
             Event::SequenceStart(anchor, _) => {
+                self.starts.push(self.nodes - 1);
                 self.stack.push(Frame::Seq(Vec::new(), mark, anchor))
             }
             Event::MappingStart(anchor, _) => {
+                self.starts.push(self.nodes - 1);
                 self.stack.push(Frame::Map(Vec::new(), None, mark, anchor))
             }
             Event::SequenceEnd => {
+                let size = self.nodes - self.starts.pop().unwrap_or(0);
                 if let Some(Frame::Seq(v, m, anchor)) = self.stack.pop() {
-                    self.insert(node(NodeKind::Seq(v), m), anchor);
+                    self.insert(node(NodeKind::Seq(v), m), anchor, size);
                 }
             }
             Event::MappingEnd => {
+                let size = self.nodes - self.starts.pop().unwrap_or(0);
                 if let Some(Frame::Map(v, _, m, anchor)) = self.stack.pop() {
                     // The parser marks a block mapping at its first ':'; point at the first key.
                     let mut n = node(NodeKind::Map(Vec::new()), m);
@@ -176,20 +218,21 @@ impl MarkedEventReceiver for Builder {
                         (n.line, n.col, n.offset) = (k.line, k.col, k.offset);
                     }
                     n.kind = NodeKind::Map(v);
-                    self.insert(n, anchor);
+                    self.insert(n, anchor, size);
                 }
             }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(n) => self.insert(n, 0),
+                Some((n, size)) => self.insert(n, 0, size),
                 None => {
                     if self.error.is_none() {
                         self.error = Some(YamlError {
+                            code: Code::YamlParse,
                             message: "unknown alias".into(),
                             line: mark.line(),
                             col: mark.col() + 1,
                         });
                     }
-                    self.insert(node(NodeKind::Null, mark), 0);
+                    self.insert(node(NodeKind::Null, mark), 0, 1);
                 }
             },
             Event::Nothing
@@ -224,10 +267,14 @@ pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
 }
 
 fn lenient_values(text: &str) -> Result<Vec<serde_yaml::Value>, YamlError> {
-    use serde::Deserialize;
+    use serde::de::DeserializeSeed;
+    let budget = Budget {
+        left: Cell::new(MAX_YAML_NODES),
+        exceeded: Cell::new(false),
+    };
     let mut docs = Vec::new();
     for de in serde_yaml::Deserializer::from_str(text) {
-        match serde_yaml::Value::deserialize(de) {
+        match (Budgeted(&budget)).deserialize(de) {
             Ok(v) => docs.push(v),
             Err(e) => {
                 let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
@@ -236,16 +283,155 @@ fn lenient_values(text: &str) -> Result<Vec<serde_yaml::Value>, YamlError> {
                 if let Some(i) = message.find(" at line ") {
                     message.truncate(i);
                 }
-                return Err(YamlError { message, line, col });
+                let code = if budget.exceeded.get() {
+                    Code::TooLarge
+                } else {
+                    Code::YamlParse
+                };
+                return Err(YamlError {
+                    code,
+                    message,
+                    line,
+                    col,
+                });
             }
         }
     }
     Ok(docs)
 }
 
+/// Nodes a file may still produce while libyaml reads it.
+struct Budget {
+    left: Cell<usize>,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    fn take<E: serde::de::Error>(&self) -> Result<(), E> {
+        match self.left.get().checked_sub(1) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => {
+                self.exceeded.set(true);
+                Err(E::custom(too_many_nodes()))
+            }
+        }
+    }
+}
+
+/// Builds a `serde_yaml::Value` as its own `Deserialize` does, counting every
+/// node (aliases are replayed node by node, so they are counted too) and
+/// stopping at [`MAX_YAML_NODES`] instead of building an exponential tree.
+#[derive(Clone, Copy)]
+struct Budgeted<'b>(&'b Budget);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Budgeted<'_> {
+    type Value = serde_yaml::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Budgeted<'_> {
+    type Value = serde_yaml::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        self.0.take()?;
+        Ok(serde_yaml::Value::Bool(b))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Self::Value, E> {
+        self.0.take()?;
+        Ok(serde_yaml::Value::Number(i.into()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Self::Value, E> {
+        self.0.take()?;
+        Ok(serde_yaml::Value::Number(u.into()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        self.0.take()?;
+        Ok(serde_yaml::Value::Number(f.into()))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        self.0.take()?;
+        Ok(serde_yaml::Value::String(s.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+        self.0.take()?;
+        Ok(serde_yaml::Value::String(s))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.0.take()?;
+        Ok(serde_yaml::Value::Null)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        serde::de::DeserializeSeed::deserialize(self, d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        self.0.take()?;
+        let mut v = Vec::new();
+        while let Some(x) = a.next_element_seed(self)? {
+            v.push(x);
+        }
+        Ok(serde_yaml::Value::Sequence(v))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        self.0.take()?;
+        let mut m = serde_yaml::Mapping::new();
+        while let Some(k) = a.next_key_seed(self)? {
+            if m.contains_key(&k) {
+                // The message serde_yaml's own `Mapping` gives.
+                let which = match &k {
+                    serde_yaml::Value::Null => "with null key".to_string(),
+                    serde_yaml::Value::Bool(b) => format!("with key `{b}`"),
+                    serde_yaml::Value::Number(n) => format!("with key {n}"),
+                    serde_yaml::Value::String(s) => format!("with key {s:?}"),
+                    _ => "in YAML map".to_string(),
+                };
+                return Err(A::Error::custom(format!("duplicate entry {which}")));
+            }
+            let v = a.next_value_seed(self)?;
+            m.insert(k, v);
+        }
+        Ok(serde_yaml::Value::Mapping(m))
+    }
+
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+        use serde::de::VariantAccess;
+        // A tagged value (`!tag x`): the tag is not used by rules files.
+        let (_tag, contents): (String, _) = a.variant()?;
+        contents.newtype_variant_seed(self)
+    }
+}
+
+/// How far past the previous scalar the next one is searched for.
+const LOCATE_WINDOW: usize = 4096;
+
 /// Assigns positions to a libyaml tree by searching the text in order.
 struct Locator<'t> {
     text: &'t str,
+    /// Line starts, so a position costs a binary search.
+    lines: crate::report::Source,
     /// Offsets of top-level sequence items (`- ` at column 1).
     items: Vec<usize>,
     next_item: usize,
@@ -263,17 +449,14 @@ impl<'t> Locator<'t> {
         }
         Locator {
             text,
+            lines: crate::report::Source::new(std::sync::Arc::from(""), std::sync::Arc::from(text)),
             items,
             next_item: 0,
         }
     }
 
     fn at(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let col = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        (line, col)
+        self.lines.line_col(offset)
     }
 
     fn mk(&self, kind: NodeKind, offset: usize) -> Node {
@@ -307,12 +490,22 @@ impl<'t> Locator<'t> {
         }
     }
 
+    /// Offset of a scalar's first line, searched from `cursor` within
+    /// [`LOCATE_WINDOW`] bytes: a scalar that is not found (its text differs
+    /// from its value: escapes, folding) costs a bounded search, not a scan
+    /// of the rest of the file.
     fn find(&self, needle: &str, cursor: &mut usize) -> usize {
         let first_line = needle.lines().next().unwrap_or("").trim();
         if first_line.is_empty() {
             return *cursor;
         }
-        match self.text.get(*cursor..).and_then(|t| t.find(first_line)) {
+        let mut end = cursor
+            .saturating_add(LOCATE_WINDOW + first_line.len())
+            .min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        match self.text.get(*cursor..end).and_then(|t| t.find(first_line)) {
             Some(rel) => {
                 let at = *cursor + rel;
                 *cursor = at + first_line.len();
@@ -366,10 +559,13 @@ fn parse_precise(text: &str) -> Result<Vec<Node>, YamlError> {
         stack: Vec::new(),
         docs: Vec::new(),
         anchors: Default::default(),
+        nodes: 0,
+        starts: Vec::new(),
         error: None,
     };
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut b, true).map_err(|e| YamlError {
+        code: Code::YamlParse,
         message: e.info().to_string(),
         line: e.marker().line(),
         col: e.marker().col() + 1,
@@ -413,6 +609,34 @@ mod tests {
         assert_eq!(seq[1].line, 6);
         let c = seq[1].get("condition").unwrap();
         assert_eq!((c.line, c.col), (7, 14));
+    }
+
+    #[test]
+    fn unlocatable_scalars_cost_a_bounded_search() {
+        // libyaml-only text (the precise parser rejects this flow list); the
+        // escaped value is not found as written, and the text matching it lies
+        // beyond the search window: the scalar keeps the cursor's position
+        // instead of jumping there, and the next scalar is still found.
+        let far = "#".repeat(LOCATE_WINDOW * 2);
+        let text = format!("- list: l\n  items: [\n    \"a\\tb\", \"zz\"\n  ]\n{far}\n# a\tb zz\n");
+        assert!(parse_precise(&text).is_err());
+        let docs = parse(&text).unwrap();
+        let items = docs[0].as_seq().unwrap()[0].get("items").unwrap();
+        let items = items.as_seq().unwrap();
+        assert_eq!(items[0].as_str(), Some("a\tb"));
+        assert!(items[0].line <= 3, "{:?}", items[0]);
+        assert_eq!((items[1].line, items[1].col), (3, 14));
+    }
+
+    #[test]
+    fn alias_nodes_are_counted() {
+        // Each alias repeats 3 nodes (the list and its 2 values).
+        let mut text = String::from("a: &x [p, q]\n");
+        for i in 0..MAX_YAML_NODES / 3 + 1 {
+            text.push_str(&format!("b{i}: *x\n"));
+        }
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.code, Code::TooLarge, "{e:?}");
     }
 
     #[test]

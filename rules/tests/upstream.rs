@@ -50,3 +50,20 @@ fn stable_file_alone_loads_without_errors() {
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(rs.rules().len(), 25);
 }
+
+/// The warnings of the three files together are pinned, so a change to the
+/// loader (limits included) that adds, drops or recodes one is noticed.
+#[test]
+fn upstream_warnings_are_pinned() {
+    let paths: Vec<PathBuf> = FILES.iter().map(|f| upstream_dir().join(f)).collect();
+    let (_, report) = Ruleset::load_files(&paths);
+    assert!(report.errors.is_empty(), "{report}");
+    assert_eq!(
+        report.warnings_of(Code::UncapturedEvtType).count(),
+        70,
+        "{report}"
+    );
+    assert_eq!(report.warnings_of(Code::Duplicate).count(), 1, "{report}");
+    assert_eq!(report.warnings.len(), 71, "{report}");
+    assert_eq!(report.warnings_not_kept, 0);
+}

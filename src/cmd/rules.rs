@@ -65,13 +65,22 @@ fn check(files: &[PathBuf], no_warnings: bool) -> anyhow::Result<ExitCode> {
             writeln!(out, "[W{}] {d}", i + 1)?;
         }
     }
+    if report.errors_not_kept + report.warnings_not_kept > 0 {
+        writeln!(
+            out,
+            "... {} more errors and {} more warnings not shown (only the first {} of each are kept)",
+            report.errors_not_kept,
+            report.warnings_not_kept,
+            falco_learn_rules::limits::MAX_DIAGNOSTICS
+        )?;
+    }
     writeln!(
         out,
         "{} rules compiled ({} enabled); {} errors, {} warnings",
         rs.rules().len(),
         rs.enabled_count(),
-        report.errors.len(),
-        report.warnings.len()
+        report.errors.len() + report.errors_not_kept,
+        report.warnings.len() + report.warnings_not_kept
     )?;
     Ok(if report.has_errors() {
         ExitCode::from(1)

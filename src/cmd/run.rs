@@ -235,28 +235,51 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
     let mut stopping = false;
+    // A SIGHUP reload compiles rules and loads profiles on a thread of its
+    // own while this loop keeps evaluating with the running engine.
+    let mut reloading: Option<std::thread::JoinHandle<anyhow::Result<Engine>>> = None;
+    let mut reload_again = false;
     loop {
         if signals::stop_requested() || args.duration.is_some_and(|d| started.elapsed() >= d) {
             stopping = true;
         }
         if signals::take_reload() {
             outputs.reopen();
-            match build_engine(&cfg_reloaded(&args, &overrides, &cfg)) {
-                Ok(e) => {
-                    engine = e;
-                    publish_profile_gauges(&engine);
-                    if let (Some(k), Some(p)) = (killer.as_mut(), probe.kill_policy()) {
-                        k.sync(p, &engine);
+            if reloading.is_some() {
+                // One reload at a time; the files are read again after it.
+                reload_again = true;
+            } else {
+                reloading = start_reload(cfg_reloaded(&args, &overrides, &cfg));
+            }
+        }
+        if reloading.as_ref().is_some_and(|h| h.is_finished()) {
+            if let Some(h) = reloading.take() {
+                match h.join() {
+                    Ok(Ok(e)) => {
+                        engine = e;
+                        publish_profile_gauges(&engine);
+                        if let (Some(k), Some(p)) = (killer.as_mut(), probe.kill_policy()) {
+                            k.sync(p, &engine);
+                        }
+                        metrics::counter!(m::RELOADS, "result" => "ok").increment(1);
+                        tracing::info!("SIGHUP: rules and profiles reloaded");
                     }
-                    metrics::counter!(m::RELOADS, "result" => "ok").increment(1);
-                    tracing::info!("SIGHUP: rules and profiles reloaded");
+                    Ok(Err(e)) => {
+                        metrics::counter!(m::RELOADS, "result" => "error").increment(1);
+                        tracing::error!(
+                            "SIGHUP: reload failed, keeping the running rules and profiles: {e:#}"
+                        );
+                    }
+                    Err(_) => {
+                        metrics::counter!(m::RELOADS, "result" => "error").increment(1);
+                        tracing::error!(
+                            "SIGHUP: reload crashed, keeping the running rules and profiles"
+                        );
+                    }
                 }
-                Err(e) => {
-                    metrics::counter!(m::RELOADS, "result" => "error").increment(1);
-                    tracing::error!(
-                        "SIGHUP: reload failed, keeping the running rules and profiles: {e:#}"
-                    );
-                }
+            }
+            if std::mem::take(&mut reload_again) {
+                reloading = start_reload(cfg_reloaded(&args, &overrides, &cfg));
             }
         }
         let got = if stopping {
@@ -382,6 +405,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn falco_learn_probe_common_kinds() -> Vec<&'static str> {
     falco_learn_probe::KINDS.iter().map(|k| k.name()).collect()
+}
+
+/// Build an engine from `cfg` on a thread of its own (`None`, logged and
+/// counted, when no thread can be started).
+fn start_reload(cfg: Config) -> Option<std::thread::JoinHandle<anyhow::Result<Engine>>> {
+    let spawned = std::thread::Builder::new()
+        .name("reload".into())
+        // Compiling recurses on conditions (bounded by the rules limits);
+        // room to spare over the default 2 MiB.
+        .stack_size(8 << 20)
+        .spawn(move || build_engine(&cfg));
+    match spawned {
+        Ok(h) => Some(h),
+        Err(e) => {
+            metrics::counter!(m::RELOADS, "result" => "error").increment(1);
+            tracing::error!("SIGHUP: cannot start the reload ({e}); keeping the running rules");
+            None
+        }
+    }
 }
 
 /// The configuration as a reload sees it: the file is read again.

@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<Sock>(), 48);
         assert_eq!(core::mem::size_of::<Exec>(), 176);
         assert_eq!(core::mem::size_of::<Net>(), 160);
-        assert_eq!(core::mem::size_of::<Open>(), 104);
+        assert_eq!(core::mem::size_of::<Open>(), 112);
         assert_eq!(core::mem::size_of::<Module>(), 88);
     }
 }

@@ -176,6 +176,42 @@ pub struct KindStats {
     pub lost_args: u64,
 }
 
+/// Run count and time of one eBPF program ([`Probe::program_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramStats {
+    pub name: String,
+    pub runs: u64,
+    /// Nanoseconds spent in the program, all runs together.
+    pub ns: u64,
+}
+
+/// `kernel.bpf_stats_enabled` switched on while this lives, restored on drop. The kernel
+/// then times every program run (a few ns each): for benchmarks, not for the agent.
+pub struct BpfStats {
+    before: Option<String>,
+}
+
+const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+impl BpfStats {
+    /// Switch the statistics on (needs root; an error says why it could not).
+    pub fn enable() -> std::io::Result<BpfStats> {
+        let before = std::fs::read_to_string(BPF_STATS_SYSCTL)?;
+        std::fs::write(BPF_STATS_SYSCTL, "1")?;
+        Ok(BpfStats {
+            before: Some(before.trim().to_string()),
+        })
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Some(b) = self.before.take() {
+            let _ = std::fs::write(BPF_STATS_SYSCTL, b);
+        }
+    }
+}
+
 /// A running probe. Dropping it (or [`Probe::stop`]) detaches the programs.
 pub struct Probe {
     stop: Arc<AtomicBool>,
@@ -419,6 +455,26 @@ impl Probe {
             }
             out.push((k, s));
         }
+        out
+    }
+
+    /// Per attached program: (name, runs, nanoseconds spent in it), from the kernel's
+    /// BPF statistics. The kernel counts only while `kernel.bpf_stats_enabled` is 1
+    /// (see [`BpfStats`]); otherwise every figure is 0.
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        let mut out: Vec<ProgramStats> = self
+            ._ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                Some(ProgramStats {
+                    name: name.to_string(),
+                    runs: info.run_count(),
+                    ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 

@@ -336,6 +336,14 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| std::fs::canonicalize(p).map(|p| p.display().to_string()))
         .collect::<Result<_, _>>()?;
+    // per-program run counts and times from the kernel, for every loop
+    let _stats = match falco_learn_probe::BpfStats::enable() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("bench: kernel.bpf_stats_enabled could not be set ({e}): no per-program figures");
+            None
+        }
+    };
     let kinds = [
         LoopKind::OpenRead,
         LoopKind::OpenWrite,
@@ -355,6 +363,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         let mut rss = Vec::new();
         let mut drops = 0u64;
         let mut alerts_total = 0u64;
+        let mut programs: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
         for round in 0..a.rounds {
             // alternate which run goes first, so warm-up and drift hit both sides
             if round % 2 == 0 {
@@ -412,6 +421,11 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             let stats = probe.kernel_stats();
             drops += stats.iter().map(|(_, s)| s.dropped).sum::<u64>()
                 + probe.counters.queue_full.load(Ordering::Relaxed);
+            for p in probe.program_stats() {
+                let e = programs.entry(p.name).or_default();
+                e.0 += p.runs;
+                e.1 += p.ns;
+            }
             probe.stop();
             alerts_total += consumer.join().unwrap_or(0);
             rates.push(count.load(Ordering::Relaxed) as f64 / el);
@@ -433,6 +447,29 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         );
         if a.agent {
             println!("{:<36} alerts raised in all rounds: {alerts_total}", "");
+        }
+        // the programs that ran per loop iteration, most expensive first
+        let per_op = |(runs, ns): (u64, u64)| {
+            (
+                runs as f64 / (iters * a.rounds as u64) as f64,
+                if runs == 0 { 0.0 } else { ns as f64 / runs as f64 },
+            )
+        };
+        let mut hot: Vec<(&String, f64, f64)> = programs
+            .iter()
+            .map(|(n, v)| {
+                let (runs, ns) = per_op(*v);
+                (n, runs, ns)
+            })
+            .filter(|(_, runs, _)| *runs >= 0.5)
+            .collect();
+        hot.sort_by(|x, y| (y.1 * y.2).total_cmp(&(x.1 * x.2)));
+        for (name, runs, ns) in hot {
+            println!(
+                "{:<36}   {name:<22} {runs:>6.2} runs/op {ns:>7.0} ns/run {:>7.0} ns/op",
+                "",
+                runs * ns
+            );
         }
     }
     println!(

@@ -583,3 +583,170 @@ fn sighup_reload_runs_beside_evaluation() {
     wait_alerts(&agent, "New marker", 1);
     agent.terminate(30);
 }
+
+/// One sample of a metric: the line of `name` holding every `k="v"` label.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Live processes (pid, ppid, pgid, cmdline) from /proc; zombies left out.
+fn live_processes() -> Vec<(u32, u32, u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() < 3 || f[0] == "Z" || f[0] == "X" {
+            continue;
+        }
+        let (Ok(ppid), Ok(pgid)) = (f[1].parse(), f[2].parse()) else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        out.push((pid, ppid, pgid, cmd.trim_end().to_string()));
+    }
+    out
+}
+
+/// Issue 13 §2 on the live agent: a `program` that never reads (`sleep 600`)
+/// and an HTTP receiver that accepts and never answers. Alert floods keep being
+/// evaluated (rule matches keep moving after the pipe is full, drops are
+/// counted per output and reason), SIGTERM exits within the shutdown deadline
+/// and the program's process group does not outlive the agent.
+#[test]
+fn stuck_outputs_stall_neither_evaluation_nor_shutdown() {
+    if skip("the stuck-outputs test") {
+        return;
+    }
+    // accepts and holds every connection, never reads or answers
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let http_port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let metrics_port = free_port();
+    let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
+    let http_o = format!("outputs.http.url=http://127.0.0.1:{http_port}/");
+    let mut agent = Agent::run(
+        "run: ",
+        &[
+            "-o",
+            &metrics_o,
+            "-o",
+            "outputs.stdout.enabled=false",
+            "-o",
+            "outputs.program.enabled=true",
+            "-o",
+            "outputs.program.program=sleep 600",
+            "-o",
+            "outputs.program.queue=10",
+            "-o",
+            "outputs.http.enabled=true",
+            "-o",
+            &http_o,
+            "-o",
+            "outputs.http.timeout_ms=600000",
+            "-o",
+            "outputs.http.queue=10",
+            "-o",
+            "outputs.shutdown_timeout_ms=2000",
+        ],
+    );
+    let agent_pid = agent.child.id();
+    let groups: Vec<u32> = live_processes()
+        .into_iter()
+        .filter(|p| p.1 == agent_pid && p.3 == "sh -c sleep 600")
+        .map(|p| p.2)
+        .collect();
+    assert_eq!(groups.len(), 1, "one program process");
+
+    let rule = "Read sensitive file untrusted";
+    let matches = |m: &str| sample(m, "falco_learn_rule_matches_total", &[("rule_name", rule)]);
+    let flood = |n: u32| {
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "i=0; while [ $i -lt {n} ]; do cat /etc/shadow; i=$((i+1)); done"
+            ))
+            .stdout(Stdio::null())
+            .status()
+            .expect("flood");
+        assert!(st.success());
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&str) -> bool| -> String {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let m = scrape(metrics_port);
+            if ok(&m) {
+                return m;
+            }
+            assert!(std::time::Instant::now() < until, "{what}:\n{m}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let before = matches(&scrape(metrics_port));
+    // 600 alerts: ~64 KiB of JSON fill the pipe, the queues hold 10
+    flood(600);
+    let m = wait_for("the flood was not evaluated", &|m| {
+        matches(m) >= before + 600.0
+    });
+    let full = |m: &str, o: &str| {
+        sample(
+            m,
+            "falco_learn_alerts_output_failed_total",
+            &[("output", o), ("reason", "queue_full")],
+        )
+    };
+    assert!(full(&m, "program") > 0.0, "{m}");
+    assert!(full(&m, "http") > 0.0, "{m}");
+    // still evaluating with both outputs stuck
+    let mid = matches(&m);
+    flood(100);
+    wait_for("evaluation stopped behind the stuck outputs", &|m| {
+        matches(m) >= mid + 100.0
+    });
+    let t0 = std::time::Instant::now();
+    agent.terminate(30);
+    eprintln!("SIGTERM to exit: {:?}", t0.elapsed());
+    assert!(
+        agent
+            .stderr()
+            .contains("not delivered by the shutdown deadline"),
+        "{}",
+        agent.stderr()
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let left: Vec<_> = live_processes()
+            .into_iter()
+            .filter(|p| groups.contains(&p.2))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the program outlived the agent: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -28,14 +28,31 @@ pub enum Format {
     Text,
 }
 
+/// Default length of each output's queue.
+pub const DEFAULT_QUEUE: usize = 10_000;
+/// Bounds of each output's queue (alerts are shared between the queues, so the
+/// memory they hold is that of the longest one).
+pub const QUEUE_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
+/// Bounds of output timeouts, in milliseconds.
+pub const OUTPUT_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=600_000;
+/// Bounds of `outputs.shutdown_timeout_ms` (0: exit without waiting).
+pub const SHUTDOWN_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 0..=600_000;
+/// Bounds of `outputs.http.retries`.
+pub const HTTP_RETRIES_RANGE: std::ops::RangeInclusive<u32> = 1..=20;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StdoutOutput {
     pub enabled: bool,
+    /// Alerts waiting to be written; beyond it alerts are dropped and counted.
+    pub queue: usize,
 }
 impl Default for StdoutOutput {
     fn default() -> Self {
-        StdoutOutput { enabled: true }
+        StdoutOutput {
+            enabled: true,
+            queue: DEFAULT_QUEUE,
+        }
     }
 }
 
@@ -45,12 +62,15 @@ pub struct FileOutput {
     pub enabled: bool,
     /// Appended to; reopened on SIGHUP (for logrotate).
     pub filename: PathBuf,
+    /// Alerts waiting to be written; beyond it alerts are dropped and counted.
+    pub queue: usize,
 }
 impl Default for FileOutput {
     fn default() -> Self {
         FileOutput {
             enabled: false,
             filename: PathBuf::from("/var/log/falco-learn/alerts.json"),
+            queue: DEFAULT_QUEUE,
         }
     }
 }
@@ -61,12 +81,15 @@ pub struct SyslogOutput {
     pub enabled: bool,
     /// The local syslog daemon's datagram socket.
     pub socket: PathBuf,
+    /// Alerts waiting to be sent; beyond it alerts are dropped and counted.
+    pub queue: usize,
 }
 impl Default for SyslogOutput {
     fn default() -> Self {
         SyslogOutput {
             enabled: false,
             socket: PathBuf::from("/dev/log"),
+            queue: DEFAULT_QUEUE,
         }
     }
 }
@@ -81,16 +104,20 @@ pub struct HttpOutput {
     pub queue: usize,
     /// Attempts per alert (exponential backoff from 100 ms, capped at 5 s).
     pub retries: u32,
+    /// Bound on one attempt, connecting included.
     pub timeout_ms: u64,
+    /// Bound on connecting (within `timeout_ms`).
+    pub connect_timeout_ms: u64,
 }
 impl Default for HttpOutput {
     fn default() -> Self {
         HttpOutput {
             enabled: false,
             url: "http://127.0.0.1:2801/".into(),
-            queue: 10_000,
+            queue: DEFAULT_QUEUE,
             retries: 5,
             timeout_ms: 2_000,
+            connect_timeout_ms: 1_000,
         }
     }
 }
@@ -101,8 +128,14 @@ pub struct ProgramOutput {
     pub enabled: bool,
     /// Run with `sh -c`; each alert is one line on its standard input.
     pub program: String,
-    /// Keep one process for all alerts (true) or start one per alert (false), like Falco.
+    /// Keep one process for all alerts (true) or start one per alert (false), like
+    /// Falco. Either way at most one runs at a time.
     pub keep_alive: bool,
+    /// keep_alive: bound on writing one alert to the program; otherwise bound on
+    /// one alert's process (write, then exit), killed beyond it.
+    pub timeout_ms: u64,
+    /// Alerts waiting for the program; beyond it alerts are dropped and counted.
+    pub queue: usize,
 }
 impl Default for ProgramOutput {
     fn default() -> Self {
@@ -110,6 +143,8 @@ impl Default for ProgramOutput {
             enabled: false,
             program: "jq --unbuffered -c .".into(),
             keep_alive: true,
+            timeout_ms: 2_000,
+            queue: DEFAULT_QUEUE,
         }
     }
 }
@@ -124,10 +159,14 @@ pub struct Outputs {
     pub syslog: SyslogOutput,
     pub http: HttpOutput,
     pub program: ProgramOutput,
+    /// On SIGTERM, how long queued alerts may take to go out; what is still
+    /// queued then is dropped and counted, and the agent exits.
+    pub shutdown_timeout_ms: u64,
 }
 impl Default for Outputs {
     fn default() -> Self {
         Outputs {
+            shutdown_timeout_ms: 5_000,
             format: Format::Json,
             stdout: StdoutOutput::default(),
             file: FileOutput::default(),
@@ -415,12 +454,65 @@ impl Config {
                 format!("{} is not a power of two", self.engine.ring_mib),
             ));
         }
-        if self.engine.queue == 0 || self.outputs.http.queue == 0 {
-            return Err(bad(
-                "engine.queue / outputs.http.queue",
-                "must be at least 1".into(),
-            ));
+        if self.engine.queue == 0 {
+            return Err(bad("engine.queue", "must be at least 1".into()));
         }
+        self.outputs.validate()
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    v: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if range.contains(&v) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            what: key.into(),
+            err: format!(
+                "{v} is out of range (at least {}, at most {})",
+                range.start(),
+                range.end()
+            ),
+        })
+    }
+}
+
+impl Outputs {
+    /// Every numeric output setting within its bounds, checked whether the
+    /// output is enabled or not (a later `-o …enabled=true` must not reveal it).
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, q) in [
+            ("outputs.stdout.queue", self.stdout.queue),
+            ("outputs.file.queue", self.file.queue),
+            ("outputs.syslog.queue", self.syslog.queue),
+            ("outputs.http.queue", self.http.queue),
+            ("outputs.program.queue", self.program.queue),
+        ] {
+            in_range(key, q, QUEUE_RANGE)?;
+        }
+        for (key, t) in [
+            ("outputs.http.timeout_ms", self.http.timeout_ms),
+            (
+                "outputs.http.connect_timeout_ms",
+                self.http.connect_timeout_ms,
+            ),
+            ("outputs.program.timeout_ms", self.program.timeout_ms),
+        ] {
+            in_range(key, t, OUTPUT_TIMEOUT_MS_RANGE)?;
+        }
+        in_range(
+            "outputs.http.retries",
+            self.http.retries,
+            HTTP_RETRIES_RANGE,
+        )?;
+        in_range(
+            "outputs.shutdown_timeout_ms",
+            self.shutdown_timeout_ms,
+            SHUTDOWN_TIMEOUT_MS_RANGE,
+        )?;
         Ok(())
     }
 }
@@ -463,7 +555,7 @@ mod tests {
         assert!(
             e.contains("c.yaml")
                 && e.ends_with(
-                    "c.yaml: outputs.stdout.enabld: unknown field `enabld`, expected `enabled`"
+                    "c.yaml: outputs.stdout.enabld: unknown field `enabld`, expected `enabled` or `queue`"
                 ),
             "{e}"
         );
@@ -499,5 +591,58 @@ mod tests {
         .expect_err("file")
         .to_string();
         assert!(e.contains("outputs.file.filename"), "{e}");
+    }
+
+    #[test]
+    fn output_numbers_are_bounded_and_errors_name_the_key() {
+        for (o, key, v) in [
+            ("outputs.stdout.queue=0", "outputs.stdout.queue", "0"),
+            (
+                "outputs.file.queue=1000001",
+                "outputs.file.queue",
+                "1000001",
+            ),
+            ("outputs.syslog.queue=0", "outputs.syslog.queue", "0"),
+            ("outputs.http.queue=0", "outputs.http.queue", "0"),
+            ("outputs.program.queue=0", "outputs.program.queue", "0"),
+            ("outputs.http.timeout_ms=0", "outputs.http.timeout_ms", "0"),
+            (
+                "outputs.http.connect_timeout_ms=600001",
+                "outputs.http.connect_timeout_ms",
+                "600001",
+            ),
+            ("outputs.http.retries=0", "outputs.http.retries", "0"),
+            ("outputs.http.retries=21", "outputs.http.retries", "21"),
+            (
+                "outputs.program.timeout_ms=0",
+                "outputs.program.timeout_ms",
+                "0",
+            ),
+            (
+                "outputs.shutdown_timeout_ms=600001",
+                "outputs.shutdown_timeout_ms",
+                "600001",
+            ),
+        ] {
+            let e = Config::load(None, &[o.into()]).expect_err(o).to_string();
+            assert!(
+                e.starts_with(&format!("{key}: {v} is out of range (at least ")),
+                "{o}: {e}"
+            );
+        }
+        // the edges load
+        let c = Config::load(
+            None,
+            &[
+                "outputs.program.queue=1".into(),
+                "outputs.http.queue=1000000".into(),
+                "outputs.shutdown_timeout_ms=0".into(),
+                "outputs.program.timeout_ms=600000".into(),
+                "outputs.http.retries=20".into(),
+            ],
+        )
+        .expect("edges");
+        assert_eq!(c.outputs.program.queue, 1);
+        assert_eq!(c.outputs.shutdown_timeout_ms, 0);
     }
 }

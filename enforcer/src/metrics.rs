@@ -23,8 +23,44 @@ pub const PROFILE_LAST_NEW: &str = "falco_learn_profile_last_new_behaviour_times
 pub const PROFILE_LEARNED_EVENTS: &str = "falco_learn_profile_learned_events";
 /// Alerts delivered per output (`output`: stdout, file, syslog, http, program).
 pub const ALERTS_OUT: &str = "falco_learn_alerts_output_total";
-/// Alerts an output failed to deliver (after retries), by `output` and `reason`.
+/// Alerts an output failed to deliver (after retries), by `output` and `reason`
+/// (one of [`FAILURE_REASONS`]). Per output, every alert the engine emitted is
+/// counted exactly once: delivered, or failed with one reason.
 pub const ALERTS_FAILED: &str = "falco_learn_alerts_output_failed_total";
+
+/// `reason` values of [`ALERTS_FAILED`].
+pub mod reason {
+    /// The output's queue was full (the output is slow, stuck or down): the
+    /// alert was dropped without waiting.
+    pub const QUEUE_FULL: &str = "queue_full";
+    /// Writing failed: an I/O error, or the program closed its input or could
+    /// not be started.
+    pub const WRITE: &str = "write";
+    /// The output did not take the alert in time (`outputs.*.timeout_ms`; a
+    /// per-alert program past it is killed).
+    pub const TIMEOUT: &str = "timeout";
+    /// Sending failed: the HTTP receiver answered with an error or could not
+    /// be reached, or the syslog daemon refused the message.
+    pub const SEND: &str = "send";
+    /// The syslog daemon is not there (reconnected at most once a second).
+    pub const CONNECT: &str = "connect";
+    /// Still queued or in flight when the shutdown deadline
+    /// (`outputs.shutdown_timeout_ms`) passed.
+    pub const SHUTDOWN: &str = "shutdown";
+    /// The output's worker is gone (it crashed); nothing can be delivered.
+    pub const CLOSED: &str = "closed";
+}
+
+/// Every `reason` of [`ALERTS_FAILED`].
+pub const FAILURE_REASONS: &[&str] = &[
+    reason::QUEUE_FULL,
+    reason::WRITE,
+    reason::TIMEOUT,
+    reason::SEND,
+    reason::CONNECT,
+    reason::SHUTDOWN,
+    reason::CLOSED,
+];
 /// Time to evaluate one event against rules and profiles (seconds).
 pub const EVAL_LATENCY: &str = "falco_learn_evaluation_latency_seconds";
 /// Process CPU time (seconds, user+system) and resident memory (bytes).
@@ -111,7 +147,10 @@ pub fn describe() {
         "Events each profile was learned from"
     );
     describe_counter!(ALERTS_OUT, "Alerts delivered per output");
-    describe_counter!(ALERTS_FAILED, "Alerts an output failed to deliver");
+    describe_counter!(
+        ALERTS_FAILED,
+        "Alerts an output did not deliver, by output and reason"
+    );
     describe_histogram!(EVAL_LATENCY, Unit::Seconds, "Evaluation time per event");
     describe_gauge!(
         CPU_SECONDS,

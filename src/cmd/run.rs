@@ -35,7 +35,8 @@ pub enum Mode {
     falco-learn run -c deploy/falco-learn.yaml -o outputs.http.enabled=true -o outputs.http.url=http://127.0.0.1:2801/\n  \
     falco-learn run --mode enforce-kill --profiles profiles/   (opt-in: kills unprofiled execs)\n\n\
 Signals: SIGHUP reloads rules and profiles (a bad file keeps the running set) and reopens the\n\
-alert file; SIGTERM/SIGINT drain queued alerts and exit. Metrics: http://127.0.0.1:8765/metrics.")]
+alert file; SIGTERM/SIGINT drain queued alerts for at most outputs.shutdown_timeout_ms and exit.\n\
+Metrics: http://127.0.0.1:8765/metrics.")]
 pub struct RunArgs {
     #[arg(long, value_enum, default_value = "enforce-alert")]
     pub mode: Mode,
@@ -180,20 +181,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let mut engine = build_engine(&cfg)?;
     publish_profile_gauges(&engine);
+    // each enabled output's delivery and failure counters exist (at 0) from the start
     let mut outputs = Outputs::new(&cfg.outputs)?;
-    // delivery counters of the enabled outputs exist (at 0) from the start
-    let o = &cfg.outputs;
-    for (on, name) in [
-        (o.stdout.enabled, "stdout"),
-        (o.file.enabled, "file"),
-        (o.syslog.enabled, "syslog"),
-        (o.http.enabled, "http"),
-        (o.program.enabled, "program"),
-    ] {
-        if on {
-            metrics::counter!(m::ALERTS_OUT, "output" => name).increment(0);
-        }
-    }
     let probe_cfg = ProbeConfig {
         ring_bytes: cfg.engine.ring_mib * 1024 * 1024,
         queue_len: cfg.engine.queue,
@@ -399,7 +388,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             outputs.emit(&a);
         }
     }
-    outputs.close(Duration::from_secs(10));
+    // bounded: what an output has not taken by then is counted and left behind
+    outputs.close(Duration::from_millis(cfg.outputs.shutdown_timeout_ms));
     Ok(ExitCode::SUCCESS)
 }
 

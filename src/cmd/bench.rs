@@ -340,7 +340,9 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
     let _stats = match falco_learn_probe::BpfStats::enable() {
         Ok(s) => Some(s),
         Err(e) => {
-            eprintln!("bench: kernel.bpf_stats_enabled could not be set ({e}): no per-program figures");
+            eprintln!(
+                "bench: kernel.bpf_stats_enabled could not be set ({e}): no per-program figures"
+            );
             None
         }
     };
@@ -452,7 +454,11 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         let per_op = |(runs, ns): (u64, u64)| {
             (
                 runs as f64 / (iters * a.rounds as u64) as f64,
-                if runs == 0 { 0.0 } else { ns as f64 / runs as f64 },
+                if runs == 0 {
+                    0.0
+                } else {
+                    ns as f64 / runs as f64
+                },
             )
         };
         let mut hot: Vec<(&String, f64, f64)> = programs

@@ -750,3 +750,99 @@ fn stuck_outputs_stall_neither_evaluation_nor_shutdown() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Issue 11: the kernel reports the read-only opens the loaded rules can match. A rule
+/// about reads of a file outside every prefix the stable rules name fires live, through
+/// every spelling of the path (the filter decides on the file the kernel opened); and a
+/// SIGHUP with a rule on another file moves the filter.
+#[test]
+fn a_custom_read_rule_fires_on_any_spelling_and_follows_a_reload() {
+    if skip("the custom read rule test") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = dir.path().join("opt-app");
+    std::fs::create_dir_all(&app).expect("mkdir");
+    let secret = app.join("secret.key");
+    let other = app.join("other.key");
+    std::fs::write(&secret, b"s").expect("write");
+    std::fs::write(&other, b"o").expect("write");
+    std::os::unix::fs::symlink(&secret, dir.path().join("link")).expect("symlink");
+    let rule = |name: &str, path: &Path| {
+        format!(
+            "- rule: {name}\n  desc: a read of the test's file\n  \
+             condition: evt.type in (open, openat, openat2) and evt.is_open_read = true \
+             and fd.name = {}\n  output: read (file=%fd.name raw=%fd.nameraw)\n  priority: WARNING\n",
+            path.display()
+        )
+    };
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, rule("Secret read", &secret)).expect("write rules");
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).expect("mkdir");
+    let (rules_s, profiles_s) = (rules.display().to_string(), profiles.display().to_string());
+    let mut agent = Agent::run(
+        "run: ",
+        &[
+            "-r",
+            &rules_s,
+            "--profiles",
+            &profiles_s,
+            "-o",
+            "outputs.stdout.enabled=true",
+        ],
+    );
+    assert!(
+        agent.stderr_has(&format!("{}", secret.display())),
+        "the kernel plan names the file:\n{}",
+        agent.stderr()
+    );
+    let spellings = [
+        secret.display().to_string(),
+        format!("{}/./secret.key", app.display()),
+        format!("{}/../opt-app/secret.key", app.display()),
+        dir.path().join("link").display().to_string(),
+    ];
+    for s in &spellings {
+        let st = Command::new("cat")
+            .arg(s)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("cat");
+        assert!(st.success(), "cat {s}");
+    }
+    wait_alerts(&agent, "Secret read", spellings.len());
+    let alerts = alerts_in(&agent.stdout_lines().join("\n"));
+    let mut raws: Vec<String> = alerts
+        .iter()
+        .filter(|a| a["rule"] == "Secret read")
+        .map(|a| {
+            assert_eq!(
+                a["output_fields"]["fd.name"],
+                secret.display().to_string(),
+                "{a}"
+            );
+            a["output_fields"]["fd.nameraw"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    raws.sort();
+    let mut want = spellings.to_vec();
+    want.sort();
+    assert_eq!(raws, want);
+
+    // the reloaded rules watch another file: its reads are reported now
+    std::fs::write(&rules, rule("Other read", &other)).expect("write rules");
+    agent.signal(libc::SIGHUP);
+    agent.wait_log("SIGHUP: rules and profiles reloaded", 20);
+    let st = Command::new("cat")
+        .arg(&other)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("cat");
+    assert!(st.success());
+    wait_alerts(&agent, "Other read", 1);
+    agent.terminate(30);
+}

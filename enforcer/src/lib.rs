@@ -23,7 +23,7 @@ use falco_learn_rules::{Alert, LoadReport, Priority, Rule, Ruleset};
 use std::path::{Path, PathBuf};
 
 /// The ruleset falco-learn ships, embedded so `run` works from any directory.
-pub const DEFAULT_RULES: &str = include_str!("../../rules/default/falco-learn_rules.yaml");
+pub use falco_learn_rules::DEFAULT_RULES;
 /// Name under which the embedded ruleset appears in reports.
 pub const DEFAULT_RULES_NAME: &str = "<embedded>/falco-learn_rules.yaml";
 
@@ -283,6 +283,12 @@ impl Engine {
                 )
             })
             .collect()
+    }
+
+    /// What the loaded rules need the kernel to report of read-only opens
+    /// (profiles learn no reads, so only the rules count).
+    pub fn read_open_plan(&self) -> falco_learn_rules::kernel_plan::ReadOpenPlan {
+        self.rules.read_open_plan()
     }
 
     /// Run one event through the default rules and its image's profile.

@@ -25,7 +25,7 @@ pub mod selftest;
 pub mod users;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use falco_learn_event::Event;
@@ -89,8 +89,10 @@ const SYSCALLS: &[&str] = &[
     "finit_module",
 ];
 
-/// Path prefixes whose read-only opens are reported when the read filter is on:
-/// the places the stable Falco rules and profiles look at for reads.
+/// Read-only open prefixes of a probe started without rules ([`ProbeConfig::default`]:
+/// tests, `selftest`, `bench`). The agent, `record` and `learn` never use this list: they
+/// derive theirs from the rules they load (`Ruleset::read_open_plan`, shown by
+/// `falco-learn rules check --explain-kernel`).
 pub const DEFAULT_READ_PREFIXES: &[&str] = &[
     "/etc/shadow",
     "/etc/sudoers",
@@ -116,8 +118,13 @@ pub struct ProbeConfig {
     /// Bounded queue between the reader thread and the consumer, in events
     /// (~1 KiB each, allocated up front). Past it events are dropped and counted.
     pub queue_len: usize,
-    /// Report read-only opens only under these prefixes (`None`: all opens).
+    /// Report read-only opens only when the opened file is under these prefixes
+    /// (`None`: all opens). The agent derives them from its rules
+    /// (`Ruleset::read_open_plan`); [`Probe::set_read_filter`] changes them later.
     pub read_prefixes: Option<Vec<String>>,
+    /// With the filter on, also report every read-only open whose passed path is not
+    /// canonical (relative, `.`/`..` components, `//`): a loaded rule looks at `fd.nameraw`.
+    pub read_noncanonical: bool,
     /// containerd namespaces recognised in `/<namespace>/<id>` cgroup paths.
     pub containerd_namespaces: Vec<String>,
     /// Mount tracefs at /sys/kernel/tracing when it is missing.
@@ -144,6 +151,7 @@ impl Default for ProbeConfig {
                     .map(|s| s.to_string())
                     .collect(),
             ),
+            read_noncanonical: true,
             containerd_namespaces: container::DEFAULT_CONTAINERD_NAMESPACES
                 .iter()
                 .map(|s| s.to_string())
@@ -222,7 +230,60 @@ pub struct Probe {
     kill: Option<kill::KillPolicy>,
     /// Syscalls this kernel has no tracepoint for (their events cannot be seen).
     pub missing_syscalls: Vec<&'static str>,
+    read_filter: std::sync::Mutex<ReadFilter>,
     _ebpf: Ebpf,
+}
+
+/// The kernel's read-only open filter: the prefix trie and its switches.
+struct ReadFilter {
+    trie: LpmTrie<MapData, [u8; 64], u8>,
+    /// `struct read_filter { u32 on; u32 noncanonical; }`
+    flags: Array<MapData, [u32; 2]>,
+    /// What the trie holds.
+    prefixes: Vec<String>,
+}
+
+fn prefix_key(p: &str) -> Key<[u8; 64]> {
+    let bytes = p.as_bytes();
+    let n = bytes.len().min(64);
+    let mut data = [0u8; 64];
+    data[..n].copy_from_slice(&bytes[..n]);
+    Key::new((n * 8) as u32, data)
+}
+
+impl ReadFilter {
+    /// New prefixes in first, then the switches, then old prefixes out: no moment
+    /// drops what either the old or the new rules need.
+    fn set(&mut self, prefixes: Option<&[String]>, noncanonical: bool) -> Result<(), ProbeError> {
+        let err = |map: &'static str| {
+            move |e: aya::maps::MapError| ProbeError::Map {
+                map,
+                err: e.to_string(),
+            }
+        };
+        let want: Vec<String> = prefixes.map(<[String]>::to_vec).unwrap_or_default();
+        for p in want.iter().filter(|p| !self.prefixes.contains(p)) {
+            self.trie
+                .insert(&prefix_key(p), 1, 0)
+                .map_err(|e| ProbeError::Map {
+                    map: "OPEN_PREFIXES",
+                    err: format!("{p}: {e}"),
+                })?;
+        }
+        self.flags
+            .set(
+                0,
+                [u32::from(prefixes.is_some()), u32::from(noncanonical)],
+                0,
+            )
+            .map_err(err("READ_FILTER"))?;
+        for p in self.prefixes.iter().filter(|p| !want.contains(p)) {
+            // already gone is fine: the goal is absence
+            let _ = self.trie.remove(&prefix_key(p));
+        }
+        self.prefixes = want;
+        Ok(())
+    }
 }
 
 fn boot_epoch_ns() -> u64 {
@@ -265,7 +326,6 @@ impl Probe {
         let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Btf(e.to_string()))?;
         let self_tgid = std::process::id();
         let use_memory: u32 = cgroup_v1_memory().into();
-        let filter: u32 = cfg.read_prefixes.is_some().into();
         // wake the reader when an eighth of the ring is waiting; otherwise it
         // polls every `poll_interval`
         let wakeup_bytes: u64 = if cfg.poll_interval.is_zero() {
@@ -278,7 +338,6 @@ impl Probe {
             .btf(Some(&btf))
             .override_global("self_tgid", &self_tgid, true)
             .override_global("cgroup_use_memory", &use_memory, true)
-            .override_global("filter_read_opens", &filter, true)
             .override_global("wakeup_bytes", &wakeup_bytes, true)
             .override_global("kill_enabled", &u32::from(cfg.kill), true)
             .override_global("kill_hash_seed", &kill_seed, true)
@@ -287,28 +346,30 @@ impl Probe {
             .load(PROBE_OBJECT)
             .map_err(|e| ProbeError::Load(format!("{e:#}")))?;
 
-        if let Some(prefixes) = &cfg.read_prefixes {
-            let mut trie: LpmTrie<_, [u8; 64], u8> =
-                LpmTrie::try_from(ebpf.map_mut("OPEN_PREFIXES").ok_or(ProbeError::Map {
-                    map: "OPEN_PREFIXES",
-                    err: "missing".into(),
-                })?)
-                .map_err(|e| ProbeError::Map {
-                    map: "OPEN_PREFIXES",
-                    err: e.to_string(),
-                })?;
-            for p in prefixes {
-                let bytes = p.as_bytes();
-                let n = bytes.len().min(64);
-                let mut data = [0u8; 64];
-                data[..n].copy_from_slice(&bytes[..n]);
-                trie.insert(&Key::new((n * 8) as u32, data), 1, 0)
-                    .map_err(|e| ProbeError::Map {
-                        map: "OPEN_PREFIXES",
-                        err: format!("{p}: {e}"),
-                    })?;
-            }
-        }
+        let read_filter = ReadFilter {
+            trie: LpmTrie::try_from(ebpf.take_map("OPEN_PREFIXES").ok_or(ProbeError::Map {
+                map: "OPEN_PREFIXES",
+                err: "missing".into(),
+            })?)
+            .map_err(|e| ProbeError::Map {
+                map: "OPEN_PREFIXES",
+                err: e.to_string(),
+            })?,
+            flags: Array::try_from(ebpf.take_map("READ_FILTER").ok_or(ProbeError::Map {
+                map: "READ_FILTER",
+                err: "missing".into(),
+            })?)
+            .map_err(|e| ProbeError::Map {
+                map: "READ_FILTER",
+                err: e.to_string(),
+            })?,
+            prefixes: Vec::new(),
+        };
+        let read_filter = std::sync::Mutex::new(read_filter);
+        read_filter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(cfg.read_prefixes.as_deref(), cfg.read_noncanonical)?;
 
         for (prog, tp) in [
             ("fl_sched_exec", "sched_process_exec"),
@@ -430,6 +491,7 @@ impl Probe {
                 resolver,
                 kill,
                 missing_syscalls,
+                read_filter,
                 _ebpf: ebpf,
             },
             rx,
@@ -476,6 +538,20 @@ impl Probe {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Change the read-only open filter (a rules reload): `prefixes` as in
+    /// [`ProbeConfig::read_prefixes`] (`None` turns the filter off), `noncanonical` as in
+    /// [`ProbeConfig::read_noncanonical`].
+    pub fn set_read_filter(
+        &self,
+        prefixes: Option<&[String]>,
+        noncanonical: bool,
+    ) -> Result<(), ProbeError> {
+        self.read_filter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(prefixes, noncanonical)
     }
 
     /// The enforce-kill policy (`None` unless [`ProbeConfig::kill`]).

@@ -82,6 +82,11 @@ pub struct Learner {
 }
 
 impl Learner {
+    /// The ruleset events are checked against for poisoning, if any.
+    pub fn poison_rules(&self) -> Option<&Ruleset> {
+        self.poison.as_ref()
+    }
+
     /// A learner with these limits; `poison` is the ruleset whose alerts
     /// keep events out of the profiles (normally our default rules).
     pub fn new(limits: Limits, poison: Option<Ruleset>) -> Result<Learner, ProfileError> {

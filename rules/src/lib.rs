@@ -24,7 +24,12 @@
 
 pub mod ast;
 pub mod collector;
+/// The ruleset falco-learn ships (`rules/default/falco-learn_rules.yaml`: our own text,
+/// covering the 25 stable Falco rules' detections). The one copy every crate uses.
+pub const DEFAULT_RULES: &str = include_str!("../default/falco-learn_rules.yaml");
+
 pub mod compile;
+pub mod kernel_plan;
 pub mod limits;
 pub mod output;
 pub mod parser;
@@ -106,6 +111,11 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The compiled condition (macros inlined, lists expanded, exceptions applied).
+    pub fn condition(&self) -> &Node {
+        &self.cond
+    }
+
     /// Whether the event satisfies the rule's condition (ignores `enabled`).
     pub fn matches(&self, ev: &Event) -> bool {
         self.evttypes & (1u64 << ev.event_type().index()) != 0

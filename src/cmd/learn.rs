@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Our default ruleset, used for poison resistance unless `-r` is given.
-pub const DEFAULT_RULES: &str = include_str!("../../rules/default/falco-learn_rules.yaml");
+pub use falco_learn_rules::DEFAULT_RULES;
 
 /// Where the store lives unless `--store` or `FALCO_LEARN_STORE` says otherwise.
 pub const DEFAULT_STORE: &str = "/var/lib/falco-learn/store";
@@ -400,7 +400,17 @@ fn learn_file(s: &mut Session, path: &Path, terminal: bool) -> anyhow::Result<bo
 }
 
 fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
-    let (probe, rx) = falco_learn_probe::Probe::start(falco_learn_probe::ProbeConfig::default())?;
+    // the reads the poison rules can flag are reported, nothing else
+    let plan = s.learner.poison_rules().map(|r| r.read_open_plan());
+    let cfg = match &plan {
+        Some(p) => falco_learn_probe::ProbeConfig {
+            read_prefixes: p.prefixes.clone(),
+            read_noncanonical: !p.noncanonical.is_empty(),
+            ..falco_learn_probe::ProbeConfig::default()
+        },
+        None => falco_learn_probe::ProbeConfig::default(),
+    };
+    let (probe, rx) = falco_learn_probe::Probe::start(cfg)?;
     let total = Duration::from_nanos(s.window.duration_ns);
     let remaining = total.saturating_sub(Duration::from_nanos(s.elapsed_base));
     if terminal {

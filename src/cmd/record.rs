@@ -32,8 +32,9 @@ pub struct RecordArgs {
     /// (`nginx` matches `docker.io/library/nginx`); needs the runtime resolver.
     #[arg(long)]
     pub image: Option<String>,
-    /// Report every open; by default read-only opens are reported only under the
-    /// paths rules look at (/etc/shadow, /root/, /proc/, …) and writes always.
+    /// Report every open; by default read-only opens are reported only where the
+    /// default rules can match them (`rules check --explain-kernel
+    /// rules/default/falco-learn_rules.yaml` lists them) and writes always.
     #[arg(long)]
     pub all_opens: bool,
     /// Ring buffer size in MiB.
@@ -60,8 +61,16 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     if !args.ring_mib.is_power_of_two() {
         anyhow::bail!("--ring-mib must be a power of two (got {})", args.ring_mib);
     }
+    // the read-only opens our default rules can match (a recording replays them)
+    let (rules, _) = falco_learn_rules::Ruleset::load_sources(&[(
+        "falco-learn_rules.yaml (embedded)",
+        falco_learn_rules::DEFAULT_RULES,
+    )]);
+    let plan = rules.read_open_plan();
     let mut cfg = ProbeConfig {
         ring_bytes: args.ring_mib * 1024 * 1024,
+        read_prefixes: plan.prefixes,
+        read_noncanonical: !plan.noncanonical.is_empty(),
         ..ProbeConfig::default()
     };
     if args.all_opens {

@@ -14,7 +14,8 @@ pub enum RulesCommand {
     /// every problem found: numbered errors and warnings with file:line:col.
     /// Exits non-zero when there is an error.
     #[command(
-        after_help = "Example:\n  falco-learn rules check /etc/falco/falco_rules.yaml my_rules.yaml"
+        after_help = "Examples:\n  falco-learn rules check /etc/falco/falco_rules.yaml my_rules.yaml\n  \
+        falco-learn rules check --explain-kernel /etc/falco/falco_rules.yaml   # what the kernel reports"
     )]
     Check {
         /// Rules files, loaded together in this order.
@@ -23,6 +24,10 @@ pub enum RulesCommand {
         /// Print errors only (warnings are still counted).
         #[arg(long)]
         no_warnings: bool,
+        /// Also print the kernel plan these rules need: which read-only opens the probe
+        /// reports (path prefixes and the rules that need each).
+        #[arg(long)]
+        explain_kernel: bool,
     },
     /// Generate Falco allowlist rules from learned profiles: one file per
     /// image, one rule per dimension (process, outbound connection, file write).
@@ -42,12 +47,16 @@ pub struct FieldsArgs {
 
 pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        RulesCommand::Check { files, no_warnings } => check(&files, no_warnings),
+        RulesCommand::Check {
+            files,
+            no_warnings,
+            explain_kernel,
+        } => check(&files, no_warnings, explain_kernel),
         RulesCommand::Generate(a) => crate::cmd::profiles::generate(a),
     }
 }
 
-fn check(files: &[PathBuf], no_warnings: bool) -> anyhow::Result<ExitCode> {
+fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::Result<ExitCode> {
     let (rs, report) = Ruleset::load_files(files);
     let mut out = std::io::stdout().lock();
     for f in &report.files {
@@ -82,11 +91,48 @@ fn check(files: &[PathBuf], no_warnings: bool) -> anyhow::Result<ExitCode> {
         report.errors.len() + report.errors_not_kept,
         report.warnings.len() + report.warnings_not_kept
     )?;
+    if explain_kernel {
+        explain(&mut out, &rs.read_open_plan())?;
+    }
     Ok(if report.has_errors() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The kernel plan of a ruleset, as `rules check --explain-kernel` and `run` print it.
+pub fn explain(
+    out: &mut impl Write,
+    plan: &falco_learn_rules::kernel_plan::ReadOpenPlan,
+) -> std::io::Result<()> {
+    match &plan.prefixes {
+        None => writeln!(
+            out,
+            "kernel: every read-only open is reported (the read filter is off): {} cannot be \
+             reduced to path prefixes",
+            plan.unconstrained.join(", ")
+        )?,
+        Some(p) => {
+            writeln!(
+                out,
+                "kernel: read-only opens reported under {} path prefixes{}:",
+                p.len(),
+                if plan.noncanonical.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", and every one whose passed path is not canonical (for {})",
+                        plan.noncanonical.join(", ")
+                    )
+                }
+            )?;
+            for (prefix, rules) in p.iter().zip(&plan.needed_by) {
+                writeln!(out, "  {prefix:<32} {}", rules.join(", "))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn fields(args: FieldsArgs) -> anyhow::Result<ExitCode> {

@@ -183,7 +183,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     publish_profile_gauges(&engine);
     // each enabled output's delivery and failure counters exist (at 0) from the start
     let mut outputs = Outputs::new(&cfg.outputs)?;
+    // the kernel reports the read-only opens the loaded rules can match, nothing else
+    let plan = engine.read_open_plan();
+    log_read_plan(&plan);
     let probe_cfg = ProbeConfig {
+        read_prefixes: plan.prefixes.clone(),
+        read_noncanonical: !plan.noncanonical.is_empty(),
         ring_bytes: cfg.engine.ring_mib * 1024 * 1024,
         queue_len: cfg.engine.queue,
         runtime: runtime_config(&cfg.container_runtimes),
@@ -247,6 +252,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     Ok(Ok(e)) => {
                         engine = e;
                         publish_profile_gauges(&engine);
+                        let plan = engine.read_open_plan();
+                        log_read_plan(&plan);
+                        if let Err(e) = probe.set_read_filter(
+                            plan.prefixes.as_deref(),
+                            !plan.noncanonical.is_empty(),
+                        ) {
+                            tracing::error!("SIGHUP: the kernel read filter was not updated: {e}");
+                        }
                         if let (Some(k), Some(p)) = (killer.as_mut(), probe.kill_policy()) {
                             k.sync(p, &engine);
                         }
@@ -399,6 +412,19 @@ fn falco_learn_probe_common_kinds() -> Vec<&'static str> {
 
 /// Build an engine from `cfg` on a thread of its own (`None`, logged and
 /// counted, when no thread can be started).
+/// Say what the kernel will report of read-only opens (and warn when a rule turns the
+/// in-kernel filter off).
+fn log_read_plan(plan: &falco_learn_rules::kernel_plan::ReadOpenPlan) {
+    let mut text = Vec::new();
+    let _ = crate::cmd::rules::explain(&mut text, plan);
+    let text = String::from_utf8_lossy(&text);
+    if plan.prefixes.is_none() {
+        tracing::warn!("{}", text.trim_end());
+    } else {
+        tracing::info!("{}", text.trim_end());
+    }
+}
+
 fn start_reload(cfg: Config) -> Option<std::thread::JoinHandle<anyhow::Result<Engine>>> {
     let spawned = std::thread::Builder::new()
         .name("reload".into())

@@ -20,7 +20,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by the loader before load. */
 const volatile u32 self_tgid = 0;        /* our own process: never traced */
 const volatile u32 cgroup_use_memory = 0; /* 1: report the v1 memory cgroup path, 0: the v2 one */
-const volatile u32 filter_read_opens = 0; /* 1: read-only opens only for OPEN_PREFIXES */
 const volatile u64 wakeup_bytes = 0;      /* wake the reader only past this much unread data (0: always) */
 const volatile u32 kill_enabled = 0;      /* 1: enforce-kill (KILL_CGROUPS / KILL_ALLOW below) */
 const volatile u64 kill_hash_seed = 0;    /* enforce-kill: random per start (kill.rs, path_hash) */
@@ -95,7 +94,20 @@ struct {
 	__type(value, struct inflight);
 } INFLIGHT SEC(".maps");
 
-/* Path prefixes whose read-only opens are reported when filter_read_opens is set. */
+/* The read-only open filter, set (and changed on reload) by userspace from what the
+ * loaded rules need (rules/src/kernel_plan.rs). */
+struct read_filter {
+	u32 on;              /* 0: every read-only open is reported */
+	u32 noncanonical;    /* 1: also every one whose passed path is not canonical */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct read_filter);
+} READ_FILTER SEC(".maps");
+
+/* Path prefixes whose read-only opens are reported when the filter is on. */
 struct prefix_key {
 	u32 prefixlen;
 	u8 data[64];
@@ -934,31 +946,41 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 			off = off + rlen;
 		}
 	}
-	if (filter_read_opens && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) {
-		struct prefix_key k = {.prefixlen = 64 * 8};
-		bool decide = false;
-		if (e->lens[1]) {
-			/* opened: decided on the resolved path; a truncated one is reported */
-			decide = !(pflags & FL_PATH_TRUNCATED);
-			if (decide)
-				bpf_probe_read_kernel(k.data, sizeof(k.data), &data[resolved & DATA_MASK]);
-		} else if (len > 0 && len < sizeof(k.data) && data[0] == '/') {
-			/* failed, so nothing was read: the string decides, but only when it is
-			 * absolute and canonical (no `//`, and no component starting with `.`) */
-			decide = true;
-			for (u32 i = 1; i < sizeof(k.data); i++) {
-				u8 c = data[i], prev = data[i - 1];
-				if (c == 0)
+	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) {
+		u32 zero = 0;
+		struct read_filter *rf = bpf_map_lookup_elem(&READ_FILTER, &zero);
+		if (rf && rf->on) {
+			struct prefix_key k = {.prefixlen = 64 * 8};
+			/* canonical: absolute, under 256 bytes, no `//` and no component
+			 * starting with `.` (so no `.` or `..`) */
+			bool canonical = len > 0 && len < 256 && data[0] == '/';
+			bool decide;
+			for (u32 i = 1; i < 256; i++) {
+				u8 c, prev;
+				if (!canonical || i >= len)
 					break;
+				c = data[i];
+				prev = data[i - 1];
 				if (prev == '/' && (c == '/' || c == '.'))
-					decide = false;
+					canonical = false;
 			}
-			if (decide)
-				bpf_probe_read_kernel(k.data, sizeof(k.data), data);
-		}
-		if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k)) {
-			stat_inc(kind, FL_STAT_FILTERED);
-			return 0;
+			if (e->lens[1]) {
+				/* opened: decided on the resolved path; a truncated one, or a
+				 * non-canonical passed path when a rule looks at that, is reported */
+				decide = !(pflags & FL_PATH_TRUNCATED) && (canonical || !rf->noncanonical);
+				if (decide)
+					bpf_probe_read_kernel(k.data, sizeof(k.data), &data[resolved & DATA_MASK]);
+			} else {
+				/* failed, so nothing was read: the string decides, but only when it
+				 * is canonical */
+				decide = canonical;
+				if (decide)
+					bpf_probe_read_kernel(k.data, sizeof(k.data), data);
+			}
+			if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k)) {
+				stat_inc(kind, FL_STAT_FILTERED);
+				return 0;
+			}
 		}
 	}
 	emit_scratch(buf, kind, sizeof(struct fl_open), off);

@@ -1,0 +1,475 @@
+//! What the kernel must report for the loaded rules: the path prefixes of read-only opens.
+//!
+//! The probe drops read-only opens in the kernel unless the opened file's path falls under
+//! one of a set of prefixes (an LPM trie, decided on the resolved path). Those prefixes are
+//! derived here from the compiled conditions, never kept by hand, so that a rule about reads
+//! of `/opt/app/secret.key` makes the kernel report exactly those reads.
+//!
+//! For each enabled rule that can see an open, [`necessary`] computes a set of path prefixes
+//! such that the condition can only be true for a read-only open whose `fd.name` starts with
+//! one of them:
+//! - a test on `fd.name` with `=`, `in`, `startswith`, `pmatch`, `glob` (its literal part
+//!   before the first `*`, `?` or `[`), or on `fd.directory` with `=`/`in`, gives its values;
+//! - `and` takes the intersection of its constrained children (a path under a prefix of each);
+//!   `or` the union, unconstrained if one child is;
+//! - `evt.type` tests that exclude every open type, `evt.is_open_write = true` and `false`
+//!   constants make a branch impossible for a read-only open;
+//! - everything else (negations, `contains`, `endswith`, regexes, transformers, other fields)
+//!   constrains nothing.
+//!
+//! A test on `fd.nameraw` looking for `..`, `./` or `//` needs the opens whose passed path is
+//! not canonical: the kernel reports those whatever their prefix. A rule whose condition
+//! leaves reads unconstrained turns the filter off: the plan then has no prefixes (every
+//! read-only open is reported) and names the rules that did it.
+
+use crate::compile::{Cond, Node, TypeMask};
+use crate::Ruleset;
+use falco_learn_event::fields::FieldId;
+use falco_learn_event::EventType;
+
+/// Read-only open types a rule may see (creat always writes).
+fn open_types() -> TypeMask {
+    [EventType::Open, EventType::Openat, EventType::Openat2]
+        .iter()
+        .fold(0, |m, t| m | (1u64 << t.index()))
+}
+
+/// The kernel's prefix keys hold at most this many bytes: a longer prefix is cut there
+/// (which only widens what is reported).
+pub const MAX_PREFIX_BYTES: usize = 64;
+
+/// What the loaded rules need of read-only opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOpenPlan {
+    /// Path prefixes whose read-only opens the kernel must report, sorted, none covered by
+    /// another; `None`: every read-only open (the filter is off).
+    pub prefixes: Option<Vec<String>>,
+    /// Per prefix, the rules that need it (same order as `prefixes`).
+    pub needed_by: Vec<Vec<String>>,
+    /// Rules that need read-only opens whose passed path is not canonical (they test
+    /// `fd.nameraw` for `..`, `./` or `//`): the kernel reports those too.
+    pub noncanonical: Vec<String>,
+    /// Rules whose condition could not be reduced to path prefixes (they turn the filter off).
+    pub unconstrained: Vec<String>,
+}
+
+/// A necessary condition on a read-only open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// The condition is never true for a read-only open.
+    Never,
+    /// True only when `fd.name` starts with one of `prefixes`, or (with `noncanonical`)
+    /// when the path the process passed is not canonical (relative, `.`/`..`, `//`).
+    Constraint {
+        prefixes: Vec<String>,
+        noncanonical: bool,
+    },
+    /// No constraint could be derived.
+    Any,
+}
+
+fn prefixes(p: Vec<String>) -> Need {
+    Need::Constraint {
+        prefixes: p,
+        noncanonical: false,
+    }
+}
+
+fn literal_prefix(glob: &[char]) -> String {
+    glob.iter()
+        .take_while(|c| !matches!(c, '*' | '?' | '['))
+        .collect()
+}
+
+fn cut(s: &str) -> String {
+    if s.len() <= MAX_PREFIX_BYTES {
+        return s.to_string();
+    }
+    let mut end = MAX_PREFIX_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// Strings that start with a prefix of `a` and one of `b`: the longer of each compatible pair.
+fn intersect(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for x in a {
+        for y in b {
+            if x.starts_with(y.as_str()) {
+                out.push(x.clone());
+            } else if y.starts_with(x.as_str()) {
+                out.push(y.clone());
+            }
+        }
+    }
+    normalise(out)
+}
+
+/// Sorted, deduplicated, and without prefixes covered by a shorter one.
+fn normalise(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    let mut out: Vec<String> = Vec::with_capacity(v.len());
+    for p in v {
+        // sorted: a covering prefix sorts right before what it covers
+        if out.last().is_some_and(|q| p.starts_with(q.as_str())) {
+            continue;
+        }
+        out.push(p);
+    }
+    out
+}
+
+fn test_need(field: FieldId, transformed: bool, cond: &Cond) -> Need {
+    if transformed {
+        return Need::Any;
+    }
+    match field {
+        FieldId::FdName => match cond {
+            Cond::Eq(l) => prefixes(vec![cut(&l.text)]),
+            Cond::In { strs, .. } => prefixes(normalise(strs.iter().map(|s| cut(s)).collect())),
+            Cond::StartsWith(s) => prefixes(vec![cut(s)]),
+            Cond::Pmatch(dirs) => prefixes(normalise(
+                dirs.iter()
+                    .map(|d| cut(&literal_prefix(&d.chars().collect::<Vec<_>>())))
+                    .collect(),
+            )),
+            Cond::Glob(g) => prefixes(vec![cut(&literal_prefix(g))]),
+            _ => Need::Any,
+        },
+        FieldId::FdDirectory => match cond {
+            Cond::Eq(l) => prefixes(vec![cut(&l.text)]),
+            Cond::In { strs, .. } => prefixes(normalise(strs.iter().map(|s| cut(s)).collect())),
+            Cond::StartsWith(s) => prefixes(vec![cut(s)]),
+            _ => Need::Any,
+        },
+        // the passed path holds `.`, `..` or `//` only when it is not canonical (a relative
+        // path counts as not canonical too)
+        FieldId::FdNameRaw => match cond {
+            Cond::Contains(x) | Cond::StartsWith(x) | Cond::EndsWith(x)
+                if x.contains("/.") || x.contains("./") || x.contains("//") || x == ".." =>
+            {
+                Need::Constraint {
+                    prefixes: Vec::new(),
+                    noncanonical: true,
+                }
+            }
+            Cond::Glob(g) => {
+                let t: String = g.iter().filter(|c| !matches!(c, '*' | '?')).collect();
+                if t.contains("/.") || t.contains("./") || t.contains("//") {
+                    Need::Constraint {
+                        prefixes: Vec::new(),
+                        noncanonical: true,
+                    }
+                } else {
+                    Need::Any
+                }
+            }
+            _ => Need::Any,
+        },
+        FieldId::EvtIsOpenWrite => match cond {
+            Cond::Eq(l) if l.boolean == Some(true) => Need::Never,
+            _ => Need::Any,
+        },
+        _ => Need::Any,
+    }
+}
+
+/// The necessary path condition of `node` for a read-only open (see the module docs).
+pub fn necessary(node: &Node) -> Need {
+    match node {
+        Node::Const(false) => Need::Never,
+        Node::Const(true) => Need::Any,
+        Node::Types(mask) => {
+            if mask & open_types() == 0 {
+                Need::Never
+            } else {
+                Need::Any
+            }
+        }
+        Node::Not(inner) => match inner.as_ref() {
+            Node::Types(mask) if mask & open_types() == open_types() => Need::Never,
+            Node::Const(true) => Need::Never,
+            _ => Need::Any,
+        },
+        Node::Test(t) => test_need(t.lhs.field.id, !t.lhs.transforms.is_empty(), &t.cond),
+        Node::And(children) => {
+            // any constrained child is a valid necessary condition; path prefixes are
+            // intersected (a path under a prefix of each), and preferred to the
+            // non-canonical one when both exist
+            let mut acc: Option<Vec<String>> = None;
+            let mut other: Option<Need> = None;
+            for c in children.iter() {
+                match necessary(c) {
+                    Need::Never => return Need::Never,
+                    Need::Any => {}
+                    Need::Constraint {
+                        prefixes: p,
+                        noncanonical: false,
+                    } => {
+                        acc = Some(match acc {
+                            None => p,
+                            Some(a) => intersect(&a, &p),
+                        });
+                    }
+                    n => {
+                        if other.is_none() {
+                            other = Some(n);
+                        }
+                    }
+                }
+            }
+            match (acc, other) {
+                (Some(p), _) if p.is_empty() => Need::Never,
+                (Some(p), _) => prefixes(p),
+                (None, Some(n)) => n,
+                (None, None) => Need::Any,
+            }
+        }
+        Node::Or(children) => {
+            let mut all = Vec::new();
+            let mut noncanon = false;
+            let mut possible = false;
+            for c in children.iter() {
+                match necessary(c) {
+                    Need::Never => {}
+                    Need::Any => return Need::Any,
+                    Need::Constraint {
+                        prefixes: p,
+                        noncanonical,
+                    } => {
+                        possible = true;
+                        noncanon |= noncanonical;
+                        all.extend(p);
+                    }
+                }
+            }
+            if possible {
+                Need::Constraint {
+                    prefixes: normalise(all),
+                    noncanonical: noncanon,
+                }
+            } else {
+                Need::Never
+            }
+        }
+    }
+}
+
+impl Ruleset {
+    /// The read-only open prefixes the enabled rules need (see the module docs).
+    pub fn read_open_plan(&self) -> ReadOpenPlan {
+        let mut by_prefix: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut unconstrained = Vec::new();
+        let mut noncanonical = Vec::new();
+        for r in self.rules().iter().filter(|r| r.enabled) {
+            if r.evttypes & open_types() == 0 {
+                continue;
+            }
+            match necessary(r.condition()) {
+                Need::Never => {}
+                Need::Any => unconstrained.push(r.name.clone()),
+                Need::Constraint {
+                    prefixes: p,
+                    noncanonical: n,
+                } => {
+                    if n {
+                        noncanonical.push(r.name.clone());
+                    }
+                    for x in p {
+                        by_prefix.entry(x).or_default().push(r.name.clone());
+                    }
+                }
+            }
+        }
+        if !unconstrained.is_empty() {
+            return ReadOpenPlan {
+                prefixes: None,
+                needed_by: Vec::new(),
+                noncanonical,
+                unconstrained,
+            };
+        }
+        let prefixes = normalise(by_prefix.keys().cloned().collect());
+        let needed_by = prefixes
+            .iter()
+            .map(|p| {
+                let mut names: Vec<String> = by_prefix
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(p.as_str()))
+                    .flat_map(|(_, v)| v.iter().cloned())
+                    .collect();
+                names.sort();
+                names.dedup();
+                names
+            })
+            .collect();
+        ReadOpenPlan {
+            prefixes: Some(prefixes),
+            needed_by,
+            noncanonical,
+            unconstrained,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(rules: &str) -> ReadOpenPlan {
+        let (rs, report) = Ruleset::load_sources(&[("t.yaml", rules)]);
+        assert!(report.errors.is_empty(), "{report}");
+        rs.read_open_plan()
+    }
+
+    fn rule(name: &str, cond: &str) -> String {
+        format!("- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o %fd.name\n  priority: WARNING\n")
+    }
+
+    const OPEN_READ: &str = "evt.type in (open, openat, openat2) and evt.is_open_read = true";
+
+    #[test]
+    fn a_custom_read_rule_adds_its_path() {
+        let p = plan(&rule(
+            "Secret read",
+            &format!("{OPEN_READ} and fd.name = /opt/app/secret.key"),
+        ));
+        assert_eq!(p.prefixes, Some(vec!["/opt/app/secret.key".to_string()]));
+        assert_eq!(p.needed_by, vec![vec!["Secret read".to_string()]]);
+    }
+
+    #[test]
+    fn every_operator_that_bounds_a_path() {
+        let r = [
+            rule(
+                "a",
+                &format!("{OPEN_READ} and fd.name in (/etc/shadow, /etc/gshadow)"),
+            ),
+            rule("b", &format!("{OPEN_READ} and fd.name startswith /root/")),
+            rule(
+                "c",
+                &format!("{OPEN_READ} and fd.name pmatch (/srv/*/private, /var/lib/x)"),
+            ),
+            rule(
+                "d",
+                &format!("{OPEN_READ} and fd.name glob '/home/*/.ssh/*'"),
+            ),
+            rule(
+                "e",
+                &format!("{OPEN_READ} and fd.directory in (/etc/pam.d)"),
+            ),
+            rule(
+                "f",
+                &format!("{OPEN_READ} and (fd.name startswith /proc/ or fd.name = /dev/mem)"),
+            ),
+        ]
+        .concat();
+        assert_eq!(
+            plan(&r).prefixes,
+            Some(
+                [
+                    "/dev/mem",
+                    "/etc/gshadow",
+                    "/etc/pam.d",
+                    "/etc/shadow",
+                    "/home/",
+                    "/proc/",
+                    "/root/",
+                    "/srv/",
+                    "/var/lib/x"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+    }
+
+    #[test]
+    fn and_intersects_and_impossible_branches_drop() {
+        let r = rule(
+            "narrow",
+            &format!(
+                "{OPEN_READ} and fd.name startswith /etc and fd.name in (/etc/shadow, /usr/x)"
+            ),
+        );
+        assert_eq!(plan(&r).prefixes, Some(vec!["/etc/shadow".to_string()]));
+        // a write-only rule and a rule about other events need no read
+        let r = [
+            rule(
+                "w",
+                "evt.type = openat and evt.is_open_write = true and proc.name = x",
+            ),
+            rule("x", "evt.type = execve and proc.name = bash"),
+            rule("y", &format!("{OPEN_READ} and fd.name = /etc/passwd")),
+        ]
+        .concat();
+        assert_eq!(plan(&r).prefixes, Some(vec!["/etc/passwd".to_string()]));
+    }
+
+    #[test]
+    fn an_unbounded_read_rule_turns_the_filter_off_and_is_named() {
+        let r = [
+            rule("bounded", &format!("{OPEN_READ} and fd.name = /etc/shadow")),
+            rule("by name", &format!("{OPEN_READ} and fd.name endswith .pem")),
+            rule(
+                "negated",
+                &format!("{OPEN_READ} and not fd.name startswith /usr"),
+            ),
+        ]
+        .concat();
+        let p = plan(&r);
+        assert_eq!(p.prefixes, None);
+        assert_eq!(
+            p.unconstrained,
+            vec!["by name".to_string(), "negated".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_rule_on_the_passed_path_needs_non_canonical_reads() {
+        let r = [
+            rule(
+                "Traversal",
+                &format!(
+                    "{OPEN_READ} and (fd.name startswith /etc/ or fd.name contains id_rsa) \
+                     and fd.nameraw glob \"*../*../*\""
+                ),
+            ),
+            rule("shadow", &format!("{OPEN_READ} and fd.name = /etc/shadow")),
+        ]
+        .concat();
+        let p = plan(&r);
+        assert_eq!(p.prefixes, Some(vec!["/etc/shadow".to_string()]));
+        assert_eq!(p.noncanonical, vec!["Traversal".to_string()]);
+        assert!(p.unconstrained.is_empty());
+    }
+
+    #[test]
+    fn long_prefixes_are_cut_to_the_kernel_key() {
+        let long = format!("/{}", "a".repeat(100));
+        let p = plan(&rule("long", &format!("{OPEN_READ} and fd.name = {long}")));
+        assert_eq!(p.prefixes, Some(vec![long[..MAX_PREFIX_BYTES].to_string()]));
+    }
+
+    #[test]
+    fn the_default_ruleset_needs_only_bounded_reads() {
+        let (rs, report) = Ruleset::load_sources(&[("default", crate::DEFAULT_RULES)]);
+        assert!(report.errors.is_empty(), "{report}");
+        let p = rs.read_open_plan();
+        assert!(p.unconstrained.is_empty(), "{:?}", p.unconstrained);
+        let prefixes = p.prefixes.expect("bounded");
+        assert!(
+            prefixes
+                .iter()
+                .any(|x| "/etc/shadow".starts_with(x.as_str())),
+            "{prefixes:?}"
+        );
+        assert!(
+            !prefixes.iter().any(|x| x.is_empty() || x == "/"),
+            "{prefixes:?}"
+        );
+    }
+}

@@ -86,8 +86,15 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // sled's own log lines (a full disk: a dozen ERROR lines from its flusher)
+    // say less than the store's error does; `--log sled=…` shows them.
+    let directives = if cli.log.contains("sled") {
+        cli.log.clone()
+    } else {
+        format!("{},sled=off", cli.log)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -251,13 +251,10 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     };
     let rules = poison_rules(&args.rules)?;
     let mut learner = Learner::new(limits, Some(rules))?;
-    if let Some(parent) = args.store.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-    }
     let store = Store::open(&args.store)?;
+    for note in store.notes() {
+        tracing::warn!("{note}");
+    }
     let source = match &args.from {
         Some(p) => std::fs::canonicalize(p)
             .with_context(|| format!("cannot open {}", p.display()))?
@@ -316,7 +313,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         None => learn_live(&mut s, terminal)?,
     };
     s.window.done = finished;
-    s.checkpoint()?;
+    s.checkpoint().map_err(|e| stopped(e, &s.window))?;
     if let Some(b) = &s.bar {
         b.finish_and_clear();
     }
@@ -394,7 +391,7 @@ fn learn_file(s: &mut Session, path: &Path, terminal: bool) -> anyhow::Result<bo
             if let Some(b) = &s.bar {
                 b.set_position(s.window.offset);
             }
-            s.maybe_checkpoint()?;
+            s.maybe_checkpoint().map_err(|e| stopped(e, &s.window))?;
         }
     }
 }
@@ -463,13 +460,24 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
                 s.counts.unattributed_container
             );
         }
-        s.maybe_checkpoint()?;
+        if let Err(e) = s.maybe_checkpoint() {
+            probe.stop();
+            return Err(stopped(e, &s.window));
+        }
     }
     probe.stop();
     for ev in rx.try_iter() {
         s.observe(&ev);
     }
     Ok(finished)
+}
+
+/// A failed checkpoint, with what the store still holds.
+fn stopped(e: anyhow::Error, w: &WindowState) -> anyhow::Error {
+    e.context(format!(
+        "learning stopped after {} events (the same command resumes from the last checkpoint)",
+        w.consumed
+    ))
 }
 
 fn ago(later: u64, earlier: u64) -> String {

@@ -141,6 +141,15 @@ pub struct WindowState {
     pub done: bool,
     /// Processes flagged by a default rule (their descendants stay unlearned).
     pub flagged_procs: Vec<FlaggedProc>,
+    /// CRC-32 of the recording's first `offset` bytes (the bytes read so
+    /// far; none for live windows): a restart or a rerun checks that the file
+    /// is still the one this window read.
+    #[serde(default)]
+    pub crc: Option<u32>,
+    /// The window ended because its duration was up, not at the end of the
+    /// recording.
+    #[serde(default)]
+    pub ended_by_duration: bool,
 }
 
 /// A flagged process as stored.

@@ -443,3 +443,16 @@ fn a_full_disk_says_so() {
     let other = sled::Error::Io(std::io::Error::from_raw_os_error(libc::EIO));
     assert!(!disk::sled_disk_full(&other));
 }
+
+/// Windows written before the recording checksum existed still read.
+#[test]
+fn windows_without_a_checksum_still_read() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let old = br#"{"id":"w","image":"nginx","source":"/r.jsonl","duration_ns":0,"elapsed_ns":5,"consumed":3,"offset":99,"first_ts":1,"started_wall":2,"done":true,"flagged_procs":[]}"#;
+    let mut v = vec![STORE_SCHEMA];
+    v.extend_from_slice(old);
+    store.windows.tree().insert(b"w", v).expect("raw insert");
+    let w = store.window("w").expect("read").expect("present");
+    assert_eq!((w.crc, w.ended_by_duration, w.offset), (None, false, 99));
+}

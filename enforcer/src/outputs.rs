@@ -49,9 +49,12 @@ struct FileOut {
 
 impl FileOut {
     fn open(path: &std::path::Path) -> Result<FileOut, OutputError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // A new alert file is 0640 at most, whatever the umask.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o640)
             .open(path)
             .map_err(|err| OutputError::File {
                 path: path.display().to_string(),

@@ -6,7 +6,7 @@
 //! stored profiles.
 
 use crate::cmd::learn::DEFAULT_STORE;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use falco_learn_profiler::{diff::diff, generate_rules, to_yaml, Limits, Profile};
 use falco_learn_rules::Ruleset;
@@ -337,8 +337,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             write!(out, "{text}")?;
             continue;
         }
-        std::fs::create_dir_all(&args.output)
-            .with_context(|| format!("cannot create {}", args.output.display()))?;
+        falco_learn_store::export::create_dir(&args.output)?;
         let path = args.output.join(format!("{}.yaml", stems[&p.image]));
         falco_learn_store::export::write_atomic(&path, &text)?;
         writeln!(out, "{} → {}", p.image, path.display())?;

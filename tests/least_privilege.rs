@@ -4,7 +4,8 @@
 //! Every command runs with `umask 000`: what holds behaviour (the store, the
 //! recordings, the alert file) is private whatever the umask; exported
 //! profiles and generated rules are readable (they are reviewed in git and
-//! deployed) but never writable by others.
+//! deployed) but never writable by others. A profiles directory that does
+//! not exist or holds no profiles stops `run` with an error naming it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -235,4 +236,51 @@ fn recordings_are_0600_whatever_the_umask() {
         rec.as_os_str(),
     ]));
     assert_eq!(mode(&rec), 0o600);
+}
+
+/// `run --profiles DIR` where DIR is missing or holds no profiles used to run
+/// with none (exit 0, not a word; enforce-kill then enforced nothing).
+#[test]
+fn a_missing_or_empty_profiles_directory_stops_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let err = |args: &[&std::ffi::OsStr]| {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let missing = dir.path().join("nonexistent");
+    assert_eq!(
+        err(&[os("run"), os("--profiles"), missing.as_os_str()]),
+        format!(
+            "falco-learn: error: profiles directory {} does not exist (--profiles or \
+             profiles.dir); to run the rules without profiles, leave profiles.dir empty\n",
+            missing.display()
+        )
+    );
+    let empty = dir.path().join("profiles");
+    std::fs::create_dir(&empty).expect("mkdir");
+    std::fs::write(empty.join("README"), "not a profile").expect("write");
+    assert_eq!(
+        err(&[os("run"), os("--profiles"), empty.as_os_str()]),
+        format!(
+            "falco-learn: error: profiles directory {} holds no profiles (*.yaml, *.yml); to run \
+             the rules until profiles appear there (SIGHUP loads them), set \
+             profiles.allow_empty=true\n",
+            empty.display()
+        )
+    );
+    assert_eq!(
+        err(&[os("run"), os("--mode"), os("enforce-kill")]),
+        "falco-learn: error: --mode enforce-kill kills execs outside their image's profile, and \
+         no profiles are configured: give --profiles DIR (or profiles.dir)\n"
+    );
+    // a configuration file's value is checked the same way
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, format!("profiles:\n  dir: {}\n", missing.display())).expect("write");
+    assert!(
+        err(&[os("run"), os("-c"), cfg.as_os_str()]).contains(&format!(
+            "profiles directory {} does not exist",
+            missing.display()
+        ))
+    );
 }

@@ -157,8 +157,13 @@ impl Default for Metrics {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Profiles {
-    /// Directory of reviewed profile YAML files (`profiles export`).
+    /// Directory of reviewed profile YAML files (`profiles export`); empty:
+    /// no profiles, the rules only. A directory that does not exist is an
+    /// error, and so is one without profiles unless `allow_empty`.
     pub dir: PathBuf,
+    /// Run with a profiles directory that holds no profiles yet (warned about
+    /// at start and at every reload), e.g. an optional ConfigMap.
+    pub allow_empty: bool,
     /// Priority of profile-anomaly alerts.
     pub priority: String,
     /// Profile used for host processes (events whose container id is `host`),
@@ -168,7 +173,8 @@ pub struct Profiles {
 impl Default for Profiles {
     fn default() -> Self {
         Profiles {
-            dir: PathBuf::from("profiles"),
+            dir: PathBuf::new(),
+            allow_empty: false,
             priority: "Warning".into(),
             host_image: String::new(),
         }

@@ -365,7 +365,10 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                     falco_learn_enforcer::Engine::build(
                         &[],
                         falco_learn_rules::Priority::Debug,
-                        dir,
+                        falco_learn_enforcer::ProfilesFrom::Dir {
+                            path: dir,
+                            allow_empty: false,
+                        },
                         falco_learn_rules::Priority::Warning,
                         "host",
                     )

@@ -274,7 +274,7 @@ fn a_missing_or_empty_profiles_directory_stops_run() {
         "falco-learn: error: --mode enforce-kill kills execs outside their image's profile, and \
          no profiles are configured: give --profiles DIR (or profiles.dir)\n"
     );
-    // a configuration file's value is checked the same way
+    // a configuration file's value is checked the same way, and numbers too
     let cfg = dir.path().join("c.yaml");
     std::fs::write(&cfg, format!("profiles:\n  dir: {}\n", missing.display())).expect("write");
     assert!(
@@ -282,5 +282,9 @@ fn a_missing_or_empty_profiles_directory_stops_run() {
             "profiles directory {} does not exist",
             missing.display()
         ))
+    );
+    assert_eq!(
+        err(&[os("run"), os("-o"), os("engine.queue=0")]),
+        "falco-learn: error: engine.queue must be between 1 and 1048576, got 0\n"
     );
 }

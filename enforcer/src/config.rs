@@ -17,10 +17,64 @@ pub enum ConfigError {
     OverrideTarget { arg: String, key: String },
     #[error("{what}: {err}")]
     Invalid { what: String, err: String },
+    #[error("{key} must be between {min} and {max}, got {got}")]
+    OutOfRange {
+        key: &'static str,
+        min: String,
+        max: String,
+        got: String,
+    },
+}
+
+/// A numeric key's value and the range it must be in (both ends included).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    Int {
+        key: &'static str,
+        got: u64,
+        min: u64,
+        max: u64,
+    },
+    Float {
+        key: &'static str,
+        got: f64,
+        min: f64,
+        max: f64,
+    },
+}
+
+impl Bound {
+    pub fn key(&self) -> &'static str {
+        match self {
+            Bound::Int { key, .. } | Bound::Float { key, .. } => key,
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let out = |key, min: &dyn std::fmt::Display, max: &dyn std::fmt::Display, got: String| {
+            Err(ConfigError::OutOfRange {
+                key,
+                min: min.to_string(),
+                max: max.to_string(),
+                got,
+            })
+        };
+        match *self {
+            Bound::Int { key, got, min, max } if got < min || got > max => {
+                out(key, &min, &max, got.to_string())
+            }
+            // NaN is in no range
+            Bound::Float { key, got, min, max } if !(min..=max).contains(&got) => {
+                out(key, &min, &max, got.to_string())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Output format on stdout/file/program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]
@@ -29,6 +83,7 @@ pub enum Format {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct StdoutOutput {
     pub enabled: bool,
@@ -40,6 +95,7 @@ impl Default for StdoutOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct FileOutput {
     pub enabled: bool,
@@ -56,6 +112,7 @@ impl Default for FileOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct SyslogOutput {
     pub enabled: bool,
@@ -72,6 +129,7 @@ impl Default for SyslogOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpOutput {
     pub enabled: bool,
@@ -96,6 +154,7 @@ impl Default for HttpOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct ProgramOutput {
     pub enabled: bool,
@@ -115,6 +174,7 @@ impl Default for ProgramOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Outputs {
     /// json (Falco's JSON alert) or text (`time: priority output`).
@@ -139,6 +199,7 @@ impl Default for Outputs {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Metrics {
     pub enabled: bool,
@@ -155,6 +216,7 @@ impl Default for Metrics {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Profiles {
     /// Directory of reviewed profile YAML files (`profiles export`); empty:
@@ -182,6 +244,7 @@ impl Default for Profiles {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Drops {
     /// Alert ("Falco internal: syscall event drop") when this fraction of events
@@ -200,6 +263,7 @@ impl Default for Drops {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Engine {
     /// Bounded queue between the probe and the engine (events).
@@ -219,6 +283,7 @@ impl Default for Engine {
 /// Where container metadata comes from (image, pod; see the probe's `runtime` module).
 /// Sockets that do not exist are skipped: the defaults are the usual paths.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainerRuntimes {
     /// Ask runtimes at all (false: events carry the container id and runtime only).
@@ -260,6 +325,7 @@ impl Default for ContainerRuntimes {
 
 /// The whole configuration. Every field has a default; see `falco-learn.yaml`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Rules files in load order; empty: the embedded default ruleset.
@@ -373,20 +439,8 @@ impl Config {
                 ));
             }
         }
-        if self.container_runtimes.lookup_timeout_ms == 0 {
-            return Err(bad(
-                "container_runtimes.lookup_timeout_ms",
-                "must be at least 1".into(),
-            ));
-        }
-        if self.container_runtimes.hold_ms > 10_000 {
-            return Err(bad(
-                "container_runtimes.hold_ms",
-                format!(
-                    "{} ms would delay every alert of a new container that long (at most 10000)",
-                    self.container_runtimes.hold_ms
-                ),
-            ));
+        for b in self.bounds() {
+            b.check()?;
         }
         if self.outputs.file.enabled && self.outputs.file.filename.as_os_str().is_empty() {
             return Err(bad(
@@ -421,13 +475,43 @@ impl Config {
                 format!("{} is not a power of two", self.engine.ring_mib),
             ));
         }
-        if self.engine.queue == 0 || self.outputs.http.queue == 0 {
-            return Err(bad(
-                "engine.queue / outputs.http.queue",
-                "must be at least 1".into(),
-            ));
-        }
         Ok(())
+    }
+
+    /// Every numeric key with its value and its range, checked at load.
+    pub fn bounds(&self) -> Vec<Bound> {
+        let int = |key, got: u64, min, max| Bound::Int { key, got, min, max };
+        let o = &self.outputs;
+        let c = &self.container_runtimes;
+        vec![
+            // alerts held for a slow receiver: at most 1 Mi (each a few KiB)
+            int("outputs.http.queue", o.http.queue as u64, 1, 1 << 20),
+            int("outputs.http.retries", u64::from(o.http.retries), 1, 100),
+            int("outputs.http.timeout_ms", o.http.timeout_ms, 1, 60_000),
+            Bound::Float {
+                key: "drops.threshold",
+                got: self.drops.threshold,
+                min: 0.0,
+                max: 1.0,
+            },
+            int(
+                "drops.rate_limit_secs",
+                self.drops.rate_limit_secs,
+                0,
+                86_400,
+            ),
+            int("engine.queue", self.engine.queue as u64, 1, 1 << 20),
+            // locked kernel memory; also keeps ring_mib × 1 MiB within u32
+            int("engine.ring_mib", u64::from(self.engine.ring_mib), 1, 1024),
+            int(
+                "container_runtimes.lookup_timeout_ms",
+                c.lookup_timeout_ms,
+                1,
+                60_000,
+            ),
+            // every alert of a new container waits this long at most
+            int("container_runtimes.hold_ms", c.hold_ms, 0, 10_000),
+        ]
     }
 }
 
@@ -456,6 +540,88 @@ mod tests {
             c.rules_files,
             [PathBuf::from("/a.yaml"), PathBuf::from("/b.yaml")]
         );
+    }
+
+    /// Every numeric leaf of the configuration (found by serialising the
+    /// defaults, so a new numeric key cannot be forgotten) has a bound, and a
+    /// value just outside either end of it, or far outside, is refused with
+    /// an error naming the key.
+    #[test]
+    fn every_numeric_key_is_bounded() {
+        fn leaves(v: &serde_yaml::Value, path: &str, out: &mut Vec<String>) {
+            match v {
+                serde_yaml::Value::Mapping(m) => {
+                    for (k, v) in m {
+                        let k = k.as_str().expect("string key");
+                        let p = if path.is_empty() {
+                            k.to_string()
+                        } else {
+                            format!("{path}.{k}")
+                        };
+                        leaves(v, &p, out);
+                    }
+                }
+                serde_yaml::Value::Number(_) => out.push(path.to_string()),
+                _ => {}
+            }
+        }
+        let defaults = serde_yaml::to_value(Config::default()).expect("serialise");
+        let mut numeric = Vec::new();
+        leaves(&defaults, "", &mut numeric);
+        numeric.sort();
+        let bounds = Config::default().bounds();
+        let mut bounded: Vec<String> = bounds.iter().map(|b| b.key().to_string()).collect();
+        bounded.sort();
+        assert_eq!(numeric, bounded, "numeric keys vs. keys with a bound");
+        assert_eq!(numeric.len(), 9);
+        for b in bounds {
+            let (key, tries): (&str, Vec<(String, String)>) = match b {
+                Bound::Int { key, min, max, .. } => {
+                    let mut t = vec![(format!("{}", max + 1), format!("{}", max + 1))];
+                    if min > 0 {
+                        t.push((format!("{}", min - 1), format!("{}", min - 1)));
+                    }
+                    (key, t)
+                }
+                Bound::Float { key, min, max, .. } => (
+                    key,
+                    vec![
+                        (format!("{}", max + 0.5), format!("{}", max + 0.5)),
+                        (format!("{}", min - 0.5), format!("{}", min - 0.5)),
+                        (".nan".into(), "NaN".into()),
+                    ],
+                ),
+            };
+            let (min, max) = match b {
+                Bound::Int { min, max, .. } => (min.to_string(), max.to_string()),
+                Bound::Float { min, max, .. } => (min.to_string(), max.to_string()),
+            };
+            for (value, shown) in tries {
+                let err = Config::load(None, &[format!("{key}={value}")])
+                    .expect_err(&format!("{key}={value} refused"))
+                    .to_string();
+                assert_eq!(
+                    err,
+                    format!("{key} must be between {min} and {max}, got {shown}")
+                );
+            }
+        }
+        // the example of the issue, exactly
+        assert_eq!(
+            Config::load(None, &["engine.queue=0".into()])
+                .expect_err("0")
+                .to_string(),
+            "engine.queue must be between 1 and 1048576, got 0"
+        );
+        // a value the type cannot hold names the key too
+        let e = Config::load(None, &["engine.ring_mib=99999999999".into()])
+            .expect_err("u32")
+            .to_string();
+        assert!(e.contains("engine.ring_mib: invalid value"), "{e}");
+        let e = Config::load(None, &["engine.ring_mib=3".into()])
+            .expect_err("power of two")
+            .to_string();
+        assert_eq!(e, "engine.ring_mib: 3 is not a power of two");
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub struct LearnArgs {
     /// How long to learn: `90s`, `15m`, `1h`. Live: wall-clock time (default:
     /// until Ctrl-C). With --from: event time from the window's first event
     /// (default: the whole recording).
-    #[arg(short, long, value_parser = humantime::parse_duration)]
+    #[arg(short, long, value_parser = crate::cmd::duration_flag)]
     pub duration: Option<Duration>,
     /// Learn from a JSON-lines recording (`falco-learn record`) instead of
     /// the live probe.
@@ -52,7 +52,11 @@ pub struct LearnArgs {
     #[arg(long, env = "FALCO_LEARN_STORE", default_value = DEFAULT_STORE)]
     pub store: PathBuf,
     /// How often learned state is written to disk.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    #[arg(
+        long,
+        value_parser = crate::cmd::duration_in(Duration::ZERO, Duration::from_secs(3600)),
+        default_value = "5s"
+    )]
     pub flush_interval: Duration,
     /// Start a new window even if this command's last window did not finish,
     /// or learn a recording again that was learned completely (counts add up).
@@ -63,13 +67,25 @@ pub struct LearnArgs {
     #[arg(short = 'r', long = "rules", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
     /// Entries directly in one directory past which it becomes `dir/**`.
-    #[arg(long, default_value_t = Limits::default().file_dir_threshold)]
+    #[arg(
+        long,
+        default_value_t = Limits::default().file_dir_threshold,
+        value_parser = crate::cmd::int_in(1usize, 100_000)
+    )]
     pub file_dir_threshold: usize,
     /// Minimum path components of a generalised directory (2: /var/log/** but never /tmp/**).
-    #[arg(long, default_value_t = Limits::default().file_min_depth)]
+    #[arg(
+        long,
+        default_value_t = Limits::default().file_min_depth,
+        value_parser = crate::cmd::int_in(1usize, 64)
+    )]
     pub file_min_depth: usize,
     /// Peer CIDRs per protocol+port past which peers are widened.
-    #[arg(long, default_value_t = Limits::default().peers_max)]
+    #[arg(
+        long,
+        default_value_t = Limits::default().peers_max,
+        value_parser = crate::cmd::int_in(2usize, 4096)
+    )]
     pub peers_max: usize,
 }
 

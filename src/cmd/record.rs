@@ -23,7 +23,7 @@ pub struct RecordArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// How long to record, e.g. `5s`, `2m`, `1h` (default: until Ctrl-C).
-    #[arg(short, long, value_parser = humantime::parse_duration)]
+    #[arg(short, long, value_parser = crate::cmd::duration_flag)]
     pub duration: Option<Duration>,
     /// Only events of this container id (Falco's 12-character id, a full id, or a ctr name).
     #[arg(long, conflicts_with = "image")]
@@ -36,8 +36,8 @@ pub struct RecordArgs {
     /// paths rules look at (/etc/shadow, /root/, /proc/, …) and writes always.
     #[arg(long)]
     pub all_opens: bool,
-    /// Ring buffer size in MiB.
-    #[arg(long, default_value_t = 16)]
+    /// Ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 16, value_parser = crate::cmd::int_in(1u32, 1024))]
     pub ring_mib: u32,
 }
 

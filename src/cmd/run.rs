@@ -53,7 +53,7 @@ pub struct RunArgs {
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// Stop after this long (tests, benchmarks); default: until SIGTERM.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::cmd::duration_flag)]
     pub duration: Option<Duration>,
 }
 

@@ -384,6 +384,9 @@ fn a_learned_recording_is_not_learned_twice() {
     std::fs::write(&copy, &fixture).expect("write");
     assert_eq!(learn(&copy, &[]), already(&copy));
     assert_eq!(events(), "216");
+    // the same bytes with another --duration: all of it was learned
+    assert_eq!(learn(&rec, &["--duration", "1h"]), already(&rec));
+    assert_eq!(events(), "216");
     // it grew: only the new events are learned
     let first_20: Vec<&[u8]> = fixture.split_inclusive(|&b| b == b'\n').take(20).collect();
     let tail = first_20.concat();
@@ -483,5 +486,45 @@ fn an_unfinished_window_over_a_changed_recording_is_refused() {
             big.display()
         )) && err.ends_with(" bytes differ); `--fresh` learns it from its start as a new window\n"),
         "{err}"
+    );
+}
+
+/// A recording learned in part by a window that its duration ended is not
+/// learned again from its start by a window with another duration (its
+/// first events would count twice).
+#[test]
+fn a_recording_learned_in_part_is_not_learned_again_in_another_window() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = dir.path().join("store");
+    let rec = repo("profiler/tests/fixtures/nginx.jsonl");
+    let canon = std::fs::canonicalize(&rec).expect("canonical");
+    let learn = |extra: &[&str]| {
+        let mut args = vec!["--image", "nginx", "--from", s(&rec), "--store", s(&store)];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--log", "warn"]);
+        run(&args)
+    };
+    let out = learn(&["--duration", "100ms"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = learn(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("falco-learn: error: the first ")
+            && err.ends_with(&format!(
+                " bytes of {} were learned by window 'image=nginx source={} duration=100ms'; \
+                 learning it in another window would count those events twice. Run that \
+                 window's command to continue it, or `--fresh` to learn it anyway\n",
+                rec.display(),
+                canon.display()
+            )),
+        "{err}"
+    );
+    // the same command again: complete, nothing to do
+    let out = learn(&["--duration", "100ms"]);
+    assert!(
+        text(&out.stderr).contains("was already learned into this store"),
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -341,6 +341,14 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
                 w.done = false;
                 w
             }
+            Recognised::Different if w.crc.is_none() => {
+                eprintln!(
+                    "falco-learn: window '{id}' was learned by an older falco-learn, which kept \
+                     no checksum of {}; learning it as a new recording",
+                    path.display()
+                );
+                new_window()
+            }
             Recognised::Different => {
                 eprintln!(
                     "falco-learn: {} is not the recording window '{id}' learned (it changed); \
@@ -352,17 +360,28 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         },
         (Some(_), None) => new_window(),
         (None, Some(path)) => {
-            // the same recording under another name: a copy, a move
+            // The same bytes learned by another window of this image: the
+            // recording under another name (a copy, a move), or with another
+            // --duration.
             for w in store.windows()? {
-                if w.done
-                    && w.image == pattern
-                    && w.duration_ns == duration_ns
-                    && w.source != source
-                    && w.source != "live"
-                    && recognise(path, &w)? == Recognised::Learned
-                {
-                    already_learned(path, &w);
-                    return Ok(ExitCode::SUCCESS);
+                if !w.done || w.image != pattern || w.source == "live" {
+                    continue;
+                }
+                match recognise(path, &w)? {
+                    Recognised::Different => {}
+                    // all this window would learn is learned
+                    Recognised::Learned if w.duration_ns == duration_ns || !w.ended_by_duration => {
+                        already_learned(path, &w);
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    _ => bail!(
+                        "the first {} bytes of {} were learned by window '{}'; learning it in \
+                         another window would count those events twice. Run that window's \
+                         command to continue it, or `--fresh` to learn it anyway",
+                        w.offset,
+                        path.display(),
+                        w.id
+                    ),
                 }
             }
             new_window()
@@ -598,6 +617,9 @@ enum Recognised {
 /// Compare the recording at `path` with what window `w` read of it: its
 /// first `w.offset` bytes must have the window's CRC-32.
 fn recognise(path: &Path, w: &WindowState) -> anyhow::Result<Recognised> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() < w.offset) {
+        return Ok(Recognised::Different);
+    }
     let Some(want) = w.crc else {
         // an older falco-learn's window: an unfinished one resumes as it
         // always did, a finished one cannot be recognised

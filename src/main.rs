@@ -86,8 +86,15 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // sled's own log lines (a full disk: a dozen ERROR lines from its flusher)
+    // say less than the store's error does; `--log sled=…` shows them.
+    let directives = if cli.log.contains("sled") {
+        cli.log.clone()
+    } else {
+        format!("{},sled=off", cli.log)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -129,6 +136,119 @@ fn finish(result: anyhow::Result<std::process::ExitCode>) -> std::process::ExitC
         Err(e) => {
             eprintln!("falco-learn: error: {e:#}");
             std::process::ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::any::TypeId;
+
+    /// Every numeric flag of every subcommand (found by walking the CLI, so a
+    /// new one cannot be forgotten) refuses a value outside its range, with
+    /// an error naming the flag and the range.
+    #[test]
+    fn every_numeric_flag_is_bounded() {
+        fn walk(c: &clap::Command, path: &[String], out: &mut Vec<(Vec<String>, String)>) {
+            let numeric = [
+                TypeId::of::<u8>(),
+                TypeId::of::<u16>(),
+                TypeId::of::<u32>(),
+                TypeId::of::<u64>(),
+                TypeId::of::<usize>(),
+                TypeId::of::<i32>(),
+                TypeId::of::<i64>(),
+                TypeId::of::<f32>(),
+                TypeId::of::<f64>(),
+                TypeId::of::<std::time::Duration>(),
+            ];
+            for a in c.get_arguments() {
+                let t = a.get_value_parser().type_id();
+                if numeric.iter().any(|n| t == *n) {
+                    let name = match a.get_long() {
+                        Some(l) => format!("--{l}"),
+                        None => a.get_id().to_string(),
+                    };
+                    out.push((path.to_vec(), name));
+                }
+            }
+            for sub in c.get_subcommands() {
+                let mut p = path.to_vec();
+                p.push(sub.get_name().to_string());
+                walk(sub, &p, out);
+            }
+        }
+        let mut found = Vec::new();
+        walk(&Cli::command(), &[], &mut found);
+        // (flag, a value out of range, the error's words)
+        let cases: &[(&str, &str, &str)] = &[
+            ("--duration", "0s", "must be between 1ms and 1year, got 0s"),
+            (
+                "--flush-interval",
+                "2h",
+                "must be between 0s and 1h, got 2h",
+            ),
+            (
+                "--file-dir-threshold",
+                "0",
+                "must be between 1 and 100000, got 0",
+            ),
+            ("--file-min-depth", "65", "must be between 1 and 64, got 65"),
+            ("--peers-max", "1", "must be between 2 and 4096, got 1"),
+            ("--ring-mib", "2048", "must be between 1 and 1024, got 2048"),
+            ("--timeout", "0s", "must be between 100ms and 1h, got 0s"),
+            ("--rounds", "0", "must be between 1 and 1000, got 0"),
+            (
+                "--scale",
+                "0",
+                "must be a number between 0.001 and 1000, got \"0\"",
+            ),
+            ("iters", "0", "must be between 1 and 1000000000, got 0"),
+        ];
+        assert!(found.len() >= 15, "{found:?}");
+        for (path, flag) in &found {
+            let Some((_, bad, words)) = cases.iter().find(|(f, _, _)| f == flag) else {
+                panic!(
+                    "numeric flag {flag} of `{}` has no bound in this test",
+                    path.join(" ")
+                );
+            };
+            let mut argv = vec!["falco-learn".to_string()];
+            argv.extend(path.iter().cloned());
+            if flag.starts_with("--") {
+                argv.push(flag.to_string());
+            } else {
+                argv.push("open-read".into()); // bench worker KIND ITERS
+            }
+            argv.push(bad.to_string());
+            let err = match Cli::command().try_get_matches_from(&argv) {
+                Ok(_) => panic!("{argv:?} accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains(&format!("for '{flag}"))
+                    || err.contains(&format!("'<{}>'", flag.to_uppercase())),
+                "{argv:?}: the error names the flag: {err}"
+            );
+            assert!(err.contains(words), "{argv:?}: {err}");
+        }
+        // the same ranges hold one step inside
+        for ok in [
+            vec!["falco-learn", "learn", "--duration", "1ms"],
+            vec![
+                "falco-learn",
+                "learn",
+                "--flush-interval",
+                "0s",
+                "--peers-max",
+                "2",
+            ],
+            vec!["falco-learn", "record", "--ring-mib", "1024"],
+            vec!["falco-learn", "bench", "probe", "--scale", "0.001"],
+        ] {
+            assert!(Cli::command().try_get_matches_from(&ok).is_ok(), "{ok:?}");
         }
     }
 }

@@ -334,3 +334,197 @@ fn without_arguments_prints_help_and_live_needs_an_image() {
     let out = run(&["--image", "nginx", "--duration", "nonsense"]);
     assert_eq!(out.status.code(), Some(2), "clap rejects a bad duration");
 }
+
+/// Running the same `learn --from FILE` again after it completed used to
+/// learn the recording a second time (every count doubled, not a word). A
+/// recording is recognised by the CRC-32 of the bytes the window read: the
+/// same file, or a copy, is not learned again unless `--fresh`; a file that
+/// grew is learned from where the window stopped; a different file at the
+/// same path is a new recording.
+#[test]
+fn a_learned_recording_is_not_learned_twice() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = dir.path().join("store");
+    let fixture = std::fs::read(repo("profiler/tests/fixtures/nginx.jsonl")).expect("fixture");
+    let rec = dir.path().join("rec.jsonl");
+    std::fs::write(&rec, &fixture).expect("write");
+    let canon = std::fs::canonicalize(&rec).expect("canonical");
+    let learn = |file: &Path, extra: &[&str]| {
+        let mut args = vec!["--image", "nginx", "--from", s(file), "--store", s(&store)];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--log", "warn"]);
+        let out = run(&args);
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let events = || {
+        let shown = text(&run(&["profiles", "show", "--store", s(&store), "nginx"]).stdout);
+        shown
+            .lines()
+            .find_map(|l| l.strip_prefix("  events: "))
+            .expect("events line")
+            .to_string()
+    };
+    let window = format!("image=nginx source={} duration=none", canon.display());
+    learn(&rec, &[]);
+    assert_eq!(events(), "216");
+    // again: recognised, nothing learned, exit 0
+    let already = |path: &Path| {
+        format!(
+            "falco-learn: {} was already learned into this store (window '{window}': 220 events, \
+             complete); nothing to do. `--fresh` learns it again, adding to every count\n",
+            path.display()
+        )
+    };
+    assert_eq!(learn(&rec, &[]), already(&rec));
+    assert_eq!(events(), "216");
+    // a copy under another name: the same recording
+    let copy = dir.path().join("copy.jsonl");
+    std::fs::write(&copy, &fixture).expect("write");
+    assert_eq!(learn(&copy, &[]), already(&copy));
+    assert_eq!(events(), "216");
+    // the same bytes with another --duration: all of it was learned
+    assert_eq!(learn(&rec, &["--duration", "1h"]), already(&rec));
+    assert_eq!(events(), "216");
+    // it grew: only the new events are learned
+    let first_20: Vec<&[u8]> = fixture.split_inclusive(|&b| b == b'\n').take(20).collect();
+    let tail = first_20.concat();
+    let mut grown = fixture.clone();
+    grown.extend_from_slice(&tail);
+    std::fs::write(&rec, &grown).expect("write");
+    let err = learn(&rec, &[]);
+    assert!(
+        err.starts_with(&format!(
+            "falco-learn: {} grew by {} bytes since window '{window}' learned it; learning the \
+             new events\n",
+            rec.display(),
+            tail.len()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("window complete. Read 20 events, 16 of"),
+        "{err}"
+    );
+    assert_eq!(events(), "232");
+    assert_eq!(learn(&rec, &[]), {
+        already(&rec).replace("220 events", "240 events")
+    });
+    // --fresh: learned again from its start, counts add up
+    let err = learn(&rec, &["--fresh"]);
+    assert!(
+        err.starts_with(&format!(
+            "falco-learn: --fresh: learning {} again from its start; its counts add to the \
+             stored profiles\n",
+            rec.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(events(), "464");
+    // another recording at the same path (same size, other bytes): a new one
+    let other = String::from_utf8(grown)
+        .expect("utf-8")
+        .replace("node-1", "node-2");
+    std::fs::write(&rec, other).expect("write");
+    let err = learn(&rec, &[]);
+    assert!(
+        err.starts_with(&format!(
+            "falco-learn: {} is not the recording window '{window}' learned (it changed); \
+             learning it as a new recording\n",
+            rec.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(events(), "696");
+}
+
+/// An unfinished window whose recording was replaced is not resumed in the
+/// middle of other bytes.
+#[test]
+fn an_unfinished_window_over_a_changed_recording_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fixture =
+        std::fs::read_to_string(repo("profiler/tests/fixtures/nginx.jsonl")).expect("fixture");
+    let big = dir.path().join("big.jsonl");
+    std::fs::write(&big, fixture.repeat(200)).expect("write");
+    let store = dir.path().join("store");
+    let args = [
+        "learn",
+        "--image",
+        "nginx",
+        "--from",
+        s(&big),
+        "--store",
+        s(&store),
+        "--flush-interval",
+        "0s",
+        "--log",
+        "warn",
+    ];
+    let child = bin()
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    // SAFETY: signalling our own child by pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().expect("wait");
+    let err = text(&out.stderr);
+    assert!(err.contains("stopped early"), "{err}");
+    // the same size, other bytes at the start
+    std::fs::write(&big, fixture.replace("node-1", "node-2").repeat(200)).expect("write");
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "falco-learn: error: {} changed since this window read it (its first ",
+            big.display()
+        )) && err.ends_with(" bytes differ); `--fresh` learns it from its start as a new window\n"),
+        "{err}"
+    );
+}
+
+/// A recording learned in part by a window that its duration ended is not
+/// learned again from its start by a window with another duration (its
+/// first events would count twice).
+#[test]
+fn a_recording_learned_in_part_is_not_learned_again_in_another_window() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = dir.path().join("store");
+    let rec = repo("profiler/tests/fixtures/nginx.jsonl");
+    let canon = std::fs::canonicalize(&rec).expect("canonical");
+    let learn = |extra: &[&str]| {
+        let mut args = vec!["--image", "nginx", "--from", s(&rec), "--store", s(&store)];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--log", "warn"]);
+        run(&args)
+    };
+    let out = learn(&["--duration", "100ms"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = learn(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("falco-learn: error: the first ")
+            && err.ends_with(&format!(
+                " bytes of {} were learned by window 'image=nginx source={} duration=100ms'; \
+                 learning it in another window would count those events twice. Run that \
+                 window's command to continue it, or `--fresh` to learn it anyway\n",
+                rec.display(),
+                canon.display()
+            )),
+        "{err}"
+    );
+    // the same command again: complete, nothing to do
+    let out = learn(&["--duration", "100ms"]);
+    assert!(
+        text(&out.stderr).contains("was already learned into this store"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -464,10 +464,21 @@ fn sighup_with_an_exploding_rules_file_keeps_the_running_rules() {
             "--profiles",
             &profiles_s,
             "-o",
+            "profiles.allow_empty=true",
+            "-o",
             "outputs.stdout.enabled=true",
             "-o",
             &metrics_o,
         ],
+    );
+    // an empty profiles directory runs only where allowed, and says so
+    assert!(
+        agent.stderr_has(&format!(
+            "profiles directory {profiles_s} holds no profiles (profiles.allow_empty): only the \
+             rules apply until profiles appear there and SIGHUP loads them"
+        )),
+        "{}",
+        agent.stderr()
     );
     run_copy_of_true(dir.path(), "fl-hup-mark");
     wait_alerts(&agent, "Reload marker", 1);
@@ -535,6 +546,8 @@ fn sighup_reload_runs_beside_evaluation() {
             &rules_s,
             "--profiles",
             &profiles_s,
+            "-o",
+            "profiles.allow_empty=true",
             "-o",
             "outputs.stdout.enabled=true",
             "-o",

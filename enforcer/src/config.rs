@@ -17,10 +17,64 @@ pub enum ConfigError {
     OverrideTarget { arg: String, key: String },
     #[error("{what}: {err}")]
     Invalid { what: String, err: String },
+    #[error("{key} must be between {min} and {max}, got {got}")]
+    OutOfRange {
+        key: &'static str,
+        min: String,
+        max: String,
+        got: String,
+    },
+}
+
+/// A numeric key's value and the range it must be in (both ends included).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    Int {
+        key: &'static str,
+        got: u64,
+        min: u64,
+        max: u64,
+    },
+    Float {
+        key: &'static str,
+        got: f64,
+        min: f64,
+        max: f64,
+    },
+}
+
+impl Bound {
+    pub fn key(&self) -> &'static str {
+        match self {
+            Bound::Int { key, .. } | Bound::Float { key, .. } => key,
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let out = |key, min: &dyn std::fmt::Display, max: &dyn std::fmt::Display, got: String| {
+            Err(ConfigError::OutOfRange {
+                key,
+                min: min.to_string(),
+                max: max.to_string(),
+                got,
+            })
+        };
+        match *self {
+            Bound::Int { key, got, min, max } if got < min || got > max => {
+                out(key, &min, &max, got.to_string())
+            }
+            // NaN is in no range
+            Bound::Float { key, got, min, max } if !(min..=max).contains(&got) => {
+                out(key, &min, &max, got.to_string())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Output format on stdout/file/program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     #[default]
@@ -41,6 +95,7 @@ pub const SHUTDOWN_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 0..=600_000
 pub const HTTP_RETRIES_RANGE: std::ops::RangeInclusive<u32> = 1..=20;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct StdoutOutput {
     pub enabled: bool,
@@ -57,6 +112,7 @@ impl Default for StdoutOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct FileOutput {
     pub enabled: bool,
@@ -76,6 +132,7 @@ impl Default for FileOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct SyslogOutput {
     pub enabled: bool,
@@ -95,6 +152,7 @@ impl Default for SyslogOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpOutput {
     pub enabled: bool,
@@ -123,6 +181,7 @@ impl Default for HttpOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct ProgramOutput {
     pub enabled: bool,
@@ -150,6 +209,7 @@ impl Default for ProgramOutput {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Outputs {
     /// json (Falco's JSON alert) or text (`time: priority output`).
@@ -178,6 +238,7 @@ impl Default for Outputs {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Metrics {
     pub enabled: bool,
@@ -194,10 +255,16 @@ impl Default for Metrics {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Profiles {
-    /// Directory of reviewed profile YAML files (`profiles export`).
+    /// Directory of reviewed profile YAML files (`profiles export`); empty:
+    /// no profiles, the rules only. A directory that does not exist is an
+    /// error, and so is one without profiles unless `allow_empty`.
     pub dir: PathBuf,
+    /// Run with a profiles directory that holds no profiles yet (warned about
+    /// at start and at every reload), e.g. an optional ConfigMap.
+    pub allow_empty: bool,
     /// Priority of profile-anomaly alerts.
     pub priority: String,
     /// Profile used for host processes (events whose container id is `host`),
@@ -207,7 +274,8 @@ pub struct Profiles {
 impl Default for Profiles {
     fn default() -> Self {
         Profiles {
-            dir: PathBuf::from("profiles"),
+            dir: PathBuf::new(),
+            allow_empty: false,
             priority: "Warning".into(),
             host_image: String::new(),
         }
@@ -215,6 +283,7 @@ impl Default for Profiles {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Drops {
     /// Alert ("Falco internal: syscall event drop") when this fraction of events
@@ -233,6 +302,7 @@ impl Default for Drops {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Engine {
     /// Bounded queue between the probe and the engine (events).
@@ -252,6 +322,7 @@ impl Default for Engine {
 /// Where container metadata comes from (image, pod; see the probe's `runtime` module).
 /// Sockets that do not exist are skipped: the defaults are the usual paths.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainerRuntimes {
     /// Ask runtimes at all (false: events carry the container id and runtime only).
@@ -293,6 +364,7 @@ impl Default for ContainerRuntimes {
 
 /// The whole configuration. Every field has a default; see `falco-learn.yaml`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Rules files in load order; empty: the embedded default ruleset.
@@ -406,20 +478,8 @@ impl Config {
                 ));
             }
         }
-        if self.container_runtimes.lookup_timeout_ms == 0 {
-            return Err(bad(
-                "container_runtimes.lookup_timeout_ms",
-                "must be at least 1".into(),
-            ));
-        }
-        if self.container_runtimes.hold_ms > 10_000 {
-            return Err(bad(
-                "container_runtimes.hold_ms",
-                format!(
-                    "{} ms would delay every alert of a new container that long (at most 10000)",
-                    self.container_runtimes.hold_ms
-                ),
-            ));
+        for b in self.bounds() {
+            b.check()?;
         }
         if self.outputs.file.enabled && self.outputs.file.filename.as_os_str().is_empty() {
             return Err(bad(
@@ -454,66 +514,100 @@ impl Config {
                 format!("{} is not a power of two", self.engine.ring_mib),
             ));
         }
-        if self.engine.queue == 0 {
-            return Err(bad("engine.queue", "must be at least 1".into()));
-        }
-        self.outputs.validate()
-    }
-}
-
-fn in_range<T: PartialOrd + std::fmt::Display>(
-    key: &str,
-    v: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<(), ConfigError> {
-    if range.contains(&v) {
         Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            what: key.into(),
-            err: format!(
-                "{v} is out of range (at least {}, at most {})",
-                range.start(),
-                range.end()
-            ),
-        })
     }
-}
 
-impl Outputs {
-    /// Every numeric output setting within its bounds, checked whether the
-    /// output is enabled or not (a later `-o …enabled=true` must not reveal it).
-    fn validate(&self) -> Result<(), ConfigError> {
-        for (key, q) in [
-            ("outputs.stdout.queue", self.stdout.queue),
-            ("outputs.file.queue", self.file.queue),
-            ("outputs.syslog.queue", self.syslog.queue),
-            ("outputs.http.queue", self.http.queue),
-            ("outputs.program.queue", self.program.queue),
-        ] {
-            in_range(key, q, QUEUE_RANGE)?;
-        }
-        for (key, t) in [
-            ("outputs.http.timeout_ms", self.http.timeout_ms),
-            (
+    /// Every numeric key with its value and its range, checked at load.
+    pub fn bounds(&self) -> Vec<Bound> {
+        let int = |key, got: u64, min, max| Bound::Int { key, got, min, max };
+        let o = &self.outputs;
+        let c = &self.container_runtimes;
+        vec![
+            // alerts held for a slow output (each a few KiB): dropped and counted past it
+            int(
+                "outputs.stdout.queue",
+                o.stdout.queue as u64,
+                *QUEUE_RANGE.start() as u64,
+                *QUEUE_RANGE.end() as u64,
+            ),
+            int(
+                "outputs.file.queue",
+                o.file.queue as u64,
+                *QUEUE_RANGE.start() as u64,
+                *QUEUE_RANGE.end() as u64,
+            ),
+            int(
+                "outputs.syslog.queue",
+                o.syslog.queue as u64,
+                *QUEUE_RANGE.start() as u64,
+                *QUEUE_RANGE.end() as u64,
+            ),
+            int(
+                "outputs.http.queue",
+                o.http.queue as u64,
+                *QUEUE_RANGE.start() as u64,
+                *QUEUE_RANGE.end() as u64,
+            ),
+            int(
+                "outputs.program.queue",
+                o.program.queue as u64,
+                *QUEUE_RANGE.start() as u64,
+                *QUEUE_RANGE.end() as u64,
+            ),
+            int(
+                "outputs.http.retries",
+                u64::from(o.http.retries),
+                u64::from(*HTTP_RETRIES_RANGE.start()),
+                u64::from(*HTTP_RETRIES_RANGE.end()),
+            ),
+            int(
+                "outputs.http.timeout_ms",
+                o.http.timeout_ms,
+                *OUTPUT_TIMEOUT_MS_RANGE.start(),
+                *OUTPUT_TIMEOUT_MS_RANGE.end(),
+            ),
+            int(
                 "outputs.http.connect_timeout_ms",
-                self.http.connect_timeout_ms,
+                o.http.connect_timeout_ms,
+                *OUTPUT_TIMEOUT_MS_RANGE.start(),
+                *OUTPUT_TIMEOUT_MS_RANGE.end(),
             ),
-            ("outputs.program.timeout_ms", self.program.timeout_ms),
-        ] {
-            in_range(key, t, OUTPUT_TIMEOUT_MS_RANGE)?;
-        }
-        in_range(
-            "outputs.http.retries",
-            self.http.retries,
-            HTTP_RETRIES_RANGE,
-        )?;
-        in_range(
-            "outputs.shutdown_timeout_ms",
-            self.shutdown_timeout_ms,
-            SHUTDOWN_TIMEOUT_MS_RANGE,
-        )?;
-        Ok(())
+            int(
+                "outputs.program.timeout_ms",
+                o.program.timeout_ms,
+                *OUTPUT_TIMEOUT_MS_RANGE.start(),
+                *OUTPUT_TIMEOUT_MS_RANGE.end(),
+            ),
+            int(
+                "outputs.shutdown_timeout_ms",
+                o.shutdown_timeout_ms,
+                *SHUTDOWN_TIMEOUT_MS_RANGE.start(),
+                *SHUTDOWN_TIMEOUT_MS_RANGE.end(),
+            ),
+            Bound::Float {
+                key: "drops.threshold",
+                got: self.drops.threshold,
+                min: 0.0,
+                max: 1.0,
+            },
+            int(
+                "drops.rate_limit_secs",
+                self.drops.rate_limit_secs,
+                0,
+                86_400,
+            ),
+            int("engine.queue", self.engine.queue as u64, 1, 1 << 20),
+            // locked kernel memory; also keeps ring_mib × 1 MiB within u32
+            int("engine.ring_mib", u64::from(self.engine.ring_mib), 1, 1024),
+            int(
+                "container_runtimes.lookup_timeout_ms",
+                c.lookup_timeout_ms,
+                1,
+                60_000,
+            ),
+            // every alert of a new container waits this long at most
+            int("container_runtimes.hold_ms", c.hold_ms, 0, 10_000),
+        ]
     }
 }
 
@@ -542,6 +636,88 @@ mod tests {
             c.rules_files,
             [PathBuf::from("/a.yaml"), PathBuf::from("/b.yaml")]
         );
+    }
+
+    /// Every numeric leaf of the configuration (found by serialising the
+    /// defaults, so a new numeric key cannot be forgotten) has a bound, and a
+    /// value just outside either end of it, or far outside, is refused with
+    /// an error naming the key.
+    #[test]
+    fn every_numeric_key_is_bounded() {
+        fn leaves(v: &serde_yaml::Value, path: &str, out: &mut Vec<String>) {
+            match v {
+                serde_yaml::Value::Mapping(m) => {
+                    for (k, v) in m {
+                        let k = k.as_str().expect("string key");
+                        let p = if path.is_empty() {
+                            k.to_string()
+                        } else {
+                            format!("{path}.{k}")
+                        };
+                        leaves(v, &p, out);
+                    }
+                }
+                serde_yaml::Value::Number(_) => out.push(path.to_string()),
+                _ => {}
+            }
+        }
+        let defaults = serde_yaml::to_value(Config::default()).expect("serialise");
+        let mut numeric = Vec::new();
+        leaves(&defaults, "", &mut numeric);
+        numeric.sort();
+        let bounds = Config::default().bounds();
+        let mut bounded: Vec<String> = bounds.iter().map(|b| b.key().to_string()).collect();
+        bounded.sort();
+        assert_eq!(numeric, bounded, "numeric keys vs. keys with a bound");
+        assert_eq!(numeric.len(), 16);
+        for b in bounds {
+            let (key, tries): (&str, Vec<(String, String)>) = match b {
+                Bound::Int { key, min, max, .. } => {
+                    let mut t = vec![(format!("{}", max + 1), format!("{}", max + 1))];
+                    if min > 0 {
+                        t.push((format!("{}", min - 1), format!("{}", min - 1)));
+                    }
+                    (key, t)
+                }
+                Bound::Float { key, min, max, .. } => (
+                    key,
+                    vec![
+                        (format!("{}", max + 0.5), format!("{}", max + 0.5)),
+                        (format!("{}", min - 0.5), format!("{}", min - 0.5)),
+                        (".nan".into(), "NaN".into()),
+                    ],
+                ),
+            };
+            let (min, max) = match b {
+                Bound::Int { min, max, .. } => (min.to_string(), max.to_string()),
+                Bound::Float { min, max, .. } => (min.to_string(), max.to_string()),
+            };
+            for (value, shown) in tries {
+                let err = Config::load(None, &[format!("{key}={value}")])
+                    .expect_err(&format!("{key}={value} refused"))
+                    .to_string();
+                assert_eq!(
+                    err,
+                    format!("{key} must be between {min} and {max}, got {shown}")
+                );
+            }
+        }
+        // the example of the issue, exactly
+        assert_eq!(
+            Config::load(None, &["engine.queue=0".into()])
+                .expect_err("0")
+                .to_string(),
+            "engine.queue must be between 1 and 1048576, got 0"
+        );
+        // a value the type cannot hold names the key too
+        let e = Config::load(None, &["engine.ring_mib=99999999999".into()])
+            .expect_err("u32")
+            .to_string();
+        assert!(e.contains("engine.ring_mib: invalid value"), "{e}");
+        let e = Config::load(None, &["engine.ring_mib=3".into()])
+            .expect_err("power of two")
+            .to_string();
+        assert_eq!(e, "engine.ring_mib: 3 is not a power of two");
     }
 
     #[test]
@@ -626,7 +802,8 @@ mod tests {
         ] {
             let e = Config::load(None, &[o.into()]).expect_err(o).to_string();
             assert!(
-                e.starts_with(&format!("{key}: {v} is out of range (at least ")),
+                e.starts_with(&format!("{key} must be between "))
+                    && e.ends_with(&format!(", got {v}")),
                 "{o}: {e}"
             );
         }

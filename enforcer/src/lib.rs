@@ -34,6 +34,18 @@ pub enum EngineError {
     Rules { count: usize, report: String },
     #[error("{path}: cannot read profiles directory: {err}")]
     ProfilesDir { path: String, err: std::io::Error },
+    #[error(
+        "profiles directory {path} does not exist (--profiles or profiles.dir); to run the rules \
+         without profiles, leave profiles.dir empty"
+    )]
+    ProfilesMissing { path: String },
+    #[error("profiles directory {path} is not a directory")]
+    ProfilesNotDir { path: String },
+    #[error(
+        "profiles directory {path} holds no profiles (*.yaml, *.yml); to run the rules until \
+         profiles appear there (SIGHUP loads them), set profiles.allow_empty=true"
+    )]
+    ProfilesEmpty { path: String },
     #[error("{0}")]
     Profile(#[from] falco_learn_profiler::ProfileError),
     #[error("{path}: cannot read: {err}")]
@@ -110,14 +122,67 @@ fn load_rules(files: &[PathBuf]) -> (Ruleset, LoadReport, Vec<String>) {
     }
 }
 
+/// Where the engine's profiles come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfilesFrom<'a> {
+    /// None: the rules only.
+    Nowhere,
+    /// The profile files (`*.yaml`, `*.yml`) in a directory. A missing
+    /// directory is an error, and so is one without profiles unless
+    /// `allow_empty`.
+    Dir { path: &'a Path, allow_empty: bool },
+}
+
+impl<'a> ProfilesFrom<'a> {
+    /// `profiles.dir` as configured: an empty path means no profiles.
+    pub fn configured(dir: &'a Path, allow_empty: bool) -> ProfilesFrom<'a> {
+        if dir.as_os_str().is_empty() {
+            ProfilesFrom::Nowhere
+        } else {
+            ProfilesFrom::Dir {
+                path: dir,
+                allow_empty,
+            }
+        }
+    }
+}
+
+/// The profile files of `dir`, sorted; the errors of [`ProfilesFrom::Dir`].
+fn profile_files(dir: &Path, allow_empty: bool) -> Result<Vec<PathBuf>, EngineError> {
+    let path = || dir.display().to_string();
+    match std::fs::metadata(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(EngineError::ProfilesMissing { path: path() })
+        }
+        Err(err) => return Err(EngineError::ProfilesDir { path: path(), err }),
+        Ok(m) if !m.is_dir() => return Err(EngineError::ProfilesNotDir { path: path() }),
+        Ok(_) => {}
+    }
+    let rd =
+        std::fs::read_dir(dir).map_err(|err| EngineError::ProfilesDir { path: path(), err })?;
+    let mut files = Vec::new();
+    for entry in rd {
+        let p = entry
+            .map_err(|err| EngineError::ProfilesDir { path: path(), err })?
+            .path();
+        if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() && !allow_empty {
+        return Err(EngineError::ProfilesEmpty { path: path() });
+    }
+    Ok(files)
+}
+
 impl Engine {
-    /// Build from rules files (empty: the embedded default) and a profiles
-    /// directory (missing directory: no profiles). `host_image` names the
-    /// profile applied to host processes, if any.
+    /// Build from rules files (empty: the embedded default) and profiles.
+    /// `host_image` names the profile applied to host processes, if any.
     pub fn build(
         rules_files: &[PathBuf],
         min_priority: Priority,
-        profiles_dir: &Path,
+        profiles_from: ProfilesFrom<'_>,
         anomaly_priority: Priority,
         host_image: &str,
     ) -> Result<(Engine, LoadReport), EngineError> {
@@ -129,17 +194,8 @@ impl Engine {
             });
         }
         let mut profiles = AHashMap::new();
-        if profiles_dir.exists() {
-            let rd = std::fs::read_dir(profiles_dir).map_err(|err| EngineError::ProfilesDir {
-                path: profiles_dir.display().to_string(),
-                err,
-            })?;
-            let mut files: Vec<PathBuf> = rd
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                .collect();
-            files.sort();
+        if let ProfilesFrom::Dir { path, allow_empty } = profiles_from {
+            let files = profile_files(path, allow_empty)?;
             for file in files {
                 let text = std::fs::read_to_string(&file).map_err(|err| EngineError::Read {
                     path: file.display().to_string(),
@@ -377,6 +433,60 @@ mod tests {
         }
     }
 
+    fn from(dir: &tempfile::TempDir) -> ProfilesFrom<'_> {
+        ProfilesFrom::Dir {
+            path: dir.path(),
+            allow_empty: false,
+        }
+    }
+
+    /// A missing or empty profiles directory is an error naming it (an
+    /// empty one only when not allowed), never a silent run without profiles.
+    #[test]
+    fn missing_or_empty_profiles_directory_is_an_error() {
+        let build = |p: ProfilesFrom<'_>| {
+            Engine::build(&[], Priority::Debug, p, Priority::Warning, "")
+                .map(|(e, _)| e.profile_count())
+                .map_err(|e| e.to_string())
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let missing = dir.path().join("nonexistent");
+        assert_eq!(
+            build(ProfilesFrom::configured(&missing, true)),
+            Err(format!(
+                "profiles directory {} does not exist (--profiles or profiles.dir); to run the \
+                 rules without profiles, leave profiles.dir empty",
+                missing.display()
+            ))
+        );
+        // no profile files: only other files
+        std::fs::write(dir.path().join("README.md"), "notes").expect("write");
+        assert_eq!(
+            build(ProfilesFrom::configured(dir.path(), false)),
+            Err(format!(
+                "profiles directory {} holds no profiles (*.yaml, *.yml); to run the rules until \
+                 profiles appear there (SIGHUP loads them), set profiles.allow_empty=true",
+                dir.path().display()
+            ))
+        );
+        assert_eq!(build(ProfilesFrom::configured(dir.path(), true)), Ok(0));
+        let file = dir.path().join("README.md");
+        assert_eq!(
+            build(ProfilesFrom::configured(&file, true)),
+            Err(format!(
+                "profiles directory {} is not a directory",
+                file.display()
+            ))
+        );
+        assert_eq!(
+            ProfilesFrom::configured(Path::new(""), false),
+            ProfilesFrom::Nowhere
+        );
+        assert_eq!(build(ProfilesFrom::Nowhere), Ok(0));
+        let with = profile_dir(&["/usr/sbin/nginx"]);
+        assert_eq!(build(ProfilesFrom::configured(with.path(), false)), Ok(1));
+    }
+
     fn profile_dir(execs: &[&str]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tmp");
         let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "latest"));
@@ -395,7 +505,7 @@ mod tests {
     fn anomaly_alert_is_the_generated_rule_alert() {
         let dir = profile_dir(&["/usr/sbin/nginx"]);
         let (mut eng, _) =
-            Engine::build(&[], Priority::Debug, dir.path(), Priority::Warning, "").expect("engine");
+            Engine::build(&[], Priority::Debug, from(&dir), Priority::Warning, "").expect("engine");
         assert_eq!(eng.profile_count(), 1);
         // learned: nothing
         let v = eng.evaluate(&exec("/usr/sbin/nginx", "docker.io/library/nginx"));
@@ -429,9 +539,14 @@ mod tests {
 
     #[test]
     fn unprofiled_image_is_reported_once() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let (mut eng, _) =
-            Engine::build(&[], Priority::Debug, dir.path(), Priority::Warning, "").expect("engine");
+        let (mut eng, _) = Engine::build(
+            &[],
+            Priority::Debug,
+            ProfilesFrom::Nowhere,
+            Priority::Warning,
+            "",
+        )
+        .expect("engine");
         let ev = exec("/bin/true", "docker.io/library/redis");
         assert_eq!(
             eng.evaluate(&ev).new_unprofiled.as_deref(),
@@ -443,7 +558,7 @@ mod tests {
     #[test]
     fn priority_override_and_bad_rules() {
         let dir = profile_dir(&[]);
-        let (mut eng, _) = Engine::build(&[], Priority::Debug, dir.path(), Priority::Critical, "")
+        let (mut eng, _) = Engine::build(&[], Priority::Debug, from(&dir), Priority::Critical, "")
             .expect("engine");
         let v = eng.evaluate(&exec("/bin/sh", "docker.io/library/nginx"));
         let a = v
@@ -459,7 +574,7 @@ mod tests {
             "- rule: x\n  desc: d\n  condition: proc.nope = 1\n  output: o\n  priority: INFO\n",
         )
         .expect("write");
-        match Engine::build(&[bad], Priority::Debug, dir.path(), Priority::Warning, "") {
+        match Engine::build(&[bad], Priority::Debug, from(&dir), Priority::Warning, "") {
             Err(EngineError::Rules { count, report }) => {
                 assert_eq!(count, 1);
                 assert!(report.contains("proc.nope"), "{report}");

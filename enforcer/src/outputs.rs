@@ -386,9 +386,12 @@ struct FileOut {
 
 impl FileOut {
     fn open(path: &Path) -> Result<std::fs::File, OutputError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // a new alert file is 0640 at most, whatever the umask
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o640)
             .open(path)
             .map_err(|err| OutputError::File {
                 path: path.display().to_string(),

@@ -34,6 +34,8 @@ fn daemonset_config_loads_and_mounts_what_the_agent_needs() {
     std::fs::write(&f, embedded).expect("write");
     let c = Config::load(Some(&f), &[]).expect("embedded config loads");
     assert_eq!(c.profiles.dir, Path::new("/etc/falco-learn/profiles"));
+    // the profiles ConfigMap is optional: an empty directory must not stop the agent
+    assert!(c.profiles.allow_empty);
     let ds = &docs[2];
     assert_eq!(ds["kind"], "DaemonSet");
     let spec = &ds["spec"]["template"]["spec"];

@@ -36,10 +36,10 @@ pub struct ProbeBenchArgs {
     #[arg(long)]
     pub agent: bool,
     /// Rounds per loop (each: one run without, one with the probe); medians are reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::cmd::int_in(1usize, 1000))]
     pub rounds: usize,
     /// Scale the iteration counts (1.0 = 200k open/close, 2k fork+exec, 10k connects).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::cmd::float_in(0.001, 1000.0))]
     pub scale: f64,
     /// Run every worker (both sides) in a cgroup of its own, and with the probe
     /// put that cgroup under enforce-kill with a profile allowing the worker and
@@ -52,6 +52,7 @@ pub struct ProbeBenchArgs {
 pub struct WorkerArgs {
     #[arg(value_enum)]
     pub kind: LoopKind,
+    #[arg(value_parser = crate::cmd::int_in(1u64, 1_000_000_000))]
     pub iters: u64,
 }
 
@@ -318,9 +319,6 @@ fn status_mib(key: &str) -> f64 {
 }
 
 fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
-    if a.rounds == 0 || a.scale <= 0.0 {
-        anyhow::bail!("--rounds must be ≥ 1 and --scale > 0");
-    }
     let profiles = if a.agent {
         Some(bench_profiles()?)
     } else {
@@ -376,7 +374,10 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                     falco_learn_enforcer::Engine::build(
                         &[],
                         falco_learn_rules::Priority::Debug,
-                        dir,
+                        falco_learn_enforcer::ProfilesFrom::Dir {
+                            path: dir,
+                            allow_empty: false,
+                        },
                         falco_learn_rules::Priority::Warning,
                         "host",
                     )

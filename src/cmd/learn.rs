@@ -5,8 +5,13 @@
 //! checkpointed with the profiles; running the same command again after an
 //! interruption or a crash resumes it: a recording continues after the last
 //! checkpointed event, a live window runs for the time it still had left.
-//! A window that ran to its end is done; the same command then starts a new
-//! window that adds to the same profiles.
+//! A window that ran to its end is done. A recording is learned once: the
+//! window keeps the CRC-32 of the bytes it read, and running the same command
+//! again over the same file (or a copy of it) says so and learns nothing; a
+//! file that grew is learned from where the window stopped, a different file
+//! at the same path as a new window; `--fresh` learns it again. A live
+//! window that ran to its end is followed by a new one that adds to the same
+//! profiles.
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -15,7 +20,7 @@ use falco_learn_profiler::{Learner, Limits, Outcome, ProcKey};
 use falco_learn_rules::Ruleset;
 use falco_learn_store::{FlaggedProc, Store, WindowState};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::{BufRead, BufReader, IsTerminal, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,7 +42,7 @@ pub struct LearnArgs {
     /// How long to learn: `90s`, `15m`, `1h`. Live: wall-clock time (default:
     /// until Ctrl-C). With --from: event time from the window's first event
     /// (default: the whole recording).
-    #[arg(short, long, value_parser = humantime::parse_duration)]
+    #[arg(short, long, value_parser = crate::cmd::duration_flag)]
     pub duration: Option<Duration>,
     /// Learn from a JSON-lines recording (`falco-learn record`) instead of
     /// the live probe.
@@ -47,9 +52,14 @@ pub struct LearnArgs {
     #[arg(long, env = "FALCO_LEARN_STORE", default_value = DEFAULT_STORE)]
     pub store: PathBuf,
     /// How often learned state is written to disk.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    #[arg(
+        long,
+        value_parser = crate::cmd::duration_in(Duration::ZERO, Duration::from_secs(3600)),
+        default_value = "5s"
+    )]
     pub flush_interval: Duration,
-    /// Start a new window even if this command's last window did not finish.
+    /// Start a new window even if this command's last window did not finish,
+    /// or learn a recording again that was learned completely (counts add up).
     #[arg(long)]
     pub fresh: bool,
     /// Rules whose alerts keep events out of the profile (repeatable; default:
@@ -57,13 +67,25 @@ pub struct LearnArgs {
     #[arg(short = 'r', long = "rules", value_name = "FILE")]
     pub rules: Vec<PathBuf>,
     /// Entries directly in one directory past which it becomes `dir/**`.
-    #[arg(long, default_value_t = Limits::default().file_dir_threshold)]
+    #[arg(
+        long,
+        default_value_t = Limits::default().file_dir_threshold,
+        value_parser = crate::cmd::int_in(1usize, 100_000)
+    )]
     pub file_dir_threshold: usize,
     /// Minimum path components of a generalised directory (2: /var/log/** but never /tmp/**).
-    #[arg(long, default_value_t = Limits::default().file_min_depth)]
+    #[arg(
+        long,
+        default_value_t = Limits::default().file_min_depth,
+        value_parser = crate::cmd::int_in(1usize, 64)
+    )]
     pub file_min_depth: usize,
     /// Peer CIDRs per protocol+port past which peers are widened.
-    #[arg(long, default_value_t = Limits::default().peers_max)]
+    #[arg(
+        long,
+        default_value_t = Limits::default().peers_max,
+        value_parser = crate::cmd::int_in(2usize, 4096)
+    )]
     pub peers_max: usize,
 }
 
@@ -118,6 +140,8 @@ struct Session<'a> {
     flush_every: Duration,
     bar: Option<ProgressBar>,
     counts: Counts,
+    /// CRC-32 of the recording's bytes read so far (recordings only).
+    crc: Option<crc32fast::Hasher>,
 }
 
 impl Session<'_> {
@@ -180,6 +204,7 @@ impl Session<'_> {
             .iter()
             .map(FlaggedProc::from)
             .collect();
+        self.window.crc = self.crc.as_ref().map(|h| h.clone().finalize());
         let changes = self.learner.take_changes();
         self.store
             .checkpoint(self.learner.profiles(), &changes, Some(&self.window))?;
@@ -251,13 +276,10 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     };
     let rules = poison_rules(&args.rules)?;
     let mut learner = Learner::new(limits, Some(rules))?;
-    if let Some(parent) = args.store.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-    }
     let store = Store::open(&args.store)?;
+    for note in store.notes() {
+        tracing::warn!("{note}");
+    }
     let source = match &args.from {
         Some(p) => std::fs::canonicalize(p)
             .with_context(|| format!("cannot open {}", p.display()))?
@@ -266,23 +288,105 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         None => "live".to_string(),
     };
     let id = window_id(&pattern, &source, args.duration);
-    let window = match store.window(&id)? {
-        Some(w) if !w.done && !args.fresh => {
+    let duration_ns = args.duration.map_or(0, |d| d.as_nanos() as u64);
+    let new_window = || WindowState {
+        id: id.clone(),
+        image: pattern.clone(),
+        source: source.clone(),
+        duration_ns,
+        started_wall: now_ns(),
+        ..WindowState::default()
+    };
+    let resume = |w: WindowState| {
+        eprintln!(
+            "falco-learn: resuming window '{id}' ({} events read, {} learning so far)",
+            w.consumed,
+            humantime::format_duration(Duration::from_secs(w.elapsed_ns / 1_000_000_000))
+        );
+        w
+    };
+    let window = match (store.window(&id)?, &args.from) {
+        (Some(w), Some(path)) if args.fresh && w.done => {
             eprintln!(
-                "falco-learn: resuming window '{id}' ({} events read, {} learning so far)",
-                w.consumed,
-                humantime::format_duration(Duration::from_secs(w.elapsed_ns / 1_000_000_000))
+                "falco-learn: --fresh: learning {} again from its start; its counts add to the \
+                 stored profiles",
+                path.display()
             );
-            w
+            new_window()
         }
-        _ => WindowState {
-            id: id.clone(),
-            image: pattern.clone(),
-            source: source.clone(),
-            duration_ns: args.duration.map_or(0, |d| d.as_nanos() as u64),
-            started_wall: now_ns(),
-            ..WindowState::default()
+        (_, _) if args.fresh => new_window(),
+        (Some(w), Some(path)) if !w.done => {
+            if recognise(path, &w)? == Recognised::Different {
+                bail!(
+                    "{} changed since this window read it (its first {} bytes differ); \
+                     `--fresh` learns it from its start as a new window",
+                    path.display(),
+                    w.offset
+                );
+            }
+            resume(w)
+        }
+        (Some(w), None) if !w.done => resume(w),
+        (Some(mut w), Some(path)) => match recognise(path, &w)? {
+            Recognised::Learned => {
+                already_learned(path, &w);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Recognised::Grew(by) => {
+                eprintln!(
+                    "falco-learn: {} grew by {by} bytes since window '{id}' learned it; learning \
+                     the new events",
+                    path.display()
+                );
+                w.done = false;
+                w
+            }
+            Recognised::Different if w.crc.is_none() => {
+                eprintln!(
+                    "falco-learn: window '{id}' was learned by an older falco-learn, which kept \
+                     no checksum of {}; learning it as a new recording",
+                    path.display()
+                );
+                new_window()
+            }
+            Recognised::Different => {
+                eprintln!(
+                    "falco-learn: {} is not the recording window '{id}' learned (it changed); \
+                     learning it as a new recording",
+                    path.display()
+                );
+                new_window()
+            }
         },
+        (Some(_), None) => new_window(),
+        (None, Some(path)) => {
+            // The same bytes learned by another window of this image: the
+            // recording under another name (a copy, a move), or with another
+            // --duration.
+            for w in store.windows()? {
+                if !w.done || w.image != pattern || w.source == "live" {
+                    continue;
+                }
+                match recognise(path, &w)? {
+                    Recognised::Different => {}
+                    // all this window would learn is learned
+                    Recognised::Learned if w.duration_ns == duration_ns || !w.ended_by_duration => {
+                        already_learned(path, &w);
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    _ => bail!(
+                        "the first {} bytes of {} were learned by window '{}'; learning it in \
+                         another window would count those events twice. Run that window's \
+                         command to continue it, or `--fresh` to learn it anyway",
+                        w.offset,
+                        path.display(),
+                        w.id
+                    ),
+                }
+            }
+            new_window()
+        }
+        (None, None) => new_window(),
     };
     // Resume from what is stored: the profiles this window may touch, the
     // containers already counted, the processes flagged in this window.
@@ -310,13 +414,20 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         flush_every: args.flush_interval,
         bar: None,
         counts: Counts::default(),
+        crc: None,
     };
+    if args.from.is_some() {
+        s.crc = Some(match s.window.crc {
+            Some(c) => crc32fast::Hasher::new_with_initial_len(c, s.window.offset),
+            None => crc32fast::Hasher::new(),
+        });
+    }
     let finished = match &args.from {
         Some(path) => learn_file(&mut s, path, terminal)?,
         None => learn_live(&mut s, terminal)?,
     };
     s.window.done = finished;
-    s.checkpoint()?;
+    s.checkpoint().map_err(|e| stopped(e, &s.window))?;
     if let Some(b) = &s.bar {
         b.finish_and_clear();
     }
@@ -367,6 +478,9 @@ fn learn_file(s: &mut Session, path: &Path, terminal: bool) -> anyhow::Result<bo
         let text = line.trim();
         if text.is_empty() || text.starts_with('#') {
             s.window.offset += n as u64;
+            if let Some(h) = &mut s.crc {
+                h.update(line.as_bytes());
+            }
             continue;
         }
         match serde_json::from_str::<Event>(text) {
@@ -375,6 +489,7 @@ fn learn_file(s: &mut Session, path: &Path, terminal: bool) -> anyhow::Result<bo
                     && s.window.first_ts > 0
                     && ev.ts >= s.window.first_ts.saturating_add(s.window.duration_ns)
                 {
+                    s.window.ended_by_duration = true;
                     return Ok(true);
                 }
                 s.observe(&ev);
@@ -390,11 +505,14 @@ fn learn_file(s: &mut Session, path: &Path, terminal: bool) -> anyhow::Result<bo
             }
         }
         s.window.offset += n as u64;
+        if let Some(h) = &mut s.crc {
+            h.update(line.as_bytes());
+        }
         if s.window.consumed.is_multiple_of(256) {
             if let Some(b) = &s.bar {
                 b.set_position(s.window.offset);
             }
-            s.maybe_checkpoint()?;
+            s.maybe_checkpoint().map_err(|e| stopped(e, &s.window))?;
         }
     }
 }
@@ -473,13 +591,94 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
                 s.counts.unattributed_container
             );
         }
-        s.maybe_checkpoint()?;
+        if let Err(e) = s.maybe_checkpoint() {
+            probe.stop();
+            return Err(stopped(e, &s.window));
+        }
     }
     probe.stop();
     for ev in rx.try_iter() {
         s.observe(&ev);
     }
     Ok(finished)
+}
+
+/// A failed checkpoint, with what the store still holds.
+fn stopped(e: anyhow::Error, w: &WindowState) -> anyhow::Error {
+    e.context(format!(
+        "learning stopped after {} events (the same command resumes from the last checkpoint)",
+        w.consumed
+    ))
+}
+
+/// How a recording compares with what a window read of it.
+#[derive(Debug, PartialEq, Eq)]
+enum Recognised {
+    /// The same bytes the window read, and the window read all it would.
+    Learned,
+    /// The same bytes, then this many more the window never saw (it ended at
+    /// the end of the file, not at its duration).
+    Grew(u64),
+    /// Other bytes, or shorter, or a window without a checksum (written by an
+    /// older falco-learn): not the recording the window read.
+    Different,
+}
+
+/// Compare the recording at `path` with what window `w` read of it: its
+/// first `w.offset` bytes must have the window's CRC-32.
+fn recognise(path: &Path, w: &WindowState) -> anyhow::Result<Recognised> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() < w.offset) {
+        return Ok(Recognised::Different);
+    }
+    let Some(want) = w.crc else {
+        // an older falco-learn's window: an unfinished one resumes as it
+        // always did, a finished one cannot be recognised
+        return Ok(if w.done {
+            Recognised::Different
+        } else {
+            Recognised::Learned
+        });
+    };
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = f
+        .metadata()
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if size < w.offset {
+        return Ok(Recognised::Different);
+    }
+    let mut h = crc32fast::Hasher::new();
+    let mut left = w.offset;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let want_now = left.min(buf.len() as u64) as usize;
+        let n = f
+            .read(&mut buf[..want_now])
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(Recognised::Different);
+        }
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(if h.finalize() != want {
+        Recognised::Different
+    } else if size == w.offset || w.ended_by_duration || !w.done {
+        Recognised::Learned
+    } else {
+        Recognised::Grew(size - w.offset)
+    })
+}
+
+fn already_learned(path: &Path, w: &WindowState) {
+    eprintln!(
+        "falco-learn: {} was already learned into this store (window '{}': {} events, \
+         complete); nothing to do. `--fresh` learns it again, adding to every count",
+        path.display(),
+        w.id,
+        w.consumed
+    );
 }
 
 fn ago(later: u64, earlier: u64) -> String {

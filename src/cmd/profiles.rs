@@ -6,7 +6,7 @@
 //! stored profiles.
 
 use crate::cmd::learn::DEFAULT_STORE;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use falco_learn_profiler::{diff::diff, generate_rules, to_yaml, Limits, Profile};
 use falco_learn_rules::Ruleset;
@@ -112,8 +112,21 @@ pub struct GenerateArgs {
     pub stdout: bool,
 }
 
+/// Open the store to change it (created if missing).
 fn open(store: &StoreArg) -> anyhow::Result<Store> {
-    Ok(Store::open(&store.store)?)
+    said(Store::open(&store.store)?)
+}
+
+/// Open the store to read it: a missing store is an error, not a new one.
+fn open_existing(store: &StoreArg) -> anyhow::Result<Store> {
+    said(Store::open_existing(&store.store)?)
+}
+
+fn said(s: Store) -> anyhow::Result<Store> {
+    for note in s.notes() {
+        tracing::warn!("{note}");
+    }
+    Ok(s)
 }
 
 /// Resolve a file path or an image pattern to profiles.
@@ -122,7 +135,13 @@ fn resolve(store: &StoreArg, what: &str) -> anyhow::Result<Vec<Profile>> {
     if path.is_file() {
         return Ok(vec![read_profile_file(path)?]);
     }
-    let s = open(store)?;
+    let s = match Store::open_existing(&store.store) {
+        Ok(s) => said(s)?,
+        Err(e @ falco_learn_store::StoreError::Missing { .. }) => {
+            bail!("'{what}' is neither a file nor an image with a stored profile: {e}")
+        }
+        Err(e) => return Err(e.into()),
+    };
     let v: Vec<Profile> = s
         .profiles()?
         .into_iter()
@@ -162,7 +181,7 @@ pub fn run(cmd: ProfilesCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
         ProfilesCommand::List(store) => {
-            let s = open(&store)?;
+            let s = open_existing(&store)?;
             writeln!(
                 out,
                 "{:<44} {:>5} {:>5} {:>5} {:>6} {:>9}  {:<8} converged (last new → end)",
@@ -261,14 +280,16 @@ pub fn run(cmd: ProfilesCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ProfilesCommand::Export { store, dir, image } => {
-            let s = open(&store)?;
-            let only: Option<Vec<_>> = image.as_ref().map(|pat| {
-                s.images()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|i| crate::cmd::image_matches(pat, &i.repository, &i.tag))
-                    .collect()
-            });
+            let s = open_existing(&store)?;
+            let only: Option<Vec<_>> = match &image {
+                Some(pat) => Some(
+                    s.images()?
+                        .into_iter()
+                        .filter(|i| crate::cmd::image_matches(pat, &i.repository, &i.tag))
+                        .collect(),
+                ),
+                None => None,
+            };
             let written = s.export(&dir, only.as_deref())?;
             if written.is_empty() {
                 eprintln!("falco-learn: no stored profiles to export");
@@ -294,7 +315,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             .map(|f| read_profile_file(f))
             .collect::<Result<_, _>>()?
     } else if args.all {
-        open(&args.store)?.profiles()?
+        open_existing(&args.store)?.profiles()?
     } else if let Some(pat) = &args.image {
         resolve(&args.store, pat)?
     } else {
@@ -316,8 +337,7 @@ pub fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             write!(out, "{text}")?;
             continue;
         }
-        std::fs::create_dir_all(&args.output)
-            .with_context(|| format!("cannot create {}", args.output.display()))?;
+        falco_learn_store::export::create_dir(&args.output)?;
         let path = args.output.join(format!("{}.yaml", stems[&p.image]));
         falco_learn_store::export::write_atomic(&path, &text)?;
         writeln!(out, "{} → {}", p.image, path.display())?;
@@ -340,6 +360,17 @@ mod tests {
         };
         let v = resolve(&st, &f.display().to_string()).expect("file");
         assert_eq!(v[0].image.repository, "nginx");
+        let err = resolve(&st, "redis").expect_err("none").to_string();
+        assert_eq!(
+            err,
+            format!(
+                "'redis' is neither a file nor an image with a stored profile: no store at {} \
+                 (nothing was learned into it; check --store or FALCO_LEARN_STORE)",
+                dir.join("store").display()
+            )
+        );
+        assert!(!dir.join("store").exists(), "reading made no store");
+        Store::open(&dir.join("store")).expect("create");
         let err = resolve(&st, "redis").expect_err("none").to_string();
         assert_eq!(
             err,

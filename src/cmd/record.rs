@@ -6,7 +6,7 @@ use clap::Args;
 use falco_learn_event::{write_jsonl, Event};
 use falco_learn_probe::{Probe, ProbeConfig};
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
@@ -23,7 +23,7 @@ pub struct RecordArgs {
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// How long to record, e.g. `5s`, `2m`, `1h` (default: until Ctrl-C).
-    #[arg(short, long, value_parser = humantime::parse_duration)]
+    #[arg(short, long, value_parser = crate::cmd::duration_flag)]
     pub duration: Option<Duration>,
     /// Only events of this container id (Falco's 12-character id, a full id, or a ctr name).
     #[arg(long, conflicts_with = "image")]
@@ -37,8 +37,8 @@ pub struct RecordArgs {
     /// rules/default/falco-learn_rules.yaml` lists them) and writes always.
     #[arg(long)]
     pub all_opens: bool,
-    /// Ring buffer size in MiB.
-    #[arg(long, default_value_t = 16)]
+    /// Ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 16, value_parser = crate::cmd::int_in(1u32, 1024))]
     pub ring_mib: u32,
 }
 
@@ -55,6 +55,29 @@ fn matches(ev: &Event, args: &RecordArgs) -> bool {
         );
     }
     true
+}
+
+/// Create (or truncate) a recording, mode 0600 whatever the umask: it holds
+/// the behaviour of every process recorded. An existing regular file loses
+/// group and other access; a device or a pipe (`-o /dev/stdout`) is left as
+/// it is.
+pub fn create_private(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private (mode 0600)", path.display()))?;
+    }
+    Ok(f)
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
@@ -76,14 +99,13 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     if args.all_opens {
         cfg.read_prefixes = None;
     }
-    crate::cmd::signals::install(false);
-    let (probe, rx) = Probe::start(cfg)?;
+    // The output first: a bad path fails before the probe loads.
     let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
+        Some(p) => Box::new(BufWriter::new(create_private(p)?)),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
+    crate::cmd::signals::install(false);
+    let (probe, rx) = Probe::start(cfg)?;
     tracing::info!(
         duration = ?args.duration,
         "recording live events{}",

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use falco_learn_enforcer::config::Config;
 use falco_learn_enforcer::metrics as m;
 use falco_learn_enforcer::outputs::Outputs;
-use falco_learn_enforcer::Engine;
+use falco_learn_enforcer::{Engine, ProfilesFrom};
 use falco_learn_probe::runtime::RuntimeConfig;
 use falco_learn_probe::{Probe, ProbeConfig};
 use falco_learn_rules::{Alert, Priority};
@@ -43,7 +43,8 @@ pub struct RunArgs {
     /// Rules files in load order (repeatable); default: the embedded ruleset.
     #[arg(short = 'r', long = "rules")]
     pub rules: Vec<PathBuf>,
-    /// Directory of reviewed profiles (YAML).
+    /// Directory of reviewed profiles (YAML); it must exist and hold profiles
+    /// (unless `-o profiles.allow_empty=true`). Without it: the rules only.
     #[arg(long)]
     pub profiles: Option<PathBuf>,
     /// Configuration file (YAML, like falco.yaml; see deploy/falco-learn.yaml).
@@ -53,20 +54,33 @@ pub struct RunArgs {
     #[arg(short = 'o', value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// Stop after this long (tests, benchmarks); default: until SIGTERM.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = crate::cmd::duration_flag)]
     pub duration: Option<Duration>,
 }
 
-fn build_engine(cfg: &Config) -> anyhow::Result<Engine> {
+fn build_engine(cfg: &Config, mode: Mode) -> anyhow::Result<Engine> {
     let min = Priority::parse(&cfg.priority).unwrap_or(Priority::Debug);
     let anomaly = Priority::parse(&cfg.profiles.priority).unwrap_or(Priority::Warning);
+    let from = ProfilesFrom::configured(&cfg.profiles.dir, cfg.profiles.allow_empty);
     let (engine, report) = Engine::build(
         &cfg.rules_files,
         min,
-        &cfg.profiles.dir,
+        from,
         anomaly,
         &cfg.profiles.host_image,
     )?;
+    if from != ProfilesFrom::Nowhere && engine.profile_count() == 0 {
+        tracing::warn!(
+            "profiles directory {} holds no profiles (profiles.allow_empty): only the rules \
+             apply{} until profiles appear there and SIGHUP loads them",
+            cfg.profiles.dir.display(),
+            if mode == Mode::EnforceKill {
+                " and enforce-kill kills nothing"
+            } else {
+                ""
+            }
+        );
+    }
     if !report.warnings.is_empty() {
         tracing::info!(
             "rules loaded with {} warning(s) (see `falco-learn rules check`)",
@@ -79,7 +93,11 @@ fn build_engine(cfg: &Config) -> anyhow::Result<Engine> {
         s.rules_files.join(", "),
         s.rules,
         s.enabled_rules,
-        cfg.profiles.dir.display(),
+        if from == ProfilesFrom::Nowhere {
+            "nowhere (no --profiles or profiles.dir)".to_string()
+        } else {
+            cfg.profiles.dir.display().to_string()
+        },
         if s.profiles.is_empty() {
             "none".to_string()
         } else {
@@ -146,12 +164,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         overrides.push(format!("profiles.dir={:?}", p.display().to_string()));
     }
     let cfg = Config::load(args.config.as_deref(), &overrides)?;
+    if args.mode == Mode::EnforceKill && cfg.profiles.dir.as_os_str().is_empty() {
+        anyhow::bail!(
+            "--mode enforce-kill kills execs outside their image's profile, and no profiles are \
+             configured: give --profiles DIR (or profiles.dir)"
+        );
+    }
     if args.mode == Mode::EnforceKill && falco_learn_probe::kill::cgroup2_mount().is_none() {
         anyhow::bail!(
             "--mode enforce-kill needs the cgroup v2 hierarchy (containers are recognised in the \
              kernel by their cgroup v2 id) and none is mounted here; use --mode enforce-alert"
         );
     }
+    // Rules and profiles first: a bad file or a missing profiles directory
+    // fails before anything is started.
+    let mut engine = build_engine(&cfg, args.mode)?;
     signals::install(true);
 
     if cfg.metrics.enabled {
@@ -179,7 +206,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for stage in ["probe_queue", "decode"] {
         metrics::counter!(m::DROPS, "kind" => "any", "stage" => stage).increment(0);
     }
-    let mut engine = build_engine(&cfg)?;
     publish_profile_gauges(&engine);
     // each enabled output's delivery and failure counters exist (at 0) from the start
     let mut outputs = Outputs::new(&cfg.outputs)?;
@@ -243,7 +269,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 // One reload at a time; the files are read again after it.
                 reload_again = true;
             } else {
-                reloading = start_reload(cfg_reloaded(&args, &overrides, &cfg));
+                reloading = start_reload(cfg_reloaded(&args, &overrides, &cfg), args.mode);
             }
         }
         if reloading.as_ref().is_some_and(|h| h.is_finished()) {
@@ -281,7 +307,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             if std::mem::take(&mut reload_again) {
-                reloading = start_reload(cfg_reloaded(&args, &overrides, &cfg));
+                reloading = start_reload(cfg_reloaded(&args, &overrides, &cfg), args.mode);
             }
         }
         let got = if stopping {
@@ -410,8 +436,6 @@ fn falco_learn_probe_common_kinds() -> Vec<&'static str> {
     falco_learn_probe::KINDS.iter().map(|k| k.name()).collect()
 }
 
-/// Build an engine from `cfg` on a thread of its own (`None`, logged and
-/// counted, when no thread can be started).
 /// Say what the kernel will report of read-only opens (and warn when a rule turns the
 /// in-kernel filter off).
 fn log_read_plan(plan: &falco_learn_rules::kernel_plan::ReadOpenPlan) {
@@ -425,13 +449,18 @@ fn log_read_plan(plan: &falco_learn_rules::kernel_plan::ReadOpenPlan) {
     }
 }
 
-fn start_reload(cfg: Config) -> Option<std::thread::JoinHandle<anyhow::Result<Engine>>> {
+/// Build an engine from `cfg` on a thread of its own (`None`, logged and
+/// counted, when no thread can be started).
+fn start_reload(
+    cfg: Config,
+    mode: Mode,
+) -> Option<std::thread::JoinHandle<anyhow::Result<Engine>>> {
     let spawned = std::thread::Builder::new()
         .name("reload".into())
         // Compiling recurses on conditions (bounded by the rules limits);
         // room to spare over the default 2 MiB.
         .stack_size(8 << 20)
-        .spawn(move || build_engine(&cfg));
+        .spawn(move || build_engine(&cfg, mode));
     match spawned {
         Ok(h) => Some(h),
         Err(e) => {

@@ -17,7 +17,11 @@ processes, and compares every reported event with what was done. Exit status 0 w
 check passed, 1 when one failed, 2 when the probe could not load (the reason is printed).")]
 pub struct SelftestArgs {
     /// How long to wait for each expected event, e.g. `20s`.
-    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(
+        long,
+        default_value = "20s",
+        value_parser = crate::cmd::duration_in(Duration::from_millis(100), Duration::from_secs(3600))
+    )]
     pub timeout: Duration,
     /// Skip the enforce-kill check (it creates a cgroup under the cgroup v2 hierarchy).
     #[arg(long)]

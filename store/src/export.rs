@@ -35,15 +35,56 @@ pub fn read_profile_file(path: &Path) -> Result<Profile> {
     Ok(from_yaml(&text, &path.display().to_string())?)
 }
 
-/// Write `text` to `path` atomically (temporary file + rename).
+/// Most a written profile or rules file may allow: readable for review and
+/// deployment, never writable by anyone but its owner (the agent loads
+/// these files as its allowlist), whatever the umask.
+pub const SHARED_FILE_MODE: u32 = 0o644;
+/// Likewise for a directory made for them.
+pub const SHARED_DIR_MODE: u32 = 0o755;
+
+/// Create `dir` and its missing parents, mode 0755 at most.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(SHARED_DIR_MODE)
+        .create(dir)
+        .map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })
+}
+
+/// Write `text` to `path` atomically (temporary file, fsync, rename), mode
+/// 0644 at most: an existing file's stricter mode is kept.
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let io = |source| StoreError::Io {
-        path: path.display().to_string(),
-        source,
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| StoreError::Io { path: p, source }
+    };
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions().mode() & SHARED_FILE_MODE,
+        Err(_) => SHARED_FILE_MODE,
     };
     let tmp = path.with_extension("yaml.tmp");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(mode)))
+        .and_then(|()| f.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 impl Store {
@@ -55,10 +96,7 @@ impl Store {
         dir: &Path,
         only: Option<&[ImageRef]>,
     ) -> Result<Vec<(ImageRef, PathBuf)>> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        create_dir(dir)?;
         let all = self.images()?;
         let stems = export_stems(&all);
         let mut out = Vec::new();

@@ -22,6 +22,7 @@
 //! makes it durable; the CLI calls it on an interval, at the end of a window
 //! and on SIGINT/SIGTERM.
 
+pub mod disk;
 pub mod export;
 pub mod typed;
 
@@ -53,6 +54,25 @@ pub enum StoreError {
         dir: String,
         #[source]
         source: sled::Error,
+    },
+    #[error("no store at {dir} (nothing was learned into it; check --store or FALCO_LEARN_STORE)")]
+    Missing { dir: String },
+    #[error("{dir} cannot be a store: {why}; name a new or empty directory with --store")]
+    NotAStore { dir: String, why: String },
+    #[error(
+        "the store's disk is full ({dir}: no space left while {during}): free space there and \
+         run the command again; nothing stored so far is lost"
+    )]
+    DiskFull { dir: String, during: String },
+    #[error(
+        "store {dir} is damaged: {detail}. Its files: {files}. falco-learn cannot repair it: move \
+         the directory aside (keep it for a bug report), then learn again into a new store or \
+         `falco-learn profiles import` the profiles you exported"
+    )]
+    Corrupt {
+        dir: String,
+        detail: String,
+        files: String,
     },
     #[error("store tree '{tree}', key '{key}': {source}")]
     Sled {
@@ -121,6 +141,15 @@ pub struct WindowState {
     pub done: bool,
     /// Processes flagged by a default rule (their descendants stay unlearned).
     pub flagged_procs: Vec<FlaggedProc>,
+    /// CRC-32 of the recording's first `offset` bytes (the bytes read so
+    /// far; none for live windows): a restart or a rerun checks that the file
+    /// is still the one this window read.
+    #[serde(default)]
+    pub crc: Option<u32>,
+    /// The window ended because its duration was up, not at the end of the
+    /// recording.
+    #[serde(default)]
+    pub ended_by_duration: bool,
 }
 
 /// A flagged process as stored.
@@ -357,9 +386,26 @@ fn utf8(tree: &'static str, key: &[u8], rest: Vec<u8>) -> Result<String> {
 
 // -------------------------------------------------------------------- store
 
+/// An error of sled on `tree`/`key`; a full disk says so.
+pub(crate) fn sled_error(
+    dir: &str,
+    tree: &'static str,
+    key: String,
+    source: sled::Error,
+) -> StoreError {
+    if disk::sled_disk_full(&source) {
+        return StoreError::DiskFull {
+            dir: dir.to_string(),
+            during: format!("writing tree '{tree}', key '{key}'"),
+        };
+    }
+    StoreError::Sled { tree, key, source }
+}
+
 /// An open store directory.
 pub struct Store {
     dir: PathBuf,
+    dir_text: std::sync::Arc<str>,
     db: sled::Db,
     meta: Typed<u8>,
     profiles: Typed<HeaderV1>,
@@ -368,6 +414,7 @@ pub struct Store {
     writes: Typed<SeenV1>,
     containers: Typed<Unit>,
     windows: Typed<WindowState>,
+    notes: Vec<String>,
 }
 
 /// Sled batches for one transaction, one per tree.
@@ -382,14 +429,39 @@ struct Batches {
 }
 
 impl Store {
-    /// Open (or create) the store in `dir`. Fails if another process holds it.
+    /// Open (or create) the store in `dir`. Fails if another process holds
+    /// it. A new directory is made mode 0700 (missing parents 0755 at most)
+    /// whatever the umask; an existing one loses group and other access.
     pub fn open(dir: &Path) -> Result<Store> {
+        let tightened = disk::prepare(dir)?;
+        let mut s = Store::open_prepared(dir)?;
+        s.notes.splice(0..0, tightened);
+        Ok(s)
+    }
+
+    /// Open an existing store (commands that only read): a missing
+    /// directory is an error rather than a new, empty store.
+    pub fn open_existing(dir: &Path) -> Result<Store> {
+        if !dir.join("db").exists() {
+            return Err(StoreError::Missing {
+                dir: dir.display().to_string(),
+            });
+        }
+        Store::open(dir)
+    }
+
+    fn open_prepared(dir: &Path) -> Result<Store> {
+        let dir_text: std::sync::Arc<str> = dir.display().to_string().into();
         // sled locks the directory; a store that was just closed (in this process
         // or by a learner that just exited) can hold the lock for a moment while
         // its flusher thread winds down, so a held lock is retried briefly.
         const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
         let started = std::time::Instant::now();
+        let mut notes = Vec::new();
         let db = loop {
+            // What an interrupted command left and sled cannot get past is
+            // removed while no process holds the store (see `disk`).
+            notes.extend(disk::clean_leftovers(dir)?);
             match sled::Config::new()
                 .path(dir)
                 // The CLI flushes explicitly; sled's own timer stays as a backstop.
@@ -403,39 +475,54 @@ impl Store {
                 {
                     if started.elapsed() >= LOCK_WAIT {
                         return Err(StoreError::Locked {
-                            dir: dir.display().to_string(),
+                            dir: dir_text.to_string(),
                             waited_ms: started.elapsed().as_millis() as u64,
                         });
                     }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
+                Err(source) if disk::sled_disk_full(&source) => {
+                    return Err(StoreError::DiskFull {
+                        dir: dir_text.to_string(),
+                        during: "opening it (sled writes a snapshot at every open)".into(),
+                    })
+                }
+                Err(sled::Error::Corruption { at, .. }) => {
+                    return Err(StoreError::Corrupt {
+                        dir: dir_text.to_string(),
+                        detail: match at {
+                            Some(at) => format!("sled read corrupted data at {at:?}"),
+                            None => "sled read corrupted data".into(),
+                        },
+                        files: disk::listing(dir),
+                    })
+                }
                 Err(source) => {
                     return Err(StoreError::Open {
-                        dir: dir.display().to_string(),
+                        dir: dir_text.to_string(),
                         source,
                     })
                 }
             }
         };
+        disk::tighten_contents(dir)?;
         let open = |name: &'static str| {
             db.open_tree(name)
                 .map(|t| (name, t))
-                .map_err(|source| StoreError::Sled {
-                    tree: name,
-                    key: "(open tree)".into(),
-                    source,
-                })
+                .map_err(|source| sled_error(&dir_text, name, "(open tree)".into(), source))
         };
         let s = Store {
             dir: dir.to_path_buf(),
-            meta: Typed::new(open("meta")?),
-            profiles: Typed::new(open("profiles")?),
-            exec: Typed::new(open("exec")?),
-            outbound: Typed::new(open("outbound")?),
-            writes: Typed::new(open("writes")?),
-            containers: Typed::new(open("containers")?),
-            windows: Typed::new(open("windows")?),
+            meta: Typed::new(open("meta")?, dir_text.clone()),
+            profiles: Typed::new(open("profiles")?, dir_text.clone()),
+            exec: Typed::new(open("exec")?, dir_text.clone()),
+            outbound: Typed::new(open("outbound")?, dir_text.clone()),
+            writes: Typed::new(open("writes")?, dir_text.clone()),
+            containers: Typed::new(open("containers")?, dir_text.clone()),
+            windows: Typed::new(open("windows")?, dir_text.clone()),
+            dir_text,
             db,
+            notes,
         };
         match s.meta.get(b"schema")? {
             Some(v) if v != STORE_SCHEMA => {
@@ -451,26 +538,38 @@ impl Store {
         Ok(s)
     }
 
+    /// What opening the store changed on disk (a mode tightened, a leftover
+    /// of an interrupted command removed), for the user to read.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Make everything written so far durable (fsync).
     pub fn flush(&self) -> Result<usize> {
-        self.db.flush().map_err(|source| StoreError::Sled {
-            tree: "(all)",
-            key: "(flush)".into(),
-            source,
+        self.db.flush().map_err(|source| {
+            if disk::sled_disk_full(&source) {
+                return StoreError::DiskFull {
+                    dir: self.dir_text.to_string(),
+                    during: "flushing the last checkpoint to disk".into(),
+                };
+            }
+            StoreError::Sled {
+                tree: "(all)",
+                key: "(flush)".into(),
+                source,
+            }
         })
     }
 
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        self.db.size_on_disk().map_err(|source| StoreError::Sled {
-            tree: "(all)",
-            key: "(size)".into(),
-            source,
-        })
+        self.db
+            .size_on_disk()
+            .map_err(|source| sled_error(&self.dir_text, "(all)", "(size)".into(), source))
     }
 
     /// Images with a stored profile, sorted.
@@ -598,13 +697,22 @@ impl Store {
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         });
-        r.map_err(|e| StoreError::Transaction {
-            what,
-            trees: "profiles, exec, outbound, writes, containers, windows".into(),
-            source: match e {
+        r.map_err(|e| {
+            let source = match e {
                 TransactionError::Storage(s) => s,
                 TransactionError::Abort(()) => sled::Error::ReportableBug("aborted".into()),
-            },
+            };
+            if disk::sled_disk_full(&source) {
+                return StoreError::DiskFull {
+                    dir: self.dir_text.to_string(),
+                    during: format!("writing the {what}"),
+                };
+            }
+            StoreError::Transaction {
+                what,
+                trees: "profiles, exec, outbound, writes, containers, windows".into(),
+                source,
+            }
         })
     }
 

@@ -264,3 +264,195 @@ fn stems_disambiguate_collisions() {
     assert_eq!(s[&b], "localhost_nginx");
     assert_eq!(s[&c], "redis_7");
 }
+
+fn stored_nginx(dir: &Path) -> Profile {
+    let store = Store::open(dir).expect("open");
+    let mut p = Profile::new(img());
+    p.learn_exec("/usr/sbin/nginx", false, 1);
+    store.put_profile(&p).expect("put");
+    store.flush().expect("flush");
+    p
+}
+
+/// The issue's reproduction, without a full disk: an open that dies before
+/// sled renames its snapshot leaves `snap.<lsn>.generating`; sled alone then
+/// refuses the store forever ("Read corrupted data"). Opening removes it and
+/// says so; everything stored is there.
+#[test]
+fn an_unfinished_snapshot_is_removed_before_open() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = stored_nginx(dir.path());
+    // the 0-byte file ENOSPC or a kill leaves, named after a later log position
+    let stale = dir.path().join("snap.00000000FFFFFFFF.generating");
+    std::fs::write(&stale, b"").expect("write");
+    match sled::Config::new().path(dir.path()).open() {
+        Err(sled::Error::Corruption { .. }) => {}
+        Err(e) => panic!("sled alone: unexpected error {e}"),
+        Ok(_) => panic!("sled alone opened a store with a 0-byte snapshot"),
+    }
+    let store = Store::open(dir.path()).expect("open");
+    assert_eq!(
+        store.notes(),
+        [format!(
+            "store {}: removed snap.00000000FFFFFFFF.generating: an unfinished snapshot left by \
+             an interrupted command (never valid)",
+            dir.path().display()
+        )]
+    );
+    assert!(!stale.exists());
+    assert_eq!(store.profile(&img()).expect("read"), Some(p));
+}
+
+/// A store in use is never cleaned: its `.generating` may be the snapshot
+/// its holder is writing right now.
+#[test]
+fn a_store_in_use_is_not_cleaned() {
+    let dir = tempfile::tempdir().expect("tmp");
+    stored_nginx(dir.path());
+    let holder = Store::open(dir.path()).expect("open");
+    let busy = dir.path().join("snap.00000000FFFFFFFF.generating");
+    std::fs::write(&busy, b"").expect("write");
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
+    assert!(busy.exists(), "removed under a live holder");
+    drop(holder);
+    std::fs::remove_file(&busy).expect("rm");
+}
+
+/// sled writes `conf` (twice, no fsync) only when it creates a store, before
+/// `db` has anything: a kill in between leaves a torn `conf` that sled
+/// refuses. With nothing stored yet, it is removed and written again.
+#[test]
+fn a_torn_conf_of_a_new_store_is_written_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store_dir = dir.path().join("store");
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&store_dir)
+        .expect("mkdir");
+    std::fs::write(
+        store_dir.join("conf"),
+        "segment_size: 524288\nuse_compression: f",
+    )
+    .expect("w");
+    std::fs::write(store_dir.join("db"), b"").expect("w");
+    assert!(
+        sled::Config::new().path(&store_dir).open().is_err(),
+        "sled alone refuses a torn conf"
+    );
+    let store = Store::open(&store_dir).expect("open");
+    assert_eq!(
+        store.notes(),
+        [format!(
+            "store {}: removed conf: written when the store was created, which was interrupted \
+             before anything was stored",
+            store_dir.display()
+        )]
+    );
+    let mut p = Profile::new(img());
+    p.learn_exec("/usr/sbin/nginx", false, 1);
+    store.put_profile(&p).expect("put");
+    assert_eq!(store.profile(&img()).expect("read"), Some(p));
+}
+
+#[test]
+fn modes_and_directories_that_are_not_stores() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+    let dir = tempfile::tempdir().expect("tmp");
+    // new: 0700, missing parents made too; files inside 0600
+    let new = dir.path().join("a/b/store");
+    let store = Store::open(&new).expect("open");
+    store.flush().expect("flush");
+    assert_eq!(mode(&new), 0o700);
+    for e in std::fs::read_dir(&new).expect("ls").flatten() {
+        let want = if e.path().is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&e.path()), want, "{}", e.path().display());
+    }
+    assert!(store.notes().is_empty(), "{:?}", store.notes());
+    drop(store);
+    // an existing store readable by others is tightened, and says so
+    std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let store = Store::open(&new).expect("open");
+    assert_eq!(mode(&new), 0o700);
+    assert_eq!(
+        store.notes(),
+        [format!(
+            "store {}: mode was 0755, now 0700 (it holds the behaviour of every container learned)",
+            new.display()
+        )]
+    );
+    drop(store);
+    // a directory holding other things is not made a store (nor chmod-ed)
+    let other = dir.path().join("home");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for f in ["notes.txt", "a.yaml", "b", "c", "d", "e"] {
+        std::fs::write(other.join(f), "x").expect("w");
+    }
+    let err = Store::open(&other).err().expect("refused").to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{} cannot be a store: it holds files a store does not (a.yaml, b, c, d, e and 1 \
+             more); name a new or empty directory with --store",
+            other.display()
+        )
+    );
+    assert_eq!(mode(&other), 0o755);
+    assert!(!other.join("db").exists());
+    let file = other.join("notes.txt");
+    let err = Store::open(&file).err().expect("refused").to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{} cannot be a store: it is not a directory; name a new or empty directory with \
+             --store",
+            file.display()
+        )
+    );
+    // reading a store that does not exist creates nothing
+    let missing = dir.path().join("nowhere");
+    let err = Store::open_existing(&missing)
+        .err()
+        .expect("missing")
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "no store at {} (nothing was learned into it; check --store or FALCO_LEARN_STORE)",
+            missing.display()
+        )
+    );
+    assert!(!missing.exists());
+}
+
+#[test]
+fn a_full_disk_says_so() {
+    let enospc = sled::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    assert_eq!(
+        sled_error("/var/lib/falco-learn/store", "exec", "k".into(), enospc).to_string(),
+        "the store's disk is full (/var/lib/falco-learn/store: no space left while writing tree \
+         'exec', key 'k'): free space there and run the command again; nothing stored so far is \
+         lost"
+    );
+    // as sled hands it on from its flusher thread: the kind survives, the code does not
+    let cloned = sled::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)).clone();
+    assert!(disk::sled_disk_full(&cloned));
+    let other = sled::Error::Io(std::io::Error::from_raw_os_error(libc::EIO));
+    assert!(!disk::sled_disk_full(&other));
+}
+
+/// Windows written before the recording checksum existed still read.
+#[test]
+fn windows_without_a_checksum_still_read() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let old = br#"{"id":"w","image":"nginx","source":"/r.jsonl","duration_ns":0,"elapsed_ns":5,"consumed":3,"offset":99,"first_ts":1,"started_wall":2,"done":true,"flagged_procs":[]}"#;
+    let mut v = vec![STORE_SCHEMA];
+    v.extend_from_slice(old);
+    store.windows.tree().insert(b"w", v).expect("raw insert");
+    let w = store.window("w").expect("read").expect("present");
+    assert_eq!((w.crc, w.ended_by_duration, w.offset), (None, false, 99));
+}

@@ -5,6 +5,7 @@ use crate::{Result, StoreError, STORE_SCHEMA};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// Printable form of a key for error messages: NUL separators as `|`,
 /// other bytes lossily.
@@ -29,14 +30,17 @@ pub fn encode<V: Serialize>(v: &V) -> Result<Vec<u8>> {
 pub struct Typed<V> {
     name: &'static str,
     tree: sled::Tree,
+    /// The store directory, for a full disk's message.
+    dir: Arc<str>,
     _v: PhantomData<fn() -> V>,
 }
 
 impl<V: Serialize + DeserializeOwned> Typed<V> {
-    pub fn new((name, tree): (&'static str, sled::Tree)) -> Typed<V> {
+    pub fn new((name, tree): (&'static str, sled::Tree), dir: Arc<str>) -> Typed<V> {
         Typed {
             name,
             tree,
+            dir,
             _v: PhantomData,
         }
     }
@@ -51,11 +55,7 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
 
     fn sled_err(&self, key: &[u8]) -> impl FnOnce(sled::Error) -> StoreError + '_ {
         let key = key_text(key);
-        move |source| StoreError::Sled {
-            tree: self.name,
-            key,
-            source,
-        }
+        move |source| crate::sled_error(&self.dir, self.name, key, source)
     }
 
     /// Decode a stored value; a foreign schema byte or bad JSON is an error.
@@ -108,11 +108,12 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
         let p = prefix.to_vec();
         self.tree.scan_prefix(prefix).map(move |r| match r {
             Ok((k, v)) => self.decode(&k, &v).map(|v| (k.to_vec(), v)),
-            Err(source) => Err(StoreError::Sled {
-                tree: self.name,
-                key: format!("{}*", key_text(&p)),
+            Err(source) => Err(crate::sled_error(
+                &self.dir,
+                self.name,
+                format!("{}*", key_text(&p)),
                 source,
-            }),
+            )),
         })
     }
 }

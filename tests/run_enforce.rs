@@ -802,6 +802,8 @@ fn a_custom_read_rule_fires_on_any_spelling_and_follows_a_reload() {
             "--profiles",
             &profiles_s,
             "-o",
+            "profiles.allow_empty=true",
+            "-o",
             "outputs.stdout.enabled=true",
         ],
     );

@@ -247,6 +247,7 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 	bool complete = false;
 	struct walk *w = bpf_map_lookup_elem(&WALK, &zero);
 	struct mount *mnt;
+	struct dentry *mnt_root;
 	if (!w || !dentry || !vfsmnt)
 		return 0;
 	/* The running length and the flags live in map memory, which the verifier
@@ -260,13 +261,13 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 	/* Slot i holds the i-th component from the leaf, or NULL where the walk
 	 * crossed a mount or stopped: the write loop below then needs no count,
 	 * which keeps the verifier's state space linear. */
+	/* the current mount's root, read again only when the walk crosses a mount */
+	mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	for (int i = 0; i < MAX_DEPTH; i++) {
-		struct dentry *mnt_root, *parent;
+		struct dentry *parent;
 		w->names[i] = NULL;
 		if (complete)
 			continue;
-		mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-		parent = BPF_CORE_READ(dentry, d_parent);
 		if (dentry == root_dentry && vfsmnt == root_mnt) {
 			complete = true;
 			continue;
@@ -280,8 +281,10 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = mnt_parent;
 			vfsmnt = (struct vfsmount *)((u8 *)mnt + bpf_core_field_offset(struct mount, mnt));
+			mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 			continue;
 		}
+		parent = BPF_CORE_READ(dentry, d_parent);
 		w->total += 1 + (BPF_CORE_READ(dentry, d_name.len) & (FL_MAX_NAME - 1));
 		if (w->total > FL_MAX_PATH - 1) {
 			/* this component no longer fits: keep the leaf side */

@@ -861,3 +861,94 @@ fn a_custom_read_rule_fires_on_any_spelling_and_follows_a_reload() {
     wait_alerts(&agent, "Other read", 1);
     agent.terminate(30);
 }
+
+/// Issue 11: the probe attaches only the syscall programs the loaded rules and profiles
+/// need. With a ptrace rule loaded, ptrace is attached and its events arrive; a SIGHUP
+/// that removes the only rule about ptrace detaches it (its events stop), and putting
+/// the rule back attaches it again.
+#[test]
+fn removing_the_only_ptrace_rule_detaches_its_program() {
+    if skip("the syscall attach plan test") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let ptrace_rule = "- rule: Test ptrace\n  desc: a ptrace by the test\n  \
+        condition: evt.type = ptrace and proc.name = fl-ptrace-test\n  \
+        output: ptrace (%proc.name)\n  priority: WARNING\n";
+    let marker_rule = "- rule: Test marker\n  desc: the test's marker exec\n  \
+        condition: evt.type = execve and proc.name = fl-attach-mark\n  \
+        output: marker (%proc.exepath)\n  priority: WARNING\n";
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, format!("{ptrace_rule}{marker_rule}")).expect("write rules");
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).expect("mkdir");
+    let (rules_s, profiles_s) = (rules.display().to_string(), profiles.display().to_string());
+    let metrics_port = free_port();
+    let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
+    let mut agent = Agent::run(
+        "run: ",
+        &[
+            "-r",
+            &rules_s,
+            "--profiles",
+            &profiles_s,
+            "-o",
+            "profiles.allow_empty=true",
+            "-o",
+            "outputs.stdout.enabled=true",
+            "-o",
+            &metrics_o,
+        ],
+    );
+    assert!(
+        agent.stderr_has("kernel: syscall programs attached for execveat, ptrace"),
+        "only what the rules need:\n{}",
+        agent.stderr()
+    );
+    // a ptrace (PTRACE_TRACEME) by a child named fl-ptrace-test
+    let tracee = || {
+        // SAFETY: the child only sets its name, makes one raw ptrace call and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: see above.
+            unsafe {
+                libc::prctl(libc::PR_SET_NAME, c"fl-ptrace-test".as_ptr(), 0, 0, 0);
+                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+                libc::_exit(0);
+            }
+        }
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+    };
+    tracee();
+    wait_alerts(&agent, "Test ptrace", 1);
+    let ptraces = |m: &str| sample(m, "falco_learn_events_total", &[("kind", "ptrace")]);
+    let before = ptraces(&scrape(metrics_port));
+    assert!(before >= 1.0, "ptrace events were received");
+
+    // the only ptrace rule removed: detached, its events stop
+    std::fs::write(&rules, marker_rule).expect("write rules");
+    agent.signal(libc::SIGHUP);
+    agent.wait_log("detached ptrace (no loaded rule or profile needs them)", 20);
+    let after_detach = ptraces(&scrape(metrics_port));
+    for _ in 0..3 {
+        tracee();
+    }
+    run_copy_of_true(dir.path(), "fl-attach-mark");
+    wait_alerts(&agent, "Test marker", 1);
+    assert_eq!(
+        ptraces(&scrape(metrics_port)),
+        after_detach,
+        "no ptrace event after the detach"
+    );
+
+    // back again: attached, and it alerts
+    std::fs::write(&rules, format!("{ptrace_rule}{marker_rule}")).expect("write rules");
+    agent.signal(libc::SIGHUP);
+    agent.wait_log("; attached ptrace", 20);
+    tracee();
+    wait_alerts(&agent, "Test ptrace", 2);
+    agent.terminate(30);
+}

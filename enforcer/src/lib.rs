@@ -341,6 +341,35 @@ impl Engine {
             .collect()
     }
 
+    /// The syscalls whose events the loaded rules and profiles need (the probe
+    /// attaches only these): the rules' event types, plus connect/sendto/sendmsg and
+    /// the opens when a profile is loaded (outbound and file-write dimensions; execs
+    /// come from the scheduler tracepoints, always attached).
+    pub fn needed_syscalls(&self) -> Vec<&'static str> {
+        use falco_learn_event::EventType as T;
+        let mut mask = self.rules.event_types_needed();
+        if !self.profiles.is_empty() {
+            for t in [
+                T::Connect,
+                T::Sendto,
+                T::Sendmsg,
+                T::Open,
+                T::Openat,
+                T::Openat2,
+                T::Creat,
+            ] {
+                mask |= 1u64 << t.index();
+            }
+        }
+        let mut v = falco_learn_rules::kernel_plan::syscalls_for(mask);
+        // execveat's tracepoints only mark an exec as execveat: always wanted
+        if !v.contains(&"execveat") {
+            v.push("execveat");
+            v.sort_unstable();
+        }
+        v
+    }
+
     /// What the loaded rules need the kernel to report of read-only opens
     /// (profiles learn no reads, so only the rules count).
     pub fn read_open_plan(&self) -> falco_learn_rules::kernel_plan::ReadOpenPlan {

@@ -26,6 +26,7 @@ pub mod users;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use falco_learn_event::Event;
@@ -133,6 +134,9 @@ pub struct ProbeConfig {
     /// earlier only when an eighth of the ring is full. Zero: a wakeup per record
     /// (lowest latency, an inter-processor interrupt per event).
     pub poll_interval: Duration,
+    /// Syscalls whose programs attach (`None`: every one this kernel has). The agent
+    /// derives them from its rules and profiles; [`Probe::set_syscalls`] changes them.
+    pub syscalls: Option<Vec<String>>,
     /// Container runtime metadata: sockets, cache, how long events wait for it.
     pub runtime: runtime::RuntimeConfig,
     /// enforce-kill: the exec program kills execs that [`Probe::kill_policy`]
@@ -158,6 +162,7 @@ impl Default for ProbeConfig {
                 .collect(),
             mount_tracefs: true,
             poll_interval: Duration::from_millis(10),
+            syscalls: None,
             runtime: runtime::RuntimeConfig::default(),
             kill: false,
         }
@@ -230,8 +235,55 @@ pub struct Probe {
     kill: Option<kill::KillPolicy>,
     /// Syscalls this kernel has no tracepoint for (their events cannot be seen).
     pub missing_syscalls: Vec<&'static str>,
+    /// Syscalls whose programs are loaded (attachable on this kernel).
+    loaded_syscalls: Vec<&'static str>,
+    /// Syscalls whose programs are attached now, with their (enter, exit) links.
+    syscall_links: std::collections::BTreeMap<&'static str, [TracePointLinkId; 2]>,
     read_filter: std::sync::Mutex<ReadFilter>,
     _ebpf: Ebpf,
+}
+
+fn syscall_program<'a>(
+    ebpf: &'a mut Ebpf,
+    sc: &str,
+    dir: &str,
+) -> Result<&'a mut TracePoint, ProbeError> {
+    let prog = format!("fl_{dir}_{sc}");
+    let err = |e: String| ProbeError::Program {
+        program: prog.clone(),
+        hook: format!("tracepoint/syscalls/sys_{dir}_{sc}"),
+        err: e,
+    };
+    ebpf.program_mut(&prog)
+        .ok_or_else(|| err("not in the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| err(e.to_string()))
+}
+
+/// Attach both programs of one syscall.
+fn attach_syscall(ebpf: &mut Ebpf, sc: &str) -> Result<[TracePointLinkId; 2], ProbeError> {
+    let mut links = Vec::with_capacity(2);
+    for dir in ["enter", "exit"] {
+        let p = syscall_program(ebpf, sc, dir)?;
+        links.push(
+            p.attach("syscalls", &format!("sys_{dir}_{sc}"))
+                .map_err(|e| ProbeError::Program {
+                    program: format!("fl_{dir}_{sc}"),
+                    hook: format!("tracepoint/syscalls/sys_{dir}_{sc}"),
+                    err: format!("{e:?}"),
+                })?,
+        );
+    }
+    let exit = links.pop();
+    let enter = links.pop();
+    match (enter, exit) {
+        (Some(a), Some(b)) => Ok([a, b]),
+        _ => Err(ProbeError::Program {
+            program: format!("fl_*_{sc}"),
+            hook: "tracepoint/syscalls".into(),
+            err: "attach returned no link".into(),
+        }),
+    }
 }
 
 /// The kernel's read-only open filter: the prefix trie and its switches.
@@ -390,6 +442,7 @@ impl Probe {
             p.attach().map_err(|e| err(format!("{e:#}")))?;
         }
         let mut missing_syscalls = Vec::new();
+        let mut loaded_syscalls = Vec::new();
         for sc in SYSCALLS {
             // syscalls this kernel does not have (no CONFIG_MODULES, arm64 without
             // open/creat/link, …) are skipped with a notice, not a failure
@@ -403,12 +456,12 @@ impl Probe {
                 missing_syscalls.push(*sc);
                 continue;
             }
+            // every program is loaded (verified) now; attached only when wanted
             for dir in ["enter", "exit"] {
                 let prog = format!("fl_{dir}_{sc}");
-                let tp = format!("sys_{dir}_{sc}");
                 let err = |e: String| ProbeError::Program {
                     program: prog.clone(),
-                    hook: format!("tracepoint/syscalls/{tp}"),
+                    hook: format!("tracepoint/syscalls/sys_{dir}_{sc}"),
                     err: e,
                 };
                 let Some(p) = ebpf.program_mut(&prog) else {
@@ -418,9 +471,21 @@ impl Probe {
                     .try_into()
                     .map_err(|e: aya::programs::ProgramError| err(e.to_string()))?;
                 p.load().map_err(|e| err(format!("{e:#}")))?;
-                p.attach("syscalls", &tp)
-                    .map_err(|e| err(format!("{e:?}")))?;
             }
+            loaded_syscalls.push(*sc);
+        }
+        let mut syscall_links = std::collections::BTreeMap::new();
+        let wanted: Vec<&'static str> = loaded_syscalls
+            .iter()
+            .copied()
+            .filter(|sc| {
+                cfg.syscalls
+                    .as_ref()
+                    .is_none_or(|w| w.iter().any(|x| x == sc))
+            })
+            .collect();
+        for sc in wanted {
+            syscall_links.insert(sc, attach_syscall(&mut ebpf, sc)?);
         }
 
         let kill = if cfg.kill {
@@ -491,6 +556,8 @@ impl Probe {
                 resolver,
                 kill,
                 missing_syscalls,
+                loaded_syscalls,
+                syscall_links,
                 read_filter,
                 _ebpf: ebpf,
             },
@@ -538,6 +605,46 @@ impl Probe {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Syscalls whose programs are attached now (the others' events are not captured).
+    pub fn attached_syscalls(&self) -> Vec<&'static str> {
+        self.syscall_links.keys().copied().collect()
+    }
+
+    /// Attach exactly the programs of `wanted` syscalls (`None`: every one this kernel
+    /// has), detaching the others: a rules reload. Returns (attached, detached) names.
+    pub fn set_syscalls(
+        &mut self,
+        wanted: Option<&[&str]>,
+    ) -> Result<(Vec<&'static str>, Vec<&'static str>), ProbeError> {
+        let want = |sc: &str| wanted.is_none_or(|w| w.contains(&sc));
+        let mut attached = Vec::new();
+        let mut detached = Vec::new();
+        for sc in self.loaded_syscalls.clone() {
+            match (want(sc), self.syscall_links.contains_key(sc)) {
+                (true, false) => {
+                    let links = attach_syscall(&mut self._ebpf, sc)?;
+                    self.syscall_links.insert(sc, links);
+                    attached.push(sc);
+                }
+                (false, true) => {
+                    if let Some(links) = self.syscall_links.remove(sc) {
+                        for (dir, link) in ["enter", "exit"].into_iter().zip(links) {
+                            let p = syscall_program(&mut self._ebpf, sc, dir)?;
+                            p.detach(link).map_err(|e| ProbeError::Program {
+                                program: format!("fl_{dir}_{sc}"),
+                                hook: format!("tracepoint/syscalls/sys_{dir}_{sc}"),
+                                err: format!("detach: {e}"),
+                            })?;
+                        }
+                    }
+                    detached.push(sc);
+                }
+                _ => {}
+            }
+        }
+        Ok((attached, detached))
     }
 
     /// Change the read-only open filter (a rules reload): `prefixes` as in

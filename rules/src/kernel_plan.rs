@@ -258,7 +258,28 @@ pub fn necessary(node: &Node) -> Need {
     }
 }
 
+/// The syscalls whose events the loaded rules and profiles need, sorted; every other
+/// syscall program stays detached. `types` is a mask over [`EventType::index`].
+pub fn syscalls_for(types: TypeMask) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = EventType::ALL
+        .iter()
+        .filter(|t| types & (1u64 << t.index()) != 0)
+        .filter_map(|t| t.syscall())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 impl Ruleset {
+    /// The event types the enabled rules can match (a mask over [`EventType::index`]).
+    pub fn event_types_needed(&self) -> TypeMask {
+        self.rules()
+            .iter()
+            .filter(|r| r.enabled)
+            .fold(0, |m, r| m | r.evttypes)
+    }
+
     /// The read-only open prefixes the enabled rules need (see the module docs).
     pub fn read_open_plan(&self) -> ReadOpenPlan {
         let mut by_prefix: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -445,6 +466,32 @@ mod tests {
         assert_eq!(p.prefixes, Some(vec!["/etc/shadow".to_string()]));
         assert_eq!(p.noncanonical, vec!["Traversal".to_string()]);
         assert!(p.unconstrained.is_empty());
+    }
+
+    #[test]
+    fn syscalls_follow_the_rules_event_types() {
+        let (rs, _) = Ruleset::load_sources(&[(
+            "t.yaml",
+            rule("p", "evt.type = ptrace and proc.name = x").as_str(),
+        )]);
+        assert_eq!(syscalls_for(rs.event_types_needed()), ["ptrace"]);
+        let (rs, _) = Ruleset::load_sources(&[(
+            "t.yaml",
+            rule("e", "evt.type in (execve, execveat) and proc.name = x").as_str(),
+        )]);
+        assert_eq!(syscalls_for(rs.event_types_needed()), ["execveat"]);
+        // a rule without an event type needs every syscall
+        let (rs, _) = Ruleset::load_sources(&[("t.yaml", rule("any", "proc.name = x").as_str())]);
+        assert_eq!(
+            syscalls_for(rs.event_types_needed()).len(),
+            EventType::ALL.iter().filter_map(|t| t.syscall()).count()
+        );
+        let (rs, _) = Ruleset::load_sources(&[("default", crate::DEFAULT_RULES)]);
+        let s = syscalls_for(rs.event_types_needed());
+        assert!(
+            s.contains(&"openat") && s.contains(&"connect") && s.contains(&"ptrace"),
+            "{s:?}"
+        );
     }
 
     #[test]

@@ -92,6 +92,17 @@ fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::
         report.warnings.len() + report.warnings_not_kept
     )?;
     if explain_kernel {
+        let mut sc = falco_learn_rules::kernel_plan::syscalls_for(rs.event_types_needed());
+        if !sc.contains(&"execveat") {
+            sc.push("execveat");
+            sc.sort_unstable();
+        }
+        writeln!(
+            out,
+            "kernel: syscall programs attached for {} (exec, fork and exit always; with \
+             profiles loaded also connect, sendto, sendmsg and the opens)",
+            sc.join(", ")
+        )?;
         explain(&mut out, &rs.read_open_plan())?;
     }
     Ok(if report.has_errors() {

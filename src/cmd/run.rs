@@ -212,7 +212,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // the kernel reports the read-only opens the loaded rules can match, nothing else
     let plan = engine.read_open_plan();
     log_read_plan(&plan);
+    let syscalls = engine.needed_syscalls();
     let probe_cfg = ProbeConfig {
+        syscalls: Some(syscalls.iter().map(|s| s.to_string()).collect()),
         read_prefixes: plan.prefixes.clone(),
         read_noncanonical: !plan.noncanonical.is_empty(),
         ring_bytes: cfg.engine.ring_mib * 1024 * 1024,
@@ -221,7 +223,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         kill: args.mode == Mode::EnforceKill,
         ..ProbeConfig::default()
     };
-    let (probe, rx) = Probe::start(probe_cfg)?;
+    let (mut probe, rx) = Probe::start(probe_cfg)?;
+    log_attached(&probe, &[], &[]);
     let mut killer = match probe.kill_policy() {
         Some(policy) => {
             let mut k = kill::Killer::new();
@@ -285,6 +288,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                             !plan.noncanonical.is_empty(),
                         ) {
                             tracing::error!("SIGHUP: the kernel read filter was not updated: {e}");
+                        }
+                        match probe.set_syscalls(Some(&engine.needed_syscalls())) {
+                            Ok((attached, detached)) => log_attached(&probe, &attached, &detached),
+                            Err(e) => tracing::error!(
+                                "SIGHUP: the syscall programs were not updated: {e}"
+                            ),
                         }
                         if let (Some(k), Some(p)) = (killer.as_mut(), probe.kill_policy()) {
                             k.sync(p, &engine);
@@ -434,6 +443,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn falco_learn_probe_common_kinds() -> Vec<&'static str> {
     falco_learn_probe::KINDS.iter().map(|k| k.name()).collect()
+}
+
+/// Say which syscall programs are attached (and what a reload changed).
+fn log_attached(probe: &Probe, attached: &[&str], detached: &[&str]) {
+    let now = probe.attached_syscalls();
+    let mut changes = String::new();
+    if !attached.is_empty() {
+        changes.push_str(&format!("; attached {}", attached.join(", ")));
+    }
+    if !detached.is_empty() {
+        changes.push_str(&format!(
+            "; detached {} (no loaded rule or profile needs them)",
+            detached.join(", ")
+        ));
+    }
+    tracing::info!(
+        "kernel: syscall programs attached for {}{changes}",
+        now.join(", ")
+    );
 }
 
 /// Say what the kernel will report of read-only opens (and warn when a rule turns the

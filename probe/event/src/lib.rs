@@ -125,6 +125,35 @@ impl EventType {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The syscall whose tracepoints report this type, or `None` for the process
+    /// lifecycle (exec, fork, exit: scheduler tracepoints the probe always attaches).
+    pub fn syscall(self) -> Option<&'static str> {
+        use EventType as T;
+        Some(match self {
+            T::Execve | T::Clone | T::Fork | T::Vfork | T::Clone3 | T::Procexit => return None,
+            // execveat's own tracepoint only tells execveat from execve
+            T::Execveat => "execveat",
+            T::Connect => "connect",
+            T::Sendto => "sendto",
+            T::Sendmsg => "sendmsg",
+            T::Open => "open",
+            T::Openat => "openat",
+            T::Openat2 => "openat2",
+            T::Creat => "creat",
+            T::Socket => "socket",
+            T::Dup => "dup",
+            T::Dup2 => "dup2",
+            T::Dup3 => "dup3",
+            T::Symlink => "symlink",
+            T::Symlinkat => "symlinkat",
+            T::Link => "link",
+            T::Linkat => "linkat",
+            T::Ptrace => "ptrace",
+            T::InitModule => "init_module",
+            T::FinitModule => "finit_module",
+        })
+    }
 }
 
 impl std::fmt::Display for EventType {

@@ -129,7 +129,7 @@ pub enum Cond {
         bools: Vec<bool>,
         nets: Vec<IpNet>,
     },
-    Pmatch(Vec<String>),
+    Pmatch(crate::pmatch::PathSet),
     Contains(String),
     IContains(String),
     StartsWith(String),
@@ -279,6 +279,11 @@ fn glob(p: &[char], t: &str) -> bool {
     glob_chars(p, &t)
 }
 
+/// [`glob_chars`] on a string (one `pmatch` component).
+pub(crate) fn glob_chars_str(p: &[char], t: &str) -> bool {
+    glob(p, t)
+}
+
 /// fnmatch-style glob without FNM_PATHNAME: `*` (also across `/`), `?`, `[…]`, `[!…]`.
 fn glob_chars(p: &[char], t: &[char]) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
@@ -364,14 +369,6 @@ fn contains_ci(hay: &str, needle_lower: &str) -> bool {
     }
 }
 
-fn pmatch(prefixes: &[String], v: &str) -> bool {
-    prefixes.iter().any(|p| {
-        v == p
-            || (v.starts_with(p.as_str())
-                && (p.ends_with('/') || v.as_bytes().get(p.len()) == Some(&b'/')))
-    })
-}
-
 impl Test {
     fn eval<'a>(&self, ev: &'a Event, cache: &mut EvalCache<'a>) -> bool {
         if let Cond::Field(op, other) = &self.cond {
@@ -422,7 +419,7 @@ impl Test {
                 Value::Ip(ip) => nets.iter().any(|n| n.contains(ip)),
                 Value::Any(_) => false,
             },
-            Cond::Pmatch(p) => matches!(v, Value::Str(s) if pmatch(p, s)),
+            Cond::Pmatch(p) => matches!(v, Value::Str(s) if p.matches(s)),
             Cond::Contains(n) => v.render().contains(n.as_str()),
             Cond::IContains(n) => contains_ci(&v.render(), n),
             Cond::StartsWith(n) => v.render().starts_with(n.as_str()),
@@ -1368,7 +1365,7 @@ impl<'c> Compiler<'c> {
                 if op == Op::Pmatch {
                     return Ok(Node::Test(Box::new(Test {
                         lhs,
-                        cond: Cond::Pmatch(texts),
+                        cond: Cond::Pmatch(crate::pmatch::PathSet::new(texts)),
                     })));
                 }
                 let mut strs = AHashSet::new();
@@ -1662,15 +1659,6 @@ mod tests {
         assert!(!g("/etc/[!ps]*", "/etc/passwd"));
         assert!(g("a?c", "abc"));
         assert!(!g("a?c", "ac"));
-    }
-
-    #[test]
-    fn pmatch_is_path_prefix() {
-        let p = vec!["/etc".to_string(), "/usr/bin/".to_string()];
-        assert!(pmatch(&p, "/etc"));
-        assert!(pmatch(&p, "/etc/passwd"));
-        assert!(!pmatch(&p, "/etcx/passwd"));
-        assert!(pmatch(&p, "/usr/bin/ls"));
     }
 
     #[test]

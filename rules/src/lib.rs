@@ -33,6 +33,7 @@ pub mod kernel_plan;
 pub mod limits;
 pub mod output;
 pub mod parser;
+pub mod pmatch;
 pub mod report;
 pub mod yaml;
 
@@ -41,6 +42,7 @@ pub use compile::glob_match;
 use compile::{Compiler, EvalCache, Node, TypeMask, ALL_TYPES};
 use falco_learn_event::{Event, EventType};
 pub use output::{Alert, OutputFormat};
+pub use pmatch::pmatch_match;
 pub use report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity, Source};
 use std::path::Path;
 use std::sync::Arc;

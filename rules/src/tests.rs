@@ -405,3 +405,39 @@ fn later_files_and_later_definitions_resolve() {
     assert!(!rep.has_errors(), "{rep}");
     assert_eq!(names(&rs, &exec("bash", &[])), ["R"]);
 }
+
+/// libsinsp's `unescape_str`: an unknown escape in a quoted value is a load error at
+/// the escape; `\x41` is `A`; a regex needs `\\d` in a quoted string (or a bare value).
+#[test]
+fn quoted_values_unescape_as_libsinsp_and_unknown_escapes_are_load_errors() {
+    let rule = |cond: &str| {
+        format!("- rule: R\n  desc: d\n  condition: {cond}\n  output: o\n  priority: INFO\n")
+    };
+    let (rs, rep) = load(&[&rule(r#"evt.type = execve and proc.args = "\d""#)]);
+    assert_eq!(rs.rules().len(), 0);
+    assert_eq!(rep.errors.len(), 1, "{rep}");
+    let e = &rep.errors[0];
+    assert_eq!(e.code, Code::ConditionSyntax, "{rep}");
+    assert_eq!((e.pos.line, e.pos.col), (3, 49), "{rep}"); // the backslash
+    assert!(
+        rep.to_string()
+            .contains("unsupported string escape sequence: \\d"),
+        "{rep}"
+    );
+
+    let (_, rep) = load(&[&rule(r#"evt.type = execve and proc.args regex "v\d+""#)]);
+    assert!(rep.has_errors(), "{rep}");
+
+    let f = [
+        rule(r#"evt.type = execve and proc.args regex "v\\d+""#).replace("R\n", "Quoted\n"),
+        rule(r#"evt.type = execve and proc.args regex v\d+"#).replace("R\n", "Bare\n"),
+        rule(r#"evt.type = execve and proc.name = "\x41""#).replace("R\n", "Hex\n"),
+    ]
+    .concat();
+    let (rs, rep) = load(&[&f]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(names(&rs, &exec("x", &["v12"])), ["Quoted", "Bare"]);
+    assert!(names(&rs, &exec("x", &["vddd"])).is_empty());
+    assert_eq!(names(&rs, &exec("A", &[])), ["Hex"]);
+    assert!(names(&rs, &exec("x41", &[])).is_empty());
+}

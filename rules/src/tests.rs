@@ -441,3 +441,38 @@ fn quoted_values_unescape_as_libsinsp_and_unknown_escapes_are_load_errors() {
     assert_eq!(names(&rs, &exec("A", &[])), ["Hex"]);
     assert!(names(&rs, &exec("x41", &[])).is_empty());
 }
+
+/// Falco (rule_loader_reader.cpp) warns LOAD_APPEND_NO_VALUES when an exception is
+/// appended (`append: true`, `override: {exceptions: append}`) without `values`, and
+/// its rules schema allows only name/fields/comps/values in an exception.
+#[test]
+fn exception_appends_without_values_and_unknown_exception_keys_are_warned() {
+    let base = "- rule: R\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n  exceptions:\n    - name: by_name\n      fields: proc.name\n      values: [a]\n";
+    for app in [
+        "- rule: R\n  exceptions:\n    - name: by_name\n      value: [bash]\n  override:\n    exceptions: append\n",
+        "- rule: R\n  append: true\n  exceptions:\n    - name: by_name\n      value: [bash]\n",
+    ] {
+        let (rs, rep) = load(&[base, app]);
+        assert!(!rep.has_errors(), "{rep}");
+        let codes: Vec<&str> = rep.warnings.iter().map(|w| w.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            ["LOAD_ERR_YAML_VALIDATE", "LOAD_APPEND_NO_VALUES"],
+            "{rep}"
+        );
+        let text = rep.to_string();
+        assert!(text.contains("unknown key 'value'"), "{text}");
+        assert!(text.contains("f1.yaml:4:7"), "{text}");
+        // nothing was appended: bash still alerts
+        assert_eq!(names(&rs, &exec("bash", &[])), ["R"]);
+        assert!(names(&rs, &exec("a", &[])).is_empty());
+    }
+    // a replacing override or a new rule without values is not an append: no warning
+    let (_, rep) = load(&[
+        "- rule: R\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n  exceptions:\n    - name: by_name\n      fields: proc.name\n",
+    ]);
+    assert!(
+        rep.warnings.iter().all(|w| w.code != Code::AppendNoValues),
+        "{rep}"
+    );
+}

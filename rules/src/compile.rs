@@ -198,8 +198,8 @@ fn transform<'a>(v: Value<'a>, tr: Transformer) -> Option<Value<'a>> {
     Some(match v {
         Value::Any(vs) => Value::Any(vs.into_iter().filter_map(|x| transform(x, tr)).collect()),
         Value::Str(s) => match tr {
-            Transformer::ToLower => Value::Str(Cow::Owned(s.to_lowercase())),
-            Transformer::ToUpper => Value::Str(Cow::Owned(s.to_uppercase())),
+            Transformer::ToLower => Value::Str(Cow::Owned(s.to_ascii_lowercase())),
+            Transformer::ToUpper => Value::Str(Cow::Owned(s.to_ascii_uppercase())),
             Transformer::B64 => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(s.as_bytes())
@@ -355,18 +355,17 @@ fn class(p: &[char], start: usize, c: char) -> Option<usize> {
     (matched != negate).then_some(i + 1)
 }
 
+/// libsinsp's `icontains` is `strcasestr` and its case folding (`iglob`'s
+/// `FNM_CASEFOLD`, `tolower()`, `toupper()`) is C's `tolower` in the C locale
+/// Falco runs in: ASCII letters only, byte by byte (`É` and `é` differ).
 fn contains_ci(hay: &str, needle_lower: &str) -> bool {
-    if hay.is_ascii() {
-        let n = needle_lower.as_bytes();
-        if n.is_empty() {
-            return true;
-        }
-        hay.as_bytes()
-            .windows(n.len())
-            .any(|w| w.eq_ignore_ascii_case(n))
-    } else {
-        hay.to_lowercase().contains(needle_lower)
+    let n = needle_lower.as_bytes();
+    if n.is_empty() {
+        return true;
     }
+    hay.as_bytes()
+        .windows(n.len())
+        .any(|w| w.eq_ignore_ascii_case(n))
 }
 
 impl Test {
@@ -431,7 +430,7 @@ impl Test {
             }
             Cond::BStartsWith(n) => v.render().as_bytes().starts_with(n),
             Cond::Glob(p) => glob(p, &v.render()),
-            Cond::IGlob(p) => glob(p, &v.render().to_lowercase()),
+            Cond::IGlob(p) => glob(p, &v.render().to_ascii_lowercase()),
             Cond::Regex(r) => r.is_match(&v.render()),
             // Evaluated in `eval`, which has both values.
             Cond::Field(..) => false,
@@ -451,7 +450,7 @@ fn field_cmp(op: Op, a: &Value<'_>, b: &Value<'_>) -> bool {
             let (x, y) = (a.render(), b.render());
             match op {
                 Op::Contains => x.contains(y.as_ref()),
-                Op::IContains => contains_ci(&x, &y.to_lowercase()),
+                Op::IContains => contains_ci(&x, &y.to_ascii_lowercase()),
                 Op::StartsWith | Op::BStartsWith => x.starts_with(y.as_ref()),
                 Op::EndsWith => x.ends_with(y.as_ref()),
                 Op::BContains => x.contains(y.as_ref()),
@@ -1445,7 +1444,7 @@ impl<'c> Compiler<'c> {
                         Cond::Ord(op, l)
                     }
                     Op::Contains => Cond::Contains(v.text.clone()),
-                    Op::IContains => Cond::IContains(v.text.to_lowercase()),
+                    Op::IContains => Cond::IContains(v.text.to_ascii_lowercase()),
                     Op::StartsWith => Cond::StartsWith(v.text.clone()),
                     Op::EndsWith => Cond::EndsWith(v.text.clone()),
                     Op::BContains | Op::BStartsWith => {
@@ -1458,7 +1457,7 @@ impl<'c> Compiler<'c> {
                         }
                     }
                     Op::Glob => Cond::Glob(v.text.chars().collect()),
-                    Op::IGlob => Cond::IGlob(v.text.to_lowercase().chars().collect()),
+                    Op::IGlob => Cond::IGlob(v.text.to_ascii_lowercase().chars().collect()),
                     Op::Regex => Cond::Regex(self.regex(v, src)?),
                     Op::In | Op::Intersects | Op::Pmatch | Op::Exists => return Err(bad_op(self)),
                 };

@@ -981,7 +981,24 @@ impl<'c> Compiler<'c> {
                         ))
                     }
                 },
-                _ => ext.items = ext.items.saturating_add(1),
+                _ => {
+                    // Falco pastes list items into the condition: a quoted item is a quoted
+                    // string there, with libsinsp's escapes (`'"a\\d"'` does not load).
+                    if let Some(q @ (b'"' | b'\'')) = t.bytes().next() {
+                        if t.len() >= 2 && t.as_bytes()[t.len() - 1] == q {
+                            if let Err(e) = crate::parser::unescape(&t[1..t.len() - 1], q, 0) {
+                                return Err(Self::limit_err(
+                                    &none,
+                                    Some(it.pos.clone()),
+                                    item,
+                                    Code::ConditionSyntax,
+                                    format!("list '{}' item {t}: {}", l.name, e.message),
+                                ));
+                            }
+                        }
+                    }
+                    ext.items = ext.items.saturating_add(1)
+                }
             }
         }
         if ext.depth > MAX_LIST_DEPTH {

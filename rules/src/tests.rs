@@ -476,3 +476,21 @@ fn exception_appends_without_values_and_unknown_exception_keys_are_warned() {
         "{rep}"
     );
 }
+
+/// A quoted list item is a quoted string once Falco pastes it into the condition:
+/// libsinsp's escapes apply, and an escape it refuses fails the rules using the list.
+#[test]
+fn quoted_list_items_follow_the_escape_rules() {
+    let f = "- list: l\n  items: ['\"a\\x41\"', '\"b\\d\"']\n- rule: R\n  desc: d\n  condition: evt.type = execve and proc.name in (l)\n  output: o\n  priority: INFO\n";
+    let (rs, rep) = load(&[f]);
+    assert_eq!(rs.rules().len(), 0);
+    let text = rep.to_string();
+    assert!(
+        text.contains("unsupported string escape sequence: \\d") && text.contains("f0.yaml:2:"),
+        "{text}"
+    );
+    let f = "- list: l\n  items: ['\"a\\x41\"']\n- rule: R\n  desc: d\n  condition: evt.type = execve and proc.name in (l)\n  output: o\n  priority: INFO\n";
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(names(&rs, &exec("aA", &[])), ["R"]);
+}

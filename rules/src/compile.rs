@@ -573,20 +573,35 @@ fn unquote_item(text: &str) -> String {
         }
         return t[1..t.len() - 1].to_string();
     }
+    if t.contains(' ') {
+        // Falco wraps it in `"…"` (see `paste_item`): its backslashes are escapes
+        // (checked when the list's extent is computed)
+        if let Ok(u) = crate::parser::unescape(t, b'"', 0) {
+            return u;
+        }
+    }
     t.to_string()
 }
 
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
+/// How Falco pastes an exception value into the condition text
+/// (`quote_item` in rule_loader_compiler.cpp): as written when it starts with a
+/// quote (a quoted string, with libsinsp's escapes) or holds no space (a bare
+/// string, or a list name), else wrapped in `"…"` without escaping.
+fn paste_item(s: &str) -> String {
+    if s.contains(' ') && !s.starts_with(['"', '\'']) {
+        format!("\"{s}\"")
+    } else {
+        s.to_string()
     }
-    out.push('"');
-    out
+}
+
+/// Falco's `paren_item`: a value for a list operator, in parentheses unless it starts with one.
+fn paren_item(s: &str) -> String {
+    if s.starts_with('(') {
+        s.to_string()
+    } else {
+        format!("({s})")
+    }
 }
 
 impl<'c> Compiler<'c> {
@@ -984,6 +999,23 @@ impl<'c> Compiler<'c> {
                 _ => {
                     // Falco pastes list items into the condition: a quoted item is a quoted
                     // string there, with libsinsp's escapes (`'"a\\d"'` does not load).
+                    if t.contains(' ') && !t.starts_with(['"', '\'']) {
+                        // pasted as `"…"` by Falco (`paste_item`)
+                        let bad = if t.contains('"') {
+                            Some("a '\"' in an item holding a space ends the quotes Falco adds around it".to_string())
+                        } else {
+                            crate::parser::unescape(t, b'"', 0).err().map(|e| e.message)
+                        };
+                        if let Some(m) = bad {
+                            return Err(Self::limit_err(
+                                &none,
+                                Some(it.pos.clone()),
+                                item,
+                                Code::ConditionSyntax,
+                                format!("list '{}' item {t}: {m}", l.name),
+                            ));
+                        }
+                    }
                     if let Some(q @ (b'"' | b'\'')) = t.bytes().next() {
                         if t.len() >= 2 && t.as_bytes()[t.len() - 1] == q {
                             if let Err(e) = crate::parser::unescape(&t[1..t.len() - 1], q, 0) {
@@ -1548,26 +1580,11 @@ impl<'c> Compiler<'c> {
                     let list_comp = matches!(comp.as_str(), "in" | "intersects" | "pmatch");
                     let rhs = match (v, list_comp) {
                         (ExcValue::Many(items), _) => {
-                            let parts: Vec<String> = items
-                                .iter()
-                                .map(|s| {
-                                    if self.col.list_index.contains_key(s.as_str()) {
-                                        s.clone()
-                                    } else {
-                                        quote(s)
-                                    }
-                                })
-                                .collect();
+                            let parts: Vec<String> = items.iter().map(|s| paste_item(s)).collect();
                             format!("({})", parts.join(", "))
                         }
-                        (ExcValue::One(s), true) => {
-                            if self.col.list_index.contains_key(s.as_str()) {
-                                format!("({s})")
-                            } else {
-                                format!("({})", quote(s))
-                            }
-                        }
-                        (ExcValue::One(s), false) => quote(s),
+                        (ExcValue::One(s), true) => paren_item(s),
+                        (ExcValue::One(s), false) => paste_item(s),
                     };
                     ands.push(format!("{f} {comp} {rhs}"));
                 }

@@ -719,3 +719,54 @@ fn only_the_first_matching_rule_alerts_by_default() {
     assert_eq!(collect(RuleMatching::First), ["A"], "[match]");
     assert_eq!(collect(RuleMatching::All), ["A", "B"], "[match]");
 }
+
+/// Falco pastes list items and exception values into the condition text
+/// (rule_loader_compiler.cpp `quote_item`): quoted ones are quoted strings, ones with a
+/// space are wrapped in `"…"` without escaping, others are bare strings.
+#[test]
+fn list_items_and_exception_values_are_pasted_as_falco_does() {
+    let load = |f: &str| Ruleset::load_sources(&[("c.yaml", f)]);
+    let r = "- rule: R\n  desc: d\n  condition: evt.type = execve and proc.cmdline in (l)\n  output: o\n  priority: INFO\n";
+    // a spaced item: "…" added, `\t` is then a tab; a quoted item is unescaped
+    let f = format!("- list: l\n  items: ['a\\tb c', '\"x\\x41 y\"', 'p\\q']\n{r}");
+    let (rs, rep) = load(&f);
+    assert!(!rep.has_errors(), "{rep}");
+    let cmd = |c: &str| {
+        let mut e = exec(c, &[], &[]);
+        let mut parts = c.splitn(2, ' ');
+        e.process.comm = parts.next().unwrap_or("").into();
+        e.process.args = parts
+            .next()
+            .map(|a| vec![a.to_string()])
+            .unwrap_or_default();
+        e
+    };
+    assert_eq!(
+        rs.matching(&cmd("a\tb c")).len(),
+        1,
+        "[esc] spaced item unescaped"
+    );
+    assert_eq!(
+        rs.matching(&cmd("xA y")).len(),
+        1,
+        "[esc] quoted item unescaped"
+    );
+    assert_eq!(
+        rs.matching(&cmd("p\\q")).len(),
+        1,
+        "[esc] bare item keeps \\"
+    );
+    // a spaced item with an escape libsinsp refuses, or a `"`, fails its rules
+    for bad in ["'a\\d c'", "'say \"hi\" now'"] {
+        let (rs, rep) = load(&format!("- list: l\n  items: [{bad}]\n{r}"));
+        assert!(rep.has_errors() && rs.rules().is_empty(), "{bad}: {rep}");
+    }
+    // exception values: the same pasting
+    let f = "- rule: R\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n  exceptions:\n    - name: e\n      fields: [proc.cmdline]\n      comps: [in]\n      values:\n        - [[\"a\\tb c\", '\"xA y\"', 'p\\q']]\n";
+    let (rs, rep) = load(f);
+    assert!(!rep.has_errors(), "{rep}");
+    assert!(rs.matching(&cmd("a\tb c")).is_empty(), "[esc] excepted");
+    assert!(rs.matching(&cmd("xA y")).is_empty(), "[esc] excepted");
+    assert!(rs.matching(&cmd("p\\q")).is_empty(), "[esc] excepted");
+    assert_eq!(rs.matching(&cmd("other")).len(), 1);
+}

@@ -347,6 +347,27 @@ mod tests {
 
     const OPEN_READ: &str = "evt.type in (open, openat, openat2) and evt.is_open_read = true";
 
+    /// `pmatch` compares components (src/pmatch.rs): the prefix is the item's
+    /// normalised components up to the first glob one, so every path it matches
+    /// starts with it.
+    #[test]
+    fn pmatch_prefixes_follow_component_matching() {
+        let p = plan(&rule(
+            "a",
+            &format!("{OPEN_READ} and fd.name pmatch (etc//ssh/, /srv/a\\*b/x, /var/lib/db[0-9])"),
+        ));
+        assert_eq!(
+            p.prefixes,
+            Some(vec![
+                "/etc/ssh".to_string(),
+                "/srv/a".to_string(),
+                "/var/lib/db".to_string()
+            ])
+        );
+        let p = plan(&rule("r", &format!("{OPEN_READ} and fd.name pmatch (/)")));
+        assert_eq!(p.prefixes, Some(vec!["/".to_string()]));
+    }
+
     #[test]
     fn a_custom_read_rule_adds_its_path() {
         let p = plan(&rule(

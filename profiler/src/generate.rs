@@ -64,7 +64,7 @@ fn item(image: &ImageRef, v: &str) -> Result<String, GenerateError> {
     let bare = v.starts_with('/')
         && !v
             .chars()
-            .any(|c| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '"' | '\'' | '\\'));
+            .any(|c| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '"' | '\'' | '\\' | '='));
     let text = if bare {
         v.to_string()
     } else if v.contains('\\') {

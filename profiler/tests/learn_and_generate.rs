@@ -642,6 +642,8 @@ fn learned_directories_with_glob_characters_stay_exact_and_rules_agree() {
         p.learn_write(&format!("/srv/data/c[1]/f{i}"), 1, &limits);
         p.learn_write(&format!("/srv/data/plain/f{i}"), 1, &limits);
     }
+    // libsinsp's bare strings stop at `=`: such a value must be quoted in the rules
+    p.learn_write("/srv/k=v", 1, &limits);
     assert!(!p.write_dirs.keys().any(|d| d.contains(['*', '?', '['])));
     assert!(
         p.write_dirs.contains_key("/srv/data/plain"),
@@ -671,6 +673,8 @@ fn learned_directories_with_glob_characters_stay_exact_and_rules_agree() {
         ("/srv/data/plain", true),
         ("/srv/data//plain/x", true),
         ("/srv/data/plainx", false),
+        ("/srv/k=v", true),
+        ("/srv/k", false),
     ];
     let rs = load_generated(&p);
     for (path, allowed) in paths {

@@ -999,6 +999,23 @@ impl<'c> Compiler<'c> {
                 _ => {
                     // Falco pastes list items into the condition: a quoted item is a quoted
                     // string there, with libsinsp's escapes (`'"a\\d"'` does not load).
+                    if !t.contains(' ')
+                        && !t.starts_with(['"', '\''])
+                        && t.contains(['=', '(', ')', ',', '"', '\''])
+                    {
+                        // pasted bare by Falco: libsinsp's bare strings stop at these
+                        return Err(Self::limit_err(
+                            &none,
+                            Some(it.pos.clone()),
+                            item,
+                            Code::ConditionSyntax,
+                            format!(
+                                "list '{}' item {t}: a bare value cannot hold = ( ) , \" or ' \
+                                 (Falco pastes it into the condition as is); quote it",
+                                l.name
+                            ),
+                        ));
+                    }
                     if t.contains(' ') && !t.starts_with(['"', '\'']) {
                         // pasted as `"…"` by Falco (`paste_item`)
                         let bad = if t.contains('"') {

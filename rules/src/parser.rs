@@ -82,7 +82,7 @@ fn is_field_char(c: u8) -> bool {
 }
 
 fn is_bare_stop(c: u8) -> bool {
-    c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b',' | b'"' | b'\'')
+    c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b',' | b'"' | b'\'' | b'=')
 }
 
 impl<'a> P<'a> {

@@ -633,6 +633,8 @@ fn whitespace_inside_conditions_is_insignificant_outside_strings() {
             "[esc] `=` ends a bare string",
         ),
     ]);
+    // [esc] RGX_BARESTR: a bare value stops at `=`, so `a=b` is not one value
+    loads(&ex("proc.name = a=b")).expect_err("a=b");
 }
 
 #[test]
@@ -757,7 +759,8 @@ fn list_items_and_exception_values_are_pasted_as_falco_does() {
         "[esc] bare item keeps \\"
     );
     // a spaced item with an escape libsinsp refuses, or a `"`, fails its rules
-    for bad in ["'a\\d c'", "'say \"hi\" now'"] {
+    // (and a bare item holding a character libsinsp's bare strings stop at: RGX_BARESTR)
+    for bad in ["'a\\d c'", "'say \"hi\" now'", "k=v", "'f(x)'"] {
         let (rs, rep) = load(&format!("- list: l\n  items: [{bad}]\n{r}"));
         assert!(rep.has_errors() && rs.rules().is_empty(), "{bad}: {rep}");
     }

@@ -117,3 +117,48 @@ fn fields_lists_the_catalogue() {
     assert!(text.lines().any(|l| l.starts_with("fd.sport")), "{text}");
     assert!(text.lines().all(|l| l.starts_with("fd.")), "{text}");
 }
+
+/// Falco's `rule_matching`: replay alerts only the first matching rule per event unless
+/// `--rule-matching all`.
+#[test]
+fn replay_alerts_the_first_matching_rule_unless_all() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let rules = dir.path().join("two.yaml");
+    std::fs::write(
+        &rules,
+        concat!(
+            "- rule: A\n  desc: d\n  condition: evt.type in (execve, connect, openat)\n",
+            "  output: a\n  priority: INFO\n",
+            "- rule: B\n  desc: d\n  condition: evt.type in (execve, connect, openat)\n",
+            "  output: b\n  priority: INFO\n",
+        ),
+    )
+    .expect("write");
+    let seed = repo("rules/tests/fixtures/seed.jsonl");
+    let rules_of = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["replay", "-r", rules.to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        args.push(&seed);
+        let out = bin().args(&args).output().expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("alert");
+                v["rule"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    let first = rules_of(&[]);
+    assert!(
+        !first.is_empty() && first.iter().all(|r| r == "A"),
+        "{first:?}"
+    );
+    let all = rules_of(&["--rule-matching", "all"]);
+    assert_eq!(all.len(), 2 * first.len(), "{all:?}");
+    assert_eq!(rules_of(&["--rule-matching", "first"]), first);
+}

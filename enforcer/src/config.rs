@@ -371,6 +371,9 @@ pub struct Config {
     pub rules_files: Vec<PathBuf>,
     /// Minimum priority of default-rule alerts (Falco's `priority`).
     pub priority: String,
+    /// Falco's `rule_matching`: `first` (only the first matching rule in load order
+    /// alerts for an event, Falco's default) or `all`.
+    pub rule_matching: String,
     pub profiles: Profiles,
     pub outputs: Outputs,
     pub metrics: Metrics,
@@ -383,6 +386,7 @@ impl Default for Config {
         Config {
             rules_files: Vec::new(),
             priority: "Debug".into(),
+            rule_matching: "first".into(),
             profiles: Profiles::default(),
             outputs: Outputs::default(),
             metrics: Metrics::default(),
@@ -477,6 +481,12 @@ impl Config {
                     format!("unknown priority {p:?} (Emergency … Debug)"),
                 ));
             }
+        }
+        if falco_learn_rules::RuleMatching::parse(&self.rule_matching).is_none() {
+            return Err(bad(
+                "rule_matching",
+                format!("unknown value {:?} (first or all)", self.rule_matching),
+            ));
         }
         for b in self.bounds() {
             b.check()?;
@@ -735,6 +745,15 @@ mod tests {
                 ),
             "{e}"
         );
+        let e = Config::load(None, &["rule_matching=every".into()])
+            .expect_err("rule_matching")
+            .to_string();
+        assert!(
+            e.contains("rule_matching") && e.contains("every") && e.contains("first or all"),
+            "{e}"
+        );
+        let c = Config::load(None, &["rule_matching=all".into()]).expect("all");
+        assert_eq!(c.rule_matching, "all");
         let e = Config::load(None, &["priority=Loud".into()])
             .expect_err("priority")
             .to_string();

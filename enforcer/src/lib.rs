@@ -2,9 +2,11 @@
 //!
 //! An [`Engine`] holds the compiled default ruleset (ours, or the files the
 //! user points at, e.g. /etc/falco/falco_rules.yaml) and the reviewed profile
-//! of every image. [`Engine::evaluate`] runs one event through both: every
-//! matching default rule gives a Falco alert; an event of a profiled image that
-//! departs from its profile gives a profile-anomaly alert. Anomalies are found
+//! of every image. [`Engine::evaluate`] runs one event through both: the
+//! default rules give Falco alerts as Falco's `rule_matching` says (`first`,
+//! Falco's default: only the first matching rule in load order; `all`: every
+//! matching rule); an event of a profiled image that departs from its profile
+//! gives one profile-anomaly alert besides, whatever `rule_matching` is. Anomalies are found
 //! by set lookups ([`falco_learn_profiler::Profile::check`]); the alert itself
 //! is rendered by the generated allowlist rule of that image and dimension, so
 //! the fast path and the generated Falco rules say exactly the same thing.
@@ -19,7 +21,7 @@ pub mod outputs;
 use ahash::{AHashMap, AHashSet};
 use falco_learn_event::Event;
 use falco_learn_profiler::{generate_rules, rule_name, Dimension, ImageRef, Profile};
-use falco_learn_rules::{Alert, LoadReport, Priority, Rule, Ruleset};
+use falco_learn_rules::{Alert, LoadReport, Priority, Rule, RuleMatching, Ruleset};
 use std::path::{Path, PathBuf};
 
 /// The ruleset falco-learn ships, embedded so `run` works from any directory.
@@ -89,6 +91,7 @@ pub struct EngineSummary {
 pub struct Engine {
     rules: Ruleset,
     min_priority: Priority,
+    rule_matching: RuleMatching,
     /// repository → tag → profile: an event's image is looked up by borrowing
     /// its strings (no allocation per event).
     profiles: AHashMap<String, AHashMap<String, Loaded>>,
@@ -267,6 +270,7 @@ impl Engine {
             Engine {
                 rules,
                 min_priority,
+                rule_matching: RuleMatching::First,
                 profiles,
                 host_profile,
                 unprofiled_seen: AHashMap::new(),
@@ -274,6 +278,11 @@ impl Engine {
             },
             report,
         ))
+    }
+
+    /// Falco's `rule_matching` for the default rules (built with `first`, Falco's default).
+    pub fn set_rule_matching(&mut self, mode: RuleMatching) {
+        self.rule_matching = mode;
     }
 
     /// Number of loaded profiles.
@@ -380,11 +389,16 @@ impl Engine {
     pub fn evaluate(&mut self, ev: &Event) -> Verdict {
         let mut v = Verdict::default();
         let min = self.min_priority;
-        self.rules.for_each_match(ev, |r| {
-            if r.priority <= min {
-                v.alerts.push(r.alert(ev));
-            }
-        });
+        // Falco's `priority` drops rules at load time, so a rule below it never hides a
+        // later one under `rule_matching: first`.
+        self.rules.for_each_alerting(
+            ev,
+            self.rule_matching,
+            |r| r.priority <= min,
+            |r| v.alerts.push(r.alert(ev)),
+        );
+        // A profile anomaly is not one of the rules above: it is added after them
+        // whatever `rule_matching` is (its generated rule is evaluated alone).
         let c = &ev.container;
         let (repo, tag) = if !c.image_repository.is_empty() {
             (c.image_repository.as_str(), c.image_tag.as_str())
@@ -564,6 +578,57 @@ mod tests {
             Some(("docker.io/library/nginx:latest".into(), Dimension::Exec))
         );
         assert!(v.alerts[0].tags.iter().any(|t| t == "falco_learn"));
+    }
+
+    /// Falco's `rule_matching`: with `first` (the default) one event alerts once, from
+    /// the first matching rule in load order; `all` alerts every matching rule. A rule
+    /// below `priority` is not loaded in Falco, so it does not hide the next one.
+    #[test]
+    fn only_the_first_matching_rule_alerts_unless_rule_matching_is_all() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("r.yaml");
+        std::fs::write(
+            &f,
+            concat!(
+                "- rule: Low\n  desc: d\n  condition: evt.type = execve\n",
+                "  output: low\n  priority: DEBUG\n",
+                "- rule: One\n  desc: d\n  condition: evt.type = execve\n",
+                "  output: one\n  priority: WARNING\n",
+                "- rule: Two\n  desc: d\n  condition: evt.type = execve\n",
+                "  output: two\n  priority: WARNING\n",
+            ),
+        )
+        .expect("write");
+        let ev = exec("/bin/true", "docker.io/library/redis");
+        let fired = |eng: &mut Engine| -> Vec<String> {
+            eng.evaluate(&ev)
+                .alerts
+                .into_iter()
+                .map(|a| a.rule)
+                .collect()
+        };
+        let (mut eng, _) = Engine::build(
+            std::slice::from_ref(&f),
+            Priority::Debug,
+            ProfilesFrom::Nowhere,
+            Priority::Warning,
+            "",
+        )
+        .expect("engine");
+        assert_eq!(fired(&mut eng), ["Low"]);
+        eng.set_rule_matching(RuleMatching::All);
+        assert_eq!(fired(&mut eng), ["Low", "One", "Two"]);
+        let (mut eng, _) = Engine::build(
+            &[f],
+            Priority::Warning,
+            ProfilesFrom::Nowhere,
+            Priority::Warning,
+            "",
+        )
+        .expect("engine");
+        assert_eq!(fired(&mut eng), ["One"]);
+        eng.set_rule_matching(RuleMatching::All);
+        assert_eq!(fired(&mut eng), ["One", "Two"]);
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn item(image: &ImageRef, v: &str) -> Result<String, GenerateError> {
     let bare = v.starts_with('/')
         && !v
             .chars()
-            .any(|c| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '"' | '\'' | '\\'));
+            .any(|c| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '"' | '\'' | '\\' | '='));
     let text = if bare {
         v.to_string()
     } else if v.contains('\\') {
@@ -245,7 +245,18 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         let items = p
             .write_dirs
             .keys()
-            .map(|d| item(img, d))
+            .map(|d| {
+                // `pmatch` would read `*`, `?`, `[` as a glob and cover more than was learned;
+                // the model never generalises such a directory (model::has_glob_char)
+                if crate::model::has_glob_char(d) {
+                    return Err(GenerateError::Unrepresentable {
+                        image: img.to_string(),
+                        value: d.to_string(),
+                        why: "glob character in a generalised directory (pmatch would read it as a pattern)",
+                    });
+                }
+                item(img, d)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         list(&mut o, &format!("{px}_write_dirs"), &items);
         allowed.push(format!("fd.name pmatch ({px}_write_dirs)"));

@@ -438,6 +438,11 @@ pub(crate) fn depth(dir: &str) -> usize {
     dir.split('/').filter(|c| !c.is_empty()).count()
 }
 
+/// Whether `path` holds a character Falco's `pmatch` reads as a glob.
+pub(crate) fn has_glob_char(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
 fn under_prefix(dir: &str) -> String {
     if dir.ends_with('/') {
         dir.to_string()
@@ -467,7 +472,10 @@ impl Profile {
                     .any(|(k, _)| falco_learn_rules::glob_match(k, path)))
     }
 
-    /// The generalised directory that covers `path`, if any.
+    /// The generalised directory that covers `path`, if any: Falco's `pmatch`
+    /// (libsinsp compares `/`-separated components, empty ones dropped, so
+    /// `/a/` covers `/a` and `/a//b`). Directories are learned without glob
+    /// characters (see `generalise_from`), so every key is literal here as in Falco.
     pub(crate) fn covering_write_dir(&self, path: &str) -> Option<&str> {
         if self.write_dirs.is_empty() {
             return None;
@@ -475,23 +483,30 @@ impl Profile {
         if let Some((k, _)) = self.write_dirs.get_key_value(path) {
             return Some(k);
         }
-        for (i, b) in path.bytes().enumerate().rev() {
-            if b != b'/' {
+        let norm = falco_learn_rules::pmatch::normalise(path);
+        if norm != path {
+            if let Some((k, _)) = self.write_dirs.get_key_value(norm.as_str()) {
+                return Some(k);
+            }
+        }
+        let b = norm.as_bytes();
+        for i in (0..b.len()).rev() {
+            if b[i] != b'/' {
                 continue;
             }
-            let d = if i == 0 { "/" } else { &path[..i] };
+            let d = if i == 0 { "/" } else { &norm[..i] };
             if let Some((k, _)) = self.write_dirs.get_key_value(d) {
                 return Some(k);
             }
-            // `pmatch` also accepts an item ending in '/' as a plain prefix.
-            let with_slash = &path[..=i];
-            if with_slash != d {
-                if let Some((k, _)) = self.write_dirs.get_key_value(with_slash) {
-                    return Some(k);
-                }
-            }
         }
-        None
+        // keys not in normal form (`/a/`, `//a`): compared as Falco does, slower and rare
+        self.write_dirs
+            .keys()
+            .find(|k| {
+                falco_learn_rules::pmatch::normalise(k) != k.as_str()
+                    && falco_learn_rules::pmatch_match(&[k.as_str()], &norm)
+            })
+            .map(String::as_str)
     }
 
     /// Number of entries directly in `dir` (exact files and generalised subdirectories).
@@ -560,6 +575,13 @@ impl Profile {
                 || self.children(&dir) <= limits.file_dir_threshold
             {
                 break;
+            }
+            // Falco's `pmatch` reads a component holding `*`, `?` or `[` as a glob: such a
+            // directory would cover more in Falco than here, so it is never generalised (its
+            // files stay exact entries; an ancestor without glob characters still may be).
+            if has_glob_char(&dir) {
+                child = dir;
+                continue;
             }
             out.push(self.collapse(&dir));
             child = dir;

@@ -627,3 +627,74 @@ fn proc_pid_writes_are_learned_once_and_generated_rules_agree() {
         .expect("YAML round trip");
     assert_eq!(back.write_files, p.write_files);
 }
+
+#[test]
+fn learned_directories_with_glob_characters_stay_exact_and_rules_agree() {
+    // Falco's pmatch reads a path component holding `*`, `?` or `[` as a glob, so a
+    // generalised `/srv/a*b` would allow `/srv/aXb/…` in Falco and not in the matcher:
+    // such directories are never generalised, their files stay exact entries.
+    let (l, _) = learn("nginx.jsonl");
+    let limits = Limits::default();
+    let mut p = l.profiles()[&nginx()].clone();
+    let n = limits.file_dir_threshold + 3;
+    for i in 0..n {
+        p.learn_write(&format!("/srv/data/a*b/f{i}"), 1, &limits);
+        p.learn_write(&format!("/srv/data/c[1]/f{i}"), 1, &limits);
+        p.learn_write(&format!("/srv/data/plain/f{i}"), 1, &limits);
+    }
+    // libsinsp's bare strings stop at `=`: such a value must be quoted in the rules
+    p.learn_write("/srv/k=v", 1, &limits);
+    assert!(!p.write_dirs.keys().any(|d| d.contains(['*', '?', '['])));
+    assert!(
+        p.write_dirs.contains_key("/srv/data/plain"),
+        "{:?}",
+        p.write_dirs.keys()
+    );
+    assert!(p.write_files.contains_key("/srv/data/a*b/f0"));
+
+    let fixture = events(&fixture("nginx.jsonl"));
+    let open = fixture
+        .iter()
+        .find(|e| {
+            matches!(
+                falco_learn_profiler::behaviour(e),
+                Some(falco_learn_profiler::Behaviour::Write { .. })
+            ) && p.image.is_event(e)
+        })
+        .cloned()
+        .expect("a write");
+    let paths = [
+        ("/srv/data/a*b/f0", true),
+        ("/srv/data/aXb/f0", false),
+        ("/srv/data/a*b/new", false),
+        ("/srv/data/c[1]/f1", true),
+        ("/srv/data/c1/f1", false),
+        ("/srv/data/plain/new/deeper", true),
+        ("/srv/data/plain", true),
+        ("/srv/data//plain/x", true),
+        ("/srv/data/plainx", false),
+        ("/srv/k=v", true),
+        ("/srv/k", false),
+    ];
+    let rs = load_generated(&p);
+    for (path, allowed) in paths {
+        let mut e = open.clone();
+        if let Some(fd) = e.fd.as_mut() {
+            fd.name = path.into();
+        }
+        let fired: Vec<String> = rs.matching(&e).iter().map(|r| r.name.clone()).collect();
+        let want: Vec<String> = p
+            .matches(&e)
+            .map(|a| rule_name(&p.image, a.dimension))
+            .into_iter()
+            .collect();
+        assert_eq!(fired, want, "{path}: generated rules and matcher disagree");
+        assert_eq!(want.is_empty(), allowed, "{path}");
+    }
+    // a profile written before this rule (a glob directory) is refused, not mistranslated
+    let mut old = p.clone();
+    let seen = old.write_dirs.values().next().cloned().expect("a dir");
+    old.write_dirs.insert("/srv/x*y".into(), seen);
+    let err = generate_rules(&old).expect_err("refused");
+    assert!(err.to_string().contains("/srv/x*y"), "{err}");
+}

@@ -613,7 +613,13 @@ impl Collected {
         true
     }
 
-    fn exceptions(&self, n: &Node, rule: &str, cx: &mut Ctx<'_>) -> Vec<ExceptionDef> {
+    fn exceptions(
+        &self,
+        n: &Node,
+        rule: &str,
+        append: bool,
+        cx: &mut Ctx<'_>,
+    ) -> Vec<ExceptionDef> {
         let what = Some(format!("rule '{rule}'"));
         let Some(list) = n.as_seq() else {
             if !n.is_null() {
@@ -633,6 +639,31 @@ impl Collected {
                 continue;
             };
             let ewhat = Some(format!("rule '{rule}' exception '{name}'"));
+            // Falco's rules schema: an exception has only these keys (additionalProperties:
+            // false); Falco reports a schema failure and loads, so a warning here.
+            for k in e.keys() {
+                if let Some(ks) = k.as_str() {
+                    if !matches!(ks, "name" | "fields" | "comps" | "values") {
+                        cx.warn(
+                            Code::Schema,
+                            k,
+                            ewhat.clone(),
+                            format!(
+                                "unknown key '{ks}' ignored (an exception has name, fields, \
+                                 comps, values)"
+                            ),
+                        );
+                    }
+                }
+            }
+            if append && e.get("values").is_none() {
+                cx.warn(
+                    Code::AppendNoValues,
+                    e,
+                    ewhat.clone(),
+                    "Overriding/appending exception with no values".into(),
+                );
+            }
             let (fields, single) = match e.get("fields") {
                 Some(f) => match &f.kind {
                     NodeKind::Scalar(s, _) => (vec![s.clone()], true),
@@ -857,9 +888,17 @@ impl Collected {
             }
         });
         let source = str_key("source", cx).map(|(s, _)| s);
+        // Falco reads exceptions "in append mode" for `append: true` and for
+        // `override: {exceptions: append}` (rule_loader_reader.cpp)
+        let exc_append = item.get("append").and_then(Node::as_bool) == Some(true)
+            || item
+                .get("override")
+                .and_then(|o| o.get("exceptions"))
+                .and_then(Node::as_str)
+                == Some("append");
         let exceptions = item
             .get("exceptions")
-            .map(|e| self.exceptions(e, &name, cx));
+            .map(|e| self.exceptions(e, &name, exc_append, cx));
         let warn_evttypes = bool_key("warn_evttypes", cx);
         let skip = bool_key("skip-if-unknown-filter", cx);
         let append = item.get("append").and_then(Node::as_bool).unwrap_or(false);

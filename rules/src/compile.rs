@@ -129,7 +129,7 @@ pub enum Cond {
         bools: Vec<bool>,
         nets: Vec<IpNet>,
     },
-    Pmatch(Vec<String>),
+    Pmatch(crate::pmatch::PathSet),
     Contains(String),
     IContains(String),
     StartsWith(String),
@@ -198,8 +198,8 @@ fn transform<'a>(v: Value<'a>, tr: Transformer) -> Option<Value<'a>> {
     Some(match v {
         Value::Any(vs) => Value::Any(vs.into_iter().filter_map(|x| transform(x, tr)).collect()),
         Value::Str(s) => match tr {
-            Transformer::ToLower => Value::Str(Cow::Owned(s.to_lowercase())),
-            Transformer::ToUpper => Value::Str(Cow::Owned(s.to_uppercase())),
+            Transformer::ToLower => Value::Str(Cow::Owned(s.to_ascii_lowercase())),
+            Transformer::ToUpper => Value::Str(Cow::Owned(s.to_ascii_uppercase())),
             Transformer::B64 => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(s.as_bytes())
@@ -279,6 +279,11 @@ fn glob(p: &[char], t: &str) -> bool {
     glob_chars(p, &t)
 }
 
+/// [`glob_chars`] on a string (one `pmatch` component).
+pub(crate) fn glob_chars_str(p: &[char], t: &str) -> bool {
+    glob(p, t)
+}
+
 /// fnmatch-style glob without FNM_PATHNAME: `*` (also across `/`), `?`, `[…]`, `[!…]`.
 fn glob_chars(p: &[char], t: &[char]) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
@@ -350,26 +355,17 @@ fn class(p: &[char], start: usize, c: char) -> Option<usize> {
     (matched != negate).then_some(i + 1)
 }
 
+/// libsinsp's `icontains` is `strcasestr` and its case folding (`iglob`'s
+/// `FNM_CASEFOLD`, `tolower()`, `toupper()`) is C's `tolower` in the C locale
+/// Falco runs in: ASCII letters only, byte by byte (`É` and `é` differ).
 fn contains_ci(hay: &str, needle_lower: &str) -> bool {
-    if hay.is_ascii() {
-        let n = needle_lower.as_bytes();
-        if n.is_empty() {
-            return true;
-        }
-        hay.as_bytes()
-            .windows(n.len())
-            .any(|w| w.eq_ignore_ascii_case(n))
-    } else {
-        hay.to_lowercase().contains(needle_lower)
+    let n = needle_lower.as_bytes();
+    if n.is_empty() {
+        return true;
     }
-}
-
-fn pmatch(prefixes: &[String], v: &str) -> bool {
-    prefixes.iter().any(|p| {
-        v == p
-            || (v.starts_with(p.as_str())
-                && (p.ends_with('/') || v.as_bytes().get(p.len()) == Some(&b'/')))
-    })
+    hay.as_bytes()
+        .windows(n.len())
+        .any(|w| w.eq_ignore_ascii_case(n))
 }
 
 impl Test {
@@ -422,7 +418,7 @@ impl Test {
                 Value::Ip(ip) => nets.iter().any(|n| n.contains(ip)),
                 Value::Any(_) => false,
             },
-            Cond::Pmatch(p) => matches!(v, Value::Str(s) if pmatch(p, s)),
+            Cond::Pmatch(p) => matches!(v, Value::Str(s) if p.matches(s)),
             Cond::Contains(n) => v.render().contains(n.as_str()),
             Cond::IContains(n) => contains_ci(&v.render(), n),
             Cond::StartsWith(n) => v.render().starts_with(n.as_str()),
@@ -434,7 +430,7 @@ impl Test {
             }
             Cond::BStartsWith(n) => v.render().as_bytes().starts_with(n),
             Cond::Glob(p) => glob(p, &v.render()),
-            Cond::IGlob(p) => glob(p, &v.render().to_lowercase()),
+            Cond::IGlob(p) => glob(p, &v.render().to_ascii_lowercase()),
             Cond::Regex(r) => r.is_match(&v.render()),
             // Evaluated in `eval`, which has both values.
             Cond::Field(..) => false,
@@ -454,7 +450,7 @@ fn field_cmp(op: Op, a: &Value<'_>, b: &Value<'_>) -> bool {
             let (x, y) = (a.render(), b.render());
             match op {
                 Op::Contains => x.contains(y.as_ref()),
-                Op::IContains => contains_ci(&x, &y.to_lowercase()),
+                Op::IContains => contains_ci(&x, &y.to_ascii_lowercase()),
                 Op::StartsWith | Op::BStartsWith => x.starts_with(y.as_ref()),
                 Op::EndsWith => x.ends_with(y.as_ref()),
                 Op::BContains => x.contains(y.as_ref()),
@@ -577,20 +573,35 @@ fn unquote_item(text: &str) -> String {
         }
         return t[1..t.len() - 1].to_string();
     }
+    if t.contains(' ') {
+        // Falco wraps it in `"…"` (see `paste_item`): its backslashes are escapes
+        // (checked when the list's extent is computed)
+        if let Ok(u) = crate::parser::unescape(t, b'"', 0) {
+            return u;
+        }
+    }
     t.to_string()
 }
 
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
+/// How Falco pastes an exception value into the condition text
+/// (`quote_item` in rule_loader_compiler.cpp): as written when it starts with a
+/// quote (a quoted string, with libsinsp's escapes) or holds no space (a bare
+/// string, or a list name), else wrapped in `"…"` without escaping.
+fn paste_item(s: &str) -> String {
+    if s.contains(' ') && !s.starts_with(['"', '\'']) {
+        format!("\"{s}\"")
+    } else {
+        s.to_string()
     }
-    out.push('"');
-    out
+}
+
+/// Falco's `paren_item`: a value for a list operator, in parentheses unless it starts with one.
+fn paren_item(s: &str) -> String {
+    if s.starts_with('(') {
+        s.to_string()
+    } else {
+        format!("({s})")
+    }
 }
 
 impl<'c> Compiler<'c> {
@@ -985,7 +996,58 @@ impl<'c> Compiler<'c> {
                         ))
                     }
                 },
-                _ => ext.items = ext.items.saturating_add(1),
+                _ => {
+                    // Falco pastes list items into the condition: a quoted item is a quoted
+                    // string there, with libsinsp's escapes (`'"a\\d"'` does not load).
+                    if !t.contains(' ')
+                        && !t.starts_with(['"', '\''])
+                        && t.contains(['=', '(', ')', ',', '"', '\''])
+                    {
+                        // pasted bare by Falco: libsinsp's bare strings stop at these
+                        return Err(Self::limit_err(
+                            &none,
+                            Some(it.pos.clone()),
+                            item,
+                            Code::ConditionSyntax,
+                            format!(
+                                "list '{}' item {t}: a bare value cannot hold = ( ) , \" or ' \
+                                 (Falco pastes it into the condition as is); quote it",
+                                l.name
+                            ),
+                        ));
+                    }
+                    if t.contains(' ') && !t.starts_with(['"', '\'']) {
+                        // pasted as `"…"` by Falco (`paste_item`)
+                        let bad = if t.contains('"') {
+                            Some("a '\"' in an item holding a space ends the quotes Falco adds around it".to_string())
+                        } else {
+                            crate::parser::unescape(t, b'"', 0).err().map(|e| e.message)
+                        };
+                        if let Some(m) = bad {
+                            return Err(Self::limit_err(
+                                &none,
+                                Some(it.pos.clone()),
+                                item,
+                                Code::ConditionSyntax,
+                                format!("list '{}' item {t}: {m}", l.name),
+                            ));
+                        }
+                    }
+                    if let Some(q @ (b'"' | b'\'')) = t.bytes().next() {
+                        if t.len() >= 2 && t.as_bytes()[t.len() - 1] == q {
+                            if let Err(e) = crate::parser::unescape(&t[1..t.len() - 1], q, 0) {
+                                return Err(Self::limit_err(
+                                    &none,
+                                    Some(it.pos.clone()),
+                                    item,
+                                    Code::ConditionSyntax,
+                                    format!("list '{}' item {t}: {}", l.name, e.message),
+                                ));
+                            }
+                        }
+                    }
+                    ext.items = ext.items.saturating_add(1)
+                }
             }
         }
         if ext.depth > MAX_LIST_DEPTH {
@@ -1368,7 +1430,7 @@ impl<'c> Compiler<'c> {
                 if op == Op::Pmatch {
                     return Ok(Node::Test(Box::new(Test {
                         lhs,
-                        cond: Cond::Pmatch(texts),
+                        cond: Cond::Pmatch(crate::pmatch::PathSet::new(texts)),
                     })));
                 }
                 let mut strs = AHashSet::new();
@@ -1448,7 +1510,7 @@ impl<'c> Compiler<'c> {
                         Cond::Ord(op, l)
                     }
                     Op::Contains => Cond::Contains(v.text.clone()),
-                    Op::IContains => Cond::IContains(v.text.to_lowercase()),
+                    Op::IContains => Cond::IContains(v.text.to_ascii_lowercase()),
                     Op::StartsWith => Cond::StartsWith(v.text.clone()),
                     Op::EndsWith => Cond::EndsWith(v.text.clone()),
                     Op::BContains | Op::BStartsWith => {
@@ -1461,7 +1523,7 @@ impl<'c> Compiler<'c> {
                         }
                     }
                     Op::Glob => Cond::Glob(v.text.chars().collect()),
-                    Op::IGlob => Cond::IGlob(v.text.to_lowercase().chars().collect()),
+                    Op::IGlob => Cond::IGlob(v.text.to_ascii_lowercase().chars().collect()),
                     Op::Regex => Cond::Regex(self.regex(v, src)?),
                     Op::In | Op::Intersects | Op::Pmatch | Op::Exists => return Err(bad_op(self)),
                 };
@@ -1535,26 +1597,11 @@ impl<'c> Compiler<'c> {
                     let list_comp = matches!(comp.as_str(), "in" | "intersects" | "pmatch");
                     let rhs = match (v, list_comp) {
                         (ExcValue::Many(items), _) => {
-                            let parts: Vec<String> = items
-                                .iter()
-                                .map(|s| {
-                                    if self.col.list_index.contains_key(s.as_str()) {
-                                        s.clone()
-                                    } else {
-                                        quote(s)
-                                    }
-                                })
-                                .collect();
+                            let parts: Vec<String> = items.iter().map(|s| paste_item(s)).collect();
                             format!("({})", parts.join(", "))
                         }
-                        (ExcValue::One(s), true) => {
-                            if self.col.list_index.contains_key(s.as_str()) {
-                                format!("({s})")
-                            } else {
-                                format!("({})", quote(s))
-                            }
-                        }
-                        (ExcValue::One(s), false) => quote(s),
+                        (ExcValue::One(s), true) => paren_item(s),
+                        (ExcValue::One(s), false) => paste_item(s),
                     };
                     ands.push(format!("{f} {comp} {rhs}"));
                 }
@@ -1662,15 +1709,6 @@ mod tests {
         assert!(!g("/etc/[!ps]*", "/etc/passwd"));
         assert!(g("a?c", "abc"));
         assert!(!g("a?c", "ac"));
-    }
-
-    #[test]
-    fn pmatch_is_path_prefix() {
-        let p = vec!["/etc".to_string(), "/usr/bin/".to_string()];
-        assert!(pmatch(&p, "/etc"));
-        assert!(pmatch(&p, "/etc/passwd"));
-        assert!(!pmatch(&p, "/etcx/passwd"));
-        assert!(pmatch(&p, "/usr/bin/ls"));
     }
 
     #[test]

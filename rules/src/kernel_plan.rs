@@ -77,8 +77,26 @@ fn prefixes(p: Vec<String>) -> Need {
 
 fn literal_prefix(glob: &[char]) -> String {
     glob.iter()
-        .take_while(|c| !matches!(c, '*' | '?' | '['))
+        .take_while(|c| !matches!(c, '*' | '?' | '[' | '\\'))
         .collect()
+}
+
+/// What every path a `pmatch` item matches starts with: its components up to the
+/// first glob one (`/srv/*/private` → `/srv/`, `etc//` → `/etc`, `/` → `/`).
+fn pmatch_prefix(item: &str) -> String {
+    let mut out = String::new();
+    for c in crate::pmatch::components(item) {
+        out.push('/');
+        if crate::pmatch::is_glob_component(c) {
+            out.push_str(&literal_prefix(&c.chars().collect::<Vec<_>>()));
+            return out;
+        }
+        out.push_str(c);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
 }
 
 fn cut(s: &str) -> String {
@@ -131,10 +149,8 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond) -> Need {
             Cond::Eq(l) => prefixes(vec![cut(&l.text)]),
             Cond::In { strs, .. } => prefixes(normalise(strs.iter().map(|s| cut(s)).collect())),
             Cond::StartsWith(s) => prefixes(vec![cut(s)]),
-            Cond::Pmatch(dirs) => prefixes(normalise(
-                dirs.iter()
-                    .map(|d| cut(&literal_prefix(&d.chars().collect::<Vec<_>>())))
-                    .collect(),
+            Cond::Pmatch(set) => prefixes(normalise(
+                set.items.iter().map(|d| cut(&pmatch_prefix(d))).collect(),
             )),
             Cond::Glob(g) => prefixes(vec![cut(&literal_prefix(g))]),
             _ => Need::Any,
@@ -351,6 +367,27 @@ mod tests {
     }
 
     const OPEN_READ: &str = "evt.type in (open, openat, openat2) and evt.is_open_read = true";
+
+    /// `pmatch` compares components (src/pmatch.rs): the prefix is the item's
+    /// normalised components up to the first glob one, so every path it matches
+    /// starts with it.
+    #[test]
+    fn pmatch_prefixes_follow_component_matching() {
+        let p = plan(&rule(
+            "a",
+            &format!("{OPEN_READ} and fd.name pmatch (etc//ssh/, /srv/a\\*b/x, /var/lib/db[0-9])"),
+        ));
+        assert_eq!(
+            p.prefixes,
+            Some(vec![
+                "/etc/ssh".to_string(),
+                "/srv/a".to_string(),
+                "/var/lib/db".to_string()
+            ])
+        );
+        let p = plan(&rule("r", &format!("{OPEN_READ} and fd.name pmatch (/)")));
+        assert_eq!(p.prefixes, Some(vec!["/".to_string()]));
+    }
 
     #[test]
     fn a_custom_read_rule_adds_its_path() {

@@ -33,6 +33,7 @@ pub mod kernel_plan;
 pub mod limits;
 pub mod output;
 pub mod parser;
+pub mod pmatch;
 pub mod report;
 pub mod yaml;
 
@@ -41,6 +42,7 @@ pub use compile::glob_match;
 use compile::{Compiler, EvalCache, Node, TypeMask, ALL_TYPES};
 use falco_learn_event::{Event, EventType};
 pub use output::{Alert, OutputFormat};
+pub use pmatch::pmatch_match;
 pub use report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity, Source};
 use std::path::Path;
 use std::sync::Arc;
@@ -271,7 +273,34 @@ impl Ruleset {
         }
     }
 
-    /// Enabled rules the event matches.
+    /// The rules that alert for `ev` under `mode` (Falco's `rule_matching`), in load
+    /// order: with [`RuleMatching::First`] the first enabled rule that matches and that
+    /// `loaded` accepts, and no other; with [`RuleMatching::All`] every such rule.
+    /// `loaded` plays the part of Falco's load-time filters (its `priority`): a rule it
+    /// refuses is not there in Falco, so it never hides a later rule.
+    pub fn for_each_alerting<'a>(
+        &'a self,
+        ev: &Event,
+        mode: RuleMatching,
+        loaded: impl Fn(&Rule) -> bool,
+        mut f: impl FnMut(&'a Rule),
+    ) {
+        let Some(cands) = self.by_type.get(ev.event_type().index()) else {
+            return;
+        };
+        let mut cache = EvalCache::new();
+        for &i in cands {
+            let r = &self.rules[i as usize];
+            if loaded(r) && r.cond.eval(ev, &mut cache) {
+                f(r);
+                if mode == RuleMatching::First {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Enabled rules the event matches (all of them: [`RuleMatching::All`]).
     pub fn matching<'a>(&'a self, ev: &Event) -> Vec<&'a Rule> {
         let mut v = Vec::new();
         self.for_each_match(ev, |r| v.push(r));
@@ -281,6 +310,34 @@ impl Ruleset {
     /// Number of rules evaluated for events of this type.
     pub fn candidates(&self, t: EventType) -> usize {
         self.by_type.get(t.index()).map_or(0, Vec::len)
+    }
+}
+
+/// Falco's `rule_matching`: which of the rules matching one event alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleMatching {
+    /// Only the first matching rule in load order (Falco's default).
+    #[default]
+    First,
+    /// Every matching rule.
+    All,
+}
+
+impl RuleMatching {
+    /// `first` or `all`, as in falco.yaml.
+    pub fn parse(s: &str) -> Option<RuleMatching> {
+        match s {
+            "first" => Some(RuleMatching::First),
+            "all" => Some(RuleMatching::All),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleMatching::First => "first",
+            RuleMatching::All => "all",
+        }
     }
 }
 

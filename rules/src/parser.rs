@@ -82,7 +82,7 @@ fn is_field_char(c: u8) -> bool {
 }
 
 fn is_bare_stop(c: u8) -> bool {
-    c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b',' | b'"' | b'\'')
+    c.is_ascii_whitespace() || matches!(c, b'(' | b')' | b',' | b'"' | b'\'' | b'=')
 }
 
 impl<'a> P<'a> {
@@ -434,43 +434,28 @@ impl<'a> P<'a> {
         let start = self.pos;
         match self.peek() {
             Some(q @ (b'"' | b'\'')) => {
-                self.pos += 1;
-                let mut out = String::new();
+                // libsinsp's lexer: the string ends at the first quote of its kind whose
+                // preceding character is not a backslash (so `"a\\"` does not end there),
+                // then `unescape_str` decodes it.
+                let body = self.pos + 1;
+                let mut k = body;
                 loop {
-                    let Some(c) = self.src[self.pos..].chars().next() else {
-                        return Err(ParseError {
-                            kind: ParseErrorKind::Syntax,
-                            message: "unterminated string".into(),
-                            offset: start,
-                        });
-                    };
-                    self.pos += c.len_utf8();
-                    if c as u32 == q as u32 {
-                        break;
-                    }
-                    if c == '\\' {
-                        let Some(e) = self.src[self.pos..].chars().next() else {
+                    match self.b.get(k) {
+                        None => {
                             return Err(ParseError {
                                 kind: ParseErrorKind::Syntax,
                                 message: "unterminated string".into(),
                                 offset: start,
-                            });
-                        };
-                        self.pos += e.len_utf8();
-                        match e {
-                            'n' => out.push('\n'),
-                            't' => out.push('\t'),
-                            'r' => out.push('\r'),
-                            'b' => out.push('\u{8}'),
-                            'f' => out.push('\u{c}'),
-                            other => out.push(other),
+                            })
                         }
-                    } else {
-                        out.push(c);
+                        Some(&c) if c == q && self.b[k - 1] != b'\\' => break,
+                        Some(_) => k += 1,
                     }
                 }
+                self.pos = k + 1;
+                let text = unescape(&self.src[body..k], q, body)?;
                 Ok(Val {
-                    text: out,
+                    text,
                     quoted: true,
                     span: Span {
                         start,
@@ -496,9 +481,123 @@ impl<'a> P<'a> {
     }
 }
 
+/// libsinsp's `unescape_str` (filter/escaping.cpp) on the inside of a string quoted
+/// with `q`, starting at byte `at` of the condition: `\b \f \n \r \t \\ \/`,
+/// the string's own quote, `\xHH` (one byte; bytes that do not form UTF-8 are an
+/// error here, libsinsp keeps them), and `\ ` which libsinsp reads as a backslash
+/// (the space is dropped) for old rules. Any other escape is an error at its offset.
+pub fn unescape(body: &str, q: u8, at: usize) -> Result<String, ParseError> {
+    let err = |off: usize, message: String| ParseError {
+        kind: ParseErrorKind::Syntax,
+        message,
+        offset: at + off,
+    };
+    if !body.contains('\\') {
+        return Ok(body.to_string());
+    }
+    let b = body.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let Some(&e) = b.get(i + 1) else {
+            // unreachable from the lexer (the closing quote would be escaped)
+            return Err(err(i, "unterminated escape sequence".into()));
+        };
+        match e {
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b' ' | b'\\' => out.push(b'\\'),
+            b'/' => out.push(b'/'),
+            b'"' | b'\'' if e == q => out.push(e),
+            b'"' => return Err(err(i, "invalid \\\" escape in '-quoted string".into())),
+            b'\'' => return Err(err(i, "invalid \\' escape in \"-quoted string".into())),
+            b'x' => {
+                let hex = b.get(i + 2..i + 4).filter(|_| i + 4 <= b.len());
+                let Some(hex) = hex else {
+                    return Err(err(i, "truncated hex char escape sequence".into()));
+                };
+                let v = std::str::from_utf8(hex)
+                    .ok()
+                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match v {
+                    Some(v) => out.push(v),
+                    None => {
+                        return Err(err(
+                            i,
+                            format!(
+                                "invalid hex char escape sequence: {}",
+                                String::from_utf8_lossy(hex)
+                            ),
+                        ))
+                    }
+                }
+                i += 4;
+                continue;
+            }
+            _ => {
+                let c = body[i + 1..].chars().next().unwrap_or('?');
+                return Err(err(i, format!("unsupported string escape sequence: \\{c}")));
+            }
+        }
+        i += 2;
+    }
+    String::from_utf8(out).map_err(|_| {
+        err(
+            0,
+            "\\x escapes that do not form UTF-8 are not supported by falco-learn".into(),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_strings_unescape_as_libsinsp() {
+        let v = |c: &str| match parse_condition(&format!("x.y = {c}")) {
+            Ok(Expr::Check(c)) => match c.rhs {
+                Rhs::Value(v) => Ok(v.text),
+                other => panic!("{other:?}"),
+            },
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err((e.offset, e.message)),
+        };
+        assert_eq!(v(r#""\x41""#), Ok("A".into()));
+        assert_eq!(v(r#""a\tb""#), Ok("a\tb".into()));
+        assert_eq!(v(r#""a\\b""#), Ok("a\\b".into()));
+        assert_eq!(v(r#""a\/b""#), Ok("a/b".into()));
+        assert_eq!(v(r#""say \"hi\"""#), Ok("say \"hi\"".into()));
+        assert_eq!(v(r#"'it\'s'"#), Ok("it's".into()));
+        assert_eq!(v(r#""a\ b""#), Ok("a\\b".into()));
+        assert_eq!(v(r#""\xc3\xa9""#), Ok("é".into()));
+        assert_eq!(v("'single \"inner\"'"), Ok("single \"inner\"".into()));
+        let e = v(r#""\d""#).unwrap_err();
+        assert_eq!(e.0, 7);
+        assert!(
+            e.1.contains("unsupported string escape sequence: \\d"),
+            "{e:?}"
+        );
+        assert!(v(r#""v\d+""#).is_err());
+        assert!(v(r#"'\"'"#).unwrap_err().1.contains("'-quoted"));
+        assert!(v(r#""\'""#).unwrap_err().1.contains("\"-quoted"));
+        assert!(v(r#""\x4""#).unwrap_err().1.contains("truncated"));
+        assert!(v(r#""\x4g""#).unwrap_err().1.contains("invalid hex"));
+        assert!(v(r#""\xff""#).is_err());
+        // a quote after a backslash never closes the string, even after `\\`
+        assert!(v(r#""a\\""#).is_err());
+        // bare values keep their backslashes (libsinsp's bare strings have no escapes)
+        assert_eq!(v(r"v\d+"), Ok(r"v\d+".into()));
+    }
 
     fn check(e: &Expr) -> &Check {
         match e {

@@ -71,6 +71,8 @@ pub enum Code {
     TooLarge,
     /// Size beyond a limit: file, condition text, output format, compiled regex.
     TooLong,
+    /// An exception appended or overridden with `append` that has no `values`.
+    AppendNoValues,
 }
 
 impl Code {
@@ -95,6 +97,7 @@ impl Code {
             Code::TooDeep => "LOAD_ERR_LIMIT_DEPTH",
             Code::TooLarge => "LOAD_ERR_LIMIT_EXPANSION",
             Code::TooLong => "LOAD_ERR_LIMIT_SIZE",
+            Code::AppendNoValues => "LOAD_APPEND_NO_VALUES",
         }
     }
 }

@@ -405,3 +405,92 @@ fn later_files_and_later_definitions_resolve() {
     assert!(!rep.has_errors(), "{rep}");
     assert_eq!(names(&rs, &exec("bash", &[])), ["R"]);
 }
+
+/// libsinsp's `unescape_str`: an unknown escape in a quoted value is a load error at
+/// the escape; `\x41` is `A`; a regex needs `\\d` in a quoted string (or a bare value).
+#[test]
+fn quoted_values_unescape_as_libsinsp_and_unknown_escapes_are_load_errors() {
+    let rule = |cond: &str| {
+        format!("- rule: R\n  desc: d\n  condition: {cond}\n  output: o\n  priority: INFO\n")
+    };
+    let (rs, rep) = load(&[&rule(r#"evt.type = execve and proc.args = "\d""#)]);
+    assert_eq!(rs.rules().len(), 0);
+    assert_eq!(rep.errors.len(), 1, "{rep}");
+    let e = &rep.errors[0];
+    assert_eq!(e.code, Code::ConditionSyntax, "{rep}");
+    assert_eq!((e.pos.line, e.pos.col), (3, 49), "{rep}"); // the backslash
+    assert!(
+        rep.to_string()
+            .contains("unsupported string escape sequence: \\d"),
+        "{rep}"
+    );
+
+    let (_, rep) = load(&[&rule(r#"evt.type = execve and proc.args regex "v\d+""#)]);
+    assert!(rep.has_errors(), "{rep}");
+
+    let f = [
+        rule(r#"evt.type = execve and proc.args regex "v\\d+""#).replace("R\n", "Quoted\n"),
+        rule(r#"evt.type = execve and proc.args regex v\d+"#).replace("R\n", "Bare\n"),
+        rule(r#"evt.type = execve and proc.name = "\x41""#).replace("R\n", "Hex\n"),
+    ]
+    .concat();
+    let (rs, rep) = load(&[&f]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(names(&rs, &exec("x", &["v12"])), ["Quoted", "Bare"]);
+    assert!(names(&rs, &exec("x", &["vddd"])).is_empty());
+    assert_eq!(names(&rs, &exec("A", &[])), ["Hex"]);
+    assert!(names(&rs, &exec("x41", &[])).is_empty());
+}
+
+/// Falco (rule_loader_reader.cpp) warns LOAD_APPEND_NO_VALUES when an exception is
+/// appended (`append: true`, `override: {exceptions: append}`) without `values`, and
+/// its rules schema allows only name/fields/comps/values in an exception.
+#[test]
+fn exception_appends_without_values_and_unknown_exception_keys_are_warned() {
+    let base = "- rule: R\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n  exceptions:\n    - name: by_name\n      fields: proc.name\n      values: [a]\n";
+    for app in [
+        "- rule: R\n  exceptions:\n    - name: by_name\n      value: [bash]\n  override:\n    exceptions: append\n",
+        "- rule: R\n  append: true\n  exceptions:\n    - name: by_name\n      value: [bash]\n",
+    ] {
+        let (rs, rep) = load(&[base, app]);
+        assert!(!rep.has_errors(), "{rep}");
+        let codes: Vec<&str> = rep.warnings.iter().map(|w| w.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            ["LOAD_ERR_YAML_VALIDATE", "LOAD_APPEND_NO_VALUES"],
+            "{rep}"
+        );
+        let text = rep.to_string();
+        assert!(text.contains("unknown key 'value'"), "{text}");
+        assert!(text.contains("f1.yaml:4:7"), "{text}");
+        // nothing was appended: bash still alerts
+        assert_eq!(names(&rs, &exec("bash", &[])), ["R"]);
+        assert!(names(&rs, &exec("a", &[])).is_empty());
+    }
+    // a replacing override or a new rule without values is not an append: no warning
+    let (_, rep) = load(&[
+        "- rule: R\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n  exceptions:\n    - name: by_name\n      fields: proc.name\n",
+    ]);
+    assert!(
+        rep.warnings.iter().all(|w| w.code != Code::AppendNoValues),
+        "{rep}"
+    );
+}
+
+/// A quoted list item is a quoted string once Falco pastes it into the condition:
+/// libsinsp's escapes apply, and an escape it refuses fails the rules using the list.
+#[test]
+fn quoted_list_items_follow_the_escape_rules() {
+    let f = "- list: l\n  items: ['\"a\\x41\"', '\"b\\d\"']\n- rule: R\n  desc: d\n  condition: evt.type = execve and proc.name in (l)\n  output: o\n  priority: INFO\n";
+    let (rs, rep) = load(&[f]);
+    assert_eq!(rs.rules().len(), 0);
+    let text = rep.to_string();
+    assert!(
+        text.contains("unsupported string escape sequence: \\d") && text.contains("f0.yaml:2:"),
+        "{text}"
+    );
+    let f = "- list: l\n  items: ['\"a\\x41\"']\n- rule: R\n  desc: d\n  condition: evt.type = execve and proc.name in (l)\n  output: o\n  priority: INFO\n";
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    assert_eq!(names(&rs, &exec("aA", &[])), ["R"]);
+}

@@ -18,6 +18,11 @@ pub struct ReplayArgs {
     /// events are printed back as JSON lines.
     #[arg(short = 'r', long = "rules")]
     pub rules: Vec<PathBuf>,
+    /// Which of the rules matching one event alert (Falco's `rule_matching`):
+    /// `first` (Falco's default) or `all`.
+    #[arg(long = "rule-matching", value_name = "first|all", default_value = "first",
+          value_parser = ["first", "all"])]
+    pub rule_matching: String,
     /// Without --rules: print only the number of events.
     #[arg(long)]
     pub count: bool,
@@ -53,6 +58,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
         Some(rs)
     };
+    let mode = falco_learn_rules::RuleMatching::parse(&args.rule_matching).unwrap_or_default();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let (mut events, mut alerts, mut bad) = (0u64, 0u64, 0u64);
@@ -72,14 +78,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let written = match &ruleset {
             Some(rs) => {
                 let mut res = Ok(());
-                rs.for_each_match(&ev, |rule| {
-                    alerts += 1;
-                    if res.is_ok() {
-                        res = serde_json::to_writer(&mut out, &rule.alert(&ev))
-                            .map_err(std::io::Error::from)
-                            .and_then(|_| out.write_all(b"\n"));
-                    }
-                });
+                rs.for_each_alerting(
+                    &ev,
+                    mode,
+                    |_| true,
+                    |rule| {
+                        alerts += 1;
+                        if res.is_ok() {
+                            res = serde_json::to_writer(&mut out, &rule.alert(&ev))
+                                .map_err(std::io::Error::from)
+                                .and_then(|_| out.write_all(b"\n"));
+                        }
+                    },
+                );
                 res
             }
             None if args.count => Ok(()),

@@ -62,13 +62,17 @@ fn build_engine(cfg: &Config, mode: Mode) -> anyhow::Result<Engine> {
     let min = Priority::parse(&cfg.priority).unwrap_or(Priority::Debug);
     let anomaly = Priority::parse(&cfg.profiles.priority).unwrap_or(Priority::Warning);
     let from = ProfilesFrom::configured(&cfg.profiles.dir, cfg.profiles.allow_empty);
-    let (engine, report) = Engine::build(
+    let (mut engine, report) = Engine::build(
         &cfg.rules_files,
         min,
         from,
         anomaly,
         &cfg.profiles.host_image,
     )?;
+    // validated by Config::load
+    engine.set_rule_matching(
+        falco_learn_rules::RuleMatching::parse(&cfg.rule_matching).unwrap_or_default(),
+    );
     if from != ProfilesFrom::Nowhere && engine.profile_count() == 0 {
         tracing::warn!(
             "profiles directory {} holds no profiles (profiles.allow_empty): only the rules \

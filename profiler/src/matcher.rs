@@ -177,7 +177,7 @@ impl Profile {
             {
                 false
             }
-            Behaviour::Exec { path, .. } => self.exec.contains_key(path),
+            Behaviour::Exec { path, .. } => self.exec_allowed(path),
             Behaviour::Outbound { proto, port, peer } => match (port, peer) {
                 (Some(port), Some(ip)) => self
                     .outbound

@@ -230,6 +230,9 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
             Proto::as_str(*proto)
         ));
     }
+    // UDP replies from a fixed local port to a peer's ephemeral port are not
+    // outbound (matcher::is_udp_reply)
+    let (lo, hi) = crate::matcher::ephemeral_ports();
     let mut not_part = String::new();
     if !alts.is_empty() {
         let _ = writeln!(
@@ -245,7 +248,9 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         &format!("Outbound connection (protocol, port, peer) not seen while learning image {img}"),
         &format!(
             "evt.type in (connect, sendto, sendmsg) and (evt.rawres >= 0 or evt.res = EINPROGRESS)\n    \
-             and fd.typechar in (4, 6) and {px}_image{not_part}"
+             and fd.typechar in (4, 6) and {px}_image{not_part}\n    \
+             and not (evt.type in (sendto, sendmsg) and fd.l4proto = udp and fd.lport > 0\n         \
+             and (fd.lport < {lo} or fd.lport > {hi}) and fd.rport >= {lo} and fd.rport <= {hi})"
         ),
         &format!(
             "Unexpected outbound connection from learned image (connection=%fd.name \

@@ -23,7 +23,18 @@ fn fixture(p: &str) -> PathBuf {
         .join(p)
 }
 
+/// Generated rules carry the ephemeral port range: the goldens hold Linux's default.
+fn pin_ports() {
+    assert!(
+        falco_learn_profiler::matcher::set_ephemeral_ports(
+            falco_learn_profiler::matcher::DEFAULT_EPHEMERAL_PORTS
+        ),
+        "the ephemeral port range was read before the tests pinned it"
+    );
+}
+
 fn events(path: &PathBuf) -> Vec<Event> {
+    pin_ports();
     let f = std::fs::File::open(path).expect("fixture");
     read_jsonl(std::io::BufReader::new(f), &path.display().to_string()).expect("valid jsonl")
 }
@@ -173,6 +184,7 @@ fn flagged_events_and_their_descendants_are_not_learned() {
 }
 
 fn load_generated(p: &Profile) -> Ruleset {
+    pin_ports();
     let text = generate_rules(p).expect("generates");
     let (rs, report) = Ruleset::load_sources(&[("generated.yaml", text.as_str())]);
     assert!(
@@ -661,6 +673,7 @@ const AWKWARD: &[&str] = &[
 ];
 
 fn event_of(t: EventType, path: &str) -> Event {
+    pin_ports();
     let mut e = Event {
         typ: EventTypeField(t),
         ts: 1_763_770_000_000_000_000,
@@ -833,4 +846,82 @@ fn sed_temp_names_of_a_third_replica_do_not_alert() {
         assert!(p.matches(&e).is_some(), "{n}");
         assert_eq!(rs.matching(&e).len(), 1, "{n}");
     }
+}
+
+fn udp_send(from: (&str, u16), to: (&str, u16)) -> Event {
+    pin_ports();
+    let mut e = event_of(EventType::Sendto, "");
+    e.process.exepath = "/usr/sbin/named".into();
+    e.res = 64;
+    e.args = Args::default();
+    e.fd = Some(Fd {
+        num: 5,
+        typ: FdType::Ipv4,
+        l4proto: L4Proto::Udp,
+        cip: Some(from.0.parse().expect("ip")),
+        cport: Some(from.1),
+        sip: Some(to.0.parse().expect("ip")),
+        sport: Some(to.1),
+        is_client: true,
+        ..Fd::default()
+    });
+    e
+}
+
+/// A UDP server answering 100 clients (a `sendto` from 192.0.2.10:53 back
+/// to each client's ephemeral port) learns no outbound entry, and answering
+/// new clients raises no alert, in the matcher or the generated rules. A
+/// client's query from an ephemeral port is still outbound.
+#[test]
+fn udp_server_replies_are_not_outbound() {
+    let mut l = Learner::new(Limits::default(), None).expect("limits");
+    for i in 0..100u16 {
+        let client = format!("198.51.100.{}", 1 + i % 50);
+        l.observe(&udp_send(("192.0.2.10", 53), (&client, 32768 + i * 281)));
+    }
+    let p = l.profiles()[&nginx()].clone();
+    assert!(p.outbound.is_empty(), "{:?}", p.outbound);
+    let rs = load_generated(&p);
+    let outbound_rule = rule_name(&p.image, Dimension::Outbound);
+    let verdict = |e: &Event| {
+        let fired: Vec<String> = rs.matching(e).iter().map(|r| r.name.clone()).collect();
+        let want: Vec<String> = p
+            .matches(e)
+            .map(|a| rule_name(&p.image, a.dimension))
+            .into_iter()
+            .collect();
+        assert_eq!(fired, want, "{:?}", e.fd);
+        !want.is_empty()
+    };
+    // the minimal case, and other new clients
+    for (ip, port) in [
+        ("198.51.100.20", 40312),
+        ("198.51.100.20", 36554),
+        ("203.0.113.9", 32768),
+        ("203.0.113.9", 60999),
+    ] {
+        assert!(
+            !verdict(&udp_send(("192.0.2.10", 53), (ip, port))),
+            "{port}"
+        );
+    }
+    // still outbound: a query from an ephemeral port, a send to a service
+    // port, a send from a port in the range, and a send outside the range
+    for (from, to) in [
+        (("192.0.2.10", 40312), ("198.51.100.20", 53)),
+        (("192.0.2.10", 123), ("198.51.100.20", 123)),
+        (("192.0.2.10", 40000), ("198.51.100.20", 40001)),
+        (("192.0.2.10", 53), ("198.51.100.20", 61000)),
+        (("192.0.2.10", 53), ("198.51.100.20", 32767)),
+    ] {
+        let e = udp_send(from, to);
+        assert!(verdict(&e), "{from:?} -> {to:?}");
+        assert_eq!(rs.matching(&e)[0].name, outbound_rule);
+    }
+    // TCP from port 53 is not a UDP reply: still outbound
+    let mut tcp = udp_send(("192.0.2.10", 53), ("198.51.100.20", 40312));
+    if let Some(fd) = tcp.fd.as_mut() {
+        fd.l4proto = L4Proto::Tcp;
+    }
+    assert!(verdict(&tcp));
 }

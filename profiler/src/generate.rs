@@ -140,9 +140,9 @@ fn image_literal(image: &ImageRef, v: &str) -> Result<String, GenerateError> {
 /// A comment before the globs that stand for values Falco cannot spell.
 fn approx_note(o: &mut String, globs: &[String]) {
     o.push_str(
-        "# Entries with a byte that is not UTF-8 (or a trailing backslash) cannot be spelled\n\
-         # exactly in a Falco string: allowed as these globs (raw form, each such byte as `?`,\n\
-         # and the rendered form falco-learn sees; marked in the profile):\n",
+        "# Entries with a byte that is not UTF-8 (or a backslash one string cannot spell for\n\
+         # both Falco and falco-learn) are allowed as these globs: the raw form, each such byte\n\
+         # as `?`, and the rendered form falco-learn sees (marked in the profile):\n",
     );
     for g in globs {
         let _ = writeln!(o, "#   {}", yaml::double_quoted(g));

@@ -216,8 +216,8 @@ fn approx_comment(o: &mut String, approx: &[String]) {
     if let Some(g) = approx.first() {
         let _ = write!(
             o,
-            "  # not exact in Falco rules (a byte that is not UTF-8, or a trailing \
-             backslash): allowed as glob {}",
+            "  # not exact in Falco rules (a byte that is not UTF-8, or a backslash \
+             spelled differently for Falco): allowed as glob {}",
             double_quoted(g)
         );
     }

@@ -272,8 +272,9 @@ impl Engine {
         if let ProfilesFrom::Dir { path, allow_empty } = profiles_from {
             let files = profile_files(path, allow_empty)?;
             for file in files {
-                // One bad file never takes the others down: it is reported,
-                // counted and skipped.
+                // One bad file never takes the others down: it is logged and
+                // skipped (the caller counts `failed_profiles` in
+                // metrics::PROFILES_FAILED once its recorder is installed).
                 match load_profile(&file, anomaly_priority, &profiles) {
                     Ok(l) => {
                         let img = l.profile.image.clone();
@@ -286,11 +287,9 @@ impl Engine {
                         let f = file.display().to_string();
                         let message = e.to_string();
                         tracing::error!(
-                            "profile {f} not loaded, its image is not enforced (every other \
-                             profile is): {message}"
+                            "profile {f} not loaded, skipped (every other profile is \
+                             enforced): {message}"
                         );
-                        ::metrics::counter!(crate::metrics::PROFILES_FAILED, "file" => f.clone())
-                            .increment(1);
                         failed.push(FailedProfile { file: f, message });
                     }
                 }

@@ -116,6 +116,10 @@ fn build_engine(cfg: &Config, mode: Mode) -> anyhow::Result<Engine> {
 
 fn publish_profile_gauges(engine: &Engine) {
     metrics::gauge!(m::PROFILES_LOADED).set(engine.profile_count() as f64);
+    // after each load (start, SIGHUP): the files that were skipped
+    for f in engine.failed_profiles() {
+        metrics::counter!(m::PROFILES_FAILED, "file" => f.file.clone()).increment(1);
+    }
     for (img, dim, n) in engine.profile_sizes() {
         metrics::gauge!(m::PROFILE_ENTRIES, "image" => img, "dimension" => dim.as_str())
             .set(n as f64);

@@ -49,7 +49,7 @@ fn learn_export_generate_and_the_seed() {
         "{err}"
     );
     assert!(
-        err.contains("saved docker.io/library/nginx:1.27: 7 execs, 3 outbound ports, 6 write paths, 2 containers"),
+        err.contains("saved docker.io/library/nginx:1.27: 7 execs, 3 outbound ports, 5 write paths, 2 containers"),
         "{err}"
     );
 
@@ -158,7 +158,7 @@ fn learn_export_generate_and_the_seed() {
     let out = run(&["profiles", "import", "--store", s(&store2), s(&exported)]);
     assert_eq!(
         text(&out.stdout),
-        "imported docker.io/library/nginx:1.27 (16 entries)\n",
+        "imported docker.io/library/nginx:1.27 (15 entries)\n",
         "{}",
         text(&out.stderr)
     );

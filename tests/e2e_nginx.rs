@@ -315,6 +315,7 @@ fn behaviour(p: &Profile) -> Behaviour {
             .keys()
             .cloned()
             .chain(p.write_dirs.keys().map(|d| format!("{d}/**")))
+            .chain(p.write_globs.keys().map(|g| format!("{g} (glob)")))
             .collect(),
     }
 }

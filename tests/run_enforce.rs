@@ -362,24 +362,13 @@ fn sighup_reloads_and_a_bad_file_keeps_the_running_set() {
         1.0
     );
 
-    // a broken profile: the reload fails, the running set stays
+    // a broken profile (issue 9 §7): reported with its file and skipped, the
+    // others stay enforced
     std::fs::write(
         profiles.join("redis.yaml"),
         "schema_version: 1\nimage: {repository: redis\nexec: [",
     )
     .expect("write bad");
-    agent.signal(libc::SIGHUP);
-    agent.wait_log("reload failed, keeping the running rules and profiles", 30);
-    let m = scrape(metrics_port);
-    assert!(
-        m.contains("falco_learn_reloads_total{result=\"error\"} 1"),
-        "{m}"
-    );
-    assert_eq!(family_sum(&m, "falco_learn_profiles_loaded"), 1.0);
-    assert!(agent.stderr_has("redis.yaml"), "the error names the file");
-
-    // fixed: the reload succeeds with both profiles
-    write_profile(&profiles, "redis.yaml", "docker.io/library/redis");
     agent.signal(libc::SIGHUP);
     agent.wait_log("SIGHUP: rules and profiles reloaded", 30);
     let m = scrape(metrics_port);
@@ -387,7 +376,35 @@ fn sighup_reloads_and_a_bad_file_keeps_the_running_set() {
         m.contains("falco_learn_reloads_total{result=\"ok\"} 1"),
         "{m}"
     );
+    assert_eq!(family_sum(&m, "falco_learn_profiles_loaded"), 1.0);
+    assert_eq!(family_sum(&m, "falco_learn_profiles_failed_total"), 1.0);
+    assert!(agent.stderr_has("redis.yaml"), "the error names the file");
+
+    // fixed: the reload loads both profiles
+    write_profile(&profiles, "redis.yaml", "docker.io/library/redis");
+    agent.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let m = loop {
+        let m = scrape(metrics_port);
+        if m.contains("falco_learn_reloads_total{result=\"ok\"} 2") {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second reload: {m}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(family_sum(&m, "falco_learn_profiles_loaded"), 2.0);
+
+    // a loaded profile that breaks keeps its running version
+    std::fs::write(profiles.join("redis.yaml"), "schema_version: [").expect("write bad");
+    agent.signal(libc::SIGHUP);
+    agent.wait_log("keeping the running version", 30);
+    assert_eq!(
+        family_sum(&scrape(metrics_port), "falco_learn_profiles_loaded"),
+        2.0
+    );
 
     agent.terminate(30);
 }

@@ -53,7 +53,8 @@ pub enum EngineError {
     #[error("{path}: cannot read: {err}")]
     Read { path: String, err: std::io::Error },
     #[error(
-        "{file}: two profiles for image {image} (merge them with `falco-learn profiles merge`)"
+        "{file}: two profiles for image {image}; the second is skipped (merge them with \
+         `falco-learn profiles merge`)"
     )]
     DuplicateProfile { file: String, image: String },
     #[error("generated rules for {image} do not load: {report}")]
@@ -62,6 +63,7 @@ pub enum EngineError {
 
 /// A loaded profile and the generated rule of each dimension, which renders
 /// that dimension's anomaly alerts (at the configured anomaly priority).
+#[derive(Clone)]
 struct Loaded {
     profile: Profile,
     /// Indexed by [`dim_index`].
@@ -85,6 +87,78 @@ pub struct EngineSummary {
     pub enabled_rules: usize,
     pub warnings: usize,
     pub profiles: Vec<(String, usize, usize, usize)>,
+    /// Profile files that could not be loaded (skipped).
+    pub failed: Vec<FailedProfile>,
+}
+
+/// A profile file that was skipped, and why (the message names the file and,
+/// for a bad entry, the line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedProfile {
+    pub file: String,
+    pub message: String,
+}
+
+/// (image, execs, outbound, writes) per loaded profile, sorted by image.
+fn summarise(
+    profiles: &AHashMap<String, AHashMap<String, Loaded>>,
+) -> Vec<(String, usize, usize, usize)> {
+    let mut imgs: Vec<&Loaded> = profiles.values().flat_map(|t| t.values()).collect();
+    imgs.sort_by(|a, b| a.profile.image.cmp(&b.profile.image));
+    imgs.iter()
+        .map(|l| {
+            (
+                l.profile.image.to_string(),
+                l.profile.exec.len(),
+                l.profile.outbound.len(),
+                l.profile.write_entries(),
+            )
+        })
+        .collect()
+}
+
+/// Read one profile file, generate and load its rules (alerts are rendered by
+/// them), and check its image has no profile yet.
+fn load_profile(
+    file: &Path,
+    anomaly_priority: Priority,
+    loaded: &AHashMap<String, AHashMap<String, Loaded>>,
+) -> Result<Loaded, EngineError> {
+    let text = std::fs::read_to_string(file).map_err(|err| EngineError::Read {
+        path: file.display().to_string(),
+        err,
+    })?;
+    let profile = falco_learn_profiler::from_yaml(&text, &file.display().to_string())?;
+    let img = profile.image.clone();
+    if let Some(prev) = loaded.get(&img.repository).and_then(|t| t.get(&img.tag)) {
+        return Err(EngineError::DuplicateProfile {
+            file: format!("{} and {}", prev.file.display(), file.display()),
+            image: img.to_string(),
+        });
+    }
+    let gen = generate_rules(&profile).map_err(|e| EngineError::Generated {
+        image: img.to_string(),
+        report: format!("{}: {e}", file.display()),
+    })?;
+    let (mut grs, grep) =
+        Ruleset::load_sources(&[(format!("generated rules of {}", file.display()), gen)]);
+    if grep.has_errors() {
+        return Err(EngineError::Generated {
+            image: img.to_string(),
+            report: grep.to_string(),
+        });
+    }
+    let mut alert_rules: [Option<Rule>; 3] = Default::default();
+    for d in Dimension::ALL {
+        let name = rule_name(&img, d);
+        grs.set_priority(&name, anomaly_priority);
+        alert_rules[dim_index(d)] = grs.rules().iter().find(|r| r.name == name).cloned();
+    }
+    Ok(Loaded {
+        profile,
+        alert_rules,
+        file: file.to_path_buf(),
+    })
 }
 
 /// Default rules + profiles, ready to evaluate events.
@@ -196,53 +270,32 @@ impl Engine {
                 report: report.to_string(),
             });
         }
-        let mut profiles = AHashMap::new();
+        let mut profiles: AHashMap<String, AHashMap<String, Loaded>> = AHashMap::new();
+        let mut failed = Vec::new();
         if let ProfilesFrom::Dir { path, allow_empty } = profiles_from {
             let files = profile_files(path, allow_empty)?;
             for file in files {
-                let text = std::fs::read_to_string(&file).map_err(|err| EngineError::Read {
-                    path: file.display().to_string(),
-                    err,
-                })?;
-                let profile = falco_learn_profiler::from_yaml(&text, &file.display().to_string())?;
-                let gen = generate_rules(&profile).map_err(|e| EngineError::Generated {
-                    image: profile.image.to_string(),
-                    report: e.to_string(),
-                })?;
-                let (mut grs, grep) = Ruleset::load_sources(&[(
-                    format!("generated rules of {}", file.display()),
-                    gen,
-                )]);
-                if grep.has_errors() {
-                    return Err(EngineError::Generated {
-                        image: profile.image.to_string(),
-                        report: grep.to_string(),
-                    });
+                // One bad file never takes the others down: it is logged and
+                // skipped (the caller counts `failed_profiles` in
+                // metrics::PROFILES_FAILED once its recorder is installed).
+                match load_profile(&file, anomaly_priority, &profiles) {
+                    Ok(l) => {
+                        let img = l.profile.image.clone();
+                        profiles
+                            .entry(img.repository.clone())
+                            .or_default()
+                            .insert(img.tag.clone(), l);
+                    }
+                    Err(e) => {
+                        let f = file.display().to_string();
+                        let message = e.to_string();
+                        tracing::error!(
+                            "profile {f} not loaded, skipped (every other profile is \
+                             enforced): {message}"
+                        );
+                        failed.push(FailedProfile { file: f, message });
+                    }
                 }
-                let img = profile.image.clone();
-                let by_tag: &mut AHashMap<String, Loaded> =
-                    profiles.entry(img.repository.clone()).or_default();
-                if let Some(prev) = by_tag.get(&img.tag) {
-                    return Err(EngineError::DuplicateProfile {
-                        file: format!("{} and {}", prev.file.display(), file.display()),
-                        image: img.to_string(),
-                    });
-                }
-                let mut alert_rules: [Option<Rule>; 3] = Default::default();
-                for d in Dimension::ALL {
-                    let name = rule_name(&img, d);
-                    grs.set_priority(&name, anomaly_priority);
-                    alert_rules[dim_index(d)] =
-                        grs.rules().iter().find(|r| r.name == name).cloned();
-                }
-                by_tag.insert(
-                    img.tag.clone(),
-                    Loaded {
-                        profile,
-                        alert_rules,
-                        file,
-                    },
-                );
             }
         }
         let host_profile = profiles
@@ -255,17 +308,9 @@ impl Engine {
             enabled_rules: rules.enabled_count(),
             warnings: report.warnings.len(),
             profiles: Vec::new(),
+            failed,
         };
-        let mut imgs: Vec<&Loaded> = profiles.values().flat_map(|t| t.values()).collect();
-        imgs.sort_by(|a, b| a.profile.image.cmp(&b.profile.image));
-        for l in imgs {
-            summary.profiles.push((
-                l.profile.image.to_string(),
-                l.profile.exec.len(),
-                l.profile.outbound.len(),
-                l.profile.write_files.len() + l.profile.write_dirs.len(),
-            ));
-        }
+        summary.profiles = summarise(&profiles);
         Ok((
             Engine {
                 rules,
@@ -283,6 +328,37 @@ impl Engine {
     /// Falco's `rule_matching` for the default rules (built with `first`, Falco's default).
     pub fn set_rule_matching(&mut self, mode: RuleMatching) {
         self.rule_matching = mode;
+    }
+
+    /// Profile files skipped because they could not be loaded.
+    pub fn failed_profiles(&self) -> &[FailedProfile] {
+        &self.summary.failed
+    }
+
+    /// For a reload: a profile file that no longer loads keeps the version the
+    /// running engine loaded from it (unless its image is loaded from another
+    /// file now). Returns the images kept so.
+    pub fn keep_running_profiles(&mut self, running: &Engine) -> Vec<String> {
+        let mut kept = Vec::new();
+        for f in &self.summary.failed {
+            let Some(old) = running
+                .loaded()
+                .find(|l| l.file.display().to_string() == f.file)
+            else {
+                continue;
+            };
+            let img = &old.profile.image;
+            let by_tag = self.profiles.entry(img.repository.clone()).or_default();
+            if by_tag.contains_key(&img.tag) {
+                continue;
+            }
+            by_tag.insert(img.tag.clone(), old.clone());
+            kept.push(img.to_string());
+        }
+        if !kept.is_empty() {
+            self.summary.profiles = summarise(&self.profiles);
+        }
+        kept
     }
 
     /// Number of loaded profiles.
@@ -325,11 +401,7 @@ impl Engine {
             let img = l.profile.image.to_string();
             out.push((img.clone(), Dimension::Exec, l.profile.exec.len()));
             out.push((img.clone(), Dimension::Outbound, l.profile.outbound.len()));
-            out.push((
-                img,
-                Dimension::FileWrite,
-                l.profile.write_files.len() + l.profile.write_dirs.len(),
-            ));
+            out.push((img, Dimension::FileWrite, l.profile.write_entries()));
         }
         out
     }
@@ -676,5 +748,150 @@ mod tests {
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("bad rules accepted"),
         }
+    }
+
+    fn write_ev(path: &str, repo: &str) -> Event {
+        Event {
+            typ: EventTypeField(EventType::Openat),
+            res: 3,
+            fd: Some(falco_learn_event::Fd {
+                num: 3,
+                name: path.into(),
+                ..Default::default()
+            }),
+            args: Args::Open {
+                name: path.into(),
+                flags: 0o1101,
+                mode: 0o644,
+                dirfd: -100,
+            },
+            ..exec("/usr/sbin/nginx", repo)
+        }
+    }
+
+    /// The issue's reproduction: a profile holding a write to `/tmp/a<LF>b`
+    /// loads and is enforced; a broken profile next to a good one is
+    /// reported (file:line) and skipped, and the good one is enforced.
+    #[test]
+    fn a_broken_profile_is_skipped_and_the_others_enforced() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let l = falco_learn_profiler::Limits::default();
+        let mut odd = Profile::new(ImageRef::new("docker.io/library/nginx", "latest"));
+        odd.learn_exec("/usr/sbin/nginx", false, 1);
+        odd.learn_write("/tmp/a\nb", 1, &l);
+        odd.learn_write("/tmp/bad\\xffname", 1, &l);
+        std::fs::write(
+            dir.path().join("nginx.yaml"),
+            falco_learn_profiler::to_yaml(&odd),
+        )
+        .expect("write");
+        let mut redis = Profile::new(ImageRef::new("docker.io/library/redis", "latest"));
+        redis.learn_exec("/usr/local/bin/redis-server", false, 1);
+        let good = falco_learn_profiler::to_yaml(&redis);
+        // a bad entry (line 20 of an otherwise good profile of another image)
+        let mut bad: Vec<String> = good
+            .replace("docker.io/library/redis", "docker.io/library/busybox")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let at = bad
+            .iter()
+            .position(|l| l.contains("redis-server"))
+            .expect("exec line");
+        bad[at] = bad[at].replace("path:", "pth:");
+        std::fs::write(dir.path().join("a-busybox.yaml"), bad.join("\n")).expect("write");
+        std::fs::write(dir.path().join("b-notyaml.yaml"), "schema_version: [").expect("write");
+        std::fs::write(dir.path().join("redis.yaml"), &good).expect("write");
+        // a second profile of redis
+        std::fs::write(dir.path().join("redis2.yaml"), &good).expect("write");
+
+        let (mut eng, _) =
+            Engine::build(&[], Priority::Debug, from(&dir), Priority::Warning, "").expect("engine");
+        assert_eq!(eng.profile_count(), 2, "{:?}", eng.failed_profiles());
+        let failed: Vec<(String, String)> = eng
+            .failed_profiles()
+            .iter()
+            .map(|f| {
+                let name = Path::new(&f.file)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                (name, f.message.clone())
+            })
+            .collect();
+        assert_eq!(failed.len(), 3, "{failed:?}");
+        assert_eq!(failed[0].0, "a-busybox.yaml");
+        let busybox = dir.path().join("a-busybox.yaml").display().to_string();
+        assert!(
+            failed[0].1.starts_with(&format!("{busybox}:{}:", at + 1)),
+            "{}",
+            failed[0].1
+        );
+        assert!(
+            failed[0].1.contains("unknown field `pth`"),
+            "{}",
+            failed[0].1
+        );
+        assert_eq!(failed[1].0, "b-notyaml.yaml");
+        assert!(failed[1].1.contains("b-notyaml.yaml:1:"), "{}", failed[1].1);
+        assert_eq!(failed[2].0, "redis2.yaml");
+        assert!(
+            failed[2].1.contains("two profiles for image"),
+            "{}",
+            failed[2].1
+        );
+
+        // both good profiles are enforced
+        let v = eng.evaluate(&exec("/bin/sh", "docker.io/library/redis"));
+        assert_eq!(
+            v.anomaly,
+            Some(("docker.io/library/redis:latest".into(), Dimension::Exec))
+        );
+        assert_eq!(v.alerts.len(), 1);
+        let v = eng.evaluate(&exec(
+            "/usr/local/bin/redis-server",
+            "docker.io/library/redis",
+        ));
+        assert!(v.alerts.is_empty());
+        // the odd names are allowed, their neighbours alert
+        for (path, alerts) in [
+            ("/tmp/a\nb", 0),
+            ("/tmp/bad\\xffname", 0),
+            ("/tmp/a\nbX", 1),
+            ("/tmp/a", 1),
+        ] {
+            let v = eng.evaluate(&write_ev(path, "docker.io/library/nginx"));
+            assert_eq!(v.alerts.len(), alerts, "{path:?}: {:?}", v.alerts);
+        }
+        // the busybox profile was skipped: its image is unprofiled
+        let v = eng.evaluate(&exec("/bin/sh", "docker.io/library/busybox"));
+        assert!(v.anomaly.is_none());
+        assert!(!eng.has_profile("docker.io/library/busybox", "latest"));
+    }
+
+    /// A reload where a loaded profile file broke keeps its running version;
+    /// a file that never loaded stays out.
+    #[test]
+    fn a_reload_keeps_the_running_version_of_a_broken_profile() {
+        let dir = profile_dir(&["/usr/sbin/nginx"]);
+        let build = || {
+            Engine::build(&[], Priority::Debug, from(&dir), Priority::Warning, "")
+                .expect("engine")
+                .0
+        };
+        let running = build();
+        std::fs::write(dir.path().join("nginx.yaml"), "schema_version: [").expect("write");
+        std::fs::write(dir.path().join("redis.yaml"), "schema_version: [").expect("write");
+        let mut next = build();
+        assert_eq!(next.profile_count(), 0);
+        assert_eq!(next.failed_profiles().len(), 2);
+        assert_eq!(
+            next.keep_running_profiles(&running),
+            vec!["docker.io/library/nginx:latest".to_string()]
+        );
+        assert_eq!(next.profile_count(), 1);
+        assert_eq!(next.summary.profiles.len(), 1);
+        let v = next.evaluate(&exec("/bin/sh", "docker.io/library/nginx"));
+        assert_eq!(v.alerts.len(), 1);
     }
 }

@@ -15,6 +15,11 @@ pub const ANOMALIES: &str = "falco_learn_anomalies_total";
 pub const UNPROFILED: &str = "falco_learn_unprofiled_events_total";
 /// Loaded profiles.
 pub const PROFILES_LOADED: &str = "falco_learn_profiles_loaded";
+/// Profile files that could not be loaded (bad YAML or entry, unreadable,
+/// generated rules that do not load, a second profile of an image), by `file`;
+/// counted at each load (start, SIGHUP). Such a file is skipped and logged with
+/// its file:line; every other profile is enforced.
+pub const PROFILES_FAILED: &str = "falco_learn_profiles_failed_total";
 /// Entries per profile, by `image` and `dimension`.
 pub const PROFILE_ENTRIES: &str = "falco_learn_profile_entries";
 /// When each loaded profile last learned something new (seconds since the
@@ -94,6 +99,7 @@ pub const ALL: &[&str] = &[
     ANOMALIES,
     UNPROFILED,
     PROFILES_LOADED,
+    PROFILES_FAILED,
     PROFILE_ENTRIES,
     PROFILE_LAST_NEW,
     PROFILE_LEARNED_EVENTS,
@@ -133,6 +139,10 @@ pub fn describe() {
     describe_counter!(ANOMALIES, "Profile anomalies by image and dimension");
     describe_counter!(UNPROFILED, "Events of images without a profile, by image");
     describe_gauge!(PROFILES_LOADED, "Profiles loaded");
+    describe_counter!(
+        PROFILES_FAILED,
+        "Profile files skipped because they could not be loaded, by file (at each load)"
+    );
     describe_gauge!(
         PROFILE_ENTRIES,
         "Entries per profile by image and dimension"

@@ -120,6 +120,7 @@ pub fn diff(a: &Profile, b: &Profile) -> Vec<Change> {
             .keys()
             .cloned()
             .chain(p.write_dirs.keys().map(|d| dir_key(d)))
+            .chain(p.write_globs.keys().map(|g| format!("{g} (glob)")))
             .collect::<BTreeSet<_>>()
     };
     set_diff(Dimension::FileWrite, wr(a), wr(b), &mut out);

@@ -6,6 +6,7 @@
 //! conditions spell exactly the predicates of [`crate::matcher::behaviour`]
 //! and [`Profile::check`]; a test checks verdicts agree event for event.
 
+use crate::glob::{falco_form, falco_quote, FalcoForm};
 use crate::matcher::Dimension;
 use crate::model::{ImageRef, Profile, Proto};
 use crate::yaml;
@@ -50,33 +51,53 @@ pub fn name_prefix(image: &ImageRef) -> String {
     format!("fl_learned_{s}")
 }
 
-/// A list item as Falco splices it into a condition: bare for plain absolute
-/// paths and IPv4 CIDRs, quoted otherwise.
-fn item(image: &ImageRef, v: &str) -> Result<String, GenerateError> {
-    let bad = |why| GenerateError::Unrepresentable {
-        image: image.to_string(),
-        value: v.to_string(),
-        why,
-    };
-    if v.chars().any(|c| c.is_control()) {
-        return Err(bad("control character"));
-    }
+/// A value as a list item: bare for plain absolute paths (characters
+/// libsinsp's bare-string lexer and ours both read as one word), otherwise a
+/// quoted string with Falco's escapes ([`crate::glob::falco_quote`]), as a
+/// YAML scalar.
+fn item(v: &str) -> String {
     let bare = v.starts_with('/')
-        && !v
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '"' | '\'' | '\\' | '='));
-    let text = if bare {
-        v.to_string()
-    } else if v.contains('\\') {
-        return Err(bad("backslash in a value that needs quoting"));
-    } else if !v.contains('"') {
-        format!("\"{v}\"")
-    } else if !v.contains('\'') {
-        format!("'{v}'")
+        && v.chars().all(|c| {
+            c.is_ascii_graphic() && !matches!(c, ',' | '(' | ')' | '"' | '\'' | '\\' | '=')
+        });
+    if bare {
+        yaml_scalar(v)
     } else {
-        return Err(bad("both quote characters"));
-    };
-    Ok(yaml_scalar(&text))
+        yaml_scalar(&falco_quote(v))
+    }
+}
+
+/// Values of one dimension as Falco spells them: list items (exact values,
+/// and both forms of a [`FalcoForm::Dual`]) and globs for the values it
+/// cannot spell exactly ([`FalcoForm::Approx`]).
+#[derive(Default)]
+struct Spelled {
+    items: Vec<String>,
+    globs: Vec<String>,
+}
+
+fn spell<'a>(values: impl Iterator<Item = &'a String>) -> Spelled {
+    let mut s = Spelled::default();
+    for v in values {
+        match falco_form(v) {
+            FalcoForm::Exact => s.items.push(item(v)),
+            FalcoForm::Dual { raw } => {
+                s.items.push(item(&raw));
+                s.items.push(item(v));
+            }
+            FalcoForm::Approx { globs } => s.globs.extend(globs),
+        }
+    }
+    s
+}
+
+/// A condition `field glob "g1" or field glob "g2" …`, as a YAML scalar.
+fn glob_condition(field: &str, globs: &[String]) -> String {
+    let c: Vec<String> = globs
+        .iter()
+        .map(|g| format!("{field} glob {}", falco_quote(g)))
+        .collect();
+    yaml_scalar(&c.join(" or "))
 }
 
 fn net_item(n: &IpNet) -> String {
@@ -98,7 +119,7 @@ fn yaml_scalar(s: &str) -> String {
     if plain {
         s.to_string()
     } else {
-        serde_json::Value::String(s.to_string()).to_string()
+        yaml::double_quoted(s)
     }
 }
 
@@ -113,6 +134,18 @@ fn image_literal(image: &ImageRef, v: &str) -> Result<String, GenerateError> {
             value: v.to_string(),
             why: "image names are limited to [A-Za-z0-9._/:@-]",
         })
+    }
+}
+
+/// A comment before the globs that stand for values Falco cannot spell.
+fn approx_note(o: &mut String, globs: &[String]) {
+    o.push_str(
+        "# Entries with a byte that is not UTF-8 (or a backslash one string cannot spell for\n\
+         # both Falco and falco-learn) are allowed as these globs: the raw form, each such byte\n\
+         # as `?`, and the rendered form falco-learn sees (marked in the profile):\n",
+    );
+    for g in globs {
+        let _ = writeln!(o, "#   {}", yaml::double_quoted(g));
     }
 }
 
@@ -154,16 +187,26 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
                        image=%container.image.repository tag=%container.image.tag";
 
     // --- processes
-    let mut not_part = String::new();
-    if !p.exec.is_empty() {
-        let items = p
-            .exec
-            .keys()
-            .map(|e| item(img, e))
-            .collect::<Result<Vec<_>, _>>()?;
-        list(&mut o, &format!("{px}_execs"), &items);
-        not_part = format!(" and not proc.exepath in ({px}_execs)");
+    let mut allowed = Vec::new();
+    let execs = spell(p.exec.keys());
+    if !execs.items.is_empty() {
+        list(&mut o, &format!("{px}_execs"), &execs.items);
+        allowed.push(format!("proc.exepath in ({px}_execs)"));
     }
+    if !execs.globs.is_empty() {
+        approx_note(&mut o, &execs.globs);
+        let _ = writeln!(
+            o,
+            "- macro: {px}_exec_globs\n  condition: {}\n",
+            glob_condition("proc.exepath", &execs.globs)
+        );
+        allowed.push(format!("{px}_exec_globs"));
+    }
+    let not_part = if allowed.is_empty() {
+        String::new()
+    } else {
+        format!(" and not ({})", allowed.join(" or "))
+    };
     rule(
         &mut o,
         &rule_name(img, Dimension::Exec),
@@ -187,6 +230,9 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
             Proto::as_str(*proto)
         ));
     }
+    // UDP replies from a fixed local port to a peer's ephemeral port are not
+    // outbound (matcher::is_udp_reply)
+    let (lo, hi) = crate::matcher::ephemeral_ports();
     let mut not_part = String::new();
     if !alts.is_empty() {
         let _ = writeln!(
@@ -202,7 +248,9 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         &format!("Outbound connection (protocol, port, peer) not seen while learning image {img}"),
         &format!(
             "evt.type in (connect, sendto, sendmsg) and (evt.rawres >= 0 or evt.res = EINPROGRESS)\n    \
-             and fd.typechar in (4, 6) and {px}_image{not_part}"
+             and fd.typechar in (4, 6) and {px}_image{not_part}\n    \
+             and not (evt.type in (sendto, sendmsg) and fd.l4proto = udp and fd.lport > 0\n         \
+             and (fd.lport < {lo} or fd.lport > {hi}) and fd.rport >= {lo} and fd.rport <= {hi})"
         ),
         &format!(
             "Unexpected outbound connection from learned image (connection=%fd.name \
@@ -214,58 +262,50 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
 
     // --- file writes
     let mut allowed = Vec::new();
-    let (patterns, exact): (Vec<&String>, Vec<&String>) = p
-        .write_files
-        .keys()
-        .partition(|f| crate::model::is_proc_pattern(f));
-    if !exact.is_empty() {
-        let items = exact
-            .iter()
-            .map(|f| item(img, f))
-            .collect::<Result<Vec<_>, _>>()?;
-        list(&mut o, &format!("{px}_write_files"), &items);
+    let files = spell(p.write_files.keys());
+    if !files.items.is_empty() {
+        list(&mut o, &format!("{px}_write_files"), &files.items);
         allowed.push(format!("fd.name in ({px}_write_files)"));
     }
-    // /proc/<pid>/… writes, learned with the pid as `[0-9]*` (model::proc_pattern)
-    for pat in patterns {
-        if pat
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '"' | '\\'))
-        {
-            return Err(GenerateError::Unrepresentable {
-                image: img.to_string(),
-                value: pat.to_string(),
-                why: "quote, backslash or control character in a /proc pattern",
-            });
-        }
-        // a quoted string inside the folded `condition: >` block
-        allowed.push(format!("fd.name glob \"{pat}\""));
+    // learned globs (/proc/<pid>/…, volatile names) and the globs of values
+    // Falco cannot spell exactly (a directory's covers what is below it)
+    // `pmatch` reads `*`, `?`, `[` as a pattern and would cover more than was learned;
+    // the model never generalises such a directory (model::has_glob_char), so one can
+    // only come from an older profile
+    if let Some(d) = p.write_dirs.keys().find(|d| crate::model::has_glob_char(d)) {
+        return Err(GenerateError::Unrepresentable {
+            image: img.to_string(),
+            value: d.to_string(),
+            why: "glob character in a generalised directory (pmatch would read it as a pattern)",
+        });
     }
-    if !p.write_dirs.is_empty() {
-        let items = p
-            .write_dirs
-            .keys()
-            .map(|d| {
-                // `pmatch` would read `*`, `?`, `[` as a glob and cover more than was learned;
-                // the model never generalises such a directory (model::has_glob_char)
-                if crate::model::has_glob_char(d) {
-                    return Err(GenerateError::Unrepresentable {
-                        image: img.to_string(),
-                        value: d.to_string(),
-                        why: "glob character in a generalised directory (pmatch would read it as a pattern)",
-                    });
-                }
-                item(img, d)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        list(&mut o, &format!("{px}_write_dirs"), &items);
+    let dirs = spell(p.write_dirs.keys());
+    let mut globs: Vec<String> = p.write_globs.keys().cloned().collect();
+    if !files.globs.is_empty() || !dirs.globs.is_empty() {
+        approx_note(&mut o, &[files.globs.clone(), dirs.globs.clone()].concat());
+    }
+    globs.extend(files.globs);
+    for g in dirs.globs {
+        globs.push(format!("{g}/*"));
+        globs.push(g);
+    }
+    if !globs.is_empty() {
+        let _ = writeln!(
+            o,
+            "- macro: {px}_write_globs\n  condition: {}\n",
+            glob_condition("fd.name", &globs)
+        );
+        allowed.push(format!("{px}_write_globs"));
+    }
+    if !dirs.items.is_empty() {
+        list(&mut o, &format!("{px}_write_dirs"), &dirs.items);
         allowed.push(format!("fd.name pmatch ({px}_write_dirs)"));
     }
     // the same benign sinks the matcher ignores (matcher::BENIGN_WRITE_SINKS)
-    let sinks = crate::matcher::BENIGN_WRITE_SINKS
+    let sinks: Vec<String> = crate::matcher::BENIGN_WRITE_SINKS
         .iter()
-        .map(|f| item(img, f))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|f| item(f))
+        .collect();
     list(&mut o, &format!("{px}_benign_sinks"), &sinks);
     allowed.push(format!("fd.name in ({px}_benign_sinks)"));
     let not_part = format!(" and not ({})", allowed.join(" or "));
@@ -305,16 +345,12 @@ mod tests {
 
     #[test]
     fn items_are_bare_or_quoted() {
-        let i = ImageRef::new("nginx", "");
-        assert_eq!(item(&i, "/usr/sbin/nginx"), Ok("/usr/sbin/nginx".into()));
-        assert_eq!(item(&i, "/a b"), Ok("\"\\\"/a b\\\"\"".into()));
-        assert_eq!(
-            item(&i, "memfd:x (deleted)"),
-            Ok("\"\\\"memfd:x (deleted)\\\"\"".into())
-        );
-        assert_eq!(item(&i, "/a\"b c"), Ok("\"'/a\\\"b c'\"".into()));
-        assert!(item(&i, "/a\"b' c").is_err());
-        assert!(item(&i, "/a\nb").is_err());
+        assert_eq!(item("/usr/sbin/nginx"), "/usr/sbin/nginx");
+        assert_eq!(item("/a b"), "\"\\\"/a b\\\"\"");
+        assert_eq!(item("memfd:x (deleted)"), "\"\\\"memfd:x (deleted)\\\"\"");
+        assert_eq!(item("/a\"b' c"), "\"\\\"/a\\\\\\\"b' c\\\"\"");
+        assert_eq!(item("/a\nb"), "\"\\\"/a\\\\nb\\\"\"");
+        assert_eq!(item("/a=b"), "\"\\\"/a=b\\\"\"");
     }
 
     #[test]

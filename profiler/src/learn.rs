@@ -10,7 +10,7 @@
 //! rarely flagged by itself.
 
 use crate::matcher::{behaviour, Behaviour};
-use crate::model::{Delta, ImageRef, Limits, Profile, Proto, TaintEntry};
+use crate::model::{Delta, ImageRef, Limits, Profile, Proto, TaintEntry, WriteKey};
 use crate::ProfileError;
 use falco_learn_event::Event;
 use falco_learn_rules::Ruleset;
@@ -65,6 +65,7 @@ pub struct Dirty {
     pub outbound: BTreeSet<(Proto, u16)>,
     pub write_files: BTreeSet<String>,
     pub write_dirs: BTreeSet<String>,
+    pub write_globs: BTreeSet<String>,
     /// Container ids seen for the first time.
     pub containers: BTreeSet<String>,
 }
@@ -271,15 +272,17 @@ impl Learner {
                 deltas.extend(profile.learn_outbound(proto, port, peer, ev.ts, &limits));
             }
             Some(Behaviour::Write { path }) if !path.is_empty() => {
-                match profile.covering_write_dir(path) {
-                    Some(d) if !dirty.write_dirs.contains(d) => {
-                        dirty.write_dirs.insert(d.to_string());
+                match profile.write_key(path) {
+                    WriteKey::Dir(d) => {
+                        dirty.write_dirs.insert(d);
                     }
-                    Some(_) => {}
-                    None if !dirty.write_files.contains(path) => {
+                    WriteKey::Glob(g) => {
+                        dirty.write_globs.insert(g);
+                    }
+                    WriteKey::File if !dirty.write_files.contains(path) => {
                         dirty.write_files.insert(path.to_string());
                     }
-                    None => {}
+                    WriteKey::File => {}
                 }
                 let ds = profile.learn_write(path, ev.ts, &limits);
                 for d in &ds {

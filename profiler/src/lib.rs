@@ -22,6 +22,7 @@
 
 pub mod diff;
 pub mod generate;
+pub mod glob;
 pub mod learn;
 pub mod matcher;
 pub mod model;
@@ -31,8 +32,9 @@ pub use generate::{generate_rules, rule_name, GenerateError};
 pub use learn::{Dirty, LearnStats, Learner, Outcome, ProcKey};
 pub use matcher::{behaviour, Anomaly, Behaviour, Dimension};
 pub use model::{
-    canonical_peers, dir_key, dir_of_key, Delta, ExecEntry, ImageRef, Learning, Limits,
-    OutboundEntry, Profile, Proto, Seen, TaintEntry, SCHEMA_VERSION,
+    canonical_peers, dir_key, dir_of_key, is_proc_pattern, write_pattern, Delta, ExecEntry,
+    ImageRef, Learning, Limits, OutboundEntry, Profile, Proto, Seen, TaintEntry, WriteKey,
+    SCHEMA_VERSION,
 };
 pub use yaml::{from_yaml, to_yaml};
 

@@ -5,7 +5,7 @@
 //! the same predicates in Falco's language, and a test checks they agree.
 
 use crate::model::{Profile, Proto};
-use falco_learn_event::{Args, Event, EventType, FdType};
+use falco_learn_event::{Args, Event, EventType, FdType, L4Proto};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -78,6 +78,45 @@ pub const BENIGN_WRITE_SINKS: &[&str] = &[
     "/dev/tty",
 ];
 
+/// Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`).
+pub const DEFAULT_EPHEMERAL_PORTS: (u16, u16) = (32768, 60999);
+
+static EPHEMERAL: std::sync::OnceLock<(u16, u16)> = std::sync::OnceLock::new();
+
+/// The ephemeral port range: `/proc/sys/net/ipv4/ip_local_port_range`, read
+/// once ([`DEFAULT_EPHEMERAL_PORTS`] when it cannot be read). Generated rules
+/// carry the range of the machine that generated them.
+pub fn ephemeral_ports() -> (u16, u16) {
+    *EPHEMERAL.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|t| parse_port_range(&t))
+            .unwrap_or(DEFAULT_EPHEMERAL_PORTS)
+    })
+}
+
+/// Fix the range before anything reads it (tests, a configuration); whether
+/// the range is now `range`.
+pub fn set_ephemeral_ports(range: (u16, u16)) -> bool {
+    *EPHEMERAL.get_or_init(|| range) == range
+}
+
+fn parse_port_range(t: &str) -> Option<(u16, u16)> {
+    let mut it = t.split_whitespace().map(|x| x.parse::<u16>().ok());
+    let (lo, hi) = (it.next()??, it.next()??);
+    (lo <= hi && lo > 0).then_some((lo, hi))
+}
+
+/// A UDP datagram sent from a fixed (non-ephemeral, bound) local port to a
+/// peer's ephemeral port: a server answering a client (DNS, syslog, statsd),
+/// not outbound traffic. The generated rules spell the same with
+/// `fd.lport`/`fd.rport`.
+pub fn is_udp_reply(local: Option<u16>, remote: Option<u16>) -> bool {
+    let (lo, hi) = ephemeral_ports();
+    matches!((local, remote), (Some(l), Some(r))
+        if l > 0 && (l < lo || l > hi) && (lo..=hi).contains(&r))
+}
+
 /// The event's behaviour, if it is one a profile describes.
 pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
     match ev.event_type() {
@@ -89,6 +128,17 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
             if ev.res >= 0 || ev.res == EINPROGRESS =>
         {
             let fd = ev.fd.as_ref()?;
+            if ev.event_type() != EventType::Connect && fd.l4proto == L4Proto::Udp {
+                // local and remote ends as fd.lport / fd.rport see them
+                let (local, remote) = if fd.is_client {
+                    (fd.cport, fd.sport)
+                } else {
+                    (fd.sport, fd.cport)
+                };
+                if is_udp_reply(local, remote) {
+                    return None;
+                }
+            }
             matches!(fd.typ, FdType::Ipv4 | FdType::Ipv6).then_some(Behaviour::Outbound {
                 proto: fd.l4proto.into(),
                 port: fd.sport,
@@ -177,7 +227,7 @@ impl Profile {
             {
                 false
             }
-            Behaviour::Exec { path, .. } => self.exec.contains_key(path),
+            Behaviour::Exec { path, .. } => self.exec_allowed(path),
             Behaviour::Outbound { proto, port, peer } => match (port, peer) {
                 (Some(port), Some(ip)) => self
                     .outbound
@@ -198,7 +248,7 @@ impl Profile {
 mod tests {
     use super::*;
     use crate::model::{ImageRef, Limits};
-    use falco_learn_event::{Container, EventTypeField, Fd, L4Proto};
+    use falco_learn_event::{Container, EventTypeField, Fd};
 
     fn ev(t: EventType) -> Event {
         Event {
@@ -285,6 +335,41 @@ mod tests {
         assert_eq!(b.value(), "tcp/2222 198.51.100.10");
         e.res = -111;
         assert_eq!(behaviour(&e), None);
+    }
+
+    #[test]
+    fn udp_replies_are_not_outbound() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
+        assert_eq!(parse_port_range("1024 65535"), Some((1024, 65535)));
+        assert_eq!(parse_port_range("60999 32768"), None);
+        assert_eq!(parse_port_range("x"), None);
+        let (lo, hi) = ephemeral_ports();
+        assert!(is_udp_reply(Some(53), Some(lo)));
+        assert!(is_udp_reply(Some(53), Some(hi)));
+        assert!(!is_udp_reply(Some(53), Some(lo - 1)));
+        assert!(
+            !is_udp_reply(Some(lo), Some(lo)),
+            "an ephemeral local port is a client"
+        );
+        assert!(!is_udp_reply(Some(0), Some(lo)));
+        assert!(!is_udp_reply(None, Some(lo)));
+        assert!(!is_udp_reply(Some(53), None));
+        let mut e = ev(EventType::Sendto);
+        e.res = 10;
+        e.fd = Some(Fd {
+            typ: FdType::Ipv4,
+            l4proto: L4Proto::Udp,
+            cip: Some("192.0.2.10".parse().expect("ip")),
+            cport: Some(53),
+            sip: Some("198.51.100.20".parse().expect("ip")),
+            sport: Some(lo),
+            is_client: true,
+            ..Fd::default()
+        });
+        assert_eq!(behaviour(&e), None);
+        // a connect from port 53 is a client's
+        e.typ = EventTypeField(EventType::Connect);
+        assert!(behaviour(&e).is_some());
     }
 
     #[test]

@@ -260,6 +260,10 @@ pub struct Profile {
     pub write_files: BTreeMap<String, Seen>,
     /// Directories below which every write is allowed (`dir/**` in YAML).
     pub write_dirs: BTreeMap<String, Seen>,
+    /// Written paths learned as globs (Falco `glob` syntax, `glob: true` in
+    /// YAML): `/proc/<pid>/…` ([`proc_pattern`]) and volatile names
+    /// ([`crate::glob::volatile_pattern`]).
+    pub write_globs: BTreeMap<String, Seen>,
 }
 
 /// Tunables of learning. The defaults are documented in the README.
@@ -418,10 +422,27 @@ pub fn proc_pattern(path: &str) -> Option<String> {
     Some(format!("/proc/{}", comps.join("/")))
 }
 
-/// Whether a learned write path is a [`proc_pattern`] (matched with Falco's
-/// `glob`, like the generated rules do).
+/// Whether a write path is a [`proc_pattern`] (profiles written before
+/// `glob: true` existed hold these as plain entries; they are read as globs).
 pub fn is_proc_pattern(path: &str) -> bool {
     path.starts_with("/proc/[0-9]*/")
+}
+
+/// The glob a written path is learned as, if any: [`proc_pattern`] first,
+/// then the volatile-name heuristic.
+pub fn write_pattern(path: &str) -> Option<String> {
+    proc_pattern(path).or_else(|| crate::glob::volatile_pattern(path))
+}
+
+/// Where a learned write goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteKey {
+    /// Covered by this generalised directory.
+    Dir(String),
+    /// Learned as this glob.
+    Glob(String),
+    /// Learned as the exact path.
+    File,
 }
 
 pub(crate) fn parent(path: &str) -> Option<&str> {
@@ -464,12 +485,50 @@ impl Profile {
     pub fn write_allowed(&self, path: &str) -> bool {
         self.covering_write_dir(path).is_some()
             || self.write_files.contains_key(path)
-            || (path.starts_with("/proc/")
-                && self
-                    .write_files
-                    .range("/proc/[0-9]*/".to_string()..)
-                    .take_while(|(k, _)| is_proc_pattern(k))
-                    .any(|(k, _)| falco_learn_rules::glob_match(k, path)))
+            || self
+                .write_globs
+                .keys()
+                .any(|k| falco_learn_rules::glob_match(k, path))
+            || self.approx_write_allowed(path)
+    }
+
+    /// Entries that generated rules can only spell as a glob
+    /// ([`crate::glob::FalcoForm::Approx`]) allow what that glob matches, in
+    /// the matcher too, so both agree. Scanned only on a miss.
+    fn approx_write_allowed(&self, path: &str) -> bool {
+        use crate::glob::approx_globs;
+        let m = |g: &String| falco_learn_rules::glob_match(g, path);
+        self.write_files
+            .keys()
+            .filter(|k| k.contains('\\'))
+            .any(|k| approx_globs(k).iter().any(m))
+            || self
+                .write_dirs
+                .keys()
+                .filter(|k| k.contains('\\'))
+                .any(|k| approx_globs(k).iter().any(|g| m(g) || m(&format!("{g}/*"))))
+    }
+
+    /// Whether an exec of `path` is allowed (an exact entry, or the globs of
+    /// an entry Falco rules cannot spell exactly).
+    pub fn exec_allowed(&self, path: &str) -> bool {
+        self.exec.contains_key(path)
+            || self.exec.keys().filter(|k| k.contains('\\')).any(|k| {
+                crate::glob::approx_globs(k)
+                    .iter()
+                    .any(|g| falco_learn_rules::glob_match(g, path))
+            })
+    }
+
+    /// Where a write of `path` would be learned.
+    pub fn write_key(&self, path: &str) -> WriteKey {
+        if let Some(d) = self.covering_write_dir(path) {
+            return WriteKey::Dir(d.to_string());
+        }
+        match write_pattern(path) {
+            Some(g) => WriteKey::Glob(g),
+            None => WriteKey::File,
+        }
     }
 
     /// The generalised directory that covers `path`, if any: Falco's `pmatch`
@@ -567,9 +626,6 @@ impl Profile {
 
     /// Collapse upward from the directory holding `key` while thresholds are exceeded.
     fn generalise_from(&mut self, mut child: String, limits: &Limits, out: &mut Vec<Delta>) {
-        if is_proc_pattern(&child) {
-            return;
-        }
         while let Some(dir) = parent(&child).map(str::to_string) {
             if depth(&dir) < limits.file_min_depth
                 || self.children(&dir) <= limits.file_dir_threshold
@@ -637,20 +693,23 @@ impl Profile {
 
     /// Learn one file opened for writing.
     pub fn learn_write(&mut self, path: &str, ts: u64, limits: &Limits) -> Vec<Delta> {
-        if let Some(p) = proc_pattern(path) {
-            // patterns are never generalised into directories
-            if let Some(s) = self.write_files.get_mut(&p) {
-                s.hit(ts);
+        match self.write_key(path) {
+            WriteKey::Dir(d) => {
+                if let Some(s) = self.write_dirs.get_mut(&d) {
+                    s.hit(ts);
+                }
                 return Vec::new();
             }
-            self.write_files.insert(p.clone(), Seen::at(ts));
-            return vec![Delta::NewFileWrite { path: p }];
-        }
-        if let Some(d) = self.covering_write_dir(path).map(str::to_string) {
-            if let Some(s) = self.write_dirs.get_mut(&d) {
-                s.hit(ts);
+            // patterns are never generalised into directories
+            WriteKey::Glob(p) => {
+                if let Some(s) = self.write_globs.get_mut(&p) {
+                    s.hit(ts);
+                    return Vec::new();
+                }
+                self.write_globs.insert(p.clone(), Seen::at(ts));
+                return vec![Delta::NewFileWrite { path: p }];
             }
-            return Vec::new();
+            WriteKey::File => {}
         }
         if let Some(s) = self.write_files.get_mut(path) {
             s.hit(ts);
@@ -706,6 +765,9 @@ impl Profile {
         for (p, s) in &other.write_files {
             self.write_files.entry(p.clone()).or_default().absorb(s);
         }
+        for (p, s) in &other.write_globs {
+            self.write_globs.entry(p.clone()).or_default().absorb(s);
+        }
         self.normalise_writes(limits);
         Ok(())
     }
@@ -714,6 +776,25 @@ impl Profile {
     /// listed below a generalised directory, and no directory holds more
     /// entries than the threshold allows.
     pub fn normalise_writes(&mut self, limits: &Limits) {
+        // exact entries that are learned as globs today (volatile names learned
+        // verbatim by older versions, /proc/<pid> patterns held as plain entries)
+        let as_globs: Vec<(String, String)> = self
+            .write_files
+            .keys()
+            .filter_map(|k| {
+                let g = if is_proc_pattern(k) {
+                    Some(k.clone())
+                } else {
+                    write_pattern(k)
+                };
+                g.map(|g| (k.clone(), g))
+            })
+            .collect();
+        for (k, g) in as_globs {
+            if let Some(s) = self.write_files.remove(&k) {
+                self.write_globs.entry(g).or_default().absorb(&s);
+            }
+        }
         // Outermost directories first, so nested ones are absorbed once.
         let dirs: Vec<String> = self.write_dirs.keys().cloned().collect();
         for d in dirs {
@@ -742,7 +823,12 @@ impl Profile {
 
     /// Number of learned entries (execs + outbound ports + write paths).
     pub fn size(&self) -> usize {
-        self.exec.len() + self.outbound.len() + self.write_files.len() + self.write_dirs.len()
+        self.exec.len() + self.outbound.len() + self.write_entries()
+    }
+
+    /// Number of file-write entries (exact, globs, directories).
+    pub fn write_entries(&self) -> usize {
+        self.write_files.len() + self.write_dirs.len() + self.write_globs.len()
     }
 }
 

@@ -7,9 +7,10 @@
 //! then checked (schema version, protocols, CIDRs, duplicates); every error
 //! names the file, the line and the key.
 
+use crate::glob::approx_globs;
 use crate::model::{
-    dir_key, dir_of_key, ExecEntry, ImageRef, Learning, OutboundEntry, Profile, Proto, Seen,
-    TaintEntry, SCHEMA_VERSION,
+    dir_key, dir_of_key, is_proc_pattern, ExecEntry, ImageRef, Learning, OutboundEntry, Profile,
+    Proto, Seen, TaintEntry, SCHEMA_VERSION,
 };
 use crate::ProfileError;
 use ipnet::IpNet;
@@ -49,8 +50,39 @@ fn scalar(s: &str) -> String {
     if reads_back {
         s.to_string()
     } else {
-        serde_json::Value::String(s.to_string()).to_string()
+        double_quoted(s)
     }
+}
+
+/// A YAML double-quoted scalar holding exactly `s`: `\"` and `\\` escaped,
+/// every character YAML does not allow as it is (C0/C1 controls, DEL,
+/// U+FEFF, U+FFFE/U+FFFF; and, for readability, line breaks, tabs, U+0085,
+/// U+2028/U+2029) as an escape. Read back exactly by serde_yaml, yaml-cpp
+/// (Falco) and yaml-rust2.
+pub fn double_quoted(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            '\r' => o.push_str("\\r"),
+            c if (c as u32) < 0x20
+                || (0x7f..=0x9f).contains(&(c as u32))
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+                ) =>
+            {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
 }
 
 fn seen_fields(out: &mut String, s: &Seen) {
@@ -127,7 +159,9 @@ pub fn to_yaml(p: &Profile) -> String {
             if e.tmpfs {
                 o.push_str(", tmpfs: true");
             }
-            o.push_str(" }\n");
+            o.push_str(" }");
+            approx_comment(&mut o, &approx_globs(path));
+            o.push('\n');
         }
     }
     o.push_str("network:\n");
@@ -143,24 +177,50 @@ pub fn to_yaml(p: &Profile) -> String {
         }
     }
     o.push_str("files:\n");
-    let mut writes: Vec<(String, &Seen)> = p
+    // (key, seen, glob, approximated as this glob in Falco rules)
+    let mut writes: Vec<(String, &Seen, bool, Vec<String>)> = p
         .write_files
         .iter()
-        .map(|(k, s)| (k.clone(), s))
-        .chain(p.write_dirs.iter().map(|(d, s)| (dir_key(d), s)))
+        .map(|(k, s)| (k.clone(), s, false, approx_globs(k)))
+        .chain(p.write_dirs.iter().map(|(d, s)| {
+            let g = approx_globs(d).iter().map(|g| dir_key(g)).collect();
+            (dir_key(d), s, false, g)
+        }))
+        .chain(
+            p.write_globs
+                .iter()
+                .map(|(g, s)| (g.clone(), s, true, Vec::new())),
+        )
         .collect();
-    writes.sort_by(|a, b| a.0.cmp(&b.0));
+    writes.sort_by(|a, b| a.0.cmp(&b.0).then(a.2.cmp(&b.2)));
     if writes.is_empty() {
         o.push_str("  write: []\n");
     } else {
         o.push_str("  write:\n");
-        for (path, s) in writes {
+        for (path, s, glob, approx) in writes {
             let _ = write!(o, "    - {{ path: {}", scalar(&path));
             seen_fields(&mut o, s);
-            o.push_str(" }\n");
+            if glob {
+                o.push_str(", glob: true");
+            }
+            o.push_str(" }");
+            approx_comment(&mut o, &approx);
+            o.push('\n');
         }
     }
     o
+}
+
+/// Marks an entry that generated Falco rules allow as a wider glob.
+fn approx_comment(o: &mut String, approx: &[String]) {
+    if let Some(g) = approx.first() {
+        let _ = write!(
+            o,
+            "  # not exact in Falco rules (a byte that is not UTF-8, or a backslash \
+             spelled differently for Falco): allowed as glob {}",
+            double_quoted(g)
+        );
+    }
 }
 
 // ------------------------------------------------------------------- input
@@ -320,6 +380,9 @@ struct WriteFile {
     first_seen: Ts,
     #[serde(default)]
     last_seen: Ts,
+    /// The path is a glob (Falco `glob` syntax).
+    #[serde(default)]
+    glob: bool,
 }
 
 fn seen(count: u64, first: Ts, last: Ts) -> Seen {
@@ -456,9 +519,14 @@ pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
             ));
         }
         let s = seen(w.count, w.first_seen, w.last_seen);
-        let dup = match dir_of_key(&w.path) {
-            Some(d) => p.write_dirs.insert(d.to_string(), s).is_some(),
-            None => p.write_files.insert(w.path.clone(), s).is_some(),
+        // `/proc/[0-9]*/…` without `glob:` is how profiles wrote these before
+        let dup = if w.glob || is_proc_pattern(&w.path) {
+            p.write_globs.insert(w.path.clone(), s).is_some()
+        } else {
+            match dir_of_key(&w.path) {
+                Some(d) => p.write_dirs.insert(d.to_string(), s).is_some(),
+                None => p.write_files.insert(w.path.clone(), s).is_some(),
+            }
         };
         if dup {
             let msg = format!("duplicate entry '{}'", w.path);

@@ -23,7 +23,18 @@ fn fixture(p: &str) -> PathBuf {
         .join(p)
 }
 
+/// Generated rules carry the ephemeral port range: the goldens hold Linux's default.
+fn pin_ports() {
+    assert!(
+        falco_learn_profiler::matcher::set_ephemeral_ports(
+            falco_learn_profiler::matcher::DEFAULT_EPHEMERAL_PORTS
+        ),
+        "the ephemeral port range was read before the tests pinned it"
+    );
+}
+
 fn events(path: &PathBuf) -> Vec<Event> {
+    pin_ports();
     let f = std::fs::File::open(path).expect("fixture");
     read_jsonl(std::io::BufReader::new(f), &path.display().to_string()).expect("valid jsonl")
 }
@@ -101,17 +112,20 @@ fn learns_nginx_profile_golden() {
             "udp/53 10.96.0.10/32"
         ]
     );
-    // 28 client-body temp files > 8 → generalised; the rest stay exact.
+    // sed's temp files and the 28 numbered client-body temp files are
+    // volatile names: learned as globs, not as names nor as a directory
+    let sed6 = format!("/etc/nginx/conf.d/sed{}", "[A-Za-z0-9]".repeat(6));
+    let spool = format!("/var/cache/nginx/client_temp/{}", "[0-9]".repeat(10));
+    assert!(p.write_dirs.is_empty(), "{:?}", p.write_dirs);
     assert_eq!(
-        p.write_dirs.keys().cloned().collect::<BTreeSet<_>>(),
-        set(&["/var/cache/nginx/client_temp"])
+        p.write_globs.keys().cloned().collect::<BTreeSet<_>>(),
+        set(&[&sed6, &spool])
     );
-    assert_eq!(p.write_dirs["/var/cache/nginx/client_temp"].count, 28);
+    assert_eq!(p.write_globs[&spool].count, 28);
+    assert_eq!(p.write_globs[&sed6].count, 2);
     assert_eq!(
         p.write_files.keys().cloned().collect::<BTreeSet<_>>(),
         set(&[
-            "/etc/nginx/conf.d/sed3f2a9c",
-            "/etc/nginx/conf.d/sed8b1e4d",
             "/var/log/nginx/access.log",
             "/var/log/nginx/error.log",
             "/var/run/nginx.pid"
@@ -170,6 +184,7 @@ fn flagged_events_and_their_descendants_are_not_learned() {
 }
 
 fn load_generated(p: &Profile) -> Ruleset {
+    pin_ports();
     let text = generate_rules(p).expect("generates");
     let (rs, report) = Ruleset::load_sources(&[("generated.yaml", text.as_str())]);
     assert!(
@@ -574,7 +589,7 @@ fn proc_pid_writes_are_learned_once_and_generated_rules_agree() {
         .is_empty());
     p.learn_write("/proc/4242/task/4250/comm", 3, &limits);
     let learned: Vec<&String> = p
-        .write_files
+        .write_globs
         .keys()
         .filter(|k| k.starts_with("/proc/"))
         .collect();
@@ -626,6 +641,289 @@ fn proc_pid_writes_are_learned_once_and_generated_rules_agree() {
     let back = falco_learn_profiler::from_yaml(&falco_learn_profiler::to_yaml(&p), "p.yaml")
         .expect("YAML round trip");
     assert_eq!(back.write_files, p.write_files);
+    assert_eq!(back.write_globs, p.write_globs);
+}
+
+/// File and executable names the event layer renders (`falco_learn_event::path`:
+/// `\\` for a backslash, `\xNN` for a byte that is not UTF-8), holding every
+/// awkward byte.
+const AWKWARD: &[&str] = &[
+    "/tmp/a\nb",
+    "/tmp/tab\there",
+    "/tmp/cr\rlf",
+    "/tmp/bs\u{8}ff\u{c}",
+    "/tmp/dq\"x",
+    "/tmp/sq'x",
+    "/tmp/both\"'x",
+    "/tmp/back\\\\slash",
+    "/tmp/two\\\\\\\\back",
+    "/tmp/trail\\\\",
+    "/tmp/lit\\\\xff",
+    "/tmp/bad\\xffbyte",
+    "/tmp/\\xc3\\x28",
+    "/tmp/glob*?[x]",
+    "/tmp/[!a]",
+    "/tmp/ü日本",
+    "/tmp/ctl\u{1}\u{1f}\u{7f}\u{85}\u{9f}x",
+    "/tmp/\u{2028}\u{2029}\u{feff}\u{fffe}",
+    "/tmp/eq=,() x",
+    "/tmp/-:#&*!|>%@`{}",
+    "/tmp/null",
+    " leading space",
+];
+
+fn event_of(t: EventType, path: &str) -> Event {
+    pin_ports();
+    let mut e = Event {
+        typ: EventTypeField(t),
+        ts: 1_763_770_000_000_000_000,
+        res: 0,
+        ..Event::default()
+    };
+    e.container.id = "c1".into();
+    e.container.image_repository = nginx().repository;
+    e.container.image_tag = nginx().tag;
+    e.process.pid = 7;
+    e.process.exepath = "/usr/sbin/nginx".into();
+    if t == EventType::Execve {
+        e.process.exepath = path.into();
+        e.args = Args::Exec {
+            filename: path.into(),
+        };
+    } else {
+        e.res = 3;
+        e.fd = Some(Fd {
+            num: 3,
+            name: path.into(),
+            ..Fd::default()
+        });
+        e.args = Args::Open {
+            name: path.into(),
+            flags: 0o1101,
+            mode: 0o644,
+            dirfd: -100,
+        };
+    }
+    e
+}
+
+/// Every awkward name learned (by replay), through the YAML and back, into
+/// generated rules that load in our engine, which give the matcher's verdict
+/// for the names themselves and for their near misses.
+#[test]
+fn awkward_names_round_trip_and_generated_rules_agree() {
+    let mut l = Learner::new(Limits::default(), None).expect("limits");
+    for name in AWKWARD {
+        for t in [EventType::Execve, EventType::Openat] {
+            l.observe(&event_of(t, name));
+        }
+    }
+    let p = l.profiles()[&nginx()].clone();
+    assert_eq!(p.exec.len(), AWKWARD.len());
+    let y = to_yaml(&p);
+    let back = from_yaml(&y, "awkward.yaml").unwrap_or_else(|e| panic!("{e}\n{y}"));
+    assert_eq!(back, p, "{y}");
+    assert_eq!(to_yaml(&back), y);
+    // the entries Falco cannot spell exactly are marked in the profile
+    for (name, marked) in [
+        ("/tmp/bad\\\\xffbyte", true),
+        ("/tmp/trail\\\\\\\\", true),
+        ("/tmp/back\\\\\\\\slash", false),
+        ("/tmp/a\\nb", false),
+    ] {
+        let lines: Vec<&str> = y
+            .lines()
+            .filter(|l| l.contains(&format!("path: \"{name}\"")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{name}: {y}");
+        for l in lines {
+            assert_eq!(l.contains("# not exact in Falco rules"), marked, "{l}");
+        }
+    }
+    let text = generate_rules(&p).expect("every profile generates");
+    let rs = load_generated(&p);
+    // our YAML reader and serde_yaml (the profile's) read the rules alike
+    serde_yaml::from_str::<serde_yaml::Value>(&text).expect("YAML");
+
+    let mut probes: Vec<String> = Vec::new();
+    for name in AWKWARD {
+        probes.push(name.to_string());
+        probes.push(format!("{name}X"));
+        probes.push(format!("X{name}"));
+        probes.push(name.replace("\\\\", "\\"));
+        probes.push(name.replace("\\\\", "\\\\\\\\"));
+        probes.push(name.replace("\\xff", "\\xfe").replace("\\x28", "("));
+    }
+    probes.push("/tmp/globX?[x]".into());
+    probes.push("/tmp/a".into());
+    probes.push("/tmp/b".into());
+    probes.push("/tmp/bad\\x80byte".into());
+    probes.push("/tmp/badXbyte".into());
+    // only what the event layer can produce: renderings of some bytes
+    probes.retain(|pr| {
+        use falco_learn_event::path::{raw_bytes, render_raw};
+        raw_bytes(pr).is_some_and(|b| render_raw(&b) == *pr)
+    });
+    assert!(probes.len() > 3 * AWKWARD.len(), "{probes:?}");
+    let mut anomalies = 0;
+    for probe in &probes {
+        for t in [EventType::Execve, EventType::Openat] {
+            let ev = event_of(t, probe);
+            let fired: Vec<String> = rs.matching(&ev).iter().map(|r| r.name.clone()).collect();
+            let want: Vec<String> = p
+                .matches(&ev)
+                .map(|a| rule_name(&p.image, a.dimension))
+                .into_iter()
+                .collect();
+            anomalies += want.len();
+            assert_eq!(fired, want, "{t:?} {probe:?}\n{text}");
+        }
+    }
+    assert!(anomalies > 0);
+    // every learned name is allowed, by the matcher and so by the rules
+    for name in AWKWARD {
+        for t in [EventType::Execve, EventType::Openat] {
+            assert_eq!(p.matches(&event_of(t, name)), None, "{name:?}");
+        }
+    }
+    // exact names stay exact: a near miss of an expressible name alerts
+    for name in [
+        "/tmp/a\nb",
+        "/tmp/both\"'x",
+        "/tmp/back\\\\slash",
+        "/tmp/glob*?[x]",
+    ] {
+        let miss = event_of(EventType::Openat, &format!("{name}X"));
+        assert!(
+            p.matches(&miss).is_some(),
+            "{name:?} {:?} {:?}",
+            p.write_globs,
+            p.write_dirs
+        );
+    }
+    assert!(p
+        .matches(&event_of(EventType::Openat, "/tmp/globX?[x]"))
+        .is_some());
+}
+
+/// Three replicas run `sed -i` on a config file, each with its own random
+/// temp name: learn two, enforce on the third: no alert.
+#[test]
+fn sed_temp_names_of_a_third_replica_do_not_alert() {
+    let replicas = [
+        ["sedAbC123", "sedq9XkLm"],
+        ["sed0f3a9c", "sedzzzzzz"],
+        ["sedQWERTY", "sed7u2b1x"],
+    ];
+    let mut l = Learner::new(Limits::default(), None).expect("limits");
+    for (i, names) in replicas.iter().take(2).enumerate() {
+        for n in names {
+            let mut e = event_of(EventType::Openat, &format!("/etc/nginx/conf.d/{n}"));
+            e.container.id = format!("replica{i}");
+            l.observe(&e);
+        }
+    }
+    let p = l.profiles()[&nginx()].clone();
+    assert!(p.write_files.is_empty(), "{:?}", p.write_files);
+    assert_eq!(p.write_globs.len(), 1);
+    let p = from_yaml(&to_yaml(&p), "p.yaml").expect("round trip");
+    let rs = load_generated(&p);
+    for n in replicas[2] {
+        let mut e = event_of(EventType::Openat, &format!("/etc/nginx/conf.d/{n}"));
+        e.container.id = "replica2".into();
+        assert_eq!(p.matches(&e), None, "{n}");
+        assert!(rs.matching(&e).is_empty(), "{n}");
+    }
+    // the file sed replaces, and other names there, still alert
+    for n in [
+        "default.conf",
+        "sed",
+        "sedAbC12",
+        "sedAbC1234",
+        "sedAbC12/x",
+    ] {
+        let e = event_of(EventType::Openat, &format!("/etc/nginx/conf.d/{n}"));
+        assert!(p.matches(&e).is_some(), "{n}");
+        assert_eq!(rs.matching(&e).len(), 1, "{n}");
+    }
+}
+
+fn udp_send(from: (&str, u16), to: (&str, u16)) -> Event {
+    pin_ports();
+    let mut e = event_of(EventType::Sendto, "");
+    e.process.exepath = "/usr/sbin/named".into();
+    e.res = 64;
+    e.args = Args::default();
+    e.fd = Some(Fd {
+        num: 5,
+        typ: FdType::Ipv4,
+        l4proto: L4Proto::Udp,
+        cip: Some(from.0.parse().expect("ip")),
+        cport: Some(from.1),
+        sip: Some(to.0.parse().expect("ip")),
+        sport: Some(to.1),
+        is_client: true,
+        ..Fd::default()
+    });
+    e
+}
+
+/// A UDP server answering 100 clients (a `sendto` from 192.0.2.10:53 back
+/// to each client's ephemeral port) learns no outbound entry, and answering
+/// new clients raises no alert, in the matcher or the generated rules. A
+/// client's query from an ephemeral port is still outbound.
+#[test]
+fn udp_server_replies_are_not_outbound() {
+    let mut l = Learner::new(Limits::default(), None).expect("limits");
+    for i in 0..100u16 {
+        let client = format!("198.51.100.{}", 1 + i % 50);
+        l.observe(&udp_send(("192.0.2.10", 53), (&client, 32768 + i * 281)));
+    }
+    let p = l.profiles()[&nginx()].clone();
+    assert!(p.outbound.is_empty(), "{:?}", p.outbound);
+    let rs = load_generated(&p);
+    let outbound_rule = rule_name(&p.image, Dimension::Outbound);
+    let verdict = |e: &Event| {
+        let fired: Vec<String> = rs.matching(e).iter().map(|r| r.name.clone()).collect();
+        let want: Vec<String> = p
+            .matches(e)
+            .map(|a| rule_name(&p.image, a.dimension))
+            .into_iter()
+            .collect();
+        assert_eq!(fired, want, "{:?}", e.fd);
+        !want.is_empty()
+    };
+    // the issue's minimal case, and other new clients
+    for (ip, port) in [
+        ("198.51.100.20", 40312),
+        ("198.51.100.20", 36554),
+        ("203.0.113.9", 32768),
+        ("203.0.113.9", 60999),
+    ] {
+        assert!(
+            !verdict(&udp_send(("192.0.2.10", 53), (ip, port))),
+            "{port}"
+        );
+    }
+    // still outbound: a query from an ephemeral port, a send to a service
+    // port, a send from a port in the range, and a send outside the range
+    for (from, to) in [
+        (("192.0.2.10", 40312), ("198.51.100.20", 53)),
+        (("192.0.2.10", 123), ("198.51.100.20", 123)),
+        (("192.0.2.10", 40000), ("198.51.100.20", 40001)),
+        (("192.0.2.10", 53), ("198.51.100.20", 61000)),
+        (("192.0.2.10", 53), ("198.51.100.20", 32767)),
+    ] {
+        let e = udp_send(from, to);
+        assert!(verdict(&e), "{from:?} -> {to:?}");
+        assert_eq!(rs.matching(&e)[0].name, outbound_rule);
+    }
+    // TCP from port 53 is not a UDP reply: still outbound
+    let mut tcp = udp_send(("192.0.2.10", 53), ("198.51.100.20", 40312));
+    if let Some(fd) = tcp.fd.as_mut() {
+        fd.l4proto = L4Proto::Tcp;
+    }
+    assert!(verdict(&tcp));
 }
 
 #[test]

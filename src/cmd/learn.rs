@@ -227,7 +227,7 @@ impl Session<'_> {
             if crate::cmd::image_matches(&self.pattern, &p.image.repository, &p.image.tag) {
                 s.0 += p.exec.len();
                 s.1 += p.outbound.len();
-                s.2 += p.write_files.len() + p.write_dirs.len();
+                s.2 += p.write_entries();
             }
         }
         s
@@ -714,7 +714,7 @@ fn summary(s: &Session, finished: bool, store: &Path) {
             p.image,
             p.exec.len(),
             p.outbound.len(),
-            p.write_files.len() + p.write_dirs.len(),
+            p.write_entries(),
             p.learning.containers,
             ago(p.learning.ended, p.learning.last_new_behaviour),
             if p.learning.tainted {

@@ -206,7 +206,7 @@ pub fn run(cmd: ProfilesCommand) -> anyhow::Result<ExitCode> {
                     p.image.to_string(),
                     p.exec.len(),
                     p.outbound.len(),
-                    p.write_files.len() + p.write_dirs.len(),
+                    p.write_entries(),
                     l.containers,
                     l.events,
                     if l.tainted {

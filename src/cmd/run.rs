@@ -34,8 +34,11 @@ pub enum Mode {
     falco-learn run -r /etc/falco/falco_rules.yaml --profiles profiles/\n  \
     falco-learn run -c deploy/falco-learn.yaml -o outputs.http.enabled=true -o outputs.http.url=http://127.0.0.1:2801/\n  \
     falco-learn run --mode enforce-kill --profiles profiles/   (opt-in: kills unprofiled execs)\n\n\
-Signals: SIGHUP reloads rules and profiles (a bad file keeps the running set) and reopens the\n\
-alert file; SIGTERM/SIGINT drain queued alerts for at most outputs.shutdown_timeout_ms and exit.\n\
+Profiles: a profile file that does not load is logged (file:line), counted\n\
+(falco_learn_profiles_failed_total) and skipped; every other profile is enforced.\n\
+Signals: SIGHUP reloads rules and profiles (a bad rules file keeps the running set; a profile\n\
+that no longer loads keeps its running version) and reopens the alert file; SIGTERM/SIGINT\n\
+drain queued alerts for at most outputs.shutdown_timeout_ms and exit.\n\
 Metrics: http://127.0.0.1:8765/metrics.")]
 pub struct RunArgs {
     #[arg(long, value_enum, default_value = "enforce-alert")]
@@ -117,6 +120,10 @@ fn build_engine(cfg: &Config, mode: Mode) -> anyhow::Result<Engine> {
 
 fn publish_profile_gauges(engine: &Engine) {
     metrics::gauge!(m::PROFILES_LOADED).set(engine.profile_count() as f64);
+    // after each load (start, SIGHUP): the files that were skipped
+    for f in engine.failed_profiles() {
+        metrics::counter!(m::PROFILES_FAILED, "file" => f.file.clone()).increment(1);
+    }
     for (img, dim, n) in engine.profile_sizes() {
         metrics::gauge!(m::PROFILE_ENTRIES, "image" => img, "dimension" => dim.as_str())
             .set(n as f64);
@@ -282,7 +289,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if reloading.as_ref().is_some_and(|h| h.is_finished()) {
             if let Some(h) = reloading.take() {
                 match h.join() {
-                    Ok(Ok(e)) => {
+                    Ok(Ok(mut e)) => {
+                        for img in e.keep_running_profiles(&engine) {
+                            tracing::warn!(
+                                "SIGHUP: the profile of {img} no longer loads (see above); \
+                                 keeping the running version"
+                            );
+                        }
                         engine = e;
                         publish_profile_gauges(&engine);
                         let plan = engine.read_open_plan();

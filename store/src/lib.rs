@@ -29,8 +29,8 @@ pub mod typed;
 pub use export::{export_stems, read_profile_file};
 
 use falco_learn_profiler::{
-    dir_key, dir_of_key, Dirty, ExecEntry, ImageRef, Learning, OutboundEntry, ProcKey, Profile,
-    ProfileError, Proto, Seen, TaintEntry,
+    dir_key, dir_of_key, is_proc_pattern, Dirty, ExecEntry, ImageRef, Learning, OutboundEntry,
+    ProcKey, Profile, ProfileError, Proto, Seen, TaintEntry,
 };
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -324,6 +324,13 @@ pub fn image_prefix(img: &ImageRef) -> Vec<u8> {
     k.extend_from_slice(img.tag.as_bytes());
     k.push(0);
     k
+}
+
+/// Prefix of a glob entry's key in the writes tree.
+const GLOB_KEY: &str = "glob:";
+
+fn glob_key(g: &str) -> String {
+    format!("{GLOB_KEY}{g}")
 }
 
 fn entry_key(img: &ImageRef, rest: &[u8]) -> Vec<u8> {
@@ -633,10 +640,18 @@ impl Store {
         for item in self.writes.iter_prefix(&prefix) {
             let (k, v) = item?;
             let path = utf8("writes", &k, k[prefix.len()..].to_vec())?;
-            match dir_of_key(&path) {
-                Some(d) => p.write_dirs.insert(d.to_string(), v.into()),
-                None => p.write_files.insert(path, v.into()),
-            };
+            // globs are stored as `glob:<pattern>` (no path starts so); older
+            // stores hold /proc/<pid> patterns as plain paths
+            if let Some(g) = path.strip_prefix(GLOB_KEY) {
+                p.write_globs.insert(g.to_string(), v.into());
+            } else if is_proc_pattern(&path) {
+                p.write_globs.insert(path, v.into());
+            } else {
+                match dir_of_key(&path) {
+                    Some(d) => p.write_dirs.insert(d.to_string(), v.into()),
+                    None => p.write_files.insert(path, v.into()),
+                };
+            }
         }
         Ok(Some(p))
     }
@@ -758,6 +773,13 @@ impl Store {
                     None => b.writes.remove(k),
                 }
             }
+            for g in &d.write_globs {
+                let k = entry_key(img, glob_key(g).as_bytes());
+                match p.write_globs.get(g) {
+                    Some(s) => b.writes.insert(k, typed::encode(&SeenV1::from(s))?),
+                    None => b.writes.remove(k),
+                }
+            }
             for dir in &d.write_dirs {
                 let k = entry_key(img, dir_key(dir).as_bytes());
                 match p.write_dirs.get(dir) {
@@ -804,6 +826,12 @@ impl Store {
         for (path, s) in &p.write_files {
             b.writes.insert(
                 entry_key(&p.image, path.as_bytes()),
+                typed::encode(&SeenV1::from(s))?,
+            );
+        }
+        for (g, s) in &p.write_globs {
+            b.writes.insert(
+                entry_key(&p.image, glob_key(g).as_bytes()),
                 typed::encode(&SeenV1::from(s))?,
             );
         }

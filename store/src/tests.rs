@@ -81,6 +81,10 @@ fn checkpoints_reassemble_the_learned_profile() {
         connect("10.96.0.10", 53, 4),
         write("/var/cache/nginx/c", 5), // collapses a, b, c into /var/cache/nginx/**
         write("/var/log/nginx/access.log", 6),
+        // globs: a volatile name and a /proc/<pid> write
+        write("/etc/nginx/conf.d/sedAbC123", 7),
+        write("/etc/nginx/conf.d/sedXyZ789", 8),
+        write("/proc/42/oom_score_adj", 9),
     ];
     for (i, e) in evs.iter().enumerate() {
         l.observe(e);
@@ -106,9 +110,10 @@ fn checkpoints_reassemble_the_learned_profile() {
         store.containers().expect("containers"),
         vec![(img(), "c1".to_string())]
     );
+    assert_eq!(p.write_globs.len(), 2, "{:?}", p.write_globs);
     assert_eq!(
         store.window("learn nginx from t.jsonl").expect("w"),
-        Some(window(6))
+        Some(window(9))
     );
     drop(store);
     // reopen: same content
@@ -127,6 +132,8 @@ fn put_replace_and_remove() {
     let mut p = Profile::new(img());
     p.learn_exec("/usr/sbin/nginx", false, 1);
     p.learn_write("/var/log/nginx/error.log", 1, &l);
+    p.learn_write("/tmp/hsperfdata_root/12345", 1, &l);
+    assert_eq!(p.write_globs.len(), 1);
     store.put_profile(&p).expect("put");
     assert_eq!(store.profile(&img()).expect("r"), Some(p.clone()));
     let mut q = Profile::new(img());

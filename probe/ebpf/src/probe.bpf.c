@@ -880,6 +880,7 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	struct fl_open *e;
 	const char *upath;
 	u32 flags, mode, len, off = 0, pflags = 0, resolved = 0;
+	struct file *opened = NULL;
 	s64 dirfd;
 	long r;
 	if (!a)
@@ -921,10 +922,7 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	data = &buf[HDR_RESERVE];
 	r = bpf_probe_read_user_str(data, FL_MAX_PATH, upath);
 	len = r > 1 ? r - 1 : 0;
-	fill_hdr(&e->h, kind, ctx->ret);
-	e->dirfd = dirfd;
-	e->flags = flags;
-	e->mode = mode;
+	/* the header and the inode are filled only once the open is reported (below) */
 	e->ino = 0;
 	e->dev_magic = 0;
 	e->lens[0] = len;
@@ -935,10 +933,8 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	if (ctx->ret >= 0) {
 		struct file *f = fd_file(task, ctx->ret);
 		if (f) {
-			struct inode *ino = BPF_CORE_READ(f, f_inode);
 			u32 rlen;
-			e->ino = BPF_CORE_READ(ino, i_ino);
-			e->dev_magic = BPF_CORE_READ(ino, i_sb, s_magic);
+			opened = f;
 			/* what the kernel opened: symlinks, `..`, `//`, relative and
 			 * /proc/self/fd/N paths resolved; fd.name comes from here */
 			off = (off + 1) & DATA_MASK; /* after the passed path and its NUL */
@@ -985,6 +981,15 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 				return 0;
 			}
 		}
+	}
+	fill_hdr(&e->h, kind, ctx->ret);
+	e->dirfd = dirfd;
+	e->flags = flags;
+	e->mode = mode;
+	if (opened) {
+		struct inode *ino = BPF_CORE_READ(opened, f_inode);
+		e->ino = BPF_CORE_READ(ino, i_ino);
+		e->dev_magic = BPF_CORE_READ(ino, i_sb, s_magic);
 	}
 	emit_scratch(buf, kind, sizeof(struct fl_open), off);
 	return 0;

@@ -530,69 +530,42 @@ impl Config {
     /// Every numeric key with its value and its range, checked at load.
     pub fn bounds(&self) -> Vec<Bound> {
         let int = |key, got: u64, min, max| Bound::Int { key, got, min, max };
+        let within =
+            |key, got: u64, r: &std::ops::RangeInclusive<u64>| int(key, got, *r.start(), *r.end());
+        let queue = *QUEUE_RANGE.start() as u64..=*QUEUE_RANGE.end() as u64;
         let o = &self.outputs;
         let c = &self.container_runtimes;
         vec![
             // alerts held for a slow output (each a few KiB): dropped and counted past it
-            int(
-                "outputs.stdout.queue",
-                o.stdout.queue as u64,
-                *QUEUE_RANGE.start() as u64,
-                *QUEUE_RANGE.end() as u64,
-            ),
-            int(
-                "outputs.file.queue",
-                o.file.queue as u64,
-                *QUEUE_RANGE.start() as u64,
-                *QUEUE_RANGE.end() as u64,
-            ),
-            int(
-                "outputs.syslog.queue",
-                o.syslog.queue as u64,
-                *QUEUE_RANGE.start() as u64,
-                *QUEUE_RANGE.end() as u64,
-            ),
-            int(
-                "outputs.http.queue",
-                o.http.queue as u64,
-                *QUEUE_RANGE.start() as u64,
-                *QUEUE_RANGE.end() as u64,
-            ),
-            int(
-                "outputs.program.queue",
-                o.program.queue as u64,
-                *QUEUE_RANGE.start() as u64,
-                *QUEUE_RANGE.end() as u64,
-            ),
-            int(
+            within("outputs.stdout.queue", o.stdout.queue as u64, &queue),
+            within("outputs.file.queue", o.file.queue as u64, &queue),
+            within("outputs.syslog.queue", o.syslog.queue as u64, &queue),
+            within("outputs.http.queue", o.http.queue as u64, &queue),
+            within("outputs.program.queue", o.program.queue as u64, &queue),
+            within(
                 "outputs.http.retries",
                 u64::from(o.http.retries),
-                u64::from(*HTTP_RETRIES_RANGE.start()),
-                u64::from(*HTTP_RETRIES_RANGE.end()),
+                &(u64::from(*HTTP_RETRIES_RANGE.start())..=u64::from(*HTTP_RETRIES_RANGE.end())),
             ),
-            int(
+            within(
                 "outputs.http.timeout_ms",
                 o.http.timeout_ms,
-                *OUTPUT_TIMEOUT_MS_RANGE.start(),
-                *OUTPUT_TIMEOUT_MS_RANGE.end(),
+                &OUTPUT_TIMEOUT_MS_RANGE,
             ),
-            int(
+            within(
                 "outputs.http.connect_timeout_ms",
                 o.http.connect_timeout_ms,
-                *OUTPUT_TIMEOUT_MS_RANGE.start(),
-                *OUTPUT_TIMEOUT_MS_RANGE.end(),
+                &OUTPUT_TIMEOUT_MS_RANGE,
             ),
-            int(
+            within(
                 "outputs.program.timeout_ms",
                 o.program.timeout_ms,
-                *OUTPUT_TIMEOUT_MS_RANGE.start(),
-                *OUTPUT_TIMEOUT_MS_RANGE.end(),
+                &OUTPUT_TIMEOUT_MS_RANGE,
             ),
-            int(
+            within(
                 "outputs.shutdown_timeout_ms",
                 o.shutdown_timeout_ms,
-                *SHUTDOWN_TIMEOUT_MS_RANGE.start(),
-                *SHUTDOWN_TIMEOUT_MS_RANGE.end(),
+                &SHUTDOWN_TIMEOUT_MS_RANGE,
             ),
             Bound::Float {
                 key: "drops.threshold",

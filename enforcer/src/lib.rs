@@ -442,13 +442,7 @@ impl Engine {
                 mask |= 1u64 << t.index();
             }
         }
-        let mut v = falco_learn_rules::kernel_plan::syscalls_for(mask);
-        // execveat's tracepoints only mark an exec as execveat: always wanted
-        if !v.contains(&"execveat") {
-            v.push("execveat");
-            v.sort_unstable();
-        }
-        v
+        falco_learn_rules::kernel_plan::syscalls_for(mask)
     }
 
     /// What the loaded rules need the kernel to report of read-only opens

@@ -276,11 +276,14 @@ pub fn necessary(node: &Node) -> Need {
 
 /// The syscalls whose events the loaded rules and profiles need, sorted; every other
 /// syscall program stays detached. `types` is a mask over [`EventType::index`].
+/// `execveat` is always in: its tracepoints only tell an execveat from an execve (the exec
+/// itself comes from the scheduler), and execs are rare: it is always attached.
 pub fn syscalls_for(types: TypeMask) -> Vec<&'static str> {
     let mut v: Vec<&'static str> = EventType::ALL
         .iter()
         .filter(|t| types & (1u64 << t.index()) != 0)
         .filter_map(|t| t.syscall())
+        .chain(std::iter::once("execveat"))
         .collect();
     v.sort_unstable();
     v.dedup();
@@ -511,7 +514,10 @@ mod tests {
             "t.yaml",
             rule("p", "evt.type = ptrace and proc.name = x").as_str(),
         )]);
-        assert_eq!(syscalls_for(rs.event_types_needed()), ["ptrace"]);
+        assert_eq!(
+            syscalls_for(rs.event_types_needed()),
+            ["execveat", "ptrace"]
+        );
         let (rs, _) = Ruleset::load_sources(&[(
             "t.yaml",
             rule("e", "evt.type in (execve, execveat) and proc.name = x").as_str(),

@@ -92,11 +92,7 @@ fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::
         report.warnings.len() + report.warnings_not_kept
     )?;
     if explain_kernel {
-        let mut sc = falco_learn_rules::kernel_plan::syscalls_for(rs.event_types_needed());
-        if !sc.contains(&"execveat") {
-            sc.push("execveat");
-            sc.sort_unstable();
-        }
+        let sc = falco_learn_rules::kernel_plan::syscalls_for(rs.event_types_needed());
         writeln!(
             out,
             "kernel: syscall programs attached for {} (exec, fork and exit always; with \

@@ -16,6 +16,7 @@ const CHECKS: &[&str] = &[
     "symlink",
     "ptrace",
     "fork-exit",
+    "kernel-filter",
     "enforce-kill",
 ];
 

@@ -17,6 +17,7 @@
 pub mod container;
 pub mod decode;
 pub mod enrich;
+pub mod filter;
 pub mod kill;
 pub mod preflight;
 pub mod proctable;
@@ -24,8 +25,7 @@ pub mod runtime;
 pub mod selftest;
 pub mod users;
 
-use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -126,6 +126,9 @@ pub struct ProbeConfig {
     /// With the filter on, also report every read-only open whose passed path is not
     /// canonical (relative, `.`/`..` components, `//`): a loaded rule looks at `fd.nameraw`.
     pub read_noncanonical: bool,
+    /// With the filter on, also report read-only opens of files with these names
+    /// (`fd.filename`) wherever they are (the plan's `names`).
+    pub read_names: Vec<String>,
     /// containerd namespaces recognised in `/<namespace>/<id>` cgroup paths.
     pub containerd_namespaces: Vec<String>,
     /// Mount tracefs at /sys/kernel/tracing when it is missing.
@@ -156,6 +159,7 @@ impl Default for ProbeConfig {
                     .collect(),
             ),
             read_noncanonical: true,
+            read_names: Vec::new(),
             containerd_namespaces: container::DEFAULT_CONTAINERD_NAMESPACES
                 .iter()
                 .map(|s| s.to_string())
@@ -185,8 +189,12 @@ pub struct ProbeCounters {
 pub struct KindStats {
     pub emitted: u64,
     pub dropped: u64,
+    /// Dropped in the kernel because no loaded rule needs it (read-only opens).
     pub filtered: u64,
     pub lost_args: u64,
+    /// Dropped in the kernel because the container's profile allows it and no loaded rule
+    /// can match it ([`Probe::profile_filter`]).
+    pub profile_filtered: u64,
 }
 
 /// Run count and time of one eBPF program ([`Probe::program_stats`]).
@@ -239,7 +247,10 @@ pub struct Probe {
     loaded_syscalls: Vec<&'static str>,
     /// Syscalls whose programs are attached now, with their (enter, exit) links.
     syscall_links: std::collections::BTreeMap<&'static str, [TracePointLinkId; 2]>,
-    read_filter: std::sync::Mutex<ReadFilter>,
+    read_filter: std::sync::Mutex<filter::OpenFilter>,
+    write_filter: std::sync::Mutex<filter::OpenFilter>,
+    leaf_names: std::sync::Mutex<filter::LeafNames>,
+    profile_filter: filter::ProfileFilter,
     _ebpf: Ebpf,
 }
 
@@ -287,57 +298,6 @@ fn attach_syscall(ebpf: &mut Ebpf, sc: &str) -> Result<[TracePointLinkId; 2], Pr
 }
 
 /// The kernel's read-only open filter: the prefix trie and its switches.
-struct ReadFilter {
-    trie: LpmTrie<MapData, [u8; 64], u8>,
-    /// `struct read_filter { u32 on; u32 noncanonical; }`
-    flags: Array<MapData, [u32; 2]>,
-    /// What the trie holds.
-    prefixes: Vec<String>,
-}
-
-fn prefix_key(p: &str) -> Key<[u8; 64]> {
-    let bytes = p.as_bytes();
-    let n = bytes.len().min(64);
-    let mut data = [0u8; 64];
-    data[..n].copy_from_slice(&bytes[..n]);
-    Key::new((n * 8) as u32, data)
-}
-
-impl ReadFilter {
-    /// New prefixes in first, then the switches, then old prefixes out: no moment
-    /// drops what either the old or the new rules need.
-    fn set(&mut self, prefixes: Option<&[String]>, noncanonical: bool) -> Result<(), ProbeError> {
-        let err = |map: &'static str| {
-            move |e: aya::maps::MapError| ProbeError::Map {
-                map,
-                err: e.to_string(),
-            }
-        };
-        let want: Vec<String> = prefixes.map(<[String]>::to_vec).unwrap_or_default();
-        for p in want.iter().filter(|p| !self.prefixes.contains(p)) {
-            self.trie
-                .insert(&prefix_key(p), 1, 0)
-                .map_err(|e| ProbeError::Map {
-                    map: "OPEN_PREFIXES",
-                    err: format!("{p}: {e}"),
-                })?;
-        }
-        self.flags
-            .set(
-                0,
-                [u32::from(prefixes.is_some()), u32::from(noncanonical)],
-                0,
-            )
-            .map_err(err("READ_FILTER"))?;
-        for p in self.prefixes.iter().filter(|p| !want.contains(p)) {
-            // already gone is fine: the goal is absence
-            let _ = self.trie.remove(&prefix_key(p));
-        }
-        self.prefixes = want;
-        Ok(())
-    }
-}
-
 fn boot_epoch_ns() -> u64 {
     let now = |clk| {
         let mut ts = libc::timespec {
@@ -398,30 +358,21 @@ impl Probe {
             .load(PROBE_OBJECT)
             .map_err(|e| ProbeError::Load(format!("{e:#}")))?;
 
-        let read_filter = ReadFilter {
-            trie: LpmTrie::try_from(ebpf.take_map("OPEN_PREFIXES").ok_or(ProbeError::Map {
-                map: "OPEN_PREFIXES",
-                err: "missing".into(),
-            })?)
-            .map_err(|e| ProbeError::Map {
-                map: "OPEN_PREFIXES",
-                err: e.to_string(),
-            })?,
-            flags: Array::try_from(ebpf.take_map("READ_FILTER").ok_or(ProbeError::Map {
-                map: "READ_FILTER",
-                err: "missing".into(),
-            })?)
-            .map_err(|e| ProbeError::Map {
-                map: "READ_FILTER",
-                err: e.to_string(),
-            })?,
-            prefixes: Vec::new(),
-        };
+        let leaf_names = std::sync::Mutex::new(filter::LeafNames::new(&mut ebpf)?);
+        let read_filter = filter::OpenFilter::new(&mut ebpf, "OPEN_PREFIXES", "READ_FILTER", 1)?;
+        let mut write_filter =
+            filter::OpenFilter::new(&mut ebpf, "WRITE_PREFIXES", "WRITE_FILTER", 2)?;
+        // off until the agent sets it (only the enforce modes drop write-opens)
+        write_filter.set(None, &[], false, &leaf_names)?;
+        let write_filter = std::sync::Mutex::new(write_filter);
+        let profile_filter = filter::ProfileFilter::new(&mut ebpf)?;
         let read_filter = std::sync::Mutex::new(read_filter);
-        read_filter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .set(cfg.read_prefixes.as_deref(), cfg.read_noncanonical)?;
+        read_filter.lock().unwrap_or_else(|p| p.into_inner()).set(
+            cfg.read_prefixes.as_deref(),
+            &cfg.read_names,
+            cfg.read_noncanonical,
+            &leaf_names,
+        )?;
 
         for (prog, tp) in [
             ("fl_sched_exec", "sched_process_exec"),
@@ -559,6 +510,9 @@ impl Probe {
                 loaded_syscalls,
                 syscall_links,
                 read_filter,
+                write_filter,
+                leaf_names,
+                profile_filter,
                 _ebpf: ebpf,
             },
             rx,
@@ -576,6 +530,7 @@ impl Probe {
                 (abi::Stat::Dropped, &mut s.dropped),
                 (abi::Stat::Filtered, &mut s.filtered),
                 (abi::Stat::LostArgs, &mut s.lost_args),
+                (abi::Stat::ProfileFiltered, &mut s.profile_filtered),
             ] {
                 let idx = k as u32 * abi::STAT_N + stat as u32;
                 if let Ok(v) = self.stats.get(&idx, 0) {
@@ -649,16 +604,41 @@ impl Probe {
 
     /// Change the read-only open filter (a rules reload): `prefixes` as in
     /// [`ProbeConfig::read_prefixes`] (`None` turns the filter off), `noncanonical` as in
-    /// [`ProbeConfig::read_noncanonical`].
+    /// [`ProbeConfig::read_noncanonical`], `names` as in [`ProbeConfig::read_names`].
     pub fn set_read_filter(
         &self,
         prefixes: Option<&[String]>,
+        names: &[String],
         noncanonical: bool,
     ) -> Result<(), ProbeError> {
         self.read_filter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .set(prefixes, noncanonical)
+            .set(prefixes, names, noncanonical, &self.leaf_names)
+    }
+
+    /// Change the write-open filter of the loaded rules (enforce modes): `prefixes` are
+    /// the paths some rule about opens for writing may match
+    /// (`Ruleset::write_open_plan`); `None` turns it off, and then no write-open is dropped
+    /// in the kernel. With it on, a write-open outside `prefixes` that the container's
+    /// profile allows ([`Probe::profile_filter`]) is dropped and counted
+    /// ([`KindStats::profile_filtered`]).
+    pub fn set_write_filter(
+        &self,
+        prefixes: Option<&[String]>,
+        names: &[String],
+        noncanonical: bool,
+    ) -> Result<(), ProbeError> {
+        self.write_filter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(prefixes, names, noncanonical, &self.leaf_names)
+    }
+
+    /// Which containers run under which profile, and what each profile allows (the kernel
+    /// side of `engine.kernel_filter`; see [`filter`]).
+    pub fn profile_filter(&self) -> &filter::ProfileFilter {
+        &self.profile_filter
     }
 
     /// The enforce-kill policy (`None` unless [`ProbeConfig::kill`]).

@@ -1,4 +1,9 @@
-//! What the kernel must report for the loaded rules: the path prefixes of read-only opens.
+//! What the kernel must report for the loaded rules: the path prefixes of opens.
+//!
+//! Two plans are derived the same way: one for read-only opens ([`Ruleset::read_open_plan`]:
+//! the kernel drops the others), one for opens for writing ([`Ruleset::write_open_plan`]:
+//! in the enforce modes the kernel drops a write-open outside them when the container's
+//! profile allows it; see the probe's `filter` module).
 //!
 //! The probe drops read-only opens in the kernel unless the opened file's path falls under
 //! one of a set of prefixes (an LPM trie, decided on the resolved path). Those prefixes are
@@ -27,11 +32,27 @@ use crate::Ruleset;
 use falco_learn_event::fields::FieldId;
 use falco_learn_event::EventType;
 
-/// Read-only open types a rule may see (creat always writes).
-fn open_types() -> TypeMask {
-    [EventType::Open, EventType::Openat, EventType::Openat2]
-        .iter()
-        .fold(0, |m, t| m | (1u64 << t.index()))
+/// Which opens a plan is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read-only: access mode `O_RDONLY`, neither `O_CREAT` nor `O_TRUNC`.
+    Read,
+    /// Every other open (and `creat`).
+    Write,
+}
+
+/// Open types a rule may see for `access` (creat always writes).
+fn open_types(access: Access) -> TypeMask {
+    let t: &[EventType] = match access {
+        Access::Read => &[EventType::Open, EventType::Openat, EventType::Openat2],
+        Access::Write => &[
+            EventType::Open,
+            EventType::Openat,
+            EventType::Openat2,
+            EventType::Creat,
+        ],
+    };
+    t.iter().fold(0, |m, t| m | (1u64 << t.index()))
 }
 
 /// The kernel's prefix keys hold at most this many bytes: a longer prefix is cut there
@@ -39,18 +60,31 @@ fn open_types() -> TypeMask {
 pub const MAX_PREFIX_BYTES: usize = 64;
 
 /// What the loaded rules need of read-only opens.
+pub type ReadOpenPlan = OpenPlan;
+
+/// What the loaded rules need of one kind of open ([`Access`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadOpenPlan {
-    /// Path prefixes whose read-only opens the kernel must report, sorted, none covered by
-    /// another; `None`: every read-only open (the filter is off).
+pub struct OpenPlan {
+    /// Path prefixes whose opens the kernel must report, sorted, none covered by
+    /// another; `None`: every open of the kind (the filter is off).
     pub prefixes: Option<Vec<String>>,
     /// Per prefix, the rules that need it (same order as `prefixes`).
     pub needed_by: Vec<Vec<String>>,
-    /// Rules that need read-only opens whose passed path is not canonical (they test
+    /// File names (`fd.filename`) whose opens the kernel must report wherever they are,
+    /// sorted, with the rules that need each (empty when the filter is off).
+    pub names: Vec<(String, Vec<String>)>,
+    /// Rules that need opens whose passed path is not canonical (they test
     /// `fd.nameraw` for `..`, `./` or `//`): the kernel reports those too.
     pub noncanonical: Vec<String>,
     /// Rules whose condition could not be reduced to path prefixes (they turn the filter off).
     pub unconstrained: Vec<String>,
+}
+
+impl OpenPlan {
+    /// The file names of [`OpenPlan::names`], without the rules.
+    pub fn name_list(&self) -> Vec<String> {
+        self.names.iter().map(|(n, _)| n.clone()).collect()
+    }
 }
 
 /// A necessary condition on a read-only open.
@@ -58,10 +92,12 @@ pub struct ReadOpenPlan {
 pub enum Need {
     /// The condition is never true for a read-only open.
     Never,
-    /// True only when `fd.name` starts with one of `prefixes`, or (with `noncanonical`)
-    /// when the path the process passed is not canonical (relative, `.`/`..`, `//`).
+    /// True only when `fd.name` starts with one of `prefixes`, or `fd.filename` is one of
+    /// `names`, or (with `noncanonical`) when the path the process passed is not canonical
+    /// (relative, `.`/`..`, `//`).
     Constraint {
         prefixes: Vec<String>,
+        names: Vec<String>,
         noncanonical: bool,
     },
     /// No constraint could be derived.
@@ -71,6 +107,27 @@ pub enum Need {
 fn prefixes(p: Vec<String>) -> Need {
     Need::Constraint {
         prefixes: p,
+        names: Vec::new(),
+        noncanonical: false,
+    }
+}
+
+/// The kernel compares a file name of at most this many bytes (`struct name_key`); a
+/// rule naming a longer one constrains nothing.
+pub const MAX_NAME_BYTES: usize = 63;
+
+fn names(v: Vec<String>) -> Need {
+    if v.iter()
+        .any(|n| n.is_empty() || n.len() > MAX_NAME_BYTES || n.contains('/'))
+    {
+        return Need::Any;
+    }
+    let mut v = v;
+    v.sort();
+    v.dedup();
+    Need::Constraint {
+        prefixes: Vec::new(),
+        names: v,
         noncanonical: false,
     }
 }
@@ -140,7 +197,7 @@ fn normalise(mut v: Vec<String>) -> Vec<String> {
     out
 }
 
-fn test_need(field: FieldId, transformed: bool, cond: &Cond) -> Need {
+fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> Need {
     if transformed {
         return Need::Any;
     }
@@ -161,6 +218,12 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond) -> Need {
             Cond::StartsWith(s) => prefixes(vec![cut(s)]),
             _ => Need::Any,
         },
+        // the leaf's name, compared whole by the kernel
+        FieldId::FdFilename => match cond {
+            Cond::Eq(l) => names(vec![l.text.clone()]),
+            Cond::In { strs, .. } => names(strs.iter().cloned().collect()),
+            _ => Need::Any,
+        },
         // the passed path holds `.`, `..` or `//` only when it is not canonical (a relative
         // path counts as not canonical too)
         FieldId::FdNameRaw => match cond {
@@ -169,6 +232,7 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond) -> Need {
             {
                 Need::Constraint {
                     prefixes: Vec::new(),
+                    names: Vec::new(),
                     noncanonical: true,
                 }
             }
@@ -177,6 +241,7 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond) -> Need {
                 if t.contains("/.") || t.contains("./") || t.contains("//") {
                     Need::Constraint {
                         prefixes: Vec::new(),
+                        names: Vec::new(),
                         noncanonical: true,
                     }
                 } else {
@@ -185,7 +250,9 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond) -> Need {
             }
             _ => Need::Any,
         },
-        FieldId::EvtIsOpenWrite => match cond {
+        // a write-open may read too (O_RDWR) and an O_CREAT|O_RDONLY one is no
+        // `is_open_write`: for writes these tests constrain nothing
+        FieldId::EvtIsOpenWrite if access == Access::Read => match cond {
             Cond::Eq(l) if l.boolean == Some(true) => Need::Never,
             _ => Need::Any,
         },
@@ -195,22 +262,33 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond) -> Need {
 
 /// The necessary path condition of `node` for a read-only open (see the module docs).
 pub fn necessary(node: &Node) -> Need {
+    necessary_for(node, Access::Read)
+}
+
+/// The necessary path condition of `node` for an open of kind `access`.
+pub fn necessary_for(node: &Node, access: Access) -> Need {
+    let types = || open_types(access);
     match node {
         Node::Const(false) => Need::Never,
         Node::Const(true) => Need::Any,
         Node::Types(mask) => {
-            if mask & open_types() == 0 {
+            if mask & types() == 0 {
                 Need::Never
             } else {
                 Need::Any
             }
         }
         Node::Not(inner) => match inner.as_ref() {
-            Node::Types(mask) if mask & open_types() == open_types() => Need::Never,
+            Node::Types(mask) if mask & types() == types() => Need::Never,
             Node::Const(true) => Need::Never,
             _ => Need::Any,
         },
-        Node::Test(t) => test_need(t.lhs.field.id, !t.lhs.transforms.is_empty(), &t.cond),
+        Node::Test(t) => test_need(
+            t.lhs.field.id,
+            !t.lhs.transforms.is_empty(),
+            &t.cond,
+            access,
+        ),
         Node::And(children) => {
             // any constrained child is a valid necessary condition; path prefixes are
             // intersected (a path under a prefix of each), and preferred to the
@@ -218,13 +296,14 @@ pub fn necessary(node: &Node) -> Need {
             let mut acc: Option<Vec<String>> = None;
             let mut other: Option<Need> = None;
             for c in children.iter() {
-                match necessary(c) {
+                match necessary_for(c, access) {
                     Need::Never => return Need::Never,
                     Need::Any => {}
                     Need::Constraint {
                         prefixes: p,
+                        names,
                         noncanonical: false,
-                    } => {
+                    } if names.is_empty() => {
                         acc = Some(match acc {
                             None => p,
                             Some(a) => intersect(&a, &p),
@@ -246,25 +325,31 @@ pub fn necessary(node: &Node) -> Need {
         }
         Node::Or(children) => {
             let mut all = Vec::new();
+            let mut all_names = Vec::new();
             let mut noncanon = false;
             let mut possible = false;
             for c in children.iter() {
-                match necessary(c) {
+                match necessary_for(c, access) {
                     Need::Never => {}
                     Need::Any => return Need::Any,
                     Need::Constraint {
                         prefixes: p,
+                        names: n,
                         noncanonical,
                     } => {
                         possible = true;
                         noncanon |= noncanonical;
                         all.extend(p);
+                        all_names.extend(n);
                     }
                 }
             }
             if possible {
+                all_names.sort();
+                all_names.dedup();
                 Need::Constraint {
                     prefixes: normalise(all),
+                    names: all_names,
                     noncanonical: noncanon,
                 }
             } else {
@@ -300,23 +385,39 @@ impl Ruleset {
     }
 
     /// The read-only open prefixes the enabled rules need (see the module docs).
-    pub fn read_open_plan(&self) -> ReadOpenPlan {
+    pub fn read_open_plan(&self) -> OpenPlan {
+        self.open_plan(Access::Read)
+    }
+
+    /// The write-open prefixes the enabled rules need: a write-open outside them can match
+    /// no enabled rule.
+    pub fn write_open_plan(&self) -> OpenPlan {
+        self.open_plan(Access::Write)
+    }
+
+    /// The prefixes of opens of kind `access` the enabled rules need.
+    pub fn open_plan(&self, access: Access) -> OpenPlan {
         let mut by_prefix: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         let mut unconstrained = Vec::new();
         let mut noncanonical = Vec::new();
+        let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for r in self.rules().iter().filter(|r| r.enabled) {
-            if r.evttypes & open_types() == 0 {
+            if r.evttypes & open_types(access) == 0 {
                 continue;
             }
-            match necessary(r.condition()) {
+            match necessary_for(r.condition(), access) {
                 Need::Never => {}
                 Need::Any => unconstrained.push(r.name.clone()),
                 Need::Constraint {
                     prefixes: p,
+                    names,
                     noncanonical: n,
                 } => {
                     if n {
                         noncanonical.push(r.name.clone());
+                    }
+                    for x in names {
+                        by_name.entry(x).or_default().push(r.name.clone());
                     }
                     for x in p {
                         by_prefix.entry(x).or_default().push(r.name.clone());
@@ -325,9 +426,10 @@ impl Ruleset {
             }
         }
         if !unconstrained.is_empty() {
-            return ReadOpenPlan {
+            return OpenPlan {
                 prefixes: None,
                 needed_by: Vec::new(),
+                names: Vec::new(),
                 noncanonical,
                 unconstrained,
             };
@@ -346,9 +448,10 @@ impl Ruleset {
                 names
             })
             .collect();
-        ReadOpenPlan {
+        OpenPlan {
             prefixes: Some(prefixes),
             needed_by,
+            names: by_name.into_iter().collect(),
             noncanonical,
             unconstrained,
         }
@@ -561,5 +664,118 @@ mod tests {
             !prefixes.iter().any(|x| x.is_empty() || x == "/"),
             "{prefixes:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    fn plan(rules: &str) -> OpenPlan {
+        let (rs, report) = Ruleset::load_sources(&[("t.yaml", rules)]);
+        assert!(report.errors.is_empty(), "{report}");
+        rs.write_open_plan()
+    }
+
+    fn rule(name: &str, cond: &str) -> String {
+        format!("- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o %fd.name\n  priority: WARNING\n")
+    }
+
+    #[test]
+    fn write_rules_give_their_prefixes_and_read_rules_none() {
+        let p = plan(&format!(
+            "{}{}{}",
+            rule(
+                "etc",
+                "evt.type in (open, openat, openat2) and evt.is_open_write = true and fd.name startswith /etc/"
+            ),
+            rule(
+                "bin",
+                "evt.type = creat and fd.directory in (/bin, /usr/bin)"
+            ),
+            rule(
+                "reads only",
+                "evt.type = openat and evt.is_open_write = false and fd.name startswith /root/"
+            ),
+        ));
+        // `is_open_write = false` does not exclude write-opens here: an O_CREAT|O_RDONLY
+        // open is one the kernel treats as a write and libsinsp as no write
+        assert_eq!(
+            p.prefixes,
+            Some(vec![
+                "/bin".to_string(),
+                "/etc/".to_string(),
+                "/root/".to_string(),
+                "/usr/bin".to_string()
+            ])
+        );
+        assert!(p.unconstrained.is_empty());
+    }
+
+    #[test]
+    fn a_write_rule_without_a_path_turns_the_write_filter_off() {
+        let p = plan(&rule(
+            "any write by nc",
+            "evt.type = openat and evt.is_open_write = true and proc.name = nc",
+        ));
+        assert_eq!(p.prefixes, None);
+        assert_eq!(p.unconstrained, vec!["any write by nc".to_string()]);
+        // the same rule leaves read-only opens constrained (it can never see one)
+        let (rs, _) = Ruleset::load_sources(&[(
+            "t.yaml",
+            rule(
+                "any write by nc",
+                "evt.type = openat and evt.is_open_write = true and proc.name = nc",
+            )
+            .as_str(),
+        )]);
+        assert_eq!(rs.read_open_plan().prefixes, Some(Vec::new()));
+    }
+
+    #[test]
+    fn creat_counts_only_for_writes() {
+        let r = rule("c", "evt.type = creat and proc.name = x");
+        assert_eq!(plan(&r).prefixes, None);
+        let (rs, _) = Ruleset::load_sources(&[("t.yaml", r.as_str())]);
+        assert_eq!(rs.read_open_plan().prefixes, Some(Vec::new()));
+    }
+
+    /// Our default ruleset reduces writes to these prefixes and file names, so the profile
+    /// filter works under it (Falco's stable rules: `rules/tests/fixtures.rs`).
+    #[test]
+    fn the_default_rules_reduce_writes_to_prefixes_and_names() {
+        let (rs, report) = Ruleset::load_sources(&[("default", crate::DEFAULT_RULES)]);
+        assert!(report.errors.is_empty(), "{report}");
+        let p = rs.write_open_plan();
+        assert!(p.unconstrained.is_empty(), "{:?}", p.unconstrained);
+        assert_eq!(
+            p.prefixes,
+            Some(
+                [
+                    "/dev/log",
+                    "/etc/gshadow",
+                    "/etc/pam.conf",
+                    "/etc/pam.d",
+                    "/etc/security/pwquality.conf",
+                    "/etc/shadow",
+                    "/etc/sudoers",
+                    "/var/log"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        let names: Vec<&str> = p.names.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"release_agent"), "{names:?}");
+        // a profile-allowed write the rules cannot match
+        let under = |path: &str| {
+            p.prefixes
+                .iter()
+                .flatten()
+                .any(|x| path.starts_with(x.as_str()))
+                || names.iter().any(|n| path.rsplit('/').next() == Some(*n))
+        };
+        assert!(!under("/run/nginx.pid"));
+        assert!(under("/var/log/nginx/access.log"));
     }
 }

@@ -524,6 +524,7 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
         Some(p) => falco_learn_probe::ProbeConfig {
             read_prefixes: p.prefixes.clone(),
             read_noncanonical: !p.noncanonical.is_empty(),
+            read_names: p.name_list(),
             ..falco_learn_probe::ProbeConfig::default()
         },
         None => falco_learn_probe::ProbeConfig::default(),

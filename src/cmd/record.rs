@@ -92,8 +92,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let plan = rules.read_open_plan();
     let mut cfg = ProbeConfig {
         ring_bytes: args.ring_mib * 1024 * 1024,
-        read_prefixes: plan.prefixes,
+        read_prefixes: plan.prefixes.clone(),
         read_noncanonical: !plan.noncanonical.is_empty(),
+        read_names: plan.name_list(),
         ..ProbeConfig::default()
     };
     if args.all_opens {

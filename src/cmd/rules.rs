@@ -99,7 +99,13 @@ fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::
              profiles loaded also connect, sendto, sendmsg and the opens)",
             sc.join(", ")
         )?;
-        explain(&mut out, &rs.read_open_plan())?;
+        explain(&mut out, "read-only opens", &rs.read_open_plan())?;
+        writeln!(
+            out,
+            "kernel: in the enforce modes (engine.kernel_filter), a write-open outside the \
+             following that its container's profile allows is dropped in the kernel"
+        )?;
+        explain(&mut out, "write-opens", &rs.write_open_plan())?;
     }
     Ok(if report.has_errors() {
         ExitCode::from(1)
@@ -108,23 +114,26 @@ fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::
     })
 }
 
-/// The kernel plan of a ruleset, as `rules check --explain-kernel` and `run` print it.
+/// The kernel plan of a ruleset for one kind of open, as `rules check --explain-kernel` and
+/// `run` print it: `what` names the opens ("read-only opens", "write-opens").
 pub fn explain(
     out: &mut impl Write,
-    plan: &falco_learn_rules::kernel_plan::ReadOpenPlan,
+    what: &str,
+    plan: &falco_learn_rules::kernel_plan::OpenPlan,
 ) -> std::io::Result<()> {
     match &plan.prefixes {
         None => writeln!(
             out,
-            "kernel: every read-only open is reported (the read filter is off): {} cannot be \
-             reduced to path prefixes",
+            "kernel: every one of the {what} is reported (the filter is off): {} cannot be \
+             reduced to path prefixes or file names",
             plan.unconstrained.join(", ")
         )?,
         Some(p) => {
             writeln!(
                 out,
-                "kernel: read-only opens reported under {} path prefixes{}:",
+                "kernel: {what} reported under {} path prefixes and {} file names{}:",
                 p.len(),
+                plan.names.len(),
                 if plan.noncanonical.is_empty() {
                     String::new()
                 } else {
@@ -136,6 +145,9 @@ pub fn explain(
             )?;
             for (prefix, rules) in p.iter().zip(&plan.needed_by) {
                 writeln!(out, "  {prefix:<32} {}", rules.join(", "))?;
+            }
+            for (name, rules) in &plan.names {
+                writeln!(out, "  name {name:<27} {}", rules.join(", "))?;
             }
         }
     }

@@ -228,6 +228,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         syscalls: Some(syscalls.iter().map(|s| s.to_string()).collect()),
         read_prefixes: plan.prefixes.clone(),
         read_noncanonical: !plan.noncanonical.is_empty(),
+        read_names: plan.name_list(),
         ring_bytes: cfg.engine.ring_mib * 1024 * 1024,
         queue_len: cfg.engine.queue,
         runtime: runtime_config(&cfg.container_runtimes),
@@ -302,6 +303,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         log_read_plan(&plan);
                         if let Err(e) = probe.set_read_filter(
                             plan.prefixes.as_deref(),
+                            &plan.name_list(),
                             !plan.noncanonical.is_empty(),
                         ) {
                             tracing::error!("SIGHUP: the kernel read filter was not updated: {e}");
@@ -485,7 +487,7 @@ fn log_attached(probe: &Probe, attached: &[&str], detached: &[&str]) {
 /// in-kernel filter off).
 fn log_read_plan(plan: &falco_learn_rules::kernel_plan::ReadOpenPlan) {
     let mut text = Vec::new();
-    let _ = crate::cmd::rules::explain(&mut text, plan);
+    let _ = crate::cmd::rules::explain(&mut text, "read-only opens", plan);
     let text = String::from_utf8_lossy(&text);
     if plan.prefixes.is_none() {
         tracing::warn!("{}", text.trim_end());

@@ -108,10 +108,14 @@ impl Kind {
 pub enum Stat {
     Emitted = 0,
     Dropped = 1,
+    /// Dropped in the kernel: no loaded rule needs it (the read-only open filter).
     Filtered = 2,
     LostArgs = 3,
+    /// Dropped in the kernel: the container's profile allows it and no loaded rule can
+    /// match it (enforce modes with `engine.kernel_filter`).
+    ProfileFiltered = 4,
 }
-pub const STAT_N: u32 = 4;
+pub const STAT_N: u32 = 5;
 
 pub const EXE_TMPFS: u32 = 1;
 pub const EXE_MEMFD: u32 = 2;

@@ -99,6 +99,8 @@ struct {
 struct read_filter {
 	u32 on;              /* 0: every read-only open is reported */
 	u32 noncanonical;    /* 1: also every one whose passed path is not canonical */
+	u32 names;           /* 1: also every one whose file name is in LEAF_NAMES (this bit) */
+	u32 _pad;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -119,6 +121,85 @@ struct {
 	__type(value, u8);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } OPEN_PREFIXES SEC(".maps");
+
+/* File names (`fd.filename`) whose opens some rule may match wherever they are: value bit
+ * 1 for read-only opens, 2 for the others. */
+#define FL_NAME_MAX 64
+struct name_key {
+	u8 name[FL_NAME_MAX];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct name_key);
+	__type(value, u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} LEAF_NAMES SEC(".maps");
+
+/* Whether the opened file's name is one of LEAF_NAMES for `bit`. */
+static __always_inline bool leaf_named(struct file *f, u32 bit)
+{
+	struct name_key k = {};
+	const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+	u8 *v;
+	/* a longer name is cut to 63 bytes and its NUL: it equals no key (keys are shorter) */
+	if (!name || bpf_probe_read_kernel_str(k.name, sizeof(k.name), name) <= 0)
+		return false;
+	v = bpf_map_lookup_elem(&LEAF_NAMES, &k);
+	return v && (*v & bit);
+}
+
+/* Opens for writing (enforce modes with engine.kernel_filter): WRITE_FILTER.on says the
+ * loaded rules reduce to the path prefixes in WRITE_PREFIXES (Ruleset::write_open_plan);
+ * a write-open outside them that the container's profile allows (PROFILE_WRITES) is
+ * counted (FL_STAT_PROFILE_FILTERED) and dropped. Everything else is reported. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct read_filter);
+} WRITE_FILTER SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct prefix_key);
+	__type(value, u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} WRITE_PREFIXES SEC(".maps");
+
+/* Containers whose image has a profile, by cgroup v2 id (as KILL_CGROUPS), mapped to the
+ * profile's number in PROFILE_WRITES. Filled by userspace (profile_filter.rs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u64);
+	__type(value, u32);
+} FILTER_CGROUPS SEC(".maps");
+
+/* What each profile allows to be opened for writing: a file, as its path and a NUL; a
+ * directory, as its path and a `/` (it covers everything below it). The key holds the
+ * profile number first, so a longest-prefix match never crosses profiles. Paths longer
+ * than the key are matched only by their directory entries. */
+#define FL_PROFILE_PATH 248
+struct profile_path_key {
+	u32 prefixlen;
+	u32 profile;
+	u8 data[FL_PROFILE_PATH];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct profile_path_key);
+	__type(value, u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} PROFILE_WRITES SEC(".maps");
+/* the lookup key, too large for the stack next to exit_open's locals */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct profile_path_key);
+} PROFILE_KEY SEC(".maps");
 
 /* enforce-kill. Containers under enforcement, by the id of their cgroup v2
  * (bpf_get_current_cgroup_id(): 64-bit kernfs ids are never reused, and every
@@ -945,9 +1026,11 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 			off = off + rlen;
 		}
 	}
-	if ((flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC))) {
+	{
 		u32 zero = 0;
-		struct read_filter *rf = bpf_map_lookup_elem(&READ_FILTER, &zero);
+		bool readonly = (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC));
+		struct read_filter *rf = readonly ? bpf_map_lookup_elem(&READ_FILTER, &zero)
+						  : bpf_map_lookup_elem(&WRITE_FILTER, &zero);
 		if (rf && rf->on) {
 			struct prefix_key k = {.prefixlen = 64 * 8};
 			/* canonical: absolute, under 256 bytes, no `//` and no component
@@ -976,9 +1059,29 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 				if (decide)
 					bpf_probe_read_kernel(k.data, sizeof(k.data), data);
 			}
-			if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k)) {
-				stat_inc(kind, FL_STAT_FILTERED);
-				return 0;
+			if (readonly) {
+				if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k) &&
+				    /* a failed open has no file: its name is not looked at */
+				    !(rf->names && (!opened || leaf_named(opened, 1)))) {
+					stat_inc(kind, FL_STAT_FILTERED);
+					return 0;
+				}
+			} else if (decide && opened && !pflags && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
+				   !(rf->names && leaf_named(opened, 2))) {
+				/* no loaded rule can match this write-open: it is dropped when the
+				 * container's profile allows it (an opened file, reported whole) */
+				u64 cgid = bpf_get_current_cgroup_id();
+				u32 *profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+				struct profile_path_key *pk = bpf_map_lookup_elem(&PROFILE_KEY, &zero);
+				if (profile && pk) {
+					pk->prefixlen = (4 + FL_PROFILE_PATH) * 8;
+					pk->profile = *profile;
+					bpf_probe_read_kernel(pk->data, sizeof(pk->data), &data[resolved & DATA_MASK]);
+					if (bpf_map_lookup_elem(&PROFILE_WRITES, pk)) {
+						stat_inc(kind, FL_STAT_PROFILE_FILTERED);
+						return 0;
+					}
+				}
 			}
 		}
 	}

@@ -1,0 +1,450 @@
+//! Kernel-side filters of opens: what the loaded rules need, and what each container's
+//! profile allows.
+//!
+//! Two kinds of drop happen in the kernel, at the exit of `open`/`openat`/`openat2`/`creat`,
+//! always decided on the path of the file the kernel opened (symlinks, `..` and relative
+//! paths resolved), never on the string the process passed:
+//!
+//! - **Read-only opens** no loaded rule can match (`OpenFilter` over the maps `READ_FILTER`,
+//!   `OPEN_PREFIXES` and `LEAF_NAMES`): counted as `filtered`.
+//! - **Opens for writing** that no loaded rule can match (`OpenFilter` over `WRITE_FILTER`,
+//!   `WRITE_PREFIXES` and `LEAF_NAMES`) *and* that the container's profile allows
+//!   ([`ProfileFilter`] over `FILTER_CGROUPS` and `PROFILE_WRITES`): counted as
+//!   `profile_filtered`. Without a profile, or with the write filter off (a rule about
+//!   writes that reduces neither to path prefixes nor to file names), every write-open is
+//!   reported.
+//!
+//! A path the kernel could not report whole (truncated, or detached: memfd, unlinked) is
+//! never dropped, and neither is one whose passed path is not canonical while a rule looks
+//! at `fd.nameraw` (the `noncanonical` switch).
+//!
+//! The prefixes come from `falco_learn_rules::kernel_plan`; the profile entries from the
+//! enforcer (exact files and covering directories, as raw bytes). Changes are made so that
+//! no moment drops what either the old or the new state needs: new entries in first, then
+//! the switches, then old entries out.
+
+use crate::ProbeError;
+use ahash::{AHashMap, AHashSet};
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, HashMap, MapData};
+use aya::Ebpf;
+use std::sync::{Mutex, MutexGuard};
+
+/// Bytes of a rule prefix the kernel compares (`struct prefix_key`).
+pub const PREFIX_BYTES: usize = 64;
+/// Bytes of a path the kernel compares against a profile's entries
+/// (`FL_PROFILE_PATH`): longer paths are matched only by directory entries.
+pub const PROFILE_PATH_BYTES: usize = 248;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
+    move |e| ProbeError::Map {
+        map,
+        err: e.to_string(),
+    }
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
+    ebpf.take_map(name).ok_or(ProbeError::Map {
+        map: name,
+        err: "missing from the object".into(),
+    })
+}
+
+fn prefix_key(p: &str) -> Key<[u8; PREFIX_BYTES]> {
+    let bytes = p.as_bytes();
+    let n = bytes.len().min(PREFIX_BYTES);
+    let mut data = [0u8; PREFIX_BYTES];
+    data[..n].copy_from_slice(&bytes[..n]);
+    Key::new((n * 8) as u32, data)
+}
+
+/// Bytes of a file name the kernel compares (`struct name_key`, NUL included).
+pub const NAME_BYTES: usize = 64;
+
+/// `LEAF_NAMES`: file names whose opens some rule may match wherever they are, with a bit per
+/// open filter (1: read-only opens, 2: the others). Shared by both filters.
+pub(crate) struct LeafNames {
+    map: HashMap<MapData, [u8; NAME_BYTES], u8>,
+    /// Names per bit (index 0: bit 1, index 1: bit 2).
+    held: [AHashSet<String>; 2],
+}
+
+fn name_key(n: &str) -> Option<[u8; NAME_BYTES]> {
+    let b = n.as_bytes();
+    if b.is_empty() || b.len() >= NAME_BYTES || b.contains(&0) || b.contains(&b'/') {
+        return None;
+    }
+    let mut k = [0u8; NAME_BYTES];
+    k[..b.len()].copy_from_slice(b);
+    Some(k)
+}
+
+impl LeafNames {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<LeafNames, ProbeError> {
+        Ok(LeafNames {
+            map: HashMap::try_from(take(ebpf, "LEAF_NAMES")?).map_err(map_err("LEAF_NAMES"))?,
+            held: Default::default(),
+        })
+    }
+
+    fn value(&self, n: &str) -> u8 {
+        u8::from(self.held[0].contains(n)) | (u8::from(self.held[1].contains(n)) << 1)
+    }
+
+    /// Add `names` under `bit` (1 or 2), keeping what is there.
+    fn add(&mut self, bit: u8, names: &[String]) -> Result<(), ProbeError> {
+        let i = usize::from(bit >> 1);
+        for n in names {
+            let k = name_key(n).ok_or_else(|| ProbeError::Map {
+                map: "LEAF_NAMES",
+                err: format!("{n:?}: not a file name of 1 to {} bytes", NAME_BYTES - 1),
+            })?;
+            self.held[i].insert(n.clone());
+            let v = self.value(n);
+            self.map.insert(k, v, 0).map_err(|e| ProbeError::Map {
+                map: "LEAF_NAMES",
+                err: format!("{n}: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Keep only `names` under `bit`.
+    fn retain(&mut self, bit: u8, names: &[String]) {
+        let i = usize::from(bit >> 1);
+        let gone: Vec<String> = self.held[i]
+            .iter()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        for n in gone {
+            self.held[i].remove(&n);
+            let Some(k) = name_key(&n) else { continue };
+            match self.value(&n) {
+                0 => {
+                    let _ = self.map.remove(&k);
+                }
+                v => {
+                    let _ = self.map.insert(k, v, 0);
+                }
+            }
+        }
+    }
+}
+
+/// One of the two open filters derived from the loaded rules: the path prefixes whose opens
+/// some rule may match, and the switches `{on, noncanonical, names}`.
+pub(crate) struct OpenFilter {
+    trie: LpmTrie<MapData, [u8; PREFIX_BYTES], u8>,
+    /// `struct read_filter { u32 on; u32 noncanonical; u32 names; u32 _pad; }`
+    flags: Array<MapData, [u32; 4]>,
+    /// This filter's bit in `LEAF_NAMES`.
+    bit: u8,
+    trie_name: &'static str,
+    flags_name: &'static str,
+    /// What the trie holds.
+    prefixes: Vec<String>,
+}
+
+impl OpenFilter {
+    pub(crate) fn new(
+        ebpf: &mut Ebpf,
+        trie_name: &'static str,
+        flags_name: &'static str,
+        bit: u8,
+    ) -> Result<OpenFilter, ProbeError> {
+        Ok(OpenFilter {
+            trie: LpmTrie::try_from(take(ebpf, trie_name)?).map_err(map_err(trie_name))?,
+            flags: Array::try_from(take(ebpf, flags_name)?).map_err(map_err(flags_name))?,
+            bit,
+            trie_name,
+            flags_name,
+            prefixes: Vec::new(),
+        })
+    }
+
+    /// `prefixes`: `None` turns the filter off (nothing is dropped on the rules' account);
+    /// `names`: file names reported wherever they are.
+    pub(crate) fn set(
+        &mut self,
+        prefixes: Option<&[String]>,
+        names: &[String],
+        noncanonical: bool,
+        leaf: &Mutex<LeafNames>,
+    ) -> Result<(), ProbeError> {
+        let want: Vec<String> = prefixes.map(<[String]>::to_vec).unwrap_or_default();
+        let names: &[String] = if prefixes.is_some() { names } else { &[] };
+        lock(leaf).add(self.bit, names)?;
+        for p in want.iter().filter(|p| !self.prefixes.contains(p)) {
+            self.trie
+                .insert(&prefix_key(p), 1, 0)
+                .map_err(|e| ProbeError::Map {
+                    map: self.trie_name,
+                    err: format!("{p}: {e}"),
+                })?;
+        }
+        self.flags
+            .set(
+                0,
+                [
+                    u32::from(prefixes.is_some()),
+                    u32::from(noncanonical),
+                    u32::from(!names.is_empty()),
+                    0,
+                ],
+                0,
+            )
+            .map_err(map_err(self.flags_name))?;
+        lock(leaf).retain(self.bit, names);
+        for p in self.prefixes.iter().filter(|p| !want.contains(p)) {
+            // already gone is fine: the goal is absence
+            let _ = self.trie.remove(&prefix_key(p));
+        }
+        self.prefixes = want;
+        Ok(())
+    }
+}
+
+/// What one profile allows to be opened for writing, as the raw bytes of paths
+/// (what the kernel reports; see `falco_learn_event::path::raw_bytes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteAllow {
+    /// Exact files.
+    pub files: Vec<Vec<u8>>,
+    /// Directories: each covers itself and everything below it.
+    pub dirs: Vec<Vec<u8>>,
+}
+
+/// A `PROFILE_WRITES` key: profile number (little-endian, as the kernel's `u32`), then the
+/// path bytes; `prefixlen` in bits over both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Entry {
+    profile: u32,
+    /// Path bytes, then the terminator (`\0` for a file, `/` for a directory).
+    len: usize,
+    data: [u8; PROFILE_PATH_BYTES],
+}
+
+impl Entry {
+    /// `None` when the entry does not fit the kernel's key (the event then goes to
+    /// userspace, which decides).
+    fn new(profile: u32, path: &[u8], terminator: u8) -> Option<Entry> {
+        if path.is_empty() || path.len() + 1 > PROFILE_PATH_BYTES || path.contains(&0) {
+            return None;
+        }
+        let mut data = [0u8; PROFILE_PATH_BYTES];
+        data[..path.len()].copy_from_slice(path);
+        data[path.len()] = terminator;
+        Some(Entry {
+            profile,
+            len: path.len() + 1,
+            data,
+        })
+    }
+
+    fn key(&self) -> Key<[u8; 4 + PROFILE_PATH_BYTES]> {
+        let mut k = [0u8; 4 + PROFILE_PATH_BYTES];
+        k[..4].copy_from_slice(&self.profile.to_le_bytes());
+        k[4..].copy_from_slice(&self.data);
+        Key::new(((4 + self.len) * 8) as u32, k)
+    }
+}
+
+/// The entries of one profile: files as `path\0`; directories as `dir\0` (the directory
+/// itself) and `dir/` (below it). `/` itself covers every path.
+fn entries(profile: u32, allow: &WriteAllow) -> AHashSet<Entry> {
+    let mut out = AHashSet::new();
+    for f in &allow.files {
+        out.extend(Entry::new(profile, f, 0));
+    }
+    for d in &allow.dirs {
+        let d = d.strip_suffix(b"/").unwrap_or(d);
+        if d.is_empty() {
+            // the root directory: every path starts with `/`
+            let mut data = [0u8; PROFILE_PATH_BYTES];
+            data[0] = b'/';
+            out.insert(Entry {
+                profile,
+                len: 1,
+                data,
+            });
+            continue;
+        }
+        out.extend(Entry::new(profile, d, 0));
+        out.extend(Entry::new(profile, d, b'/'));
+    }
+    out
+}
+
+/// Per-container profile filter: which containers (cgroup v2 ids) run under which profile,
+/// and what each profile allows. See the module docs.
+pub struct ProfileFilter {
+    cgroups: Mutex<HashMap<MapData, u64, u32>>,
+    writes: Mutex<LpmTrie<MapData, [u8; 4 + PROFILE_PATH_BYTES], u8>>,
+    held: Mutex<AHashMap<u32, AHashSet<Entry>>>,
+}
+
+impl ProfileFilter {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<ProfileFilter, ProbeError> {
+        Ok(ProfileFilter {
+            cgroups: Mutex::new(
+                HashMap::try_from(take(ebpf, "FILTER_CGROUPS")?)
+                    .map_err(map_err("FILTER_CGROUPS"))?,
+            ),
+            writes: Mutex::new(
+                LpmTrie::try_from(take(ebpf, "PROFILE_WRITES")?)
+                    .map_err(map_err("PROFILE_WRITES"))?,
+            ),
+            held: Mutex::new(AHashMap::new()),
+        })
+    }
+
+    /// Make `allow` what profile `profile` allows (replacing what it allowed before).
+    /// Entries the kernel's key cannot hold are left to userspace. Returns how many kernel
+    /// entries the profile now has.
+    pub fn set_profile(&self, profile: u32, allow: &WriteAllow) -> Result<usize, ProbeError> {
+        let want = entries(profile, allow);
+        let mut held = lock(&self.held);
+        let mut writes = lock(&self.writes);
+        let have = held.entry(profile).or_default();
+        for e in want.difference(have) {
+            writes
+                .insert(&e.key(), 1, 0)
+                .map_err(|err| ProbeError::Map {
+                    map: "PROFILE_WRITES",
+                    err: format!(
+                        "profile {profile}, {}: {err}",
+                        String::from_utf8_lossy(&e.data[..e.len])
+                    ),
+                })?;
+        }
+        for e in have.difference(&want) {
+            let _ = writes.remove(&e.key());
+        }
+        *have = want;
+        Ok(have.len())
+    }
+
+    /// Forget profile `profile` and unbind every cgroup under it.
+    pub fn drop_profile(&self, profile: u32) {
+        let mut cgroups = lock(&self.cgroups);
+        let under: Vec<u64> = cgroups
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, p)| *p == profile)
+            .map(|(c, _)| c)
+            .collect();
+        for c in under {
+            let _ = cgroups.remove(&c);
+        }
+        drop(cgroups);
+        if let Some(entries) = lock(&self.held).remove(&profile) {
+            let mut writes = lock(&self.writes);
+            for e in entries {
+                let _ = writes.remove(&e.key());
+            }
+        }
+    }
+
+    /// The container whose cgroup v2 id is `cgroup` runs under `profile` (set first).
+    /// The root cgroup (0, 1) is refused: it is not a container.
+    pub fn bind(&self, cgroup: u64, profile: u32) -> Result<(), ProbeError> {
+        if cgroup <= 1 {
+            return Err(ProbeError::Map {
+                map: "FILTER_CGROUPS",
+                err: format!("cgroup {cgroup} is the root cgroup or unknown: never filtered"),
+            });
+        }
+        if !lock(&self.held).contains_key(&profile) {
+            return Err(ProbeError::Map {
+                map: "FILTER_CGROUPS",
+                err: format!("profile {profile} has no entries (set_profile first)"),
+            });
+        }
+        lock(&self.cgroups)
+            .insert(cgroup, profile, 0)
+            .map_err(map_err("FILTER_CGROUPS"))
+    }
+
+    /// The container of `cgroup` is gone (or its image lost its profile).
+    pub fn release(&self, cgroup: u64) {
+        let _ = lock(&self.cgroups).remove(&cgroup);
+    }
+
+    /// Bound cgroups with their profile numbers, sorted.
+    pub fn bound(&self) -> Vec<(u64, u32)> {
+        let mut v: Vec<(u64, u32)> = lock(&self.cgroups).iter().filter_map(Result::ok).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Kernel entries held per profile, sorted by profile.
+    pub fn entries(&self) -> Vec<(u32, usize)> {
+        let mut v: Vec<(u32, usize)> = lock(&self.held)
+            .iter()
+            .map(|(p, e)| (*p, e.len()))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(allow: &WriteAllow) -> Vec<(u32, Vec<u8>)> {
+        let mut v: Vec<(u32, Vec<u8>)> = entries(7, allow)
+            .into_iter()
+            .map(|e| (e.key().prefix_len(), e.data[..e.len].to_vec()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn files_end_in_nul_directories_in_both_forms() {
+        let allow = WriteAllow {
+            files: vec![b"/run/nginx.pid".to_vec()],
+            dirs: vec![b"/var/log/nginx/".to_vec()],
+        };
+        assert_eq!(
+            keys(&allow),
+            vec![
+                (32 + 15 * 8, b"/run/nginx.pid\0".to_vec()),
+                (32 + 15 * 8, b"/var/log/nginx\0".to_vec()),
+                (32 + 15 * 8, b"/var/log/nginx/".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_root_directory_covers_every_path_and_long_or_odd_entries_stay_in_userspace() {
+        let allow = WriteAllow {
+            files: vec![
+                vec![b'a'; PROFILE_PATH_BYTES],
+                b"/a\0b".to_vec(),
+                Vec::new(),
+            ],
+            dirs: vec![b"/".to_vec()],
+        };
+        assert_eq!(keys(&allow), vec![(32 + 8, b"/".to_vec())]);
+        // the longest file that fits: its bytes and the NUL fill the key
+        let fits = WriteAllow {
+            files: vec![vec![b'a'; PROFILE_PATH_BYTES - 1]],
+            dirs: Vec::new(),
+        };
+        assert_eq!(keys(&fits)[0].0, (32 + PROFILE_PATH_BYTES * 8) as u32);
+    }
+
+    #[test]
+    fn keys_start_with_the_profile_number() {
+        let e = Entry::new(0x0102_0304, b"/x", 0).map(|e| e.key());
+        let k = e.as_ref().map(|k| k.data()[..6].to_vec());
+        assert_eq!(k, Some(vec![4, 3, 2, 1, b'/', b'x']));
+    }
+}

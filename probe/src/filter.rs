@@ -65,10 +65,35 @@ fn prefix_key(p: &str) -> Key<[u8; PREFIX_BYTES]> {
 /// Bytes of a file name the kernel compares (`struct name_key`, NUL included).
 pub const NAME_BYTES: usize = 64;
 
-/// `LEAF_NAMES`: file names whose opens some rule may match wherever they are, with a bit per
-/// open filter (1: read-only opens, 2: the others). Shared by both filters.
-pub(crate) struct LeafNames {
+/// What one open filter reports, from the loaded rules' plan
+/// (`falco_learn_rules::kernel_plan::OpenPlan`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenFilterPlan {
+    /// Path prefixes (at most [`PREFIX_BYTES`] compared); `None`: every open of the kind
+    /// is reported (the filter is off).
+    pub prefixes: Option<Vec<String>>,
+    /// File names reported wherever they are (1 to 63 bytes, no `/`).
+    pub names: Vec<String>,
+    /// File-name endings reported wherever they are (1 to 63 bytes, no `/`; at most 4
+    /// distinct lengths).
+    pub suffixes: Vec<String>,
+    /// Also report every open whose passed path is not canonical.
+    pub noncanonical: bool,
+}
+
+impl OpenFilterPlan {
+    /// The filter off: every open of the kind is reported.
+    pub fn off() -> OpenFilterPlan {
+        OpenFilterPlan::default()
+    }
+}
+
+/// `LEAF_NAMES` (whole file names) or `LEAF_SUFFIXES` (file-name endings) whose opens some
+/// rule may match wherever they are, with a bit per open filter (1: read-only opens, 2: the
+/// others).
+struct LeafSet {
     map: HashMap<MapData, [u8; NAME_BYTES], u8>,
+    name: &'static str,
     /// Names per bit (index 0: bit 1, index 1: bit 2).
     held: [AHashSet<String>; 2],
 }
@@ -83,10 +108,11 @@ fn name_key(n: &str) -> Option<[u8; NAME_BYTES]> {
     Some(k)
 }
 
-impl LeafNames {
-    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<LeafNames, ProbeError> {
-        Ok(LeafNames {
-            map: HashMap::try_from(take(ebpf, "LEAF_NAMES")?).map_err(map_err("LEAF_NAMES"))?,
+impl LeafSet {
+    fn new(ebpf: &mut Ebpf, name: &'static str) -> Result<LeafSet, ProbeError> {
+        Ok(LeafSet {
+            map: HashMap::try_from(take(ebpf, name)?).map_err(map_err(name))?,
+            name,
             held: Default::default(),
         })
     }
@@ -100,13 +126,13 @@ impl LeafNames {
         let i = usize::from(bit >> 1);
         for n in names {
             let k = name_key(n).ok_or_else(|| ProbeError::Map {
-                map: "LEAF_NAMES",
+                map: self.name,
                 err: format!("{n:?}: not a file name of 1 to {} bytes", NAME_BYTES - 1),
             })?;
             self.held[i].insert(n.clone());
             let v = self.value(n);
             self.map.insert(k, v, 0).map_err(|e| ProbeError::Map {
-                map: "LEAF_NAMES",
+                map: self.name,
                 err: format!("{n}: {e}"),
             })?;
         }
@@ -136,13 +162,48 @@ impl LeafNames {
     }
 }
 
+/// Both leaf sets, shared by the two open filters.
+pub(crate) struct LeafNames {
+    names: LeafSet,
+    suffixes: LeafSet,
+}
+
+impl LeafNames {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<LeafNames, ProbeError> {
+        Ok(LeafNames {
+            names: LeafSet::new(ebpf, "LEAF_NAMES")?,
+            suffixes: LeafSet::new(ebpf, "LEAF_SUFFIXES")?,
+        })
+    }
+}
+
+/// The filter's `suffix_lens`: up to four distinct ending lengths, a byte each.
+fn suffix_lens(suffixes: &[String]) -> Result<u32, ProbeError> {
+    let mut lens: Vec<usize> = suffixes.iter().map(String::len).collect();
+    lens.sort_unstable();
+    lens.dedup();
+    if lens.len() > 4 || lens.iter().any(|l| *l == 0 || *l >= NAME_BYTES) {
+        return Err(ProbeError::Map {
+            map: "LEAF_SUFFIXES",
+            err: format!(
+                "endings of lengths {lens:?}: the kernel compares at most 4 distinct lengths of 1 to {} bytes",
+                NAME_BYTES - 1
+            ),
+        });
+    }
+    Ok(lens
+        .iter()
+        .enumerate()
+        .fold(0, |acc, (i, l)| acc | ((*l as u32) << (8 * i))))
+}
+
 /// One of the two open filters derived from the loaded rules: the path prefixes whose opens
-/// some rule may match, and the switches `{on, noncanonical, names}`.
+/// some rule may match, and the switches `{on, noncanonical, names, suffix_lens}`.
 pub(crate) struct OpenFilter {
     trie: LpmTrie<MapData, [u8; PREFIX_BYTES], u8>,
-    /// `struct read_filter { u32 on; u32 noncanonical; u32 names; u32 _pad; }`
+    /// `struct read_filter { u32 on; u32 noncanonical; u32 names; u32 suffix_lens; }`
     flags: Array<MapData, [u32; 4]>,
-    /// This filter's bit in `LEAF_NAMES`.
+    /// This filter's bit in `LEAF_NAMES` and `LEAF_SUFFIXES`.
     bit: u8,
     trie_name: &'static str,
     flags_name: &'static str,
@@ -167,18 +228,25 @@ impl OpenFilter {
         })
     }
 
-    /// `prefixes`: `None` turns the filter off (nothing is dropped on the rules' account);
-    /// `names`: file names reported wherever they are.
+    /// Make `plan` what the kernel reports.
     pub(crate) fn set(
         &mut self,
-        prefixes: Option<&[String]>,
-        names: &[String],
-        noncanonical: bool,
+        plan: &OpenFilterPlan,
         leaf: &Mutex<LeafNames>,
     ) -> Result<(), ProbeError> {
-        let want: Vec<String> = prefixes.map(<[String]>::to_vec).unwrap_or_default();
-        let names: &[String] = if prefixes.is_some() { names } else { &[] };
-        lock(leaf).add(self.bit, names)?;
+        let on = plan.prefixes.is_some();
+        let want: Vec<String> = plan.prefixes.clone().unwrap_or_default();
+        let (names, suffixes): (&[String], &[String]) = if on {
+            (&plan.names, &plan.suffixes)
+        } else {
+            (&[], &[])
+        };
+        let lens = suffix_lens(suffixes)?;
+        {
+            let mut l = lock(leaf);
+            l.names.add(self.bit, names)?;
+            l.suffixes.add(self.bit, suffixes)?;
+        }
         for p in want.iter().filter(|p| !self.prefixes.contains(p)) {
             self.trie
                 .insert(&prefix_key(p), 1, 0)
@@ -191,15 +259,19 @@ impl OpenFilter {
             .set(
                 0,
                 [
-                    u32::from(prefixes.is_some()),
-                    u32::from(noncanonical),
+                    u32::from(on),
+                    u32::from(plan.noncanonical),
                     u32::from(!names.is_empty()),
-                    0,
+                    lens,
                 ],
                 0,
             )
             .map_err(map_err(self.flags_name))?;
-        lock(leaf).retain(self.bit, names);
+        {
+            let mut l = lock(leaf);
+            l.names.retain(self.bit, names);
+            l.suffixes.retain(self.bit, suffixes);
+        }
         for p in self.prefixes.iter().filter(|p| !want.contains(p)) {
             // already gone is fine: the goal is absence
             let _ = self.trie.remove(&prefix_key(p));
@@ -439,6 +511,18 @@ mod tests {
             dirs: Vec::new(),
         };
         assert_eq!(keys(&fits)[0].0, (32 + PROFILE_PATH_BYTES * 8) as u32);
+    }
+
+    #[test]
+    fn suffix_lengths_pack_a_byte_each() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(suffix_lens(&v(&[])).ok(), Some(0));
+        assert_eq!(
+            suffix_lens(&v(&["release_agent", ".lock", "x.lock"])).ok(),
+            Some(5 | (6 << 8) | (13 << 16))
+        );
+        assert!(suffix_lens(&v(&["a", "bb", "ccc", "dddd", "eeeee"])).is_err());
+        assert!(suffix_lens(&v(&[&"x".repeat(64)])).is_err());
     }
 
     #[test]

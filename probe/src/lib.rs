@@ -129,6 +129,9 @@ pub struct ProbeConfig {
     /// With the filter on, also report read-only opens of files with these names
     /// (`fd.filename`) wherever they are (the plan's `names`).
     pub read_names: Vec<String>,
+    /// With the filter on, also report read-only opens of files whose names end with one
+    /// of these (the plan's `suffixes`).
+    pub read_suffixes: Vec<String>,
     /// containerd namespaces recognised in `/<namespace>/<id>` cgroup paths.
     pub containerd_namespaces: Vec<String>,
     /// Mount tracefs at /sys/kernel/tracing when it is missing.
@@ -160,6 +163,7 @@ impl Default for ProbeConfig {
             ),
             read_noncanonical: true,
             read_names: Vec::new(),
+            read_suffixes: Vec::new(),
             containerd_namespaces: container::DEFAULT_CONTAINERD_NAMESPACES
                 .iter()
                 .map(|s| s.to_string())
@@ -363,14 +367,17 @@ impl Probe {
         let mut write_filter =
             filter::OpenFilter::new(&mut ebpf, "WRITE_PREFIXES", "WRITE_FILTER", 2)?;
         // off until the agent sets it (only the enforce modes drop write-opens)
-        write_filter.set(None, &[], false, &leaf_names)?;
+        write_filter.set(&filter::OpenFilterPlan::off(), &leaf_names)?;
         let write_filter = std::sync::Mutex::new(write_filter);
         let profile_filter = filter::ProfileFilter::new(&mut ebpf)?;
         let read_filter = std::sync::Mutex::new(read_filter);
         read_filter.lock().unwrap_or_else(|p| p.into_inner()).set(
-            cfg.read_prefixes.as_deref(),
-            &cfg.read_names,
-            cfg.read_noncanonical,
+            &filter::OpenFilterPlan {
+                prefixes: cfg.read_prefixes.clone(),
+                names: cfg.read_names.clone(),
+                suffixes: cfg.read_suffixes.clone(),
+                noncanonical: cfg.read_noncanonical,
+            },
             &leaf_names,
         )?;
 
@@ -602,19 +609,12 @@ impl Probe {
         Ok((attached, detached))
     }
 
-    /// Change the read-only open filter (a rules reload): `prefixes` as in
-    /// [`ProbeConfig::read_prefixes`] (`None` turns the filter off), `noncanonical` as in
-    /// [`ProbeConfig::read_noncanonical`], `names` as in [`ProbeConfig::read_names`].
-    pub fn set_read_filter(
-        &self,
-        prefixes: Option<&[String]>,
-        names: &[String],
-        noncanonical: bool,
-    ) -> Result<(), ProbeError> {
+    /// Change the read-only open filter (a rules reload; see [`filter`]).
+    pub fn set_read_filter(&self, plan: &filter::OpenFilterPlan) -> Result<(), ProbeError> {
         self.read_filter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .set(prefixes, names, noncanonical, &self.leaf_names)
+            .set(plan, &self.leaf_names)
     }
 
     /// Change the write-open filter of the loaded rules (enforce modes): `prefixes` are
@@ -623,16 +623,11 @@ impl Probe {
     /// in the kernel. With it on, a write-open outside `prefixes` that the container's
     /// profile allows ([`Probe::profile_filter`]) is dropped and counted
     /// ([`KindStats::profile_filtered`]).
-    pub fn set_write_filter(
-        &self,
-        prefixes: Option<&[String]>,
-        names: &[String],
-        noncanonical: bool,
-    ) -> Result<(), ProbeError> {
+    pub fn set_write_filter(&self, plan: &filter::OpenFilterPlan) -> Result<(), ProbeError> {
         self.write_filter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .set(prefixes, names, noncanonical, &self.leaf_names)
+            .set(plan, &self.leaf_names)
     }
 
     /// Which containers run under which profile, and what each profile allows (the kernel

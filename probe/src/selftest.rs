@@ -19,7 +19,7 @@
 //! | `symlink` | `symlink(target, link)` | both paths, result 0 |
 //! | `ptrace` | `PTRACE_ATTACH` to its own child | request 16, target pid, result 0 |
 //! | `fork-exit` | the ptrace child's own fork and exit | child pid, exit status |
-//! | `kernel-filter` | in a cgroup of its own under a profile, opens for writing: two the profile allows (a file, one below an allowed directory), one under a rule prefix, one with a rule's file name, one outside the profile, one by a relative path; then an allowed one from outside the cgroup | exactly the two allowed ones are dropped in the kernel (`profile_filtered` +2, no event), every other one is reported |
+//! | `kernel-filter` | in a cgroup of its own under a profile, opens for writing: two the profile allows (a file, one below an allowed directory), one under a rule prefix, one with a rule's file name, one with a rule's file-name ending, one outside the profile, one by a relative path; then an allowed one from outside the cgroup | exactly the two allowed ones are dropped in the kernel (`profile_filtered` +2, no event), every other one is reported |
 //! | `enforce-kill` | in a cgroup of its own under a profile: an allowed exec, a disallowed one, and the long-path copy with its leaf side allowed as a path | the disallowed and the truncated ones die of SIGKILL with the `killed` flag; the allowed one runs |
 //!
 //! The kernel matrix (`tests/kernels/`) runs this under qemu on every supported kernel;
@@ -711,7 +711,12 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
         let s = |p: &str| dir.join(p).to_string_lossy().into_owned();
         let bytes = |p: &str| s(p).into_bytes();
         probe
-            .set_write_filter(Some(&[s("watched/")]), &["release_agent".to_string()], true)
+            .set_write_filter(&crate::filter::OpenFilterPlan {
+                prefixes: Some(vec![s("watched/")]),
+                names: vec!["release_agent".to_string()],
+                suffixes: vec![".lock".to_string()],
+                noncanonical: true,
+            })
             .map_err(|e| e.to_string())?;
         let pf = probe.profile_filter();
         pf.set_profile(
@@ -724,7 +729,12 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
         .map_err(|e| e.to_string())?;
         pf.bind(id, PROFILE).map_err(|e| e.to_string())?;
         let dropped = ["file", "allowed/sub/x"];
-        let reported = ["watched/y", "allowed/release_agent", "other"];
+        let reported = [
+            "watched/y",
+            "allowed/release_agent",
+            "allowed/sub/db.lock",
+            "other",
+        ];
         let paths: Vec<CString> = dropped
             .iter()
             .chain(reported.iter())
@@ -806,11 +816,11 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
         })?;
         pf.drop_profile(PROFILE);
         probe
-            .set_write_filter(None, &[], false)
+            .set_write_filter(&crate::filter::OpenFilterPlan::off())
             .map_err(|e| e.to_string())?;
         Ok(format!(
-            "2 allowed write-opens dropped in cgroup {id}; rule prefix, rule file name, \
-             outside the profile, relative path and another cgroup reported"
+            "2 allowed write-opens dropped in cgroup {id}; rule prefix, rule file name and \
+             ending, outside the profile, relative path and another cgroup reported"
         ))
     })();
     let _ = std::fs::remove_dir(&cg);

@@ -73,6 +73,9 @@ pub struct OpenPlan {
     /// File names (`fd.filename`) whose opens the kernel must report wherever they are,
     /// sorted, with the rules that need each (empty when the filter is off).
     pub names: Vec<(String, Vec<String>)>,
+    /// File-name endings (`fd.name endswith x`, x without `/`) whose opens the kernel must
+    /// report, with the rules that need each.
+    pub suffixes: Vec<(String, Vec<String>)>,
     /// Rules that need opens whose passed path is not canonical (they test
     /// `fd.nameraw` for `..`, `./` or `//`): the kernel reports those too.
     pub noncanonical: Vec<String>,
@@ -84,6 +87,36 @@ impl OpenPlan {
     /// The file names of [`OpenPlan::names`], without the rules.
     pub fn name_list(&self) -> Vec<String> {
         self.names.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Whether the kernel reports an open of the file at `path` (the resolved path, as
+    /// `fd.name` holds it) passed as `passed` (`fd.nameraw`) under this plan: the
+    /// kernel's decision in userspace terms, for tests and tools. Prefixes are compared on
+    /// their first [`MAX_PREFIX_BYTES`] bytes, like the kernel's key.
+    pub fn reports(&self, path: &str, passed: &str) -> bool {
+        let Some(prefixes) = &self.prefixes else {
+            return true;
+        };
+        let canonical = passed.starts_with('/')
+            && passed.len() < 256
+            && !passed.contains("//")
+            && !passed.contains("/.");
+        if !self.noncanonical.is_empty() && !canonical {
+            return true;
+        }
+        let key = &path.as_bytes()[..path.len().min(MAX_PREFIX_BYTES)];
+        let leaf = path.rsplit('/').next().unwrap_or(path);
+        prefixes.iter().any(|p| key.starts_with(p.as_bytes()))
+            || self.names.iter().any(|(n, _)| n == leaf)
+            || self
+                .suffixes
+                .iter()
+                .any(|(x, _)| leaf.ends_with(x.as_str()))
+    }
+
+    /// The endings of [`OpenPlan::suffixes`], without the rules.
+    pub fn suffix_list(&self) -> Vec<String> {
+        self.suffixes.iter().map(|(n, _)| n.clone()).collect()
     }
 }
 
@@ -98,6 +131,8 @@ pub enum Need {
     Constraint {
         prefixes: Vec<String>,
         names: Vec<String>,
+        /// File-name endings: true only when the file's name ends with one of them.
+        suffixes: Vec<String>,
         noncanonical: bool,
     },
     /// No constraint could be derived.
@@ -108,6 +143,7 @@ fn prefixes(p: Vec<String>) -> Need {
     Need::Constraint {
         prefixes: p,
         names: Vec::new(),
+        suffixes: Vec::new(),
         noncanonical: false,
     }
 }
@@ -115,6 +151,22 @@ fn prefixes(p: Vec<String>) -> Need {
 /// The kernel compares a file name of at most this many bytes (`struct name_key`); a
 /// rule naming a longer one constrains nothing.
 pub const MAX_NAME_BYTES: usize = 63;
+
+/// The kernel compares file-name endings of at most this many distinct lengths; more turn
+/// the filter off (the rules that asked are named as unconstrained).
+pub const MAX_SUFFIX_LENGTHS: usize = 4;
+
+fn suffixes(x: &str) -> Need {
+    if x.is_empty() || x.len() > MAX_NAME_BYTES || x.contains('/') {
+        return Need::Any;
+    }
+    Need::Constraint {
+        prefixes: Vec::new(),
+        names: Vec::new(),
+        suffixes: vec![x.to_string()],
+        noncanonical: false,
+    }
+}
 
 fn names(v: Vec<String>) -> Need {
     if v.iter()
@@ -128,6 +180,7 @@ fn names(v: Vec<String>) -> Need {
     Need::Constraint {
         prefixes: Vec::new(),
         names: v,
+        suffixes: Vec::new(),
         noncanonical: false,
     }
 }
@@ -210,6 +263,8 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> 
                 set.items.iter().map(|d| cut(&pmatch_prefix(d))).collect(),
             )),
             Cond::Glob(g) => prefixes(vec![cut(&literal_prefix(g))]),
+            // an ending without `/` is the file name's ending
+            Cond::EndsWith(x) => suffixes(x),
             _ => Need::Any,
         },
         FieldId::FdDirectory => match cond {
@@ -222,6 +277,7 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> 
         FieldId::FdFilename => match cond {
             Cond::Eq(l) => names(vec![l.text.clone()]),
             Cond::In { strs, .. } => names(strs.iter().cloned().collect()),
+            Cond::EndsWith(x) => suffixes(x),
             _ => Need::Any,
         },
         // the passed path holds `.`, `..` or `//` only when it is not canonical (a relative
@@ -233,6 +289,7 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> 
                 Need::Constraint {
                     prefixes: Vec::new(),
                     names: Vec::new(),
+                    suffixes: Vec::new(),
                     noncanonical: true,
                 }
             }
@@ -242,6 +299,7 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> 
                     Need::Constraint {
                         prefixes: Vec::new(),
                         names: Vec::new(),
+                        suffixes: Vec::new(),
                         noncanonical: true,
                     }
                 } else {
@@ -302,8 +360,9 @@ pub fn necessary_for(node: &Node, access: Access) -> Need {
                     Need::Constraint {
                         prefixes: p,
                         names,
+                        suffixes,
                         noncanonical: false,
-                    } if names.is_empty() => {
+                    } if names.is_empty() && suffixes.is_empty() => {
                         acc = Some(match acc {
                             None => p,
                             Some(a) => intersect(&a, &p),
@@ -326,6 +385,7 @@ pub fn necessary_for(node: &Node, access: Access) -> Need {
         Node::Or(children) => {
             let mut all = Vec::new();
             let mut all_names = Vec::new();
+            let mut all_suffixes = Vec::new();
             let mut noncanon = false;
             let mut possible = false;
             for c in children.iter() {
@@ -335,21 +395,26 @@ pub fn necessary_for(node: &Node, access: Access) -> Need {
                     Need::Constraint {
                         prefixes: p,
                         names: n,
+                        suffixes: x,
                         noncanonical,
                     } => {
                         possible = true;
                         noncanon |= noncanonical;
                         all.extend(p);
                         all_names.extend(n);
+                        all_suffixes.extend(x);
                     }
                 }
             }
             if possible {
                 all_names.sort();
                 all_names.dedup();
+                all_suffixes.sort();
+                all_suffixes.dedup();
                 Need::Constraint {
                     prefixes: normalise(all),
                     names: all_names,
+                    suffixes: all_suffixes,
                     noncanonical: noncanon,
                 }
             } else {
@@ -401,6 +466,7 @@ impl Ruleset {
         let mut unconstrained = Vec::new();
         let mut noncanonical = Vec::new();
         let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut by_suffix: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for r in self.rules().iter().filter(|r| r.enabled) {
             if r.evttypes & open_types(access) == 0 {
                 continue;
@@ -411,8 +477,12 @@ impl Ruleset {
                 Need::Constraint {
                     prefixes: p,
                     names,
+                    suffixes,
                     noncanonical: n,
                 } => {
+                    for x in suffixes {
+                        by_suffix.entry(x).or_default().push(r.name.clone());
+                    }
                     if n {
                         noncanonical.push(r.name.clone());
                     }
@@ -425,11 +495,20 @@ impl Ruleset {
                 }
             }
         }
+        // the kernel compares endings of at most MAX_SUFFIX_LENGTHS distinct lengths
+        let lengths: std::collections::BTreeSet<usize> =
+            by_suffix.keys().map(String::len).collect();
+        if lengths.len() > MAX_SUFFIX_LENGTHS {
+            unconstrained.extend(by_suffix.values().flatten().cloned());
+            unconstrained.sort();
+            unconstrained.dedup();
+        }
         if !unconstrained.is_empty() {
             return OpenPlan {
                 prefixes: None,
                 needed_by: Vec::new(),
                 names: Vec::new(),
+                suffixes: Vec::new(),
                 noncanonical,
                 unconstrained,
             };
@@ -452,6 +531,7 @@ impl Ruleset {
             prefixes: Some(prefixes),
             needed_by,
             names: by_name.into_iter().collect(),
+            suffixes: by_suffix.into_iter().collect(),
             noncanonical,
             unconstrained,
         }
@@ -573,11 +653,48 @@ mod tests {
         assert_eq!(plan(&r).prefixes, Some(vec!["/etc/passwd".to_string()]));
     }
 
+    /// `fd.filename` equality and `fd.name`/`fd.filename` endings without `/` bound the
+    /// file's name wherever it is; an ending holding `/` bounds nothing.
+    #[test]
+    fn file_names_and_endings_bound_opens_anywhere() {
+        let r = [
+            rule("key", &format!("{OPEN_READ} and fd.name endswith .pem")),
+            rule(
+                "named",
+                &format!("{OPEN_READ} and fd.filename in (id_rsa, id_ed25519)"),
+            ),
+            rule(
+                "ending",
+                &format!("{OPEN_READ} and fd.filename endswith .kdbx"),
+            ),
+        ]
+        .concat();
+        let p = plan(&r);
+        assert_eq!(p.prefixes, Some(Vec::new()));
+        assert_eq!(p.name_list(), vec!["id_ed25519", "id_rsa"]);
+        assert_eq!(p.suffix_list(), vec![".kdbx", ".pem"]);
+        assert!(p.reports("/home/a/site.pem", "/home/a/site.pem"));
+        assert!(p.reports("/root/.ssh/id_rsa", "/root/.ssh/id_rsa"));
+        assert!(!p.reports("/root/.ssh/id_rsa.pub", "/root/.ssh/id_rsa.pub"));
+        let p = plan(&rule(
+            "dir",
+            &format!("{OPEN_READ} and fd.name endswith /x.pem"),
+        ));
+        assert_eq!(p.prefixes, None);
+        // more than four distinct ending lengths cannot be compared in the kernel
+        let p = plan(&rule(
+            "many",
+            &format!("{OPEN_READ} and (fd.name endswith .a or fd.name endswith .bb or fd.name endswith .ccc or fd.name endswith .dddd or fd.name endswith .eeeee)"),
+        ));
+        assert_eq!(p.prefixes, None);
+        assert_eq!(p.unconstrained, vec!["many".to_string()]);
+    }
+
     #[test]
     fn an_unbounded_read_rule_turns_the_filter_off_and_is_named() {
         let r = [
             rule("bounded", &format!("{OPEN_READ} and fd.name = /etc/shadow")),
-            rule("by name", &format!("{OPEN_READ} and fd.name endswith .pem")),
+            rule("by name", &format!("{OPEN_READ} and fd.name contains .pem")),
             rule(
                 "negated",
                 &format!("{OPEN_READ} and not fd.name startswith /usr"),

@@ -210,3 +210,71 @@ fn default_ruleset_passes_the_stable_fixtures() {
         assert_eq!(got, want, "scenario {}", c.expect["scenario"]);
     }
 }
+
+/// The kernel's open filters never hide an event a rule fires on: for every firing fixture
+/// that is an open, the plan of its kind (read-only or write) reports it, under Falco's
+/// stable rules, the incubating and sandbox ones, and our default ruleset.
+#[test]
+fn the_kernel_open_plans_report_every_open_a_rule_fires_on() {
+    use falco_learn_event::{Args, EventType};
+    use falco_learn_rules::kernel_plan::Access;
+    let sets: Vec<(Vec<PathBuf>, &str)> = vec![
+        (vec![upstream("falco_rules.yaml")], "stable.jsonl"),
+        (vec![default_rules()], "stable.jsonl"),
+        (
+            vec![
+                upstream("falco_rules.yaml"),
+                upstream("falco-incubating_rules.yaml"),
+                upstream("falco-sandbox_rules.yaml"),
+            ],
+            "incubating_sandbox.jsonl",
+        ),
+        (vec![upstream("falco_rules.yaml")], "seed.jsonl"),
+    ];
+    let mut checked = 0;
+    for (files, fixture_name) in sets {
+        let rs = load(&files);
+        for c in cases(fixture_name) {
+            let t = c.event.event_type();
+            if !matches!(
+                t,
+                EventType::Open | EventType::Openat | EventType::Openat2 | EventType::Creat
+            ) || rs.matching(&c.event).is_empty()
+            {
+                continue;
+            }
+            let read_only = match (&c.event.args, t) {
+                (_, EventType::Creat) => false,
+                (Args::Open { flags, .. }, _) => flags & 3 == 0 && flags & 0o1100 == 0,
+                _ => false,
+            };
+            let access = if read_only {
+                Access::Read
+            } else {
+                Access::Write
+            };
+            let fd = c.event.fd.clone().unwrap_or_default();
+            let passed = match &c.event.args {
+                Args::Open { name, .. } if !name.is_empty() => name.clone(),
+                _ => fd.name.clone(),
+            };
+            let plan = rs.open_plan(access);
+            assert!(
+                plan.reports(&fd.name, &passed),
+                "{fixture_name}:{}: {access:?} open of {} (passed {passed}) fires {:?} but the \
+                 kernel plan drops it: {plan:?}",
+                c.line,
+                fd.name,
+                rs.matching(&c.event)
+                    .iter()
+                    .map(|r| r.name.clone())
+                    .collect::<Vec<_>>()
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} firing opens among the fixtures"
+    );
+}

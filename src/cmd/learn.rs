@@ -525,6 +525,7 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
             read_prefixes: p.prefixes.clone(),
             read_noncanonical: !p.noncanonical.is_empty(),
             read_names: p.name_list(),
+            read_suffixes: p.suffix_list(),
             ..falco_learn_probe::ProbeConfig::default()
         },
         None => falco_learn_probe::ProbeConfig::default(),

@@ -95,6 +95,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         read_prefixes: plan.prefixes.clone(),
         read_noncanonical: !plan.noncanonical.is_empty(),
         read_names: plan.name_list(),
+        read_suffixes: plan.suffix_list(),
         ..ProbeConfig::default()
     };
     if args.all_opens {

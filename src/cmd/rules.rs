@@ -131,9 +131,11 @@ pub fn explain(
         Some(p) => {
             writeln!(
                 out,
-                "kernel: {what} reported under {} path prefixes and {} file names{}:",
+                "kernel: {what} reported under {} path prefixes, {} file names and {} file-name \
+                 endings{}:",
                 p.len(),
                 plan.names.len(),
+                plan.suffixes.len(),
                 if plan.noncanonical.is_empty() {
                     String::new()
                 } else {
@@ -148,6 +150,9 @@ pub fn explain(
             }
             for (name, rules) in &plan.names {
                 writeln!(out, "  name {name:<27} {}", rules.join(", "))?;
+            }
+            for (ending, rules) in &plan.suffixes {
+                writeln!(out, "  name ending {ending:<20} {}", rules.join(", "))?;
             }
         }
     }

@@ -229,6 +229,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         read_prefixes: plan.prefixes.clone(),
         read_noncanonical: !plan.noncanonical.is_empty(),
         read_names: plan.name_list(),
+        read_suffixes: plan.suffix_list(),
         ring_bytes: cfg.engine.ring_mib * 1024 * 1024,
         queue_len: cfg.engine.queue,
         runtime: runtime_config(&cfg.container_runtimes),
@@ -301,11 +302,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         publish_profile_gauges(&engine);
                         let plan = engine.read_open_plan();
                         log_read_plan(&plan);
-                        if let Err(e) = probe.set_read_filter(
-                            plan.prefixes.as_deref(),
-                            &plan.name_list(),
-                            !plan.noncanonical.is_empty(),
-                        ) {
+                        if let Err(e) =
+                            probe.set_read_filter(&falco_learn_probe::filter::OpenFilterPlan {
+                                prefixes: plan.prefixes.clone(),
+                                names: plan.name_list(),
+                                suffixes: plan.suffix_list(),
+                                noncanonical: !plan.noncanonical.is_empty(),
+                            })
+                        {
                             tracing::error!("SIGHUP: the kernel read filter was not updated: {e}");
                         }
                         match probe.set_syscalls(Some(&engine.needed_syscalls())) {

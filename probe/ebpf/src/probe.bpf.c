@@ -100,7 +100,8 @@ struct read_filter {
 	u32 on;              /* 0: every read-only open is reported */
 	u32 noncanonical;    /* 1: also every one whose passed path is not canonical */
 	u32 names;           /* 1: also every one whose file name is in LEAF_NAMES (this bit) */
-	u32 _pad;
+	u32 suffix_lens;     /* up to 4 lengths (a byte each, 0: none) of the LEAF_SUFFIXES: also
+				every one whose file name ends with one of them */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -136,17 +137,64 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } LEAF_NAMES SEC(".maps");
 
-/* Whether the opened file's name is one of LEAF_NAMES for `bit`. */
-static __always_inline bool leaf_named(struct file *f, u32 bit)
+/* File-name endings (`fd.name endswith x`, x without `/`): same bits, keyed by the
+ * ending alone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct name_key);
+	__type(value, u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} LEAF_SUFFIXES SEC(".maps");
+/* the ending being looked up (per CPU: off the stack) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct name_key);
+} SUFFIX_KEY SEC(".maps");
+
+/* Whether the opened file's name is one of LEAF_NAMES, or ends with one of LEAF_SUFFIXES,
+ * for `bit` (the filter's switches say which maps hold anything). */
+static __always_inline bool leaf_named(struct file *f, u32 bit, u32 names, u32 suffix_lens)
 {
 	struct name_key k = {};
 	const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+	struct name_key *sk;
+	u32 zero = 0;
+	long n;
 	u8 *v;
-	/* a longer name is cut to 63 bytes and its NUL: it equals no key (keys are shorter) */
-	if (!name || bpf_probe_read_kernel_str(k.name, sizeof(k.name), name) <= 0)
+	/* a longer name is cut to 63 bytes and its NUL: it equals no key (keys are shorter),
+	 * and its ending is not the file's: such a name is reported when endings are asked */
+	if (!name)
 		return false;
-	v = bpf_map_lookup_elem(&LEAF_NAMES, &k);
-	return v && (*v & bit);
+	n = bpf_probe_read_kernel_str(k.name, sizeof(k.name), name);
+	if (n <= 0)
+		return false;
+	n -= 1;
+	if (names) {
+		v = bpf_map_lookup_elem(&LEAF_NAMES, &k);
+		if (v && (*v & bit))
+			return true;
+	}
+	if (!suffix_lens)
+		return false;
+	if (n >= FL_NAME_MAX - 1)
+		return true;
+	sk = bpf_map_lookup_elem(&SUFFIX_KEY, &zero);
+	if (!sk)
+		return true;
+	for (int i = 0; i < 4; i++) {
+		u32 len = (suffix_lens >> (8 * i)) & 0xff;
+		if (len == 0 || len > n)
+			continue;
+		for (int j = 0; j < FL_NAME_MAX; j++)
+			sk->name[j] = j < len ? k.name[(n - len + j) & (FL_NAME_MAX - 1)] : 0;
+		v = bpf_map_lookup_elem(&LEAF_SUFFIXES, sk);
+		if (v && (*v & bit))
+			return true;
+	}
+	return false;
 }
 
 /* Opens for writing (enforce modes with engine.kernel_filter): WRITE_FILTER.on says the
@@ -1062,12 +1110,14 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 			if (readonly) {
 				if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k) &&
 				    /* a failed open has no file: its name is not looked at */
-				    !(rf->names && (!opened || leaf_named(opened, 1)))) {
+				    !((rf->names || rf->suffix_lens) &&
+				      (!opened || leaf_named(opened, 1, rf->names, rf->suffix_lens)))) {
 					stat_inc(kind, FL_STAT_FILTERED);
 					return 0;
 				}
 			} else if (decide && opened && !pflags && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
-				   !(rf->names && leaf_named(opened, 2))) {
+				   !((rf->names || rf->suffix_lens) &&
+				     leaf_named(opened, 2, rf->names, rf->suffix_lens))) {
 				/* no loaded rule can match this write-open: it is dropped when the
 				 * container's profile allows it (an opened file, reported whole) */
 				u64 cgid = bpf_get_current_cgroup_id();

@@ -23,6 +23,7 @@
 pub mod diff;
 pub mod generate;
 pub mod glob;
+pub mod kernel;
 pub mod learn;
 pub mod matcher;
 pub mod model;

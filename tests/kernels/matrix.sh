@@ -181,13 +181,15 @@ for spec in "${KERNELS[@]}"; do
     -append "console=ttyS0 rootfstype=ramfs panic=-1 quiet" \
     -nographic -monitor none -serial stdio -serial file:"$RUN/$kver.btf" -no-reboot \
     < /dev/null > "$RUN/$kver.console" 2>&1 || rc=$?
-  tr -d '\r' < "$RUN/$kver.console" | grep -a -E '^(selftest|@@)' | sed "s/^/  [$kver] /"
+  # (no such line when the guest timed out: not an error of this script's own)
+  tr -d '\r' < "$RUN/$kver.console" | { grep -a -E '^(selftest|@@)' || true; } | sed "s/^/  [$kver] /"
   secs=$(( $(date +%s) - t0 ))
   if [ -s "$RUN/$kver.btf" ]; then cp "$RUN/$kver.btf" "$BTF_DIR/$kver.btf"; fi
   if tr -d '\r' < "$RUN/$kver.console" | grep -aq '^selftest: all [0-9]* checks passed'; then
     log "$kver ($spec): PASSED in ${secs}s"
     summary+=("$kver ($spec): passed")
   else
+    [ "$rc" = 124 ] && log "$kver ($spec): the guest did not finish within ${TMO}s (-t)"
     log "$kver ($spec): FAILED (qemu exit $rc, ${secs}s); last console lines:"
     tr -d '\r' < "$RUN/$kver.console" | tail -25 | sed "s/^/  [$kver] /"
     failed+=("$kver"); summary+=("$kver ($spec): FAILED")

@@ -159,7 +159,11 @@ mod tests {
     #[test]
     fn the_kernel_never_allows_what_the_matcher_flags() {
         let p = profile(
-            &["/run/nginx.pid", "/etc/nginx/conf.d/default.conf", "/a b/'q\"/x"],
+            &[
+                "/run/nginx.pid",
+                "/etc/nginx/conf.d/default.conf",
+                "/a b/'q\"/x",
+            ],
             &["/var/cache/nginx", "//srv//data/", "/var/log/nginx/"],
             &["/tmp/sed*"],
         );

@@ -27,7 +27,13 @@ pub enum BenchCommand {
 #[command(
     after_help = "Examples:\n  sudo falco-learn bench probe --rounds 5\n  \
     sudo falco-learn bench probe --agent   # full pipeline: default rules + 10 profiles\n  \
-    sudo falco-learn bench probe --kill    # workers in a cgroup under enforce-kill"
+    sudo falco-learn bench probe --kill    # workers in a cgroup under enforce-kill\n  \
+    sudo falco-learn bench probe --peer 'falco -o engine.kind=modern_ebpf' --peer-settle 10s\n\n\
+The `open/close (write, profile-allows)` loop runs in a cgroup of its own under a profile that\n\
+allows its file, with the write filter of the default rules (engine.kernel_filter): its opens\n\
+are dropped in the kernel. With --peer, every loop also runs under the peer agent alone\n\
+(started in the foreground before the loop, stopped with SIGTERM after), so both ratios come\n\
+from one interleaved run."
 )]
 pub struct ProbeBenchArgs {
     /// Consume events with the full agent pipeline (default rules + 10 profiles,
@@ -46,6 +52,16 @@ pub struct ProbeBenchArgs {
     /// /bin/true: each exec is then checked against the allow-list in the kernel.
     #[arg(long)]
     pub kill: bool,
+    /// Another agent to compare with: a command (run by `sh -c`) that stays in the
+    /// foreground and stops on SIGTERM. Every loop also runs under it, alone.
+    #[arg(long, value_name = "CMD")]
+    pub peer: Option<String>,
+    /// How long the peer gets to load before a loop starts.
+    #[arg(long, default_value = "5s", value_parser = crate::cmd::duration_in(Duration::ZERO, Duration::from_secs(600)))]
+    pub peer_settle: Duration,
+    /// Only these loops (repeatable; default: all).
+    #[arg(long = "loop", value_enum)]
+    pub loops: Vec<LoopKind>,
 }
 
 #[derive(Args, Debug)]
@@ -62,6 +78,8 @@ pub enum LoopKind {
     OpenRead,
     /// open(O_WRONLY)+close (reported: every write open is an event)
     OpenWrite,
+    /// open(O_WRONLY)+close in a cgroup whose profile allows the file (dropped in the kernel)
+    OpenWriteAllowed,
     /// fork + exec of /bin/true, waited for
     ForkExec,
     /// TCP connect to a loopback listener + close
@@ -73,13 +91,14 @@ impl LoopKind {
         match self {
             LoopKind::OpenRead => "open/close (read, kernel-filtered)",
             LoopKind::OpenWrite => "open/close (write, reported)",
+            LoopKind::OpenWriteAllowed => "open/close (write, profile-allows)",
             LoopKind::ForkExec => "fork+exec /bin/true",
             LoopKind::Connect => "TCP connect loopback",
         }
     }
     fn iters(self) -> f64 {
         match self {
-            LoopKind::OpenRead | LoopKind::OpenWrite => 200_000.0,
+            LoopKind::OpenRead | LoopKind::OpenWrite | LoopKind::OpenWriteAllowed => 200_000.0,
             LoopKind::ForkExec => 2_000.0,
             LoopKind::Connect => 10_000.0,
         }
@@ -107,7 +126,7 @@ fn worker(kind: LoopKind, iters: u64) -> anyhow::Result<f64> {
     let cpath = CString::new(file.to_string_lossy().as_bytes())?;
     let start;
     match kind {
-        LoopKind::OpenRead | LoopKind::OpenWrite => {
+        LoopKind::OpenRead | LoopKind::OpenWrite | LoopKind::OpenWriteAllowed => {
             let flags = if kind == LoopKind::OpenRead {
                 libc::O_RDONLY
             } else {
@@ -176,11 +195,12 @@ struct BenchCgroup {
 }
 
 impl BenchCgroup {
-    fn create() -> anyhow::Result<BenchCgroup> {
+    fn create(name: &str) -> anyhow::Result<BenchCgroup> {
         use std::os::unix::fs::MetadataExt;
-        let root = falco_learn_probe::kill::cgroup2_mount()
-            .ok_or_else(|| anyhow::anyhow!("--kill needs the cgroup v2 hierarchy mounted"))?;
-        let dir = root.join(format!("fl-bench-kill-{}", std::process::id()));
+        let root = falco_learn_probe::kill::cgroup2_mount().ok_or_else(|| {
+            anyhow::anyhow!("the bench's cgroups need the cgroup v2 hierarchy mounted")
+        })?;
+        let dir = root.join(format!("fl-bench-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .map_err(|e| anyhow::anyhow!("create {}: {e}", dir.display()))?;
         let id = std::fs::metadata(&dir)?.ino();
@@ -286,6 +306,102 @@ fn bench_profiles() -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
+/// Run `work` under the peer agent: start `sh -c cmd` (its own process group), give it
+/// `settle` to load, run, then SIGTERM the group (SIGKILL after 10 s). Returns the work's
+/// result, the peer's CPU share during the work and its peak RSS in MiB.
+fn under_peer(
+    cmd: &str,
+    settle: Duration,
+    work: impl FnOnce() -> anyhow::Result<f64>,
+) -> anyhow::Result<(f64, f64, f64)> {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("sh")
+        .args(["-c", cmd])
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("--peer {cmd:?}: {e}"))?;
+    let pid = child.id();
+    std::thread::sleep(settle);
+    if let Some(st) = child.try_wait()? {
+        anyhow::bail!("--peer {cmd:?} exited during its settle time ({st})");
+    }
+    let cpu0 = group_cpu_seconds(pid);
+    let t0 = Instant::now();
+    let result = work();
+    let cpu = (group_cpu_seconds(pid) - cpu0) / t0.elapsed().as_secs_f64();
+    let rss = group_peak_rss_mib(pid);
+    // SAFETY: signalling the process group we created.
+    unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            eprintln!("bench: --peer did not stop within 10 s of SIGTERM: SIGKILL");
+            // SAFETY: as above.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((result?, cpu, rss))
+}
+
+/// Processes of process group `pgid` (from /proc).
+fn group_pids(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    // fields after the `(comm)`: state ppid pgrp …
+                    let rest = s.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+/// User + system CPU seconds of the processes in group `pgid`.
+fn group_cpu_seconds(pgid: u32) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    group_pids(pgid)
+        .iter()
+        .filter_map(|pid| {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of stat, 12 and 13 after `)`
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .sum::<f64>()
+        / hz
+}
+
+/// The largest peak RSS (VmHWM) among the processes in group `pgid`, MiB.
+fn group_peak_rss_mib(pgid: u32) -> f64 {
+    group_pids(pgid)
+        .iter()
+        .filter_map(|pid| {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let kb = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()?;
+            Some(kb / 1024.0)
+        })
+        .fold(0.0, f64::max)
+}
+
 fn cpu_seconds() -> f64 {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the struct we own.
@@ -325,9 +441,29 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let cgroup = if a.kill {
-        Some(BenchCgroup::create()?)
+        Some(BenchCgroup::create("kill")?)
     } else {
         None
+    };
+    let filter_cgroup = BenchCgroup::create("filter")?;
+    // what the profile of the filter cgroup allows: the worker's file (worker() writes
+    // <tmp>/fl-bench/<pid>/f, so the whole fl-bench directory)
+    let allow = falco_learn_probe::filter::WriteAllow {
+        files: Vec::new(),
+        dirs: vec![std::env::temp_dir()
+            .join("fl-bench")
+            .to_string_lossy()
+            .into_owned()
+            .into_bytes()],
+    };
+    let (default_rules, _) =
+        falco_learn_rules::Ruleset::load_sources(&[("default", falco_learn_rules::DEFAULT_RULES)]);
+    let write_plan = default_rules.write_open_plan();
+    let write_filter = falco_learn_probe::filter::OpenFilterPlan {
+        prefixes: write_plan.prefixes.clone(),
+        names: write_plan.name_list(),
+        suffixes: write_plan.suffix_list(),
+        noncanonical: !write_plan.noncanonical.is_empty(),
     };
     // what the workers exec: themselves, then /bin/true (fork+exec loop)
     let allowed: Vec<String> = [std::env::current_exe()?, "/bin/true".into()]
@@ -344,17 +480,31 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    let kinds = [
-        LoopKind::OpenRead,
-        LoopKind::OpenWrite,
-        LoopKind::ForkExec,
-        LoopKind::Connect,
-    ];
+    let kinds: Vec<LoopKind> = if a.loops.is_empty() {
+        vec![
+            LoopKind::OpenRead,
+            LoopKind::OpenWrite,
+            LoopKind::OpenWriteAllowed,
+            LoopKind::ForkExec,
+            LoopKind::Connect,
+        ]
+    } else {
+        a.loops.clone()
+    };
     println!(
         "{:<36} {:>12} {:>12} {:>8} {:>12} {:>8} {:>9} {:>9}",
         "loop", "ns/op off", "ns/op on", "ratio", "events/s", "drops", "agent cpu", "RSS MiB"
     );
+    let mut peer_lines = Vec::new();
     for kind in kinds {
+        let cgroup = if kind == LoopKind::OpenWriteAllowed {
+            Some(&filter_cgroup)
+        } else {
+            cgroup.as_ref()
+        };
+        let mut peer_on = Vec::new();
+        let mut peer_cpu = Vec::new();
+        let mut peer_rss = Vec::new();
         let iters = ((kind.iters() * a.scale) as u64).max(10);
         let mut off = Vec::new();
         let mut on = Vec::new();
@@ -367,7 +517,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         for round in 0..a.rounds {
             // alternate which run goes first, so warm-up and drift hit both sides
             if round % 2 == 0 {
-                off.push(run_worker(kind, iters, cgroup.as_ref())?);
+                off.push(run_worker(kind, iters, cgroup)?);
             }
             let engine = match &profiles {
                 Some(dir) => Some(
@@ -390,10 +540,15 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                 kill: a.kill,
                 ..ProbeConfig::default()
             })?;
-            if let (Some(policy), Some(cg)) = (probe.kill_policy(), cgroup.as_ref()) {
+            if let (Some(policy), Some(cg)) = (probe.kill_policy(), cgroup) {
                 policy.set_profile(1, allowed.iter().map(String::as_str))?;
                 policy.enforce(cg.id, 1)?;
             }
+            // engine.kernel_filter as `run` sets it: the default rules' write plan, and
+            // the filter cgroup under a profile allowing the worker's file
+            probe.set_write_filter(&write_filter)?;
+            probe.profile_filter().set_profile(2, &allow)?;
+            probe.profile_filter().bind(filter_cgroup.id, 2)?;
             let count = Arc::new(AtomicU64::new(0));
             let c2 = count.clone();
             let consumer = std::thread::spawn(move || {
@@ -415,7 +570,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             });
             let cpu0 = cpu_seconds();
             let t0 = Instant::now();
-            on.push(run_worker(kind, iters, cgroup.as_ref())?);
+            on.push(run_worker(kind, iters, cgroup)?);
             // let the consumer catch up before reading the counters
             std::thread::sleep(Duration::from_millis(200));
             let el = t0.elapsed().as_secs_f64();
@@ -433,8 +588,30 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             alerts_total += consumer.join().unwrap_or(0);
             rates.push(count.load(Ordering::Relaxed) as f64 / el);
             if round % 2 == 1 {
-                off.push(run_worker(kind, iters, cgroup.as_ref())?);
+                off.push(run_worker(kind, iters, cgroup)?);
             }
+            if let Some(cmd) = &a.peer {
+                let (ns, cpu, rss) =
+                    under_peer(cmd, a.peer_settle, || run_worker(kind, iters, cgroup))?;
+                peer_on.push(ns);
+                peer_cpu.push(cpu);
+                peer_rss.push(rss);
+            }
+        }
+        if !peer_on.is_empty() {
+            let off = median(&mut off.clone());
+            let p = median(&mut peer_on);
+            peer_lines.push(format!(
+                "{:<36} {:>12.0} {:>12.0} {:>7.3}x {:>12} {:>8} {:>8.0}% {:>9.1}",
+                kind.label(),
+                off,
+                p,
+                p / off,
+                "-",
+                "-",
+                100.0 * median(&mut peer_cpu),
+                median(&mut peer_rss)
+            ));
         }
         let (off, on) = (median(&mut off), median(&mut on));
         println!(
@@ -477,6 +654,12 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                 "",
                 runs * ns
             );
+        }
+    }
+    if let Some(cmd) = &a.peer {
+        println!("\nthe same loops under the peer ({cmd}), alone (agent cpu: its own process, RSS: its peak):");
+        for l in &peer_lines {
+            println!("{l}");
         }
     }
     println!(

@@ -146,55 +146,65 @@ struct {
 	__type(value, u8);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } LEAF_SUFFIXES SEC(".maps");
-/* the ending being looked up (per CPU: off the stack) */
+/* The file name and the ending being looked up (per CPU; map memory, where a variable
+ * index is fine on every kernel, unlike the stack before 5.12). */
+struct leaf_scratch {
+	struct name_key name;
+	struct name_key end;
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, struct name_key);
-} SUFFIX_KEY SEC(".maps");
+	__type(value, struct leaf_scratch);
+} LEAF_SCRATCH SEC(".maps");
 
-/* Whether the opened file's name is one of LEAF_NAMES, or ends with one of LEAF_SUFFIXES,
- * for `bit` (the filter's switches say which maps hold anything). */
-static __always_inline bool leaf_named(struct file *f, u32 bit, u32 names, u32 suffix_lens)
+/* Whether the opened file `file` (a struct file *) has a name in LEAF_NAMES, or one ending
+ * with one of LEAF_SUFFIXES, for `bit` (the filter's switches say which maps hold anything).
+ * A global function: the verifier checks it once, on its own, instead of once per state of
+ * every caller (the loops below would exceed 5.10's budget inlined). */
+__attribute__((noinline)) int fl_leaf_named(u64 file, u32 bit, u32 names, u32 suffix_lens)
 {
-	struct name_key k = {};
-	const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
-	struct name_key *sk;
 	u32 zero = 0;
+	struct leaf_scratch *ls = bpf_map_lookup_elem(&LEAF_SCRATCH, &zero);
+	struct file *f = (struct file *)file;
+	const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
 	long n;
 	u8 *v;
-	/* a longer name is cut to 63 bytes and its NUL: it equals no key (keys are shorter),
-	 * and its ending is not the file's: such a name is reported when endings are asked */
-	if (!name)
-		return false;
-	n = bpf_probe_read_kernel_str(k.name, sizeof(k.name), name);
+	if (!ls || !name)
+		return 0;
+	/* keys are compared whole: what follows the name's NUL must be zero */
+	__builtin_memset(ls->name.name, 0, sizeof(ls->name.name));
+	/* a longer name is cut to 63 bytes and its NUL: it equals no key (keys are shorter) */
+	n = bpf_probe_read_kernel_str(ls->name.name, sizeof(ls->name.name), name);
 	if (n <= 0)
-		return false;
+		return 0;
 	n -= 1;
 	if (names) {
-		v = bpf_map_lookup_elem(&LEAF_NAMES, &k);
+		v = bpf_map_lookup_elem(&LEAF_NAMES, &ls->name);
 		if (v && (*v & bit))
-			return true;
+			return 1;
 	}
 	if (!suffix_lens)
-		return false;
+		return 0;
+	/* a name cut to the key: its ending is not known, so it is reported */
 	if (n >= FL_NAME_MAX - 1)
-		return true;
-	sk = bpf_map_lookup_elem(&SUFFIX_KEY, &zero);
-	if (!sk)
-		return true;
+		return 1;
 	for (int i = 0; i < 4; i++) {
 		u32 len = (suffix_lens >> (8 * i)) & 0xff;
-		if (len == 0 || len > n)
-			continue;
-		for (int j = 0; j < FL_NAME_MAX; j++)
-			sk->name[j] = j < len ? k.name[(n - len + j) & (FL_NAME_MAX - 1)] : 0;
-		v = bpf_map_lookup_elem(&LEAF_SUFFIXES, sk);
+		u32 start = (u32)n - len;
+		if (len == 0 || len > (u32)n)
+			continue; /* none, or longer than the name */
+		/* branch-free: the last `len` bytes of the name, then zeros */
+		for (int j = 0; j < FL_NAME_MAX; j++) {
+			u8 keep = (u8)((s32)((u32)j - len) >> 31);
+			ls->end.name[j] = ls->name.name[(start + j) & (FL_NAME_MAX - 1)] & keep;
+		}
+		v = bpf_map_lookup_elem(&LEAF_SUFFIXES, &ls->end);
 		if (v && (*v & bit))
-			return true;
+			return 1;
 	}
-	return false;
+	return 0;
 }
 
 /* Opens for writing (enforce modes with engine.kernel_filter): WRITE_FILTER.on says the
@@ -369,6 +379,33 @@ static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 da
  * file (d_unlinked: unhashed and not a root) or a detached one (memfd) sets
  * FL_PATH_DETACHED, rendered " (deleted)" as /proc/<pid>/exe does.
  */
+/* A dentry's parent and name. Every kernel keeps d_parent right before d_name ({hash, len,
+ * name}): one read then fetches all three (the hot loop of the path walk); another layout
+ * gets three reads. The offsets are CO-RE constants: the verifier keeps one branch. */
+struct dentry_head {
+	struct dentry *parent;
+	u32 len;
+	const unsigned char *name;
+};
+static __always_inline void dentry_head(struct dentry *d, struct dentry_head *h)
+{
+	u32 op = bpf_core_field_offset(struct dentry, d_parent);
+	u32 on = bpf_core_field_offset(struct dentry, d_name);
+	u32 ol = bpf_core_field_offset(struct qstr, len);
+	u32 onm = bpf_core_field_offset(struct qstr, name);
+	if (on == op + 8 && ol == 4 && onm == 8) {
+		u64 buf[3] = {};
+		bpf_probe_read_kernel(buf, sizeof(buf), (u8 *)d + op);
+		h->parent = (struct dentry *)buf[0];
+		h->len = buf[1] >> 32;
+		h->name = (const unsigned char *)buf[2];
+	} else {
+		h->parent = BPF_CORE_READ(d, d_parent);
+		h->len = BPF_CORE_READ(d, d_name.len);
+		h->name = BPF_CORE_READ(d, d_name.name);
+	}
+}
+
 static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, struct vfsmount *vfsmnt,
 				    struct dentry *root_dentry, struct vfsmount *root_mnt, u32 *flags)
 {
@@ -377,6 +414,7 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 	struct walk *w = bpf_map_lookup_elem(&WALK, &zero);
 	struct mount *mnt;
 	struct dentry *mnt_root;
+	struct dentry_head h;
 	if (!w || !dentry || !vfsmnt)
 		return 0;
 	/* The running length and the flags live in map memory, which the verifier
@@ -413,15 +451,16 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 			mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 			continue;
 		}
-		parent = BPF_CORE_READ(dentry, d_parent);
-		w->total += 1 + (BPF_CORE_READ(dentry, d_name.len) & (FL_MAX_NAME - 1));
+		dentry_head(dentry, &h);
+		parent = h.parent;
+		w->total += 1 + (h.len & (FL_MAX_NAME - 1));
 		if (w->total > FL_MAX_PATH - 1) {
 			/* this component no longer fits: keep the leaf side */
 			w->flags |= FL_PATH_TRUNCATED;
 			complete = true;
 			continue;
 		}
-		w->names[i] = BPF_CORE_READ(dentry, d_name.name);
+		w->names[i] = h.name;
 		if (dentry == parent) {
 			/* detached (memfd, unlinked pseudo file): its own name, like d_path */
 			w->flags |= FL_PATH_DETACHED;
@@ -1111,13 +1150,13 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 				if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k) &&
 				    /* a failed open has no file: its name is not looked at */
 				    !((rf->names || rf->suffix_lens) &&
-				      (!opened || leaf_named(opened, 1, rf->names, rf->suffix_lens)))) {
+				      (!opened || fl_leaf_named((u64)opened, 1, rf->names, rf->suffix_lens)))) {
 					stat_inc(kind, FL_STAT_FILTERED);
 					return 0;
 				}
 			} else if (decide && opened && !pflags && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
 				   !((rf->names || rf->suffix_lens) &&
-				     leaf_named(opened, 2, rf->names, rf->suffix_lens))) {
+				     fl_leaf_named((u64)opened, 2, rf->names, rf->suffix_lens))) {
 				/* no loaded rule can match this write-open: it is dropped when the
 				 * container's profile allows it (an opened file, reported whole) */
 				u64 cgid = bpf_get_current_cgroup_id();

@@ -1,8 +1,37 @@
 //! The agent's configuration: a YAML file like falco.yaml, every option with a
 //! default, unknown keys rejected, and `-o key.path=value` overrides applied on top.
 
-use serde::Deserialize;
+use falco_learn_rules::{Priority, RuleMatching};
+use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
+
+/// `priority` keys: Falco's names, any case (`Warning`, `WARNING`).
+fn priority<'de, D: Deserializer<'de>>(d: D) -> Result<Priority, D::Error> {
+    let s = String::deserialize(d)?;
+    Priority::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown priority {s:?} (Emergency, Alert, Critical, Error, Warning, Notice, \
+             Informational, Debug)"
+        ))
+    })
+}
+
+/// `rule_matching`: `first` or `all`.
+fn rule_matching<'de, D: Deserializer<'de>>(d: D) -> Result<RuleMatching, D::Error> {
+    let s = String::deserialize(d)?;
+    RuleMatching::parse(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown value {s:?} (first or all)")))
+}
+
+#[cfg(test)]
+fn ser_priority<S: serde::Serializer>(p: &Priority, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_str())
+}
+
+#[cfg(test)]
+fn ser_rule_matching<S: serde::Serializer>(m: &RuleMatching, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
+}
 
 /// A configuration problem, naming the file (or override) and the key.
 #[derive(Debug, thiserror::Error)]
@@ -266,7 +295,9 @@ pub struct Profiles {
     /// at start and at every reload), e.g. an optional ConfigMap.
     pub allow_empty: bool,
     /// Priority of profile-anomaly alerts.
-    pub priority: String,
+    #[serde(deserialize_with = "priority")]
+    #[cfg_attr(test, serde(serialize_with = "ser_priority"))]
+    pub priority: Priority,
     /// Profile used for host processes (events whose container id is `host`),
     /// by image name as it appears in the profile (e.g. `host`); empty: none.
     pub host_image: String,
@@ -276,7 +307,7 @@ impl Default for Profiles {
         Profiles {
             dir: PathBuf::new(),
             allow_empty: false,
-            priority: "Warning".into(),
+            priority: Priority::Warning,
             host_image: String::new(),
         }
     }
@@ -370,10 +401,14 @@ pub struct Config {
     /// Rules files in load order; empty: the embedded default ruleset.
     pub rules_files: Vec<PathBuf>,
     /// Minimum priority of default-rule alerts (Falco's `priority`).
-    pub priority: String,
+    #[serde(deserialize_with = "priority")]
+    #[cfg_attr(test, serde(serialize_with = "ser_priority"))]
+    pub priority: Priority,
     /// Falco's `rule_matching`: `first` (only the first matching rule in load order
     /// alerts for an event, Falco's default) or `all`.
-    pub rule_matching: String,
+    #[serde(deserialize_with = "rule_matching")]
+    #[cfg_attr(test, serde(serialize_with = "ser_rule_matching"))]
+    pub rule_matching: RuleMatching,
     pub profiles: Profiles,
     pub outputs: Outputs,
     pub metrics: Metrics,
@@ -385,8 +420,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             rules_files: Vec::new(),
-            priority: "Debug".into(),
-            rule_matching: "first".into(),
+            priority: Priority::Debug,
+            rule_matching: RuleMatching::First,
             profiles: Profiles::default(),
             outputs: Outputs::default(),
             metrics: Metrics::default(),
@@ -394,6 +429,52 @@ impl Default for Config {
             engine: Engine::default(),
             container_runtimes: ContainerRuntimes::default(),
         }
+    }
+}
+
+/// Command-line flags that set configuration keys, applied as typed values
+/// over the file and `-o` (never turned into `-o` strings).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flags {
+    /// `--rules` (repeatable): replaces `rules_files` when given.
+    pub rules_files: Vec<PathBuf>,
+    /// `--profiles DIR`: `profiles.dir`.
+    pub profiles_dir: Option<PathBuf>,
+    /// `--rule-matching`: `rule_matching`.
+    pub rule_matching: Option<RuleMatching>,
+}
+
+impl Flags {
+    fn apply(&self, cfg: &mut Config) {
+        if !self.rules_files.is_empty() {
+            cfg.rules_files.clone_from(&self.rules_files);
+        }
+        if let Some(d) = &self.profiles_dir {
+            cfg.profiles.dir.clone_from(d);
+        }
+        if let Some(m) = self.rule_matching {
+            cfg.rule_matching = m;
+        }
+    }
+}
+
+/// Where the configuration comes from: the file, `-o` overrides, flags. Kept
+/// so that a reload (SIGHUP) reads the file again the same way.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSource {
+    /// `-c FILE`; `None`: the defaults.
+    pub file: Option<PathBuf>,
+    /// `-o key.path=value`, in order.
+    pub overrides: Vec<String>,
+    pub flags: Flags,
+}
+
+impl ConfigSource {
+    /// Read, override, validate.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut cfg = Config::load(self.file.as_deref(), &self.overrides)?;
+        self.flags.apply(&mut cfg);
+        Ok(cfg)
     }
 }
 
@@ -429,6 +510,31 @@ fn apply_override(root: &mut serde_yaml::Value, arg: &str) -> Result<(), ConfigE
 }
 
 impl Config {
+    /// The probe's settings from the `engine` and `container_runtimes`
+    /// sections; what they do not set keeps the probe's defaults.
+    pub fn probe_config(&self) -> falco_learn_probe::ProbeConfig {
+        let c = &self.container_runtimes;
+        falco_learn_probe::ProbeConfig {
+            ring_bytes: self.engine.ring_mib * 1024 * 1024,
+            queue_len: self.engine.queue,
+            runtime: falco_learn_probe::runtime::RuntimeConfig {
+                enabled: c.enabled,
+                containerd_sockets: c.containerd_sockets.clone(),
+                cri_sockets: c.cri_sockets.clone(),
+                docker_sockets: c.docker_sockets.clone(),
+                podman_sockets: c.podman_sockets.clone(),
+                podman_storage: c
+                    .podman_storage
+                    .clone()
+                    .filter(|p| !p.as_os_str().is_empty()),
+                lookup_timeout: std::time::Duration::from_millis(c.lookup_timeout_ms),
+                hold: std::time::Duration::from_millis(c.hold_ms),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     /// Load `file` (or defaults when `None`), then apply `-o` overrides.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
         let (name, text) = match file {
@@ -471,23 +577,6 @@ impl Config {
             what: what.into(),
             err,
         };
-        for (what, p) in [
-            ("priority", &self.priority),
-            ("profiles.priority", &self.profiles.priority),
-        ] {
-            if falco_learn_rules::Priority::parse(p).is_none() {
-                return Err(bad(
-                    what,
-                    format!("unknown priority {p:?} (Emergency … Debug)"),
-                ));
-            }
-        }
-        if falco_learn_rules::RuleMatching::parse(&self.rule_matching).is_none() {
-            return Err(bad(
-                "rule_matching",
-                format!("unknown value {:?} (first or all)", self.rule_matching),
-            ));
-        }
         for b in self.bounds() {
             b.check()?;
         }
@@ -597,6 +686,41 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The config file's defaults are the probe's: one place to read them.
+    #[test]
+    fn container_runtime_defaults_match_the_probe() {
+        let ours = Config::default().probe_config();
+        let probe = falco_learn_probe::ProbeConfig::default();
+        assert_eq!(ours.ring_bytes, probe.ring_bytes);
+        assert_eq!(ours.queue_len, probe.queue_len);
+        let (ours, probe) = (ours.runtime, probe.runtime);
+        assert_eq!(ours.enabled, probe.enabled);
+        assert_eq!(ours.containerd_sockets, probe.containerd_sockets);
+        assert_eq!(ours.cri_sockets, probe.cri_sockets);
+        assert_eq!(ours.docker_sockets, probe.docker_sockets);
+        assert_eq!(ours.podman_sockets, probe.podman_sockets);
+        assert_eq!(ours.podman_storage, probe.podman_storage);
+        assert_eq!(ours.lookup_timeout, probe.lookup_timeout);
+        assert_eq!(ours.hold, probe.hold);
+    }
+
+    #[test]
+    fn empty_podman_storage_turns_the_fallback_off() {
+        for o in [
+            "container_runtimes.podman_storage=",
+            "container_runtimes.podman_storage=''",
+        ] {
+            let cfg = Config::load(None, &[o.into()]).expect("config");
+            assert_eq!(cfg.probe_config().runtime.podman_storage, None, "{o}");
+        }
+        let err = Config::load(None, &["container_runtimes.hold_ms=60000".into()])
+            .expect_err("a minute-long hold is refused");
+        assert!(
+            err.to_string().contains("container_runtimes.hold_ms"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn defaults_and_overrides() {
@@ -726,7 +850,7 @@ mod tests {
             "{e}"
         );
         let c = Config::load(None, &["rule_matching=all".into()]).expect("all");
-        assert_eq!(c.rule_matching, "all");
+        assert_eq!(c.rule_matching, RuleMatching::All);
         let e = Config::load(None, &["priority=Loud".into()])
             .expect_err("priority")
             .to_string();

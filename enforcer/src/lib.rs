@@ -14,9 +14,14 @@
 //! [`outputs`] delivers alerts (stdout, file, syslog, HTTP, program);
 //! [`config`] is the YAML configuration; [`metrics`] names every metric.
 
+pub mod agent;
 pub mod config;
+pub mod kill;
 pub mod metrics;
 pub mod outputs;
+pub mod pipeline;
+pub mod source;
+pub mod telemetry;
 
 use ahash::{AHashMap, AHashSet};
 use falco_learn_event::Event;
@@ -175,14 +180,83 @@ pub struct Engine {
     pub summary: EngineSummary,
 }
 
+/// Why an alert was raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A rule of the loaded rules files matched.
+    Rule,
+    /// The event departs from its image's profile in this dimension; the
+    /// alert is that dimension's generated rule's.
+    Anomaly(Dimension),
+    /// The agent's own condition (e.g. events dropped), not an event's.
+    Internal,
+}
+
+/// What the agent did about an alert's event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Alerted only.
+    #[default]
+    Alerted,
+    /// enforce-kill killed the exec in the kernel before it ran.
+    Killed,
+}
+
+impl Action {
+    /// The value of the `falco_learn.action` output field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Alerted => "alerted",
+            Action::Killed => "killed",
+        }
+    }
+}
+
+/// One alert and why it was raised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raised {
+    pub cause: Cause,
+    pub action: Action,
+    pub alert: Alert,
+}
+
+/// A profile anomaly: the image whose profile the event departs from, the
+/// dimension, and what was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    /// `repository:tag` of the profile.
+    pub image: String,
+    pub dimension: Dimension,
+    pub action: Action,
+}
+
 /// Outcome of evaluating one event.
 #[derive(Debug, Default)]
 pub struct Verdict {
-    pub alerts: Vec<Alert>,
-    /// (image, dimension) of a profile anomaly, for metrics.
-    pub anomaly: Option<(String, Dimension)>,
+    /// The rule alerts in load order, then the anomaly alert if any.
+    pub alerts: Vec<Raised>,
+    /// The profile anomaly, if the event departs from its image's profile.
+    pub anomaly: Option<Anomaly>,
     /// Set the first time an image without a profile is seen.
     pub new_unprofiled: Option<String>,
+    /// The event is an exec that enforce-kill killed in the kernel.
+    pub killed: bool,
+}
+
+impl Verdict {
+    /// The alerts alone, in order.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.iter().map(|r| &r.alert)
+    }
+}
+
+/// Mark an alert as the one of a killed exec: `output` gains ` action=killed`,
+/// `output_fields` `falco_learn.action: killed`, the tags `killed`.
+fn mark_killed(a: &mut Alert) {
+    a.output.push_str(" action=killed");
+    a.output_fields
+        .insert("falco_learn.action".into(), Action::Killed.as_str().into());
+    a.tags.push("killed".into());
 }
 
 fn load_rules(files: &[PathBuf]) -> (Ruleset, LoadReport, Vec<String>) {
@@ -452,8 +526,16 @@ impl Engine {
     }
 
     /// Run one event through the default rules and its image's profile.
+    ///
+    /// An exec that enforce-kill killed (the event's `killed` flag, set by the
+    /// kernel) has its exec-anomaly alert marked killed ([`Action::Killed`]).
     pub fn evaluate(&mut self, ev: &Event) -> Verdict {
-        let mut v = Verdict::default();
+        use falco_learn_event::EventType;
+        let mut v = Verdict {
+            killed: ev.process.exe_flags.killed
+                && matches!(ev.event_type(), EventType::Execve | EventType::Execveat),
+            ..Verdict::default()
+        };
         let min = self.min_priority;
         // Falco's `priority` drops rules at load time, so a rule below it never hides a
         // later one under `rule_matching: first`.
@@ -461,7 +543,13 @@ impl Engine {
             ev,
             self.rule_matching,
             |r| r.priority <= min,
-            |r| v.alerts.push(r.alert(ev)),
+            |r| {
+                v.alerts.push(Raised {
+                    cause: Cause::Rule,
+                    action: Action::Alerted,
+                    alert: r.alert(ev),
+                })
+            },
         );
         // A profile anomaly is not one of the rules above: it is added after them
         // whatever `rule_matching` is (its generated rule is evaluated alone).
@@ -479,14 +567,33 @@ impl Engine {
         match self.profiles.get(repo).and_then(|t| t.get(tag)) {
             Some(l) => {
                 if let Some(a) = l.profile.check(ev) {
+                    let action = if v.killed && a.dimension == Dimension::Exec {
+                        Action::Killed
+                    } else {
+                        Action::Alerted
+                    };
                     match &l.alert_rules[dim_index(a.dimension)] {
-                        Some(rule) => v.alerts.push(rule.alert(ev)),
+                        Some(rule) => {
+                            let mut alert = rule.alert(ev);
+                            if action == Action::Killed {
+                                mark_killed(&mut alert);
+                            }
+                            v.alerts.push(Raised {
+                                cause: Cause::Anomaly(a.dimension),
+                                action,
+                                alert,
+                            });
+                        }
                         None => tracing::error!(
                             rule = %rule_name(&l.profile.image, a.dimension),
                             "generated rule missing for a profile anomaly"
                         ),
                     }
-                    v.anomaly = Some((l.profile.image.to_string(), a.dimension));
+                    v.anomaly = Some(Anomaly {
+                        image: l.profile.image.to_string(),
+                        dimension: a.dimension,
+                        action,
+                    });
                 }
             }
             None => {
@@ -638,12 +745,18 @@ mod tests {
             .map(|r| r.alert(&ev))
             .collect();
         assert_eq!(want.len(), 1);
-        assert_eq!(v.alerts, want);
+        assert_eq!(v.alerts().cloned().collect::<Vec<_>>(), want);
+        assert_eq!(v.alerts[0].cause, Cause::Anomaly(Dimension::Exec));
+        assert_eq!(v.alerts[0].action, Action::Alerted);
         assert_eq!(
             v.anomaly,
-            Some(("docker.io/library/nginx:latest".into(), Dimension::Exec))
+            Some(Anomaly {
+                image: "docker.io/library/nginx:latest".into(),
+                dimension: Dimension::Exec,
+                action: Action::Alerted
+            })
         );
-        assert!(v.alerts[0].tags.iter().any(|t| t == "falco_learn"));
+        assert!(v.alerts[0].alert.tags.iter().any(|t| t == "falco_learn"));
     }
 
     /// Falco's `rule_matching`: with `first` (the default) one event alerts once, from
@@ -670,7 +783,7 @@ mod tests {
             eng.evaluate(&ev)
                 .alerts
                 .into_iter()
-                .map(|a| a.rule)
+                .map(|a| a.alert.rule)
                 .collect()
         };
         let (mut eng, _) = Engine::build(
@@ -722,8 +835,7 @@ mod tests {
             .expect("engine");
         let v = eng.evaluate(&exec("/bin/sh", "docker.io/library/nginx"));
         let a = v
-            .alerts
-            .iter()
+            .alerts()
             .find(|a| a.tags.iter().any(|t| t == "falco_learn"))
             .expect("anomaly alert");
         assert_eq!(a.priority, "Critical");
@@ -838,7 +950,7 @@ mod tests {
         // both good profiles are enforced
         let v = eng.evaluate(&exec("/bin/sh", "docker.io/library/redis"));
         assert_eq!(
-            v.anomaly,
+            v.anomaly.map(|a| (a.image, a.dimension)),
             Some(("docker.io/library/redis:latest".into(), Dimension::Exec))
         );
         assert_eq!(v.alerts.len(), 1);

@@ -1,6 +1,5 @@
 //! One module per subcommand, plus helpers they share.
 pub mod bench;
-pub mod kill;
 pub mod learn;
 pub mod profiles;
 pub mod record;

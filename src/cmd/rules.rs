@@ -99,47 +99,13 @@ fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::
              profiles loaded also connect, sendto, sendmsg and the opens)",
             sc.join(", ")
         )?;
-        explain(&mut out, &rs.read_open_plan())?;
+        falco_learn_enforcer::agent::explain_read_plan(&mut out, &rs.read_open_plan())?;
     }
     Ok(if report.has_errors() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The kernel plan of a ruleset, as `rules check --explain-kernel` and `run` print it.
-pub fn explain(
-    out: &mut impl Write,
-    plan: &falco_learn_rules::kernel_plan::ReadOpenPlan,
-) -> std::io::Result<()> {
-    match &plan.prefixes {
-        None => writeln!(
-            out,
-            "kernel: every read-only open is reported (the read filter is off): {} cannot be \
-             reduced to path prefixes",
-            plan.unconstrained.join(", ")
-        )?,
-        Some(p) => {
-            writeln!(
-                out,
-                "kernel: read-only opens reported under {} path prefixes{}:",
-                p.len(),
-                if plan.noncanonical.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ", and every one whose passed path is not canonical (for {})",
-                        plan.noncanonical.join(", ")
-                    )
-                }
-            )?;
-            for (prefix, rules) in p.iter().zip(&plan.needed_by) {
-                writeln!(out, "  {prefix:<32} {}", rules.join(", "))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 pub fn fields(args: FieldsArgs) -> anyhow::Result<ExitCode> {

@@ -86,7 +86,10 @@ fn replaying_a_live_recording_raises_the_live_alerts() {
     let _c = CtrContainer::run(&image.reference, &name, &[], &["/bin/sleep", "60"]);
     for (id, script) in [
         ("shadow", "echo x > /etc/shadow; cat /etc/shadow"),
-        ("drop", "/bin/busybox cp /bin/busybox /tmp/true && /tmp/true && echo ran"),
+        (
+            "drop",
+            "/bin/busybox cp /bin/busybox /tmp/true && /tmp/true && echo ran",
+        ),
         (
             "connect",
             &format!("/bin/busybox nc -w 1 127.0.0.1 {port} </dev/null; echo done"),

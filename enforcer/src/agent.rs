@@ -52,14 +52,14 @@ pub fn check_mode(cfg: &Config, mode: Mode) -> Result<(), AgentError> {
 /// The engine `cfg` describes, with what was loaded logged.
 pub fn build_engine(cfg: &Config, mode: Mode) -> Result<Engine, AgentError> {
     let from = ProfilesFrom::configured(&cfg.profiles.dir, cfg.profiles.allow_empty);
-    let (mut engine, report) = Engine::build(
+    let (engine, report) = Engine::build(
         &cfg.rules_files,
         cfg.priority,
         from,
         cfg.profiles.priority,
         &cfg.profiles.host_image,
     )?;
-    engine.set_rule_matching(cfg.rule_matching);
+    let engine = engine.with_rule_matching(cfg.rule_matching);
     if from != ProfilesFrom::Nowhere && engine.profile_count() == 0 {
         tracing::warn!(
             "profiles directory {} holds no profiles (profiles.allow_empty): only the rules \

@@ -145,7 +145,7 @@ fn load_profile(
         image: img.to_string(),
         report: format!("{}: {e}", file.display()),
     })?;
-    let (mut grs, grep) =
+    let (grs, grep) =
         Ruleset::load_sources(&[(format!("generated rules of {}", file.display()), gen)]);
     if grep.has_errors() {
         return Err(EngineError::Generated {
@@ -156,8 +156,17 @@ fn load_profile(
     let mut alert_rules: [Option<Rule>; 3] = Default::default();
     for d in Dimension::ALL {
         let name = rule_name(&img, d);
-        grs.set_priority(&name, anomaly_priority);
-        alert_rules[dim_index(d)] = grs.rules().iter().find(|r| r.name == name).cloned();
+        // the engine's own copy of the rule takes the configured priority; the
+        // ruleset it came from is not changed after it was built
+        alert_rules[dim_index(d)] =
+            grs.rules()
+                .iter()
+                .find(|r| r.name == name)
+                .cloned()
+                .map(|mut r| {
+                    r.priority = anomaly_priority;
+                    r
+                });
     }
     Ok(Loaded {
         profile,
@@ -400,8 +409,9 @@ impl Engine {
     }
 
     /// Falco's `rule_matching` for the default rules (built with `first`, Falco's default).
-    pub fn set_rule_matching(&mut self, mode: RuleMatching) {
+    pub fn with_rule_matching(mut self, mode: RuleMatching) -> Engine {
         self.rule_matching = mode;
+        self
     }
 
     /// Profile files skipped because they could not be loaded.
@@ -795,7 +805,7 @@ mod tests {
         )
         .expect("engine");
         assert_eq!(fired(&mut eng), ["Low"]);
-        eng.set_rule_matching(RuleMatching::All);
+        let mut eng = eng.with_rule_matching(RuleMatching::All);
         assert_eq!(fired(&mut eng), ["Low", "One", "Two"]);
         let (mut eng, _) = Engine::build(
             &[f],
@@ -806,7 +816,7 @@ mod tests {
         )
         .expect("engine");
         assert_eq!(fired(&mut eng), ["One"]);
-        eng.set_rule_matching(RuleMatching::All);
+        let mut eng = eng.with_rule_matching(RuleMatching::All);
         assert_eq!(fired(&mut eng), ["One", "Two"]);
     }
 

@@ -41,7 +41,7 @@ pub mod reason {
     /// Writing failed: an I/O error, or the program closed its input or could
     /// not be started.
     pub const WRITE: &str = "write";
-    /// The output did not take the alert in time (`outputs.*.timeout_ms`; a
+    /// The output did not take the alert in time (`outputs.*.timeout`; a
     /// per-alert program past it is killed).
     pub const TIMEOUT: &str = "timeout";
     /// Sending failed: the HTTP receiver answered with an error or could not
@@ -50,7 +50,7 @@ pub mod reason {
     /// The syslog daemon is not there (reconnected at most once a second).
     pub const CONNECT: &str = "connect";
     /// Still queued or in flight when the shutdown deadline
-    /// (`outputs.shutdown_timeout_ms`) passed.
+    /// (`outputs.shutdown_timeout`) passed.
     pub const SHUTDOWN: &str = "shutdown";
     /// The output's worker is gone (it crashed); nothing can be delivered.
     pub const CLOSED: &str = "closed";

@@ -84,7 +84,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let opts = Options {
             drops: DropAlerts {
                 threshold: cfg.drops.threshold,
-                rate_limit: Duration::from_secs(cfg.drops.rate_limit_secs),
+                rate_limit: cfg.drops.rate_limit,
             },
             ..Options::default()
         };

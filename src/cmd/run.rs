@@ -34,7 +34,7 @@ Profiles: a profile file that does not load is logged (file:line), counted\n\
 (falco_learn_profiles_failed_total) and skipped; every other profile is enforced.\n\
 Signals: SIGHUP reloads rules and profiles (a bad rules file keeps the running set; a profile\n\
 that no longer loads keeps its running version) and reopens the alert file; SIGTERM/SIGINT\n\
-drain queued alerts for at most outputs.shutdown_timeout_ms and exit.\n\
+drain queued alerts for at most outputs.shutdown_timeout and exit.\n\
 Metrics: http://127.0.0.1:8765/metrics.")]
 pub struct RunArgs {
     #[arg(long, value_enum, default_value = "enforce-alert")]
@@ -123,10 +123,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let opts = Options {
         drops: DropAlerts {
             threshold: cfg.drops.threshold,
-            rate_limit: Duration::from_secs(cfg.drops.rate_limit_secs),
+            rate_limit: cfg.drops.rate_limit,
         },
         until: args.duration,
-        shutdown_timeout: Duration::from_millis(cfg.outputs.shutdown_timeout_ms),
+        shutdown_timeout: cfg.outputs.shutdown_timeout,
         rebuild: Some(rebuild),
     };
     let mut pipeline = Pipeline::new(engine, &mut source, &mut outputs, &Signals, opts);

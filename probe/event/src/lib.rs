@@ -15,6 +15,7 @@
 pub mod fields;
 mod jsonl;
 pub mod path;
+pub mod time;
 
 pub use jsonl::{read_jsonl, write_jsonl, JsonlError, JsonlReader};
 

@@ -117,8 +117,12 @@ pub enum LookupError {
     Unsupported(&'static str),
 }
 
-/// Resolver settings (part of [`crate::ProbeConfig`]).
-#[derive(Debug, Clone)]
+/// Resolver settings (part of [`crate::ProbeConfig`]). The agent's
+/// configuration file's `container_runtimes` section is this type (missing
+/// keys take [`RuntimeConfig::default`]; the internal limits are not in the
+/// file).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Resolve metadata at all (off: events carry the cgroup id and runtime only).
     pub enabled: bool,
@@ -131,20 +135,34 @@ pub struct RuntimeConfig {
     pub docker_sockets: Vec<PathBuf>,
     /// Podman API sockets (`podman system service`), first existing one used.
     pub podman_sockets: Vec<PathBuf>,
-    /// Podman storage root for the on-disk fallback (`None`: no fallback).
+    /// Podman storage root for the on-disk fallback (`None`, or empty in the
+    /// file: no fallback).
+    #[serde(deserialize_with = "optional_path")]
     pub podman_storage: Option<PathBuf>,
     /// Bound on one container's lookup (all its sources together).
+    #[serde(with = "falco_learn_event::time::duration")]
     pub lookup_timeout: Duration,
     /// How long events of a container being looked up wait for its metadata.
+    #[serde(with = "falco_learn_event::time::duration")]
     pub hold: Duration,
     /// Events held at most (past that the oldest goes out as it is).
+    #[serde(skip)]
     pub hold_max_events: usize,
     /// Cache slots at most.
+    #[serde(skip)]
     pub cache_max: usize,
     /// A failed lookup is retried on a later event after this long.
+    #[serde(skip)]
     pub retry_after: Duration,
     /// Requests queued for the resolver thread at most.
+    #[serde(skip)]
     pub queue_len: usize,
+}
+
+/// `null` and `""` are no path.
+fn optional_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<PathBuf>::deserialize(d)?.filter(|p| !p.as_os_str().is_empty()))
 }
 
 fn paths(p: &[&str]) -> Vec<PathBuf> {

@@ -192,12 +192,12 @@ struct Shared {
 
 impl Shared {
     fn new(name: &'static str, reasons: &[&'static str]) -> Arc<Shared> {
-        let delivered = metrics::counter!(m::ALERTS_OUT, "output" => name);
+        let delivered = m::ALERTS_OUT.counter(&[("output", name.into())]);
         delivered.increment(0);
         let failed = reasons
             .iter()
             .map(|&r| {
-                let c = metrics::counter!(m::ALERTS_FAILED, "output" => name, "reason" => r);
+                let c = m::ALERTS_FAILED.counter(&[("output", name.into()), ("reason", r.into())]);
                 c.increment(0);
                 (r, c)
             })
@@ -217,7 +217,8 @@ impl Shared {
         *t.stats.failed.entry(reason).or_insert(0) += n;
         match self.failed.iter().find(|(r, _)| *r == reason) {
             Some((_, c)) => c.increment(n),
-            None => metrics::counter!(m::ALERTS_FAILED, "output" => self.name, "reason" => reason)
+            None => m::ALERTS_FAILED
+                .counter(&[("output", self.name.into()), ("reason", reason.into())])
                 .increment(n),
         }
     }

@@ -271,8 +271,8 @@ impl<'a> Pipeline<'a> {
             }
         }
         if let Some(h) = reloading.take() {
-            // let it finish; its engine is not used
-            let _ = h.join();
+            // a reload asked for is finished (and counted) before the end
+            self.finish_reload(h);
         }
         self.telemetry.losses(&self.source.losses());
         if let Some(r) = self.record.as_mut() {

@@ -29,10 +29,7 @@ use falco_learn_profiler::{generate_rules, rule_name, Dimension, ImageRef, Profi
 use falco_learn_rules::{Alert, LoadReport, Priority, Rule, RuleMatching, Ruleset};
 use std::path::{Path, PathBuf};
 
-/// The ruleset falco-learn ships, embedded so `run` works from any directory.
-pub use falco_learn_rules::DEFAULT_RULES;
-/// Name under which the embedded ruleset appears in reports.
-pub const DEFAULT_RULES_NAME: &str = "<embedded>/falco-learn_rules.yaml";
+use falco_learn_rules::{DEFAULT_RULES, DEFAULT_RULES_NAME};
 
 /// Why the engine could not be built; the old engine (if any) keeps running.
 #[derive(Debug, thiserror::Error)]

@@ -404,7 +404,7 @@ pub fn drop_alert(hostname: &str, dropped: u64, total: u64, secs: f64, now: u64)
         rule: "Falco internal: syscall event drop".into(),
         source: "internal".into(),
         tags: vec!["falco_learn".into(), "internal".into()],
-        time: falco_learn_rules::output::rfc3339(now),
+        time: falco_learn_event::time::rfc3339(now),
     }
 }
 
@@ -494,7 +494,7 @@ mod tests {
             })
             .collect();
         let t = |s: u64| {
-            falco_learn_rules::output::rfc3339(1_763_770_000_000_000_000 + s * 1_000_000_000)
+            falco_learn_event::time::rfc3339(1_763_770_000_000_000_000 + s * 1_000_000_000)
         };
         let want = vec![
             // (the default rules' outputs do not all carry proc.exepath)
@@ -649,7 +649,7 @@ mod tests {
         // events at 0.5 s, 1 s, … 6 s; ticks from the first event's time: at
         // 1.5 s, 2.5 s, …; alerts at 1.5 s and (3 s later) 4.5 s
         let times: Vec<String> = sink.0.iter().map(|r| r.alert.time.clone()).collect();
-        let at = |ms: u64| falco_learn_rules::output::rfc3339(start + ms * 1_000_000);
+        let at = |ms: u64| falco_learn_event::time::rfc3339(start + ms * 1_000_000);
         assert_eq!(times, [at(1500), at(4500)]);
         let a = &sink.0[0];
         assert_eq!(a.cause, Cause::Internal);

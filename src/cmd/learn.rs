@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Our default ruleset, used for poison resistance unless `-r` is given.
-pub use falco_learn_rules::DEFAULT_RULES;
+use falco_learn_rules::{DEFAULT_RULES, DEFAULT_RULES_NAME};
 
 /// Where the store lives unless `--store` or `FALCO_LEARN_STORE` says otherwise.
 pub const DEFAULT_STORE: &str = "/var/lib/falco-learn/store";
@@ -98,7 +98,7 @@ fn now_ns() -> u64 {
 /// Load the poison ruleset: `-r` files, or the embedded default rules.
 pub fn poison_rules(files: &[PathBuf]) -> anyhow::Result<Ruleset> {
     let (rs, report) = if files.is_empty() {
-        Ruleset::load_sources(&[("falco-learn_rules.yaml (embedded)", DEFAULT_RULES)])
+        Ruleset::load_sources(&[(DEFAULT_RULES_NAME, DEFAULT_RULES)])
     } else {
         Ruleset::load_files(files)
     };

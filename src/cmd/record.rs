@@ -86,7 +86,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     }
     // the read-only opens our default rules can match (a recording replays them)
     let (rules, _) = falco_learn_rules::Ruleset::load_sources(&[(
-        "falco-learn_rules.yaml (embedded)",
+        falco_learn_rules::DEFAULT_RULES_NAME,
         falco_learn_rules::DEFAULT_RULES,
     )]);
     let plan = rules.read_open_plan();

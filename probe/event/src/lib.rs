@@ -12,6 +12,7 @@
 //! structures lives in [`fields`]: one table drives rule parsing, the
 //! `falco-learn fields` listing and extraction.
 
+pub mod errno;
 pub mod fields;
 mod jsonl;
 pub mod path;

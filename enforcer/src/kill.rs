@@ -200,7 +200,7 @@ impl Killer {
         self.containers.retain(|cid, s| match s {
             State::Enforced { id, pid, last, .. } => {
                 let gone = last.elapsed() >= Duration::from_secs(60)
-                    && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+                    && !falco_learn_probe::procfs::alive(*pid);
                 if gone {
                     maps.release(*id);
                     tracing::debug!("enforce-kill: container {cid} is gone");

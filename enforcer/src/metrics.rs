@@ -374,18 +374,12 @@ pub fn describe() {
 
 /// (user+system CPU seconds, RSS bytes) of this process from /proc/self/stat.
 pub fn process_usage() -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // fields after comm: state(0) … utime(11) stime(12) … rss(21)
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    let rss_pages: u64 = f.get(21)?.parse().ok()?;
+    let st = falco_learn_probe::procfs::Stat::read_self()?;
     // SAFETY: sysconf has no memory-safety preconditions.
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     // SAFETY: as above.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-    Some(((utime + stime) as f64 / tck, rss_pages * page))
+    Some(((st.utime + st.stime) as f64 / tck, st.rss_pages * page))
 }
 
 #[cfg(test)]

@@ -1241,19 +1241,13 @@ mod tests {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            let Some(st) = falco_learn_probe::procfs::Stat::read(pid) else {
                 continue;
             };
-            let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-                continue;
-            };
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f.len() < 3 || f[0] == "Z" || f[0] == "X" {
+            if matches!(st.state, 'Z' | 'X') {
                 continue;
             }
-            let (Ok(ppid), Ok(pgid)) = (f[1].parse(), f[2].parse()) else {
-                continue;
-            };
+            let (ppid, pgid) = (st.ppid, st.pgrp);
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             out.push((pid, ppid, pgid, cmd.trim_end().to_string()));

@@ -113,9 +113,7 @@ impl LiveSource {
     /// Load and attach the probe.
     pub fn start(cfg: ProbeConfig) -> Result<LiveSource, falco_learn_probe::ProbeError> {
         let (probe, rx) = Probe::start(cfg)?;
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
+        let hostname = falco_learn_probe::procfs::hostname();
         let kinds = falco_learn_probe::KINDS.iter().map(|k| k.name()).collect();
         Ok(LiveSource {
             probe: Some(probe),

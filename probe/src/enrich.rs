@@ -156,9 +156,7 @@ fn sock_fd(num: i64, s: &abi::Sock) -> Fd {
 
 impl Enricher {
     pub fn new(procs: ProcessTable, boot_epoch_ns: u64) -> Self {
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
+        let hostname = crate::procfs::hostname();
         Enricher {
             procs,
             users: Users::default(),

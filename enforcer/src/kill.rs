@@ -216,9 +216,9 @@ impl Killer {
 mod tests {
     use super::*;
     use crate::{Engine, ProfilesFrom};
-    use falco_learn_event::Container;
     use falco_learn_profiler::{ImageRef, Profile};
     use falco_learn_rules::Priority;
+    use falco_learn_test_support::events::in_container;
     use std::cell::RefCell;
 
     #[derive(Default)]
@@ -246,19 +246,6 @@ mod tests {
         }
     }
 
-    fn ev(id: &str, repo: &str, cgroup: u64) -> Event {
-        Event {
-            cgroup_id: cgroup,
-            container: Container {
-                id: id.into(),
-                image_repository: repo.into(),
-                image_tag: "latest".into(),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-
     /// A profiled container is put under its profile once, on its first event
     /// with a cgroup id; unprofiled containers and the host never are; a
     /// reload without the profile drops it.
@@ -281,11 +268,27 @@ mod tests {
         let maps = Fake::default();
         let mut k = Killer::new();
         k.sync(&maps, &engine);
-        k.observe(&maps, &engine, &ev("web", "docker.io/library/nginx", 0));
-        k.observe(&maps, &engine, &ev("web", "docker.io/library/nginx", 77));
-        k.observe(&maps, &engine, &ev("web", "docker.io/library/nginx", 77));
-        k.observe(&maps, &engine, &ev("db", "docker.io/library/redis", 78));
-        k.observe(&maps, &engine, &ev("host", "", 1));
+        k.observe(
+            &maps,
+            &engine,
+            &in_container("web", "docker.io/library/nginx", 0),
+        );
+        k.observe(
+            &maps,
+            &engine,
+            &in_container("web", "docker.io/library/nginx", 77),
+        );
+        k.observe(
+            &maps,
+            &engine,
+            &in_container("web", "docker.io/library/nginx", 77),
+        );
+        k.observe(
+            &maps,
+            &engine,
+            &in_container("db", "docker.io/library/redis", 78),
+        );
+        k.observe(&maps, &engine, &in_container("host", "", 1));
         assert_eq!(k.enforced(), 1);
         std::fs::remove_file(dir.path().join("nginx.yaml")).expect("rm");
         let (empty, _) =

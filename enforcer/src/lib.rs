@@ -628,33 +628,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use falco_learn_event::{Args, Container, EventType, EventTypeField, Process};
-
-    fn exec(path: &str, repo: &str) -> Event {
-        Event {
-            ts: 1_700_000_000_000_000_000,
-            typ: EventTypeField(EventType::Execve),
-            hostname: "node1".into(),
-            process: Process {
-                pid: 10,
-                comm: path.rsplit('/').next().unwrap_or(path).into(),
-                exepath: path.into(),
-                exe: path.into(),
-                ..Default::default()
-            },
-            container: Container {
-                id: "abc".into(),
-                name: "web".into(),
-                image_repository: repo.into(),
-                image_tag: "latest".into(),
-                ..Default::default()
-            },
-            args: Args::Exec {
-                filename: path.into(),
-            },
-            ..Default::default()
-        }
-    }
+    use falco_learn_test_support::events::{exec, open_write};
 
     fn from(dir: &tempfile::TempDir) -> ProfilesFrom<'_> {
         ProfilesFrom::Dir {
@@ -863,25 +837,6 @@ mod tests {
         }
     }
 
-    fn write_ev(path: &str, repo: &str) -> Event {
-        Event {
-            typ: EventTypeField(EventType::Openat),
-            res: 3,
-            fd: Some(falco_learn_event::Fd {
-                num: 3,
-                name: path.into(),
-                ..Default::default()
-            }),
-            args: Args::Open {
-                name: path.into(),
-                flags: 0o1101,
-                mode: 0o644,
-                dirfd: -100,
-            },
-            ..exec("/usr/sbin/nginx", repo)
-        }
-    }
-
     /// The reproduction: a profile holding a write to `/tmp/a<LF>b`
     /// loads and is enforced; a broken profile next to a good one is
     /// reported (file:line) and skipped, and the good one is enforced.
@@ -973,7 +928,7 @@ mod tests {
             ("/tmp/a\nbX", 1),
             ("/tmp/a", 1),
         ] {
-            let v = eng.evaluate(&write_ev(path, "docker.io/library/nginx"));
+            let v = eng.evaluate(&open_write(path, "docker.io/library/nginx"));
             assert_eq!(v.alerts.len(), alerts, "{path:?}: {:?}", v.alerts);
         }
         // the busybox profile was skipped: its image is unprofiled

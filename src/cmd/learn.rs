@@ -149,7 +149,7 @@ impl Session<'_> {
         self.window.consumed += 1;
         self.counts.seen += 1;
         let c = &ev.container;
-        if !crate::cmd::image_matches_digest(
+        if !falco_learn_event::image::matches_digest(
             &self.pattern,
             &c.image_repository,
             &c.image_tag,
@@ -224,7 +224,7 @@ impl Session<'_> {
     fn sizes(&self) -> (usize, usize, usize) {
         let mut s = (0, 0, 0);
         for p in self.learner.profiles().values() {
-            if crate::cmd::image_matches(&self.pattern, &p.image.repository, &p.image.tag) {
+            if falco_learn_event::image::matches(&self.pattern, &p.image.repository, &p.image.tag) {
                 s.0 += p.exec.len();
                 s.1 += p.outbound.len();
                 s.2 += p.write_entries();
@@ -240,7 +240,9 @@ impl Session<'_> {
             .learner
             .profiles()
             .values()
-            .filter(|p| crate::cmd::image_matches(&self.pattern, &p.image.repository, &p.image.tag))
+            .filter(|p| {
+                falco_learn_event::image::matches(&self.pattern, &p.image.repository, &p.image.tag)
+            })
             .map(|p| {
                 p.learning
                     .ended
@@ -393,7 +395,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     let stored: Vec<_> = store
         .profiles()?
         .into_iter()
-        .filter(|p| crate::cmd::image_matches(&pattern, &p.image.repository, &p.image.tag))
+        .filter(|p| falco_learn_event::image::matches(&pattern, &p.image.repository, &p.image.tag))
         .collect();
     learner.restore(
         stored,
@@ -704,7 +706,7 @@ fn summary(s: &Session, finished: bool, store: &Path) {
     );
     let mut any = false;
     for p in s.learner.profiles().values() {
-        if !crate::cmd::image_matches(&s.pattern, &p.image.repository, &p.image.tag) {
+        if !falco_learn_event::image::matches(&s.pattern, &p.image.repository, &p.image.tag) {
             continue;
         }
         any = true;

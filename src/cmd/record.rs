@@ -48,7 +48,7 @@ fn matches(ev: &Event, args: &RecordArgs) -> bool {
         return !cid.is_empty() && cid != "host" && (cid == id || id.starts_with(cid.as_str()));
     }
     if let Some(image) = &args.image {
-        return crate::cmd::image_matches(
+        return falco_learn_event::image::matches(
             image,
             &ev.container.image_repository,
             &ev.container.image_tag,

@@ -14,6 +14,7 @@
 
 pub mod errno;
 pub mod fields;
+pub mod image;
 mod jsonl;
 pub mod path;
 pub mod time;

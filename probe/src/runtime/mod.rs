@@ -40,7 +40,7 @@ pub mod reference;
 use crate::container::{CgroupContainer, RuntimeKind};
 use ahash::{AHashMap, AHashSet};
 use falco_learn_event::{Container, Mount};
-use reference::ImageRef;
+use reference::Reference;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,7 +66,7 @@ pub struct ContainerMeta {
     /// Full id as the runtime knows it.
     pub id: String,
     pub name: String,
-    pub image: ImageRef,
+    pub image: Reference,
     /// Image id (`sha256:…` of the config) when the runtime gives it.
     pub image_id: String,
     pub privileged: Option<bool>,

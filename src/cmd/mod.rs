@@ -67,3 +67,49 @@ pub const YEAR: std::time::Duration = std::time::Duration::from_secs(31_557_600)
 pub fn duration_flag(s: &str) -> Result<std::time::Duration, String> {
     duration_in(std::time::Duration::from_millis(1), YEAR)(s)
 }
+
+/// The agent's configuration on the command line, the same for `run` and
+/// `replay`: the file, `-o` overrides, and the flags that set keys (typed).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AgentConfigArgs {
+    /// Rules files in load order (repeatable); default: the configured ones
+    /// (`rules_files`), else the embedded ruleset.
+    #[arg(short = 'r', long = "rules")]
+    pub rules: Vec<std::path::PathBuf>,
+    /// Directory of reviewed profiles (YAML, `profiles.dir`); it must exist and
+    /// hold profiles (unless `-o profiles.allow_empty=true`). Without it: the rules only.
+    #[arg(long)]
+    pub profiles: Option<std::path::PathBuf>,
+    /// Configuration file (YAML, like falco.yaml; see deploy/falco-learn.yaml).
+    #[arg(short = 'c', long = "config")]
+    pub config: Option<std::path::PathBuf>,
+    /// Override a configuration key: `-o outputs.file.enabled=true` (repeatable).
+    #[arg(short = 'o', value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl AgentConfigArgs {
+    /// Whether any of the options was given.
+    pub fn given(&self) -> bool {
+        !self.rules.is_empty()
+            || self.profiles.is_some()
+            || self.config.is_some()
+            || !self.overrides.is_empty()
+    }
+
+    /// Where the configuration comes from, flags as typed overrides.
+    pub fn source(
+        &self,
+        rule_matching: Option<falco_learn_rules::RuleMatching>,
+    ) -> falco_learn_enforcer::config::ConfigSource {
+        falco_learn_enforcer::config::ConfigSource {
+            file: self.config.clone(),
+            overrides: self.overrides.clone(),
+            flags: falco_learn_enforcer::config::Flags {
+                rules_files: self.rules.clone(),
+                profiles_dir: self.profiles.clone(),
+                rule_matching,
+            },
+        }
+    }
+}

@@ -6,7 +6,6 @@
 use anyhow::Context;
 use clap::Args;
 use falco_learn_enforcer::agent::{self, Mode};
-use falco_learn_enforcer::config::{ConfigSource, Flags};
 use falco_learn_enforcer::pipeline::{DropAlerts, JsonLines, NoControl, Options, Pipeline};
 use falco_learn_enforcer::source::{Next, RecordingSource, Source};
 use falco_learn_rules::RuleMatching;
@@ -28,19 +27,9 @@ With --rules, --profiles or -c the recording goes through the agent's pipeline: 
 exec the recording marks killed as `action=killed`), timed by the events, as JSON lines on\n\
 stdout (the configuration's outputs are not used).")]
 pub struct ReplayArgs {
-    /// Rules files to evaluate, in load order (repeatable); with --profiles
-    /// or -c and no --rules: the configured rules (default: the embedded ruleset).
-    #[arg(short = 'r', long = "rules")]
-    pub rules: Vec<PathBuf>,
-    /// Directory of reviewed profiles (YAML), as `run --profiles`.
-    #[arg(long)]
-    pub profiles: Option<PathBuf>,
-    /// Configuration file, the same as `run -c`.
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
-    /// Override a configuration key: `-o priority=Warning` (repeatable).
-    #[arg(short = 'o', value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
+    /// The same configuration as `run`; any of these evaluates the recording.
+    #[command(flatten)]
+    pub config: crate::cmd::AgentConfigArgs,
     /// Which of the rules matching one event alert (Falco's `rule_matching`):
     /// `first` (Falco's default) or `all`; default: the configuration's.
     #[arg(long = "rule-matching", value_name = "first|all",
@@ -63,23 +52,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         ))
     };
     let mut source = RecordingSource::new(input, &name);
-    let evaluate = !args.rules.is_empty()
-        || args.profiles.is_some()
-        || args.config.is_some()
-        || !args.overrides.is_empty();
+    let evaluate = args.config.given();
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let written = if evaluate {
-        let cfg = ConfigSource {
-            file: args.config.clone(),
-            overrides: args.overrides.clone(),
-            flags: Flags {
-                rules_files: args.rules.clone(),
-                profiles_dir: args.profiles.clone(),
-                rule_matching: args.rule_matching.as_deref().and_then(RuleMatching::parse),
-            },
-        }
-        .load()?;
+        let cfg = args
+            .config
+            .source(args.rule_matching.as_deref().and_then(RuleMatching::parse))
+            .load()?;
         let engine = agent::build_engine(&cfg, Mode::EnforceAlert)?;
         let opts = Options {
             drops: DropAlerts {

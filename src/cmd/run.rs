@@ -6,7 +6,6 @@ use crate::cmd::signals;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use falco_learn_enforcer::agent::{self, Mode as AgentMode};
-use falco_learn_enforcer::config::{ConfigSource, Flags};
 use falco_learn_enforcer::outputs::Outputs;
 use falco_learn_enforcer::pipeline::{DropAlerts, Options, Pipeline};
 use falco_learn_enforcer::source::LiveSource;
@@ -39,19 +38,8 @@ Metrics: http://127.0.0.1:8765/metrics.")]
 pub struct RunArgs {
     #[arg(long, value_enum, default_value = "enforce-alert")]
     pub mode: Mode,
-    /// Rules files in load order (repeatable); default: the embedded ruleset.
-    #[arg(short = 'r', long = "rules")]
-    pub rules: Vec<PathBuf>,
-    /// Directory of reviewed profiles (YAML); it must exist and hold profiles
-    /// (unless `-o profiles.allow_empty=true`). Without it: the rules only.
-    #[arg(long)]
-    pub profiles: Option<PathBuf>,
-    /// Configuration file (YAML, like falco.yaml; see deploy/falco-learn.yaml).
-    #[arg(short = 'c', long = "config")]
-    pub config: Option<PathBuf>,
-    /// Override a configuration key: `-o outputs.file.enabled=true` (repeatable).
-    #[arg(short = 'o', value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
+    #[command(flatten)]
+    pub config: crate::cmd::AgentConfigArgs,
     /// Stop after this long (tests, benchmarks); default: until SIGTERM.
     #[arg(long, value_parser = crate::cmd::duration_flag)]
     pub duration: Option<Duration>,
@@ -83,15 +71,7 @@ impl falco_learn_enforcer::pipeline::Control for Signals {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mode = AgentMode::from(args.mode);
-    let from = ConfigSource {
-        file: args.config.clone(),
-        overrides: args.overrides.clone(),
-        flags: Flags {
-            rules_files: args.rules.clone(),
-            profiles_dir: args.profiles.clone(),
-            rule_matching: None,
-        },
-    };
+    let from = args.config.source(None);
     let cfg = from.load()?;
     agent::check_mode(&cfg, mode)?;
     // Rules and profiles first: a bad file or a missing profiles directory

@@ -11,8 +11,13 @@
 //! is rendered by the generated allowlist rule of that image and dimension, so
 //! the fast path and the generated Falco rules say exactly the same thing.
 //!
-//! [`outputs`] delivers alerts (stdout, file, syslog, HTTP, program);
-//! [`config`] is the YAML configuration; [`metrics`] names every metric.
+//! The agent around it: [`pipeline`] (`source → engine → outputs +
+//! telemetry`, drop alerts, reloads) fed by a [`source`] (the live probe or a
+//! recording), [`agent`] (configuration → engine and probe settings),
+//! [`kill`] (enforce-kill's bookkeeping), [`outputs`] (stdout, file, syslog,
+//! HTTP, program), [`config`] (the typed configuration), [`metrics`] (every
+//! metric, declared once) and [`telemetry`] (their only emitter). See
+//! `enforcer/README.md`.
 
 pub mod agent;
 pub mod config;

@@ -822,6 +822,9 @@ fn a_custom_read_rule_fires_on_any_spelling_and_follows_a_reload() {
             "profiles.allow_empty=true",
             "-o",
             "outputs.stdout.enabled=true",
+            // not the default port: other agents on this machine may hold it
+            "-o",
+            "metrics.enabled=false",
         ],
     );
     assert!(

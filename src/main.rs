@@ -38,7 +38,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Capture live events with the eBPF probe and write them as JSON lines.
     Record(cmd::record::RecordArgs),
-    /// Read a JSON-lines recording back through the pipeline.
+    /// Read a JSON-lines recording back; with rules, profiles or a config: the
+    /// agent's alerts on it (offline enforcement).
     Replay(cmd::replay::ReplayArgs),
     /// Work with Falco rules files.
     #[command(subcommand)]

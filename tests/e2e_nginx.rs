@@ -25,8 +25,7 @@
 //! `bash tests/e2e/nginx-demo.sh` runs just this test with its output.
 
 mod common;
-#[path = "../probe/tests/support/mod.rs"]
-mod support;
+use falco_learn_test_support as support;
 
 use common::{free_port, lock, Agent};
 use falco_learn_profiler::{Dimension, ImageRef, Profile};

@@ -9,8 +9,7 @@
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
 mod common;
-#[path = "../probe/tests/support/mod.rs"]
-mod support;
+use falco_learn_test_support as support;
 
 use common::{free_port, scrape, Agent};
 use falco_learn_profiler::{ImageRef, Profile};

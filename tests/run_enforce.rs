@@ -694,11 +694,11 @@ fn stuck_outputs_stall_neither_evaluation_nor_shutdown() {
             "-o",
             &http_o,
             "-o",
-            "outputs.http.timeout_ms=600000",
+            "outputs.http.timeout=10m",
             "-o",
             "outputs.http.queue=10",
             "-o",
-            "outputs.shutdown_timeout_ms=2000",
+            "outputs.shutdown_timeout=2s",
         ],
     );
     let agent_pid = agent.child.id();
@@ -822,6 +822,9 @@ fn a_custom_read_rule_fires_on_any_spelling_and_follows_a_reload() {
             "profiles.allow_empty=true",
             "-o",
             "outputs.stdout.enabled=true",
+            // not the default port: other agents on this machine may hold it
+            "-o",
+            "metrics.enabled=false",
         ],
     );
     assert!(

@@ -1,8 +1,74 @@
 //! The agent's configuration: a YAML file like falco.yaml, every option with a
 //! default, unknown keys rejected, and `-o key.path=value` overrides applied on top.
 
-use serde::Deserialize;
+use falco_learn_rules::{Priority, RuleMatching};
+use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The container runtime section is the probe's own settings type (one set
+/// of defaults, in the probe).
+pub type ContainerRuntimes = falco_learn_probe::runtime::RuntimeConfig;
+
+/// Keys that held numbers with a unit in their name, now durations under
+/// another name: (old key, new key, the old unit as a humantime suffix).
+pub const RENAMED_DURATIONS: &[(&str, &str, &str)] = &[
+    (
+        "outputs.shutdown_timeout_ms",
+        "outputs.shutdown_timeout",
+        "ms",
+    ),
+    ("outputs.http.timeout_ms", "outputs.http.timeout", "ms"),
+    (
+        "outputs.http.connect_timeout_ms",
+        "outputs.http.connect_timeout",
+        "ms",
+    ),
+    (
+        "outputs.program.timeout_ms",
+        "outputs.program.timeout",
+        "ms",
+    ),
+    ("drops.rate_limit_secs", "drops.rate_limit", "s"),
+    (
+        "container_runtimes.lookup_timeout_ms",
+        "container_runtimes.lookup_timeout",
+        "ms",
+    ),
+    (
+        "container_runtimes.hold_ms",
+        "container_runtimes.hold",
+        "ms",
+    ),
+];
+
+/// `priority` keys: Falco's names, any case (`Warning`, `WARNING`).
+fn priority<'de, D: Deserializer<'de>>(d: D) -> Result<Priority, D::Error> {
+    let s = String::deserialize(d)?;
+    Priority::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown priority {s:?} (Emergency, Alert, Critical, Error, Warning, Notice, \
+             Informational, Debug)"
+        ))
+    })
+}
+
+/// `rule_matching`: `first` or `all`.
+fn rule_matching<'de, D: Deserializer<'de>>(d: D) -> Result<RuleMatching, D::Error> {
+    let s = String::deserialize(d)?;
+    RuleMatching::parse(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown value {s:?} (first or all)")))
+}
+
+#[cfg(test)]
+fn ser_priority<S: serde::Serializer>(p: &Priority, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_str())
+}
+
+#[cfg(test)]
+fn ser_rule_matching<S: serde::Serializer>(m: &RuleMatching, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
+}
 
 /// A configuration problem, naming the file (or override) and the key.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +83,16 @@ pub enum ConfigError {
     OverrideTarget { arg: String, key: String },
     #[error("{what}: {err}")]
     Invalid { what: String, err: String },
+    #[error(
+        "{file}: {old} is now {new}, a duration with its unit: {new}: {example} (see \
+         deploy/falco-learn.yaml)"
+    )]
+    Renamed {
+        file: String,
+        old: &'static str,
+        new: &'static str,
+        example: String,
+    },
     #[error("{key} must be between {min} and {max}, got {got}")]
     OutOfRange {
         key: &'static str,
@@ -41,12 +117,18 @@ pub enum Bound {
         min: f64,
         max: f64,
     },
+    Duration {
+        key: &'static str,
+        got: Duration,
+        min: Duration,
+        max: Duration,
+    },
 }
 
 impl Bound {
     pub fn key(&self) -> &'static str {
         match self {
-            Bound::Int { key, .. } | Bound::Float { key, .. } => key,
+            Bound::Int { key, .. } | Bound::Float { key, .. } | Bound::Duration { key, .. } => key,
         }
     }
 
@@ -67,6 +149,12 @@ impl Bound {
             Bound::Float { key, got, min, max } if !(min..=max).contains(&got) => {
                 out(key, &min, &max, got.to_string())
             }
+            Bound::Duration { key, got, min, max } if got < min || got > max => out(
+                key,
+                &humantime::format_duration(min),
+                &humantime::format_duration(max),
+                humantime::format_duration(got).to_string(),
+            ),
             _ => Ok(()),
         }
     }
@@ -87,10 +175,12 @@ pub const DEFAULT_QUEUE: usize = 10_000;
 /// Bounds of each output's queue (alerts are shared between the queues, so the
 /// memory they hold is that of the longest one).
 pub const QUEUE_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
-/// Bounds of output timeouts, in milliseconds.
-pub const OUTPUT_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=600_000;
-/// Bounds of `outputs.shutdown_timeout_ms` (0: exit without waiting).
-pub const SHUTDOWN_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 0..=600_000;
+/// Bounds of output timeouts.
+pub const OUTPUT_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(600);
+/// Bounds of `outputs.shutdown_timeout` (0: exit without waiting).
+pub const SHUTDOWN_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::ZERO..=Duration::from_secs(600);
 /// Bounds of `outputs.http.retries`.
 pub const HTTP_RETRIES_RANGE: std::ops::RangeInclusive<u32> = 1..=20;
 
@@ -163,9 +253,11 @@ pub struct HttpOutput {
     /// Attempts per alert (exponential backoff from 100 ms, capped at 5 s).
     pub retries: u32,
     /// Bound on one attempt, connecting included.
-    pub timeout_ms: u64,
-    /// Bound on connecting (within `timeout_ms`).
-    pub connect_timeout_ms: u64,
+    #[serde(with = "falco_learn_event::time::duration")]
+    pub timeout: Duration,
+    /// Bound on connecting (within `timeout`).
+    #[serde(with = "falco_learn_event::time::duration")]
+    pub connect_timeout: Duration,
 }
 impl Default for HttpOutput {
     fn default() -> Self {
@@ -174,8 +266,8 @@ impl Default for HttpOutput {
             url: "http://127.0.0.1:2801/".into(),
             queue: DEFAULT_QUEUE,
             retries: 5,
-            timeout_ms: 2_000,
-            connect_timeout_ms: 1_000,
+            timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -192,7 +284,8 @@ pub struct ProgramOutput {
     pub keep_alive: bool,
     /// keep_alive: bound on writing one alert to the program; otherwise bound on
     /// one alert's process (write, then exit), killed beyond it.
-    pub timeout_ms: u64,
+    #[serde(with = "falco_learn_event::time::duration")]
+    pub timeout: Duration,
     /// Alerts waiting for the program; beyond it alerts are dropped and counted.
     pub queue: usize,
 }
@@ -202,7 +295,7 @@ impl Default for ProgramOutput {
             enabled: false,
             program: "jq --unbuffered -c .".into(),
             keep_alive: true,
-            timeout_ms: 2_000,
+            timeout: Duration::from_secs(2),
             queue: DEFAULT_QUEUE,
         }
     }
@@ -221,12 +314,13 @@ pub struct Outputs {
     pub program: ProgramOutput,
     /// On SIGTERM, how long queued alerts may take to go out; what is still
     /// queued then is dropped and counted, and the agent exits.
-    pub shutdown_timeout_ms: u64,
+    #[serde(with = "falco_learn_event::time::duration")]
+    pub shutdown_timeout: Duration,
 }
 impl Default for Outputs {
     fn default() -> Self {
         Outputs {
-            shutdown_timeout_ms: 5_000,
+            shutdown_timeout: Duration::from_secs(5),
             format: Format::Json,
             stdout: StdoutOutput::default(),
             file: FileOutput::default(),
@@ -266,7 +360,9 @@ pub struct Profiles {
     /// at start and at every reload), e.g. an optional ConfigMap.
     pub allow_empty: bool,
     /// Priority of profile-anomaly alerts.
-    pub priority: String,
+    #[serde(deserialize_with = "priority")]
+    #[cfg_attr(test, serde(serialize_with = "ser_priority"))]
+    pub priority: Priority,
     /// Profile used for host processes (events whose container id is `host`),
     /// by image name as it appears in the profile (e.g. `host`); empty: none.
     pub host_image: String,
@@ -276,7 +372,7 @@ impl Default for Profiles {
         Profiles {
             dir: PathBuf::new(),
             allow_empty: false,
-            priority: "Warning".into(),
+            priority: Priority::Warning,
             host_image: String::new(),
         }
     }
@@ -289,14 +385,15 @@ pub struct Drops {
     /// Alert ("Falco internal: syscall event drop") when this fraction of events
     /// was dropped in an interval; 0 disables.
     pub threshold: f64,
-    /// At most one drop alert per this many seconds.
-    pub rate_limit_secs: u64,
+    /// At most one drop alert per this long.
+    #[serde(with = "falco_learn_event::time::duration")]
+    pub rate_limit: Duration,
 }
 impl Default for Drops {
     fn default() -> Self {
         Drops {
             threshold: 0.001,
-            rate_limit_secs: 30,
+            rate_limit: Duration::from_secs(30),
         }
     }
 }
@@ -311,56 +408,17 @@ pub struct Engine {
     pub ring_mib: u32,
 }
 impl Default for Engine {
+    /// The probe's defaults.
     fn default() -> Self {
+        let p = falco_learn_probe::ProbeConfig::default();
         Engine {
-            queue: 8192,
-            ring_mib: 16,
+            queue: p.queue_len,
+            ring_mib: p.ring_bytes / MIB,
         }
     }
 }
 
-/// Where container metadata comes from (image, pod; see the probe's `runtime` module).
-/// Sockets that do not exist are skipped: the defaults are the usual paths.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[cfg_attr(test, derive(serde::Serialize))]
-#[serde(deny_unknown_fields, default)]
-pub struct ContainerRuntimes {
-    /// Ask runtimes at all (false: events carry the container id and runtime only).
-    pub enabled: bool,
-    /// containerd gRPC sockets, the first existing one is used.
-    pub containerd_sockets: Vec<PathBuf>,
-    /// CRI sockets (CRI-O), every existing one is asked in order.
-    pub cri_sockets: Vec<PathBuf>,
-    /// Docker Engine API sockets, the first existing one is used.
-    pub docker_sockets: Vec<PathBuf>,
-    /// Podman API sockets (`podman system service`), the first existing one is used.
-    pub podman_sockets: Vec<PathBuf>,
-    /// Podman storage root for the on-disk fallback; null or empty: no fallback.
-    pub podman_storage: Option<PathBuf>,
-    /// Bound on one container's lookup, all sources together.
-    pub lookup_timeout_ms: u64,
-    /// How long events of a container being looked up wait for its metadata.
-    pub hold_ms: u64,
-}
-impl Default for ContainerRuntimes {
-    fn default() -> Self {
-        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect();
-        ContainerRuntimes {
-            enabled: true,
-            containerd_sockets: p(&[
-                "/run/containerd/containerd.sock",
-                "/var/run/containerd/containerd.sock",
-                "/run/k3s/containerd/containerd.sock",
-            ]),
-            cri_sockets: p(&["/run/crio/crio.sock", "/var/run/crio/crio.sock"]),
-            docker_sockets: p(&["/run/docker.sock", "/var/run/docker.sock"]),
-            podman_sockets: p(&["/run/podman/podman.sock", "/var/run/podman/podman.sock"]),
-            podman_storage: Some(PathBuf::from("/var/lib/containers/storage")),
-            lookup_timeout_ms: 2000,
-            hold_ms: 200,
-        }
-    }
-}
+const MIB: u32 = 1024 * 1024;
 
 /// The whole configuration. Every field has a default; see `falco-learn.yaml`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -370,10 +428,14 @@ pub struct Config {
     /// Rules files in load order; empty: the embedded default ruleset.
     pub rules_files: Vec<PathBuf>,
     /// Minimum priority of default-rule alerts (Falco's `priority`).
-    pub priority: String,
+    #[serde(deserialize_with = "priority")]
+    #[cfg_attr(test, serde(serialize_with = "ser_priority"))]
+    pub priority: Priority,
     /// Falco's `rule_matching`: `first` (only the first matching rule in load order
     /// alerts for an event, Falco's default) or `all`.
-    pub rule_matching: String,
+    #[serde(deserialize_with = "rule_matching")]
+    #[cfg_attr(test, serde(serialize_with = "ser_rule_matching"))]
+    pub rule_matching: RuleMatching,
     pub profiles: Profiles,
     pub outputs: Outputs,
     pub metrics: Metrics,
@@ -385,8 +447,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             rules_files: Vec::new(),
-            priority: "Debug".into(),
-            rule_matching: "first".into(),
+            priority: Priority::Debug,
+            rule_matching: RuleMatching::First,
             profiles: Profiles::default(),
             outputs: Outputs::default(),
             metrics: Metrics::default(),
@@ -394,6 +456,52 @@ impl Default for Config {
             engine: Engine::default(),
             container_runtimes: ContainerRuntimes::default(),
         }
+    }
+}
+
+/// Command-line flags that set configuration keys, applied as typed values
+/// over the file and `-o` (never turned into `-o` strings).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Flags {
+    /// `--rules` (repeatable): replaces `rules_files` when given.
+    pub rules_files: Vec<PathBuf>,
+    /// `--profiles DIR`: `profiles.dir`.
+    pub profiles_dir: Option<PathBuf>,
+    /// `--rule-matching`: `rule_matching`.
+    pub rule_matching: Option<RuleMatching>,
+}
+
+impl Flags {
+    fn apply(&self, cfg: &mut Config) {
+        if !self.rules_files.is_empty() {
+            cfg.rules_files.clone_from(&self.rules_files);
+        }
+        if let Some(d) = &self.profiles_dir {
+            cfg.profiles.dir.clone_from(d);
+        }
+        if let Some(m) = self.rule_matching {
+            cfg.rule_matching = m;
+        }
+    }
+}
+
+/// Where the configuration comes from: the file, `-o` overrides, flags. Kept
+/// so that a reload (SIGHUP) reads the file again the same way.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigSource {
+    /// `-c FILE`; `None`: the defaults.
+    pub file: Option<PathBuf>,
+    /// `-o key.path=value`, in order.
+    pub overrides: Vec<String>,
+    pub flags: Flags,
+}
+
+impl ConfigSource {
+    /// Read, override, validate.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut cfg = Config::load(self.file.as_deref(), &self.overrides)?;
+        self.flags.apply(&mut cfg);
+        Ok(cfg)
     }
 }
 
@@ -428,7 +536,52 @@ fn apply_override(root: &mut serde_yaml::Value, arg: &str) -> Result<(), ConfigE
     Ok(())
 }
 
+/// An old integer key in the tree is an error naming its new key.
+fn renamed_keys(tree: &serde_yaml::Value, name: &str, overridden: bool) -> Result<(), ConfigError> {
+    for &(old, new, unit) in RENAMED_DURATIONS {
+        let mut cur = Some(tree);
+        for part in old.split('.') {
+            cur = cur.and_then(|v| v.get(part));
+        }
+        if let Some(v) = cur {
+            let example = match v.as_u64() {
+                Some(n) => {
+                    let d = if unit == "s" {
+                        Duration::from_secs(n)
+                    } else {
+                        Duration::from_millis(n)
+                    };
+                    humantime::format_duration(d).to_string()
+                }
+                None => format!("10{unit}"),
+            };
+            return Err(ConfigError::Renamed {
+                file: if overridden {
+                    format!("{name} (with -o overrides)")
+                } else {
+                    name.to_string()
+                },
+                old,
+                new,
+                example,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Config {
+    /// The probe's settings from the `engine` and `container_runtimes`
+    /// sections; what they do not set keeps the probe's defaults.
+    pub fn probe_config(&self) -> falco_learn_probe::ProbeConfig {
+        falco_learn_probe::ProbeConfig {
+            ring_bytes: self.engine.ring_mib * MIB,
+            queue_len: self.engine.queue,
+            runtime: self.container_runtimes.clone(),
+            ..Default::default()
+        }
+    }
+
     /// Load `file` (or defaults when `None`), then apply `-o` overrides.
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
         let (name, text) = match file {
@@ -452,6 +605,7 @@ impl Config {
         for o in overrides {
             apply_override(&mut tree, o)?;
         }
+        renamed_keys(&tree, &name, !overrides.is_empty())?;
         // serde_path_to_error names the key at fault (`outputs.stdout.enabld: unknown field …`)
         let cfg: Config =
             serde_path_to_error::deserialize(tree).map_err(|e| ConfigError::Yaml {
@@ -471,23 +625,6 @@ impl Config {
             what: what.into(),
             err,
         };
-        for (what, p) in [
-            ("priority", &self.priority),
-            ("profiles.priority", &self.profiles.priority),
-        ] {
-            if falco_learn_rules::Priority::parse(p).is_none() {
-                return Err(bad(
-                    what,
-                    format!("unknown priority {p:?} (Emergency … Debug)"),
-                ));
-            }
-        }
-        if falco_learn_rules::RuleMatching::parse(&self.rule_matching).is_none() {
-            return Err(bad(
-                "rule_matching",
-                format!("unknown value {:?} (first or all)", self.rule_matching),
-            ));
-        }
         for b in self.bounds() {
             b.check()?;
         }
@@ -530,6 +667,12 @@ impl Config {
     /// Every numeric key with its value and its range, checked at load.
     pub fn bounds(&self) -> Vec<Bound> {
         let int = |key, got: u64, min, max| Bound::Int { key, got, min, max };
+        let dur = |key, got: Duration, r: &std::ops::RangeInclusive<Duration>| Bound::Duration {
+            key,
+            got,
+            min: *r.start(),
+            max: *r.end(),
+        };
         let within =
             |key, got: u64, r: &std::ops::RangeInclusive<u64>| int(key, got, *r.start(), *r.end());
         let queue = *QUEUE_RANGE.start() as u64..=*QUEUE_RANGE.end() as u64;
@@ -547,25 +690,25 @@ impl Config {
                 u64::from(o.http.retries),
                 &(u64::from(*HTTP_RETRIES_RANGE.start())..=u64::from(*HTTP_RETRIES_RANGE.end())),
             ),
-            within(
-                "outputs.http.timeout_ms",
-                o.http.timeout_ms,
-                &OUTPUT_TIMEOUT_MS_RANGE,
+            dur(
+                "outputs.http.timeout",
+                o.http.timeout,
+                &OUTPUT_TIMEOUT_RANGE,
             ),
-            within(
-                "outputs.http.connect_timeout_ms",
-                o.http.connect_timeout_ms,
-                &OUTPUT_TIMEOUT_MS_RANGE,
+            dur(
+                "outputs.http.connect_timeout",
+                o.http.connect_timeout,
+                &OUTPUT_TIMEOUT_RANGE,
             ),
-            within(
-                "outputs.program.timeout_ms",
-                o.program.timeout_ms,
-                &OUTPUT_TIMEOUT_MS_RANGE,
+            dur(
+                "outputs.program.timeout",
+                o.program.timeout,
+                &OUTPUT_TIMEOUT_RANGE,
             ),
-            within(
-                "outputs.shutdown_timeout_ms",
-                o.shutdown_timeout_ms,
-                &SHUTDOWN_TIMEOUT_MS_RANGE,
+            dur(
+                "outputs.shutdown_timeout",
+                o.shutdown_timeout,
+                &SHUTDOWN_TIMEOUT_RANGE,
             ),
             Bound::Float {
                 key: "drops.threshold",
@@ -573,23 +716,25 @@ impl Config {
                 min: 0.0,
                 max: 1.0,
             },
-            int(
-                "drops.rate_limit_secs",
-                self.drops.rate_limit_secs,
-                0,
-                86_400,
+            dur(
+                "drops.rate_limit",
+                self.drops.rate_limit,
+                &(Duration::ZERO..=Duration::from_secs(86_400)),
             ),
             int("engine.queue", self.engine.queue as u64, 1, 1 << 20),
             // locked kernel memory; also keeps ring_mib × 1 MiB within u32
             int("engine.ring_mib", u64::from(self.engine.ring_mib), 1, 1024),
-            int(
-                "container_runtimes.lookup_timeout_ms",
-                c.lookup_timeout_ms,
-                1,
-                60_000,
+            dur(
+                "container_runtimes.lookup_timeout",
+                c.lookup_timeout,
+                &(Duration::from_millis(1)..=Duration::from_secs(60)),
             ),
             // every alert of a new container waits this long at most
-            int("container_runtimes.hold_ms", c.hold_ms, 0, 10_000),
+            dur(
+                "container_runtimes.hold",
+                c.hold,
+                &(Duration::ZERO..=Duration::from_secs(10)),
+            ),
         ]
     }
 }
@@ -597,6 +742,41 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The config file's defaults are the probe's: one place to read them.
+    #[test]
+    fn container_runtime_defaults_match_the_probe() {
+        let ours = Config::default().probe_config();
+        let probe = falco_learn_probe::ProbeConfig::default();
+        assert_eq!(ours.ring_bytes, probe.ring_bytes);
+        assert_eq!(ours.queue_len, probe.queue_len);
+        let (ours, probe) = (ours.runtime, probe.runtime);
+        assert_eq!(ours.enabled, probe.enabled);
+        assert_eq!(ours.containerd_sockets, probe.containerd_sockets);
+        assert_eq!(ours.cri_sockets, probe.cri_sockets);
+        assert_eq!(ours.docker_sockets, probe.docker_sockets);
+        assert_eq!(ours.podman_sockets, probe.podman_sockets);
+        assert_eq!(ours.podman_storage, probe.podman_storage);
+        assert_eq!(ours.lookup_timeout, probe.lookup_timeout);
+        assert_eq!(ours.hold, probe.hold);
+    }
+
+    #[test]
+    fn empty_podman_storage_turns_the_fallback_off() {
+        for o in [
+            "container_runtimes.podman_storage=",
+            "container_runtimes.podman_storage=''",
+        ] {
+            let cfg = Config::load(None, &[o.into()]).expect("config");
+            assert_eq!(cfg.probe_config().runtime.podman_storage, None, "{o}");
+        }
+        let err = Config::load(None, &["container_runtimes.hold=1m".into()])
+            .expect_err("a minute-long hold is refused");
+        assert_eq!(
+            err.to_string(),
+            "container_runtimes.hold must be between 0s and 10s, got 1m"
+        );
+    }
 
     #[test]
     fn defaults_and_overrides() {
@@ -641,6 +821,10 @@ mod tests {
                     }
                 }
                 serde_yaml::Value::Number(_) => out.push(path.to_string()),
+                // durations are humantime strings
+                serde_yaml::Value::String(t) if humantime::parse_duration(t).is_ok() => {
+                    out.push(path.to_string())
+                }
                 _ => {}
             }
         }
@@ -653,6 +837,7 @@ mod tests {
         bounded.sort();
         assert_eq!(numeric, bounded, "numeric keys vs. keys with a bound");
         assert_eq!(numeric.len(), 16);
+        let ms = |d: Duration| humantime::format_duration(d).to_string();
         for b in bounds {
             let (key, tries): (&str, Vec<(String, String)>) = match b {
                 Bound::Int { key, min, max, .. } => {
@@ -670,10 +855,19 @@ mod tests {
                         (".nan".into(), "NaN".into()),
                     ],
                 ),
+                Bound::Duration { key, min, max, .. } => {
+                    let tick = Duration::from_millis(1);
+                    let mut t = vec![(ms(max + tick), ms(max + tick))];
+                    if min > Duration::ZERO {
+                        t.push((ms(min - tick), ms(min - tick)));
+                    }
+                    (key, t)
+                }
             };
             let (min, max) = match b {
                 Bound::Int { min, max, .. } => (min.to_string(), max.to_string()),
                 Bound::Float { min, max, .. } => (min.to_string(), max.to_string()),
+                Bound::Duration { min, max, .. } => (ms(min), ms(max)),
             };
             for (value, shown) in tries {
                 let err = Config::load(None, &[format!("{key}={value}")])
@@ -703,6 +897,89 @@ mod tests {
         assert_eq!(e, "engine.ring_mib: 3 is not a power of two");
     }
 
+    /// Every old integer key (file or `-o`) is refused with a message naming
+    /// its new key and the value as a duration; a bare number under a new key
+    /// asks for a unit.
+    #[test]
+    fn old_integer_keys_name_their_duration_keys() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("old.yaml");
+        for &(old, new, unit) in RENAMED_DURATIONS {
+            let (head, leaf) = old.rsplit_once('.').expect("section");
+            let mut yaml = String::new();
+            for (depth, part) in head.split('.').enumerate() {
+                yaml.push_str(&format!("{}{part}:\n", "  ".repeat(depth)));
+            }
+            yaml.push_str(&format!(
+                "{}{leaf}: 7\n",
+                "  ".repeat(head.split('.').count())
+            ));
+            std::fs::write(&f, &yaml).expect("write");
+            assert_eq!(
+                Config::load(Some(&f), &[]).expect_err(old).to_string(),
+                format!(
+                    "{}: {old} is now {new}, a duration with its unit: {new}: 7{unit} (see \
+                     deploy/falco-learn.yaml)",
+                    f.display()
+                )
+            );
+            assert_eq!(
+                Config::load(None, &[format!("{old}=7")])
+                    .expect_err(old)
+                    .to_string(),
+                format!(
+                    "<defaults> (with -o overrides): {old} is now {new}, a duration with its \
+                     unit: {new}: 7{unit} (see deploy/falco-learn.yaml)"
+                )
+            );
+            let e = Config::load(None, &[format!("{new}=7")])
+                .expect_err(new)
+                .to_string();
+            assert!(
+                e.ends_with(&format!(
+                    "{new}: 7 has no unit; write a duration such as 7ms or 7s"
+                )),
+                "{e}"
+            );
+        }
+        let c = Config::load(None, &["drops.rate_limit=1m 30s".into()]).expect("duration");
+        assert_eq!(c.drops.rate_limit, Duration::from_secs(90));
+    }
+
+    /// CLI flags are typed values over the file and `-o`.
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let f = dir.path().join("c.yaml");
+        std::fs::write(
+            &f,
+            "rules_files: [/from/file.yaml]\nprofiles:\n  dir: /from/file\n",
+        )
+        .expect("write");
+        let src = ConfigSource {
+            file: Some(f.clone()),
+            overrides: vec!["rule_matching=all".into()],
+            flags: Flags::default(),
+        };
+        let c = src.load().expect("load");
+        assert_eq!(c.rules_files, [PathBuf::from("/from/file.yaml")]);
+        assert_eq!(c.profiles.dir, PathBuf::from("/from/file"));
+        assert_eq!(c.rule_matching, RuleMatching::All);
+        let c = ConfigSource {
+            flags: Flags {
+                rules_files: vec![PathBuf::from("/flag/a, b.yaml")],
+                profiles_dir: Some(PathBuf::from("/flag/\"quoted\"")),
+                rule_matching: Some(RuleMatching::First),
+            },
+            ..src
+        }
+        .load()
+        .expect("load");
+        assert_eq!(c.rules_files, [PathBuf::from("/flag/a, b.yaml")]);
+        assert_eq!(c.profiles.dir, PathBuf::from("/flag/\"quoted\""));
+        assert_eq!(c.rule_matching, RuleMatching::First);
+    }
+
     #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -726,7 +1003,7 @@ mod tests {
             "{e}"
         );
         let c = Config::load(None, &["rule_matching=all".into()]).expect("all");
-        assert_eq!(c.rule_matching, "all");
+        assert_eq!(c.rule_matching, RuleMatching::All);
         let e = Config::load(None, &["priority=Loud".into()])
             .expect_err("priority")
             .to_string();
@@ -773,23 +1050,23 @@ mod tests {
             ("outputs.syslog.queue=0", "outputs.syslog.queue", "0"),
             ("outputs.http.queue=0", "outputs.http.queue", "0"),
             ("outputs.program.queue=0", "outputs.program.queue", "0"),
-            ("outputs.http.timeout_ms=0", "outputs.http.timeout_ms", "0"),
+            ("outputs.http.timeout=0s", "outputs.http.timeout", "0s"),
             (
-                "outputs.http.connect_timeout_ms=600001",
-                "outputs.http.connect_timeout_ms",
-                "600001",
+                "outputs.http.connect_timeout=10m 1ms",
+                "outputs.http.connect_timeout",
+                "10m 1ms",
             ),
             ("outputs.http.retries=0", "outputs.http.retries", "0"),
             ("outputs.http.retries=21", "outputs.http.retries", "21"),
             (
-                "outputs.program.timeout_ms=0",
-                "outputs.program.timeout_ms",
-                "0",
+                "outputs.program.timeout=0ms",
+                "outputs.program.timeout",
+                "0s",
             ),
             (
-                "outputs.shutdown_timeout_ms=600001",
-                "outputs.shutdown_timeout_ms",
-                "600001",
+                "outputs.shutdown_timeout=601s",
+                "outputs.shutdown_timeout",
+                "10m 1s",
             ),
         ] {
             let e = Config::load(None, &[o.into()]).expect_err(o).to_string();
@@ -805,13 +1082,13 @@ mod tests {
             &[
                 "outputs.program.queue=1".into(),
                 "outputs.http.queue=1000000".into(),
-                "outputs.shutdown_timeout_ms=0".into(),
-                "outputs.program.timeout_ms=600000".into(),
+                "outputs.shutdown_timeout=0s".into(),
+                "outputs.program.timeout=10m".into(),
                 "outputs.http.retries=20".into(),
             ],
         )
         .expect("edges");
         assert_eq!(c.outputs.program.queue, 1);
-        assert_eq!(c.outputs.shutdown_timeout_ms, 0);
+        assert_eq!(c.outputs.shutdown_timeout, Duration::ZERO);
     }
 }

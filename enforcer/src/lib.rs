@@ -11,12 +11,22 @@
 //! is rendered by the generated allowlist rule of that image and dimension, so
 //! the fast path and the generated Falco rules say exactly the same thing.
 //!
-//! [`outputs`] delivers alerts (stdout, file, syslog, HTTP, program);
-//! [`config`] is the YAML configuration; [`metrics`] names every metric.
+//! The agent around it: [`pipeline`] (`source → engine → outputs +
+//! telemetry`, drop alerts, reloads) fed by a [`source`] (the live probe or a
+//! recording), [`agent`] (configuration → engine and probe settings),
+//! [`kill`] (enforce-kill's bookkeeping), [`outputs`] (stdout, file, syslog,
+//! HTTP, program), [`config`] (the typed configuration), [`metrics`] (every
+//! metric, declared once) and [`telemetry`] (their only emitter). See
+//! `enforcer/README.md`.
 
+pub mod agent;
 pub mod config;
+pub mod kill;
 pub mod metrics;
 pub mod outputs;
+pub mod pipeline;
+pub mod source;
+pub mod telemetry;
 
 use ahash::{AHashMap, AHashSet};
 use falco_learn_event::Event;
@@ -24,10 +34,7 @@ use falco_learn_profiler::{generate_rules, rule_name, Dimension, ImageRef, Profi
 use falco_learn_rules::{Alert, LoadReport, Priority, Rule, RuleMatching, Ruleset};
 use std::path::{Path, PathBuf};
 
-/// The ruleset falco-learn ships, embedded so `run` works from any directory.
-pub use falco_learn_rules::DEFAULT_RULES;
-/// Name under which the embedded ruleset appears in reports.
-pub const DEFAULT_RULES_NAME: &str = "<embedded>/falco-learn_rules.yaml";
+use falco_learn_rules::{DEFAULT_RULES, DEFAULT_RULES_NAME};
 
 /// Why the engine could not be built; the old engine (if any) keeps running.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +147,7 @@ fn load_profile(
         image: img.to_string(),
         report: format!("{}: {e}", file.display()),
     })?;
-    let (mut grs, grep) =
+    let (grs, grep) =
         Ruleset::load_sources(&[(format!("generated rules of {}", file.display()), gen)]);
     if grep.has_errors() {
         return Err(EngineError::Generated {
@@ -151,8 +158,17 @@ fn load_profile(
     let mut alert_rules: [Option<Rule>; 3] = Default::default();
     for d in Dimension::ALL {
         let name = rule_name(&img, d);
-        grs.set_priority(&name, anomaly_priority);
-        alert_rules[dim_index(d)] = grs.rules().iter().find(|r| r.name == name).cloned();
+        // the engine's own copy of the rule takes the configured priority; the
+        // ruleset it came from is not changed after it was built
+        alert_rules[dim_index(d)] =
+            grs.rules()
+                .iter()
+                .find(|r| r.name == name)
+                .cloned()
+                .map(|mut r| {
+                    r.priority = anomaly_priority;
+                    r
+                });
     }
     Ok(Loaded {
         profile,
@@ -175,14 +191,83 @@ pub struct Engine {
     pub summary: EngineSummary,
 }
 
+/// Why an alert was raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A rule of the loaded rules files matched.
+    Rule,
+    /// The event departs from its image's profile in this dimension; the
+    /// alert is that dimension's generated rule's.
+    Anomaly(Dimension),
+    /// The agent's own condition (e.g. events dropped), not an event's.
+    Internal,
+}
+
+/// What the agent did about an alert's event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Action {
+    /// Alerted only.
+    #[default]
+    Alerted,
+    /// enforce-kill killed the exec in the kernel before it ran.
+    Killed,
+}
+
+impl Action {
+    /// The value of the `falco_learn.action` output field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Alerted => "alerted",
+            Action::Killed => "killed",
+        }
+    }
+}
+
+/// One alert and why it was raised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Raised {
+    pub cause: Cause,
+    pub action: Action,
+    pub alert: Alert,
+}
+
+/// A profile anomaly: the image whose profile the event departs from, the
+/// dimension, and what was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    /// `repository:tag` of the profile.
+    pub image: String,
+    pub dimension: Dimension,
+    pub action: Action,
+}
+
 /// Outcome of evaluating one event.
 #[derive(Debug, Default)]
 pub struct Verdict {
-    pub alerts: Vec<Alert>,
-    /// (image, dimension) of a profile anomaly, for metrics.
-    pub anomaly: Option<(String, Dimension)>,
+    /// The rule alerts in load order, then the anomaly alert if any.
+    pub alerts: Vec<Raised>,
+    /// The profile anomaly, if the event departs from its image's profile.
+    pub anomaly: Option<Anomaly>,
     /// Set the first time an image without a profile is seen.
     pub new_unprofiled: Option<String>,
+    /// The event is an exec that enforce-kill killed in the kernel.
+    pub killed: bool,
+}
+
+impl Verdict {
+    /// The alerts alone, in order.
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.iter().map(|r| &r.alert)
+    }
+}
+
+/// Mark an alert as the one of a killed exec: `output` gains ` action=killed`,
+/// `output_fields` `falco_learn.action: killed`, the tags `killed`.
+fn mark_killed(a: &mut Alert) {
+    a.output.push_str(" action=killed");
+    a.output_fields
+        .insert("falco_learn.action".into(), Action::Killed.as_str().into());
+    a.tags.push("killed".into());
 }
 
 fn load_rules(files: &[PathBuf]) -> (Ruleset, LoadReport, Vec<String>) {
@@ -326,8 +411,9 @@ impl Engine {
     }
 
     /// Falco's `rule_matching` for the default rules (built with `first`, Falco's default).
-    pub fn set_rule_matching(&mut self, mode: RuleMatching) {
+    pub fn with_rule_matching(mut self, mode: RuleMatching) -> Engine {
         self.rule_matching = mode;
+        self
     }
 
     /// Profile files skipped because they could not be loaded.
@@ -447,13 +533,28 @@ impl Engine {
 
     /// What the loaded rules need the kernel to report of read-only opens
     /// (profiles learn no reads, so only the rules count).
-    pub fn read_open_plan(&self) -> falco_learn_rules::kernel_plan::ReadOpenPlan {
+    pub fn read_open_plan(&self) -> falco_learn_rules::kernel_plan::OpenPlan {
         self.rules.read_open_plan()
     }
 
+    /// The write-open prefixes, names and endings the loaded rules need: a write-open
+    /// outside them can match no rule (`engine.kernel_filter` drops those a container's
+    /// profile allows).
+    pub fn write_open_plan(&self) -> falco_learn_rules::kernel_plan::OpenPlan {
+        self.rules.write_open_plan()
+    }
+
     /// Run one event through the default rules and its image's profile.
+    ///
+    /// An exec that enforce-kill killed (the event's `killed` flag, set by the
+    /// kernel) has its exec-anomaly alert marked killed ([`Action::Killed`]).
     pub fn evaluate(&mut self, ev: &Event) -> Verdict {
-        let mut v = Verdict::default();
+        use falco_learn_event::EventType;
+        let mut v = Verdict {
+            killed: ev.process.exe_flags.killed
+                && matches!(ev.event_type(), EventType::Execve | EventType::Execveat),
+            ..Verdict::default()
+        };
         let min = self.min_priority;
         // Falco's `priority` drops rules at load time, so a rule below it never hides a
         // later one under `rule_matching: first`.
@@ -461,7 +562,13 @@ impl Engine {
             ev,
             self.rule_matching,
             |r| r.priority <= min,
-            |r| v.alerts.push(r.alert(ev)),
+            |r| {
+                v.alerts.push(Raised {
+                    cause: Cause::Rule,
+                    action: Action::Alerted,
+                    alert: r.alert(ev),
+                })
+            },
         );
         // A profile anomaly is not one of the rules above: it is added after them
         // whatever `rule_matching` is (its generated rule is evaluated alone).
@@ -479,14 +586,33 @@ impl Engine {
         match self.profiles.get(repo).and_then(|t| t.get(tag)) {
             Some(l) => {
                 if let Some(a) = l.profile.check(ev) {
+                    let action = if v.killed && a.dimension == Dimension::Exec {
+                        Action::Killed
+                    } else {
+                        Action::Alerted
+                    };
                     match &l.alert_rules[dim_index(a.dimension)] {
-                        Some(rule) => v.alerts.push(rule.alert(ev)),
+                        Some(rule) => {
+                            let mut alert = rule.alert(ev);
+                            if action == Action::Killed {
+                                mark_killed(&mut alert);
+                            }
+                            v.alerts.push(Raised {
+                                cause: Cause::Anomaly(a.dimension),
+                                action,
+                                alert,
+                            });
+                        }
                         None => tracing::error!(
                             rule = %rule_name(&l.profile.image, a.dimension),
                             "generated rule missing for a profile anomaly"
                         ),
                     }
-                    v.anomaly = Some((l.profile.image.to_string(), a.dimension));
+                    v.anomaly = Some(Anomaly {
+                        image: l.profile.image.to_string(),
+                        dimension: a.dimension,
+                        action,
+                    });
                 }
             }
             None => {
@@ -514,33 +640,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use falco_learn_event::{Args, Container, EventType, EventTypeField, Process};
-
-    fn exec(path: &str, repo: &str) -> Event {
-        Event {
-            ts: 1_700_000_000_000_000_000,
-            typ: EventTypeField(EventType::Execve),
-            hostname: "node1".into(),
-            process: Process {
-                pid: 10,
-                comm: path.rsplit('/').next().unwrap_or(path).into(),
-                exepath: path.into(),
-                exe: path.into(),
-                ..Default::default()
-            },
-            container: Container {
-                id: "abc".into(),
-                name: "web".into(),
-                image_repository: repo.into(),
-                image_tag: "latest".into(),
-                ..Default::default()
-            },
-            args: Args::Exec {
-                filename: path.into(),
-            },
-            ..Default::default()
-        }
-    }
+    use falco_learn_test_support::events::{exec, open_write};
 
     fn from(dir: &tempfile::TempDir) -> ProfilesFrom<'_> {
         ProfilesFrom::Dir {
@@ -638,12 +738,18 @@ mod tests {
             .map(|r| r.alert(&ev))
             .collect();
         assert_eq!(want.len(), 1);
-        assert_eq!(v.alerts, want);
+        assert_eq!(v.alerts().cloned().collect::<Vec<_>>(), want);
+        assert_eq!(v.alerts[0].cause, Cause::Anomaly(Dimension::Exec));
+        assert_eq!(v.alerts[0].action, Action::Alerted);
         assert_eq!(
             v.anomaly,
-            Some(("docker.io/library/nginx:latest".into(), Dimension::Exec))
+            Some(Anomaly {
+                image: "docker.io/library/nginx:latest".into(),
+                dimension: Dimension::Exec,
+                action: Action::Alerted
+            })
         );
-        assert!(v.alerts[0].tags.iter().any(|t| t == "falco_learn"));
+        assert!(v.alerts[0].alert.tags.iter().any(|t| t == "falco_learn"));
     }
 
     /// Falco's `rule_matching`: with `first` (the default) one event alerts once, from
@@ -670,7 +776,7 @@ mod tests {
             eng.evaluate(&ev)
                 .alerts
                 .into_iter()
-                .map(|a| a.rule)
+                .map(|a| a.alert.rule)
                 .collect()
         };
         let (mut eng, _) = Engine::build(
@@ -682,7 +788,7 @@ mod tests {
         )
         .expect("engine");
         assert_eq!(fired(&mut eng), ["Low"]);
-        eng.set_rule_matching(RuleMatching::All);
+        let mut eng = eng.with_rule_matching(RuleMatching::All);
         assert_eq!(fired(&mut eng), ["Low", "One", "Two"]);
         let (mut eng, _) = Engine::build(
             &[f],
@@ -693,7 +799,7 @@ mod tests {
         )
         .expect("engine");
         assert_eq!(fired(&mut eng), ["One"]);
-        eng.set_rule_matching(RuleMatching::All);
+        let mut eng = eng.with_rule_matching(RuleMatching::All);
         assert_eq!(fired(&mut eng), ["One", "Two"]);
     }
 
@@ -722,8 +828,7 @@ mod tests {
             .expect("engine");
         let v = eng.evaluate(&exec("/bin/sh", "docker.io/library/nginx"));
         let a = v
-            .alerts
-            .iter()
+            .alerts()
             .find(|a| a.tags.iter().any(|t| t == "falco_learn"))
             .expect("anomaly alert");
         assert_eq!(a.priority, "Critical");
@@ -741,25 +846,6 @@ mod tests {
             }
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("bad rules accepted"),
-        }
-    }
-
-    fn write_ev(path: &str, repo: &str) -> Event {
-        Event {
-            typ: EventTypeField(EventType::Openat),
-            res: 3,
-            fd: Some(falco_learn_event::Fd {
-                num: 3,
-                name: path.into(),
-                ..Default::default()
-            }),
-            args: Args::Open {
-                name: path.into(),
-                flags: 0o1101,
-                mode: 0o644,
-                dirfd: -100,
-            },
-            ..exec("/usr/sbin/nginx", repo)
         }
     }
 
@@ -838,7 +924,7 @@ mod tests {
         // both good profiles are enforced
         let v = eng.evaluate(&exec("/bin/sh", "docker.io/library/redis"));
         assert_eq!(
-            v.anomaly,
+            v.anomaly.map(|a| (a.image, a.dimension)),
             Some(("docker.io/library/redis:latest".into(), Dimension::Exec))
         );
         assert_eq!(v.alerts.len(), 1);
@@ -854,7 +940,7 @@ mod tests {
             ("/tmp/a\nbX", 1),
             ("/tmp/a", 1),
         ] {
-            let v = eng.evaluate(&write_ev(path, "docker.io/library/nginx"));
+            let v = eng.evaluate(&open_write(path, "docker.io/library/nginx"));
             assert_eq!(v.alerts.len(), alerts, "{path:?}: {:?}", v.alerts);
         }
         // the busybox profile was skipped: its image is unprofiled

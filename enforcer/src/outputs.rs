@@ -13,15 +13,15 @@
 //! `connect`, `shutdown`, `closed`). The queues share each alert, so their memory
 //! is that of the longest one.
 //!
-//! Every wait has a bound: an HTTP attempt `outputs.http.timeout_ms` (connecting
-//! `connect_timeout_ms`), a syslog send one second, writing one alert to the
-//! program `outputs.program.timeout_ms`. `program` runs at most one process at a
+//! Every wait has a bound: an HTTP attempt `outputs.http.timeout` (connecting
+//! `connect_timeout`), a syslog send one second, writing one alert to the
+//! program `outputs.program.timeout`. `program` runs at most one process at a
 //! time, as Falco does, in its own process group: with `keep_alive` one
 //! long-lived process (restarted when it exits, at most once a second; killed
 //! and restarted when it stalls in the middle of a line); without it one process
 //! per alert, in turn, killed with its group when it has not read its line and
 //! exited within the timeout. [`Outputs::close`] lets the queues drain until
-//! `outputs.shutdown_timeout_ms`, then counts what is left as `shutdown`, kills
+//! `outputs.shutdown_timeout`, then counts what is left as `shutdown`, kills
 //! the program's process group and returns, leaving a worker stuck in a write
 //! (a blocked stdout or file) behind.
 //!
@@ -192,12 +192,12 @@ struct Shared {
 
 impl Shared {
     fn new(name: &'static str, reasons: &[&'static str]) -> Arc<Shared> {
-        let delivered = metrics::counter!(m::ALERTS_OUT, "output" => name);
+        let delivered = m::ALERTS_OUT.counter(&[("output", name.into())]);
         delivered.increment(0);
         let failed = reasons
             .iter()
             .map(|&r| {
-                let c = metrics::counter!(m::ALERTS_FAILED, "output" => name, "reason" => r);
+                let c = m::ALERTS_FAILED.counter(&[("output", name.into()), ("reason", r.into())]);
                 c.increment(0);
                 (r, c)
             })
@@ -217,7 +217,8 @@ impl Shared {
         *t.stats.failed.entry(reason).or_insert(0) += n;
         match self.failed.iter().find(|(r, _)| *r == reason) {
             Some((_, c)) => c.increment(n),
-            None => metrics::counter!(m::ALERTS_FAILED, "output" => self.name, "reason" => reason)
+            None => m::ALERTS_FAILED
+                .counter(&[("output", self.name.into()), ("reason", reason.into())])
                 .increment(n),
         }
     }
@@ -898,8 +899,8 @@ impl Outputs {
         if cfg.http.enabled {
             let h = &cfg.http;
             let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_millis(h.timeout_ms)))
-                .timeout_connect(Some(Duration::from_millis(h.connect_timeout_ms)))
+                .timeout_global(Some(h.timeout))
+                .timeout_connect(Some(h.connect_timeout))
                 .http_status_as_error(true)
                 .build()
                 .into();
@@ -911,8 +912,8 @@ impl Outputs {
                     agent,
                     url: h.url.clone(),
                     retries: h.retries,
-                    timeout: Duration::from_millis(h.timeout_ms),
-                    connect_timeout: Duration::from_millis(h.connect_timeout_ms),
+                    timeout: h.timeout,
+                    connect_timeout: h.connect_timeout,
                 }),
                 None,
             )?);
@@ -924,7 +925,7 @@ impl Outputs {
                 format,
                 program: p.program.clone(),
                 keep_alive: p.keep_alive,
-                timeout: Duration::from_millis(p.timeout_ms),
+                timeout: p.timeout,
                 input: None,
                 last_spawn: None,
                 warned: false,
@@ -1240,19 +1241,13 @@ mod tests {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            let Some(st) = falco_learn_probe::procfs::Stat::read(pid) else {
                 continue;
             };
-            let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-                continue;
-            };
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f.len() < 3 || f[0] == "Z" || f[0] == "X" {
+            if matches!(st.state, 'Z' | 'X') {
                 continue;
             }
-            let (Ok(ppid), Ok(pgid)) = (f[1].parse(), f[2].parse()) else {
-                continue;
-            };
+            let (ppid, pgid) = (st.ppid, st.pgrp);
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             out.push((pid, ppid, pgid, cmd.trim_end().to_string()));
@@ -1314,7 +1309,7 @@ mod tests {
         cfg.program.keep_alive = true;
         cfg.program.program = "sleep 600".into();
         cfg.program.queue = 100;
-        cfg.program.timeout_ms = 50;
+        cfg.program.timeout = Duration::from_millis(50);
         let mut o = Outputs::new(&cfg).expect("outputs");
         let me = std::process::id();
         let groups: std::collections::BTreeSet<u32> = procs()
@@ -1355,7 +1350,7 @@ mod tests {
         cfg.program.keep_alive = false;
         cfg.program.program = "sleep 8".into();
         cfg.program.queue = 1000;
-        cfg.program.timeout_ms = 100;
+        cfg.program.timeout = Duration::from_millis(100);
         let mut o = Outputs::new(&cfg).expect("outputs");
         let a = alert("one-at-a-time");
         for _ in 0..1000 {
@@ -1412,7 +1407,7 @@ mod tests {
         cfg.http.enabled = true;
         cfg.http.url = format!("http://127.0.0.1:{port}/");
         // one attempt alone would outlast the test
-        cfg.http.timeout_ms = 600_000;
+        cfg.http.timeout = Duration::from_secs(600);
         cfg.http.queue = 100;
         let mut o = Outputs::new(&cfg).expect("outputs");
         for _ in 0..50 {
@@ -1438,7 +1433,7 @@ mod tests {
         let mut cfg = quiet();
         cfg.http.enabled = true;
         cfg.http.url = format!("http://127.0.0.1:{port}/");
-        cfg.http.timeout_ms = 100;
+        cfg.http.timeout = Duration::from_millis(100);
         cfg.http.retries = 2;
         let mut o = Outputs::new(&cfg).expect("outputs");
         for _ in 0..3 {

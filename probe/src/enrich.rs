@@ -35,7 +35,7 @@ const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const AF_NETLINK: u16 = 16;
 const AF_PACKET: u16 = 17;
-const EINPROGRESS: i64 = 115;
+use falco_learn_event::errno::EINPROGRESS;
 const O_DIRECTORY: u32 = 0o200000;
 
 /// Turns [`Raw`] records into [`Event`]s, keeping the process table current.
@@ -156,9 +156,7 @@ fn sock_fd(num: i64, s: &abi::Sock) -> Fd {
 
 impl Enricher {
     pub fn new(procs: ProcessTable, boot_epoch_ns: u64) -> Self {
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
+        let hostname = crate::procfs::hostname();
         Enricher {
             procs,
             users: Users::default(),

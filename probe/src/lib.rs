@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod procfs;
 pub use preflight::{preflight, PreflightError};
 
 /// The compiled kernel object (CO-RE, built by build.rs).

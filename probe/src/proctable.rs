@@ -129,19 +129,15 @@ impl ProcessTable {
     /// Read one process from /proc (None when it is gone).
     pub fn read_proc(&self, pid: u32) -> Option<ProcInfo> {
         let base = format!("/proc/{pid}");
-        let stat = std::fs::read_to_string(format!("{base}/stat")).ok()?;
-        // comm is in parentheses and may contain spaces or ')'
-        let open = stat.find('(')?;
-        let close = stat.rfind(')')?;
-        let comm = stat.get(open + 1..close)?.to_string();
-        let rest: Vec<&str> = stat.get(close + 2..)?.split_whitespace().collect();
-        let field = |i: usize| rest.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-        // rest[0] = state (field 3); ppid = field 4 → rest[1]
-        let ppid = field(1) as u32;
-        let pgid = field(2) as u32;
-        let sid = field(3) as u32;
-        let tty = field(4) as u32;
-        let starttime_ticks = field(19);
+        let crate::procfs::Stat {
+            comm,
+            ppid,
+            pgrp: pgid,
+            session: sid,
+            tty_nr: tty,
+            starttime: starttime_ticks,
+            ..
+        } = crate::procfs::Stat::read(pid)?;
         let cmdline = std::fs::read(format!("{base}/cmdline")).unwrap_or_default();
         let mut argv: Vec<String> = cmdline
             .split(|b| *b == 0)

@@ -7,7 +7,7 @@
 //!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
-mod support;
+use falco_learn_test_support as support;
 
 use falco_learn_event::EventType;
 use falco_learn_probe::kill::cgroup_of;

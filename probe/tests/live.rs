@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-mod support;
+use falco_learn_test_support as support;
 use std::time::{Duration, Instant};
 
 struct Shared {

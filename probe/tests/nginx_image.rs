@@ -9,7 +9,7 @@
 //! Needs root, containerd, ctr, podman and apt access to Debian's packages;
 //! elsewhere a loud SKIP.
 
-mod support;
+use falco_learn_test_support as support;
 
 use falco_learn_event::{Event, EventType};
 use falco_learn_probe::ProbeConfig;

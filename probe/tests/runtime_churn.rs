@@ -6,7 +6,7 @@
 //!
 //! Needs root, containerd and ctr; elsewhere a loud SKIP.
 
-mod support;
+use falco_learn_test_support as support;
 
 use falco_learn_probe::ProbeConfig;
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 //!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
-mod support;
+use falco_learn_test_support as support;
 
 use falco_learn_event::{Event, EventType};
 use falco_learn_probe::container::{CgroupContainer, RuntimeKind};

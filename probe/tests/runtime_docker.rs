@@ -10,7 +10,7 @@
 //!
 //! Needs root, dockerd and docker (CI: `.ci/setup`); elsewhere a loud SKIP.
 
-mod support;
+use falco_learn_test_support as support;
 
 use falco_learn_event::{Event, Mount};
 use falco_learn_probe::runtime::{parse_rfc3339_ns, RuntimeConfig};

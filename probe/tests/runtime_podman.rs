@@ -7,7 +7,7 @@
 //! Needs root, podman and runc with /etc/containers/containers.conf from
 //! `.ci/setup`; elsewhere a loud SKIP.
 
-mod support;
+use falco_learn_test_support as support;
 
 use falco_learn_probe::runtime::{Lookup, Resolver, RuntimeConfig, Source};
 use falco_learn_probe::ProbeConfig;

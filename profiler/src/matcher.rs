@@ -9,8 +9,7 @@ use falco_learn_event::{Args, Event, EventType, FdType, L4Proto};
 use std::fmt;
 use std::net::IpAddr;
 
-/// `-EINPROGRESS`: a non-blocking connect under way counts as an attempt.
-pub const EINPROGRESS: i64 = -115;
+use falco_learn_event::errno::EINPROGRESS;
 const O_ACCMODE: u32 = 0o3;
 const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
@@ -125,7 +124,7 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
             tmpfs: ev.process.exe_flags.tmpfs,
         }),
         EventType::Connect | EventType::Sendto | EventType::Sendmsg
-            if ev.res >= 0 || ev.res == EINPROGRESS =>
+            if ev.res >= 0 || ev.res == -EINPROGRESS =>
         {
             let fd = ev.fd.as_ref()?;
             if ev.event_type() != EventType::Connect && fd.l4proto == L4Proto::Udp {
@@ -323,7 +322,7 @@ mod tests {
     #[test]
     fn connect_counts_in_progress_but_not_failures() {
         let mut e = ev(EventType::Connect);
-        e.res = EINPROGRESS;
+        e.res = -EINPROGRESS;
         e.fd = Some(Fd {
             typ: FdType::Ipv4,
             l4proto: L4Proto::Tcp,

@@ -3,7 +3,7 @@
 //! lookup the matcher does is a map lookup without allocation.
 
 use crate::ProfileError;
-use falco_learn_event::{Event, L4Proto};
+use falco_learn_event::L4Proto;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -12,88 +12,8 @@ use std::net::IpAddr;
 /// Version of the profile format (YAML files and stored values).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The image a profile describes: repository without tag or digest, and the
-/// tag ("" when the runtime reported none). One profile per pair; digests of
-/// the same tag (rebuilds, architectures) accumulate in [`Profile::digests`].
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ImageRef {
-    pub repository: String,
-    pub tag: String,
-}
-
-impl ImageRef {
-    pub fn new(repository: impl Into<String>, tag: impl Into<String>) -> ImageRef {
-        ImageRef {
-            repository: repository.into(),
-            tag: tag.into(),
-        }
-    }
-
-    /// The image of the event's container; `None` when the event carries no
-    /// image repository (host processes, or events not attributed yet).
-    pub fn of_event(ev: &Event) -> Option<ImageRef> {
-        let c = &ev.container;
-        (!c.image_repository.is_empty())
-            .then(|| ImageRef::new(c.image_repository.clone(), c.image_tag.clone()))
-    }
-
-    /// Whether the event comes from a container of exactly this image.
-    pub fn is_event(&self, ev: &Event) -> bool {
-        !self.repository.is_empty()
-            && ev.container.image_repository == self.repository
-            && ev.container.image_tag == self.tag
-    }
-
-    /// Short file stem: the repository's last path component, plus `_<tag>`
-    /// unless the tag is empty or `latest` (`docker.io/library/nginx:latest`
-    /// → `nginx`, `nginx:1.27` → `nginx_1.27`).
-    pub fn short_stem(&self) -> String {
-        let last = self
-            .repository
-            .rsplit('/')
-            .next()
-            .unwrap_or(&self.repository);
-        let base = if self.tag.is_empty() || self.tag == "latest" {
-            last.to_string()
-        } else {
-            format!("{last}_{}", self.tag)
-        };
-        sanitize_stem(&base)
-    }
-
-    /// Long file stem, unique per image: the whole repository with `/`
-    /// replaced by `_`, plus `_<tag>` when there is a tag.
-    pub fn full_stem(&self) -> String {
-        let base = if self.tag.is_empty() {
-            self.repository.clone()
-        } else {
-            format!("{}_{}", self.repository, self.tag)
-        };
-        sanitize_stem(&base.replace('/', "_"))
-    }
-}
-
-fn sanitize_stem(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.tag.is_empty() {
-            f.write_str(&self.repository)
-        } else {
-            write!(f, "{}:{}", self.repository, self.tag)
-        }
-    }
-}
+/// The image a profile describes (one home: the event crate).
+pub use falco_learn_event::image::ImageRef;
 
 /// How often, and when first and last, something was seen (ns since the epoch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

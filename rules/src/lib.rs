@@ -27,6 +27,8 @@ pub mod collector;
 /// The ruleset falco-learn ships (`rules/default/falco-learn_rules.yaml`: our own text,
 /// covering the 25 stable Falco rules' detections). The one copy every crate uses.
 pub const DEFAULT_RULES: &str = include_str!("../default/falco-learn_rules.yaml");
+/// The name [`DEFAULT_RULES`] goes by in load reports and logs.
+pub const DEFAULT_RULES_NAME: &str = "<embedded>/falco-learn_rules.yaml";
 
 pub mod compile;
 pub mod kernel_plan;

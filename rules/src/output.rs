@@ -194,11 +194,8 @@ pub struct Alert {
     pub time: String,
 }
 
-/// RFC 3339 time with nanoseconds and `Z`.
-pub fn rfc3339(ts: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts);
-    humantime::format_rfc3339_nanos(t).to_string()
-}
+/// RFC 3339 time with nanoseconds and `Z` (the event crate's, re-exported).
+pub use falco_learn_event::time::rfc3339;
 
 pub(crate) fn na_if_empty(s: &str) -> &str {
     if s.is_empty() {

@@ -423,15 +423,7 @@ fn rss_mib() -> f64 {
 }
 
 fn status_mib(key: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    falco_learn_probe::procfs::self_status_kib(key).map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
@@ -557,7 +549,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                 for ev in rx {
                     if let Some(e) = engine.as_mut() {
                         let v = e.evaluate(&ev);
-                        for a in &v.alerts {
+                        for a in v.alerts() {
                             // what an output does: render the JSON alert
                             std::hint::black_box(serde_json::to_string(a).ok());
                             alerts += 1;

@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Our default ruleset, used for poison resistance unless `-r` is given.
-pub use falco_learn_rules::DEFAULT_RULES;
+use falco_learn_rules::{DEFAULT_RULES, DEFAULT_RULES_NAME};
 
 /// Where the store lives unless `--store` or `FALCO_LEARN_STORE` says otherwise.
 pub const DEFAULT_STORE: &str = "/var/lib/falco-learn/store";
@@ -98,7 +98,7 @@ fn now_ns() -> u64 {
 /// Load the poison ruleset: `-r` files, or the embedded default rules.
 pub fn poison_rules(files: &[PathBuf]) -> anyhow::Result<Ruleset> {
     let (rs, report) = if files.is_empty() {
-        Ruleset::load_sources(&[("falco-learn_rules.yaml (embedded)", DEFAULT_RULES)])
+        Ruleset::load_sources(&[(DEFAULT_RULES_NAME, DEFAULT_RULES)])
     } else {
         Ruleset::load_files(files)
     };
@@ -149,7 +149,7 @@ impl Session<'_> {
         self.window.consumed += 1;
         self.counts.seen += 1;
         let c = &ev.container;
-        if !crate::cmd::image_matches_digest(
+        if !falco_learn_event::image::matches_digest(
             &self.pattern,
             &c.image_repository,
             &c.image_tag,
@@ -224,7 +224,7 @@ impl Session<'_> {
     fn sizes(&self) -> (usize, usize, usize) {
         let mut s = (0, 0, 0);
         for p in self.learner.profiles().values() {
-            if crate::cmd::image_matches(&self.pattern, &p.image.repository, &p.image.tag) {
+            if falco_learn_event::image::matches(&self.pattern, &p.image.repository, &p.image.tag) {
                 s.0 += p.exec.len();
                 s.1 += p.outbound.len();
                 s.2 += p.write_entries();
@@ -240,7 +240,9 @@ impl Session<'_> {
             .learner
             .profiles()
             .values()
-            .filter(|p| crate::cmd::image_matches(&self.pattern, &p.image.repository, &p.image.tag))
+            .filter(|p| {
+                falco_learn_event::image::matches(&self.pattern, &p.image.repository, &p.image.tag)
+            })
             .map(|p| {
                 p.learning
                     .ended
@@ -393,7 +395,7 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
     let stored: Vec<_> = store
         .profiles()?
         .into_iter()
-        .filter(|p| crate::cmd::image_matches(&pattern, &p.image.repository, &p.image.tag))
+        .filter(|p| falco_learn_event::image::matches(&pattern, &p.image.repository, &p.image.tag))
         .collect();
     learner.restore(
         stored,
@@ -706,7 +708,7 @@ fn summary(s: &Session, finished: bool, store: &Path) {
     );
     let mut any = false;
     for p in s.learner.profiles().values() {
-        if !crate::cmd::image_matches(&s.pattern, &p.image.repository, &p.image.tag) {
+        if !falco_learn_event::image::matches(&s.pattern, &p.image.repository, &p.image.tag) {
             continue;
         }
         any = true;

@@ -145,7 +145,7 @@ fn resolve(store: &StoreArg, what: &str) -> anyhow::Result<Vec<Profile>> {
     let v: Vec<Profile> = s
         .profiles()?
         .into_iter()
-        .filter(|p| crate::cmd::image_matches(what, &p.image.repository, &p.image.tag))
+        .filter(|p| falco_learn_event::image::matches(what, &p.image.repository, &p.image.tag))
         .collect();
     if v.is_empty() {
         bail!(
@@ -285,7 +285,7 @@ pub fn run(cmd: ProfilesCommand) -> anyhow::Result<ExitCode> {
                 Some(pat) => Some(
                     s.images()?
                         .into_iter()
-                        .filter(|i| crate::cmd::image_matches(pat, &i.repository, &i.tag))
+                        .filter(|i| falco_learn_event::image::matches(pat, &i.repository, &i.tag))
                         .collect(),
                 ),
                 None => None,

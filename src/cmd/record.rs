@@ -48,7 +48,7 @@ fn matches(ev: &Event, args: &RecordArgs) -> bool {
         return !cid.is_empty() && cid != "host" && (cid == id || id.starts_with(cid.as_str()));
     }
     if let Some(image) = &args.image {
-        return crate::cmd::image_matches(
+        return falco_learn_event::image::matches(
             image,
             &ev.container.image_repository,
             &ev.container.image_tag,
@@ -86,7 +86,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     }
     // the read-only opens our default rules can match (a recording replays them)
     let (rules, _) = falco_learn_rules::Ruleset::load_sources(&[(
-        "falco-learn_rules.yaml (embedded)",
+        falco_learn_rules::DEFAULT_RULES_NAME,
         falco_learn_rules::DEFAULT_RULES,
     )]);
     let plan = rules.read_open_plan();

@@ -99,6 +99,7 @@ fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::
              profiles loaded also connect, sendto, sendmsg and the opens)",
             sc.join(", ")
         )?;
+        let explain = falco_learn_enforcer::agent::explain_open_plan;
         explain(&mut out, "read-only opens", &rs.read_open_plan())?;
         writeln!(
             out,
@@ -112,51 +113,6 @@ fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The kernel plan of a ruleset for one kind of open, as `rules check --explain-kernel` and
-/// `run` print it: `what` names the opens ("read-only opens", "write-opens").
-pub fn explain(
-    out: &mut impl Write,
-    what: &str,
-    plan: &falco_learn_rules::kernel_plan::OpenPlan,
-) -> std::io::Result<()> {
-    match &plan.prefixes {
-        None => writeln!(
-            out,
-            "kernel: every one of the {what} is reported (the filter is off): {} cannot be \
-             reduced to path prefixes or file names",
-            plan.unconstrained.join(", ")
-        )?,
-        Some(p) => {
-            writeln!(
-                out,
-                "kernel: {what} reported under {} path prefixes, {} file names and {} file-name \
-                 endings{}:",
-                p.len(),
-                plan.names.len(),
-                plan.suffixes.len(),
-                if plan.noncanonical.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ", and every one whose passed path is not canonical (for {})",
-                        plan.noncanonical.join(", ")
-                    )
-                }
-            )?;
-            for (prefix, rules) in p.iter().zip(&plan.needed_by) {
-                writeln!(out, "  {prefix:<32} {}", rules.join(", "))?;
-            }
-            for (name, rules) in &plan.names {
-                writeln!(out, "  name {name:<27} {}", rules.join(", "))?;
-            }
-            for (ending, rules) in &plan.suffixes {
-                writeln!(out, "  name ending {ending:<20} {}", rules.join(", "))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 pub fn fields(args: FieldsArgs) -> anyhow::Result<ExitCode> {

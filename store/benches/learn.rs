@@ -119,8 +119,10 @@ fn run(n: u64, poison: bool, wide: bool) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("open store");
     let rules = poison.then(|| {
-        let text = include_str!("../../rules/default/falco-learn_rules.yaml");
-        let (rs, report) = Ruleset::load_sources(&[("falco-learn_rules.yaml", text)]);
+        let (rs, report) = Ruleset::load_sources(&[(
+            falco_learn_rules::DEFAULT_RULES_NAME,
+            falco_learn_rules::DEFAULT_RULES,
+        )]);
         assert!(!report.has_errors(), "{report}");
         rs
     });

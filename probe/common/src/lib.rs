@@ -73,11 +73,13 @@ impl Kind {
         Kind::ALL.iter().copied().find(|k| *k as u32 == v)
     }
 
-    /// Short name used in metrics and reports (`exec`, `openat`, …).
+    /// The `evt.type` of the events records of this kind become (`execve`,
+    /// `clone`, `openat`, …): the one name of a kind in metrics and reports.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Exec => "execve",
-            Kind::Fork => "fork",
+            // fork records become `clone` events (one name for both in metrics)
+            Kind::Fork => "clone",
             Kind::Exit => "procexit",
             Kind::Connect => "connect",
             Kind::Sendto => "sendto",

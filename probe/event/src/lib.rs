@@ -12,9 +12,12 @@
 //! structures lives in [`fields`]: one table drives rule parsing, the
 //! `falco-learn fields` listing and extraction.
 
+pub mod errno;
 pub mod fields;
+pub mod image;
 mod jsonl;
 pub mod path;
+pub mod time;
 
 pub use jsonl::{read_jsonl, write_jsonl, JsonlError, JsonlReader};
 

@@ -18,7 +18,7 @@
 //! privileged mode both grant `CAP_SYS_ADMIN` in the bounding set and clear
 //! `linux.maskedPaths`; no unprivileged default spec does both, so that is the test.
 
-use super::reference::ImageRef;
+use super::reference::Reference;
 use super::{ContainerMeta, LookupError, Source};
 use containerd_client::events::ContainerCreate;
 use containerd_client::services::v1::containers_client::ContainersClient;
@@ -156,8 +156,8 @@ pub(crate) fn meta_from_raw(
     // CRI keeps the name the user asked for in an annotation; the container's
     // image field may be an image id there
     let reference = first(&["io.kubernetes.cri.image-name"]);
-    let mut image = ImageRef::parse(&reference)
-        .or_else(|| ImageRef::parse(&c.image))
+    let mut image = Reference::parse(&reference)
+        .or_else(|| Reference::parse(&c.image))
         .unwrap_or_default();
     if image.digest.is_empty() {
         image.digest = digest.unwrap_or_default();
@@ -298,7 +298,7 @@ pub(crate) async fn watch_creates(
 /// Metadata of a container known only from its create event (it was deleted
 /// before it could be looked up): name = id, image from the event.
 pub(crate) fn meta_from_create(c: &Created, digest: Option<String>) -> ContainerMeta {
-    let mut image = ImageRef::parse(&c.image).unwrap_or_default();
+    let mut image = Reference::parse(&c.image).unwrap_or_default();
     if image.digest.is_empty() {
         image.digest = digest.unwrap_or_default();
     }
@@ -484,7 +484,7 @@ mod tests {
         };
         let m = meta_from_raw(&bare, None, BTreeMap::new());
         assert_eq!(m.privileged, None);
-        assert_eq!(m.image, ImageRef::default());
+        assert_eq!(m.image, Reference::default());
         assert_eq!(m.name, "x");
     }
 }

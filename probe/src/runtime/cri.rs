@@ -15,7 +15,7 @@
 //! when present; a runtime that sends neither leaves `privileged` unknown.
 
 use super::containerd::{spec_privileged, OciSpec};
-use super::reference::{is_image_id, ImageRef};
+use super::reference::{is_image_id, Reference};
 use super::{ContainerMeta, LookupError, Source};
 use falco_learn_event::Mount;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -108,12 +108,12 @@ pub(crate) fn meta_from_status(
     // the tag reference the runtime reports, else the one the user gave
     // (kubelet may create containers by image id), else the digest reference
     let mut image = spec
-        .and_then(|i| ImageRef::parse(&i.image))
-        .or_else(|| spec.and_then(|i| ImageRef::parse(&i.user_specified_image)))
-        .or_else(|| ImageRef::parse(&s.image_ref))
+        .and_then(|i| Reference::parse(&i.image))
+        .or_else(|| spec.and_then(|i| Reference::parse(&i.user_specified_image)))
+        .or_else(|| Reference::parse(&s.image_ref))
         .unwrap_or_default();
     if image.digest.is_empty() {
-        if let Some(d) = ImageRef::parse(&s.image_ref).filter(|d| !d.digest.is_empty()) {
+        if let Some(d) = Reference::parse(&s.image_ref).filter(|d| !d.digest.is_empty()) {
             image.digest = d.digest;
         }
     }

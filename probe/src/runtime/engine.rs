@@ -7,7 +7,7 @@
 //! (`RepoDigests`, the one of the container's repository). Podman serves the
 //! same Docker-compatible paths.
 
-use super::reference::{is_image_id, ImageRef};
+use super::reference::{is_image_id, Reference};
 use super::{parse_rfc3339_ns, ContainerMeta, LookupError, Source};
 use bytes::Bytes;
 use falco_learn_event::Mount;
@@ -81,16 +81,17 @@ pub(crate) fn meta_from_inspect(
 ) -> ContainerMeta {
     let labels = c.config.labels.clone().unwrap_or_default();
     // the reference as given; when the user ran an image id, the image's first tag
-    let mut reference = ImageRef::parse(&c.config.image);
+    let mut reference = Reference::parse(&c.config.image);
     if reference.is_none() {
         reference = image
             .and_then(|i| i.repo_tags.as_ref())
-            .and_then(|t| t.iter().find_map(|t| ImageRef::parse(t)));
+            .and_then(|t| t.iter().find_map(|t| Reference::parse(t)));
     }
     let mut image_ref = reference.unwrap_or_default();
     if image_ref.digest.is_empty() {
         if let Some(digests) = image.and_then(|i| i.repo_digests.as_ref()) {
-            let parsed: Vec<ImageRef> = digests.iter().filter_map(|d| ImageRef::parse(d)).collect();
+            let parsed: Vec<Reference> =
+                digests.iter().filter_map(|d| Reference::parse(d)).collect();
             let same_repo = parsed
                 .iter()
                 .find(|d| d.repository == image_ref.repository)

@@ -40,7 +40,7 @@ pub mod reference;
 use crate::container::{CgroupContainer, RuntimeKind};
 use ahash::{AHashMap, AHashSet};
 use falco_learn_event::{Container, Mount};
-use reference::ImageRef;
+use reference::Reference;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,7 +66,7 @@ pub struct ContainerMeta {
     /// Full id as the runtime knows it.
     pub id: String,
     pub name: String,
-    pub image: ImageRef,
+    pub image: Reference,
     /// Image id (`sha256:…` of the config) when the runtime gives it.
     pub image_id: String,
     pub privileged: Option<bool>,
@@ -117,8 +117,12 @@ pub enum LookupError {
     Unsupported(&'static str),
 }
 
-/// Resolver settings (part of [`crate::ProbeConfig`]).
-#[derive(Debug, Clone)]
+/// Resolver settings (part of [`crate::ProbeConfig`]). The agent's
+/// configuration file's `container_runtimes` section is this type (missing
+/// keys take [`RuntimeConfig::default`]; the internal limits are not in the
+/// file).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Resolve metadata at all (off: events carry the cgroup id and runtime only).
     pub enabled: bool,
@@ -131,20 +135,34 @@ pub struct RuntimeConfig {
     pub docker_sockets: Vec<PathBuf>,
     /// Podman API sockets (`podman system service`), first existing one used.
     pub podman_sockets: Vec<PathBuf>,
-    /// Podman storage root for the on-disk fallback (`None`: no fallback).
+    /// Podman storage root for the on-disk fallback (`None`, or empty in the
+    /// file: no fallback).
+    #[serde(deserialize_with = "optional_path")]
     pub podman_storage: Option<PathBuf>,
     /// Bound on one container's lookup (all its sources together).
+    #[serde(with = "falco_learn_event::time::duration")]
     pub lookup_timeout: Duration,
     /// How long events of a container being looked up wait for its metadata.
+    #[serde(with = "falco_learn_event::time::duration")]
     pub hold: Duration,
     /// Events held at most (past that the oldest goes out as it is).
+    #[serde(skip)]
     pub hold_max_events: usize,
     /// Cache slots at most.
+    #[serde(skip)]
     pub cache_max: usize,
     /// A failed lookup is retried on a later event after this long.
+    #[serde(skip)]
     pub retry_after: Duration,
     /// Requests queued for the resolver thread at most.
+    #[serde(skip)]
     pub queue_len: usize,
+}
+
+/// `null` and `""` are no path.
+fn optional_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<PathBuf>::deserialize(d)?.filter(|p| !p.as_os_str().is_empty()))
 }
 
 fn paths(p: &[&str]) -> Vec<PathBuf> {
@@ -713,58 +731,12 @@ async fn lookup_sources(
     Err(last)
 }
 
-/// RFC 3339 time (`Z` or `±hh:mm`, up to 9 fraction digits) → ns since the epoch;
-/// 0 for anything unparsable or before 1970 (Go's zero time `0001-01-01T00:00:00Z`).
-pub fn parse_rfc3339_ns(s: &str) -> u64 {
-    let s = s.trim();
-    let (base, offset_s): (String, i64) = if let Some(b) = s.strip_suffix('Z') {
-        (format!("{b}Z"), 0)
-    } else if s.len() > 6 && matches!(s.as_bytes()[s.len() - 6], b'+' | b'-') {
-        let (b, off) = s.split_at(s.len() - 6);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let mut hm = off[1..].split(':');
-        let h = hm.next().and_then(|h| h.parse::<i64>().ok());
-        let m = hm.next().and_then(|m| m.parse::<i64>().ok());
-        match (h, m) {
-            (Some(h), Some(m)) => (format!("{b}Z"), sign * (h * 3600 + m * 60)),
-            _ => return 0,
-        }
-    } else {
-        return 0;
-    };
-    let Ok(t) = humantime::parse_rfc3339(&base) else {
-        return 0;
-    };
-    let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) else {
-        return 0;
-    };
-    let ns = d.as_nanos() as i128 - offset_s as i128 * 1_000_000_000;
-    u64::try_from(ns).unwrap_or(0)
-}
+/// RFC 3339 → ns since the epoch (the event crate's, re-exported).
+pub use falco_learn_event::time::parse_rfc3339_ns;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339() {
-        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:01Z"), 1_000_000_000);
-        assert_eq!(
-            parse_rfc3339_ns("2026-11-22T01:44:13.477448342Z"),
-            1_795_311_853_477_448_342
-        );
-        assert_eq!(
-            parse_rfc3339_ns("2026-11-22T02:44:13.5+01:00"),
-            1_795_311_853_500_000_000
-        );
-        assert_eq!(
-            parse_rfc3339_ns("2026-11-21T20:44:13-05:00"),
-            1_795_311_853_000_000_000
-        );
-        assert_eq!(parse_rfc3339_ns("0001-01-01T00:00:00Z"), 0);
-        assert_eq!(parse_rfc3339_ns(""), 0);
-        assert_eq!(parse_rfc3339_ns("yesterday"), 0);
-    }
 
     fn cc(id: &str, runtime: RuntimeKind) -> Arc<CgroupContainer> {
         Arc::new(CgroupContainer {

@@ -7,7 +7,7 @@
 //! `<storage>/overlay-images/images.json` maps image ids to their `digest`.
 //! The privileged flag is not stored there: it stays unknown.
 
-use super::reference::ImageRef;
+use super::reference::Reference;
 use super::{parse_rfc3339_ns, ContainerMeta, LookupError, Source};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -79,7 +79,7 @@ pub(crate) fn meta_from_files(
         serde_json::from_str(&c.metadata)
             .map_err(|e| LookupError::Protocol(format!("containers.json metadata of {id}: {e}")))?
     };
-    let mut image = ImageRef::parse(&md.image_name).unwrap_or_default();
+    let mut image = Reference::parse(&md.image_name).unwrap_or_default();
     if image.digest.is_empty() {
         if let Some(images) = images_json {
             let imgs: Vec<StoredImage> = serde_json::from_slice(images)

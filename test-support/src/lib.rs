@@ -1,8 +1,11 @@
-//! Shared by the real-container tests (`runtime_containerd`, `runtime_podman`,
-//! `runtime_churn`): root/CI gating, a live probe collecting events, a
-//! containerd daemon (started only when none runs, stopped after), the busybox
-//! test image for ctr and podman, and commands that must succeed.
-#![allow(dead_code)]
+//! Test-only helpers shared by the crates' tests (a dev-dependency, never
+//! published): root/CI gating, a live probe collecting events, a containerd
+//! daemon (started only when none runs, stopped after), the busybox test image
+//! for ctr and podman, commands that must succeed ([`may_run`],
+//! [`Containerd`], [`CtrImage`], [`CtrContainer`], [`ctr_sh`], …), and event
+//! builders ([`events`]).
+
+pub mod events;
 
 use falco_learn_event::Event;
 use falco_learn_probe::{Probe, ProbeConfig};

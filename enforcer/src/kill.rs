@@ -1,6 +1,6 @@
 //! `run --mode enforce-kill`: keeps the kernel's kill maps
 //! ([`falco_learn_probe::kill`]) in step with the loaded profiles and the
-//! containers the probe sees.
+//! containers the source reports.
 //!
 //! - Each loaded profile gets a stable number and its executables as the
 //!   kernel allow-list (again after every SIGHUP reload; a profile that is no
@@ -11,14 +11,48 @@
 //! - Every 10 s, containers with no event for a minute whose last seen process
 //!   is gone are released (cgroup ids are never reused, so a stale entry can
 //!   never hit another container; releasing keeps the kernel map small).
+//!
+//! Which alert a kill marks is decided by the [`Engine`] from the event's own
+//! `killed` flag ([`crate::Action::Killed`]), not here.
 
-use falco_learn_enforcer::metrics as m;
-use falco_learn_enforcer::Engine;
-use falco_learn_event::{Event, EventType};
-use falco_learn_probe::kill::KillPolicy;
-use falco_learn_rules::Alert;
-use std::collections::HashMap;
+use crate::Engine;
+use falco_learn_event::Event;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
+
+/// The kernel side of enforce-kill, as the [`Killer`] uses it (the live
+/// probe's [`falco_learn_probe::kill::KillPolicy`]; a fake in tests).
+pub trait KillMaps {
+    /// Make `execs` the executables profile `profile` allows; how many it holds.
+    fn set_profile(&self, profile: u32, execs: &[String]) -> Result<usize, String>;
+    /// Forget profile `profile` and every cgroup under it.
+    fn drop_profile(&self, profile: u32);
+    /// Put the cgroup (v2 id) under `profile`.
+    fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), String>;
+    /// Stop enforcing the cgroup.
+    fn release(&self, cgroup: u64);
+}
+
+impl KillMaps for falco_learn_probe::kill::KillPolicy {
+    fn set_profile(&self, profile: u32, execs: &[String]) -> Result<usize, String> {
+        falco_learn_probe::kill::KillPolicy::set_profile(
+            self,
+            profile,
+            execs.iter().map(String::as_str),
+        )
+        .map_err(|e| e.to_string())
+    }
+    fn drop_profile(&self, profile: u32) {
+        falco_learn_probe::kill::KillPolicy::drop_profile(self, profile)
+    }
+    fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), String> {
+        falco_learn_probe::kill::KillPolicy::enforce(self, cgroup, profile)
+            .map_err(|e| e.to_string())
+    }
+    fn release(&self, cgroup: u64) {
+        falco_learn_probe::kill::KillPolicy::release(self, cgroup)
+    }
+}
 
 /// What happened to a container's enforcement.
 enum State {
@@ -33,6 +67,7 @@ enum State {
     Skipped,
 }
 
+/// enforce-kill's bookkeeping: profile numbers and the containers under them.
 pub struct Killer {
     /// (repository, tag) → profile number, stable across reloads.
     ids: HashMap<(String, String), u32>,
@@ -42,7 +77,14 @@ pub struct Killer {
     last_sweep: Instant,
 }
 
+impl Default for Killer {
+    fn default() -> Self {
+        Killer::new()
+    }
+}
+
 impl Killer {
+    /// No profile and no container yet.
     pub fn new() -> Killer {
         Killer {
             ids: HashMap::new(),
@@ -53,9 +95,9 @@ impl Killer {
     }
 
     /// Load every profile's allow-list; forget profiles no longer loaded.
-    pub fn sync(&mut self, policy: &KillPolicy, engine: &Engine) {
+    pub fn sync(&mut self, maps: &dyn KillMaps, engine: &Engine) {
         let loaded = engine.profile_execs();
-        let keep: std::collections::HashSet<(String, String)> = loaded
+        let keep: HashSet<(String, String)> = loaded
             .iter()
             .map(|(r, t, _)| (r.clone(), t.clone()))
             .collect();
@@ -66,7 +108,7 @@ impl Killer {
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         for (k, id) in gone {
-            policy.drop_profile(id);
+            maps.drop_profile(id);
             self.ids.remove(&k);
             self.containers
                 .retain(|_, s| !matches!(s, State::Enforced { profile, .. } if *profile == id));
@@ -80,7 +122,7 @@ impl Killer {
                     self.next += 1;
                     self.next - 1
                 });
-            match policy.set_profile(id, execs.iter().map(String::as_str)) {
+            match maps.set_profile(id, &execs) {
                 Ok(n) => tracing::info!(
                     "enforce-kill: {repo}:{tag} allows {n} executable(s); any other exec in its containers is killed"
                 ),
@@ -89,10 +131,10 @@ impl Killer {
         }
         // containers seen without a profile may have one now
         self.containers.retain(|_, s| !matches!(s, State::Skipped));
-        metrics::gauge!(m::KILL_CONTAINERS).set(self.enforced() as f64);
     }
 
-    fn enforced(&self) -> usize {
+    /// Containers under enforcement now.
+    pub fn enforced(&self) -> usize {
         self.containers
             .values()
             .filter(|s| matches!(s, State::Enforced { .. }))
@@ -100,7 +142,7 @@ impl Killer {
     }
 
     /// Put the event's container under its image's profile on its first event.
-    pub fn observe(&mut self, policy: &KillPolicy, engine: &Engine, ev: &Event) {
+    pub fn observe(&mut self, maps: &dyn KillMaps, engine: &Engine, ev: &Event) {
         let c = &ev.container;
         if c.id.is_empty() || c.id == "host" || c.image_repository.is_empty() {
             return;
@@ -121,7 +163,7 @@ impl Killer {
         let key = (c.image_repository.clone(), c.image_tag.clone());
         let state = match self.ids.get(&key) {
             Some(&profile) if engine.has_profile(&key.0, &key.1) => {
-                match policy.enforce(ev.cgroup_id, profile) {
+                match maps.enforce(ev.cgroup_id, profile) {
                     Ok(()) => {
                         tracing::info!(
                             "enforce-kill: container {} ({}:{}, cgroup id {}) is under its profile",
@@ -146,12 +188,11 @@ impl Killer {
             _ => State::Skipped,
         };
         self.containers.insert(c.id.clone(), state);
-        metrics::gauge!(m::KILL_CONTAINERS).set(self.enforced() as f64);
     }
 
     /// Release the cgroups of containers that are gone (every 10 s): no event
     /// for a minute and their last seen process no longer exists.
-    pub fn sweep(&mut self, policy: &KillPolicy) {
+    pub fn sweep(&mut self, maps: &dyn KillMaps) {
         if self.last_sweep.elapsed() < Duration::from_secs(10) {
             return;
         }
@@ -159,43 +200,104 @@ impl Killer {
         self.containers.retain(|cid, s| match s {
             State::Enforced { id, pid, last, .. } => {
                 let gone = last.elapsed() >= Duration::from_secs(60)
-                    && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+                    && !falco_learn_probe::procfs::alive(*pid);
                 if gone {
-                    policy.release(*id);
+                    maps.release(*id);
                     tracing::debug!("enforce-kill: container {cid} is gone");
                 }
                 !gone
             }
             State::Skipped => true,
         });
-        metrics::gauge!(m::KILL_CONTAINERS).set(self.enforced() as f64);
     }
 }
 
-/// Whether `ev` is an exec that enforce-kill killed (the process's later
-/// events, its exit, keep the flag in their process state).
-pub fn killed_exec(ev: &Event) -> bool {
-    ev.process.exe_flags.killed
-        && matches!(ev.event_type(), EventType::Execve | EventType::Execveat)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, ProfilesFrom};
+    use falco_learn_profiler::{ImageRef, Profile};
+    use falco_learn_rules::Priority;
+    use falco_learn_test_support::events::in_container;
+    use std::cell::RefCell;
 
-/// Mark the exec-anomaly alert of a killed exec (`output` gains
-/// ` action=killed`, `output_fields` `falco_learn.action`, tags `killed`).
-/// Returns whether an alert was marked.
-pub fn mark_killed(ev: &Event, alerts: &mut [Alert]) -> bool {
-    if !killed_exec(ev) {
-        return false;
+    #[derive(Default)]
+    struct Fake {
+        log: RefCell<Vec<String>>,
     }
-    let mut marked = false;
-    for a in alerts.iter_mut().filter(|a| {
-        a.tags.iter().any(|t| t == "falco_learn") && a.rule.starts_with("Unexpected process in ")
-    }) {
-        a.output.push_str(" action=killed");
-        a.output_fields
-            .insert("falco_learn.action".into(), "killed".into());
-        a.tags.push("killed".into());
-        marked = true;
+    impl KillMaps for Fake {
+        fn set_profile(&self, profile: u32, execs: &[String]) -> Result<usize, String> {
+            self.log
+                .borrow_mut()
+                .push(format!("set {profile} {}", execs.join(",")));
+            Ok(execs.len())
+        }
+        fn drop_profile(&self, profile: u32) {
+            self.log.borrow_mut().push(format!("drop {profile}"));
+        }
+        fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), String> {
+            self.log
+                .borrow_mut()
+                .push(format!("enforce {cgroup} {profile}"));
+            Ok(())
+        }
+        fn release(&self, cgroup: u64) {
+            self.log.borrow_mut().push(format!("release {cgroup}"));
+        }
     }
-    metrics::counter!(m::KILLS, "image" => ev.container.image()).increment(1);
-    marked
+
+    /// A profiled container is put under its profile once, on its first event
+    /// with a cgroup id; unprofiled containers and the host never are; a
+    /// reload without the profile drops it.
+    #[test]
+    fn containers_go_under_their_profile_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "latest"));
+        p.learn_exec("/usr/sbin/nginx", false, 1);
+        std::fs::write(
+            dir.path().join("nginx.yaml"),
+            falco_learn_profiler::to_yaml(&p),
+        )
+        .expect("write");
+        let from = ProfilesFrom::Dir {
+            path: dir.path(),
+            allow_empty: true,
+        };
+        let (engine, _) =
+            Engine::build(&[], Priority::Debug, from, Priority::Warning, "").expect("engine");
+        let maps = Fake::default();
+        let mut k = Killer::new();
+        k.sync(&maps, &engine);
+        k.observe(
+            &maps,
+            &engine,
+            &in_container("web", "docker.io/library/nginx", 0),
+        );
+        k.observe(
+            &maps,
+            &engine,
+            &in_container("web", "docker.io/library/nginx", 77),
+        );
+        k.observe(
+            &maps,
+            &engine,
+            &in_container("web", "docker.io/library/nginx", 77),
+        );
+        k.observe(
+            &maps,
+            &engine,
+            &in_container("db", "docker.io/library/redis", 78),
+        );
+        k.observe(&maps, &engine, &in_container("host", "", 1));
+        assert_eq!(k.enforced(), 1);
+        std::fs::remove_file(dir.path().join("nginx.yaml")).expect("rm");
+        let (empty, _) =
+            Engine::build(&[], Priority::Debug, from, Priority::Warning, "").expect("engine");
+        k.sync(&maps, &empty);
+        assert_eq!(k.enforced(), 0);
+        assert_eq!(
+            *maps.log.borrow(),
+            ["set 1 /usr/sbin/nginx", "enforce 77 1", "drop 1"]
+        );
+    }
 }

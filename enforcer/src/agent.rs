@@ -1,0 +1,188 @@
+//! The node agent from a configuration: the engine it builds, the probe
+//! settings it derives, and what it says at start. `run` and `replay` both
+//! come through here, so a recording is evaluated exactly as live events are.
+
+use crate::config::Config;
+use crate::{Engine, EngineError, ProfilesFrom};
+use falco_learn_probe::ProbeConfig;
+use falco_learn_rules::kernel_plan::OpenPlan;
+use std::io::Write;
+
+/// What the agent does about anomalies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Alert on rule matches and profile anomalies.
+    #[default]
+    EnforceAlert,
+    /// enforce-alert, and kill in the kernel every exec in a profiled
+    /// container whose executable is not in its image's profile.
+    EnforceKill,
+}
+
+/// Why the agent cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(
+        "--mode enforce-kill kills execs outside their image's profile, and no profiles are \
+         configured: give --profiles DIR (or profiles.dir)"
+    )]
+    KillWithoutProfiles,
+    #[error(
+        "--mode enforce-kill needs the cgroup v2 hierarchy (containers are recognised in the \
+         kernel by their cgroup v2 id) and none is mounted here; use --mode enforce-alert"
+    )]
+    KillWithoutCgroup2,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Refuse a mode this configuration or machine cannot run.
+pub fn check_mode(cfg: &Config, mode: Mode) -> Result<(), AgentError> {
+    if mode == Mode::EnforceKill {
+        if cfg.profiles.dir.as_os_str().is_empty() {
+            return Err(AgentError::KillWithoutProfiles);
+        }
+        if falco_learn_probe::kill::cgroup2_mount().is_none() {
+            return Err(AgentError::KillWithoutCgroup2);
+        }
+    }
+    Ok(())
+}
+
+/// The engine `cfg` describes, with what was loaded logged.
+pub fn build_engine(cfg: &Config, mode: Mode) -> Result<Engine, AgentError> {
+    let from = ProfilesFrom::configured(&cfg.profiles.dir, cfg.profiles.allow_empty);
+    let (engine, report) = Engine::build(
+        &cfg.rules_files,
+        cfg.priority,
+        from,
+        cfg.profiles.priority,
+        &cfg.profiles.host_image,
+    )?;
+    let engine = engine.with_rule_matching(cfg.rule_matching);
+    if from != ProfilesFrom::Nowhere && engine.profile_count() == 0 {
+        tracing::warn!(
+            "profiles directory {} holds no profiles (profiles.allow_empty): only the rules \
+             apply{} until profiles appear there and SIGHUP loads them",
+            cfg.profiles.dir.display(),
+            if mode == Mode::EnforceKill {
+                " and enforce-kill kills nothing"
+            } else {
+                ""
+            }
+        );
+    }
+    if !report.warnings.is_empty() {
+        tracing::info!(
+            "rules loaded with {} warning(s) (see `falco-learn rules check`)",
+            report.warnings.len()
+        );
+    }
+    let s = &engine.summary;
+    tracing::info!(
+        "rules: {} ({} rules, {} enabled); profiles from {}: {}",
+        s.rules_files.join(", "),
+        s.rules,
+        s.enabled_rules,
+        if from == ProfilesFrom::Nowhere {
+            "nowhere (no --profiles or profiles.dir)".to_string()
+        } else {
+            cfg.profiles.dir.display().to_string()
+        },
+        if s.profiles.is_empty() {
+            "none".to_string()
+        } else {
+            s.profiles
+                .iter()
+                .map(|(i, e, o, w)| format!("{i} ({e} execs, {o} outbound, {w} writes)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    Ok(engine)
+}
+
+/// The probe settings for `engine` under `cfg`: the configured probe
+/// section, with the syscalls and read filter the engine needs.
+pub fn probe_config(cfg: &Config, engine: &Engine, mode: Mode) -> ProbeConfig {
+    let plan = engine.read_open_plan();
+    let mut p = cfg.probe_config();
+    p.syscalls = Some(
+        engine
+            .needed_syscalls()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
+    p.read_names = plan.name_list();
+    p.read_suffixes = plan.suffix_list();
+    p.read_prefixes = plan.prefixes;
+    p.read_noncanonical = !plan.noncanonical.is_empty();
+    p.kill = mode == Mode::EnforceKill;
+    p
+}
+
+/// What the kernel reports of one kind of open under `plan`, as `rules check
+/// --explain-kernel` prints it: `what` names the opens ("read-only opens", "write-opens").
+pub fn explain_open_plan(out: &mut impl Write, what: &str, plan: &OpenPlan) -> std::io::Result<()> {
+    match &plan.prefixes {
+        None => writeln!(
+            out,
+            "kernel: every one of the {what} is reported (the filter is off): {} cannot be \
+             reduced to path prefixes, file names or file-name endings",
+            plan.unconstrained.join(", ")
+        )?,
+        Some(p) => {
+            writeln!(
+                out,
+                "kernel: {what} reported under {} path prefixes, {} file names and {} file-name \
+                 endings{}:",
+                p.len(),
+                plan.names.len(),
+                plan.suffixes.len(),
+                if plan.noncanonical.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", and every one whose passed path is not canonical (for {})",
+                        plan.noncanonical.join(", ")
+                    )
+                }
+            )?;
+            for (prefix, rules) in p.iter().zip(&plan.needed_by) {
+                writeln!(out, "  {prefix:<32} {}", rules.join(", "))?;
+            }
+            for (name, rules) in &plan.names {
+                writeln!(out, "  name {name:<27} {}", rules.join(", "))?;
+            }
+            for (ending, rules) in &plan.suffixes {
+                writeln!(out, "  name ending {ending:<20} {}", rules.join(", "))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Log what the kernel will report of one kind of open (a warning when a rule turns the
+/// in-kernel filter off).
+pub fn log_open_plan(what: &str, plan: &OpenPlan) {
+    let mut text = Vec::new();
+    // writing to a Vec cannot fail
+    let _ = explain_open_plan(&mut text, what, plan);
+    let text = String::from_utf8_lossy(&text);
+    if plan.prefixes.is_none() {
+        tracing::warn!("{}", text.trim_end());
+    } else {
+        tracing::info!("{}", text.trim_end());
+    }
+}
+
+/// The probe's form of a plan (the kernel's open filter).
+pub fn open_filter(plan: &OpenPlan) -> falco_learn_probe::filter::OpenFilterPlan {
+    falco_learn_probe::filter::OpenFilterPlan {
+        prefixes: plan.prefixes.clone(),
+        names: plan.name_list(),
+        suffixes: plan.suffix_list(),
+        noncanonical: !plan.noncanonical.is_empty(),
+    }
+}

@@ -1,0 +1,664 @@
+//! The agent: `source → engine → outputs + telemetry`.
+//!
+//! One loop for the live probe (`run`) and for a recording (`replay`):
+//! receive an event, evaluate it ([`Engine::evaluate`]), keep enforce-kill's
+//! containers in step ([`Killer`]), hand the alerts to the [`AlertSink`],
+//! count. Once a second on the source's clock: losses (and a drop alert past
+//! the threshold), enforce-kill's sweep, resolver and process metrics. A
+//! reload (SIGHUP) builds the next engine on a thread of its own while the
+//! running one keeps evaluating.
+
+use crate::kill::Killer;
+use crate::outputs::Outputs;
+use crate::source::{Next, Source};
+use crate::telemetry::Telemetry;
+use crate::{Action, Cause, Engine, Raised};
+use falco_learn_rules::{Alert, Priority};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where alerts go.
+pub trait AlertSink {
+    /// Deliver one alert. An error stops the pipeline (e.g. a closed pipe).
+    fn emit(&mut self, raised: &Raised) -> std::io::Result<()>;
+    /// Reopen files (SIGHUP, for logrotate).
+    fn reopen(&mut self) {}
+    /// Deliver what is queued, waiting at most `deadline`.
+    fn close(&mut self, _deadline: Duration) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AlertSink for Outputs {
+    fn emit(&mut self, raised: &Raised) -> std::io::Result<()> {
+        Outputs::emit(self, &raised.alert);
+        Ok(())
+    }
+    fn reopen(&mut self) {
+        Outputs::reopen(self)
+    }
+    fn close(&mut self, deadline: Duration) -> std::io::Result<()> {
+        Outputs::close(self, deadline);
+        Ok(())
+    }
+}
+
+/// Falco JSON alerts, one a line (`replay`).
+pub struct JsonLines<W: Write>(pub W);
+
+impl<W: Write> AlertSink for JsonLines<W> {
+    fn emit(&mut self, raised: &Raised) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.0, &raised.alert)?;
+        self.0.write_all(b"\n")
+    }
+    fn close(&mut self, _deadline: Duration) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Alerts kept in memory (tests).
+#[derive(Debug, Default)]
+pub struct Collect(pub Vec<Raised>);
+
+impl AlertSink for Collect {
+    fn emit(&mut self, raised: &Raised) -> std::io::Result<()> {
+        self.0.push(raised.clone());
+        Ok(())
+    }
+}
+
+/// Requests from outside the loop (signals, for `run`).
+pub trait Control {
+    /// Stop now (SIGINT, SIGTERM): what the source has queued is still evaluated.
+    fn stop_requested(&self) -> bool {
+        false
+    }
+    /// Reload rules and profiles (SIGHUP), true once per request.
+    fn take_reload(&self) -> bool {
+        false
+    }
+}
+
+/// No requests: run until the source ends.
+pub struct NoControl;
+impl Control for NoControl {}
+
+/// Builds the next engine on a reload (reads the configuration and files again).
+pub type Rebuild = Arc<dyn Fn() -> Result<Engine, String> + Send + Sync>;
+
+/// Drop alerts (Falco's "syscall event drop").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropAlerts {
+    /// Alert when this fraction of a second's events was lost; 0 disables.
+    pub threshold: f64,
+    /// At most one drop alert per this long.
+    pub rate_limit: Duration,
+}
+
+/// How the pipeline runs.
+#[derive(Clone)]
+pub struct Options {
+    pub drops: DropAlerts,
+    /// Stop after this long (wall time); `None`: until the source ends or a stop request.
+    pub until: Option<Duration>,
+    /// Bound on delivering queued alerts at the end.
+    pub shutdown_timeout: Duration,
+    /// Rebuilds the engine on a reload request; `None`: reloads are ignored.
+    pub rebuild: Option<Rebuild>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            drops: DropAlerts {
+                threshold: 0.0,
+                rate_limit: Duration::from_secs(30),
+            },
+            until: None,
+            shutdown_timeout: Duration::from_secs(5),
+            rebuild: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub events: u64,
+    pub alerts: u64,
+    pub anomalies: u64,
+    pub kills: u64,
+    pub drop_alerts: u64,
+}
+
+/// A running pipeline's state.
+pub struct Pipeline<'a> {
+    pub engine: Engine,
+    source: &'a mut dyn Source,
+    sink: &'a mut dyn AlertSink,
+    control: &'a dyn Control,
+    opts: Options,
+    /// Every event evaluated is also written here (JSON lines), e.g. `run --record`.
+    record: Option<Box<dyn Write + 'a>>,
+    killer: Option<Killer>,
+    telemetry: Telemetry,
+    summary: Summary,
+}
+
+const TICK_NS: u64 = 1_000_000_000;
+
+impl<'a> Pipeline<'a> {
+    /// Wire `engine` between `source` and `sink`, and tell the source what the
+    /// engine needs (syscalls, read filter, enforce-kill's allow-lists).
+    pub fn new(
+        engine: Engine,
+        source: &'a mut dyn Source,
+        sink: &'a mut dyn AlertSink,
+        control: &'a dyn Control,
+        opts: Options,
+    ) -> Pipeline<'a> {
+        let mut telemetry = Telemetry::new();
+        source.configure(&engine);
+        telemetry.profiles(&engine);
+        // every loss counter exists (at 0) from the start, so dashboards see it
+        telemetry.losses(&source.losses());
+        let killer = source.kill_maps().map(|maps| {
+            let mut k = Killer::new();
+            k.sync(maps, &engine);
+            telemetry.kill_containers(k.enforced());
+            k
+        });
+        Pipeline {
+            engine,
+            source,
+            sink,
+            control,
+            opts,
+            record: None,
+            killer,
+            telemetry,
+            summary: Summary::default(),
+        }
+    }
+
+    /// Also write every event evaluated to `out` (JSON lines).
+    pub fn record_to(&mut self, out: Box<dyn Write + 'a>) {
+        self.record = Some(out);
+    }
+
+    /// Whether enforce-kill is on (the source has kill maps).
+    pub fn kills(&self) -> bool {
+        self.killer.is_some()
+    }
+
+    /// Run until the source ends, a stop request, or `until`. Errors: the
+    /// sink's or the recording's (the pipeline stops at the first).
+    pub fn run(mut self) -> std::io::Result<Summary> {
+        let started = Instant::now();
+        let mut last_tick = 0u64;
+        let mut events_in_tick = 0u64;
+        let mut last_drop_alert: Option<u64> = None;
+        let mut reloading: Option<std::thread::JoinHandle<Result<Engine, String>>> = None;
+        let mut reload_again = false;
+        let mut stopping = false;
+        loop {
+            if !stopping
+                && (self.control.stop_requested()
+                    || self.opts.until.is_some_and(|d| started.elapsed() >= d))
+            {
+                stopping = true;
+                self.source.stop();
+            }
+            if self.control.take_reload() {
+                self.sink.reopen();
+                if reloading.is_some() {
+                    // One reload at a time; the files are read again after it.
+                    reload_again = true;
+                } else {
+                    reloading = self.start_reload();
+                }
+            }
+            if reloading.as_ref().is_some_and(|h| h.is_finished()) {
+                if let Some(h) = reloading.take() {
+                    self.finish_reload(h);
+                }
+                if std::mem::take(&mut reload_again) {
+                    reloading = self.start_reload();
+                }
+            }
+            let ev = match self.source.next(Duration::from_millis(100)) {
+                Next::Event(ev) => Some(ev),
+                Next::Idle => None,
+                Next::End => break,
+            };
+            if let Some(ev) = ev {
+                events_in_tick += 1;
+                self.event(&ev)?;
+            }
+            let now = self.source.now();
+            if last_tick == 0 {
+                last_tick = now;
+            }
+            if now.saturating_sub(last_tick) >= TICK_NS {
+                let secs = (now - last_tick) as f64 / 1e9;
+                last_tick = now;
+                let dropped = self.telemetry.losses(&self.source.losses());
+                let total = events_in_tick + dropped;
+                events_in_tick = 0;
+                let d = self.opts.drops;
+                if d.threshold > 0.0
+                    && dropped > 0
+                    && dropped as f64 / total.max(1) as f64 >= d.threshold
+                    && last_drop_alert
+                        .is_none_or(|t| now.saturating_sub(t) >= d.rate_limit.as_nanos() as u64)
+                {
+                    last_drop_alert = Some(now);
+                    let r = Raised {
+                        cause: Cause::Internal,
+                        action: Action::Alerted,
+                        alert: drop_alert(&self.source.hostname(), dropped, total, secs, now),
+                    };
+                    self.telemetry.raised(&r);
+                    self.summary.drop_alerts += 1;
+                    self.sink.emit(&r)?;
+                }
+                if let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) {
+                    k.sweep(maps);
+                    self.telemetry.kill_containers(k.enforced());
+                }
+                self.telemetry.tick(self.source.runtime_stats());
+            }
+        }
+        if let Some(h) = reloading.take() {
+            // a reload asked for is finished (and counted) before the end
+            self.finish_reload(h);
+        }
+        self.telemetry.losses(&self.source.losses());
+        if let Some(r) = self.record.as_mut() {
+            r.flush()?;
+        }
+        // bounded: what an output has not taken by then is counted and left behind
+        self.sink.close(self.opts.shutdown_timeout)?;
+        Ok(self.summary)
+    }
+
+    fn event(&mut self, ev: &falco_learn_event::Event) -> std::io::Result<()> {
+        self.summary.events += 1;
+        self.telemetry.event(ev);
+        if let Some(r) = self.record.as_mut() {
+            falco_learn_event::write_jsonl(r, ev)?;
+        }
+        let t0 = Instant::now();
+        let verdict = self.engine.evaluate(ev);
+        self.telemetry.evaluated(t0.elapsed().as_secs_f64());
+        if let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) {
+            let before = k.enforced();
+            k.observe(maps, &self.engine, ev);
+            if k.enforced() != before {
+                self.telemetry.kill_containers(k.enforced());
+            }
+        }
+        if verdict.killed {
+            self.summary.kills += 1;
+            if verdict
+                .anomaly
+                .as_ref()
+                .is_none_or(|a| a.action != Action::Killed)
+            {
+                tracing::warn!(
+                    "enforce-kill killed {} in container {} but no profile alert matched it \
+                     (profiles reloaded meanwhile?)",
+                    ev.process.exepath,
+                    ev.container.id
+                );
+            }
+        }
+        if let Some(img) = &verdict.new_unprofiled {
+            tracing::info!("image {img} has no profile: only the default rules apply to it");
+        }
+        if verdict.anomaly.is_some() {
+            self.summary.anomalies += 1;
+        }
+        self.telemetry.verdict(&verdict, ev);
+        for r in &verdict.alerts {
+            self.summary.alerts += 1;
+            self.telemetry.raised(r);
+            self.sink.emit(r)?;
+        }
+        Ok(())
+    }
+
+    fn start_reload(&self) -> Option<std::thread::JoinHandle<Result<Engine, String>>> {
+        let rebuild = self.opts.rebuild.clone()?;
+        let spawned = std::thread::Builder::new()
+            .name("reload".into())
+            // Compiling recurses on conditions (bounded by the rules limits);
+            // room to spare over the default 2 MiB.
+            .stack_size(8 << 20)
+            .spawn(move || rebuild());
+        match spawned {
+            Ok(h) => Some(h),
+            Err(e) => {
+                self.telemetry.reload(false);
+                tracing::error!("SIGHUP: cannot start the reload ({e}); keeping the running rules");
+                None
+            }
+        }
+    }
+
+    fn finish_reload(&mut self, h: std::thread::JoinHandle<Result<Engine, String>>) {
+        match h.join() {
+            Ok(Ok(mut e)) => {
+                for img in e.keep_running_profiles(&self.engine) {
+                    tracing::warn!(
+                        "SIGHUP: the profile of {img} no longer loads (see above); keeping the \
+                         running version"
+                    );
+                }
+                self.engine = e;
+                self.telemetry.profiles(&self.engine);
+                self.source.configure(&self.engine);
+                if let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) {
+                    k.sync(maps, &self.engine);
+                    self.telemetry.kill_containers(k.enforced());
+                }
+                self.telemetry.reload(true);
+                tracing::info!("SIGHUP: rules and profiles reloaded");
+            }
+            Ok(Err(e)) => {
+                self.telemetry.reload(false);
+                tracing::error!(
+                    "SIGHUP: reload failed, keeping the running rules and profiles: {e}"
+                );
+            }
+            Err(_) => {
+                self.telemetry.reload(false);
+                tracing::error!("SIGHUP: reload crashed, keeping the running rules and profiles");
+            }
+        }
+    }
+}
+
+/// Falco's "syscall event drop" alert: `dropped` of `total` events in the
+/// last `secs`, at `now` (ns since the epoch).
+pub fn drop_alert(hostname: &str, dropped: u64, total: u64, secs: f64, now: u64) -> Alert {
+    let mut fields = serde_json::Map::new();
+    fields.insert("n_drops".into(), dropped.into());
+    fields.insert("n_evts".into(), total.into());
+    let msg = format!(
+        "Falco internal: syscall event drop. {dropped} system calls dropped in last {secs:.0} \
+         second(s) ({:.2}% of {total})",
+        100.0 * dropped as f64 / total.max(1) as f64
+    );
+    let priority = Priority::Critical;
+    Alert {
+        hostname: hostname.to_string(),
+        output: format!(
+            "{}: {} {msg}",
+            falco_learn_event::fields::clock_time(now),
+            priority.as_str()
+        ),
+        output_fields: fields,
+        priority: priority.as_str().into(),
+        rule: "Falco internal: syscall event drop".into(),
+        source: "internal".into(),
+        tags: vec!["falco_learn".into(), "internal".into()],
+        time: falco_learn_event::time::rfc3339(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Loss, LossStage, RecordingSource};
+    use crate::ProfilesFrom;
+    use falco_learn_event::Event;
+    use falco_learn_profiler::{Dimension, ImageRef, Profile};
+
+    const SEED: &str = include_str!("../../rules/tests/fixtures/seed.jsonl");
+
+    /// The seed's image profiled: nginx itself, nothing outbound.
+    fn profiles() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
+        p.learn_exec("/usr/sbin/nginx", false, 1);
+        std::fs::write(
+            dir.path().join("nginx.yaml"),
+            falco_learn_profiler::to_yaml(&p),
+        )
+        .expect("write");
+        dir
+    }
+
+    fn engine(dir: &tempfile::TempDir) -> Engine {
+        let from = ProfilesFrom::Dir {
+            path: dir.path(),
+            allow_empty: false,
+        };
+        Engine::build(
+            &[],
+            falco_learn_rules::Priority::Debug,
+            from,
+            falco_learn_rules::Priority::Warning,
+            "",
+        )
+        .expect("engine")
+        .0
+    }
+
+    /// The seed recording (its last exec marked killed by the kernel) and a
+    /// line that is not an event, replayed through the pipeline: the default
+    /// rules' alerts and the profile's anomalies, in event order, each timed
+    /// by its event; the killed exec's anomaly carries the kill.
+    #[test]
+    fn a_recording_raises_rule_and_profile_alerts_timed_by_its_events() {
+        let mut lines: Vec<String> = SEED.lines().map(str::to_string).collect();
+        let mut dev_vi: Event = serde_json::from_str(&lines[3]).expect("event");
+        dev_vi.process.exe_flags.killed = true;
+        lines[3] = serde_json::to_string(&dev_vi).expect("json");
+        lines.insert(2, "{\"type\": 7}".into());
+        let text = lines.join("\n");
+        let dir = profiles();
+        let mut source = RecordingSource::new(text.as_bytes(), "seed.jsonl");
+        let mut sink = Collect::default();
+        let summary = Pipeline::new(
+            engine(&dir),
+            &mut source,
+            &mut sink,
+            &NoControl,
+            Options::default(),
+        )
+        .run()
+        .expect("run");
+        let anomaly = |d| Cause::Anomaly(d);
+        let img = "docker.io/library/nginx:1.27";
+        let exec = format!("Unexpected process in {img} (falco-learn)");
+        let net = format!("Unexpected outbound connection in {img} (falco-learn)");
+        let got: Vec<(Cause, Action, String, String, String)> = sink
+            .0
+            .iter()
+            .map(|r| {
+                (
+                    r.cause,
+                    r.action,
+                    r.alert.rule.clone(),
+                    r.alert.time.clone(),
+                    r.alert
+                        .output_fields
+                        .get("proc.exepath")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        let t = |s: u64| {
+            falco_learn_event::time::rfc3339(1_763_770_000_000_000_000 + s * 1_000_000_000)
+        };
+        let want = vec![
+            // (the default rules' outputs do not all carry proc.exepath)
+            (
+                Cause::Rule,
+                Action::Alerted,
+                "Terminal shell in container".to_string(),
+                t(77),
+                String::new(),
+            ),
+            (
+                anomaly(Dimension::Exec),
+                Action::Alerted,
+                exec.clone(),
+                t(77),
+                "/usr/bin/bash".into(),
+            ),
+            (
+                Cause::Rule,
+                Action::Alerted,
+                "Drop and execute new binary in container".into(),
+                t(78),
+                "/usr/local/bin/vi".into(),
+            ),
+            (
+                anomaly(Dimension::Exec),
+                Action::Alerted,
+                exec.clone(),
+                t(78),
+                "/usr/local/bin/vi".into(),
+            ),
+            (
+                Cause::Rule,
+                Action::Alerted,
+                "Disallowed SSH Connection Non Standard Port".into(),
+                t(79),
+                String::new(),
+            ),
+            (
+                anomaly(Dimension::Outbound),
+                Action::Alerted,
+                net.clone(),
+                t(79),
+                "/usr/bin/ssh".into(),
+            ),
+            (
+                anomaly(Dimension::Exec),
+                Action::Killed,
+                exec.clone(),
+                t(80),
+                "/dev/vi".into(),
+            ),
+            (
+                anomaly(Dimension::Outbound),
+                Action::Alerted,
+                net.clone(),
+                t(81),
+                "/usr/bin/ssh".into(),
+            ),
+        ];
+        assert_eq!(got, want);
+        let killed = &sink.0[6].alert;
+        assert_eq!(killed.output_fields["falco_learn.action"], "killed");
+        assert!(
+            killed.output.ends_with(" action=killed"),
+            "{}",
+            killed.output
+        );
+        assert_eq!(killed.tags.last().map(String::as_str), Some("killed"));
+        assert_eq!(
+            summary,
+            Summary {
+                events: 5,
+                alerts: 8,
+                anomalies: 5,
+                kills: 1,
+                drop_alerts: 0
+            }
+        );
+        assert_eq!(source.unreadable(), 1);
+    }
+
+    /// A source that loses events: a drop alert when a second's losses pass
+    /// the threshold, timed by the source's clock, at most once per rate limit.
+    #[test]
+    fn losses_past_the_threshold_raise_a_rate_limited_drop_alert() {
+        struct Lossy {
+            t: u64,
+            lost: u64,
+            left: u32,
+        }
+        impl Source for Lossy {
+            fn next(&mut self, _: Duration) -> Next {
+                if self.left == 0 {
+                    return Next::End;
+                }
+                self.left -= 1;
+                // one event and 3 losses every half second
+                self.t += 500_000_000;
+                self.lost += 3;
+                Next::Event(Box::new(Event {
+                    ts: self.t,
+                    ..Default::default()
+                }))
+            }
+            fn now(&self) -> u64 {
+                self.t
+            }
+            fn losses(&self) -> Vec<Loss> {
+                vec![
+                    Loss {
+                        kind: "any",
+                        stage: LossStage::ProbeQueue,
+                        total: self.lost,
+                    },
+                    Loss {
+                        kind: "any",
+                        stage: LossStage::Decode,
+                        total: 1000 * self.lost,
+                    },
+                ]
+            }
+            fn hostname(&self) -> String {
+                "node-1".into()
+            }
+        }
+        let start = 1_700_000_000_000_000_000u64;
+        let mut src = Lossy {
+            t: start,
+            lost: 0,
+            left: 12,
+        };
+        let mut sink = Collect::default();
+        let opts = Options {
+            drops: DropAlerts {
+                threshold: 0.5,
+                rate_limit: Duration::from_secs(3),
+            },
+            ..Options::default()
+        };
+        let (e, _) = Engine::build(
+            &[],
+            falco_learn_rules::Priority::Debug,
+            ProfilesFrom::Nowhere,
+            falco_learn_rules::Priority::Warning,
+            "",
+        )
+        .expect("engine");
+        let s = Pipeline::new(e, &mut src, &mut sink, &NoControl, opts)
+            .run()
+            .expect("run");
+        // events at 0.5 s, 1 s, … 6 s; ticks from the first event's time: at
+        // 1.5 s, 2.5 s, …; alerts at 1.5 s and (3 s later) 4.5 s
+        let times: Vec<String> = sink.0.iter().map(|r| r.alert.time.clone()).collect();
+        let at = |ms: u64| falco_learn_event::time::rfc3339(start + ms * 1_000_000);
+        assert_eq!(times, [at(1500), at(4500)]);
+        let a = &sink.0[0];
+        assert_eq!(a.cause, Cause::Internal);
+        assert_eq!(a.alert.rule, "Falco internal: syscall event drop");
+        assert_eq!(a.alert.priority, "Critical");
+        assert_eq!(a.alert.hostname, "node-1");
+        // decode losses are counted, not alerted on: 9 lost and 3 seen by 1.5 s
+        assert_eq!(a.alert.output_fields["n_drops"], 9);
+        assert_eq!(a.alert.output_fields["n_evts"], 12);
+        assert_eq!(s.drop_alerts, 2);
+    }
+}

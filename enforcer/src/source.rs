@@ -1,0 +1,310 @@
+//! Where the agent's events come from: the live probe ([`LiveSource`], `run`)
+//! or a JSON-lines recording ([`RecordingSource`], `replay`). The
+//! [`crate::pipeline::Pipeline`] is the same for both; a source also keeps the
+//! clock (wall time live, the events' own time in a recording), counts what it
+//! lost, and tells the kernel what the engine needs.
+
+use crate::kill::KillMaps;
+use crate::Engine;
+use falco_learn_event::{Event, JsonlReader};
+use falco_learn_probe::{Probe, ProbeConfig};
+use std::io::BufRead;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+/// Wall time, ns since the epoch.
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// What [`Source::next`] produced.
+#[derive(Debug)]
+pub enum Next {
+    /// One event.
+    Event(Box<Event>),
+    /// Nothing within the wait (a live source only).
+    Idle,
+    /// No more events: the recording ended, or the probe stopped.
+    End,
+}
+
+/// Where events were lost, for `falco_learn_drops_total` and drop alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LossStage {
+    /// The kernel's ring buffer was full (per record kind).
+    KernelRingbuf,
+    /// The queue between the probe's reader and the engine was full.
+    ProbeQueue,
+    /// A record (or a recording's line) could not be decoded.
+    Decode,
+}
+
+impl LossStage {
+    /// The `stage` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LossStage::KernelRingbuf => "kernel_ringbuf",
+            LossStage::ProbeQueue => "probe_queue",
+            LossStage::Decode => "decode",
+        }
+    }
+
+    /// Whether losses at this stage count towards the drop alert (Falco's
+    /// "syscall event drop": events the kernel produced and the agent never
+    /// saw; undecodable records are counted but not alerted on).
+    pub fn alerts(self) -> bool {
+        !matches!(self, LossStage::Decode)
+    }
+}
+
+/// A running total of events lost at one stage, for one record kind (`any`
+/// when the stage does not know it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    pub kind: &'static str,
+    pub stage: LossStage,
+    /// Since the source started (the pipeline takes differences).
+    pub total: u64,
+}
+
+/// Container runtime resolver counters, for the runtime metrics.
+pub type RuntimeStats = falco_learn_probe::runtime::RuntimeStats;
+
+/// A stream of events for the pipeline.
+pub trait Source {
+    /// The next event, waiting at most `wait` for one.
+    fn next(&mut self, wait: Duration) -> Next;
+    /// Now on this source's clock (ns since the epoch): wall time live, the
+    /// last event's time in a recording. Ticks and drop alerts use it.
+    fn now(&self) -> u64;
+    /// Running totals of lost events; every (kind, stage) the source can
+    /// lose is listed from the start (at 0).
+    fn losses(&self) -> Vec<Loss>;
+    /// The host name drop alerts carry.
+    fn hostname(&self) -> String;
+    /// After the engine was (re)built: make the kernel report what it needs.
+    fn configure(&mut self, _engine: &Engine) {}
+    /// enforce-kill's kernel maps (a live source in `enforce-kill` mode).
+    fn kill_maps(&self) -> Option<&dyn KillMaps> {
+        None
+    }
+    /// Container runtime counters (a live source with metadata resolution).
+    fn runtime_stats(&self) -> Option<RuntimeStats> {
+        None
+    }
+    /// Stop producing: what is already queued still comes out of
+    /// [`Source::next`], then [`Next::End`].
+    fn stop(&mut self) {}
+}
+
+/// The live probe.
+pub struct LiveSource {
+    probe: Option<Probe>,
+    rx: Receiver<Event>,
+    hostname: String,
+    kinds: Vec<&'static str>,
+}
+
+impl LiveSource {
+    /// Load and attach the probe.
+    pub fn start(cfg: ProbeConfig) -> Result<LiveSource, falco_learn_probe::ProbeError> {
+        let (probe, rx) = Probe::start(cfg)?;
+        let hostname = falco_learn_probe::procfs::hostname();
+        let kinds = falco_learn_probe::KINDS.iter().map(|k| k.name()).collect();
+        Ok(LiveSource {
+            probe: Some(probe),
+            rx,
+            hostname,
+            kinds,
+        })
+    }
+
+    /// The probe (until stopped).
+    pub fn probe(&self) -> Option<&Probe> {
+        self.probe.as_ref()
+    }
+
+    fn log_attached(&self, attached: &[&str], detached: &[&str]) {
+        let Some(probe) = &self.probe else { return };
+        let now = probe.attached_syscalls();
+        let mut changes = String::new();
+        if !attached.is_empty() {
+            changes.push_str(&format!("; attached {}", attached.join(", ")));
+        }
+        if !detached.is_empty() {
+            changes.push_str(&format!(
+                "; detached {} (no loaded rule or profile needs them)",
+                detached.join(", ")
+            ));
+        }
+        tracing::info!(
+            "kernel: syscall programs attached for {}{changes}",
+            now.join(", ")
+        );
+    }
+}
+
+impl Source for LiveSource {
+    fn next(&mut self, wait: Duration) -> Next {
+        if self.probe.is_none() {
+            return match self.rx.try_recv() {
+                Ok(ev) => Next::Event(Box::new(ev)),
+                Err(_) => Next::End,
+            };
+        }
+        match self.rx.recv_timeout(wait) {
+            Ok(ev) => Next::Event(Box::new(ev)),
+            Err(RecvTimeoutError::Timeout) => Next::Idle,
+            Err(RecvTimeoutError::Disconnected) => {
+                tracing::error!("the probe stopped delivering events");
+                Next::End
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        now_ns()
+    }
+
+    fn losses(&self) -> Vec<Loss> {
+        let Some(probe) = &self.probe else {
+            return Vec::new();
+        };
+        let mut out: Vec<Loss> = probe
+            .kernel_stats()
+            .into_iter()
+            .map(|(kind, s)| Loss {
+                kind: kind.name(),
+                stage: LossStage::KernelRingbuf,
+                total: s.dropped,
+            })
+            .collect();
+        debug_assert_eq!(out.len(), self.kinds.len());
+        out.push(Loss {
+            kind: "any",
+            stage: LossStage::ProbeQueue,
+            total: probe.counters.queue_full.load(Ordering::Relaxed),
+        });
+        out.push(Loss {
+            kind: "any",
+            stage: LossStage::Decode,
+            total: probe.counters.decode_errors.load(Ordering::Relaxed),
+        });
+        out
+    }
+
+    fn hostname(&self) -> String {
+        self.hostname.clone()
+    }
+
+    fn configure(&mut self, engine: &Engine) {
+        let Some(probe) = self.probe.as_mut() else {
+            return;
+        };
+        let plan = engine.read_open_plan();
+        crate::agent::log_open_plan("read-only opens", &plan);
+        if let Err(e) = probe.set_read_filter(&crate::agent::open_filter(&plan)) {
+            tracing::error!("the kernel read filter was not updated: {e}");
+        }
+        match probe.set_syscalls(Some(&engine.needed_syscalls())) {
+            Ok((attached, detached)) => self.log_attached(&attached, &detached),
+            Err(e) => tracing::error!("the syscall programs were not updated: {e}"),
+        }
+    }
+
+    fn kill_maps(&self) -> Option<&dyn KillMaps> {
+        self.probe
+            .as_ref()
+            .and_then(|p| p.kill_policy())
+            .map(|k| k as &dyn KillMaps)
+    }
+
+    fn runtime_stats(&self) -> Option<RuntimeStats> {
+        self.probe.as_ref().and_then(|p| p.runtime_stats())
+    }
+
+    fn stop(&mut self) {
+        if let Some(p) = self.probe.take() {
+            p.stop();
+        }
+    }
+}
+
+/// A JSON-lines recording (`record -o`, `run --record`). Unreadable lines
+/// are logged with their line number and counted as decode losses.
+pub struct RecordingSource<R> {
+    reader: JsonlReader<R>,
+    /// Events read (numbers events that carry none, like the live probe).
+    events: u64,
+    bad: u64,
+    last_ts: u64,
+    hostname: String,
+}
+
+impl<R: BufRead> RecordingSource<R> {
+    /// Read `input`, named `name` in messages (a path, or `-`).
+    pub fn new(input: R, name: &str) -> RecordingSource<R> {
+        RecordingSource {
+            reader: JsonlReader::new(input, name),
+            events: 0,
+            bad: 0,
+            last_ts: 0,
+            hostname: String::new(),
+        }
+    }
+
+    /// Events read so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Lines that were not events.
+    pub fn unreadable(&self) -> u64 {
+        self.bad
+    }
+}
+
+impl<R: BufRead> Source for RecordingSource<R> {
+    fn next(&mut self, _wait: Duration) -> Next {
+        for item in self.reader.by_ref() {
+            match item {
+                Ok(mut ev) => {
+                    self.events += 1;
+                    if ev.num == 0 {
+                        ev.num = self.events;
+                    }
+                    self.last_ts = self.last_ts.max(ev.ts);
+                    if self.hostname.is_empty() {
+                        self.hostname.clone_from(&ev.hostname);
+                    }
+                    return Next::Event(Box::new(ev));
+                }
+                Err(e) => {
+                    self.bad += 1;
+                    tracing::error!("{e}");
+                }
+            }
+        }
+        Next::End
+    }
+
+    fn now(&self) -> u64 {
+        self.last_ts
+    }
+
+    fn losses(&self) -> Vec<Loss> {
+        vec![Loss {
+            kind: "any",
+            stage: LossStage::Decode,
+            total: self.bad,
+        }]
+    }
+
+    fn hostname(&self) -> String {
+        self.hostname.clone()
+    }
+}

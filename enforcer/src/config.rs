@@ -406,6 +406,10 @@ pub struct Engine {
     pub queue: usize,
     /// Ring buffer size in MiB.
     pub ring_mib: u32,
+    /// Enforce modes: drop in the kernel the write-opens a container's profile allows
+    /// and no loaded rule can match (counted in `falco_learn_kernel_filtered_total`).
+    /// Alerts are the same either way; `false` sends every one to userspace.
+    pub kernel_filter: bool,
 }
 impl Default for Engine {
     /// The probe's defaults.
@@ -414,6 +418,7 @@ impl Default for Engine {
         Engine {
             queue: p.queue_len,
             ring_mib: p.ring_bytes / MIB,
+            kernel_filter: true,
         }
     }
 }

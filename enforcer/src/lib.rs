@@ -20,8 +20,8 @@
 //! `enforcer/README.md`.
 
 pub mod agent;
+pub mod binding;
 pub mod config;
-pub mod kill;
 pub mod metrics;
 pub mod outputs;
 pub mod pipeline;
@@ -456,20 +456,13 @@ impl Engine {
         self.profiles.values().flat_map(|t| t.values())
     }
 
-    /// Per loaded profile: (repository, tag, executables it allows), for
-    /// enforce-kill's kernel allow-lists.
-    pub fn profile_execs(&self) -> Vec<(String, String, Vec<String>)> {
-        let mut v: Vec<(String, String, Vec<String>)> = self
-            .loaded()
-            .map(|l| {
-                (
-                    l.profile.image.repository.clone(),
-                    l.profile.image.tag.clone(),
-                    l.profile.exec.keys().cloned().collect(),
-                )
-            })
-            .collect();
-        v.sort();
+    /// The loaded profiles, by image (repository, then tag): what the kernel maps of
+    /// enforce-kill and of the kernel filter are made from.
+    pub fn loaded_profiles(&self) -> Vec<&Profile> {
+        let mut v: Vec<&Profile> = self.loaded().map(|l| &l.profile).collect();
+        v.sort_by(|a, b| {
+            (&a.image.repository, &a.image.tag).cmp(&(&b.image.repository, &b.image.tag))
+        });
         v
     }
 

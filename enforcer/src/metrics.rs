@@ -292,6 +292,21 @@ pub const KILL_CONTAINERS: Metric = gauge(
     "enforce-kill: containers whose execs are under their image's profile now",
     &[],
 );
+/// Events dropped in the kernel on purpose, by `kind` (record kind) and `reason`
+/// (`rules`: no loaded rule needs it; `profile`: the container's profile allows it and no
+/// loaded rule can match it, `engine.kernel_filter`).
+pub const KERNEL_FILTERED: Metric = counter(
+    "falco_learn_kernel_filtered_total",
+    "Events dropped in the kernel on purpose, by kind and reason (rules: no loaded rule needs it; profile: the container's profile allows it and no rule can match it)",
+    &["kind", "reason"],
+);
+/// engine.kernel_filter: containers whose profile the kernel filter applies now.
+pub const KERNEL_FILTER_CONTAINERS: Metric = gauge(
+    "falco_learn_kernel_filter_containers",
+    None,
+    "Containers whose write-opens the kernel filters by their image's profile now",
+    &[],
+);
 
 /// Every metric above.
 pub const ALL: &[&Metric] = &[
@@ -316,6 +331,8 @@ pub const ALL: &[&Metric] = &[
     &RELOADS,
     &KILLS,
     &KILL_CONTAINERS,
+    &KERNEL_FILTERED,
+    &KERNEL_FILTER_CONTAINERS,
 ];
 
 /// The declared metric named `name`.

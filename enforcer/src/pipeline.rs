@@ -2,13 +2,13 @@
 //!
 //! One loop for the live probe (`run`) and for a recording (`replay`):
 //! receive an event, evaluate it ([`Engine::evaluate`]), keep enforce-kill's
-//! containers in step ([`Killer`]), hand the alerts to the [`AlertSink`],
+//! containers in step (enforce-kill's and the kernel filter's [`Binder`]s), hand the alerts to the [`AlertSink`],
 //! count. Once a second on the source's clock: losses (and a drop alert past
 //! the threshold), enforce-kill's sweep, resolver and process metrics. A
 //! reload (SIGHUP) builds the next engine on a thread of its own while the
 //! running one keeps evaluating.
 
-use crate::kill::Killer;
+use crate::binding::Binder;
 use crate::outputs::Outputs;
 use crate::source::{Next, Source};
 use crate::telemetry::Telemetry;
@@ -141,7 +141,9 @@ pub struct Pipeline<'a> {
     opts: Options,
     /// Every event evaluated is also written here (JSON lines), e.g. `run --record`.
     record: Option<Box<dyn Write + 'a>>,
-    killer: Option<Killer>,
+    killer: Option<Binder>,
+    /// The kernel filter's containers (`engine.kernel_filter` in an enforce mode).
+    filterer: Option<Binder>,
     telemetry: Telemetry,
     summary: Summary,
 }
@@ -164,9 +166,15 @@ impl<'a> Pipeline<'a> {
         // every loss counter exists (at 0) from the start, so dashboards see it
         telemetry.losses(&source.losses());
         let killer = source.kill_maps().map(|maps| {
-            let mut k = Killer::new();
+            let mut k = Binder::new();
             k.sync(maps, &engine);
             telemetry.kill_containers(k.enforced());
+            k
+        });
+        let filterer = source.filter_maps().map(|maps| {
+            let mut k = Binder::new();
+            k.sync(maps, &engine);
+            telemetry.filter_containers(k.enforced());
             k
         });
         Pipeline {
@@ -177,6 +185,7 @@ impl<'a> Pipeline<'a> {
             opts,
             record: None,
             killer,
+            filterer,
             telemetry,
             summary: Summary::default(),
         }
@@ -267,6 +276,12 @@ impl<'a> Pipeline<'a> {
                     k.sweep(maps);
                     self.telemetry.kill_containers(k.enforced());
                 }
+                if let (Some(k), Some(maps)) = (self.filterer.as_mut(), self.source.filter_maps()) {
+                    k.sweep(maps);
+                    self.telemetry.filter_containers(k.enforced());
+                }
+                self.telemetry
+                    .kernel_filtered(&self.source.kernel_filtered());
                 self.telemetry.tick(self.source.runtime_stats());
             }
         }
@@ -297,6 +312,13 @@ impl<'a> Pipeline<'a> {
             k.observe(maps, &self.engine, ev);
             if k.enforced() != before {
                 self.telemetry.kill_containers(k.enforced());
+            }
+        }
+        if let (Some(k), Some(maps)) = (self.filterer.as_mut(), self.source.filter_maps()) {
+            let before = k.enforced();
+            k.observe(maps, &self.engine, ev);
+            if k.enforced() != before {
+                self.telemetry.filter_containers(k.enforced());
             }
         }
         if verdict.killed {
@@ -362,6 +384,10 @@ impl<'a> Pipeline<'a> {
                 if let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) {
                     k.sync(maps, &self.engine);
                     self.telemetry.kill_containers(k.enforced());
+                }
+                if let (Some(k), Some(maps)) = (self.filterer.as_mut(), self.source.filter_maps()) {
+                    k.sync(maps, &self.engine);
+                    self.telemetry.filter_containers(k.enforced());
                 }
                 self.telemetry.reload(true);
                 tracing::info!("SIGHUP: rules and profiles reloaded");

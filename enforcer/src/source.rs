@@ -4,7 +4,7 @@
 //! clock (wall time live, the events' own time in a recording), counts what it
 //! lost, and tells the kernel what the engine needs.
 
-use crate::kill::KillMaps;
+use crate::binding::ContainerMaps;
 use crate::Engine;
 use falco_learn_event::{Event, JsonlReader};
 use falco_learn_probe::{Probe, ProbeConfig};
@@ -71,6 +71,16 @@ pub struct Loss {
     pub total: u64,
 }
 
+/// A running total of events dropped in the kernel on purpose ([`Source::kernel_filtered`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filtered {
+    pub kind: &'static str,
+    /// `rules` or `profile`.
+    pub reason: &'static str,
+    /// Since the source started (telemetry takes differences).
+    pub total: u64,
+}
+
 /// Container runtime resolver counters, for the runtime metrics.
 pub type RuntimeStats = falco_learn_probe::runtime::RuntimeStats;
 
@@ -89,8 +99,19 @@ pub trait Source {
     /// After the engine was (re)built: make the kernel report what it needs.
     fn configure(&mut self, _engine: &Engine) {}
     /// enforce-kill's kernel maps (a live source in `enforce-kill` mode).
-    fn kill_maps(&self) -> Option<&dyn KillMaps> {
+    fn kill_maps(&self) -> Option<&dyn ContainerMaps> {
         None
+    }
+    /// The kernel filter's maps (a live source in an enforce mode with
+    /// `engine.kernel_filter`).
+    fn filter_maps(&self) -> Option<&dyn ContainerMaps> {
+        None
+    }
+    /// Running totals of events dropped in the kernel on purpose, by record kind and
+    /// reason (`rules`: no loaded rule needs it; `profile`: its container's profile allows
+    /// it and no loaded rule can match it).
+    fn kernel_filtered(&self) -> Vec<Filtered> {
+        Vec::new()
     }
     /// Container runtime counters (a live source with metadata resolution).
     fn runtime_stats(&self) -> Option<RuntimeStats> {
@@ -107,9 +128,18 @@ pub struct LiveSource {
     rx: Receiver<Event>,
     hostname: String,
     kinds: Vec<&'static str>,
+    /// `engine.kernel_filter` in an enforce mode ([`LiveSource::kernel_filter`]).
+    kernel_filter: bool,
 }
 
 impl LiveSource {
+    /// Drop in the kernel the write-opens a container's profile allows and no loaded rule
+    /// can match (`engine.kernel_filter`; off by default, `run` turns it on).
+    pub fn kernel_filter(mut self, on: bool) -> LiveSource {
+        self.kernel_filter = on;
+        self
+    }
+
     /// Load and attach the probe.
     pub fn start(cfg: ProbeConfig) -> Result<LiveSource, falco_learn_probe::ProbeError> {
         let (probe, rx) = Probe::start(cfg)?;
@@ -120,6 +150,7 @@ impl LiveSource {
             rx,
             hostname,
             kinds,
+            kernel_filter: false,
         })
     }
 
@@ -210,17 +241,60 @@ impl Source for LiveSource {
         if let Err(e) = probe.set_read_filter(&crate::agent::open_filter(&plan)) {
             tracing::error!("the kernel read filter was not updated: {e}");
         }
+        let write = if self.kernel_filter {
+            let plan = engine.write_open_plan();
+            crate::agent::log_open_plan("write-opens", &plan);
+            crate::agent::open_filter(&plan)
+        } else {
+            falco_learn_probe::filter::OpenFilterPlan::off()
+        };
+        if let Err(e) = probe.set_write_filter(&write) {
+            tracing::error!("the kernel write filter was not updated: {e}");
+        }
         match probe.set_syscalls(Some(&engine.needed_syscalls())) {
             Ok((attached, detached)) => self.log_attached(&attached, &detached),
             Err(e) => tracing::error!("the syscall programs were not updated: {e}"),
         }
     }
 
-    fn kill_maps(&self) -> Option<&dyn KillMaps> {
+    fn kill_maps(&self) -> Option<&dyn ContainerMaps> {
         self.probe
             .as_ref()
             .and_then(|p| p.kill_policy())
-            .map(|k| k as &dyn KillMaps)
+            .map(|k| k as &dyn ContainerMaps)
+    }
+
+    fn filter_maps(&self) -> Option<&dyn ContainerMaps> {
+        if !self.kernel_filter {
+            return None;
+        }
+        self.probe
+            .as_ref()
+            .map(|p| p.profile_filter() as &dyn ContainerMaps)
+    }
+
+    fn kernel_filtered(&self) -> Vec<Filtered> {
+        let Some(probe) = self.probe.as_ref() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (kind, s) in probe.kernel_stats() {
+            if s.filtered > 0 {
+                out.push(Filtered {
+                    kind: kind.name(),
+                    reason: "rules",
+                    total: s.filtered,
+                });
+            }
+            if s.profile_filtered > 0 {
+                out.push(Filtered {
+                    kind: kind.name(),
+                    reason: "profile",
+                    total: s.profile_filtered,
+                });
+            }
+        }
+        out
     }
 
     fn runtime_stats(&self) -> Option<RuntimeStats> {

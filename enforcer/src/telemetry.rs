@@ -59,6 +59,7 @@ pub struct Telemetry {
     events: Vec<Counter>,
     latency: Histogram,
     kill_containers: Gauge,
+    filter_containers: Gauge,
     profiles_loaded: Gauge,
     container_cache: Gauge,
     runtime_lookups: [Counter; 5],
@@ -71,6 +72,7 @@ pub struct Telemetry {
     anomalies: AHashMap<(String, &'static str), Counter>,
     kills: AHashMap<String, Counter>,
     drops: AHashMap<(&'static str, &'static str), Counter>,
+    filtered: AHashMap<(&'static str, &'static str), (Counter, u64)>,
     /// Last running totals of [`Loss`]es, to count differences.
     prev_losses: AHashMap<(&'static str, &'static str), u64>,
 }
@@ -95,6 +97,7 @@ impl Telemetry {
                 .collect(),
             latency: m::EVAL_LATENCY.histogram(&[]),
             kill_containers: m::KILL_CONTAINERS.gauge(&[]),
+            filter_containers: m::KERNEL_FILTER_CONTAINERS.gauge(&[]),
             profiles_loaded: m::PROFILES_LOADED.gauge(&[]),
             container_cache: m::CONTAINER_CACHE.gauge(&[]),
             runtime_lookups: LOOKUP_RESULTS
@@ -107,6 +110,7 @@ impl Telemetry {
             anomalies: AHashMap::new(),
             kills: AHashMap::new(),
             drops: AHashMap::new(),
+            filtered: AHashMap::new(),
             prev_losses: AHashMap::new(),
         }
     }
@@ -222,6 +226,28 @@ impl Telemetry {
             self.reloads_ok.increment(1);
         } else {
             self.reloads_error.increment(1);
+        }
+    }
+
+    /// Containers under enforce-kill now.
+    pub fn filter_containers(&self, n: usize) {
+        self.filter_containers.set(n as f64);
+    }
+
+    /// The source's running totals of events dropped in the kernel on purpose: count
+    /// what is new since the last call.
+    pub fn kernel_filtered(&mut self, now: &[crate::source::Filtered]) {
+        for f in now {
+            let (counter, prev) = self.filtered.entry((f.kind, f.reason)).or_insert_with(|| {
+                (
+                    m::KERNEL_FILTERED
+                        .counter(&[("kind", f.kind.into()), ("reason", f.reason.into())]),
+                    0,
+                )
+            });
+            let d = f.total.saturating_sub(*prev);
+            *prev = f.total;
+            counter.increment(d);
         }
     }
 

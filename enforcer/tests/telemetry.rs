@@ -7,12 +7,12 @@
 //! A metric declared in `enforcer/src/metrics.rs` but never emitted fails
 //! here; so does one emitted under a name or labels not declared there.
 
+use falco_learn_enforcer::binding::ContainerMaps;
 use falco_learn_enforcer::config::Outputs as OutputsConfig;
-use falco_learn_enforcer::kill::KillMaps;
 use falco_learn_enforcer::metrics::{self as m, Kind};
 use falco_learn_enforcer::outputs::Outputs;
 use falco_learn_enforcer::pipeline::{Control, DropAlerts, Options, Pipeline};
-use falco_learn_enforcer::source::{Loss, LossStage, Next, RuntimeStats, Source};
+use falco_learn_enforcer::source::{Filtered, Loss, LossStage, Next, RuntimeStats, Source};
 use falco_learn_enforcer::{Engine, ProfilesFrom};
 use falco_learn_event::Event;
 use falco_learn_profiler::{ImageRef, Profile};
@@ -82,9 +82,12 @@ impl Recorder for Recorded {
 }
 
 struct FakeKill;
-impl KillMaps for FakeKill {
-    fn set_profile(&self, _: u32, execs: &[String]) -> Result<usize, String> {
-        Ok(execs.len())
+impl ContainerMaps for FakeKill {
+    fn what(&self) -> &'static str {
+        "fake"
+    }
+    fn set_profile(&self, _: u32, p: &Profile) -> Result<String, String> {
+        Ok(format!("{}", p.exec.len()))
     }
     fn drop_profile(&self, _: u32) {}
     fn enforce(&self, _: u64, _: u32) -> Result<(), String> {
@@ -131,8 +134,18 @@ impl Source for Everything {
     fn hostname(&self) -> String {
         "node-1".into()
     }
-    fn kill_maps(&self) -> Option<&dyn KillMaps> {
+    fn kill_maps(&self) -> Option<&dyn ContainerMaps> {
         Some(&FakeKill)
+    }
+    fn filter_maps(&self) -> Option<&dyn ContainerMaps> {
+        Some(&FakeKill)
+    }
+    fn kernel_filtered(&self) -> Vec<Filtered> {
+        vec![Filtered {
+            kind: "openat",
+            reason: "profile",
+            total: self.lost,
+        }]
     }
     fn runtime_stats(&self) -> Option<RuntimeStats> {
         Some(RuntimeStats::default())

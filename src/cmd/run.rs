@@ -88,7 +88,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(crate::cmd::record::create_private(p)?),
         None => None,
     };
-    let mut source = LiveSource::start(agent::probe_config(&cfg, &engine, mode))?;
+    // both run modes enforce: the kernel filter applies unless engine.kernel_filter is off
+    let mut source = LiveSource::start(agent::probe_config(&cfg, &engine, mode))?
+        .kernel_filter(cfg.engine.kernel_filter);
     let running = cfg.clone();
     let rebuild = Arc::new(move || {
         // the file is read again; a bad one keeps the running configuration

@@ -1,45 +1,54 @@
-//! `run --mode enforce-kill`: keeps the kernel's kill maps
-//! ([`falco_learn_probe::kill`]) in step with the loaded profiles and the
-//! containers the source reports.
+//! Keeps per-container kernel maps in step with the loaded profiles and the containers the
+//! source reports: enforce-kill's ([`falco_learn_probe::kill`]) and the kernel filter's
+//! ([`falco_learn_probe::filter`], `engine.kernel_filter`). Both are the same shape: each
+//! profile's allow-list under a number, and each container's cgroup under its image's
+//! profile ([`ContainerMaps`]); one [`Binder`] per kind of maps does the bookkeeping.
 //!
-//! - Each loaded profile gets a stable number and its executables as the
-//!   kernel allow-list (again after every SIGHUP reload; a profile that is no
-//!   longer loaded releases its containers).
-//! - The first event of a container whose image has a profile puts the
-//!   container's cgroup (the event's cgroup v2 id) under that profile.
-//!   Containers without a profile, and the host, are never under enforcement.
-//! - Every 10 s, containers with no event for a minute whose last seen process
-//!   is gone are released (cgroup ids are never reused, so a stale entry can
-//!   never hit another container; releasing keeps the kernel map small).
+//! - Each loaded profile gets a stable number and its allow-list in the kernel (again after
+//!   every SIGHUP reload; a profile that is no longer loaded releases its containers).
+//! - The first event of a container whose image has a profile puts the container's cgroup
+//!   (the event's cgroup v2 id) under that profile. Containers without a profile, and the
+//!   host, never are.
+//! - Every 10 s, containers with no event for a minute whose last seen process is gone are
+//!   released (cgroup ids are never reused, so a stale entry can never hit another
+//!   container; releasing keeps the kernel map small).
 //!
-//! Which alert a kill marks is decided by the [`Engine`] from the event's own
-//! `killed` flag ([`crate::Action::Killed`]), not here.
+//! Which alert a kill marks is decided by the [`Engine`] from the event's own `killed` flag
+//! ([`crate::Action::Killed`]), not here.
 
 use crate::Engine;
 use falco_learn_event::Event;
+use falco_learn_profiler::Profile;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-/// The kernel side of enforce-kill, as the [`Killer`] uses it (the live
-/// probe's [`falco_learn_probe::kill::KillPolicy`]; a fake in tests).
-pub trait KillMaps {
-    /// Make `execs` the executables profile `profile` allows; how many it holds.
-    fn set_profile(&self, profile: u32, execs: &[String]) -> Result<usize, String>;
+/// Kernel maps keyed by container (cgroup v2 id) and profile number, as a [`Binder`] uses
+/// them (the live probe's; fakes in tests).
+pub trait ContainerMaps {
+    /// What the maps do: the prefix of their log lines (`enforce-kill`, `kernel filter`).
+    fn what(&self) -> &'static str;
+    /// Load what `p` allows under number `profile` (replacing what was there); a phrase
+    /// for the log saying what that is.
+    fn set_profile(&self, profile: u32, p: &Profile) -> Result<String, String>;
     /// Forget profile `profile` and every cgroup under it.
     fn drop_profile(&self, profile: u32);
     /// Put the cgroup (v2 id) under `profile`.
     fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), String>;
-    /// Stop enforcing the cgroup.
+    /// Release the cgroup.
     fn release(&self, cgroup: u64);
 }
 
-impl KillMaps for falco_learn_probe::kill::KillPolicy {
-    fn set_profile(&self, profile: u32, execs: &[String]) -> Result<usize, String> {
+impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
+    fn what(&self) -> &'static str {
+        "enforce-kill"
+    }
+    fn set_profile(&self, profile: u32, p: &Profile) -> Result<String, String> {
         falco_learn_probe::kill::KillPolicy::set_profile(
             self,
             profile,
-            execs.iter().map(String::as_str),
+            p.exec.keys().map(String::as_str),
         )
+        .map(|n| format!("allows {n} executable(s); any other exec in its containers is killed"))
         .map_err(|e| e.to_string())
     }
     fn drop_profile(&self, profile: u32) {
@@ -51,6 +60,36 @@ impl KillMaps for falco_learn_probe::kill::KillPolicy {
     }
     fn release(&self, cgroup: u64) {
         falco_learn_probe::kill::KillPolicy::release(self, cgroup)
+    }
+}
+
+impl ContainerMaps for falco_learn_probe::filter::ProfileFilter {
+    fn what(&self) -> &'static str {
+        "kernel filter"
+    }
+    fn set_profile(&self, profile: u32, p: &Profile) -> Result<String, String> {
+        let k = falco_learn_profiler::kernel::kernel_writes(p);
+        let allow = falco_learn_probe::filter::WriteAllow {
+            files: k.files,
+            dirs: k.dirs,
+        };
+        falco_learn_probe::filter::ProfileFilter::set_profile(self, profile, &allow)
+            .map(|n| {
+                format!(
+                    "{n} kernel entries of its writes; the write-opens they allow that no rule \
+                     can match are dropped in the kernel"
+                )
+            })
+            .map_err(|e| e.to_string())
+    }
+    fn drop_profile(&self, profile: u32) {
+        falco_learn_probe::filter::ProfileFilter::drop_profile(self, profile)
+    }
+    fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), String> {
+        self.bind(cgroup, profile).map_err(|e| e.to_string())
+    }
+    fn release(&self, cgroup: u64) {
+        falco_learn_probe::filter::ProfileFilter::release(self, cgroup)
     }
 }
 
@@ -67,8 +106,9 @@ enum State {
     Skipped,
 }
 
-/// enforce-kill's bookkeeping: profile numbers and the containers under them.
-pub struct Killer {
+/// One kind of [`ContainerMaps`]' bookkeeping: profile numbers and the containers under
+/// them.
+pub struct Binder {
     /// (repository, tag) → profile number, stable across reloads.
     ids: HashMap<(String, String), u32>,
     next: u32,
@@ -77,16 +117,16 @@ pub struct Killer {
     last_sweep: Instant,
 }
 
-impl Default for Killer {
+impl Default for Binder {
     fn default() -> Self {
-        Killer::new()
+        Binder::new()
     }
 }
 
-impl Killer {
+impl Binder {
     /// No profile and no container yet.
-    pub fn new() -> Killer {
-        Killer {
+    pub fn new() -> Binder {
+        Binder {
             ids: HashMap::new(),
             next: 1,
             containers: HashMap::new(),
@@ -95,11 +135,12 @@ impl Killer {
     }
 
     /// Load every profile's allow-list; forget profiles no longer loaded.
-    pub fn sync(&mut self, maps: &dyn KillMaps, engine: &Engine) {
-        let loaded = engine.profile_execs();
+    pub fn sync(&mut self, maps: &dyn ContainerMaps, engine: &Engine) {
+        let what = maps.what();
+        let loaded = engine.loaded_profiles();
         let keep: HashSet<(String, String)> = loaded
             .iter()
-            .map(|(r, t, _)| (r.clone(), t.clone()))
+            .map(|p| (p.image.repository.clone(), p.image.tag.clone()))
             .collect();
         let gone: Vec<((String, String), u32)> = self
             .ids
@@ -112,9 +153,10 @@ impl Killer {
             self.ids.remove(&k);
             self.containers
                 .retain(|_, s| !matches!(s, State::Enforced { profile, .. } if *profile == id));
-            tracing::info!("enforce-kill: profile of {}:{} unloaded", k.0, k.1);
+            tracing::info!("{what}: profile of {}:{} unloaded", k.0, k.1);
         }
-        for (repo, tag, execs) in loaded {
+        for p in loaded {
+            let (repo, tag) = (&p.image.repository, &p.image.tag);
             let id = *self
                 .ids
                 .entry((repo.clone(), tag.clone()))
@@ -122,11 +164,9 @@ impl Killer {
                     self.next += 1;
                     self.next - 1
                 });
-            match maps.set_profile(id, &execs) {
-                Ok(n) => tracing::info!(
-                    "enforce-kill: {repo}:{tag} allows {n} executable(s); any other exec in its containers is killed"
-                ),
-                Err(e) => tracing::error!("enforce-kill: {repo}:{tag}: {e}"),
+            match maps.set_profile(id, p) {
+                Ok(said) => tracing::info!("{what}: {repo}:{tag} {said}"),
+                Err(e) => tracing::error!("{what}: {repo}:{tag}: {e}"),
             }
         }
         // containers seen without a profile may have one now
@@ -142,7 +182,7 @@ impl Killer {
     }
 
     /// Put the event's container under its image's profile on its first event.
-    pub fn observe(&mut self, maps: &dyn KillMaps, engine: &Engine, ev: &Event) {
+    pub fn observe(&mut self, maps: &dyn ContainerMaps, engine: &Engine, ev: &Event) {
         let c = &ev.container;
         if c.id.is_empty() || c.id == "host" || c.image_repository.is_empty() {
             return;
@@ -166,7 +206,8 @@ impl Killer {
                 match maps.enforce(ev.cgroup_id, profile) {
                     Ok(()) => {
                         tracing::info!(
-                            "enforce-kill: container {} ({}:{}, cgroup id {}) is under its profile",
+                            "{}: container {} ({}:{}, cgroup id {}) is under its profile",
+                            maps.what(),
                             c.id,
                             key.0,
                             key.1,
@@ -180,7 +221,7 @@ impl Killer {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!("enforce-kill: container {}: {e}", c.id);
+                        tracing::warn!("{}: container {}: {e}", maps.what(), c.id);
                         State::Skipped
                     }
                 }
@@ -192,7 +233,7 @@ impl Killer {
 
     /// Release the cgroups of containers that are gone (every 10 s): no event
     /// for a minute and their last seen process no longer exists.
-    pub fn sweep(&mut self, maps: &dyn KillMaps) {
+    pub fn sweep(&mut self, maps: &dyn ContainerMaps) {
         if self.last_sweep.elapsed() < Duration::from_secs(10) {
             return;
         }
@@ -203,7 +244,7 @@ impl Killer {
                     && !falco_learn_probe::procfs::alive(*pid);
                 if gone {
                     maps.release(*id);
-                    tracing::debug!("enforce-kill: container {cid} is gone");
+                    tracing::debug!("{}: container {cid} is gone", maps.what());
                 }
                 !gone
             }
@@ -225,12 +266,16 @@ mod tests {
     struct Fake {
         log: RefCell<Vec<String>>,
     }
-    impl KillMaps for Fake {
-        fn set_profile(&self, profile: u32, execs: &[String]) -> Result<usize, String> {
+    impl ContainerMaps for Fake {
+        fn what(&self) -> &'static str {
+            "fake"
+        }
+        fn set_profile(&self, profile: u32, p: &Profile) -> Result<String, String> {
+            let execs: Vec<&str> = p.exec.keys().map(String::as_str).collect();
             self.log
                 .borrow_mut()
                 .push(format!("set {profile} {}", execs.join(",")));
-            Ok(execs.len())
+            Ok(format!("{}", execs.len()))
         }
         fn drop_profile(&self, profile: u32) {
             self.log.borrow_mut().push(format!("drop {profile}"));
@@ -266,7 +311,7 @@ mod tests {
         let (engine, _) =
             Engine::build(&[], Priority::Debug, from, Priority::Warning, "").expect("engine");
         let maps = Fake::default();
-        let mut k = Killer::new();
+        let mut k = Binder::new();
         k.sync(&maps, &engine);
         k.observe(
             &maps,

@@ -1,0 +1,182 @@
+//! `engine.kernel_filter` end to end, as root, on a real containerd container: the same
+//! scenario runs under `run --mode enforce-alert` with the kernel filter on and off, and
+//! both runs raise exactly the same alerts, while the filtered run drops the profile-allowed
+//! writes in the kernel (`falco_learn_kernel_filtered_total{reason="profile"}`).
+//!
+//! The scenario, in a container whose image's profile allows writes below `/tmp/ok`, to
+//! `/tmp/file.txt` and to `/var/log/app.log`: 300 writes below `/tmp/ok` and one to
+//! `/tmp/file.txt` (allowed, no rule can match them: dropped in the kernel), one to
+//! `/tmp/notallowed` (the profile's write anomaly), and a truncation of `/var/log/app.log`
+//! (allowed by the profile, but under `/var/log`, where the default rule "Clear Log
+//! Activities" looks: reported, and it alerts).
+//!
+//! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
+
+mod common;
+use falco_learn_test_support as support;
+
+use common::{free_port, scrape, Agent};
+use falco_learn_profiler::{rule_name, Dimension, ImageRef, Profile};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use support::{busybox_rootfs, ctr_sh, may_run, Containerd, CtrContainer, CtrImage};
+
+const REPO: &str = "docker.io/library/fl-kfilter";
+const IMAGE: &str = "docker.io/library/fl-kfilter:test";
+
+const SCRIPT: &str = "busybox mkdir -p /tmp/ok /var/log; i=0; \
+    while [ $i -lt 300 ]; do echo x > /tmp/ok/f$i; i=$((i+1)); done; \
+    echo x > /tmp/file.txt; echo x > /tmp/notallowed; : > /var/log/app.log; echo done";
+
+/// (rule, fd.name, proc.exepath) of every alert about the test's container.
+type AlertSet = BTreeSet<(String, String, String)>;
+
+struct Run {
+    alerts: AlertSet,
+    /// `falco_learn_kernel_filtered_total{reason="profile"}`, summed over kinds.
+    profile_filtered: u64,
+}
+
+fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage) -> Run {
+    let metrics_port = free_port();
+    let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
+    let filter_o = format!("engine.kernel_filter={kernel_filter}");
+    let mut agent = Agent::spawn(
+        "run: ",
+        &[
+            "run",
+            "--mode",
+            "enforce-alert",
+            "--profiles",
+            profiles,
+            "-o",
+            &metrics_o,
+            "-o",
+            &filter_o,
+        ],
+    );
+    agent.wait_log("enforce-alert mode running", 60);
+    let name = format!("fl-kf-{}-{kernel_filter}", std::process::id());
+    let _c = CtrContainer::run(&image.reference, &name, &[], &["/bin/sleep", "60"]);
+    if kernel_filter {
+        // two files, the six benign sinks, the directory itself and below it
+        assert!(
+            agent.stderr_has(&format!(
+                "kernel filter: {IMAGE} 10 kernel entries of its writes"
+            )),
+            "{}",
+            agent.stderr()
+        );
+        agent.wait_log(
+            &format!("kernel filter: container {name} ({IMAGE}, cgroup id "),
+            20,
+        );
+    } else {
+        // the container's first events reach the agent (its image resolved)
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let (out, code) = ctr_sh(&name, "scenario", SCRIPT);
+    assert_eq!((out.as_str(), code), ("done", 0));
+    // both expected alerts arrive, then a little more time for anything else
+    let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = agent.stdout_lines();
+        let have =
+            |rule: &str, file: &str| lines.iter().any(|l| l.contains(rule) && l.contains(file));
+        if have(&anomaly, "/tmp/notallowed") && have("Clear Log Activities", "/var/log/app.log") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kernel_filter={kernel_filter}: the expected alerts did not come:\n{}\n{}",
+            lines.join("\n"),
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let metrics = scrape(metrics_port);
+    let profile_filtered = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("falco_learn_kernel_filtered_total{") && l.contains("reason=\"profile\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    agent.terminate(30);
+    let alerts = agent
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|a| a["output_fields"]["container.id"] == name.as_str())
+        .map(|a| {
+            let f = |k: &str| a["output_fields"][k].as_str().unwrap_or("").to_string();
+            (
+                a["rule"].as_str().unwrap_or("").to_string(),
+                f("fd.name"),
+                f("proc.exepath"),
+            )
+        })
+        .collect();
+    Run {
+        alerts,
+        profile_filtered,
+    }
+}
+
+#[test]
+fn alerts_are_the_same_with_and_without_the_kernel_filter() {
+    if !may_run("the kernel filter end-to-end test", &["containerd", "ctr"]) {
+        return;
+    }
+    let _daemon = Containerd::start();
+    let rootfs = busybox_rootfs("kernel-filter");
+    let image = CtrImage::import(IMAGE, &rootfs);
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).expect("mkdir");
+    let mut p = Profile::new(ImageRef::new(REPO, "test"));
+    p.learn_exec("/bin/busybox", false, 1);
+    p.write_dirs.insert("/tmp/ok".into(), Default::default());
+    p.write_files
+        .insert("/tmp/file.txt".into(), Default::default());
+    p.write_files
+        .insert("/var/log/app.log".into(), Default::default());
+    std::fs::write(
+        profiles.join("kfilter.yaml"),
+        falco_learn_profiler::to_yaml(&p),
+    )
+    .expect("write profile");
+    let profiles_s = profiles.display().to_string();
+
+    let on = run_scenario(&profiles_s, true, &image);
+    let off = run_scenario(&profiles_s, false, &image);
+    let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
+    let expected: AlertSet = [
+        (anomaly.as_str(), "/tmp/notallowed"),
+        ("Clear Log Activities", "/var/log/app.log"),
+    ]
+    .iter()
+    .map(|(r, f)| (r.to_string(), f.to_string(), "/bin/busybox".to_string()))
+    .collect();
+    let writes = |s: &AlertSet| -> AlertSet {
+        s.iter()
+            .filter(|(_, f, _)| !f.is_empty())
+            .cloned()
+            .collect()
+    };
+    assert_eq!(writes(&on.alerts), expected, "filter on: {:#?}", on.alerts);
+    assert_eq!(
+        on.alerts, off.alerts,
+        "the kernel filter changed the alerts"
+    );
+    // the 301 allowed writes (and nothing a rule or the profile needed) died in the kernel
+    assert!(
+        on.profile_filtered >= 301,
+        "filter on: only {} write-opens dropped in the kernel",
+        on.profile_filtered
+    );
+    assert_eq!(off.profile_filtered, 0, "filter off dropped write-opens");
+}

@@ -236,6 +236,18 @@ fn recordings_are_0600_whatever_the_umask() {
         rec.as_os_str(),
     ]));
     assert_eq!(mode(&rec), 0o600);
+    // what the agent evaluated (`run --record`) holds the same: 0600 too
+    std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    ok(&run(&[
+        os("run"),
+        os("--duration"),
+        os("100ms"),
+        os("-o"),
+        os("metrics.enabled=false"),
+        os("--record"),
+        rec.as_os_str(),
+    ]));
+    assert_eq!(mode(&rec), 0o600);
 }
 
 /// `run --profiles DIR` where DIR is missing or holds no profiles used to run

@@ -16,7 +16,6 @@ mod common;
 use falco_learn_test_support as support;
 
 use common::Agent;
-use falco_learn_profiler::{ImageRef, Profile};
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -50,13 +49,12 @@ fn replaying_a_live_recording_raises_the_live_alerts() {
     let dir = tempfile::tempdir().expect("tmp");
     let profiles = dir.path().join("profiles");
     std::fs::create_dir_all(&profiles).expect("mkdir");
-    let mut p = Profile::new(ImageRef::new("docker.io/library/fl-replay", "test"));
-    p.learn_exec("/bin/busybox", false, 1);
-    std::fs::write(
-        profiles.join("fl-replay.yaml"),
-        falco_learn_profiler::to_yaml(&p),
-    )
-    .expect("write profile");
+    support::write_profile(
+        &profiles,
+        "docker.io/library/fl-replay",
+        "test",
+        &["/bin/busybox"],
+    );
     let rec = dir.path().join("rec.jsonl");
     let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
     let port = listener.local_addr().expect("addr").port();

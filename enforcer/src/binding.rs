@@ -257,9 +257,8 @@ impl Binder {
 mod tests {
     use super::*;
     use crate::{Engine, ProfilesFrom};
-    use falco_learn_profiler::{ImageRef, Profile};
     use falco_learn_rules::Priority;
-    use falco_learn_test_support::events::in_container;
+    use falco_learn_test_support::{events::in_container, write_profile};
     use std::cell::RefCell;
 
     #[derive(Default)]
@@ -297,13 +296,12 @@ mod tests {
     #[test]
     fn containers_go_under_their_profile_once() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "latest"));
-        p.learn_exec("/usr/sbin/nginx", false, 1);
-        std::fs::write(
-            dir.path().join("nginx.yaml"),
-            falco_learn_profiler::to_yaml(&p),
-        )
-        .expect("write");
+        write_profile(
+            dir.path(),
+            "docker.io/library/nginx",
+            "latest",
+            &["/usr/sbin/nginx"],
+        );
         let from = ProfilesFrom::Dir {
             path: dir.path(),
             allow_empty: true,

@@ -440,20 +440,20 @@ mod tests {
     use crate::source::{Loss, LossStage, RecordingSource};
     use crate::ProfilesFrom;
     use falco_learn_event::Event;
-    use falco_learn_profiler::{Dimension, ImageRef, Profile};
+    use falco_learn_profiler::Dimension;
+    use falco_learn_test_support::write_profile;
 
     const SEED: &str = include_str!("../../rules/tests/fixtures/seed.jsonl");
 
     /// The seed's image profiled: nginx itself, nothing outbound.
     fn profiles() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
-        p.learn_exec("/usr/sbin/nginx", false, 1);
-        std::fs::write(
-            dir.path().join("nginx.yaml"),
-            falco_learn_profiler::to_yaml(&p),
-        )
-        .expect("write");
+        write_profile(
+            dir.path(),
+            "docker.io/library/nginx",
+            "1.27",
+            &["/usr/sbin/nginx"],
+        );
         dir
     }
 

@@ -15,8 +15,8 @@ use falco_learn_enforcer::pipeline::{Control, DropAlerts, Options, Pipeline};
 use falco_learn_enforcer::source::{Filtered, Loss, LossStage, Next, RuntimeStats, Source};
 use falco_learn_enforcer::{Engine, ProfilesFrom};
 use falco_learn_event::Event;
-use falco_learn_profiler::{ImageRef, Profile};
 use falco_learn_rules::Priority;
+use falco_learn_test_support::write_profile;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -166,13 +166,12 @@ fn every_declared_metric_is_emitted_with_its_labels_and_nothing_else() {
     metrics::set_global_recorder(Recorded(noting.clone())).expect("the only recorder");
 
     let dir = tempfile::tempdir().expect("tmp");
-    let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
-    p.learn_exec("/usr/sbin/nginx", false, 1);
-    std::fs::write(
-        dir.path().join("nginx.yaml"),
-        falco_learn_profiler::to_yaml(&p),
-    )
-    .expect("write");
+    write_profile(
+        dir.path(),
+        "docker.io/library/nginx",
+        "1.27",
+        &["/usr/sbin/nginx"],
+    );
     std::fs::write(dir.path().join("broken.yaml"), "schema_version: [").expect("write");
     let profiles = dir.path().to_path_buf();
     let build = move || {

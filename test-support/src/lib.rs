@@ -7,6 +7,22 @@
 
 pub mod events;
 
+/// Write `DIR/<name>.yaml`, the profile of `repository:tag` allowing exactly
+/// `execs` (nothing outbound, no writes): a reviewed profile as `run
+/// --profiles DIR` loads it. Returns the file.
+pub fn write_profile(dir: &Path, repository: &str, tag: &str, execs: &[&str]) -> PathBuf {
+    let mut p =
+        falco_learn_profiler::Profile::new(falco_learn_profiler::ImageRef::new(repository, tag));
+    for e in execs {
+        p.learn_exec(e, false, 1);
+    }
+    let name = repository.rsplit('/').next().unwrap_or(repository);
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, falco_learn_profiler::to_yaml(&p))
+        .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    file
+}
+
 use falco_learn_event::Event;
 use falco_learn_probe::{Probe, ProbeConfig};
 use std::path::{Path, PathBuf};

@@ -59,6 +59,10 @@ pub struct ProbeBenchArgs {
     /// How long the peer gets to load before a loop starts.
     #[arg(long, default_value = "5s", value_parser = crate::cmd::duration_in(Duration::ZERO, Duration::from_secs(600)))]
     pub peer_settle: Duration,
+    /// Kernel ring buffer size in MiB (a power of two; default: the agent's
+    /// `engine.ring_mib` default). The drops column says whether it is enough.
+    #[arg(long, value_parser = crate::cmd::int_in(1u32, 1024))]
+    pub ring_mib: Option<u32>,
     /// Only these loops (repeatable; default: all).
     #[arg(long = "loop", value_enum)]
     pub loops: Vec<LoopKind>,
@@ -427,6 +431,9 @@ fn status_mib(key: &str) -> f64 {
 }
 
 fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
+    if a.ring_mib.is_some_and(|m| !m.is_power_of_two()) {
+        anyhow::bail!("--ring-mib must be a power of two");
+    }
     let profiles = if a.agent {
         Some(bench_profiles()?)
     } else {
@@ -528,9 +535,11 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                 ),
                 None => None,
             };
+            let defaults = ProbeConfig::default();
             let (probe, rx) = Probe::start(ProbeConfig {
                 kill: a.kill,
-                ..ProbeConfig::default()
+                ring_bytes: a.ring_mib.map_or(defaults.ring_bytes, |m| m * 1024 * 1024),
+                ..defaults
             })?;
             if let (Some(policy), Some(cg)) = (probe.kill_policy(), cgroup) {
                 policy.set_profile(1, allowed.iter().map(String::as_str))?;

@@ -86,7 +86,7 @@ impl ContainerMaps for FakeKill {
     fn what(&self) -> &'static str {
         "fake"
     }
-    fn set_profile(&self, _: u32, p: &Profile) -> Result<String, String> {
+    fn set_profile(&self, _: u32, p: &falco_learn_profiler::Profile) -> Result<String, String> {
         Ok(format!("{}", p.exec.len()))
     }
     fn drop_profile(&self, _: u32) {}

@@ -200,6 +200,11 @@ mod tests {
             ("--peers-max", "1", "must be between 2 and 4096, got 1"),
             ("--ring-mib", "2048", "must be between 1 and 1024, got 2048"),
             ("--timeout", "0s", "must be between 100ms and 1h, got 0s"),
+            (
+                "--peer-settle",
+                "11m",
+                "must be between 0s and 10m, got 11m",
+            ),
             ("--rounds", "0", "must be between 1 and 1000, got 0"),
             (
                 "--scale",

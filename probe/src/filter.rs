@@ -355,7 +355,7 @@ fn entries(profile: u32, allow: &WriteAllow) -> AHashSet<Entry> {
 /// Per-container profile filter: which containers (cgroup v2 ids) run under which profile,
 /// and what each profile allows. See the module docs.
 pub struct ProfileFilter {
-    cgroups: Mutex<HashMap<MapData, u64, u32>>,
+    cgroups: crate::cgroup_map::CgroupMap,
     writes: Mutex<LpmTrie<MapData, [u8; 4 + PROFILE_PATH_BYTES], u8>>,
     held: Mutex<AHashMap<u32, AHashSet<Entry>>>,
 }
@@ -363,10 +363,12 @@ pub struct ProfileFilter {
 impl ProfileFilter {
     pub(crate) fn new(ebpf: &mut Ebpf) -> Result<ProfileFilter, ProbeError> {
         Ok(ProfileFilter {
-            cgroups: Mutex::new(
-                HashMap::try_from(take(ebpf, "FILTER_CGROUPS")?)
-                    .map_err(map_err("FILTER_CGROUPS"))?,
-            ),
+            cgroups: crate::cgroup_map::CgroupMap::new(
+                ebpf,
+                "FILTER_CGROUPS",
+                "filtered",
+                Vec::new(),
+            )?,
             writes: Mutex::new(
                 LpmTrie::try_from(take(ebpf, "PROFILE_WRITES")?)
                     .map_err(map_err("PROFILE_WRITES"))?,
@@ -403,17 +405,7 @@ impl ProfileFilter {
 
     /// Forget profile `profile` and unbind every cgroup under it.
     pub fn drop_profile(&self, profile: u32) {
-        let mut cgroups = lock(&self.cgroups);
-        let under: Vec<u64> = cgroups
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, p)| *p == profile)
-            .map(|(c, _)| c)
-            .collect();
-        for c in under {
-            let _ = cgroups.remove(&c);
-        }
-        drop(cgroups);
+        self.cgroups.release_profile(profile);
         if let Some(entries) = lock(&self.held).remove(&profile) {
             let mut writes = lock(&self.writes);
             for e in entries {
@@ -425,33 +417,18 @@ impl ProfileFilter {
     /// The container whose cgroup v2 id is `cgroup` runs under `profile` (set first).
     /// The root cgroup (0, 1) is refused: it is not a container.
     pub fn bind(&self, cgroup: u64, profile: u32) -> Result<(), ProbeError> {
-        if cgroup <= 1 {
-            return Err(ProbeError::Map {
-                map: "FILTER_CGROUPS",
-                err: format!("cgroup {cgroup} is the root cgroup or unknown: never filtered"),
-            });
-        }
-        if !lock(&self.held).contains_key(&profile) {
-            return Err(ProbeError::Map {
-                map: "FILTER_CGROUPS",
-                err: format!("profile {profile} has no entries (set_profile first)"),
-            });
-        }
-        lock(&self.cgroups)
-            .insert(cgroup, profile, 0)
-            .map_err(map_err("FILTER_CGROUPS"))
+        let known = lock(&self.held).contains_key(&profile);
+        self.cgroups.bind(cgroup, profile, known)
     }
 
     /// The container of `cgroup` is gone (or its image lost its profile).
     pub fn release(&self, cgroup: u64) {
-        let _ = lock(&self.cgroups).remove(&cgroup);
+        self.cgroups.release(cgroup);
     }
 
     /// Bound cgroups with their profile numbers, sorted.
     pub fn bound(&self) -> Vec<(u64, u32)> {
-        let mut v: Vec<(u64, u32)> = lock(&self.cgroups).iter().filter_map(Result::ok).collect();
-        v.sort_unstable();
-        v
+        self.cgroups.bound()
     }
 
     /// Kernel entries held per profile, sorted by profile.

@@ -137,14 +137,12 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
 /// The two kill maps and what userspace put in them.
 pub struct KillPolicy {
     /// cgroup v2 id → profile number.
-    cgroups: Mutex<HashMap<MapData, u64, u32>>,
+    cgroups: crate::cgroup_map::CgroupMap,
     /// `[profile, hash]` (the C key `{u32 profile; u32 pad; u64 hash}` read as
     /// two little-endian u64) → 1.
     allow: Mutex<HashMap<MapData, [u64; 2], u8>>,
     /// What `allow` holds, by profile.
     allowed: Mutex<AHashMap<u32, AHashSet<u64>>>,
-    /// Cgroups that must never be enforced: this process's and init's.
-    host_cgroups: AHashSet<u64>,
     /// The kernel program's `kill_hash_seed`.
     seed: u64,
 }
@@ -157,18 +155,18 @@ impl KillPolicy {
                 err: "missing".into(),
             })
         };
-        let cgroups =
-            HashMap::try_from(take(ebpf, "KILL_CGROUPS")?).map_err(map_err("KILL_CGROUPS"))?;
-        let allow = HashMap::try_from(take(ebpf, "KILL_ALLOW")?).map_err(map_err("KILL_ALLOW"))?;
+        // never enforced: this process's cgroup and init's
         let host_cgroups = [std::process::id(), 1]
             .into_iter()
             .filter_map(|p| cgroup_of(p).ok().map(|c| c.id))
             .collect();
+        let cgroups =
+            crate::cgroup_map::CgroupMap::new(ebpf, "KILL_CGROUPS", "enforced", host_cgroups)?;
+        let allow = HashMap::try_from(take(ebpf, "KILL_ALLOW")?).map_err(map_err("KILL_ALLOW"))?;
         Ok(KillPolicy {
-            cgroups: Mutex::new(cgroups),
+            cgroups,
             allow: Mutex::new(allow),
             allowed: Mutex::new(AHashMap::new()),
-            host_cgroups,
             seed,
         })
     }
@@ -214,52 +212,23 @@ impl KillPolicy {
                 let _ = allow.remove(&[u64::from(profile), h]);
             }
         }
-        let mut cgroups = lock(&self.cgroups);
-        let under: Vec<u64> = cgroups
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, p)| *p == profile)
-            .map(|(c, _)| c)
-            .collect();
-        for c in under {
-            let _ = cgroups.remove(&c);
-        }
+        self.cgroups.release_profile(profile);
     }
 
     /// Put the container whose cgroup v2 id is `cgroup` under `profile`.
     pub fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), ProbeError> {
-        let refuse = |why: &str| ProbeError::Map {
-            map: "KILL_CGROUPS",
-            err: format!("cgroup {cgroup} {why}: never enforced"),
-        };
-        // 0: no cgroup v2 reported; 1: the root cgroup
-        if cgroup <= 1 {
-            return Err(refuse("is the root cgroup or unknown"));
-        }
-        if self.host_cgroups.contains(&cgroup) {
-            return Err(refuse("is init's or falco-learn's own"));
-        }
-        if !lock(&self.allowed).contains_key(&profile) {
-            return Err(ProbeError::Map {
-                map: "KILL_CGROUPS",
-                err: format!("profile {profile} has no allowed set (set_profile first)"),
-            });
-        }
-        lock(&self.cgroups)
-            .insert(cgroup, profile, 0)
-            .map_err(map_err("KILL_CGROUPS"))
+        let known = lock(&self.allowed).contains_key(&profile);
+        self.cgroups.bind(cgroup, profile, known)
     }
 
     /// Stop enforcing cgroup `id` (its container is gone).
     pub fn release(&self, id: u64) {
-        let _ = lock(&self.cgroups).remove(&id);
+        self.cgroups.release(id);
     }
 
     /// Cgroup ids under enforcement now, with their profile numbers.
     pub fn enforced(&self) -> Vec<(u64, u32)> {
-        let mut v: Vec<(u64, u32)> = lock(&self.cgroups).iter().filter_map(Result::ok).collect();
-        v.sort_unstable();
-        v
+        self.cgroups.bound()
     }
 }
 

@@ -14,6 +14,7 @@
 //! ([`Probe::kernel_stats`]); malformed records and full userspace queues are
 //! counted in [`ProbeCounters`].
 
+mod cgroup_map;
 pub mod container;
 pub mod decode;
 pub mod enrich;

@@ -66,6 +66,7 @@ fn path_flags(bits: u32) -> path::PathFlags {
     path::PathFlags {
         truncated: bits & abi::PATH_TRUNCATED != 0,
         deleted: bits & abi::PATH_DETACHED != 0,
+        pseudo: bits & abi::PATH_PSEUDO != 0,
     }
 }
 
@@ -337,6 +338,7 @@ impl Enricher {
                     tmpfs: e.flags & abi::EXE_TMPFS != 0,
                     memfd: e.flags & abi::EXE_MEMFD != 0,
                     upper_layer: e.flags & abi::EXE_UPPER != 0,
+                    overlay: e.flags & abi::EXE_OVERLAY != 0,
                     writable: exe_writable(e.exe_mode, e.exe_uid, e.exe_gid, h.uid, h.gid),
                     killed: e.flags & abi::EXE_KILLED != 0,
                 };

@@ -225,9 +225,13 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         let name = format!("{px}_net_{}_{port}", proto.as_str());
         let items: Vec<String> = e.peers.iter().map(net_item).collect();
         list(&mut o, &name, &items);
+        // an inet socket of no known protocol reads `<NA>` in Falco (and in our field table)
+        let l4 = match proto {
+            Proto::Unknown => "\"<NA>\"",
+            p => p.as_str(),
+        };
         alts.push(format!(
-            "(fd.l4proto = {} and fd.sport = {port} and fd.snet in ({name}))",
-            Proto::as_str(*proto)
+            "(fd.l4proto = {l4} and fd.sport = {port} and fd.snet in ({name}))"
         ));
     }
     // UDP replies from a fixed local port to a peer's ephemeral port are not

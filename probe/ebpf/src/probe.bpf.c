@@ -238,7 +238,8 @@ static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 da
  * fit and sets FL_PATH_TRUNCATED (userspace renders it "<truncated>/…", which
  * matches no profile entry, and enforce-kill kills such an exec). An unlinked
  * file (d_unlinked: unhashed and not a root) or a detached one (memfd) sets
- * FL_PATH_DETACHED, rendered " (deleted)" as /proc/<pid>/exe does.
+ * FL_PATH_DETACHED (the kill hash appends " (deleted)" as /proc/<pid>/exe shows it);
+ * a pseudo file with no parent (memfd) also sets FL_PATH_PSEUDO.
  */
 static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, struct vfsmount *vfsmnt,
 				    struct dentry *root_dentry, struct vfsmount *root_mnt, u32 *flags)
@@ -295,7 +296,7 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 		w->names[i] = BPF_CORE_READ(dentry, d_name.name);
 		if (dentry == parent) {
 			/* detached (memfd, unlinked pseudo file): its own name, like d_path */
-			w->flags |= FL_PATH_DETACHED;
+			w->flags |= FL_PATH_DETACHED | FL_PATH_PSEUDO;
 			complete = true;
 			continue;
 		}

@@ -222,6 +222,9 @@ pub struct ExeFlags {
     pub upper_layer: bool,
     /// The executable is writable by the user running it (`proc.is_exe_writable`).
     pub writable: bool,
+    /// The executable lives on an overlay filesystem (upper or lower layer): with
+    /// `upper_layer` false it is a lower-layer (image) file, Falco's `EXE_LOWER_LAYER`.
+    pub overlay: bool,
     /// enforce-kill mode killed this exec in the kernel (its exe is not in the
     /// container image's profile); the process never ran its own code.
     pub killed: bool,
@@ -321,7 +324,9 @@ pub enum FdType {
 }
 
 impl FdType {
-    /// Falco's `fd.type` string.
+    /// Falco's `fd.type` string (libsinsp `sinsp_fdinfo::get_typestring`). A packet
+    /// socket is `SCAP_FD_UNKNOWN` in libsinsp (`sinsp_parser::add_socket` gives only
+    /// unix, inet and netlink a kind), which reads `<NA>`, as does any other unknown kind.
     pub fn as_str(self) -> &'static str {
         match self {
             FdType::File => "file",
@@ -330,7 +335,6 @@ impl FdType {
             FdType::Ipv6 => "ipv6",
             FdType::Unix => "unix",
             FdType::Netlink => "netlink",
-            FdType::Packet => "packet",
             FdType::Pipe => "pipe",
             FdType::Event => "event",
             FdType::Signalfd => "signalfd",
@@ -338,11 +342,11 @@ impl FdType {
             FdType::Inotify => "inotify",
             FdType::Timerfd => "timerfd",
             FdType::Memfd => "memfd",
-            FdType::Other => "unknown",
+            FdType::Packet | FdType::Other => "<NA>",
         }
     }
 
-    /// Falco's `fd.typechar`.
+    /// Falco's `fd.typechar` (libsinsp `fdinfo.h` `CHAR_FD_*`; unknown kinds `o`).
     pub fn typechar(self) -> char {
         match self {
             FdType::File => 'f',
@@ -350,8 +354,7 @@ impl FdType {
             FdType::Ipv4 => '4',
             FdType::Ipv6 => '6',
             FdType::Unix => 'u',
-            FdType::Netlink => 's',
-            FdType::Packet => 'p',
+            FdType::Netlink => 'n',
             FdType::Pipe => 'p',
             FdType::Event => 'e',
             FdType::Signalfd => 's',
@@ -359,7 +362,7 @@ impl FdType {
             FdType::Inotify => 'i',
             FdType::Timerfd => 't',
             FdType::Memfd => 'm',
-            FdType::Other => 'o',
+            FdType::Packet | FdType::Other => 'o',
         }
     }
 }

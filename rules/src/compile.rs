@@ -516,6 +516,9 @@ pub(crate) struct Compiler<'c> {
     pub used_macros: AHashSet<usize>,
     /// Event type names used that falco-learn never captures.
     pub uncaptured: Vec<String>,
+    /// What conditions compiled so far ask for that the probe never gives (see
+    /// [`fields::unavailable`]), one text each; drained per rule like `uncaptured`.
+    pub unavailable: Vec<String>,
     emitted: AHashSet<(String, usize, usize, String)>,
     slots: AHashMap<(FieldRef, Vec<Transformer>), u32>,
     /// Compiled regexes by pattern (a pattern used by many rules is compiled once).
@@ -616,6 +619,7 @@ impl<'c> Compiler<'c> {
             used_lists: AHashSet::new(),
             used_macros: AHashSet::new(),
             uncaptured: Vec::new(),
+            unavailable: Vec::new(),
             emitted: AHashSet::new(),
             slots: AHashMap::new(),
             regexes: AHashMap::new(),
@@ -1238,6 +1242,13 @@ impl<'c> Compiler<'c> {
                 let field = fields::parse_field_ref(name).map_err(|e| {
                     Self::cerr(src, Code::UnknownField, span.start, name, e.to_string())
                 })?;
+                if let Some(why) = fields::unavailable(&field) {
+                    self.unavailable
+                        .push(format!(
+                            "field '{field}' never has a value in falco-learn ({why}): \
+                             every comparison on it is false, 'exists' too"
+                        ));
+                }
                 Ok(Lhs {
                     field,
                     transforms: Vec::new(),
@@ -1314,6 +1325,20 @@ impl<'c> Compiler<'c> {
 
     fn check(&mut self, c: &Check, src: &CondSrc) -> CResult<Node> {
         let mut lhs = self.operand(&c.lhs, src)?;
+        if lhs.field.id == fields::FieldId::EvtDir {
+            let asks_enter = match &c.rhs {
+                Rhs::Value(v) => v.text == ">",
+                Rhs::List(vs) => vs.iter().any(|v| v.text == ">"),
+                _ => false,
+            };
+            if asks_enter {
+                self.unavailable.push(
+                    "'evt.dir' compared with '>' asks for enter events: falco-learn sees \
+                     exit events only, evt.dir is always '<'"
+                        .to_string(),
+                );
+            }
+        }
         self.slot_of(&mut lhs);
         let typ = lhs.typ();
         let op = c.op;

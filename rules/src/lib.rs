@@ -35,6 +35,7 @@ pub mod output;
 pub mod parser;
 pub mod pmatch;
 pub mod report;
+pub mod strict;
 pub mod yaml;
 
 use collector::{Collected, Ctx};
@@ -431,6 +432,7 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
     // Macros compiled standalone are not "used" by that.
     c.used_macros.clear();
     c.used_lists.clear();
+    c.unavailable.clear();
 
     let mut rules = Vec::new();
     for r in &col.rules {
@@ -450,6 +452,7 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
             continue;
         }
         let before = c.uncaptured.len();
+        let before_unavailable = c.unavailable.len();
         let cond = match c.compile_src(&r.cond) {
             Ok(n) => n,
             Err(e) => {
@@ -484,6 +487,19 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
                 }
             },
         };
+        let mut unavailable: Vec<String> = c.unavailable.drain(before_unavailable..).collect();
+        unavailable.sort();
+        unavailable.dedup();
+        for what in unavailable {
+            report.push(Diagnostic {
+                severity: Severity::Warning,
+                code: Code::UnavailableField,
+                message: what,
+                pos: r.pos.clone(),
+                item: Some(item.clone()),
+                snippet: None,
+            });
+        }
         let mut uncaptured: Vec<String> = c.uncaptured.drain(before..).collect();
         uncaptured.sort();
         uncaptured.dedup();

@@ -256,6 +256,25 @@ catalogue! {
     K8sPodLabels => "k8s.pod.labels", String, None, "Pod labels as key:value, comma-separated.";
 }
 
+/// Why falco-learn's probe never gives a value for this field, or `None` when it does.
+/// A rule testing such a field is loaded and evaluated as the engine always does on a
+/// missing value (every comparison false, `exists` false, `<NA>` in outputs), and
+/// `rules check` and the load report name it with a `LOAD_UNAVAILABLE_FIELD` warning.
+/// (Recordings from elsewhere may carry a value; the probe never does.)
+pub fn unavailable(f: &FieldRef) -> Option<&'static str> {
+    match (f.id, &f.arg) {
+        (FieldId::EvtBuffer, _) => Some("the probe captures no data buffers"),
+        (FieldId::ProcEnv, _) => Some("the probe does not read process environments"),
+        (FieldId::FdCipName | FieldId::FdSipName | FieldId::FdLipName | FieldId::FdRipName, _) => {
+            Some("falco-learn resolves no domain names")
+        }
+        (FieldId::FdTypes, FieldArg::Index(_)) => {
+            Some("falco-learn knows only the event's own fd, not the process's fd table")
+        }
+        _ => None,
+    }
+}
+
 /// Look a field up by exact name (without argument).
 pub fn lookup(name: &str) -> Option<&'static FieldInfo> {
     FIELDS.iter().find(|f| f.name == name)

@@ -108,19 +108,7 @@ fn net_item(n: &IpNet) -> String {
 }
 
 fn yaml_scalar(s: &str) -> String {
-    // Same quoting as profiles: plain when it reads back as itself.
-    let plain = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-' | '+' | '@' | ':' | '*')
-        })
-        && !s.starts_with(['-', ':', '*', '@', '.'])
-        && matches!(serde_yaml::from_str::<serde_yaml::Value>(s),
-                    Ok(serde_yaml::Value::String(ref r)) if r == s);
-    if plain {
-        s.to_string()
-    } else {
-        yaml::double_quoted(s)
-    }
+    falco_learn_rules::emit::yaml_scalar(s)
 }
 
 fn image_literal(image: &ImageRef, v: &str) -> Result<String, GenerateError> {

@@ -29,6 +29,8 @@ pub mod collector;
 pub const DEFAULT_RULES: &str = include_str!("../default/falco-learn_rules.yaml");
 
 pub mod compile;
+pub mod emit;
+pub mod glob;
 pub mod kernel_plan;
 pub mod limits;
 pub mod output;
@@ -39,9 +41,9 @@ pub mod strict;
 pub mod yaml;
 
 use collector::{Collected, Ctx};
-pub use compile::glob_match;
 use compile::{Compiler, EvalCache, Node, TypeMask, ALL_TYPES};
 use falco_learn_event::{Event, EventType};
+pub use glob::glob_match;
 pub use output::{Alert, OutputFormat};
 pub use pmatch::pmatch_match;
 pub use report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity, Source};

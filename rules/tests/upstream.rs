@@ -98,7 +98,13 @@ fn upstream_and_default_rules_under_the_strict_check() {
         let got: Vec<String> = falco_learn_rules::strict::check(&sources, &report)
             .iter()
             .map(|d| {
-                let file = d.pos.file.rsplit('/').next().unwrap_or_default().to_string();
+                let file = d
+                    .pos
+                    .file
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 format!("{file}:{}:{} {}", d.pos.line, d.pos.col, d.message)
             })
             .collect();

@@ -11,6 +11,7 @@
 //!
 //! Events are exit events only: `evt.dir` is always `<`.
 
+use crate::glob::glob_match;
 use crate::{Args, Event, EventType, Fd, FdType};
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -1186,34 +1187,6 @@ pub fn clock_time(ts: u64) -> String {
         day % 60,
         ns
     )
-}
-
-fn glob_match(pattern: &str, text: &str) -> bool {
-    // Small fnmatch: `*`, `?` and literal characters.
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let (mut star, mut mark) = (None::<usize>, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ti;
-        } else if let Some(sp) = star {
-            pi = sp + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 fn mount_lookup<'a>(ev: &'a Event, key: &str, want_dest: bool) -> Option<Value<'a>> {

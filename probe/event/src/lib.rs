@@ -13,6 +13,7 @@
 //! `falco-learn fields` listing and extraction.
 
 pub mod fields;
+pub mod glob;
 mod jsonl;
 pub mod path;
 

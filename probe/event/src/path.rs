@@ -59,6 +59,15 @@ pub fn render(bytes: &[u8], flags: PathFlags) -> String {
     out
 }
 
+/// Render a `/proc/<pid>/exe` or `/cwd` link read at start: ` (deleted)` dropped, as
+/// libsinsp's `set_exepath` drops it from the same link (a memfd's link reads
+/// `/memfd:name (deleted)`, so such a process seen before start reads `/memfd:name`, as
+/// in Falco), the bytes escaped as [`render_raw`] does.
+pub fn render_proc_link(bytes: &[u8]) -> String {
+    let b = bytes.strip_suffix(DELETED.as_bytes()).unwrap_or(bytes);
+    render_raw(b)
+}
+
 /// Render bytes that are not a kernel-resolved path (a path as a process passed it):
 /// the same escaping, no flags.
 pub fn render_raw(bytes: &[u8]) -> String {
@@ -288,5 +297,16 @@ mod tests {
         assert_eq!(raw_bytes("/a\\q"), None);
         assert_eq!(raw_bytes("/a\\xg1"), None);
         assert_eq!(raw_bytes("/a\\x1"), None);
+    }
+
+    /// Source: libsinsp `sinsp_threadinfo::set_exepath` (strips ` (deleted)`; tests in
+    /// `test/classes/sinsp_threadinfo.cpp`).
+    #[test]
+    fn proc_links_read_at_start_drop_the_deleted_suffix() {
+        assert_eq!(render_proc_link(b"/usr/bin/x (deleted)"), "/usr/bin/x");
+        assert_eq!(render_proc_link(b"/memfd:m (deleted)"), "/memfd:m");
+        assert_eq!(render_proc_link(b"/usr/bin/x"), "/usr/bin/x");
+        assert_eq!(render_proc_link(b"/a\\b"), "/a\\\\b");
+        assert_eq!(render_proc_link(b"/\xff"), "/\\xff");
     }
 }

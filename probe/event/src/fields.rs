@@ -1780,9 +1780,20 @@ mod tests {
     /// `SCAP_FD_UNKNOWN`, a new socket has no role yet).
     #[test]
     fn fd_kinds_read_as_libsinsp_names_them() {
-        let mut e = Event::default();
-        e.typ = crate::EventTypeField(EventType::Connect);
-        let cases: &[(FdType, crate::L4Proto, &str, &str, Option<&str>, &str)] = &[
+        let mut e = Event {
+            typ: crate::EventTypeField(EventType::Connect),
+            ..Default::default()
+        };
+        // (kind, protocol, fd.type, fd.typechar, fd.sockfamily, fd.l4proto)
+        type Case<'a> = (
+            FdType,
+            crate::L4Proto,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: &[Case] = &[
             (FdType::File, crate::L4Proto::Unknown, "file", "f", None, NA),
             (
                 FdType::Directory,
@@ -1899,10 +1910,12 @@ mod tests {
     /// `PPM_EXE_FROM_MEMFD`) and `flags_table.c` `execve_flags` for the order.
     #[test]
     fn exec_flags_read_as_the_modern_probe_sets_them() {
-        let mut e = Event::default();
-        e.typ = crate::EventTypeField(EventType::Execve);
-        e.args = Args::Exec {
-            filename: String::new(),
+        let mut e = Event {
+            typ: crate::EventTypeField(EventType::Execve),
+            args: Args::Exec {
+                filename: String::new(),
+            },
+            ..Default::default()
         };
         let f = |writable, overlay, upper_layer, memfd| crate::ExeFlags {
             writable,

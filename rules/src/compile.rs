@@ -1273,36 +1273,8 @@ impl<'c> Compiler<'c> {
                 ),
             )
         };
-        // Which operators each type accepts.
-        let allowed = match typ {
-            FieldType::String | FieldType::Path | FieldType::Dynamic | FieldType::Bytes => true,
-            FieldType::Int
-            | FieldType::Uint
-            | FieldType::Port
-            | FieldType::RelTime
-            | FieldType::AbsTime => matches!(
-                op,
-                Op::Eq
-                    | Op::Ne
-                    | Op::Lt
-                    | Op::Le
-                    | Op::Gt
-                    | Op::Ge
-                    | Op::In
-                    | Op::Intersects
-                    | Op::Exists
-            ),
-            FieldType::Bool => matches!(op, Op::Eq | Op::Ne | Op::In | Op::Exists),
-            FieldType::IpAddr | FieldType::IpNet => {
-                matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects | Op::Exists)
-            }
-        };
-        let pmatch_ok = op != Op::Pmatch
-            || matches!(
-                typ,
-                FieldType::Path | FieldType::String | FieldType::Dynamic
-            );
-        if !allowed || !pmatch_ok {
+        // Which operators each type accepts: the operator table.
+        if !(crate::operators::info(op).accepts)(typ) {
             return Err(bad_op(self));
         }
         if op == Op::Exists {
@@ -1349,7 +1321,7 @@ impl<'c> Compiler<'c> {
             Rhs::Field(o) => {
                 let mut other = self.operand(o, src)?;
                 self.slot_of(&mut other);
-                if is_list_op(op) || matches!(op, Op::Glob | Op::IGlob | Op::Regex | Op::Pmatch) {
+                if !crate::operators::info(op).field_rhs {
                     return Err(bad_op(self));
                 }
                 Ok(Node::Test(Box::new(Test {

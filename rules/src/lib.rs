@@ -33,6 +33,7 @@ pub mod emit;
 pub mod glob;
 pub mod kernel_plan;
 pub mod limits;
+pub mod operators;
 pub mod output;
 pub mod parser;
 pub mod pmatch;

@@ -398,6 +398,7 @@ impl Enricher {
                         addr,
                     }
                 };
+                f.unmap_ipv4();
                 fd = Some(f);
             }
             Raw::Open { e, path, resolved } => {
@@ -461,7 +462,9 @@ impl Enricher {
                     _ => EventType::Dup2,
                 };
                 if e.sock.family != 0 {
-                    fd = Some(sock_fd(h.res, &e.sock));
+                    let mut f = sock_fd(h.res, &e.sock);
+                    f.unmap_ipv4();
+                    fd = Some(f);
                 } else {
                     fd = Some(Fd {
                         num: h.res,

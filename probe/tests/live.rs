@@ -237,6 +237,29 @@ fn tcp_connect_to_loopback() {
     drop(listener);
 }
 
+/// A dual-stack (IPv6) socket connecting to an IPv4-mapped address reads as the IPv4
+/// socket libsinsp makes of it (`sinsp_parser`: both ends mapped → `SCAP_FD_IPV4_SOCK`).
+#[test]
+fn dual_stack_connect_to_a_mapped_ipv4_address_reads_as_ipv4() {
+    let Some(s) = shared() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let pid = run(Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3<>/dev/tcp/::ffff:127.0.0.1/{port}")));
+    let ev = wait_for(s, "dual-stack connect", |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Connect
+            && e.fd.as_ref().is_some_and(|f| f.sport == Some(port))
+    });
+    let fd = ev.fd.clone().expect("fd");
+    assert_eq!(ev.res, 0, "{ev:?}");
+    assert_eq!(fd.typ, FdType::Ipv4, "{fd:?}");
+    assert_eq!(fd.sip, Some("127.0.0.1".parse().expect("ip")));
+    assert_eq!(fd.cip, Some("127.0.0.1".parse().expect("ip")));
+    drop(listener);
+}
+
 #[test]
 fn write_open_has_flags_path_and_fd() {
     let Some(s) = shared() else { return };

@@ -1935,4 +1935,44 @@ mod tests {
             assert_eq!(get(&e, "evt.arg.flags").as_deref(), Some(want), "{flags:?}");
         }
     }
+
+    /// Source: libsinsp `sinsp_parser` (connect exit: both ends IPv4-mapped →
+    /// `SCAP_FD_IPV4_SOCK` with the mapped addresses; otherwise IPv6).
+    #[test]
+    fn a_dual_stack_socket_talking_ipv4_reads_as_ipv4() {
+        let v6 = |s: &str| Some(s.parse::<std::net::IpAddr>().expect("ip"));
+        let mut e = Event {
+            typ: crate::EventTypeField(EventType::Connect),
+            ..Default::default()
+        };
+        let mut fd = Fd {
+            typ: FdType::Ipv6,
+            l4proto: crate::L4Proto::Tcp,
+            cip: v6("::ffff:10.0.0.2"),
+            cport: Some(40000),
+            sip: v6("::ffff:93.184.216.34"),
+            sport: Some(443),
+            is_client: true,
+            ..Default::default()
+        };
+        fd.unmap_ipv4();
+        e.fd = Some(fd.clone());
+        assert_eq!(get(&e, "fd.typechar").as_deref(), Some("4"));
+        assert_eq!(get(&e, "fd.type").as_deref(), Some("ipv4"));
+        assert_eq!(get(&e, "fd.sip").as_deref(), Some("93.184.216.34"));
+        assert_eq!(
+            get(&e, "fd.name").as_deref(),
+            Some("10.0.0.2:40000->93.184.216.34:443")
+        );
+        // one end not mapped: IPv6 as it is
+        let mut half = Fd {
+            cip: v6("::"),
+            ..fd
+        };
+        half.typ = FdType::Ipv6;
+        half.sip = v6("::ffff:93.184.216.34");
+        half.unmap_ipv4();
+        assert_eq!(half.typ, FdType::Ipv6);
+        assert_eq!(half.sip, v6("::ffff:93.184.216.34"));
+    }
 }

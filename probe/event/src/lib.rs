@@ -425,6 +425,29 @@ pub struct Fd {
     pub sip_name: String,
 }
 
+impl Fd {
+    /// An IPv6 socket whose both ends are IPv4-mapped (`::ffff:a.b.c.d`, a dual-stack
+    /// socket talking IPv4) becomes the IPv4 socket libsinsp makes of it
+    /// (`sinsp_parser` on connect: `is_ipv4_mapped_ipv6(sip) && …(dip)` →
+    /// `SCAP_FD_IPV4_SOCK` with the mapped addresses): `fd.type` `ipv4`, `fd.typechar`
+    /// `4`, `fd.sip` `a.b.c.d`. One end only mapped (the other `::` or a real IPv6
+    /// address) stays IPv6, as there.
+    pub fn unmap_ipv4(&mut self) {
+        let mapped = |ip: Option<IpAddr>| match ip {
+            Some(IpAddr::V6(a)) => a.to_ipv4_mapped(),
+            _ => None,
+        };
+        if self.typ != FdType::Ipv6 {
+            return;
+        }
+        if let (Some(c), Some(s)) = (mapped(self.cip), mapped(self.sip)) {
+            self.typ = FdType::Ipv4;
+            self.cip = Some(IpAddr::V4(c));
+            self.sip = Some(IpAddr::V4(s));
+        }
+    }
+}
+
 /// Per-kind syscall arguments (`evt.arg.*`), named as Falco names them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -384,8 +384,9 @@ impl Enricher {
                     f.sport = Some(e.addr.port);
                 }
                 f.connected = typ == EventType::Connect && (h.res == 0 || h.res == -EINPROGRESS);
+                // `evt.arg.addr` as libsinsp renders a sockaddr (`ipv4serveraddr_to_string`,
+                // `ipv6serveraddr_to_string`: `address:port`, no brackets for IPv6)
                 let addr = match ip(e.addr.family, &e.addr.addr) {
-                    Some(IpAddr::V6(a)) => format!("[{a}]:{}", e.addr.port),
                     Some(a) => format!("{a}:{}", e.addr.port),
                     None => String::new(),
                 };

@@ -257,6 +257,14 @@ fn dual_stack_connect_to_a_mapped_ipv4_address_reads_as_ipv4() {
     assert_eq!(fd.typ, FdType::Ipv4, "{fd:?}");
     assert_eq!(fd.sip, Some("127.0.0.1".parse().expect("ip")));
     assert_eq!(fd.cip, Some("127.0.0.1".parse().expect("ip")));
+    // the sockaddr the process passed, as libsinsp renders it: `address:port`, no brackets
+    assert_eq!(
+        ev.args,
+        Args::Connect {
+            fd: fd.num,
+            addr: format!("::ffff:127.0.0.1:{port}")
+        }
+    );
     drop(listener);
 }
 

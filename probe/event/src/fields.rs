@@ -1373,12 +1373,7 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
         F::GroupName => Some(user_or_na(&p.group, p.gid)),
         F::FdNum => fd.map(|d| Value::Num(d.num)),
         F::FdType => fd.map(|d| Value::Str(Cow::Borrowed(d.typ.as_str()))),
-        F::FdTypeChar => fd.map(|d| {
-            let mut buf = [0u8; 4];
-            Value::Str(Cow::Owned(
-                d.typ.typechar().encode_utf8(&mut buf).to_string(),
-            ))
-        }),
+        F::FdTypeChar => fd.map(|d| Value::Str(Cow::Borrowed(d.typ.typechar_str()))),
         F::FdName => fd.and_then(fd_name),
         F::FdNameRaw => fd.and_then(|d| {
             if d.nameraw.is_empty() {
@@ -1864,6 +1859,7 @@ mod tests {
             });
             assert_eq!(get(&e, "fd.type").as_deref(), Some(*name), "{typ:?}");
             assert_eq!(get(&e, "fd.typechar").as_deref(), Some(*ch), "{typ:?}");
+            assert_eq!(typ.typechar().to_string(), typ.typechar_str());
             assert_eq!(get(&e, "fd.sockfamily").as_deref(), *family, "{typ:?}");
             assert_eq!(get(&e, "fd.l4proto").as_deref(), Some(*proto), "{typ:?}");
         }

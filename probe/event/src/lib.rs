@@ -347,6 +347,26 @@ impl FdType {
         }
     }
 
+    /// [`FdType::typechar`] as a string (what `fd.typechar` extracts, no allocation).
+    pub fn typechar_str(self) -> &'static str {
+        match self {
+            FdType::File => "f",
+            FdType::Directory => "d",
+            FdType::Ipv4 => "4",
+            FdType::Ipv6 => "6",
+            FdType::Unix => "u",
+            FdType::Netlink => "n",
+            FdType::Pipe => "p",
+            FdType::Event => "e",
+            FdType::Signalfd => "s",
+            FdType::Eventpoll => "l",
+            FdType::Inotify => "i",
+            FdType::Timerfd => "t",
+            FdType::Memfd => "m",
+            FdType::Packet | FdType::Other => "o",
+        }
+    }
+
     /// Falco's `fd.typechar` (libsinsp `fdinfo.h` `CHAR_FD_*`; unknown kinds `o`).
     pub fn typechar(self) -> char {
         match self {

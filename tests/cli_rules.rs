@@ -162,3 +162,152 @@ fn replay_alerts_the_first_matching_rule_unless_all() {
     assert_eq!(all.len(), 2 * first.len(), "{all:?}");
     assert_eq!(rules_of(&["--rule-matching", "first"]), first);
 }
+
+/// A profile whose every dimension holds awkward values: spaces, both quote kinds,
+/// backslashes, glob characters, non-ASCII, newline and tab, a trailing `:`, IPv6 peers.
+const AWKWARD_PROFILE: &str = r#"schema_version: 1
+image:
+  repository: example.org/awk-ward
+  tag: "1.0"
+learning:
+  started: 2026-11-22T02:13:25.073060980Z
+  ended: 2026-11-22T02:13:25.087216353Z
+  containers: 1
+  events: 9
+exec:
+  - { path: "/usr/bin/with space", count: 1 }
+  - { path: "/usr/bin/q'uote", count: 1 }
+  - { path: "/usr/bin/d\"quote", count: 1 }
+  - { path: "/usr/bin/back\\\\slash", count: 1 }
+  - { path: "/usr/bin/[x]*?", count: 1 }
+  - { path: "/opt/ünï/日本", count: 1 }
+  - { path: "/tmp/a\nb\tc", count: 1 }
+  - { path: "memfd:payload", count: 1 }
+  - { path: "memfd:", count: 1 }
+network:
+  outbound:
+    - { proto: tcp, port: 443, peers: ["2001:db8::1", "::1", 10.0.0.0/8] }
+    - { proto: udp, port: 53, peers: ["fe80::/10"] }
+files:
+  write:
+    - { path: "/var/a dir/with, comma", count: 1 }
+    - { path: "/srv/[a]/x*", count: 1 }
+    - { path: "/srv/quote'n\"both", count: 1 }
+    - { path: "/data/ü/\\\\x/tab\there", count: 1 }
+"#;
+
+/// Every generated rules file passes `rules check --strict` (Falco's schema and Falco's
+/// own load warnings), alone and after the upstream stable rules: the committed profiles
+/// and a profile of awkward values.
+#[test]
+fn generated_rules_pass_the_strict_check() {
+    let dir = std::env::temp_dir().join(format!("fl-cli-strict-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let awkward = dir.join("awkward.yaml");
+    std::fs::write(&awkward, AWKWARD_PROFILE).expect("write profile");
+    let mut profiles: Vec<std::path::PathBuf> = std::fs::read_dir(repo("profiles"))
+        .expect("profiles/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    profiles.sort();
+    assert!(!profiles.is_empty(), "no committed profiles");
+    profiles.push(awkward);
+    let out_dir = dir.join("rules");
+    let stable = repo("../shared/falco-rules/falco_rules.yaml");
+    for p in &profiles {
+        let out = bin()
+            .args(["rules", "generate"])
+            .arg(p)
+            .arg("-o")
+            .arg(&out_dir)
+            .output()
+            .expect("run generate");
+        assert!(
+            out.status.success(),
+            "generate {}: {}{}",
+            p.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut generated: Vec<std::path::PathBuf> = std::fs::read_dir(&out_dir)
+        .expect("generated dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    generated.sort();
+    assert_eq!(generated.len(), profiles.len(), "{generated:?}");
+    for g in &generated {
+        let mut sets = vec![vec![g.display().to_string()]];
+        if std::path::Path::new(&stable).exists() {
+            sets.push(vec![stable.clone(), g.display().to_string()]);
+        } else {
+            assert!(std::env::var_os("CI").is_none(), "{stable} missing in CI");
+            eprintln!("SKIPPED: {stable} missing: generated rules checked alone only");
+        }
+        for files in sets {
+            let out = bin()
+                .args(["rules", "check", "--strict"])
+                .args(&files)
+                .output()
+                .expect("run check");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{files:?}:\n{text}");
+            // after the stable rules, the one warning is theirs: fd.sip.name, never filled
+            let load = if files.len() == 1 {
+                "; 0 errors, 0 warnings"
+            } else {
+                "; 0 errors, 1 warnings"
+            };
+            assert!(
+                text.contains(load)
+                    && text.contains("strict: 0 problem(s) stock Falco would reject or warn about"),
+                "{files:?}:\n{text}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn strict_check_fails_on_what_falco_rejects_and_names_it() {
+    let dir = std::env::temp_dir().join(format!("fl-cli-strict-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let f = dir.join("r.yaml");
+    std::fs::write(
+        &f,
+        "- rule: R\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n  \
+         exceptions:\n    - name: e\n      fields: [proc.name]\n      value: [x]\n",
+    )
+    .expect("write");
+    // without --strict: the load warns and succeeds
+    let out = bin()
+        .args(["rules", "check"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let out = bin()
+        .args(["rules", "check", "--strict"])
+        .arg(&f)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let strict: Vec<&str> = text.lines().filter(|l| l.starts_with("[S")).collect();
+    assert_eq!(
+        strict,
+        [format!(
+            "[S1] {}:9:7: error LOAD_ERR_YAML_VALIDATE: schema: unknown key 'value' in an \
+             exception (allowed: name, fields, comps, values) (in rule 'R')",
+            f.display()
+        )],
+        "{text}"
+    );
+    assert!(
+        text.contains("strict: 1 problem(s) stock Falco would reject or warn about"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

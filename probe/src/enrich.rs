@@ -66,6 +66,7 @@ fn path_flags(bits: u32) -> path::PathFlags {
     path::PathFlags {
         truncated: bits & abi::PATH_TRUNCATED != 0,
         deleted: bits & abi::PATH_DETACHED != 0,
+        pseudo: bits & abi::PATH_PSEUDO != 0,
     }
 }
 
@@ -335,6 +336,7 @@ impl Enricher {
                     tmpfs: e.flags & abi::EXE_TMPFS != 0,
                     memfd: e.flags & abi::EXE_MEMFD != 0,
                     upper_layer: e.flags & abi::EXE_UPPER != 0,
+                    overlay: e.flags & abi::EXE_OVERLAY != 0,
                     writable: exe_writable(e.exe_mode, e.exe_uid, e.exe_gid, h.uid, h.gid),
                     killed: e.flags & abi::EXE_KILLED != 0,
                 };
@@ -380,8 +382,9 @@ impl Enricher {
                     f.sport = Some(e.addr.port);
                 }
                 f.connected = typ == EventType::Connect && (h.res == 0 || h.res == -EINPROGRESS);
+                // `evt.arg.addr` as libsinsp renders a sockaddr (`ipv4serveraddr_to_string`,
+                // `ipv6serveraddr_to_string`: `address:port`, no brackets for IPv6)
                 let addr = match ip(e.addr.family, &e.addr.addr) {
-                    Some(IpAddr::V6(a)) => format!("[{a}]:{}", e.addr.port),
                     Some(a) => format!("{a}:{}", e.addr.port),
                     None => String::new(),
                 };
@@ -394,6 +397,7 @@ impl Enricher {
                         addr,
                     }
                 };
+                f.unmap_ipv4();
                 fd = Some(f);
             }
             Raw::Open { e, path, resolved } => {
@@ -457,7 +461,9 @@ impl Enricher {
                     _ => EventType::Dup2,
                 };
                 if e.sock.family != 0 {
-                    fd = Some(sock_fd(h.res, &e.sock));
+                    let mut f = sock_fd(h.res, &e.sock);
+                    f.unmap_ipv4();
+                    fd = Some(f);
                 } else {
                     fd = Some(Fd {
                         num: h.res,

@@ -8,7 +8,8 @@
 //! exec` join it), so the cgroup names the container, and 64-bit cgroup ids are
 //! never reused: a container started after another one ended can never inherit
 //! its entry. The value is a profile number. The program hashes the exe path
-//! ([`path_hash`]: FNV-1a 64 of the path as events render it, ` (deleted)` included;
+//! ([`path_hash`]: FNV-1a 64 of the kernel's path, ` (deleted)` appended for a detached
+//! file; an allowed rendered path stands for the forms `path::kernel_forms` lists;
 //! a path too long to report whole is never allowed) and looks up
 //! `(profile, hash)` in `KILL_ALLOW`; when it is missing the program calls
 //! `bpf_send_signal(SIGKILL)` — the signal is delivered before the task returns
@@ -172,21 +173,27 @@ impl KillPolicy {
     }
 
     /// Make `paths` the executables profile `profile` allows (replacing what it
-    /// allowed before). Returns how many distinct hashes it now holds.
+    /// allowed before). Returns how many distinct executables it now allows.
     ///
     /// Paths are rendered event paths ([`falco_learn_event::path`]): the kernel hashes
-    /// the bytes they stand for. A truncated path stands for no single file and is never
-    /// allowed (the kernel kills every exec whose path it could not report whole).
+    /// its own forms of them ([`falco_learn_event::path::kernel_forms`]: a path linked or
+    /// unlinked, a memfd's name as `/memfd:… (deleted)`). A truncated path stands for no
+    /// single file and is never allowed (the kernel kills every exec whose path it could
+    /// not report whole).
     pub fn set_profile<'a>(
         &self,
         profile: u32,
         paths: impl IntoIterator<Item = &'a str>,
     ) -> Result<usize, ProbeError> {
-        let want: AHashSet<u64> = paths
-            .into_iter()
-            .filter_map(falco_learn_event::path::raw_bytes)
-            .map(|b| path_hash(self.seed, &b))
-            .collect();
+        let mut executables = AHashSet::new();
+        let mut want: AHashSet<u64> = AHashSet::new();
+        for p in paths {
+            let forms = falco_learn_event::path::kernel_forms(p);
+            if !forms.is_empty() {
+                executables.insert(p);
+            }
+            want.extend(forms.iter().map(|b| path_hash(self.seed, b)));
+        }
         let mut allowed = lock(&self.allowed);
         let mut allow = lock(&self.allow);
         let have = allowed.entry(profile).or_default();
@@ -200,7 +207,7 @@ impl KillPolicy {
             let _ = allow.remove(&[u64::from(profile), *h]);
         }
         *have = want;
-        Ok(have.len())
+        Ok(executables.len())
     }
 
     /// Forget profile `profile`: its allowed set, and every cgroup under it

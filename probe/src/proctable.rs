@@ -5,6 +5,7 @@
 use crate::container::{container_from_cgroup, container_from_proc_cgroup, CgroupContainer};
 use ahash::AHashMap;
 use falco_learn_event::{Ancestor, ExeFlags};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -149,12 +150,14 @@ impl ProcessTable {
         } else {
             argv.remove(0)
         };
-        let exepath = std::fs::read_link(format!("{base}/exe"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let cwd = std::fs::read_link(format!("{base}/cwd"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // the same rendering as the kernel's paths (libsinsp reads these links at start too)
+        let link = |what: &str| {
+            std::fs::read_link(format!("{base}/{what}"))
+                .map(|p| falco_learn_event::path::render_proc_link(p.as_os_str().as_bytes()))
+                .unwrap_or_default()
+        };
+        let exepath = link("exe");
+        let cwd = link("cwd");
         let status = std::fs::read_to_string(format!("{base}/status")).unwrap_or_default();
         let mut uid = 0;
         let mut gid = 0;

@@ -198,7 +198,8 @@ fn exec_from_memfd_is_flagged() {
     let ev = wait_for(s, "memfd exec", exec_of(pid));
     assert!(ev.process.exe_flags.memfd, "{:?}", ev.process.exe_flags);
     assert!(!ev.process.exe_flags.tmpfs);
-    assert_eq!(ev.process.exepath, "/memfd:fl-memfd-test (deleted)");
+    // Falco's modern eBPF value (libs sched_process_exec.cpp: `memfd:malware`)
+    assert_eq!(ev.process.exepath, "memfd:fl-memfd-test");
 }
 
 #[test]
@@ -231,6 +232,37 @@ fn tcp_connect_to_loopback() {
         Args::Connect {
             fd: fd.num,
             addr: format!("127.0.0.1:{port}")
+        }
+    );
+    drop(listener);
+}
+
+/// A dual-stack (IPv6) socket connecting to an IPv4-mapped address reads as the IPv4
+/// socket libsinsp makes of it (`sinsp_parser`: both ends mapped → `SCAP_FD_IPV4_SOCK`).
+#[test]
+fn dual_stack_connect_to_a_mapped_ipv4_address_reads_as_ipv4() {
+    let Some(s) = shared() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let pid = run(Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec 3<>/dev/tcp/::ffff:127.0.0.1/{port}")));
+    let ev = wait_for(s, "dual-stack connect", |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Connect
+            && e.fd.as_ref().is_some_and(|f| f.sport == Some(port))
+    });
+    let fd = ev.fd.clone().expect("fd");
+    assert_eq!(ev.res, 0, "{ev:?}");
+    assert_eq!(fd.typ, FdType::Ipv4, "{fd:?}");
+    assert_eq!(fd.sip, Some("127.0.0.1".parse().expect("ip")));
+    assert_eq!(fd.cip, Some("127.0.0.1".parse().expect("ip")));
+    // the sockaddr the process passed, as libsinsp renders it: `address:port`, no brackets
+    assert_eq!(
+        ev.args,
+        Args::Connect {
+            fd: fd.num,
+            addr: format!("::ffff:127.0.0.1:{port}")
         }
     );
     drop(listener);

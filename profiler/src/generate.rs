@@ -108,19 +108,7 @@ fn net_item(n: &IpNet) -> String {
 }
 
 fn yaml_scalar(s: &str) -> String {
-    // Same quoting as profiles: plain when it reads back as itself.
-    let plain = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-' | '+' | '@' | ':' | '*')
-        })
-        && !s.starts_with(['-', ':', '*', '@', '.'])
-        && matches!(serde_yaml::from_str::<serde_yaml::Value>(s),
-                    Ok(serde_yaml::Value::String(ref r)) if r == s);
-    if plain {
-        s.to_string()
-    } else {
-        yaml::double_quoted(s)
-    }
+    falco_learn_rules::emit::yaml_scalar(s)
 }
 
 fn image_literal(image: &ImageRef, v: &str) -> Result<String, GenerateError> {
@@ -225,9 +213,13 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         let name = format!("{px}_net_{}_{port}", proto.as_str());
         let items: Vec<String> = e.peers.iter().map(net_item).collect();
         list(&mut o, &name, &items);
+        // an inet socket of no known protocol reads `<NA>` in Falco (and in our field table)
+        let l4 = match proto {
+            Proto::Unknown => "\"<NA>\"",
+            p => p.as_str(),
+        };
         alts.push(format!(
-            "(fd.l4proto = {} and fd.sport = {port} and fd.snet in ({name}))",
-            Proto::as_str(*proto)
+            "(fd.l4proto = {l4} and fd.sport = {port} and fd.snet in ({name}))"
         ));
     }
     // UDP replies from a fixed local port to a peer's ephemeral port are not

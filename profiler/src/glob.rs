@@ -1,8 +1,9 @@
 //! Glob entries and how profile values are written in Falco conditions.
 //!
 //! Globs use Falco's `glob` operator syntax (libsinsp calls `fnmatch` without
-//! flags: `*` and `?` also cross `/`, `[…]` is a class, `\` escapes). Our
-//! rules engine (`falco_learn_rules::glob_match`) implements the same. The
+//! flags: `*` and `?` also cross `/`, `[…]` is a class, `\` escapes), matched and
+//! escaped by the rules crate (`falco_learn_rules::glob`), quoted by
+//! `falco_learn_rules::emit`: the profiler keeps only its volatile-name heuristics. The
 //! patterns falco-learn learns never use `*` or `?`: a volatile component
 //! becomes one class per character (`[0-9]`, `[A-Za-z0-9]`, …), so a pattern
 //! matches names of exactly the learned shape and never crosses a `/`.
@@ -12,49 +13,10 @@
 //! that is not UTF-8. Our engine compares rendered strings, stock Falco the raw
 //! bytes, so [`falco_form`] says how one value is written for both.
 
-/// Append `c` to a glob so that it matches exactly `c` (brackets, not
-/// backslashes: a Falco string ending in an escaped backslash is mis-read by
-/// libsinsp's lexer).
-pub fn escape_char(c: char, out: &mut String) {
-    match c {
-        '*' => out.push_str("[*]"),
-        '?' => out.push_str("[?]"),
-        '[' => out.push_str("[[]"),
-        '\\' => out.push_str("[\\\\]"),
-        c => out.push(c),
-    }
-}
-
-/// A glob matching exactly `s`.
-pub fn escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        escape_char(c, &mut o);
-    }
-    o
-}
-
-/// A value as a quoted string in a Falco condition: `"` + the value with
-/// `\\ \" \n \t \r \b \f` escapes + `"`; every other character as it is
-/// (libsinsp's `unescape_str` and our parser read exactly these escapes).
-pub fn falco_quote(v: &str) -> String {
-    let mut o = String::with_capacity(v.len() + 2);
-    o.push('"');
-    for c in v.chars() {
-        match c {
-            '\\' => o.push_str("\\\\"),
-            '"' => o.push_str("\\\""),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            '\r' => o.push_str("\\r"),
-            '\u{8}' => o.push_str("\\b"),
-            '\u{c}' => o.push_str("\\f"),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
+// Falco's glob syntax and quoting live in the rules crate (one home for what emitted
+// rules mean); re-exported for the profiler's own users.
+pub use falco_learn_rules::emit::falco_quote;
+pub use falco_learn_rules::glob::{escape, escape_char};
 
 /// How a rendered value is written in generated rules.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,54 +35,16 @@ pub fn parse_ts(s: &str) -> Result<u64, String> {
 
 // ------------------------------------------------------------------ output
 
-/// A scalar as it may appear inside a flow collection: plain when that reads
-/// back as the same string, double-quoted (JSON escapes) otherwise.
+/// A scalar as it may appear inside a flow collection (the rules crate's quoting, shared
+/// with generated rules).
 fn scalar(s: &str) -> String {
-    let plain_chars = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-' | '+' | '@' | ':' | '*')
-        })
-        && !s.starts_with(['-', ':', '*', '@', '.'])
-        && !s.ends_with(':');
-    let reads_back = plain_chars
-        && matches!(serde_yaml::from_str::<serde_yaml::Value>(s),
-                    Ok(serde_yaml::Value::String(ref r)) if r == s);
-    if reads_back {
-        s.to_string()
-    } else {
-        double_quoted(s)
-    }
+    falco_learn_rules::emit::yaml_scalar(s)
 }
 
-/// A YAML double-quoted scalar holding exactly `s`: `\"` and `\\` escaped,
-/// every character YAML does not allow as it is (C0/C1 controls, DEL,
-/// U+FEFF, U+FFFE/U+FFFF; and, for readability, line breaks, tabs, U+0085,
-/// U+2028/U+2029) as an escape. Read back exactly by serde_yaml, yaml-cpp
-/// (Falco) and yaml-rust2.
+/// A YAML double-quoted scalar holding exactly `s` (see
+/// [`falco_learn_rules::emit::yaml_double_quoted`]).
 pub fn double_quoted(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            '\r' => o.push_str("\\r"),
-            c if (c as u32) < 0x20
-                || (0x7f..=0x9f).contains(&(c as u32))
-                || matches!(
-                    c,
-                    '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-                ) =>
-            {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+    falco_learn_rules::emit::yaml_double_quoted(s)
 }
 
 fn seen_fields(out: &mut String, s: &Seen) {

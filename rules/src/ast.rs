@@ -128,52 +128,18 @@ pub enum Op {
 }
 
 impl Op {
+    /// A word operator by its keyword (the table in [`crate::operators`]).
     pub fn from_keyword(s: &str) -> Option<Op> {
-        Some(match s {
-            "in" => Op::In,
-            "intersects" => Op::Intersects,
-            "pmatch" => Op::Pmatch,
-            "contains" => Op::Contains,
-            "icontains" => Op::IContains,
-            "bcontains" => Op::BContains,
-            "startswith" => Op::StartsWith,
-            "bstartswith" => Op::BStartsWith,
-            "endswith" => Op::EndsWith,
-            "glob" => Op::Glob,
-            "iglob" => Op::IGlob,
-            "regex" => Op::Regex,
-            "exists" => Op::Exists,
-            _ => return None,
-        })
+        crate::operators::by_keyword(s)
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Eq => "=",
-            Op::Ne => "!=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::In => "in",
-            Op::Intersects => "intersects",
-            Op::Pmatch => "pmatch",
-            Op::Contains => "contains",
-            Op::IContains => "icontains",
-            Op::BContains => "bcontains",
-            Op::StartsWith => "startswith",
-            Op::BStartsWith => "bstartswith",
-            Op::EndsWith => "endswith",
-            Op::Glob => "glob",
-            Op::IGlob => "iglob",
-            Op::Regex => "regex",
-            Op::Exists => "exists",
-        }
+        crate::operators::info(self).keyword
     }
 
     /// Operators whose right-hand side is a list.
     pub fn takes_list(self) -> bool {
-        matches!(self, Op::In | Op::Intersects | Op::Pmatch)
+        crate::operators::info(self).list
     }
 }
 

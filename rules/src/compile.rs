@@ -267,92 +267,9 @@ fn ord(op: Op, o: std::cmp::Ordering) -> bool {
     }
 }
 
-/// Falco's `glob` operator: does `text` match `pattern` (fnmatch without
-/// FNM_PATHNAME: `*` also matches `/`)?
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    glob(&p, text)
-}
-
+/// Falco's `glob` operator: the one fnmatch of the workspace ([`crate::glob`]).
 fn glob(p: &[char], t: &str) -> bool {
-    let t: Vec<char> = t.chars().collect();
-    glob_chars(p, &t)
-}
-
-/// [`glob_chars`] on a string (one `pmatch` component).
-pub(crate) fn glob_chars_str(p: &[char], t: &str) -> bool {
-    glob(p, t)
-}
-
-/// fnmatch-style glob without FNM_PATHNAME: `*` (also across `/`), `?`, `[…]`, `[!…]`.
-fn glob_chars(p: &[char], t: &[char]) -> bool {
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut back: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        let step = if pi < p.len() {
-            match p[pi] {
-                '*' => {
-                    back = Some((pi, ti));
-                    pi += 1;
-                    continue;
-                }
-                '?' => Some(pi + 1),
-                '[' => class(p, pi, t[ti]),
-                '\\' if pi + 1 < p.len() => (p[pi + 1] == t[ti]).then_some(pi + 2),
-                c => (c == t[ti]).then_some(pi + 1),
-            }
-        } else {
-            None
-        };
-        match step {
-            Some(np) => {
-                pi = np;
-                ti += 1;
-            }
-            None => match back {
-                Some((bp, bt)) => {
-                    pi = bp + 1;
-                    ti = bt + 1;
-                    back = Some((bp, bt + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-/// Match a `[…]` class at `p[start]`; returns the index after it on a match.
-fn class(p: &[char], start: usize, c: char) -> Option<usize> {
-    let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    while i < p.len() && (p[i] != ']' || first) {
-        first = false;
-        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
-            if p[i] <= c && c <= p[i + 2] {
-                matched = true;
-            }
-            i += 3;
-        } else {
-            if p[i] == c {
-                matched = true;
-            }
-            i += 1;
-        }
-    }
-    if i >= p.len() {
-        // Unclosed: treat '[' literally.
-        return (c == '[').then_some(start + 1);
-    }
-    (matched != negate).then_some(i + 1)
+    crate::glob::glob_chars_str(p, t)
 }
 
 /// libsinsp's `icontains` is `strcasestr` and its case folding (`iglob`'s
@@ -516,6 +433,9 @@ pub(crate) struct Compiler<'c> {
     pub used_macros: AHashSet<usize>,
     /// Event type names used that falco-learn never captures.
     pub uncaptured: Vec<String>,
+    /// What conditions compiled so far ask for that the probe never gives (see
+    /// [`fields::unavailable`]), one text each; drained per rule like `uncaptured`.
+    pub unavailable: Vec<String>,
     emitted: AHashSet<(String, usize, usize, String)>,
     slots: AHashMap<(FieldRef, Vec<Transformer>), u32>,
     /// Compiled regexes by pattern (a pattern used by many rules is compiled once).
@@ -616,6 +536,7 @@ impl<'c> Compiler<'c> {
             used_lists: AHashSet::new(),
             used_macros: AHashSet::new(),
             uncaptured: Vec::new(),
+            unavailable: Vec::new(),
             emitted: AHashSet::new(),
             slots: AHashMap::new(),
             regexes: AHashMap::new(),
@@ -1238,6 +1159,12 @@ impl<'c> Compiler<'c> {
                 let field = fields::parse_field_ref(name).map_err(|e| {
                     Self::cerr(src, Code::UnknownField, span.start, name, e.to_string())
                 })?;
+                if let Some(why) = fields::unavailable(&field) {
+                    self.unavailable.push(format!(
+                        "field '{field}' never has a value in falco-learn ({why}): \
+                             every comparison on it is false, 'exists' too"
+                    ));
+                }
                 Ok(Lhs {
                     field,
                     transforms: Vec::new(),
@@ -1314,6 +1241,20 @@ impl<'c> Compiler<'c> {
 
     fn check(&mut self, c: &Check, src: &CondSrc) -> CResult<Node> {
         let mut lhs = self.operand(&c.lhs, src)?;
+        if lhs.field.id == fields::FieldId::EvtDir {
+            let asks_enter = match &c.rhs {
+                Rhs::Value(v) => v.text == ">",
+                Rhs::List(vs) => vs.iter().any(|v| v.text == ">"),
+                _ => false,
+            };
+            if asks_enter {
+                self.unavailable.push(
+                    "'evt.dir' compared with '>' asks for enter events: falco-learn sees \
+                     exit events only, evt.dir is always '<'"
+                        .to_string(),
+                );
+            }
+        }
         self.slot_of(&mut lhs);
         let typ = lhs.typ();
         let op = c.op;
@@ -1332,36 +1273,8 @@ impl<'c> Compiler<'c> {
                 ),
             )
         };
-        // Which operators each type accepts.
-        let allowed = match typ {
-            FieldType::String | FieldType::Path | FieldType::Dynamic | FieldType::Bytes => true,
-            FieldType::Int
-            | FieldType::Uint
-            | FieldType::Port
-            | FieldType::RelTime
-            | FieldType::AbsTime => matches!(
-                op,
-                Op::Eq
-                    | Op::Ne
-                    | Op::Lt
-                    | Op::Le
-                    | Op::Gt
-                    | Op::Ge
-                    | Op::In
-                    | Op::Intersects
-                    | Op::Exists
-            ),
-            FieldType::Bool => matches!(op, Op::Eq | Op::Ne | Op::In | Op::Exists),
-            FieldType::IpAddr | FieldType::IpNet => {
-                matches!(op, Op::Eq | Op::Ne | Op::In | Op::Intersects | Op::Exists)
-            }
-        };
-        let pmatch_ok = op != Op::Pmatch
-            || matches!(
-                typ,
-                FieldType::Path | FieldType::String | FieldType::Dynamic
-            );
-        if !allowed || !pmatch_ok {
+        // Which operators each type accepts: the operator table.
+        if !(crate::operators::info(op).accepts)(typ) {
             return Err(bad_op(self));
         }
         if op == Op::Exists {
@@ -1408,7 +1321,7 @@ impl<'c> Compiler<'c> {
             Rhs::Field(o) => {
                 let mut other = self.operand(o, src)?;
                 self.slot_of(&mut other);
-                if is_list_op(op) || matches!(op, Op::Glob | Op::IGlob | Op::Regex | Op::Pmatch) {
+                if !crate::operators::info(op).field_rhs {
                     return Err(bad_op(self));
                 }
                 Ok(Node::Test(Box::new(Test {

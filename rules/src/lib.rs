@@ -31,18 +31,22 @@ pub const DEFAULT_RULES: &str = include_str!("../default/falco-learn_rules.yaml"
 pub const DEFAULT_RULES_NAME: &str = "<embedded>/falco-learn_rules.yaml";
 
 pub mod compile;
+pub mod emit;
+pub mod glob;
 pub mod kernel_plan;
 pub mod limits;
+pub mod operators;
 pub mod output;
 pub mod parser;
 pub mod pmatch;
 pub mod report;
+pub mod strict;
 pub mod yaml;
 
 use collector::{Collected, Ctx};
-pub use compile::glob_match;
 use compile::{Compiler, EvalCache, Node, TypeMask, ALL_TYPES};
 use falco_learn_event::{Event, EventType};
+pub use glob::glob_match;
 pub use output::{Alert, OutputFormat};
 pub use pmatch::pmatch_match;
 pub use report::{Code, Diagnostic, FileCounts, LoadReport, Pos, Severity, Source};
@@ -433,6 +437,7 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
     // Macros compiled standalone are not "used" by that.
     c.used_macros.clear();
     c.used_lists.clear();
+    c.unavailable.clear();
 
     let mut rules = Vec::new();
     for r in &col.rules {
@@ -452,6 +457,7 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
             continue;
         }
         let before = c.uncaptured.len();
+        let before_unavailable = c.unavailable.len();
         let cond = match c.compile_src(&r.cond) {
             Ok(n) => n,
             Err(e) => {
@@ -486,6 +492,19 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
                 }
             },
         };
+        let mut unavailable: Vec<String> = c.unavailable.drain(before_unavailable..).collect();
+        unavailable.sort();
+        unavailable.dedup();
+        for what in unavailable {
+            report.push(Diagnostic {
+                severity: Severity::Warning,
+                code: Code::UnavailableField,
+                message: what,
+                pos: r.pos.clone(),
+                item: Some(item.clone()),
+                snippet: None,
+            });
+        }
         let mut uncaptured: Vec<String> = c.uncaptured.drain(before..).collect();
         uncaptured.sort();
         uncaptured.dedup();

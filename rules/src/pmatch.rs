@@ -111,7 +111,7 @@ impl PathSet {
                 if g.len() <= vc.len()
                     && g.iter().zip(&vc).all(|(p, c)| match p {
                         Component::Literal(l) => l == c,
-                        Component::Glob(p) => crate::compile::glob_chars_str(p, c),
+                        Component::Glob(p) => crate::glob::glob_chars_str(p, c),
                     })
                 {
                     return true;

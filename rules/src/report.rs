@@ -73,6 +73,9 @@ pub enum Code {
     TooLong,
     /// An exception appended or overridden with `append` that has no `values`.
     AppendNoValues,
+    /// A condition asks for a value falco-learn's probe never gives (an enter event's
+    /// `evt.dir = >`, a field never filled): the test is always false there.
+    UnavailableField,
 }
 
 impl Code {
@@ -98,6 +101,7 @@ impl Code {
             Code::TooLarge => "LOAD_ERR_LIMIT_EXPANSION",
             Code::TooLong => "LOAD_ERR_LIMIT_SIZE",
             Code::AppendNoValues => "LOAD_APPEND_NO_VALUES",
+            Code::UnavailableField => "LOAD_UNAVAILABLE_FIELD",
         }
     }
 }

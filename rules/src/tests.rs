@@ -386,6 +386,69 @@ fn enter_direction_never_matches_and_exit_always_does() {
     let (rs, rep) = load(&[f]);
     assert!(!rep.has_errors(), "{rep}");
     assert_eq!(names(&rs, &exec("bash", &[])), ["Exit"]);
+    // the enter rule is named, not silently dead
+    let w: Vec<_> = rep.warnings_of(Code::UnavailableField).collect();
+    assert_eq!(w.len(), 1, "{rep}");
+    assert_eq!(w[0].item.as_deref(), Some("rule 'Enter'"));
+    assert_eq!(
+        w[0].message,
+        "'evt.dir' compared with '>' asks for enter events: falco-learn sees exit events only, \
+         evt.dir is always '<'"
+    );
+}
+
+#[test]
+fn fields_the_probe_never_fills_are_named_per_rule() {
+    let f = r#"
+- macro: has_env
+  condition: proc.env contains SECRET
+- rule: Env
+  desc: d
+  condition: evt.type = execve and has_env
+  output: o
+  priority: INFO
+- rule: Names
+  desc: d
+  condition: evt.type = connect and (fd.sip.name = example.com or evt.buffer contains x)
+  output: o
+  priority: INFO
+- rule: Fine
+  desc: d
+  condition: evt.type = execve and proc.name = bash
+  output: o
+  priority: INFO
+"#;
+    let (rs, rep) = load(&[f]);
+    assert!(!rep.has_errors(), "{rep}");
+    let got: Vec<(String, String)> = rep
+        .warnings_of(Code::UnavailableField)
+        .map(|d| (d.item.clone().unwrap_or_default(), d.message.clone()))
+        .collect();
+    let msg = |f: &str, why: &str| {
+        format!(
+            "field '{f}' never has a value in falco-learn ({why}): every comparison on it is \
+             false, 'exists' too"
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            (
+                "rule 'Env'".to_string(),
+                msg("proc.env", "the probe does not read process environments")
+            ),
+            (
+                "rule 'Names'".to_string(),
+                msg("evt.buffer", "the probe captures no data buffers")
+            ),
+            (
+                "rule 'Names'".to_string(),
+                msg("fd.sip.name", "falco-learn resolves no domain names")
+            ),
+        ]
+    );
+    // the verdicts stay defined: a missing value makes every comparison false
+    assert_eq!(names(&rs, &exec("bash", &[])), ["Fine"]);
 }
 
 #[test]

@@ -15,7 +15,8 @@ pub enum RulesCommand {
     /// Exits non-zero when there is an error.
     #[command(
         after_help = "Examples:\n  falco-learn rules check /etc/falco/falco_rules.yaml my_rules.yaml\n  \
-        falco-learn rules check --explain-kernel /etc/falco/falco_rules.yaml   # what the kernel reports"
+        falco-learn rules check --explain-kernel /etc/falco/falco_rules.yaml   # what the kernel reports\n  \
+        falco-learn rules check --strict rules/learned/nginx.yaml              # loadable by stock Falco?"
     )]
     Check {
         /// Rules files, loaded together in this order.
@@ -28,6 +29,12 @@ pub enum RulesCommand {
         /// reports (path prefixes and the rules that need each).
         #[arg(long)]
         explain_kernel: bool,
+        /// Fail on what stock Falco would reject or warn about: Falco's rules-file schema
+        /// (unknown keys, types, required keys, priorities, exceptions, overrides, plugin
+        /// versions) and the load warnings Falco gives too. Warnings about falco-learn's
+        /// own limits (event types it does not capture, fields it never fills) do not fail.
+        #[arg(long)]
+        strict: bool,
     },
     /// Generate Falco allowlist rules from learned profiles: one file per
     /// image, one rule per dimension (process, outbound connection, file write).
@@ -51,12 +58,18 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
             files,
             no_warnings,
             explain_kernel,
-        } => check(&files, no_warnings, explain_kernel),
+            strict,
+        } => check(&files, no_warnings, explain_kernel, strict),
         RulesCommand::Generate(a) => crate::cmd::profiles::generate(a),
     }
 }
 
-fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::Result<ExitCode> {
+fn check(
+    files: &[PathBuf],
+    no_warnings: bool,
+    explain_kernel: bool,
+    strict: bool,
+) -> anyhow::Result<ExitCode> {
     let (rs, report) = Ruleset::load_files(files);
     let mut out = std::io::stdout().lock();
     for f in &report.files {
@@ -108,7 +121,32 @@ fn check(files: &[PathBuf], no_warnings: bool, explain_kernel: bool) -> anyhow::
         )?;
         explain(&mut out, "write-opens", &rs.write_open_plan())?;
     }
-    Ok(if report.has_errors() {
+    let mut strict_failed = false;
+    if strict {
+        // files the load could read (a file over the size limit is a load error already)
+        let mut sources = Vec::new();
+        for f in files {
+            let small = std::fs::metadata(f)
+                .map(|m| m.len() <= falco_learn_rules::limits::MAX_FILE_BYTES as u64)
+                .unwrap_or(false);
+            if small {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("reading {} for --strict", f.display()))?;
+                sources.push((f.display().to_string(), text));
+            }
+        }
+        let problems = falco_learn_rules::strict::check(&sources, &report);
+        for (i, d) in problems.iter().enumerate() {
+            writeln!(out, "[S{}] {d}", i + 1)?;
+        }
+        writeln!(
+            out,
+            "strict: {} problem(s) stock Falco would reject or warn about",
+            problems.len()
+        )?;
+        strict_failed = !problems.is_empty();
+    }
+    Ok(if report.has_errors() || strict_failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -126,10 +126,13 @@ pub const EXE_OVERLAY: u32 = 8;
 /// A path (exe, cwd, opened file) longer than [`MAX_PATH`]` - 1` bytes or deeper than the
 /// kernel walk: only its leaf-side components were reported.
 pub const PATH_TRUNCATED: u32 = 16;
-/// A memfd or unlinked file: rendered with ` (deleted)`, as `/proc/<pid>/exe` does.
+/// A memfd or unlinked file (`/proc/<pid>/exe` would show ` (deleted)`; Falco does not).
 pub const PATH_DETACHED: u32 = 32;
 /// enforce-kill sent SIGKILL at this exec (events.h `FL_EXE_KILLED`).
 pub const EXE_KILLED: u32 = 64;
+/// A pseudo file with no parent dentry (memfd, pipe, anon inode): the path is its own
+/// name only (events.h `FL_PATH_PSEUDO`); always with [`PATH_DETACHED`].
+pub const PATH_PSEUDO: u32 = 128;
 /// enforce-kill hashes at most this many 8-byte words of an exe path (`FL_KILL_HASH_WORDS`):
 /// all of it, ` (deleted)` included.
 pub const KILL_HASH_WORDS: usize = (MAX_PATH + 32) / 8;

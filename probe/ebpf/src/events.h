@@ -57,8 +57,10 @@ enum fl_stat {
 /* Path flags (exe, cwd, opened file): */
 #define FL_PATH_TRUNCATED 16 /* longer than FL_MAX_PATH - 1 bytes or deeper than the walk: only the
 				 leaf-side components are reported (never a plausible whole path) */
-#define FL_PATH_DETACHED 32 /* memfd, or unlinked: rendered with " (deleted)" like /proc/<pid>/exe */
+#define FL_PATH_DETACHED 32 /* memfd, or unlinked: d_path would add " (deleted)" */
 #define FL_EXE_KILLED 64     /* enforce-kill: SIGKILL sent at exec (the exe is not in the profile) */
+#define FL_PATH_PSEUDO 128   /* a pseudo file with no parent (memfd, pipe, anon inode): only its own
+				 name; userspace renders it without a leading "/" as Falco's modern eBPF does */
 
 /* enforce-kill: the exe path hash covers the whole path as userspace renders it (the path,
  * then " (deleted)" for a detached file), 8 bytes a round. A truncated path is never allowed. */

@@ -377,7 +377,8 @@ static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 da
  * fit and sets FL_PATH_TRUNCATED (userspace renders it "<truncated>/…", which
  * matches no profile entry, and enforce-kill kills such an exec). An unlinked
  * file (d_unlinked: unhashed and not a root) or a detached one (memfd) sets
- * FL_PATH_DETACHED, rendered " (deleted)" as /proc/<pid>/exe does.
+ * FL_PATH_DETACHED (the kill hash appends " (deleted)" as /proc/<pid>/exe shows it);
+ * a pseudo file with no parent (memfd) also sets FL_PATH_PSEUDO.
  */
 /* A dentry's parent and name. Every kernel keeps d_parent right before d_name ({hash, len,
  * name}): one read then fetches all three (the hot loop of the path walk); another layout
@@ -463,7 +464,7 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 		w->names[i] = h.name;
 		if (dentry == parent) {
 			/* detached (memfd, unlinked pseudo file): its own name, like d_path */
-			w->flags |= FL_PATH_DETACHED;
+			w->flags |= FL_PATH_DETACHED | FL_PATH_PSEUDO;
 			complete = true;
 			continue;
 		}

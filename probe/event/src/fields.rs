@@ -11,6 +11,7 @@
 //!
 //! Events are exit events only: `evt.dir` is always `<`.
 
+use crate::glob::glob_match;
 use crate::{Args, Event, EventType, Fd, FdType};
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -254,6 +255,25 @@ catalogue! {
     K8sPodUid => "k8s.pod.uid", String, None, "Kubernetes pod uid.";
     K8sPodLabel => "k8s.pod.label", String, Key, "Value of the pod label given as k8s.pod.label[KEY].";
     K8sPodLabels => "k8s.pod.labels", String, None, "Pod labels as key:value, comma-separated.";
+}
+
+/// Why falco-learn's probe never gives a value for this field, or `None` when it does.
+/// A rule testing such a field is loaded and evaluated as the engine always does on a
+/// missing value (every comparison false, `exists` false, `<NA>` in outputs), and
+/// `rules check` and the load report name it with a `LOAD_UNAVAILABLE_FIELD` warning.
+/// (Recordings from elsewhere may carry a value; the probe never does.)
+pub fn unavailable(f: &FieldRef) -> Option<&'static str> {
+    match (f.id, &f.arg) {
+        (FieldId::EvtBuffer, _) => Some("the probe captures no data buffers"),
+        (FieldId::ProcEnv, _) => Some("the probe does not read process environments"),
+        (FieldId::FdCipName | FieldId::FdSipName | FieldId::FdLipName | FieldId::FdRipName, _) => {
+            Some("falco-learn resolves no domain names")
+        }
+        (FieldId::FdTypes, FieldArg::Index(_)) => {
+            Some("falco-learn knows only the event's own fd, not the process's fd table")
+        }
+        _ => None,
+    }
 }
 
 /// Look a field up by exact name (without argument).
@@ -765,48 +785,81 @@ pub fn render_caps(caps: u64) -> String {
     out
 }
 
-/// Open flags (`O_*`), rendered as Falco renders them: access mode first, then
-/// the other flags in ascending bit order, joined with `|`.
-pub fn render_open_flags(flags: u32) -> String {
-    const OTHER: &[(u32, &str)] = &[
-        (0o100, "O_CREAT"),
-        (0o200, "O_EXCL"),
-        (0o400, "O_NOCTTY"),
-        (0o1000, "O_TRUNC"),
-        (0o2000, "O_APPEND"),
-        (0o4000, "O_NONBLOCK"),
-        (0o10000, "O_DSYNC"),
-        (0o20000, "O_ASYNC"),
-        (0o40000, "O_DIRECT"),
-        (0o100000, "O_LARGEFILE"),
-        (0o200000, "O_DIRECTORY"),
-        (0o400000, "O_NOFOLLOW"),
-        (0o1000000, "O_NOATIME"),
-        (0o2000000, "O_CLOEXEC"),
-        (0o4010000, "O_SYNC"),
-        (0o10000000, "O_PATH"),
-        (0o20200000, "O_TMPFILE"),
+/// libsinsp's `PPM_O_*` bits of Linux open flags, as the drivers' `open_flags_to_scap`
+/// computes them (`driver/ppm_flag_helpers.h`), quirks included: `flags & O_SYNC` and
+/// `flags & O_TMPFILE` test *any* of their bits, so `O_DSYNC` alone also sets `PPM_O_SYNC`
+/// and `O_DIRECTORY` alone also sets `PPM_O_TMPFILE`.
+pub fn open_flags_to_ppm(flags: u32) -> u32 {
+    const MAP: &[(u32, u32)] = &[
+        (0o100, 1 << 2),       // O_CREAT
+        (0o20200000, 1 << 13), // O_TMPFILE (= __O_TMPFILE | O_DIRECTORY)
+        (0o2000, 1 << 3),      // O_APPEND
+        (0o10000, 1 << 4),     // O_DSYNC
+        (0o200, 1 << 5),       // O_EXCL
+        (0o4000, 1 << 6),      // O_NONBLOCK
+        (0o4010000, 1 << 7),   // O_SYNC (= __O_SYNC | O_DSYNC)
+        (0o1000, 1 << 8),      // O_TRUNC
+        (0o40000, 1 << 9),     // O_DIRECT
+        (0o200000, 1 << 10),   // O_DIRECTORY
+        (0o100000, 1 << 11),   // O_LARGEFILE
+        (0o2000000, 1 << 12),  // O_CLOEXEC
     ];
-    let mut parts: Vec<&str> = vec![match flags & 0o3 {
-        0 => "O_RDONLY",
-        1 => "O_WRONLY",
-        _ => "O_RDWR",
-    }];
-    let mut seen = 0u32;
-    for (bit, name) in OTHER {
-        // O_SYNC and O_TMPFILE are multi-bit values that include another flag.
-        if flags & bit == *bit && seen & bit != *bit {
-            if *bit == 0o4010000 || *bit == 0o20200000 {
-                parts.retain(|p| *p != "O_DSYNC" && *p != "O_DIRECTORY");
-            }
+    let mut res = match flags & 0o3 {
+        1 => 1 << 1, // PPM_O_WRONLY
+        2 => 3,      // PPM_O_RDWR
+        _ => 1,      // PPM_O_RDONLY (access mode 3 too, as the drivers' `default:`)
+    };
+    for (linux, ppm) in MAP {
+        if flags & linux != 0 {
+            res |= ppm;
+        }
+    }
+    res
+}
+
+/// Open flags (`evt.arg.flags` of the open family) as libsinsp resolves a `PT_FLAGS32`
+/// parameter (`sinsp_evt::get_param_as_str`): the names of `file_flags`
+/// (`driver/flags_table.c`) in that table's order, each name's bits taken out once
+/// matched, joined with `|`. `O_NOFOLLOW`, `O_NOATIME`, `O_PATH`, `O_NOCTTY` and
+/// `O_ASYNC` have no `PPM_O_*` bit and are not shown (as in Falco). `O_F_CREATED` (the
+/// open created the file) is not known to our probe and never shown.
+pub fn render_open_flags(flags: u32) -> String {
+    const TABLE: &[(&str, u32)] = &[
+        ("O_LARGEFILE", 1 << 11),
+        ("O_DIRECTORY", 1 << 10),
+        ("O_DIRECT", 1 << 9),
+        ("O_TRUNC", 1 << 8),
+        ("O_SYNC", 1 << 7),
+        ("O_NONBLOCK", 1 << 6),
+        ("O_EXCL", 1 << 5),
+        ("O_DSYNC", 1 << 4),
+        ("O_APPEND", 1 << 3),
+        ("O_CREAT", 1 << 2),
+        ("O_RDWR", 3),
+        ("O_WRONLY", 1 << 1),
+        ("O_RDONLY", 1),
+        ("O_CLOEXEC", 1 << 12),
+        ("O_TMPFILE", 1 << 13),
+    ];
+    let initial = open_flags_to_ppm(flags);
+    let mut val = initial;
+    let mut parts: Vec<&str> = Vec::new();
+    for (name, bits) in TABLE {
+        if val != 0 && val & bits == *bits {
             parts.push(name);
-            seen |= bit;
+            val &= !bits;
+            if *bits == initial {
+                break;
+            }
         }
     }
     parts.join("|")
 }
 
-/// Exec flags (`evt.arg.flags` of execve), as Falco names them.
+/// Exec flags (`evt.arg.flags` of execve) as libsinsp resolves them: `execve_flags`
+/// (`driver/flags_table.c`) in that order, set as the modern probe sets them
+/// (`execve.bpf.c`: writable; the overlay layer, upper or lower, only on overlayfs; memfd),
+/// and the number `0` when none is set (`get_param_as_str` falls back to the number).
 fn render_exe_flags(ev: &Event) -> String {
     let f = &ev.process.exe_flags;
     let mut parts = Vec::new();
@@ -819,7 +872,7 @@ fn render_exe_flags(ev: &Event) -> String {
     if f.memfd {
         parts.push("EXE_FROM_MEMFD");
     }
-    if !f.upper_layer && !f.memfd && !f.tmpfs {
+    if f.overlay && !f.upper_layer {
         parts.push("EXE_LOWER_LAYER");
     }
     if parts.is_empty() {
@@ -907,8 +960,13 @@ pub fn ptrace_request_name(req: u32) -> Cow<'static, str> {
     Cow::Borrowed(n)
 }
 
+/// An open's `mode` (`PT_UINT32`, `PF_OCT`): C's `%#o`, so `0644`, and `0` for none.
 fn render_mode(mode: u32) -> String {
-    format!("0{mode:o}")
+    if mode == 0 {
+        "0".to_string()
+    } else {
+        format!("0{mode:o}")
+    }
 }
 
 /// The exit-event parameters of an event, in Falco's order, as (name, value).
@@ -1098,6 +1156,17 @@ fn event_arg_by_name<'a>(ev: &'a Event, key: &str) -> Option<Value<'a>> {
     }
 }
 
+/// libsinsp `sinsp_filtercheck_user.cpp` / `_group.cpp` (`TYPE_NAME`, `TYPE_LOGINNAME`):
+/// the name the user/group tables give, else `root` for id 0, else `<NA>` — always a
+/// value, never missing.
+fn user_or_na(name: &str, id: u32) -> Value<'_> {
+    Value::Str(Cow::Borrowed(match name {
+        "" if id == 0 => "root",
+        "" => NA,
+        n => n,
+    }))
+}
+
 fn loginuid(v: u32) -> i64 {
     if v == u32::MAX {
         -1
@@ -1118,34 +1187,6 @@ pub fn clock_time(ts: u64) -> String {
         day % 60,
         ns
     )
-}
-
-fn glob_match(pattern: &str, text: &str) -> bool {
-    // Small fnmatch: `*`, `?` and literal characters.
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let (mut star, mut mark) = (None::<usize>, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ti;
-        } else if let Some(sp) = star {
-            pi = sp + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 fn mount_lookup<'a>(ev: &'a Event, key: &str, want_dest: bool) -> Option<Value<'a>> {
@@ -1234,9 +1275,11 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
         F::ProcPid => num(p.pid),
         F::ProcVpid => num(p.vpid),
         F::ProcPpid => num(p.ppid),
-        F::ProcName => s(&p.comm),
-        F::ProcExe => s(&p.exe),
-        F::ProcExePath => s(&p.exepath),
+        // libsinsp `sinsp_filtercheck_thread.cpp` extracts these from the thread's own
+        // strings: an empty one is the value "" (present), not a missing value.
+        F::ProcName => Some(Value::Str(Cow::Borrowed(&p.comm))),
+        F::ProcExe => Some(Value::Str(Cow::Borrowed(&p.exe))),
+        F::ProcExePath => Some(Value::Str(Cow::Borrowed(&p.exepath))),
         F::ProcArgs => Some(Value::Str(if p.args.len() == 1 {
             Cow::Borrowed(p.args[0].as_str())
         } else {
@@ -1249,7 +1292,7 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
                 Some(Value::Str(Cow::Owned(cmdline(&p.comm, &p.args))))
             }
         }
-        F::ProcCwd => s(&p.cwd),
+        F::ProcCwd => Some(Value::Str(Cow::Borrowed(&p.cwd))),
         F::ProcTty => num(p.tty),
         F::ProcEnv => match &f.arg {
             FieldArg::Key(k) => p.env.iter().find_map(|kv| {
@@ -1323,31 +1366,14 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
         F::ThreadCapEffective => Some(Value::Str(Cow::Owned(render_caps(p.cap_effective)))),
         F::ThreadCapPermitted => Some(Value::Str(Cow::Owned(render_caps(p.cap_permitted)))),
         F::UserUid => num(p.uid),
-        F::UserName => s(&p.user),
+        F::UserName => Some(user_or_na(&p.user, p.uid)),
         F::UserLoginUid => Some(Value::Num(loginuid(p.loginuid))),
-        F::UserLoginName => s(&p.loginname),
+        F::UserLoginName => Some(user_or_na(&p.loginname, p.loginuid)),
         F::GroupGid => num(p.gid),
-        F::GroupName => s(&p.group),
+        F::GroupName => Some(user_or_na(&p.group, p.gid)),
         F::FdNum => fd.map(|d| Value::Num(d.num)),
         F::FdType => fd.map(|d| Value::Str(Cow::Borrowed(d.typ.as_str()))),
-        F::FdTypeChar => fd.map(|d| {
-            let ch = d.typ.typechar();
-            Value::Str(Cow::Borrowed(match ch {
-                'f' => "f",
-                'd' => "d",
-                '4' => "4",
-                '6' => "6",
-                'u' => "u",
-                's' => "s",
-                'p' => "p",
-                'e' => "e",
-                'l' => "l",
-                'i' => "i",
-                't' => "t",
-                'm' => "m",
-                _ => "o",
-            }))
-        }),
+        F::FdTypeChar => fd.map(|d| Value::Str(Cow::Borrowed(d.typ.typechar_str()))),
         F::FdName => fd.and_then(fd_name),
         F::FdNameRaw => fd.and_then(|d| {
             if d.nameraw.is_empty() {
@@ -1365,19 +1391,19 @@ pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> Option<Value<'a>> {
             FdType::File if !d.name.is_empty() => s(basename(&d.name)),
             _ => None,
         }),
-        F::FdL4Proto => fd
-            .filter(|d| fd_is_ip(d))
-            .map(|d| Value::Str(Cow::Borrowed(d.l4proto.as_str()))),
-        F::FdSockFamily => fd.and_then(|d| {
-            if !d.sockfamily.is_empty() {
-                s(&d.sockfamily)
-            } else {
-                match d.typ {
-                    FdType::Ipv4 | FdType::Ipv6 => Some(Value::Str(Cow::Borrowed("ip"))),
-                    FdType::Unix => Some(Value::Str(Cow::Borrowed("unix"))),
-                    _ => None,
-                }
-            }
+        // libsinsp `get_l4proto`: the protocol of an inet socket that has a role (a
+        // client or a server); every other fd, and a socket just created, reads `<NA>`.
+        F::FdL4Proto => fd.map(|d| {
+            let known = fd_is_ip(d)
+                && d.l4proto != crate::L4Proto::Unknown
+                && (ev.event_type() != EventType::Socket || d.l4proto == crate::L4Proto::Raw);
+            Value::Str(Cow::Borrowed(if known { d.l4proto.as_str() } else { NA }))
+        }),
+        // libsinsp `TYPE_SOCKFAMILY`: `ip` or `unix`, nothing for any other fd.
+        F::FdSockFamily => fd.and_then(|d| match d.typ {
+            FdType::Ipv4 | FdType::Ipv6 => Some(Value::Str(Cow::Borrowed("ip"))),
+            FdType::Unix => Some(Value::Str(Cow::Borrowed("unix"))),
+            _ => None,
         }),
         F::FdIp | F::FdNet => fd.and_then(|d| both(ip_opt(d.cip), ip_opt(d.sip))),
         F::FdCip | F::FdCnet => fd.and_then(|d| ip_opt(d.cip)),
@@ -1575,7 +1601,7 @@ mod tests {
 
     #[test]
     fn process_fields() {
-        let e = ev();
+        let mut e = ev();
         assert_eq!(get(&e, "proc.name").as_deref(), Some("bash"));
         assert_eq!(get(&e, "proc.cmdline").as_deref(), Some("bash -c id"));
         assert_eq!(get(&e, "proc.args").as_deref(), Some("-c id"));
@@ -1597,6 +1623,8 @@ mod tests {
         assert_eq!(get(&e, "evt.dir").as_deref(), Some("<"));
         assert_eq!(get(&e, "evt.time").as_deref(), Some("22:13:20.123456789"));
         assert_eq!(get(&e, "evt.num"), None);
+        assert_eq!(get(&e, "evt.arg.flags").as_deref(), Some("0"));
+        e.process.exe_flags.overlay = true;
         assert_eq!(get(&e, "evt.arg.flags").as_deref(), Some("EXE_LOWER_LAYER"));
     }
 
@@ -1645,7 +1673,7 @@ mod tests {
         });
         assert_eq!(
             get(&e, "evt.arg.flags").as_deref(),
-            Some("O_WRONLY|O_CREAT|O_TRUNC")
+            Some("O_TRUNC|O_CREAT|O_WRONLY")
         );
         assert_eq!(get(&e, "evt.is_open_write").as_deref(), Some("true"));
         assert_eq!(get(&e, "evt.is_open_read").as_deref(), Some("false"));
@@ -1694,11 +1722,253 @@ mod tests {
     fn flags_and_names() {
         assert_eq!(render_open_flags(0), "O_RDONLY");
         assert_eq!(render_open_flags(0o2 | 0o2000000), "O_RDWR|O_CLOEXEC");
-        assert_eq!(render_open_flags(0o20200002), "O_RDWR|O_TMPFILE");
         assert_eq!(res_name(-115), "EINPROGRESS");
         assert_eq!(res_name(-9999), "-9999");
         assert_eq!(cap_number("sys_admin"), Some(21));
         assert!(glob_match("/proc*", "/proc/1"));
         assert!(!glob_match("/proc*", "/pro"));
+    }
+
+    /// Source: `driver/ppm_flag_helpers.h` `open_flags_to_scap` (Linux → `PPM_O_*`),
+    /// `driver/flags_table.c` `file_flags` (the order names are shown in) and
+    /// `sinsp_evt::get_param_as_str` (`PT_FLAGS32`: matched bits removed, `|`-joined;
+    /// `evt.arg.X` returns the resolved names, `sinsp_filtercheck_event.cpp` `TYPE_ARGSTR`).
+    #[test]
+    fn open_flags_read_as_libsinsp_resolves_them() {
+        let cases: &[(u32, &str)] = &[
+            (0, "O_RDONLY"),
+            (0o1, "O_WRONLY"),
+            (0o2, "O_RDWR"),
+            (0o3, "O_RDONLY"), // access mode 3: the drivers' `default:` branch
+            (0o1101, "O_TRUNC|O_CREAT|O_WRONLY"),
+            (0o2101, "O_APPEND|O_CREAT|O_WRONLY"),
+            (0o2000000, "O_RDONLY|O_CLOEXEC"),
+            (0o100000 | 0o2000000, "O_LARGEFILE|O_RDONLY|O_CLOEXEC"),
+            // O_DSYNC alone also sets PPM_O_SYNC (`flags & O_SYNC` tests any bit)
+            (0o10001, "O_SYNC|O_DSYNC|O_WRONLY"),
+            (0o4010001, "O_SYNC|O_DSYNC|O_WRONLY"),
+            // O_DIRECTORY alone also sets PPM_O_TMPFILE (`flags & O_TMPFILE` likewise)
+            (0o200000, "O_DIRECTORY|O_RDONLY|O_TMPFILE"),
+            (0o20200002, "O_DIRECTORY|O_RDWR|O_TMPFILE"),
+            // no PPM bit: O_NOFOLLOW, O_NOATIME, O_PATH, O_NOCTTY, O_ASYNC
+            (
+                0o400000 | 0o1000000 | 0o10000000 | 0o400 | 0o20000,
+                "O_RDONLY",
+            ),
+            (
+                0o200 | 0o4000 | 0o40000,
+                "O_DIRECT|O_NONBLOCK|O_EXCL|O_RDONLY",
+            ),
+        ];
+        for (flags, want) in cases {
+            assert_eq!(render_open_flags(*flags), *want, "flags {flags:#o}");
+        }
+        // `PT_UINT32` with `PF_OCT`: C's `%#o`
+        assert_eq!(render_mode(0o644), "0644");
+        assert_eq!(render_mode(0), "0");
+    }
+
+    /// Source: libsinsp `fdinfo.h` `CHAR_FD_*`, `sinsp_fdinfo::get_typestring`,
+    /// `sinsp_fdinfo::get_l4proto` and `sinsp_filtercheck_fd.cpp` (`TYPE_L4PROTO`:
+    /// `<NA>` for any fd without a known inet protocol and role; `TYPE_SOCKFAMILY`: only
+    /// `ip` and `unix`); `sinsp_parser::add_socket` (a packet socket stays
+    /// `SCAP_FD_UNKNOWN`, a new socket has no role yet).
+    #[test]
+    fn fd_kinds_read_as_libsinsp_names_them() {
+        let mut e = Event {
+            typ: crate::EventTypeField(EventType::Connect),
+            ..Default::default()
+        };
+        // (kind, protocol, fd.type, fd.typechar, fd.sockfamily, fd.l4proto)
+        type Case<'a> = (
+            FdType,
+            crate::L4Proto,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: &[Case] = &[
+            (FdType::File, crate::L4Proto::Unknown, "file", "f", None, NA),
+            (
+                FdType::Directory,
+                crate::L4Proto::Unknown,
+                "directory",
+                "d",
+                None,
+                NA,
+            ),
+            (
+                FdType::Ipv4,
+                crate::L4Proto::Tcp,
+                "ipv4",
+                "4",
+                Some("ip"),
+                "tcp",
+            ),
+            (
+                FdType::Ipv6,
+                crate::L4Proto::Udp,
+                "ipv6",
+                "6",
+                Some("ip"),
+                "udp",
+            ),
+            (
+                FdType::Ipv4,
+                crate::L4Proto::Unknown,
+                "ipv4",
+                "4",
+                Some("ip"),
+                NA,
+            ),
+            (
+                FdType::Unix,
+                crate::L4Proto::Unknown,
+                "unix",
+                "u",
+                Some("unix"),
+                NA,
+            ),
+            (
+                FdType::Netlink,
+                crate::L4Proto::Unknown,
+                "netlink",
+                "n",
+                None,
+                NA,
+            ),
+            (FdType::Packet, crate::L4Proto::Unknown, NA, "o", None, NA),
+            (FdType::Other, crate::L4Proto::Unknown, NA, "o", None, NA),
+            (FdType::Pipe, crate::L4Proto::Unknown, "pipe", "p", None, NA),
+            (
+                FdType::Memfd,
+                crate::L4Proto::Unknown,
+                "memfd",
+                "m",
+                None,
+                NA,
+            ),
+        ];
+        for (typ, l4, name, ch, family, proto) in cases {
+            e.fd = Some(Fd {
+                typ: *typ,
+                l4proto: *l4,
+                sockfamily: "netlink".into(), // what the probe stored does not leak through
+                ..Default::default()
+            });
+            assert_eq!(get(&e, "fd.type").as_deref(), Some(*name), "{typ:?}");
+            assert_eq!(get(&e, "fd.typechar").as_deref(), Some(*ch), "{typ:?}");
+            assert_eq!(typ.typechar().to_string(), typ.typechar_str());
+            assert_eq!(get(&e, "fd.sockfamily").as_deref(), *family, "{typ:?}");
+            assert_eq!(get(&e, "fd.l4proto").as_deref(), Some(*proto), "{typ:?}");
+        }
+        // a socket just created has no role: `<NA>` whatever its protocol
+        e.typ = crate::EventTypeField(EventType::Socket);
+        e.fd = Some(Fd {
+            typ: FdType::Ipv4,
+            l4proto: crate::L4Proto::Tcp,
+            ..Default::default()
+        });
+        assert_eq!(get(&e, "fd.l4proto").as_deref(), Some(NA));
+        // no fd at all: every fd field is missing
+        e.fd = None;
+        for f in ["fd.type", "fd.typechar", "fd.l4proto", "fd.sockfamily"] {
+            assert_eq!(get(&e, f), None, "{f}");
+        }
+    }
+
+    /// Source: libsinsp `sinsp_filtercheck_user.cpp` / `sinsp_filtercheck_group.cpp`
+    /// (`TYPE_NAME`, `TYPE_LOGINNAME`: the table's name, `root` for id 0, else `<NA>`) and
+    /// `sinsp_filtercheck_thread.cpp` (`proc.name`/`exe`/`exepath`/`cwd` are the
+    /// thread's strings, so an empty one is "" and compares as such).
+    #[test]
+    fn names_nobody_resolved_read_as_libsinsp_gives_them() {
+        let mut e = Event::default();
+        e.process.uid = 1234;
+        e.process.gid = 0;
+        e.process.loginuid = u32::MAX;
+        assert_eq!(get(&e, "user.name").as_deref(), Some(NA));
+        assert_eq!(get(&e, "group.name").as_deref(), Some("root"));
+        assert_eq!(get(&e, "user.loginname").as_deref(), Some(NA));
+        assert_eq!(get(&e, "user.loginuid").as_deref(), Some("-1"));
+        e.process.uid = 0;
+        assert_eq!(get(&e, "user.name").as_deref(), Some("root"));
+        e.process.user = "www-data".into();
+        assert_eq!(get(&e, "user.name").as_deref(), Some("www-data"));
+        for f in ["proc.name", "proc.exe", "proc.exepath", "proc.cwd"] {
+            assert_eq!(get(&e, f).as_deref(), Some(""), "{f}");
+        }
+    }
+
+    /// Source: `driver/modern_bpf/.../execve.bpf.c` (parameter 20: `PPM_EXE_WRITABLE`,
+    /// `PPM_EXE_UPPER_LAYER` or `PPM_EXE_LOWER_LAYER` from the overlay layer,
+    /// `PPM_EXE_FROM_MEMFD`) and `flags_table.c` `execve_flags` for the order.
+    #[test]
+    fn exec_flags_read_as_the_modern_probe_sets_them() {
+        let mut e = Event {
+            typ: crate::EventTypeField(EventType::Execve),
+            args: Args::Exec {
+                filename: String::new(),
+            },
+            ..Default::default()
+        };
+        let f = |writable, overlay, upper_layer, memfd| crate::ExeFlags {
+            writable,
+            overlay,
+            upper_layer,
+            memfd,
+            ..Default::default()
+        };
+        let cases = [
+            (f(false, false, false, false), "0"), // a plain file, not on overlayfs
+            (f(false, true, false, false), "EXE_LOWER_LAYER"),
+            (f(true, true, true, false), "EXE_WRITABLE|EXE_UPPER_LAYER"),
+            (f(true, false, false, true), "EXE_WRITABLE|EXE_FROM_MEMFD"),
+        ];
+        for (flags, want) in cases {
+            e.process.exe_flags = flags;
+            assert_eq!(get(&e, "evt.arg.flags").as_deref(), Some(want), "{flags:?}");
+        }
+    }
+
+    /// Source: libsinsp `sinsp_parser` (connect exit: both ends IPv4-mapped →
+    /// `SCAP_FD_IPV4_SOCK` with the mapped addresses; otherwise IPv6).
+    #[test]
+    fn a_dual_stack_socket_talking_ipv4_reads_as_ipv4() {
+        let v6 = |s: &str| Some(s.parse::<std::net::IpAddr>().expect("ip"));
+        let mut e = Event {
+            typ: crate::EventTypeField(EventType::Connect),
+            ..Default::default()
+        };
+        let mut fd = Fd {
+            typ: FdType::Ipv6,
+            l4proto: crate::L4Proto::Tcp,
+            cip: v6("::ffff:10.0.0.2"),
+            cport: Some(40000),
+            sip: v6("::ffff:93.184.216.34"),
+            sport: Some(443),
+            is_client: true,
+            ..Default::default()
+        };
+        fd.unmap_ipv4();
+        e.fd = Some(fd.clone());
+        assert_eq!(get(&e, "fd.typechar").as_deref(), Some("4"));
+        assert_eq!(get(&e, "fd.type").as_deref(), Some("ipv4"));
+        assert_eq!(get(&e, "fd.sip").as_deref(), Some("93.184.216.34"));
+        assert_eq!(
+            get(&e, "fd.name").as_deref(),
+            Some("10.0.0.2:40000->93.184.216.34:443")
+        );
+        // one end not mapped: IPv6 as it is
+        let mut half = Fd {
+            cip: v6("::"),
+            ..fd
+        };
+        half.typ = FdType::Ipv6;
+        half.sip = v6("::ffff:93.184.216.34");
+        half.unmap_ipv4();
+        assert_eq!(half.typ, FdType::Ipv6);
+        assert_eq!(half.sip, v6("::ffff:93.184.216.34"));
     }
 }

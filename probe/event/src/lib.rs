@@ -14,6 +14,7 @@
 
 pub mod errno;
 pub mod fields;
+pub mod glob;
 pub mod image;
 mod jsonl;
 pub mod path;
@@ -225,6 +226,9 @@ pub struct ExeFlags {
     pub upper_layer: bool,
     /// The executable is writable by the user running it (`proc.is_exe_writable`).
     pub writable: bool,
+    /// The executable lives on an overlay filesystem (upper or lower layer): with
+    /// `upper_layer` false it is a lower-layer (image) file, Falco's `EXE_LOWER_LAYER`.
+    pub overlay: bool,
     /// enforce-kill mode killed this exec in the kernel (its exe is not in the
     /// container image's profile); the process never ran its own code.
     pub killed: bool,
@@ -324,7 +328,9 @@ pub enum FdType {
 }
 
 impl FdType {
-    /// Falco's `fd.type` string.
+    /// Falco's `fd.type` string (libsinsp `sinsp_fdinfo::get_typestring`). A packet
+    /// socket is `SCAP_FD_UNKNOWN` in libsinsp (`sinsp_parser::add_socket` gives only
+    /// unix, inet and netlink a kind), which reads `<NA>`, as does any other unknown kind.
     pub fn as_str(self) -> &'static str {
         match self {
             FdType::File => "file",
@@ -333,7 +339,6 @@ impl FdType {
             FdType::Ipv6 => "ipv6",
             FdType::Unix => "unix",
             FdType::Netlink => "netlink",
-            FdType::Packet => "packet",
             FdType::Pipe => "pipe",
             FdType::Event => "event",
             FdType::Signalfd => "signalfd",
@@ -341,11 +346,31 @@ impl FdType {
             FdType::Inotify => "inotify",
             FdType::Timerfd => "timerfd",
             FdType::Memfd => "memfd",
-            FdType::Other => "unknown",
+            FdType::Packet | FdType::Other => "<NA>",
         }
     }
 
-    /// Falco's `fd.typechar`.
+    /// [`FdType::typechar`] as a string (what `fd.typechar` extracts, no allocation).
+    pub fn typechar_str(self) -> &'static str {
+        match self {
+            FdType::File => "f",
+            FdType::Directory => "d",
+            FdType::Ipv4 => "4",
+            FdType::Ipv6 => "6",
+            FdType::Unix => "u",
+            FdType::Netlink => "n",
+            FdType::Pipe => "p",
+            FdType::Event => "e",
+            FdType::Signalfd => "s",
+            FdType::Eventpoll => "l",
+            FdType::Inotify => "i",
+            FdType::Timerfd => "t",
+            FdType::Memfd => "m",
+            FdType::Packet | FdType::Other => "o",
+        }
+    }
+
+    /// Falco's `fd.typechar` (libsinsp `fdinfo.h` `CHAR_FD_*`; unknown kinds `o`).
     pub fn typechar(self) -> char {
         match self {
             FdType::File => 'f',
@@ -353,8 +378,7 @@ impl FdType {
             FdType::Ipv4 => '4',
             FdType::Ipv6 => '6',
             FdType::Unix => 'u',
-            FdType::Netlink => 's',
-            FdType::Packet => 'p',
+            FdType::Netlink => 'n',
             FdType::Pipe => 'p',
             FdType::Event => 'e',
             FdType::Signalfd => 's',
@@ -362,7 +386,7 @@ impl FdType {
             FdType::Inotify => 'i',
             FdType::Timerfd => 't',
             FdType::Memfd => 'm',
-            FdType::Other => 'o',
+            FdType::Packet | FdType::Other => 'o',
         }
     }
 }
@@ -422,6 +446,29 @@ pub struct Fd {
     /// `fd.sip.name`), e.g. from a DNS cache.
     pub cip_name: String,
     pub sip_name: String,
+}
+
+impl Fd {
+    /// An IPv6 socket whose both ends are IPv4-mapped (`::ffff:a.b.c.d`, a dual-stack
+    /// socket talking IPv4) becomes the IPv4 socket libsinsp makes of it
+    /// (`sinsp_parser` on connect: `is_ipv4_mapped_ipv6(sip) && …(dip)` →
+    /// `SCAP_FD_IPV4_SOCK` with the mapped addresses): `fd.type` `ipv4`, `fd.typechar`
+    /// `4`, `fd.sip` `a.b.c.d`. One end only mapped (the other `::` or a real IPv6
+    /// address) stays IPv6, as there.
+    pub fn unmap_ipv4(&mut self) {
+        let mapped = |ip: Option<IpAddr>| match ip {
+            Some(IpAddr::V6(a)) => a.to_ipv4_mapped(),
+            _ => None,
+        };
+        if self.typ != FdType::Ipv6 {
+            return;
+        }
+        if let (Some(c), Some(s)) = (mapped(self.cip), mapped(self.sip)) {
+            self.typ = FdType::Ipv4;
+            self.cip = Some(IpAddr::V4(c));
+            self.sip = Some(IpAddr::V4(s));
+        }
+    }
 }
 
 /// Per-kind syscall arguments (`evt.arg.*`), named as Falco names them.

@@ -9,17 +9,29 @@
 //! - otherwise every backslash becomes `\\` and every byte that is not part of valid UTF-8
 //!   becomes `\xNN` (two lower-case hex digits). [`raw_bytes`] turns such a string back.
 //!
-//! The kernel's path flags are part of the value:
+//! The kernel's path flags decide the rendering, which is the value Falco's modern eBPF
+//! probe and libsinsp give (`proc.exepath`, `proc.cwd`, a file's `fd.name`):
 //! - a path the kernel could not report whole (longer than 4095 bytes or deeper than its
 //!   walk) starts with [`TRUNCATED`] (`<truncated>`), followed by the leaf-side components
 //!   that fit. No kernel path starts with `<`, so such a value never equals or matches a
-//!   learned path, and it is never learned ([`is_truncated`]);
-//! - a memfd or unlinked file ends with ` (deleted)`, as `/proc/<pid>/exe` shows it.
+//!   learned path, and it is never learned ([`is_truncated`]). (Falco keeps the leaf side
+//!   without a marker; a value that looks whole but is not is what we refuse to give.)
+//! - an unlinked file reads as the path it had, with no ` (deleted)`: libsinsp's
+//!   `sinsp_threadinfo::set_exepath` strips the suffix the kmod's `d_path` adds, and the
+//!   modern probe's walk (`auxmap__store_d_path_approx`) never adds it;
+//! - a pseudo file with no parent (a memfd, a pipe, an anonymous inode) reads as its own
+//!   name without a leading `/`: `memfd:name`, as the modern probe stores `d_name` when its
+//!   walk wrote no component (libs `test/drivers/.../sched_process_exec.cpp`: a memfd exec's
+//!   `trusted_exepath` is `memfd:malware` under the eBPF drivers).
+//!
+//! enforce-kill hashes the kernel's own form of an exe path (` (deleted)` appended for a
+//! detached file, the leading `/` kept): [`kernel_forms`] lists the forms a rendered
+//! allowed path stands for.
 
 /// Prefix of a path the kernel could only report in part.
 pub const TRUNCATED: &str = "<truncated>";
 
-/// Suffix of a memfd's or unlinked file's path.
+/// Suffix `d_path` (and the kernel's exe hash) gives a memfd's or unlinked file's path.
 pub const DELETED: &str = " (deleted)";
 
 /// How a kernel path was reported.
@@ -27,8 +39,10 @@ pub const DELETED: &str = " (deleted)";
 pub struct PathFlags {
     /// Only the leaf-side components were reported.
     pub truncated: bool,
-    /// The file is a memfd or was unlinked.
+    /// The file is a memfd or was unlinked (not part of the rendered value).
     pub deleted: bool,
+    /// A pseudo file with no parent: the bytes are `/` and its own name.
+    pub pseudo: bool,
 }
 
 /// Render path bytes (see the module docs).
@@ -37,11 +51,21 @@ pub fn render(bytes: &[u8], flags: PathFlags) -> String {
     if flags.truncated {
         out.push_str(TRUNCATED);
     }
+    let bytes = match bytes {
+        [b'/', name @ ..] if flags.pseudo && !flags.truncated => name,
+        b => b,
+    };
     escape_into(bytes, &mut out);
-    if flags.deleted {
-        out.push_str(DELETED);
-    }
     out
+}
+
+/// Render a `/proc/<pid>/exe` or `/cwd` link read at start: ` (deleted)` dropped, as
+/// libsinsp's `set_exepath` drops it from the same link (a memfd's link reads
+/// `/memfd:name (deleted)`, so such a process seen before start reads `/memfd:name`, as
+/// in Falco), the bytes escaped as [`render_raw`] does.
+pub fn render_proc_link(bytes: &[u8]) -> String {
+    let b = bytes.strip_suffix(DELETED.as_bytes()).unwrap_or(bytes);
+    render_raw(b)
 }
 
 /// Render bytes that are not a kernel-resolved path (a path as a process passed it):
@@ -88,8 +112,8 @@ pub fn is_truncated(path: &str) -> bool {
     path.starts_with(TRUNCATED)
 }
 
-/// The bytes a rendered path stands for (what the kernel saw, ` (deleted)` included), or
-/// `None` for a truncated path (it stands for no single path) or a malformed escape.
+/// The bytes a rendered path stands for, or `None` for a truncated path (it stands for no
+/// single path) or a malformed escape.
 pub fn raw_bytes(path: &str) -> Option<Vec<u8>> {
     if is_truncated(path) {
         return None;
@@ -122,6 +146,29 @@ pub fn raw_bytes(path: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The byte strings the kernel may hash for an exe whose rendered path is `path`
+/// (enforce-kill): an absolute path as it is, and as an unlinked file (` (deleted)`
+/// appended); a pseudo file's name (no leading `/`) as `/name (deleted)`. Empty for a
+/// truncated path or a malformed escape: such a path is never allowed.
+pub fn kernel_forms(path: &str) -> Vec<Vec<u8>> {
+    let Some(b) = raw_bytes(path) else {
+        return Vec::new();
+    };
+    if b.is_empty() {
+        return Vec::new();
+    }
+    let mut deleted = Vec::with_capacity(b.len() + DELETED.len() + 1);
+    if b[0] != b'/' {
+        deleted.push(b'/');
+        deleted.extend_from_slice(&b);
+        deleted.extend_from_slice(DELETED.as_bytes());
+        return vec![deleted];
+    }
+    deleted.extend_from_slice(&b);
+    deleted.extend_from_slice(DELETED.as_bytes());
+    vec![b, deleted]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +176,7 @@ mod tests {
     const NONE: PathFlags = PathFlags {
         truncated: false,
         deleted: false,
+        pseudo: false,
     };
 
     #[test]
@@ -188,24 +236,59 @@ mod tests {
     }
 
     #[test]
-    fn flags_mark_the_value() {
+    fn truncation_marks_the_value() {
         let t = PathFlags {
             truncated: true,
-            deleted: false,
-        };
-        let d = PathFlags {
-            truncated: false,
-            deleted: true,
+            ..NONE
         };
         assert_eq!(render(b"/usr/sbin/nginx", t), "<truncated>/usr/sbin/nginx");
         assert!(is_truncated(&render(b"/usr/sbin/nginx", t)));
         assert_eq!(raw_bytes("<truncated>/usr/sbin/nginx"), None);
-        assert_eq!(render(b"/tmp/x", d), "/tmp/x (deleted)");
-        assert_eq!(
-            raw_bytes("/tmp/x (deleted)").as_deref(),
-            Some(&b"/tmp/x (deleted)"[..])
-        );
+        assert!(kernel_forms("<truncated>/usr/sbin/nginx").is_empty());
         assert!(!is_truncated("/usr/sbin/nginx"));
+    }
+
+    /// Source: libsinsp `sinsp_threadinfo::set_exepath` strips a trailing ` (deleted)`
+    /// (test `sinsp_threadinfo.cpp`, "Truncate it": `no_suffix (deleted)` → `no_suffix`;
+    /// `filterchecks/proc.cpp` PROC_FILTER_exepath: `/usr/bin/bad-exe (deleted)` reads
+    /// `/usr/bin/bad-exe`); the modern probe's path walk never appends it.
+    #[test]
+    fn an_unlinked_file_reads_as_the_path_it_had() {
+        let d = PathFlags {
+            deleted: true,
+            ..NONE
+        };
+        assert_eq!(render(b"/tmp/x", d), "/tmp/x");
+        assert_eq!(render(b"/usr/bin/bad-exe", d), "/usr/bin/bad-exe");
+        // the kill hash covers the kernel's form: both the linked and the unlinked one
+        assert_eq!(
+            kernel_forms("/tmp/x"),
+            vec![b"/tmp/x".to_vec(), b"/tmp/x (deleted)".to_vec()]
+        );
+    }
+
+    /// Source: libs `test/drivers/test_suites/generic_tracepoints_suite/sched_process_exec.cpp`
+    /// (a memfd exec's `trusted_exepath` is `memfd:malware` under the eBPF drivers) and
+    /// `auxmap__store_d_path_approx`, which stores a parentless dentry's `d_name` alone.
+    #[test]
+    fn a_pseudo_file_reads_as_its_own_name() {
+        let m = PathFlags {
+            deleted: true,
+            pseudo: true,
+            ..NONE
+        };
+        assert_eq!(render(b"/memfd:malware", m), "memfd:malware");
+        assert_eq!(render(b"/memfd:a\\b", m), "memfd:a\\\\b");
+        assert_eq!(
+            kernel_forms("memfd:malware"),
+            vec![b"/memfd:malware (deleted)".to_vec()]
+        );
+        // a truncated pseudo path keeps its marker and slash
+        let t = PathFlags {
+            truncated: true,
+            ..m
+        };
+        assert_eq!(render(b"/x", t), "<truncated>/x");
     }
 
     #[test]
@@ -214,5 +297,16 @@ mod tests {
         assert_eq!(raw_bytes("/a\\q"), None);
         assert_eq!(raw_bytes("/a\\xg1"), None);
         assert_eq!(raw_bytes("/a\\x1"), None);
+    }
+
+    /// Source: libsinsp `sinsp_threadinfo::set_exepath` (strips ` (deleted)`; tests in
+    /// `test/classes/sinsp_threadinfo.cpp`).
+    #[test]
+    fn proc_links_read_at_start_drop_the_deleted_suffix() {
+        assert_eq!(render_proc_link(b"/usr/bin/x (deleted)"), "/usr/bin/x");
+        assert_eq!(render_proc_link(b"/memfd:m (deleted)"), "/memfd:m");
+        assert_eq!(render_proc_link(b"/usr/bin/x"), "/usr/bin/x");
+        assert_eq!(render_proc_link(b"/a\\b"), "/a\\\\b");
+        assert_eq!(render_proc_link(b"/\xff"), "/\\xff");
     }
 }

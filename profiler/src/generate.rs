@@ -186,9 +186,21 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
     let output_tail = "container=%container.id name=%container.name \
                        image=%container.image.repository tag=%container.image.tag";
 
-    // --- processes
+    // --- processes: entries whose parents are enforced (model::lineage_checked)
+    // are allowed by the exception's (parent, exe) tuples, the others by path
     let mut allowed = Vec::new();
-    let execs = spell(p.exec.keys());
+    let mut lineage: Vec<String> = Vec::new();
+    let execs = spell(p.exec.iter().filter_map(|(path, e)| {
+        if crate::model::lineage_checked(path, e) {
+            for parent in &e.parents {
+                lineage.push(format!("[{}, {}]", item(parent), item(path)));
+            }
+            None
+        } else {
+            Some(path)
+        }
+    }));
+
     if !execs.items.is_empty() {
         list(&mut o, &format!("{px}_execs"), &execs.items);
         allowed.push(format!("proc.exepath in ({px}_execs)"));
@@ -207,16 +219,32 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
     } else {
         format!(" and not ({})", allowed.join(" or "))
     };
-    rule(
+    let exceptions = if lineage.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  exceptions:\n    - name: learned_lineage\n      fields: [proc.pexepath, proc.exepath]\n      \
+             comps: [=, =]\n      values:\n{}",
+            lineage
+                .iter()
+                .map(|t| format!("        - {t}\n"))
+                .collect::<String>()
+        )
+    };
+    rule_with(
         &mut o,
         &rule_name(img, Dimension::Exec),
-        &format!("Executable not seen while learning image {img}"),
+        &format!(
+            "Executable not seen while learning image {img}, or started by a parent executable \
+             that was not seen starting it"
+        ),
         &format!("evt.type in (execve, execveat) and evt.rawres >= 0 and {px}_image{not_part}"),
         &format!(
             "Unexpected process in learned image (exe=%proc.exepath cmdline=%proc.cmdline \
-             parent=%proc.pname user=%user.name {output_tail})"
+             parent=%proc.pexepath pname=%proc.pname user=%user.name {output_tail})"
         ),
         "process",
+        &exceptions,
     );
 
     // --- outbound
@@ -330,9 +358,21 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
 }
 
 fn rule(o: &mut String, name: &str, desc: &str, cond: &str, output: &str, tag: &str) {
+    rule_with(o, name, desc, cond, output, tag, "");
+}
+
+fn rule_with(
+    o: &mut String,
+    name: &str,
+    desc: &str,
+    cond: &str,
+    output: &str,
+    tag: &str,
+    exceptions: &str,
+) {
     let _ = writeln!(
         o,
-        "- rule: {}\n  desc: {}\n  condition: >\n    {cond}\n  output: {}\n  priority: WARNING\n  tags: [falco_learn, container, {tag}]\n",
+        "- rule: {}\n  desc: {}\n  condition: >\n    {cond}\n  output: {}\n  priority: WARNING\n  tags: [falco_learn, container, {tag}]\n{exceptions}",
         yaml_scalar(name),
         yaml_scalar(desc),
         yaml_scalar(output),

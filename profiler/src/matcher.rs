@@ -5,7 +5,7 @@
 //! the same predicates in Falco's language, and a test checks they agree.
 
 use crate::model::{Profile, Proto};
-use falco_learn_event::{Args, Event, EventType, FdType, L4Proto};
+use falco_learn_event::{Args, Event, EventType, ExeFlags, FdType, L4Proto};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -20,8 +20,14 @@ const O_TRUNC: u32 = 0o1000;
 /// never matches a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour<'a> {
-    /// A successful execve/execveat, by kernel-resolved `proc.exepath`.
-    Exec { path: &'a str, tmpfs: bool },
+    /// A successful execve/execveat, by kernel-resolved `proc.exepath`, with
+    /// the parent's (`proc.pexepath`, empty when unknown) and where the
+    /// executable came from.
+    Exec {
+        path: &'a str,
+        parent: &'a str,
+        flags: ExeFlags,
+    },
     /// connect (succeeded or `EINPROGRESS`) or a successful sendto/sendmsg
     /// on an IPv4/IPv6 socket, by `fd.l4proto`, `fd.sport`, `fd.sip`.
     /// Loopback peers count like any other (documented in the README).
@@ -122,7 +128,8 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
     match ev.event_type() {
         EventType::Execve | EventType::Execveat if ev.res >= 0 => Some(Behaviour::Exec {
             path: &ev.process.exepath,
-            tmpfs: ev.process.exe_flags.tmpfs,
+            parent: ev.ancestors.first().map_or("", |a| a.exepath.as_str()),
+            flags: ev.process.exe_flags,
         }),
         EventType::Connect | EventType::Sendto | EventType::Sendmsg
             if ev.res >= 0 || ev.res == EINPROGRESS =>
@@ -198,11 +205,18 @@ pub struct Anomaly {
     pub dimension: Dimension,
     /// The offending value, as [`Behaviour::value`] renders it.
     pub value: String,
+    /// For an exec whose executable is learned but not from this parent:
+    /// the parent (`proc.pexepath`, `<NA>` when unknown).
+    pub parent: Option<String>,
 }
 
 impl fmt::Display for Anomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unexpected {}: {}", self.dimension, self.value)
+        write!(f, "unexpected {}: {}", self.dimension, self.value)?;
+        if let Some(p) = &self.parent {
+            write!(f, " parent={p}")?;
+        }
+        Ok(())
     }
 }
 
@@ -227,7 +241,7 @@ impl Profile {
             {
                 false
             }
-            Behaviour::Exec { path, .. } => self.exec_allowed(path),
+            Behaviour::Exec { path, parent, .. } => self.exec_allowed_from(path, parent),
             Behaviour::Outbound { proto, port, peer } => match (port, peer) {
                 (Some(port), Some(ip)) => self
                     .outbound
@@ -240,6 +254,14 @@ impl Profile {
         (!allowed).then(|| Anomaly {
             dimension: b.dimension(),
             value: b.value(),
+            parent: match b {
+                Behaviour::Exec { path, parent, .. }
+                    if !falco_learn_event::path::is_truncated(path) && self.exec_allowed(path) =>
+                {
+                    Some(na(parent).to_string())
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -386,7 +408,8 @@ mod tests {
             p.matches(&x),
             Some(Anomaly {
                 dimension: Dimension::Exec,
-                value: "/dev/vi".into()
+                value: "/dev/vi".into(),
+                parent: None,
             })
         );
         x.container.image_tag = "1.26".into();
@@ -412,7 +435,8 @@ mod tests {
             p.matches(&x),
             Some(Anomaly {
                 dimension: Dimension::Exec,
-                value: "<truncated>/usr/sbin/nginx".into()
+                value: "<truncated>/usr/sbin/nginx".into(),
+                parent: None,
             })
         );
         for i in 0..12 {

@@ -303,7 +303,15 @@ fn behaviour(p: &Profile) -> Behaviour {
         exec: p
             .exec
             .iter()
-            .map(|(k, e)| format!("{k}{}", if e.tmpfs { " (tmpfs)" } else { "" }))
+            .map(|(k, e)| {
+                let parents: Vec<&str> = e.parents.iter().map(String::as_str).collect();
+                format!(
+                    "{k}{}{} parents [{}]",
+                    if e.tmpfs { " (tmpfs)" } else { "" },
+                    if e.init { " (init)" } else { "" },
+                    parents.join(", ")
+                )
+            })
             .collect(),
         outbound: p
             .outbound
@@ -542,12 +550,33 @@ fn nginx_learn_then_enforce() {
     let want_exec: BTreeSet<String> = EXPECTED_EXECS.iter().map(|s| s.to_string()).collect();
     let want_writes: BTreeSet<String> = EXPECTED_WRITES.iter().map(|s| s.to_string()).collect();
     let got = behaviour(&profile);
-    assert_eq!(got.exec, want_exec, "{exported_text}");
+    assert_eq!(
+        profile.exec.keys().cloned().collect::<BTreeSet<_>>(),
+        want_exec,
+        "{exported_text}"
+    );
     assert!(got.outbound.is_empty(), "{exported_text}");
     assert_eq!(got.writes, want_writes, "{exported_text}");
-    // no attack behaviour, nothing flagged
-    assert!(profile.exec.values().all(|e| !e.tmpfs), "{exported_text}");
+    // no attack behaviour, nothing flagged, nothing to review; the start was seen
+    assert!(
+        profile.exec.values().all(|e| !e.is_drift()),
+        "{exported_text}"
+    );
     assert!(!profile.learning.tainted, "{exported_text}");
+    assert!(profile.review.is_empty(), "{exported_text}");
+    assert_eq!(profile.learning.starts_observed, 1, "{exported_text}");
+    assert_eq!(profile.learning.running_at_start, 0, "{exported_text}");
+    // lineage: the runtime started the entrypoint's sh as the init, which
+    // started sed (busybox too) and exec'd nginx
+    let nginx = &profile.exec["/usr/sbin/nginx"];
+    assert!(nginx.init && nginx.parents.is_empty(), "{exported_text}");
+    let bb = &profile.exec["/bin/busybox"];
+    assert!(bb.init, "{exported_text}");
+    assert_eq!(
+        bb.parents.iter().collect::<Vec<_>>(),
+        vec!["/bin/busybox"],
+        "{exported_text}"
+    );
     assert_eq!(profile.learning.flagged_events, 0);
     assert_eq!(profile.learning.containers, 1);
     assert_eq!(profile.exec["/usr/sbin/nginx"].seen.count, 1);
@@ -702,8 +731,12 @@ fn nginx_learn_then_enforce() {
     let p443 = format!("{TEST_HOST}/443");
     let p2222 = format!("{TEST_HOST}/2222");
     let (ssh, dropped_name) = ("/usr/bin/ssh", "busybox-dropped");
+    // each exec session's shell: busybox is in the profile, but only as the
+    // container's init and started by the entrypoint's sh; a process started by
+    // the runtime (runc or the shim) that is not pid 1 is an exec session
+    let session_sh = |cmdline: &str| c(&exec_rule, "Warning", "", "/bin/busybox", cmdline, "", "");
     let mut expected = vec![
-        // (a) the stable rule only: busybox sh is in the profile
+        // (a) the stable rule, and the profile: an exec session's shell
         c(
             "Terminal shell in container",
             "Notice",
@@ -713,6 +746,9 @@ fn nginx_learn_then_enforce() {
             "",
             "",
         ),
+        session_sh("sh -c exit 0"),
+        session_sh(&format!("sh -c {cmd_b}")),
+        session_sh(&format!("sh -c {cmd_d}")),
         // (b) the stable rule, and the profile: a new file written, a new executable
         c(
             &write_rule,

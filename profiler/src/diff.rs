@@ -159,7 +159,7 @@ mod tests {
         b.exec.remove("/bin/sh");
         b.learn_exec("/usr/sbin/nginx", false, 9); // count only: no change
         b.learn_exec("/dev/vi", true, 2);
-        b.learn_parent("/usr/sbin/nginx", "/bin/sh");
+        b.learn_parent("/usr/sbin/nginx", "/bin/sh", false);
         b.learn_outbound(Proto::Udp, 53, "10.0.0.2".parse().expect("ip"), 2, &l);
         b.learn_outbound(
             Proto::Tcp,

@@ -186,19 +186,28 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
     let output_tail = "container=%container.id name=%container.name \
                        image=%container.image.repository tag=%container.image.tag";
 
-    // --- processes: entries whose parents are enforced (model::lineage_checked)
-    // are allowed by the exception's (parent, exe) tuples, the others by path
+    // --- processes: entries whose lineage is checked (model::lineage_checked)
+    // are allowed by the exception's (parent, exe) tuples when the parent is one
+    // of the profile's executables, and by the runtime-side macro otherwise
+    // (Profile::exec_allowed_from); the others by path
     let mut allowed = Vec::new();
     let mut lineage: Vec<String> = Vec::new();
+    let mut init_execs = Vec::new();
+    let mut outside_execs = Vec::new();
     let execs = spell(p.exec.iter().filter_map(|(path, e)| {
-        if crate::model::lineage_checked(path, e) {
-            for parent in &e.parents {
-                lineage.push(format!("[{}, {}]", item(parent), item(path)));
-            }
-            None
-        } else {
-            Some(path)
+        if !crate::model::lineage_checked(path, e) {
+            return Some(path);
         }
+        for parent in e.parents.iter().filter(|q| p.exec_allowed(q)) {
+            lineage.push(format!("[{}, {}]", item(parent), item(path)));
+        }
+        if e.init {
+            init_execs.push(item(path));
+        }
+        if p.outside_started(e) {
+            outside_execs.push(item(path));
+        }
+        None
     }));
 
     if !execs.items.is_empty() {
@@ -213,6 +222,48 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
             glob_condition("proc.exepath", &execs.globs)
         );
         allowed.push(format!("{px}_exec_globs"));
+    }
+    if !init_execs.is_empty() || !outside_execs.is_empty() {
+        // the parent is one of the profile's executables (inside the container)
+        let all = spell(p.exec.keys());
+        let mut inside = Vec::new();
+        if !all.items.is_empty() {
+            list(&mut o, &format!("{px}_all_execs"), &all.items);
+            inside.push(format!("proc.pexepath in ({px}_all_execs)"));
+        }
+        if !all.globs.is_empty() {
+            inside.push(format!(
+                "{}",
+                all.globs
+                    .iter()
+                    .map(|g| format!("proc.pexepath glob {}", falco_quote(g)))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ));
+        }
+        let mut runtime = Vec::new();
+        if !init_execs.is_empty() {
+            list(&mut o, &format!("{px}_init_execs"), &init_execs);
+            runtime.push(format!(
+                "(proc.vpid = 1 and proc.exepath in ({px}_init_execs))"
+            ));
+        }
+        if !outside_execs.is_empty() {
+            list(&mut o, &format!("{px}_outside_execs"), &outside_execs);
+            runtime.push(format!(
+                "(proc.vpid != 1 and proc.exepath in ({px}_outside_execs))"
+            ));
+        }
+        let _ = writeln!(
+            o,
+            "- macro: {px}_runtime_started\n  condition: {}\n",
+            yaml_scalar(&format!(
+                "not ({}) and ({})",
+                inside.join(" or "),
+                runtime.join(" or ")
+            ))
+        );
+        allowed.push(format!("{px}_runtime_started"));
     }
     let not_part = if allowed.is_empty() {
         String::new()

@@ -505,6 +505,7 @@ impl Learner {
         if let Some(Behaviour::Exec {
             path,
             parent,
+            init,
             flags,
         }) = b
         {
@@ -516,11 +517,12 @@ impl Learner {
                 upper_layer: flags.upper_layer,
                 written: writer.is_some(),
                 writer: writer.map(|w| w.0.clone()).unwrap_or_default(),
-                parents: if parent.is_empty() {
+                parents: if parent.is_empty() || init {
                     BTreeSet::new()
                 } else {
                     [parent.to_string()].into_iter().collect()
                 },
+                init,
             };
             if entry.is_drift() && !path.is_empty() {
                 if policy.accept_drift {
@@ -608,13 +610,14 @@ impl Learner {
             Some(Behaviour::Exec {
                 path,
                 parent,
+                init,
                 flags,
             }) if !path.is_empty() => {
                 if !dirty.exec.contains(path) {
                     dirty.exec.insert(path.to_string());
                 }
                 deltas.extend(profile.learn_exec(path, flags.tmpfs, ev.ts));
-                deltas.extend(profile.learn_parent(path, parent));
+                deltas.extend(profile.learn_parent(path, parent, init));
             }
             Some(Behaviour::Outbound {
                 proto,
@@ -1025,9 +1028,12 @@ mod tests {
         );
         assert!(p.review.is_empty() && !p.learning.tainted);
         assert!(p.exec["/dev/xupd"].tmpfs);
+        let ng = &p.exec["/usr/sbin/nginx"];
+        assert!(ng.init && ng.parents.is_empty(), "{ng:?}");
+        // the session's /dev/xupd (learned with both opt-outs) was started by runc
         assert_eq!(
-            p.exec["/usr/sbin/nginx"].parents.iter().collect::<Vec<_>>(),
-            vec!["/usr/bin/containerd-shim-runc-v2"]
+            p.exec["/dev/xupd"].parents.iter().collect::<Vec<_>>(),
+            vec!["/usr/sbin/runc"]
         );
         // lineage: nginx starting busybox was never seen
         let mut rce = in_container(
@@ -1041,11 +1047,21 @@ mod tests {
             a.to_string(),
             "unexpected exec: /bin/busybox parent=/usr/sbin/nginx"
         );
-        rce.ancestors = in_container(exec("/x", 0, 1), 1, 1, &[SHIM]).ancestors;
+        // started by the runtime: as the init (the entrypoint) it is allowed, as
+        // another process (an exec session) it is not
+        rce.ancestors = in_container(exec("/x", 0, 1), 1, 1, &[RUNC]).ancestors;
         assert_eq!(
-            p.matches(&rce),
-            None,
-            "the entrypoint's parent may start it"
+            p.matches(&rce).map(|a| a.to_string()).as_deref(),
+            Some("unexpected exec: /bin/busybox parent=/usr/sbin/runc")
         );
+        rce.process.vpid = 1;
+        assert_eq!(p.matches(&rce), None, "the entrypoint's sh");
+        // /dev/xupd was seen started by a parent outside the container: any such
+        // parent may start it again, a parent inside may not
+        let mut x2 = in_container(exec("/dev/xupd", 0, 30), 300, 12, &[SHIM]);
+        assert_eq!(p.matches(&x2), None);
+        x2.ancestors =
+            in_container(exec("/x", 0, 1), 1, 1, &[(100, 1, "/usr/sbin/nginx")]).ancestors;
+        assert!(p.matches(&x2).is_some());
     }
 }

@@ -26,6 +26,8 @@ pub enum Behaviour<'a> {
     Exec {
         path: &'a str,
         parent: &'a str,
+        /// The process is pid 1 of its pid namespace (`proc.vpid = 1`).
+        init: bool,
         flags: ExeFlags,
     },
     /// connect (succeeded or `EINPROGRESS`) or a successful sendto/sendmsg
@@ -129,6 +131,7 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
         EventType::Execve | EventType::Execveat if ev.res >= 0 => Some(Behaviour::Exec {
             path: &ev.process.exepath,
             parent: ev.ancestors.first().map_or("", |a| a.exepath.as_str()),
+            init: ev.process.vpid == 1,
             flags: ev.process.exe_flags,
         }),
         EventType::Connect | EventType::Sendto | EventType::Sendmsg
@@ -241,7 +244,9 @@ impl Profile {
             {
                 false
             }
-            Behaviour::Exec { path, parent, .. } => self.exec_allowed_from(path, parent),
+            Behaviour::Exec {
+                path, parent, init, ..
+            } => self.exec_allowed_from(path, parent, init),
             Behaviour::Outbound { proto, port, peer } => match (port, peer) {
                 (Some(port), Some(ip)) => self
                     .outbound

@@ -159,9 +159,13 @@ pub struct ExecEntry {
     pub written: bool,
     /// Executable of the process that wrote it, when `written` (and seen).
     pub writer: String,
-    /// Lineage: parent executables (`proc.pexepath`) seen starting this one.
-    /// Empty: any parent (profiles of schema 1, hand-written entries).
+    /// Lineage: parent executables (`proc.pexepath`) seen starting this one
+    /// (not as a container's init). With `init` false and no parents: any
+    /// parent (profiles of schema 1, hand-written entries).
     pub parents: BTreeSet<String>,
+    /// Seen started by the runtime as a container's init (pid 1 of its pid
+    /// namespace; its parent is the runtime's shim, outside the container).
+    pub init: bool,
 }
 
 impl ExecEntry {
@@ -199,6 +203,7 @@ impl ExecEntry {
         self.memfd |= o.memfd;
         self.upper_layer |= o.upper_layer;
         self.written |= o.written;
+        self.init |= o.init;
         if self.writer.is_empty() {
             self.writer = o.writer.clone();
         }
@@ -656,14 +661,29 @@ impl Profile {
         })
     }
 
-    /// Whether `parent` may start `path`: the entry of `path` allows any
-    /// parent ([`lineage_checked`] is false for it) or lists this one; or a
-    /// glob of an entry Falco cannot spell exactly matches `path`.
-    pub fn exec_allowed_from(&self, path: &str, parent: &str) -> bool {
+    /// Whether `parent` may start `path` (`init`: the process is pid 1 of its
+    /// pid namespace). The entry of `path` allows any parent when its lineage
+    /// is not checked ([`lineage_checked`]). Otherwise a parent that is one
+    /// of the profile's executables (inside the container) must be listed; a
+    /// parent that is not (the runtime's shim or runc, unknown, or a process
+    /// that started before the window) is accepted for the container's init
+    /// when the entry was seen started as an init, and for other processes
+    /// when the entry lists such a parent. A glob of an entry Falco cannot
+    /// spell exactly that matches `path` allows it too.
+    pub fn exec_allowed_from(&self, path: &str, parent: &str, init: bool) -> bool {
         match self.exec.get(path) {
-            Some(e) if !lineage_checked(path, e) || e.parents.contains(parent) => true,
+            Some(e) if !lineage_checked(path, e) => true,
+            Some(e) if self.exec_allowed(parent) && e.parents.contains(parent) => true,
+            Some(e) if !self.exec_allowed(parent) && init && e.init => true,
+            Some(e) if !self.exec_allowed(parent) && !init && self.outside_started(e) => true,
             _ => self.exec_glob_allowed(path),
         }
+    }
+
+    /// Whether an entry was seen started by a parent outside the profile's
+    /// executables, other than as an init.
+    pub fn outside_started(&self, e: &ExecEntry) -> bool {
+        e.parents.iter().any(|p| !self.exec_allowed(p))
     }
 
     /// Where a write of `path` would be learned.
@@ -812,12 +832,23 @@ impl Profile {
     }
 
     /// Learn that `parent` started `exe` (after [`Profile::learn_exec`] of
-    /// `exe`). An empty parent (unknown) teaches nothing.
-    pub fn learn_parent(&mut self, exe: &str, parent: &str) -> Option<Delta> {
+    /// `exe`); `init`: as a container's init. An empty parent (unknown)
+    /// teaches nothing, except for an init.
+    pub fn learn_parent(&mut self, exe: &str, parent: &str, init: bool) -> Option<Delta> {
+        let e = self.exec.get_mut(exe)?;
+        if init {
+            if e.init {
+                return None;
+            }
+            e.init = true;
+            return Some(Delta::NewLineage {
+                parent: "(container init)".into(),
+                exe: exe.to_string(),
+            });
+        }
         if parent.is_empty() || falco_learn_event::path::is_truncated(parent) {
             return None;
         }
-        let e = self.exec.get_mut(exe)?;
         if !e.parents.insert(parent.to_string()) {
             return None;
         }
@@ -1021,7 +1052,7 @@ impl Profile {
 /// parent, in the matcher and in the generated rules alike.
 pub fn lineage_checked(path: &str, e: &ExecEntry) -> bool {
     use crate::glob::{falco_form, FalcoForm};
-    !e.parents.is_empty()
+    (e.init || !e.parents.is_empty())
         && falco_form(path) == FalcoForm::Exact
         && e.parents.iter().all(|p| falco_form(p) == FalcoForm::Exact)
 }

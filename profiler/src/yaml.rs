@@ -224,6 +224,7 @@ fn exec_line(o: &mut String, indent: &str, path: &str, e: &ExecEntry) {
         (e.memfd, "memfd"),
         (e.upper_layer, "upper_layer"),
         (e.written, "written"),
+        (e.init, "init"),
     ] {
         if on {
             let _ = write!(o, ", {k}: true");
@@ -491,6 +492,8 @@ struct ExecFile {
     writer: String,
     #[serde(default)]
     parents: Vec<String>,
+    #[serde(default)]
+    init: bool,
 }
 
 impl ExecFile {
@@ -503,6 +506,7 @@ impl ExecFile {
             written: self.written,
             writer: self.writer,
             parents: self.parents.into_iter().filter(|p| !p.is_empty()).collect(),
+            init: self.init,
         };
         (self.path, e)
     }

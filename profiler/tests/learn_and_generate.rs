@@ -286,6 +286,47 @@ fn varied_events(p: &Profile) -> Vec<Event> {
         let mut m = e2.clone();
         m.process.exepath.clear();
         out.push(m);
+        // lineage: learned and unknown executables, started by a parent inside the
+        // container (learned or not), by the runtime (shim, runc), by an unknown
+        // parent; as the container's init (vpid 1) or not
+        if matches!(e2.event_type(), EventType::Execve | EventType::Execveat) {
+            for exe in [
+                "/usr/sbin/nginx",
+                "/usr/bin/dash",
+                "/usr/bin/curl",
+                "/usr/bin/sed",
+                "/dev/vi",
+            ] {
+                for parent in [
+                    "/usr/bin/dash",
+                    "/usr/sbin/nginx",
+                    "/usr/bin/runc",
+                    "/usr/bin/containerd-shim",
+                    "",
+                ] {
+                    for vpid in [1, 7] {
+                        let mut m = e2.clone();
+                        m.res = 0;
+                        m.process.exepath = exe.into();
+                        m.process.vpid = vpid;
+                        let mut anc: Vec<falco_learn_event::Ancestor> = m.ancestors.to_vec();
+                        if parent.is_empty() {
+                            anc.clear();
+                        } else if anc.is_empty() {
+                            anc.push(falco_learn_event::Ancestor {
+                                pid: 99,
+                                exepath: parent.into(),
+                                ..Default::default()
+                            });
+                        } else {
+                            anc[0].exepath = parent.into();
+                        }
+                        m.ancestors = anc.into();
+                        out.push(m);
+                    }
+                }
+            }
+        }
         if let Some(fd) = &e2.fd {
             for typ in [FdType::File, FdType::Ipv6, FdType::Unix, FdType::Directory] {
                 let mut m = e2.clone();
@@ -400,6 +441,13 @@ fn generated_rules_agree_with_the_matcher_event_for_event() {
             }
         }
     }
+    // lineage verdicts both ways: a learned executable refused for its parent,
+    // and one allowed by a (parent, exe) tuple or as started by the runtime
+    let lineage_refused = evs
+        .iter()
+        .filter(|e| p.matches(e).is_some_and(|a| a.parent.is_some()))
+        .count();
+    assert!(lineage_refused >= 5, "{lineage_refused}");
     // The set exercised every dimension both ways.
     for d in Dimension::ALL {
         for allowed in [true, false] {

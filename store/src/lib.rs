@@ -264,6 +264,8 @@ struct ExecV1 {
     writer: String,
     #[serde(default)]
     parents: Vec<String>,
+    #[serde(default)]
+    init: bool,
 }
 
 impl From<&ExecEntry> for ExecV1 {
@@ -276,6 +278,7 @@ impl From<&ExecEntry> for ExecV1 {
             written: e.written,
             writer: e.writer.clone(),
             parents: e.parents.iter().cloned().collect(),
+            init: e.init,
         }
     }
 }
@@ -290,6 +293,7 @@ impl From<ExecV1> for ExecEntry {
             written: v.written,
             writer: v.writer,
             parents: v.parents.into_iter().collect(),
+            init: v.init,
         }
     }
 }

@@ -183,6 +183,13 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         "- macro: {px}_image\n  condition: {}\n",
         yaml_scalar(&image_cond)
     );
+    // the runtime setting the container up is not the workload
+    // (matcher::is_runtime_setup)
+    let _ = writeln!(
+        o,
+        "- macro: {px}_runtime_setup\n  condition: \"proc.vpid > 0 and proc.vpid = val(proc.pid) and proc.name startswith runc\"\n"
+    );
+    let img_m = format!("{px}_image and not {px}_runtime_setup");
     let output_tail = "container=%container.id name=%container.name \
                        image=%container.image.repository tag=%container.image.tag";
 
@@ -289,7 +296,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
             "Executable not seen while learning image {img}, or started by a parent executable \
              that was not seen starting it"
         ),
-        &format!("evt.type in (execve, execveat) and evt.rawres >= 0 and {px}_image{not_part}"),
+        &format!("evt.type in (execve, execveat) and evt.rawres >= 0 and {img_m}{not_part}"),
         &format!(
             "Unexpected process in learned image (exe=%proc.exepath cmdline=%proc.cmdline \
              parent=%proc.pexepath pname=%proc.pname user=%user.name {output_tail})"
@@ -327,7 +334,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         &format!("Outbound connection (protocol, port, peer) not seen while learning image {img}"),
         &format!(
             "evt.type in (connect, sendto, sendmsg) and (evt.rawres >= 0 or evt.res = EINPROGRESS)\n    \
-             and fd.typechar in (4, 6) and {px}_image{not_part}\n    \
+             and fd.typechar in (4, 6) and {img_m}{not_part}\n    \
              and not (evt.type in (sendto, sendmsg) and fd.l4proto = udp and fd.lport > 0\n         \
              and (fd.lport < {lo} or fd.lport > {hi}) and fd.rport >= {lo} and fd.rport <= {hi})"
         ),
@@ -397,7 +404,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
              and fd.typechar = f and fd.num >= 0\n    \
              and (evt.type = creat or evt.is_open_write = true\n         \
              or evt.arg.flags contains O_CREAT or evt.arg.flags contains O_TRUNC)\n    \
-             and {px}_image{not_part}"
+             and {img_m}{not_part}"
         ),
         &format!(
             "Unexpected file write in learned image (file=%fd.name flags=%evt.arg.flags \

@@ -351,11 +351,15 @@ impl Learner {
                     .find(|a| a.vpid == 1 && a.pid != 1)
                     .map(|a| a.start_ts)
             };
-            if let Some(t) = init_start {
-                self.covered.insert(cid.clone());
-                if t != 0 && t < self.window_start {
-                    profile.learning.running_at_start += 1;
-                }
+            // no init in sight (an exec session, ancestors unknown) and its exec
+            // not seen in this window: the container ran before
+            let running = match init_start {
+                Some(t) => t != 0 && t < self.window_start,
+                None => true,
+            };
+            self.covered.insert(cid.clone());
+            if running {
+                profile.learning.running_at_start += 1;
             }
         }
         if let Some(rs) = &self.poison {
@@ -470,6 +474,14 @@ impl Learner {
             if let Some(i) = at {
                 let s = &mut sessions[i];
                 s.events += 1;
+                // the session's command line is what its first process ran last
+                // (runc's own init runs before it execs the command)
+                if me == *root && matches!(b, Some(Behaviour::Exec { .. })) {
+                    s.command = std::iter::once(ev.process.exepath.as_str())
+                        .chain(ev.process.args.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                }
                 if let Some(b) = b {
                     let what = format!("{} {}", b.dimension(), b.value());
                     let room = s.did.len() < limits.review_max;

@@ -125,8 +125,25 @@ pub fn is_udp_reply(local: Option<u16>, remote: Option<u16>) -> bool {
         if l > 0 && (l < lo || l > hi) && (lo..=hi).contains(&r))
 }
 
+/// The container runtime setting a container up: a process in the
+/// container's cgroup that is not in a pid namespace of its own (vpid = pid)
+/// and is named `runc…` (`runc init`, `runc:[2:INIT]` opening its exec fifo,
+/// before it execs the container's entrypoint or an exec session's command).
+/// A process of a container with its own pid namespace cannot leave it, so it
+/// cannot pass for one. Such events are not the workload: never learned,
+/// never an anomaly (the generated rules say the same with
+/// `proc.vpid = val(proc.pid)`). Limit: in a container sharing the host's
+/// pid namespace (`--pid=host`, `hostPID`) a process named `runc…` is skipped.
+pub fn is_runtime_setup(ev: &Event) -> bool {
+    let p = &ev.process;
+    p.vpid != 0 && p.vpid == p.pid && p.comm.starts_with("runc")
+}
+
 /// The event's behaviour, if it is one a profile describes.
 pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
+    if is_runtime_setup(ev) {
+        return None;
+    }
     match ev.event_type() {
         EventType::Execve | EventType::Execveat if ev.res >= 0 => Some(Behaviour::Exec {
             path: &ev.process.exepath,

@@ -296,6 +296,7 @@ impl Session<'_> {
             .profiles()
             .values()
             .filter(|p| crate::cmd::image_matches(&self.pattern, &p.image.repository, &p.image.tag))
+            .filter(|p| p.learning.last_new_behaviour > 0)
             .map(|p| {
                 p.learning
                     .ended

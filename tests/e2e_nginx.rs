@@ -997,6 +997,8 @@ fn nginx_sessions_drift_coverage_and_lineage() {
 
     // 1. running before the window, an exec session in the middle of it
     let store_a = work.join("store-a");
+    let metrics_port = free_port();
+    let listen = format!("127.0.0.1:{metrics_port}");
     let mut learner = Agent::spawn(
         "[learn-a] ",
         &[
@@ -1004,6 +1006,10 @@ fn nginx_sessions_drift_coverage_and_lineage() {
             "nginx",
             "--duration",
             "6s",
+            "--flush-interval",
+            "1s",
+            "--metrics-listen",
+            &listen,
             "--store",
             s(&store_a),
         ],
@@ -1019,6 +1025,31 @@ fn nginx_sessions_drift_coverage_and_lineage() {
     assert_eq!(
         exec_in(&name, &format!("{name}-s2"), &["sh", "-c", "id"]),
         0
+    );
+    // the learning metrics while the window runs (a checkpoint every second)
+    std::thread::sleep(Duration::from_millis(2500));
+    let scraped = common::scrape(metrics_port);
+    let lbl = format!("{{image=\"{REF}\"}}");
+    for line in [
+        format!("falco_learn_learning_tainted{lbl} 1"),
+        format!("falco_learn_learning_review_entries{lbl} 4"),
+        format!("falco_learn_learning_starts_observed{lbl} 0"),
+        format!("falco_learn_learning_new_behaviour_total{lbl} 0"),
+    ] {
+        assert!(scraped.lines().any(|l| l == line), "{line}:\n{scraped}");
+    }
+    assert!(
+        scraped.lines().any(
+            |l| l.starts_with(&format!("falco_learn_learning_events_total{lbl} "))
+                && !l.ends_with(" 0")
+        ),
+        "{scraped}"
+    );
+    assert!(
+        scraped.contains(&format!(
+            "falco_learn_learning_seconds_since_new_behaviour{lbl} "
+        )),
+        "{scraped}"
     );
     learner.wait_success(60);
     let log = learner.stderr();

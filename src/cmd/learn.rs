@@ -25,6 +25,55 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The learning metrics (`learn --metrics-listen`), per image (label
+/// `image`), all declared here: updated at every checkpoint and at the end.
+pub mod metric {
+    /// Events of the image observed (counter).
+    pub const EVENTS: &str = falco_learn_enforcer::metrics::LEARN_EVENTS;
+    /// Events that taught the profile something new (counter).
+    pub const NEW_BEHAVIOUR: &str = falco_learn_enforcer::metrics::LEARN_NEW;
+    /// Seconds since the last new behaviour (gauge; event time: the profile's
+    /// last event minus its last new behaviour).
+    pub const SINCE_NEW: &str = falco_learn_enforcer::metrics::LEARN_SINCE_NEW;
+    /// Entries under `review:` (drift, writes that produced it, exec sessions) (gauge).
+    pub const REVIEW_ENTRIES: &str = "falco_learn_learning_review_entries";
+    /// 1 when the profile is tainted (a default rule fired, or drift), else 0 (gauge).
+    pub const TAINTED: &str = "falco_learn_learning_tainted";
+    /// Container starts observed (gauge; 0 means start-up is not learned).
+    pub const STARTS: &str = "falco_learn_learning_starts_observed";
+
+    /// Every learning metric.
+    pub const ALL: &[&str] = &[
+        EVENTS,
+        NEW_BEHAVIOUR,
+        SINCE_NEW,
+        REVIEW_ENTRIES,
+        TAINTED,
+        STARTS,
+    ];
+
+    /// HELP lines on the installed recorder.
+    pub fn describe() {
+        use metrics::{describe_counter, describe_gauge, Unit};
+        describe_counter!(EVENTS, "Learning: events observed per image");
+        describe_counter!(
+            NEW_BEHAVIOUR,
+            "Learning: events that taught something new, per image"
+        );
+        describe_gauge!(
+            SINCE_NEW,
+            Unit::Seconds,
+            "Learning: seconds since the last new behaviour per image (event time)"
+        );
+        describe_gauge!(
+            REVIEW_ENTRIES,
+            "Learning: entries under review (drift, their writes, exec sessions) per image"
+        );
+        describe_gauge!(TAINTED, "Learning: 1 when the image's profile is tainted");
+        describe_gauge!(STARTS, "Learning: container starts observed per image");
+    }
+}
+
 /// Our default ruleset, used for poison resistance unless `-r` is given.
 pub use falco_learn_rules::DEFAULT_RULES;
 
@@ -101,6 +150,10 @@ pub struct LearnArgs {
     /// image was seen starting (its start-up behaviour is then learned).
     #[arg(long)]
     pub require_start: bool,
+    /// Serve the learning metrics (`falco_learn_learning_*`, per image) for
+    /// Prometheus on this address while learning, e.g. 127.0.0.1:9377.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn now_ns() -> u64 {
@@ -160,6 +213,10 @@ struct Session<'a> {
     crc: Option<crc32fast::Hasher>,
     /// Live: keep the window open until a start was observed.
     require_start: bool,
+    /// Per image: (events, new behaviour) already added to the counters.
+    reported: std::collections::BTreeMap<String, (u64, u64)>,
+    /// Per image: events that taught something new in this run.
+    new_by_image: std::collections::BTreeMap<String, u64>,
 }
 
 impl Session<'_> {
@@ -184,6 +241,9 @@ impl Session<'_> {
         }
         match self.learner.observe(ev) {
             Outcome::Learned { deltas } => {
+                if deltas.iter().any(|d| d.is_behaviour()) {
+                    *self.new_by_image.entry(c.image()).or_default() += 1;
+                }
                 for d in deltas.iter().filter(|d| d.is_behaviour()) {
                     self.counts.new += 1;
                     self.say(&format!("learned {} {d}", c.image()));
@@ -248,7 +308,44 @@ impl Session<'_> {
             .checkpoint(self.learner.profiles(), &changes, Some(&self.window))?;
         self.store.flush()?;
         self.last_flush = Instant::now();
+        self.publish();
         Ok(())
+    }
+
+    /// Update the learning metrics of the matching images (no-op without a
+    /// recorder).
+    fn publish(&mut self) {
+        let mut rows = Vec::new();
+        for p in self.matching() {
+            let l = &p.learning;
+            let img = p.image.to_string();
+            let since = if l.last_new_behaviour == 0 {
+                l.ended.saturating_sub(l.started)
+            } else {
+                l.ended.saturating_sub(l.last_new_behaviour)
+            };
+            rows.push((
+                img,
+                l.events,
+                since as f64 / 1e9,
+                p.review.len() as f64,
+                if l.tainted { 1.0 } else { 0.0 },
+                l.starts_observed as f64,
+            ));
+        }
+        for (img, events, since, review, tainted, starts) in rows {
+            let new = self.new_by_image.get(&img).copied().unwrap_or(0);
+            let done = self.reported.entry(img.clone()).or_insert((0, 0));
+            metrics::counter!(metric::EVENTS, "image" => img.clone())
+                .increment(events.saturating_sub(done.0));
+            metrics::counter!(metric::NEW_BEHAVIOUR, "image" => img.clone())
+                .increment(new.saturating_sub(done.1));
+            *done = (events.max(done.0), new.max(done.1));
+            metrics::gauge!(metric::SINCE_NEW, "image" => img.clone()).set(since);
+            metrics::gauge!(metric::REVIEW_ENTRIES, "image" => img.clone()).set(review);
+            metrics::gauge!(metric::TAINTED, "image" => img.clone()).set(tainted);
+            metrics::gauge!(metric::STARTS, "image" => img).set(starts);
+        }
     }
 
     fn maybe_checkpoint(&mut self) -> anyhow::Result<()> {
@@ -344,6 +441,14 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
             "--require-start waits for a container start in live events; a recording cannot \
              wait (learn it without --require-start, then check `learning.starts_observed`)"
         );
+    }
+    if let Some(addr) = args.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        metric::describe();
+        eprintln!("falco-learn: learning metrics on http://{addr}/metrics");
     }
     let rules = poison_rules(&args.rules)?;
     let mut learner = Learner::new(limits, Some(rules))?.with_policy(Policy {
@@ -493,6 +598,8 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         counts: Counts::default(),
         crc: None,
         require_start: args.require_start,
+        reported: Default::default(),
+        new_by_image: Default::default(),
     };
     if args.from.is_some() {
         s.crc = Some(match s.window.crc {
@@ -933,5 +1040,19 @@ pub fn coverage_line(p: &Profile) -> String {
         )
     } else {
         base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn learning_metric_names() {
+        for m in super::metric::ALL {
+            assert!(m.starts_with("falco_learn_learning_"), "{m}");
+        }
+        let mut v = super::metric::ALL.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        assert_eq!(v.len(), super::metric::ALL.len());
     }
 }

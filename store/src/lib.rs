@@ -7,8 +7,8 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `meta` | `schema` | store schema version |
-//! | `profiles` | `repo\0tag\0` | image, digests, learning section |
-//! | `exec` | `repo\0tag\0<path>` | count, first/last seen, tmpfs |
+//! | `profiles` | `repo\0tag\0` | image, digests, learning section (coverage, taint reasons), the review section |
+//! | `exec` | `repo\0tag\0<path>` | count, first/last seen, tmpfs and the other drift evidence, lineage (parents, init) |
 //! | `outbound` | `repo\0tag\0<proto u8><port u16 BE>` | count, first/last seen, peers |
 //! | `writes` | `repo\0tag\0<path or dir/**>` | count, first/last seen |
 //! | `containers` | `repo\0tag\0<container id>` | — |

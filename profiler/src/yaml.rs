@@ -882,4 +882,39 @@ mod tests {
         // a bare string where a mapping is expected is an error, not ignored
         assert!(from_yaml(y, "p.yaml").is_err());
     }
+
+    #[test]
+    fn a_drift_entry_is_accepted_by_moving_its_line_to_exec() {
+        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
+        let e = ExecEntry {
+            seen: Seen::at(5),
+            tmpfs: true,
+            written: true,
+            writer: "/bin/busybox".into(),
+            parents: ["/bin/busybox".to_string()].into_iter().collect(),
+            ..ExecEntry::default()
+        };
+        p.review.drift.insert("/dev/xupd".into(), e.clone());
+        p.review.writes.insert(
+            "/dev/xupd".into(),
+            ReviewWrite {
+                seen: Seen::at(4),
+                writer: "/bin/busybox".into(),
+            },
+        );
+        let y = to_yaml(&p);
+        let line = y
+            .lines()
+            .find(|l| l.contains("path: /dev/xupd") && l.contains("tmpfs"))
+            .expect("drift line")
+            .to_string();
+        let moved = y
+            .replace(&format!("{line}\n"), "")
+            .replace("  drift:\n", "  drift: []\n")
+            .replace("exec: []\n", &format!("exec:\n  {}\n", line.trim_start()));
+        let q = from_yaml(&moved, "p.yaml").expect("the moved line loads");
+        assert_eq!(q.exec.get("/dev/xupd"), Some(&e));
+        assert!(q.review.drift.is_empty());
+        assert_eq!(to_yaml(&q), moved);
+    }
 }

@@ -239,14 +239,13 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
             inside.push(format!("proc.pexepath in ({px}_all_execs)"));
         }
         if !all.globs.is_empty() {
-            inside.push(format!(
-                "{}",
+            inside.push(
                 all.globs
                     .iter()
                     .map(|g| format!("proc.pexepath glob {}", falco_quote(g)))
                     .collect::<Vec<_>>()
-                    .join(" or ")
-            ));
+                    .join(" or "),
+            );
         }
         let mut runtime = Vec::new();
         if !init_execs.is_empty() {

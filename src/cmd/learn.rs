@@ -55,6 +55,7 @@ pub mod metric {
     /// HELP lines on the installed recorder.
     pub fn describe() {
         use metrics::{describe_counter, describe_gauge, Unit};
+        tracing::debug!(metrics = ?ALL, "learning metrics described");
         describe_counter!(EVENTS, "Learning: events observed per image");
         describe_counter!(
             NEW_BEHAVIOUR,

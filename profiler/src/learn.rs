@@ -117,6 +117,15 @@ pub fn tree_position(ev: &falco_learn_event::Event) -> TreePos {
     TreePos::Unknown
 }
 
+/// What a window remembers besides its profiles (see [`Learner::window_state`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WindowMemory {
+    pub covered: Vec<String>,
+    pub inits: Vec<ProcKey>,
+    pub sessions: Vec<(ProcKey, ProcKey)>,
+    pub window_start: u64,
+}
+
 /// What [`Learner::observe`] did with an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -256,6 +265,34 @@ impl Learner {
             self.containers.entry(img).or_default().insert(id);
         }
         self.flagged_procs.extend(flagged_procs);
+    }
+
+    /// The window's own state besides flagged processes, for a checkpoint:
+    /// containers whose coverage is decided, container inits seen (starts),
+    /// and exec-session processes with their session's root.
+    pub fn window_state(&self) -> WindowMemory {
+        WindowMemory {
+            covered: self.covered.iter().cloned().collect(),
+            inits: self.inits.iter().cloned().collect(),
+            sessions: self
+                .session_procs
+                .iter()
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect(),
+            window_start: self.window_start,
+        }
+    }
+
+    /// Continue a window from [`Learner::window_state`]. (Paths written
+    /// before an interruption are not kept: after a resume an executable
+    /// written before it is drift only by its tmpfs, memfd or upper-layer flag.)
+    pub fn restore_window(&mut self, m: WindowMemory) {
+        self.covered.extend(m.covered);
+        self.inits.extend(m.inits);
+        self.session_procs.extend(m.sessions);
+        if m.window_start != 0 {
+            self.window_start = m.window_start;
+        }
     }
 
     pub fn limits(&self) -> &Limits {

@@ -29,7 +29,9 @@ pub mod model;
 pub mod yaml;
 
 pub use generate::{generate_rules, rule_name, GenerateError};
-pub use learn::{tree_position, Dirty, LearnStats, Learner, Outcome, Policy, ProcKey, TreePos};
+pub use learn::{
+    tree_position, Dirty, LearnStats, Learner, Outcome, Policy, ProcKey, TreePos, WindowMemory,
+};
 pub use matcher::{behaviour, Anomaly, Behaviour, Dimension};
 pub use model::{
     canonical_peers, dir_key, dir_of_key, is_proc_pattern, lineage_checked, write_pattern, Delta,

@@ -303,6 +303,15 @@ impl Session<'_> {
             .iter()
             .map(FlaggedProc::from)
             .collect();
+        let m = self.learner.window_state();
+        self.window.covered = m.covered;
+        self.window.inits = m.inits.iter().map(FlaggedProc::from).collect();
+        self.window.sessions = m
+            .sessions
+            .iter()
+            .map(|(k, r)| (FlaggedProc::from(k), FlaggedProc::from(r)))
+            .collect();
+        self.window.window_start = m.window_start;
         self.window.crc = self.crc.as_ref().map(|h| h.clone().finalize());
         let changes = self.learner.take_changes();
         self.store
@@ -583,6 +592,16 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         store.containers()?,
         window.flagged_procs.iter().map(ProcKey::from),
     );
+    learner.restore_window(falco_learn_profiler::WindowMemory {
+        covered: window.covered.clone(),
+        inits: window.inits.iter().map(ProcKey::from).collect(),
+        sessions: window
+            .sessions
+            .iter()
+            .map(|(k, r)| (ProcKey::from(k), ProcKey::from(r)))
+            .collect(),
+        window_start: window.window_start,
+    });
     crate::cmd::signals::install(false);
     let terminal = std::io::stderr().is_terminal();
     let elapsed_base = window.elapsed_ns;

@@ -150,6 +150,19 @@ pub struct WindowState {
     /// recording.
     #[serde(default)]
     pub ended_by_duration: bool,
+    /// Containers whose coverage (started in the window or running) is decided.
+    #[serde(default)]
+    pub covered: Vec<String>,
+    /// Container inits seen (starts counted).
+    #[serde(default)]
+    pub inits: Vec<FlaggedProc>,
+    /// Exec-session processes and their session's root.
+    #[serde(default)]
+    pub sessions: Vec<(FlaggedProc, FlaggedProc)>,
+    /// The learner's window start (ns): containers whose init started before
+    /// it were running at start.
+    #[serde(default)]
+    pub window_start: u64,
 }
 
 /// A flagged process as stored.

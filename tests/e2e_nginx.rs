@@ -974,13 +974,18 @@ fn nginx_sessions_drift_coverage_and_lineage() {
     let work = Scratch(std::env::temp_dir().join(format!("fl-e2e-lineage-{pid}")));
     let _ = std::fs::remove_dir_all(&work.0);
     std::fs::create_dir_all(&work.0).expect("work dir");
+    // an image name of this run alone: other runs on a shared machine learn `nginx`
+    let short = format!("fl-lineage-{pid}");
+    let lrepo = format!("localhost/{short}");
+    let lref = format!("{lrepo}:latest");
     must(
         Command::new("bash")
             .arg(repo("tests/e2e/build-nginx-image.sh"))
+            .args(["--ref", &lref])
             .arg("--out")
             .arg(work.join("image")),
     );
-    let _image = CtrImage::import_tar(REF, &work.join("image/nginx-image.tar"));
+    let _image = CtrImage::import_tar(&lref, &work.join("image/nginx-image.tar"));
 
     // an entrypoint `sh` that writes the site and execs nginx by name (so nginx's
     // argv[0] is `nginx`, its working directory `/`)
@@ -992,7 +997,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
          /etc/nginx/sites-available/default >/etc/nginx/sites-enabled/default && \
          export PATH=/usr/sbin:/usr/bin:/bin && cd / && exec nginx -g 'daemon off;'"
     );
-    let ctr = CtrContainer::run(REF, &name, &[], &["/bin/sh", "-c", &script]);
+    let ctr = CtrContainer::run(&lref, &name, &[], &["/bin/sh", "-c", &script]);
     let http = HttpLoop::start(port);
 
     // 1. running before the window, an exec session in the middle of it
@@ -1003,7 +1008,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
         "[learn-a] ",
         &[
             "--image",
-            "nginx",
+            &short,
             "--duration",
             "6s",
             "--flush-interval",
@@ -1029,7 +1034,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
     // the learning metrics while the window runs (a checkpoint every second)
     std::thread::sleep(Duration::from_millis(2500));
     let scraped = common::scrape(metrics_port);
-    let lbl = format!("{{image=\"{REF}\"}}");
+    let lbl = format!("{{image=\"{lref}\"}}");
     for line in [
         format!("falco_learn_learning_tainted{lbl} 1"),
         format!("falco_learn_learning_review_entries{lbl} 4"),
@@ -1055,7 +1060,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
     let log = learner.stderr();
     assert!(
         log.contains(&format!(
-            "1 container(s) of 'nginx' running now: {name} ({REF})"
+            "1 container(s) of '{short}' running now: {name} ({lref})"
         )),
         "{log}"
     );
@@ -1069,7 +1074,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
         "{log}"
     );
     drop(learner);
-    let text = cli(&["profiles", "show", "--store", s(&store_a), "nginx"]);
+    let text = cli(&["profiles", "show", "--store", s(&store_a), &short]);
     let a = falco_learn_profiler::from_yaml(&text, "store-a").expect("profile a");
     // nothing of the session is learned: no exec, no write of /dev/xupd
     assert!(a.exec.is_empty(), "{text}");
@@ -1128,7 +1133,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
         "[learn-b] ",
         &[
             "--image",
-            "nginx",
+            &short,
             "--duration",
             "6s",
             "--require-start",
@@ -1157,7 +1162,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
         "--dir",
         s(&profiles),
     ]);
-    let text = std::fs::read_to_string(profiles.join("nginx.yaml")).expect("exported");
+    let text = std::fs::read_to_string(profiles.join(format!("{short}.yaml"))).expect("exported");
     let b = falco_learn_profiler::from_yaml(&text, "nginx.yaml").expect("profile b");
     assert_eq!(
         b.exec.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -1223,7 +1228,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
         exec_in(&name, &format!("{name}-e3"), &["sh", "-c", nested]),
         0
     );
-    let img = ImageRef::new(REPO, TAG);
+    let img = ImageRef::new(lrepo.as_str(), "latest");
     let exec_rule = falco_learn_profiler::rule_name(&img, Dimension::Exec);
     let write_rule = falco_learn_profiler::rule_name(&img, Dimension::FileWrite);
     let from_nginx = |a: &serde_json::Value| {

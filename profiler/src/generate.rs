@@ -187,7 +187,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
     // (matcher::is_runtime_setup)
     let _ = writeln!(
         o,
-        "- macro: {px}_runtime_setup\n  condition: \"proc.vpid > 0 and proc.vpid = val(proc.pid) and proc.name startswith runc\"\n"
+        "- macro: {px}_runtime_setup\n  condition: \"proc.name startswith runc and ((proc.vpid > 0 and proc.vpid = val(proc.pid)) or proc.exepath = /)\"\n"
     );
     let img_m = format!("{px}_image and not {px}_runtime_setup");
     let output_tail = "container=%container.id name=%container.name \

@@ -126,17 +126,20 @@ pub fn is_udp_reply(local: Option<u16>, remote: Option<u16>) -> bool {
 }
 
 /// The container runtime setting a container up: a process in the
-/// container's cgroup that is not in a pid namespace of its own (vpid = pid)
-/// and is named `runc…` (`runc init`, `runc:[2:INIT]` opening its exec fifo,
-/// before it execs the container's entrypoint or an exec session's command).
-/// A process of a container with its own pid namespace cannot leave it, so it
-/// cannot pass for one. Such events are not the workload: never learned,
+/// container's cgroup named `runc…` that is not in a pid namespace of its own
+/// (vpid = pid: `runc init` re-executing itself) or runs runc's protected copy
+/// of itself, whose kernel-resolved path is `/` (a detached bind mount: the
+/// `runc:[2:INIT]` that writes the container's `/etc/hosts`, `resolv.conf` and
+/// opens its exec fifo before it execs the entrypoint or an exec session's
+/// command). A process of a container with its own pid namespace cannot leave
+/// it, and an exec cannot give a process the path `/`, so neither can pass for
+/// one. Such events are not the workload: never learned,
 /// never an anomaly (the generated rules say the same with
 /// `proc.vpid = val(proc.pid)`). Limit: in a container sharing the host's
 /// pid namespace (`--pid=host`, `hostPID`) a process named `runc…` is skipped.
 pub fn is_runtime_setup(ev: &Event) -> bool {
     let p = &ev.process;
-    p.vpid != 0 && p.vpid == p.pid && p.comm.starts_with("runc")
+    p.comm.starts_with("runc") && ((p.vpid != 0 && p.vpid == p.pid) || p.exepath == "/")
 }
 
 /// The event's behaviour, if it is one a profile describes.

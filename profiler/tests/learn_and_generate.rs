@@ -288,17 +288,22 @@ fn varied_events(p: &Profile) -> Vec<Event> {
         out.push(m);
         // the runtime setting a container up (matcher::is_runtime_setup): named
         // runc… and outside a pid namespace of its own, or only one of the two
-        for (comm, pid, vpid) in [
-            ("runc", 4242, 4242),
-            ("runc:[2:INIT]", 4242, 4242),
-            ("runc:[2:INIT]", 4242, 1),
-            ("nginx", 4242, 4242),
-            ("runc", 0, 0),
+        for (comm, pid, vpid, exe) in [
+            ("runc", 4242, 4242, ""),
+            ("runc:[2:INIT]", 4242, 4242, ""),
+            ("runc:[2:INIT]", 4242, 1, ""),
+            ("runc:[2:INIT]", 4242, 1, "/"),
+            ("nginx", 4242, 1, "/"),
+            ("nginx", 4242, 4242, ""),
+            ("runc", 0, 0, ""),
         ] {
             let mut m = e2.clone();
             m.process.comm = comm.into();
             m.process.pid = pid;
             m.process.vpid = vpid;
+            if !exe.is_empty() {
+                m.process.exepath = exe.into();
+            }
             out.push(m);
         }
         // lineage: learned and unknown executables, started by a parent inside the

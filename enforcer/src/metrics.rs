@@ -308,6 +308,57 @@ pub const KERNEL_FILTER_CONTAINERS: Metric = gauge(
     &[],
 );
 
+/// Learning (`learn --metrics-listen`), per `image`: events observed.
+pub const LEARNING_EVENTS: Metric = counter(
+    "falco_learn_learning_events_total",
+    "Learning: events observed per image",
+    &["image"],
+);
+/// Learning: events that taught the profile something new, per `image`.
+pub const LEARNING_NEW: Metric = counter(
+    "falco_learn_learning_new_behaviour_total",
+    "Learning: events that taught something new, per image",
+    &["image"],
+);
+/// Learning: seconds since the last new behaviour (event time), per `image`.
+pub const LEARNING_SINCE_NEW: Metric = gauge(
+    "falco_learn_learning_seconds_since_new_behaviour",
+    Some(Unit::Seconds),
+    "Learning: seconds since the last new behaviour per image (event time)",
+    &["image"],
+);
+/// Learning: entries under `review:` (drift, the writes that produced it, exec sessions).
+pub const LEARNING_REVIEW: Metric = gauge(
+    "falco_learn_learning_review_entries",
+    None,
+    "Learning: entries under review (drift, their writes, exec sessions) per image",
+    &["image"],
+);
+/// Learning: 1 when the profile is tainted (a default rule fired, or drift), else 0.
+pub const LEARNING_TAINTED: Metric = gauge(
+    "falco_learn_learning_tainted",
+    None,
+    "Learning: 1 when the image's profile is tainted",
+    &["image"],
+);
+/// Learning: container starts observed (0: start-up is not learned).
+pub const LEARNING_STARTS: Metric = gauge(
+    "falco_learn_learning_starts_observed",
+    None,
+    "Learning: container starts observed per image",
+    &["image"],
+);
+
+/// The metrics of `learn` (not the agent's: [`ALL`] is what `run` exports).
+pub const LEARNING: &[&Metric] = &[
+    &LEARNING_EVENTS,
+    &LEARNING_NEW,
+    &LEARNING_SINCE_NEW,
+    &LEARNING_REVIEW,
+    &LEARNING_TAINTED,
+    &LEARNING_STARTS,
+];
+
 /// Every metric above.
 pub const ALL: &[&Metric] = &[
     &EVENTS,
@@ -376,7 +427,12 @@ pub const FAILURE_REASONS: &[&str] = &[
 
 /// Describe every metric (HELP lines, units) on the installed recorder.
 pub fn describe() {
-    for m in ALL {
+    describe_these(ALL);
+}
+
+/// Describe `these` metrics on the installed recorder.
+pub fn describe_these(these: &[&Metric]) {
+    for m in these {
         let (name, help) = (m.name, m.help);
         match (m.kind, m.unit) {
             (Kind::Counter, Some(u)) => metrics::describe_counter!(name, u, help),
@@ -413,13 +469,17 @@ mod tests {
     /// Every declared name follows the convention, once.
     #[test]
     fn names_follow_the_convention() {
-        for m in ALL {
+        let every: Vec<&Metric> = ALL.iter().chain(LEARNING).copied().collect();
+        for m in &every {
             assert_eq!(m.name_problem(), None, "{}", m.name);
         }
-        let mut names: Vec<&str> = ALL.iter().map(|m| m.name).collect();
+        let mut names: Vec<&str> = every.iter().map(|m| m.name).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), ALL.len(), "a name declared twice");
+        assert_eq!(names.len(), every.len(), "a name declared twice");
+        for m in LEARNING {
+            assert!(m.name.starts_with("falco_learn_learning_"), "{}", m.name);
+        }
     }
 
     /// The check catches each way of breaking the convention.

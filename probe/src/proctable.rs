@@ -45,6 +45,7 @@ impl ProcInfo {
     pub fn ancestor(&self) -> Ancestor {
         Ancestor {
             pid: self.pid,
+            vpid: self.vpid,
             comm: self.comm.clone(),
             exe: self.exe.clone(),
             exepath: self.exepath.clone(),

@@ -69,6 +69,19 @@ pub fn diff(a: &Profile, b: &Profile) -> Vec<Change> {
                     value: format!("{path} tmpfs {} -> {}", ea.tmpfs, eb.tmpfs),
                 });
             }
+            // lineage: parents added or removed
+            for (sign, x, y) in [
+                (Sign::Removed, &ea.parents, &eb.parents),
+                (Sign::Added, &eb.parents, &ea.parents),
+            ] {
+                for parent in x.difference(y) {
+                    out.push(Change {
+                        dimension: Dimension::Exec,
+                        sign,
+                        value: format!("{path} from {parent}"),
+                    });
+                }
+            }
         }
     }
     let peers = |e: &crate::model::OutboundEntry| {
@@ -146,6 +159,7 @@ mod tests {
         b.exec.remove("/bin/sh");
         b.learn_exec("/usr/sbin/nginx", false, 9); // count only: no change
         b.learn_exec("/dev/vi", true, 2);
+        b.learn_parent("/usr/sbin/nginx", "/bin/sh", false);
         b.learn_outbound(Proto::Udp, 53, "10.0.0.2".parse().expect("ip"), 2, &l);
         b.learn_outbound(
             Proto::Tcp,
@@ -160,6 +174,7 @@ mod tests {
             d,
             vec![
                 "+ exec /dev/vi",
+                "+ exec /usr/sbin/nginx from /bin/sh",
                 "- exec /bin/sh",
                 "+ outbound tcp/2222 [198.51.100.10/32]",
                 "~ outbound udp/53 [10.0.0.1/32] -> [10.0.0.1/32, 10.0.0.2/32]",

@@ -171,12 +171,40 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         "- macro: {px}_image\n  condition: {}\n",
         yaml_scalar(&image_cond)
     );
+    // the runtime setting the container up is not the workload
+    // (matcher::is_runtime_setup)
+    let _ = writeln!(
+        o,
+        "- macro: {px}_runtime_setup\n  condition: \"proc.name startswith runc and ((proc.vpid > 0 and proc.vpid = val(proc.pid)) or proc.exepath = /)\"\n"
+    );
+    let img_m = format!("{px}_image and not {px}_runtime_setup");
     let output_tail = "container=%container.id name=%container.name \
                        image=%container.image.repository tag=%container.image.tag";
 
-    // --- processes
+    // --- processes: entries whose lineage is checked (model::lineage_checked)
+    // are allowed by the exception's (parent, exe) tuples when the parent is one
+    // of the profile's executables, and by the runtime-side macro otherwise
+    // (Profile::exec_allowed_from); the others by path
     let mut allowed = Vec::new();
-    let execs = spell(p.exec.keys());
+    let mut lineage: Vec<String> = Vec::new();
+    let mut init_execs = Vec::new();
+    let mut outside_execs = Vec::new();
+    let execs = spell(p.exec.iter().filter_map(|(path, e)| {
+        if !crate::model::lineage_checked(path, e) {
+            return Some(path);
+        }
+        for parent in e.parents.iter().filter(|q| p.exec_allowed(q)) {
+            lineage.push(format!("[{}, {}]", item(parent), item(path)));
+        }
+        if e.init {
+            init_execs.push(item(path));
+        }
+        if p.outside_started(e) {
+            outside_execs.push(item(path));
+        }
+        None
+    }));
+
     if !execs.items.is_empty() {
         list(&mut o, &format!("{px}_execs"), &execs.items);
         allowed.push(format!("proc.exepath in ({px}_execs)"));
@@ -190,21 +218,78 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         );
         allowed.push(format!("{px}_exec_globs"));
     }
+    if !init_execs.is_empty() || !outside_execs.is_empty() {
+        // the parent is one of the profile's executables (inside the container)
+        let all = spell(p.exec.keys());
+        let mut inside = Vec::new();
+        if !all.items.is_empty() {
+            list(&mut o, &format!("{px}_all_execs"), &all.items);
+            inside.push(format!("proc.pexepath in ({px}_all_execs)"));
+        }
+        if !all.globs.is_empty() {
+            inside.push(
+                all.globs
+                    .iter()
+                    .map(|g| format!("proc.pexepath glob {}", falco_quote(g)))
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            );
+        }
+        let mut runtime = Vec::new();
+        if !init_execs.is_empty() {
+            list(&mut o, &format!("{px}_init_execs"), &init_execs);
+            runtime.push(format!(
+                "(proc.vpid = 1 and proc.exepath in ({px}_init_execs))"
+            ));
+        }
+        if !outside_execs.is_empty() {
+            list(&mut o, &format!("{px}_outside_execs"), &outside_execs);
+            runtime.push(format!(
+                "(proc.vpid != 1 and proc.exepath in ({px}_outside_execs))"
+            ));
+        }
+        let _ = writeln!(
+            o,
+            "- macro: {px}_runtime_started\n  condition: {}\n",
+            yaml_scalar(&format!(
+                "not ({}) and ({})",
+                inside.join(" or "),
+                runtime.join(" or ")
+            ))
+        );
+        allowed.push(format!("{px}_runtime_started"));
+    }
     let not_part = if allowed.is_empty() {
         String::new()
     } else {
         format!(" and not ({})", allowed.join(" or "))
     };
-    rule(
+    let exceptions = if lineage.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  exceptions:\n    - name: learned_lineage\n      fields: [proc.pexepath, proc.exepath]\n      \
+             comps: [=, =]\n      values:\n{}",
+            lineage
+                .iter()
+                .map(|t| format!("        - {t}\n"))
+                .collect::<String>()
+        )
+    };
+    rule_with(
         &mut o,
         &rule_name(img, Dimension::Exec),
-        &format!("Executable not seen while learning image {img}"),
-        &format!("evt.type in (execve, execveat) and evt.rawres >= 0 and {px}_image{not_part}"),
+        &format!(
+            "Executable not seen while learning image {img}, or started by a parent executable \
+             that was not seen starting it"
+        ),
+        &format!("evt.type in (execve, execveat) and evt.rawres >= 0 and {img_m}{not_part}"),
         &format!(
             "Unexpected process in learned image (exe=%proc.exepath cmdline=%proc.cmdline \
-             parent=%proc.pname user=%user.name {output_tail})"
+             parent=%proc.pexepath pname=%proc.pname user=%user.name {output_tail})"
         ),
         "process",
+        &exceptions,
     );
 
     // --- outbound
@@ -240,7 +325,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         &format!("Outbound connection (protocol, port, peer) not seen while learning image {img}"),
         &format!(
             "evt.type in (connect, sendto, sendmsg) and (evt.rawres >= 0 or evt.res = EINPROGRESS)\n    \
-             and fd.typechar in (4, 6) and {px}_image{not_part}\n    \
+             and fd.typechar in (4, 6) and {img_m}{not_part}\n    \
              and not (evt.type in (sendto, sendmsg) and fd.l4proto = udp and fd.lport > 0\n         \
              and (fd.lport < {lo} or fd.lport > {hi}) and fd.rport >= {lo} and fd.rport <= {hi})"
         ),
@@ -310,7 +395,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
              and fd.typechar = f and fd.num >= 0\n    \
              and (evt.type = creat or evt.is_open_write = true\n         \
              or evt.arg.flags contains O_CREAT or evt.arg.flags contains O_TRUNC)\n    \
-             and {px}_image{not_part}"
+             and {img_m}{not_part}"
         ),
         &format!(
             "Unexpected file write in learned image (file=%fd.name flags=%evt.arg.flags \
@@ -322,9 +407,21 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
 }
 
 fn rule(o: &mut String, name: &str, desc: &str, cond: &str, output: &str, tag: &str) {
+    rule_with(o, name, desc, cond, output, tag, "");
+}
+
+fn rule_with(
+    o: &mut String,
+    name: &str,
+    desc: &str,
+    cond: &str,
+    output: &str,
+    tag: &str,
+    exceptions: &str,
+) {
     let _ = writeln!(
         o,
-        "- rule: {}\n  desc: {}\n  condition: >\n    {cond}\n  output: {}\n  priority: WARNING\n  tags: [falco_learn, container, {tag}]\n",
+        "- rule: {}\n  desc: {}\n  condition: >\n    {cond}\n  output: {}\n  priority: WARNING\n  tags: [falco_learn, container, {tag}]\n{exceptions}",
         yaml_scalar(name),
         yaml_scalar(desc),
         yaml_scalar(output),

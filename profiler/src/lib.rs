@@ -30,12 +30,14 @@ pub mod model;
 pub mod yaml;
 
 pub use generate::{generate_rules, rule_name, GenerateError};
-pub use learn::{Dirty, LearnStats, Learner, Outcome, ProcKey};
+pub use learn::{
+    tree_position, Dirty, LearnStats, Learner, Outcome, Policy, ProcKey, TreePos, WindowMemory,
+};
 pub use matcher::{behaviour, Anomaly, Behaviour, Dimension};
 pub use model::{
-    canonical_peers, dir_key, dir_of_key, is_proc_pattern, write_pattern, Delta, ExecEntry,
-    ImageRef, Learning, Limits, OutboundEntry, Profile, Proto, Seen, TaintEntry, WriteKey,
-    SCHEMA_VERSION,
+    canonical_peers, dir_key, dir_of_key, is_proc_pattern, lineage_checked, write_pattern, Delta,
+    ExecEntry, ImageRef, Learning, Limits, OutboundEntry, Profile, Proto, Review, ReviewWrite,
+    Seen, SessionEntry, TaintEntry, WriteKey, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
 };
 pub use yaml::{from_yaml, to_yaml};
 

@@ -5,7 +5,7 @@
 //! the same predicates in Falco's language, and a test checks they agree.
 
 use crate::model::{Profile, Proto};
-use falco_learn_event::{Args, Event, EventType, FdType, L4Proto};
+use falco_learn_event::{Args, Event, EventType, ExeFlags, FdType, L4Proto};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -19,8 +19,16 @@ const O_TRUNC: u32 = 0o1000;
 /// never matches a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour<'a> {
-    /// A successful execve/execveat, by kernel-resolved `proc.exepath`.
-    Exec { path: &'a str, tmpfs: bool },
+    /// A successful execve/execveat, by kernel-resolved `proc.exepath`, with
+    /// the parent's (`proc.pexepath`, empty when unknown) and where the
+    /// executable came from.
+    Exec {
+        path: &'a str,
+        parent: &'a str,
+        /// The process is pid 1 of its pid namespace (`proc.vpid = 1`).
+        init: bool,
+        flags: ExeFlags,
+    },
     /// connect (succeeded or `EINPROGRESS`) or a successful sendto/sendmsg
     /// on an IPv4/IPv6 socket, by `fd.l4proto`, `fd.sport`, `fd.sip`.
     /// Loopback peers count like any other (documented in the README).
@@ -116,12 +124,34 @@ pub fn is_udp_reply(local: Option<u16>, remote: Option<u16>) -> bool {
         if l > 0 && (l < lo || l > hi) && (lo..=hi).contains(&r))
 }
 
+/// The container runtime setting a container up: a process in the
+/// container's cgroup named `runc…` that is not in a pid namespace of its own
+/// (vpid = pid: `runc init` re-executing itself) or runs runc's protected copy
+/// of itself, whose kernel-resolved path is `/` (a detached bind mount: the
+/// `runc:[2:INIT]` that writes the container's `/etc/hosts`, `resolv.conf` and
+/// opens its exec fifo before it execs the entrypoint or an exec session's
+/// command). A process of a container with its own pid namespace cannot leave
+/// it, and an exec cannot give a process the path `/`, so neither can pass for
+/// one. Such events are not the workload: never learned,
+/// never an anomaly (the generated rules say the same with
+/// `proc.vpid = val(proc.pid)`). Limit: in a container sharing the host's
+/// pid namespace (`--pid=host`, `hostPID`) a process named `runc…` is skipped.
+pub fn is_runtime_setup(ev: &Event) -> bool {
+    let p = &ev.process;
+    p.comm.starts_with("runc") && ((p.vpid != 0 && p.vpid == p.pid) || p.exepath == "/")
+}
+
 /// The event's behaviour, if it is one a profile describes.
 pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
+    if is_runtime_setup(ev) {
+        return None;
+    }
     match ev.event_type() {
         EventType::Execve | EventType::Execveat if ev.res >= 0 => Some(Behaviour::Exec {
             path: &ev.process.exepath,
-            tmpfs: ev.process.exe_flags.tmpfs,
+            parent: ev.ancestors.first().map_or("", |a| a.exepath.as_str()),
+            init: ev.process.vpid == 1,
+            flags: ev.process.exe_flags,
         }),
         EventType::Connect | EventType::Sendto | EventType::Sendmsg
             if ev.res >= 0 || ev.res == -EINPROGRESS =>
@@ -197,11 +227,18 @@ pub struct Anomaly {
     pub dimension: Dimension,
     /// The offending value, as [`Behaviour::value`] renders it.
     pub value: String,
+    /// For an exec whose executable is learned but not from this parent:
+    /// the parent (`proc.pexepath`, `<NA>` when unknown).
+    pub parent: Option<String>,
 }
 
 impl fmt::Display for Anomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unexpected {}: {}", self.dimension, self.value)
+        write!(f, "unexpected {}: {}", self.dimension, self.value)?;
+        if let Some(p) = &self.parent {
+            write!(f, " parent={p}")?;
+        }
+        Ok(())
     }
 }
 
@@ -226,7 +263,9 @@ impl Profile {
             {
                 false
             }
-            Behaviour::Exec { path, .. } => self.exec_allowed(path),
+            Behaviour::Exec {
+                path, parent, init, ..
+            } => self.exec_allowed_from(path, parent, init),
             Behaviour::Outbound { proto, port, peer } => match (port, peer) {
                 (Some(port), Some(ip)) => self
                     .outbound
@@ -239,6 +278,14 @@ impl Profile {
         (!allowed).then(|| Anomaly {
             dimension: b.dimension(),
             value: b.value(),
+            parent: match b {
+                Behaviour::Exec { path, parent, .. }
+                    if !falco_learn_event::path::is_truncated(path) && self.exec_allowed(path) =>
+                {
+                    Some(na(parent).to_string())
+                }
+                _ => None,
+            },
         })
     }
 }
@@ -385,7 +432,8 @@ mod tests {
             p.matches(&x),
             Some(Anomaly {
                 dimension: Dimension::Exec,
-                value: "/dev/vi".into()
+                value: "/dev/vi".into(),
+                parent: None,
             })
         );
         x.container.image_tag = "1.26".into();
@@ -411,7 +459,8 @@ mod tests {
             p.matches(&x),
             Some(Anomaly {
                 dimension: Dimension::Exec,
-                value: "<truncated>/usr/sbin/nginx".into()
+                value: "<truncated>/usr/sbin/nginx".into(),
+                parent: None,
             })
         );
         for i in 0..12 {

@@ -5,18 +5,26 @@
 use crate::ProfileError;
 use falco_learn_event::L4Proto;
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
-/// Version of the profile format (YAML files and stored values).
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the profile format (YAML files and stored values). Version 2
+/// added exec lineage (`parents`), drift evidence, the `review` section and
+/// coverage (`starts_observed`, `running_at_start`); version 1 files are read
+/// as they are (no lineage: any parent, nothing to review).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Oldest profile format this version reads.
+pub const MIN_SCHEMA_VERSION: u32 = 1;
 
 /// The image a profile describes (one home: the event crate).
 pub use falco_learn_event::image::ImageRef;
 
 /// How often, and when first and last, something was seen (ns since the epoch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Seen {
     pub count: u64,
     pub first_seen: u64,
@@ -52,12 +60,124 @@ pub(crate) fn min_known(a: u64, b: u64) -> u64 {
     }
 }
 
-/// An executable seen running, by kernel-resolved path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// An executable seen running, by kernel-resolved path. The same entry
+/// describes drift under `review.drift` (with its evidence), so accepting a
+/// drift entry is moving it to `exec:` as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExecEntry {
     pub seen: Seen,
     /// The executable lived on a tmpfs (`/dev`, `/dev/shm`, `/run`, …).
     pub tmpfs: bool,
+    /// The executable was a memfd (`memfd_create` + `fexecve`).
+    pub memfd: bool,
+    /// The executable was on the overlay upper layer (created or modified
+    /// after the container started).
+    pub upper_layer: bool,
+    /// A process of the container wrote this file during the window before
+    /// it ran.
+    pub written: bool,
+    /// Executable of the process that wrote it, when `written` (and seen).
+    pub writer: String,
+    /// Lineage: parent executables (`proc.pexepath`) seen starting this one
+    /// (not as a container's init). With `init` false and no parents: any
+    /// parent (profiles of schema 1, hand-written entries).
+    pub parents: BTreeSet<String>,
+    /// Seen started by the runtime as a container's init (pid 1 of its pid
+    /// namespace; its parent is the runtime's shim, outside the container).
+    pub init: bool,
+}
+
+impl ExecEntry {
+    /// Whether the executable was born in the container (drift evidence).
+    pub fn is_drift(&self) -> bool {
+        self.tmpfs || self.memfd || self.upper_layer || self.written
+    }
+
+    /// The drift evidence as words (`tmpfs, written by /bin/busybox`).
+    pub fn evidence(&self) -> String {
+        let mut v: Vec<String> = Vec::new();
+        for (on, w) in [
+            (self.tmpfs, "tmpfs"),
+            (self.memfd, "memfd"),
+            (self.upper_layer, "overlay upper layer"),
+        ] {
+            if on {
+                v.push(w.to_string());
+            }
+        }
+        if self.written {
+            v.push(if self.writer.is_empty() {
+                "written in the window".to_string()
+            } else {
+                format!("written by {}", self.writer)
+            });
+        }
+        v.join(", ")
+    }
+
+    /// Union with another observation: counts add, flags and parents join.
+    pub fn absorb(&mut self, o: &ExecEntry) {
+        self.seen.absorb(&o.seen);
+        self.tmpfs |= o.tmpfs;
+        self.memfd |= o.memfd;
+        self.upper_layer |= o.upper_layer;
+        self.written |= o.written;
+        self.init |= o.init;
+        if self.writer.is_empty() {
+            self.writer = o.writer.clone();
+        }
+        self.parents.extend(o.parents.iter().cloned());
+    }
+}
+
+/// A write that produced an executable that later ran (review evidence).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewWrite {
+    pub seen: Seen,
+    /// Executable of the writing process.
+    pub writer: String,
+}
+
+/// An exec session: a process that entered the container from outside its
+/// process tree (runtime exec) and its descendants, not learned.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionEntry {
+    /// `container.id`.
+    pub container: String,
+    /// The session's first process: host pid and start time (ns).
+    pub pid: u32,
+    pub time: u64,
+    /// Its command line (`proc.exepath` and arguments).
+    pub command: String,
+    /// Events of the session's processes.
+    pub events: u64,
+    /// What it did, as `exec /bin/busybox`, `write /dev/xupd`,
+    /// `outbound tcp/443 198.51.100.10` (the first [`Limits::review_max`]).
+    pub did: BTreeMap<String, Seen>,
+}
+
+/// Behaviour kept out of the profile for a reviewer: drift (executables born
+/// in the container), the writes that produced them, and exec sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Review {
+    pub drift: BTreeMap<String, ExecEntry>,
+    pub writes: BTreeMap<String, ReviewWrite>,
+    pub sessions: Vec<SessionEntry>,
+}
+
+impl Review {
+    pub fn is_empty(&self) -> bool {
+        self.drift.is_empty() && self.writes.is_empty() && self.sessions.is_empty()
+    }
+
+    /// Number of entries (drift, writes, sessions).
+    pub fn len(&self) -> usize {
+        self.drift.len() + self.writes.len() + self.sessions.len()
+    }
 }
 
 /// Layer-4 protocol of an outbound entry (Falco's `fd.l4proto` values).
@@ -163,6 +283,12 @@ pub struct Learning {
     pub flagged_descendant_events: u64,
     /// The first [`Limits::taint_list_max`] flagged events, sorted.
     pub taint: Vec<TaintEntry>,
+    /// Why the profile is tainted besides flagged events (drift), sorted.
+    pub taint_reasons: BTreeSet<String>,
+    /// Container starts seen during the window (a container's init exec).
+    pub starts_observed: u64,
+    /// Containers already running when first seen (start-up not observed).
+    pub running_at_start: u64,
 }
 
 /// What one image was seen doing.
@@ -184,6 +310,8 @@ pub struct Profile {
     /// YAML): `/proc/<pid>/…` ([`proc_pattern`]) and volatile names
     /// ([`crate::glob::volatile_pattern`]).
     pub write_globs: BTreeMap<String, Seen>,
+    /// Not learned, for a reviewer (`review:` in YAML).
+    pub review: Review,
 }
 
 /// Tunables of learning. The defaults are documented in the README.
@@ -202,6 +330,9 @@ pub struct Limits {
     pub peers_max: usize,
     /// How many flagged events the profile lists (all are counted).
     pub taint_list_max: usize,
+    /// How many drift entries, reviewed writes, exec sessions (and actions
+    /// per session) the review section keeps.
+    pub review_max: usize,
 }
 
 impl Default for Limits {
@@ -211,6 +342,7 @@ impl Default for Limits {
             file_min_depth: 2,
             peers_max: 8,
             taint_list_max: 50,
+            review_max: 100,
         }
     }
 }
@@ -243,6 +375,11 @@ pub enum Delta {
     NewExec {
         path: String,
         tmpfs: bool,
+    },
+    /// `parent` was seen starting `exe` for the first time.
+    NewLineage {
+        parent: String,
+        exe: String,
     },
     NewOutbound {
         proto: Proto,
@@ -286,6 +423,7 @@ impl fmt::Display for Delta {
             Delta::NewExec { path, tmpfs } => {
                 write!(f, "exec {path}{}", if *tmpfs { " (tmpfs)" } else { "" })
             }
+            Delta::NewLineage { parent, exe } => write!(f, "exec {exe} from {parent}"),
             Delta::NewOutbound { proto, port } => write!(f, "outbound {proto}/{port}"),
             Delta::NewPeer { proto, port, peers } => {
                 let p: Vec<String> = peers.iter().map(|n| n.to_string()).collect();
@@ -429,15 +567,43 @@ impl Profile {
                 .any(|k| approx_globs(k).iter().any(|g| m(g) || m(&format!("{g}/*"))))
     }
 
-    /// Whether an exec of `path` is allowed (an exact entry, or the globs of
-    /// an entry Falco rules cannot spell exactly).
+    /// Whether an exec of `path` is allowed whatever its parent (an exact
+    /// entry, or the globs of an entry Falco rules cannot spell exactly).
     pub fn exec_allowed(&self, path: &str) -> bool {
-        self.exec.contains_key(path)
-            || self.exec.keys().filter(|k| k.contains('\\')).any(|k| {
-                crate::glob::approx_globs(k)
-                    .iter()
-                    .any(|g| falco_learn_rules::glob_match(g, path))
-            })
+        self.exec.contains_key(path) || self.exec_glob_allowed(path)
+    }
+
+    fn exec_glob_allowed(&self, path: &str) -> bool {
+        self.exec.keys().filter(|k| k.contains('\\')).any(|k| {
+            crate::glob::approx_globs(k)
+                .iter()
+                .any(|g| falco_learn_rules::glob_match(g, path))
+        })
+    }
+
+    /// Whether `parent` may start `path` (`init`: the process is pid 1 of its
+    /// pid namespace). The entry of `path` allows any parent when its lineage
+    /// is not checked ([`lineage_checked`]). Otherwise a parent that is one
+    /// of the profile's executables (inside the container) must be listed; a
+    /// parent that is not (the runtime's shim or runc, unknown, or a process
+    /// that started before the window) is accepted for the container's init
+    /// when the entry was seen started as an init, and for other processes
+    /// when the entry lists such a parent. A glob of an entry Falco cannot
+    /// spell exactly that matches `path` allows it too.
+    pub fn exec_allowed_from(&self, path: &str, parent: &str, init: bool) -> bool {
+        match self.exec.get(path) {
+            Some(e) if !lineage_checked(path, e) => true,
+            Some(e) if self.exec_allowed(parent) && e.parents.contains(parent) => true,
+            Some(e) if !self.exec_allowed(parent) && init && e.init => true,
+            Some(e) if !self.exec_allowed(parent) && !init && self.outside_started(e) => true,
+            _ => self.exec_glob_allowed(path),
+        }
+    }
+
+    /// Whether an entry was seen started by a parent outside the profile's
+    /// executables, other than as an init.
+    pub fn outside_started(&self, e: &ExecEntry) -> bool {
+        e.parents.iter().any(|p| !self.exec_allowed(p))
     }
 
     /// Where a write of `path` would be learned.
@@ -576,11 +742,39 @@ impl Profile {
             ExecEntry {
                 seen: Seen::at(ts),
                 tmpfs,
+                ..ExecEntry::default()
             },
         );
         Some(Delta::NewExec {
             path: path.to_string(),
             tmpfs,
+        })
+    }
+
+    /// Learn that `parent` started `exe` (after [`Profile::learn_exec`] of
+    /// `exe`); `init`: as a container's init. An empty parent (unknown)
+    /// teaches nothing, except for an init.
+    pub fn learn_parent(&mut self, exe: &str, parent: &str, init: bool) -> Option<Delta> {
+        let e = self.exec.get_mut(exe)?;
+        if init {
+            if e.init {
+                return None;
+            }
+            e.init = true;
+            return Some(Delta::NewLineage {
+                parent: "(container init)".into(),
+                exe: exe.to_string(),
+            });
+        }
+        if parent.is_empty() || falco_learn_event::path::is_truncated(parent) {
+            return None;
+        }
+        if !e.parents.insert(parent.to_string()) {
+            return None;
+        }
+        Some(Delta::NewLineage {
+            parent: parent.to_string(),
+            exe: exe.to_string(),
         })
     }
 
@@ -668,11 +862,31 @@ impl Profile {
         let taint: BTreeSet<TaintEntry> =
             a.taint.drain(..).chain(b.taint.iter().cloned()).collect();
         a.taint = taint.into_iter().take(limits.taint_list_max).collect();
+        a.taint_reasons.extend(b.taint_reasons.iter().cloned());
+        a.starts_observed = a.starts_observed.saturating_add(b.starts_observed);
+        a.running_at_start = a.running_at_start.saturating_add(b.running_at_start);
         for (path, e) in &other.exec {
-            let m = self.exec.entry(path.clone()).or_default();
-            m.seen.absorb(&e.seen);
-            m.tmpfs |= e.tmpfs;
+            self.exec.entry(path.clone()).or_default().absorb(e);
         }
+        let r = &mut self.review;
+        for (path, e) in &other.review.drift {
+            r.drift.entry(path.clone()).or_default().absorb(e);
+        }
+        for (path, w) in &other.review.writes {
+            let m = r.writes.entry(path.clone()).or_default();
+            m.seen.absorb(&w.seen);
+            if m.writer.is_empty() {
+                m.writer = w.writer.clone();
+            }
+        }
+        for s in &other.review.sessions {
+            if !r.sessions.contains(s) {
+                r.sessions.push(s.clone());
+            }
+        }
+        r.sessions
+            .sort_by(|x, y| (x.time, &x.container, x.pid).cmp(&(y.time, &y.container, y.pid)));
+        r.sessions.truncate(limits.review_max);
         for (k, e) in &other.outbound {
             let m = self.outbound.entry(*k).or_default();
             m.seen.absorb(&e.seen);
@@ -750,6 +964,17 @@ impl Profile {
     pub fn write_entries(&self) -> usize {
         self.write_files.len() + self.write_dirs.len() + self.write_globs.len()
     }
+}
+
+/// Whether an exec entry's parents are enforced: it lists parents, and the
+/// executable and every parent are spelled exactly in Falco rules (one
+/// string for both; see `glob::falco_form`). Otherwise the entry allows any
+/// parent, in the matcher and in the generated rules alike.
+pub fn lineage_checked(path: &str, e: &ExecEntry) -> bool {
+    use crate::glob::{falco_form, FalcoForm};
+    (e.init || !e.parents.is_empty())
+        && falco_form(path) == FalcoForm::Exact
+        && e.parents.iter().all(|p| falco_form(p) == FalcoForm::Exact)
 }
 
 /// Canonical peer set: aggregated (covered nets dropped, adjacent merged),

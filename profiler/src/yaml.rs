@@ -10,7 +10,7 @@
 use crate::glob::approx_globs;
 use crate::model::{
     dir_key, dir_of_key, is_proc_pattern, ExecEntry, ImageRef, Learning, OutboundEntry, Profile,
-    Proto, Seen, TaintEntry, SCHEMA_VERSION,
+    Proto, ReviewWrite, Seen, SessionEntry, TaintEntry, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
 };
 use crate::ProfileError;
 use ipnet::IpNet;
@@ -86,8 +86,18 @@ pub fn to_yaml(p: &Profile) -> String {
         let _ = writeln!(o, "  {k}: {}", format_ts(v));
     }
     let _ = writeln!(o, "  containers: {}", l.containers);
+    let _ = writeln!(o, "  starts_observed: {}", l.starts_observed);
+    let _ = writeln!(o, "  running_at_start: {}", l.running_at_start);
     let _ = writeln!(o, "  events: {}", l.events);
     let _ = writeln!(o, "  tainted: {}", l.tainted);
+    if l.taint_reasons.is_empty() {
+        o.push_str("  taint_reasons: []\n");
+    } else {
+        o.push_str("  taint_reasons:\n");
+        for r in &l.taint_reasons {
+            let _ = writeln!(o, "    - {}", scalar(r));
+        }
+    }
     let _ = writeln!(o, "  flagged_events: {}", l.flagged_events);
     let _ = writeln!(
         o,
@@ -116,14 +126,7 @@ pub fn to_yaml(p: &Profile) -> String {
     } else {
         o.push_str("exec:\n");
         for (path, e) in &p.exec {
-            let _ = write!(o, "  - {{ path: {}", scalar(path));
-            seen_fields(&mut o, &e.seen);
-            if e.tmpfs {
-                o.push_str(", tmpfs: true");
-            }
-            o.push_str(" }");
-            approx_comment(&mut o, &approx_globs(path));
-            o.push('\n');
+            exec_line(&mut o, "  ", path, e);
         }
     }
     o.push_str("network:\n");
@@ -170,7 +173,84 @@ pub fn to_yaml(p: &Profile) -> String {
             o.push('\n');
         }
     }
+    review_section(&mut o, p);
     o
+}
+
+/// One exec entry (under `exec:` or `review.drift:`, the same form).
+fn exec_line(o: &mut String, indent: &str, path: &str, e: &ExecEntry) {
+    let _ = write!(o, "{indent}- {{ path: {}", scalar(path));
+    seen_fields(o, &e.seen);
+    for (on, k) in [
+        (e.tmpfs, "tmpfs"),
+        (e.memfd, "memfd"),
+        (e.upper_layer, "upper_layer"),
+        (e.written, "written"),
+        (e.init, "init"),
+    ] {
+        if on {
+            let _ = write!(o, ", {k}: true");
+        }
+    }
+    if !e.writer.is_empty() {
+        let _ = write!(o, ", writer: {}", scalar(&e.writer));
+    }
+    if !e.parents.is_empty() {
+        let v: Vec<String> = e.parents.iter().map(|p| scalar(p)).collect();
+        let _ = write!(o, ", parents: [{}]", v.join(", "));
+    }
+    o.push_str(" }");
+    approx_comment(o, &approx_globs(path));
+    o.push('\n');
+}
+
+/// The `review:` section (always written, empty lists included).
+fn review_section(o: &mut String, p: &Profile) {
+    let r = &p.review;
+    o.push_str("review:\n");
+    if r.drift.is_empty() {
+        o.push_str("  drift: []\n");
+    } else {
+        o.push_str("  drift:\n");
+        for (path, e) in &r.drift {
+            exec_line(o, "    ", path, e);
+        }
+    }
+    if r.writes.is_empty() {
+        o.push_str("  writes: []\n");
+    } else {
+        o.push_str("  writes:\n");
+        for (path, w) in &r.writes {
+            let _ = write!(o, "    - {{ path: {}", scalar(path));
+            seen_fields(o, &w.seen);
+            if !w.writer.is_empty() {
+                let _ = write!(o, ", writer: {}", scalar(&w.writer));
+            }
+            o.push_str(" }\n");
+        }
+    }
+    if r.sessions.is_empty() {
+        o.push_str("  sessions: []\n");
+    } else {
+        o.push_str("  sessions:\n");
+        for s in &r.sessions {
+            let _ = writeln!(o, "    - container: {}", scalar(&s.container));
+            let _ = writeln!(o, "      pid: {}", s.pid);
+            let _ = writeln!(o, "      time: {}", format_ts(s.time));
+            let _ = writeln!(o, "      command: {}", scalar(&s.command));
+            let _ = writeln!(o, "      events: {}", s.events);
+            if s.did.is_empty() {
+                o.push_str("      did: []\n");
+            } else {
+                o.push_str("      did:\n");
+                for (what, seen) in &s.did {
+                    let _ = write!(o, "        - {{ what: {}", scalar(what));
+                    seen_fields(o, seen);
+                    o.push_str(" }\n");
+                }
+            }
+        }
+    }
 }
 
 /// Marks an entry that generated Falco rules allow as a wider glob.
@@ -240,6 +320,62 @@ struct ProfileFile {
     network: NetworkFile,
     #[serde(default)]
     files: FilesFile,
+    #[serde(default)]
+    review: ReviewFile,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReviewFile {
+    #[serde(default)]
+    drift: Vec<ExecFile>,
+    #[serde(default)]
+    writes: Vec<ReviewWriteFile>,
+    #[serde(default)]
+    sessions: Vec<SessionFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewWriteFile {
+    path: String,
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    first_seen: Ts,
+    #[serde(default)]
+    last_seen: Ts,
+    #[serde(default)]
+    writer: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionFile {
+    #[serde(default)]
+    container: String,
+    #[serde(default)]
+    pid: u32,
+    #[serde(default)]
+    time: Ts,
+    #[serde(default)]
+    command: String,
+    #[serde(default)]
+    events: u64,
+    #[serde(default)]
+    did: Vec<DidFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DidFile {
+    what: String,
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    first_seen: Ts,
+    #[serde(default)]
+    last_seen: Ts,
 }
 
 #[derive(Deserialize)]
@@ -264,9 +400,15 @@ struct LearningFile {
     #[serde(default)]
     containers: u64,
     #[serde(default)]
+    starts_observed: u64,
+    #[serde(default)]
+    running_at_start: u64,
+    #[serde(default)]
     events: u64,
     #[serde(default)]
     tainted: bool,
+    #[serde(default)]
+    taint_reasons: Vec<String>,
     #[serde(default)]
     flagged_events: u64,
     #[serde(default)]
@@ -302,6 +444,34 @@ struct ExecFile {
     last_seen: Ts,
     #[serde(default)]
     tmpfs: bool,
+    #[serde(default)]
+    memfd: bool,
+    #[serde(default)]
+    upper_layer: bool,
+    #[serde(default)]
+    written: bool,
+    #[serde(default)]
+    writer: String,
+    #[serde(default)]
+    parents: Vec<String>,
+    #[serde(default)]
+    init: bool,
+}
+
+impl ExecFile {
+    fn entry(self) -> (String, ExecEntry) {
+        let e = ExecEntry {
+            seen: seen(self.count, self.first_seen, self.last_seen),
+            tmpfs: self.tmpfs,
+            memfd: self.memfd,
+            upper_layer: self.upper_layer,
+            written: self.written,
+            writer: self.writer,
+            parents: self.parents.into_iter().filter(|p| !p.is_empty()).collect(),
+            init: self.init,
+        };
+        (self.path, e)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -385,13 +555,14 @@ pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
             message,
         }
     };
-    if pf.schema_version != SCHEMA_VERSION {
+    if !(MIN_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&pf.schema_version) {
         return Err(invalid(
             "schema_version".into(),
             "schema_version",
             "schema_version",
             format!(
-                "unsupported schema_version {} (this falco-learn reads {SCHEMA_VERSION})",
+                "unsupported schema_version {} (this falco-learn reads {MIN_SCHEMA_VERSION} to \
+                 {SCHEMA_VERSION}; a newer falco-learn wrote it)",
                 pf.schema_version
             ),
         ));
@@ -411,6 +582,9 @@ pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
         started: lf.started.0,
         ended: lf.ended.0,
         containers: lf.containers,
+        starts_observed: lf.starts_observed,
+        running_at_start: lf.running_at_start,
+        taint_reasons: lf.taint_reasons.into_iter().collect(),
         events: lf.events,
         last_new_behaviour: lf.last_new_behaviour.0,
         tainted: lf.tainted,
@@ -444,13 +618,54 @@ pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
             let msg = format!("duplicate entry '{}'", e.path);
             return Err(invalid(key, &e.path, "exec:", msg));
         }
-        p.exec.insert(
-            e.path,
-            ExecEntry {
-                seen: seen(e.count, e.first_seen, e.last_seen),
-                tmpfs: e.tmpfs,
+        let (path, entry) = e.entry();
+        p.exec.insert(path, entry);
+    }
+    let r = pf.review;
+    for (i, e) in r.drift.into_iter().enumerate() {
+        let key = format!("review.drift[{i}].path");
+        if e.path.is_empty() {
+            return Err(invalid(
+                key,
+                "path: \"\"",
+                "review:",
+                "must not be empty".into(),
+            ));
+        }
+        if p.review.drift.contains_key(&e.path) {
+            let msg = format!("duplicate entry '{}'", e.path);
+            return Err(invalid(key, &e.path, "review:", msg));
+        }
+        let (path, entry) = e.entry();
+        p.review.drift.insert(path, entry);
+    }
+    for (i, w) in r.writes.into_iter().enumerate() {
+        let key = format!("review.writes[{i}].path");
+        if p.review.writes.contains_key(&w.path) {
+            let msg = format!("duplicate entry '{}'", w.path);
+            return Err(invalid(key, &w.path, "writes:", msg));
+        }
+        p.review.writes.insert(
+            w.path,
+            ReviewWrite {
+                seen: seen(w.count, w.first_seen, w.last_seen),
+                writer: w.writer,
             },
         );
+    }
+    for s in r.sessions {
+        p.review.sessions.push(SessionEntry {
+            container: s.container,
+            pid: s.pid,
+            time: s.time.0,
+            command: s.command,
+            events: s.events,
+            did: s
+                .did
+                .into_iter()
+                .map(|d| (d.what, seen(d.count, d.first_seen, d.last_seen)))
+                .collect(),
+        });
     }
     for (i, e) in pf.network.outbound.into_iter().enumerate() {
         let k = (e.proto.0, e.port);
@@ -594,11 +809,12 @@ mod tests {
             "{msg}"
         );
 
-        let y = to_yaml(&sample()).replace("schema_version: 1", "schema_version: 2");
+        let y = to_yaml(&sample()).replace("schema_version: 2", "schema_version: 3");
         let msg = from_yaml(&y, "p.yaml").expect_err("schema").to_string();
         assert_eq!(
             msg,
-            "p.yaml:3: schema_version: unsupported schema_version 2 (this falco-learn reads 1)"
+            "p.yaml:3: schema_version: unsupported schema_version 3 (this falco-learn reads 1 to \
+             2; a newer falco-learn wrote it)"
         );
 
         let mut y = to_yaml(&sample());
@@ -627,5 +843,40 @@ mod tests {
         let y = "schema_version: 1\nimage: { repository: nginx }\nfiles:\n  write: [/var/log/nginx/**]\n";
         // a bare string where a mapping is expected is an error, not ignored
         assert!(from_yaml(y, "p.yaml").is_err());
+    }
+
+    #[test]
+    fn a_drift_entry_is_accepted_by_moving_its_line_to_exec() {
+        let mut p = Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
+        let e = ExecEntry {
+            seen: Seen::at(5),
+            tmpfs: true,
+            written: true,
+            writer: "/bin/busybox".into(),
+            parents: ["/bin/busybox".to_string()].into_iter().collect(),
+            ..ExecEntry::default()
+        };
+        p.review.drift.insert("/dev/xupd".into(), e.clone());
+        p.review.writes.insert(
+            "/dev/xupd".into(),
+            ReviewWrite {
+                seen: Seen::at(4),
+                writer: "/bin/busybox".into(),
+            },
+        );
+        let y = to_yaml(&p);
+        let line = y
+            .lines()
+            .find(|l| l.contains("path: /dev/xupd") && l.contains("tmpfs"))
+            .expect("drift line")
+            .to_string();
+        let moved = y
+            .replace(&format!("{line}\n"), "")
+            .replace("  drift:\n", "  drift: []\n")
+            .replace("exec: []\n", &format!("exec:\n  {}\n", line.trim_start()));
+        let q = from_yaml(&moved, "p.yaml").expect("the moved line loads");
+        assert_eq!(q.exec.get("/dev/xupd"), Some(&e));
+        assert!(q.review.drift.is_empty());
+        assert_eq!(to_yaml(&q), moved);
     }
 }

@@ -294,6 +294,67 @@ fn varied_events(p: &Profile) -> Vec<Event> {
         let mut m = e2.clone();
         m.process.exepath.clear();
         out.push(m);
+        // the runtime setting a container up (matcher::is_runtime_setup): named
+        // runc… and outside a pid namespace of its own, or only one of the two
+        for (comm, pid, vpid, exe) in [
+            ("runc", 4242, 4242, ""),
+            ("runc:[2:INIT]", 4242, 4242, ""),
+            ("runc:[2:INIT]", 4242, 1, ""),
+            ("runc:[2:INIT]", 4242, 1, "/"),
+            ("nginx", 4242, 1, "/"),
+            ("nginx", 4242, 4242, ""),
+            ("runc", 0, 0, ""),
+        ] {
+            let mut m = e2.clone();
+            m.process.comm = comm.into();
+            m.process.pid = pid;
+            m.process.vpid = vpid;
+            if !exe.is_empty() {
+                m.process.exepath = exe.into();
+            }
+            out.push(m);
+        }
+        // lineage: learned and unknown executables, started by a parent inside the
+        // container (learned or not), by the runtime (shim, runc), by an unknown
+        // parent; as the container's init (vpid 1) or not
+        if matches!(e2.event_type(), EventType::Execve | EventType::Execveat) {
+            for exe in [
+                "/usr/sbin/nginx",
+                "/usr/bin/dash",
+                "/usr/bin/curl",
+                "/usr/bin/sed",
+                "/dev/vi",
+            ] {
+                for parent in [
+                    "/usr/bin/dash",
+                    "/usr/sbin/nginx",
+                    "/usr/bin/runc",
+                    "/usr/bin/containerd-shim",
+                    "",
+                ] {
+                    for vpid in [1, 7] {
+                        let mut m = e2.clone();
+                        m.res = 0;
+                        m.process.exepath = exe.into();
+                        m.process.vpid = vpid;
+                        let mut anc: Vec<falco_learn_event::Ancestor> = m.ancestors.to_vec();
+                        if parent.is_empty() {
+                            anc.clear();
+                        } else if anc.is_empty() {
+                            anc.push(falco_learn_event::Ancestor {
+                                pid: 99,
+                                exepath: parent.into(),
+                                ..Default::default()
+                            });
+                        } else {
+                            anc[0].exepath = parent.into();
+                        }
+                        m.ancestors = anc.into();
+                        out.push(m);
+                    }
+                }
+            }
+        }
         if let Some(fd) = &e2.fd {
             for typ in [FdType::File, FdType::Ipv6, FdType::Unix, FdType::Directory] {
                 let mut m = e2.clone();
@@ -408,6 +469,13 @@ fn generated_rules_agree_with_the_matcher_event_for_event() {
             }
         }
     }
+    // lineage verdicts both ways: a learned executable refused for its parent,
+    // and one allowed by a (parent, exe) tuple or as started by the runtime
+    let lineage_refused = evs
+        .iter()
+        .filter(|e| p.matches(e).is_some_and(|a| a.parent.is_some()))
+        .count();
+    assert!(lineage_refused >= 5, "{lineage_refused}");
     // The set exercised every dimension both ways.
     for d in Dimension::ALL {
         for allowed in [true, false] {
@@ -1003,4 +1071,108 @@ fn learned_directories_with_glob_characters_stay_exact_and_rules_agree() {
     old.write_dirs.insert("/srv/x*y".into(), seen);
     let err = generate_rules(&old).expect_err("refused");
     assert!(err.to_string().contains("/srv/x*y"), "{err}");
+}
+
+/// An exec in a container with its own pid namespace: host pid `pid`, vpid
+/// `vpid`, parent `(pid, vpid, exe)` then the runtime's shim.
+fn exec_in_ns(exe: &str, pid: u32, vpid: u32, parent: (u32, u32, &str), ts: u64) -> Event {
+    use falco_learn_event::{Ancestor, Container, Process};
+    let anc = |(pid, vpid, exe): (u32, u32, &str)| Ancestor {
+        pid,
+        vpid,
+        exepath: exe.into(),
+        start_ts: 1_000 + pid as u64,
+        ..Ancestor::default()
+    };
+    Event {
+        ts,
+        typ: EventTypeField(EventType::Execve),
+        process: Process {
+            pid,
+            vpid,
+            comm: exe.rsplit('/').next().unwrap_or(exe).into(),
+            exepath: exe.into(),
+            start_ts: 1_000 + pid as u64,
+            ..Process::default()
+        },
+        ancestors: vec![
+            anc(parent),
+            anc((50, 50, "/usr/bin/containerd-shim-runc-v2")),
+        ]
+        .into(),
+        container: Container {
+            id: "c0ffee000001".into(),
+            image_repository: "docker.io/library/nginx".into(),
+            image_tag: "1.27".into(),
+            ..Container::default()
+        },
+        ..Event::default()
+    }
+}
+
+/// Issue 9 §3: an entrypoint `sh` that runs sed and execs nginx is learned as
+/// lineage; nginx starting `sh` afterwards is an anomaly naming the parent, in
+/// the matcher and in the generated rules alike; the entrypoint's own `sh` on a
+/// restart, and an exec session's shell, are told apart by `proc.vpid`.
+#[test]
+fn nginx_starting_a_shell_alerts_with_its_parent_the_entrypoint_does_not() {
+    pin_ports();
+    let shim = (50, 50, "/usr/bin/containerd-shim-runc-v2");
+    let runc = (60, 60, "/usr/sbin/runc");
+    let start = |base: u32, ts: u64| {
+        vec![
+            exec_in_ns("/bin/busybox", base, 1, shim, ts),
+            exec_in_ns(
+                "/bin/busybox",
+                base + 1,
+                2,
+                (base, 1, "/bin/busybox"),
+                ts + 1,
+            ),
+            exec_in_ns("/usr/sbin/nginx", base, 1, shim, ts + 2),
+        ]
+    };
+    let mut l = Learner::new(Limits::default(), Some(default_rules())).expect("limits");
+    for e in start(100, 10) {
+        assert!(matches!(l.observe(&e), Outcome::Learned { .. }), "{e:?}");
+    }
+    let p = l.profiles()[&nginx()].clone();
+    let y = to_yaml(&p);
+    assert!(
+        y.contains("  - { path: /bin/busybox, count: 2, first_seen: 1970-01-01T00:00:00.000000010Z, last_seen: 1970-01-01T00:00:00.000000011Z, init: true, parents: [/bin/busybox] }\n"),
+        "{y}"
+    );
+    assert_eq!(from_yaml(&y, "p.yaml").expect("reads"), p);
+    let rs = load_generated(&p);
+    let verdict = |e: &Event| {
+        let fired: Vec<String> = rs.matching(e).iter().map(|r| r.alert(e).output).collect();
+        let want = p.matches(e);
+        assert_eq!(
+            fired.len(),
+            usize::from(want.is_some()),
+            "{want:?} {fired:?}"
+        );
+        (want.map(|a| a.to_string()), fired)
+    };
+    // a restart: the same start-up, new pids
+    for e in start(200, 20) {
+        assert_eq!(verdict(&e), (None, vec![]), "{e:?}");
+    }
+    // nginx (a worker, vpid 7) starting sh
+    let rce = exec_in_ns("/bin/busybox", 300, 9, (201, 7, "/usr/sbin/nginx"), 30);
+    let (anomaly, fired) = verdict(&rce);
+    assert_eq!(
+        anomaly.as_deref(),
+        Some("unexpected exec: /bin/busybox parent=/usr/sbin/nginx")
+    );
+    assert!(
+        fired[0].contains("exe=/bin/busybox cmdline=busybox parent=/usr/sbin/nginx"),
+        "{fired:?}"
+    );
+    // an exec session's shell: busybox started by runc, not as pid 1
+    let session = exec_in_ns("/bin/busybox", 400, 12, runc, 40);
+    assert_eq!(
+        verdict(&session).0.as_deref(),
+        Some("unexpected exec: /bin/busybox parent=/usr/sbin/runc")
+    );
 }

@@ -16,7 +16,7 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use falco_learn_event::Event;
-use falco_learn_profiler::{Learner, Limits, Outcome, ProcKey};
+use falco_learn_profiler::{Learner, Limits, Outcome, Policy, ProcKey, Profile};
 use falco_learn_rules::Ruleset;
 use falco_learn_store::{FlaggedProc, Store, WindowState};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -87,6 +87,24 @@ pub struct LearnArgs {
         value_parser = crate::cmd::int_in(2usize, 4096)
     )]
     pub peers_max: usize,
+    /// Learn executables born in the container (tmpfs, memfd, overlay upper
+    /// layer, written during the window) into `exec:` instead of listing them
+    /// under `review.drift` and tainting the profile.
+    #[arg(long)]
+    pub accept_drift: bool,
+    /// Learn what exec sessions (`kubectl`/`docker`/`podman`/`ctr task exec`)
+    /// do, like the container's own processes, instead of listing them under
+    /// `review.sessions`.
+    #[arg(long)]
+    pub learn_exec_sessions: bool,
+    /// Keep a live window open past --duration until a container of the
+    /// image was seen starting (its start-up behaviour is then learned).
+    #[arg(long)]
+    pub require_start: bool,
+    /// Serve the learning metrics (`falco_learn_learning_*`, per image) for
+    /// Prometheus on this address while learning, e.g. 127.0.0.1:9377.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn now_ns() -> u64 {
@@ -127,6 +145,8 @@ struct Counts {
     unattributed_container: u64,
     flagged: u64,
     new: u64,
+    /// Drift execs and exec sessions put under review.
+    review: u64,
 }
 
 struct Session<'a> {
@@ -142,6 +162,12 @@ struct Session<'a> {
     counts: Counts,
     /// CRC-32 of the recording's bytes read so far (recordings only).
     crc: Option<crc32fast::Hasher>,
+    /// Live: keep the window open until a start was observed.
+    require_start: bool,
+    /// Per image: (events, new behaviour) already added to the counters.
+    reported: std::collections::BTreeMap<String, (u64, u64)>,
+    /// Per image: events that taught something new in this run.
+    new_by_image: std::collections::BTreeMap<String, u64>,
 }
 
 impl Session<'_> {
@@ -166,10 +192,33 @@ impl Session<'_> {
         }
         match self.learner.observe(ev) {
             Outcome::Learned { deltas } => {
+                if deltas.iter().any(|d| d.is_behaviour()) {
+                    *self.new_by_image.entry(c.image()).or_default() += 1;
+                }
                 for d in deltas.iter().filter(|d| d.is_behaviour()) {
                     self.counts.new += 1;
                     self.say(&format!("learned {} {d}", c.image()));
                 }
+            }
+            Outcome::Drift { path, evidence } => {
+                self.counts.review += 1;
+                self.say(&format!(
+                    "NOT learned (drift: {evidence}): exec {path} in {}; listed under review.drift, \
+                     profile marked tainted (accept it by moving the entry to exec:, or learn with \
+                     --accept-drift)",
+                    c.image()
+                ));
+            }
+            Outcome::Session { new: true } => {
+                self.counts.review += 1;
+                self.say(&format!(
+                    "NOT learned (exec session from outside the container's process tree): {} in \
+                     {} (container {}); listed under review.sessions (--learn-exec-sessions learns \
+                     them)",
+                    ev.process.exepath,
+                    c.image(),
+                    c.id
+                ));
             }
             Outcome::Flagged { rules } => {
                 self.counts.flagged += 1;
@@ -204,13 +253,63 @@ impl Session<'_> {
             .iter()
             .map(FlaggedProc::from)
             .collect();
+        let m = self.learner.window_state();
+        self.window.covered = m.covered;
+        self.window.inits = m.inits.iter().map(FlaggedProc::from).collect();
+        self.window.sessions = m
+            .sessions
+            .iter()
+            .map(|(k, r)| (FlaggedProc::from(k), FlaggedProc::from(r)))
+            .collect();
+        self.window.window_start = m.window_start;
         self.window.crc = self.crc.as_ref().map(|h| h.clone().finalize());
         let changes = self.learner.take_changes();
         self.store
             .checkpoint(self.learner.profiles(), &changes, Some(&self.window))?;
         self.store.flush()?;
         self.last_flush = Instant::now();
+        self.publish();
         Ok(())
+    }
+
+    /// Update the learning metrics of the matching images (no-op without a
+    /// recorder).
+    fn publish(&mut self) {
+        let mut rows = Vec::new();
+        for p in self.matching() {
+            let l = &p.learning;
+            let img = p.image.to_string();
+            let since = if l.last_new_behaviour == 0 {
+                l.ended.saturating_sub(l.started)
+            } else {
+                l.ended.saturating_sub(l.last_new_behaviour)
+            };
+            rows.push((
+                img,
+                l.events,
+                since as f64 / 1e9,
+                p.review.len() as f64,
+                if l.tainted { 1.0 } else { 0.0 },
+                l.starts_observed as f64,
+            ));
+        }
+        for (img, events, since, review, tainted, starts) in rows {
+            let new = self.new_by_image.get(&img).copied().unwrap_or(0);
+            let done = self.reported.entry(img.clone()).or_insert((0, 0));
+            use falco_learn_enforcer::metrics as m;
+            let image = [("image", img.clone().into())];
+            m::LEARNING_EVENTS
+                .counter(&image)
+                .increment(events.saturating_sub(done.0));
+            m::LEARNING_NEW
+                .counter(&image)
+                .increment(new.saturating_sub(done.1));
+            *done = (events.max(done.0), new.max(done.1));
+            m::LEARNING_SINCE_NEW.gauge(&image).set(since);
+            m::LEARNING_REVIEW.gauge(&image).set(review);
+            m::LEARNING_TAINTED.gauge(&image).set(tainted);
+            m::LEARNING_STARTS.gauge(&image).set(starts);
+        }
     }
 
     fn maybe_checkpoint(&mut self) -> anyhow::Result<()> {
@@ -219,6 +318,22 @@ impl Session<'_> {
             self.progress();
         }
         Ok(())
+    }
+
+    fn matching(&self) -> impl Iterator<Item = &Profile> {
+        self.learner.profiles().values().filter(|p| {
+            falco_learn_event::image::matches(&self.pattern, &p.image.repository, &p.image.tag)
+        })
+    }
+
+    /// (starts observed, containers running at start) over the matching profiles.
+    fn coverage(&self) -> (u64, u64) {
+        self.matching().fold((0, 0), |(s, r), p| {
+            (
+                s + p.learning.starts_observed,
+                r + p.learning.running_at_start,
+            )
+        })
     }
 
     fn sizes(&self) -> (usize, usize, usize) {
@@ -243,6 +358,7 @@ impl Session<'_> {
             .filter(|p| {
                 falco_learn_event::image::matches(&self.pattern, &p.image.repository, &p.image.tag)
             })
+            .filter(|p| p.learning.last_new_behaviour > 0)
             .map(|p| {
                 p.learning
                     .ended
@@ -250,14 +366,23 @@ impl Session<'_> {
                     / 1_000_000_000
             })
             .min();
+        let (starts, _) = self.coverage();
         let msg = format!(
-            "execs {e} · ports {p} · paths {w} · events {} · flagged {} · nothing new for {}",
+            "execs {e} · ports {p} · paths {w} · events {} · flagged {} · review {} · starts {} · \
+             nothing new for {}{}",
             self.counts.matched,
             self.counts.flagged,
+            self.counts.review,
+            starts,
             quiet.map_or("-".to_string(), |s| humantime::format_duration(
                 Duration::from_secs(s)
             )
-            .to_string())
+            .to_string()),
+            if starts == 0 && self.counts.matched > 0 {
+                " · NO START SEEN: restart one replica to learn start-up"
+            } else {
+                ""
+            }
         );
         match &self.bar {
             Some(b) => b.set_message(msg),
@@ -276,8 +401,26 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         peers_max: args.peers_max,
         ..Limits::default()
     };
+    if args.require_start && args.from.is_some() {
+        bail!(
+            "--require-start waits for a container start in live events; a recording cannot \
+             wait (learn it without --require-start, then check `learning.starts_observed`)"
+        );
+    }
+    if let Some(addr) = args.metrics_listen {
+        let addr = falco_learn_enforcer::telemetry::serve(&addr.to_string())
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        falco_learn_enforcer::metrics::describe_these(falco_learn_enforcer::metrics::LEARNING);
+        eprintln!("falco-learn: learning metrics on http://{addr}/metrics");
+    }
     let rules = poison_rules(&args.rules)?;
-    let mut learner = Learner::new(limits, Some(rules))?;
+    let mut learner = Learner::new(limits, Some(rules))?.with_policy(Policy {
+        accept_drift: args.accept_drift,
+        learn_exec_sessions: args.learn_exec_sessions,
+    });
+    if args.from.is_none() {
+        learner.set_window_start(now_ns());
+    }
     let store = Store::open(&args.store)?;
     for note in store.notes() {
         tracing::warn!("{note}");
@@ -402,6 +545,16 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         store.containers()?,
         window.flagged_procs.iter().map(ProcKey::from),
     );
+    learner.restore_window(falco_learn_profiler::WindowMemory {
+        covered: window.covered.clone(),
+        inits: window.inits.iter().map(ProcKey::from).collect(),
+        sessions: window
+            .sessions
+            .iter()
+            .map(|(k, r)| (ProcKey::from(k), ProcKey::from(r)))
+            .collect(),
+        window_start: window.window_start,
+    });
     crate::cmd::signals::install(false);
     let terminal = std::io::stderr().is_terminal();
     let elapsed_base = window.elapsed_ns;
@@ -417,6 +570,9 @@ pub fn run(args: LearnArgs) -> anyhow::Result<ExitCode> {
         bar: None,
         counts: Counts::default(),
         crc: None,
+        require_start: args.require_start,
+        reported: Default::default(),
+        new_by_image: Default::default(),
     };
     if args.from.is_some() {
         s.crc = Some(match s.window.crc {
@@ -561,15 +717,28 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
             String::new()
         }
     );
+    list_running(&probe, &s.pattern);
     let session_start = Instant::now();
     let mut finished = false;
+    let mut extended = false;
     loop {
         if crate::cmd::signals::stop_requested() {
             break;
         }
         if s.window.duration_ns > 0 && session_start.elapsed() >= remaining {
-            finished = true;
-            break;
+            if !(s.require_start && s.coverage().0 == 0) {
+                finished = true;
+                break;
+            }
+            if !extended {
+                extended = true;
+                s.say(&format!(
+                    "falco-learn: --duration is up but no container of '{}' was seen starting \
+                     (--require-start): the window stays open until one starts; restart one \
+                     replica now",
+                    s.pattern
+                ));
+            }
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(ev) => s.observe(&ev),
@@ -605,6 +774,75 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
         s.observe(&ev);
     }
     Ok(finished)
+}
+
+/// Say which containers of the image run now (their start-up will not be
+/// seen unless one restarts), or that none does and the window waits.
+fn list_running(probe: &falco_learn_probe::Probe, pattern: &str) {
+    use falco_learn_probe::runtime::Lookup;
+    let Some(resolver) = probe.resolver() else {
+        return;
+    };
+    let ns: Vec<String> = falco_learn_probe::container::DEFAULT_CONTAINERD_NAMESPACES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut found = std::collections::BTreeMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name();
+            if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(e.path().join("cgroup")) else {
+                continue;
+            };
+            if let Some(c) = falco_learn_probe::container::container_from_proc_cgroup(&text, &ns) {
+                found
+                    .entry(falco_learn_probe::runtime::cache_key(&c))
+                    .or_insert_with(|| std::sync::Arc::new(c));
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut running = Vec::new();
+    for c in found.values() {
+        loop {
+            match resolver.lookup(c) {
+                Lookup::Ready(meta) => {
+                    let mut cont = falco_learn_event::Container::default();
+                    meta.fill(&mut cont);
+                    if falco_learn_event::image::matches_digest(
+                        pattern,
+                        &cont.image_repository,
+                        &cont.image_tag,
+                        &cont.image_digest,
+                    ) {
+                        running.push(format!("{} ({})", c.short_id(), cont.image()));
+                    }
+                    break;
+                }
+                Lookup::Pending if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => break,
+            }
+        }
+    }
+    if running.is_empty() {
+        eprintln!(
+            "falco-learn: no container of '{pattern}' runs now; waiting for one to start (its \
+             start-up will be learned)"
+        );
+    } else {
+        eprintln!(
+            "falco-learn: {} container(s) of '{pattern}' running now: {}. Their start-up \
+             (e.g. writing a pid file) is not seen unless one restarts during the window: restart \
+             one replica, or use --require-start",
+            running.len(),
+            running.join(", ")
+        );
+    }
 }
 
 /// A failed checkpoint, with what the store still holds.
@@ -723,13 +961,31 @@ fn summary(s: &Session, finished: bool, store: &Path) {
             ago(p.learning.ended, p.learning.last_new_behaviour),
             if p.learning.tainted {
                 format!(
-                    "; TAINTED ({} events flagged, not learned)",
-                    p.learning.flagged_events
+                    "; TAINTED ({} events flagged, not learned{})",
+                    p.learning.flagged_events,
+                    p.learning
+                        .taint_reasons
+                        .iter()
+                        .map(|r| format!("; {r}"))
+                        .collect::<String>()
                 )
             } else {
                 String::new()
             }
         );
+        eprintln!("falco-learn: {}", coverage_line(p));
+        let r = &p.review;
+        if !r.is_empty() {
+            eprintln!(
+                "falco-learn: {}: under review (not learned): {} drifted executable(s), {} \
+                 write(s) that produced them, {} exec session(s); see `review:` in the exported \
+                 profile (profiler/README.md says how to accept an entry)",
+                p.image,
+                r.drift.len(),
+                r.writes.len(),
+                r.sessions.len()
+            );
+        }
     }
     if !any {
         eprintln!(
@@ -742,4 +998,22 @@ fn summary(s: &Session, finished: bool, store: &Path) {
         store.display(),
         store.display()
     );
+}
+
+/// Coverage of a profile in words, with what to do when no start was seen.
+pub fn coverage_line(p: &Profile) -> String {
+    let l = &p.learning;
+    let base = format!(
+        "{}: coverage: {} container start(s) observed, {} container(s) already running when \
+         first seen",
+        p.image, l.starts_observed, l.running_at_start
+    );
+    if l.starts_observed == 0 {
+        format!(
+            "{base}. NO START OBSERVED: start-up behaviour is not in the profile and a restart \
+             may alert; restart one replica during a window (or learn with --require-start)"
+        )
+    } else {
+        base
+    }
 }

@@ -239,6 +239,8 @@ pub fn run(cmd: ProfilesCommand) -> anyhow::Result<ExitCode> {
         }
         ProfilesCommand::Show { store, profile } => {
             for p in resolve(&store, &profile)? {
+                // coverage on stderr: stdout stays a loadable profile
+                eprintln!("{}", crate::cmd::learn::coverage_line(&p));
                 write!(out, "{}", to_yaml(&p))?;
             }
         }

@@ -7,8 +7,8 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `meta` | `schema` | store schema version |
-//! | `profiles` | `repo\0tag\0` | image, digests, learning section |
-//! | `exec` | `repo\0tag\0<path>` | count, first/last seen, tmpfs |
+//! | `profiles` | `repo\0tag\0` | image, digests, learning section (coverage, taint reasons), the review section |
+//! | `exec` | `repo\0tag\0<path>` | count, first/last seen, tmpfs and the other drift evidence, lineage (parents, init) |
 //! | `outbound` | `repo\0tag\0<proto u8><port u16 BE>` | count, first/last seen, peers |
 //! | `writes` | `repo\0tag\0<path or dir/**>` | count, first/last seen |
 //! | `containers` | `repo\0tag\0<container id>` | — |
@@ -30,7 +30,7 @@ pub use export::{export_stems, read_profile_file};
 
 use falco_learn_profiler::{
     dir_key, dir_of_key, is_proc_pattern, Dirty, ExecEntry, ImageRef, Learning, OutboundEntry,
-    ProcKey, Profile, ProfileError, Proto, Seen, TaintEntry,
+    ProcKey, Profile, ProfileError, Proto, Review, Seen, TaintEntry,
 };
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -150,6 +150,19 @@ pub struct WindowState {
     /// recording.
     #[serde(default)]
     pub ended_by_duration: bool,
+    /// Containers whose coverage (started in the window or running) is decided.
+    #[serde(default)]
+    pub covered: Vec<String>,
+    /// Container inits seen (starts counted).
+    #[serde(default)]
+    pub inits: Vec<FlaggedProc>,
+    /// Exec-session processes and their session's root.
+    #[serde(default)]
+    pub sessions: Vec<(FlaggedProc, FlaggedProc)>,
+    /// The learner's window start (ns): containers whose init started before
+    /// it were running at start.
+    #[serde(default)]
+    pub window_start: u64,
 }
 
 /// A flagged process as stored.
@@ -198,6 +211,16 @@ struct HeaderV1 {
     flagged_events: u64,
     flagged_descendant_events: u64,
     taint: Vec<TaintV1>,
+    // schema-2 profiles (lineage, review, coverage); absent in older values
+    #[serde(default)]
+    taint_reasons: Vec<String>,
+    #[serde(default)]
+    starts_observed: u64,
+    #[serde(default)]
+    running_at_start: u64,
+    /// The review section, as the profiler's own serde form.
+    #[serde(default)]
+    review: Review,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -244,6 +267,48 @@ impl From<SeenV1> for Seen {
 struct ExecV1 {
     seen: SeenV1,
     tmpfs: bool,
+    #[serde(default)]
+    memfd: bool,
+    #[serde(default)]
+    upper_layer: bool,
+    #[serde(default)]
+    written: bool,
+    #[serde(default)]
+    writer: String,
+    #[serde(default)]
+    parents: Vec<String>,
+    #[serde(default)]
+    init: bool,
+}
+
+impl From<&ExecEntry> for ExecV1 {
+    fn from(e: &ExecEntry) -> Self {
+        ExecV1 {
+            seen: (&e.seen).into(),
+            tmpfs: e.tmpfs,
+            memfd: e.memfd,
+            upper_layer: e.upper_layer,
+            written: e.written,
+            writer: e.writer.clone(),
+            parents: e.parents.iter().cloned().collect(),
+            init: e.init,
+        }
+    }
+}
+
+impl From<ExecV1> for ExecEntry {
+    fn from(v: ExecV1) -> Self {
+        ExecEntry {
+            seen: v.seen.into(),
+            tmpfs: v.tmpfs,
+            memfd: v.memfd,
+            upper_layer: v.upper_layer,
+            written: v.written,
+            writer: v.writer,
+            parents: v.parents.into_iter().collect(),
+            init: v.init,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -283,6 +348,10 @@ fn header_of(p: &Profile) -> HeaderV1 {
                 container: t.container.clone(),
             })
             .collect(),
+        taint_reasons: l.taint_reasons.iter().cloned().collect(),
+        starts_observed: l.starts_observed,
+        running_at_start: l.running_at_start,
+        review: p.review.clone(),
     }
 }
 
@@ -310,7 +379,11 @@ fn profile_of(h: HeaderV1) -> Profile {
                 container: t.container,
             })
             .collect(),
+        taint_reasons: h.taint_reasons.into_iter().collect(),
+        starts_observed: h.starts_observed,
+        running_at_start: h.running_at_start,
     };
+    p.review = h.review;
     p
 }
 
@@ -599,13 +672,7 @@ impl Store {
         for item in self.exec.iter_prefix(&prefix) {
             let (k, v) = item?;
             let path = utf8("exec", &k, k[prefix.len()..].to_vec())?;
-            p.exec.insert(
-                path,
-                ExecEntry {
-                    seen: v.seen.into(),
-                    tmpfs: v.tmpfs,
-                },
-            );
+            p.exec.insert(path, v.into());
         }
         for item in self.outbound.iter_prefix(&prefix) {
             let (k, v) = item?;
@@ -749,13 +816,7 @@ impl Store {
             for path in &d.exec {
                 let k = entry_key(img, path.as_bytes());
                 match p.exec.get(path) {
-                    Some(e) => b.exec.insert(
-                        k,
-                        typed::encode(&ExecV1 {
-                            seen: (&e.seen).into(),
-                            tmpfs: e.tmpfs,
-                        })?,
-                    ),
+                    Some(e) => b.exec.insert(k, typed::encode(&ExecV1::from(e))?),
                     None => b.exec.remove(k),
                 }
             }
@@ -811,10 +872,7 @@ impl Store {
         for (path, e) in &p.exec {
             b.exec.insert(
                 entry_key(&p.image, path.as_bytes()),
-                typed::encode(&ExecV1 {
-                    seen: (&e.seen).into(),
-                    tmpfs: e.tmpfs,
-                })?,
+                typed::encode(&ExecV1::from(e))?,
             );
         }
         for ((proto, port), e) in &p.outbound {

@@ -240,6 +240,9 @@ pub struct ExeFlags {
 #[serde(default)]
 pub struct Ancestor {
     pub pid: u32,
+    /// Process id in its own pid namespace (0: unknown). A container's
+    /// process has vpid ≠ pid, its init vpid 1; host processes vpid = pid.
+    pub vpid: u32,
     pub comm: String,
     pub exe: String,
     pub exepath: String,

@@ -1058,7 +1058,7 @@ fn nginx_sessions_drift_coverage_and_lineage() {
     );
     assert!(
         scraped.contains(&format!(
-            "falco_learn_learning_seconds_since_new_behaviour{lbl} "
+            "falco_learn_learning_since_new_behaviour_seconds{lbl} "
         )),
         "{scraped}"
     );

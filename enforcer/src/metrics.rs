@@ -322,7 +322,7 @@ pub const LEARNING_NEW: Metric = counter(
 );
 /// Learning: seconds since the last new behaviour (event time), per `image`.
 pub const LEARNING_SINCE_NEW: Metric = gauge(
-    "falco_learn_learning_seconds_since_new_behaviour",
+    "falco_learn_learning_since_new_behaviour_seconds",
     Some(Unit::Seconds),
     "Learning: seconds since the last new behaviour per image (event time)",
     &["image"],

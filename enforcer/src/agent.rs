@@ -114,10 +114,7 @@ pub fn probe_config(cfg: &Config, engine: &Engine, mode: Mode) -> ProbeConfig {
             .map(|s| s.to_string())
             .collect(),
     );
-    p.read_names = plan.name_list();
-    p.read_suffixes = plan.suffix_list();
-    p.read_prefixes = plan.prefixes;
-    p.read_noncanonical = !plan.noncanonical.is_empty();
+    p.read = open_filter(&plan);
     p.kill = mode == Mode::EnforceKill;
     p
 }

@@ -425,21 +425,6 @@ impl ProfileFilter {
     pub fn release(&self, cgroup: u64) {
         self.cgroups.release(cgroup);
     }
-
-    /// Bound cgroups with their profile numbers, sorted.
-    pub fn bound(&self) -> Vec<(u64, u32)> {
-        self.cgroups.bound()
-    }
-
-    /// Kernel entries held per profile, sorted by profile.
-    pub fn entries(&self) -> Vec<(u32, usize)> {
-        let mut v: Vec<(u32, usize)> = lock(&self.held)
-            .iter()
-            .map(|(p, e)| (*p, e.len()))
-            .collect();
-        v.sort_unstable();
-        v
-    }
 }
 
 #[cfg(test)]

@@ -121,19 +121,11 @@ pub struct ProbeConfig {
     /// Bounded queue between the reader thread and the consumer, in events
     /// (~1 KiB each, allocated up front). Past it events are dropped and counted.
     pub queue_len: usize,
-    /// Report read-only opens only when the opened file is under these prefixes
-    /// (`None`: all opens). The agent derives them from its rules
-    /// (`Ruleset::read_open_plan`); [`Probe::set_read_filter`] changes them later.
-    pub read_prefixes: Option<Vec<String>>,
-    /// With the filter on, also report every read-only open whose passed path is not
-    /// canonical (relative, `.`/`..` components, `//`): a loaded rule looks at `fd.nameraw`.
-    pub read_noncanonical: bool,
-    /// With the filter on, also report read-only opens of files with these names
-    /// (`fd.filename`) wherever they are (the plan's `names`).
-    pub read_names: Vec<String>,
-    /// With the filter on, also report read-only opens of files whose names end with one
-    /// of these (the plan's `suffixes`).
-    pub read_suffixes: Vec<String>,
+    /// The read-only opens reported: under the prefixes, with the file names or endings,
+    /// or passed non-canonically (see [`filter`]; `prefixes: None`: all opens). The agent
+    /// derives it from its rules (`Ruleset::read_open_plan`); [`Probe::set_read_filter`]
+    /// changes it later.
+    pub read: filter::OpenFilterPlan,
     /// containerd namespaces recognised in `/<namespace>/<id>` cgroup paths.
     pub containerd_namespaces: Vec<String>,
     /// Mount tracefs at /sys/kernel/tracing when it is missing.
@@ -161,15 +153,16 @@ impl Default for ProbeConfig {
             ring_bytes: 4 * 1024 * 1024,
             // ~1 KiB per slot, all of them touched once events flow
             queue_len: 2048,
-            read_prefixes: Some(
-                DEFAULT_READ_PREFIXES
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-            ),
-            read_noncanonical: true,
-            read_names: Vec::new(),
-            read_suffixes: Vec::new(),
+            read: filter::OpenFilterPlan {
+                prefixes: Some(
+                    DEFAULT_READ_PREFIXES
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                ),
+                noncanonical: true,
+                ..filter::OpenFilterPlan::off()
+            },
             containerd_namespaces: container::DEFAULT_CONTAINERD_NAMESPACES
                 .iter()
                 .map(|s| s.to_string())
@@ -377,15 +370,10 @@ impl Probe {
         let write_filter = std::sync::Mutex::new(write_filter);
         let profile_filter = filter::ProfileFilter::new(&mut ebpf)?;
         let read_filter = std::sync::Mutex::new(read_filter);
-        read_filter.lock().unwrap_or_else(|p| p.into_inner()).set(
-            &filter::OpenFilterPlan {
-                prefixes: cfg.read_prefixes.clone(),
-                names: cfg.read_names.clone(),
-                suffixes: cfg.read_suffixes.clone(),
-                noncanonical: cfg.read_noncanonical,
-            },
-            &leaf_names,
-        )?;
+        read_filter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(&cfg.read, &leaf_names)?;
 
         for (prog, tp) in [
             ("fl_sched_exec", "sched_process_exec"),

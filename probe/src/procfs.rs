@@ -73,7 +73,16 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
 
 /// `/proc/self/status`'s `key` in KiB (`VmRSS:`, `VmHWM:`).
 pub fn self_status_kib(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib_of("/proc/self/status", key)
+}
+
+/// `/proc/<pid>/status`'s `key` in KiB.
+pub fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    status_kib_of(&format!("/proc/{pid}/status"), key)
+}
+
+fn status_kib_of(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
     status_field(&text, key)?
         .trim_end_matches("kB")
         .trim()

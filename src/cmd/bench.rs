@@ -358,16 +358,7 @@ fn group_pids(pgid: u32) -> Vec<u32> {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    // fields after the `(comm)`: state ppid pgrp …
-                    let rest = s.rsplit_once(')')?.1;
-                    rest.split_whitespace().nth(2)?.parse::<u32>().ok()
-                })
-                == Some(pgid)
-        })
+        .filter(|pid| falco_learn_probe::procfs::Stat::read(*pid).is_some_and(|s| s.pgrp == pgid))
         .collect()
 }
 
@@ -377,12 +368,8 @@ fn group_cpu_seconds(pgid: u32) -> f64 {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     group_pids(pgid)
         .iter()
-        .filter_map(|pid| {
-            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-            // utime and stime are fields 14 and 15 of stat, 12 and 13 after `)`
-            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
-        })
+        .filter_map(|pid| falco_learn_probe::procfs::Stat::read(*pid))
+        .map(|s| (s.utime + s.stime) as f64)
         .sum::<f64>()
         / hz
 }
@@ -391,18 +378,8 @@ fn group_cpu_seconds(pgid: u32) -> f64 {
 fn group_peak_rss_mib(pgid: u32) -> f64 {
     group_pids(pgid)
         .iter()
-        .filter_map(|pid| {
-            let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let kb = s
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))?
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()?;
-            Some(kb / 1024.0)
-        })
+        .filter_map(|pid| falco_learn_probe::procfs::status_kib(*pid, "VmHWM:"))
+        .map(|kib| kib as f64 / 1024.0)
         .fold(0.0, f64::max)
 }
 
@@ -458,12 +435,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
     let (default_rules, _) =
         falco_learn_rules::Ruleset::load_sources(&[("default", falco_learn_rules::DEFAULT_RULES)]);
     let write_plan = default_rules.write_open_plan();
-    let write_filter = falco_learn_probe::filter::OpenFilterPlan {
-        prefixes: write_plan.prefixes.clone(),
-        names: write_plan.name_list(),
-        suffixes: write_plan.suffix_list(),
-        noncanonical: !write_plan.noncanonical.is_empty(),
-    };
+    let write_filter = falco_learn_enforcer::agent::open_filter(&write_plan);
     // what the workers exec: themselves, then /bin/true (fork+exec loop)
     let allowed: Vec<String> = [std::env::current_exe()?, "/bin/true".into()]
         .iter()

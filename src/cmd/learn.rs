@@ -680,10 +680,7 @@ fn learn_live(s: &mut Session, terminal: bool) -> anyhow::Result<bool> {
     let plan = s.learner.poison_rules().map(|r| r.read_open_plan());
     let cfg = match &plan {
         Some(p) => falco_learn_probe::ProbeConfig {
-            read_prefixes: p.prefixes.clone(),
-            read_noncanonical: !p.noncanonical.is_empty(),
-            read_names: p.name_list(),
-            read_suffixes: p.suffix_list(),
+            read: falco_learn_enforcer::agent::open_filter(p),
             ..falco_learn_probe::ProbeConfig::default()
         },
         None => falco_learn_probe::ProbeConfig::default(),

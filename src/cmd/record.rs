@@ -92,14 +92,11 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let plan = rules.read_open_plan();
     let mut cfg = ProbeConfig {
         ring_bytes: args.ring_mib * 1024 * 1024,
-        read_prefixes: plan.prefixes.clone(),
-        read_noncanonical: !plan.noncanonical.is_empty(),
-        read_names: plan.name_list(),
-        read_suffixes: plan.suffix_list(),
+        read: falco_learn_enforcer::agent::open_filter(&plan),
         ..ProbeConfig::default()
     };
     if args.all_opens {
-        cfg.read_prefixes = None;
+        cfg.read = falco_learn_probe::filter::OpenFilterPlan::off();
     }
     // The output first: a bad path fails before the probe loads.
     let mut out: Box<dyn Write> = match &args.output {

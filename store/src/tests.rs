@@ -292,7 +292,22 @@ fn an_unfinished_snapshot_is_removed_before_open() {
     // the 0-byte file ENOSPC or a kill leaves, named after a later log position
     let stale = dir.path().join("snap.00000000FFFFFFFF.generating");
     std::fs::write(&stale, b"").expect("write");
-    match sled::Config::new().path(dir.path()).open() {
+    // the dropped store's flusher thread may hold sled's lock file a moment longer
+    let open_alone = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match sled::Config::new().path(dir.path()).open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => return r,
+            }
+        }
+    };
+    match open_alone() {
         Err(sled::Error::Corruption { .. }) => {}
         Err(e) => panic!("sled alone: unexpected error {e}"),
         Ok(_) => panic!("sled alone opened a store with a 0-byte snapshot"),

@@ -26,7 +26,7 @@ pub mod runtime;
 pub mod selftest;
 pub mod users;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
@@ -69,28 +69,36 @@ pub enum ProbeError {
 /// Every record kind the probe reports (for per-kind metrics).
 pub const KINDS: &[abi::Kind] = &abi::Kind::ALL;
 
-/// Which syscall tracepoints feed which programs: (enter/exit, syscall name).
-const SYSCALLS: &[&str] = &[
-    "execveat",
-    "connect",
-    "sendto",
-    "sendmsg",
-    "open",
-    "openat",
-    "openat2",
-    "creat",
-    "socket",
-    "dup",
-    "dup2",
-    "dup3",
-    "symlink",
-    "symlinkat",
-    "link",
-    "linkat",
-    "ptrace",
-    "init_module",
-    "finit_module",
+/// The syscalls the probe handles, with their x86_64 numbers: the slot of each one's
+/// handler (`fl_exit_<name>`) in the kernel's `SYSCALL_EXIT` program array, which the
+/// `sys_exit` raw tracepoint program tail-calls by syscall number.
+#[cfg(target_arch = "x86_64")]
+const SYSCALLS: &[(&str, u32)] = &[
+    ("execveat", 322),
+    ("connect", 42),
+    ("sendto", 44),
+    ("sendmsg", 46),
+    ("open", 2),
+    ("openat", 257),
+    ("openat2", 437),
+    ("creat", 85),
+    ("socket", 41),
+    ("dup", 32),
+    ("dup2", 33),
+    ("dup3", 292),
+    ("symlink", 88),
+    ("symlinkat", 266),
+    ("link", 86),
+    ("linkat", 265),
+    ("ptrace", 101),
+    ("init_module", 175),
+    ("finit_module", 313),
 ];
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!(
+    "falco-learn's probe reads syscall arguments from x86_64 registers and numbers its \
+     syscalls by the x86_64 table (probe/ebpf/src/probe.bpf.c sc_read, probe/src/lib.rs SYSCALLS)"
+);
 
 /// Read-only open prefixes of a probe started without rules ([`ProbeConfig::default`]:
 /// tests, `selftest`, `bench`). The agent, `record` and `learn` never use this list: they
@@ -194,6 +202,8 @@ pub struct KindStats {
     pub dropped: u64,
     /// Dropped in the kernel because no loaded rule needs it (read-only opens).
     pub filtered: u64,
+    /// execveat calls whose enter mark could not be stored (its map full): their exec
+    /// record says execve.
     pub lost_args: u64,
     /// Dropped in the kernel because the container's profile allows it and no loaded rule
     /// can match it ([`Probe::profile_filter`]).
@@ -244,12 +254,11 @@ pub struct Probe {
     pub counters: Arc<ProbeCounters>,
     resolver: Option<Arc<runtime::Resolver>>,
     kill: Option<kill::KillPolicy>,
-    /// Syscalls this kernel has no tracepoint for (their events cannot be seen).
-    pub missing_syscalls: Vec<&'static str>,
-    /// Syscalls whose programs are loaded (attachable on this kernel).
-    loaded_syscalls: Vec<&'static str>,
-    /// Syscalls whose programs are attached now, with their (enter, exit) links.
-    syscall_links: std::collections::BTreeMap<&'static str, [TracePointLinkId; 2]>,
+    /// The handler slots (`SYSCALL_EXIT`), indexed by syscall number. Held open: the
+    /// kernel empties a program array when its last user reference closes.
+    syscall_slots: ProgramArray<MapData>,
+    /// Syscalls whose handlers sit in their slots now (execveat: with its enter link).
+    syscall_links: std::collections::BTreeMap<&'static str, Option<TracePointLinkId>>,
     read_filter: std::sync::Mutex<filter::OpenFilter>,
     write_filter: std::sync::Mutex<filter::OpenFilter>,
     leaf_names: std::sync::Mutex<filter::LeafNames>,
@@ -257,47 +266,76 @@ pub struct Probe {
     _ebpf: Ebpf,
 }
 
-fn syscall_program<'a>(
-    ebpf: &'a mut Ebpf,
-    sc: &str,
-    dir: &str,
-) -> Result<&'a mut TracePoint, ProbeError> {
-    let prog = format!("fl_{dir}_{sc}");
+fn program_mut<'a, P>(ebpf: &'a mut Ebpf, prog: &str, hook: &str) -> Result<&'a mut P, ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
     let err = |e: String| ProbeError::Program {
-        program: prog.clone(),
-        hook: format!("tracepoint/syscalls/sys_{dir}_{sc}"),
+        program: prog.to_string(),
+        hook: hook.to_string(),
         err: e,
     };
-    ebpf.program_mut(&prog)
+    ebpf.program_mut(prog)
         .ok_or_else(|| err("not in the object".into()))?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| err(e.to_string()))
 }
 
-/// Attach both programs of one syscall.
-fn attach_syscall(ebpf: &mut Ebpf, sc: &str) -> Result<[TracePointLinkId; 2], ProbeError> {
-    let mut links = Vec::with_capacity(2);
-    for dir in ["enter", "exit"] {
-        let p = syscall_program(ebpf, sc, dir)?;
-        links.push(
-            p.attach("syscalls", &format!("sys_{dir}_{sc}"))
-                .map_err(|e| ProbeError::Program {
-                    program: format!("fl_{dir}_{sc}"),
-                    hook: format!("tracepoint/syscalls/sys_{dir}_{sc}"),
-                    err: format!("{e:?}"),
-                })?,
-        );
+const EXECVEAT_ENTER: &str = "fl_enter_execveat";
+const EXECVEAT_ENTER_HOOK: &str = "tracepoint/syscalls/sys_enter_execveat";
+
+/// Put one syscall's handler in its slot (and attach execveat's enter program).
+fn attach_syscall(
+    ebpf: &mut Ebpf,
+    slots: &mut ProgramArray<MapData>,
+    sc: &str,
+    nr: u32,
+) -> Result<Option<TracePointLinkId>, ProbeError> {
+    let prog = format!("fl_exit_{sc}");
+    let p: &mut BtfTracePoint = program_mut(ebpf, &prog, "tp_btf/sys_exit")?;
+    let fd = p.fd().map_err(|e| ProbeError::Program {
+        program: prog.clone(),
+        hook: "tp_btf/sys_exit".into(),
+        err: e.to_string(),
+    })?;
+    slots.set(nr, fd, 0).map_err(|e| ProbeError::Map {
+        map: "SYSCALL_EXIT",
+        err: format!("slot {nr} ({sc}): {e}"),
+    })?;
+    if sc != "execveat" {
+        return Ok(None);
     }
-    let exit = links.pop();
-    let enter = links.pop();
-    match (enter, exit) {
-        (Some(a), Some(b)) => Ok([a, b]),
-        _ => Err(ProbeError::Program {
-            program: format!("fl_*_{sc}"),
-            hook: "tracepoint/syscalls".into(),
-            err: "attach returned no link".into(),
-        }),
+    let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
+    let link = p
+        .attach("syscalls", "sys_enter_execveat")
+        .map_err(|e| ProbeError::Program {
+            program: EXECVEAT_ENTER.into(),
+            hook: EXECVEAT_ENTER_HOOK.into(),
+            err: format!("{e:?}"),
+        })?;
+    Ok(Some(link))
+}
+
+/// Empty one syscall's slot (execveat: detach its enter program first).
+fn detach_syscall(
+    ebpf: &mut Ebpf,
+    slots: &mut ProgramArray<MapData>,
+    sc: &str,
+    nr: u32,
+    enter: Option<TracePointLinkId>,
+) -> Result<(), ProbeError> {
+    if let Some(link) = enter {
+        let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
+        p.detach(link).map_err(|e| ProbeError::Program {
+            program: EXECVEAT_ENTER.into(),
+            hook: EXECVEAT_ENTER_HOOK.into(),
+            err: format!("detach: {e}"),
+        })?;
     }
+    slots.clear_index(&nr).map_err(|e| ProbeError::Map {
+        map: "SYSCALL_EXIT",
+        err: format!("clear slot {nr} ({sc}): {e}"),
+    })
 }
 
 /// The kernel's read-only open filter: the prefix trie and its switches.
@@ -393,51 +431,54 @@ impl Probe {
             p.load(tp, &btf).map_err(|e| err(format!("{e:#}")))?;
             p.attach().map_err(|e| err(format!("{e:#}")))?;
         }
-        let mut missing_syscalls = Vec::new();
-        let mut loaded_syscalls = Vec::new();
-        for sc in SYSCALLS {
-            // syscalls this kernel does not have (no CONFIG_MODULES, arm64 without
-            // open/creat/link, …) are skipped with a notice, not a failure
-            let tracefs = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
-            if !tracefs.iter().any(|t| {
-                std::path::Path::new(&format!("{t}/events/syscalls/sys_enter_{sc}")).exists()
-            }) {
-                tracing::info!(
-                    "this kernel has no {sc} syscall tracepoint: {sc} events will not be reported"
-                );
-                missing_syscalls.push(*sc);
-                continue;
-            }
-            // every program is loaded (verified) now; attached only when wanted
-            for dir in ["enter", "exit"] {
-                let prog = format!("fl_{dir}_{sc}");
-                let err = |e: String| ProbeError::Program {
-                    program: prog.clone(),
-                    hook: format!("tracepoint/syscalls/sys_{dir}_{sc}"),
-                    err: e,
-                };
-                let Some(p) = ebpf.program_mut(&prog) else {
-                    return Err(err("not in the object".into()));
-                };
-                let p: &mut TracePoint = p
-                    .try_into()
-                    .map_err(|e: aya::programs::ProgramError| err(e.to_string()))?;
-                p.load().map_err(|e| err(format!("{e:#}")))?;
-            }
-            loaded_syscalls.push(*sc);
+        // every handler is loaded (verified) now; in its slot only while wanted
+        for (sc, _) in SYSCALLS {
+            let prog = format!("fl_exit_{sc}");
+            let p: &mut BtfTracePoint = program_mut(&mut ebpf, &prog, "tp_btf/sys_exit")?;
+            p.load("sys_exit", &btf).map_err(|e| ProbeError::Program {
+                program: prog.clone(),
+                hook: "tp_btf/sys_exit".into(),
+                err: format!("{e:#}"),
+            })?;
         }
+        {
+            let p: &mut TracePoint = program_mut(&mut ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
+            p.load().map_err(|e| ProbeError::Program {
+                program: EXECVEAT_ENTER.into(),
+                hook: EXECVEAT_ENTER_HOOK.into(),
+                err: format!("{e:#}"),
+            })?;
+        }
+        let mut syscall_slots =
+            ProgramArray::try_from(ebpf.take_map("SYSCALL_EXIT").ok_or(ProbeError::Map {
+                map: "SYSCALL_EXIT",
+                err: "missing".into(),
+            })?)
+            .map_err(|e| ProbeError::Map {
+                map: "SYSCALL_EXIT",
+                err: e.to_string(),
+            })?;
         let mut syscall_links = std::collections::BTreeMap::new();
-        let wanted: Vec<&'static str> = loaded_syscalls
-            .iter()
-            .copied()
-            .filter(|sc| {
-                cfg.syscalls
-                    .as_ref()
-                    .is_none_or(|w| w.iter().any(|x| x == sc))
-            })
-            .collect();
-        for sc in wanted {
-            syscall_links.insert(sc, attach_syscall(&mut ebpf, sc)?);
+        for &(sc, nr) in SYSCALLS {
+            if cfg
+                .syscalls
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|x| x == sc))
+            {
+                syscall_links.insert(sc, attach_syscall(&mut ebpf, &mut syscall_slots, sc, nr)?);
+            }
+        }
+        // the dispatcher: every syscall's exit, one tail call to its slot
+        {
+            let p: &mut BtfTracePoint = program_mut(&mut ebpf, "fl_sys_exit", "tp_btf/sys_exit")?;
+            let err = |e: String| ProbeError::Program {
+                program: "fl_sys_exit".into(),
+                hook: "tp_btf/sys_exit".into(),
+                err: e,
+            };
+            p.load("sys_exit", &btf)
+                .map_err(|e| err(format!("{e:#}")))?;
+            p.attach().map_err(|e| err(format!("{e:#}")))?;
         }
 
         let kill = if cfg.kill {
@@ -507,8 +548,7 @@ impl Probe {
                 counters,
                 resolver,
                 kill,
-                missing_syscalls,
-                loaded_syscalls,
+                syscall_slots,
                 syscall_links,
                 read_filter,
                 write_filter,
@@ -577,24 +617,16 @@ impl Probe {
         let want = |sc: &str| wanted.is_none_or(|w| w.contains(&sc));
         let mut attached = Vec::new();
         let mut detached = Vec::new();
-        for sc in self.loaded_syscalls.clone() {
+        for &(sc, nr) in SYSCALLS {
             match (want(sc), self.syscall_links.contains_key(sc)) {
                 (true, false) => {
-                    let links = attach_syscall(&mut self._ebpf, sc)?;
-                    self.syscall_links.insert(sc, links);
+                    let link = attach_syscall(&mut self._ebpf, &mut self.syscall_slots, sc, nr)?;
+                    self.syscall_links.insert(sc, link);
                     attached.push(sc);
                 }
                 (false, true) => {
-                    if let Some(links) = self.syscall_links.remove(sc) {
-                        for (dir, link) in ["enter", "exit"].into_iter().zip(links) {
-                            let p = syscall_program(&mut self._ebpf, sc, dir)?;
-                            p.detach(link).map_err(|e| ProbeError::Program {
-                                program: format!("fl_{dir}_{sc}"),
-                                hook: format!("tracepoint/syscalls/sys_{dir}_{sc}"),
-                                err: format!("detach: {e}"),
-                            })?;
-                        }
-                    }
+                    let link = self.syscall_links.remove(sc).flatten();
+                    detach_syscall(&mut self._ebpf, &mut self.syscall_slots, sc, nr, link)?;
                     detached.push(sc);
                 }
                 _ => {}

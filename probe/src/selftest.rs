@@ -68,8 +68,6 @@ pub struct Report {
     pub kernel: String,
     /// How long loading and attaching the probe took.
     pub load_time: Duration,
-    /// Syscalls this kernel has no tracepoint for.
-    pub missing_syscalls: Vec<&'static str>,
     pub checks: Vec<Check>,
 }
 
@@ -906,7 +904,6 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     if cfg.kill {
         add("enforce-kill", check_kill(&seen, &probe, &env));
     }
-    let missing_syscalls = probe.missing_syscalls.clone();
     probe.stop();
     if let Some(p) = &env.tmpfs_copy {
         let _ = std::fs::remove_file(p);
@@ -915,7 +912,6 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     Ok(Report {
         kernel,
         load_time,
-        missing_syscalls,
         checks,
     })
 }

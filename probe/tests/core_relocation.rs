@@ -7,7 +7,7 @@
 //!
 //! How: the running kernel's BTF (`/sys/kernel/btf/vmlinux`) is copied into a synthetic
 //! kernel in which every kernel struct the probe reads ([`SHIFTS`]: `task_struct`, `dentry`,
-//! `mm_struct`, `cred`, … 28 of them) has all its members moved by a different number of
+//! `mm_struct`, `cred`, … 30 of them) has all its members moved by a different number of
 //! bytes, the struct growing by as much. `PROBE_OBJECT` is then parsed and CO-RE-relocated
 //! twice by aya-obj, the crate aya 0.14 loads it with, in the order `EbpfLoader::load` uses
 //! (`Object::parse`, `fixup_and_sanitize_btf`, `relocate_btf`): once against the real BTF,
@@ -140,6 +140,8 @@ const SHIFTS: &[(&str, u32)] = &[
     ("sock_common", 216),
     ("timespec64", 224),
     ("hlist_bl_node", 232),
+    ("pt_regs", 240),
+    ("thread_info", 248),
 ];
 
 /// Accesses every kernel has and the probe makes, with the structs whose shifts they must
@@ -147,6 +149,12 @@ const SHIFTS: &[(&str, u32)] = &[
 const SAMPLES: &[(&str, &[&str])] = &[
     ("task_struct.real_parent", &["task_struct"]),
     ("task_struct.tgid", &["task_struct"]),
+    ("pt_regs.orig_ax", &["pt_regs"]),
+    ("pt_regs.di", &["pt_regs"]),
+    (
+        "task_struct.thread_info.status",
+        &["task_struct", "thread_info"],
+    ),
     ("task_struct.mm", &["task_struct"]),
     ("mm_struct.exe_file", &["mm_struct"]),
     ("mm_struct.arg_start", &["mm_struct"]),

@@ -706,3 +706,150 @@ fn non_canonical_and_symlinked_reads_are_decided_on_the_opened_file() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Syscall arguments come from the registers at exit (no enter program): execveat is
+/// told from execve by its own enter mark, which a failed execveat leaves cleared.
+#[test]
+fn execveat_is_told_from_execve_and_a_failed_one_leaves_no_mark() {
+    let Some(s) = shared() else { return };
+    let true_path = CString::new("/bin/true").unwrap_or_default();
+    let missing = CString::new("/nonexistent/fl-no-such-exe").unwrap_or_default();
+    let empty = CString::new("").unwrap_or_default();
+    let argv: [*const libc::c_char; 2] = [true_path.as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: opening a path we own the string of; the fd is closed below.
+    let dirfd = unsafe { libc::open(true_path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+    assert!(dirfd >= 0, "open /bin/true O_PATH");
+    let by_fd = in_child(|| {
+        // SAFETY: raw execveat with NUL-terminated arrays prepared before the fork.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                dirfd,
+                empty.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        1
+    });
+    let after_failure = in_child(|| {
+        // SAFETY: as above; the first call fails (ENOENT), the second replaces the image.
+        unsafe {
+            let r = libc::syscall(
+                libc::SYS_execveat,
+                libc::AT_FDCWD,
+                missing.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                0,
+            );
+            if r != -1 {
+                return 2;
+            }
+            libc::execve(true_path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        }
+        1
+    });
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(dirfd) };
+    let ev = wait_for(s, "execveat by fd", exec_of(by_fd));
+    assert_eq!(ev.event_type(), EventType::Execveat, "{ev:?}");
+    assert_eq!(ev.process.exepath, "/usr/bin/true");
+    let ev = wait_for(s, "execve after a failed execveat", exec_of(after_failure));
+    assert_eq!(ev.event_type(), EventType::Execve, "{ev:?}");
+}
+
+/// sendto/sendmsg are reported only with a destination (an unconnected socket); the
+/// destination and size are read from the registers at exit.
+#[test]
+fn sendto_and_sendmsg_with_a_destination_are_reported_and_without_one_are_not() {
+    let Some(s) = shared() else { return };
+    let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = rx.local_addr().expect("addr").port();
+    let dest = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    };
+    let payload = *b"fl-probe-udp-7";
+    let pid = in_child(|| {
+        // SAFETY: raw socket calls on our own buffers and fds.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+            if fd < 0 {
+                return 1;
+            }
+            let dp = (&dest as *const libc::sockaddr_in).cast::<libc::sockaddr>();
+            let dl = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            // with a destination: reported (7 bytes)
+            if libc::sendto(fd, payload.as_ptr().cast(), 7, 0, dp, dl) != 7 {
+                return 2;
+            }
+            // sendmsg with msg_name: reported (9 bytes)
+            let mut iov = libc::iovec {
+                iov_base: payload.as_ptr() as *mut libc::c_void,
+                iov_len: 9,
+            };
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_name = dp as *mut libc::c_void;
+            msg.msg_namelen = dl;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            if libc::sendmsg(fd, &msg, 0) != 9 {
+                return 3;
+            }
+            // connected, no destination: neither is reported
+            if libc::connect(fd, dp, dl) != 0 {
+                return 4;
+            }
+            if libc::sendto(fd, payload.as_ptr().cast(), 11, 0, std::ptr::null(), 0) != 11 {
+                return 5;
+            }
+            msg.msg_name = std::ptr::null_mut();
+            msg.msg_namelen = 0;
+            (*msg.msg_iov).iov_len = 13;
+            if libc::sendmsg(fd, &msg, 0) != 13 {
+                return 6;
+            }
+            libc::close(fd);
+        }
+        0
+    });
+    let want = format!("127.0.0.1:{port}");
+    let sent = |t: EventType, n: u64| {
+        let want = want.clone();
+        move |e: &Event| {
+            e.process.pid == pid
+                && e.event_type() == t
+                && matches!(&e.args, Args::Send { size, addr, .. } if *size == n && *addr == want)
+        }
+    };
+    let ev = wait_for(s, "sendto with a destination", sent(EventType::Sendto, 7));
+    assert_eq!(ev.res, 7);
+    // sendmsg's size is not captured (0); its destination is
+    let ev = wait_for(s, "sendmsg with a destination", |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Sendmsg
+            && matches!(&e.args, Args::Send { addr, .. } if *addr == want)
+    });
+    assert_eq!(ev.res, 9);
+    // the connect comes after both; once it is seen, nothing else of the child's is
+    wait_for(s, "connect", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Connect
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let evs = s.events.lock().unwrap_or_else(|p| p.into_inner());
+    let sends: Vec<i64> = evs
+        .iter()
+        .filter(|e| {
+            e.process.pid == pid && matches!(e.event_type(), EventType::Sendto | EventType::Sendmsg)
+        })
+        .map(|e| e.res)
+        .collect();
+    assert_eq!(sends, [7, 9], "only the sends with a destination");
+}

@@ -156,7 +156,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let lost: u64 = stats.iter().map(|(_, s)| s.lost_args).sum();
     eprintln!(
         "falco-learn: wrote {written} events in {:.1}s; kernel drops {dropped}, filtered in kernel {filtered}, \
-         exits without enter {lost}, malformed records {}, queue full {}",
+         execveat reported as execve {lost}, malformed records {}, queue full {}",
         recorded_for.as_secs_f64(),
         counters.0,
         counters.1

@@ -112,6 +112,7 @@ pub enum Stat {
     Dropped = 1,
     /// Dropped in the kernel: no loaded rule needs it (the read-only open filter).
     Filtered = 2,
+    /// An execveat whose enter mark could not be stored (map full): reported as execve.
     LostArgs = 3,
     /// Dropped in the kernel: the container's profile allows it and no loaded rule can
     /// match it (enforce modes with `engine.kernel_filter`).

@@ -43,7 +43,7 @@ enum fl_stat {
 	FL_STAT_EMITTED = 0,   /* written to the ring buffer */
 	FL_STAT_DROPPED = 1,   /* ring buffer full: lost */
 	FL_STAT_FILTERED = 2,  /* filtered in the kernel (no loaded rule or profile can use it) */
-	FL_STAT_LOST_ARGS = 3, /* exit without a matching enter (enter map full / attached mid-syscall) */
+	FL_STAT_LOST_ARGS = 3, /* execveat whose enter mark was not stored (map full): reported as execve */
 	FL_STAT_PROFILE_FILTERED = 4, /* filtered in the kernel: its container's profile allows it and no
 					 loaded rule can match it (enforce modes, engine.kernel_filter) */
 	FL_STAT_N = 5,

@@ -36,6 +36,7 @@ typedef _Bool bool;
 enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PROG_ARRAY = 3,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LPM_TRIE = 11,
 	BPF_MAP_TYPE_RINGBUF = 27,
@@ -126,7 +127,10 @@ struct cgroup_subsys_state { struct cgroup *cgroup; };
 enum cgroup_subsys_id { memory_cgrp_id = 4 };
 struct css_set { struct cgroup_subsys_state *subsys[16]; struct cgroup *dfl_cgrp; };
 typedef struct { unsigned int val; } kuid_t;
+/* x86_64: TS_COMPAT in status marks a task inside a 32-bit (ia32) syscall */
+struct thread_info { u32 status; };
 struct task_struct {
+	struct thread_info thread_info;
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
@@ -156,18 +160,11 @@ struct sock_common {
 };
 struct sock { struct sock_common __sk_common; u16 sk_protocol; u16 sk_type; };
 struct socket { short type; struct file *file; struct sock *sk; };
+/* x86_64 user registers at syscall entry (the tp_btf/sys_exit context): the arguments
+ * stay in di, si, dx, r10, r8, r9 through the syscall; ax holds the result. */
+struct pt_regs {
+	unsigned long r10, r9, r8, ax, dx, si, di, orig_ax;
+};
 
 #pragma clang attribute pop
 
-/* Tracepoint contexts of syscalls:sys_enter_* / sys_exit_*: their layout is the
- * tracefs ABI (common header, syscall nr, then 8-byte arguments), not a kernel struct. */
-struct syscall_enter_ctx {
-	u64 common;
-	s64 nr;
-	u64 args[6];
-};
-struct syscall_exit_ctx {
-	u64 common;
-	s64 nr;
-	s64 ret;
-};

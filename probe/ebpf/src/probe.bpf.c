@@ -3,10 +3,12 @@
  * falco-learn kernel probe.
  *
  * Process lifecycle comes from BTF tracepoints (tp_btf/sched_process_{exec,fork,exit});
- * syscalls from their own syscalls:sys_{enter,exit}_<name> tracepoints (no catch-all
- * raw_syscalls hook). Enter programs stash arguments per thread; exit programs read the
- * result, the user memory and the kernel objects, and emit one record per completed
- * syscall into one BPF ring buffer. Every kernel struct access is a CO-RE relocation
+ * syscalls from one BTF raw tracepoint on sys_exit (fl_sys_exit) that tail-calls the
+ * handler of the syscall's number (SYSCALL_EXIT, filled by userspace with the syscalls
+ * the loaded rules and profiles need). A handler reads the arguments from the user
+ * registers, which hold them until the syscall returns, so there is no enter program and
+ * no per-thread stash. Handlers read the result, the user memory and the kernel objects,
+ * and emit one record per completed syscall into one BPF ring buffer. Every kernel struct access is a CO-RE relocation
  * (see kernel.h); nothing depends on the layout of the build machine's kernel.
  */
 #include "kernel.h"
@@ -81,18 +83,24 @@ struct {
 	__type(value, struct walk);
 } WALK SEC(".maps");
 
-/* Arguments of a syscall in flight, by pid_tgid. */
-struct inflight {
-	u64 args[6];
-	u32 kind;
-	u32 _pad;
-};
+/* Handler program per syscall number (x86_64 numbers): a slot holds a program only while a
+ * loaded rule or profile needs that syscall (probe/src/lib.rs, Probe::set_syscalls). */
+#define FL_SYSCALL_SLOTS 512
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, FL_SYSCALL_SLOTS);
+	__type(key, u32);
+	__type(value, u32);
+} SYSCALL_EXIT SEC(".maps");
+
+/* Threads inside execveat (by pid_tgid), marked by its enter tracepoint: the exec record
+ * (sched_process_exec) then says execveat, as Falco's evt.type does. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 4096);
 	__type(key, u64);
-	__type(value, struct inflight);
-} INFLIGHT SEC(".maps");
+	__type(value, u32);
+} EXECVEAT SEC(".maps");
 
 /* The read-only open filter, set (and changed on reload) by userspace from what the
  * loaded rules need (rules/src/kernel_plan.rs). */
@@ -698,17 +706,16 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	u32 flags = 0, off = 0, len;
 	unsigned long arg_start, arg_end;
 	struct tty_struct *tty;
-	struct inflight *inf;
 	u32 kind = FL_EXEC;
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	if (skip_self())
 		return 0;
-	inf = bpf_map_lookup_elem(&INFLIGHT, &pid_tgid);
-	if (inf && inf->kind == FL_EXECVEAT)
+	if (bpf_map_lookup_elem(&EXECVEAT, &pid_tgid)) {
+		/* the execveat succeeded: the thread's mark is done */
 		kind = FL_EXECVEAT;
-	/* the exec succeeded: the thread's in-flight record is done */
-	bpf_map_delete_elem(&INFLIGHT, &pid_tgid);
+		bpf_map_delete_elem(&EXECVEAT, &pid_tgid);
+	}
 	buf = scratch_buf();
 	if (!buf)
 		return 0;
@@ -892,146 +899,116 @@ int BPF_PROG(fl_sched_exit, struct task_struct *p)
 	return 0;
 }
 
-/* ---------------------------------------------------------------- syscalls: enter side */
-
-/* Reads exactly `nargs` arguments: the kernel refuses to attach a program that
- * reads past the tracepoint's own context (EACCES). */
-static __always_inline int stash(struct syscall_enter_ctx *ctx, u32 kind, int nargs)
-{
-	struct inflight v = {};
-	u64 id;
-	if (skip_self())
-		return 0;
-	id = bpf_get_current_pid_tgid();
-	v.kind = kind;
-#pragma unroll
-	for (int i = 0; i < 6; i++)
-		if (i < nargs)
-			v.args[i] = ctx->args[i];
-	if (bpf_map_update_elem(&INFLIGHT, &id, &v, BPF_ANY) != 0)
-		stat_inc(kind, FL_STAT_LOST_ARGS);
-	return 0;
-}
-
-static __always_inline struct inflight *take(u32 kind)
-{
-	u64 id = bpf_get_current_pid_tgid();
-	struct inflight *v = bpf_map_lookup_elem(&INFLIGHT, &id);
-	if (!v || v->kind != kind) {
-		if (!skip_self())
-			stat_inc(kind, FL_STAT_LOST_ARGS);
-		return NULL;
-	}
-	return v;
-}
-
-static __always_inline void done(void)
-{
-	u64 id = bpf_get_current_pid_tgid();
-	bpf_map_delete_elem(&INFLIGHT, &id);
-}
-
-#define ENTER(name, kind, nargs)                                            \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                         \
-	int fl_enter_##name(struct syscall_enter_ctx *ctx) { return stash(ctx, kind, nargs); }
-
-ENTER(execveat, FL_EXECVEAT, 5)
-ENTER(connect, FL_CONNECT, 3)
-ENTER(socket, FL_SOCKET, 3)
-ENTER(dup, FL_DUP, 1)
-ENTER(dup2, FL_DUP2, 2)
-ENTER(dup3, FL_DUP3, 3)
-ENTER(symlink, FL_SYMLINK, 2)
-ENTER(symlinkat, FL_SYMLINKAT, 3)
-ENTER(link, FL_LINK, 2)
-ENTER(linkat, FL_LINKAT, 5)
-ENTER(ptrace, FL_PTRACE, 4)
-ENTER(init_module, FL_INIT_MODULE, 3)
-ENTER(finit_module, FL_FINIT_MODULE, 3)
+/* ---------------------------------------------------------------- syscalls */
 
 #define O_ACCMODE 3
 #define O_RDONLY 0
 #define O_CREAT 0100
 #define O_TRUNC 01000
+#define TS_COMPAT 0x0002
 
-/* Opens are filtered at exit (exit_open), on the path of the file the kernel
- * opened: a decision on the string the process passed could be evaded
- * (`/etc/./shadow`, `//etc/shadow`, a symlink). */
-ENTER(open, FL_OPEN, 3)
-ENTER(openat, FL_OPENAT, 4)
-ENTER(openat2, FL_OPENAT2, 4)
+/* A completed syscall: its six arguments (as passed) and its result. */
+struct sc_args {
+	u64 args[6];
+	s64 ret;
+};
 
-SEC("tracepoint/syscalls/sys_enter_creat")
-int fl_enter_creat(struct syscall_enter_ctx *ctx)
+/* The arguments of the syscall now returning, from the user registers saved at entry (x86_64:
+ * di, si, dx, r10, r8, r9; none of the syscalls handled here changes them). False for our own
+ * process and for 32-bit (ia32) syscalls, whose numbers are another table (ignored, as the
+ * kernel's own syscall tracepoints ignore them). */
+static __always_inline bool sc_read(struct pt_regs *regs, long ret, struct sc_args *a)
 {
-	return stash(ctx, FL_CREAT, 2);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (skip_self() || (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT))
+		return false;
+	a->args[0] = regs->di;
+	a->args[1] = regs->si;
+	a->args[2] = regs->dx;
+	a->args[3] = regs->r10;
+	a->args[4] = regs->r8;
+	a->args[5] = regs->r9;
+	a->ret = ret;
+	return true;
 }
 
-/* sendto/sendmsg matter only on unconnected sockets (a destination is passed). */
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int fl_enter_sendto(struct syscall_enter_ctx *ctx)
+/* Every syscall's exit passes here: one tail call to its handler, or nothing. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fl_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (!ctx->args[4])
-		return 0;
-	return stash(ctx, FL_SENDTO, 6);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int fl_enter_sendmsg(struct syscall_enter_ctx *ctx)
-{
-	void *name = NULL;
-	const void *msg = (const void *)ctx->args[1];
-	if (!msg || bpf_probe_read_user(&name, sizeof(name), msg) != 0 || !name)
-		return 0;
-	return stash(ctx, FL_SENDMSG, 3);
-}
-
-/* ---------------------------------------------------------------- syscalls: exit side */
-
-SEC("tracepoint/syscalls/sys_exit_execveat")
-int fl_exit_execveat(struct syscall_exit_ctx *ctx)
-{
-	/* a successful execveat was reported by sched_process_exec; this is a failure */
-	done();
+	bpf_tail_call(ctx, &SYSCALL_EXIT, (u32)regs->orig_ax);
 	return 0;
 }
 
 #define EXIT(name, handler, kind)                                           \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                          \
-	int fl_exit_##name(struct syscall_exit_ctx *ctx) { return handler(ctx, kind); }
+	SEC("tp_btf/sys_exit")                                              \
+	int BPF_PROG(fl_exit_##name, struct pt_regs *regs, long ret)        \
+	{                                                                   \
+		struct sc_args a;                                           \
+		if (!sc_read(regs, ret, &a))                                \
+			return 0;                                           \
+		return handler(&a, kind);                                   \
+	}
 
-static __always_inline int exit_net(struct syscall_exit_ctx *ctx, u32 kind)
+/* execveat: the only syscall with an enter program (its own tracepoint, which fires for
+ * execveat alone). A successful one is reported by sched_process_exec; the exit handler
+ * clears a failed one's mark. */
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int fl_enter_execveat(void *ctx)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 one = 1;
+	if (!skip_self() && bpf_map_update_elem(&EXECVEAT, &id, &one, BPF_ANY) != 0)
+		stat_inc(FL_EXECVEAT, FL_STAT_LOST_ARGS);
+	return 0;
+}
+
+static __always_inline int exit_execveat(const struct sc_args *a, u32 kind)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&EXECVEAT, &id);
+	return 0;
+}
+EXIT(execveat, exit_execveat, FL_EXECVEAT)
+
+/* Opens are filtered at exit (exit_open), on the path of the file the kernel
+ * opened: a decision on the string the process passed could be evaded
+ * (`/etc/./shadow`, `//etc/shadow`, a symlink). */
+
+static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct inflight *a = take(kind);
 	struct fl_net *e;
-	if (!a)
-		return 0;
+	const void *name = NULL;
+	u32 namelen = 0;
+	/* sendto/sendmsg matter only on unconnected sockets (a destination is passed) */
+	if (kind == FL_CONNECT) {
+		name = (const void *)a->args[1];
+		namelen = a->args[2];
+	} else if (kind == FL_SENDTO) {
+		name = (const void *)a->args[4];
+		namelen = a->args[5];
+		if (!name)
+			return 0;
+	} else {
+		const u8 *msg = (const u8 *)a->args[1];
+		if (!msg || bpf_probe_read_user(&name, sizeof(name), msg) != 0 || !name)
+			return 0;
+		bpf_probe_read_user(&namelen, sizeof(namelen), msg + 8);
+	}
 	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
 	if (!e) {
 		stat_inc(kind, FL_STAT_DROPPED);
-		done();
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	fill_hdr(&e->h, kind, ctx->ret);
+	fill_hdr(&e->h, kind, a->ret);
 	e->h.size = sizeof(struct fl_net);
 	e->fd = (s64)a->args[0];
-	if (kind == FL_CONNECT) {
-		read_sockaddr((const void *)a->args[1], a->args[2], &e->addr);
-	} else if (kind == FL_SENDTO) {
+	if (kind == FL_SENDTO)
 		e->size = a->args[2];
-		read_sockaddr((const void *)a->args[4], a->args[5], &e->addr);
-	} else {
-		void *name = NULL;
-		u32 namelen = 0;
-		const u8 *msg = (const u8 *)a->args[1];
-		bpf_probe_read_user(&name, sizeof(name), msg);
-		bpf_probe_read_user(&namelen, sizeof(namelen), msg + 8);
-		read_sockaddr(name, namelen, &e->addr);
-	}
+	read_sockaddr(name, namelen, &e->addr);
 	sock_info(fd_file(task, e->fd), &e->sock);
-	done();
 	bpf_ringbuf_submit(e, rb_flags());
 	stat_inc(kind, FL_STAT_EMITTED);
 	return 0;
@@ -1041,10 +1018,9 @@ EXIT(connect, exit_net, FL_CONNECT)
 EXIT(sendto, exit_net, FL_SENDTO)
 EXIT(sendmsg, exit_net, FL_SENDMSG)
 
-static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
+static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct inflight *a = take(kind);
 	u8 *buf, *data;
 	struct fl_open *e;
 	const char *upath;
@@ -1052,8 +1028,6 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	struct file *opened = NULL;
 	s64 dirfd;
 	long r;
-	if (!a)
-		return 0;
 	switch (kind) {
 	case FL_OPEN:
 		upath = (const char *)a->args[0];
@@ -1083,7 +1057,6 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 		mode = a->args[3];
 		dirfd = (s32)a->args[0];
 	}
-	done();
 	buf = scratch_buf();
 	if (!buf)
 		return 0;
@@ -1099,8 +1072,8 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 	e->path_flags = 0;
 	e->_pad = 0;
 	off = len;
-	if (ctx->ret >= 0) {
-		struct file *f = fd_file(task, ctx->ret);
+	if (a->ret >= 0) {
+		struct file *f = fd_file(task, a->ret);
 		if (f) {
 			u32 rlen;
 			opened = f;
@@ -1175,7 +1148,7 @@ static __always_inline int exit_open(struct syscall_exit_ctx *ctx, u32 kind)
 			}
 		}
 	}
-	fill_hdr(&e->h, kind, ctx->ret);
+	fill_hdr(&e->h, kind, a->ret);
 	e->dirfd = dirfd;
 	e->flags = flags;
 	e->mode = mode;
@@ -1193,46 +1166,34 @@ EXIT(openat, exit_open, FL_OPENAT)
 EXIT(openat2, exit_open, FL_OPENAT2)
 EXIT(creat, exit_open, FL_CREAT)
 
-SEC("tracepoint/syscalls/sys_exit_socket")
-int fl_exit_socket(struct syscall_exit_ctx *ctx)
+static __always_inline int exit_socket(const struct sc_args *a, u32 kind)
 {
-	struct inflight *a = take(FL_SOCKET);
-	u64 args[3];
-	if (!a)
-		return 0;
-	args[0] = a->args[0];
-	args[1] = a->args[1];
-	args[2] = a->args[2];
-	done();
-	RESERVE(struct fl_socket, e, FL_SOCKET);
-	fill_hdr(&e->h, FL_SOCKET, ctx->ret);
+	RESERVE(struct fl_socket, e, kind);
+	fill_hdr(&e->h, kind, a->ret);
 	e->h.size = sizeof(struct fl_socket);
-	e->domain = args[0];
-	e->type = args[1];
-	e->protocol = args[2];
-	SUBMIT(e, FL_SOCKET);
+	e->domain = a->args[0];
+	e->type = a->args[1];
+	e->protocol = a->args[2];
+	SUBMIT(e, kind);
 	return 0;
 }
+EXIT(socket, exit_socket, FL_SOCKET)
 
-static __always_inline int exit_dup(struct syscall_exit_ctx *ctx, u32 kind)
+static __always_inline int exit_dup(const struct sc_args *a, u32 kind)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct inflight *a = take(kind);
 	u64 args[3];
-	if (!a)
-		return 0;
 	args[0] = a->args[0];
 	args[1] = a->args[1];
 	args[2] = a->args[2];
-	done();
 	RESERVE(struct fl_dup, e, kind);
-	fill_hdr(&e->h, kind, ctx->ret);
+	fill_hdr(&e->h, kind, a->ret);
 	e->h.size = sizeof(struct fl_dup);
 	e->oldfd = (s32)args[0];
-	e->newfd = kind == FL_DUP ? ctx->ret : (s64)(s32)args[1];
+	e->newfd = kind == FL_DUP ? a->ret : (s64)(s32)args[1];
 	e->flags = kind == FL_DUP3 ? args[2] : 0;
-	if (ctx->ret >= 0)
-		sock_info(fd_file(task, ctx->ret), &e->sock);
+	if (a->ret >= 0)
+		sock_info(fd_file(task, a->ret), &e->sock);
 	SUBMIT(e, kind);
 	return 0;
 }
@@ -1241,17 +1202,14 @@ EXIT(dup, exit_dup, FL_DUP)
 EXIT(dup2, exit_dup, FL_DUP2)
 EXIT(dup3, exit_dup, FL_DUP3)
 
-static __always_inline int exit_link(struct syscall_exit_ctx *ctx, u32 kind)
+static __always_inline int exit_link(const struct sc_args *a, u32 kind)
 {
-	struct inflight *a = take(kind);
 	u8 *buf, *data;
 	struct fl_link *e;
 	const char *p1, *p2;
 	s64 d1 = -100, d2 = -100;
 	u32 flags = 0, off;
 	long r;
-	if (!a)
-		return 0;
 	switch (kind) {
 	case FL_SYMLINK:
 	case FL_LINK:
@@ -1270,13 +1228,12 @@ static __always_inline int exit_link(struct syscall_exit_ctx *ctx, u32 kind)
 		p2 = (const char *)a->args[3];
 		flags = a->args[4];
 	}
-	done();
 	buf = scratch_buf();
 	if (!buf)
 		return 0;
 	e = (struct fl_link *)&buf[HDR_RESERVE - sizeof(struct fl_link)];
 	data = &buf[HDR_RESERVE];
-	fill_hdr(&e->h, kind, ctx->ret);
+	fill_hdr(&e->h, kind, a->ret);
 	e->olddirfd = d1;
 	e->newdirfd = d2;
 	e->flags = flags;
@@ -1295,36 +1252,26 @@ EXIT(symlinkat, exit_link, FL_SYMLINKAT)
 EXIT(link, exit_link, FL_LINK)
 EXIT(linkat, exit_link, FL_LINKAT)
 
-SEC("tracepoint/syscalls/sys_exit_ptrace")
-int fl_exit_ptrace(struct syscall_exit_ctx *ctx)
+static __always_inline int exit_ptrace(const struct sc_args *a, u32 kind)
 {
-	struct inflight *a = take(FL_PTRACE);
-	s64 req, pid;
-	if (!a)
-		return 0;
-	req = a->args[0];
-	pid = a->args[1];
-	done();
-	RESERVE(struct fl_ptrace, e, FL_PTRACE);
-	fill_hdr(&e->h, FL_PTRACE, ctx->ret);
+	RESERVE(struct fl_ptrace, e, kind);
+	fill_hdr(&e->h, kind, a->ret);
 	e->h.size = sizeof(struct fl_ptrace);
-	e->request = req;
-	e->target_pid = pid;
-	SUBMIT(e, FL_PTRACE);
+	e->request = a->args[0];
+	e->target_pid = a->args[1];
+	SUBMIT(e, kind);
 	return 0;
 }
+EXIT(ptrace, exit_ptrace, FL_PTRACE)
 
-static __always_inline int exit_module(struct syscall_exit_ctx *ctx, u32 kind)
+static __always_inline int exit_module(const struct sc_args *a, u32 kind)
 {
-	struct inflight *a = take(kind);
 	u8 *buf, *data;
 	struct fl_module *e;
 	const char *uargs;
 	long r;
 	s64 lf;
 	u32 flags = 0;
-	if (!a)
-		return 0;
 	if (kind == FL_INIT_MODULE) {
 		lf = a->args[1];
 		uargs = (const char *)a->args[2];
@@ -1333,13 +1280,12 @@ static __always_inline int exit_module(struct syscall_exit_ctx *ctx, u32 kind)
 		uargs = (const char *)a->args[1];
 		flags = a->args[2];
 	}
-	done();
 	buf = scratch_buf();
 	if (!buf)
 		return 0;
 	e = (struct fl_module *)&buf[HDR_RESERVE - sizeof(struct fl_module)];
 	data = &buf[HDR_RESERVE];
-	fill_hdr(&e->h, kind, ctx->ret);
+	fill_hdr(&e->h, kind, a->ret);
 	e->len_or_fd = lf;
 	e->flags = flags;
 	r = bpf_probe_read_user_str(data, FL_MAX_NAME, uargs);

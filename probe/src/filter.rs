@@ -22,13 +22,18 @@
 //! enforcer (exact files and covering directories, as raw bytes). Changes are made so that
 //! no moment drops what either the old or the new state needs: new entries in first, then
 //! the switches, then old entries out.
+//!
+//! **The verdict cache.** A drop is remembered per opened file in the kernel
+//! (`OPEN_VERDICTS`, see probe.bpf.c), so the next open of the same file skips the path
+//! walk. Every change made here ends a generation of that cache ([`VerdictGen`]): after it,
+//! no verdict decided under the old filters or profiles is used again.
 
 use crate::ProbeError;
 use ahash::{AHashMap, AHashSet};
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData};
 use aya::Ebpf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Bytes of a rule prefix the kernel compares (`struct prefix_key`).
 pub const PREFIX_BYTES: usize = 64;
@@ -197,6 +202,25 @@ fn suffix_lens(suffixes: &[String]) -> Result<u32, ProbeError> {
         .fold(0, |acc, (i, l)| acc | ((*l as u32) << (8 * i))))
 }
 
+/// Userspace's generation of the kernel's verdict cache of opens (`VERDICT_GEN[1]`; the
+/// kernel owns `[0]`, which renames and mount changes bump).
+pub(crate) struct VerdictGen(Mutex<Array<MapData, u64>>);
+
+impl VerdictGen {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<Arc<VerdictGen>, ProbeError> {
+        let a = Array::try_from(take(ebpf, "VERDICT_GEN")?).map_err(map_err("VERDICT_GEN"))?;
+        Ok(Arc::new(VerdictGen(Mutex::new(a))))
+    }
+
+    /// End the generation: every verdict kept so far is stale.
+    pub(crate) fn bump(&self) -> Result<(), ProbeError> {
+        let mut a = lock(&self.0);
+        let g = a.get(&1, 0).map_err(map_err("VERDICT_GEN"))?;
+        a.set(1, g.wrapping_add(1), 0)
+            .map_err(map_err("VERDICT_GEN"))
+    }
+}
+
 /// One of the two open filters derived from the loaded rules: the path prefixes whose opens
 /// some rule may match, and the switches `{on, noncanonical, names, suffix_lens}`.
 pub(crate) struct OpenFilter {
@@ -209,6 +233,7 @@ pub(crate) struct OpenFilter {
     flags_name: &'static str,
     /// What the trie holds.
     prefixes: Vec<String>,
+    gen: Arc<VerdictGen>,
 }
 
 impl OpenFilter {
@@ -217,6 +242,7 @@ impl OpenFilter {
         trie_name: &'static str,
         flags_name: &'static str,
         bit: u8,
+        gen: Arc<VerdictGen>,
     ) -> Result<OpenFilter, ProbeError> {
         Ok(OpenFilter {
             trie: LpmTrie::try_from(take(ebpf, trie_name)?).map_err(map_err(trie_name))?,
@@ -225,6 +251,7 @@ impl OpenFilter {
             trie_name,
             flags_name,
             prefixes: Vec::new(),
+            gen,
         })
     }
 
@@ -277,7 +304,7 @@ impl OpenFilter {
             let _ = self.trie.remove(&prefix_key(p));
         }
         self.prefixes = want;
-        Ok(())
+        self.gen.bump()
     }
 }
 
@@ -358,11 +385,13 @@ pub struct ProfileFilter {
     cgroups: crate::cgroup_map::CgroupMap,
     writes: Mutex<LpmTrie<MapData, [u8; 4 + PROFILE_PATH_BYTES], u8>>,
     held: Mutex<AHashMap<u32, AHashSet<Entry>>>,
+    gen: Arc<VerdictGen>,
 }
 
 impl ProfileFilter {
-    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<ProfileFilter, ProbeError> {
+    pub(crate) fn new(ebpf: &mut Ebpf, gen: Arc<VerdictGen>) -> Result<ProfileFilter, ProbeError> {
         Ok(ProfileFilter {
+            gen,
             cgroups: crate::cgroup_map::CgroupMap::new(
                 ebpf,
                 "FILTER_CGROUPS",
@@ -400,7 +429,11 @@ impl ProfileFilter {
             let _ = writes.remove(&e.key());
         }
         *have = want;
-        Ok(have.len())
+        let n = have.len();
+        drop(writes);
+        drop(held);
+        self.gen.bump()?;
+        Ok(n)
     }
 
     /// Forget profile `profile` and unbind every cgroup under it.
@@ -411,6 +444,9 @@ impl ProfileFilter {
             for e in entries {
                 let _ = writes.remove(&e.key());
             }
+        }
+        if let Err(e) = self.gen.bump() {
+            tracing::warn!("verdict cache of opens: {e}");
         }
     }
 

@@ -94,6 +94,19 @@ const SYSCALLS: &[(&str, u32)] = &[
     ("init_module", 175),
     ("finit_module", 313),
 ];
+/// Syscalls that change the paths of existing dentries (renames, mount changes): their
+/// exits end a generation of the kernel's verdict cache of opens ([`filter`]). Always in
+/// their slots; they report nothing.
+#[cfg(target_arch = "x86_64")]
+const PATHS_CHANGED: &[(&str, u32)] = &[
+    ("rename", 82),
+    ("renameat", 264),
+    ("renameat2", 316),
+    ("mount", 165),
+    ("umount2", 166),
+    ("move_mount", 429),
+    ("pivot_root", 155),
+];
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!(
     "falco-learn's probe reads syscall arguments from x86_64 registers and numbers its \
@@ -400,13 +413,15 @@ impl Probe {
             .map_err(|e| ProbeError::Load(format!("{e:#}")))?;
 
         let leaf_names = std::sync::Mutex::new(filter::LeafNames::new(&mut ebpf)?);
-        let read_filter = filter::OpenFilter::new(&mut ebpf, "OPEN_PREFIXES", "READ_FILTER", 1)?;
+        let gen = filter::VerdictGen::new(&mut ebpf)?;
+        let read_filter =
+            filter::OpenFilter::new(&mut ebpf, "OPEN_PREFIXES", "READ_FILTER", 1, gen.clone())?;
         let mut write_filter =
-            filter::OpenFilter::new(&mut ebpf, "WRITE_PREFIXES", "WRITE_FILTER", 2)?;
+            filter::OpenFilter::new(&mut ebpf, "WRITE_PREFIXES", "WRITE_FILTER", 2, gen.clone())?;
         // off until the agent sets it (only the enforce modes drop write-opens)
         write_filter.set(&filter::OpenFilterPlan::off(), &leaf_names)?;
         let write_filter = std::sync::Mutex::new(write_filter);
-        let profile_filter = filter::ProfileFilter::new(&mut ebpf)?;
+        let profile_filter = filter::ProfileFilter::new(&mut ebpf, gen)?;
         let read_filter = std::sync::Mutex::new(read_filter);
         read_filter
             .lock()
@@ -458,6 +473,22 @@ impl Probe {
                 map: "SYSCALL_EXIT",
                 err: e.to_string(),
             })?;
+        for &(sc, nr) in PATHS_CHANGED {
+            let prog = format!("fl_exit_{sc}");
+            let p: &mut BtfTracePoint = program_mut(&mut ebpf, &prog, "tp_btf/sys_exit")?;
+            let err = |e: String| ProbeError::Program {
+                program: prog.clone(),
+                hook: "tp_btf/sys_exit".into(),
+                err: e,
+            };
+            p.load("sys_exit", &btf)
+                .map_err(|e| err(format!("{e:#}")))?;
+            let fd = p.fd().map_err(|e| err(e.to_string()))?;
+            syscall_slots.set(nr, fd, 0).map_err(|e| ProbeError::Map {
+                map: "SYSCALL_EXIT",
+                err: format!("slot {nr} ({sc}): {e}"),
+            })?;
+        }
         let mut syscall_links = std::collections::BTreeMap::new();
         for &(sc, nr) in SYSCALLS {
             if cfg

@@ -853,3 +853,83 @@ fn sendto_and_sendmsg_with_a_destination_are_reported_and_without_one_are_not() 
         .collect();
     assert_eq!(sends, [7, 9], "only the sends with a destination");
 }
+
+/// Read-only opens in `dir` by a child, `n` times; the child's pid.
+fn read_opens(path: &Path, n: usize) -> u32 {
+    let c = CString::new(path.to_str().unwrap_or_default()).unwrap_or_default();
+    in_child(|| {
+        for _ in 0..n {
+            // SAFETY: raw syscalls on a path prepared before fork.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+            if fd < 0 {
+                return 1;
+            }
+            // SAFETY: closing the fd just opened.
+            unsafe { libc::close(fd) };
+        }
+        0
+    })
+}
+
+fn read_events_of(s: &Shared, pid: u32) -> usize {
+    s.events
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|e| e.process.pid == pid && e.event_type() == EventType::Openat)
+        .count()
+}
+
+/// The kernel keeps "dropped" verdicts of read-only opens per opened file (the verdict
+/// cache). A rename that moves the file under a watched prefix, and a filter change that
+/// starts watching it, must both end those verdicts: the next open is reported.
+#[test]
+fn dropped_open_verdicts_end_with_a_rename_and_with_a_filter_change() {
+    let Some(s) = shared() else { return };
+    // /var/tmp and /root share a filesystem here (rename needs that); /root/ is watched by
+    // the default read filter, /var/tmp is not
+    let base = PathBuf::from(format!("/var/tmp/fl-probe-vc-{}", std::process::id()));
+    let watched = PathBuf::from(format!("/root/fl-probe-vc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(&watched);
+    std::fs::create_dir_all(base.join("a")).expect("mkdir");
+    std::fs::write(base.join("a/f"), b"x").expect("write");
+    std::fs::write(base.join("b"), b"y").expect("write");
+
+    // unwatched: dropped, the later opens from the cache
+    let quiet = read_opens(&base.join("a/f"), 3);
+    let quiet_b = read_opens(&base.join("b"), 2);
+
+    // the same dentries, now under /root/
+    std::fs::rename(base.join("a"), &watched).expect("rename into /root");
+    let loud = read_opens(&watched.join("f"), 1);
+    let want = watched.join("f").to_str().unwrap_or_default().to_string();
+    let ev = wait_for(s, "read-open after the rename", |e| {
+        e.process.pid == loud && e.event_type() == EventType::Openat
+    });
+    assert_eq!(ev.fd.expect("fd").name, want);
+
+    // a filter change: the default prefixes plus `b`
+    let mut plan = ProbeConfig::default().read;
+    let b = base.join("b").to_str().unwrap_or_default().to_string();
+    if let Some(p) = plan.prefixes.as_mut() {
+        p.push(b.clone());
+    }
+    let probe = s._probe.lock().unwrap_or_else(|p| p.into_inner());
+    probe.set_read_filter(&plan).expect("set the read filter");
+    let loud_b = read_opens(&base.join("b"), 1);
+    probe
+        .set_read_filter(&ProbeConfig::default().read)
+        .expect("restore the read filter");
+    drop(probe);
+    let ev = wait_for(s, "read-open after the filter change", |e| {
+        e.process.pid == loud_b && e.event_type() == EventType::Openat
+    });
+    assert_eq!(ev.fd.expect("fd").name, b);
+
+    // the opens before either change stayed in the kernel
+    assert_eq!(read_events_of(s, quiet), 0);
+    assert_eq!(read_events_of(s, quiet_b), 0);
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(&watched);
+}

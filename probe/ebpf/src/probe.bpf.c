@@ -394,6 +394,7 @@ static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 da
 struct dentry_head {
 	struct dentry *parent;
 	u32 len;
+	u64 hash_len; /* the qstr's hash (low half) and len (high half) */
 	const unsigned char *name;
 };
 static __always_inline void dentry_head(struct dentry *d, struct dentry_head *h)
@@ -407,10 +408,12 @@ static __always_inline void dentry_head(struct dentry *d, struct dentry_head *h)
 		bpf_probe_read_kernel(buf, sizeof(buf), (u8 *)d + op);
 		h->parent = (struct dentry *)buf[0];
 		h->len = buf[1] >> 32;
+		h->hash_len = buf[1];
 		h->name = (const unsigned char *)buf[2];
 	} else {
 		h->parent = BPF_CORE_READ(d, d_parent);
 		h->len = BPF_CORE_READ(d, d_name.len);
+		h->hash_len = ((u64)h->len << 32) | BPF_CORE_READ(d, d_name.hash);
 		h->name = BPF_CORE_READ(d, d_name.name);
 	}
 }
@@ -510,6 +513,122 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 		return 1;
 	}
 	return pos & (FL_MAX_PATH - 1);
+}
+
+/* ---------------------------------------------------------------- verdict cache of opens
+ *
+ * An open the filters drop is decided on the opened file's path, which costs a walk of its
+ * dentries (~300 ns). The verdict "dropped" is kept per opened file: keyed by the file's
+ * dentry and mount, the task's root (the path depends on it), whether it was a write, and
+ * for writes the container's profile. A hit skips the walk. Only drops are kept: a reported
+ * open needs its path anyway.
+ *
+ * A kept verdict is used only while
+ * - neither generation moved: VERDICT_GEN[0] is bumped by the kernel when a rename or a mount
+ *   change ends (fl_exit_rename*, ...: they change the paths of existing dentries),
+ *   VERDICT_GEN[1] by userspace after any change to the filters or the profiles;
+ * - the dentry still has the parent and the name (hash and length) it had: a dentry freed and
+ *   reused for another file misses;
+ * - for writes, the file is not unlinked (an unlinked file's write-open is reported).
+ * A walk stores the generations it read before walking, so a rename that ends during it
+ * leaves its verdict stale. The passed path's canonical check (rf->noncanonical) is
+ * per call and is made again on a hit.
+ */
+struct verdict_key {
+	u64 dentry;
+	u64 mnt;
+	u64 root_dentry;
+	u64 root_mnt;
+	u32 profile; /* writes: the container's profile number; reads: 0 */
+	u32 write;
+};
+struct verdict {
+	u64 kgen;
+	u64 ugen;
+	u64 parent;
+	u64 hash_len;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct verdict_key);
+	__type(value, struct verdict);
+} OPEN_VERDICTS SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, u32);
+	__type(value, u64);
+} VERDICT_GEN SEC(".maps");
+
+struct verdict_ctx {
+	struct verdict_key k;
+	u64 kgen;
+	u64 ugen;
+};
+
+/* Fill the key and read the generations (before any walk). */
+static __always_inline bool verdict_prepare(struct task_struct *task, struct file *f, u32 profile, u32 write,
+					    struct verdict_ctx *v)
+{
+	u32 zero = 0, one = 1;
+	u64 *kg = bpf_map_lookup_elem(&VERDICT_GEN, &zero);
+	u64 *ug = bpf_map_lookup_elem(&VERDICT_GEN, &one);
+	struct path p, root;
+	if (!kg || !ug)
+		return false;
+	v->kgen = *kg;
+	v->ugen = *ug;
+	p = BPF_CORE_READ(f, f_path);
+	root = BPF_CORE_READ(task, fs, root);
+	v->k.dentry = (u64)p.dentry;
+	v->k.mnt = (u64)p.mnt;
+	v->k.root_dentry = (u64)root.dentry;
+	v->k.root_mnt = (u64)root.mnt;
+	v->k.profile = profile;
+	v->k.write = write;
+	return p.dentry != NULL;
+}
+
+static __always_inline bool verdict_hit(struct verdict_ctx *v)
+{
+	struct verdict *c = bpf_map_lookup_elem(&OPEN_VERDICTS, &v->k);
+	struct dentry *d = (struct dentry *)v->k.dentry;
+	struct dentry_head h;
+	if (!c || c->kgen != v->kgen || c->ugen != v->ugen)
+		return false;
+	dentry_head(d, &h);
+	if (c->parent != (u64)h.parent || c->hash_len != h.hash_len)
+		return false;
+	/* unlinked (d_unlinked): a write-open of it is reported */
+	return !v->k.write || BPF_CORE_READ(d, d_hash.pprev);
+}
+
+static __always_inline void verdict_store(struct verdict_ctx *v)
+{
+	struct verdict c = {.kgen = v->kgen, .ugen = v->ugen};
+	struct dentry_head h;
+	dentry_head((struct dentry *)v->k.dentry, &h);
+	c.parent = (u64)h.parent;
+	c.hash_len = h.hash_len;
+	bpf_map_update_elem(&OPEN_VERDICTS, &v->k, &c, BPF_ANY);
+}
+
+/* Canonical: absolute, under 256 bytes, no `//` and no component starting with `.` (so no
+ * `.` or `..`). */
+static __always_inline bool canonical_path(const u8 *data, u32 len)
+{
+	bool canonical = len > 0 && len < 256 && data[0] == '/';
+	for (u32 i = 1; i < 256; i++) {
+		u8 c, prev;
+		if (!canonical || i >= len)
+			break;
+		c = data[i];
+		prev = data[i - 1];
+		if (prev == '/' && (c == '/' || c == '.'))
+			canonical = false;
+	}
+	return canonical;
 }
 
 static __always_inline u32 put_file_path(u8 *data, u32 off, struct file *f, struct task_struct *task, u32 *flags)
@@ -971,6 +1090,29 @@ static __always_inline int exit_execveat(const struct sc_args *a, u32 kind)
 }
 EXIT(execveat, exit_execveat, FL_EXECVEAT)
 
+/* Syscalls that change the paths of existing dentries end a generation of the verdict cache
+ * of opens (see OPEN_VERDICTS). Every caller counts, the agent too. */
+#define PATHS_CHANGED(name)                                                 \
+	SEC("tp_btf/sys_exit")                                              \
+	int BPF_PROG(fl_exit_##name, struct pt_regs *regs, long ret)        \
+	{                                                                   \
+		u32 zero = 0;                                               \
+		u64 *g;                                                     \
+		if (ret < 0)                                                \
+			return 0;                                           \
+		g = bpf_map_lookup_elem(&VERDICT_GEN, &zero);               \
+		if (g)                                                      \
+			__sync_fetch_and_add(g, 1);                         \
+		return 0;                                                   \
+	}
+PATHS_CHANGED(rename)
+PATHS_CHANGED(renameat)
+PATHS_CHANGED(renameat2)
+PATHS_CHANGED(mount)
+PATHS_CHANGED(umount2)
+PATHS_CHANGED(move_mount)
+PATHS_CHANGED(pivot_root)
+
 /* Opens are filtered at exit (exit_open), on the path of the file the kernel
  * opened: a decision on the string the process passed could be evaded
  * (`/etc/./shadow`, `//etc/shadow`, a symlink). */
@@ -1024,8 +1166,11 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 	u8 *buf, *data;
 	struct fl_open *e;
 	const char *upath;
-	u32 flags, mode, len, off = 0, pflags = 0, resolved = 0;
+	u32 flags, mode, len, off = 0, pflags = 0, resolved = 0, zero = 0;
 	struct file *opened = NULL;
+	struct read_filter *rf;
+	struct verdict_ctx vc = {};
+	bool readonly, cached = false;
 	s64 dirfd;
 	long r;
 	switch (kind) {
@@ -1062,6 +1207,33 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 		return 0;
 	e = (struct fl_open *)&buf[HDR_RESERVE - sizeof(struct fl_open)];
 	data = &buf[HDR_RESERVE];
+	readonly = (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC));
+	rf = readonly ? bpf_map_lookup_elem(&READ_FILTER, &zero) : bpf_map_lookup_elem(&WRITE_FILTER, &zero);
+	if (a->ret >= 0)
+		opened = fd_file(task, a->ret);
+	if (opened && rf && rf->on) {
+		/* a write is cached only under a profile (else it is reported) */
+		u32 *profile = NULL;
+		if (!readonly) {
+			u64 cgid = bpf_get_current_cgroup_id();
+			profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+		}
+		if ((readonly || profile) &&
+		    verdict_prepare(task, opened, profile ? *profile : 0, !readonly, &vc)) {
+			cached = true;
+			if (verdict_hit(&vc)) {
+				bool drop = true;
+				if (rf->noncanonical) {
+					r = bpf_probe_read_user_str(data, FL_MAX_PATH, upath);
+					drop = canonical_path(data, r > 1 ? r - 1 : 0);
+				}
+				if (drop) {
+					stat_inc(kind, readonly ? FL_STAT_FILTERED : FL_STAT_PROFILE_FILTERED);
+					return 0;
+				}
+			}
+		}
+	}
 	r = bpf_probe_read_user_str(data, FL_MAX_PATH, upath);
 	len = r > 1 ? r - 1 : 0;
 	/* the header and the inode are filled only once the open is reported (below) */
@@ -1072,78 +1244,61 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 	e->path_flags = 0;
 	e->_pad = 0;
 	off = len;
-	if (a->ret >= 0) {
-		struct file *f = fd_file(task, a->ret);
-		if (f) {
-			u32 rlen;
-			opened = f;
-			/* what the kernel opened: symlinks, `..`, `//`, relative and
-			 * /proc/self/fd/N paths resolved; fd.name comes from here */
-			off = (off + 1) & DATA_MASK; /* after the passed path and its NUL */
-			rlen = put_file_path(data, off, f, task, &pflags);
-			e->lens[1] = rlen;
-			e->path_flags = pflags;
-			resolved = off;
-			off = off + rlen;
-		}
+	if (opened) {
+		u32 rlen;
+		/* what the kernel opened: symlinks, `..`, `//`, relative and
+		 * /proc/self/fd/N paths resolved; fd.name comes from here */
+		off = (off + 1) & DATA_MASK; /* after the passed path and its NUL */
+		rlen = put_file_path(data, off, opened, task, &pflags);
+		e->lens[1] = rlen;
+		e->path_flags = pflags;
+		resolved = off;
+		off = off + rlen;
 	}
-	{
-		u32 zero = 0;
-		bool readonly = (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC));
-		struct read_filter *rf = readonly ? bpf_map_lookup_elem(&READ_FILTER, &zero)
-						  : bpf_map_lookup_elem(&WRITE_FILTER, &zero);
-		if (rf && rf->on) {
-			struct prefix_key k = {.prefixlen = 64 * 8};
-			/* canonical: absolute, under 256 bytes, no `//` and no component
-			 * starting with `.` (so no `.` or `..`) */
-			bool canonical = len > 0 && len < 256 && data[0] == '/';
-			bool decide;
-			for (u32 i = 1; i < 256; i++) {
-				u8 c, prev;
-				if (!canonical || i >= len)
-					break;
-				c = data[i];
-				prev = data[i - 1];
-				if (prev == '/' && (c == '/' || c == '.'))
-					canonical = false;
+	if (rf && rf->on) {
+		struct prefix_key k = {.prefixlen = 64 * 8};
+		bool canonical = canonical_path(data, len);
+		bool decide;
+		if (e->lens[1]) {
+			/* opened: decided on the resolved path; a truncated one, or a
+			 * non-canonical passed path when a rule looks at that, is reported */
+			decide = !(pflags & FL_PATH_TRUNCATED) && (canonical || !rf->noncanonical);
+			if (decide)
+				bpf_probe_read_kernel(k.data, sizeof(k.data), &data[resolved & DATA_MASK]);
+		} else {
+			/* failed, so nothing was read: the string decides, but only when it
+			 * is canonical */
+			decide = canonical;
+			if (decide)
+				bpf_probe_read_kernel(k.data, sizeof(k.data), data);
+		}
+		if (readonly) {
+			if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k) &&
+			    /* a failed open has no file: its name is not looked at */
+			    !((rf->names || rf->suffix_lens) &&
+			      (!opened || fl_leaf_named((u64)opened, 1, rf->names, rf->suffix_lens)))) {
+				if (cached && e->lens[1])
+					verdict_store(&vc);
+				stat_inc(kind, FL_STAT_FILTERED);
+				return 0;
 			}
-			if (e->lens[1]) {
-				/* opened: decided on the resolved path; a truncated one, or a
-				 * non-canonical passed path when a rule looks at that, is reported */
-				decide = !(pflags & FL_PATH_TRUNCATED) && (canonical || !rf->noncanonical);
-				if (decide)
-					bpf_probe_read_kernel(k.data, sizeof(k.data), &data[resolved & DATA_MASK]);
-			} else {
-				/* failed, so nothing was read: the string decides, but only when it
-				 * is canonical */
-				decide = canonical;
-				if (decide)
-					bpf_probe_read_kernel(k.data, sizeof(k.data), data);
-			}
-			if (readonly) {
-				if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k) &&
-				    /* a failed open has no file: its name is not looked at */
-				    !((rf->names || rf->suffix_lens) &&
-				      (!opened || fl_leaf_named((u64)opened, 1, rf->names, rf->suffix_lens)))) {
-					stat_inc(kind, FL_STAT_FILTERED);
+		} else if (decide && opened && !pflags && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
+			   !((rf->names || rf->suffix_lens) &&
+			     fl_leaf_named((u64)opened, 2, rf->names, rf->suffix_lens))) {
+			/* no loaded rule can match this write-open: it is dropped when the
+			 * container's profile allows it (an opened file, reported whole) */
+			u64 cgid = bpf_get_current_cgroup_id();
+			u32 *profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+			struct profile_path_key *pk = bpf_map_lookup_elem(&PROFILE_KEY, &zero);
+			if (profile && pk) {
+				pk->prefixlen = (4 + FL_PROFILE_PATH) * 8;
+				pk->profile = *profile;
+				bpf_probe_read_kernel(pk->data, sizeof(pk->data), &data[resolved & DATA_MASK]);
+				if (bpf_map_lookup_elem(&PROFILE_WRITES, pk)) {
+					if (cached && vc.k.profile == *profile)
+						verdict_store(&vc);
+					stat_inc(kind, FL_STAT_PROFILE_FILTERED);
 					return 0;
-				}
-			} else if (decide && opened && !pflags && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
-				   !((rf->names || rf->suffix_lens) &&
-				     fl_leaf_named((u64)opened, 2, rf->names, rf->suffix_lens))) {
-				/* no loaded rule can match this write-open: it is dropped when the
-				 * container's profile allows it (an opened file, reported whole) */
-				u64 cgid = bpf_get_current_cgroup_id();
-				u32 *profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
-				struct profile_path_key *pk = bpf_map_lookup_elem(&PROFILE_KEY, &zero);
-				if (profile && pk) {
-					pk->prefixlen = (4 + FL_PROFILE_PATH) * 8;
-					pk->profile = *profile;
-					bpf_probe_read_kernel(pk->data, sizeof(pk->data), &data[resolved & DATA_MASK]);
-					if (bpf_map_lookup_elem(&PROFILE_WRITES, pk)) {
-						stat_inc(kind, FL_STAT_PROFILE_FILTERED);
-						return 0;
-					}
 				}
 			}
 		}

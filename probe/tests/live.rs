@@ -933,3 +933,56 @@ fn dropped_open_verdicts_end_with_a_rename_and_with_a_filter_change() {
     let _ = std::fs::remove_dir_all(&base);
     let _ = std::fs::remove_dir_all(&watched);
 }
+
+/// With a rule on `fd.nameraw` loaded (the `noncanonical` switch), a read-only open of an
+/// unwatched file is reported exactly when the passed path is not canonical (`//`, `/./`,
+/// `/../`), wherever the pair falls in the kernel's 8-byte steps, and also when the file's
+/// "dropped" verdict is already cached.
+#[test]
+fn non_canonical_passed_paths_are_reported_at_every_alignment() {
+    let Some(s) = shared() else { return };
+    let base = format!("/var/tmp/fl-probe-canon-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&base);
+    let dirs: Vec<String> = (1..=8).map(|k| "a".repeat(k)).collect();
+    for d in &dirs {
+        std::fs::create_dir_all(format!("{base}/{d}")).expect("mkdir");
+        std::fs::write(format!("{base}/{d}/f"), b"x").expect("write");
+        std::fs::write(format!("{base}/{d}/f.x"), b"x").expect("write");
+    }
+    let mut plan = ProbeConfig::default().read;
+    plan.noncanonical = true;
+    let probe = s._probe.lock().unwrap_or_else(|p| p.into_inner());
+    probe.set_read_filter(&plan).expect("set the read filter");
+    let mut quiet = Vec::new();
+    let mut loud = Vec::new();
+    for d in &dirs {
+        // canonical (a dot inside a name is fine): dropped, and cached
+        for p in [format!("{base}/{d}/f"), format!("{base}/{d}/f.x")] {
+            quiet.push((p.clone(), read_opens(Path::new(&p), 2)));
+        }
+        for p in [
+            format!("{base}/{d}//f"),
+            format!("{base}/{d}/./f"),
+            format!("{base}/{d}/../{d}/f"),
+            format!("{base}//{d}/f"),
+        ] {
+            loud.push((p.clone(), read_opens(Path::new(&p), 1)));
+        }
+    }
+    probe
+        .set_read_filter(&ProbeConfig::default().read)
+        .expect("restore the read filter");
+    drop(probe);
+    for (p, pid) in &loud {
+        let ev = wait_for(s, p, |e| {
+            e.process.pid == *pid && e.event_type() == EventType::Openat
+        });
+        let fd = ev.fd.expect("fd");
+        assert_eq!(&fd.nameraw, p);
+        assert!(fd.name.ends_with("/f"), "{}", fd.name);
+    }
+    for (p, pid) in &quiet {
+        assert_eq!(read_events_of(s, *pid), 0, "{p} is canonical and unwatched");
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

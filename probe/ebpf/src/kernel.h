@@ -43,6 +43,9 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 enum { BPF_ANY = 0 };
+/* Helper ids this probe tests for with CO-RE (bpf_core_enum_value_exists against the
+ * kernel's own enum): present from the kernel version in the comment. */
+enum bpf_func_id { BPF_FUNC_get_current_task_btf = 158 /* 5.11 */ };
 enum { BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2 };
 enum { BPF_RB_AVAIL_DATA = 0 };
 enum { BPF_F_NO_PREALLOC = 1 };

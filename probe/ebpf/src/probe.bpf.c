@@ -311,6 +311,37 @@ static __always_inline bool skip_self(void)
 	return (u32)(bpf_get_current_pid_tgid() >> 32) == self_tgid;
 }
 
+/* The current task as a BTF pointer (5.11+: bpf_get_current_task_btf) lets the hot paths read
+ * task fields with plain loads instead of a bpf_probe_read_kernel call each. The check is a
+ * CO-RE constant: on 5.10 the verifier never sees the other branch. */
+static __always_inline bool task_btf(void)
+{
+	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
+}
+
+/* thread_info.status of the current task (x86_64: TS_COMPAT). */
+static __always_inline u32 current_status(void)
+{
+	if (task_btf())
+		return bpf_get_current_task_btf()->thread_info.status;
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status);
+}
+
+/* The current task's root (fs->root). */
+static __always_inline struct path current_root(void)
+{
+	struct path root;
+	if (task_btf()) {
+		/* plain loads: one through a NULL pointer reads 0 (no branch, which would
+		 * double the verifier's states of every caller) */
+		struct fs_struct *fs = bpf_get_current_task_btf()->fs;
+		root.dentry = fs->root.dentry;
+		root.mnt = fs->root.mnt;
+		return root;
+	}
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), fs, root);
+}
+
 static __always_inline void fill_hdr(struct fl_hdr *h, u32 kind, s64 res)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -580,7 +611,7 @@ static __always_inline bool verdict_prepare(struct task_struct *task, struct fil
 	v->kgen = *kg;
 	v->ugen = *ug;
 	p = BPF_CORE_READ(f, f_path);
-	root = BPF_CORE_READ(task, fs, root);
+	root = current_root();
 	v->k.dentry = (u64)p.dentry;
 	v->k.mnt = (u64)p.mnt;
 	v->k.root_dentry = (u64)root.dentry;
@@ -614,21 +645,36 @@ static __always_inline void verdict_store(struct verdict_ctx *v)
 	bpf_map_update_elem(&OPEN_VERDICTS, &v->k, &c, BPF_ANY);
 }
 
+/* 0x80 in every byte of x equal to c, 0 elsewhere (exact: no borrow between bytes). */
+static __always_inline u64 bytes_equal(u64 x, u8 c)
+{
+	u64 y = x ^ (0x0101010101010101ULL * c);
+	u64 t = (y & 0x7f7f7f7f7f7f7f7fULL) + 0x7f7f7f7f7f7f7f7fULL;
+	return ~(t | y | 0x7f7f7f7f7f7f7f7fULL);
+}
+
 /* Canonical: absolute, under 256 bytes, no `//` and no component starting with `.` (so no
- * `.` or `..`). */
+ * `.` or `..`). Eight bytes a step: byte j of `w` is a `/` followed (byte j of `n`, read one
+ * byte further on) by `/` or `.`. `data` is the scratch buffer, so reading past the string's
+ * NUL stays inside it; bytes past `len` are masked out. */
 static __always_inline bool canonical_path(const u8 *data, u32 len)
 {
-	bool canonical = len > 0 && len < 256 && data[0] == '/';
-	for (u32 i = 1; i < 256; i++) {
-		u8 c, prev;
-		if (!canonical || i >= len)
+	if (len == 0 || len >= 256 || data[0] != '/')
+		return false;
+	for (u32 i = 0; i < 32; i++) {
+		u32 at = i * 8;
+		u64 w, n, hit;
+		if (at >= len)
 			break;
-		c = data[i];
-		prev = data[i - 1];
-		if (prev == '/' && (c == '/' || c == '.'))
-			canonical = false;
+		w = *(const u64 *)&data[at & 0xff];
+		n = *(const u64 *)&data[(at + 1) & 0x1ff];
+		hit = bytes_equal(w, '/') & (bytes_equal(n, '/') | bytes_equal(n, '.'));
+		if (len - at < 8)
+			hit &= (1ULL << ((len - at) * 8)) - 1;
+		if (hit)
+			return false;
 	}
-	return canonical;
+	return true;
 }
 
 static __always_inline u32 put_file_path(u8 *data, u32 off, struct file *f, struct task_struct *task, u32 *flags)
@@ -737,16 +783,26 @@ static __always_inline u64 inode_time(struct inode *ino, bool ctime)
 
 static __always_inline struct file *fd_file(struct task_struct *task, s64 fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
 	struct file **fds;
 	struct file *f = NULL;
 	unsigned int max;
-	if (!fdt || fd < 0)
+	if (fd < 0)
 		return NULL;
-	max = BPF_CORE_READ(fdt, max_fds);
+	if (task_btf()) {
+		/* plain loads (a NULL pointer on the way reads 0, so max is 0); the task is
+		 * the current one (every caller passes it) */
+		struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+		max = fdt->max_fds;
+		fds = fdt->fd;
+	} else {
+		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+		if (!fdt)
+			return NULL;
+		max = BPF_CORE_READ(fdt, max_fds);
+		fds = BPF_CORE_READ(fdt, fd);
+	}
 	if ((u64)fd >= max)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd & 0xfffff]);
 	return f;
 }
@@ -1038,8 +1094,7 @@ struct sc_args {
  * kernel's own syscall tracepoints ignore them). */
 static __always_inline bool sc_read(struct pt_regs *regs, long ret, struct sc_args *a)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	if (skip_self() || (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT))
+	if (skip_self() || (current_status() & TS_COMPAT))
 		return false;
 	a->args[0] = regs->di;
 	a->args[1] = regs->si;

@@ -1627,3 +1627,251 @@ fn nginx_master_spawning_a_shell_alerts_with_its_parent() {
         t0.elapsed()
     );
 }
+
+/// A podman container (the same image) and its runtime's start-up, under
+/// enforcement: podman prepares `/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`
+/// and `/run/.containerenv` on the host (in its run directory, bind-mounted into
+/// the container: podman and conmon are host processes, in no container's
+/// cgroup) and runc sets the container up; none of that is the workload. What
+/// the container's cgroup does see of it: `runc:[2:INIT]` (exe `/`, runc's
+/// protected copy) creating the mount point of `.containerenv` under the host
+/// path of the container's root (`…/overlay/<layer>/merged/run/.containerenv`)
+/// and opening its exec fifo; `matcher::is_runtime_setup` already leaves those
+/// out, the way it leaves out containerd's `runc init`. Learned across a restart (`podman restart`, start observed), then a
+/// restart under `enforce-alert` with the stable rules and the profile: zero
+/// alerts for the container, the profile holds nginx's writes only, and no
+/// event of the container (the agent's `--record`) opens one of those files for
+/// writing.
+#[test]
+fn podman_start_up_is_not_the_workload() {
+    if !may_run(
+        "podman start-up under enforcement (real containers)",
+        &["podman", "runc", "apt-get", "dpkg", "ldd"],
+    ) {
+        return;
+    }
+    let stable = repo("../shared/falco-rules/falco_rules.yaml");
+    if !stable.exists() {
+        assert!(!in_ci(), "{} missing in CI", stable.display());
+        eprintln!(
+            "\n!!!!! SKIPPED: podman start-up test: {} not found !!!!!\n",
+            stable.display()
+        );
+        return;
+    }
+    let _serial = lock(&SERIAL);
+    let t0 = Instant::now();
+    let pid = std::process::id();
+    let work = Scratch(std::env::temp_dir().join(format!("l9-podman-{pid}")));
+    let _ = std::fs::remove_dir_all(&work.0);
+    std::fs::create_dir_all(&work.0).expect("work dir");
+    let short = format!("l9-podman-{pid}");
+    let lrepo = format!("localhost/{short}");
+    let lref = format!("{lrepo}:latest");
+    must(
+        Command::new("bash")
+            .arg(repo("tests/e2e/build-nginx-image.sh"))
+            .args(["--podman", "--ref", &lref])
+            .arg("--out")
+            .arg(work.join("image")),
+    );
+    let _image = PodmanImage(lref.clone());
+    let name = format!("l9-podman-{pid}");
+    let port = free_port();
+    let podman_restart = |what: &str| {
+        must(Command::new("podman").args(["restart", "-t", "0", what]));
+    };
+
+    // 1. a container running before the window, restarted inside it
+    let id = stdout(Command::new("podman").args([
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "--env",
+        &format!("NGINX_PORT={port}"),
+        &lref,
+    ]));
+    let container = PodmanContainer(id.clone());
+    let cid = &id[..12];
+    let http = HttpLoop::start(port);
+    let store = work.join("store");
+    let mut learner = Agent::spawn(
+        "[learn] ",
+        &[
+            "--image",
+            &short,
+            "--duration",
+            "8s",
+            "--require-start",
+            "--store",
+            s(&store),
+        ],
+    );
+    learner.wait_log("learning from live events", 60);
+    drop(http);
+    podman_restart(&name);
+    let http = HttpLoop::start(port);
+    learner.wait_success(60);
+    let log = learner.stderr();
+    assert!(
+        log.contains("coverage: 1 container start(s) observed"),
+        "{log}"
+    );
+    drop(learner);
+    let profiles = work.join("profiles");
+    cli(&[
+        "profiles",
+        "export",
+        "--store",
+        s(&store),
+        "--dir",
+        s(&profiles),
+    ]);
+    let text = std::fs::read_to_string(profiles.join(format!("{short}.yaml"))).expect("exported");
+    eprintln!("e2e: learned profile:\n{text}");
+    let p = falco_learn_profiler::from_yaml(&text, "podman.yaml").expect("profile");
+    assert_eq!(
+        p.exec.keys().map(String::as_str).collect::<Vec<_>>(),
+        EXPECTED_EXECS,
+        "{text}"
+    );
+    // nginx's writes, none of podman's set-up files
+    assert_eq!(
+        behaviour(&p).writes,
+        EXPECTED_WRITES.iter().map(|w| w.to_string()).collect(),
+        "{text}"
+    );
+    assert!(!p.learning.tainted && p.review.is_empty(), "{text}");
+
+    // 2. a restart under enforcement
+    let alerts_file = work.join("alerts.jsonl");
+    let recording = work.join("evaluated.jsonl");
+    let file_on = format!("outputs.file.filename={}", alerts_file.display());
+    let mut agent = Agent::spawn(
+        "[run] ",
+        &[
+            "run",
+            "--mode",
+            "enforce-alert",
+            "-r",
+            s(&stable),
+            "--profiles",
+            s(&profiles),
+            "--record",
+            s(&recording),
+            "-o",
+            "outputs.file.enabled=true",
+            "-o",
+            &file_on,
+        ],
+    );
+    agent.wait_log("enforce-alert mode running", 60);
+    drop(http);
+    podman_restart(&name);
+    let http = HttpLoop::start(port);
+    std::thread::sleep(Duration::from_secs(3));
+    agent.terminate(20);
+    let got = alerts_of(&file_lines(&alerts_file), cid);
+    assert!(got.is_empty(), "podman's start-up raised alerts: {got:#?}");
+    let evaluated: Vec<falco_learn_event::Event> = file_lines(&recording)
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &falco_learn_event::Event| e.container.id == cid)
+        .collect();
+    // the restart was evaluated: the entrypoint's sh (the init) and nginx
+    let inits: Vec<&str> = evaluated
+        .iter()
+        .filter(|e| {
+            e.event_type() == falco_learn_event::EventType::Execve
+                && e.res >= 0
+                && e.process.vpid == 1
+        })
+        .map(|e| e.process.exepath.as_str())
+        .collect();
+    assert_eq!(inits, ["/bin/busybox", "/usr/sbin/nginx"], "{evaluated:#?}");
+    let setup_files = [
+        "/etc/hosts",
+        "/etc/resolv.conf",
+        "/etc/hostname",
+        "/run/.containerenv",
+    ];
+    let writes: Vec<(String, String, String)> = evaluated
+        .iter()
+        .filter(|e| {
+            falco_learn_profiler::behaviour(e)
+                .is_some_and(|b| b.dimension() == Dimension::FileWrite)
+        })
+        .map(|e| {
+            (
+                e.fd.as_ref().map(|f| f.name.clone()).unwrap_or_default(),
+                e.process.comm.clone(),
+                e.process.exepath.clone(),
+            )
+        })
+        .collect();
+    eprintln!("e2e: writes the agent evaluated for {cid} after the restart: {writes:#?}");
+    assert!(
+        writes
+            .iter()
+            .all(|(path, _, _)| !setup_files.contains(&path.as_str())),
+        "{writes:#?}"
+    );
+    // nor any other event of the container (runc's own set-up included, which
+    // `behaviour` leaves out) names one of them
+    let touched: Vec<String> = evaluated
+        .iter()
+        .filter_map(|e| e.fd.as_ref().map(|f| (e, f)))
+        .filter(|(_, f)| setup_files.contains(&f.name.as_str()))
+        .map(|(e, f)| format!("{:?} {} by {}", e.event_type(), f.name, e.process.comm))
+        .collect();
+    assert!(touched.is_empty(), "{touched:#?}");
+    let setup: Vec<String> = evaluated
+        .iter()
+        .filter(|e| falco_learn_profiler::matcher::is_runtime_setup(e))
+        .map(|e| {
+            let fd = e.fd.as_ref().map(|f| f.name.as_str()).unwrap_or_default();
+            format!(
+                "{:?} {fd} by {} (exe {}, pid {}, vpid {})",
+                e.event_type(),
+                e.process.comm,
+                e.process.exepath,
+                e.process.pid,
+                e.process.vpid
+            )
+        })
+        .collect();
+    eprintln!("e2e: runtime set-up events of {cid} (not the workload): {setup:#?}");
+    // and every write is nginx's own: the entrypoint's site, the pid file, the logs
+    let paths: BTreeSet<&str> = writes.iter().map(|(p, _, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        EXPECTED_WRITES.iter().copied().collect(),
+        "{writes:#?}"
+    );
+    drop(http);
+    drop(container);
+    eprintln!("\ne2e: podman start-up passed in {:.1?}", t0.elapsed());
+}
+
+/// A podman image, removed on drop.
+struct PodmanImage(String);
+
+impl Drop for PodmanImage {
+    fn drop(&mut self) {
+        let _ = Command::new("podman").args(["rmi", "-f", &self.0]).output();
+    }
+}
+
+/// A podman container, removed on drop.
+struct PodmanContainer(String);
+
+impl Drop for PodmanContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.0])
+            .output();
+    }
+}

@@ -405,10 +405,15 @@ fn cri_pod_containers_carry_pod_and_image_metadata() {
         .collect();
     assert_eq!(c.k8s_pod_labels, labels);
     assert_eq!(ev.process.comm, "touch");
-    // every event of the container that carries its metadata carries the same
-    // start, whichever came first (the runtime's task still being set up or not)
+    // every event of the container's own processes carries the same start,
+    // whichever came first (runc's set-up stages, before the init exists, may
+    // carry none: 0, never another time)
     let starts: std::collections::BTreeSet<u64> = live
-        .matching(|e| e.container.id == short && !e.container.image_repository.is_empty())
+        .matching(|e| {
+            e.container.id == short
+                && !e.container.image_repository.is_empty()
+                && !e.process.comm.starts_with("runc")
+        })
         .iter()
         .map(|e| e.container.start_ts)
         .collect();

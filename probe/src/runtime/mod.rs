@@ -283,7 +283,7 @@ struct Request {
     key: String,
     container: Arc<CgroupContainer>,
     asked: Instant,
-    /// The process whose event asked (0: none), see [`lookup_settled`].
+    /// The process whose event asked (0: none), see `lookup_settled`.
     pid: u32,
 }
 
@@ -396,9 +396,11 @@ impl Resolver {
     }
 
     /// [`Resolver::lookup`] for an event of process `pid` of the container:
-    /// while that process lives and the runtime reports no init yet (the task
-    /// is being created), the lookup asks again for a short while, so the
-    /// container's start time does not depend on when the lookup ran.
+    /// when the runtime reports no init yet (the task is being created), the
+    /// init is found in the container's cgroup through that process (see
+    /// `lookup_settled`, `settle_start_later`), so the container's start time
+    /// does not depend on when the lookup ran (events before it is settled
+    /// carry none).
     pub fn lookup_for(&self, c: &Arc<CgroupContainer>, pid: u32) -> Lookup {
         let key = cache_key(c);
         let now = Instant::now();
@@ -498,19 +500,18 @@ async fn serve(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::Receiver<Request>
     }
 }
 
-/// How often a lookup looks again for the container's init while it is not there yet.
+/// How often the container's init is looked for again while it is not known.
 const START_POLL: Duration = Duration::from_millis(20);
 
 /// The sources' answer with its start time settled. The init is the process
-/// the runtime reports ([`settle_start`]) or, when the runtime reports none
-/// yet (a container's first events come while its runtime is still creating
-/// the task: `runc init` setting it up), the same process found from the one
-/// whose event asked ([`crate::procfs::container_init`]: pid 1 of the
-/// container's pid namespace, in its cgroup). While neither is there and the
-/// asking process is still in the container, that local search is repeated
-/// every [`START_POLL`] until `poll_until` (within the hold of the container's
-/// first events). The answer does not depend on when the lookup ran; a
-/// container whose init is gone, or never seen, gets the start unknown (0).
+/// the runtime reports ([`settle_start`]) or the same process found through
+/// the one whose event asked ([`crate::procfs::container_init`]: the oldest
+/// process of the container's cgroup inside a pid namespace below the
+/// host's). A container's first events can come while its runtime is still
+/// creating the task (`runc init`'s first stages, before the init exists and
+/// before the runtime has a pid): then this looks again every [`START_POLL`]
+/// until `poll_until` (a quarter of the hold of those events, so they are not
+/// delayed past it), and [`settle_start_later`] goes on after the answer.
 async fn lookup_settled(
     shared: &Shared,
     c: &CgroupContainer,
@@ -519,25 +520,82 @@ async fn lookup_settled(
 ) -> Result<ContainerMeta, LookupError> {
     let mut meta = lookup_sources(shared, c).await?;
     settle_start(&mut meta, &c.full_id, crate::procfs::start_ts_in_cgroup);
-    loop {
-        if meta.start_ts != 0 || asking_pid == 0 {
-            return Ok(meta);
+    while !try_settle(shared, c, asking_pid, &mut meta).await
+        && tokio::time::Instant::now() + START_POLL < poll_until
+    {
+        tokio::time::sleep(START_POLL).await;
+    }
+    Ok(meta)
+}
+
+/// Whether `meta`'s start is known, after one more attempt when it is not:
+/// the init through the asking process while that is in the container, else
+/// the runtime asked again for its pid.
+async fn try_settle(
+    shared: &Shared,
+    c: &CgroupContainer,
+    asking_pid: u32,
+    meta: &mut ContainerMeta,
+) -> bool {
+    if meta.start_ts != 0 {
+        return true;
+    }
+    let (id, asking) = (c.full_id.clone(), asking_pid);
+    let local = tokio::task::spawn_blocking(move || {
+        if crate::procfs::start_ts_in_cgroup(asking, &id).is_none() {
+            return Err(());
         }
-        let (id, asking) = (c.full_id.clone(), asking_pid);
-        let found = tokio::task::spawn_blocking(move || crate::procfs::container_init(asking, &id))
-            .await
-            .ok()
-            .flatten();
-        if let Some((init, start)) = found {
+        Ok(crate::procfs::container_init(asking, &id))
+    })
+    .await
+    .unwrap_or(Err(()));
+    match local {
+        Ok(Some((init, start))) => {
             meta.init_pid = init;
             meta.start_ts = start;
-            return Ok(meta);
+            true
         }
-        let asking_in = crate::procfs::start_ts_in_cgroup(asking_pid, &c.full_id).is_some();
-        if !asking_in || tokio::time::Instant::now() + START_POLL >= poll_until {
-            return Ok(meta);
+        // the asking process is there, the init not yet
+        Ok(None) => false,
+        // the asking process is gone: the runtime may have the pid by now
+        Err(()) => match lookup_sources(shared, c).await {
+            Ok(mut m) => {
+                settle_start(&mut m, &c.full_id, crate::procfs::start_ts_in_cgroup);
+                meta.init_pid = m.init_pid;
+                meta.start_ts = m.start_ts;
+                m.start_ts != 0
+            }
+            Err(_) => false,
+        },
+    }
+}
+
+/// Go on looking for a container's init after its metadata went out with the
+/// start unknown (see [`lookup_settled`]): every 5 × [`START_POLL`] until
+/// `until`, while its cache slot holds that metadata; then put the start into
+/// the cached metadata. An event carries the container's one start or none
+/// (0, before it was settled), never another time.
+async fn settle_start_later(
+    shared: Arc<Shared>,
+    key: String,
+    c: Arc<CgroupContainer>,
+    asking_pid: u32,
+    until: tokio::time::Instant,
+) {
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(START_POLL * 5).await;
+        let mut meta = match lock(&shared.cache).get(&key) {
+            Some(Slot::Ready { meta, .. }) if meta.start_ts == 0 => ContainerMeta::clone(meta),
+            _ => return,
+        };
+        if try_settle(&shared, &c, asking_pid, &mut meta).await {
+            if let Some(Slot::Ready { meta: m, .. }) = lock(&shared.cache).get_mut(&key) {
+                if m.start_ts == 0 {
+                    *m = Arc::new(meta);
+                }
+            }
+            return;
         }
-        tokio::time::sleep(START_POLL).await;
     }
 }
 
@@ -559,9 +617,7 @@ pub fn settle_start(
 
 async fn resolve(shared: Arc<Shared>, req: Request) {
     let timeout = shared.cfg.lookup_timeout;
-    // look again for the init no longer than half the hold, so the held
-    // events still get the answer on a busy machine
-    let poll_until = tokio::time::Instant::from_std(req.asked) + (shared.cfg.hold / 2).min(timeout);
+    let poll_until = tokio::time::Instant::from_std(req.asked) + (shared.cfg.hold / 4).min(timeout);
     let result = match tokio::time::timeout(
         timeout,
         lookup_settled(&shared, &req.container, req.pid, poll_until),
@@ -605,10 +661,23 @@ async fn resolve(shared: Arc<Shared>, req: Request) {
             Slot::Failed { at: now }
         }
     };
-    let mut cache = lock(&shared.cache);
-    // evicted while pending (container gone): keep it out
-    if let Some(s) = cache.get_mut(&req.key) {
-        *s = slot;
+    let start_unknown = matches!(&slot, Slot::Ready { meta, .. } if meta.start_ts == 0);
+    {
+        let mut cache = lock(&shared.cache);
+        // evicted while pending (container gone): keep it out
+        if let Some(s) = cache.get_mut(&req.key) {
+            *s = slot;
+        }
+    }
+    if start_unknown && req.pid != 0 {
+        let until = tokio::time::Instant::now() + timeout;
+        tokio::spawn(settle_start_later(
+            shared.clone(),
+            req.key.clone(),
+            req.container.clone(),
+            req.pid,
+            until,
+        ));
     }
 }
 
@@ -980,7 +1049,7 @@ mod tests {
 
     /// One container as every source describes it, with the init pid each
     /// reports: after [`settle_start`], the fields two sources can both give
-    /// (name, image, start, privileged, pod) are equal, whichever answered.
+    /// (name, image, start, pod and its labels) are equal, whichever answered.
     #[test]
     fn every_source_settles_the_same_start_and_agrees_on_shared_fields() {
         let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";

@@ -535,7 +535,7 @@ impl Enricher {
                     runtime: cc.runtime.as_str().to_string(),
                     ..Default::default()
                 };
-                match self.resolver.as_ref().map(|r| r.lookup(cc)) {
+                match self.resolver.as_ref().map(|r| r.lookup_for(cc, h.pid)) {
                     Some(Lookup::Ready(meta)) => meta.fill(&mut c),
                     Some(Lookup::Pending) => pending = Some(cc.clone()),
                     Some(Lookup::Unavailable) | None => {}
@@ -793,6 +793,7 @@ mod hold_tests {
             docker_sockets: vec![],
             podman_sockets: vec![],
             podman_storage: None,
+            podman_run_root: None,
             ..RuntimeConfig::default()
         }
     }

@@ -351,20 +351,6 @@ fn detach_syscall(
     })
 }
 
-/// The kernel's read-only open filter: the prefix trie and its switches.
-fn boot_epoch_ns() -> u64 {
-    let now = |clk| {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes into the timespec we own.
-        unsafe { libc::clock_gettime(clk, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    };
-    now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME))
-}
-
 fn possible_cpus() -> u32 {
     aya::util::nr_cpus().map(|n| n as u32).unwrap_or(1).max(1)
 }
@@ -542,7 +528,7 @@ impl Probe {
         unsafe {
             libc::malloc_trim(0);
         }
-        let boot = boot_epoch_ns();
+        let boot = procfs::boot_epoch_ns();
         let mut table = proctable::ProcessTable::new(cfg.containerd_namespaces.clone(), boot);
         let seeded = table.seed_from_proc();
         tracing::debug!(seeded, "process table seeded from /proc");

@@ -90,6 +90,128 @@ fn status_kib_of(file: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
+/// The epoch time of boot, ns: `CLOCK_REALTIME - CLOCK_BOOTTIME`, measured
+/// once per process, so every start time computed from boot-relative values
+/// (the kernel's, `/proc`'s clock ticks) in one agent uses the same offset.
+pub fn boot_epoch_ns() -> u64 {
+    static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let now = |clk| {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes into the timespec we own.
+            unsafe { libc::clock_gettime(clk, &mut ts) };
+            (ts.tv_sec.max(0) as u64) * 1_000_000_000 + ts.tv_nsec.max(0) as u64
+        };
+        now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME))
+    })
+}
+
+/// Clock ticks per second of `/proc`'s times (`_SC_CLK_TCK`, 100 when unknown).
+pub fn clk_tck() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if tck > 0 {
+        tck as u64
+    } else {
+        100
+    }
+}
+
+/// A `stat` start time (clock ticks after boot) as ns since the epoch.
+pub fn ticks_to_epoch_ns(starttime: u64) -> u64 {
+    boot_epoch_ns() + starttime.saturating_mul(1_000_000_000 / clk_tck())
+}
+
+/// When process `pid` started (ns since the epoch, at `/proc`'s clock-tick
+/// resolution), if it exists and is in container `id`'s cgroup
+/// ([`cgroup_names`] on `/proc/<pid>/cgroup`): a pid a runtime reported for a
+/// container is checked to be still that container's, not a reused pid.
+pub fn start_ts_in_cgroup(pid: u32, id: &str) -> Option<u64> {
+    if pid == 0 {
+        return None;
+    }
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    if !cgroup_names(&cgroups, id) {
+        return None;
+    }
+    Stat::read(pid).map(|s| ticks_to_epoch_ns(s.starttime))
+}
+
+/// The container's init found from one of its processes, `member` (host pid):
+/// among the processes of `member`'s cgroup (the one naming container `id`)
+/// that are inside a pid namespace below the host's, the oldest. That is the
+/// process a runtime reports as the container's init (`runc init`'s last
+/// stage, which execs the entrypoint: pid 1 of the container's namespace, or
+/// the container's first process in a pod's shared one), found without the
+/// runtime; it exists before the runtime records a pid. `runc init`'s earlier
+/// stages, in the cgroup for a moment but still in the host's pid namespace,
+/// are not candidates. `None` when `member` is gone or not the container's, or
+/// no candidate is there (yet, or the container shares the host's pid
+/// namespace). The pid and its start (ns since the epoch).
+pub fn container_init(member: u32, id: &str) -> Option<(u32, u64)> {
+    if member == 0 {
+        return None;
+    }
+    let cgroups = std::fs::read_to_string(format!("/proc/{member}/cgroup")).ok()?;
+    let dirs: Vec<String> = cgroups
+        .lines()
+        .filter(|l| cgroup_names(l, id))
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            Some(match controllers {
+                "" => vec![
+                    format!("/sys/fs/cgroup{path}"),
+                    format!("/sys/fs/cgroup/unified{path}"),
+                ],
+                c => vec![format!("/sys/fs/cgroup/{c}{path}")],
+            })
+        })
+        .flatten()
+        .collect();
+    let procs = dirs
+        .iter()
+        .find_map(|d| std::fs::read_to_string(format!("{d}/cgroup.procs")).ok())?;
+    procs
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|st| status_field(&st, "NSpid:").map(in_child_pid_ns))
+                .unwrap_or(false)
+        })
+        .filter_map(|pid| Stat::read(pid).map(|st| (st.starttime, pid)))
+        .min()
+        .map(|(ticks, pid)| (pid, ticks_to_epoch_ns(ticks)))
+}
+
+/// Whether an `NSpid:` value (`<host pid>\t…\t<pid in the innermost
+/// namespace>`) is of a process inside a pid namespace below the host's.
+fn in_child_pid_ns(nspid: &str) -> bool {
+    nspid.split_whitespace().count() >= 2
+}
+
+/// Whether a `/proc/<pid>/cgroup` text puts the process in container `id`'s
+/// cgroup on some hierarchy: a path component that is `id` (`/default/<id>`,
+/// `/kubepods/…/<id>`) or ends in `-<id>` or `-<id>.scope` (`libpod-<id>`,
+/// `cri-containerd-<id>.scope`, `docker-<id>.scope`, `crio-<id>.scope`).
+pub fn cgroup_names(cgroup_text: &str, id: &str) -> bool {
+    if id.is_empty() {
+        return false;
+    }
+    let dash = format!("-{id}");
+    let scope = format!("-{id}.scope");
+    cgroup_text
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .flat_map(|path| path.split('/'))
+        .any(|c| c == id || c.ends_with(&dash) || c.ends_with(&scope))
+}
+
 /// Whether process `pid` still exists.
 pub fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
@@ -140,5 +262,39 @@ mod tests {
         assert!(self_status_kib("VmRSS:").is_some_and(|k| k > 0));
         assert!(alive(std::process::id()));
         assert_eq!(status_field("Name:\tx\nUid:\t0\t1\n", "Uid:"), Some("0\t1"));
+    }
+
+    #[test]
+    fn a_cgroup_names_its_container_by_whole_components() {
+        let hybrid = "12:memory:/default/web\n0::/default/web\n";
+        assert!(cgroup_names(hybrid, "web"));
+        assert!(!cgroup_names(hybrid, "we"));
+        assert!(!cgroup_names("0::/default/webserver\n", "web"));
+        let id = "ab".repeat(32);
+        for path in [
+            format!("/libpod_parent/libpod-{id}"),
+            format!("/system.slice/docker-{id}.scope"),
+            format!("/kubepods.slice/kubepods-besteffort.slice/cri-containerd-{id}.scope"),
+            format!("/kubepods/besteffort/pod1234/{id}"),
+        ] {
+            assert!(cgroup_names(&format!("0::{path}\n"), &id), "{path}");
+        }
+        assert!(!cgroup_names(
+            &format!("0::/libpod_parent/conmon-{id}x\n"),
+            &id
+        ));
+        assert!(!cgroup_names("0::/\n", ""));
+    }
+
+    #[test]
+    fn processes_in_a_pid_namespace_below_the_hosts() {
+        assert!(in_child_pid_ns("4242\t1"));
+        assert!(in_child_pid_ns("4242\t7"));
+        assert!(in_child_pid_ns("4242 17 1"));
+        assert!(!in_child_pid_ns("4242"), "the host's namespace");
+        assert!(!in_child_pid_ns(""));
+        // this test's own process is no container's
+        assert_eq!(container_init(std::process::id(), "web"), None);
+        assert_eq!(container_init(0, "web"), None);
     }
 }

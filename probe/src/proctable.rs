@@ -72,15 +72,13 @@ pub struct ProcessTable {
 
 impl ProcessTable {
     pub fn new(containerd_namespaces: Vec<String>, boot_epoch_ns: u64) -> Self {
-        // SAFETY: sysconf has no memory-safety preconditions.
-        let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         ProcessTable {
             procs: AHashMap::new(),
             containerd_namespaces,
             linger: Duration::from_secs(10),
             max_ancestors: 10,
             boot_epoch_ns,
-            clk_tck: if tck > 0 { tck as u64 } else { 100 },
+            clk_tck: crate::procfs::clk_tck(),
             generation: 0,
         }
     }

@@ -123,7 +123,7 @@ fn nginx_image_serves_and_its_events_carry_the_image() {
     assert_eq!(c.image_repository, "docker.io/library/nginx");
     assert_eq!(c.image_tag, "latest");
     assert_eq!(c.image_digest, image.digest);
-    assert_eq!(c.start_ts, ctr.created_ns());
+    assert_eq!(c.start_ts, ctr.start_ns());
     let log = live.wait_for("access.log open (ctr)", 15, log_open(name.clone()));
     assert_eq!(log.container, exec.container);
 

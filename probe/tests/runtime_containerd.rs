@@ -60,7 +60,8 @@ fn containerd_container_events_carry_image_metadata() {
     assert_eq!(c.image_digest, image.digest);
     assert_eq!(c.image(), "docker.io/library/fl-busybox:test");
     assert_eq!(c.privileged, Some(false));
-    assert_eq!(c.start_ts, plain.created_ns());
+    // the init's start: not the container record's creation
+    assert_eq!(c.start_ts, plain.start_ns());
     assert_eq!((c.k8s_ns.as_str(), c.k8s_pod.as_str()), ("", ""));
     assert_eq!(ev.process.comm, "touch");
 
@@ -85,7 +86,7 @@ fn containerd_container_events_carry_image_metadata() {
     );
     assert_eq!(pev.container.image_digest, image.digest);
     assert_eq!(pev.container.privileged, Some(true));
-    assert_eq!(pev.container.start_ts, privileged.created_ns());
+    assert_eq!(pev.container.start_ts, privileged.start_ns());
 
     // no event of either container went out without its metadata: the first
     // ones waited (bounded) for the lookup

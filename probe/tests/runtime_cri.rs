@@ -5,7 +5,8 @@
 //!
 //! The live probe is configured with **no containerd gRPC socket** and the
 //! containerd socket as its only CRI socket, so every field must come over CRI:
-//! container name, image tag and digest, start time, privileged flag, pod name,
+//! container name, image tag and digest, start time (its init's: see
+//! `ContainerMeta::start_ts`), privileged flag, pod name,
 //! namespace, uid and labels. The same lookup is then asked as if the container
 //! were CRI-O's (`crio-<id>` cgroups), which goes to the CRI sockets only.
 //!
@@ -287,18 +288,32 @@ async fn run_container(
     id
 }
 
-async fn started_at(c: &mut RuntimeServiceClient<Channel>, id: &str) -> u64 {
-    let s = c
+/// `container.start_ts` of a CRI container: its init's start (the pid in the
+/// verbose status's `info`), which lies between the container's `created_at`
+/// and the `started_at` the runtime records once the start returned.
+async fn start_ns(c: &mut RuntimeServiceClient<Channel>, id: &str) -> u64 {
+    let r = c
         .container_status(cri::ContainerStatusRequest {
             container_id: id.into(),
-            verbose: false,
+            verbose: true,
         })
         .await
         .expect("CRI ContainerStatus")
-        .into_inner()
-        .status
-        .expect("status");
-    u64::try_from(s.started_at).unwrap_or(0)
+        .into_inner();
+    let s = r.status.expect("status");
+    let info: serde_json::Value =
+        serde_json::from_str(r.info.get("info").expect("verbose info")).expect("info JSON");
+    let pid = info["pid"].as_u64().expect("info.pid") as u32;
+    let start = init_start_ns(pid, id);
+    let (created, started) = (
+        u64::try_from(s.created_at).unwrap_or(0),
+        u64::try_from(s.started_at).unwrap_or(0),
+    );
+    assert!(
+        created <= start + TICK_NS && start <= started,
+        "init start {start} not within created_at {created} .. started_at {started}"
+    );
+    start
 }
 
 fn in_container<'a>(short: &'a str, marker: &'a str) -> impl Fn(&Event) -> bool + 'a {
@@ -313,6 +328,7 @@ fn cri_only(socket: &Path) -> RuntimeConfig {
         docker_sockets: vec![],
         podman_sockets: vec![],
         podman_storage: None,
+        podman_run_root: None,
         ..RuntimeConfig::default()
     }
 }
@@ -361,7 +377,7 @@ fn cri_pod_containers_carry_pod_and_image_metadata() {
         };
         let plain = run_container(&mut c, &pod, "app", false, marker).await;
         let privileged = run_container(&mut c, &pod, "admin", true, marker).await;
-        let started = started_at(&mut c, &plain).await;
+        let started = start_ns(&mut c, &plain).await;
         (pod, plain, privileged, started)
     });
 
@@ -389,6 +405,23 @@ fn cri_pod_containers_carry_pod_and_image_metadata() {
         .collect();
     assert_eq!(c.k8s_pod_labels, labels);
     assert_eq!(ev.process.comm, "touch");
+    // every event of the container's own processes carries the same start,
+    // whichever came first (runc's set-up stages, before the init exists, may
+    // carry none: 0, never another time)
+    let starts: std::collections::BTreeSet<u64> = live
+        .matching(|e| {
+            e.container.id == short
+                && !e.container.image_repository.is_empty()
+                && !e.process.comm.starts_with("runc")
+        })
+        .iter()
+        .map(|e| e.container.start_ts)
+        .collect();
+    assert_eq!(
+        starts,
+        [plain_started].into(),
+        "start_ts of the container's events"
+    );
 
     let pev = live.wait_for(
         "open of the marker in the privileged CRI container",

@@ -97,9 +97,17 @@ impl PrivateDocker {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// `State.StartedAt` of a container, ns since the epoch.
-    fn started_ns(&self, id: &str) -> u64 {
-        parse_rfc3339_ns(&self.ok(&["inspect", "-f", "{{.State.StartedAt}}", id]))
+    /// `container.start_ts` of a container: its init's (`State.Pid`) start,
+    /// which lies before the `State.StartedAt` dockerd records once it started.
+    fn start_ns(&self, id: &str) -> u64 {
+        let pid: u32 = self
+            .ok(&["inspect", "-f", "{{.State.Pid}}", id])
+            .parse()
+            .expect("State.Pid");
+        let start = init_start_ns(pid, id);
+        let started = parse_rfc3339_ns(&self.ok(&["inspect", "-f", "{{.State.StartedAt}}", id]));
+        assert!(start <= started, "init of {id} started after StartedAt");
+        start
     }
 }
 
@@ -204,7 +212,7 @@ fn docker_container_events_carry_engine_api_metadata() {
         "a loaded image has no repository digest"
     );
     assert_eq!(c.privileged, Some(false));
-    assert_eq!(c.start_ts, docker.started_ns(&plain));
+    assert_eq!(c.start_ts, docker.start_ns(&plain));
     assert_eq!((c.k8s_ns.as_str(), c.k8s_pod.as_str()), ("", ""));
     assert_eq!(
         c.mounts,
@@ -226,7 +234,7 @@ fn docker_container_events_carry_engine_api_metadata() {
     let p = &pev.container;
     assert_eq!(p.name, "app");
     assert_eq!(p.privileged, Some(false));
-    assert_eq!(p.start_ts, docker.started_ns(&pod));
+    assert_eq!(p.start_ts, docker.start_ns(&pod));
     assert_eq!(
         (
             p.k8s_ns.as_str(),

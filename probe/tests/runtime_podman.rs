@@ -163,7 +163,11 @@ fn podman_container_events_carry_image_metadata() {
     let started = falco_learn_probe::runtime::parse_rfc3339_ns(
         v[0]["State"]["StartedAt"].as_str().expect("StartedAt"),
     );
-    assert!(started > 0);
+    // container.start_ts is the init's (State.Pid) start, before the StartedAt
+    // podman records once it started
+    let init = v[0]["State"]["Pid"].as_u64().expect("State.Pid") as u32;
+    let start = init_start_ns(init, &id);
+    assert!(start > 0 && start <= started, "{start} {started}");
 
     let ev = live.wait_for("open of the marker in the podman container", 15, |e| {
         e.container.id == id[..12] && e.fd.as_ref().is_some_and(|f| f.name == marker)
@@ -175,7 +179,7 @@ fn podman_container_events_carry_image_metadata() {
     assert_eq!(c.image_tag, "test");
     assert_eq!(c.image_digest, digest);
     assert_eq!(c.privileged, Some(false));
-    assert_eq!(c.start_ts, started);
+    assert_eq!(c.start_ts, start);
     assert_eq!(ev.process.comm, "touch");
     let ours = live.matching(|e| e.container.id == id[..12]);
     assert!(
@@ -226,6 +230,8 @@ fn podman_container_events_carry_image_metadata() {
         assert_eq!(m.image.repository, "localhost/fl-busybox");
         assert_eq!(m.image.tag, "test");
         assert_eq!(m.image.digest, digest);
+        // the same init (State.Pid, conmon's pidfile), the same start
+        assert_eq!((m.init_pid, m.start_ts), (init, start));
     }
     assert_eq!(api.privileged, Some(false));
     // containers.json has no privileged flag

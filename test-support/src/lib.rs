@@ -263,6 +263,19 @@ pub fn ls_digest(ls: &str, reference: &str) -> Option<String> {
     })
 }
 
+/// `/proc`'s start times are in clock ticks (10 ms at USER_HZ 100): what a
+/// start time read there may lie before the instant it stands for.
+pub const TICK_NS: u64 = 10_000_000;
+
+/// The one definition of `container.start_ts` (`probe::runtime::ContainerMeta`):
+/// the start of the container's init, host pid `pid`, which must be a process
+/// of container `id`'s cgroup. Read the same way as the probe reads it, in this
+/// process (one boot-clock offset), so tests compare exactly.
+pub fn init_start_ns(pid: u32, id: &str) -> u64 {
+    falco_learn_probe::procfs::start_ts_in_cgroup(pid, id)
+        .unwrap_or_else(|| panic!("pid {pid} is not a live process of container {id}"))
+}
+
 /// SIGTERM a daemon we started, wait up to `grace`, then SIGKILL and reap it.
 pub fn stop_child(child: &mut Child, grace: Duration) {
     // SAFETY: signalling a child we started, by its own pid.
@@ -374,6 +387,31 @@ impl CtrContainer {
         let v: serde_json::Value = serde_json::from_str(&info).expect("ctr containers info JSON");
         let s = v["CreatedAt"].as_str().expect("CreatedAt");
         falco_learn_probe::runtime::parse_rfc3339_ns(s)
+    }
+
+    /// The pid of the container's task (its init), from `ctr task ls`.
+    pub fn task_pid(&self) -> u32 {
+        let ls = stdout(Command::new("ctr").args(["task", "ls"]));
+        ls.lines()
+            .find_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                (cols.first() == Some(&self.name.as_str()))
+                    .then(|| cols.get(1).and_then(|p| p.parse().ok()))
+                    .flatten()
+            })
+            .unwrap_or_else(|| panic!("{} not in `ctr task ls`:\n{ls}", self.name))
+    }
+
+    /// `container.start_ts` of this container: its init's start, checked to lie
+    /// between the container's creation and now.
+    pub fn start_ns(&self) -> u64 {
+        let start = init_start_ns(self.task_pid(), &self.name);
+        assert!(
+            start + TICK_NS >= self.created_ns(),
+            "init of {} started before the container was created",
+            self.name
+        );
+        start
     }
 }
 

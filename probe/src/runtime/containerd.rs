@@ -2,8 +2,9 @@
 //! compiled with `protoc`).
 //!
 //! `Containers/Get` in the container's namespace (the `containerd-namespace`
-//! request header) gives the image reference, labels, creation time and the
-//! OCI spec (JSON in a protobuf `Any`); `Images/Get` of that reference gives the
+//! request header) gives the image reference, labels and the OCI spec (JSON in
+//! a protobuf `Any`); `Tasks/Get` the pid of the container's init (its start
+//! time is the container's, see [`super::ContainerMeta::start_ts`]); `Images/Get` of that reference gives the
 //! digest (the image's target descriptor: manifest or index digest, what
 //! `ctr images ls` shows). Containers made by the CRI plugin (`k8s.io`) carry the
 //! pod in their spec annotations; the pod's labels are the labels of its
@@ -24,7 +25,10 @@ use containerd_client::events::ContainerCreate;
 use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::events_client::EventsClient;
 use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::{GetContainerRequest, GetImageRequest, SubscribeRequest};
+use containerd_client::services::v1::tasks_client::TasksClient;
+use containerd_client::services::v1::{
+    GetContainerRequest, GetImageRequest, GetRequest, SubscribeRequest,
+};
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request};
 use falco_learn_event::Mount;
@@ -76,7 +80,8 @@ pub(crate) struct Raw {
     pub id: String,
     pub image: String,
     pub labels: BTreeMap<String, String>,
-    pub created_ns: u64,
+    /// The pid of the task's init (`Tasks/Get`), 0 when there is no task yet.
+    pub pid: u32,
     pub spec: Option<OciSpec>,
 }
 
@@ -168,7 +173,8 @@ pub(crate) fn meta_from_raw(
         image,
         image_id: String::new(),
         privileged: c.spec.as_ref().map(spec_privileged),
-        start_ts: c.created_ns,
+        init_pid: c.pid,
+        start_ts: 0,
         runtime: "containerd",
         k8s_ns: first(&[
             "io.kubernetes.cri.sandbox-namespace",
@@ -246,13 +252,12 @@ pub(crate) async fn image_digest(
     }
 }
 
-/// One `/containers/create` event: namespace, id, image reference, time (ns).
+/// One `/containers/create` event: namespace, id, image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Created {
     pub namespace: String,
     pub id: String,
     pub image: String,
-    pub ts_ns: u64,
 }
 
 /// Follow containerd's `/containers/create` events (every namespace) and hand
@@ -281,22 +286,18 @@ pub(crate) async fn watch_creates(
             tracing::debug!(type_url = %any.type_url, "undecodable containerd create event");
             continue;
         };
-        let ts_ns = env
-            .timestamp
-            .map(|t| (t.seconds.max(0) as u64) * 1_000_000_000 + t.nanos.max(0) as u64)
-            .unwrap_or(0);
         on_create(Created {
             namespace: env.namespace,
             id: c.id,
             image: c.image,
-            ts_ns,
         });
     }
     Ok(())
 }
 
 /// Metadata of a container known only from its create event (it was deleted
-/// before it could be looked up): name = id, image from the event.
+/// before it could be looked up): name = id, image from the event. Its start
+/// time is unknown (0): the event's time is its creation, not its start.
 pub(crate) fn meta_from_create(c: &Created, digest: Option<String>) -> ContainerMeta {
     let mut image = Reference::parse(&c.image).unwrap_or_default();
     if image.digest.is_empty() {
@@ -306,10 +307,31 @@ pub(crate) fn meta_from_create(c: &Created, digest: Option<String>) -> Container
         id: c.id.clone(),
         name: c.id.clone(),
         image,
-        start_ts: c.ts_ns,
         runtime: "containerd",
         source: Source::ContainerdEvent,
         ..ContainerMeta::default()
+    }
+}
+
+/// The pid of container `id`'s task (its init), 0 when it has no task (not
+/// started yet, or ended and deleted).
+async fn task_pid(
+    channel: &Channel,
+    socket: &Path,
+    ns: &str,
+    id: &str,
+) -> Result<u32, LookupError> {
+    let req = with_ns(
+        GetRequest {
+            container_id: id.into(),
+            exec_id: String::new(),
+        },
+        ns,
+    )?;
+    match TasksClient::new(channel.clone()).get(req).await {
+        Ok(r) => Ok(r.into_inner().process.map_or(0, |p| p.pid)),
+        Err(s) if s.code() == Code::NotFound => Ok(0),
+        Err(s) => Err(status_err(socket, s)),
     }
 }
 
@@ -328,16 +350,11 @@ pub(crate) async fn lookup(
         ),
         _ => None,
     };
-    let created_ns = c
-        .created_at
-        .as_ref()
-        .map(|t| (t.seconds.max(0) as u64) * 1_000_000_000 + t.nanos.max(0) as u64)
-        .unwrap_or(0);
     let raw = Raw {
         id: c.id.clone(),
         image: c.image.clone(),
         labels: c.labels.into_iter().collect(),
-        created_ns,
+        pid: task_pid(&channel, socket, ns, id).await?,
         spec,
     };
     let digest = if raw.image.is_empty() {
@@ -376,7 +393,7 @@ mod tests {
             id: "web".into(),
             image: "docker.io/library/fl-busybox:test".into(),
             labels: BTreeMap::new(),
-            created_ns: 5,
+            pid: 4242,
             spec: Some(spec(
                 r#"{"process": {"capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"]}},
                     "linux": {"maskedPaths": ["/proc/kcore"]},
@@ -391,7 +408,8 @@ mod tests {
         assert_eq!(m.image.tag, "test");
         assert_eq!(m.image.digest, "sha256:ab");
         assert_eq!(m.privileged, Some(false));
-        assert_eq!(m.start_ts, 5);
+        // the start is the init's, read by the resolver
+        assert_eq!((m.init_pid, m.start_ts), (4242, 0));
         assert_eq!(
             m.mounts,
             vec![Mount {
@@ -439,7 +457,7 @@ mod tests {
             id: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
             image: "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210".into(),
             labels: BTreeMap::new(),
-            created_ns: 1,
+            pid: 7,
             spec: Some(OciSpec {
                 annotations: ann,
                 ..OciSpec::default()
@@ -469,10 +487,10 @@ mod tests {
             namespace: "default".into(),
             id: "quick".into(),
             image: "docker.io/library/fl-busybox:test".into(),
-            ts_ns: 7,
         };
         let m = meta_from_create(&created, Some("sha256:ef".into()));
-        assert_eq!((m.name.as_str(), m.start_ts), ("quick", 7));
+        // the creation time is not the start: unknown
+        assert_eq!((m.name.as_str(), m.init_pid, m.start_ts), ("quick", 0, 0));
         assert_eq!(m.image.repository, "docker.io/library/fl-busybox");
         assert_eq!(m.image.digest, "sha256:ef");
         assert_eq!(m.source, Source::ContainerdEvent);

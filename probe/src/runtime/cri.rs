@@ -3,9 +3,12 @@
 //!
 //! One lookup is two or three calls on the runtime's socket:
 //! 1. `ContainerStatus` (verbose) gives the container name (its name in the pod),
-//!    the image as a tag reference and as a digest reference (`image_ref`), the
-//!    start time, mounts, the labels kubelet set (`io.kubernetes.pod.*`), and a
-//!    runtime-specific `info` JSON with the sandbox id and the privileged flag;
+//!    the image as a tag reference and as a digest reference (`image_ref`),
+//!    mounts, the labels kubelet set (`io.kubernetes.pod.*`), and a
+//!    runtime-specific `info` JSON with the sandbox id, the privileged flag and
+//!    the pid of the container's init (whose start is the container's: see
+//!    [`super::ContainerMeta::start_ts`]; not `started_at`, which the runtime
+//!    records after the start returns, nor `created_at`);
 //! 2. `ListContainers` filtered by id, only when `info` has no sandbox id;
 //! 3. `PodSandboxStatus` gives the pod's name, namespace, uid and labels.
 //!
@@ -35,6 +38,8 @@ use tonic::Code;
 pub(crate) struct VerboseInfo {
     #[serde(rename = "sandboxID")]
     pub sandbox_id: String,
+    /// The container's init (containerd and CRI-O), 0 before its task exists.
+    pub pid: u32,
     /// CRI-O.
     pub privileged: Option<bool>,
     /// containerd: the CRI `ContainerConfig` the container was created with.
@@ -132,11 +137,6 @@ pub(crate) fn meta_from_status(
         .map(|m| m.name.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| label("io.kubernetes.container.name"));
-    let start = if s.started_at > 0 {
-        s.started_at
-    } else {
-        s.created_at
-    };
     let (k8s_ns, k8s_pod, k8s_pod_uid, k8s_pod_labels) = match pod {
         Some(p) => (
             p.namespace.clone(),
@@ -157,7 +157,8 @@ pub(crate) fn meta_from_status(
         image,
         image_id,
         privileged: info.privileged(),
-        start_ts: u64::try_from(start).unwrap_or(0),
+        init_pid: info.pid,
+        start_ts: 0,
         runtime,
         k8s_ns,
         k8s_pod,
@@ -382,7 +383,8 @@ mod tests {
         assert_eq!(m.image.tag, "1.27");
         assert_eq!(m.image.digest, format!("sha256:{}", "a".repeat(64)));
         assert_eq!(m.privileged, Some(true));
-        assert_eq!(m.start_ts, 20);
+        // neither created_at nor started_at: the init's start, read by the resolver
+        assert_eq!((m.init_pid, m.start_ts), (42, 0));
         assert_eq!(m.runtime, "cri-o");
         assert_eq!(m.source, Source::Cri);
         assert_eq!(
@@ -427,7 +429,8 @@ mod tests {
         assert_eq!(m.image.digest, "");
         assert_eq!(m.image_id, format!("sha256:{}", "d".repeat(64)));
         assert_eq!(m.privileged, Some(false));
-        assert_eq!(m.start_ts, 10, "created_at when never started");
+        // no task yet: no init, no start
+        assert_eq!((m.init_pid, m.start_ts), (0, 0));
         // without a pod answer, kubelet's labels on the container
         assert_eq!(
             (m.k8s_ns.as_str(), m.k8s_pod.as_str()),

@@ -1,14 +1,16 @@
 //! Docker and Podman Engine API over a unix socket (hyper HTTP/1 client).
 //!
 //! `GET /v1.40/containers/<id>/json` gives the name, the image reference as the
-//! user gave it (`.Config.Image`), the image id (`.Image`), start time,
+//! user gave it (`.Config.Image`), the image id (`.Image`), the pid of the
+//! container's init (`.State.Pid`, whose start is the container's: see
+//! [`super::ContainerMeta::start_ts`]; not `.State.StartedAt` nor `.Created`),
 //! `HostConfig.Privileged`, labels (dockershim/cri-dockerd's `io.kubernetes.*`)
 //! and mounts. The digest comes from `GET /v1.40/images/<image id>/json`
 //! (`RepoDigests`, the one of the container's repository). Podman serves the
 //! same Docker-compatible paths.
 
 use super::reference::{is_image_id, Reference};
-use super::{parse_rfc3339_ns, ContainerMeta, LookupError, Source};
+use super::{ContainerMeta, LookupError, Source};
 use bytes::Bytes;
 use falco_learn_event::Mount;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -26,7 +28,6 @@ const MAX_BODY: usize = 4 << 20;
 pub(crate) struct Inspect {
     pub id: String,
     pub name: String,
-    pub created: String,
     pub state: State,
     pub image: String,
     pub config: Config,
@@ -37,7 +38,8 @@ pub(crate) struct Inspect {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
 pub(crate) struct State {
-    pub started_at: String,
+    /// The container's init; 0 when it does not run.
+    pub pid: u32,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,7 +108,6 @@ pub(crate) fn meta_from_inspect(
         Some(n) => n.clone(),
         None => c.name.trim_start_matches('/').to_string(),
     };
-    let started = parse_rfc3339_ns(&c.state.started_at);
     ContainerMeta {
         id: c.id.clone(),
         name,
@@ -117,11 +118,8 @@ pub(crate) fn meta_from_inspect(
             String::new()
         },
         privileged: Some(c.host_config.privileged),
-        start_ts: if started > 0 {
-            started
-        } else {
-            parse_rfc3339_ns(&c.created)
-        },
+        init_pid: c.state.pid,
+        start_ts: 0,
         runtime,
         k8s_ns: label("io.kubernetes.pod.namespace"),
         k8s_pod: label("io.kubernetes.pod.name"),
@@ -246,8 +244,8 @@ mod tests {
             "sha256:cb6a2caa65afb52c4961e36026a1cefe9307ee9d23101aefd1459cbdeabadd04"
         );
         assert_eq!(m.privileged, Some(false));
-        // "StartedAt": "2026-11-22T01:44:13.477448342Z"
-        assert_eq!(m.start_ts, 1_795_311_853_477_448_342);
+        // "Pid": 21753; its start is read by the resolver
+        assert_eq!((m.init_pid, m.start_ts), (21753, 0));
         assert!(m.mounts.is_empty());
         assert_eq!(m.k8s_pod, "");
     }
@@ -288,8 +286,8 @@ mod tests {
             "sha256:2222222222222222222222222222222222222222222222222222222222222222"
         );
         assert_eq!(m.privileged, Some(true));
-        // not started: the creation time
-        assert_eq!(m.start_ts, 1_704_164_645_500_000_000);
+        // not running: no init, no start (the creation time is not the start)
+        assert_eq!((m.init_pid, m.start_ts), (0, 0));
         assert_eq!(
             (m.k8s_ns.as_str(), m.k8s_pod.as_str()),
             ("default", "nginx-7d")

@@ -70,7 +70,21 @@ pub struct ContainerMeta {
     /// Image id (`sha256:…` of the config) when the runtime gives it.
     pub image_id: String,
     pub privileged: Option<bool>,
-    /// Start (or creation) time, ns since the epoch; 0 when unknown.
+    /// The container's init process (host pid) as the runtime reports it: the
+    /// task's pid (containerd), CRI's verbose `info.pid`, the Engine API's
+    /// `State.Pid`, podman's `pidfile`; 0 when it has none (no task yet, or it
+    /// ended).
+    pub init_pid: u32,
+    /// `container.start_ts`, ns since the epoch, one definition for every
+    /// source: when the container's init process started (its `/proc` start
+    /// time, at clock-tick resolution, on the same boot clock as
+    /// `proc.start_ts`). Not a creation time (a container record, a create
+    /// event), and not a runtime's own "started at" (CRI `started_at`,
+    /// `State.StartedAt`, recorded when the start call returns): those differ
+    /// from one runtime to the next, and a lookup between a task's creation and
+    /// its start used to get the creation time. 0 when unknown (the init has
+    /// gone, or is not the container's: a reused pid). Set by [`settle_start`]
+    /// after whichever source answered; the sources leave it 0.
     pub start_ts: u64,
     /// `containerd`, `cri-o`, `docker`, `podman` (`cri` for another CRI runtime).
     pub runtime: &'static str,
@@ -139,6 +153,10 @@ pub struct RuntimeConfig {
     /// file: no fallback).
     #[serde(deserialize_with = "optional_path")]
     pub podman_storage: Option<PathBuf>,
+    /// Podman's run root, where the on-disk fallback finds a container's init
+    /// pid (`overlay-containers/<id>/userdata/pidfile`; `None`: start unknown).
+    #[serde(deserialize_with = "optional_path")]
+    pub podman_run_root: Option<PathBuf>,
     /// Bound on one container's lookup (all its sources together).
     #[serde(with = "falco_learn_event::time::duration")]
     pub lookup_timeout: Duration,
@@ -182,6 +200,7 @@ impl Default for RuntimeConfig {
             docker_sockets: paths(&["/run/docker.sock", "/var/run/docker.sock"]),
             podman_sockets: paths(&["/run/podman/podman.sock", "/var/run/podman/podman.sock"]),
             podman_storage: Some(PathBuf::from("/var/lib/containers/storage")),
+            podman_run_root: Some(PathBuf::from("/run/containers/storage")),
             lookup_timeout: Duration::from_secs(2),
             hold: Duration::from_millis(200),
             hold_max_events: 4096,
@@ -264,6 +283,8 @@ struct Request {
     key: String,
     container: Arc<CgroupContainer>,
     asked: Instant,
+    /// The process whose event asked (0: none), see `lookup_settled`.
+    pid: u32,
 }
 
 struct Shared {
@@ -371,6 +392,16 @@ impl Resolver {
 
     /// Metadata of `c` if known; otherwise start a lookup (never blocks).
     pub fn lookup(&self, c: &Arc<CgroupContainer>) -> Lookup {
+        self.lookup_for(c, 0)
+    }
+
+    /// [`Resolver::lookup`] for an event of process `pid` of the container:
+    /// when the runtime reports no init yet (the task is being created), the
+    /// init is found in the container's cgroup through that process (see
+    /// `lookup_settled`, `settle_start_later`), so the container's start time
+    /// does not depend on when the lookup ran (events before it is settled
+    /// carry none).
+    pub fn lookup_for(&self, c: &Arc<CgroupContainer>, pid: u32) -> Lookup {
         let key = cache_key(c);
         let now = Instant::now();
         let mut cache = lock(&self.shared.cache);
@@ -392,6 +423,7 @@ impl Resolver {
             key: key.clone(),
             container: c.clone(),
             asked: now,
+            pid,
         };
         match self.tx.try_send(req) {
             Ok(()) => {
@@ -468,9 +500,129 @@ async fn serve(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::Receiver<Request>
     }
 }
 
+/// How often the container's init is looked for again while it is not known.
+const START_POLL: Duration = Duration::from_millis(20);
+
+/// The sources' answer with its start time settled. The init is the process
+/// the runtime reports ([`settle_start`]) or the same process found through
+/// the one whose event asked ([`crate::procfs::container_init`]: the oldest
+/// process of the container's cgroup inside a pid namespace below the
+/// host's). A container's first events can come while its runtime is still
+/// creating the task (`runc init`'s first stages, before the init exists and
+/// before the runtime has a pid): then this looks again every [`START_POLL`]
+/// until `poll_until` (a quarter of the hold of those events, so they are not
+/// delayed past it), and [`settle_start_later`] goes on after the answer.
+async fn lookup_settled(
+    shared: &Shared,
+    c: &CgroupContainer,
+    asking_pid: u32,
+    poll_until: tokio::time::Instant,
+) -> Result<ContainerMeta, LookupError> {
+    let mut meta = lookup_sources(shared, c).await?;
+    settle_start(&mut meta, &c.full_id, crate::procfs::start_ts_in_cgroup);
+    while !try_settle(shared, c, asking_pid, &mut meta).await
+        && tokio::time::Instant::now() + START_POLL < poll_until
+    {
+        tokio::time::sleep(START_POLL).await;
+    }
+    Ok(meta)
+}
+
+/// Whether `meta`'s start is known, after one more attempt when it is not:
+/// the init through the asking process while that is in the container, else
+/// the runtime asked again for its pid.
+async fn try_settle(
+    shared: &Shared,
+    c: &CgroupContainer,
+    asking_pid: u32,
+    meta: &mut ContainerMeta,
+) -> bool {
+    if meta.start_ts != 0 {
+        return true;
+    }
+    let (id, asking) = (c.full_id.clone(), asking_pid);
+    let local = tokio::task::spawn_blocking(move || {
+        if crate::procfs::start_ts_in_cgroup(asking, &id).is_none() {
+            return Err(());
+        }
+        Ok(crate::procfs::container_init(asking, &id))
+    })
+    .await
+    .unwrap_or(Err(()));
+    match local {
+        Ok(Some((init, start))) => {
+            meta.init_pid = init;
+            meta.start_ts = start;
+            true
+        }
+        // the asking process is there, the init not yet
+        Ok(None) => false,
+        // the asking process is gone: the runtime may have the pid by now
+        Err(()) => match lookup_sources(shared, c).await {
+            Ok(mut m) => {
+                settle_start(&mut m, &c.full_id, crate::procfs::start_ts_in_cgroup);
+                meta.init_pid = m.init_pid;
+                meta.start_ts = m.start_ts;
+                m.start_ts != 0
+            }
+            Err(_) => false,
+        },
+    }
+}
+
+/// Go on looking for a container's init after its metadata went out with the
+/// start unknown (see [`lookup_settled`]): every 5 × [`START_POLL`] until
+/// `until`, while its cache slot holds that metadata; then put the start into
+/// the cached metadata. An event carries the container's one start or none
+/// (0, before it was settled), never another time.
+async fn settle_start_later(
+    shared: Arc<Shared>,
+    key: String,
+    c: Arc<CgroupContainer>,
+    asking_pid: u32,
+    until: tokio::time::Instant,
+) {
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(START_POLL * 5).await;
+        let mut meta = match lock(&shared.cache).get(&key) {
+            Some(Slot::Ready { meta, .. }) if meta.start_ts == 0 => ContainerMeta::clone(meta),
+            _ => return,
+        };
+        if try_settle(&shared, &c, asking_pid, &mut meta).await {
+            if let Some(Slot::Ready { meta: m, .. }) = lock(&shared.cache).get_mut(&key) {
+                if m.start_ts == 0 {
+                    *m = Arc::new(meta);
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// Set `meta.start_ts` from its init pid, the one rule for every source (see
+/// [`ContainerMeta::start_ts`]): `start_in_cgroup(pid, id)` is the pid's start
+/// when it is a process of container `id`'s cgroup
+/// ([`crate::procfs::start_ts_in_cgroup`] in the resolver, fixed values in tests).
+pub fn settle_start(
+    meta: &mut ContainerMeta,
+    id: &str,
+    start_in_cgroup: impl Fn(u32, &str) -> Option<u64>,
+) {
+    meta.start_ts = if meta.init_pid == 0 {
+        0
+    } else {
+        start_in_cgroup(meta.init_pid, id).unwrap_or(0)
+    };
+}
+
 async fn resolve(shared: Arc<Shared>, req: Request) {
     let timeout = shared.cfg.lookup_timeout;
-    let result = match tokio::time::timeout(timeout, lookup_sources(&shared, &req.container)).await
+    let poll_until = tokio::time::Instant::from_std(req.asked) + (shared.cfg.hold / 4).min(timeout);
+    let result = match tokio::time::timeout(
+        timeout,
+        lookup_settled(&shared, &req.container, req.pid, poll_until),
+    )
+    .await
     {
         Ok(r) => r,
         Err(_) => Err(LookupError::Timeout(timeout)),
@@ -509,10 +661,23 @@ async fn resolve(shared: Arc<Shared>, req: Request) {
             Slot::Failed { at: now }
         }
     };
-    let mut cache = lock(&shared.cache);
-    // evicted while pending (container gone): keep it out
-    if let Some(s) = cache.get_mut(&req.key) {
-        *s = slot;
+    let start_unknown = matches!(&slot, Slot::Ready { meta, .. } if meta.start_ts == 0);
+    {
+        let mut cache = lock(&shared.cache);
+        // evicted while pending (container gone): keep it out
+        if let Some(s) = cache.get_mut(&req.key) {
+            *s = slot;
+        }
+    }
+    if start_unknown && req.pid != 0 {
+        let until = tokio::time::Instant::now() + timeout;
+        tokio::spawn(settle_start_later(
+            shared.clone(),
+            req.key.clone(),
+            req.container.clone(),
+            req.pid,
+            until,
+        ));
     }
 }
 
@@ -714,9 +879,12 @@ async fn lookup_sources(
             }
             if let Some(storage) = &shared.cfg.podman_storage {
                 let (storage, id) = (storage.clone(), id.to_string());
-                let r = tokio::task::spawn_blocking(move || podman_disk::lookup(&storage, &id))
-                    .await
-                    .map_err(|e| LookupError::Protocol(format!("podman storage reader: {e}")));
+                let run_root = shared.cfg.podman_run_root.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    podman_disk::lookup(&storage, run_root.as_deref(), &id)
+                })
+                .await
+                .map_err(|e| LookupError::Protocol(format!("podman storage reader: {e}")));
                 if let Some(m) = attempt(Some(r.and_then(|r| r))) {
                     return Ok(m);
                 }
@@ -753,6 +921,7 @@ mod tests {
             docker_sockets: vec![],
             podman_sockets: vec![],
             podman_storage: None,
+            podman_run_root: None,
             retry_after: Duration::from_secs(3600),
             ..RuntimeConfig::default()
         }
@@ -876,5 +1045,149 @@ mod tests {
         let live: AHashSet<String> = [ids[2].clone()].into_iter().collect();
         assert_eq!(r.retain_live(&live), 1);
         assert_eq!(r.stats().cache_entries, 1);
+    }
+
+    /// One container as every source describes it, with the init pid each
+    /// reports: after [`settle_start`], the fields two sources can both give
+    /// (name, image, start, pod and its labels) are equal, whichever answered.
+    #[test]
+    fn every_source_settles_the_same_start_and_agrees_on_shared_fields() {
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let init = 4242;
+        // the init started at 1_000 ns (after the container record was
+        // created at 10 and before the runtime noted its start at 20)
+        let start_of = |pid: u32, cid: &str| (pid == init && cid == id).then_some(1_000);
+        let settled = |mut m: ContainerMeta| {
+            settle_start(&mut m, id, start_of);
+            m
+        };
+
+        // containerd's own API, for a container its CRI plugin made
+        let ann: BTreeMap<String, String> = [
+            ("io.kubernetes.cri.container-name", "web"),
+            (
+                "io.kubernetes.cri.image-name",
+                "docker.io/library/nginx:1.27",
+            ),
+            ("io.kubernetes.cri.sandbox-name", "web-5d8f"),
+            ("io.kubernetes.cri.sandbox-namespace", "shop"),
+            ("io.kubernetes.cri.sandbox-uid", "u-1"),
+            ("io.kubernetes.cri.sandbox-id", "sb"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let raw = containerd::Raw {
+            id: id.into(),
+            image: "docker.io/library/nginx:1.27".into(),
+            labels: BTreeMap::new(),
+            pid: init,
+            spec: Some(containerd::OciSpec {
+                annotations: ann,
+                ..Default::default()
+            }),
+        };
+        let sandbox_labels: BTreeMap<String, String> =
+            [("app", "web"), ("io.cri-containerd.kind", "sandbox")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let by_containerd = settled(containerd::meta_from_raw(
+            &raw,
+            Some(digest.clone()),
+            containerd::pod_labels(&sandbox_labels),
+        ));
+
+        // the same container over CRI
+        let status = k8s_cri::v1::ContainerStatus {
+            id: id.into(),
+            metadata: Some(k8s_cri::v1::ContainerMetadata {
+                name: "web".into(),
+                attempt: 0,
+            }),
+            created_at: 10,
+            started_at: 20,
+            image: Some(k8s_cri::v1::ImageSpec {
+                image: "docker.io/library/nginx:1.27".into(),
+                ..Default::default()
+            }),
+            image_ref: format!("docker.io/library/nginx@{digest}"),
+            ..Default::default()
+        };
+        let info = cri::VerboseInfo::parse(&std::collections::HashMap::from([(
+            "info".to_string(),
+            format!(r#"{{"sandboxID": "sb", "pid": {init}}}"#),
+        )]));
+        let pod = cri::Pod {
+            name: "web-5d8f".into(),
+            namespace: "shop".into(),
+            uid: "u-1".into(),
+            labels: [("app".to_string(), "web".to_string())].into(),
+        };
+        let by_cri = settled(cri::meta_from_status(
+            &status,
+            &info,
+            Some(&pod),
+            "containerd",
+        ));
+
+        let shared = |m: &ContainerMeta| {
+            (
+                m.name.clone(),
+                m.image.clone(),
+                m.start_ts,
+                m.k8s_ns.clone(),
+                m.k8s_pod.clone(),
+                m.k8s_pod_uid.clone(),
+                m.k8s_pod_labels.clone(),
+                m.runtime,
+            )
+        };
+        assert_eq!(shared(&by_containerd), shared(&by_cri));
+        assert_eq!(by_cri.start_ts, 1_000, "neither created_at nor started_at");
+
+        // the Engine API and podman's files: the same start from the same init
+        let inspect: engine::Inspect = serde_json::from_str(&format!(
+            r#"{{"Id": "{id}", "Name": "/web", "Created": "1970-01-01T00:00:00.00000001Z",
+                "State": {{"Pid": {init}, "StartedAt": "1970-01-01T00:00:00.00000002Z"}},
+                "Config": {{"Image": "docker.io/library/nginx:1.27"}}}}"#
+        ))
+        .expect("inspect");
+        let by_engine = settled(engine::meta_from_inspect(
+            &inspect,
+            None,
+            "podman",
+            Source::EngineApi,
+        ));
+        let containers = format!(
+            r#"[{{"id":"{id}","names":["web"],"metadata":"{{\"image-name\":\"docker.io/library/nginx:1.27\"}}","created":"1970-01-01T00:00:00.00000001Z"}}]"#
+        );
+        let by_disk = settled(
+            podman_disk::meta_from_files(containers.as_bytes(), None, id, init).expect("disk"),
+        );
+        for m in [&by_engine, &by_disk] {
+            assert_eq!(
+                (
+                    m.name.as_str(),
+                    &m.image.repository,
+                    &m.image.tag,
+                    m.start_ts
+                ),
+                ("web", &by_cri.image.repository, &by_cri.image.tag, 1_000)
+            );
+        }
+
+        // no init reported (no task yet, or ended), or a pid that is no longer
+        // the container's: unknown, never another time
+        for pid in [0, 99] {
+            let mut m = ContainerMeta {
+                init_pid: pid,
+                start_ts: 7,
+                ..ContainerMeta::default()
+            };
+            settle_start(&mut m, id, start_of);
+            assert_eq!(m.start_ts, 0, "pid {pid}");
+        }
     }
 }

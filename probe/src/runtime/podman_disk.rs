@@ -5,10 +5,14 @@
 //! `names`, `image` (the image id) and `metadata`, a JSON *string* holding
 //! `image-name` (the reference as given), `name` and `created-at` (seconds).
 //! `<storage>/overlay-images/images.json` maps image ids to their `digest`.
+//! The container's init pid is in its run directory, written by conmon:
+//! `<run root>/overlay-containers/<id>/userdata/pidfile` (run root
+//! `/run/containers/storage`); its start is the container's (see
+//! [`super::ContainerMeta::start_ts`]), not `created`.
 //! The privileged flag is not stored there: it stays unknown.
 
 use super::reference::Reference;
-use super::{parse_rfc3339_ns, ContainerMeta, LookupError, Source};
+use super::{ContainerMeta, LookupError, Source};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,7 +27,6 @@ struct StoredContainer {
     names: Vec<String>,
     image: String,
     metadata: String,
-    created: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,7 +34,6 @@ struct StoredContainer {
 struct Metadata {
     image_name: String,
     name: String,
-    created_at: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,11 +63,13 @@ fn read_limited(path: &Path) -> Result<Option<Vec<u8>>, LookupError> {
     std::fs::read(path).map(Some).map_err(io)
 }
 
-/// Find `id` in the text of containers.json (and its image digest in images.json's).
+/// Find `id` in the text of containers.json (and its image digest in
+/// images.json's); `pid` is its init's, from its pidfile (0: none).
 pub(crate) fn meta_from_files(
     containers_json: &[u8],
     images_json: Option<&[u8]>,
     id: &str,
+    pid: u32,
 ) -> Result<ContainerMeta, LookupError> {
     let list: Vec<StoredContainer> = serde_json::from_slice(containers_json)
         .map_err(|e| LookupError::Protocol(format!("containers.json: {e}")))?;
@@ -94,7 +98,6 @@ pub(crate) fn meta_from_files(
     } else {
         md.name
     };
-    let created = parse_rfc3339_ns(&c.created);
     Ok(ContainerMeta {
         id: c.id,
         name,
@@ -105,11 +108,8 @@ pub(crate) fn meta_from_files(
             format!("sha256:{}", c.image)
         },
         privileged: None,
-        start_ts: if created > 0 {
-            created
-        } else {
-            md.created_at.saturating_mul(1_000_000_000)
-        },
+        init_pid: pid,
+        start_ts: 0,
         runtime: "podman",
         k8s_ns: String::new(),
         k8s_pod: String::new(),
@@ -120,12 +120,35 @@ pub(crate) fn meta_from_files(
     })
 }
 
-/// Look `id` up in the podman storage directory (`/var/lib/containers/storage`).
-pub(crate) fn lookup(storage: &Path, id: &str) -> Result<ContainerMeta, LookupError> {
+/// The pid in `<run_root>/overlay-containers/<id>/userdata/pidfile`, 0 when
+/// there is none (not running) or it holds no pid.
+pub(crate) fn init_pid(run_root: &Path, id: &str) -> u32 {
+    if id.contains('/') || id.contains("..") {
+        return 0;
+    }
+    std::fs::read_to_string(
+        run_root
+            .join("overlay-containers")
+            .join(id)
+            .join("userdata/pidfile"),
+    )
+    .ok()
+    .and_then(|t| t.trim().parse().ok())
+    .unwrap_or(0)
+}
+
+/// Look `id` up in the podman storage directory (`/var/lib/containers/storage`)
+/// and its run root (`/run/containers/storage`, for the init's pid).
+pub(crate) fn lookup(
+    storage: &Path,
+    run_root: Option<&Path>,
+    id: &str,
+) -> Result<ContainerMeta, LookupError> {
     let containers = read_limited(&storage.join("overlay-containers/containers.json"))?
         .ok_or(LookupError::NotFound)?;
     let images = read_limited(&storage.join("overlay-images/images.json"))?;
-    meta_from_files(&containers, images.as_deref(), id)
+    let pid = run_root.map_or(0, |r| init_pid(r, id));
+    meta_from_files(&containers, images.as_deref(), id, pid)
 }
 
 #[cfg(test)]
@@ -139,7 +162,7 @@ mod tests {
 
     #[test]
     fn finds_the_container_and_its_digest() {
-        let m = meta_from_files(CONTAINERS.as_bytes(), Some(IMAGES.as_bytes()), ID).unwrap();
+        let m = meta_from_files(CONTAINERS.as_bytes(), Some(IMAGES.as_bytes()), ID, 21753).unwrap();
         assert_eq!(m.id, ID);
         assert_eq!(m.name, "flexp");
         assert_eq!(m.image.repository, "localhost/fl-busybox");
@@ -148,7 +171,8 @@ mod tests {
             m.image.digest,
             "sha256:37aff5d8f33659a3b3bbd58ca64e52bbea88e4ce6177db62be03ebb2ddcdf842"
         );
-        assert_eq!(m.start_ts, 1_795_311_853_398_048_639);
+        // the init's start is read by the resolver; "created" is not the start
+        assert_eq!((m.init_pid, m.start_ts), (21753, 0));
         assert_eq!(m.privileged, None);
         assert_eq!(m.source, Source::PodmanStorage);
     }
@@ -156,18 +180,18 @@ mod tests {
     #[test]
     fn unknown_id_missing_images_and_bad_json() {
         assert!(matches!(
-            meta_from_files(CONTAINERS.as_bytes(), None, "nope"),
+            meta_from_files(CONTAINERS.as_bytes(), None, "nope", 0),
             Err(LookupError::NotFound)
         ));
-        let m = meta_from_files(CONTAINERS.as_bytes(), None, ID).unwrap();
+        let m = meta_from_files(CONTAINERS.as_bytes(), None, ID, 0).unwrap();
         assert_eq!(m.image.digest, "");
         assert!(matches!(
-            meta_from_files(b"{not json", None, ID),
+            meta_from_files(b"{not json", None, ID, 0),
             Err(LookupError::Protocol(_))
         ));
         let bad_md = r#"[{"id":"x","metadata":"{oops"}]"#;
         assert!(matches!(
-            meta_from_files(bad_md.as_bytes(), None, "x"),
+            meta_from_files(bad_md.as_bytes(), None, "x", 0),
             Err(LookupError::Protocol(_))
         ));
     }
@@ -175,13 +199,24 @@ mod tests {
     #[test]
     fn missing_storage_is_not_found() {
         let d = tempfile::tempdir().unwrap();
-        assert!(matches!(lookup(d.path(), ID), Err(LookupError::NotFound)));
+        assert!(matches!(
+            lookup(d.path(), None, ID),
+            Err(LookupError::NotFound)
+        ));
         std::fs::create_dir_all(d.path().join("overlay-containers")).unwrap();
         std::fs::write(
             d.path().join("overlay-containers/containers.json"),
             CONTAINERS,
         )
         .unwrap();
-        assert_eq!(lookup(d.path(), ID).unwrap().name, "flexp");
+        assert_eq!(lookup(d.path(), None, ID).unwrap().init_pid, 0);
+        // conmon's pidfile in the run root
+        let run = d.path().join("run");
+        let userdata = run.join("overlay-containers").join(ID).join("userdata");
+        std::fs::create_dir_all(&userdata).unwrap();
+        std::fs::write(userdata.join("pidfile"), "21753").unwrap();
+        let m = lookup(d.path(), Some(&run), ID).unwrap();
+        assert_eq!((m.name.as_str(), m.init_pid), ("flexp", 21753));
+        assert_eq!(init_pid(&run, "../x"), 0);
     }
 }

@@ -73,6 +73,8 @@ pub const KINDS: &[abi::Kind] = &abi::Kind::ALL;
 const SYSCALLS: &[&str] = &[
     "execveat",
     "connect",
+    "accept",
+    "accept4",
     "sendto",
     "sendmsg",
     "open",

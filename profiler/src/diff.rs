@@ -137,6 +137,9 @@ pub fn diff(a: &Profile, b: &Profile) -> Vec<Change> {
             .collect::<BTreeSet<_>>()
     };
     set_diff(Dimension::FileWrite, wr(a), wr(b), &mut out);
+    for d in crate::dimension::DIMS {
+        d.diff(a, b, &mut out);
+    }
     out.sort();
     out
 }

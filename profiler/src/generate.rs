@@ -1,6 +1,7 @@
 //! Falco allowlist rules generated from a profile (DESIGN §5).
 //!
-//! One rule per dimension (process, outbound connection, file write) and
+//! One rule per dimension (process, outbound connection, inbound connection,
+//! file write) and
 //! image. Every list and macro is prefixed `fl_learned_<image>_`, so the file
 //! needs nothing from `falco_rules.yaml` and loads alone or next to it. The
 //! conditions spell exactly the predicates of [`crate::matcher::behaviour`]
@@ -29,6 +30,7 @@ pub fn rule_name(image: &ImageRef, dim: Dimension) -> String {
     let what = match dim {
         Dimension::Exec => "process",
         Dimension::Outbound => "outbound connection",
+        Dimension::Inbound => "inbound connection",
         Dimension::FileWrite => "file write",
     };
     format!("Unexpected {what} in {image} (falco-learn)")
@@ -307,9 +309,8 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
             "(fd.l4proto = {l4} and fd.sport = {port} and fd.snet in ({name}))"
         ));
     }
-    // UDP replies from a fixed local port to a peer's ephemeral port are not
-    // outbound (matcher::is_udp_reply)
-    let (lo, hi) = crate::matcher::ephemeral_ports();
+    // a UDP send from the server's end (fd.lport = fd.sport) is inbound, never
+    // outbound (matcher::is_server_end, dimension::inbound)
     let mut not_part = String::new();
     if !alts.is_empty() {
         let _ = writeln!(
@@ -326,8 +327,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         &format!(
             "evt.type in (connect, sendto, sendmsg) and (evt.rawres >= 0 or evt.res = EINPROGRESS)\n    \
              and fd.typechar in (4, 6) and {img_m}{not_part}\n    \
-             and not (evt.type in (sendto, sendmsg) and fd.l4proto = udp and fd.lport > 0\n         \
-             and (fd.lport < {lo} or fd.lport > {hi}) and fd.rport >= {lo} and fd.rport <= {hi})"
+             and not (evt.type in (sendto, sendmsg) and fd.l4proto = udp and fd.lport = val(fd.sport))"
         ),
         &format!(
             "Unexpected outbound connection from learned image (connection=%fd.name \
@@ -336,6 +336,17 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         ),
         "network",
     );
+
+    // --- the dimensions with a home of their own (dimension::DIMS)
+    let cx = crate::dimension::RuleContext {
+        image: img,
+        prefix: &px,
+        image_macro: &img_m,
+        output_tail,
+    };
+    for d in crate::dimension::DIMS {
+        d.generate(p, &cx, &mut o)?;
+    }
 
     // --- file writes
     let mut allowed = Vec::new();
@@ -406,7 +417,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
     Ok(o)
 }
 
-fn rule(o: &mut String, name: &str, desc: &str, cond: &str, output: &str, tag: &str) {
+pub(crate) fn rule(o: &mut String, name: &str, desc: &str, cond: &str, output: &str, tag: &str) {
     rule_with(o, name, desc, cond, output, tag, "");
 }
 

@@ -180,6 +180,9 @@ pub struct Dirty {
     pub write_globs: BTreeSet<String>,
     /// Container ids seen for the first time.
     pub containers: BTreeSet<String>,
+    /// Entries of the dimensions in `dimension::DIMS`: (dimension, the
+    /// entry's store key, see `Dim::store_entry`).
+    pub dims: BTreeSet<(crate::matcher::Dimension, Vec<u8>)>,
 }
 
 /// Written paths remembered per learner (to tell an executable written in
@@ -675,6 +678,11 @@ impl Learner {
             }) => {
                 dirty.outbound.insert((proto, port));
                 deltas.extend(profile.learn_outbound(proto, port, peer, ev.ts, &limits));
+            }
+            Some(ref b @ Behaviour::Inbound { port: Some(_), .. }) => {
+                if let Some(d) = crate::dimension::dim(b.dimension()) {
+                    deltas.extend(d.learn(profile, b, ev.ts, &limits, dirty));
+                }
             }
             Some(Behaviour::Write { path }) if !path.is_empty() => {
                 match profile.write_key(path) {

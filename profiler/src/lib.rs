@@ -2,8 +2,9 @@
 //!
 //! A [`Profile`] says what containers of one image (repository + tag) were
 //! seen doing while learning: executables by kernel-resolved path, outbound
-//! connections by protocol + remote port (peers aggregated to CIDRs), and
-//! files opened for writing (generalised to `dir/**` past a threshold).
+//! connections by protocol + remote port (peers aggregated to CIDRs), the
+//! ports it serves (inbound), and files opened for writing (generalised to
+//! `dir/**` past a threshold). Each dimension's home: [`dimension`].
 //!
 //! - [`learn`]: a [`Learner`] turns events into profiles and deltas. Events a
 //!   loaded default rule flags are not learned (poison resistance): they are
@@ -21,6 +22,7 @@
 //! [`Profile::merge`].
 
 pub mod diff;
+pub mod dimension;
 pub mod generate;
 pub mod glob;
 pub mod kernel;
@@ -29,6 +31,8 @@ pub mod matcher;
 pub mod model;
 pub mod yaml;
 
+pub use dimension::inbound::InboundPorts;
+pub use dimension::{Dim, DIMS};
 pub use generate::{generate_rules, rule_name, GenerateError};
 pub use learn::{
     tree_position, Dirty, LearnStats, Learner, Outcome, Policy, ProcKey, TreePos, WindowMemory,

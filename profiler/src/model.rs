@@ -13,8 +13,10 @@ use std::net::IpAddr;
 /// Version of the profile format (YAML files and stored values). Version 2
 /// added exec lineage (`parents`), drift evidence, the `review` section and
 /// coverage (`starts_observed`, `running_at_start`); version 1 files are read
-/// as they are (no lineage: any parent, nothing to review).
-pub const SCHEMA_VERSION: u32 = 2;
+/// as they are (no lineage: any parent, nothing to review). Version 3 added
+/// the inbound dimension (`network.inbound`); versions 1 and 2 are read
+/// without it (not learned: not enforced, no rule; learn again to add it).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Oldest profile format this version reads.
 pub const MIN_SCHEMA_VERSION: u32 = 1;
@@ -302,6 +304,9 @@ pub struct Profile {
     pub exec: BTreeMap<String, ExecEntry>,
     /// Outbound connections by protocol and remote port.
     pub outbound: BTreeMap<(Proto, u16), OutboundEntry>,
+    /// Ports served, by protocol (`dimension::inbound`); None when the profile
+    /// was learned without this dimension (schema 1 and 2).
+    pub inbound: Option<crate::dimension::inbound::InboundPorts>,
     /// Files opened for writing, exact paths (`fd.name`).
     pub write_files: BTreeMap<String, Seen>,
     /// Directories below which every write is allowed (`dir/**` in YAML).
@@ -401,6 +406,12 @@ pub enum Delta {
         files: Vec<String>,
         dirs: Vec<String>,
     },
+    /// A new entry of a dimension with a home of its own (`dimension::DIMS`):
+    /// `inbound tcp/80`.
+    NewEntry {
+        dimension: crate::matcher::Dimension,
+        value: String,
+    },
     NewContainer {
         id: String,
     },
@@ -436,6 +447,7 @@ impl fmt::Display for Delta {
                 dir_key(dir),
                 files.len() + dirs.len()
             ),
+            Delta::NewEntry { dimension, value } => write!(f, "{dimension} {value}"),
             Delta::NewContainer { id } => write!(f, "container {id}"),
             Delta::NewDigest { digest } => write!(f, "digest {digest}"),
         }
@@ -534,6 +546,7 @@ impl Profile {
     pub fn new(image: ImageRef) -> Profile {
         Profile {
             image,
+            inbound: Some(Default::default()),
             ..Profile::default()
         }
     }
@@ -893,6 +906,9 @@ impl Profile {
             m.peers.extend(e.peers.iter().copied());
             m.peers = canonical_peers(&m.peers, limits.peers_max);
         }
+        for d in crate::dimension::DIMS {
+            d.merge(self, other, limits);
+        }
         for (d, s) in &other.write_dirs {
             self.write_dirs.entry(d.clone()).or_default().absorb(s);
         }
@@ -955,9 +971,16 @@ impl Profile {
         below(&self.write_files) || below(&self.write_dirs) || self.write_files.contains_key(dir)
     }
 
-    /// Number of learned entries (execs + outbound ports + write paths).
+    /// Number of learned entries (execs + outbound ports + write paths + the
+    /// entries of the dimensions in `dimension::DIMS`).
     pub fn size(&self) -> usize {
-        self.exec.len() + self.outbound.len() + self.write_entries()
+        self.exec.len()
+            + self.outbound.len()
+            + self.write_entries()
+            + crate::dimension::DIMS
+                .iter()
+                .map(|d| d.entries(self))
+                .sum::<usize>()
     }
 
     /// Number of file-write entries (exact, globs, directories).

@@ -141,6 +141,10 @@ pub fn to_yaml(p: &Profile) -> String {
             let _ = writeln!(o, ", peers: [{}] }}", peers.join(", "));
         }
     }
+    // the dimensions with a home of their own (dimension::DIMS) under `network:`
+    for d in crate::dimension::DIMS {
+        d.write_yaml(p, &mut o);
+    }
     o.push_str("files:\n");
     // (key, seen, glob, approximated as this glob in Falco rules)
     let mut writes: Vec<(String, &Seen, bool, Vec<String>)> = p
@@ -479,6 +483,9 @@ impl ExecFile {
 struct NetworkFile {
     #[serde(default)]
     outbound: Vec<OutboundFile>,
+    /// `dimension::inbound` (absent: not learned).
+    #[serde(default)]
+    inbound: Option<Vec<crate::dimension::inbound::EntryFile>>,
 }
 
 #[derive(Deserialize)]
@@ -685,6 +692,31 @@ pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
             },
         );
     }
+    // absent: learned without the dimension (schema 1 and 2 never have it)
+    p.inbound = match pf.network.inbound {
+        None => None,
+        Some(_) if pf.schema_version < 3 => {
+            return Err(invalid(
+                "network.inbound".into(),
+                "inbound:",
+                "network:",
+                format!(
+                    "schema_version {} has no inbound section (schema 3 added it)",
+                    pf.schema_version
+                ),
+            ))
+        }
+        Some(v) => Some(
+            crate::dimension::inbound::from_file(v).map_err(|(i, message)| {
+                invalid(
+                    format!("network.inbound[{i}]"),
+                    "port:",
+                    "inbound:",
+                    message,
+                )
+            })?,
+        ),
+    };
     for (i, w) in pf.files.write.into_iter().enumerate() {
         let key = format!("files.write[{i}].path");
         if w.path.is_empty() {
@@ -809,12 +841,12 @@ mod tests {
             "{msg}"
         );
 
-        let y = to_yaml(&sample()).replace("schema_version: 2", "schema_version: 3");
+        let y = to_yaml(&sample()).replace("schema_version: 3", "schema_version: 4");
         let msg = from_yaml(&y, "p.yaml").expect_err("schema").to_string();
         assert_eq!(
             msg,
-            "p.yaml:3: schema_version: unsupported schema_version 3 (this falco-learn reads 1 to \
-             2; a newer falco-learn wrote it)"
+            "p.yaml:3: schema_version: unsupported schema_version 4 (this falco-learn reads 1 to \
+             3; a newer falco-learn wrote it)"
         );
 
         let mut y = to_yaml(&sample());

@@ -147,8 +147,9 @@ pub const KILL_HASH_WORDS: usize = (MAX_PATH + 32) / 8;
 pub const MAX_PATH: usize = 4096;
 
 /// [`Sock::flags`]: the local port was bound explicitly (`bind()`: the kernel keeps
-/// `SOCK_BINDPORT_LOCK` in `sk_userlocks`), a server's socket or one accepted from it; an
-/// autobound client port lacks it (events.h `FL_SOCK_BOUND`).
+/// `SOCK_BINDPORT_LOCK` in `sk_userlocks`), a server's socket; an
+/// autobound client port lacks it (events.h `FL_SOCK_BOUND`). On accept records: the
+/// listening socket's (the kernel does not copy it into the accepted socket).
 pub const SOCK_BOUND: u16 = 1;
 /// [`Sock::flags`]: the probe reported the flags (events.h `FL_SOCK_FLAGS_KNOWN`).
 pub const SOCK_FLAGS_KNOWN: u16 = 2;

@@ -86,8 +86,8 @@ struct fl_hdr {
 
 /* fl_sock.flags */
 #define FL_SOCK_BOUND 1 /* the local port was bound explicitly (bind() set it: the kernel keeps
-			   SOCK_BINDPORT_LOCK in sk_userlocks): a server's socket, or a socket
-			   accepted from one; an autobound (client) port lacks it */
+			   SOCK_BINDPORT_LOCK in sk_userlocks): a server's socket; an autobound
+			   (client) port lacks it. On FL_ACCEPT(4): the listener's */
 #define FL_SOCK_FLAGS_KNOWN 2 /* the probe reported flags (always set by this probe) */
 
 /* Socket endpoint as the kernel sees it (ports host order; addresses network order). */

@@ -1048,15 +1048,16 @@ EXIT(sendto, exit_net, FL_SENDTO)
 EXIT(sendmsg, exit_net, FL_SENDMSG)
 
 /* accept/accept4 (issue 9 §6, inbound traffic): one record per accepted connection, the accepted
- * socket's endpoints (lport = the port the server listens on, raddr/rport = the client). Failed
- * accepts (EAGAIN of a non-blocking listener, the common case) are not reported. Self-contained:
- * `args` are the syscall's arguments (fd, upeer_sockaddr, upeer_addrlen[, flags]), unused today
- * (the accepted socket says everything), `ret` its result; any hook that has both can call it. */
+ * socket's endpoints (lport = the port the server listens on, raddr/rport = the client), and
+ * FL_SOCK_BOUND as the listening socket has it (the kernel does not copy SOCK_BINDPORT_LOCK into
+ * the accepted socket). Failed accepts (EAGAIN of a non-blocking listener, the common case) are
+ * not reported. Self-contained: `args` are the syscall's arguments (fd = the listener,
+ * upeer_sockaddr, upeer_addrlen[, flags]), `ret` its result; any hook that has both can call it. */
 static __always_inline void emit_accept(u32 kind, const u64 *args, s64 ret)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fl_sock listener = {};
 	struct fl_net *e;
-	(void)args;
 	if (ret < 0)
 		return;
 	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
@@ -1069,6 +1070,8 @@ static __always_inline void emit_accept(u32 kind, const u64 *args, s64 ret)
 	e->h.size = sizeof(struct fl_net);
 	e->fd = ret;
 	sock_info(fd_file(task, ret), &e->sock);
+	sock_info(fd_file(task, (s64)args[0]), &listener);
+	e->sock.flags = (e->sock.flags & ~FL_SOCK_BOUND) | (listener.flags & FL_SOCK_BOUND);
 	bpf_ringbuf_submit(e, rb_flags());
 	stat_inc(kind, FL_STAT_EMITTED);
 }

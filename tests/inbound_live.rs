@@ -106,12 +106,16 @@ fn udp_and_tcp_servers_are_inbound_clients_outbound() {
 
     let mine = |e: &Event| e.process.pid == pid && e.fd.is_some();
     let ip = |i: usize| -> std::net::IpAddr {
-        if i % 2 == 0 { "127.0.0.1" } else { "::1" }
-            .parse()
-            .expect("ip")
+        if i.is_multiple_of(2) {
+            "127.0.0.1"
+        } else {
+            "::1"
+        }
+        .parse()
+        .expect("ip")
     };
     let typ = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             FdType::Ipv4
         } else {
             FdType::Ipv6

@@ -8,33 +8,12 @@
 //! and [`Profile::check`]; a test checks verdicts agree event for event.
 
 use crate::glob::{falco_form, falco_quote, FalcoForm};
-use crate::matcher::Dimension;
-use crate::model::{ImageRef, Profile, Proto};
+use crate::model::{Dimension, ImageRef, Profile, Proto};
+use crate::text::{rule, rule_with, yaml_scalar};
+pub use crate::text::{rule_name, GenerateError};
 use crate::yaml;
 use ipnet::IpNet;
 use std::fmt::Write;
-
-/// Why a profile cannot be turned into rules.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum GenerateError {
-    #[error("image {image}: '{value}' cannot be written in a Falco condition ({why})")]
-    Unrepresentable {
-        image: String,
-        value: String,
-        why: &'static str,
-    },
-}
-
-/// Name of the generated rule for a dimension of an image.
-pub fn rule_name(image: &ImageRef, dim: Dimension) -> String {
-    let what = match dim {
-        Dimension::Exec => "process",
-        Dimension::Outbound => "outbound connection",
-        Dimension::Inbound => "inbound connection",
-        Dimension::FileWrite => "file write",
-    };
-    format!("Unexpected {what} in {image} (falco-learn)")
-}
 
 /// Prefix of the image's lists and macros: `fl_learned_` + the image with
 /// every character outside `[a-z0-9]` as `_`.
@@ -107,10 +86,6 @@ fn net_item(n: &IpNet) -> String {
         IpNet::V4(_) => n.to_string(),
         IpNet::V6(_) => yaml_scalar(&format!("\"{n}\"")),
     }
-}
-
-fn yaml_scalar(s: &str) -> String {
-    falco_learn_rules::emit::yaml_scalar(s)
 }
 
 fn image_literal(image: &ImageRef, v: &str) -> Result<String, GenerateError> {
@@ -415,28 +390,6 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         "filesystem",
     );
     Ok(o)
-}
-
-pub(crate) fn rule(o: &mut String, name: &str, desc: &str, cond: &str, output: &str, tag: &str) {
-    rule_with(o, name, desc, cond, output, tag, "");
-}
-
-fn rule_with(
-    o: &mut String,
-    name: &str,
-    desc: &str,
-    cond: &str,
-    output: &str,
-    tag: &str,
-    exceptions: &str,
-) {
-    let _ = writeln!(
-        o,
-        "- rule: {}\n  desc: {}\n  condition: >\n    {cond}\n  output: {}\n  priority: WARNING\n  tags: [falco_learn, container, {tag}]\n{exceptions}",
-        yaml_scalar(name),
-        yaml_scalar(desc),
-        yaml_scalar(output),
-    );
 }
 
 #[cfg(test)]

@@ -182,7 +182,7 @@ pub struct Dirty {
     pub containers: BTreeSet<String>,
     /// Entries of the dimensions in `dimension::DIMS`: (dimension, the
     /// entry's store key, see `Dim::store_entry`).
-    pub dims: BTreeSet<(crate::matcher::Dimension, Vec<u8>)>,
+    pub dims: BTreeSet<(crate::model::Dimension, Vec<u8>)>,
 }
 
 /// Written paths remembered per learner (to tell an executable written in
@@ -681,7 +681,11 @@ impl Learner {
             }
             Some(ref b @ Behaviour::Inbound { port: Some(_), .. }) => {
                 if let Some(d) = crate::dimension::dim(b.dimension()) {
-                    deltas.extend(d.learn(profile, b, ev.ts, &limits, dirty));
+                    let learned = d.learn(profile, b, ev.ts, &limits);
+                    for k in learned.changed {
+                        dirty.dims.insert((b.dimension(), k));
+                    }
+                    deltas.extend(learned.deltas);
                 }
             }
             Some(Behaviour::Write { path }) if !path.is_empty() => {

@@ -29,19 +29,20 @@ pub mod kernel;
 pub mod learn;
 pub mod matcher;
 pub mod model;
+pub mod text;
 pub mod yaml;
 
-pub use dimension::inbound::InboundPorts;
-pub use dimension::{Dim, DIMS};
+pub use dimension::{Behaviour, Dim, DIMS};
 pub use generate::{generate_rules, rule_name, GenerateError};
 pub use learn::{
     tree_position, Dirty, LearnStats, Learner, Outcome, Policy, ProcKey, TreePos, WindowMemory,
 };
-pub use matcher::{behaviour, Anomaly, Behaviour, Dimension};
+pub use matcher::{behaviour, Anomaly};
 pub use model::{
     canonical_peers, dir_key, dir_of_key, is_proc_pattern, lineage_checked, write_pattern, Delta,
-    ExecEntry, ImageRef, Learning, Limits, OutboundEntry, Profile, Proto, Review, ReviewWrite,
-    Seen, SessionEntry, TaintEntry, WriteKey, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
+    Dimension, ExecEntry, ImageRef, InboundPorts, Learning, Limits, OutboundEntry, Profile, Proto,
+    Review, ReviewWrite, Seen, SessionEntry, TaintEntry, WriteKey, MIN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
 };
 pub use yaml::{from_yaml, to_yaml};
 

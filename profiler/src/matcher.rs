@@ -4,83 +4,17 @@
 //! and by matching alike; the generated Falco rules (see `generate`) spell
 //! the same predicates in Falco's language, and a test checks they agree.
 
-use crate::model::{Profile, Proto};
-use falco_learn_event::{Args, Event, EventType, ExeFlags, FdType, L4Proto};
+use crate::dimension::na;
+pub use crate::dimension::Behaviour;
+pub use crate::model::Dimension;
+use crate::model::Profile;
+use falco_learn_event::{Args, Event, EventType, FdType, L4Proto};
 use std::fmt;
-use std::net::IpAddr;
 
 use falco_learn_event::errno::EINPROGRESS;
 const O_ACCMODE: u32 = 0o3;
 const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
-
-/// What an event does, in the profile's terms. Values may be missing
-/// (empty path, unknown port or peer): such an event cannot be learned and
-/// never matches a profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour<'a> {
-    /// A successful execve/execveat, by kernel-resolved `proc.exepath`, with
-    /// the parent's (`proc.pexepath`, empty when unknown) and where the
-    /// executable came from.
-    Exec {
-        path: &'a str,
-        parent: &'a str,
-        /// The process is pid 1 of its pid namespace (`proc.vpid = 1`).
-        init: bool,
-        flags: ExeFlags,
-    },
-    /// connect (succeeded or `EINPROGRESS`) or a successful sendto/sendmsg
-    /// on an IPv4/IPv6 socket, by `fd.l4proto`, `fd.sport`, `fd.sip`.
-    /// Loopback peers count like any other (documented in the README).
-    Outbound {
-        proto: Proto,
-        port: Option<u16>,
-        peer: Option<IpAddr>,
-    },
-    /// A successful open of a regular file with write intent: `O_WRONLY` or
-    /// `O_RDWR` access, `O_CREAT`, `O_TRUNC`, or `creat`; by `fd.name`.
-    Write { path: &'a str },
-    /// Server traffic: an accepted connection or a UDP reply from the server's
-    /// end, by `fd.l4proto` and the served port `fd.sport`
-    /// (`dimension::inbound`).
-    Inbound { proto: Proto, port: Option<u16> },
-}
-
-impl Behaviour<'_> {
-    /// The dimension this behaviour belongs to.
-    pub fn dimension(&self) -> Dimension {
-        match self {
-            Behaviour::Exec { .. } => Dimension::Exec,
-            Behaviour::Outbound { .. } => Dimension::Outbound,
-            Behaviour::Write { .. } => Dimension::FileWrite,
-            Behaviour::Inbound { .. } => Dimension::Inbound,
-        }
-    }
-
-    /// Human form of the value (`/usr/sbin/nginx`, `tcp/443 198.51.100.10`).
-    pub fn value(&self) -> String {
-        match self {
-            Behaviour::Exec { path, .. } | Behaviour::Write { path } => na(path).to_string(),
-            Behaviour::Outbound { proto, port, peer } => format!(
-                "{proto}/{} {}",
-                port.map_or("<NA>".to_string(), |p| p.to_string()),
-                peer.map_or("<NA>".to_string(), |p| p.to_string())
-            ),
-            Behaviour::Inbound { proto, port } => format!(
-                "{proto}/{}",
-                port.map_or("<NA>".to_string(), |p| p.to_string())
-            ),
-        }
-    }
-}
-
-fn na(s: &str) -> &str {
-    if s.is_empty() {
-        "<NA>"
-    } else {
-        s
-    }
-}
 
 /// Device files whose writes carry no behaviour (data sinks and sources every
 /// program may use, e.g. ssh opens /dev/null read-write): never learned, never
@@ -175,45 +109,6 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
     }
 }
 
-/// A profile dimension (one generated rule each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Dimension {
-    Exec,
-    Outbound,
-    /// The ports served (`dimension::inbound`).
-    Inbound,
-    FileWrite,
-}
-
-impl Dimension {
-    pub const ALL: [Dimension; 4] = [
-        Dimension::Exec,
-        Dimension::Outbound,
-        Dimension::Inbound,
-        Dimension::FileWrite,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dimension::Exec => "exec",
-            Dimension::Outbound => "outbound",
-            Dimension::Inbound => "inbound",
-            Dimension::FileWrite => "file_write",
-        }
-    }
-
-    /// Dense index (position in [`Dimension::ALL`]), for per-dimension tables.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Dimension {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// An event of the profile's image doing something the profile does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anomaly {
@@ -287,6 +182,7 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Proto;
     use crate::model::{ImageRef, Limits};
     use falco_learn_event::{Container, EventTypeField, Fd};
 

@@ -21,6 +21,49 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// Oldest profile format this version reads.
 pub const MIN_SCHEMA_VERSION: u32 = 1;
 
+/// A profile dimension (one generated rule each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dimension {
+    Exec,
+    Outbound,
+    /// The ports served (`dimension::inbound`).
+    Inbound,
+    FileWrite,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 4] = [
+        Dimension::Exec,
+        Dimension::Outbound,
+        Dimension::Inbound,
+        Dimension::FileWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Exec => "exec",
+            Dimension::Outbound => "outbound",
+            Dimension::Inbound => "inbound",
+            Dimension::FileWrite => "file_write",
+        }
+    }
+
+    /// Dense index (position in [`Dimension::ALL`]), for per-dimension tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The ports a profile's containers served: (protocol, port) → when
+/// (`dimension::inbound`).
+pub type InboundPorts = BTreeMap<(Proto, u16), Seen>;
+
 /// The image a profile describes (one home: the event crate).
 pub use falco_learn_event::image::ImageRef;
 
@@ -306,7 +349,7 @@ pub struct Profile {
     pub outbound: BTreeMap<(Proto, u16), OutboundEntry>,
     /// Ports served, by protocol (`dimension::inbound`); None when the profile
     /// was learned without this dimension (schema 1 and 2).
-    pub inbound: Option<crate::dimension::inbound::InboundPorts>,
+    pub inbound: Option<InboundPorts>,
     /// Files opened for writing, exact paths (`fd.name`).
     pub write_files: BTreeMap<String, Seen>,
     /// Directories below which every write is allowed (`dir/**` in YAML).
@@ -409,7 +452,7 @@ pub enum Delta {
     /// A new entry of a dimension with a home of its own (`dimension::DIMS`):
     /// `inbound tcp/80`.
     NewEntry {
-        dimension: crate::matcher::Dimension,
+        dimension: Dimension,
         value: String,
     },
     NewContainer {
@@ -850,10 +893,13 @@ impl Profile {
         out
     }
 
-    /// Union with another profile of the same image (replicas, nodes):
-    /// counts add, time windows widen, peers and paths are re-aggregated
-    /// with `limits`.
-    pub fn merge(&mut self, other: &Profile, limits: &Limits) -> Result<(), ProfileError> {
+    /// [`Profile::merge`] of everything but the dimensions of
+    /// `dimension::DIMS` (which merges those).
+    pub(crate) fn merge_core(
+        &mut self,
+        other: &Profile,
+        limits: &Limits,
+    ) -> Result<(), ProfileError> {
         if self.image != other.image {
             return Err(ProfileError::MergeImages {
                 a: self.image.to_string(),
@@ -905,9 +951,6 @@ impl Profile {
             m.seen.absorb(&e.seen);
             m.peers.extend(e.peers.iter().copied());
             m.peers = canonical_peers(&m.peers, limits.peers_max);
-        }
-        for d in crate::dimension::DIMS {
-            d.merge(self, other, limits);
         }
         for (d, s) in &other.write_dirs {
             self.write_dirs.entry(d.clone()).or_default().absorb(s);
@@ -971,16 +1014,9 @@ impl Profile {
         below(&self.write_files) || below(&self.write_dirs) || self.write_files.contains_key(dir)
     }
 
-    /// Number of learned entries (execs + outbound ports + write paths + the
-    /// entries of the dimensions in `dimension::DIMS`).
-    pub fn size(&self) -> usize {
-        self.exec.len()
-            + self.outbound.len()
-            + self.write_entries()
-            + crate::dimension::DIMS
-                .iter()
-                .map(|d| d.entries(self))
-                .sum::<usize>()
+    /// [`Profile::size`] of everything but the dimensions of `dimension::DIMS`.
+    pub(crate) fn size_core(&self) -> usize {
+        self.exec.len() + self.outbound.len() + self.write_entries()
     }
 
     /// Number of file-write entries (exact, globs, directories).

@@ -12,26 +12,12 @@ use crate::model::{
     dir_key, dir_of_key, is_proc_pattern, ExecEntry, ImageRef, Learning, OutboundEntry, Profile,
     Proto, ReviewWrite, Seen, SessionEntry, TaintEntry, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
 };
+pub use crate::text::{format_ts, parse_ts};
 use crate::ProfileError;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::fmt::Write;
 use std::net::IpAddr;
-use std::time::{Duration, UNIX_EPOCH};
-
-/// RFC 3339 UTC with nanoseconds (`2025-11-22T00:07:57.000000000Z`).
-pub fn format_ts(ns: u64) -> String {
-    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
-}
-
-/// Parse an RFC 3339 time back to ns since the epoch.
-pub fn parse_ts(s: &str) -> Result<u64, String> {
-    let t = humantime::parse_rfc3339_weak(s).map_err(|e| format!("bad time '{s}': {e}"))?;
-    let d = t
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| format!("time '{s}' is before 1970"))?;
-    u64::try_from(d.as_nanos()).map_err(|_| format!("time '{s}' is out of range"))
-}
 
 // ------------------------------------------------------------------ output
 

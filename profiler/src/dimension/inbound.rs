@@ -20,19 +20,14 @@
 //! learned there (`Profile::inbound` is None), allows everything and generates
 //! no rule until the image is learned again.
 
-use super::{Behaviour, Dim, Dimension, RuleContext};
-use crate::diff::{Change, Sign};
-use crate::generate::{rule, GenerateError};
-use crate::learn::Dirty;
+use super::{Behaviour, Change, Dim, Dimension, Learned, RuleContext, Sign};
+pub use crate::model::InboundPorts;
 use crate::model::{Delta, Limits, Profile, Proto, Seen};
-use crate::yaml::{format_ts, parse_ts};
+use crate::text::{format_ts, parse_ts, rule, rule_name, GenerateError};
 use falco_learn_event::{Event, EventType, FdType, L4Proto};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-
-/// The ports a profile's containers served: (protocol, port) → when.
-pub type InboundPorts = BTreeMap<(Proto, u16), Seen>;
 
 /// The inbound dimension.
 pub struct Inbound;
@@ -148,37 +143,29 @@ impl Dim for Inbound {
         }
     }
 
-    fn learn(
-        &self,
-        p: &mut Profile,
-        b: &Behaviour,
-        ts: u64,
-        _limits: &Limits,
-        dirty: &mut Dirty,
-    ) -> Vec<Delta> {
+    fn learn(&self, p: &mut Profile, b: &Behaviour, ts: u64, _limits: &Limits) -> Learned {
         let Some((proto, Some(port))) = value(b) else {
-            return Vec::new();
+            return Learned::default();
         };
         // a profile learned before this dimension existed stays without it
         let Some(ports) = &mut p.inbound else {
-            return Vec::new();
+            return Learned::default();
         };
-        dirty
-            .dims
-            .insert((Dimension::Inbound, key_bytes(proto, port)));
+        let mut out = Learned {
+            changed: vec![key_bytes(proto, port)],
+            ..Learned::default()
+        };
         match ports.get_mut(&(proto, port)) {
-            Some(s) => {
-                s.hit(ts);
-                Vec::new()
-            }
+            Some(s) => s.hit(ts),
             None => {
                 ports.insert((proto, port), Seen::at(ts));
-                vec![Delta::NewEntry {
+                out.deltas.push(Delta::NewEntry {
                     dimension: Dimension::Inbound,
                     value: format!("{proto}/{port}"),
-                }]
+                });
             }
         }
+        out
     }
 
     fn is_learned(&self, p: &Profile) -> bool {
@@ -264,7 +251,7 @@ impl Dim for Inbound {
         let img = cx.image;
         rule(
             o,
-            &crate::generate::rule_name(img, Dimension::Inbound),
+            &rule_name(img, Dimension::Inbound),
             &format!(
                 "Inbound connection (protocol, port served) not seen while learning image {img}"
             ),
@@ -469,18 +456,19 @@ mod tests {
     fn learn_allow_merge_and_store_round_trip() {
         let l = Limits::default();
         let mut p = Profile::new(ImageRef::new("docker.io/library/dns", "1"));
-        let mut dirty = Dirty::default();
         let b = Behaviour::Inbound {
             proto: Proto::Udp,
             port: Some(53),
         };
-        let d = Inbound.learn(&mut p, &b, 7, &l, &mut dirty);
+        let d = Inbound.learn(&mut p, &b, 7, &l);
         assert_eq!(
-            d.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            d.deltas.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
             ["inbound udp/53"]
         );
-        assert!(Inbound.learn(&mut p, &b, 8, &l, &mut dirty).is_empty());
-        assert_eq!(dirty.dims.len(), 1);
+        assert_eq!(d.changed, [b"udp/\x00\x35".to_vec()]);
+        let again = Inbound.learn(&mut p, &b, 8, &l);
+        assert!(again.deltas.is_empty());
+        assert_eq!(again.changed, d.changed);
         assert!(Inbound.allows(&p, &b));
         let other = Behaviour::Inbound {
             proto: Proto::Tcp,
@@ -498,9 +486,8 @@ mod tests {
         let mut old = Profile::new(ImageRef::new("docker.io/library/dns", "1"));
         old.inbound = None;
         assert!(Inbound.allows(&old, &other));
-        assert!(Inbound
-            .learn(&mut old, &other, 9, &l, &mut dirty)
-            .is_empty());
+        let none = Inbound.learn(&mut old, &other, 9, &l);
+        assert!(none.deltas.is_empty() && none.changed.is_empty());
         assert_eq!(old.inbound, None);
         // store
         let mut back = Profile::new(ImageRef::new("docker.io/library/dns", "1"));

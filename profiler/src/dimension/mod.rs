@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `matcher::behaviour` | asks each dimension first ([`Dim::behaviour`]) |
 //! | `Profile::check` | [`Dim::allows`] |
-//! | `Learner::observe` | [`Dim::learn`] (deltas, dirty store keys) |
+//! | `Learner::observe` | [`Dim::learn`] (deltas, changed store keys) |
 //! | `Profile::merge`, `Profile::size` | [`Dim::merge`], [`Dim::entries`] |
 //! | `yaml::to_yaml` / `from_yaml` | [`Dim::write_yaml`] / the section's typed entries (`yaml.rs`: one field) |
 //! | `generate::generate_rules` | [`Dim::generate`] |
@@ -32,12 +32,139 @@
 
 pub mod inbound;
 
-use crate::diff::Change;
-use crate::generate::GenerateError;
-use crate::learn::Dirty;
-pub use crate::matcher::{Behaviour, Dimension};
-use crate::model::{Delta, ImageRef, Limits, Profile};
-use falco_learn_event::Event;
+pub use crate::model::Dimension;
+use crate::model::{Delta, ImageRef, Limits, Profile, Proto};
+use crate::text::GenerateError;
+use crate::ProfileError;
+use falco_learn_event::{Event, ExeFlags};
+use std::fmt;
+use std::net::IpAddr;
+
+/// What an event does, in the profile's terms. Values may be missing
+/// (empty path, unknown port or peer): such an event cannot be learned and
+/// never matches a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour<'a> {
+    /// A successful execve/execveat, by kernel-resolved `proc.exepath`, with
+    /// the parent's (`proc.pexepath`, empty when unknown) and where the
+    /// executable came from.
+    Exec {
+        path: &'a str,
+        parent: &'a str,
+        /// The process is pid 1 of its pid namespace (`proc.vpid = 1`).
+        init: bool,
+        flags: ExeFlags,
+    },
+    /// connect (succeeded or `EINPROGRESS`) or a successful sendto/sendmsg
+    /// on an IPv4/IPv6 socket, by `fd.l4proto`, `fd.sport`, `fd.sip`.
+    /// Loopback peers count like any other (documented in the README).
+    Outbound {
+        proto: Proto,
+        port: Option<u16>,
+        peer: Option<IpAddr>,
+    },
+    /// A successful open of a regular file with write intent: `O_WRONLY` or
+    /// `O_RDWR` access, `O_CREAT`, `O_TRUNC`, or `creat`; by `fd.name`.
+    Write { path: &'a str },
+    /// Server traffic: an accepted connection or a UDP reply from the server's
+    /// end, by `fd.l4proto` and the served port `fd.sport`
+    /// (`dimension::inbound`).
+    Inbound { proto: Proto, port: Option<u16> },
+}
+
+impl Behaviour<'_> {
+    /// The dimension this behaviour belongs to.
+    pub fn dimension(&self) -> Dimension {
+        match self {
+            Behaviour::Exec { .. } => Dimension::Exec,
+            Behaviour::Outbound { .. } => Dimension::Outbound,
+            Behaviour::Write { .. } => Dimension::FileWrite,
+            Behaviour::Inbound { .. } => Dimension::Inbound,
+        }
+    }
+
+    /// Human form of the value (`/usr/sbin/nginx`, `tcp/443 198.51.100.10`).
+    pub fn value(&self) -> String {
+        match self {
+            Behaviour::Exec { path, .. } | Behaviour::Write { path } => na(path).to_string(),
+            Behaviour::Outbound { proto, port, peer } => format!(
+                "{proto}/{} {}",
+                port.map_or("<NA>".to_string(), |p| p.to_string()),
+                peer.map_or("<NA>".to_string(), |p| p.to_string())
+            ),
+            Behaviour::Inbound { proto, port } => format!(
+                "{proto}/{}",
+                port.map_or("<NA>".to_string(), |p| p.to_string())
+            ),
+        }
+    }
+}
+
+pub(crate) fn na(s: &str) -> &str {
+    if s.is_empty() {
+        "<NA>"
+    } else {
+        s
+    }
+}
+
+/// How one entry differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Sign {
+    /// Only in the second profile.
+    Added,
+    /// Only in the first profile.
+    Removed,
+    /// In both, with different peers or flags.
+    Changed,
+}
+
+/// One difference.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Change {
+    pub dimension: Dimension,
+    pub sign: Sign,
+    /// The entry (`/usr/sbin/nginx`, `udp/53 [10.96.0.10/32]`, `/var/log/**`).
+    pub value: String,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self.sign {
+            Sign::Added => '+',
+            Sign::Removed => '-',
+            Sign::Changed => '~',
+        };
+        write!(f, "{s} {} {}", self.dimension, self.value)
+    }
+}
+
+impl Profile {
+    /// Union with another profile of the same image (replicas, nodes):
+    /// counts add, time windows widen, peers and paths are re-aggregated
+    /// with `limits`; every dimension of [`DIMS`] merges its own.
+    pub fn merge(&mut self, other: &Profile, limits: &Limits) -> Result<(), ProfileError> {
+        self.merge_core(other, limits)?;
+        for d in DIMS {
+            d.merge(self, other, limits);
+        }
+        Ok(())
+    }
+
+    /// Number of learned entries (execs + outbound ports + write paths + the
+    /// entries of the dimensions of [`DIMS`]).
+    pub fn size(&self) -> usize {
+        self.size_core() + DIMS.iter().map(|d| d.entries(self)).sum::<usize>()
+    }
+}
+
+/// What a dimension learned from one behaviour: the deltas, and the store keys
+/// ([`Dim::store_entry`]) of the entries that changed.
+#[derive(Debug, Default)]
+pub struct Learned {
+    pub deltas: Vec<Delta>,
+    pub changed: Vec<Vec<u8>>,
+}
 
 /// What generated rules share across dimensions (see `generate::generate_rules`).
 pub struct RuleContext<'a> {
@@ -63,16 +190,8 @@ pub trait Dim: Sync {
     /// that never learned the dimension (an older schema) allows everything of it.
     fn allows(&self, p: &Profile, b: &Behaviour) -> bool;
 
-    /// Learn `b` (a behaviour of this dimension) at `ts`: the deltas, and the
-    /// store keys ([`Dim::store_entry`]) that changed into `dirty`.
-    fn learn(
-        &self,
-        p: &mut Profile,
-        b: &Behaviour,
-        ts: u64,
-        limits: &Limits,
-        dirty: &mut Dirty,
-    ) -> Vec<Delta>;
+    /// Learn `b` (a behaviour of this dimension) at `ts`.
+    fn learn(&self, p: &mut Profile, b: &Behaviour, ts: u64, limits: &Limits) -> Learned;
 
     /// Whether the profile holds this dimension at all (profiles of an older
     /// schema were learned without it: not enforced, no rule generated).

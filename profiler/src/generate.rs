@@ -8,8 +8,8 @@
 //! and [`Profile::check`]; a test checks verdicts agree event for event.
 
 use crate::glob::{falco_form, falco_quote, FalcoForm};
-use crate::model::{Dimension, ImageRef, Profile, Proto};
-use crate::text::{rule, rule_with, yaml_scalar};
+use crate::model::{Dimension, ImageRef, Profile};
+use crate::text::{allowed_macro, l4_literal, rule, rule_with, yaml_scalar};
 pub use crate::text::{rule_name, GenerateError};
 use crate::yaml;
 use ipnet::IpNet;
@@ -275,26 +275,14 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         let name = format!("{px}_net_{}_{port}", proto.as_str());
         let items: Vec<String> = e.peers.iter().map(net_item).collect();
         list(&mut o, &name, &items);
-        // an inet socket of no known protocol reads `<NA>` in Falco (and in our field table)
-        let l4 = match proto {
-            Proto::Unknown => "\"<NA>\"",
-            p => p.as_str(),
-        };
+        let l4 = l4_literal(*proto);
         alts.push(format!(
             "(fd.l4proto = {l4} and fd.sport = {port} and fd.snet in ({name}))"
         ));
     }
     // a UDP send from the server's end (fd.lport = fd.sport) is inbound, never
     // outbound (matcher::is_server_end, dimension::inbound)
-    let mut not_part = String::new();
-    if !alts.is_empty() {
-        let _ = writeln!(
-            o,
-            "- macro: {px}_outbound_allowed\n  condition: >\n    {}\n",
-            alts.join("\n    or ")
-        );
-        not_part = format!(" and not {px}_outbound_allowed");
-    }
+    let not_part = allowed_macro(&mut o, &format!("{px}_outbound_allowed"), &alts);
     rule(
         &mut o,
         &rule_name(img, Dimension::Outbound),

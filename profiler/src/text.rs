@@ -2,7 +2,7 @@
 //! rule blocks, rule names. Below the dimensions (`dimension/`) and the files
 //! that list them (`yaml.rs`, `generate.rs`), so both use it.
 
-use crate::model::{Dimension, ImageRef};
+use crate::model::{Dimension, ImageRef, Proto, Seen};
 use std::fmt::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -66,4 +66,40 @@ pub(crate) fn rule_with(
         yaml_scalar(desc),
         yaml_scalar(output),
     );
+}
+
+/// `, count: …, first_seen: …, last_seen: …` of a YAML entry (what is known).
+pub(crate) fn seen_fields(out: &mut String, s: &Seen) {
+    if s.count != 0 {
+        let _ = write!(out, ", count: {}", s.count);
+    }
+    if s.first_seen != 0 {
+        let _ = write!(out, ", first_seen: {}", format_ts(s.first_seen));
+    }
+    if s.last_seen != 0 {
+        let _ = write!(out, ", last_seen: {}", format_ts(s.last_seen));
+    }
+}
+
+/// A protocol as `fd.l4proto` compares it: an inet socket of no known
+/// protocol reads `<NA>` in Falco (and in our field table).
+pub(crate) fn l4_literal(p: Proto) -> &'static str {
+    match p {
+        Proto::Unknown => "\"<NA>\"",
+        p => p.as_str(),
+    }
+}
+
+/// `- macro: NAME` ORing the allowed alternatives, and the ` and not NAME` a
+/// rule's condition ends with ("" when nothing is allowed: no macro).
+pub(crate) fn allowed_macro(o: &mut String, name: &str, alts: &[String]) -> String {
+    if alts.is_empty() {
+        return String::new();
+    }
+    let _ = writeln!(
+        o,
+        "- macro: {name}\n  condition: >\n    {}\n",
+        alts.join("\n    or ")
+    );
+    format!(" and not {name}")
 }

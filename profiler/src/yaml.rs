@@ -12,6 +12,7 @@ use crate::model::{
     dir_key, dir_of_key, is_proc_pattern, ExecEntry, ImageRef, Learning, OutboundEntry, Profile,
     Proto, ReviewWrite, Seen, SessionEntry, TaintEntry, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
 };
+use crate::text::seen_fields;
 pub use crate::text::{format_ts, parse_ts};
 use crate::ProfileError;
 use ipnet::IpNet;
@@ -31,18 +32,6 @@ fn scalar(s: &str) -> String {
 /// [`falco_learn_rules::emit::yaml_double_quoted`]).
 pub fn double_quoted(s: &str) -> String {
     falco_learn_rules::emit::yaml_double_quoted(s)
-}
-
-fn seen_fields(out: &mut String, s: &Seen) {
-    if s.count != 0 {
-        let _ = write!(out, ", count: {}", s.count);
-    }
-    if s.first_seen != 0 {
-        let _ = write!(out, ", first_seen: {}", format_ts(s.first_seen));
-    }
-    if s.last_seen != 0 {
-        let _ = write!(out, ", last_seen: {}", format_ts(s.last_seen));
-    }
 }
 
 /// The profile as YAML, deterministic byte for byte.

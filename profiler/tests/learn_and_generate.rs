@@ -1029,6 +1029,24 @@ fn accept(server: (&str, u16), client: (&str, u16)) -> Event {
     e
 }
 
+/// The profile learned from a server's events (no default rules), which has
+/// nothing outbound, and its served ports as `proto/port xCOUNT`.
+fn learn_servers(evs: &[Event]) -> (Profile, Vec<String>) {
+    let mut l = Learner::new(Limits::default(), None).expect("limits");
+    for e in evs {
+        l.observe(e);
+    }
+    let p = l.profiles()[&nginx()].clone();
+    assert!(p.outbound.is_empty(), "{:?}", p.outbound);
+    let ports = p
+        .inbound
+        .iter()
+        .flat_map(|m| m.iter())
+        .map(|((proto, port), s)| format!("{proto}/{port} x{}", s.count))
+        .collect();
+    (p, ports)
+}
+
 /// A replay fixture: the events, checked in as JSON lines (golden), read back.
 fn replay_fixture(name: &str, evs: &[Event]) -> Vec<Event> {
     let mut text = Vec::new();
@@ -1072,18 +1090,7 @@ fn udp_server_answering_100_client_ports_raises_no_outbound_alert() {
         })
         .collect();
     let evs = replay_fixture("udp_server.jsonl", &evs);
-    let mut l = Learner::new(Limits::default(), None).expect("limits");
-    for e in &evs {
-        l.observe(e);
-    }
-    let p = l.profiles()[&nginx()].clone();
-    assert!(p.outbound.is_empty(), "{:?}", p.outbound);
-    let ports: Vec<String> = p
-        .inbound
-        .iter()
-        .flat_map(|m| m.iter())
-        .map(|((proto, port), s)| format!("{proto}/{port} x{}", s.count))
-        .collect();
+    let (p, ports) = learn_servers(&evs);
     assert_eq!(ports, ["udp/53 x100"]);
     assert!(to_yaml(&p).contains(
         "  inbound:\n    - { proto: udp, port: 53, count: 100, first_seen: 2025-11-22T00:06:40.000000000Z, last_seen: 2025-11-22T00:06:40.099000000Z }\n"
@@ -1157,18 +1164,7 @@ fn tcp_server_accepting_many_clients_learns_the_listening_port() {
         evs.push(e);
     }
     let evs = replay_fixture("tcp_server.jsonl", &evs);
-    let mut l = Learner::new(Limits::default(), None).expect("limits");
-    for e in &evs {
-        l.observe(e);
-    }
-    let p = l.profiles()[&nginx()].clone();
-    assert!(p.outbound.is_empty(), "{:?}", p.outbound);
-    let ports: Vec<String> = p
-        .inbound
-        .iter()
-        .flat_map(|m| m.iter())
-        .map(|((proto, port), s)| format!("{proto}/{port} x{}", s.count))
-        .collect();
+    let (p, ports) = learn_servers(&evs);
     assert_eq!(ports, ["tcp/80 x30", "tcp/443 x30"]);
     // through the YAML and back
     let back = from_yaml(&to_yaml(&p), "p.yaml").expect("parses");

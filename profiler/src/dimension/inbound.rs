@@ -23,7 +23,9 @@
 use super::{Behaviour, Change, Dim, Dimension, Learned, RuleContext, Sign};
 pub use crate::model::InboundPorts;
 use crate::model::{Delta, Limits, Profile, Proto, Seen};
-use crate::text::{format_ts, parse_ts, rule, rule_name, GenerateError};
+use crate::text::{
+    allowed_macro, l4_literal, parse_ts, rule, rule_name, seen_fields, GenerateError,
+};
 use falco_learn_event::{Event, EventType, FdType, L4Proto};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -201,15 +203,7 @@ impl Dim for Inbound {
         o.push_str("  inbound:\n");
         for ((proto, port), s) in ports {
             let _ = write!(o, "    - {{ proto: {proto}, port: {port}");
-            if s.count != 0 {
-                let _ = write!(o, ", count: {}", s.count);
-            }
-            if s.first_seen != 0 {
-                let _ = write!(o, ", first_seen: {}", format_ts(s.first_seen));
-            }
-            if s.last_seen != 0 {
-                let _ = write!(o, ", last_seen: {}", format_ts(s.last_seen));
-            }
+            seen_fields(o, s);
             o.push_str(" }\n");
         }
     }
@@ -232,22 +226,10 @@ impl Dim for Inbound {
         for (proto, list) in &by_proto {
             let name = format!("{px}_inbound_{}", proto.as_str());
             let _ = writeln!(o, "- list: {name}\n  items: [{}]\n", list.join(", "));
-            // an inet socket of no known protocol reads `<NA>` in Falco (and in our field table)
-            let l4 = match proto {
-                Proto::Unknown => "\"<NA>\"",
-                p => p.as_str(),
-            };
+            let l4 = l4_literal(*proto);
             alts.push(format!("(fd.l4proto = {l4} and fd.sport in ({name}))"));
         }
-        let mut not_part = String::new();
-        if !alts.is_empty() {
-            let _ = writeln!(
-                o,
-                "- macro: {px}_inbound_allowed\n  condition: >\n    {}\n",
-                alts.join("\n    or ")
-            );
-            not_part = format!(" and not {px}_inbound_allowed");
-        }
+        let not_part = allowed_macro(o, &format!("{px}_inbound_allowed"), &alts);
         let img = cx.image;
         rule(
             o,

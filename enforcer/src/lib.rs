@@ -85,7 +85,8 @@ pub struct EngineSummary {
     pub rules: usize,
     pub enabled_rules: usize,
     pub warnings: usize,
-    pub profiles: Vec<(String, usize, usize, usize)>,
+    /// (image, its entries per dimension: `2 execs, 0 outbound, 1 inbound, 4 writes`).
+    pub profiles: Vec<(String, String)>,
     /// Profile files that could not be loaded (skipped).
     pub failed: Vec<FailedProfile>,
 }
@@ -98,20 +99,26 @@ pub struct FailedProfile {
     pub message: String,
 }
 
-/// (image, execs, outbound, writes) per loaded profile, sorted by image.
-fn summarise(
-    profiles: &AHashMap<String, AHashMap<String, Loaded>>,
-) -> Vec<(String, usize, usize, usize)> {
+/// (image, entries per dimension) per loaded profile, sorted by image.
+fn summarise(profiles: &AHashMap<String, AHashMap<String, Loaded>>) -> Vec<(String, String)> {
     let mut imgs: Vec<&Loaded> = profiles.values().flat_map(|t| t.values()).collect();
     imgs.sort_by(|a, b| a.profile.image.cmp(&b.profile.image));
     imgs.iter()
         .map(|l| {
-            (
-                l.profile.image.to_string(),
-                l.profile.exec.len(),
-                l.profile.outbound.len(),
-                l.profile.write_entries(),
-            )
+            let p = &l.profile;
+            let mut sizes = vec![
+                format!("{} execs", p.exec.len()),
+                format!("{} outbound", p.outbound.len()),
+            ];
+            for d in falco_learn_profiler::DIMS {
+                sizes.push(if d.is_learned(p) {
+                    format!("{} {}", d.entries(p), d.dimension())
+                } else {
+                    format!("{} not learned", d.dimension())
+                });
+            }
+            sizes.push(format!("{} writes", p.write_entries()));
+            (p.image.to_string(), sizes.join(", "))
         })
         .collect()
 }

@@ -29,7 +29,7 @@ use falco_learn_test_support as support;
 
 use common::{free_port, lock, Agent};
 use falco_learn_profiler::{Dimension, ImageRef, Profile};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -293,6 +293,9 @@ struct Behaviour {
     image: String,
     exec: BTreeSet<String>,
     outbound: BTreeSet<String>,
+    /// The ports served (issue 9 §6), per protocol as a count (nginx listens on
+    /// a free port each run); None: learned without the dimension.
+    inbound: Option<BTreeMap<String, usize>>,
     writes: BTreeSet<String>,
 }
 
@@ -317,6 +320,13 @@ fn behaviour(p: &Profile) -> Behaviour {
             .iter()
             .map(|((proto, port), o)| format!("{proto:?}/{port} {:?}", o.peers))
             .collect(),
+        inbound: p.inbound.as_ref().map(|m| {
+            let mut per = BTreeMap::new();
+            for (proto, _) in m.keys() {
+                *per.entry(proto.to_string()).or_insert(0) += 1;
+            }
+            per
+        }),
         writes: p
             .write_files
             .keys()
@@ -332,7 +342,8 @@ const PROFILE_HEADER: &str = "\
 # tests/e2e/build-nginx-image.sh (Debian 12's nginx + busybox, /docker-entrypoint.sh), run with
 # `ctr run --net-host`; `falco-learn --image nginx --duration 15s` learned it while HTTP GETs
 # hit it on loopback, then `falco-learn profiles export` wrote what follows. The test compares
-# its exec, outbound and write sets with every new run; counts and times are from the run that
+# its exec, outbound, inbound (ports per protocol: nginx listens on a free port) and write
+# sets with every new run; counts and times are from the run that
 # wrote it. Regenerate (as root): FALCO_LEARN_UPDATE_PROFILES=1 cargo test --test e2e_nginx
 ";
 
@@ -600,13 +611,14 @@ fn nginx_learn_then_enforce() {
     let generated = rules_dir.join("nginx.yaml");
     let check = cli(&["rules", "check", s(&generated)]);
     assert!(
-        check.contains("3 rules compiled (3 enabled); 0 errors, 0 warnings"),
+        // process, outbound, inbound, file write
+        check.contains("4 rules compiled (4 enabled); 0 errors, 0 warnings"),
         "{check}"
     );
     let check = cli(&["rules", "check", s(&stable), s(&generated)]);
     // the one warning: the stable rule testing fd.sip.name, which falco-learn never fills
     assert!(
-        check.contains("28 rules compiled (28 enabled); 0 errors, 1 warnings"),
+        check.contains("29 rules compiled (29 enabled); 0 errors, 1 warnings"),
         "{check}"
     );
     assert!(
@@ -1043,7 +1055,9 @@ fn nginx_sessions_drift_coverage_and_lineage() {
         format!("falco_learn_learning_tainted{lbl} 1"),
         format!("falco_learn_learning_review_entries{lbl} 4"),
         format!("falco_learn_learning_starts_observed{lbl} 0"),
-        format!("falco_learn_learning_new_behaviour_total{lbl} 0"),
+        // the one new behaviour: nginx's served port (its accepts of the HTTP loop's
+        // connections, issue 9 §6); the sessions taught nothing
+        format!("falco_learn_learning_new_behaviour_total{lbl} 1"),
     ] {
         assert!(scraped.lines().any(|l| l == line), "{line}:\n{scraped}");
     }

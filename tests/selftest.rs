@@ -13,6 +13,8 @@ const CHECKS: &[&str] = &[
     "exec-long-path",
     "open-write",
     "connect-tcp",
+    "server-tcp",
+    "server-udp",
     "symlink",
     "ptrace",
     "fork-exit",

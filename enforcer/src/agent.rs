@@ -94,7 +94,7 @@ pub fn build_engine(cfg: &Config, mode: Mode) -> Result<Engine, AgentError> {
         } else {
             s.profiles
                 .iter()
-                .map(|(i, e, o, w)| format!("{i} ({e} execs, {o} outbound, {w} writes)"))
+                .map(|(i, sizes)| format!("{i} ({sizes})"))
                 .collect::<Vec<_>>()
                 .join(", ")
         }

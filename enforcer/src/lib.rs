@@ -73,17 +73,9 @@ pub enum EngineError {
 #[derive(Clone)]
 struct Loaded {
     profile: Profile,
-    /// Indexed by [`dim_index`].
-    alert_rules: [Option<Rule>; 3],
+    /// Indexed by [`Dimension::index`].
+    alert_rules: [Option<Rule>; Dimension::ALL.len()],
     file: PathBuf,
-}
-
-fn dim_index(d: Dimension) -> usize {
-    match d {
-        Dimension::Exec => 0,
-        Dimension::Outbound => 1,
-        Dimension::FileWrite => 2,
-    }
 }
 
 /// What the engine was built from, for `run`'s startup report.
@@ -93,7 +85,8 @@ pub struct EngineSummary {
     pub rules: usize,
     pub enabled_rules: usize,
     pub warnings: usize,
-    pub profiles: Vec<(String, usize, usize, usize)>,
+    /// (image, its entries per dimension: `2 execs, 0 outbound, 1 inbound, 4 writes`).
+    pub profiles: Vec<(String, String)>,
     /// Profile files that could not be loaded (skipped).
     pub failed: Vec<FailedProfile>,
 }
@@ -106,20 +99,26 @@ pub struct FailedProfile {
     pub message: String,
 }
 
-/// (image, execs, outbound, writes) per loaded profile, sorted by image.
-fn summarise(
-    profiles: &AHashMap<String, AHashMap<String, Loaded>>,
-) -> Vec<(String, usize, usize, usize)> {
+/// (image, entries per dimension) per loaded profile, sorted by image.
+fn summarise(profiles: &AHashMap<String, AHashMap<String, Loaded>>) -> Vec<(String, String)> {
     let mut imgs: Vec<&Loaded> = profiles.values().flat_map(|t| t.values()).collect();
     imgs.sort_by(|a, b| a.profile.image.cmp(&b.profile.image));
     imgs.iter()
         .map(|l| {
-            (
-                l.profile.image.to_string(),
-                l.profile.exec.len(),
-                l.profile.outbound.len(),
-                l.profile.write_entries(),
-            )
+            let p = &l.profile;
+            let mut sizes = vec![
+                format!("{} execs", p.exec.len()),
+                format!("{} outbound", p.outbound.len()),
+            ];
+            for d in falco_learn_profiler::DIMS {
+                sizes.push(if d.is_learned(p) {
+                    format!("{} {}", d.entries(p), d.dimension())
+                } else {
+                    format!("{} not learned", d.dimension())
+                });
+            }
+            sizes.push(format!("{} writes", p.write_entries()));
+            (p.image.to_string(), sizes.join(", "))
         })
         .collect()
 }
@@ -155,12 +154,12 @@ fn load_profile(
             report: grep.to_string(),
         });
     }
-    let mut alert_rules: [Option<Rule>; 3] = Default::default();
+    let mut alert_rules: [Option<Rule>; Dimension::ALL.len()] = Default::default();
     for d in Dimension::ALL {
         let name = rule_name(&img, d);
         // the engine's own copy of the rule takes the configured priority; the
         // ruleset it came from is not changed after it was built
-        alert_rules[dim_index(d)] =
+        alert_rules[d.index()] =
             grs.rules()
                 .iter()
                 .find(|r| r.name == name)
@@ -480,7 +479,10 @@ impl Engine {
             let img = l.profile.image.to_string();
             out.push((img.clone(), Dimension::Exec, l.profile.exec.len()));
             out.push((img.clone(), Dimension::Outbound, l.profile.outbound.len()));
-            out.push((img, Dimension::FileWrite, l.profile.write_entries()));
+            out.push((img.clone(), Dimension::FileWrite, l.profile.write_entries()));
+            for d in falco_learn_profiler::DIMS {
+                out.push((img.clone(), d.dimension(), d.entries(&l.profile)));
+            }
         }
         out
     }
@@ -502,8 +504,8 @@ impl Engine {
     }
 
     /// The syscalls whose events the loaded rules and profiles need (the probe
-    /// attaches only these): the rules' event types, plus connect/sendto/sendmsg and
-    /// the opens when a profile is loaded (outbound and file-write dimensions; execs
+    /// attaches only these): the rules' event types, plus connect/sendto/sendmsg, accept/accept4 and
+    /// the opens when a profile is loaded (outbound, inbound and file-write dimensions; execs
     /// come from the scheduler tracepoints, always attached).
     pub fn needed_syscalls(&self) -> Vec<&'static str> {
         use falco_learn_event::EventType as T;
@@ -513,6 +515,8 @@ impl Engine {
                 T::Connect,
                 T::Sendto,
                 T::Sendmsg,
+                T::Accept,
+                T::Accept4,
                 T::Open,
                 T::Openat,
                 T::Openat2,
@@ -584,7 +588,7 @@ impl Engine {
                     } else {
                         Action::Alerted
                     };
-                    match &l.alert_rules[dim_index(a.dimension)] {
+                    match &l.alert_rules[a.dimension.index()] {
                         Some(rule) => {
                             let mut alert = rule.alert(ev);
                             if action == Action::Killed {

@@ -143,7 +143,9 @@ pub fn decode(buf: &[u8]) -> Result<Raw, DecodeError> {
         }
         K::Fork => Raw::Fork(fixed(buf, "fork record")?),
         K::Exit => Raw::Exit(fixed(buf, "exit record")?),
-        K::Connect | K::Sendto | K::Sendmsg => Raw::Net(fixed(buf, "network record")?),
+        K::Connect | K::Sendto | K::Sendmsg | K::Accept | K::Accept4 => {
+            Raw::Net(fixed(buf, "network record")?)
+        }
         K::Open | K::Openat | K::Openat2 | K::Creat => {
             let e: abi::Open = fixed(buf, "open record")?;
             // the resolved path, when present, follows the passed path and its NUL

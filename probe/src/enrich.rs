@@ -150,9 +150,19 @@ fn sock_fd(num: i64, s: &abi::Sock) -> Fd {
         sport: (s.family == AF_INET || s.family == AF_INET6).then_some(s.rport),
         is_client: true,
         connected: s.rport != 0,
+        bound: (s.flags & abi::SOCK_FLAGS_KNOWN != 0).then_some(s.flags & abi::SOCK_BOUND != 0),
         sockfamily: sockfamily(s.family).to_string(),
         ..Default::default()
     }
+}
+
+/// The server's view of a socket (an accepted connection, a reply from a bound UDP
+/// socket): `fd.cip`/`fd.cport` the client (the remote end), `fd.sip`/`fd.sport` this
+/// process's end, `is_client` false, as libsinsp renders a server's fd.
+fn server_side(f: &mut Fd) {
+    std::mem::swap(&mut f.cip, &mut f.sip);
+    std::mem::swap(&mut f.cport, &mut f.sport);
+    f.is_client = false;
 }
 
 impl Enricher {
@@ -369,6 +379,8 @@ impl Enricher {
                 typ = match raw.kind() {
                     abi::Kind::Sendto => EventType::Sendto,
                     abi::Kind::Sendmsg => EventType::Sendmsg,
+                    abi::Kind::Accept => EventType::Accept,
+                    abi::Kind::Accept4 => EventType::Accept4,
                     _ => EventType::Connect,
                 };
                 let mut f = sock_fd(e.fd, &e.sock);
@@ -382,13 +394,24 @@ impl Enricher {
                     f.sport = Some(e.addr.port);
                 }
                 f.connected = typ == EventType::Connect && (h.res == 0 || h.res == -EINPROGRESS);
+                let accept = matches!(typ, EventType::Accept | EventType::Accept4);
+                if accept {
+                    f.connected = h.res >= 0;
+                }
+                // an accepted connection, or a UDP datagram sent from a port the process
+                // bound (a server answering its client), is the server's side
+                if accept || (f.l4proto == L4Proto::Udp && f.bound == Some(true)) {
+                    server_side(&mut f);
+                }
                 // `evt.arg.addr` as libsinsp renders a sockaddr (`ipv4serveraddr_to_string`,
                 // `ipv6serveraddr_to_string`: `address:port`, no brackets for IPv6)
                 let addr = match ip(e.addr.family, &e.addr.addr) {
                     Some(a) => format!("{a}:{}", e.addr.port),
                     None => String::new(),
                 };
-                args = if typ == EventType::Connect {
+                args = if accept {
+                    Args::None
+                } else if typ == EventType::Connect {
                     Args::Connect { fd: e.fd, addr }
                 } else {
                     Args::Send {

@@ -76,6 +76,8 @@ pub const KINDS: &[abi::Kind] = &abi::Kind::ALL;
 const SYSCALLS: &[(&str, u32)] = &[
     ("execveat", 322),
     ("connect", 42),
+    ("accept", 43),
+    ("accept4", 288),
     ("sendto", 44),
     ("sendmsg", 46),
     ("open", 2),

@@ -16,6 +16,8 @@
 //! | `exec-long-path` | runs a copy at a path of 4300+ bytes (17 directories of 250) from there | exe path and cwd `<truncated>` + the leaf-side components that fit |
 //! | `open-write` | `open(O_WRONLY|O_CREAT|O_TRUNC, 0640)` | path, flags, mode, fd |
 //! | `connect-tcp` | connects to a loopback listener | peer `127.0.0.1:<port>`, result 0, fd tuple |
+//! | `server-tcp` | binds a port, listens, connects to it from an autobound socket, accepts | `accept4` with the listening port, the client's port and the bound flag (`sk_userlocks`, a bitfield before 6.x); the client's connect without it |
+//! | `server-udp` | binds a port, a client socket sends to it, the server answers | the reply `sendto` with the server's role (bound flag, `fd.sport` = the bound port, the client in `fd.cport`); the query without it |
 //! | `symlink` | `symlink(target, link)` | both paths, result 0 |
 //! | `ptrace` | `PTRACE_ATTACH` to its own child | request 16, target pid, result 0 |
 //! | `fork-exit` | the ptrace child's own fork and exit | child pid, exit status |
@@ -504,6 +506,121 @@ fn check_connect(seen: &Seen) -> Result<String, String> {
     Ok(format!("{want} from port {}", fd.cport.unwrap_or(0)))
 }
 
+/// A free loopback port of `kind` (SOCK_STREAM/SOCK_DGRAM): the kernel's pick for port 0,
+/// released for the child to bind explicitly (explicitly: only a non-zero port sets
+/// `SOCK_BINDPORT_LOCK`).
+fn free_port(udp: bool) -> Result<u16, String> {
+    let port = if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+    };
+    port.map_err(|e| format!("bind 127.0.0.1:0: {e}"))
+}
+
+fn loopback(port: u16) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data; all zeroes is valid.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_port = port.to_be();
+    sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    sa
+}
+
+const SA_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+
+/// A server on a bound port and its client (issue 9 §6): accept4, then a UDP reply.
+fn check_server(seen: &Seen, udp: bool) -> Result<String, String> {
+    let port = free_port(udp)?;
+    let sa = loopback(port);
+    let pid = child_ok(
+        if udp { "server-udp" } else { "server-tcp" },
+        in_child(|| {
+            // SAFETY: raw socket syscalls on stack sockaddrs and buffers.
+            unsafe {
+                let sap = (&sa as *const libc::sockaddr_in).cast();
+                let typ = if udp {
+                    libc::SOCK_DGRAM
+                } else {
+                    libc::SOCK_STREAM
+                };
+                let srv = libc::socket(libc::AF_INET, typ, 0);
+                let cli = libc::socket(libc::AF_INET, typ, 0);
+                if srv < 0 || cli < 0 || libc::bind(srv, sap, SA_LEN) != 0 {
+                    return 2;
+                }
+                if !udp {
+                    if libc::listen(srv, 1) != 0 || libc::connect(cli, sap, SA_LEN) != 0 {
+                        return 3;
+                    }
+                    return i32::from(
+                        libc::accept4(srv, std::ptr::null_mut(), std::ptr::null_mut(), 0) < 0,
+                    ) * 4;
+                }
+                let mut buf = [0u8; 8];
+                if libc::sendto(cli, buf.as_ptr().cast(), 1, 0, sap, SA_LEN) != 1 {
+                    return 5;
+                }
+                let mut from: libc::sockaddr_in = std::mem::zeroed();
+                let mut len = SA_LEN;
+                let fromp = (&mut from as *mut libc::sockaddr_in).cast();
+                if libc::recvfrom(srv, buf.as_mut_ptr().cast(), 8, 0, fromp, &mut len) != 1 {
+                    return 6;
+                }
+                i32::from(libc::sendto(srv, buf.as_ptr().cast(), 1, 0, fromp, len) != 1) * 7
+            }
+        }),
+    )?;
+    let kind = if udp {
+        EventType::Sendto
+    } else {
+        EventType::Accept4
+    };
+    let server = seen.wait("the server's side", pid, |e| {
+        e.process.pid == pid
+            && e.event_type() == kind
+            && e.fd.as_ref().is_some_and(|f| !f.is_client)
+    })?;
+    let client_kind = if udp {
+        EventType::Sendto
+    } else {
+        EventType::Connect
+    };
+    let client = seen.wait("the client's side", pid, |e| {
+        e.process.pid == pid
+            && e.event_type() == client_kind
+            && e.fd.as_ref().is_some_and(|f| f.is_client)
+    })?;
+    let (sf, cf) = (
+        server.fd.ok_or("no fd (server)")?,
+        client.fd.ok_or("no fd (client)")?,
+    );
+    if server.res < 0 {
+        return Err(format!("server result {}", server.res));
+    }
+    let proto = if udp { L4Proto::Udp } else { L4Proto::Tcp };
+    expect("server fd.l4proto", sf.l4proto, proto)?;
+    expect("server fd.sport", sf.sport, Some(port))?;
+    expect("server bound flag", sf.bound, Some(true))?;
+    expect("server fd.sip", sf.sip, Some([127, 0, 0, 1].into()))?;
+    expect("client fd.sport", cf.sport, Some(port))?;
+    expect("client bound flag", cf.bound, Some(false))?;
+    let cport = cf.cport.filter(|p| *p != 0 && *p != port);
+    if cport.is_none() {
+        return Err(format!("client fd.cport {:?}", cf.cport));
+    }
+    expect("server fd.cport (the client's)", sf.cport, cport)?;
+    Ok(format!(
+        "{} on bound port {port}, client port {} unbound",
+        kind.as_str(),
+        cport.unwrap_or(0)
+    ))
+}
+
 fn check_symlink(seen: &Seen, env: &Env) -> Result<String, String> {
     let link = env.dir.join("sym");
     let (ct, cl) = (c"/etc/fl-selftest-target", cstr(&link)?);
@@ -896,6 +1013,8 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("exec-long-path", check_exec_long_path(&seen, &env));
     add("open-write", check_open_write(&seen, &env));
     add("connect-tcp", check_connect(&seen));
+    add("server-tcp", check_server(&seen, false));
+    add("server-udp", check_server(&seen, true));
     add("symlink", check_symlink(&seen, &env));
     let (ptrace, fork_exit) = check_ptrace_fork_exit(&seen);
     add("ptrace", ptrace);

@@ -83,7 +83,7 @@ fn rust_layouts() -> Vec<RustLayout> {
         layout!("fl_hdr" => Hdr {
             ts_boot_ns, cgroup_id, kind, size, pid, tid, ppid, uid, gid, _pad, res, comm,
         }),
-        layout!("fl_sock" => Sock { family, typ, protocol, lport, rport, _pad, laddr, raddr }),
+        layout!("fl_sock" => Sock { family, typ, protocol, lport, rport, flags, _pad, laddr, raddr }),
         layout!("fl_addr" => Addr { family, port, _pad, addr }),
         layout!("fl_exec" => Exec {
             h, cap_effective, cap_permitted, start_boot_ns, exe_ino, exe_ctime_ns, exe_mtime_ns,

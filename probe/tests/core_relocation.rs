@@ -173,6 +173,8 @@ const FIELD_BYTE_OFFSET: u32 = 0;
 const FIELD_BYTE_SIZE: u32 = 1;
 const FIELD_EXISTS: u32 = 2;
 const FIELD_SIGNED: u32 = 3;
+const FIELD_LSHIFT_U64: u32 = 4;
+const FIELD_RSHIFT_U64: u32 = 5;
 const TYPE_EXISTS: u32 = 8;
 const TYPE_SIZE: u32 = 9;
 const ENUMVAL_EXISTS: u32 = 10;
@@ -184,8 +186,8 @@ fn kind_name(kind: u32) -> &'static str {
         FIELD_BYTE_SIZE => "field_byte_size",
         FIELD_EXISTS => "field_exists",
         FIELD_SIGNED => "field_signed",
-        4 => "field_lshift_u64",
-        5 => "field_rshift_u64",
+        FIELD_LSHIFT_U64 => "field_lshift_u64",
+        FIELD_RSHIFT_U64 => "field_rshift_u64",
         6 => "type_id_local",
         7 => "type_id_target",
         TYPE_EXISTS => "type_exists",
@@ -322,6 +324,8 @@ fn candidates(local: &Btf, target: &Btf, local_root: u32) -> Result<Vec<u32>, St
 /// A field access resolved in a target BTF.
 struct FieldAccess {
     bit_offset: u64,
+    /// Bits of the field when the target's member is a bitfield (0 otherwise).
+    bitfield_size: u64,
     /// The field's type in the target.
     typ: u32,
     path: String,
@@ -383,6 +387,7 @@ fn walk_field(
     let mut path = root_name.clone();
     let mut shifted = Vec::new();
     let mut bit_offset = access[0] * target.size_of(cand)? * 8;
+    let mut bitfield_size = 0;
     growth(target, cand, &mut shifted, access[0])?;
     let (mut lt, mut tt) = (local_root, cand);
     for &idx in &access[1..] {
@@ -410,9 +415,8 @@ fn walk_field(
                 if !fields_compatible(local, m.typ, target, found.typ)? {
                     return Ok(None);
                 }
-                if found.bitfield_size != 0 {
-                    return Err(format!("{path}: bitfield accesses are not handled here"));
-                }
+                // a bitfield is the last step of an access (BPF_CORE_READ_BITFIELD_PROBED)
+                bitfield_size = u64::from(found.bitfield_size);
                 for &via in &found.via {
                     let v = target.get(via)?;
                     let vname = target.type_name(via);
@@ -446,6 +450,7 @@ fn walk_field(
     }
     Ok(Some(FieldAccess {
         bit_offset,
+        bitfield_size,
         typ: tt,
         path,
         shifted,
@@ -471,26 +476,64 @@ fn resolve(
     let mut missing_path = None;
     for &cand in &cands {
         let r = match relo.kind {
-            FIELD_BYTE_OFFSET | FIELD_BYTE_SIZE | FIELD_EXISTS | FIELD_SIGNED => {
+            FIELD_BYTE_OFFSET | FIELD_BYTE_SIZE | FIELD_EXISTS | FIELD_SIGNED
+            | FIELD_LSHIFT_U64 | FIELD_RSHIFT_U64 => {
                 match walk_field(local, target, relo.type_id, cand, &access, require_shifts)? {
                     None => None,
                     Some(FieldAccess {
                         bit_offset: bits,
+                        bitfield_size,
                         typ: ty,
                         path,
                         mut shifted,
                     }) => {
-                        let outcome = match relo.kind {
-                            FIELD_BYTE_OFFSET => {
-                                if bits % 8 != 0 {
-                                    return Err(format!("{path}: bit offset {bits}"));
+                        // libbpf's bitfield arithmetic (little endian): the smallest aligned
+                        // load of the member type's size, doubled until it holds the field
+                        let bitfield = if bitfield_size == 0 {
+                            None
+                        } else {
+                            let mut byte_sz = target.size_of(ty)?.max(1);
+                            let mut byte_off = bits / 8 / byte_sz * byte_sz;
+                            while bits + bitfield_size - byte_off * 8 > byte_sz * 8 {
+                                if byte_sz >= 8 {
+                                    return Err(format!("{path}: bitfield wider than 8 bytes"));
                                 }
-                                Outcome::Value(bits / 8)
+                                byte_sz *= 2;
+                                byte_off = bits / 8 / byte_sz * byte_sz;
                             }
+                            Some((byte_off, byte_sz))
+                        };
+                        let outcome = match relo.kind {
+                            FIELD_BYTE_OFFSET => match bitfield {
+                                Some((byte_off, _)) => Outcome::Value(byte_off),
+                                None if bits % 8 != 0 => {
+                                    return Err(format!("{path}: bit offset {bits}"))
+                                }
+                                None => Outcome::Value(bits / 8),
+                            },
                             FIELD_BYTE_SIZE => {
                                 shifted.clear();
-                                growth(target, ty, &mut shifted, 1)?;
-                                Outcome::Value(target.size_of(ty)?)
+                                match bitfield {
+                                    Some((_, byte_sz)) => Outcome::Value(byte_sz),
+                                    None => {
+                                        growth(target, ty, &mut shifted, 1)?;
+                                        Outcome::Value(target.size_of(ty)?)
+                                    }
+                                }
+                            }
+                            FIELD_LSHIFT_U64 | FIELD_RSHIFT_U64 => {
+                                // a bitfield's position within its load never moves with a
+                                // shift (whole structs move by multiples of 8 bytes)
+                                shifted.clear();
+                                let (byte_off, bit_sz) = match bitfield {
+                                    Some((byte_off, _)) => (byte_off, bitfield_size),
+                                    None => (bits / 8, target.size_of(ty)? * 8),
+                                };
+                                Outcome::Value(if relo.kind == FIELD_LSHIFT_U64 {
+                                    64 - (bits + bit_sz - byte_off * 8)
+                                } else {
+                                    64 - bit_sz
+                                })
                             }
                             FIELD_EXISTS => {
                                 shifted.clear();

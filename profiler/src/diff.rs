@@ -2,41 +2,9 @@
 //! Counts and times are not behaviour and are not compared; images may
 //! differ (comparing two tags is a common review).
 
-use crate::matcher::Dimension;
-use crate::model::{dir_key, Profile};
+pub use crate::dimension::{Change, Sign};
+use crate::model::{dir_key, Dimension, Profile};
 use std::collections::BTreeSet;
-use std::fmt;
-
-/// How one entry differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Sign {
-    /// Only in the second profile.
-    Added,
-    /// Only in the first profile.
-    Removed,
-    /// In both, with different peers or flags.
-    Changed,
-}
-
-/// One difference.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Change {
-    pub dimension: Dimension,
-    pub sign: Sign,
-    /// The entry (`/usr/sbin/nginx`, `udp/53 [10.96.0.10/32]`, `/var/log/**`).
-    pub value: String,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self.sign {
-            Sign::Added => '+',
-            Sign::Removed => '-',
-            Sign::Changed => '~',
-        };
-        write!(f, "{s} {} {}", self.dimension, self.value)
-    }
-}
 
 fn set_diff(dim: Dimension, a: BTreeSet<String>, b: BTreeSet<String>, out: &mut Vec<Change>) {
     for v in a.difference(&b) {
@@ -137,6 +105,9 @@ pub fn diff(a: &Profile, b: &Profile) -> Vec<Change> {
             .collect::<BTreeSet<_>>()
     };
     set_diff(Dimension::FileWrite, wr(a), wr(b), &mut out);
+    for d in crate::dimension::DIMS {
+        d.diff(a, b, &mut out);
+    }
     out.sort();
     out
 }

@@ -1,38 +1,19 @@
 //! Falco allowlist rules generated from a profile (DESIGN §5).
 //!
-//! One rule per dimension (process, outbound connection, file write) and
+//! One rule per dimension (process, outbound connection, inbound connection,
+//! file write) and
 //! image. Every list and macro is prefixed `fl_learned_<image>_`, so the file
 //! needs nothing from `falco_rules.yaml` and loads alone or next to it. The
 //! conditions spell exactly the predicates of [`crate::matcher::behaviour`]
 //! and [`Profile::check`]; a test checks verdicts agree event for event.
 
 use crate::glob::{falco_form, falco_quote, FalcoForm};
-use crate::matcher::Dimension;
-use crate::model::{ImageRef, Profile, Proto};
+use crate::model::{Dimension, ImageRef, Profile};
+use crate::text::{allowed_macro, l4_literal, rule, rule_with, yaml_scalar};
+pub use crate::text::{rule_name, GenerateError};
 use crate::yaml;
 use ipnet::IpNet;
 use std::fmt::Write;
-
-/// Why a profile cannot be turned into rules.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum GenerateError {
-    #[error("image {image}: '{value}' cannot be written in a Falco condition ({why})")]
-    Unrepresentable {
-        image: String,
-        value: String,
-        why: &'static str,
-    },
-}
-
-/// Name of the generated rule for a dimension of an image.
-pub fn rule_name(image: &ImageRef, dim: Dimension) -> String {
-    let what = match dim {
-        Dimension::Exec => "process",
-        Dimension::Outbound => "outbound connection",
-        Dimension::FileWrite => "file write",
-    };
-    format!("Unexpected {what} in {image} (falco-learn)")
-}
 
 /// Prefix of the image's lists and macros: `fl_learned_` + the image with
 /// every character outside `[a-z0-9]` as `_`.
@@ -105,10 +86,6 @@ fn net_item(n: &IpNet) -> String {
         IpNet::V4(_) => n.to_string(),
         IpNet::V6(_) => yaml_scalar(&format!("\"{n}\"")),
     }
-}
-
-fn yaml_scalar(s: &str) -> String {
-    falco_learn_rules::emit::yaml_scalar(s)
 }
 
 fn image_literal(image: &ImageRef, v: &str) -> Result<String, GenerateError> {
@@ -298,27 +275,14 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         let name = format!("{px}_net_{}_{port}", proto.as_str());
         let items: Vec<String> = e.peers.iter().map(net_item).collect();
         list(&mut o, &name, &items);
-        // an inet socket of no known protocol reads `<NA>` in Falco (and in our field table)
-        let l4 = match proto {
-            Proto::Unknown => "\"<NA>\"",
-            p => p.as_str(),
-        };
+        let l4 = l4_literal(*proto);
         alts.push(format!(
             "(fd.l4proto = {l4} and fd.sport = {port} and fd.snet in ({name}))"
         ));
     }
-    // UDP replies from a fixed local port to a peer's ephemeral port are not
-    // outbound (matcher::is_udp_reply)
-    let (lo, hi) = crate::matcher::ephemeral_ports();
-    let mut not_part = String::new();
-    if !alts.is_empty() {
-        let _ = writeln!(
-            o,
-            "- macro: {px}_outbound_allowed\n  condition: >\n    {}\n",
-            alts.join("\n    or ")
-        );
-        not_part = format!(" and not {px}_outbound_allowed");
-    }
+    // a UDP send from the server's end (fd.lport = fd.sport) is inbound, never
+    // outbound (matcher::is_server_end, dimension::inbound)
+    let not_part = allowed_macro(&mut o, &format!("{px}_outbound_allowed"), &alts);
     rule(
         &mut o,
         &rule_name(img, Dimension::Outbound),
@@ -326,8 +290,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         &format!(
             "evt.type in (connect, sendto, sendmsg) and (evt.rawres >= 0 or evt.res = EINPROGRESS)\n    \
              and fd.typechar in (4, 6) and {img_m}{not_part}\n    \
-             and not (evt.type in (sendto, sendmsg) and fd.l4proto = udp and fd.lport > 0\n         \
-             and (fd.lport < {lo} or fd.lport > {hi}) and fd.rport >= {lo} and fd.rport <= {hi})"
+             and not (evt.type in (sendto, sendmsg) and fd.l4proto = udp and fd.lport = val(fd.sport))"
         ),
         &format!(
             "Unexpected outbound connection from learned image (connection=%fd.name \
@@ -336,6 +299,17 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         ),
         "network",
     );
+
+    // --- the dimensions with a home of their own (dimension::DIMS)
+    let cx = crate::dimension::RuleContext {
+        image: img,
+        prefix: &px,
+        image_macro: &img_m,
+        output_tail,
+    };
+    for d in crate::dimension::DIMS {
+        d.generate(p, &cx, &mut o)?;
+    }
 
     // --- file writes
     let mut allowed = Vec::new();
@@ -404,28 +378,6 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
         "filesystem",
     );
     Ok(o)
-}
-
-fn rule(o: &mut String, name: &str, desc: &str, cond: &str, output: &str, tag: &str) {
-    rule_with(o, name, desc, cond, output, tag, "");
-}
-
-fn rule_with(
-    o: &mut String,
-    name: &str,
-    desc: &str,
-    cond: &str,
-    output: &str,
-    tag: &str,
-    exceptions: &str,
-) {
-    let _ = writeln!(
-        o,
-        "- rule: {}\n  desc: {}\n  condition: >\n    {cond}\n  output: {}\n  priority: WARNING\n  tags: [falco_learn, container, {tag}]\n{exceptions}",
-        yaml_scalar(name),
-        yaml_scalar(desc),
-        yaml_scalar(output),
-    );
 }
 
 #[cfg(test)]

@@ -180,6 +180,9 @@ pub struct Dirty {
     pub write_globs: BTreeSet<String>,
     /// Container ids seen for the first time.
     pub containers: BTreeSet<String>,
+    /// Entries of the dimensions in `dimension::DIMS`: (dimension, the
+    /// entry's store key, see `Dim::store_entry`).
+    pub dims: BTreeSet<(crate::model::Dimension, Vec<u8>)>,
 }
 
 /// Written paths remembered per learner (to tell an executable written in
@@ -675,6 +678,15 @@ impl Learner {
             }) => {
                 dirty.outbound.insert((proto, port));
                 deltas.extend(profile.learn_outbound(proto, port, peer, ev.ts, &limits));
+            }
+            Some(ref b @ Behaviour::Inbound { port: Some(_), .. }) => {
+                if let Some(d) = crate::dimension::dim(b.dimension()) {
+                    let learned = d.learn(profile, b, ev.ts, &limits);
+                    for k in learned.changed {
+                        dirty.dims.insert((b.dimension(), k));
+                    }
+                    deltas.extend(learned.deltas);
+                }
             }
             Some(Behaviour::Write { path }) if !path.is_empty() => {
                 match profile.write_key(path) {

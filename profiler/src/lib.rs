@@ -2,8 +2,9 @@
 //!
 //! A [`Profile`] says what containers of one image (repository + tag) were
 //! seen doing while learning: executables by kernel-resolved path, outbound
-//! connections by protocol + remote port (peers aggregated to CIDRs), and
-//! files opened for writing (generalised to `dir/**` past a threshold).
+//! connections by protocol + remote port (peers aggregated to CIDRs), the
+//! ports it serves (inbound), and files opened for writing (generalised to
+//! `dir/**` past a threshold). Each dimension's home: [`dimension`].
 //!
 //! - [`learn`]: a [`Learner`] turns events into profiles and deltas. Events a
 //!   loaded default rule flags are not learned (poison resistance): they are
@@ -21,23 +22,27 @@
 //! [`Profile::merge`].
 
 pub mod diff;
+pub mod dimension;
 pub mod generate;
 pub mod glob;
 pub mod kernel;
 pub mod learn;
 pub mod matcher;
 pub mod model;
+pub mod text;
 pub mod yaml;
 
+pub use dimension::{Behaviour, Dim, DIMS};
 pub use generate::{generate_rules, rule_name, GenerateError};
 pub use learn::{
     tree_position, Dirty, LearnStats, Learner, Outcome, Policy, ProcKey, TreePos, WindowMemory,
 };
-pub use matcher::{behaviour, Anomaly, Behaviour, Dimension};
+pub use matcher::{behaviour, Anomaly};
 pub use model::{
     canonical_peers, dir_key, dir_of_key, is_proc_pattern, lineage_checked, write_pattern, Delta,
-    ExecEntry, ImageRef, Learning, Limits, OutboundEntry, Profile, Proto, Review, ReviewWrite,
-    Seen, SessionEntry, TaintEntry, WriteKey, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
+    Dimension, ExecEntry, ImageRef, InboundPorts, Learning, Limits, OutboundEntry, Profile, Proto,
+    Review, ReviewWrite, Seen, SessionEntry, TaintEntry, WriteKey, MIN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
 };
 pub use yaml::{from_yaml, to_yaml};
 

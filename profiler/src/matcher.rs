@@ -4,74 +4,17 @@
 //! and by matching alike; the generated Falco rules (see `generate`) spell
 //! the same predicates in Falco's language, and a test checks they agree.
 
-use crate::model::{Profile, Proto};
-use falco_learn_event::{Args, Event, EventType, ExeFlags, FdType, L4Proto};
+use crate::dimension::na;
+pub use crate::dimension::Behaviour;
+pub use crate::model::Dimension;
+use crate::model::Profile;
+use falco_learn_event::{Args, Event, EventType, FdType, L4Proto};
 use std::fmt;
-use std::net::IpAddr;
 
 use falco_learn_event::errno::EINPROGRESS;
 const O_ACCMODE: u32 = 0o3;
 const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
-
-/// What an event does, in the profile's terms. Values may be missing
-/// (empty path, unknown port or peer): such an event cannot be learned and
-/// never matches a profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour<'a> {
-    /// A successful execve/execveat, by kernel-resolved `proc.exepath`, with
-    /// the parent's (`proc.pexepath`, empty when unknown) and where the
-    /// executable came from.
-    Exec {
-        path: &'a str,
-        parent: &'a str,
-        /// The process is pid 1 of its pid namespace (`proc.vpid = 1`).
-        init: bool,
-        flags: ExeFlags,
-    },
-    /// connect (succeeded or `EINPROGRESS`) or a successful sendto/sendmsg
-    /// on an IPv4/IPv6 socket, by `fd.l4proto`, `fd.sport`, `fd.sip`.
-    /// Loopback peers count like any other (documented in the README).
-    Outbound {
-        proto: Proto,
-        port: Option<u16>,
-        peer: Option<IpAddr>,
-    },
-    /// A successful open of a regular file with write intent: `O_WRONLY` or
-    /// `O_RDWR` access, `O_CREAT`, `O_TRUNC`, or `creat`; by `fd.name`.
-    Write { path: &'a str },
-}
-
-impl Behaviour<'_> {
-    /// The dimension this behaviour belongs to.
-    pub fn dimension(&self) -> Dimension {
-        match self {
-            Behaviour::Exec { .. } => Dimension::Exec,
-            Behaviour::Outbound { .. } => Dimension::Outbound,
-            Behaviour::Write { .. } => Dimension::FileWrite,
-        }
-    }
-
-    /// Human form of the value (`/usr/sbin/nginx`, `tcp/443 198.51.100.10`).
-    pub fn value(&self) -> String {
-        match self {
-            Behaviour::Exec { path, .. } | Behaviour::Write { path } => na(path).to_string(),
-            Behaviour::Outbound { proto, port, peer } => format!(
-                "{proto}/{} {}",
-                port.map_or("<NA>".to_string(), |p| p.to_string()),
-                peer.map_or("<NA>".to_string(), |p| p.to_string())
-            ),
-        }
-    }
-}
-
-fn na(s: &str) -> &str {
-    if s.is_empty() {
-        "<NA>"
-    } else {
-        s
-    }
-}
 
 /// Device files whose writes carry no behaviour (data sinks and sources every
 /// program may use, e.g. ssh opens /dev/null read-write): never learned, never
@@ -85,43 +28,14 @@ pub const BENIGN_WRITE_SINKS: &[&str] = &[
     "/dev/tty",
 ];
 
-/// Linux's default ephemeral port range (`net.ipv4.ip_local_port_range`).
-pub const DEFAULT_EPHEMERAL_PORTS: (u16, u16) = (32768, 60999);
-
-static EPHEMERAL: std::sync::OnceLock<(u16, u16)> = std::sync::OnceLock::new();
-
-/// The ephemeral port range: `/proc/sys/net/ipv4/ip_local_port_range`, read
-/// once ([`DEFAULT_EPHEMERAL_PORTS`] when it cannot be read). Generated rules
-/// carry the range of the machine that generated them.
-pub fn ephemeral_ports() -> (u16, u16) {
-    *EPHEMERAL.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|t| parse_port_range(&t))
-            .unwrap_or(DEFAULT_EPHEMERAL_PORTS)
-    })
-}
-
-/// Fix the range before anything reads it (tests, a configuration); whether
-/// the range is now `range`.
-pub fn set_ephemeral_ports(range: (u16, u16)) -> bool {
-    *EPHEMERAL.get_or_init(|| range) == range
-}
-
-fn parse_port_range(t: &str) -> Option<(u16, u16)> {
-    let mut it = t.split_whitespace().map(|x| x.parse::<u16>().ok());
-    let (lo, hi) = (it.next()??, it.next()??);
-    (lo <= hi && lo > 0).then_some((lo, hi))
-}
-
-/// A UDP datagram sent from a fixed (non-ephemeral, bound) local port to a
-/// peer's ephemeral port: a server answering a client (DNS, syslog, statsd),
-/// not outbound traffic. The generated rules spell the same with
-/// `fd.lport`/`fd.rport`.
-pub fn is_udp_reply(local: Option<u16>, remote: Option<u16>) -> bool {
-    let (lo, hi) = ephemeral_ports();
-    matches!((local, remote), (Some(l), Some(r))
-        if l > 0 && (l < lo || l > hi) && (lo..=hi).contains(&r))
+/// A datagram or connection seen from the server's end: the local port (by
+/// role, `fd.lport`) is the server port (`fd.sport`). The probe gives a UDP
+/// send from a socket whose port the process bound the server's role
+/// (`Fd::bound`); such a send is inbound (`dimension::inbound`), never outbound.
+/// Generated rules: `fd.lport = val(fd.sport)`.
+pub fn is_server_end(fd: &falco_learn_event::Fd) -> bool {
+    let local = if fd.is_client { fd.cport } else { fd.sport };
+    local.is_some() && local == fd.sport
 }
 
 /// The container runtime setting a container up: a process in the
@@ -146,6 +60,10 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
     if is_runtime_setup(ev) {
         return None;
     }
+    // the dimensions with a home of their own first (inbound claims a server's replies)
+    if let Some(b) = crate::dimension::DIMS.iter().find_map(|d| d.behaviour(ev)) {
+        return Some(b);
+    }
     match ev.event_type() {
         EventType::Execve | EventType::Execveat if ev.res >= 0 => Some(Behaviour::Exec {
             path: &ev.process.exepath,
@@ -157,16 +75,12 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
             if ev.res >= 0 || ev.res == -EINPROGRESS =>
         {
             let fd = ev.fd.as_ref()?;
-            if ev.event_type() != EventType::Connect && fd.l4proto == L4Proto::Udp {
-                // local and remote ends as fd.lport / fd.rport see them
-                let (local, remote) = if fd.is_client {
-                    (fd.cport, fd.sport)
-                } else {
-                    (fd.sport, fd.cport)
-                };
-                if is_udp_reply(local, remote) {
-                    return None;
-                }
+            // a server's reply is inbound (dimension::inbound), never outbound
+            if ev.event_type() != EventType::Connect
+                && fd.l4proto == L4Proto::Udp
+                && is_server_end(fd)
+            {
+                return None;
             }
             matches!(fd.typ, FdType::Ipv4 | FdType::Ipv6).then_some(Behaviour::Outbound {
                 proto: fd.l4proto.into(),
@@ -192,32 +106,6 @@ pub fn behaviour(ev: &Event) -> Option<Behaviour<'_>> {
                 .then_some(Behaviour::Write { path: &fd.name })
         }
         _ => None,
-    }
-}
-
-/// A profile dimension (one generated rule each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Dimension {
-    Exec,
-    Outbound,
-    FileWrite,
-}
-
-impl Dimension {
-    pub const ALL: [Dimension; 3] = [Dimension::Exec, Dimension::Outbound, Dimension::FileWrite];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dimension::Exec => "exec",
-            Dimension::Outbound => "outbound",
-            Dimension::FileWrite => "file_write",
-        }
-    }
-}
-
-impl fmt::Display for Dimension {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -274,6 +162,7 @@ impl Profile {
                 _ => false,
             },
             Behaviour::Write { path } => !path.is_empty() && self.write_allowed(path),
+            ref b => crate::dimension::dim(b.dimension()).is_some_and(|d| d.allows(self, b)),
         };
         (!allowed).then(|| Anomaly {
             dimension: b.dimension(),
@@ -293,6 +182,7 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Proto;
     use crate::model::{ImageRef, Limits};
     use falco_learn_event::{Container, EventTypeField, Fd};
 
@@ -384,38 +274,51 @@ mod tests {
     }
 
     #[test]
-    fn udp_replies_are_not_outbound() {
-        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
-        assert_eq!(parse_port_range("1024 65535"), Some((1024, 65535)));
-        assert_eq!(parse_port_range("60999 32768"), None);
-        assert_eq!(parse_port_range("x"), None);
-        let (lo, hi) = ephemeral_ports();
-        assert!(is_udp_reply(Some(53), Some(lo)));
-        assert!(is_udp_reply(Some(53), Some(hi)));
-        assert!(!is_udp_reply(Some(53), Some(lo - 1)));
-        assert!(
-            !is_udp_reply(Some(lo), Some(lo)),
-            "an ephemeral local port is a client"
-        );
-        assert!(!is_udp_reply(Some(0), Some(lo)));
-        assert!(!is_udp_reply(None, Some(lo)));
-        assert!(!is_udp_reply(Some(53), None));
+    fn udp_replies_are_inbound_not_outbound() {
+        // the probe's view of a reply from a bound port: the server's role
         let mut e = ev(EventType::Sendto);
         e.res = 10;
         e.fd = Some(Fd {
             typ: FdType::Ipv4,
             l4proto: L4Proto::Udp,
-            cip: Some("192.0.2.10".parse().expect("ip")),
-            cport: Some(53),
-            sip: Some("198.51.100.20".parse().expect("ip")),
-            sport: Some(lo),
-            is_client: true,
+            cip: Some("198.51.100.20".parse().expect("ip")),
+            cport: Some(40312),
+            sip: Some("192.0.2.10".parse().expect("ip")),
+            sport: Some(53),
+            is_client: false,
+            bound: Some(true),
             ..Fd::default()
         });
+        assert_eq!(
+            behaviour(&e),
+            Some(Behaviour::Inbound {
+                proto: Proto::Udp,
+                port: Some(53)
+            })
+        );
+        // a failed reply is neither
+        e.res = -EINPROGRESS;
         assert_eq!(behaviour(&e), None);
-        // a connect from port 53 is a client's
+        // a client's query from an autobound port stays outbound, whatever the ports
+        e.res = 10;
+        e.fd = Some(Fd {
+            typ: FdType::Ipv4,
+            l4proto: L4Proto::Udp,
+            cip: Some("192.0.2.10".parse().expect("ip")),
+            cport: Some(40312),
+            sip: Some("198.51.100.20".parse().expect("ip")),
+            sport: Some(53),
+            is_client: true,
+            bound: Some(false),
+            ..Fd::default()
+        });
+        assert_eq!(
+            behaviour(&e).map(|b| b.value()),
+            Some("udp/53 198.51.100.20".into())
+        );
+        // a connect is a client's
         e.typ = EventTypeField(EventType::Connect);
-        assert!(behaviour(&e).is_some());
+        assert!(matches!(behaviour(&e), Some(Behaviour::Outbound { .. })));
     }
 
     #[test]

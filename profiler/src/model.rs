@@ -13,11 +13,56 @@ use std::net::IpAddr;
 /// Version of the profile format (YAML files and stored values). Version 2
 /// added exec lineage (`parents`), drift evidence, the `review` section and
 /// coverage (`starts_observed`, `running_at_start`); version 1 files are read
-/// as they are (no lineage: any parent, nothing to review).
-pub const SCHEMA_VERSION: u32 = 2;
+/// as they are (no lineage: any parent, nothing to review). Version 3 added
+/// the inbound dimension (`network.inbound`); versions 1 and 2 are read
+/// without it (not learned: not enforced, no rule; learn again to add it).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Oldest profile format this version reads.
 pub const MIN_SCHEMA_VERSION: u32 = 1;
+
+/// A profile dimension (one generated rule each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dimension {
+    Exec,
+    Outbound,
+    /// The ports served (`dimension::inbound`).
+    Inbound,
+    FileWrite,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 4] = [
+        Dimension::Exec,
+        Dimension::Outbound,
+        Dimension::Inbound,
+        Dimension::FileWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Exec => "exec",
+            Dimension::Outbound => "outbound",
+            Dimension::Inbound => "inbound",
+            Dimension::FileWrite => "file_write",
+        }
+    }
+
+    /// Dense index (position in [`Dimension::ALL`]), for per-dimension tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The ports a profile's containers served: (protocol, port) → when
+/// (`dimension::inbound`).
+pub type InboundPorts = BTreeMap<(Proto, u16), Seen>;
 
 /// The image a profile describes (one home: the event crate).
 pub use falco_learn_event::image::ImageRef;
@@ -302,6 +347,9 @@ pub struct Profile {
     pub exec: BTreeMap<String, ExecEntry>,
     /// Outbound connections by protocol and remote port.
     pub outbound: BTreeMap<(Proto, u16), OutboundEntry>,
+    /// Ports served, by protocol (`dimension::inbound`); None when the profile
+    /// was learned without this dimension (schema 1 and 2).
+    pub inbound: Option<InboundPorts>,
     /// Files opened for writing, exact paths (`fd.name`).
     pub write_files: BTreeMap<String, Seen>,
     /// Directories below which every write is allowed (`dir/**` in YAML).
@@ -401,6 +449,12 @@ pub enum Delta {
         files: Vec<String>,
         dirs: Vec<String>,
     },
+    /// A new entry of a dimension with a home of its own (`dimension::DIMS`):
+    /// `inbound tcp/80`.
+    NewEntry {
+        dimension: Dimension,
+        value: String,
+    },
     NewContainer {
         id: String,
     },
@@ -436,6 +490,7 @@ impl fmt::Display for Delta {
                 dir_key(dir),
                 files.len() + dirs.len()
             ),
+            Delta::NewEntry { dimension, value } => write!(f, "{dimension} {value}"),
             Delta::NewContainer { id } => write!(f, "container {id}"),
             Delta::NewDigest { digest } => write!(f, "digest {digest}"),
         }
@@ -534,6 +589,7 @@ impl Profile {
     pub fn new(image: ImageRef) -> Profile {
         Profile {
             image,
+            inbound: Some(Default::default()),
             ..Profile::default()
         }
     }
@@ -837,10 +893,13 @@ impl Profile {
         out
     }
 
-    /// Union with another profile of the same image (replicas, nodes):
-    /// counts add, time windows widen, peers and paths are re-aggregated
-    /// with `limits`.
-    pub fn merge(&mut self, other: &Profile, limits: &Limits) -> Result<(), ProfileError> {
+    /// [`Profile::merge`] of everything but the dimensions of
+    /// `dimension::DIMS` (which merges those).
+    pub(crate) fn merge_core(
+        &mut self,
+        other: &Profile,
+        limits: &Limits,
+    ) -> Result<(), ProfileError> {
         if self.image != other.image {
             return Err(ProfileError::MergeImages {
                 a: self.image.to_string(),
@@ -955,8 +1014,8 @@ impl Profile {
         below(&self.write_files) || below(&self.write_dirs) || self.write_files.contains_key(dir)
     }
 
-    /// Number of learned entries (execs + outbound ports + write paths).
-    pub fn size(&self) -> usize {
+    /// [`Profile::size`] of everything but the dimensions of `dimension::DIMS`.
+    pub(crate) fn size_core(&self) -> usize {
         self.exec.len() + self.outbound.len() + self.write_entries()
     }
 

@@ -12,26 +12,13 @@ use crate::model::{
     dir_key, dir_of_key, is_proc_pattern, ExecEntry, ImageRef, Learning, OutboundEntry, Profile,
     Proto, ReviewWrite, Seen, SessionEntry, TaintEntry, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
 };
+use crate::text::seen_fields;
+pub use crate::text::{format_ts, parse_ts};
 use crate::ProfileError;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::fmt::Write;
 use std::net::IpAddr;
-use std::time::{Duration, UNIX_EPOCH};
-
-/// RFC 3339 UTC with nanoseconds (`2025-11-22T00:07:57.000000000Z`).
-pub fn format_ts(ns: u64) -> String {
-    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
-}
-
-/// Parse an RFC 3339 time back to ns since the epoch.
-pub fn parse_ts(s: &str) -> Result<u64, String> {
-    let t = humantime::parse_rfc3339_weak(s).map_err(|e| format!("bad time '{s}': {e}"))?;
-    let d = t
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| format!("time '{s}' is before 1970"))?;
-    u64::try_from(d.as_nanos()).map_err(|_| format!("time '{s}' is out of range"))
-}
 
 // ------------------------------------------------------------------ output
 
@@ -45,18 +32,6 @@ fn scalar(s: &str) -> String {
 /// [`falco_learn_rules::emit::yaml_double_quoted`]).
 pub fn double_quoted(s: &str) -> String {
     falco_learn_rules::emit::yaml_double_quoted(s)
-}
-
-fn seen_fields(out: &mut String, s: &Seen) {
-    if s.count != 0 {
-        let _ = write!(out, ", count: {}", s.count);
-    }
-    if s.first_seen != 0 {
-        let _ = write!(out, ", first_seen: {}", format_ts(s.first_seen));
-    }
-    if s.last_seen != 0 {
-        let _ = write!(out, ", last_seen: {}", format_ts(s.last_seen));
-    }
 }
 
 /// The profile as YAML, deterministic byte for byte.
@@ -140,6 +115,10 @@ pub fn to_yaml(p: &Profile) -> String {
             let peers: Vec<String> = e.peers.iter().map(|n| n.to_string()).collect();
             let _ = writeln!(o, ", peers: [{}] }}", peers.join(", "));
         }
+    }
+    // the dimensions with a home of their own (dimension::DIMS) under `network:`
+    for d in crate::dimension::DIMS {
+        d.write_yaml(p, &mut o);
     }
     o.push_str("files:\n");
     // (key, seen, glob, approximated as this glob in Falco rules)
@@ -479,6 +458,9 @@ impl ExecFile {
 struct NetworkFile {
     #[serde(default)]
     outbound: Vec<OutboundFile>,
+    /// `dimension::inbound` (absent: not learned).
+    #[serde(default)]
+    inbound: Option<Vec<crate::dimension::inbound::EntryFile>>,
 }
 
 #[derive(Deserialize)]
@@ -685,6 +667,31 @@ pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
             },
         );
     }
+    // absent: learned without the dimension (schema 1 and 2 never have it)
+    p.inbound = match pf.network.inbound {
+        None => None,
+        Some(_) if pf.schema_version < 3 => {
+            return Err(invalid(
+                "network.inbound".into(),
+                "inbound:",
+                "network:",
+                format!(
+                    "schema_version {} has no inbound section (schema 3 added it)",
+                    pf.schema_version
+                ),
+            ))
+        }
+        Some(v) => Some(
+            crate::dimension::inbound::from_file(v).map_err(|(i, message)| {
+                invalid(
+                    format!("network.inbound[{i}]"),
+                    "port:",
+                    "inbound:",
+                    message,
+                )
+            })?,
+        ),
+    };
     for (i, w) in pf.files.write.into_iter().enumerate() {
         let key = format!("files.write[{i}].path");
         if w.path.is_empty() {
@@ -809,12 +816,12 @@ mod tests {
             "{msg}"
         );
 
-        let y = to_yaml(&sample()).replace("schema_version: 2", "schema_version: 3");
+        let y = to_yaml(&sample()).replace("schema_version: 3", "schema_version: 4");
         let msg = from_yaml(&y, "p.yaml").expect_err("schema").to_string();
         assert_eq!(
             msg,
-            "p.yaml:3: schema_version: unsupported schema_version 3 (this falco-learn reads 1 to \
-             2; a newer falco-learn wrote it)"
+            "p.yaml:3: schema_version: unsupported schema_version 4 (this falco-learn reads 1 to \
+             3; a newer falco-learn wrote it)"
         );
 
         let mut y = to_yaml(&sample());

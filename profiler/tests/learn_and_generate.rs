@@ -23,18 +23,7 @@ fn fixture(p: &str) -> PathBuf {
         .join(p)
 }
 
-/// Generated rules carry the ephemeral port range: the goldens hold Linux's default.
-fn pin_ports() {
-    assert!(
-        falco_learn_profiler::matcher::set_ephemeral_ports(
-            falco_learn_profiler::matcher::DEFAULT_EPHEMERAL_PORTS
-        ),
-        "the ephemeral port range was read before the tests pinned it"
-    );
-}
-
 fn events(path: &PathBuf) -> Vec<Event> {
-    pin_ports();
     let f = std::fs::File::open(path).expect("fixture");
     read_jsonl(std::io::BufReader::new(f), &path.display().to_string()).expect("valid jsonl")
 }
@@ -184,7 +173,6 @@ fn flagged_events_and_their_descendants_are_not_learned() {
 }
 
 fn load_generated(p: &Profile) -> Ruleset {
-    pin_ports();
     let text = generate_rules(p).expect("generates");
     let (rs, report) = Ruleset::load_sources(&[("generated.yaml", text.as_str())]);
     assert!(
@@ -209,6 +197,7 @@ fn generated_rules_golden_and_load_cleanly() {
         vec![
             "Unexpected process in docker.io/library/nginx:1.27 (falco-learn)",
             "Unexpected outbound connection in docker.io/library/nginx:1.27 (falco-learn)",
+            "Unexpected inbound connection in docker.io/library/nginx:1.27 (falco-learn)",
             "Unexpected file write in docker.io/library/nginx:1.27 (falco-learn)",
         ]
     );
@@ -372,6 +361,39 @@ fn varied_events(p: &Profile) -> Vec<Event> {
                 f.name.clear();
             }
             out.push(m);
+            // server traffic: accepts and sends from either end, on served and other
+            // ports, TCP and UDP, the local port equal to the server's or not
+            if fd.sip.is_some() {
+                for typ in [
+                    EventType::Accept,
+                    EventType::Accept4,
+                    EventType::Sendto,
+                    EventType::Sendmsg,
+                ] {
+                    for (is_client, cport, sport, proto) in [
+                        (false, Some(40000), Some(80), L4Proto::Tcp),
+                        (false, Some(40000), Some(53), L4Proto::Udp),
+                        (false, Some(40000), Some(53), L4Proto::Tcp),
+                        (false, Some(40000), Some(8443), L4Proto::Tcp),
+                        (false, Some(40000), Some(5353), L4Proto::Udp),
+                        (false, Some(40000), None, L4Proto::Udp),
+                        (false, None, Some(80), L4Proto::Tcp),
+                        (true, Some(53), Some(53), L4Proto::Udp),
+                        (true, Some(40000), Some(53), L4Proto::Udp),
+                        (true, None, Some(53), L4Proto::Udp),
+                    ] {
+                        let mut m = e2.clone();
+                        m.typ = EventTypeField(typ);
+                        if let Some(f) = m.fd.as_mut() {
+                            f.is_client = is_client;
+                            f.cport = cport;
+                            f.sport = sport;
+                            f.l4proto = proto;
+                        }
+                        out.push(m);
+                    }
+                }
+            }
             if fd.sip.is_some() {
                 for (sip, sport, proto) in [
                     (None, Some(53), L4Proto::Udp),
@@ -443,7 +465,18 @@ fn varied_events(p: &Profile) -> Vec<Event> {
 #[test]
 fn generated_rules_agree_with_the_matcher_event_for_event() {
     let (l, _) = learn("nginx.jsonl");
-    let p = &l.profiles()[&nginx()];
+    let mut p = l.profiles()[&nginx()].clone();
+    // served ports (the nginx recording has no accepts)
+    for e in [
+        accept(("10.0.0.5", 80), ("10.0.0.9", 40000)),
+        udp_send(("10.0.0.5", 53), ("10.0.0.9", 40000), true),
+    ] {
+        let mut l = Learner::new(Limits::default(), None).expect("limits");
+        l.observe(&e);
+        p.merge(&l.profiles()[&nginx()], &Limits::default())
+            .expect("same image");
+    }
+    let p = &p;
     let rs = load_generated(p);
     let evs = varied_events(p);
     let mut verdicts = std::collections::BTreeMap::<(Dimension, bool), usize>::new();
@@ -749,7 +782,6 @@ const AWKWARD: &[&str] = &[
 ];
 
 fn event_of(t: EventType, path: &str) -> Event {
-    pin_ports();
     let mut e = Event {
         typ: EventTypeField(t),
         ts: 1_763_770_000_000_000_000,
@@ -924,82 +956,294 @@ fn sed_temp_names_of_a_third_replica_do_not_alert() {
     }
 }
 
-fn udp_send(from: (&str, u16), to: (&str, u16)) -> Event {
-    pin_ports();
+/// A UDP send as the probe reports it: from a socket whose port the process
+/// bound (`bound`: the server's role, `fd.sport` = the local port, the client in
+/// `fd.cip`/`fd.cport`), or from an autobound port (a client).
+fn udp_send(from: (&str, u16), to: (&str, u16), bound: bool) -> Event {
     let mut e = event_of(EventType::Sendto, "");
     e.process.exepath = "/usr/sbin/named".into();
     e.res = 64;
     e.args = Args::default();
+    let (me, peer) = (
+        Some(from.0.parse().expect("ip")),
+        Some(to.0.parse().expect("ip")),
+    );
+    e.fd = Some(if bound {
+        Fd {
+            num: 5,
+            typ: FdType::Ipv4,
+            l4proto: L4Proto::Udp,
+            cip: peer,
+            cport: Some(to.1),
+            sip: me,
+            sport: Some(from.1),
+            is_client: false,
+            bound: Some(true),
+            ..Fd::default()
+        }
+    } else {
+        Fd {
+            num: 5,
+            typ: FdType::Ipv4,
+            l4proto: L4Proto::Udp,
+            cip: me,
+            cport: Some(from.1),
+            sip: peer,
+            sport: Some(to.1),
+            is_client: true,
+            bound: Some(false),
+            ..Fd::default()
+        }
+    });
+    if from.0.contains(':') {
+        if let Some(f) = e.fd.as_mut() {
+            f.typ = FdType::Ipv6;
+        }
+    }
+    e
+}
+
+/// An accepted TCP connection as the probe reports it: `fd.sport` the port
+/// served, the client in `fd.cip`/`fd.cport`.
+fn accept(server: (&str, u16), client: (&str, u16)) -> Event {
+    let mut e = event_of(EventType::Accept4, "");
+    e.res = 6;
+    e.args = Args::default();
     e.fd = Some(Fd {
-        num: 5,
-        typ: FdType::Ipv4,
-        l4proto: L4Proto::Udp,
-        cip: Some(from.0.parse().expect("ip")),
-        cport: Some(from.1),
-        sip: Some(to.0.parse().expect("ip")),
-        sport: Some(to.1),
-        is_client: true,
+        num: 6,
+        typ: if server.0.contains(':') {
+            FdType::Ipv6
+        } else {
+            FdType::Ipv4
+        },
+        l4proto: L4Proto::Tcp,
+        cip: Some(client.0.parse().expect("ip")),
+        cport: Some(client.1),
+        sip: Some(server.0.parse().expect("ip")),
+        sport: Some(server.1),
+        is_client: false,
+        connected: true,
+        bound: Some(true),
         ..Fd::default()
     });
     e
 }
 
-/// A UDP server answering 100 clients (a `sendto` from 192.0.2.10:53 back
-/// to each client's ephemeral port) learns no outbound entry, and answering
-/// new clients raises no alert, in the matcher or the generated rules. A
-/// client's query from an ephemeral port is still outbound.
-#[test]
-fn udp_server_replies_are_not_outbound() {
+/// The profile learned from a server's events (no default rules), which has
+/// nothing outbound, and its served ports as `proto/port xCOUNT`.
+fn learn_servers(evs: &[Event]) -> (Profile, Vec<String>) {
     let mut l = Learner::new(Limits::default(), None).expect("limits");
-    for i in 0..100u16 {
-        let client = format!("198.51.100.{}", 1 + i % 50);
-        l.observe(&udp_send(("192.0.2.10", 53), (&client, 32768 + i * 281)));
+    for e in evs {
+        l.observe(e);
     }
     let p = l.profiles()[&nginx()].clone();
     assert!(p.outbound.is_empty(), "{:?}", p.outbound);
-    let rs = load_generated(&p);
-    let outbound_rule = rule_name(&p.image, Dimension::Outbound);
-    let verdict = |e: &Event| {
-        let fired: Vec<String> = rs.matching(e).iter().map(|r| r.name.clone()).collect();
-        let want: Vec<String> = p
-            .matches(e)
-            .map(|a| rule_name(&p.image, a.dimension))
+    let ports = p
+        .inbound
+        .iter()
+        .flat_map(|m| m.iter())
+        .map(|((proto, port), s)| format!("{proto}/{port} x{}", s.count))
+        .collect();
+    (p, ports)
+}
+
+/// A replay fixture: the events, checked in as JSON lines (golden), read back.
+fn replay_fixture(name: &str, evs: &[Event]) -> Vec<Event> {
+    let mut text = Vec::new();
+    for e in evs {
+        falco_learn_event::write_jsonl(&mut text, e).expect("serialises");
+    }
+    golden(name, &String::from_utf8(text).expect("utf-8"));
+    events(&fixture(name))
+}
+
+/// The matcher's and the generated rules' verdicts on `e`, which must agree:
+/// the dimension alerted, if any.
+fn verdict(p: &Profile, rs: &Ruleset, e: &Event) -> Option<Dimension> {
+    let fired: Vec<String> = rs.matching(e).iter().map(|r| r.name.clone()).collect();
+    let want = p.matches(e).map(|a| a.dimension);
+    assert_eq!(
+        fired,
+        want.map(|d| rule_name(&p.image, d))
             .into_iter()
-            .collect();
-        assert_eq!(fired, want, "{:?}", e.fd);
-        !want.is_empty()
-    };
-    // the issue's minimal case, and other new clients
+            .collect::<Vec<_>>(),
+        "{:?}",
+        e.fd
+    );
+    want
+}
+
+/// Issue 9's replay fixture: a UDP server answering 100 client ports (a
+/// `sendto` from its bound 192.0.2.10:53 back to each client's port) learns
+/// `inbound: udp/53` and no outbound entry; answering new clients raises no
+/// alert in the matcher or the generated rules, a reply from a port it never
+/// served is an inbound anomaly, and a query from an autobound port is still
+/// outbound.
+#[test]
+fn udp_server_answering_100_client_ports_raises_no_outbound_alert() {
+    let evs: Vec<Event> = (0..100u16)
+        .map(|i| {
+            let client = format!("198.51.100.{}", 1 + i % 50);
+            let mut e = udp_send(("192.0.2.10", 53), (&client, 32768 + i * 281), true);
+            e.ts += u64::from(i) * 1_000_000;
+            e
+        })
+        .collect();
+    let evs = replay_fixture("udp_server.jsonl", &evs);
+    let (p, ports) = learn_servers(&evs);
+    assert_eq!(ports, ["udp/53 x100"]);
+    assert!(to_yaml(&p).contains(
+        "  inbound:\n    - { proto: udp, port: 53, count: 100, first_seen: 2025-11-22T00:06:40.000000000Z, last_seen: 2025-11-22T00:06:40.099000000Z }\n"
+    ), "{}", to_yaml(&p));
+    let rs = load_generated(&p);
+    // replaying the recording: zero alerts
+    for e in &evs {
+        assert_eq!(verdict(&p, &rs, e), None);
+    }
+    // the issue's minimal case, and other new clients (IPv4 and IPv6)
     for (ip, port) in [
         ("198.51.100.20", 40312),
         ("198.51.100.20", 36554),
-        ("203.0.113.9", 32768),
-        ("203.0.113.9", 60999),
+        ("203.0.113.9", 1024),
+        ("203.0.113.9", 65535),
     ] {
-        assert!(
-            !verdict(&udp_send(("192.0.2.10", 53), (ip, port))),
+        assert_eq!(
+            verdict(&p, &rs, &udp_send(("192.0.2.10", 53), (ip, port), true)),
+            None,
             "{port}"
         );
     }
-    // still outbound: a query from an ephemeral port, a send to a service
-    // port, a send from a port in the range, and a send outside the range
+    let mut v6 = udp_send(("2001:db8::10", 53), ("2001:db8::20", 40312), true);
+    assert_eq!(verdict(&p, &rs, &v6), None);
+    // a port never served: inbound, not outbound
+    v6 = udp_send(("2001:db8::10", 5353), ("2001:db8::20", 40312), true);
+    assert_eq!(verdict(&p, &rs, &v6), Some(Dimension::Inbound));
+    assert_eq!(
+        verdict(
+            &p,
+            &rs,
+            &udp_send(("192.0.2.10", 123), ("198.51.100.20", 123), true)
+        ),
+        Some(Dimension::Inbound)
+    );
+    // clients stay outbound, whatever their ports
     for (from, to) in [
         (("192.0.2.10", 40312), ("198.51.100.20", 53)),
-        (("192.0.2.10", 123), ("198.51.100.20", 123)),
         (("192.0.2.10", 40000), ("198.51.100.20", 40001)),
         (("192.0.2.10", 53), ("198.51.100.20", 61000)),
-        (("192.0.2.10", 53), ("198.51.100.20", 32767)),
     ] {
-        let e = udp_send(from, to);
-        assert!(verdict(&e), "{from:?} -> {to:?}");
-        assert_eq!(rs.matching(&e)[0].name, outbound_rule);
+        assert_eq!(
+            verdict(&p, &rs, &udp_send(from, to, false)),
+            Some(Dimension::Outbound),
+            "{from:?} -> {to:?}"
+        );
     }
-    // TCP from port 53 is not a UDP reply: still outbound
-    let mut tcp = udp_send(("192.0.2.10", 53), ("198.51.100.20", 40312));
-    if let Some(fd) = tcp.fd.as_mut() {
+    // TCP is never a reply: a connect from port 53 is a client's
+    let mut c = udp_send(("192.0.2.10", 40312), ("198.51.100.20", 53), false);
+    c.typ = EventTypeField(EventType::Connect);
+    if let Some(fd) = c.fd.as_mut() {
         fd.l4proto = L4Proto::Tcp;
     }
-    assert!(verdict(&tcp));
+    assert_eq!(verdict(&p, &rs, &c), Some(Dimension::Outbound));
+}
+
+/// A TCP server accepting from many client ports, IPv4 and IPv6, learns its
+/// listening ports once each; new clients raise no alert, a port never served
+/// raises "Unexpected inbound connection", in both the matcher and the rules.
+#[test]
+fn tcp_server_accepting_many_clients_learns_the_listening_port() {
+    let mut evs = Vec::new();
+    for i in 0..60u16 {
+        let (server, client) = if i % 2 == 0 {
+            (("192.0.2.10", 80), format!("198.51.100.{}", 1 + i))
+        } else {
+            (("2001:db8::10", 443), format!("2001:db8::{:x}", 0x100 + i))
+        };
+        let mut e = accept(server, (&client, 33000 + i * 457));
+        e.ts += u64::from(i) * 1_000_000;
+        evs.push(e);
+    }
+    let evs = replay_fixture("tcp_server.jsonl", &evs);
+    let (p, ports) = learn_servers(&evs);
+    assert_eq!(ports, ["tcp/80 x30", "tcp/443 x30"]);
+    // through the YAML and back
+    let back = from_yaml(&to_yaml(&p), "p.yaml").expect("parses");
+    assert_eq!(back.inbound, p.inbound);
+    let rs = load_generated(&p);
+    for e in &evs {
+        assert_eq!(verdict(&p, &rs, e), None);
+    }
+    for (server, client) in [
+        (("192.0.2.10", 80), ("203.0.113.7", 61000)),
+        (("2001:db8::10", 443), ("2001:db8::ffff", 1025)),
+    ] {
+        assert_eq!(verdict(&p, &rs, &accept(server, client)), None);
+    }
+    // ports are served whatever the address (80 and 443 on both)
+    for server in [
+        ("192.0.2.10", 8443),
+        ("2001:db8::10", 8080),
+        ("192.0.2.10", 22),
+    ] {
+        let e = accept(server, ("203.0.113.7", 61000));
+        assert_eq!(verdict(&p, &rs, &e), Some(Dimension::Inbound), "{server:?}");
+        let a = p.matches(&e).expect("anomaly");
+        assert_eq!(
+            a.to_string(),
+            format!("unexpected inbound: tcp/{}", server.1)
+        );
+    }
+    // a failed accept is nothing
+    let mut failed = accept(("192.0.2.10", 8443), ("203.0.113.7", 61000));
+    failed.res = -11;
+    assert_eq!(verdict(&p, &rs, &failed), None);
+    // the generated rule's output names the served port and the client
+    let gen = generate_rules(&p).expect("generates");
+    assert!(
+        gen.contains(
+            "- list: fl_learned_docker_io_library_nginx_1_27_inbound_tcp\n  items: [80, 443]\n"
+        ),
+        "{gen}"
+    );
+    assert!(gen.contains("Unexpected inbound connection to learned image (connection=%fd.name proto=%fd.l4proto port=%fd.sport client=%fd.cip"), "{gen}");
+}
+
+/// Profiles of schema 2 were learned without the inbound dimension: it is not
+/// learned there (allows every server, no rule); schema 3 with no section
+/// reads the same, and an inbound section in a schema-2 file is refused.
+#[test]
+fn schema_2_profiles_load_without_inbound() {
+    let (l, _) = learn("nginx.jsonl");
+    let p = l.profiles()[&nginx()].clone();
+    let y3 = to_yaml(&p);
+    assert!(
+        y3.contains("schema_version: 3\n") && y3.contains("  inbound: []\n"),
+        "{y3}"
+    );
+    let y2 = y3
+        .replace("schema_version: 3\n", "schema_version: 2\n")
+        .replace("  inbound: []\n", "");
+    let old = from_yaml(&y2, "old.yaml").expect("schema 2 loads");
+    assert_eq!(old.inbound, None);
+    assert!(!to_yaml(&old).contains("inbound"));
+    let rs = load_generated(&old);
+    let e = accept(("192.0.2.10", 8443), ("203.0.113.7", 61000));
+    assert_eq!(verdict(&old, &rs, &e), None);
+    assert!(!generate_rules(&old).expect("generates").contains("inbound"));
+    // schema 3 without the section: not learned either
+    let none = from_yaml(&y3.replace("  inbound: []\n", ""), "none.yaml").expect("loads");
+    assert_eq!(none.inbound, None);
+    // the learned, empty dimension refuses every server
+    let rs = load_generated(&p);
+    assert_eq!(verdict(&p, &rs, &e), Some(Dimension::Inbound));
+    let bad = y2.replace("network:\n", "network:\n  inbound: []\n");
+    let err = from_yaml(&bad, "bad.yaml")
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("schema_version 2 has no inbound section"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1116,7 +1360,6 @@ fn exec_in_ns(exe: &str, pid: u32, vpid: u32, parent: (u32, u32, &str), ts: u64)
 /// restart, and an exec session's shell, are told apart by `proc.vpid`.
 #[test]
 fn nginx_starting_a_shell_alerts_with_its_parent_the_entrypoint_does_not() {
-    pin_ports();
     let shim = (50, 50, "/usr/bin/containerd-shim-runc-v2");
     let runc = (60, 60, "/usr/sbin/runc");
     let start = |base: u32, ts: u64| {

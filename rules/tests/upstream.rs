@@ -59,8 +59,9 @@ fn upstream_warnings_are_pinned() {
     let (_, report) = Ruleset::load_files(&paths);
     assert!(report.errors.is_empty(), "{report}");
     assert_eq!(
+        // accept/accept4 are captured (issue 9 §6): 12 fewer than before
         report.warnings_of(Code::UncapturedEvtType).count(),
-        70,
+        58,
         "{report}"
     );
     assert_eq!(report.warnings_of(Code::Duplicate).count(), 1, "{report}");
@@ -70,7 +71,7 @@ fn upstream_warnings_are_pinned() {
         6,
         "{report}"
     );
-    assert_eq!(report.warnings.len(), 77, "{report}");
+    assert_eq!(report.warnings.len(), 65, "{report}");
     assert_eq!(report.warnings_not_kept, 0);
 }
 

@@ -948,13 +948,14 @@ fn summary(s: &Session, finished: bool, store: &Path) {
         }
         any = true;
         eprintln!(
-            "falco-learn: saved {}: {} execs, {} outbound ports, {} write paths, {} containers; \
+            "falco-learn: saved {}: {} execs, {} outbound ports, {} write paths, {} containers, {} inbound ports; \
              last new behaviour {}{}",
             p.image,
             p.exec.len(),
             p.outbound.len(),
             p.write_entries(),
             p.learning.containers,
+            p.inbound.as_ref().map_or("not learned".into(), |m| m.len().to_string()),
             ago(p.learning.ended, p.learning.last_new_behaviour),
             if p.learning.tainted {
                 format!(

@@ -12,7 +12,8 @@ use std::time::Duration;
     sudo falco-learn selftest --no-kill         without the enforce-kill check (no cgroup v2 needed)\n  \
     sudo falco-learn selftest --timeout 1m      slow machines (emulated CPUs)\n\n\
 Loads the eBPF probe, runs execs (plain, from tmpfs, from a memfd), an open for write, a TCP\n\
-connect to a loopback listener, a symlink, a ptrace attach, a fork and an exit in child\n\
+connect to a loopback listener, a TCP server accepting and a UDP server answering on bound\n\
+ports, a symlink, a ptrace attach, a fork and an exit in child\n\
 processes, and compares every reported event with what was done. Exit status 0 when every\n\
 check passed, 1 when one failed, 2 when the probe could not load (the reason is printed).")]
 pub struct SelftestArgs {

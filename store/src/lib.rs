@@ -11,6 +11,7 @@
 //! | `exec` | `repo\0tag\0<path>` | count, first/last seen, tmpfs and the other drift evidence, lineage (parents, init) |
 //! | `outbound` | `repo\0tag\0<proto u8><port u16 BE>` | count, first/last seen, peers |
 //! | `writes` | `repo\0tag\0<path or dir/**>` | count, first/last seen |
+//! | `dims` | `repo\0tag\0<dimension>\0<entry key>` | the entry, as its dimension stores it (`falco_learn_profiler::dimension`: inbound) |
 //! | `containers` | `repo\0tag\0<container id>` | — |
 //! | `windows` | window id | [`WindowState`]: where learning stopped |
 //!
@@ -29,7 +30,7 @@ pub mod typed;
 pub use export::{export_stems, read_profile_file};
 
 use falco_learn_profiler::{
-    dir_key, dir_of_key, is_proc_pattern, Dirty, ExecEntry, ImageRef, Learning, OutboundEntry,
+    dir_key, dir_of_key, is_proc_pattern, Dim, Dirty, ExecEntry, ImageRef, Learning, OutboundEntry,
     ProcKey, Profile, ProfileError, Proto, Review, Seen, TaintEntry,
 };
 use serde::{Deserialize, Serialize};
@@ -221,6 +222,11 @@ struct HeaderV1 {
     /// The review section, as the profiler's own serde form.
     #[serde(default)]
     review: Review,
+    /// The dimensions with a home of their own (`dimension::DIMS`) this
+    /// profile was learned with; absent in values written before them (such a
+    /// profile was learned without inbound: not enforced there).
+    #[serde(default)]
+    dims: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -352,6 +358,11 @@ fn header_of(p: &Profile) -> HeaderV1 {
         starts_observed: l.starts_observed,
         running_at_start: l.running_at_start,
         review: p.review.clone(),
+        dims: falco_learn_profiler::DIMS
+            .iter()
+            .filter(|d| d.is_learned(p))
+            .map(|d| d.dimension().as_str().to_string())
+            .collect(),
     }
 }
 
@@ -384,7 +395,19 @@ fn profile_of(h: HeaderV1) -> Profile {
         running_at_start: h.running_at_start,
     };
     p.review = h.review;
+    for d in falco_learn_profiler::DIMS {
+        d.set_learned(&mut p, h.dims.iter().any(|n| n == d.dimension().as_str()));
+    }
     p
+}
+
+/// `<dimension>\0<entry key>`: a `dims` key after the image prefix.
+fn dim_key(img: &ImageRef, d: &dyn Dim, key: &[u8]) -> Vec<u8> {
+    let mut k = image_prefix(img);
+    k.extend_from_slice(d.dimension().as_str().as_bytes());
+    k.push(0);
+    k.extend_from_slice(key);
+    k
 }
 
 // --------------------------------------------------------------------- keys
@@ -492,6 +515,7 @@ pub struct Store {
     exec: Typed<ExecV1>,
     outbound: Typed<OutboundV1>,
     writes: Typed<SeenV1>,
+    dims: Typed<serde_json::Value>,
     containers: Typed<Unit>,
     windows: Typed<WindowState>,
     notes: Vec<String>,
@@ -504,6 +528,7 @@ struct Batches {
     exec: sled::Batch,
     outbound: sled::Batch,
     writes: sled::Batch,
+    dims: sled::Batch,
     containers: sled::Batch,
     windows: sled::Batch,
 }
@@ -598,6 +623,7 @@ impl Store {
             exec: Typed::new(open("exec")?, dir_text.clone()),
             outbound: Typed::new(open("outbound")?, dir_text.clone()),
             writes: Typed::new(open("writes")?, dir_text.clone()),
+            dims: Typed::new(open("dims")?, dir_text.clone()),
             containers: Typed::new(open("containers")?, dir_text.clone()),
             windows: Typed::new(open("windows")?, dir_text.clone()),
             dir_text,
@@ -720,6 +746,24 @@ impl Store {
                 };
             }
         }
+        for item in self.dims.iter_prefix(&prefix) {
+            let (k, v) = item?;
+            let rest = &k[prefix.len()..];
+            let bad = |message: String| StoreError::Decode {
+                tree: "dims",
+                key: key_text(&k),
+                message,
+            };
+            let nul = rest
+                .iter()
+                .position(|&b| b == 0)
+                .ok_or_else(|| bad("entry is not dimension\\0key".into()))?;
+            let name = String::from_utf8_lossy(&rest[..nul]);
+            let d = falco_learn_profiler::dimension::dim_named(&name)
+                .ok_or_else(|| bad(format!("unknown dimension '{name}'")))?;
+            d.load_store_entry(&mut p, &rest[nul + 1..], v)
+                .map_err(bad)?;
+        }
         Ok(Some(p))
     }
 
@@ -762,6 +806,7 @@ impl Store {
             self.exec.tree(),
             self.outbound.tree(),
             self.writes.tree(),
+            self.dims.tree(),
             self.containers.tree(),
             self.windows.tree(),
         ];
@@ -770,6 +815,7 @@ impl Store {
             &b.exec,
             &b.outbound,
             &b.writes,
+            &b.dims,
             &b.containers,
             &b.windows,
         ];
@@ -792,7 +838,7 @@ impl Store {
             }
             StoreError::Transaction {
                 what,
-                trees: "profiles, exec, outbound, writes, containers, windows".into(),
+                trees: "profiles, exec, outbound, writes, dims, containers, windows".into(),
                 source,
             }
         })
@@ -848,6 +894,16 @@ impl Store {
                     None => b.writes.remove(k),
                 }
             }
+            for (dim, key) in &d.dims {
+                let Some(x) = falco_learn_profiler::dimension::dim(*dim) else {
+                    continue;
+                };
+                let k = dim_key(img, x, key);
+                match x.store_entry(p, key) {
+                    Some(v) => b.dims.insert(k, typed::encode(&v)?),
+                    None => b.dims.remove(k),
+                }
+            }
             for id in &d.containers {
                 b.containers
                     .insert(entry_key(img, id.as_bytes()), typed::encode(&Unit {})?);
@@ -899,6 +955,12 @@ impl Store {
                 typed::encode(&SeenV1::from(s))?,
             );
         }
+        for d in falco_learn_profiler::DIMS {
+            for (key, v) in d.store_entries(p) {
+                b.dims
+                    .insert(dim_key(&p.image, *d, &key), typed::encode(&v)?);
+            }
+        }
         self.commit(format!("replace profile of {}", p.image), b)
     }
 
@@ -925,6 +987,9 @@ impl Store {
         }
         for item in self.writes.iter_prefix(&prefix) {
             b.writes.remove(item?.0);
+        }
+        for item in self.dims.iter_prefix(&prefix) {
+            b.dims.remove(item?.0);
         }
         Ok(())
     }

@@ -55,6 +55,24 @@ fn connect(ip: &str, port: u16, ts: u64) -> Event {
     e
 }
 
+/// An accepted connection on `port` (the server's side).
+fn accept(port: u16, ts: u64) -> Event {
+    let mut e = ev(EventType::Accept4, ts);
+    e.res = 5;
+    e.fd = Some(Fd {
+        typ: FdType::Ipv4,
+        l4proto: L4Proto::Tcp,
+        cip: Some("198.51.100.20".parse().expect("ip")),
+        cport: Some(40000 + port),
+        sip: Some("192.0.2.10".parse().expect("ip")),
+        sport: Some(port),
+        is_client: false,
+        bound: Some(true),
+        ..Fd::default()
+    });
+    e
+}
+
 fn window(consumed: u64) -> WindowState {
     WindowState {
         id: "learn nginx from t.jsonl".into(),
@@ -85,6 +103,10 @@ fn checkpoints_reassemble_the_learned_profile() {
         write("/etc/nginx/conf.d/sedAbC123", 7),
         write("/etc/nginx/conf.d/sedXyZ789", 8),
         write("/proc/42/oom_score_adj", 9),
+        // inbound (the dims tree)
+        accept(80, 10),
+        accept(443, 11),
+        accept(80, 12),
     ];
     for (i, e) in evs.iter().enumerate() {
         l.observe(e);
@@ -113,7 +135,13 @@ fn checkpoints_reassemble_the_learned_profile() {
     assert_eq!(p.write_globs.len(), 2, "{:?}", p.write_globs);
     assert_eq!(
         store.window("learn nginx from t.jsonl").expect("w"),
-        Some(window(9))
+        Some(window(12))
+    );
+    assert_eq!(
+        p.inbound.as_ref().map(|m| m.len()),
+        Some(2),
+        "{:?}",
+        p.inbound
     );
     drop(store);
     // reopen: same content
@@ -122,6 +150,36 @@ fn checkpoints_reassemble_the_learned_profile() {
         store.profile(&img()).expect("read").as_ref(),
         l.profile(&img())
     );
+}
+
+/// A profile header written before the dims tree existed (no `dims`): the
+/// profile was learned without inbound, which stays not learned.
+#[test]
+fn headers_without_dims_read_inbound_as_not_learned() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let mut p = Profile::new(img());
+    p.learn_exec("/usr/sbin/nginx", false, 1);
+    store.put_profile(&p).expect("put");
+    let back = store.profile(&img()).expect("read").expect("present");
+    assert_eq!(back.inbound, Some(Default::default()));
+    // the same header as an older falco-learn wrote it
+    let mut h = header_of(&p);
+    h.dims.clear();
+    let mut json = serde_json::to_value(&h).expect("json");
+    if let Some(o) = json.as_object_mut() {
+        o.remove("dims");
+    }
+    store
+        .profiles
+        .insert(
+            &image_prefix(&img()),
+            &serde_json::from_value::<HeaderV1>(json).expect("reads"),
+        )
+        .expect("insert");
+    let old = store.profile(&img()).expect("read").expect("present");
+    assert_eq!(old.inbound, None);
+    assert_eq!(old.exec, p.exec);
 }
 
 #[test]

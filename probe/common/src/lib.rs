@@ -38,13 +38,16 @@ pub enum Kind {
     InitModule = 20,
     FinitModule = 21,
     Execveat = 22,
+    /// accept/accept4: the accepted socket in [`Net`] (issue 9 §6).
+    Accept = 23,
+    Accept4 = 24,
 }
 
 /// Size of the per-kind counter table (`FL_KIND_MAX`).
 pub const KIND_MAX: u32 = 32;
 
 impl Kind {
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Exec,
         Kind::Fork,
         Kind::Exit,
@@ -67,6 +70,8 @@ impl Kind {
         Kind::InitModule,
         Kind::FinitModule,
         Kind::Execveat,
+        Kind::Accept,
+        Kind::Accept4,
     ];
 
     pub fn from_u32(v: u32) -> Option<Kind> {
@@ -100,6 +105,8 @@ impl Kind {
             Kind::InitModule => "init_module",
             Kind::FinitModule => "finit_module",
             Kind::Execveat => "execveat",
+            Kind::Accept => "accept",
+            Kind::Accept4 => "accept4",
         }
     }
 }
@@ -140,6 +147,14 @@ pub const KILL_HASH_WORDS: usize = (MAX_PATH + 32) / 8;
 
 pub const MAX_PATH: usize = 4096;
 
+/// [`Sock::flags`]: the local port was bound explicitly (`bind()`: the kernel keeps
+/// `SOCK_BINDPORT_LOCK` in `sk_userlocks`), a server's socket; an
+/// autobound client port lacks it (events.h `FL_SOCK_BOUND`). On accept records: the
+/// listening socket's (the kernel does not copy it into the accepted socket).
+pub const SOCK_BOUND: u16 = 1;
+/// [`Sock::flags`]: the probe reported the flags (events.h `FL_SOCK_FLAGS_KNOWN`).
+pub const SOCK_FLAGS_KNOWN: u16 = 2;
+
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
 pub struct Hdr {
@@ -165,7 +180,9 @@ pub struct Sock {
     pub protocol: u16,
     pub lport: u16,
     pub rport: u16,
-    pub _pad: [u16; 3],
+    /// `SOCK_*` flags ([`SOCK_BOUND`], [`SOCK_FLAGS_KNOWN`]).
+    pub flags: u16,
+    pub _pad: [u16; 2],
     pub laddr: [u8; 16],
     pub raddr: [u8; 16],
 }

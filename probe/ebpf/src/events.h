@@ -35,6 +35,8 @@ enum fl_kind {
 	FL_INIT_MODULE = 20,
 	FL_FINIT_MODULE = 21,
 	FL_EXECVEAT = 22,
+	FL_ACCEPT = 23,
+	FL_ACCEPT4 = 24,
 	FL_KIND_MAX = 32,
 };
 
@@ -82,6 +84,12 @@ struct fl_hdr {
 	char comm[16];
 };
 
+/* fl_sock.flags */
+#define FL_SOCK_BOUND 1 /* the local port was bound explicitly (bind() set it: the kernel keeps
+			   SOCK_BINDPORT_LOCK in sk_userlocks): a server's socket; an autobound
+			   (client) port lacks it. On FL_ACCEPT(4): the listener's */
+#define FL_SOCK_FLAGS_KNOWN 2 /* the probe reported flags (always set by this probe) */
+
 /* Socket endpoint as the kernel sees it (ports host order; addresses network order). */
 struct fl_sock {
 	u16 family;       /* AF_*; 0 = not a socket */
@@ -89,7 +97,8 @@ struct fl_sock {
 	u16 protocol;     /* IPPROTO_* */
 	u16 lport;
 	u16 rport;
-	u16 _pad[3];
+	u16 flags;        /* FL_SOCK_* */
+	u16 _pad[2];
 	u8 laddr[16];
 	u8 raddr[16];
 };
@@ -141,7 +150,8 @@ struct fl_exit {
 	u32 _pad;
 };
 
-/* FL_CONNECT / FL_SENDTO / FL_SENDMSG */
+/* FL_CONNECT / FL_SENDTO / FL_SENDMSG; FL_ACCEPT / FL_ACCEPT4 (fd = the accepted socket, addr
+ * unused, sock = the accepted socket: lport the listening port, raddr/rport the client) */
 struct fl_net {
 	struct fl_hdr h;
 	s64 fd;

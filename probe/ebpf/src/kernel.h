@@ -162,7 +162,9 @@ struct sock_common {
 	struct { u8 in6_u[16]; } skc_v6_daddr;
 	struct { u8 in6_u[16]; } skc_v6_rcv_saddr;
 };
-struct sock { struct sock_common __sk_common; u16 sk_protocol; u16 sk_type; };
+/* sk_userlocks is a 4-bit bitfield before 6.x's struct sock reorganisation (5.10, 6.1) and a
+ * u8 after (6.12): read with BPF_CORE_READ_BITFIELD_PROBED, which relocates both forms. */
+struct sock { struct sock_common __sk_common; u16 sk_protocol; u16 sk_type; u8 sk_userlocks; };
 struct socket { short type; struct file *file; struct sock *sk; };
 /* x86_64 user registers at syscall entry (the tp_btf/sys_exit context): the arguments
  * stay in di, si, dx, r10, r8, r9 through the syscall; ax holds the result. */

@@ -819,6 +819,7 @@ static __always_inline struct file *fd_file(struct task_struct *task, s64 fd)
 #define S_IFSOCK 0140000
 #define AF_INET 2
 #define AF_INET6 10
+#define SOCK_BINDPORT_LOCK 8 /* include/net/sock.h: bind() set the local port */
 
 static __always_inline void sock_info(struct file *f, struct fl_sock *out)
 {
@@ -841,6 +842,9 @@ static __always_inline void sock_info(struct file *f, struct fl_sock *out)
 	out->protocol = BPF_CORE_READ(sk, sk_protocol);
 	out->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	out->rport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	out->flags = FL_SOCK_FLAGS_KNOWN;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK)
+		out->flags |= FL_SOCK_BOUND;
 	if (out->family == AF_INET) {
 		u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
 		u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
@@ -1222,6 +1226,44 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 EXIT(connect, exit_net, FL_CONNECT)
 EXIT(sendto, exit_net, FL_SENDTO)
 EXIT(sendmsg, exit_net, FL_SENDMSG)
+
+/* accept/accept4 (issue 9 §6, inbound traffic): one record per accepted connection, the accepted
+ * socket's endpoints (lport = the port the server listens on, raddr/rport = the client), and
+ * FL_SOCK_BOUND as the listening socket has it (the kernel does not copy SOCK_BINDPORT_LOCK into
+ * the accepted socket). Failed accepts (EAGAIN of a non-blocking listener, the common case) are
+ * not reported. Self-contained: `args` are the syscall's arguments (fd = the listener,
+ * upeer_sockaddr, upeer_addrlen[, flags]), `ret` its result; any hook that has both can call it. */
+static __always_inline void emit_accept(u32 kind, const u64 *args, s64 ret)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fl_sock listener = {};
+	struct fl_net *e;
+	if (ret < 0)
+		return;
+	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
+	if (!e) {
+		stat_inc(kind, FL_STAT_DROPPED);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_hdr(&e->h, kind, ret);
+	e->h.size = sizeof(struct fl_net);
+	e->fd = ret;
+	sock_info(fd_file(task, ret), &e->sock);
+	sock_info(fd_file(task, (s64)args[0]), &listener);
+	e->sock.flags = (e->sock.flags & ~FL_SOCK_BOUND) | (listener.flags & FL_SOCK_BOUND);
+	bpf_ringbuf_submit(e, rb_flags());
+	stat_inc(kind, FL_STAT_EMITTED);
+}
+
+static __always_inline int exit_accept(const struct sc_args *a, u32 kind)
+{
+	emit_accept(kind, a->args, a->ret);
+	return 0;
+}
+
+EXIT(accept, exit_accept, FL_ACCEPT)
+EXIT(accept4, exit_accept, FL_ACCEPT4)
 
 static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 {

@@ -40,6 +40,8 @@ pub enum EventType {
     Connect,
     Sendto,
     Sendmsg,
+    Accept,
+    Accept4,
     Open,
     Openat,
     Openat2,
@@ -72,6 +74,8 @@ impl EventType {
         EventType::Connect,
         EventType::Sendto,
         EventType::Sendmsg,
+        EventType::Accept,
+        EventType::Accept4,
         EventType::Open,
         EventType::Openat,
         EventType::Openat2,
@@ -102,6 +106,8 @@ impl EventType {
             EventType::Connect => "connect",
             EventType::Sendto => "sendto",
             EventType::Sendmsg => "sendmsg",
+            EventType::Accept => "accept",
+            EventType::Accept4 => "accept4",
             EventType::Open => "open",
             EventType::Openat => "openat",
             EventType::Openat2 => "openat2",
@@ -141,6 +147,8 @@ impl EventType {
             T::Connect => "connect",
             T::Sendto => "sendto",
             T::Sendmsg => "sendmsg",
+            T::Accept => "accept",
+            T::Accept4 => "accept4",
             T::Open => "open",
             T::Openat => "openat",
             T::Openat2 => "openat2",
@@ -443,6 +451,13 @@ pub struct Fd {
     /// Whether this process initiated the connection (true for connect/sendto).
     pub is_client: bool,
     pub connected: bool,
+    /// The socket's local port was bound explicitly (`bind()`, or accepted from a
+    /// listener that was): a server's socket. `None` when the source did not say
+    /// (recordings made before the probe reported it). A UDP datagram sent from a
+    /// bound socket is a server's reply: the probe reports it with the server role
+    /// (`is_client` false: `fd.sport` = the local port, `fd.cip`/`fd.cport` the client).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<bool>,
     /// Socket family for `fd.sockfamily` (`ip`, `unix`, …) when a socket.
     pub sockfamily: String,
     /// Domain names of the client / server addresses when known (`fd.cip.name`,

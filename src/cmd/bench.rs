@@ -322,7 +322,8 @@ fn bench_profiles() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// Run `work` under the peer agent: start `sh -c cmd` (its own process group), give it
-/// `settle` to load, run, then SIGTERM the group (SIGKILL after 10 s). Returns the work's
+/// `settle` to load, run, then SIGTERM the group and wait until every process of it is gone
+/// (SIGKILL after 10 s). Returns the work's
 /// result, the peer's CPU share during the work and its peak RSS in MiB.
 fn under_peer(
     cmd: &str,
@@ -349,8 +350,10 @@ fn under_peer(
     let rss = group_peak_rss_mib(pid);
     // SAFETY: signalling the process group we created.
     unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+    // the whole group must be gone (not only `sh`): the next round's peer would find
+    // the ports, the kernel programs and the CPU of a peer still shutting down
     let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait()?.is_none() {
+    while child.try_wait()?.is_none() || !group_pids(pid).is_empty() {
         if Instant::now() > deadline {
             eprintln!("bench: --peer did not stop within 10 s of SIGTERM: SIGKILL");
             // SAFETY: as above.

@@ -19,6 +19,7 @@ pub mod container;
 pub mod decode;
 pub mod enrich;
 pub mod filter;
+pub mod hooks;
 pub mod kill;
 pub mod preflight;
 pub mod proctable;
@@ -26,9 +27,8 @@ pub mod runtime;
 pub mod selftest;
 pub mod users;
 
-use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::trace_point::TracePointLinkId;
-use aya::programs::{BtfTracePoint, TracePoint};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
 use falco_learn_event::Event;
 use falco_learn_probe_common as abi;
@@ -40,6 +40,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod procfs;
+pub use hooks::SyscallHook;
 pub use preflight::{preflight, PreflightError};
 
 /// The compiled kernel object (CO-RE, built by build.rs).
@@ -160,6 +161,9 @@ pub struct ProbeConfig {
     /// Syscalls whose programs attach (`None`: every one this kernel has). The agent
     /// derives them from its rules and profiles; [`Probe::set_syscalls`] changes them.
     pub syscalls: Option<Vec<String>>,
+    /// How syscall handlers are hooked ([`SyscallHook`]; `Auto`: per-syscall tracepoints
+    /// from 5.15, the `sys_exit` dispatcher before).
+    pub syscall_hook: SyscallHook,
     /// Container runtime metadata: sockets, cache, how long events wait for it.
     pub runtime: runtime::RuntimeConfig,
     /// enforce-kill: the exec program kills execs that [`Probe::kill_policy`]
@@ -193,6 +197,7 @@ impl Default for ProbeConfig {
             mount_tracefs: true,
             poll_interval: Duration::from_millis(10),
             syscalls: None,
+            syscall_hook: SyscallHook::Auto,
             runtime: runtime::RuntimeConfig::default(),
             kill: false,
         }
@@ -269,88 +274,13 @@ pub struct Probe {
     pub counters: Arc<ProbeCounters>,
     resolver: Option<Arc<runtime::Resolver>>,
     kill: Option<kill::KillPolicy>,
-    /// The handler slots (`SYSCALL_EXIT`), indexed by syscall number. Held open: the
-    /// kernel empties a program array when its last user reference closes.
-    syscall_slots: ProgramArray<MapData>,
-    /// Syscalls whose handlers sit in their slots now (execveat: with its enter link).
-    syscall_links: std::collections::BTreeMap<&'static str, Option<TracePointLinkId>>,
+    /// The syscall handlers' hook family and what is attached ([`hooks`]).
+    hooks: hooks::Hooks,
     read_filter: std::sync::Mutex<filter::OpenFilter>,
     write_filter: std::sync::Mutex<filter::OpenFilter>,
     leaf_names: std::sync::Mutex<filter::LeafNames>,
     profile_filter: filter::ProfileFilter,
     _ebpf: Ebpf,
-}
-
-fn program_mut<'a, P>(ebpf: &'a mut Ebpf, prog: &str, hook: &str) -> Result<&'a mut P, ProbeError>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    let err = |e: String| ProbeError::Program {
-        program: prog.to_string(),
-        hook: hook.to_string(),
-        err: e,
-    };
-    ebpf.program_mut(prog)
-        .ok_or_else(|| err("not in the object".into()))?
-        .try_into()
-        .map_err(|e: aya::programs::ProgramError| err(e.to_string()))
-}
-
-const EXECVEAT_ENTER: &str = "fl_enter_execveat";
-const EXECVEAT_ENTER_HOOK: &str = "tracepoint/syscalls/sys_enter_execveat";
-
-/// Put one syscall's handler in its slot (and attach execveat's enter program).
-fn attach_syscall(
-    ebpf: &mut Ebpf,
-    slots: &mut ProgramArray<MapData>,
-    sc: &str,
-    nr: u32,
-) -> Result<Option<TracePointLinkId>, ProbeError> {
-    let prog = format!("fl_exit_{sc}");
-    let p: &mut BtfTracePoint = program_mut(ebpf, &prog, "tp_btf/sys_exit")?;
-    let fd = p.fd().map_err(|e| ProbeError::Program {
-        program: prog.clone(),
-        hook: "tp_btf/sys_exit".into(),
-        err: e.to_string(),
-    })?;
-    slots.set(nr, fd, 0).map_err(|e| ProbeError::Map {
-        map: "SYSCALL_EXIT",
-        err: format!("slot {nr} ({sc}): {e}"),
-    })?;
-    if sc != "execveat" {
-        return Ok(None);
-    }
-    let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
-    let link = p
-        .attach("syscalls", "sys_enter_execveat")
-        .map_err(|e| ProbeError::Program {
-            program: EXECVEAT_ENTER.into(),
-            hook: EXECVEAT_ENTER_HOOK.into(),
-            err: format!("{e:?}"),
-        })?;
-    Ok(Some(link))
-}
-
-/// Empty one syscall's slot (execveat: detach its enter program first).
-fn detach_syscall(
-    ebpf: &mut Ebpf,
-    slots: &mut ProgramArray<MapData>,
-    sc: &str,
-    nr: u32,
-    enter: Option<TracePointLinkId>,
-) -> Result<(), ProbeError> {
-    if let Some(link) = enter {
-        let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
-        p.detach(link).map_err(|e| ProbeError::Program {
-            program: EXECVEAT_ENTER.into(),
-            hook: EXECVEAT_ENTER_HOOK.into(),
-            err: format!("detach: {e}"),
-        })?;
-    }
-    slots.clear_index(&nr).map_err(|e| ProbeError::Map {
-        map: "SYSCALL_EXIT",
-        err: format!("clear slot {nr} ({sc}): {e}"),
-    })
 }
 
 fn possible_cpus() -> u32 {
@@ -434,70 +364,18 @@ impl Probe {
             p.load(tp, &btf).map_err(|e| err(format!("{e:#}")))?;
             p.attach().map_err(|e| err(format!("{e:#}")))?;
         }
-        // every handler is loaded (verified) now; in its slot only while wanted
-        for (sc, _) in SYSCALLS {
-            let prog = format!("fl_exit_{sc}");
-            let p: &mut BtfTracePoint = program_mut(&mut ebpf, &prog, "tp_btf/sys_exit")?;
-            p.load("sys_exit", &btf).map_err(|e| ProbeError::Program {
-                program: prog.clone(),
-                hook: "tp_btf/sys_exit".into(),
-                err: format!("{e:#}"),
-            })?;
-        }
-        {
-            let p: &mut TracePoint = program_mut(&mut ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
-            p.load().map_err(|e| ProbeError::Program {
-                program: EXECVEAT_ENTER.into(),
-                hook: EXECVEAT_ENTER_HOOK.into(),
-                err: format!("{e:#}"),
-            })?;
-        }
-        let mut syscall_slots =
-            ProgramArray::try_from(ebpf.take_map("SYSCALL_EXIT").ok_or(ProbeError::Map {
-                map: "SYSCALL_EXIT",
-                err: "missing".into(),
-            })?)
-            .map_err(|e| ProbeError::Map {
-                map: "SYSCALL_EXIT",
-                err: e.to_string(),
-            })?;
-        for &(sc, nr) in PATHS_CHANGED {
-            let prog = format!("fl_exit_{sc}");
-            let p: &mut BtfTracePoint = program_mut(&mut ebpf, &prog, "tp_btf/sys_exit")?;
-            let err = |e: String| ProbeError::Program {
-                program: prog.clone(),
-                hook: "tp_btf/sys_exit".into(),
-                err: e,
-            };
-            p.load("sys_exit", &btf)
-                .map_err(|e| err(format!("{e:#}")))?;
-            let fd = p.fd().map_err(|e| err(e.to_string()))?;
-            syscall_slots.set(nr, fd, 0).map_err(|e| ProbeError::Map {
-                map: "SYSCALL_EXIT",
-                err: format!("slot {nr} ({sc}): {e}"),
-            })?;
-        }
-        let mut syscall_links = std::collections::BTreeMap::new();
-        for &(sc, nr) in SYSCALLS {
+        // every handler is loaded (verified) now; attached only while wanted
+        let mut hooks =
+            hooks::Hooks::load(&mut ebpf, &btf, cfg.syscall_hook, SYSCALLS, PATHS_CHANGED)?;
+        tracing::debug!(hook = hooks.hook().name(), "syscall hooks loaded");
+        for &(sc, _) in SYSCALLS {
             if cfg
                 .syscalls
                 .as_ref()
                 .is_none_or(|w| w.iter().any(|x| x == sc))
             {
-                syscall_links.insert(sc, attach_syscall(&mut ebpf, &mut syscall_slots, sc, nr)?);
+                hooks.attach(&mut ebpf, sc)?;
             }
-        }
-        // the dispatcher: every syscall's exit, one tail call to its slot
-        {
-            let p: &mut BtfTracePoint = program_mut(&mut ebpf, "fl_sys_exit", "tp_btf/sys_exit")?;
-            let err = |e: String| ProbeError::Program {
-                program: "fl_sys_exit".into(),
-                hook: "tp_btf/sys_exit".into(),
-                err: e,
-            };
-            p.load("sys_exit", &btf)
-                .map_err(|e| err(format!("{e:#}")))?;
-            p.attach().map_err(|e| err(format!("{e:#}")))?;
         }
 
         let kill = if cfg.kill {
@@ -567,8 +445,7 @@ impl Probe {
                 counters,
                 resolver,
                 kill,
-                syscall_slots,
-                syscall_links,
+                hooks,
                 read_filter,
                 write_filter,
                 leaf_names,
@@ -624,7 +501,7 @@ impl Probe {
 
     /// Syscalls whose programs are attached now (the others' events are not captured).
     pub fn attached_syscalls(&self) -> Vec<&'static str> {
-        self.syscall_links.keys().copied().collect()
+        self.hooks.attached()
     }
 
     /// Attach exactly the programs of `wanted` syscalls (`None`: every one this kernel
@@ -634,24 +511,29 @@ impl Probe {
         wanted: Option<&[&str]>,
     ) -> Result<(Vec<&'static str>, Vec<&'static str>), ProbeError> {
         let want = |sc: &str| wanted.is_none_or(|w| w.contains(&sc));
+        let now = self.hooks.attached();
+        let available: Vec<&'static str> = self.hooks.available().collect();
         let mut attached = Vec::new();
         let mut detached = Vec::new();
-        for &(sc, nr) in SYSCALLS {
-            match (want(sc), self.syscall_links.contains_key(sc)) {
+        for sc in available {
+            match (want(sc), now.contains(&sc)) {
                 (true, false) => {
-                    let link = attach_syscall(&mut self._ebpf, &mut self.syscall_slots, sc, nr)?;
-                    self.syscall_links.insert(sc, link);
+                    self.hooks.attach(&mut self._ebpf, sc)?;
                     attached.push(sc);
                 }
                 (false, true) => {
-                    let link = self.syscall_links.remove(sc).flatten();
-                    detach_syscall(&mut self._ebpf, &mut self.syscall_slots, sc, nr, link)?;
+                    self.hooks.detach(&mut self._ebpf, sc)?;
                     detached.push(sc);
                 }
                 _ => {}
             }
         }
         Ok((attached, detached))
+    }
+
+    /// The syscall hook family attached on this kernel ([`SyscallHook`]).
+    pub fn syscall_hook(&self) -> SyscallHook {
+        self.hooks.hook()
     }
 
     /// Change the read-only open filter (a rules reload; see [`filter`]).

@@ -986,3 +986,71 @@ fn non_canonical_passed_paths_are_reported_at_every_alignment() {
     }
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// The other hook family on this kernel: the `sys_exit` dispatcher (what kernels before 5.15
+/// get; the shared probe above uses per-syscall tracepoints here). Its handlers report the
+/// same records, and detaching a syscall empties its slot.
+#[test]
+fn the_dispatch_hook_family_reports_and_detaches() {
+    if shared().is_none() {
+        return;
+    }
+    let (mut probe, rx) = Probe::start(ProbeConfig {
+        syscall_hook: falco_learn_probe::SyscallHook::Dispatch,
+        syscalls: Some(vec!["openat".into()]),
+        ..ProbeConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("dispatch probe did not start: {e}"));
+    assert_eq!(
+        probe.syscall_hook(),
+        falco_learn_probe::SyscallHook::Dispatch
+    );
+    assert_eq!(probe.attached_syscalls(), ["openat"]);
+    let d = tmpdir("dispatch");
+    let path = d.join("w");
+    let c = CString::new(path.to_str().unwrap_or_default()).unwrap_or_default();
+    let write_open = || {
+        in_child(|| {
+            // SAFETY: raw syscalls on a path prepared before fork.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o600) };
+            if fd < 0 {
+                return 1;
+            }
+            // SAFETY: closing the fd just opened.
+            unsafe { libc::close(fd) };
+            0
+        })
+    };
+    let pid = write_open();
+    let want = path.to_str().unwrap_or_default().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ev = loop {
+        let ev = rx
+            .recv_timeout(Duration::from_millis(200))
+            .ok()
+            .filter(|e| e.process.pid == pid && e.event_type() == EventType::Openat);
+        if let Some(ev) = ev {
+            break ev;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no openat from the dispatch probe"
+        );
+    };
+    let fd = ev.fd.expect("fd");
+    assert_eq!(fd.name, want);
+    assert_eq!(fd.nameraw, want);
+
+    let (attached, detached) = probe.set_syscalls(Some(&[])).expect("detach");
+    assert!(attached.is_empty());
+    assert_eq!(detached, ["openat"]);
+    let pid = write_open();
+    std::thread::sleep(Duration::from_millis(300));
+    let late: Vec<Event> = rx
+        .try_iter()
+        .filter(|e| e.process.pid == pid && e.event_type() == EventType::Openat)
+        .collect();
+    assert!(late.is_empty(), "detached openat still reported: {late:?}");
+    probe.stop();
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -28,6 +28,7 @@ pub enum BenchCommand {
     after_help = "Examples:\n  sudo falco-learn bench probe --rounds 5\n  \
     sudo falco-learn bench probe --agent   # full pipeline: default rules + 10 profiles\n  \
     sudo falco-learn bench probe --kill    # workers in a cgroup under enforce-kill\n  \
+    sudo falco-learn bench probe --syscall-hook dispatch   # the sys_exit dispatcher instead of per-syscall tracepoints\n  \
     sudo falco-learn bench probe --peer 'falco -o engine.kind=modern_ebpf' --peer-settle 10s\n\n\
 The `open/close (write, profile-allows)` loop runs in a cgroup of its own under a profile that\n\
 allows its file, with the write filter of the default rules (engine.kernel_filter): its opens\n\
@@ -63,6 +64,11 @@ pub struct ProbeBenchArgs {
     /// `engine.ring_mib` default). The drops column says whether it is enough.
     #[arg(long, value_parser = crate::cmd::int_in(1u32, 1024))]
     pub ring_mib: Option<u32>,
+    /// How the probe hooks syscalls: `auto` (per-syscall tracepoints from Linux 5.15, the
+    /// `sys_exit` dispatcher before), `dispatch` or `tracepoints` (5.15+). Run the bench
+    /// once with each to compare them on this machine.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "dispatch", "tracepoints"])]
+    pub syscall_hook: String,
     /// Only these loops (repeatable; default: all).
     #[arg(long = "loop", value_enum)]
     pub loops: Vec<LoopKind>,
@@ -527,6 +533,10 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             let defaults = ProbeConfig::default();
             let (probe, rx) = Probe::start(ProbeConfig {
                 kill: a.kill,
+                syscall_hook: a
+                    .syscall_hook
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!(e))?,
                 ring_bytes: a.ring_mib.map_or(defaults.ring_bytes, |m| m * 1024 * 1024),
                 ..defaults
             })?;

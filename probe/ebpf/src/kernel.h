@@ -45,7 +45,7 @@ enum bpf_map_type {
 enum { BPF_ANY = 0 };
 /* Helper ids this probe tests for with CO-RE (bpf_core_enum_value_exists against the
  * kernel's own enum): present from the kernel version in the comment. */
-enum bpf_func_id { BPF_FUNC_get_current_task_btf = 158 /* 5.11 */ };
+enum bpf_func_id { BPF_FUNC_get_current_task_btf = 158 /* 5.11 */, BPF_FUNC_task_pt_regs = 175 /* 5.15 */ };
 enum { BPF_RB_NO_WAKEUP = 1, BPF_RB_FORCE_WAKEUP = 2 };
 enum { BPF_RB_AVAIL_DATA = 0 };
 enum { BPF_F_NO_PREALLOC = 1 };
@@ -174,3 +174,10 @@ struct pt_regs {
 
 #pragma clang attribute pop
 
+/* Context of a syscalls:sys_exit_<name> tracepoint: the tracefs ABI (common header, syscall
+ * nr, result), not a kernel struct. */
+struct syscall_exit_ctx {
+	u64 common;
+	s64 nr;
+	s64 ret;
+};

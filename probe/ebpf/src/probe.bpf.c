@@ -1126,12 +1126,27 @@ int BPF_PROG(fl_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
+/* Two hooks per handler; the loader attaches one family (probe/src/lib.rs, SyscallHook):
+ * - fl_exit_<name>: a tail-call target of fl_sys_exit (every kernel from 5.8);
+ * - fl_tp_exit_<name>: the syscall's own syscalls:sys_exit_<name> tracepoint, which runs
+ *   only for that syscall, with the registers from bpf_task_pt_regs (5.15+; never loaded
+ *   on older kernels). */
 #define EXIT(name, handler, kind)                                           \
 	SEC("tp_btf/sys_exit")                                              \
 	int BPF_PROG(fl_exit_##name, struct pt_regs *regs, long ret)        \
 	{                                                                   \
 		struct sc_args a;                                           \
 		if (!sc_read(regs, ret, &a))                                \
+			return 0;                                           \
+		return handler(&a, kind);                                   \
+	}                                                                   \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                          \
+	int fl_tp_exit_##name(struct syscall_exit_ctx *ctx)                 \
+	{                                                                   \
+		struct sc_args a;                                           \
+		struct pt_regs *regs =                                      \
+			(struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()); \
+		if (!sc_read(regs, ctx->ret, &a))                           \
 			return 0;                                           \
 		return handler(&a, kind);                                   \
 	}
@@ -1159,18 +1174,27 @@ EXIT(execveat, exit_execveat, FL_EXECVEAT)
 
 /* Syscalls that change the paths of existing dentries end a generation of the verdict cache
  * of opens (see OPEN_VERDICTS). Every caller counts, the agent too. */
+static __always_inline int paths_changed(long ret)
+{
+	u32 zero = 0;
+	u64 *g;
+	if (ret < 0)
+		return 0;
+	g = bpf_map_lookup_elem(&VERDICT_GEN, &zero);
+	if (g)
+		__sync_fetch_and_add(g, 1);
+	return 0;
+}
 #define PATHS_CHANGED(name)                                                 \
 	SEC("tp_btf/sys_exit")                                              \
 	int BPF_PROG(fl_exit_##name, struct pt_regs *regs, long ret)        \
 	{                                                                   \
-		u32 zero = 0;                                               \
-		u64 *g;                                                     \
-		if (ret < 0)                                                \
-			return 0;                                           \
-		g = bpf_map_lookup_elem(&VERDICT_GEN, &zero);               \
-		if (g)                                                      \
-			__sync_fetch_and_add(g, 1);                         \
-		return 0;                                                   \
+		return paths_changed(ret);                                  \
+	}                                                                   \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                          \
+	int fl_tp_exit_##name(struct syscall_exit_ctx *ctx)                 \
+	{                                                                   \
+		return paths_changed(ctx->ret);                             \
 	}
 PATHS_CHANGED(rename)
 PATHS_CHANGED(renameat)

@@ -1,0 +1,306 @@
+//! How the syscall handlers are hooked: two families of the same handlers, one attached.
+//!
+//! - [`SyscallHook::Tracepoints`] (default from 5.15): each handler `fl_tp_exit_<name>` on its
+//!   syscall's own `syscalls:sys_exit_<name>` tracepoint, which runs only for that syscall;
+//!   the arguments come from the task's saved registers (`bpf_task_pt_regs`, 5.15+). A
+//!   syscall nobody needs costs nothing but the kernel's syscall-tracing slow path.
+//! - [`SyscallHook::Dispatch`] (default before 5.15, where `bpf_task_pt_regs` is missing):
+//!   one BTF raw tracepoint on `sys_exit` (`fl_sys_exit`) tail-calls the handler
+//!   `fl_exit_<name>` in the slot of the syscall's number (`SYSCALL_EXIT`). A traced syscall
+//!   is cheaper than through its perf tracepoint, but every syscall of the machine pays the
+//!   dispatcher (~40 ns here; `bench probe --loop getppid`).
+//!
+//! Neither family has enter programs, except `execveat`'s, which marks the thread so that the
+//! exec record can say `execveat`. Measured side by side in the README (Performance).
+
+use crate::ProbeError;
+use aya::maps::{MapData, ProgramArray};
+use aya::programs::trace_point::TracePointLinkId;
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf, Ebpf};
+use std::collections::BTreeMap;
+
+/// Which family of syscall hooks to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyscallHook {
+    /// `Tracepoints` on kernels from 5.15, else `Dispatch`.
+    #[default]
+    Auto,
+    /// One `sys_exit` raw tracepoint with a tail call per syscall number.
+    Dispatch,
+    /// Each syscall's own `sys_exit_<name>` tracepoint (5.15+).
+    Tracepoints,
+}
+
+impl SyscallHook {
+    /// The family this kernel gets for `self` (`Auto` resolved; `Tracepoints` before 5.15
+    /// is an error: the kernel has no `bpf_task_pt_regs`).
+    pub fn resolve(self) -> Result<SyscallHook, ProbeError> {
+        let modern = aya::util::KernelVersion::current()
+            .map(|v| v >= aya::util::KernelVersion::new(5, 15, 0))
+            .unwrap_or(false);
+        match (self, modern) {
+            (SyscallHook::Auto, true) => Ok(SyscallHook::Tracepoints),
+            (SyscallHook::Auto, false) => Ok(SyscallHook::Dispatch),
+            (SyscallHook::Tracepoints, false) => Err(ProbeError::Program {
+                program: "fl_tp_exit_*".into(),
+                hook: "tracepoint/syscalls/sys_exit_*".into(),
+                err: "per-syscall tracepoint hooks need Linux 5.15 (bpf_task_pt_regs); use the dispatch hook".into(),
+            }),
+            (h, _) => Ok(h),
+        }
+    }
+
+    /// The name used in logs and `bench` (`dispatch`, `tracepoints`, `auto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyscallHook::Auto => "auto",
+            SyscallHook::Dispatch => "dispatch",
+            SyscallHook::Tracepoints => "tracepoints",
+        }
+    }
+}
+
+impl std::str::FromStr for SyscallHook {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(SyscallHook::Auto),
+            "dispatch" => Ok(SyscallHook::Dispatch),
+            "tracepoints" => Ok(SyscallHook::Tracepoints),
+            _ => Err(format!(
+                "unknown syscall hook {s:?} (auto, dispatch or tracepoints)"
+            )),
+        }
+    }
+}
+
+const EXECVEAT_ENTER: &str = "fl_enter_execveat";
+const EXECVEAT_ENTER_HOOK: &str = "tracepoint/syscalls/sys_enter_execveat";
+const RAW_HOOK: &str = "tp_btf/sys_exit";
+
+fn program_mut<'a, P>(ebpf: &'a mut Ebpf, prog: &str, hook: &str) -> Result<&'a mut P, ProbeError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let err = |e: String| ProbeError::Program {
+        program: prog.to_string(),
+        hook: hook.to_string(),
+        err: e,
+    };
+    ebpf.program_mut(prog)
+        .ok_or_else(|| err("not in the object".into()))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| err(e.to_string()))
+}
+
+fn prog_err(program: &str, hook: &str) -> impl Fn(String) -> ProbeError {
+    let (program, hook) = (program.to_string(), hook.to_string());
+    move |err| ProbeError::Program {
+        program: program.clone(),
+        hook: hook.clone(),
+        err,
+    }
+}
+
+/// Whether this kernel has the `syscalls:sys_exit_<sc>` tracepoint (CONFIG_MODULES off has
+/// no init_module one, for instance).
+fn has_exit_tracepoint(sc: &str) -> bool {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|t| std::path::Path::new(&format!("{t}/events/syscalls/sys_exit_{sc}")).exists())
+}
+
+#[derive(Default)]
+struct Links {
+    exit: Option<TracePointLinkId>,
+    enter: Option<TracePointLinkId>,
+}
+
+/// The loaded hook family and what is attached now.
+pub(crate) struct Hooks {
+    hook: SyscallHook,
+    /// Dispatch: the handler slots, held open (the kernel empties a program array when its
+    /// last user reference closes).
+    slots: Option<ProgramArray<MapData>>,
+    /// Syscalls whose handler is loaded on this kernel.
+    available: Vec<(&'static str, u32)>,
+    links: BTreeMap<&'static str, Links>,
+}
+
+impl Hooks {
+    /// Load (verify) every handler of the family and attach what is always on: the
+    /// path-change hooks of the verdict cache and, for `Dispatch`, the dispatcher.
+    pub(crate) fn load(
+        ebpf: &mut Ebpf,
+        btf: &Btf,
+        hook: SyscallHook,
+        syscalls: &[(&'static str, u32)],
+        paths_changed: &[(&'static str, u32)],
+    ) -> Result<Hooks, ProbeError> {
+        let hook = hook.resolve()?;
+        let mut available = Vec::new();
+        let mut slots = None;
+        match hook {
+            SyscallHook::Tracepoints => {
+                for &(sc, nr) in syscalls {
+                    if !has_exit_tracepoint(sc) {
+                        tracing::info!(
+                            "this kernel has no {sc} syscall tracepoint: {sc} events will not be reported"
+                        );
+                        continue;
+                    }
+                    let prog = format!("fl_tp_exit_{sc}");
+                    let hk = format!("tracepoint/syscalls/sys_exit_{sc}");
+                    let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
+                    p.load()
+                        .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?;
+                    available.push((sc, nr));
+                }
+                for &(sc, _) in paths_changed {
+                    if !has_exit_tracepoint(sc) {
+                        continue;
+                    }
+                    let prog = format!("fl_tp_exit_{sc}");
+                    let hk = format!("tracepoint/syscalls/sys_exit_{sc}");
+                    let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
+                    p.load()
+                        .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?;
+                    p.attach("syscalls", &format!("sys_exit_{sc}"))
+                        .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?;
+                }
+            }
+            _ => {
+                for &(sc, nr) in syscalls {
+                    let prog = format!("fl_exit_{sc}");
+                    let p: &mut BtfTracePoint = program_mut(ebpf, &prog, RAW_HOOK)?;
+                    p.load("sys_exit", btf)
+                        .map_err(|e| prog_err(&prog, RAW_HOOK)(format!("{e:#}")))?;
+                    available.push((sc, nr));
+                }
+                let mut array = ProgramArray::try_from(ebpf.take_map("SYSCALL_EXIT").ok_or(
+                    ProbeError::Map {
+                        map: "SYSCALL_EXIT",
+                        err: "missing".into(),
+                    },
+                )?)
+                .map_err(|e| ProbeError::Map {
+                    map: "SYSCALL_EXIT",
+                    err: e.to_string(),
+                })?;
+                for &(sc, nr) in paths_changed {
+                    let prog = format!("fl_exit_{sc}");
+                    let p: &mut BtfTracePoint = program_mut(ebpf, &prog, RAW_HOOK)?;
+                    let err = prog_err(&prog, RAW_HOOK);
+                    p.load("sys_exit", btf).map_err(|e| err(format!("{e:#}")))?;
+                    let fd = p.fd().map_err(|e| err(e.to_string()))?;
+                    array.set(nr, fd, 0).map_err(|e| ProbeError::Map {
+                        map: "SYSCALL_EXIT",
+                        err: format!("slot {nr} ({sc}): {e}"),
+                    })?;
+                }
+                let p: &mut BtfTracePoint = program_mut(ebpf, "fl_sys_exit", RAW_HOOK)?;
+                let err = prog_err("fl_sys_exit", RAW_HOOK);
+                p.load("sys_exit", btf).map_err(|e| err(format!("{e:#}")))?;
+                p.attach().map_err(|e| err(format!("{e:#}")))?;
+                slots = Some(array);
+            }
+        }
+        let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
+        p.load()
+            .map_err(|e| prog_err(EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)(format!("{e:#}")))?;
+        Ok(Hooks {
+            hook,
+            slots,
+            available,
+            links: BTreeMap::new(),
+        })
+    }
+
+    /// The family attached.
+    pub(crate) fn hook(&self) -> SyscallHook {
+        self.hook
+    }
+
+    /// Syscalls whose handlers are attached now.
+    pub(crate) fn attached(&self) -> Vec<&'static str> {
+        self.links.keys().copied().collect()
+    }
+
+    /// Syscalls this kernel can report (a handler loaded).
+    pub(crate) fn available(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.available.iter().map(|(sc, _)| *sc)
+    }
+
+    /// Attach one syscall's handler (and execveat's enter program).
+    pub(crate) fn attach(&mut self, ebpf: &mut Ebpf, sc: &'static str) -> Result<(), ProbeError> {
+        let Some(&(_, nr)) = self.available.iter().find(|(s, _)| *s == sc) else {
+            return Ok(());
+        };
+        if self.links.contains_key(sc) {
+            return Ok(());
+        }
+        let mut links = Links::default();
+        match &mut self.slots {
+            Some(slots) => {
+                let prog = format!("fl_exit_{sc}");
+                let p: &mut BtfTracePoint = program_mut(ebpf, &prog, RAW_HOOK)?;
+                let fd = p
+                    .fd()
+                    .map_err(|e| prog_err(&prog, RAW_HOOK)(e.to_string()))?;
+                slots.set(nr, fd, 0).map_err(|e| ProbeError::Map {
+                    map: "SYSCALL_EXIT",
+                    err: format!("slot {nr} ({sc}): {e}"),
+                })?;
+            }
+            None => {
+                let prog = format!("fl_tp_exit_{sc}");
+                let hk = format!("tracepoint/syscalls/sys_exit_{sc}");
+                let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
+                links.exit = Some(
+                    p.attach("syscalls", &format!("sys_exit_{sc}"))
+                        .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?,
+                );
+            }
+        }
+        if sc == "execveat" {
+            let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
+            links.enter =
+                Some(p.attach("syscalls", "sys_enter_execveat").map_err(|e| {
+                    prog_err(EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)(format!("{e:#}"))
+                })?);
+        }
+        self.links.insert(sc, links);
+        Ok(())
+    }
+
+    /// Detach one syscall's handler (execveat: its enter program first).
+    pub(crate) fn detach(&mut self, ebpf: &mut Ebpf, sc: &'static str) -> Result<(), ProbeError> {
+        let Some(links) = self.links.remove(sc) else {
+            return Ok(());
+        };
+        if let Some(link) = links.enter {
+            let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
+            p.detach(link).map_err(|e| {
+                prog_err(EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)(format!("detach: {e}"))
+            })?;
+        }
+        if let Some(link) = links.exit {
+            let prog = format!("fl_tp_exit_{sc}");
+            let hk = format!("tracepoint/syscalls/sys_exit_{sc}");
+            let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
+            p.detach(link)
+                .map_err(|e| prog_err(&prog, &hk)(format!("detach: {e}")))?;
+        }
+        if let (Some(slots), Some(&(_, nr))) = (
+            &mut self.slots,
+            self.available.iter().find(|(s, _)| *s == sc),
+        ) {
+            slots.clear_index(&nr).map_err(|e| ProbeError::Map {
+                map: "SYSCALL_EXIT",
+                err: format!("clear slot {nr} ({sc}): {e}"),
+            })?;
+        }
+        Ok(())
+    }
+}

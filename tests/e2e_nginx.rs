@@ -2018,6 +2018,9 @@ fn nginx_soak_benign_load_with_restarts() {
         failed.load(Ordering::Relaxed),
         alerts.len()
     );
-    assert!(served > secs * 10, "the load did not run: {served} requests");
+    assert!(
+        served > secs * 10,
+        "the load did not run: {served} requests"
+    );
     assert!(alerts.is_empty(), "false alerts: {alerts:#?}");
 }

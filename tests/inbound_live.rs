@@ -191,9 +191,9 @@ fn udp_and_tcp_servers_are_inbound_clients_outbound() {
         .matching(mine)
         .into_iter()
         .map(|mut e| {
-            e.container.id = "inb0live0001".into();
-            e.container.image_repository = img.repository.clone();
-            e.container.image_tag = img.tag.clone();
+            std::sync::Arc::make_mut(&mut e.container).id = "inb0live0001".into();
+            std::sync::Arc::make_mut(&mut e.container).image_repository = img.repository.clone();
+            std::sync::Arc::make_mut(&mut e.container).image_tag = img.tag.clone();
             e
         })
         .collect();

@@ -46,13 +46,15 @@ fn event(i: u64) -> Event {
             exepath: "/usr/sbin/nginx".into(),
             start_ts: 1,
             ..Process::default()
-        },
+        }
+        .into(),
         container: Container {
             id: format!("c{:011}", i / 5_000),
             image_repository: "docker.io/library/nginx".into(),
             image_tag: "1.27".into(),
             ..Container::default()
-        },
+        }
+        .into(),
         ..Event::default()
     };
     let open = |e: &mut Event, path: String| {
@@ -73,7 +75,8 @@ fn event(i: u64) -> Event {
     match i % 8 {
         0 => {
             e.typ = EventTypeField(EventType::Execve);
-            e.process.exepath = format!("/opt/jobs/bin/job{}", i / 97 % 400);
+            std::sync::Arc::make_mut(&mut e.process).exepath =
+                format!("/opt/jobs/bin/job{}", i / 97 % 400);
         }
         1 | 2 => {
             e.typ = EventTypeField(EventType::Connect);
@@ -87,7 +90,7 @@ fn event(i: u64) -> Event {
         }
         3 => open(&mut e, format!("/srv/data/d{}/f{}", i / 11 % 30, i % 12)),
         4 => open(&mut e, format!("/var/cache/nginx/client_temp/{i:010}")),
-        5 => e.container = Container::host(),
+        5 => e.container = Container::host().into(),
         _ => open(&mut e, "/var/log/nginx/access.log".into()),
     }
     e

@@ -42,6 +42,14 @@ pub const RENAMED_DURATIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Keys that no longer exist, and why: a configuration that sets one is refused
+/// with the reason (nothing is silently ignored).
+pub const REMOVED_KEYS: &[(&str, &str)] = &[(
+    "engine.queue",
+    "the engine reads the kernel ring buffer on its own thread, with no queue between \
+     them; what waits is in the ring buffer, sized by engine.ring_mib",
+)];
+
 /// `priority` keys: Falco's names, any case (`Warning`, `WARNING`).
 fn priority<'de, D: Deserializer<'de>>(d: D) -> Result<Priority, D::Error> {
     let s = String::deserialize(d)?;
@@ -92,6 +100,12 @@ pub enum ConfigError {
         old: &'static str,
         new: &'static str,
         example: String,
+    },
+    #[error("{file}: {key} was removed: {why} (see deploy/falco-learn.yaml)")]
+    Removed {
+        file: String,
+        key: &'static str,
+        why: &'static str,
     },
     #[error("{key} must be between {min} and {max}, got {got}")]
     OutOfRange {
@@ -402,8 +416,6 @@ impl Default for Drops {
 #[cfg_attr(test, derive(serde::Serialize))]
 #[serde(deny_unknown_fields, default)]
 pub struct Engine {
-    /// Bounded queue between the probe and the engine (events).
-    pub queue: usize,
     /// Ring buffer size in MiB.
     pub ring_mib: u32,
     /// Enforce modes: drop in the kernel the write-opens a container's profile allows
@@ -416,7 +428,6 @@ impl Default for Engine {
     fn default() -> Self {
         let p = falco_learn_probe::ProbeConfig::default();
         Engine {
-            queue: p.queue_len,
             ring_mib: p.ring_bytes / MIB,
             kernel_filter: true,
         }
@@ -543,6 +554,26 @@ fn apply_override(root: &mut serde_yaml::Value, arg: &str) -> Result<(), ConfigE
 
 /// An old integer key in the tree is an error naming its new key.
 fn renamed_keys(tree: &serde_yaml::Value, name: &str, overridden: bool) -> Result<(), ConfigError> {
+    let file = || {
+        if overridden {
+            format!("{name} (with -o overrides)")
+        } else {
+            name.to_string()
+        }
+    };
+    for &(key, why) in REMOVED_KEYS {
+        let mut cur = Some(tree);
+        for part in key.split('.') {
+            cur = cur.and_then(|v| v.get(part));
+        }
+        if cur.is_some() {
+            return Err(ConfigError::Removed {
+                file: file(),
+                key,
+                why,
+            });
+        }
+    }
     for &(old, new, unit) in RENAMED_DURATIONS {
         let mut cur = Some(tree);
         for part in old.split('.') {
@@ -581,7 +612,6 @@ impl Config {
     pub fn probe_config(&self) -> falco_learn_probe::ProbeConfig {
         falco_learn_probe::ProbeConfig {
             ring_bytes: self.engine.ring_mib * MIB,
-            queue_len: self.engine.queue,
             runtime: self.container_runtimes.clone(),
             ..Default::default()
         }
@@ -726,7 +756,6 @@ impl Config {
                 self.drops.rate_limit,
                 &(Duration::ZERO..=Duration::from_secs(86_400)),
             ),
-            int("engine.queue", self.engine.queue as u64, 1, 1 << 20),
             // locked kernel memory; also keeps ring_mib × 1 MiB within u32
             int("engine.ring_mib", u64::from(self.engine.ring_mib), 1, 1024),
             dur(
@@ -754,7 +783,6 @@ mod tests {
         let ours = Config::default().probe_config();
         let probe = falco_learn_probe::ProbeConfig::default();
         assert_eq!(ours.ring_bytes, probe.ring_bytes);
-        assert_eq!(ours.queue_len, probe.queue_len);
         let (ours, probe) = (ours.runtime, probe.runtime);
         assert_eq!(ours.enabled, probe.enabled);
         assert_eq!(ours.containerd_sockets, probe.containerd_sockets);
@@ -841,7 +869,7 @@ mod tests {
         let mut bounded: Vec<String> = bounds.iter().map(|b| b.key().to_string()).collect();
         bounded.sort();
         assert_eq!(numeric, bounded, "numeric keys vs. keys with a bound");
-        assert_eq!(numeric.len(), 16);
+        assert_eq!(numeric.len(), 15);
         let ms = |d: Duration| humantime::format_duration(d).to_string();
         for b in bounds {
             let (key, tries): (&str, Vec<(String, String)>) = match b {
@@ -884,12 +912,21 @@ mod tests {
                 );
             }
         }
-        // the example of the issue, exactly
+        // the example of the issue, exactly (another key since engine.queue was removed)
         assert_eq!(
-            Config::load(None, &["engine.queue=0".into()])
+            Config::load(None, &["engine.ring_mib=0".into()])
                 .expect_err("0")
                 .to_string(),
-            "engine.queue must be between 1 and 1048576, got 0"
+            "engine.ring_mib must be between 1 and 1024, got 0"
+        );
+        // a removed key is refused with the reason, from a file or -o
+        assert_eq!(
+            Config::load(None, &["engine.queue=2048".into()])
+                .expect_err("removed")
+                .to_string(),
+            "<defaults> (with -o overrides): engine.queue was removed: the engine reads the kernel ring buffer \
+             on its own thread, with no queue between them; what waits is in the ring buffer, \
+             sized by engine.ring_mib (see deploy/falco-learn.yaml)"
         );
         // a value the type cannot hold names the key too
         let e = Config::load(None, &["engine.ring_mib=99999999999".into()])

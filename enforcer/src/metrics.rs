@@ -152,7 +152,7 @@ pub const EVENTS: Metric = counter(
     &["kind"],
 );
 /// Events lost, by `kind` (evt.type, or `any`) and `stage`
-/// (`kernel_ringbuf`, `probe_queue`, `decode`).
+/// (`kernel_ringbuf`, `decode`).
 pub const DROPS: Metric = counter(
     "falco_learn_drops_total",
     "Events lost, by kind (evt.type or any) and stage",

@@ -481,7 +481,9 @@ mod tests {
     fn a_recording_raises_rule_and_profile_alerts_timed_by_its_events() {
         let mut lines: Vec<String> = SEED.lines().map(str::to_string).collect();
         let mut dev_vi: Event = serde_json::from_str(&lines[3]).expect("event");
-        dev_vi.process.exe_flags.killed = true;
+        std::sync::Arc::make_mut(&mut dev_vi.process)
+            .exe_flags
+            .killed = true;
         lines[3] = serde_json::to_string(&dev_vi).expect("json");
         lines.insert(2, "{\"type\": 7}".into());
         let text = lines.join("\n");
@@ -632,8 +634,8 @@ mod tests {
             fn losses(&self) -> Vec<Loss> {
                 vec![
                     Loss {
-                        kind: "any",
-                        stage: LossStage::ProbeQueue,
+                        kind: "execve",
+                        stage: LossStage::KernelRingbuf,
                         total: self.lost,
                     },
                     Loss {

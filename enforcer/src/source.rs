@@ -10,7 +10,7 @@ use falco_learn_event::{Event, JsonlReader};
 use falco_learn_probe::{Probe, ProbeConfig};
 use std::io::BufRead;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 /// Wall time, ns since the epoch.
@@ -37,8 +37,6 @@ pub enum Next {
 pub enum LossStage {
     /// The kernel's ring buffer was full (per record kind).
     KernelRingbuf,
-    /// The queue between the probe's reader and the engine was full.
-    ProbeQueue,
     /// A record (or a recording's line) could not be decoded.
     Decode,
 }
@@ -48,7 +46,6 @@ impl LossStage {
     pub fn as_str(self) -> &'static str {
         match self {
             LossStage::KernelRingbuf => "kernel_ringbuf",
-            LossStage::ProbeQueue => "probe_queue",
             LossStage::Decode => "decode",
         }
     }
@@ -125,7 +122,7 @@ pub trait Source {
 /// The live probe.
 pub struct LiveSource {
     probe: Option<Probe>,
-    rx: Receiver<Event>,
+    rx: falco_learn_probe::reader::Events,
     hostname: String,
     kinds: Vec<&'static str>,
     /// `engine.kernel_filter` in an enforce mode ([`LiveSource::kernel_filter`]).
@@ -215,11 +212,6 @@ impl Source for LiveSource {
             })
             .collect();
         debug_assert_eq!(out.len(), self.kinds.len());
-        out.push(Loss {
-            kind: "any",
-            stage: LossStage::ProbeQueue,
-            total: probe.counters.queue_full.load(Ordering::Relaxed),
-        });
         out.push(Loss {
             kind: "any",
             stage: LossStage::Decode,
@@ -353,7 +345,7 @@ impl<R: BufRead> Source for RecordingSource<R> {
                     }
                     self.last_ts = self.last_ts.max(ev.ts);
                     if self.hostname.is_empty() {
-                        self.hostname.clone_from(&ev.hostname);
+                        self.hostname = ev.hostname.to_string();
                     }
                     return Next::Event(Box::new(ev));
                 }

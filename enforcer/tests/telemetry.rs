@@ -120,7 +120,6 @@ impl Source for Everything {
     fn losses(&self) -> Vec<Loss> {
         [
             ("execve", LossStage::KernelRingbuf),
-            ("any", LossStage::ProbeQueue),
             ("any", LossStage::Decode),
         ]
         .into_iter()
@@ -197,11 +196,14 @@ fn every_declared_metric_is_emitted_with_its_labels_and_nothing_else() {
     for ev in &mut events {
         ev.cgroup_id = 4242;
     }
-    events[3].process.exe_flags.killed = true;
+    std::sync::Arc::make_mut(&mut events[3].process)
+        .exe_flags
+        .killed = true;
     let mut other = events[0].clone();
     other.ts += 10_000_000_000;
-    other.container.image_repository = "docker.io/library/redis".into();
-    other.container.id = "0123456789ab".into();
+    std::sync::Arc::make_mut(&mut other.container).image_repository =
+        "docker.io/library/redis".into();
+    std::sync::Arc::make_mut(&mut other.container).id = "0123456789ab".into();
     events.push(other);
     let mut source = Everything {
         events,

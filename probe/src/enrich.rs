@@ -16,9 +16,9 @@
 use crate::container::CgroupContainer;
 use crate::decode::Raw;
 use crate::proctable::{ProcInfo, ProcessTable};
-use crate::runtime::{cache_key, Lookup, Resolver};
+use crate::runtime::{cache_key, ContainerMeta, Lookup, Resolver};
 use crate::users::Users;
-use ahash::AHashSet;
+use ahash::{AHashMap, AHashSet};
 use falco_learn_event::path;
 use falco_learn_event::{
     Args, Container, Event, EventType, EventTypeField, ExeFlags, Fd, FdType, L4Proto, Process,
@@ -48,6 +48,21 @@ pub struct Enricher {
     num: u64,
     resolver: Option<Arc<Resolver>>,
     held: VecDeque<Held>,
+    /// Each container's event value, with the metadata it was built from.
+    containers: AHashMap<CgroupContainer, (Option<Arc<ContainerMeta>>, Arc<Container>)>,
+    /// The container value of host processes.
+    host: Arc<Container>,
+}
+
+/// What a cached [`Process`] was built for (with its `comm`): the table's generation
+/// (bumped by every exec and removal, which is when a process's own fields or its
+/// session and group leaders' names change) and the thread's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessKey {
+    generation: u64,
+    tid: u32,
+    uid: u32,
+    gid: u32,
 }
 
 /// An event waiting for its container's metadata.
@@ -176,6 +191,8 @@ impl Enricher {
             num: 0,
             resolver: None,
             held: VecDeque::new(),
+            containers: AHashMap::new(),
+            host: Arc::new(Container::host()),
         }
     }
 
@@ -240,7 +257,7 @@ impl Enricher {
         while let Some(mut h) = self.held.pop_front() {
             match r.peek(&h.container) {
                 Lookup::Ready(meta) => {
-                    meta.fill(&mut h.ev.container);
+                    meta.fill(Arc::make_mut(&mut h.ev.container));
                     out(h.ev);
                 }
                 Lookup::Pending if now < h.until => keep.push_back(h),
@@ -267,6 +284,8 @@ impl Enricher {
     pub fn sweep_containers(&mut self) -> usize {
         let running: AHashSet<String> = self.procs.containers().map(|c| c.short_id()).collect();
         self.users.retain(|id| running.contains(id));
+        let in_table: AHashSet<&CgroupContainer> = self.procs.containers().map(|c| &**c).collect();
+        self.containers.retain(|c, _| in_table.contains(c));
         let Some(r) = &self.resolver else {
             return 0;
         };
@@ -545,87 +564,157 @@ impl Enricher {
             }
         }
 
-        let p = self.procs.entry(h.pid, h.ppid, &c).clone();
+        let gen = self.procs.generation();
+        let p = self.procs.entry(h.pid, h.ppid, &c);
+        let key = ProcessKey {
+            generation: gen,
+            tid: h.tid,
+            uid: h.uid,
+            gid: h.gid,
+        };
+        let cached = p
+            .process_cache
+            .as_ref()
+            .filter(|(k, pr)| *k == key && pr.comm == c)
+            .map(|(_, pr)| pr.clone());
+        let cc = p.container.clone();
         let ancestors = self.procs.ancestors(h.pid);
+        let mut pending = None;
+        let container = match &cc {
+            Some(cc) => {
+                let meta = self.resolver.as_ref().map(|r| r.lookup_for(cc, h.pid));
+                if let Some(Lookup::Pending) = meta {
+                    pending = Some(cc.clone());
+                }
+                let ready = match meta {
+                    Some(Lookup::Ready(m)) => Some(m),
+                    _ => None,
+                };
+                self.container_of(cc, ready)
+            }
+            None => self.host.clone(),
+        };
+        let process = match cached {
+            Some(pr) => pr,
+            None => {
+                let pr = self.build_process(&h, c, &container);
+                if let Some(p) = self.procs.get_mut(h.pid) {
+                    p.process_cache = Some((key, pr.clone()));
+                }
+                pr
+            }
+        };
         if matches!(raw, Raw::Exit(_)) {
             self.procs.on_exit(h.pid);
         }
-        let mut pending = None;
-        let container = match &p.container {
-            Some(cc) => {
-                let mut c = Container {
-                    id: cc.short_id(),
-                    runtime: cc.runtime.as_str().to_string(),
-                    ..Default::default()
-                };
-                match self.resolver.as_ref().map(|r| r.lookup_for(cc, h.pid)) {
-                    Some(Lookup::Ready(meta)) => meta.fill(&mut c),
-                    Some(Lookup::Pending) => pending = Some(cc.clone()),
-                    Some(Lookup::Unavailable) | None => {}
-                }
-                c
-            }
-            None => Container::host(),
-        };
-        let root = p.container.as_ref().map(|_| (container.id.as_str(), h.pid));
-        let user = self.users.user_name(root, h.uid);
-        let group = self.users.group_name(root, h.gid);
-        let loginname = if p.loginuid == u32::MAX {
-            String::new()
-        } else {
-            self.users.user_name(root, p.loginuid)
-        };
         self.num += 1;
-        let sname = leader(&self.procs, &p, |q| q.sid)
-            .map(|l| l.comm.clone())
-            .unwrap_or_default();
-        let (vpgid_name, vpgid_exe) = leader(&self.procs, &p, |q| q.pgid)
-            .map(|l| (l.comm.clone(), l.exe.clone()))
-            .unwrap_or_default();
         let ev = Event {
             num: self.num,
             ts,
             typ: EventTypeField(typ),
             res: h.res,
-            hostname: self.hostname.to_string(),
+            hostname: self.hostname.clone(),
             cgroup_id: h.cgroup_id,
-            process: Process {
-                pid: h.pid,
-                tid: h.tid,
-                ppid: p.ppid,
-                vpid: p.vpid,
-                sid: p.sid,
-                vpgid: p.pgid,
-                comm: c,
-                exe: p.exe,
-                exepath: p.exepath,
-                args: p.args,
-                cwd: p.cwd,
-                tty: p.tty,
-                uid: h.uid,
-                gid: h.gid,
-                loginuid: p.loginuid,
-                user,
-                group,
-                loginname,
-                cap_effective: p.cap_effective,
-                cap_permitted: p.cap_permitted,
-                start_ts: p.start_ts,
-                exe_flags: p.exe_flags,
-                exe_ino: p.exe_ino,
-                exe_ino_ctime: p.exe_ino_ctime,
-                exe_ino_mtime: p.exe_ino_mtime,
-                env: Vec::new(),
-                sname,
-                vpgid_name,
-                vpgid_exe,
-            },
+            process,
             ancestors,
             container,
             fd,
             args,
         };
         Some((ev, pending))
+    }
+
+    /// The event's process, built from the table's entry for `h.pid` (the caller
+    /// caches it there until the entry or the thread's credentials change).
+    fn build_process(&mut self, h: &abi::Hdr, comm: String, container: &Container) -> Arc<Process> {
+        let Some(p) = self.procs.get(h.pid) else {
+            return Arc::new(Process {
+                pid: h.pid,
+                tid: h.tid,
+                comm,
+                ..Default::default()
+            });
+        };
+        let root = p.container.as_ref().map(|_| (container.id.as_str(), h.pid));
+        let loginuid = p.loginuid;
+        let user = self.users.user_name(root, h.uid);
+        let group = self.users.group_name(root, h.gid);
+        let loginname = if loginuid == u32::MAX {
+            String::new()
+        } else {
+            self.users.user_name(root, loginuid)
+        };
+        // `users` borrowed the table mutably above: look the entry up again
+        let Some(p) = self.procs.get(h.pid) else {
+            return Arc::new(Process::default());
+        };
+        let sname = leader(&self.procs, p, |q| q.sid)
+            .map(|l| l.comm.clone())
+            .unwrap_or_default();
+        let (vpgid_name, vpgid_exe) = leader(&self.procs, p, |q| q.pgid)
+            .map(|l| (l.comm.clone(), l.exe.clone()))
+            .unwrap_or_default();
+        Arc::new(Process {
+            pid: h.pid,
+            tid: h.tid,
+            ppid: p.ppid,
+            vpid: p.vpid,
+            sid: p.sid,
+            vpgid: p.pgid,
+            comm,
+            exe: p.exe.clone(),
+            exepath: p.exepath.clone(),
+            args: p.args.clone(),
+            cwd: p.cwd.clone(),
+            tty: p.tty,
+            uid: h.uid,
+            gid: h.gid,
+            loginuid,
+            user,
+            group,
+            loginname,
+            cap_effective: p.cap_effective,
+            cap_permitted: p.cap_permitted,
+            start_ts: p.start_ts,
+            exe_flags: p.exe_flags,
+            exe_ino: p.exe_ino,
+            exe_ino_ctime: p.exe_ino_ctime,
+            exe_ino_mtime: p.exe_ino_mtime,
+            env: Vec::new(),
+            sname,
+            vpgid_name,
+            vpgid_exe,
+        })
+    }
+
+    /// The event's container: one shared value per container and metadata version
+    /// (rebuilt when the resolver's metadata for it changes or arrives).
+    fn container_of(
+        &mut self,
+        cc: &Arc<CgroupContainer>,
+        meta: Option<Arc<ContainerMeta>>,
+    ) -> Arc<Container> {
+        if let Some((m, c)) = self.containers.get(&**cc) {
+            let same = match (m, &meta) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if same {
+                return c.clone();
+            }
+        }
+        let mut c = Container {
+            id: cc.short_id(),
+            runtime: cc.runtime.as_str().to_string(),
+            ..Default::default()
+        };
+        if let Some(m) = &meta {
+            m.fill(&mut c);
+        }
+        let c = Arc::new(c);
+        self.containers.insert((**cc).clone(), (meta, c.clone()));
+        c
     }
 }
 

@@ -23,6 +23,7 @@ pub mod hooks;
 pub mod kill;
 pub mod preflight;
 pub mod proctable;
+pub mod reader;
 pub mod runtime;
 pub mod selftest;
 pub mod users;
@@ -30,14 +31,10 @@ pub mod users;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
-use falco_learn_event::Event;
 use falco_learn_probe_common as abi;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub mod procfs;
 pub use hooks::SyscallHook;
@@ -142,9 +139,6 @@ pub const DEFAULT_READ_PREFIXES: &[&str] = &[
 pub struct ProbeConfig {
     /// Ring buffer size in bytes (power of two, ≥ page size).
     pub ring_bytes: u32,
-    /// Bounded queue between the reader thread and the consumer, in events
-    /// (~1 KiB each, allocated up front). Past it events are dropped and counted.
-    pub queue_len: usize,
     /// The read-only opens reported: under the prefixes, with the file names or endings,
     /// or passed non-canonically (see [`filter`]; `prefixes: None`: all opens). The agent
     /// derives it from its rules (`Ruleset::read_open_plan`); [`Probe::set_read_filter`]
@@ -178,8 +172,6 @@ impl Default for ProbeConfig {
             // avoids drops, and below it 4 MiB (~16 k records) absorbs ~70 ms of a burst;
             // the ring is mapped twice into the agent (8 MiB of its RSS)
             ring_bytes: 4 * 1024 * 1024,
-            // ~1 KiB per slot, all of them touched once events flow
-            queue_len: 2048,
             read: filter::OpenFilterPlan {
                 prefixes: Some(
                     DEFAULT_READ_PREFIXES
@@ -211,8 +203,6 @@ pub struct ProbeCounters {
     pub records: AtomicU64,
     /// Records that failed to decode (each one logged at debug level).
     pub decode_errors: AtomicU64,
-    /// Events dropped because the consumer queue was full.
-    pub queue_full: AtomicU64,
 }
 
 /// Kernel-side counters of one record kind, summed over CPUs.
@@ -269,7 +259,6 @@ impl Drop for BpfStats {
 /// A running probe. Dropping it (or [`Probe::stop`]) detaches the programs.
 pub struct Probe {
     stop: Arc<AtomicBool>,
-    reader: Option<JoinHandle<()>>,
     stats: PerCpuArray<MapData, u64>,
     pub counters: Arc<ProbeCounters>,
     resolver: Option<Arc<runtime::Resolver>>,
@@ -305,7 +294,7 @@ fn cgroup_v1_memory() -> bool {
 impl Probe {
     /// Check the machine, load and attach everything, start the reader.
     /// Events arrive on the returned receiver until the probe stops.
-    pub fn start(cfg: ProbeConfig) -> Result<(Probe, Receiver<Event>), ProbeError> {
+    pub fn start(cfg: ProbeConfig) -> Result<(Probe, reader::Events), ProbeError> {
         preflight(cfg.mount_tracefs)?;
         let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Btf(e.to_string()))?;
         let self_tgid = std::process::id();
@@ -421,7 +410,6 @@ impl Probe {
             None
         };
 
-        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_len);
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(ProbeCounters::default());
         let poll_ms: i32 = if cfg.poll_interval.is_zero() {
@@ -429,18 +417,10 @@ impl Probe {
         } else {
             cfg.poll_interval.as_millis().clamp(1, 1000) as i32
         };
-        let reader = {
-            let stop = stop.clone();
-            let counters = counters.clone();
-            std::thread::Builder::new()
-                .name("falco-learn-probe".into())
-                .spawn(move || read_loop(ring, enricher, tx, stop, counters, poll_ms))
-                .map_err(ProbeError::Thread)?
-        };
+        let events = reader::Events::new(ring, enricher, stop.clone(), counters.clone(), poll_ms);
         Ok((
             Probe {
                 stop,
-                reader: Some(reader),
                 stats,
                 counters,
                 resolver,
@@ -452,7 +432,7 @@ impl Probe {
                 profile_filter,
                 _ebpf: ebpf,
             },
-            rx,
+            events,
         ))
     }
 
@@ -578,114 +558,16 @@ impl Probe {
         self.resolver.as_ref().map(|r| r.stats())
     }
 
-    /// Stop the reader (it drains what is in the ring buffer first) and detach.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.reader.take() {
-            if h.join().is_err() {
-                tracing::error!("the probe reader thread panicked");
-            }
-        }
-    }
+    /// Detach and stop: the [`reader::Events`] deliver what the ring buffer still
+    /// holds, then report the disconnection.
+    pub fn stop(self) {}
 }
 
 impl Drop for Probe {
     fn drop(&mut self) {
-        self.shutdown();
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
-
-fn read_loop(
-    mut ring: RingBuf<MapData>,
-    mut enricher: enrich::Enricher,
-    tx: SyncSender<Event>,
-    stop: Arc<AtomicBool>,
-    counters: Arc<ProbeCounters>,
-    poll_ms: i32,
-) {
-    let fd = ring.as_raw_fd();
-    let mut since_sweep = 0u64;
-    let mut last_sweep = Instant::now();
-    let mut consumer_gone = false;
-    let mut send = |ev: Event| {
-        if consumer_gone {
-            return;
-        }
-        match tx.try_send(ev) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                counters.queue_full.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => consumer_gone = true,
-        }
-    };
-    loop {
-        let stopping = stop.load(Ordering::SeqCst);
-        let mut n = 0u64;
-        while let Some(item) = ring.next() {
-            n += 1;
-            counters.records.fetch_add(1, Ordering::Relaxed);
-            match decode::decode(&item) {
-                Ok(raw) => {
-                    drop(item);
-                    enricher.push(&raw, Instant::now(), &mut send);
-                }
-                Err(e) => {
-                    counters.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("malformed probe record: {e}");
-                }
-            }
-            // held events must not wait for the ring buffer to run dry
-            if n.is_multiple_of(256) && enricher.held() > 0 {
-                enricher.release(Instant::now(), &mut send);
-            }
-        }
-        since_sweep += n;
-        if since_sweep > 4096 || (since_sweep > 0 && last_sweep.elapsed() > SWEEP_EVERY) {
-            enricher.procs.sweep();
-            enricher.sweep_containers();
-            since_sweep = 0;
-            last_sweep = Instant::now();
-        }
-        if enricher.held() > 0 {
-            enricher.release(Instant::now(), &mut send);
-        }
-        if stopping {
-            enricher.flush(&mut send);
-            return;
-        }
-        if n == 0 {
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // held events are re-checked often; otherwise drain every poll interval
-            // (the kernel wakes us sooner only when the ring is filling up)
-            let wait_ms = if enricher.held() > 0 {
-                poll_ms.min(5)
-            } else {
-                poll_ms
-            };
-            // SAFETY: one valid pollfd, bounded timeout.
-            unsafe { libc::poll(&mut pfd, 1, wait_ms) };
-            if last_sweep.elapsed() > SWEEP_EVERY {
-                enricher.procs.sweep();
-                enricher.sweep_containers();
-                since_sweep = 0;
-                last_sweep = Instant::now();
-            }
-        }
-    }
-}
-
-/// How often exited processes and the metadata of gone containers are swept
-/// when the ring buffer is quiet.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Give a probe that was just started a moment to settle (attach is synchronous;
 /// this only lets the reader thread reach its poll loop).

@@ -39,6 +39,9 @@ pub struct ProcInfo {
     /// Ancestors as last computed, with the table generation they are valid for
     /// (the table's cache: leave it at `None` when building an entry).
     pub ancestors_cache: Option<(u64, Arc<[Ancestor]>)>,
+    /// The event value of this process as last built, and what it was built for
+    /// (the enricher's cache: leave it at `None` when building or changing an entry).
+    pub process_cache: Option<(crate::enrich::ProcessKey, Arc<falco_learn_event::Process>)>,
 }
 
 impl ProcInfo {
@@ -253,6 +256,7 @@ impl ProcessTable {
         child.comm = comm.to_string();
         child.exited_at = None;
         child.ancestors_cache = None;
+        child.process_cache = None;
         self.procs.insert(pid, child);
     }
 
@@ -265,6 +269,12 @@ impl ProcessTable {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.exited_at = Some(Instant::now());
         }
+    }
+
+    /// Bumped by every exec and removal: values cached from the table (ancestor lists,
+    /// the enricher's processes) built before are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// A process's name, exe or argv changed (exec): cached ancestor lists are stale.

@@ -740,14 +740,16 @@ mod tests {
                 exepath: path.into(),
                 start_ts: 1,
                 ..Process::default()
-            },
+            }
+            .into(),
             container: Container {
                 id: "c1".into(),
                 image_repository: "docker.io/library/nginx".into(),
                 image_tag: "1.27".into(),
                 image_digest: "sha256:ab".into(),
                 ..Container::default()
-            },
+            }
+            .into(),
             ..Event::default()
         }
     }
@@ -800,7 +802,7 @@ mod tests {
         assert_eq!(p.learning.containers, 1);
         assert_eq!(p.exec["/usr/sbin/nginx"].seen.count, 2);
         let mut host = exec("/usr/bin/ls", 1, 1);
-        host.container = Container::host();
+        host.container = Container::host().into();
         assert_eq!(l.observe(&host), Outcome::NoImage);
     }
 
@@ -861,9 +863,9 @@ mod tests {
     /// (host pid 50); `ev` is an event of host pid `pid` (vpid `vpid`) whose
     /// ancestors are `chain` (pid, vpid, exe), parent first.
     fn in_container(mut e: Event, pid: u32, vpid: u32, chain: &[(u32, u32, &str)]) -> Event {
-        e.process.pid = pid;
-        e.process.vpid = vpid;
-        e.process.start_ts = 1_000 + pid as u64;
+        std::sync::Arc::make_mut(&mut e.process).pid = pid;
+        std::sync::Arc::make_mut(&mut e.process).vpid = vpid;
+        std::sync::Arc::make_mut(&mut e.process).start_ts = 1_000 + pid as u64;
         e.ancestors = chain
             .iter()
             .map(|&(pid, vpid, exe)| Ancestor {
@@ -912,7 +914,7 @@ mod tests {
         );
         assert_eq!(tree_position(&worker), TreePos::Workload);
         let mut sh = in_container(exec("/bin/busybox", 0, 1), 200, 9, &[RUNC, SHIM]);
-        sh.process.args = vec!["-c".into(), "id".into()];
+        std::sync::Arc::make_mut(&mut sh.process).args = vec!["-c".into(), "id".into()];
         assert_eq!(
             tree_position(&sh),
             TreePos::Session {
@@ -972,7 +974,7 @@ mod tests {
             11,
             &[(200, 9, "/bin/busybox"), RUNC],
         );
-        x.process.exe_flags.tmpfs = true;
+        std::sync::Arc::make_mut(&mut x.process).exe_flags.tmpfs = true;
         assert_eq!(
             l.observe(&x),
             Outcome::Drift {
@@ -1076,7 +1078,7 @@ mod tests {
         let sh = in_container(exec("/bin/busybox", 0, 10), 100, 1, &[SHIM]);
         let ng = in_container(exec("/usr/sbin/nginx", 0, 11), 100, 1, &[SHIM]);
         let mut x = in_container(exec("/dev/xupd", 0, 12), 200, 9, &[RUNC]);
-        x.process.exe_flags.tmpfs = true;
+        std::sync::Arc::make_mut(&mut x.process).exe_flags.tmpfs = true;
         for e in [&sh, &ng, &x] {
             assert!(matches!(l.observe(e), Outcome::Learned { .. }), "{e:?}");
         }
@@ -1115,7 +1117,7 @@ mod tests {
             p.matches(&rce).map(|a| a.to_string()).as_deref(),
             Some("unexpected exec: /bin/busybox parent=/usr/sbin/runc")
         );
-        rce.process.vpid = 1;
+        std::sync::Arc::make_mut(&mut rce.process).vpid = 1;
         assert_eq!(p.matches(&rce), None, "the entrypoint's sh");
         // /dev/xupd was seen started by a parent outside the container: any such
         // parent may start it again, a parent inside may not

@@ -194,7 +194,8 @@ mod tests {
                 image_repository: "docker.io/library/nginx".into(),
                 image_tag: "1.27".into(),
                 ..Container::default()
-            },
+            }
+            .into(),
             ..Event::default()
         }
     }
@@ -328,9 +329,9 @@ mod tests {
         p.learn_exec("/usr/sbin/nginx", false, 1);
         p.learn_write("/var/log/nginx/access.log", 1, &l);
         let mut x = ev(EventType::Execve);
-        x.process.exepath = "/usr/sbin/nginx".into();
+        std::sync::Arc::make_mut(&mut x.process).exepath = "/usr/sbin/nginx".into();
         assert_eq!(p.matches(&x), None);
-        x.process.exepath = "/dev/vi".into();
+        std::sync::Arc::make_mut(&mut x.process).exepath = "/dev/vi".into();
         assert_eq!(
             p.matches(&x),
             Some(Anomaly {
@@ -339,7 +340,7 @@ mod tests {
                 parent: None,
             })
         );
-        x.container.image_tag = "1.26".into();
+        std::sync::Arc::make_mut(&mut x.container).image_tag = "1.26".into();
         assert_eq!(p.matches(&x), None, "other image");
         assert_eq!(p.matches(&open("/var/log/nginx/access.log", 0o1101)), None);
         assert_eq!(
@@ -357,7 +358,7 @@ mod tests {
         p.learn_exec("<truncated>/usr/sbin/nginx", false, 1);
         p.learn_exec("/usr/sbin/nginx", false, 1);
         let mut x = ev(EventType::Execve);
-        x.process.exepath = "<truncated>/usr/sbin/nginx".into();
+        std::sync::Arc::make_mut(&mut x.process).exepath = "<truncated>/usr/sbin/nginx".into();
         assert_eq!(
             p.matches(&x),
             Some(Anomaly {

@@ -261,10 +261,10 @@ fn varied_events(p: &Profile) -> Vec<Event> {
     }
     let mut out = Vec::new();
     let image = |e: &mut Event| {
-        e.container.image_repository = p.image.repository.clone();
-        e.container.image_tag = p.image.tag.clone();
+        std::sync::Arc::make_mut(&mut e.container).image_repository = p.image.repository.clone();
+        std::sync::Arc::make_mut(&mut e.container).image_tag = p.image.tag.clone();
         if e.container.id.is_empty() || e.container.id == "host" {
-            e.container.id = "c0ffee000001".into();
+            std::sync::Arc::make_mut(&mut e.container).id = "c0ffee000001".into();
         }
     };
     for e in &base {
@@ -273,7 +273,7 @@ fn varied_events(p: &Profile) -> Vec<Event> {
         image(&mut e2);
         out.push(e2.clone());
         let mut t = e2.clone();
-        t.container.image_tag = "other".into();
+        std::sync::Arc::make_mut(&mut t.container).image_tag = "other".into();
         out.push(t);
         for res in [-1, -115, 0, 5] {
             let mut m = e2.clone();
@@ -281,7 +281,7 @@ fn varied_events(p: &Profile) -> Vec<Event> {
             out.push(m);
         }
         let mut m = e2.clone();
-        m.process.exepath.clear();
+        std::sync::Arc::make_mut(&mut m.process).exepath.clear();
         out.push(m);
         // the runtime setting a container up (matcher::is_runtime_setup): named
         // runc… and outside a pid namespace of its own, or only one of the two
@@ -295,11 +295,11 @@ fn varied_events(p: &Profile) -> Vec<Event> {
             ("runc", 0, 0, ""),
         ] {
             let mut m = e2.clone();
-            m.process.comm = comm.into();
-            m.process.pid = pid;
-            m.process.vpid = vpid;
+            std::sync::Arc::make_mut(&mut m.process).comm = comm.into();
+            std::sync::Arc::make_mut(&mut m.process).pid = pid;
+            std::sync::Arc::make_mut(&mut m.process).vpid = vpid;
             if !exe.is_empty() {
-                m.process.exepath = exe.into();
+                std::sync::Arc::make_mut(&mut m.process).exepath = exe.into();
             }
             out.push(m);
         }
@@ -324,8 +324,8 @@ fn varied_events(p: &Profile) -> Vec<Event> {
                     for vpid in [1, 7] {
                         let mut m = e2.clone();
                         m.res = 0;
-                        m.process.exepath = exe.into();
-                        m.process.vpid = vpid;
+                        std::sync::Arc::make_mut(&mut m.process).exepath = exe.into();
+                        std::sync::Arc::make_mut(&mut m.process).vpid = vpid;
                         let mut anc: Vec<falco_learn_event::Ancestor> = m.ancestors.to_vec();
                         if parent.is_empty() {
                             anc.clear();
@@ -614,7 +614,7 @@ fn generated_rules_agree_on_quoted_values_ipv6_and_root_dirs() {
         "/usr/bin/q",
     ] {
         let mut e = exec.clone();
-        e.process.exepath = path.into();
+        std::sync::Arc::make_mut(&mut e.process).exepath = path.into();
         evs.push(e);
     }
     let conn = pick(EventType::Connect);
@@ -788,13 +788,13 @@ fn event_of(t: EventType, path: &str) -> Event {
         res: 0,
         ..Event::default()
     };
-    e.container.id = "c1".into();
-    e.container.image_repository = nginx().repository;
-    e.container.image_tag = nginx().tag;
-    e.process.pid = 7;
-    e.process.exepath = "/usr/sbin/nginx".into();
+    std::sync::Arc::make_mut(&mut e.container).id = "c1".into();
+    std::sync::Arc::make_mut(&mut e.container).image_repository = nginx().repository;
+    std::sync::Arc::make_mut(&mut e.container).image_tag = nginx().tag;
+    std::sync::Arc::make_mut(&mut e.process).pid = 7;
+    std::sync::Arc::make_mut(&mut e.process).exepath = "/usr/sbin/nginx".into();
     if t == EventType::Execve {
-        e.process.exepath = path.into();
+        std::sync::Arc::make_mut(&mut e.process).exepath = path.into();
         e.args = Args::Exec {
             filename: path.into(),
         };
@@ -927,7 +927,7 @@ fn sed_temp_names_of_a_third_replica_do_not_alert() {
     for (i, names) in replicas.iter().take(2).enumerate() {
         for n in names {
             let mut e = event_of(EventType::Openat, &format!("/etc/nginx/conf.d/{n}"));
-            e.container.id = format!("replica{i}");
+            std::sync::Arc::make_mut(&mut e.container).id = format!("replica{i}");
             l.observe(&e);
         }
     }
@@ -938,7 +938,7 @@ fn sed_temp_names_of_a_third_replica_do_not_alert() {
     let rs = load_generated(&p);
     for n in replicas[2] {
         let mut e = event_of(EventType::Openat, &format!("/etc/nginx/conf.d/{n}"));
-        e.container.id = "replica2".into();
+        std::sync::Arc::make_mut(&mut e.container).id = "replica2".into();
         assert_eq!(p.matches(&e), None, "{n}");
         assert!(rs.matching(&e).is_empty(), "{n}");
     }
@@ -961,7 +961,7 @@ fn sed_temp_names_of_a_third_replica_do_not_alert() {
 /// `fd.cip`/`fd.cport`), or from an autobound port (a client).
 fn udp_send(from: (&str, u16), to: (&str, u16), bound: bool) -> Event {
     let mut e = event_of(EventType::Sendto, "");
-    e.process.exepath = "/usr/sbin/named".into();
+    std::sync::Arc::make_mut(&mut e.process).exepath = "/usr/sbin/named".into();
     e.res = 64;
     e.args = Args::default();
     let (me, peer) = (
@@ -1338,7 +1338,8 @@ fn exec_in_ns(exe: &str, pid: u32, vpid: u32, parent: (u32, u32, &str), ts: u64)
             exepath: exe.into(),
             start_ts: 1_000 + pid as u64,
             ..Process::default()
-        },
+        }
+        .into(),
         ancestors: vec![
             anc(parent),
             anc((50, 50, "/usr/bin/containerd-shim-runc-v2")),
@@ -1349,7 +1350,8 @@ fn exec_in_ns(exe: &str, pid: u32, vpid: u32, parent: (u32, u32, &str), ts: u64)
             image_repository: "docker.io/library/nginx".into(),
             image_tag: "1.27".into(),
             ..Container::default()
-        },
+        }
+        .into(),
         ..Event::default()
     }
 }

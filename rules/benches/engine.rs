@@ -210,7 +210,8 @@ fn synth(rng: &mut Rng, i: u64) -> Event {
             start_ts: 1_699_999_999_000_000_000,
             exe_flags: ExeFlags::default(),
             ..Default::default()
-        },
+        }
+        .into(),
         ancestors: vec![
             Ancestor {
                 pid: 900,
@@ -226,7 +227,7 @@ fn synth(rng: &mut Rng, i: u64) -> Event {
             },
         ]
         .into(),
-        container,
+        container: container.into(),
         fd,
         args,
         ..Default::default()

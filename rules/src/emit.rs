@@ -144,10 +144,10 @@ mod tests {
                 typ: falco_learn_event::EventTypeField(falco_learn_event::EventType::Execve),
                 ..Default::default()
             };
-            e.process.exepath = v.to_string();
+            std::sync::Arc::make_mut(&mut e.process).exepath = v.to_string();
             let names: Vec<&str> = rs.matching(&e).iter().map(|r| r.name.as_str()).collect();
             assert_eq!(names, ["Eq", "Glob"], "{v:?}");
-            e.process.exepath = format!("{v}x");
+            std::sync::Arc::make_mut(&mut e.process).exepath = format!("{v}x");
             assert!(rs.matching(&e).is_empty(), "{v:?}");
         }
     }

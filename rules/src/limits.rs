@@ -175,7 +175,8 @@ mod tests {
                 process: falco_learn_event::Process {
                     comm: comm.into(),
                     ..Default::default()
-                },
+                }
+                .into(),
                 ..Default::default()
             };
             assert!(r.matches(&ev), "{comm}");

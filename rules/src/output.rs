@@ -217,7 +217,8 @@ mod tests {
             process: falco_learn_event::Process {
                 comm: "bash".into(),
                 ..Default::default()
-            },
+            }
+            .into(),
             ..Default::default()
         };
         assert_eq!(f.format(&ev), "shell bash (gp=<NA> x=100% execve.)");
@@ -242,7 +243,8 @@ mod tests {
                 id: "c1".into(),
                 name: "web".into(),
                 ..Default::default()
-            },
+            }
+            .into(),
             ..Default::default()
         };
         assert_eq!(

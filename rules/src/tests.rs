@@ -23,7 +23,8 @@ fn exec(comm: &str, args: &[&str]) -> Event {
             exepath: format!("/usr/bin/{comm}"),
             args: args.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
-        },
+        }
+        .into(),
         ancestors: vec![Ancestor {
             pid: 99,
             comm: "bash".into(),
@@ -33,7 +34,8 @@ fn exec(comm: &str, args: &[&str]) -> Event {
         container: Container {
             id: "c0ffee".into(),
             ..Default::default()
-        },
+        }
+        .into(),
         args: Args::Exec {
             filename: String::new(),
         },
@@ -153,12 +155,12 @@ fn exceptions_expand_like_falco() {
     let (rs, rep) = load(&[f]);
     assert!(!rep.has_errors(), "{rep}");
     let mut ev = exec("bash", &["-c", "safe", "x"]);
-    ev.process.exepath = "/bin/bash".into();
+    std::sync::Arc::make_mut(&mut ev.process).exepath = "/bin/bash".into();
     assert_eq!(names(&rs, &ev), ["Shell"]); // parent is bash, not sshd
     std::sync::Arc::make_mut(&mut ev.ancestors)[0].comm = "sshd".into();
     assert!(names(&rs, &ev).is_empty());
     let mut ev2 = exec("bash", &[]);
-    ev2.process.exepath = "/usr/bin/bash".into();
+    std::sync::Arc::make_mut(&mut ev2.process).exepath = "/usr/bin/bash".into();
     assert!(names(&rs, &ev2).is_empty());
 
     // appended exception values

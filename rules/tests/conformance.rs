@@ -34,7 +34,8 @@ fn exec(name: &str, args: &[&str], ancestors: &[&str]) -> Event {
             exepath: format!("/usr/bin/{name}"),
             args: args.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
-        },
+        }
+        .into(),
         ancestors: ancestors
             .iter()
             .enumerate()
@@ -48,7 +49,8 @@ fn exec(name: &str, args: &[&str], ancestors: &[&str]) -> Event {
         container: Container {
             id: "c0ffee".into(),
             ..Default::default()
-        },
+        }
+        .into(),
         args: Args::Exec {
             filename: String::new(),
         },
@@ -65,8 +67,9 @@ fn open(path: &str) -> Event {
             pid: 10,
             comm: "cat".into(),
             ..Default::default()
-        },
-        container: Container::host(),
+        }
+        .into(),
+        container: Container::host().into(),
         fd: Some(Fd {
             num: 3,
             typ: FdType::File,
@@ -736,8 +739,8 @@ fn list_items_and_exception_values_are_pasted_as_falco_does() {
     let cmd = |c: &str| {
         let mut e = exec(c, &[], &[]);
         let mut parts = c.splitn(2, ' ');
-        e.process.comm = parts.next().unwrap_or("").into();
-        e.process.args = parts
+        std::sync::Arc::make_mut(&mut e.process).comm = parts.next().unwrap_or("").into();
+        std::sync::Arc::make_mut(&mut e.process).args = parts
             .next()
             .map(|a| vec![a.to_string()])
             .unwrap_or_default();

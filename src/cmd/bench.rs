@@ -577,8 +577,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             cpus.push((cpu_seconds() - cpu0) / el);
             rss.push(rss_mib());
             let stats = probe.kernel_stats();
-            drops += stats.iter().map(|(_, s)| s.dropped).sum::<u64>()
-                + probe.counters.queue_full.load(Ordering::Relaxed);
+            drops += stats.iter().map(|(_, s)| s.dropped).sum::<u64>();
             if program_stats && round + 1 == a.rounds {
                 // the untimed run with the kernel counting per program
                 let before = probe.program_stats();

@@ -139,10 +139,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     // stop the probe first (detaching ~40 programs takes a moment), then write
     // what was still queued
     let stats = probe.kernel_stats();
-    let counters = (
-        probe.counters.decode_errors.load(Ordering::Relaxed),
-        probe.counters.queue_full.load(Ordering::Relaxed),
-    );
+    let malformed = probe.counters.decode_errors.load(Ordering::Relaxed);
     let runtime = probe.runtime_stats();
     probe.stop();
     for ev in rx.try_iter() {
@@ -156,10 +153,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let lost: u64 = stats.iter().map(|(_, s)| s.lost_args).sum();
     eprintln!(
         "falco-learn: wrote {written} events in {:.1}s; kernel drops {dropped}, filtered in kernel {filtered}, \
-         execveat reported as execve {lost}, malformed records {}, queue full {}",
+         execveat reported as execve {lost}, malformed records {malformed}",
         recorded_for.as_secs_f64(),
-        counters.0,
-        counters.1
     );
     if let Some(r) = runtime {
         eprintln!(

@@ -36,7 +36,8 @@ fn event(i: u64, wide: bool) -> Event {
             uid: 101,
             start_ts: 1,
             ..Process::default()
-        },
+        }
+        .into(),
         container: Container {
             id: format!("c0ffee00000{c}"),
             name: "web".into(),
@@ -44,7 +45,8 @@ fn event(i: u64, wide: bool) -> Event {
             image_tag: "1.27".into(),
             runtime: "containerd".into(),
             ..Container::default()
-        },
+        }
+        .into(),
         ..Event::default()
     };
     let open = |e: &mut Event, path: String, flags: u32| {
@@ -65,7 +67,7 @@ fn event(i: u64, wide: bool) -> Event {
     match i % 10 {
         0 => {
             e.typ = EventTypeField(EventType::Execve);
-            e.process.exepath =
+            std::sync::Arc::make_mut(&mut e.process).exepath =
                 ["/usr/sbin/nginx", "/usr/bin/curl", "/usr/bin/dash"][(i / 10 % 3) as usize].into();
         }
         1 | 2 => {

@@ -15,14 +15,15 @@ fn ev(t: EventType, ts: u64) -> Event {
             image_repository: "docker.io/library/nginx".into(),
             image_tag: "1.27".into(),
             ..Container::default()
-        },
+        }
+        .into(),
         ..Event::default()
     }
 }
 
 fn exec(path: &str, ts: u64) -> Event {
     let mut e = ev(EventType::Execve, ts);
-    e.process.exepath = path.into();
+    std::sync::Arc::make_mut(&mut e.process).exepath = path.into();
     e
 }
 

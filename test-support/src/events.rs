@@ -20,14 +20,16 @@ pub fn exec(path: &str, repository: &str) -> Event {
             exepath: path.into(),
             exe: path.into(),
             ..Default::default()
-        },
+        }
+        .into(),
         container: Container {
             id: "abc".into(),
             name: "web".into(),
             image_repository: repository.into(),
             image_tag: "latest".into(),
             ..Default::default()
-        },
+        }
+        .into(),
         args: Args::Exec {
             filename: path.into(),
         },
@@ -65,7 +67,8 @@ pub fn in_container(id: &str, repository: &str, cgroup: u64) -> Event {
             image_repository: repository.into(),
             image_tag: "latest".into(),
             ..Default::default()
-        },
+        }
+        .into(),
         ..Default::default()
     }
 }

@@ -100,7 +100,7 @@ impl LiveProbe {
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
         std::thread::spawn(move || {
-            for ev in rx {
+            for ev in rx.iter() {
                 sink.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
             }
         });

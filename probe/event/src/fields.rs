@@ -1541,7 +1541,8 @@ mod tests {
                 cap_effective: (1 << 21) | (1 << 16),
                 start_ts: 1_700_000_000_000_000_000,
                 ..Default::default()
-            },
+            }
+            .into(),
             ancestors: vec![
                 Ancestor {
                     pid: 41,
@@ -1560,7 +1561,8 @@ mod tests {
             container: Container {
                 id: "abc".into(),
                 ..Default::default()
-            },
+            }
+            .into(),
             ..Default::default()
         }
     }
@@ -1575,11 +1577,11 @@ mod tests {
         let mut ev = ev();
         assert_eq!(get(&ev, "k8s.pod.uid"), None);
         assert_eq!(get(&ev, "k8s.pod.label[app]"), None);
-        ev.container.k8s_pod_uid = "5f1c".into();
-        ev.container
+        std::sync::Arc::make_mut(&mut ev.container).k8s_pod_uid = "5f1c".into();
+        std::sync::Arc::make_mut(&mut ev.container)
             .k8s_pod_labels
             .insert("app".into(), "web".into());
-        ev.container
+        std::sync::Arc::make_mut(&mut ev.container)
             .k8s_pod_labels
             .insert("tier".into(), "front".into());
         assert_eq!(get(&ev, "k8s.pod.uid").as_deref(), Some("5f1c"));
@@ -1624,7 +1626,7 @@ mod tests {
         assert_eq!(get(&e, "evt.time").as_deref(), Some("22:13:20.123456789"));
         assert_eq!(get(&e, "evt.num"), None);
         assert_eq!(get(&e, "evt.arg.flags").as_deref(), Some("0"));
-        e.process.exe_flags.overlay = true;
+        std::sync::Arc::make_mut(&mut e.process).exe_flags.overlay = true;
         assert_eq!(get(&e, "evt.arg.flags").as_deref(), Some("EXE_LOWER_LAYER"));
     }
 
@@ -1885,16 +1887,16 @@ mod tests {
     #[test]
     fn names_nobody_resolved_read_as_libsinsp_gives_them() {
         let mut e = Event::default();
-        e.process.uid = 1234;
-        e.process.gid = 0;
-        e.process.loginuid = u32::MAX;
+        std::sync::Arc::make_mut(&mut e.process).uid = 1234;
+        std::sync::Arc::make_mut(&mut e.process).gid = 0;
+        std::sync::Arc::make_mut(&mut e.process).loginuid = u32::MAX;
         assert_eq!(get(&e, "user.name").as_deref(), Some(NA));
         assert_eq!(get(&e, "group.name").as_deref(), Some("root"));
         assert_eq!(get(&e, "user.loginname").as_deref(), Some(NA));
         assert_eq!(get(&e, "user.loginuid").as_deref(), Some("-1"));
-        e.process.uid = 0;
+        std::sync::Arc::make_mut(&mut e.process).uid = 0;
         assert_eq!(get(&e, "user.name").as_deref(), Some("root"));
-        e.process.user = "www-data".into();
+        std::sync::Arc::make_mut(&mut e.process).user = "www-data".into();
         assert_eq!(get(&e, "user.name").as_deref(), Some("www-data"));
         for f in ["proc.name", "proc.exe", "proc.exepath", "proc.cwd"] {
             assert_eq!(get(&e, f).as_deref(), Some(""), "{f}");
@@ -1927,7 +1929,7 @@ mod tests {
             (f(true, false, false, true), "EXE_WRITABLE|EXE_FROM_MEMFD"),
         ];
         for (flags, want) in cases {
-            e.process.exe_flags = flags;
+            std::sync::Arc::make_mut(&mut e.process).exe_flags = flags;
             assert_eq!(get(&e, "evt.arg.flags").as_deref(), Some(want), "{flags:?}");
         }
     }

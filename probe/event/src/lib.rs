@@ -575,14 +575,19 @@ pub struct Event {
     /// Syscall return value (`evt.rawres`); negative errno on failure.
     pub res: i64,
     /// Host name of the machine the event happened on (`evt.hostname`).
-    pub hostname: String,
+    pub hostname: std::sync::Arc<str>,
     /// cgroup v2 id of the thread, as the kernel reports it.
     pub cgroup_id: u64,
-    pub process: Process,
+    /// The thread that made the syscall. Shared between the events of a thread
+    /// while nothing about it changes (the probe caches it: an event costs no copy
+    /// of its strings); change one with `Arc::make_mut`.
+    pub process: std::sync::Arc<Process>,
     /// Ancestors, parent first (bounded by the process table's depth).
     /// Shared between the events of a process (the probe caches it per process).
     pub ancestors: std::sync::Arc<[Ancestor]>,
-    pub container: Container,
+    /// Shared between the events of a container (the probe caches it per container
+    /// and metadata); change one with `Arc::make_mut`.
+    pub container: std::sync::Arc<Container>,
     pub fd: Option<Fd>,
     pub args: Args,
 }
@@ -639,8 +644,9 @@ mod tests {
                 pid: 10,
                 comm: "cat".into(),
                 ..Default::default()
-            },
-            container: Container::host(),
+            }
+            .into(),
+            container: Container::host().into(),
             fd: Some(Fd {
                 num: 3,
                 name: "/etc/shadow".into(),

@@ -351,7 +351,8 @@ mod tests {
                 image_repository: "docker.io/library/dns".into(),
                 image_tag: "1".into(),
                 ..Container::default()
-            },
+            }
+            .into(),
             ..Event::default()
         }
     }

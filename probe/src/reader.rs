@@ -1,0 +1,247 @@
+//! The consumer's end of the probe: [`Events`] reads the kernel ring buffer on the
+//! consumer's own thread.
+//!
+//! There is no reader thread and no queue between reading and evaluating. Each
+//! call that finds no event ready reads up to [`BATCH`] records from the ring
+//! buffer, decodes and enriches them, and hands them out one at a time, in order.
+//! Two threads with a queue between them cost, per event, a cross-thread hand-off
+//! (a futex wake and a context switch when the consumer waited) and frees on the
+//! other thread of everything the reader allocated (glibc's per-thread caches turn
+//! that into arena work: `_int_malloc`/`_int_free` were 15 % of all CPU under a
+//! flood of write-opens). One thread keeps the allocations thread-local and the
+//! data cache-hot, and the kernel's ring buffer (`engine.ring_mib`) is the only
+//! buffer: when the consumer falls behind, records wait there, and what does not
+//! fit is dropped in the kernel and counted per kind (`KindStats::dropped`).
+//!
+//! `Events` has the methods of `std::sync::mpsc::Receiver` (`recv`, `recv_timeout`,
+//! `try_recv`, `iter`, `try_iter`, `for ev in events`). After
+//! [`crate::Probe::stop`], what the ring buffer still holds and the events waiting
+//! for container metadata are delivered, then the receiving methods report the
+//! disconnection. It is `Send`: a consumer may run on any one thread.
+
+use crate::{decode, enrich, ProbeCounters};
+use aya::maps::{MapData, RingBuf};
+use falco_learn_event::Event;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most records read from the ring buffer before the events are handed out.
+pub const BATCH: usize = 256;
+
+/// How often exited processes and the metadata of gone containers are swept
+/// when the ring buffer is quiet.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The probe's events, read on the caller's thread.
+pub struct Events {
+    inner: RefCell<Reader>,
+}
+
+/// What a read of the ring buffer found.
+enum Fill {
+    /// Events are ready.
+    Ready,
+    /// None before the deadline.
+    Timeout,
+    /// The probe stopped and everything was delivered.
+    Closed,
+}
+
+struct Reader {
+    ring: RingBuf<MapData>,
+    enricher: enrich::Enricher,
+    stop: Arc<AtomicBool>,
+    counters: Arc<ProbeCounters>,
+    /// Longest sleep in `poll` while nothing arrives (the kernel wakes the reader
+    /// earlier when an eighth of the ring is full).
+    poll_ms: i32,
+    ready: VecDeque<Event>,
+    since_sweep: u64,
+    last_sweep: Instant,
+    done: bool,
+}
+
+impl Events {
+    pub(crate) fn new(
+        ring: RingBuf<MapData>,
+        enricher: enrich::Enricher,
+        stop: Arc<AtomicBool>,
+        counters: Arc<ProbeCounters>,
+        poll_ms: i32,
+    ) -> Events {
+        Events {
+            inner: RefCell::new(Reader {
+                ring,
+                enricher,
+                stop,
+                counters,
+                poll_ms,
+                ready: VecDeque::with_capacity(BATCH),
+                since_sweep: 0,
+                last_sweep: Instant::now(),
+                done: false,
+            }),
+        }
+    }
+
+    fn next(&self, deadline: Option<Instant>) -> Result<Event, Fill> {
+        let mut r = self.inner.borrow_mut();
+        loop {
+            if let Some(ev) = r.ready.pop_front() {
+                return Ok(ev);
+            }
+            match r.fill(deadline) {
+                Fill::Ready => {}
+                other => return Err(other),
+            }
+        }
+    }
+
+    /// The next event, waiting as long as it takes; an error once the probe has
+    /// stopped and everything it read was delivered.
+    pub fn recv(&self) -> Result<Event, RecvError> {
+        self.next(None).map_err(|_| RecvError)
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        self.next(Some(Instant::now() + timeout))
+            .map_err(|f| match f {
+                Fill::Closed => RecvTimeoutError::Disconnected,
+                _ => RecvTimeoutError::Timeout,
+            })
+    }
+
+    /// The next event if one is ready or in the ring buffer now.
+    pub fn try_recv(&self) -> Result<Event, TryRecvError> {
+        self.next(Some(Instant::now())).map_err(|f| match f {
+            Fill::Closed => TryRecvError::Disconnected,
+            _ => TryRecvError::Empty,
+        })
+    }
+
+    /// Every event until the probe stops.
+    pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
+    }
+
+    /// The events there are now, without waiting.
+    pub fn try_iter(&self) -> impl Iterator<Item = Event> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+}
+
+/// Every event until the probe stops (`for ev in events`).
+pub struct IntoIter(Events);
+
+impl Iterator for IntoIter {
+    type Item = Event;
+    fn next(&mut self) -> Option<Event> {
+        self.0.recv().ok()
+    }
+}
+
+impl IntoIterator for Events {
+    type Item = Event;
+    type IntoIter = IntoIter;
+    fn into_iter(self) -> IntoIter {
+        IntoIter(self)
+    }
+}
+
+impl Reader {
+    /// Read records until some event is ready, the deadline passes (`None`: no
+    /// deadline) or the probe has stopped and everything was delivered.
+    fn fill(&mut self, deadline: Option<Instant>) -> Fill {
+        loop {
+            if self.done {
+                return Fill::Closed;
+            }
+            let stopping = self.stop.load(Ordering::SeqCst);
+            let n = self.drain();
+            let now = Instant::now();
+            self.housekeeping(n, now);
+            if stopping && n < BATCH {
+                // the ring buffer is empty: deliver what waits for metadata and end
+                let ready = &mut self.ready;
+                self.enricher.flush(&mut |ev| ready.push_back(ev));
+                self.done = true;
+                return if self.ready.is_empty() {
+                    Fill::Closed
+                } else {
+                    Fill::Ready
+                };
+            }
+            if !self.ready.is_empty() {
+                return Fill::Ready;
+            }
+            if n > 0 {
+                // records came that hold for metadata: read on
+                continue;
+            }
+            let mut wait_ms = if self.enricher.held() > 0 {
+                self.poll_ms.min(5)
+            } else {
+                self.poll_ms
+            };
+            if let Some(d) = deadline {
+                if now >= d {
+                    return Fill::Timeout;
+                }
+                let left = d.duration_since(now).as_micros().div_ceil(1000);
+                wait_ms = wait_ms.min(i32::try_from(left).unwrap_or(i32::MAX));
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.ring.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, bounded timeout.
+            unsafe { libc::poll(&mut pfd, 1, wait_ms) };
+        }
+    }
+
+    /// Read at most [`BATCH`] records; returns how many were read.
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        let now = Instant::now();
+        let ready = &mut self.ready;
+        while n < BATCH {
+            let Some(item) = self.ring.next() else { break };
+            n += 1;
+            match decode::decode(&item) {
+                Ok(raw) => {
+                    drop(item);
+                    self.enricher.push(&raw, now, &mut |ev| ready.push_back(ev));
+                }
+                Err(e) => {
+                    self.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("malformed probe record: {e}");
+                }
+            }
+        }
+        self.counters.records.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+
+    /// Sweep exited processes and gone containers now and then; release held events
+    /// whose metadata arrived or whose hold ran out.
+    fn housekeeping(&mut self, n: usize, now: Instant) {
+        self.since_sweep += n as u64;
+        if self.since_sweep > 4096 || now.saturating_duration_since(self.last_sweep) > SWEEP_EVERY {
+            self.enricher.procs.sweep();
+            self.enricher.sweep_containers();
+            self.since_sweep = 0;
+            self.last_sweep = now;
+        }
+        if self.enricher.held() > 0 {
+            let ready = &mut self.ready;
+            self.enricher.release(now, &mut |ev| ready.push_back(ev));
+        }
+    }
+}

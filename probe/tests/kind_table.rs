@@ -8,7 +8,8 @@
 //!   and the hand-written C declares no kind and no hook of its own;
 //! - every syscall the table hooks has both handlers in the object (`fl_exit_<name>` for the
 //!   dispatcher, `fl_tp_exit_<name>` for its own tracepoint), every scheduler program the
-//!   table names is there, and the object has no syscall handler the table lacks;
+//!   table names is there, so is the enter program of every syscall under `enter`, and the
+//!   object has no syscall handler or enter program the table lacks;
 //! - every syscall's x86_64 number is the kernel's (`asm/unistd_64.h`).
 
 mod btf;
@@ -121,6 +122,18 @@ fn every_hook_of_the_table_is_in_the_object_and_no_other() {
     for k in abi::Kind::ALL {
         for (prog, _) in k.sched() {
             assert!(funcs.contains(prog), "{prog} ({k:?}) is not in the object");
+        }
+    }
+    for sc in abi::ENTER {
+        let prog = format!("fl_enter_{sc}");
+        assert!(funcs.contains(prog.as_str()), "{prog} is not in the object");
+    }
+    for f in &funcs {
+        if let Some(sc) = f.strip_prefix("fl_enter_") {
+            assert!(
+                abi::ENTER.contains(&sc),
+                "the object has {f}, which the table's enter list lacks"
+            );
         }
     }
     let hooked: BTreeSet<String> = table_syscalls().map(|(sc, _)| sc.to_string()).collect();

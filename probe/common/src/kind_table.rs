@@ -19,6 +19,7 @@
 //   slot `nr`, `fl_tp_exit_<name>` on `syscalls:sys_exit_<name>`), each calling its C
 //   handler with the kind.
 // `paths_changed`: syscalls hooked for the verdict cache of opens, with no kind of their own.
+// `enter`: the few syscalls that also need an enter program.
 #[macro_export]
 macro_rules! kinds {
     ($callback:ident) => {
@@ -91,6 +92,10 @@ macro_rules! kinds {
                 move_mount = 429,
                 pivot_root = 155,
             ];
+            // Syscalls whose enter tracepoint is attached with their exit hook
+            // (`fl_enter_<name>` on `syscalls:sys_enter_<name>`): execveat's marks the thread
+            // so that the exec record can say execveat. Every one is also hooked by a kind.
+            enter [execveat];
         }
     };
 }

@@ -5,7 +5,7 @@
 //! scheduler tracepoints that emit it and the syscalls hooked for it (name, x86_64 number,
 //! C handler). From that table:
 //! - here: [`Kind`], [`Kind::ALL`], [`Kind::from_u32`], [`Kind::name`], [`Kind::record`],
-//!   [`Kind::syscalls`], [`Kind::sched`], [`SYSCALLS`], [`PATHS_CHANGED`], [`RETIRED`],
+//!   [`Kind::syscalls`], [`Kind::sched`], [`SYSCALLS`], [`PATHS_CHANGED`], [`ENTER`], [`RETIRED`],
 //!   [`KIND_MAX`];
 //! - `probe/build.rs`: the C `enum fl_kind` (`fl_kinds.h`) and every syscall hook program
 //!   (`fl_hooks.h`), so the kernel side cannot disagree;
@@ -81,6 +81,7 @@ macro_rules! define_kinds {
         retired { $($rid:literal => $rname:literal),* $(,)? }
         kind_max $max:literal;
         paths_changed [$($pc:ident = $pcnr:literal),* $(,)?];
+        enter [$($en:ident),* $(,)?];
     ) => {
         /// Record kinds (`enum fl_kind`), named after the `evt.type` they become.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,6 +105,10 @@ macro_rules! define_kinds {
         /// their exits end a generation of the kernel's verdict cache of opens. They report
         /// no kind.
         pub const PATHS_CHANGED: &[(&str, u32)] = &[$((stringify!($pc), $pcnr)),*];
+
+        /// Syscalls (hooked by a kind) whose enter tracepoint is attached with their exit
+        /// hook: `fl_enter_<name>` on `syscalls:sys_enter_<name>`.
+        pub const ENTER: &[&str] = &[$(stringify!($en)),*];
 
         impl Kind {
             /// How many kinds there are.
@@ -243,6 +248,10 @@ mod tests {
         // every kind is emitted by something
         for k in Kind::ALL {
             assert!(!k.syscalls().is_empty() || !k.sched().is_empty(), "{k:?}");
+        }
+        // an enter program goes with a kind's exit hook
+        for sc in ENTER {
+            assert!(SYSCALLS.iter().any(|(s, _)| s == sc), "{sc}");
         }
     }
 }

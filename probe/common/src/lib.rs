@@ -14,7 +14,7 @@
 use bytemuck::{Pod, Zeroable};
 
 mod kinds;
-pub use kinds::{Kind, Record, KIND_MAX, PATHS_CHANGED, RETIRED, SYSCALLS};
+pub use kinds::{Kind, Record, ENTER, KIND_MAX, PATHS_CHANGED, RETIRED, SYSCALLS};
 
 /// Counter slots per kind in the `STATS` map (`enum fl_stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

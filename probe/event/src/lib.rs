@@ -178,6 +178,7 @@ macro_rules! kind_event_types {
         retired { $($rid:literal => $rname:literal),* $(,)? }
         kind_max $max:literal;
         paths_changed [$($pc:ident = $pcnr:literal),* $(,)?];
+        enter [$($en:ident),* $(,)?];
     ) => {
         const fn kind_event_type(kind: Kind) -> EventType {
             match kind {

@@ -12,12 +12,17 @@
 //!
 //! Neither family has enter programs, except `execveat`'s, which marks the thread so that the
 //! exec record can say `execveat`. Measured side by side in the README (Performance).
+//!
+//! Which syscalls are hooked, their dispatcher slots (x86_64 numbers) and which need an enter
+//! program come from the table of event kinds (`probe/common/src/kind_table.rs`: each kind's
+//! `exit` column, `paths_changed`, `enter`).
 
 use crate::ProbeError;
 use aya::maps::{MapData, ProgramArray};
 use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf};
+use falco_learn_probe_common as abi;
 use std::collections::BTreeMap;
 
 /// Which family of syscall hooks to attach.
@@ -75,9 +80,18 @@ impl std::str::FromStr for SyscallHook {
     }
 }
 
-const EXECVEAT_ENTER: &str = "fl_enter_execveat";
-const EXECVEAT_ENTER_HOOK: &str = "tracepoint/syscalls/sys_enter_execveat";
 const RAW_HOOK: &str = "tp_btf/sys_exit";
+
+/// The enter program of `sc` and its hook, when the kind table lists `sc` under `enter`
+/// (execveat: it marks the thread so that the exec record can say execveat).
+fn enter_program(sc: &str) -> Option<(String, String)> {
+    abi::ENTER.contains(&sc).then(|| {
+        (
+            format!("fl_enter_{sc}"),
+            format!("tracepoint/syscalls/sys_enter_{sc}"),
+        )
+    })
+}
 
 fn program_mut<'a, P>(ebpf: &'a mut Ebpf, prog: &str, hook: &str) -> Result<&'a mut P, ProbeError>
 where
@@ -206,9 +220,13 @@ impl Hooks {
                 slots = Some(array);
             }
         }
-        let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
-        p.load()
-            .map_err(|e| prog_err(EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)(format!("{e:#}")))?;
+        for sc in abi::ENTER {
+            if let Some((prog, hk)) = enter_program(sc) {
+                let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
+                p.load()
+                    .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?;
+            }
+        }
         Ok(Hooks {
             hook,
             slots,
@@ -232,7 +250,7 @@ impl Hooks {
         self.available.iter().map(|(sc, _)| *sc)
     }
 
-    /// Attach one syscall's handler (and execveat's enter program).
+    /// Attach one syscall's handler (and its enter program, execveat's).
     pub(crate) fn attach(&mut self, ebpf: &mut Ebpf, sc: &'static str) -> Result<(), ProbeError> {
         let Some(&(_, nr)) = self.available.iter().find(|(s, _)| *s == sc) else {
             return Ok(());
@@ -263,27 +281,26 @@ impl Hooks {
                 );
             }
         }
-        if sc == "execveat" {
-            let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
-            links.enter =
-                Some(p.attach("syscalls", "sys_enter_execveat").map_err(|e| {
-                    prog_err(EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)(format!("{e:#}"))
-                })?);
+        if let Some((prog, hk)) = enter_program(sc) {
+            let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
+            links.enter = Some(
+                p.attach("syscalls", &format!("sys_enter_{sc}"))
+                    .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?,
+            );
         }
         self.links.insert(sc, links);
         Ok(())
     }
 
-    /// Detach one syscall's handler (execveat: its enter program first).
+    /// Detach one syscall's handler (its enter program first, execveat's).
     pub(crate) fn detach(&mut self, ebpf: &mut Ebpf, sc: &'static str) -> Result<(), ProbeError> {
         let Some(links) = self.links.remove(sc) else {
             return Ok(());
         };
-        if let Some(link) = links.enter {
-            let p: &mut TracePoint = program_mut(ebpf, EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)?;
-            p.detach(link).map_err(|e| {
-                prog_err(EXECVEAT_ENTER, EXECVEAT_ENTER_HOOK)(format!("detach: {e}"))
-            })?;
+        if let (Some(link), Some((prog, hk))) = (links.enter, enter_program(sc)) {
+            let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
+            p.detach(link)
+                .map_err(|e| prog_err(&prog, &hk)(format!("detach: {e}")))?;
         }
         if let Some(link) = links.exit {
             let prog = format!("fl_tp_exit_{sc}");

@@ -69,49 +69,33 @@ pub const KINDS: &[abi::Kind] = &abi::Kind::ALL;
 
 /// The syscalls the probe handles, with their x86_64 numbers: the slot of each one's
 /// handler (`fl_exit_<name>`) in the kernel's `SYSCALL_EXIT` program array, which the
-/// `sys_exit` raw tracepoint program tail-calls by syscall number.
+/// `sys_exit` raw tracepoint program tail-calls by syscall number. From the table of event
+/// kinds (`probe/common/src/kind_table.rs`: each kind's `exit` column).
 #[cfg(target_arch = "x86_64")]
-const SYSCALLS: &[(&str, u32)] = &[
-    ("execveat", 322),
-    ("connect", 42),
-    ("accept", 43),
-    ("accept4", 288),
-    ("sendto", 44),
-    ("sendmsg", 46),
-    ("open", 2),
-    ("openat", 257),
-    ("openat2", 437),
-    ("creat", 85),
-    ("socket", 41),
-    ("dup", 32),
-    ("dup2", 33),
-    ("dup3", 292),
-    ("symlink", 88),
-    ("symlinkat", 266),
-    ("link", 86),
-    ("linkat", 265),
-    ("ptrace", 101),
-    ("init_module", 175),
-    ("finit_module", 313),
-];
+const SYSCALLS: &[(&str, u32)] = abi::SYSCALLS;
 /// Syscalls that change the paths of existing dentries (renames, mount changes): their
 /// exits end a generation of the kernel's verdict cache of opens ([`filter`]). Always in
-/// their slots; they report nothing.
+/// their slots; they report nothing. From the table of event kinds (`paths_changed`).
 #[cfg(target_arch = "x86_64")]
-const PATHS_CHANGED: &[(&str, u32)] = &[
-    ("rename", 82),
-    ("renameat", 264),
-    ("renameat2", 316),
-    ("mount", 165),
-    ("umount2", 166),
-    ("move_mount", 429),
-    ("pivot_root", 155),
-];
+const PATHS_CHANGED: &[(&str, u32)] = abi::PATHS_CHANGED;
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!(
     "falco-learn's probe reads syscall arguments from x86_64 registers and numbers its \
-     syscalls by the x86_64 table (probe/ebpf/src/probe.bpf.c sc_read, probe/src/lib.rs SYSCALLS)"
+     syscalls by the x86_64 table (probe/ebpf/src/probe.bpf.c sc_read, probe/common/src/kind_table.rs)"
 );
+
+/// The scheduler tracepoints the kinds need, `(program, tp_btf tracepoint)`, each once
+/// in the table's order (the table of event kinds: each kind's `sched` column). Always
+/// attached.
+fn sched_tracepoints() -> Vec<(&'static str, &'static str)> {
+    let mut v: Vec<(&'static str, &'static str)> = Vec::new();
+    for t in abi::Kind::ALL.iter().flat_map(|k| k.sched()) {
+        if !v.contains(t) {
+            v.push(*t);
+        }
+    }
+    v
+}
 
 /// Read-only open prefixes of a probe started without rules ([`ProbeConfig::default`]:
 /// tests, `selftest`, `bench`). The agent, `record` and `learn` never use this list: they
@@ -335,11 +319,7 @@ impl Probe {
             .unwrap_or_else(|p| p.into_inner())
             .set(&cfg.read, &leaf_names)?;
 
-        for (prog, tp) in [
-            ("fl_sched_exec", "sched_process_exec"),
-            ("fl_sched_fork", "sched_process_fork"),
-            ("fl_sched_exit", "sched_process_exit"),
-        ] {
+        for (prog, tp) in sched_tracepoints() {
             let err = |e: String| ProbeError::Program {
                 program: prog.into(),
                 hook: format!("tp_btf/{tp}"),

@@ -7,109 +7,14 @@
 //! their strings after the struct, lengths in `lens`). A test in `probe/` compares
 //! these layouts with the BTF of the compiled object so the two cannot drift.
 //!
-//! Kind numbers are never reused.
+//! Record kinds come from the one table of event kinds (`kind_table.rs`, expanded in
+//! `kinds.rs`: ids, names, records, hooks); kind numbers are never reused.
 #![no_std]
 
 use bytemuck::{Pod, Zeroable};
 
-/// Record kinds (`enum fl_kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum Kind {
-    Exec = 1,
-    Fork = 2,
-    Exit = 3,
-    Connect = 4,
-    Sendto = 5,
-    Sendmsg = 6,
-    Open = 7,
-    Openat = 8,
-    Openat2 = 9,
-    Creat = 10,
-    Socket = 11,
-    Dup = 12,
-    Dup2 = 13,
-    Dup3 = 14,
-    Symlink = 15,
-    Symlinkat = 16,
-    Link = 17,
-    Linkat = 18,
-    Ptrace = 19,
-    InitModule = 20,
-    FinitModule = 21,
-    Execveat = 22,
-    /// accept/accept4: the accepted socket in [`Net`] (issue 9 §6).
-    Accept = 23,
-    Accept4 = 24,
-}
-
-/// Size of the per-kind counter table (`FL_KIND_MAX`).
-pub const KIND_MAX: u32 = 32;
-
-impl Kind {
-    pub const ALL: [Kind; 24] = [
-        Kind::Exec,
-        Kind::Fork,
-        Kind::Exit,
-        Kind::Connect,
-        Kind::Sendto,
-        Kind::Sendmsg,
-        Kind::Open,
-        Kind::Openat,
-        Kind::Openat2,
-        Kind::Creat,
-        Kind::Socket,
-        Kind::Dup,
-        Kind::Dup2,
-        Kind::Dup3,
-        Kind::Symlink,
-        Kind::Symlinkat,
-        Kind::Link,
-        Kind::Linkat,
-        Kind::Ptrace,
-        Kind::InitModule,
-        Kind::FinitModule,
-        Kind::Execveat,
-        Kind::Accept,
-        Kind::Accept4,
-    ];
-
-    pub fn from_u32(v: u32) -> Option<Kind> {
-        Kind::ALL.iter().copied().find(|k| *k as u32 == v)
-    }
-
-    /// The `evt.type` of the events records of this kind become (`execve`,
-    /// `clone`, `openat`, …): the one name of a kind in metrics and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Exec => "execve",
-            // fork records become `clone` events (one name for both in metrics)
-            Kind::Fork => "clone",
-            Kind::Exit => "procexit",
-            Kind::Connect => "connect",
-            Kind::Sendto => "sendto",
-            Kind::Sendmsg => "sendmsg",
-            Kind::Open => "open",
-            Kind::Openat => "openat",
-            Kind::Openat2 => "openat2",
-            Kind::Creat => "creat",
-            Kind::Socket => "socket",
-            Kind::Dup => "dup",
-            Kind::Dup2 => "dup2",
-            Kind::Dup3 => "dup3",
-            Kind::Symlink => "symlink",
-            Kind::Symlinkat => "symlinkat",
-            Kind::Link => "link",
-            Kind::Linkat => "linkat",
-            Kind::Ptrace => "ptrace",
-            Kind::InitModule => "init_module",
-            Kind::FinitModule => "finit_module",
-            Kind::Execveat => "execveat",
-            Kind::Accept => "accept",
-            Kind::Accept4 => "accept4",
-        }
-    }
-}
+mod kinds;
+pub use kinds::{Kind, Record, ENTER, KIND_MAX, PATHS_CHANGED, RETIRED, SYSCALLS};
 
 /// Counter slots per kind in the `STATS` map (`enum fl_stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,16 +240,6 @@ pub const LAYOUTS: [(&str, usize); 13] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_round_trip_and_fit_the_counter_table() {
-        for k in Kind::ALL {
-            assert_eq!(Kind::from_u32(k as u32), Some(k));
-            assert!((k as u32) < KIND_MAX);
-        }
-        assert_eq!(Kind::from_u32(0), None);
-        assert_eq!(Kind::from_u32(99), None);
-    }
 
     #[test]
     fn sizes_match_the_c_header() {

@@ -22,6 +22,7 @@ pub mod time;
 
 pub use jsonl::{read_jsonl, write_jsonl, JsonlError, JsonlReader};
 
+use falco_learn_probe_common::Kind;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -136,37 +137,57 @@ impl EventType {
         self as usize
     }
 
+    /// The event type records of `kind` become (the table of event kinds,
+    /// `probe/common/src/kind_table.rs`).
+    pub const fn of_kind(kind: Kind) -> EventType {
+        kind_event_type(kind)
+    }
+
+    /// The probe record kind that yields this type, if any (`fork`, `vfork`, `clone3`
+    /// are Falco names the probe never reports: forks are `clone`).
+    pub fn kind(self) -> Option<Kind> {
+        Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| EventType::of_kind(*k) == self)
+    }
+
     /// The syscall whose tracepoints report this type, or `None` for the process
     /// lifecycle (exec, fork, exit: scheduler tracepoints the probe always attaches).
+    /// From the table of event kinds: the first syscall its kind hooks (execveat's own
+    /// tracepoint only tells execveat from execve).
     pub fn syscall(self) -> Option<&'static str> {
-        use EventType as T;
-        Some(match self {
-            T::Execve | T::Clone | T::Fork | T::Vfork | T::Clone3 | T::Procexit => return None,
-            // execveat's own tracepoint only tells execveat from execve
-            T::Execveat => "execveat",
-            T::Connect => "connect",
-            T::Sendto => "sendto",
-            T::Sendmsg => "sendmsg",
-            T::Accept => "accept",
-            T::Accept4 => "accept4",
-            T::Open => "open",
-            T::Openat => "openat",
-            T::Openat2 => "openat2",
-            T::Creat => "creat",
-            T::Socket => "socket",
-            T::Dup => "dup",
-            T::Dup2 => "dup2",
-            T::Dup3 => "dup3",
-            T::Symlink => "symlink",
-            T::Symlinkat => "symlinkat",
-            T::Link => "link",
-            T::Linkat => "linkat",
-            T::Ptrace => "ptrace",
-            T::InitModule => "init_module",
-            T::FinitModule => "finit_module",
-        })
+        self.kind()
+            .and_then(|k| k.syscalls().first())
+            .map(|(sc, _)| *sc)
     }
 }
+
+/// `EventType::of_kind`, expanded from the table of event kinds: a kind naming an
+/// `EventType` variant that does not exist does not compile.
+macro_rules! kind_event_types {
+    (
+        kinds {
+            $(
+                $(#[$doc:meta])*
+                $kind:ident = $id:literal, $c:ident, $ev:ident $name:literal, record $rec:ident,
+                    sched [$($prog:ident = $tp:ident),* $(,)?],
+                    exit [$($sc:ident = $nr:literal => $handler:ident),* $(,)?];
+            )*
+        }
+        retired { $($rid:literal => $rname:literal),* $(,)? }
+        kind_max $max:literal;
+        paths_changed [$($pc:ident = $pcnr:literal),* $(,)?];
+        enter [$($en:ident),* $(,)?];
+    ) => {
+        const fn kind_event_type(kind: Kind) -> EventType {
+            match kind {
+                $(Kind::$kind => EventType::$ev,)*
+            }
+        }
+    };
+}
+falco_learn_probe_common::kinds!(kind_event_types);
 
 impl std::fmt::Display for EventType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -632,6 +653,51 @@ mod tests {
         }
         assert_eq!(EventType::from_name("nope"), None);
         assert_eq!(EventType::ALL.len(), EventType::FinitModule.index() + 1);
+    }
+
+    /// One vocabulary: a kind's name (the `kind` label of kernel counters) is the
+    /// `evt.type` of the events it becomes (fork records are `clone`, in metrics and
+    /// events alike), and each event type comes from at most one kind.
+    #[test]
+    fn kinds_are_named_as_the_event_types_they_yield() {
+        for k in Kind::ALL {
+            let t = EventType::of_kind(k);
+            assert_eq!(t.as_str(), k.name(), "{k:?}");
+            assert_eq!(EventType::from_name(k.name()), Some(t));
+            assert_eq!(t.kind(), Some(k));
+        }
+        assert_eq!(EventType::of_kind(Kind::Fork), EventType::Clone);
+        for t in [EventType::Fork, EventType::Vfork, EventType::Clone3] {
+            assert_eq!(t.kind(), None);
+        }
+    }
+
+    /// `syscall()` is the table's: the hooked syscall of the type's kind, none for the
+    /// process lifecycle; what it was before the table.
+    #[test]
+    fn syscalls_come_from_the_kind_table() {
+        use EventType as T;
+        for t in [
+            T::Execve,
+            T::Clone,
+            T::Fork,
+            T::Vfork,
+            T::Clone3,
+            T::Procexit,
+        ] {
+            assert_eq!(t.syscall(), None, "{t}");
+        }
+        for t in EventType::ALL {
+            if let Some(sc) = t.syscall() {
+                assert_eq!(sc, t.as_str());
+                let k = t.kind().unwrap();
+                assert!(falco_learn_probe_common::SYSCALLS.contains(&k.syscalls()[0]));
+            }
+        }
+        assert_eq!(
+            EventType::ALL.iter().filter_map(|t| t.syscall()).count(),
+            21
+        );
     }
 
     #[test]

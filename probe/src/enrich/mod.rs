@@ -2,6 +2,12 @@
 //! wall-clock time, fd/socket details, container attribution, user names, and
 //! container metadata (name, image, pod) from the runtime [`Resolver`].
 //!
+//! The event type of a record is its kind's (`EventType::of_kind`, the table of event
+//! kinds); what each record adds is built per hook family: `process.rs` (exec, fork,
+//! exit), `file.rs` (opens, dup, links), `net.rs` (connect, send, accept, socket),
+//! `other.rs` (ptrace, modules). This module assembles the event (process, ancestors,
+//! container, users) and holds events for their container's metadata.
+//!
 //! With a resolver, [`Enricher::push`] is the entry point: an event of a
 //! container whose metadata is still being looked up is *held* (in arrival
 //! order, at most [`RuntimeConfig::hold`] and [`RuntimeConfig::hold_max_events`])
@@ -13,6 +19,13 @@
 //! [`RuntimeConfig::hold`]: crate::runtime::RuntimeConfig::hold
 //! [`RuntimeConfig::hold_max_events`]: crate::runtime::RuntimeConfig::hold_max_events
 
+mod file;
+mod net;
+mod other;
+mod process;
+
+pub use file::normalize;
+
 use crate::container::CgroupContainer;
 use crate::decode::Raw;
 use crate::proctable::{ProcInfo, ProcessTable};
@@ -20,23 +33,12 @@ use crate::runtime::{cache_key, ContainerMeta, Lookup, Resolver};
 use crate::users::Users;
 use ahash::{AHashMap, AHashSet};
 use falco_learn_event::path;
-use falco_learn_event::{
-    Args, Container, Event, EventType, EventTypeField, ExeFlags, Fd, FdType, L4Proto, Process,
-};
+use falco_learn_event::{Container, Event, EventType, EventTypeField, Process};
 use falco_learn_probe_common as abi;
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-
-const AF_UNIX: u16 = 1;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
-const AF_NETLINK: u16 = 16;
-const AF_PACKET: u16 = 17;
-use falco_learn_event::errno::EINPROGRESS;
-const O_DIRECTORY: u32 = 0o200000;
 
 /// Turns [`Raw`] records into [`Event`]s, keeping the process table current.
 pub struct Enricher {
@@ -72,12 +74,12 @@ struct Held {
     until: Instant,
 }
 
-fn lossy(b: &[u8]) -> String {
+pub(super) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// The kernel's `PATH_*` bits of one path.
-fn path_flags(bits: u32) -> path::PathFlags {
+pub(super) fn path_flags(bits: u32) -> path::PathFlags {
     path::PathFlags {
         truncated: bits & abi::PATH_TRUNCATED != 0,
         deleted: bits & abi::PATH_DETACHED != 0,
@@ -88,96 +90,6 @@ fn path_flags(bits: u32) -> path::PathFlags {
 fn comm(h: &abi::Hdr) -> String {
     let end = h.comm.iter().position(|b| *b == 0).unwrap_or(h.comm.len());
     lossy(&h.comm[..end])
-}
-
-fn ip(family: u16, a: &[u8; 16]) -> Option<IpAddr> {
-    match family {
-        AF_INET => Some(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))),
-        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*a))),
-        _ => None,
-    }
-}
-
-fn fd_type(family: u16) -> FdType {
-    match family {
-        AF_INET => FdType::Ipv4,
-        AF_INET6 => FdType::Ipv6,
-        AF_UNIX => FdType::Unix,
-        AF_NETLINK => FdType::Netlink,
-        AF_PACKET => FdType::Packet,
-        _ => FdType::Other,
-    }
-}
-
-fn l4(protocol: u16, typ: u16) -> L4Proto {
-    match (protocol, typ) {
-        (6, _) => L4Proto::Tcp,
-        (17, _) => L4Proto::Udp,
-        (1, _) | (58, _) => L4Proto::Icmp,
-        (_, 1) => L4Proto::Tcp,
-        (_, 2) => L4Proto::Udp,
-        (_, 3) => L4Proto::Raw,
-        _ => L4Proto::Unknown,
-    }
-}
-
-fn sockfamily(family: u16) -> &'static str {
-    match family {
-        AF_INET | AF_INET6 => "ip",
-        AF_UNIX => "unix",
-        AF_NETLINK => "netlink",
-        AF_PACKET => "packet",
-        _ => "",
-    }
-}
-
-/// Lexically normalise an absolute path: `//`, `.` and `..` removed.
-pub fn normalize(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    let mut s = String::with_capacity(path.len());
-    for c in out {
-        s.push('/');
-        s.push_str(c);
-    }
-    if s.is_empty() {
-        s.push('/');
-    }
-    s
-}
-
-fn sock_fd(num: i64, s: &abi::Sock) -> Fd {
-    Fd {
-        num,
-        typ: fd_type(s.family),
-        l4proto: l4(s.protocol, s.typ),
-        cip: ip(s.family, &s.laddr),
-        cport: (s.family == AF_INET || s.family == AF_INET6).then_some(s.lport),
-        sip: ip(s.family, &s.raddr),
-        sport: (s.family == AF_INET || s.family == AF_INET6).then_some(s.rport),
-        is_client: true,
-        connected: s.rport != 0,
-        bound: (s.flags & abi::SOCK_FLAGS_KNOWN != 0).then_some(s.flags & abi::SOCK_BOUND != 0),
-        sockfamily: sockfamily(s.family).to_string(),
-        ..Default::default()
-    }
-}
-
-/// The server's view of a socket (an accepted connection, a reply from a bound UDP
-/// socket): `fd.cip`/`fd.cport` the client (the remote end), `fd.sip`/`fd.sport` this
-/// process's end, `is_client` false, as libsinsp renders a server's fd.
-fn server_side(f: &mut Fd) {
-    std::mem::swap(&mut f.cip, &mut f.sip);
-    std::mem::swap(&mut f.cport, &mut f.sport);
-    f.is_client = false;
 }
 
 impl Enricher {
@@ -310,259 +222,42 @@ impl Enricher {
         let h = *raw.hdr();
         let c = comm(&h);
         let ts = self.boot_epoch_ns + h.ts_boot_ns;
-        let typ: EventType;
-        let mut fd = None;
-        let args: Args;
-        match raw {
+        // the table of event kinds: each kind yields one event type
+        let typ = EventType::of_kind(raw.kind());
+        let (fd, args) = match raw {
             Raw::Exec {
                 e,
                 exepath,
-                args: argv,
+                args,
                 cwd,
                 cgroup,
                 filename,
             } => {
-                typ = if e.h.kind == abi::Kind::Execveat as u32 {
-                    EventType::Execveat
-                } else {
-                    EventType::Execve
+                let strings = process::ExecStrings {
+                    exepath,
+                    argv: args,
+                    cwd,
+                    cgroup,
+                    filename,
                 };
-                let mut parts: Vec<String> = argv.split(|b| *b == 0).map(lossy).collect();
-                // argv ends with a NUL: drop the empty tail
-                if parts.last().is_some_and(|s| s.is_empty()) {
-                    parts.pop();
-                }
-                let exe = if parts.is_empty() {
-                    String::new()
-                } else {
-                    parts.remove(0)
-                };
-                let cgroup = lossy(cgroup);
-                let container = self.procs.container_for_cgroup(&cgroup).map(Arc::new);
-                let boot = self.boot_epoch_ns;
-                self.procs.invalidate_ancestors();
-                let p = self.procs.entry(h.pid, h.ppid, &c);
-                p.ppid = h.ppid;
-                p.comm = c.clone();
-                p.exe = exe;
-                p.exepath = path::render(exepath, path_flags(e.flags));
-                p.args = parts;
-                p.cwd = path::render(cwd, path_flags(e.cwd_flags));
-                p.tty = e.tty;
-                p.uid = h.uid;
-                p.gid = h.gid;
-                p.loginuid = e.loginuid;
-                p.cap_effective = e.cap_effective;
-                p.cap_permitted = e.cap_permitted;
-                p.vpid = e.vpid;
-                p.sid = e.sid;
-                p.pgid = e.pgid;
-                p.start_ts = boot + e.start_boot_ns;
-                p.exe_ino = e.exe_ino;
-                p.exe_ino_ctime = e.exe_ctime_ns;
-                p.exe_ino_mtime = e.exe_mtime_ns;
-                p.exe_flags = ExeFlags {
-                    tmpfs: e.flags & abi::EXE_TMPFS != 0,
-                    memfd: e.flags & abi::EXE_MEMFD != 0,
-                    upper_layer: e.flags & abi::EXE_UPPER != 0,
-                    overlay: e.flags & abi::EXE_OVERLAY != 0,
-                    writable: exe_writable(e.exe_mode, e.exe_uid, e.exe_gid, h.uid, h.gid),
-                    killed: e.flags & abi::EXE_KILLED != 0,
-                };
-                p.container = container;
-                args = Args::Exec {
-                    filename: path::render_raw(filename),
-                };
+                (
+                    None,
+                    process::exec(&mut self.procs, self.boot_epoch_ns, &h, &c, e, strings),
+                )
             }
-            Raw::Fork(e) => {
-                typ = EventType::Clone;
-                self.procs.on_fork(
-                    h.pid,
-                    h.ppid,
-                    e.vpid,
-                    self.boot_epoch_ns + e.start_boot_ns,
-                    &c,
-                );
-                args = Args::Clone {
-                    child_pid: h.pid,
-                    flags: 0,
-                };
-            }
-            Raw::Exit(e) => {
-                typ = EventType::Procexit;
-                args = Args::Exit {
-                    status: e.exit_code,
-                };
-            }
-            Raw::Net(e) => {
-                typ = match raw.kind() {
-                    abi::Kind::Sendto => EventType::Sendto,
-                    abi::Kind::Sendmsg => EventType::Sendmsg,
-                    abi::Kind::Accept => EventType::Accept,
-                    abi::Kind::Accept4 => EventType::Accept4,
-                    _ => EventType::Connect,
-                };
-                let mut f = sock_fd(e.fd, &e.sock);
-                if e.sock.family == 0 {
-                    f.typ = fd_type(e.addr.family);
-                    f.sockfamily = sockfamily(e.addr.family).to_string();
-                }
-                // the peer as passed is authoritative for the server side
-                if let Some(peer) = ip(e.addr.family, &e.addr.addr) {
-                    f.sip = Some(peer);
-                    f.sport = Some(e.addr.port);
-                }
-                f.connected = typ == EventType::Connect && (h.res == 0 || h.res == -EINPROGRESS);
-                let accept = matches!(typ, EventType::Accept | EventType::Accept4);
-                if accept {
-                    f.connected = h.res >= 0;
-                }
-                // an accepted connection, or a UDP datagram sent from a port the process
-                // bound (a server answering its client), is the server's side
-                if accept || (f.l4proto == L4Proto::Udp && f.bound == Some(true)) {
-                    server_side(&mut f);
-                }
-                // `evt.arg.addr` as libsinsp renders a sockaddr (`ipv4serveraddr_to_string`,
-                // `ipv6serveraddr_to_string`: `address:port`, no brackets for IPv6)
-                let addr = match ip(e.addr.family, &e.addr.addr) {
-                    Some(a) => format!("{a}:{}", e.addr.port),
-                    None => String::new(),
-                };
-                args = if accept {
-                    Args::None
-                } else if typ == EventType::Connect {
-                    Args::Connect { fd: e.fd, addr }
-                } else {
-                    Args::Send {
-                        fd: e.fd,
-                        size: e.size,
-                        addr,
-                    }
-                };
-                f.unmap_ipv4();
-                fd = Some(f);
-            }
-            Raw::Open { e, path, resolved } => {
-                typ = match raw.kind() {
-                    abi::Kind::Open => EventType::Open,
-                    abi::Kind::Openat2 => EventType::Openat2,
-                    abi::Kind::Creat => EventType::Creat,
-                    _ => EventType::Openat,
-                };
-                let raw_path = path::render_raw(path);
-                let name = if !resolved.is_empty() {
-                    // the file the kernel opened (symlinks and `..` resolved)
-                    path::render(resolved, path_flags(e.path_flags))
-                } else if raw_path.starts_with('/') {
-                    normalize(&raw_path)
-                } else {
-                    let cwd = self
-                        .procs
-                        .get(h.pid)
-                        .map(|p| p.cwd.clone())
-                        .unwrap_or_default();
-                    normalize(&format!("{cwd}/{raw_path}"))
-                };
-                fd = Some(Fd {
-                    num: h.res,
-                    typ: if e.flags & O_DIRECTORY != 0 {
-                        FdType::Directory
-                    } else {
-                        FdType::File
-                    },
-                    name,
-                    nameraw: raw_path.clone(),
-                    ..Default::default()
-                });
-                args = Args::Open {
-                    name: raw_path,
-                    flags: e.flags,
-                    mode: e.mode,
-                    dirfd: e.dirfd,
-                };
-            }
-            Raw::Socket(e) => {
-                typ = EventType::Socket;
-                fd = Some(Fd {
-                    num: h.res,
-                    typ: fd_type(e.domain as u16),
-                    l4proto: l4(e.protocol as u16, (e.typ & 0xf) as u16),
-                    sockfamily: sockfamily(e.domain as u16).to_string(),
-                    ..Default::default()
-                });
-                args = Args::Socket {
-                    domain: e.domain,
-                    typ: e.typ,
-                    proto: e.protocol,
-                };
-            }
-            Raw::Dup(e) => {
-                typ = match raw.kind() {
-                    abi::Kind::Dup => EventType::Dup,
-                    abi::Kind::Dup3 => EventType::Dup3,
-                    _ => EventType::Dup2,
-                };
-                if e.sock.family != 0 {
-                    let mut f = sock_fd(h.res, &e.sock);
-                    f.unmap_ipv4();
-                    fd = Some(f);
-                } else {
-                    fd = Some(Fd {
-                        num: h.res,
-                        typ: FdType::File,
-                        ..Default::default()
-                    });
-                }
-                args = Args::Dup {
-                    oldfd: e.oldfd,
-                    newfd: e.newfd,
-                    flags: e.flags,
-                };
-            }
-            Raw::Link { e, p1, p2 } => {
-                let kind = raw.kind();
-                typ = match kind {
-                    abi::Kind::Symlink => EventType::Symlink,
-                    abi::Kind::Symlinkat => EventType::Symlinkat,
-                    abi::Kind::Link => EventType::Link,
-                    _ => EventType::Linkat,
-                };
-                args = if matches!(kind, abi::Kind::Symlink | abi::Kind::Symlinkat) {
-                    Args::Symlink {
-                        target: path::render_raw(p1),
-                        linkpath: path::render_raw(p2),
-                        newdirfd: e.newdirfd,
-                    }
-                } else {
-                    Args::Link {
-                        oldpath: path::render_raw(p1),
-                        newpath: path::render_raw(p2),
-                        olddir: e.olddirfd,
-                        newdir: e.newdirfd,
-                        flags: e.flags,
-                    }
-                };
-            }
-            Raw::Ptrace(e) => {
-                typ = EventType::Ptrace;
-                args = Args::Ptrace {
-                    request: e.request as u32,
-                    pid: e.target_pid as u32,
-                };
-            }
-            Raw::Module { e, uargs } => {
-                typ = if raw.kind() == abi::Kind::InitModule {
-                    EventType::InitModule
-                } else {
-                    EventType::FinitModule
-                };
-                args = Args::Module {
-                    len_or_fd: e.len_or_fd,
-                    uargs: lossy(uargs),
-                    flags: e.flags,
-                };
-            }
-        }
+            Raw::Fork(e) => (
+                None,
+                process::fork(&mut self.procs, self.boot_epoch_ns, &h, &c, e),
+            ),
+            Raw::Exit(e) => (None, process::exit(e)),
+            Raw::Net(e) => net::net(typ, &h, e),
+            Raw::Socket(e) => net::socket(&h, e),
+            Raw::Open { e, path, resolved } => file::open(&self.procs, &h, e, path, resolved),
+            Raw::Dup(e) => file::dup(&h, e),
+            Raw::Link { e, p1, p2 } => (None, file::link(typ, e, p1, p2)),
+            Raw::Ptrace(e) => (None, other::ptrace(e)),
+            Raw::Module { e, uargs } => (None, other::module(e, uargs)),
+        };
 
         let gen = self.procs.generation();
         let p = self.procs.entry(h.pid, h.ppid, &c);
@@ -750,19 +445,15 @@ fn leader<'a>(
     Some(leader)
 }
 
-/// Falco's `proc.is_exe_writable`: the running user may write the executable.
-fn exe_writable(mode: u32, owner: u32, group: u32, uid: u32, gid: u32) -> bool {
-    uid == 0
-        || (owner == uid && mode & 0o200 != 0)
-        || (group == gid && mode & 0o020 != 0)
-        || mode & 0o002 != 0
-}
-
 #[cfg(test)]
 mod tests {
+    use super::net::AF_INET;
+    use super::process::exe_writable;
     use super::*;
     use crate::decode::decode;
     use bytemuck::Zeroable;
+    use falco_learn_event::errno::EINPROGRESS;
+    use falco_learn_event::{Args, FdType, L4Proto};
 
     #[test]
     fn normalizes_paths() {
@@ -863,6 +554,7 @@ mod tests {
 #[cfg(test)]
 mod hold_tests {
     //! Events of a container wait for its metadata (bounded), then carry it.
+    use super::net::AF_INET;
     use super::*;
     use crate::container::RuntimeKind;
     use crate::decode::decode;

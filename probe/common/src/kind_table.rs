@@ -1,0 +1,101 @@
+// THE table of event kinds: the one place an event kind is declared.
+//
+// Included twice, by `kinds.rs` (this crate: `Kind`, its ids, names, records and hooks)
+// and by `probe/build.rs` (the C side: `enum fl_kind` in the generated `fl_kinds.h`, and the
+// `EXIT(...)`/`PATHS_CHANGED(...)` hook programs in the generated `fl_hooks.h`). Other
+// crates expand it with their own macro through `falco_learn_probe_common::kinds!`
+// (`falco-learn-event`: the `EventType` each kind yields). Plain data, no `//!` (it is
+// `include!`d).
+//
+// A row:
+//   Variant = id, C_ENUMERATOR, EventType "evt.type", record R,
+//       sched [program = tp_btf tracepoint, …], exit [syscall = x86_64 nr => C handler, …];
+// - id: the record's `fl_hdr.kind`, never reused: a kind removed moves to `retired`;
+// - EventType "evt.type": the Falco event type the records become (`Kind::name`, the
+//   `kind` label of every per-kind metric);
+// - record R: the ABI struct (`Record`) the kernel writes, which picks the decoder;
+// - sched: the scheduler tracepoints (`tp_btf/<tp>`) whose program emits the kind;
+// - exit: the syscalls hooked for the kind (`fl_exit_<name>` in the `sys_exit` dispatcher's
+//   slot `nr`, `fl_tp_exit_<name>` on `syscalls:sys_exit_<name>`), each calling its C
+//   handler with the kind.
+// `paths_changed`: syscalls hooked for the verdict cache of opens, with no kind of their own.
+// `enter`: the few syscalls that also need an enter program.
+#[macro_export]
+macro_rules! kinds {
+    ($callback:ident) => {
+        $callback! {
+            kinds {
+                Exec = 1, FL_EXEC, Execve "execve", record Exec,
+                    sched [fl_sched_exec = sched_process_exec], exit [];
+                /// Fork records become `clone` events (one name for both in metrics).
+                Fork = 2, FL_FORK, Clone "clone", record Fork,
+                    sched [fl_sched_fork = sched_process_fork], exit [];
+                Exit = 3, FL_EXIT, Procexit "procexit", record Exit,
+                    sched [fl_sched_exit = sched_process_exit], exit [];
+                Connect = 4, FL_CONNECT, Connect "connect", record Net,
+                    sched [], exit [connect = 42 => exit_net];
+                Sendto = 5, FL_SENDTO, Sendto "sendto", record Net,
+                    sched [], exit [sendto = 44 => exit_net];
+                Sendmsg = 6, FL_SENDMSG, Sendmsg "sendmsg", record Net,
+                    sched [], exit [sendmsg = 46 => exit_net];
+                Open = 7, FL_OPEN, Open "open", record Open,
+                    sched [], exit [open = 2 => exit_open];
+                Openat = 8, FL_OPENAT, Openat "openat", record Open,
+                    sched [], exit [openat = 257 => exit_open];
+                Openat2 = 9, FL_OPENAT2, Openat2 "openat2", record Open,
+                    sched [], exit [openat2 = 437 => exit_open];
+                Creat = 10, FL_CREAT, Creat "creat", record Open,
+                    sched [], exit [creat = 85 => exit_open];
+                Socket = 11, FL_SOCKET, Socket "socket", record Socket,
+                    sched [], exit [socket = 41 => exit_socket];
+                Dup = 12, FL_DUP, Dup "dup", record Dup,
+                    sched [], exit [dup = 32 => exit_dup];
+                Dup2 = 13, FL_DUP2, Dup2 "dup2", record Dup,
+                    sched [], exit [dup2 = 33 => exit_dup];
+                Dup3 = 14, FL_DUP3, Dup3 "dup3", record Dup,
+                    sched [], exit [dup3 = 292 => exit_dup];
+                Symlink = 15, FL_SYMLINK, Symlink "symlink", record Link,
+                    sched [], exit [symlink = 88 => exit_link];
+                Symlinkat = 16, FL_SYMLINKAT, Symlinkat "symlinkat", record Link,
+                    sched [], exit [symlinkat = 266 => exit_link];
+                Link = 17, FL_LINK, Link "link", record Link,
+                    sched [], exit [link = 86 => exit_link];
+                Linkat = 18, FL_LINKAT, Linkat "linkat", record Link,
+                    sched [], exit [linkat = 265 => exit_link];
+                Ptrace = 19, FL_PTRACE, Ptrace "ptrace", record Ptrace,
+                    sched [], exit [ptrace = 101 => exit_ptrace];
+                InitModule = 20, FL_INIT_MODULE, InitModule "init_module", record Module,
+                    sched [], exit [init_module = 175 => exit_module];
+                FinitModule = 21, FL_FINIT_MODULE, FinitModule "finit_module", record Module,
+                    sched [], exit [finit_module = 313 => exit_module];
+                /// The exec record of an `execveat` (sched_process_exec, marked by execveat's
+                /// enter program); the exit handler clears a failed call's mark.
+                Execveat = 22, FL_EXECVEAT, Execveat "execveat", record Exec,
+                    sched [fl_sched_exec = sched_process_exec],
+                    exit [execveat = 322 => exit_execveat];
+                /// accept/accept4: the accepted socket in a `Net` record (issue 9 §6).
+                Accept = 23, FL_ACCEPT, Accept "accept", record Net,
+                    sched [], exit [accept = 43 => exit_accept];
+                Accept4 = 24, FL_ACCEPT4, Accept4 "accept4", record Net,
+                    sched [], exit [accept4 = 288 => exit_accept];
+            }
+            // Ids of removed kinds, with the name they had: never given to another kind.
+            retired {}
+            // Size of the per-kind counter table (`FL_KIND_MAX`): every id is below it.
+            kind_max 32;
+            paths_changed [
+                rename = 82,
+                renameat = 264,
+                renameat2 = 316,
+                mount = 165,
+                umount2 = 166,
+                move_mount = 429,
+                pivot_root = 155,
+            ];
+            // Syscalls whose enter tracepoint is attached with their exit hook
+            // (`fl_enter_<name>` on `syscalls:sys_enter_<name>`): execveat's marks the thread
+            // so that the exec record can say execveat. Every one is also hooked by a kind.
+            enter [execveat];
+        }
+    };
+}

@@ -1,0 +1,22 @@
+//! The remaining kinds (`Ptrace`, `InitModule`, `FinitModule`): their arguments only.
+
+use super::lossy;
+use falco_learn_event::Args;
+use falco_learn_probe_common as abi;
+
+/// A ptrace call: the request and the target.
+pub(super) fn ptrace(e: &abi::Ptrace) -> Args {
+    Args::Ptrace {
+        request: e.request as u32,
+        pid: e.target_pid as u32,
+    }
+}
+
+/// An init_module or finit_module call.
+pub(super) fn module(e: &abi::Module, uargs: &[u8]) -> Args {
+    Args::Module {
+        len_or_fd: e.len_or_fd,
+        uargs: lossy(uargs),
+        flags: e.flags,
+    }
+}

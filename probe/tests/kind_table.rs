@@ -1,0 +1,180 @@
+//! The table of event kinds (`probe/common/src/kind_table.rs`) is the one source of truth,
+//! and the compiled object agrees with it.
+//!
+//! What it proves:
+//! - the object's `enum fl_kind` (its BTF) has exactly the table's enumerators and ids, and
+//!   `FL_KIND_MAX`: the C side cannot disagree with `Kind`;
+//! - the generated headers (`fl_kinds.h`, `fl_hooks.h` in OUT_DIR) are what the table says,
+//!   and the hand-written C declares no kind and no hook of its own;
+//! - every syscall the table hooks has both handlers in the object (`fl_exit_<name>` for the
+//!   dispatcher, `fl_tp_exit_<name>` for its own tracepoint), every scheduler program the
+//!   table names is there, so is the enter program of every syscall under `enter`, and the
+//!   object has no syscall handler or enter program the table lacks;
+//! - every syscall's x86_64 number is the kernel's (`asm/unistd_64.h`).
+
+mod btf;
+
+use btf::{Btf, KIND_ENUM, KIND_FUNC};
+use falco_learn_probe_common as abi;
+use std::collections::BTreeSet;
+
+fn object_btf() -> Btf {
+    let raw =
+        btf::elf_section(btf::probe_object(), ".BTF").expect("the probe object's .BTF section");
+    Btf::parse(raw).expect("the probe object's .BTF parses")
+}
+
+/// Every syscall the table hooks (kinds and path changes).
+fn table_syscalls() -> impl Iterator<Item = &'static (&'static str, u32)> {
+    abi::SYSCALLS.iter().chain(abi::PATHS_CHANGED)
+}
+
+#[test]
+fn the_objects_enum_fl_kind_is_the_table() {
+    let btf = object_btf();
+    let enums: Vec<_> = btf
+        .named("fl_kind")
+        .into_iter()
+        .filter(|t| t.kind == KIND_ENUM)
+        .collect();
+    assert_eq!(enums.len(), 1, "the object's BTF has one enum fl_kind");
+    let got: Vec<(String, i64)> = enums[0]
+        .enumerators
+        .iter()
+        .map(|e| (btf.name(e.name_off).unwrap().to_string(), e.value))
+        .collect();
+    let mut want: Vec<(String, i64)> = abi::Kind::ALL
+        .iter()
+        .map(|k| (k.c_name().to_string(), *k as u32 as i64))
+        .collect();
+    want.push(("FL_KIND_MAX".into(), abi::KIND_MAX as i64));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn generated_headers_are_the_table_and_the_c_declares_none_of_its_own() {
+    let out = env!("OUT_DIR");
+    let kinds = std::fs::read_to_string(format!("{out}/fl_kinds.h")).unwrap();
+    for k in abi::Kind::ALL {
+        assert!(
+            kinds.contains(&format!("\t{} = {},\n", k.c_name(), k as u32)),
+            "{k:?}"
+        );
+    }
+    for (id, name) in abi::RETIRED {
+        assert!(kinds.contains(&format!("/* {id} retired (was {name}) */")));
+    }
+    let hooks = std::fs::read_to_string(format!("{out}/fl_hooks.h")).unwrap();
+    let exits: Vec<&str> = hooks.lines().filter(|l| l.starts_with("EXIT(")).collect();
+    assert_eq!(exits.len(), abi::SYSCALLS.len());
+    for k in abi::Kind::ALL {
+        for (sc, _) in k.syscalls() {
+            assert!(
+                exits.iter().any(|l| l.starts_with(&format!("EXIT({sc}, "))
+                    && l.ends_with(&format!(", {})", k.c_name()))),
+                "{sc} of {k:?}"
+            );
+        }
+    }
+    for (sc, _) in abi::PATHS_CHANGED {
+        assert!(hooks.contains(&format!("PATHS_CHANGED({sc})\n")), "{sc}");
+    }
+
+    // the hand-written C: no enumerator of a kind, no hook line
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/ebpf/src");
+    for f in ["events.h", "probe.bpf.c", "kernel.h"] {
+        let text = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
+        for line in text.lines() {
+            let l = line.trim_start();
+            assert!(
+                !l.starts_with("EXIT(") && !l.starts_with("PATHS_CHANGED("),
+                "{f}: a hand-written hook ({l}); hooks come from the table"
+            );
+            assert!(
+                !l.starts_with("enum fl_kind"),
+                "{f}: enum fl_kind is generated from the table"
+            );
+            for k in abi::Kind::ALL {
+                assert!(
+                    !l.starts_with(&format!("{} =", k.c_name())),
+                    "{f}: {} is generated from the table",
+                    k.c_name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_hook_of_the_table_is_in_the_object_and_no_other() {
+    let btf = object_btf();
+    let funcs: BTreeSet<&str> = btf
+        .types
+        .iter()
+        .filter(|t| t.kind == KIND_FUNC)
+        .map(|t| btf.type_name(t.id))
+        .collect();
+    for (sc, _) in table_syscalls() {
+        for prog in [format!("fl_exit_{sc}"), format!("fl_tp_exit_{sc}")] {
+            assert!(funcs.contains(prog.as_str()), "{prog} is not in the object");
+        }
+    }
+    for k in abi::Kind::ALL {
+        for (prog, _) in k.sched() {
+            assert!(funcs.contains(prog), "{prog} ({k:?}) is not in the object");
+        }
+    }
+    for sc in abi::ENTER {
+        let prog = format!("fl_enter_{sc}");
+        assert!(funcs.contains(prog.as_str()), "{prog} is not in the object");
+    }
+    for f in &funcs {
+        if let Some(sc) = f.strip_prefix("fl_enter_") {
+            assert!(
+                abi::ENTER.contains(&sc),
+                "the object has {f}, which the table's enter list lacks"
+            );
+        }
+    }
+    let hooked: BTreeSet<String> = table_syscalls().map(|(sc, _)| sc.to_string()).collect();
+    for f in &funcs {
+        if let Some(sc) = f
+            .strip_prefix("fl_tp_exit_")
+            .or_else(|| f.strip_prefix("fl_exit_"))
+        {
+            assert!(
+                hooked.contains(sc),
+                "the object has {f}, which the table does not hook"
+            );
+        }
+    }
+}
+
+/// `#define __NR_<name> <nr>` of the kernel's x86_64 syscall table.
+fn unistd_64() -> Vec<(String, u32)> {
+    let path = [
+        "/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
+        "/usr/include/asm/unistd_64.h",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("asm/unistd_64.h (apt-get install linux-libc-dev, which libbpf-dev pulls in)");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("#define __NR_")?.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn syscall_numbers_are_the_x86_64_tables() {
+    let table = unistd_64();
+    assert!(table.len() > 300, "{} syscalls read", table.len());
+    for (sc, nr) in table_syscalls() {
+        let kernel = table.iter().find(|(n, _)| n == sc).map(|(_, nr)| *nr);
+        assert_eq!(kernel, Some(*nr), "{sc}: the table says {nr}");
+    }
+}

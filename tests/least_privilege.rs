@@ -296,7 +296,7 @@ fn a_missing_or_empty_profiles_directory_stops_run() {
         ))
     );
     assert_eq!(
-        err(&[os("run"), os("-o"), os("engine.queue=0")]),
-        "falco-learn: error: engine.queue must be between 1 and 1048576, got 0\n"
+        err(&[os("run"), os("-o"), os("engine.ring_mib=0")]),
+        "falco-learn: error: engine.ring_mib must be between 1 and 1024, got 0\n"
     );
 }

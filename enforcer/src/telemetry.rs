@@ -39,6 +39,8 @@ pub fn serve(listen: &str) -> Result<std::net::SocketAddr, TelemetryError> {
     };
     PrometheusBuilder::new()
         .with_http_listener(addr)
+        // histogram samples wait in memory until the upkeep: drain them every second
+        .upkeep_timeout(std::time::Duration::from_secs(1))
         .set_buckets_for_metric(
             Matcher::Full(m::EVAL_LATENCY.name.into()),
             m::EVAL_LATENCY_BUCKETS,

@@ -280,6 +280,11 @@ impl Probe {
     /// Events arrive on the returned receiver until the probe stops.
     pub fn start(cfg: ProbeConfig) -> Result<(Probe, reader::Events), ProbeError> {
         preflight(cfg.mount_tracefs)?;
+        // `EbpfLoader::new` parses the kernel's BTF for itself: drop that copy before
+        // parsing the one kept here for the tracepoints (two parsed copies alive at once
+        // were ~12 MiB of the agent's peak RSS, heaptrack)
+        let mut loader = EbpfLoader::new();
+        loader.btf(None);
         let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Btf(e.to_string()))?;
         let self_tgid = std::process::id();
         let use_memory: u32 = cgroup_v1_memory().into();
@@ -291,7 +296,7 @@ impl Probe {
             u64::from(cfg.ring_bytes / 8)
         };
         let kill_seed = kill::random_seed();
-        let mut ebpf = EbpfLoader::new()
+        let mut ebpf = loader
             .btf(Some(&btf))
             .override_global("self_tgid", &self_tgid, true)
             .override_global("cgroup_use_memory", &use_memory, true)
@@ -372,11 +377,7 @@ impl Probe {
         // Loading parsed the kernel's BTF (tens of MiB of short-lived
         // allocations): hand that memory back to the OS now.
         drop(btf);
-        // SAFETY: malloc_trim only releases free heap pages.
-        #[cfg(target_env = "gnu")]
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        release_free_memory();
         let boot = procfs::boot_epoch_ns();
         let mut table = proctable::ProcessTable::new(cfg.containerd_namespaces.clone(), boot);
         let seeded = table.seed_from_proc();
@@ -546,6 +547,19 @@ impl Probe {
 impl Drop for Probe {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Return the allocator's free pages to the OS (glibc: `malloc_trim`, which also
+/// releases free pages inside the heap, not only at its top). Called after the load
+/// and after sweeps that removed many processes: process churn leaves the heap
+/// fragmented, and without it the agent's RSS kept the peak of every burst of execs
+/// (+10 MiB per 3 000 processes in the table, heaptrack: live heap back to 6 MiB).
+pub(crate) fn release_free_memory() {
+    // SAFETY: malloc_trim only releases free heap pages.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

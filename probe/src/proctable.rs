@@ -265,9 +265,15 @@ impl ProcessTable {
         container_from_cgroup(cgroup, &self.containerd_namespaces)
     }
 
+    /// The process exited: its entry lingers for late events and orphans, without
+    /// its cached values (rebuilt if a late event needs them). Under exec churn the
+    /// lingering entries were most of the agent's memory: ~3 KiB each with the caches
+    /// (the ancestor list copies every ancestor's strings), ~0.5 KiB without.
     pub fn on_exit(&mut self, pid: u32) {
         if let Some(p) = self.procs.get_mut(&pid) {
             p.exited_at = Some(Instant::now());
+            p.ancestors_cache = None;
+            p.process_cache = None;
         }
     }
 

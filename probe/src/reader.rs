@@ -37,6 +37,10 @@ pub const BATCH: usize = 256;
 /// when the ring buffer is quiet.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// A sweep that removes at least this many processes returns the freed memory to
+/// the OS (at most once per sweep, i.e. per second or 4 096 records).
+const TRIM_AFTER_SWEPT: usize = 256;
+
 /// The probe's events, read on the caller's thread.
 pub struct Events {
     inner: RefCell<Reader>,
@@ -234,8 +238,11 @@ impl Reader {
     fn housekeeping(&mut self, n: usize, now: Instant) {
         self.since_sweep += n as u64;
         if self.since_sweep > 4096 || now.saturating_duration_since(self.last_sweep) > SWEEP_EVERY {
-            self.enricher.procs.sweep();
+            let removed = self.enricher.procs.sweep();
             self.enricher.sweep_containers();
+            if removed >= TRIM_AFTER_SWEPT {
+                crate::release_free_memory();
+            }
             self.since_sweep = 0;
             self.last_sweep = now;
         }

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Syscall loops with and without the probe: slowdown ratios, events/s, drops (root).
     Probe(ProbeBenchArgs),
+    /// Where the agent's memory goes: the real agent with N profiles, after load, a
+    /// write-open flood and an exec burst (root).
+    Memory(crate::cmd::bench_memory::MemoryBenchArgs),
     /// (internal) run one loop and print nanoseconds per operation.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -127,6 +130,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Probe(a) => probe_bench(a),
+        BenchCommand::Memory(a) => crate::cmd::bench_memory::run(a),
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand, plus helpers they share.
 pub mod bench;
+pub mod bench_memory;
 pub mod learn;
 pub mod profiles;
 pub mod record;

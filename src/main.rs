@@ -230,6 +230,13 @@ mod tests {
                 "must be a number between 0.001 and 1000, got \"0\"",
             ),
             ("iters", "0", "must be between 1 and 1000000000, got 0"),
+            (
+                "--profiles",
+                "100001",
+                "must be between 0 and 100000, got 100001",
+            ),
+            ("--writes", "0", "must be between 1 and 1000000000, got 0"),
+            ("--execs", "0", "must be between 1 and 1000000, got 0"),
         ];
         assert!(found.len() >= 15, "{found:?}");
         for (path, flag) in &found {

@@ -312,7 +312,9 @@ mod tests {
 
     /// An enricher whose container process (pid 4343) waits for metadata from a
     /// runtime that accepts and never answers.
-    fn pending_enricher(dir: &std::path::Path) -> (enrich::Enricher, std::os::unix::net::UnixListener) {
+    fn pending_enricher(
+        dir: &std::path::Path,
+    ) -> (enrich::Enricher, std::os::unix::net::UnixListener) {
         let sock = dir.join("podman.sock");
         let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let mut t = ProcessTable::new(vec![], 0);
@@ -358,7 +360,9 @@ mod tests {
     #[test]
     fn recv_timeout_with_an_unbounded_timeout_waits_until_the_stop() {
         let t = ProcessTable::new(vec![], 0);
-        let Some((ev, stop)) = events(enrich::Enricher::new(t, 0)) else { return };
+        let Some((ev, stop)) = events(enrich::Enricher::new(t, 0)) else {
+            return;
+        };
         let s = stop.clone();
         let h = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(100));
@@ -388,14 +392,21 @@ mod tests {
         let Some((ev, stop)) = events(en) else { return };
         let t0 = Instant::now();
         assert_eq!(ev.try_recv().unwrap_err(), TryRecvError::Empty);
-        assert!(t0.elapsed() < Duration::from_millis(20), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(20),
+            "{:?}",
+            t0.elapsed()
+        );
         let t0 = Instant::now();
         assert_eq!(
             ev.recv_timeout(Duration::from_millis(60)).unwrap_err(),
             RecvTimeoutError::Timeout
         );
         let el = t0.elapsed();
-        assert!(el >= Duration::from_millis(60) && el < Duration::from_millis(200), "{el:?}");
+        assert!(
+            el >= Duration::from_millis(60) && el < Duration::from_millis(200),
+            "{el:?}"
+        );
         stop.store(true, Ordering::SeqCst);
         let got: Vec<Event> = ev.try_iter().collect();
         assert_eq!(got.len(), 3);

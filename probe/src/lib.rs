@@ -254,7 +254,10 @@ pub struct Probe {
     write_filter: std::sync::Mutex<filter::OpenFilter>,
     leaf_names: std::sync::Mutex<filter::LeafNames>,
     profile_filter: filter::ProfileFilter,
-    _ebpf: Ebpf,
+    /// Dropped first in [`Probe`]'s `drop` (the programs detach), before the stop
+    /// flag is set: a consumer on another thread that sees the flag reads the ring
+    /// to its end, and nothing is written there after it.
+    _ebpf: std::mem::ManuallyDrop<Ebpf>,
 }
 
 fn possible_cpus() -> u32 {
@@ -412,7 +415,7 @@ impl Probe {
                 write_filter,
                 leaf_names,
                 profile_filter,
-                _ebpf: ebpf,
+                _ebpf: std::mem::ManuallyDrop::new(ebpf),
             },
             events,
         ))
@@ -547,6 +550,10 @@ impl Probe {
 
 impl Drop for Probe {
     fn drop(&mut self) {
+        // detach first: records written between the flag and the detach were lost
+        // when the consumer, on another thread, saw the flag and an empty ring
+        // SAFETY: dropped once, here; never used after
+        unsafe { std::mem::ManuallyDrop::drop(&mut self._ebpf) };
         self.stop.store(true, Ordering::SeqCst);
     }
 }

@@ -3,16 +3,17 @@
 //! [`Probe::start`] checks the machine (root / CAP_BPF, BTF, kernel version,
 //! tracefs), loads the CO-RE object compiled from `probe/ebpf/src/probe.bpf.c`
 //! (embedded at build time), attaches its BTF tracepoints and syscall
-//! tracepoints, and runs a reader thread that drains the ring buffer, decodes
-//! every record ([`decode`]), keeps the process table ([`proctable`]) and
-//! attributes events to containers ([`container`]), handing enriched
-//! [`falco_learn_event::Event`]s to a bounded channel. Container metadata
-//! (name, image, digest, pod) comes from the runtimes ([`runtime`]), looked up
-//! on a background thread and cached: the reader never waits on a runtime.
+//! tracepoints, and returns [`reader::Events`], which reads the ring buffer on
+//! the consumer's own thread (no reader thread, no queue): it decodes every
+//! record ([`decode`]), keeps the process table ([`proctable`]) and attributes
+//! events to containers ([`container`]), handing out enriched
+//! [`falco_learn_event::Event`]s. Container metadata (name, image, digest, pod)
+//! comes from the runtimes ([`runtime`]), looked up on a background thread and
+//! cached: reading never waits on a runtime.
 //!
-//! Nothing is lost silently: kernel drops are counted per kind in a BPF map
-//! ([`Probe::kernel_stats`]); malformed records and full userspace queues are
-//! counted in [`ProbeCounters`].
+//! Nothing is lost silently: kernel drops (the ring buffer full while the
+//! consumer is behind) are counted per kind in a BPF map
+//! ([`Probe::kernel_stats`]); malformed records are counted in [`ProbeCounters`].
 
 mod cgroup_map;
 pub mod container;
@@ -60,7 +61,7 @@ pub enum ProbeError {
     },
     #[error("eBPF map {map}: {err}")]
     Map { map: &'static str, err: String },
-    #[error("cannot start the reader thread: {0}")]
+    #[error("cannot start the container metadata thread: {0}")]
     Thread(std::io::Error),
 }
 
@@ -253,7 +254,10 @@ pub struct Probe {
     write_filter: std::sync::Mutex<filter::OpenFilter>,
     leaf_names: std::sync::Mutex<filter::LeafNames>,
     profile_filter: filter::ProfileFilter,
-    _ebpf: Ebpf,
+    /// Dropped first in [`Probe`]'s `drop` (the programs detach), before the stop
+    /// flag is set: a consumer on another thread that sees the flag reads the ring
+    /// to its end, and nothing is written there after it.
+    _ebpf: std::mem::ManuallyDrop<Ebpf>,
 }
 
 fn possible_cpus() -> u32 {
@@ -276,8 +280,8 @@ fn cgroup_v1_memory() -> bool {
 }
 
 impl Probe {
-    /// Check the machine, load and attach everything, start the reader.
-    /// Events arrive on the returned receiver until the probe stops.
+    /// Check the machine, load and attach everything. Events are read from the
+    /// returned [`reader::Events`] (on the caller's thread) until the probe stops.
     pub fn start(cfg: ProbeConfig) -> Result<(Probe, reader::Events), ProbeError> {
         preflight(cfg.mount_tracefs)?;
         // `EbpfLoader::new` parses the kernel's BTF for itself: drop that copy before
@@ -411,7 +415,7 @@ impl Probe {
                 write_filter,
                 leaf_names,
                 profile_filter,
-                _ebpf: ebpf,
+                _ebpf: std::mem::ManuallyDrop::new(ebpf),
             },
             events,
         ))
@@ -546,6 +550,10 @@ impl Probe {
 
 impl Drop for Probe {
     fn drop(&mut self) {
+        // detach first: records written between the flag and the detach were lost
+        // when the consumer, on another thread, saw the flag and an empty ring
+        // SAFETY: dropped once, here; never used after
+        unsafe { std::mem::ManuallyDrop::drop(&mut self._ebpf) };
         self.stop.store(true, Ordering::SeqCst);
     }
 }
@@ -563,8 +571,9 @@ pub(crate) fn release_free_memory() {
     }
 }
 
-/// Give a probe that was just started a moment to settle (attach is synchronous;
-/// this only lets the reader thread reach its poll loop).
+/// Give a probe that was just started a moment to settle (attach is synchronous,
+/// and records wait in the ring buffer until the consumer reads them: this only
+/// lets a consumer thread that was just spawned reach its first read).
 pub fn settle() {
     std::thread::sleep(Duration::from_millis(50));
 }

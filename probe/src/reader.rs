@@ -113,8 +113,10 @@ impl Events {
     }
 
     /// The next event, waiting at most `timeout`.
+    /// A timeout too large for an `Instant` waits without a deadline, as
+    /// `std::sync::mpsc::Receiver::recv_timeout` does (`Duration::MAX` must not panic).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
-        self.next(Some(Instant::now() + timeout))
+        self.next(Instant::now().checked_add(timeout))
             .map_err(|f| match f {
                 Fill::Closed => RecvTimeoutError::Disconnected,
                 _ => RecvTimeoutError::Timeout,
@@ -185,7 +187,14 @@ impl Reader {
                 return Fill::Ready;
             }
             if n > 0 {
-                // records came that hold for metadata: read on
+                // records came that hold for metadata: read on, unless the deadline
+                // passed (a container whose metadata is pending must not keep
+                // `try_recv`/`recv_timeout` reading past it, up to `hold_max_events`);
+                // once stopped, read to the end: an `Empty` then would end a consumer
+                // that takes it for the end (`LiveSource` after its probe stopped)
+                if !stopping && deadline.is_some_and(|d| now >= d) {
+                    return Fill::Timeout;
+                }
                 continue;
             }
             let mut wait_ms = if self.enricher.held() > 0 {
@@ -250,5 +259,160 @@ impl Reader {
             let ready = &mut self.ready;
             self.enricher.release(now, &mut |ev| ready.push_back(ev));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::{CgroupContainer, RuntimeKind};
+    use crate::decode::{decode, Raw};
+    use crate::proctable::{ProcInfo, ProcessTable};
+    use crate::runtime::{Resolver, RuntimeConfig};
+    use aya::maps::Map;
+    use bytemuck::Zeroable;
+    use falco_learn_probe_common as abi;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    const ID: &str = "5555555555555555555555555555555555555555555555555555555555555555";
+
+    /// An empty BPF ring buffer (root only; `None` elsewhere).
+    fn ring() -> Option<RingBuf<MapData>> {
+        // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries
+        let mut attr = [0u32; 32];
+        attr[0] = 27; // BPF_MAP_TYPE_RINGBUF
+        attr[3] = 4096;
+        // SAFETY: BPF_MAP_CREATE with a zeroed attr of the right size
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                0, // BPF_MAP_CREATE
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(&attr),
+            )
+        };
+        if fd < 0 {
+            eprintln!("skipped: cannot create a ring buffer (not root?)");
+            return None;
+        }
+        // SAFETY: a new fd that nothing else owns
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let data = MapData::from_fd(fd).ok()?;
+        RingBuf::try_from(Map::RingBuf(data)).ok()
+    }
+
+    fn socket_record(pid: u32) -> Vec<u8> {
+        let mut s = abi::Socket::zeroed();
+        s.h = crate::decode::tests::hdr(abi::Kind::Socket, std::mem::size_of::<abi::Socket>());
+        s.h.pid = pid;
+        s.h.tid = pid;
+        s.domain = 2;
+        bytemuck::bytes_of(&s).to_vec()
+    }
+
+    /// An enricher whose container process (pid 4343) waits for metadata from a
+    /// runtime that accepts and never answers.
+    fn pending_enricher(
+        dir: &std::path::Path,
+    ) -> (enrich::Enricher, std::os::unix::net::UnixListener) {
+        let sock = dir.join("podman.sock");
+        let l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let mut t = ProcessTable::new(vec![], 0);
+        t.insert(ProcInfo {
+            pid: 4343,
+            ppid: 1,
+            comm: "nginx".into(),
+            container: Some(Arc::new(CgroupContainer {
+                full_id: ID.into(),
+                namespace: None,
+                runtime: RuntimeKind::Podman,
+            })),
+            ..Default::default()
+        });
+        let r = Resolver::start(RuntimeConfig {
+            containerd_sockets: vec![],
+            docker_sockets: vec![],
+            podman_sockets: vec![sock],
+            podman_storage: None,
+            podman_run_root: None,
+            hold: Duration::from_secs(30),
+            lookup_timeout: Duration::from_secs(30),
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        (enrich::Enricher::new(t, 0).with_resolver(r), l)
+    }
+
+    fn events(enricher: enrich::Enricher) -> Option<(Events, Arc<AtomicBool>)> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ev = Events::new(
+            ring()?,
+            enricher,
+            stop.clone(),
+            Arc::new(ProbeCounters::default()),
+            50,
+        );
+        Some((ev, stop))
+    }
+
+    /// `recv_timeout` takes any `Duration` as mpsc's does: one too large for an
+    /// `Instant` waits without a deadline (it panicked: `Instant + Duration::MAX`).
+    #[test]
+    fn recv_timeout_with_an_unbounded_timeout_waits_until_the_stop() {
+        let t = ProcessTable::new(vec![], 0);
+        let Some((ev, stop)) = events(enrich::Enricher::new(t, 0)) else {
+            return;
+        };
+        let s = stop.clone();
+        let h = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            s.store(true, Ordering::SeqCst);
+        });
+        let t0 = Instant::now();
+        assert_eq!(
+            ev.recv_timeout(Duration::MAX).unwrap_err(),
+            RecvTimeoutError::Disconnected
+        );
+        assert!(t0.elapsed() >= Duration::from_millis(90));
+        h.join().unwrap();
+    }
+
+    /// Held events: `try_recv` and `recv_timeout` keep their deadline (no spin, no
+    /// blocking); after the stop they are delivered, in order, then Disconnected.
+    #[test]
+    fn held_events_keep_deadlines_and_are_delivered_after_the_stop() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut en, _l) = pending_enricher(d.path());
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            let raw: Raw = decode(&socket_record(4343)).unwrap();
+            en.push(&raw, Instant::now(), &mut |e| out.push(e));
+        }
+        assert_eq!((out.len(), en.held()), (0, 3));
+        let Some((ev, stop)) = events(en) else { return };
+        let t0 = Instant::now();
+        assert_eq!(ev.try_recv().unwrap_err(), TryRecvError::Empty);
+        assert!(
+            t0.elapsed() < Duration::from_millis(20),
+            "{:?}",
+            t0.elapsed()
+        );
+        let t0 = Instant::now();
+        assert_eq!(
+            ev.recv_timeout(Duration::from_millis(60)).unwrap_err(),
+            RecvTimeoutError::Timeout
+        );
+        let el = t0.elapsed();
+        assert!(
+            el >= Duration::from_millis(60) && el < Duration::from_millis(200),
+            "{el:?}"
+        );
+        stop.store(true, Ordering::SeqCst);
+        let got: Vec<Event> = ev.try_iter().collect();
+        assert_eq!(got.len(), 3);
+        assert!(got.windows(2).all(|w| w[0].num < w[1].num));
+        assert_eq!(got[0].container.id, &ID[..12]);
+        assert_eq!(ev.try_recv().unwrap_err(), TryRecvError::Disconnected);
+        assert_eq!(ev.recv().unwrap_err(), RecvError);
     }
 }

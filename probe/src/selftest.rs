@@ -967,7 +967,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     let events = Arc::new(Mutex::new(Vec::new()));
     {
         let events = events.clone();
-        // ends when the probe stops and drops the sender
+        // ends when the probe stops and the ring buffer is read to its end
         std::thread::spawn(move || {
             for ev in rx {
                 events.lock().unwrap_or_else(|p| p.into_inner()).push(ev);

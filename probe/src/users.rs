@@ -11,13 +11,36 @@ const RETRY: Duration = Duration::from_secs(5);
 type Names = AHashMap<u32, String>;
 
 /// Cached passwd/group tables, per root (host, or a container process's /proc/<pid>/root).
-#[derive(Default)]
 pub struct Users {
     host_users: Option<AHashMap<u32, String>>,
     host_groups: Option<AHashMap<u32, String>>,
-    /// container id → (users, groups, when read), read through one of its
-    /// processes; empty tables are read again after [`RETRY`].
-    containers: AHashMap<String, (Names, Names, Instant)>,
+    /// container id → (users, groups, when read, the process read through);
+    /// empty tables are read again after `retry`.
+    containers: AHashMap<String, (Names, Names, Instant, u32)>,
+    /// Bumped when a container's tables are read again and now name someone:
+    /// names cached from the tables before (the enricher's processes) are stale.
+    epoch: u64,
+    /// [`RETRY`] (tests shorten it).
+    pub(crate) retry: Duration,
+}
+
+impl Default for Users {
+    fn default() -> Self {
+        Users {
+            host_users: None,
+            host_groups: None,
+            containers: AHashMap::new(),
+            epoch: 0,
+            retry: RETRY,
+        }
+    }
+}
+
+fn read_tables(pid: u32) -> (Names, Names) {
+    let read = |f: &str| {
+        parse(&std::fs::read_to_string(format!("/proc/{pid}/root/etc/{f}")).unwrap_or_default())
+    };
+    (read("passwd"), read("group"))
 }
 
 fn parse(text: &str) -> AHashMap<u32, String> {
@@ -35,21 +58,47 @@ fn parse(text: &str) -> AHashMap<u32, String> {
 impl Users {
     fn container(&mut self, id: &str, pid: u32) -> Option<(&Names, &Names)> {
         // the lookup of a known container allocates nothing and reads no file
-        let fresh = match self.containers.get(id) {
-            Some((users, _, at)) => !users.is_empty() || at.elapsed() < RETRY,
-            None => false,
+        let retry = self.retry;
+        let (fresh, known) = match self.containers.get(id) {
+            Some((users, _, at, _)) => (!users.is_empty() || at.elapsed() < retry, true),
+            None => (false, false),
         };
         if !fresh {
-            let read = |f: &str| {
-                parse(
-                    &std::fs::read_to_string(format!("/proc/{pid}/root/etc/{f}"))
-                        .unwrap_or_default(),
-                )
-            };
-            let tables = (read("passwd"), read("group"), Instant::now());
-            self.containers.insert(id.to_string(), tables);
+            let (u, g) = read_tables(pid);
+            if known && !u.is_empty() {
+                self.epoch += 1;
+            }
+            self.containers
+                .insert(id.to_string(), (u, g, Instant::now(), pid));
         }
-        self.containers.get(id).map(|(u, g, _)| (u, g))
+        self.containers.get(id).map(|(u, g, _, _)| (u, g))
+    }
+
+    /// Changes when names already handed out may be stale (a container's tables
+    /// were read again and now name someone): part of what a cached process is
+    /// valid for.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Read again the tables of containers whose /etc/passwd could not be read,
+    /// `retry` after the last attempt (through the process read through then).
+    /// Cached processes never ask [`Users::user_name`] again, so without this a
+    /// container whose root was not ready at its first event would keep host names
+    /// (or `<NA>`) until the next exec or removal anywhere.
+    pub fn retry_unread(&mut self) {
+        let retry = self.retry;
+        for (u, g, at, pid) in self.containers.values_mut() {
+            if u.is_empty() && at.elapsed() >= retry {
+                let (nu, ng) = read_tables(*pid);
+                *at = Instant::now();
+                if !nu.is_empty() {
+                    *u = nu;
+                    *g = ng;
+                    self.epoch += 1;
+                }
+            }
+        }
     }
 
     /// Name of `uid`; container processes (`container` = (id, pid)) look in their

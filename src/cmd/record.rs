@@ -137,10 +137,13 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     }
     let recorded_for = started.elapsed();
     // stop the probe first (detaching ~40 programs takes a moment), then write
-    // what was still queued
+    // what the ring buffer still holds
     let stats = probe.kernel_stats();
-    let malformed = probe.counters.decode_errors.load(Ordering::Relaxed);
-    let runtime = probe.runtime_stats();
+    // read after the last records: the consumer decodes them (until the drain
+    // below, malformed ones are not counted yet)
+    let counters = probe.counters.clone();
+    // the stop releases the events held for metadata (`hold_timeouts`): read after
+    let resolver = probe.resolver().cloned();
     probe.stop();
     for ev in rx.try_iter() {
         if matches(&ev, &args) && write_jsonl(&mut out, &ev).is_ok() {
@@ -148,6 +151,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = out.flush();
+    let malformed = counters.decode_errors.load(Ordering::Relaxed);
+    let runtime = resolver.map(|r| r.stats());
     let dropped: u64 = stats.iter().map(|(_, s)| s.dropped).sum();
     let filtered: u64 = stats.iter().map(|(_, s)| s.filtered).sum();
     let lost: u64 = stats.iter().map(|(_, s)| s.lost_args).sum();

@@ -58,13 +58,16 @@ pub struct Enricher {
 
 /// What a cached [`Process`] was built for (with its `comm`): the table's generation
 /// (bumped by every exec and removal, which is when a process's own fields or its
-/// session and group leaders' names change) and the thread's identity.
+/// session and group leaders' names change), the thread's identity and the user
+/// tables' epoch (a container's passwd read again once its root is ready).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcessKey {
     generation: u64,
     tid: u32,
     uid: u32,
     gid: u32,
+    /// [`Users::epoch`]: a container's passwd read later renames its users.
+    users: u64,
 }
 
 /// An event waiting for its container's metadata.
@@ -196,6 +199,7 @@ impl Enricher {
     pub fn sweep_containers(&mut self) -> usize {
         let running: AHashSet<String> = self.procs.containers().map(|c| c.short_id()).collect();
         self.users.retain(|id| running.contains(id));
+        self.users.retry_unread();
         let in_table: AHashSet<&CgroupContainer> = self.procs.containers().map(|c| &**c).collect();
         self.containers.retain(|c, _| in_table.contains(c));
         let Some(r) = &self.resolver else {
@@ -266,6 +270,7 @@ impl Enricher {
             tid: h.tid,
             uid: h.uid,
             gid: h.gid,
+            users: self.users.epoch(),
         };
         let cached = p
             .process_cache
@@ -674,5 +679,99 @@ mod hold_tests {
         assert_eq!(out[1].container.runtime, "podman");
         assert_eq!(out[1].container.image_repository, "");
         assert_eq!(en.resolver().unwrap().stats().hold_timeouts, 1);
+    }
+
+    /// A container whose /etc/passwd could not be read at its first event (its root
+    /// not ready yet) is read again later: a process cached meanwhile gets the
+    /// container's names then, as every event got them before processes were
+    /// cached (it kept `<NA>` until some exec or removal anywhere on the host).
+    #[test]
+    fn cached_processes_follow_a_container_passwd_read_later() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        let root = std::ffi::CString::new(d.path().as_os_str().as_bytes()).unwrap();
+        // SAFETY: the child only calls async-signal-safe functions
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                if libc::chroot(root.as_ptr()) != 0 {
+                    libc::_exit(1);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        assert!(pid > 0);
+        struct Child(i32);
+        impl Drop for Child {
+            fn drop(&mut self) {
+                unsafe {
+                    libc::kill(self.0, libc::SIGKILL);
+                    libc::waitpid(self.0, std::ptr::null_mut(), 0);
+                }
+            }
+        }
+        let _child = Child(pid);
+        let pid = pid as u32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_link(format!("/proc/{pid}/root"))
+            .ok()
+            .as_deref()
+            != Some(d.path())
+        {
+            if Instant::now() > deadline {
+                eprintln!("skipped: cannot chroot (not root?)");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut t = ProcessTable::new(vec![], 0);
+        t.insert(ProcInfo {
+            pid,
+            ppid: 1,
+            comm: "app".into(),
+            container: Some(Arc::new(CgroupContainer {
+                full_id: ID.into(),
+                namespace: None,
+                runtime: RuntimeKind::Podman,
+            })),
+            ..Default::default()
+        });
+        let mut en = Enricher::new(t, 0);
+        en.users.retry = Duration::ZERO;
+        let record = || {
+            let mut s = abi::Socket::zeroed();
+            s.h = crate::decode::tests::hdr(abi::Kind::Socket, std::mem::size_of::<abi::Socket>());
+            s.h.pid = pid;
+            s.h.tid = pid;
+            s.h.uid = 43210;
+            s.h.gid = 43210;
+            s.domain = AF_INET as u32;
+            bytemuck::bytes_of(&s).to_vec()
+        };
+        let ev = en.enrich(&decode(&record()).unwrap()).unwrap();
+        assert_eq!(
+            (ev.process.user.as_str(), ev.process.group.as_str()),
+            ("<NA>", "<NA>")
+        );
+        // the root is ready now
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "app:x:43210:43210::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("etc/group"), "apps:x:43210:\n").unwrap();
+        // the periodic sweep (every second)
+        en.sweep_containers();
+        let ev = en.enrich(&decode(&record()).unwrap()).unwrap();
+        assert_eq!(
+            (ev.process.user.as_str(), ev.process.group.as_str()),
+            ("app", "apps")
+        );
+        // and cached again
+        let again = en.enrich(&decode(&record()).unwrap()).unwrap();
+        assert!(Arc::ptr_eq(&ev.process, &again.process));
     }
 }

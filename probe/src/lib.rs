@@ -257,7 +257,8 @@ pub struct Probe {
     /// Dropped first in [`Probe`]'s `drop` (the programs detach), before the stop
     /// flag is set: a consumer on another thread that sees the flag reads the ring
     /// to its end, and nothing is written there after it.
-    _ebpf: std::mem::ManuallyDrop<Ebpf>,
+    /// `None` only inside `drop`.
+    ebpf: Option<Ebpf>,
 }
 
 fn possible_cpus() -> u32 {
@@ -415,7 +416,7 @@ impl Probe {
                 write_filter,
                 leaf_names,
                 profile_filter,
-                _ebpf: std::mem::ManuallyDrop::new(ebpf),
+                ebpf: Some(ebpf),
             },
             events,
         ))
@@ -449,8 +450,9 @@ impl Probe {
     /// (see [`BpfStats`]); otherwise every figure is 0.
     pub fn program_stats(&self) -> Vec<ProgramStats> {
         let mut out: Vec<ProgramStats> = self
-            ._ebpf
-            .programs()
+            .ebpf
+            .iter()
+            .flat_map(|e| e.programs())
             .filter_map(|(name, p)| {
                 let info = p.info().ok()?;
                 Some(ProgramStats {
@@ -476,6 +478,9 @@ impl Probe {
         wanted: Option<&[&str]>,
     ) -> Result<(Vec<&'static str>, Vec<&'static str>), ProbeError> {
         let want = |sc: &str| wanted.is_none_or(|w| w.contains(&sc));
+        let Some(ebpf) = self.ebpf.as_mut() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
         let now = self.hooks.attached();
         let available: Vec<&'static str> = self.hooks.available().collect();
         let mut attached = Vec::new();
@@ -483,11 +488,11 @@ impl Probe {
         for sc in available {
             match (want(sc), now.contains(&sc)) {
                 (true, false) => {
-                    self.hooks.attach(&mut self._ebpf, sc)?;
+                    self.hooks.attach(ebpf, sc)?;
                     attached.push(sc);
                 }
                 (false, true) => {
-                    self.hooks.detach(&mut self._ebpf, sc)?;
+                    self.hooks.detach(ebpf, sc)?;
                     detached.push(sc);
                 }
                 _ => {}
@@ -552,8 +557,7 @@ impl Drop for Probe {
     fn drop(&mut self) {
         // detach first: records written between the flag and the detach were lost
         // when the consumer, on another thread, saw the flag and an empty ring
-        // SAFETY: dropped once, here; never used after
-        unsafe { std::mem::ManuallyDrop::drop(&mut self._ebpf) };
+        drop(self.ebpf.take());
         self.stop.store(true, Ordering::SeqCst);
     }
 }

@@ -99,6 +99,10 @@ impl Events {
             if let Some(ev) = r.ready.pop_front() {
                 return Ok(ev);
             }
+            // a flush of held events can make it thousands long: give that back once empty
+            if r.ready.capacity() > 4 * BATCH {
+                r.ready.shrink_to(BATCH);
+            }
             match r.fill(deadline) {
                 Fill::Ready => {}
                 other => return Err(other),

@@ -1890,14 +1890,13 @@ impl Drop for PodmanContainer {
     }
 }
 
-/// Issue 9's soak measurement (run by hand, not in CI: it takes its duration):
-/// `FALCO_LEARN_SOAK=600 cargo test --release --test e2e_nginx -- --ignored nginx_soak --nocapture`.
+/// Issue 9's soak: 60 s in CI; the measurement in the README is the 10-minute run,
+/// `FALCO_LEARN_SOAK=600 cargo test --release --test e2e_nginx -- nginx_soak --nocapture`.
 /// Learn nginx across a restart (`--require-start`) under HTTP load, then enforce with the
-/// stable rules and the profile for `FALCO_LEARN_SOAK` seconds (default 600) of a GET every
+/// stable rules and the profile for `FALCO_LEARN_SOAK` seconds (default 60) of a GET every
 /// 50 ms, restarting the container at a third and at two thirds: every alert about the
 /// container is a false one, and there must be none.
 #[test]
-#[ignore = "a 10-minute soak; run by hand"]
 fn nginx_soak_benign_load_with_restarts() {
     if !may_run(
         "nginx soak (real containers)",
@@ -1910,7 +1909,7 @@ fn nginx_soak_benign_load_with_restarts() {
     let secs: u64 = std::env::var("FALCO_LEARN_SOAK")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
+        .unwrap_or(60);
     let _serial = lock(&SERIAL);
     let pid = std::process::id();
     let _daemon = Containerd::start();

@@ -10,6 +10,11 @@
 //! (allowed by the profile, but under `/var/log`, where the default rule "Clear Log
 //! Activities" looks: reported, and it alerts).
 //!
+//! Outbound traffic too: the profile allows TCP to one loopback port, where the container
+//! connects 100 times (allowed, no rule needs the port: dropped in the kernel,
+//! `falco_learn_kernel_filtered_total{kind="connect",reason="profile"}` = 100), and it
+//! connects once to another port (the profile's outbound anomaly, in both runs).
+//!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
 mod common;
@@ -24,20 +29,52 @@ use support::{busybox_rootfs, ctr_sh, may_run, Containerd, CtrContainer, CtrImag
 const REPO: &str = "docker.io/library/fl-kfilter";
 const IMAGE: &str = "docker.io/library/fl-kfilter:test";
 
-const SCRIPT: &str = "busybox mkdir -p /tmp/ok /var/log; i=0; \
+const WRITES: &str = "busybox mkdir -p /tmp/ok /var/log; i=0; \
     while [ $i -lt 300 ]; do echo x > /tmp/ok/f$i; i=$((i+1)); done; \
-    echo x > /tmp/file.txt; echo x > /tmp/notallowed; : > /var/log/app.log; echo done";
+    echo x > /tmp/file.txt; echo x > /tmp/notallowed; : > /var/log/app.log";
+
+/// Allowed connects to the profile's port.
+const CONNECTS: u64 = 100;
+
+/// The scenario: the writes, then [`CONNECTS`] connects to `allowed` and one to `other`
+/// (loopback ports the test listens on; the container shares the host's network).
+fn script(allowed: u16, other: u16) -> String {
+    format!(
+        "{WRITES}; i=0; while [ $i -lt {CONNECTS} ]; do \
+         busybox nc 127.0.0.1 {allowed} </dev/null || exit 1; i=$((i+1)); done; \
+         busybox nc 127.0.0.1 {other} </dev/null || exit 1; echo done"
+    )
+}
+
+/// A loopback TCP port that accepts and closes every connection, for the test's life.
+fn listener() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = l.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            drop(c);
+        }
+    });
+    port
+}
+
+/// A socket's `fd.name` without the client's (ephemeral) end: `127.0.0.1:80`.
+fn server_end(name: &str) -> String {
+    name.rsplit("->").next().unwrap_or(name).to_string()
+}
 
 /// (rule, fd.name, proc.exepath) of every alert about the test's container.
 type AlertSet = BTreeSet<(String, String, String)>;
 
 struct Run {
     alerts: AlertSet,
-    /// `falco_learn_kernel_filtered_total{reason="profile"}`, summed over kinds.
+    /// `falco_learn_kernel_filtered_total{reason="profile"}` of the opens, summed over kinds.
     profile_filtered: u64,
+    /// The same, of connects.
+    connects_filtered: u64,
 }
 
-fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage) -> Run {
+fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: (u16, u16)) -> Run {
     let metrics_port = free_port();
     let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
     let filter_o = format!("engine.kernel_filter={kernel_filter}");
@@ -62,7 +99,8 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage) -> Run {
         // two files, the six benign sinks, the directory itself and below it
         assert!(
             agent.stderr_has(&format!(
-                "kernel filter: {IMAGE} 10 kernel entries of its writes"
+                "kernel filter: {IMAGE} 10 kernel entries of its writes and 1 of its \
+                 outbound connections"
             )),
             "{}",
             agent.stderr()
@@ -75,16 +113,20 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage) -> Run {
         // the container's first events reach the agent (its image resolved)
         std::thread::sleep(Duration::from_secs(2));
     }
-    let (out, code) = ctr_sh(&name, "scenario", SCRIPT);
+    let (out, code) = ctr_sh(&name, "scenario", &script(ports.0, ports.1));
     assert_eq!((out.as_str(), code), ("done", 0));
     // both expected alerts arrive, then a little more time for anything else
     let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
+    let outbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Outbound);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let lines = agent.stdout_lines();
         let have =
             |rule: &str, file: &str| lines.iter().any(|l| l.contains(rule) && l.contains(file));
-        if have(&anomaly, "/tmp/notallowed") && have("Clear Log Activities", "/var/log/app.log") {
+        if have(&anomaly, "/tmp/notallowed")
+            && have("Clear Log Activities", "/var/log/app.log")
+            && have(&outbound, &format!("->127.0.0.1:{}", ports.1))
+        {
             break;
         }
         assert!(
@@ -97,13 +139,19 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage) -> Run {
     }
     std::thread::sleep(Duration::from_secs(2));
     let metrics = scrape(metrics_port);
-    let profile_filtered = metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("falco_learn_kernel_filtered_total{") && l.contains("reason=\"profile\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let filtered = |connects: bool| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("falco_learn_kernel_filtered_total{")
+                    && l.contains("reason=\"profile\"")
+                    && l.contains("kind=\"connect\"") == connects
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let profile_filtered = filtered(false);
+    let connects_filtered = filtered(true);
     agent.terminate(30);
     let alerts = agent
         .stdout_lines()
@@ -114,7 +162,7 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage) -> Run {
             let f = |k: &str| a["output_fields"][k].as_str().unwrap_or("").to_string();
             (
                 a["rule"].as_str().unwrap_or("").to_string(),
-                f("fd.name"),
+                server_end(&f("fd.name")),
                 f("proc.exepath"),
             )
         })
@@ -122,6 +170,7 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage) -> Run {
     Run {
         alerts,
         profile_filtered,
+        connects_filtered,
     }
 }
 
@@ -144,6 +193,11 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
         .insert("/tmp/file.txt".into(), Default::default());
     p.write_files
         .insert("/var/log/app.log".into(), Default::default());
+    let ports = (listener(), listener());
+    let mut out = falco_learn_profiler::model::OutboundEntry::default();
+    out.peers.insert("127.0.0.1/32".parse().expect("net"));
+    p.outbound
+        .insert((falco_learn_profiler::model::Proto::Tcp, ports.0), out);
     std::fs::write(
         profiles.join("kfilter.yaml"),
         falco_learn_profiler::to_yaml(&p),
@@ -151,12 +205,15 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     .expect("write profile");
     let profiles_s = profiles.display().to_string();
 
-    let on = run_scenario(&profiles_s, true, &image);
-    let off = run_scenario(&profiles_s, false, &image);
+    let on = run_scenario(&profiles_s, true, &image, ports);
+    let off = run_scenario(&profiles_s, false, &image, ports);
     let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
+    let outbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Outbound);
+    let other = format!("127.0.0.1:{}", ports.1);
     let expected: AlertSet = [
         (anomaly.as_str(), "/tmp/notallowed"),
         ("Clear Log Activities", "/var/log/app.log"),
+        (outbound.as_str(), other.as_str()),
     ]
     .iter()
     .map(|(r, f)| (r.to_string(), f.to_string(), "/bin/busybox".to_string()))
@@ -179,4 +236,10 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
         on.profile_filtered
     );
     assert_eq!(off.profile_filtered, 0, "filter off dropped write-opens");
+    // exactly the allowed connects died in the kernel, and only with the filter on
+    assert_eq!(
+        on.connects_filtered, CONNECTS,
+        "filter on: connects dropped"
+    );
+    assert_eq!(off.connects_filtered, 0, "filter off dropped connects");
 }

@@ -19,6 +19,7 @@ const CHECKS: &[&str] = &[
     "ptrace",
     "fork-exit",
     "kernel-filter",
+    "kernel-filter-net",
     "enforce-kill",
 ];
 
@@ -39,7 +40,7 @@ fn selftest_passes_every_check_on_this_kernel() {
         String::from_utf8_lossy(&out.stderr)
     );
     for check in CHECKS {
-        let line = format!("selftest: ok   {check:<14} ");
+        let line = format!("selftest: ok   {check:<17} ");
         assert!(
             stdout.contains(&line),
             "no passing `{check}` line in:\n{stdout}"

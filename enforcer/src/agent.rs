@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::{Engine, EngineError, ProfilesFrom};
 use falco_learn_probe::ProbeConfig;
 use falco_learn_rules::kernel_plan::OpenPlan;
+use falco_learn_rules::outbound_plan::OutboundPlan;
 use std::io::Write;
 
 /// What the agent does about anomalies.
@@ -158,6 +159,70 @@ pub fn explain_open_plan(out: &mut impl Write, what: &str, plan: &OpenPlan) -> s
         }
     }
     Ok(())
+}
+
+/// What the kernel reports of outbound traffic under `plan` in the enforce modes, as
+/// `rules check --explain-kernel` prints it.
+pub fn explain_outbound_plan(out: &mut impl Write, plan: &OutboundPlan) -> std::io::Result<()> {
+    use falco_learn_rules::outbound_plan::L4;
+    for p in L4::ALL {
+        let proto = p.as_str();
+        if let Some(rules) = plan.unconstrained.get(&p) {
+            writeln!(
+                out,
+                "kernel: every outbound {proto} connection is reported (the filter is off for                  {proto}): {} cannot be reduced to remote ports",
+                rules.join(", ")
+            )?;
+            continue;
+        }
+        let ports: Vec<(&u16, &Vec<String>)> = plan
+            .ports
+            .iter()
+            .filter(|((q, _), _)| *q == p)
+            .map(|((_, port), r)| (port, r))
+            .collect();
+        writeln!(
+            out,
+            "kernel: outbound {proto} connections reported to {} remote ports{}",
+            ports.len(),
+            if ports.is_empty() { "" } else { ":" }
+        )?;
+        for (port, rules) in ports {
+            writeln!(out, "  {proto}/{port:<28} {}", rules.join(", "))?;
+        }
+    }
+    Ok(())
+}
+
+/// The probe's form of an outbound plan: the protocols the rules bound, the pairs they need.
+pub fn outbound_filter(plan: &OutboundPlan) -> falco_learn_probe::filter::OutboundFilterPlan {
+    use falco_learn_rules::outbound_plan::L4;
+    falco_learn_probe::filter::OutboundFilterPlan {
+        protocols: L4::ALL
+            .iter()
+            .filter(|p| !plan.is_off(**p))
+            .map(|p| p.ipproto())
+            .collect(),
+        needed: plan
+            .pairs()
+            .into_iter()
+            .map(|(p, port)| (p.ipproto(), port))
+            .collect(),
+    }
+}
+
+/// Log what the kernel will report of outbound traffic (a warning when a rule turns the
+/// in-kernel filter off for a protocol).
+pub fn log_outbound_plan(plan: &OutboundPlan) {
+    let mut text = Vec::new();
+    // writing to a Vec cannot fail
+    let _ = explain_outbound_plan(&mut text, plan);
+    let text = String::from_utf8_lossy(&text);
+    if plan.unconstrained.is_empty() {
+        tracing::info!("{}", text.trim_end());
+    } else {
+        tracing::warn!("{}", text.trim_end());
+    }
 }
 
 /// Log what the kernel will report of one kind of open (a warning when a rule turns the

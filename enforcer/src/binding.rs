@@ -73,14 +73,29 @@ impl ContainerMaps for falco_learn_probe::filter::ProfileFilter {
             files: k.files,
             dirs: k.dirs,
         };
-        falco_learn_probe::filter::ProfileFilter::set_profile(self, profile, &allow)
-            .map(|n| {
-                format!(
-                    "{n} kernel entries of its writes; the write-opens they allow that no rule \
-                     can match are dropped in the kernel"
-                )
-            })
-            .map_err(|e| e.to_string())
+        let writes = falco_learn_probe::filter::ProfileFilter::set_profile(self, profile, &allow)
+            .map_err(|e| e.to_string())?;
+        let outbound: Vec<falco_learn_probe::filter::OutboundAllow> =
+            falco_learn_profiler::kernel::kernel_outbound(p)
+                .into_iter()
+                .map(|o| falco_learn_probe::filter::OutboundAllow {
+                    proto: match o.proto {
+                        falco_learn_profiler::model::Proto::Udp => {
+                            falco_learn_probe::filter::IPPROTO_UDP
+                        }
+                        _ => falco_learn_probe::filter::IPPROTO_TCP,
+                    },
+                    port: o.port,
+                    addr: o.peer.network(),
+                    prefix: o.peer.prefix_len(),
+                })
+                .collect();
+        let out = falco_learn_probe::filter::ProfileFilter::set_outbound(self, profile, &outbound)
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{writes} kernel entries of its writes and {out} of its outbound connections; \
+             what they allow that no rule can match is dropped in the kernel"
+        ))
     }
     fn drop_profile(&self, profile: u32) {
         falco_learn_probe::filter::ProfileFilter::drop_profile(self, profile)

@@ -418,8 +418,9 @@ impl Default for Drops {
 pub struct Engine {
     /// Ring buffer size in MiB.
     pub ring_mib: u32,
-    /// Enforce modes: drop in the kernel the write-opens a container's profile allows
-    /// and no loaded rule can match (counted in `falco_learn_kernel_filtered_total`).
+    /// Enforce modes: drop in the kernel the write-opens and outbound connections a
+    /// container's profile allows and no loaded rule can match (counted in
+    /// `falco_learn_kernel_filtered_total`).
     /// Alerts are the same either way; `false` sends every one to userspace.
     pub kernel_filter: bool,
 }

@@ -541,6 +541,13 @@ impl Engine {
         self.rules.write_open_plan()
     }
 
+    /// The outbound (protocol, remote port) pairs the loaded rules need: an outbound event
+    /// outside them can match no rule (`engine.kernel_filter` drops those a container's
+    /// profile allows).
+    pub fn outbound_plan(&self) -> falco_learn_rules::outbound_plan::OutboundPlan {
+        self.rules.outbound_plan()
+    }
+
     /// Run one event through the default rules and its image's profile.
     ///
     /// An exec that enforce-kill killed (the event's `killed` flag, set by the

@@ -307,7 +307,7 @@ pub const KERNEL_FILTERED: Metric = counter(
 pub const KERNEL_FILTER_CONTAINERS: Metric = gauge(
     "falco_learn_kernel_filter_containers",
     None,
-    "Containers whose write-opens the kernel filters by their image's profile now",
+    "Containers whose write-opens and outbound connections the kernel filters by their image's profile now",
     &[],
 );
 

@@ -243,6 +243,16 @@ impl Source for LiveSource {
         if let Err(e) = probe.set_write_filter(&write) {
             tracing::error!("the kernel write filter was not updated: {e}");
         }
+        let outbound = if self.kernel_filter {
+            let plan = engine.outbound_plan();
+            crate::agent::log_outbound_plan(&plan);
+            crate::agent::outbound_filter(&plan)
+        } else {
+            falco_learn_probe::filter::OutboundFilterPlan::off()
+        };
+        if let Err(e) = probe.set_outbound_filter(&outbound) {
+            tracing::error!("the kernel outbound filter was not updated: {e}");
+        }
         match probe.set_syscalls(Some(&engine.needed_syscalls())) {
             Ok((attached, detached)) => self.log_attached(&attached, &detached),
             Err(e) => tracing::error!("the syscall programs were not updated: {e}"),

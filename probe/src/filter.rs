@@ -1,5 +1,13 @@
-//! Kernel-side filters of opens: what the loaded rules need, and what each container's
-//! profile allows.
+//! Kernel-side filters of opens and outbound traffic: what the loaded rules need, and what
+//! each container's profile allows.
+//!
+//! **Outbound traffic** (enforce modes): a successful `connect`, or a `sendto`/`sendmsg`
+//! to an explicit address from a client's UDP socket, is dropped in the kernel when its
+//! protocol is one the rules bound ([`OutboundFilterPlan`], maps `NET_FILTER` and
+//! `RULE_PORTS`), its (protocol, remote port) is not one they need, and the container's
+//! profile allows the protocol, port and peer ([`ProfileFilter::set_outbound`], map
+//! `PROFILE_OUTBOUND`): counted as `profile_filtered` of its kind. IPv4-mapped IPv6 peers,
+//! other protocols and a UDP server's replies are always reported.
 //!
 //! Two kinds of drop happen in the kernel, at the exit of `open`/`openat`/`openat2`/`creat`,
 //! always decided on the path of the file the kernel opened (symlinks, `..` and relative
@@ -379,12 +387,130 @@ fn entries(profile: u32, allow: &WriteAllow) -> AHashSet<Entry> {
     out
 }
 
+/// `IPPROTO_TCP`.
+pub const IPPROTO_TCP: u8 = 6;
+/// `IPPROTO_UDP`.
+pub const IPPROTO_UDP: u8 = 17;
+
+/// What the loaded rules need of outbound traffic, as the kernel holds it
+/// (`falco_learn_rules::outbound_plan::OutboundPlan`; `NET_FILTER` and `RULE_PORTS`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundFilterPlan {
+    /// Protocols ([`IPPROTO_TCP`], [`IPPROTO_UDP`]) whose outbound events may be dropped:
+    /// those the rules bound to `needed`. Empty: the filter is off.
+    pub protocols: Vec<u8>,
+    /// (protocol, remote port) pairs some rule may match: never dropped.
+    pub needed: Vec<(u8, u16)>,
+}
+
+impl OutboundFilterPlan {
+    /// Nothing dropped.
+    pub fn off() -> OutboundFilterPlan {
+        OutboundFilterPlan::default()
+    }
+}
+
+fn rule_port_key(proto: u8, port: u16) -> u32 {
+    (proto as u32) << 16 | port as u32
+}
+
+/// The kernel's outbound filter of the loaded rules (`NET_FILTER`, `RULE_PORTS`).
+pub(crate) struct OutboundFilter {
+    switch: Array<MapData, u32>,
+    ports: HashMap<MapData, u32, u8>,
+    have: AHashSet<u32>,
+}
+
+impl OutboundFilter {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<OutboundFilter, ProbeError> {
+        Ok(OutboundFilter {
+            switch: Array::try_from(take(ebpf, "NET_FILTER")?).map_err(map_err("NET_FILTER"))?,
+            ports: HashMap::try_from(take(ebpf, "RULE_PORTS")?).map_err(map_err("RULE_PORTS"))?,
+            have: AHashSet::new(),
+        })
+    }
+
+    /// Make `plan` the filter: the pairs it needs in first, then the switch, then the pairs
+    /// no longer needed out, so that no moment drops what the old or the new plan needs.
+    pub(crate) fn set(&mut self, plan: &OutboundFilterPlan) -> Result<(), ProbeError> {
+        let want: AHashSet<u32> = plan
+            .needed
+            .iter()
+            .map(|(p, port)| rule_port_key(*p, *port))
+            .collect();
+        for k in want.difference(&self.have) {
+            self.ports.insert(k, 1, 0).map_err(|e| ProbeError::Map {
+                map: "RULE_PORTS",
+                err: format!("protocol {} port {}: {e}", k >> 16, k & 0xffff),
+            })?;
+        }
+        let mut bits = 0u32;
+        for p in &plan.protocols {
+            bits |= match *p {
+                IPPROTO_TCP => 1,
+                IPPROTO_UDP => 2,
+                other => {
+                    return Err(ProbeError::Map {
+                        map: "NET_FILTER",
+                        err: format!("protocol {other}: only TCP (6) and UDP (17) are filtered"),
+                    })
+                }
+            };
+        }
+        self.switch.set(0, bits, 0).map_err(map_err("NET_FILTER"))?;
+        for k in self.have.difference(&want) {
+            // already gone is fine: the goal is absence
+            let _ = self.ports.remove(k);
+        }
+        self.have = want;
+        Ok(())
+    }
+}
+
+/// One outbound entry a profile allows: protocol ([`IPPROTO_TCP`], [`IPPROTO_UDP`]),
+/// remote port and the peer network (`addr`/`prefix`, e.g. `10.0.0.0`/8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutboundAllow {
+    pub proto: u8,
+    pub port: u16,
+    pub addr: std::net::IpAddr,
+    /// Prefix length in bits (at most 32 for IPv4, 128 for IPv6).
+    pub prefix: u8,
+}
+
+/// Bytes of a `PROFILE_OUTBOUND` key after its prefix length.
+const NET_KEY_BYTES: usize = 24;
+
+impl OutboundAllow {
+    /// The kernel's key under `profile`; `None` for a prefix longer than the address.
+    fn key(&self, profile: u32) -> Option<Key<[u8; NET_KEY_BYTES]>> {
+        let mut k = [0u8; NET_KEY_BYTES];
+        k[..4].copy_from_slice(&profile.to_le_bytes());
+        k[4] = self.proto;
+        k[6..8].copy_from_slice(&self.port.to_ne_bytes());
+        let (family, max) = match self.addr {
+            std::net::IpAddr::V4(a) => {
+                k[8..12].copy_from_slice(&a.octets());
+                (4, 32)
+            }
+            std::net::IpAddr::V6(a) => {
+                k[8..24].copy_from_slice(&a.octets());
+                (6, 128)
+            }
+        };
+        k[5] = family;
+        (self.prefix <= max).then(|| Key::new(64 + self.prefix as u32, k))
+    }
+}
+
 /// Per-container profile filter: which containers (cgroup v2 ids) run under which profile,
 /// and what each profile allows. See the module docs.
 pub struct ProfileFilter {
     cgroups: crate::cgroup_map::CgroupMap,
     writes: Mutex<LpmTrie<MapData, [u8; 4 + PROFILE_PATH_BYTES], u8>>,
     held: Mutex<AHashMap<u32, AHashSet<Entry>>>,
+    outbound: Mutex<LpmTrie<MapData, [u8; NET_KEY_BYTES], u8>>,
+    held_outbound: Mutex<AHashMap<u32, AHashSet<OutboundAllow>>>,
     gen: Arc<VerdictGen>,
 }
 
@@ -403,7 +529,42 @@ impl ProfileFilter {
                     .map_err(map_err("PROFILE_WRITES"))?,
             ),
             held: Mutex::new(AHashMap::new()),
+            outbound: Mutex::new(
+                LpmTrie::try_from(take(ebpf, "PROFILE_OUTBOUND")?)
+                    .map_err(map_err("PROFILE_OUTBOUND"))?,
+            ),
+            held_outbound: Mutex::new(AHashMap::new()),
         })
+    }
+
+    /// Make `allow` the outbound traffic profile `profile` allows (replacing what it
+    /// allowed before). Returns how many kernel entries the profile now has. An entry whose
+    /// prefix is longer than its address is refused.
+    pub fn set_outbound(&self, profile: u32, allow: &[OutboundAllow]) -> Result<usize, ProbeError> {
+        let want: AHashSet<OutboundAllow> = allow.iter().copied().collect();
+        let mut held = lock(&self.held_outbound);
+        let mut trie = lock(&self.outbound);
+        let have = held.entry(profile).or_default();
+        for a in want.difference(have) {
+            let bad = |err: String| ProbeError::Map {
+                map: "PROFILE_OUTBOUND",
+                err: format!(
+                    "profile {profile}, protocol {} port {} peer {}/{}: {err}",
+                    a.proto, a.port, a.addr, a.prefix
+                ),
+            };
+            let key = a
+                .key(profile)
+                .ok_or_else(|| bad("prefix longer than the address".into()))?;
+            trie.insert(&key, 1, 0).map_err(|e| bad(e.to_string()))?;
+        }
+        for a in have.difference(&want) {
+            if let Some(k) = a.key(profile) {
+                let _ = trie.remove(&k);
+            }
+        }
+        *have = want;
+        Ok(have.len())
     }
 
     /// Make `allow` what profile `profile` allows (replacing what it allowed before).
@@ -443,6 +604,12 @@ impl ProfileFilter {
             let mut writes = lock(&self.writes);
             for e in entries {
                 let _ = writes.remove(&e.key());
+            }
+        }
+        if let Some(entries) = lock(&self.held_outbound).remove(&profile) {
+            let mut trie = lock(&self.outbound);
+            for k in entries.iter().filter_map(|a| a.key(profile)) {
+                let _ = trie.remove(&k);
             }
         }
         if let Err(e) = self.gen.bump() {
@@ -521,6 +688,39 @@ mod tests {
         );
         assert!(suffix_lens(&v(&["a", "bb", "ccc", "dddd", "eeeee"])).is_err());
         assert!(suffix_lens(&v(&[&"x".repeat(64)])).is_err());
+    }
+
+    #[test]
+    fn outbound_keys_hold_profile_protocol_family_port_and_the_network_bits() {
+        let a = OutboundAllow {
+            proto: IPPROTO_TCP,
+            port: 5432,
+            addr: "10.1.0.0".parse().expect("ip"),
+            prefix: 16,
+        };
+        let k = a.key(0x0102_0304).expect("fits");
+        assert_eq!(k.prefix_len(), 64 + 16);
+        let mut want = vec![4, 3, 2, 1, 6, 4];
+        want.extend_from_slice(&5432u16.to_ne_bytes());
+        want.extend_from_slice(&[10, 1, 0, 0]);
+        want.extend_from_slice(&[0; 12]);
+        assert_eq!(k.data().to_vec(), want);
+        let v6 = OutboundAllow {
+            addr: "2001:db8::1".parse().expect("ip"),
+            prefix: 128,
+            proto: IPPROTO_UDP,
+            ..a
+        };
+        let k = v6.key(1).expect("fits");
+        assert_eq!(k.prefix_len(), 64 + 128);
+        assert_eq!(&k.data()[4..6], &[17, 6]);
+        assert!(OutboundAllow { prefix: 33, ..a }.key(1).is_none());
+    }
+
+    #[test]
+    fn rule_ports_pack_protocol_and_port() {
+        assert_eq!(rule_port_key(IPPROTO_TCP, 443), (6 << 16) | 443);
+        assert_eq!(rule_port_key(IPPROTO_UDP, 53), (17 << 16) | 53);
     }
 
     #[test]

@@ -253,6 +253,7 @@ pub struct Probe {
     read_filter: std::sync::Mutex<filter::OpenFilter>,
     write_filter: std::sync::Mutex<filter::OpenFilter>,
     leaf_names: std::sync::Mutex<filter::LeafNames>,
+    outbound_filter: std::sync::Mutex<filter::OutboundFilter>,
     profile_filter: filter::ProfileFilter,
     /// Dropped first in [`Probe`]'s `drop` (the programs detach), before the stop
     /// flag is set: a consumer on another thread that sees the flag reads the ring
@@ -323,6 +324,10 @@ impl Probe {
         write_filter.set(&filter::OpenFilterPlan::off(), &leaf_names)?;
         let write_filter = std::sync::Mutex::new(write_filter);
         let profile_filter = filter::ProfileFilter::new(&mut ebpf, gen)?;
+        // off until the agent sets it, like the write filter
+        let mut outbound_filter = filter::OutboundFilter::new(&mut ebpf)?;
+        outbound_filter.set(&filter::OutboundFilterPlan::off())?;
+        let outbound_filter = std::sync::Mutex::new(outbound_filter);
         let read_filter = std::sync::Mutex::new(read_filter);
         read_filter
             .lock()
@@ -415,6 +420,7 @@ impl Probe {
                 read_filter,
                 write_filter,
                 leaf_names,
+                outbound_filter,
                 profile_filter,
                 ebpf: Some(ebpf),
             },
@@ -525,6 +531,20 @@ impl Probe {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set(plan, &self.leaf_names)
+    }
+
+    /// Change the outbound filter of the loaded rules (enforce modes): the protocols the
+    /// rules bound and the (protocol, remote port) pairs they need
+    /// (`Ruleset::outbound_plan`); [`filter::OutboundFilterPlan::off`] drops nothing. With
+    /// a protocol on, a successful connect (or a client's UDP send to an explicit address)
+    /// to a pair outside `needed` that the container's profile allows
+    /// ([`filter::ProfileFilter::set_outbound`]) is dropped and counted
+    /// ([`KindStats::profile_filtered`]).
+    pub fn set_outbound_filter(&self, plan: &filter::OutboundFilterPlan) -> Result<(), ProbeError> {
+        self.outbound_filter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(plan)
     }
 
     /// Which containers run under which profile, and what each profile allows (the kernel

@@ -22,6 +22,7 @@
 //! | `ptrace` | `PTRACE_ATTACH` to its own child | request 16, target pid, result 0 |
 //! | `fork-exit` | the ptrace child's own fork and exit | child pid, exit status |
 //! | `kernel-filter` | in a cgroup of its own under a profile, opens for writing: two the profile allows (a file, one below an allowed directory), one under a rule prefix, one with a rule's file name, one with a rule's file-name ending, one outside the profile, one by a relative path; then an allowed one from outside the cgroup | exactly the two allowed ones are dropped in the kernel (`profile_filtered` +2, no event), every other one is reported |
+//! | `kernel-filter-net` | in a cgroup of its own under a profile allowing TCP and UDP to loopback ports, with one TCP port needed by a rule: a TCP connect and a UDP send the profile allows, a connect to the rule's port, a connect outside the profile, a UDP send from a bound port (a server's reply); then an allowed connect from outside the cgroup | exactly the allowed connect and send are dropped in the kernel (`profile_filtered` +1 each, no event), every other one is reported |
 //! | `enforce-kill` | in a cgroup of its own under a profile: an allowed exec, a disallowed one, and the long-path copy with its leaf side allowed as a path | the disallowed and the truncated ones die of SIGKILL with the `killed` flag; the allowed one runs |
 //!
 //! The kernel matrix (`tests/kernels/`) runs this under qemu on every supported kernel;
@@ -942,6 +943,187 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
     result
 }
 
+/// The kernel's outbound filter (`engine.kernel_filter`): see the table in the module docs.
+fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String> {
+    use crate::filter::{OutboundAllow, OutboundFilterPlan, IPPROTO_TCP, IPPROTO_UDP};
+    let root = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
+    let cg = root.join(format!("fl-selftest-net-{}", std::process::id()));
+    std::fs::create_dir(&cg).map_err(|e| format!("mkdir {}: {e}", cg.display()))?;
+    let result = (|| {
+        let id = std::fs::metadata(&cg).map_err(|e| e.to_string())?.ino();
+        const PROFILE: u32 = u32::MAX - 2;
+        let listen = || -> Result<(std::net::TcpListener, u16), String> {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")
+                .map_err(|e| format!("bind 127.0.0.1: {e}"))?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            Ok((l, port))
+        };
+        // listeners keep their backlog: the connects complete without an accept
+        let (_allowed_l, allowed) = listen()?;
+        let (_needed_l, needed) = listen()?;
+        let (_other_l, other) = listen()?;
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let udp_port = udp.local_addr().map_err(|e| e.to_string())?.port();
+        let reply_from = free_port(true)?;
+        let lo: std::net::IpAddr = [127, 0, 0, 1].into();
+        let entry = |proto, port, prefix| OutboundAllow {
+            proto,
+            port,
+            addr: if prefix == 8 {
+                [127, 0, 0, 0].into()
+            } else {
+                lo
+            },
+            prefix,
+        };
+        probe
+            .set_outbound_filter(&OutboundFilterPlan {
+                protocols: vec![IPPROTO_TCP, IPPROTO_UDP],
+                needed: vec![(IPPROTO_TCP, needed)],
+            })
+            .map_err(|e| e.to_string())?;
+        let pf = probe.profile_filter();
+        pf.set_profile(PROFILE, &crate::filter::WriteAllow::default())
+            .map_err(|e| e.to_string())?;
+        pf.set_outbound(
+            PROFILE,
+            &[
+                entry(IPPROTO_TCP, allowed, 32),
+                entry(IPPROTO_TCP, needed, 32),
+                entry(IPPROTO_UDP, udp_port, 8),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+        pf.bind(id, PROFILE).map_err(|e| e.to_string())?;
+        let procs = cstr(&cg.join("cgroup.procs"))?;
+        let (sa_allowed, sa_needed, sa_other, sa_udp, sa_reply) = (
+            loopback(allowed),
+            loopback(needed),
+            loopback(other),
+            loopback(udp_port),
+            loopback(reply_from),
+        );
+        let before = filtered_net(probe);
+        let pid = child_ok(
+            "kernel-filter-net",
+            in_child(|| {
+                // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
+                unsafe {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                        return 2;
+                    }
+                    libc::close(fd);
+                    for (i, sa) in [&sa_allowed, &sa_needed, &sa_other].iter().enumerate() {
+                        let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                        let sap = (*sa as *const libc::sockaddr_in).cast();
+                        if s < 0 || libc::connect(s, sap, SA_LEN) != 0 {
+                            return 3 + i as i32;
+                        }
+                        libc::close(s);
+                    }
+                    let buf = [0u8; 1];
+                    let udpp = (&sa_udp as *const libc::sockaddr_in).cast();
+                    // a client's datagram (autobound port), then one from a bound port
+                    let c = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+                    if c < 0 || libc::sendto(c, buf.as_ptr().cast(), 1, 0, udpp, SA_LEN) != 1 {
+                        return 6;
+                    }
+                    let b = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+                    let rp = (&sa_reply as *const libc::sockaddr_in).cast();
+                    if b < 0
+                        || libc::bind(b, rp, SA_LEN) != 0
+                        || libc::sendto(b, buf.as_ptr().cast(), 1, 0, udpp, SA_LEN) != 1
+                    {
+                        return 7;
+                    }
+                }
+                0
+            }),
+        );
+        pf.release(id);
+        let pid = pid?;
+        let to = |e: &Event, kind: EventType, port: u16| {
+            e.process.pid == pid
+                && e.event_type() == kind
+                && match &e.args {
+                    Args::Connect { addr, .. } | Args::Send { addr, .. } => {
+                        *addr == format!("127.0.0.1:{port}")
+                    }
+                    _ => false,
+                }
+        };
+        seen.wait("connect to the rule's port", pid, |e| {
+            to(e, EventType::Connect, needed)
+        })?;
+        seen.wait("connect outside the profile", pid, |e| {
+            to(e, EventType::Connect, other)
+        })?;
+        let reply = seen.wait("send from a bound port", pid, |e| {
+            to(e, EventType::Sendto, udp_port)
+        })?;
+        expect(
+            "bound sender's port",
+            reply.fd.as_ref().and_then(|f| f.sport),
+            Some(reply_from),
+        )?;
+        let after = filtered_net(probe);
+        expect("profile_filtered connects and sends", after - before, 2)?;
+        // events of one process arrive in order: the dropped ones would be here by now
+        let got = seen
+            .lock()
+            .iter()
+            .filter(|e| {
+                to(e, EventType::Connect, allowed)
+                    || (to(e, EventType::Sendto, udp_port)
+                        && e.fd.as_ref().and_then(|f| f.sport) != Some(reply_from))
+            })
+            .count();
+        expect("events of the dropped connect and send", got, 0)?;
+        // outside the cgroup the same allowed connect is reported
+        let host = child_ok(
+            "kernel-filter-net (outside)",
+            in_child(|| {
+                // SAFETY: raw socket syscalls on a sockaddr prepared before fork.
+                unsafe {
+                    let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                    let sap = (&sa_allowed as *const libc::sockaddr_in).cast();
+                    i32::from(s < 0 || libc::connect(s, sap, SA_LEN) != 0)
+                }
+            }),
+        )?;
+        let want = format!("127.0.0.1:{allowed}");
+        seen.wait("connect outside the cgroup", host, |e| {
+            e.process.pid == host && matches!(&e.args, Args::Connect { addr, .. } if *addr == want)
+        })?;
+        drop(udp);
+        pf.drop_profile(PROFILE);
+        probe
+            .set_outbound_filter(&OutboundFilterPlan::off())
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "allowed TCP connect and UDP send dropped in cgroup {id}; the rule's port, outside \
+             the profile, a bound port's reply and another cgroup reported"
+        ))
+    })();
+    let _ = std::fs::remove_dir(&cg);
+    result
+}
+
+fn filtered_net(probe: &Probe) -> u64 {
+    probe
+        .kernel_stats()
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k,
+                crate::abi::Kind::Connect | crate::abi::Kind::Sendto | crate::abi::Kind::Sendmsg
+            )
+        })
+        .map(|(_, s)| s.profile_filtered)
+        .sum()
+}
+
 fn filtered_opens(probe: &Probe) -> u64 {
     probe
         .kernel_stats()
@@ -1020,6 +1202,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("ptrace", ptrace);
     add("fork-exit", fork_exit);
     add("kernel-filter", check_kernel_filter(&seen, &probe, &env));
+    add("kernel-filter-net", check_kernel_filter_net(&seen, &probe));
     if cfg.kill {
         add("enforce-kill", check_kill(&seen, &probe, &env));
     }

@@ -8,11 +8,17 @@
 //! only approximate, paths that do not fit the kernel's key) stays with the userspace
 //! matcher, which sees those events as before.
 //!
-//! The rule: every path the kernel entries allow is one [`Profile::check`] finds no anomaly
-//! in (a subset, never more). `tests` proves it on the learned shapes.
+//! Outbound traffic likewise: [`kernel_outbound`] gives the TCP and UDP (protocol, remote
+//! port, peer network) entries; the kernel drops a client's connect or send that one of
+//! them allows when no loaded rule needs its (protocol, port).
+//!
+//! The rule: every path or connection the kernel entries allow is one [`Profile::check`]
+//! finds no anomaly in (a subset, never more). `tests` proves it on the learned shapes.
 
 use crate::matcher::BENIGN_WRITE_SINKS;
-use crate::model::Profile;
+use crate::model::{Profile, Proto};
+use ipnet::IpNet;
+use std::net::IpAddr;
 
 /// The write entries of one profile the kernel compares: raw path bytes (what the kernel
 /// reports; rendered names go through `falco_learn_event::path::raw_bytes`).
@@ -74,6 +80,43 @@ pub fn kernel_writes(profile: &Profile) -> KernelWrites {
     KernelWrites { files, dirs }
 }
 
+/// One outbound entry of a profile the kernel compares: protocol (TCP or UDP), remote port
+/// and a peer network (as learned, in its network form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelOutbound {
+    pub proto: Proto,
+    pub port: u16,
+    pub peer: IpNet,
+}
+
+/// The part of `profile`'s outbound dimension the kernel can compare exactly: every TCP
+/// and UDP (protocol, port, peer network) entry. Other protocols stay with userspace.
+pub fn kernel_outbound(profile: &Profile) -> Vec<KernelOutbound> {
+    let mut v: Vec<KernelOutbound> = profile
+        .outbound
+        .iter()
+        .filter(|((proto, _), _)| matches!(proto, Proto::Tcp | Proto::Udp))
+        .flat_map(|((proto, port), e)| {
+            e.peers.iter().map(|n| KernelOutbound {
+                proto: *proto,
+                port: *port,
+                peer: n.trunc(),
+            })
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+impl KernelOutbound {
+    /// Whether this entry allows an outbound event of `proto` to `peer`:`port`: the
+    /// kernel's comparison, for tests and tools.
+    pub fn allows(&self, proto: Proto, port: u16, peer: &IpAddr) -> bool {
+        self.proto == proto && self.port == port && self.peer.contains(peer)
+    }
+}
+
 impl KernelWrites {
     /// Whether the kernel's entries allow a write to `path` (the raw bytes of a resolved,
     /// canonical path): the kernel's comparison, for tests and tools.
@@ -84,6 +127,80 @@ impl KernelWrites {
                     || path == d.as_slice()
                     || (path.starts_with(d) && path.get(d.len()) == Some(&b'/'))
             })
+    }
+}
+
+#[cfg(test)]
+mod outbound_tests {
+    use super::*;
+    use crate::model::{ImageRef, OutboundEntry, Seen};
+    use falco_learn_event::{Args, Event, EventType, EventTypeField, Fd, FdType, L4Proto};
+
+    fn connect(proto: L4Proto, ip: &str, port: u16) -> Event {
+        let ip: IpAddr = ip.parse().expect("ip");
+        Event {
+            typ: EventTypeField(EventType::Connect),
+            res: 0,
+            fd: Some(Fd {
+                num: 3,
+                typ: if ip.is_ipv4() {
+                    FdType::Ipv4
+                } else {
+                    FdType::Ipv6
+                },
+                l4proto: proto,
+                sip: Some(ip),
+                sport: Some(port),
+                cport: Some(40000),
+                is_client: true,
+                ..Fd::default()
+            }),
+            args: Args::Connect {
+                fd: 3,
+                addr: format!("{ip}:{port}"),
+            },
+            ..Event::default()
+        }
+    }
+
+    /// Every connection the kernel entries allow is one the profile's matcher allows.
+    #[test]
+    fn kernel_entries_allow_only_what_the_profile_allows() {
+        let mut p = Profile::new(ImageRef::new("docker.io/library/app", "1"));
+        let mut e = OutboundEntry {
+            seen: Seen::default(),
+            ..OutboundEntry::default()
+        };
+        e.peers.insert("10.1.2.3/16".parse().expect("net"));
+        e.peers.insert("2001:db8::1/128".parse().expect("net"));
+        p.outbound.insert((Proto::Tcp, 5432), e.clone());
+        p.outbound.insert((Proto::Udp, 53), e.clone());
+        p.outbound.insert((Proto::Icmp, 0), e);
+        let k = kernel_outbound(&p);
+        // icmp stays in userspace; networks in their network form
+        assert_eq!(k.len(), 4);
+        assert!(k.iter().all(|x| matches!(x.proto, Proto::Tcp | Proto::Udp)));
+        assert!(k.iter().any(|x| x.peer.to_string() == "10.1.0.0/16"));
+        let cases = [
+            (L4Proto::Tcp, "10.1.200.7", 5432),
+            (L4Proto::Tcp, "10.2.0.1", 5432),
+            (L4Proto::Tcp, "10.1.0.1", 5433),
+            (L4Proto::Udp, "10.1.0.1", 53),
+            (L4Proto::Udp, "10.1.0.1", 5432),
+            (L4Proto::Tcp, "2001:db8::1", 5432),
+            (L4Proto::Tcp, "2001:db8::2", 5432),
+        ];
+        let mut allowed = 0;
+        for (proto, ip, port) in cases {
+            let ev = connect(proto, ip, port);
+            let addr: IpAddr = ip.parse().expect("ip");
+            let kernel = k.iter().any(|x| x.allows(proto.into(), port, &addr));
+            if kernel {
+                allowed += 1;
+                assert_eq!(p.check(&ev), None, "{proto:?} {ip}:{port}");
+            }
+        }
+        assert_eq!(allowed, 3);
     }
 }
 

@@ -36,6 +36,7 @@ pub mod glob;
 pub mod kernel_plan;
 pub mod limits;
 pub mod operators;
+pub mod outbound_plan;
 pub mod output;
 pub mod parser;
 pub mod pmatch;

@@ -126,3 +126,25 @@ fn upstream_and_default_rules_under_the_strict_check() {
         assert_eq!(got, want, "{paths:?}");
     }
 }
+
+/// Falco's stable rules need outbound TCP to the ssh rule's non-standard ports only
+/// (`Contact K8S API Server From Container` tests `fd.sip.name`, which falco-learn never
+/// fills): every other outbound pair a container's profile allows can be dropped in the
+/// kernel in the enforce modes.
+#[test]
+fn stable_rules_need_outbound_tcp_to_the_ssh_rules_ports_only() {
+    use falco_learn_rules::outbound_plan::L4;
+    let (rs, report) = Ruleset::load_files(&[upstream_dir().join(FILES[0])]);
+    assert!(report.errors.is_empty(), "{report}");
+    let p = rs.outbound_plan();
+    assert!(p.unconstrained.is_empty(), "{:?}", p.unconstrained);
+    assert_eq!(
+        p.pairs(),
+        [53, 80, 88, 443, 4444, 8080, 8443]
+            .map(|x| (L4::Tcp, x))
+            .to_vec()
+    );
+    for names in p.ports.values() {
+        assert_eq!(names, &["Disallowed SSH Connection Non Standard Port"]);
+    }
+}

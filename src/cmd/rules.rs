@@ -120,6 +120,13 @@ fn check(
              following that its container's profile allows is dropped in the kernel"
         )?;
         explain(&mut out, "write-opens", &rs.write_open_plan())?;
+        writeln!(
+            out,
+            "kernel: in the enforce modes (engine.kernel_filter), an outbound connection to a \
+             remote port not listed below that its container's profile allows is dropped in \
+             the kernel"
+        )?;
+        falco_learn_enforcer::agent::explain_outbound_plan(&mut out, &rs.outbound_plan())?;
     }
     let mut strict_failed = false;
     if strict {

@@ -48,8 +48,8 @@ pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
     );
     for c in &report.checks {
         match &c.outcome {
-            Ok(what) => println!("selftest: ok   {:<14} {what}", c.name),
-            Err(why) => println!("selftest: FAIL {:<14} {why}", c.name),
+            Ok(what) => println!("selftest: ok   {:<17} {what}", c.name),
+            Err(why) => println!("selftest: FAIL {:<17} {why}", c.name),
         }
     }
     let (passed, all) = (report.passed(), report.checks.len());

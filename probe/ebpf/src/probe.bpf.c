@@ -268,6 +268,44 @@ struct {
 	__type(value, struct profile_path_key);
 } PROFILE_KEY SEC(".maps");
 
+/* Outbound traffic (enforce modes with engine.kernel_filter). NET_FILTER says, per protocol (bit
+ * 0 TCP, bit 1 UDP), that the loaded rules bound it to the (protocol, remote port) pairs in
+ * RULE_PORTS (Ruleset::outbound_plan). A successful connect, or a sendto/sendmsg to an explicit
+ * address from a client's UDP socket, of a bounded protocol to a pair outside RULE_PORTS that the
+ * container's profile allows (PROFILE_OUTBOUND) is counted (FL_STAT_PROFILE_FILTERED) and dropped.
+ * Everything else is reported. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u32);
+} NET_FILTER SEC(".maps");
+/* key: IPPROTO_* << 16 | remote port */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} RULE_PORTS SEC(".maps");
+/* What each profile allows out: profile number, IPPROTO_*, family (4 or 6), remote port, then
+ * the peer network's address bits; prefixlen = 64 + the network's prefix length. */
+struct profile_net_key {
+	u32 prefixlen;
+	u32 profile;
+	u8 proto;
+	u8 family;
+	u16 port;
+	u8 addr[16];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct profile_net_key);
+	__type(value, u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} PROFILE_OUTBOUND SEC(".maps");
+
 /* enforce-kill. Containers under enforcement, by the id of their cgroup v2
  * (bpf_get_current_cgroup_id(): 64-bit kernfs ids are never reused, and every
  * process of a container is in it, `ctr task exec` included), mapped to a
@@ -1201,10 +1239,75 @@ static __always_inline int paths_changed(long ret)
  * opened: a decision on the string the process passed could be evaded
  * (`/etc/./shadow`, `//etc/shadow`, a symlink). */
 
+#define FL_EINPROGRESS 115
+
+/* Whether the outbound event is one the kernel filter drops (see NET_FILTER): the same
+ * decision as the profile's userspace matcher (profiler/src/matcher.rs: a client's outbound
+ * behaviour, `(fd.l4proto, fd.sport)` and the peer `fd.sip`), on what the event would report.
+ * Anything it is not sure of is reported: another protocol or family, an IPv4-mapped peer, a
+ * UDP send from the server's end (inbound traffic). */
+static __always_inline bool net_dropped(u32 kind, s64 ret, const struct fl_addr *addr,
+					const struct fl_sock *sock)
+{
+	u32 zero = 0, rk, *on, *profile;
+	u64 cgid;
+	u8 proto, bit;
+	struct profile_net_key k = {};
+	if (ret < 0 && !(kind == FL_CONNECT && ret == -FL_EINPROGRESS))
+		return false;
+	on = bpf_map_lookup_elem(&NET_FILTER, &zero);
+	if (!on || !*on)
+		return false;
+	if ((addr->family != AF_INET && addr->family != AF_INET6) || sock->family != addr->family)
+		return false;
+	if (sock->protocol == 6) {
+		proto = 6;
+		bit = 1;
+	} else if (sock->protocol == 17) {
+		proto = 17;
+		bit = 2;
+	} else {
+		return false;
+	}
+	if (!(*on & bit))
+		return false;
+	/* a datagram sent from the port the process bound, or from the port it sends to, is a
+	 * server's reply (the profile's inbound dimension) */
+	if (kind != FL_CONNECT &&
+	    (proto != 17 || !(sock->flags & FL_SOCK_FLAGS_KNOWN) || (sock->flags & FL_SOCK_BOUND) ||
+	     sock->lport == addr->port))
+		return false;
+	/* ::ffff:a.b.c.d: userspace may render it as IPv4 */
+	if (addr->family == AF_INET6) {
+		u64 hi;
+		u32 mid;
+		__builtin_memcpy(&hi, addr->addr, 8);
+		__builtin_memcpy(&mid, addr->addr + 8, 4);
+		if (hi == 0 && mid == 0xffff0000)
+			return false;
+	}
+	rk = (u32)proto << 16 | addr->port;
+	if (bpf_map_lookup_elem(&RULE_PORTS, &rk))
+		return false;
+	cgid = bpf_get_current_cgroup_id();
+	profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+	if (!profile)
+		return false;
+	k.prefixlen = 64 + 128;
+	k.profile = *profile;
+	k.proto = proto;
+	k.family = addr->family == AF_INET ? 4 : 6;
+	k.port = addr->port;
+	__builtin_memcpy(k.addr, addr->addr, 16);
+	return bpf_map_lookup_elem(&PROFILE_OUTBOUND, &k) != NULL;
+}
+
 static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fl_net *e;
+	struct fl_addr addr = {};
+	struct fl_sock sock = {};
 	const void *name = NULL;
 	u32 namelen = 0;
 	/* sendto/sendmsg matter only on unconnected sockets (a destination is passed) */
@@ -1222,6 +1325,12 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 			return 0;
 		bpf_probe_read_user(&namelen, sizeof(namelen), msg + 8);
 	}
+	read_sockaddr(name, namelen, &addr);
+	sock_info(fd_file(task, (s64)a->args[0]), &sock);
+	if (net_dropped(kind, a->ret, &addr, &sock)) {
+		stat_inc(kind, FL_STAT_PROFILE_FILTERED);
+		return 0;
+	}
 	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
 	if (!e) {
 		stat_inc(kind, FL_STAT_DROPPED);
@@ -1233,8 +1342,8 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 	e->fd = (s64)a->args[0];
 	if (kind == FL_SENDTO)
 		e->size = a->args[2];
-	read_sockaddr(name, namelen, &e->addr);
-	sock_info(fd_file(task, e->fd), &e->sock);
+	e->addr = addr;
+	e->sock = sock;
 	bpf_ringbuf_submit(e, rb_flags());
 	stat_inc(kind, FL_STAT_EMITTED);
 	return 0;

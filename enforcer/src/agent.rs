@@ -170,7 +170,8 @@ pub fn explain_outbound_plan(out: &mut impl Write, plan: &OutboundPlan) -> std::
         if let Some(rules) = plan.unconstrained.get(&p) {
             writeln!(
                 out,
-                "kernel: every outbound {proto} connection is reported (the filter is off for                  {proto}): {} cannot be reduced to remote ports",
+                "kernel: every outbound {proto} connection is reported (the filter is off for \
+                 {proto}): {} cannot be reduced to remote ports",
                 rules.join(", ")
             )?;
             continue;
@@ -246,5 +247,61 @@ pub fn open_filter(plan: &OpenPlan) -> falco_learn_probe::filter::OpenFilterPlan
         names: plan.name_list(),
         suffixes: plan.suffix_list(),
         noncanonical: !plan.noncanonical.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use falco_learn_rules::Ruleset;
+
+    fn rules(conds: &[(&str, &str)]) -> Ruleset {
+        let text: String = conds
+            .iter()
+            .map(|(name, cond)| {
+                format!(
+                    "- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o\n  priority: WARNING\n"
+                )
+            })
+            .collect();
+        let (rs, report) = Ruleset::load_sources(&[("t.yaml", &text)]);
+        assert!(report.errors.is_empty(), "{report}");
+        rs
+    }
+
+    #[test]
+    fn the_outbound_plan_as_printed_and_as_the_probe_holds_it() {
+        let rs = rules(&[
+            (
+                "ssh",
+                "evt.type = connect and fd.l4proto = tcp and fd.sport in (22, 2222)",
+            ),
+            (
+                "nc",
+                "evt.type = sendto and fd.l4proto = udp and proc.name = nc",
+            ),
+        ]);
+        let plan = rs.outbound_plan();
+        let mut out = Vec::new();
+        explain_outbound_plan(&mut out, &plan).expect("write");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "kernel: outbound tcp connections reported to 2 remote ports:\n  \
+             tcp/22                           ssh\n  \
+             tcp/2222                         ssh\n\
+             kernel: every outbound udp connection is reported (the filter is off for udp): \
+             nc cannot be reduced to remote ports\n"
+        );
+        // UDP is off: only TCP may be dropped, never to the rule's ports
+        assert_eq!(
+            outbound_filter(&plan),
+            falco_learn_probe::filter::OutboundFilterPlan {
+                protocols: vec![falco_learn_probe::filter::IPPROTO_TCP],
+                needed: vec![
+                    (falco_learn_probe::filter::IPPROTO_TCP, 22),
+                    (falco_learn_probe::filter::IPPROTO_TCP, 2222)
+                ],
+            }
+        );
     }
 }

@@ -97,6 +97,9 @@ pub enum LoopKind {
     ForkExec,
     /// TCP connect to a loopback listener + close
     Connect,
+    /// TCP connect + close in a cgroup whose profile allows the port and peer (the connect is
+    /// dropped in the kernel; the worker's own accept is still reported)
+    ConnectAllowed,
     /// getppid(): a syscall no program handles (what every syscall pays for the sys_exit hook)
     Getppid,
 }
@@ -109,6 +112,7 @@ impl LoopKind {
             LoopKind::OpenWriteAllowed => "open/close (write, profile-allows)",
             LoopKind::ForkExec => "fork+exec /bin/true",
             LoopKind::Connect => "TCP connect loopback",
+            LoopKind::ConnectAllowed => "TCP connect (profile-allows)",
             LoopKind::Getppid => "getppid (no handler)",
         }
     }
@@ -116,7 +120,7 @@ impl LoopKind {
         match self {
             LoopKind::OpenRead | LoopKind::OpenWrite | LoopKind::OpenWriteAllowed => 200_000.0,
             LoopKind::ForkExec => 2_000.0,
-            LoopKind::Connect => 10_000.0,
+            LoopKind::Connect | LoopKind::ConnectAllowed => 10_000.0,
             LoopKind::Getppid => 2_000_000.0,
         }
     }
@@ -176,7 +180,7 @@ fn worker(kind: LoopKind, iters: u64) -> anyhow::Result<f64> {
                 anyhow::ensure!(st.success(), "/bin/true: {st}");
             }
         }
-        LoopKind::Connect => {
+        LoopKind::Connect | LoopKind::ConnectAllowed => {
             // one thread does connect and accept: on loopback the handshake
             // completes inside connect(), so no cross-thread wakeups (whose
             // idle-CPU latency would swamp the measurement on a VM)
@@ -460,6 +464,15 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         falco_learn_rules::Ruleset::load_sources(&[("default", falco_learn_rules::DEFAULT_RULES)]);
     let write_plan = default_rules.write_open_plan();
     let write_filter = falco_learn_enforcer::agent::open_filter(&write_plan);
+    let outbound_filter =
+        falco_learn_enforcer::agent::outbound_filter(&default_rules.outbound_plan());
+    // and the connect loop's port and peer
+    let allow_out = [falco_learn_probe::filter::OutboundAllow {
+        proto: falco_learn_probe::filter::IPPROTO_TCP,
+        port: BENCH_PORT,
+        addr: std::net::Ipv4Addr::LOCALHOST.into(),
+        prefix: 32,
+    }];
     // what the workers exec: themselves, then /bin/true (fork+exec loop)
     let allowed: Vec<String> = [std::env::current_exe()?, "/bin/true".into()]
         .iter()
@@ -484,6 +497,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             LoopKind::OpenWriteAllowed,
             LoopKind::ForkExec,
             LoopKind::Connect,
+            LoopKind::ConnectAllowed,
             LoopKind::Getppid,
         ]
     } else {
@@ -495,7 +509,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
     );
     let mut peer_lines = Vec::new();
     for kind in kinds {
-        let cgroup = if kind == LoopKind::OpenWriteAllowed {
+        let cgroup = if matches!(kind, LoopKind::OpenWriteAllowed | LoopKind::ConnectAllowed) {
             Some(&filter_cgroup)
         } else {
             cgroup.as_ref()
@@ -551,7 +565,9 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             // engine.kernel_filter as `run` sets it: the default rules' write plan, and
             // the filter cgroup under a profile allowing the worker's file
             probe.set_write_filter(&write_filter)?;
+            probe.set_outbound_filter(&outbound_filter)?;
             probe.profile_filter().set_profile(2, &allow)?;
+            probe.profile_filter().set_outbound(2, &allow_out)?;
             probe.profile_filter().bind(filter_cgroup.id, 2)?;
             let count = Arc::new(AtomicU64::new(0));
             let c2 = count.clone();

@@ -10,10 +10,13 @@
 //! (allowed by the profile, but under `/var/log`, where the default rule "Clear Log
 //! Activities" looks: reported, and it alerts).
 //!
-//! Outbound traffic too: the profile allows TCP to one loopback port, where the container
+//! Network traffic too: the profile allows TCP to one loopback port, where the container
 //! connects 100 times (allowed, no rule needs the port: dropped in the kernel,
 //! `falco_learn_kernel_filtered_total{kind="connect",reason="profile"}` = 100), and it
-//! connects once to another port (the profile's outbound anomaly, in both runs).
+//! connects once to another port (the profile's outbound anomaly, in both runs). The
+//! container serves one TCP port of its profile and one outside it, and the test connects
+//! to each once: the first accept is dropped in the kernel, the second is the profile's
+//! inbound anomaly.
 //!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
@@ -58,6 +61,35 @@ fn listener() -> u16 {
     port
 }
 
+/// Serve `ports` one after the other in the container (`nc -l`, one connection each) while
+/// the test connects to each from the host (retrying until the container listens).
+fn serve(container: &str, ports: &[u16]) {
+    let script = ports
+        .iter()
+        .map(|p| format!("busybox nc -l -p {p} </dev/null >/dev/null || exit 1; "))
+        .collect::<String>()
+        + "echo served";
+    let name = container.to_string();
+    let server = std::thread::spawn(move || ctr_sh(&name, "serve", &script));
+    for port in ports {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match std::net::TcpStream::connect(("127.0.0.1", *port)) {
+                Ok(c) => {
+                    drop(c);
+                    break;
+                }
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "port {port} never served: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    let (out, code) = server.join().expect("serving thread");
+    assert_eq!((out.as_str(), code), ("served", 0));
+}
+
 /// A socket's `fd.name` without the client's (ephemeral) end: `127.0.0.1:80`.
 fn server_end(name: &str) -> String {
     name.rsplit("->").next().unwrap_or(name).to_string()
@@ -70,11 +102,14 @@ struct Run {
     alerts: AlertSet,
     /// `falco_learn_kernel_filtered_total{reason="profile"}` of the opens, summed over kinds.
     profile_filtered: u64,
-    /// The same, of connects.
+    /// The same, of connects and accepts.
     connects_filtered: u64,
 }
 
-fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: (u16, u16)) -> Run {
+/// Loopback ports of the scenario: (connect allowed, connect not allowed, served, not served).
+type Ports = (u16, u16, u16, u16);
+
+fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Ports) -> Run {
     let metrics_port = free_port();
     let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
     let filter_o = format!("engine.kernel_filter={kernel_filter}");
@@ -99,8 +134,8 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: (u
         // two files, the six benign sinks, the directory itself and below it
         assert!(
             agent.stderr_has(&format!(
-                "kernel filter: {IMAGE} 10 kernel entries of its writes and 1 of its \
-                 outbound connections"
+                "kernel filter: {IMAGE} 10 kernel entries of its writes, 1 of its \
+                 outbound connections and 1 of its served ports"
             )),
             "{}",
             agent.stderr()
@@ -115,9 +150,11 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: (u
     }
     let (out, code) = ctr_sh(&name, "scenario", &script(ports.0, ports.1));
     assert_eq!((out.as_str(), code), ("done", 0));
+    serve(&name, &[ports.2, ports.3]);
     // both expected alerts arrive, then a little more time for anything else
     let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
     let outbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Outbound);
+    let inbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Inbound);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let lines = agent.stdout_lines();
@@ -126,6 +163,7 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: (u
         if have(&anomaly, "/tmp/notallowed")
             && have("Clear Log Activities", "/var/log/app.log")
             && have(&outbound, &format!("->127.0.0.1:{}", ports.1))
+            && have(&inbound, &format!("->127.0.0.1:{}", ports.3))
         {
             break;
         }
@@ -145,7 +183,7 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: (u
             .filter(|l| {
                 l.starts_with("falco_learn_kernel_filtered_total{")
                     && l.contains("reason=\"profile\"")
-                    && l.contains("kind=\"connect\"") == connects
+                    && (l.contains("kind=\"connect\"") || l.contains("kind=\"accept")) == connects
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
@@ -193,7 +231,16 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
         .insert("/tmp/file.txt".into(), Default::default());
     p.write_files
         .insert("/var/log/app.log".into(), Default::default());
-    let ports = (listener(), listener());
+    let ports = (
+        listener(),
+        listener(),
+        common::free_port(),
+        common::free_port(),
+    );
+    p.inbound.get_or_insert_with(Default::default).insert(
+        (falco_learn_profiler::model::Proto::Tcp, ports.2),
+        Default::default(),
+    );
     let mut out = falco_learn_profiler::model::OutboundEntry::default();
     out.peers.insert("127.0.0.1/32".parse().expect("net"));
     p.outbound
@@ -210,10 +257,13 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
     let outbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Outbound);
     let other = format!("127.0.0.1:{}", ports.1);
+    let inbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Inbound);
+    let unserved = format!("127.0.0.1:{}", ports.3);
     let expected: AlertSet = [
         (anomaly.as_str(), "/tmp/notallowed"),
         ("Clear Log Activities", "/var/log/app.log"),
         (outbound.as_str(), other.as_str()),
+        (inbound.as_str(), unserved.as_str()),
     ]
     .iter()
     .map(|(r, f)| (r.to_string(), f.to_string(), "/bin/busybox".to_string()))
@@ -236,10 +286,12 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
         on.profile_filtered
     );
     assert_eq!(off.profile_filtered, 0, "filter off dropped write-opens");
-    // exactly the allowed connects died in the kernel, and only with the filter on
+    // exactly the allowed connects and the accept on the served port died in the kernel,
+    // and only with the filter on
     assert_eq!(
-        on.connects_filtered, CONNECTS,
-        "filter on: connects dropped"
+        on.connects_filtered,
+        CONNECTS + 1,
+        "filter on: connects and accepts dropped"
     );
     assert_eq!(off.connects_filtered, 0, "filter off dropped connects");
 }

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::{Engine, EngineError, ProfilesFrom};
 use falco_learn_probe::ProbeConfig;
 use falco_learn_rules::kernel_plan::OpenPlan;
-use falco_learn_rules::outbound_plan::OutboundPlan;
+use falco_learn_rules::net_plan::NetPlan;
 use std::io::Write;
 
 /// What the agent does about anomalies.
@@ -161,17 +161,21 @@ pub fn explain_open_plan(out: &mut impl Write, what: &str, plan: &OpenPlan) -> s
     Ok(())
 }
 
-/// What the kernel reports of outbound traffic under `plan` in the enforce modes, as
+/// What the kernel reports of one side's traffic under `plan` in the enforce modes, as
 /// `rules check --explain-kernel` prints it.
-pub fn explain_outbound_plan(out: &mut impl Write, plan: &OutboundPlan) -> std::io::Result<()> {
-    use falco_learn_rules::outbound_plan::L4;
+pub fn explain_net_plan(out: &mut impl Write, plan: &NetPlan) -> std::io::Result<()> {
+    use falco_learn_rules::net_plan::{Side, L4};
+    let (side, port) = match plan.side {
+        Side::Client => ("outbound", "remote"),
+        Side::Server => ("inbound", "local"),
+    };
     for p in L4::ALL {
         let proto = p.as_str();
         if let Some(rules) = plan.unconstrained.get(&p) {
             writeln!(
                 out,
-                "kernel: every outbound {proto} connection is reported (the filter is off for \
-                 {proto}): {} cannot be reduced to remote ports",
+                "kernel: every {side} {proto} connection is reported (the filter is off for \
+                 {side} {proto}): {} cannot be reduced to {port} ports",
                 rules.join(", ")
             )?;
             continue;
@@ -184,7 +188,7 @@ pub fn explain_outbound_plan(out: &mut impl Write, plan: &OutboundPlan) -> std::
             .collect();
         writeln!(
             out,
-            "kernel: outbound {proto} connections reported to {} remote ports{}",
+            "kernel: {side} {proto} connections reported to {} {port} ports{}",
             ports.len(),
             if ports.is_empty() { "" } else { ":" }
         )?;
@@ -195,10 +199,10 @@ pub fn explain_outbound_plan(out: &mut impl Write, plan: &OutboundPlan) -> std::
     Ok(())
 }
 
-/// The probe's form of an outbound plan: the protocols the rules bound, the pairs they need.
-pub fn outbound_filter(plan: &OutboundPlan) -> falco_learn_probe::filter::OutboundFilterPlan {
-    use falco_learn_rules::outbound_plan::L4;
-    falco_learn_probe::filter::OutboundFilterPlan {
+/// The probe's form of one side's plan: the protocols the rules bound, the pairs they need.
+fn net_side(plan: &NetPlan) -> falco_learn_probe::filter::NetSidePlan {
+    use falco_learn_rules::net_plan::L4;
+    falco_learn_probe::filter::NetSidePlan {
         protocols: L4::ALL
             .iter()
             .filter(|p| !plan.is_off(**p))
@@ -212,12 +216,23 @@ pub fn outbound_filter(plan: &OutboundPlan) -> falco_learn_probe::filter::Outbou
     }
 }
 
-/// Log what the kernel will report of outbound traffic (a warning when a rule turns the
+/// The probe's form of the outbound and inbound plans.
+pub fn net_filter(
+    outbound: &NetPlan,
+    inbound: &NetPlan,
+) -> falco_learn_probe::filter::NetFilterPlan {
+    falco_learn_probe::filter::NetFilterPlan {
+        outbound: net_side(outbound),
+        inbound: net_side(inbound),
+    }
+}
+
+/// Log what the kernel will report of one side's traffic (a warning when a rule turns the
 /// in-kernel filter off for a protocol).
-pub fn log_outbound_plan(plan: &OutboundPlan) {
+pub fn log_net_plan(plan: &NetPlan) {
     let mut text = Vec::new();
     // writing to a Vec cannot fail
-    let _ = explain_outbound_plan(&mut text, plan);
+    let _ = explain_net_plan(&mut text, plan);
     let text = String::from_utf8_lossy(&text);
     if plan.unconstrained.is_empty() {
         tracing::info!("{}", text.trim_end());
@@ -270,7 +285,8 @@ mod tests {
     }
 
     #[test]
-    fn the_outbound_plan_as_printed_and_as_the_probe_holds_it() {
+    fn the_network_plans_as_printed_and_as_the_probe_holds_them() {
+        use falco_learn_probe::filter::{NetSidePlan, IPPROTO_TCP};
         let rs = rules(&[
             (
                 "ssh",
@@ -280,27 +296,37 @@ mod tests {
                 "nc",
                 "evt.type = sendto and fd.l4proto = udp and proc.name = nc",
             ),
+            ("telnetd", "evt.type = accept4 and fd.lport = 23"),
         ]);
-        let plan = rs.outbound_plan();
+        let (outbound, inbound) = (rs.outbound_plan(), rs.inbound_plan());
         let mut out = Vec::new();
-        explain_outbound_plan(&mut out, &plan).expect("write");
+        explain_net_plan(&mut out, &outbound).expect("write");
+        explain_net_plan(&mut out, &inbound).expect("write");
         assert_eq!(
             String::from_utf8_lossy(&out),
             "kernel: outbound tcp connections reported to 2 remote ports:\n  \
              tcp/22                           ssh\n  \
              tcp/2222                         ssh\n\
-             kernel: every outbound udp connection is reported (the filter is off for udp): \
-             nc cannot be reduced to remote ports\n"
+             kernel: every outbound udp connection is reported (the filter is off for \
+             outbound udp): nc cannot be reduced to remote ports\n\
+             kernel: inbound tcp connections reported to 1 local ports:\n  \
+             tcp/23                           telnetd\n\
+             kernel: every inbound udp connection is reported (the filter is off for \
+             inbound udp): nc cannot be reduced to local ports\n"
         );
-        // UDP is off: only TCP may be dropped, never to the rule's ports
+        // UDP is off on both sides (the send rule sees both): only TCP may be dropped,
+        // never to the rules' ports
         assert_eq!(
-            outbound_filter(&plan),
-            falco_learn_probe::filter::OutboundFilterPlan {
-                protocols: vec![falco_learn_probe::filter::IPPROTO_TCP],
-                needed: vec![
-                    (falco_learn_probe::filter::IPPROTO_TCP, 22),
-                    (falco_learn_probe::filter::IPPROTO_TCP, 2222)
-                ],
+            net_filter(&outbound, &inbound),
+            falco_learn_probe::filter::NetFilterPlan {
+                outbound: NetSidePlan {
+                    protocols: vec![IPPROTO_TCP],
+                    needed: vec![(IPPROTO_TCP, 22), (IPPROTO_TCP, 2222)],
+                },
+                inbound: NetSidePlan {
+                    protocols: vec![IPPROTO_TCP],
+                    needed: vec![(IPPROTO_TCP, 23)],
+                },
             }
         );
     }

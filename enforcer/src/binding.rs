@@ -63,6 +63,15 @@ impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
     }
 }
 
+/// The kernel's protocol number of a protocol [`falco_learn_profiler::kernel`] gives (TCP
+/// or UDP only).
+fn ipproto(p: falco_learn_profiler::model::Proto) -> u8 {
+    match p {
+        falco_learn_profiler::model::Proto::Udp => falco_learn_probe::filter::IPPROTO_UDP,
+        _ => falco_learn_probe::filter::IPPROTO_TCP,
+    }
+}
+
 impl ContainerMaps for falco_learn_probe::filter::ProfileFilter {
     fn what(&self) -> &'static str {
         "kernel filter"
@@ -79,12 +88,7 @@ impl ContainerMaps for falco_learn_probe::filter::ProfileFilter {
             falco_learn_profiler::kernel::kernel_outbound(p)
                 .into_iter()
                 .map(|o| falco_learn_probe::filter::OutboundAllow {
-                    proto: match o.proto {
-                        falco_learn_profiler::model::Proto::Udp => {
-                            falco_learn_probe::filter::IPPROTO_UDP
-                        }
-                        _ => falco_learn_probe::filter::IPPROTO_TCP,
-                    },
+                    proto: ipproto(o.proto),
                     port: o.port,
                     addr: o.peer.network(),
                     prefix: o.peer.prefix_len(),
@@ -92,9 +96,16 @@ impl ContainerMaps for falco_learn_probe::filter::ProfileFilter {
                 .collect();
         let out = falco_learn_probe::filter::ProfileFilter::set_outbound(self, profile, &outbound)
             .map_err(|e| e.to_string())?;
+        let served = falco_learn_profiler::kernel::kernel_inbound(p)
+            .into_iter()
+            .map(|(proto, port)| (ipproto(proto), port))
+            .collect::<Vec<_>>();
+        let inb = falco_learn_probe::filter::ProfileFilter::set_inbound(self, profile, &served)
+            .map_err(|e| e.to_string())?;
         Ok(format!(
-            "{writes} kernel entries of its writes and {out} of its outbound connections; \
-             what they allow that no rule can match is dropped in the kernel"
+            "{writes} kernel entries of its writes, {out} of its outbound connections and \
+             {inb} of its served ports; what they allow that no rule can match is dropped in \
+             the kernel"
         ))
     }
     fn drop_profile(&self, profile: u32) {

@@ -544,8 +544,15 @@ impl Engine {
     /// The outbound (protocol, remote port) pairs the loaded rules need: an outbound event
     /// outside them can match no rule (`engine.kernel_filter` drops those a container's
     /// profile allows).
-    pub fn outbound_plan(&self) -> falco_learn_rules::outbound_plan::OutboundPlan {
+    pub fn outbound_plan(&self) -> falco_learn_rules::net_plan::NetPlan {
         self.rules.outbound_plan()
+    }
+
+    /// The inbound (protocol, local port) pairs the loaded rules need: an accepted
+    /// connection or a UDP server's reply outside them can match no rule
+    /// (`engine.kernel_filter` drops those a container's profile serves).
+    pub fn inbound_plan(&self) -> falco_learn_rules::net_plan::NetPlan {
+        self.rules.inbound_plan()
     }
 
     /// Run one event through the default rules and its image's profile.

@@ -243,15 +243,16 @@ impl Source for LiveSource {
         if let Err(e) = probe.set_write_filter(&write) {
             tracing::error!("the kernel write filter was not updated: {e}");
         }
-        let outbound = if self.kernel_filter {
-            let plan = engine.outbound_plan();
-            crate::agent::log_outbound_plan(&plan);
-            crate::agent::outbound_filter(&plan)
+        let net = if self.kernel_filter {
+            let (outbound, inbound) = (engine.outbound_plan(), engine.inbound_plan());
+            crate::agent::log_net_plan(&outbound);
+            crate::agent::log_net_plan(&inbound);
+            crate::agent::net_filter(&outbound, &inbound)
         } else {
-            falco_learn_probe::filter::OutboundFilterPlan::off()
+            falco_learn_probe::filter::NetFilterPlan::off()
         };
-        if let Err(e) = probe.set_outbound_filter(&outbound) {
-            tracing::error!("the kernel outbound filter was not updated: {e}");
+        if let Err(e) = probe.set_net_filter(&net) {
+            tracing::error!("the kernel network filter was not updated: {e}");
         }
         match probe.set_syscalls(Some(&engine.needed_syscalls())) {
             Ok((attached, detached)) => self.log_attached(&attached, &detached),

@@ -1,13 +1,18 @@
 //! Kernel-side filters of opens and outbound traffic: what the loaded rules need, and what
 //! each container's profile allows.
 //!
-//! **Outbound traffic** (enforce modes): a successful `connect`, or a `sendto`/`sendmsg`
-//! to an explicit address from a client's UDP socket, is dropped in the kernel when its
-//! protocol is one the rules bound ([`OutboundFilterPlan`], maps `NET_FILTER` and
-//! `RULE_PORTS`), its (protocol, remote port) is not one they need, and the container's
-//! profile allows the protocol, port and peer ([`ProfileFilter::set_outbound`], map
-//! `PROFILE_OUTBOUND`): counted as `profile_filtered` of its kind. IPv4-mapped IPv6 peers,
-//! other protocols and a UDP server's replies are always reported.
+//! **Network traffic** (enforce modes), both sides of a connection:
+//! - outbound: a successful `connect`, or a `sendto`/`sendmsg` to an explicit address from
+//!   a client's UDP socket, whose container's profile allows the protocol, remote port and
+//!   peer ([`ProfileFilter::set_outbound`], map `PROFILE_OUTBOUND`);
+//! - inbound: an accepted connection, or a UDP reply from the server's port, whose
+//!   container's profile serves the protocol and local port ([`ProfileFilter::set_inbound`],
+//!   map `PROFILE_INBOUND`);
+//!
+//! is dropped in the kernel when its side and protocol are ones the rules bound
+//! ([`NetFilterPlan`], maps `NET_FILTER` and `RULE_PORTS`) and its (protocol, port) is not one
+//! they need: counted as `profile_filtered` of its kind. IPv4-mapped IPv6 peers and other
+//! protocols are always reported.
 //!
 //! Two kinds of drop happen in the kernel, at the exit of `open`/`openat`/`openat2`/`creat`,
 //! always decided on the path of the file the kernel opened (symlinks, `..` and relative
@@ -392,38 +397,49 @@ pub const IPPROTO_TCP: u8 = 6;
 /// `IPPROTO_UDP`.
 pub const IPPROTO_UDP: u8 = 17;
 
-/// What the loaded rules need of outbound traffic, as the kernel holds it
-/// (`falco_learn_rules::outbound_plan::OutboundPlan`; `NET_FILTER` and `RULE_PORTS`).
+/// What the loaded rules need of one side's traffic (`falco_learn_rules::net_plan::NetPlan`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutboundFilterPlan {
-    /// Protocols ([`IPPROTO_TCP`], [`IPPROTO_UDP`]) whose outbound events may be dropped:
-    /// those the rules bound to `needed`. Empty: the filter is off.
+pub struct NetSidePlan {
+    /// Protocols ([`IPPROTO_TCP`], [`IPPROTO_UDP`]) whose events of the side may be dropped:
+    /// those the rules bound to `needed`. Empty: nothing of the side is dropped.
     pub protocols: Vec<u8>,
-    /// (protocol, remote port) pairs some rule may match: never dropped.
+    /// (protocol, port) pairs some rule may match: never dropped.
     pub needed: Vec<(u8, u16)>,
 }
 
-impl OutboundFilterPlan {
+/// What the loaded rules need of network traffic, as the kernel holds it (`NET_FILTER`,
+/// `RULE_PORTS`): the client's side (outbound, the remote port) and the server's side
+/// (inbound, the local port).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetFilterPlan {
+    pub outbound: NetSidePlan,
+    pub inbound: NetSidePlan,
+}
+
+impl NetFilterPlan {
     /// Nothing dropped.
-    pub fn off() -> OutboundFilterPlan {
-        OutboundFilterPlan::default()
+    pub fn off() -> NetFilterPlan {
+        NetFilterPlan::default()
     }
 }
 
-fn rule_port_key(proto: u8, port: u16) -> u32 {
-    (proto as u32) << 16 | port as u32
+/// `RULE_PORTS`'s side bit for the server's side (`FL_NET_SERVER`).
+const NET_SERVER: u32 = 1 << 24;
+
+fn rule_port_key(server: bool, proto: u8, port: u16) -> u32 {
+    (if server { NET_SERVER } else { 0 }) | (proto as u32) << 16 | port as u32
 }
 
-/// The kernel's outbound filter of the loaded rules (`NET_FILTER`, `RULE_PORTS`).
-pub(crate) struct OutboundFilter {
+/// The kernel's network filter of the loaded rules (`NET_FILTER`, `RULE_PORTS`).
+pub(crate) struct NetFilter {
     switch: Array<MapData, u32>,
     ports: HashMap<MapData, u32, u8>,
     have: AHashSet<u32>,
 }
 
-impl OutboundFilter {
-    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<OutboundFilter, ProbeError> {
-        Ok(OutboundFilter {
+impl NetFilter {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<NetFilter, ProbeError> {
+        Ok(NetFilter {
             switch: Array::try_from(take(ebpf, "NET_FILTER")?).map_err(map_err("NET_FILTER"))?,
             ports: HashMap::try_from(take(ebpf, "RULE_PORTS")?).map_err(map_err("RULE_PORTS"))?,
             have: AHashSet::new(),
@@ -432,30 +448,47 @@ impl OutboundFilter {
 
     /// Make `plan` the filter: the pairs it needs in first, then the switch, then the pairs
     /// no longer needed out, so that no moment drops what the old or the new plan needs.
-    pub(crate) fn set(&mut self, plan: &OutboundFilterPlan) -> Result<(), ProbeError> {
-        let want: AHashSet<u32> = plan
-            .needed
+    pub(crate) fn set(&mut self, plan: &NetFilterPlan) -> Result<(), ProbeError> {
+        let sides = [(false, &plan.outbound, 0u32), (true, &plan.inbound, 2u32)];
+        let want: AHashSet<u32> = sides
             .iter()
-            .map(|(p, port)| rule_port_key(*p, *port))
+            .flat_map(|(server, side, _)| {
+                side.needed
+                    .iter()
+                    .map(move |(p, port)| rule_port_key(*server, *p, *port))
+            })
             .collect();
+        let mut bits = 0u32;
+        for (_, side, shift) in sides {
+            for p in &side.protocols {
+                bits |= match *p {
+                    IPPROTO_TCP => 1,
+                    IPPROTO_UDP => 2,
+                    other => {
+                        return Err(ProbeError::Map {
+                            map: "NET_FILTER",
+                            err: format!(
+                                "protocol {other}: only TCP (6) and UDP (17) are filtered"
+                            ),
+                        })
+                    }
+                } << shift;
+            }
+        }
         for k in want.difference(&self.have) {
             self.ports.insert(k, 1, 0).map_err(|e| ProbeError::Map {
                 map: "RULE_PORTS",
-                err: format!("protocol {} port {}: {e}", k >> 16, k & 0xffff),
+                err: format!(
+                    "{} protocol {} port {}: {e}",
+                    if k & NET_SERVER != 0 {
+                        "inbound"
+                    } else {
+                        "outbound"
+                    },
+                    (k >> 16) & 0xff,
+                    k & 0xffff
+                ),
             })?;
-        }
-        let mut bits = 0u32;
-        for p in &plan.protocols {
-            bits |= match *p {
-                IPPROTO_TCP => 1,
-                IPPROTO_UDP => 2,
-                other => {
-                    return Err(ProbeError::Map {
-                        map: "NET_FILTER",
-                        err: format!("protocol {other}: only TCP (6) and UDP (17) are filtered"),
-                    })
-                }
-            };
         }
         self.switch.set(0, bits, 0).map_err(map_err("NET_FILTER"))?;
         for k in self.have.difference(&want) {
@@ -511,7 +544,18 @@ pub struct ProfileFilter {
     held: Mutex<AHashMap<u32, AHashSet<Entry>>>,
     outbound: Mutex<LpmTrie<MapData, [u8; NET_KEY_BYTES], u8>>,
     held_outbound: Mutex<AHashMap<u32, AHashSet<OutboundAllow>>>,
+    inbound: Mutex<HashMap<MapData, [u8; 8], u8>>,
+    held_inbound: Mutex<AHashMap<u32, AHashSet<(u8, u16)>>>,
     gen: Arc<VerdictGen>,
+}
+
+/// A `PROFILE_INBOUND` key (`struct profile_port_key`).
+fn inbound_key(profile: u32, proto: u8, port: u16) -> [u8; 8] {
+    let mut k = [0u8; 8];
+    k[..4].copy_from_slice(&profile.to_ne_bytes());
+    k[4] = proto;
+    k[6..].copy_from_slice(&port.to_ne_bytes());
+    k
 }
 
 impl ProfileFilter {
@@ -534,7 +578,34 @@ impl ProfileFilter {
                     .map_err(map_err("PROFILE_OUTBOUND"))?,
             ),
             held_outbound: Mutex::new(AHashMap::new()),
+            inbound: Mutex::new(
+                HashMap::try_from(take(ebpf, "PROFILE_INBOUND")?)
+                    .map_err(map_err("PROFILE_INBOUND"))?,
+            ),
+            held_inbound: Mutex::new(AHashMap::new()),
         })
+    }
+
+    /// Make `ports` ((protocol, port) pairs: [`IPPROTO_TCP`], [`IPPROTO_UDP`]) the ports
+    /// profile `profile` serves (replacing what it served before). Returns how many kernel
+    /// entries the profile now has.
+    pub fn set_inbound(&self, profile: u32, ports: &[(u8, u16)]) -> Result<usize, ProbeError> {
+        let want: AHashSet<(u8, u16)> = ports.iter().copied().collect();
+        let mut held = lock(&self.held_inbound);
+        let mut map = lock(&self.inbound);
+        let have = held.entry(profile).or_default();
+        for (proto, port) in want.difference(have) {
+            map.insert(inbound_key(profile, *proto, *port), 1, 0)
+                .map_err(|e| ProbeError::Map {
+                    map: "PROFILE_INBOUND",
+                    err: format!("profile {profile}, protocol {proto} port {port}: {e}"),
+                })?;
+        }
+        for (proto, port) in have.difference(&want) {
+            let _ = map.remove(&inbound_key(profile, *proto, *port));
+        }
+        *have = want;
+        Ok(have.len())
     }
 
     /// Make `allow` the outbound traffic profile `profile` allows (replacing what it
@@ -610,6 +681,12 @@ impl ProfileFilter {
             let mut trie = lock(&self.outbound);
             for k in entries.iter().filter_map(|a| a.key(profile)) {
                 let _ = trie.remove(&k);
+            }
+        }
+        if let Some(entries) = lock(&self.held_inbound).remove(&profile) {
+            let mut map = lock(&self.inbound);
+            for (proto, port) in entries {
+                let _ = map.remove(&inbound_key(profile, proto, port));
             }
         }
         if let Err(e) = self.gen.bump() {
@@ -718,9 +795,16 @@ mod tests {
     }
 
     #[test]
-    fn rule_ports_pack_protocol_and_port() {
-        assert_eq!(rule_port_key(IPPROTO_TCP, 443), (6 << 16) | 443);
-        assert_eq!(rule_port_key(IPPROTO_UDP, 53), (17 << 16) | 53);
+    fn rule_ports_pack_side_protocol_and_port() {
+        assert_eq!(rule_port_key(false, IPPROTO_TCP, 443), (6 << 16) | 443);
+        assert_eq!(
+            rule_port_key(true, IPPROTO_UDP, 53),
+            (1 << 24) | (17 << 16) | 53
+        );
+        let mut want = 7u32.to_ne_bytes().to_vec();
+        want.extend_from_slice(&[6, 0]);
+        want.extend_from_slice(&80u16.to_ne_bytes());
+        assert_eq!(inbound_key(7, IPPROTO_TCP, 80).to_vec(), want);
     }
 
     #[test]

@@ -253,7 +253,7 @@ pub struct Probe {
     read_filter: std::sync::Mutex<filter::OpenFilter>,
     write_filter: std::sync::Mutex<filter::OpenFilter>,
     leaf_names: std::sync::Mutex<filter::LeafNames>,
-    outbound_filter: std::sync::Mutex<filter::OutboundFilter>,
+    net_filter: std::sync::Mutex<filter::NetFilter>,
     profile_filter: filter::ProfileFilter,
     /// Dropped first in [`Probe`]'s `drop` (the programs detach), before the stop
     /// flag is set: a consumer on another thread that sees the flag reads the ring
@@ -325,9 +325,9 @@ impl Probe {
         let write_filter = std::sync::Mutex::new(write_filter);
         let profile_filter = filter::ProfileFilter::new(&mut ebpf, gen)?;
         // off until the agent sets it, like the write filter
-        let mut outbound_filter = filter::OutboundFilter::new(&mut ebpf)?;
-        outbound_filter.set(&filter::OutboundFilterPlan::off())?;
-        let outbound_filter = std::sync::Mutex::new(outbound_filter);
+        let mut net_filter = filter::NetFilter::new(&mut ebpf)?;
+        net_filter.set(&filter::NetFilterPlan::off())?;
+        let net_filter = std::sync::Mutex::new(net_filter);
         let read_filter = std::sync::Mutex::new(read_filter);
         read_filter
             .lock()
@@ -420,7 +420,7 @@ impl Probe {
                 read_filter,
                 write_filter,
                 leaf_names,
-                outbound_filter,
+                net_filter,
                 profile_filter,
                 ebpf: Some(ebpf),
             },
@@ -533,15 +533,14 @@ impl Probe {
             .set(plan, &self.leaf_names)
     }
 
-    /// Change the outbound filter of the loaded rules (enforce modes): the protocols the
-    /// rules bound and the (protocol, remote port) pairs they need
-    /// (`Ruleset::outbound_plan`); [`filter::OutboundFilterPlan::off`] drops nothing. With
-    /// a protocol on, a successful connect (or a client's UDP send to an explicit address)
-    /// to a pair outside `needed` that the container's profile allows
-    /// ([`filter::ProfileFilter::set_outbound`]) is dropped and counted
-    /// ([`KindStats::profile_filtered`]).
-    pub fn set_outbound_filter(&self, plan: &filter::OutboundFilterPlan) -> Result<(), ProbeError> {
-        self.outbound_filter
+    /// Change the network filter of the loaded rules (enforce modes): per side, the
+    /// protocols the rules bound and the (protocol, port) pairs they need
+    /// (`Ruleset::net_plan`); [`filter::NetFilterPlan::off`] drops nothing. With a side's
+    /// protocol on, an event of it to a pair outside `needed` that the container's profile
+    /// allows ([`filter::ProfileFilter::set_outbound`], [`filter::ProfileFilter::set_inbound`])
+    /// is dropped and counted ([`KindStats::profile_filtered`]).
+    pub fn set_net_filter(&self, plan: &filter::NetFilterPlan) -> Result<(), ProbeError> {
+        self.net_filter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set(plan)

@@ -22,7 +22,7 @@
 //! | `ptrace` | `PTRACE_ATTACH` to its own child | request 16, target pid, result 0 |
 //! | `fork-exit` | the ptrace child's own fork and exit | child pid, exit status |
 //! | `kernel-filter` | in a cgroup of its own under a profile, opens for writing: two the profile allows (a file, one below an allowed directory), one under a rule prefix, one with a rule's file name, one with a rule's file-name ending, one outside the profile, one by a relative path; then an allowed one from outside the cgroup | exactly the two allowed ones are dropped in the kernel (`profile_filtered` +2, no event), every other one is reported |
-//! | `kernel-filter-net` | in a cgroup of its own under a profile allowing TCP and UDP to loopback ports, with one TCP port needed by a rule: a TCP connect and a UDP send the profile allows, a connect to the rule's port, a connect outside the profile, a UDP send from a bound port (a server's reply); then an allowed connect from outside the cgroup | exactly the allowed connect and send are dropped in the kernel (`profile_filtered` +1 each, no event), every other one is reported |
+//! | `kernel-filter-net` | in a cgroup of its own under a profile allowing TCP and UDP to loopback ports and serving TCP and UDP ports, with one port of each side needed by a rule: a TCP connect, a client's UDP datagram, a UDP reply from a served bound port and an accept on a served port, all allowed; a connect to the rule's port, one outside the profile, an accept on the rule's port and one on a port not served; then an allowed connect from outside the cgroup | exactly the four allowed ones are dropped in the kernel (`profile_filtered` +4, no event), every other one is reported |
 //! | `enforce-kill` | in a cgroup of its own under a profile: an allowed exec, a disallowed one, and the long-path copy with its leaf side allowed as a path | the disallowed and the truncated ones die of SIGKILL with the `killed` flag; the allowed one runs |
 //!
 //! The kernel matrix (`tests/kernels/`) runs this under qemu on every supported kernel;
@@ -943,9 +943,9 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
     result
 }
 
-/// The kernel's outbound filter (`engine.kernel_filter`): see the table in the module docs.
+/// The kernel's network filter (`engine.kernel_filter`): see the table in the module docs.
 fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String> {
-    use crate::filter::{OutboundAllow, OutboundFilterPlan, IPPROTO_TCP, IPPROTO_UDP};
+    use crate::filter::{NetFilterPlan, NetSidePlan, OutboundAllow, IPPROTO_TCP, IPPROTO_UDP};
     let root = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
     let cg = root.join(format!("fl-selftest-net-{}", std::process::id()));
     std::fs::create_dir(&cg).map_err(|e| format!("mkdir {}: {e}", cg.display()))?;
@@ -964,7 +964,13 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
         let (_other_l, other) = listen()?;
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let udp_port = udp.local_addr().map_err(|e| e.to_string())?.port();
-        let reply_from = free_port(true)?;
+        // ports the child serves: in the profile, in the profile and needed by a rule, neither
+        let (reply_from, served, served_needed, unserved) = (
+            free_port(true)?,
+            free_port(false)?,
+            free_port(false)?,
+            free_port(false)?,
+        );
         let lo: std::net::IpAddr = [127, 0, 0, 1].into();
         let entry = |proto, port, prefix| OutboundAllow {
             proto,
@@ -976,10 +982,17 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
             },
             prefix,
         };
+        let both = vec![IPPROTO_TCP, IPPROTO_UDP];
         probe
-            .set_outbound_filter(&OutboundFilterPlan {
-                protocols: vec![IPPROTO_TCP, IPPROTO_UDP],
-                needed: vec![(IPPROTO_TCP, needed)],
+            .set_net_filter(&NetFilterPlan {
+                outbound: NetSidePlan {
+                    protocols: both.clone(),
+                    needed: vec![(IPPROTO_TCP, needed)],
+                },
+                inbound: NetSidePlan {
+                    protocols: both,
+                    needed: vec![(IPPROTO_TCP, served_needed)],
+                },
             })
             .map_err(|e| e.to_string())?;
         let pf = probe.profile_filter();
@@ -994,6 +1007,15 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
             ],
         )
         .map_err(|e| e.to_string())?;
+        pf.set_inbound(
+            PROFILE,
+            &[
+                (IPPROTO_TCP, served),
+                (IPPROTO_TCP, served_needed),
+                (IPPROTO_UDP, reply_from),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
         pf.bind(id, PROFILE).map_err(|e| e.to_string())?;
         let procs = cstr(&cg.join("cgroup.procs"))?;
         let (sa_allowed, sa_needed, sa_other, sa_udp, sa_reply) = (
@@ -1003,6 +1025,11 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
             loopback(udp_port),
             loopback(reply_from),
         );
+        let servers = [
+            loopback(served),
+            loopback(served_needed),
+            loopback(unserved),
+        ];
         let before = filtered_net(probe);
         let pid = child_ok(
             "kernel-filter-net",
@@ -1024,7 +1051,7 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
                     }
                     let buf = [0u8; 1];
                     let udpp = (&sa_udp as *const libc::sockaddr_in).cast();
-                    // a client's datagram (autobound port), then one from a bound port
+                    // a client's datagram (autobound port), then a reply from a bound port
                     let c = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
                     if c < 0 || libc::sendto(c, buf.as_ptr().cast(), 1, 0, udpp, SA_LEN) != 1 {
                         return 6;
@@ -1036,6 +1063,21 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
                         || libc::sendto(b, buf.as_ptr().cast(), 1, 0, udpp, SA_LEN) != 1
                     {
                         return 7;
+                    }
+                    // serve each port once: bind, listen, connect to it, accept
+                    for (i, sa) in servers.iter().enumerate() {
+                        let sap = (sa as *const libc::sockaddr_in).cast();
+                        let srv = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                        let cli = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                        if srv < 0
+                            || cli < 0
+                            || libc::bind(srv, sap, SA_LEN) != 0
+                            || libc::listen(srv, 1) != 0
+                            || libc::connect(cli, sap, SA_LEN) != 0
+                            || libc::accept4(srv, std::ptr::null_mut(), std::ptr::null_mut(), 0) < 0
+                        {
+                            return 8 + i as i32;
+                        }
                     }
                 }
                 0
@@ -1053,33 +1095,41 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
                     _ => false,
                 }
         };
+        let accepted = |e: &Event, port: u16| {
+            e.process.pid == pid
+                && e.event_type() == EventType::Accept4
+                && e.fd.as_ref().is_some_and(|f| f.sport == Some(port))
+        };
         seen.wait("connect to the rule's port", pid, |e| {
             to(e, EventType::Connect, needed)
         })?;
         seen.wait("connect outside the profile", pid, |e| {
             to(e, EventType::Connect, other)
         })?;
-        let reply = seen.wait("send from a bound port", pid, |e| {
-            to(e, EventType::Sendto, udp_port)
+        seen.wait("accept on a port a rule needs", pid, |e| {
+            accepted(e, served_needed)
         })?;
-        expect(
-            "bound sender's port",
-            reply.fd.as_ref().and_then(|f| f.sport),
-            Some(reply_from),
-        )?;
+        seen.wait("accept on a port the profile does not serve", pid, |e| {
+            accepted(e, unserved)
+        })?;
         let after = filtered_net(probe);
-        expect("profile_filtered connects and sends", after - before, 2)?;
+        expect(
+            "profile_filtered connects, sends and accepts",
+            after - before,
+            4,
+        )?;
         // events of one process arrive in order: the dropped ones would be here by now
-        let got = seen
+        let got: Vec<String> = seen
             .lock()
             .iter()
             .filter(|e| {
                 to(e, EventType::Connect, allowed)
-                    || (to(e, EventType::Sendto, udp_port)
-                        && e.fd.as_ref().and_then(|f| f.sport) != Some(reply_from))
+                    || to(e, EventType::Sendto, udp_port)
+                    || accepted(e, served)
             })
-            .count();
-        expect("events of the dropped connect and send", got, 0)?;
+            .map(|e| format!("{} {:?}", e.event_type().as_str(), e.args))
+            .collect();
+        expect("events of the dropped ones", got, Vec::<String>::new())?;
         // outside the cgroup the same allowed connect is reported
         let host = child_ok(
             "kernel-filter-net (outside)",
@@ -1099,11 +1149,11 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
         drop(udp);
         pf.drop_profile(PROFILE);
         probe
-            .set_outbound_filter(&OutboundFilterPlan::off())
+            .set_net_filter(&NetFilterPlan::off())
             .map_err(|e| e.to_string())?;
         Ok(format!(
-            "allowed TCP connect and UDP send dropped in cgroup {id}; the rule's port, outside \
-             the profile, a bound port's reply and another cgroup reported"
+            "an allowed connect, client datagram, server reply and accept dropped in cgroup \
+             {id}; the rules' ports, outside the profile and another cgroup reported"
         ))
     })();
     let _ = std::fs::remove_dir(&cg);
@@ -1117,7 +1167,11 @@ fn filtered_net(probe: &Probe) -> u64 {
         .filter(|(k, _)| {
             matches!(
                 k,
-                crate::abi::Kind::Connect | crate::abi::Kind::Sendto | crate::abi::Kind::Sendmsg
+                crate::abi::Kind::Connect
+                    | crate::abi::Kind::Sendto
+                    | crate::abi::Kind::Sendmsg
+                    | crate::abi::Kind::Accept
+                    | crate::abi::Kind::Accept4
             )
         })
         .map(|(_, s)| s.profile_filtered)

@@ -109,6 +109,23 @@ pub fn kernel_outbound(profile: &Profile) -> Vec<KernelOutbound> {
     v
 }
 
+/// The TCP and UDP ports `profile` serves (its inbound dimension), for the kernel; none when
+/// the profile was learned without that dimension (it allows every port, which the kernel
+/// does not hold: those events stay with userspace).
+pub fn kernel_inbound(profile: &Profile) -> Vec<(Proto, u16)> {
+    profile
+        .inbound
+        .as_ref()
+        .map(|ports| {
+            ports
+                .keys()
+                .filter(|(proto, _)| matches!(proto, Proto::Tcp | Proto::Udp))
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl KernelOutbound {
     /// Whether this entry allows an outbound event of `proto` to `peer`:`port`: the
     /// kernel's comparison, for tests and tools.

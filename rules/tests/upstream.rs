@@ -132,8 +132,8 @@ fn upstream_and_default_rules_under_the_strict_check() {
 /// fills): every other outbound pair a container's profile allows can be dropped in the
 /// kernel in the enforce modes.
 #[test]
-fn stable_rules_need_outbound_tcp_to_the_ssh_rules_ports_only() {
-    use falco_learn_rules::outbound_plan::L4;
+fn stable_rules_need_outbound_tcp_to_the_ssh_rules_ports_only_and_no_inbound() {
+    use falco_learn_rules::net_plan::{NetPlan, Side, L4};
     let (rs, report) = Ruleset::load_files(&[upstream_dir().join(FILES[0])]);
     assert!(report.errors.is_empty(), "{report}");
     let p = rs.outbound_plan();
@@ -147,4 +147,6 @@ fn stable_rules_need_outbound_tcp_to_the_ssh_rules_ports_only() {
     for names in p.ports.values() {
         assert_eq!(names, &["Disallowed SSH Connection Non Standard Port"]);
     }
+    // and no rule about inbound traffic
+    assert_eq!(rs.inbound_plan(), NetPlan::empty(Side::Server));
 }

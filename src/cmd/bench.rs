@@ -97,8 +97,8 @@ pub enum LoopKind {
     ForkExec,
     /// TCP connect to a loopback listener + close
     Connect,
-    /// TCP connect + close in a cgroup whose profile allows the port and peer (the connect is
-    /// dropped in the kernel; the worker's own accept is still reported)
+    /// TCP connect + accept + close in a cgroup whose profile allows the port and peer and
+    /// serves the port (both dropped in the kernel)
     ConnectAllowed,
     /// getppid(): a syscall no program handles (what every syscall pays for the sys_exit hook)
     Getppid,
@@ -464,8 +464,10 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         falco_learn_rules::Ruleset::load_sources(&[("default", falco_learn_rules::DEFAULT_RULES)]);
     let write_plan = default_rules.write_open_plan();
     let write_filter = falco_learn_enforcer::agent::open_filter(&write_plan);
-    let outbound_filter =
-        falco_learn_enforcer::agent::outbound_filter(&default_rules.outbound_plan());
+    let net_filter = falco_learn_enforcer::agent::net_filter(
+        &default_rules.outbound_plan(),
+        &default_rules.inbound_plan(),
+    );
     // and the connect loop's port and peer
     let allow_out = [falco_learn_probe::filter::OutboundAllow {
         proto: falco_learn_probe::filter::IPPROTO_TCP,
@@ -565,9 +567,12 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             // engine.kernel_filter as `run` sets it: the default rules' write plan, and
             // the filter cgroup under a profile allowing the worker's file
             probe.set_write_filter(&write_filter)?;
-            probe.set_outbound_filter(&outbound_filter)?;
+            probe.set_net_filter(&net_filter)?;
             probe.profile_filter().set_profile(2, &allow)?;
             probe.profile_filter().set_outbound(2, &allow_out)?;
+            probe
+                .profile_filter()
+                .set_inbound(2, &[(falco_learn_probe::filter::IPPROTO_TCP, BENCH_PORT)])?;
             probe.profile_filter().bind(filter_cgroup.id, 2)?;
             let count = Arc::new(AtomicU64::new(0));
             let c2 = count.clone();

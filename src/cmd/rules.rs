@@ -122,11 +122,12 @@ fn check(
         explain(&mut out, "write-opens", &rs.write_open_plan())?;
         writeln!(
             out,
-            "kernel: in the enforce modes (engine.kernel_filter), an outbound connection to a \
-             remote port not listed below that its container's profile allows is dropped in \
-             the kernel"
+            "kernel: in the enforce modes (engine.kernel_filter), a connection (outbound: to a \
+             remote port, inbound: on a local port) not listed below that its container's \
+             profile allows is dropped in the kernel"
         )?;
-        falco_learn_enforcer::agent::explain_outbound_plan(&mut out, &rs.outbound_plan())?;
+        falco_learn_enforcer::agent::explain_net_plan(&mut out, &rs.outbound_plan())?;
+        falco_learn_enforcer::agent::explain_net_plan(&mut out, &rs.inbound_plan())?;
     }
     let mut strict_failed = false;
     if strict {

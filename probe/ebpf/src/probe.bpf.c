@@ -268,26 +268,46 @@ struct {
 	__type(value, struct profile_path_key);
 } PROFILE_KEY SEC(".maps");
 
-/* Outbound traffic (enforce modes with engine.kernel_filter). NET_FILTER says, per protocol (bit
- * 0 TCP, bit 1 UDP), that the loaded rules bound it to the (protocol, remote port) pairs in
- * RULE_PORTS (Ruleset::outbound_plan). A successful connect, or a sendto/sendmsg to an explicit
- * address from a client's UDP socket, of a bounded protocol to a pair outside RULE_PORTS that the
- * container's profile allows (PROFILE_OUTBOUND) is counted (FL_STAT_PROFILE_FILTERED) and dropped.
+/* Network traffic (enforce modes with engine.kernel_filter). NET_FILTER says, per side and
+ * protocol (bit 0 TCP out, bit 1 UDP out, bit 2 TCP in, bit 3 UDP in), that the loaded rules
+ * bound it to the (side, protocol, port) triples in RULE_PORTS (Ruleset::net_plan). An event of
+ * a bounded side and protocol outside RULE_PORTS that the container's profile allows is counted
+ * (FL_STAT_PROFILE_FILTERED) and dropped:
+ * - outbound (the client's side): a successful connect, or a sendto/sendmsg to an explicit
+ *   address from a client's UDP socket; port = the remote one; PROFILE_OUTBOUND must allow the
+ *   protocol, port and peer;
+ * - inbound (the server's side): an accepted connection, or a UDP reply from the server's port;
+ *   port = the local one; PROFILE_INBOUND must hold the protocol and port.
  * Everything else is reported. */
+#define FL_NET_SERVER (1u << 24)
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
 	__type(value, u32);
 } NET_FILTER SEC(".maps");
-/* key: IPPROTO_* << 16 | remote port */
+/* key: FL_NET_SERVER for the server's side | IPPROTO_* << 16 | port */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 8192);
 	__type(key, u32);
 	__type(value, u8);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } RULE_PORTS SEC(".maps");
+/* The ports each profile serves: profile number, IPPROTO_*, port. */
+struct profile_port_key {
+	u32 profile;
+	u8 proto;
+	u8 _pad;
+	u16 port;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct profile_port_key);
+	__type(value, u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} PROFILE_INBOUND SEC(".maps");
 /* What each profile allows out: profile number, IPPROTO_*, family (4 or 6), remote port, then
  * the peer network's address bits; prefixlen = 64 + the network's prefix length. */
 struct profile_net_key {
@@ -1241,42 +1261,69 @@ static __always_inline int paths_changed(long ret)
 
 #define FL_EINPROGRESS 115
 
-/* Whether the outbound event is one the kernel filter drops (see NET_FILTER): the same
- * decision as the profile's userspace matcher (profiler/src/matcher.rs: a client's outbound
- * behaviour, `(fd.l4proto, fd.sport)` and the peer `fd.sip`), on what the event would report.
- * Anything it is not sure of is reported: another protocol or family, an IPv4-mapped peer, a
- * UDP send from the server's end (inbound traffic). */
+/* The profile number of the current task's container when the filter of `bit` (see
+ * NET_FILTER) is on and no loaded rule needs (side, proto, port); NULL otherwise. */
+static __always_inline u32 *net_profile(u32 bit, u32 side, u8 proto, u16 port)
+{
+	u32 zero = 0, rk, *on;
+	u64 cgid;
+	on = bpf_map_lookup_elem(&NET_FILTER, &zero);
+	if (!on || !(*on & bit))
+		return NULL;
+	rk = side | (u32)proto << 16 | port;
+	if (bpf_map_lookup_elem(&RULE_PORTS, &rk))
+		return NULL;
+	cgid = bpf_get_current_cgroup_id();
+	return bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+}
+
+/* Whether the inbound event (an accepted connection, a UDP reply from the server's port) is
+ * one the kernel filter drops: the profile's inbound dimension (profiler/src/dimension/
+ * inbound.rs: the protocol and the local port) on what the event would report. */
+static __always_inline bool inbound_dropped(const struct fl_sock *sock)
+{
+	u32 *profile;
+	struct profile_port_key k = {};
+	if (sock->family != AF_INET && sock->family != AF_INET6)
+		return false;
+	if (sock->protocol != 6 && sock->protocol != 17)
+		return false;
+	profile = net_profile(sock->protocol == 6 ? 4 : 8, FL_NET_SERVER, sock->protocol,
+			      sock->lport);
+	if (!profile)
+		return false;
+	k.profile = *profile;
+	k.proto = sock->protocol;
+	k.port = sock->lport;
+	return bpf_map_lookup_elem(&PROFILE_INBOUND, &k) != NULL;
+}
+
+/* Whether the event of a connect/sendto/sendmsg is one the kernel filter drops (see
+ * NET_FILTER): the same decision as the profile's userspace matcher (profiler/src/matcher.rs:
+ * a client's outbound behaviour, `(fd.l4proto, fd.sport)` and the peer `fd.sip`; a UDP send
+ * from the server's end is inbound), on what the event would report. Anything it is not sure
+ * of is reported: another protocol or family, an IPv4-mapped peer. */
 static __always_inline bool net_dropped(u32 kind, s64 ret, const struct fl_addr *addr,
 					const struct fl_sock *sock)
 {
-	u32 zero = 0, rk, *on, *profile;
-	u64 cgid;
-	u8 proto, bit;
+	u32 *profile;
+	u8 proto;
 	struct profile_net_key k = {};
 	if (ret < 0 && !(kind == FL_CONNECT && ret == -FL_EINPROGRESS))
 		return false;
-	on = bpf_map_lookup_elem(&NET_FILTER, &zero);
-	if (!on || !*on)
-		return false;
 	if ((addr->family != AF_INET && addr->family != AF_INET6) || sock->family != addr->family)
 		return false;
-	if (sock->protocol == 6) {
-		proto = 6;
-		bit = 1;
-	} else if (sock->protocol == 17) {
-		proto = 17;
-		bit = 2;
-	} else {
+	if (sock->protocol != 6 && sock->protocol != 17)
 		return false;
+	proto = sock->protocol;
+	if (kind != FL_CONNECT) {
+		/* sends matter on UDP sockets; a datagram sent from the port the process bound, or
+		 * from the port it sends to, is a server's reply (the profile's inbound dimension) */
+		if (proto != 17 || !(sock->flags & FL_SOCK_FLAGS_KNOWN))
+			return false;
+		if ((sock->flags & FL_SOCK_BOUND) || sock->lport == addr->port)
+			return inbound_dropped(sock);
 	}
-	if (!(*on & bit))
-		return false;
-	/* a datagram sent from the port the process bound, or from the port it sends to, is a
-	 * server's reply (the profile's inbound dimension) */
-	if (kind != FL_CONNECT &&
-	    (proto != 17 || !(sock->flags & FL_SOCK_FLAGS_KNOWN) || (sock->flags & FL_SOCK_BOUND) ||
-	     sock->lport == addr->port))
-		return false;
 	/* ::ffff:a.b.c.d: userspace may render it as IPv4 */
 	if (addr->family == AF_INET6) {
 		u64 hi;
@@ -1286,11 +1333,7 @@ static __always_inline bool net_dropped(u32 kind, s64 ret, const struct fl_addr 
 		if (hi == 0 && mid == 0xffff0000)
 			return false;
 	}
-	rk = (u32)proto << 16 | addr->port;
-	if (bpf_map_lookup_elem(&RULE_PORTS, &rk))
-		return false;
-	cgid = bpf_get_current_cgroup_id();
-	profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+	profile = net_profile(proto == 6 ? 1 : 2, 0, proto, addr->port);
 	if (!profile)
 		return false;
 	k.prefixlen = 64 + 128;
@@ -1361,8 +1404,16 @@ static __always_inline void emit_accept(u32 kind, const u64 *args, s64 ret)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fl_sock listener = {};
 	struct fl_net *e;
+	struct fl_sock sock = {};
 	if (ret < 0)
 		return;
+	sock_info(fd_file(task, ret), &sock);
+	if (inbound_dropped(&sock)) {
+		stat_inc(kind, FL_STAT_PROFILE_FILTERED);
+		return;
+	}
+	sock_info(fd_file(task, (s64)args[0]), &listener);
+	sock.flags = (sock.flags & ~FL_SOCK_BOUND) | (listener.flags & FL_SOCK_BOUND);
 	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
 	if (!e) {
 		stat_inc(kind, FL_STAT_DROPPED);
@@ -1372,9 +1423,7 @@ static __always_inline void emit_accept(u32 kind, const u64 *args, s64 ret)
 	fill_hdr(&e->h, kind, ret);
 	e->h.size = sizeof(struct fl_net);
 	e->fd = ret;
-	sock_info(fd_file(task, ret), &e->sock);
-	sock_info(fd_file(task, (s64)args[0]), &listener);
-	e->sock.flags = (e->sock.flags & ~FL_SOCK_BOUND) | (listener.flags & FL_SOCK_BOUND);
+	e->sock = sock;
 	bpf_ringbuf_submit(e, rb_flags());
 	stat_inc(kind, FL_STAT_EMITTED);
 }

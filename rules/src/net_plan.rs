@@ -1,29 +1,33 @@
-//! What the kernel must report of outbound traffic for the loaded rules: the
-//! (protocol, remote port) pairs that some rule could match.
+//! What the kernel must report of network traffic for the loaded rules: the (protocol,
+//! port) pairs some rule could match, for each side of a connection.
 //!
-//! In the enforce modes (`engine.kernel_filter`) the probe drops, in the kernel, a
-//! successful `connect` (or a `sendto`/`sendmsg` to an explicit address from a client's UDP
-//! socket) by a container whose profile allows its protocol, remote port and peer, unless
-//! the pair is one the loaded rules need. Those pairs are derived here from the compiled
-//! conditions, the way [`crate::kernel_plan`] derives path prefixes of opens, never kept by
-//! hand.
+//! In the enforce modes (`engine.kernel_filter`) the probe drops, in the kernel, traffic of
+//! a container whose profile allows it, unless the pair is one the loaded rules need:
+//! - [`Side::Client`], outbound: a successful `connect`, or a `sendto`/`sendmsg` to an
+//!   explicit address from a client's UDP socket; the pair is the protocol and the remote
+//!   (server) port, and the profile's `network.outbound` must allow the peer too;
+//! - [`Side::Server`], inbound: an accepted connection (`accept`, `accept4`), or a UDP reply
+//!   from the server's port; the pair is the protocol and the local (served) port, which the
+//!   profile's `network.inbound` must hold.
 //!
-//! For each enabled rule that can see a `connect`, `sendto` or `sendmsg`, [`necessary`]
-//! computes a set of pairs such that the condition can only be true for an outbound TCP or
-//! UDP event whose `(fd.l4proto, fd.sport)` is one of them (events of any other protocol are
-//! never dropped, so the set only speaks of TCP and UDP):
+//! The pairs are derived here from the compiled conditions, the way
+//! [`crate::kernel_plan`] derives path prefixes of opens, never kept by hand. For each
+//! enabled rule that can see an event of the side, [`necessary`] computes a set of pairs
+//! such that the condition can only be true for a TCP or UDP event of that side whose
+//! protocol and port are one of them (events of any other protocol are never dropped, so the
+//! set only speaks of TCP and UDP):
 //! - `fd.l4proto` with `=`, `in` or `!=` bounds the protocol;
-//! - `fd.sport` or `fd.rport` (for a client's outbound event both are the remote port) with
-//!   `=` or `in` bounds the port;
+//! - `fd.sport` (the server's port on both sides), and `fd.rport` on the client's side or
+//!   `fd.lport` on the server's (the same port), with `=` or `in` bound the port;
 //! - a test on a field falco-learn never fills (`fd.sip.name`, …: every comparison on it is
-//!   false) makes its branch impossible, and so do `evt.type` tests that exclude the
-//!   outbound types and `false` constants;
+//!   false) makes its branch impossible, and so do `evt.type` tests that exclude the side's
+//!   types and `false` constants;
 //! - `and` intersects its children, `or` takes their union;
-//! - everything else (negations, address tests, `fd.port`, which may be the local port,
+//! - everything else (negations, address tests, `fd.port`, which may be the other end,
 //!   ranges, transformers) bounds nothing.
 //!
 //! A rule that leaves a protocol unbounded (every port of it) is named in
-//! [`OutboundPlan::unconstrained`]: then no event of that protocol is dropped.
+//! [`NetPlan::unconstrained`]: then no event of that protocol and side is dropped.
 
 use crate::compile::{Cond, Node, TypeMask};
 use crate::Ruleset;
@@ -31,7 +35,51 @@ use falco_learn_event::fields::{self, FieldId};
 use falco_learn_event::EventType;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The layer-4 protocols the kernel filter can drop outbound events of.
+/// Which end of a connection an event is, as the kernel filter sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// Outbound: the process is the client (`connect`, a client's UDP send).
+    Client,
+    /// Inbound: the process is the server (`accept`, `accept4`, a UDP reply from its port).
+    Server,
+}
+
+impl Side {
+    /// Both, in order.
+    pub const ALL: [Side; 2] = [Side::Client, Side::Server];
+
+    /// `outbound` or `inbound`, as the profile's dimensions are named.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Client => "outbound",
+            Side::Server => "inbound",
+        }
+    }
+
+    /// The event types the kernel filter drops for this side.
+    pub fn types(self) -> TypeMask {
+        let t: &[EventType] = match self {
+            Side::Client => &[EventType::Connect, EventType::Sendto, EventType::Sendmsg],
+            Side::Server => &[
+                EventType::Accept,
+                EventType::Accept4,
+                EventType::Sendto,
+                EventType::Sendmsg,
+            ],
+        };
+        t.iter().fold(0, |m, t| m | (1u64 << t.index()))
+    }
+
+    /// The port fields that hold the pair's port on this side (`fd.sport` always).
+    fn port_field(self, f: FieldId) -> bool {
+        match self {
+            Side::Client => matches!(f, FieldId::FdSport | FieldId::FdRport),
+            Side::Server => matches!(f, FieldId::FdSport | FieldId::FdLport),
+        }
+    }
+}
+
+/// The layer-4 protocols the kernel filter can drop events of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum L4 {
     Tcp,
@@ -106,8 +154,8 @@ impl Ports {
     }
 }
 
-/// A necessary condition on an outbound TCP/UDP event: per protocol, the remote ports it
-/// may be true for.
+/// A necessary condition on a TCP/UDP event of one side: per protocol, the ports it may
+/// be true for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Need {
     pub tcp: Ports,
@@ -115,7 +163,7 @@ pub struct Need {
 }
 
 impl Need {
-    /// Never true for an outbound TCP or UDP event.
+    /// Never true for a TCP or UDP event of the side.
     pub const NEVER: Need = Need {
         tcp: Ports::None,
         udp: Ports::None,
@@ -155,13 +203,6 @@ impl Need {
     }
 }
 
-/// The event types the kernel filter drops.
-pub fn outbound_types() -> TypeMask {
-    [EventType::Connect, EventType::Sendto, EventType::Sendmsg]
-        .iter()
-        .fold(0, |m, t| m | (1u64 << t.index()))
-}
-
 fn ports_of(cond: &Cond) -> Ports {
     let port = |n: i64| u16::try_from(n).ok();
     match cond {
@@ -183,7 +224,7 @@ fn ports_of(cond: &Cond) -> Ports {
     }
 }
 
-fn test_need(t: &crate::compile::Test) -> Need {
+fn test_need(t: &crate::compile::Test, side: Side) -> Need {
     if !t.lhs.transforms.is_empty() {
         return Need::ANY;
     }
@@ -210,8 +251,9 @@ fn test_need(t: &crate::compile::Test) -> Need {
             },
             _ => Need::ANY,
         },
-        // for a client's outbound event, the server port is the remote one
-        FieldId::FdSport | FieldId::FdRport => {
+        // the server's port: the remote one on the client's side, the local one on the
+        // server's
+        f if side.port_field(f) => {
             let p = ports_of(&t.cond);
             Need {
                 tcp: p.clone(),
@@ -222,10 +264,10 @@ fn test_need(t: &crate::compile::Test) -> Need {
     }
 }
 
-/// The necessary (protocol, remote port) condition of `node` for an outbound TCP or UDP
-/// event (see the module docs).
-pub fn necessary(node: &Node) -> Need {
-    let types = outbound_types();
+/// The necessary (protocol, port) condition of `node` for a TCP or UDP event of `side`
+/// (see the module docs).
+pub fn necessary(node: &Node, side: Side) -> Need {
+    let types = side.types();
     match node {
         Node::Const(false) => Need::NEVER,
         Node::Const(true) => Need::ANY,
@@ -241,29 +283,40 @@ pub fn necessary(node: &Node) -> Need {
             Node::Const(true) => Need::NEVER,
             _ => Need::ANY,
         },
-        Node::Test(t) => test_need(t),
+        Node::Test(t) => test_need(t, side),
         Node::And(children) => children
             .iter()
-            .fold(Need::ANY, |acc, c| acc.and(necessary(c))),
+            .fold(Need::ANY, |acc, c| acc.and(necessary(c, side))),
         Node::Or(children) => children
             .iter()
-            .fold(Need::NEVER, |acc, c| acc.or(necessary(c))),
+            .fold(Need::NEVER, |acc, c| acc.or(necessary(c, side))),
     }
 }
 
-/// What the loaded rules need of outbound TCP/UDP events.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OutboundPlan {
-    /// Per protocol, the remote ports some rule may match, with the rules that need each;
-    /// a protocol in [`OutboundPlan::unconstrained`] has none here.
+/// What the loaded rules need of the TCP/UDP events of one side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetPlan {
+    /// The side the plan is about.
+    pub side: Side,
+    /// Per protocol, the ports some rule may match, with the rules that need each; a
+    /// protocol in [`NetPlan::unconstrained`] has none here.
     pub ports: BTreeMap<(L4, u16), Vec<String>>,
     /// Per protocol, the rules that could match any port of it: no event of that protocol
     /// is dropped.
     pub unconstrained: BTreeMap<L4, Vec<String>>,
 }
 
-impl OutboundPlan {
-    /// Whether a rule may need an outbound event of protocol `p` to remote port `port`: the
+impl NetPlan {
+    /// Nothing needed (no rule sees the side).
+    pub fn empty(side: Side) -> NetPlan {
+        NetPlan {
+            side,
+            ports: BTreeMap::new(),
+            unconstrained: BTreeMap::new(),
+        }
+    }
+
+    /// Whether a rule may need an event of the side of protocol `p` and port `port`: the
     /// kernel's decision in userspace terms.
     pub fn needs(&self, p: L4, port: u16) -> bool {
         self.unconstrained.contains_key(&p) || self.ports.contains_key(&(p, port))
@@ -281,15 +334,15 @@ impl OutboundPlan {
 }
 
 impl Ruleset {
-    /// The outbound (protocol, remote port) pairs the enabled rules need: an outbound TCP or
-    /// UDP event outside them can match no enabled rule.
-    pub fn outbound_plan(&self) -> OutboundPlan {
-        let mut plan = OutboundPlan::default();
+    /// The (protocol, port) pairs of `side` the enabled rules need: a TCP or UDP event of
+    /// that side outside them can match no enabled rule.
+    pub fn net_plan(&self, side: Side) -> NetPlan {
+        let mut plan = NetPlan::empty(side);
         for r in self.rules().iter().filter(|r| r.enabled) {
-            if r.evttypes & outbound_types() == 0 {
+            if r.evttypes & side.types() == 0 {
                 continue;
             }
-            let need = necessary(r.condition());
+            let need = necessary(r.condition(), side);
             for p in L4::ALL {
                 match need.get(p) {
                     Ports::None => {}
@@ -313,13 +366,23 @@ impl Ruleset {
         plan.ports.retain(|(p, _), _| !off.contains(p));
         plan
     }
+
+    /// [`Ruleset::net_plan`] of the client's side (outbound).
+    pub fn outbound_plan(&self) -> NetPlan {
+        self.net_plan(Side::Client)
+    }
+
+    /// [`Ruleset::net_plan`] of the server's side (inbound).
+    pub fn inbound_plan(&self) -> NetPlan {
+        self.net_plan(Side::Server)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn plan(rules: &str) -> OutboundPlan {
+    fn plan(rules: &str) -> NetPlan {
         let (rs, report) = Ruleset::load_sources(&[("t.yaml", rules)]);
         assert!(report.errors.is_empty(), "{report}");
         rs.outbound_plan()
@@ -329,7 +392,7 @@ mod tests {
         format!("- rule: {name}\n  desc: d\n  condition: {cond}\n  output: o %fd.name\n  priority: WARNING\n")
     }
 
-    fn pairs(p: &OutboundPlan) -> Vec<(L4, u16)> {
+    fn pairs(p: &NetPlan) -> Vec<(L4, u16)> {
         p.pairs()
     }
 
@@ -380,7 +443,7 @@ mod tests {
             rule("none", "evt.type = connect and fd.sport = 70000"),
             rule("exec", "evt.type = execve and proc.name = nc"),
         ));
-        assert_eq!(p, OutboundPlan::default());
+        assert_eq!(p, NetPlan::empty(Side::Client));
     }
 
     #[test]
@@ -400,6 +463,47 @@ mod tests {
         // fd.port may be the local (ephemeral) port: no bound
         let p = plan(&rule("port", "evt.type = connect and fd.port = 22"));
         assert!(p.is_off(L4::Tcp) && p.is_off(L4::Udp));
+    }
+
+    #[test]
+    fn the_server_side_bounds_by_the_served_port() {
+        let (rs, report) = Ruleset::load_sources(&[(
+            "t.yaml",
+            &format!(
+                "{}{}",
+                rule(
+                    "telnet served",
+                    "evt.type in (accept, accept4) and fd.l4proto = tcp and fd.lport = 23"
+                ),
+                rule("ssh out", "evt.type = connect and fd.sport = 22"),
+            ),
+        )]);
+        assert!(report.errors.is_empty(), "{report}");
+        let inbound = rs.inbound_plan();
+        assert_eq!(inbound.pairs(), vec![(L4::Tcp, 23)]);
+        assert_eq!(inbound.side, Side::Server);
+        // a connect rule is no rule about accepts, and the other way round
+        assert_eq!(
+            rs.outbound_plan().pairs(),
+            vec![(L4::Tcp, 22), (L4::Udp, 22)]
+        );
+        // on the server's side fd.rport is the client's port: no bound
+        let (rs, _) = Ruleset::load_sources(&[(
+            "t.yaml",
+            rule("r", "evt.type = accept4 and fd.rport = 23").as_str(),
+        )]);
+        assert!(rs.inbound_plan().is_off(L4::Tcp));
+        // a send rule is about both sides
+        let (rs, _) = Ruleset::load_sources(&[(
+            "t.yaml",
+            rule(
+                "dns",
+                "evt.type = sendto and fd.l4proto = udp and fd.sport = 53",
+            )
+            .as_str(),
+        )]);
+        assert_eq!(rs.inbound_plan().pairs(), vec![(L4::Udp, 53)]);
+        assert_eq!(rs.outbound_plan().pairs(), vec![(L4::Udp, 53)]);
     }
 
     /// Our default ruleset needs TCP connects to the ssh rule's ports only: every other

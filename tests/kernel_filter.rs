@@ -16,7 +16,9 @@
 //! connects once to another port (the profile's outbound anomaly, in both runs). The
 //! container serves one TCP port of its profile and one outside it, and the test connects
 //! to each once: the first accept is dropped in the kernel, the second is the profile's
-//! inbound anomaly.
+//! inbound anomaly. Last, `nc -e` puts a connection on its stdin and stdout: the default rule
+//! about that shape alerts, while the shell's own dups of files are dropped in the kernel
+//! (no rule can match them).
 //!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
@@ -36,16 +38,21 @@ const WRITES: &str = "busybox mkdir -p /tmp/ok /var/log; i=0; \
     while [ $i -lt 300 ]; do echo x > /tmp/ok/f$i; i=$((i+1)); done; \
     echo x > /tmp/file.txt; echo x > /tmp/notallowed; : > /var/log/app.log";
 
+/// The default rule a reverse shell's dup of a socket onto stdin raises.
+const REDIRECT: &str = "Redirect STDOUT/STDIN to Network Connection in Container";
+
 /// Allowed connects to the profile's port.
 const CONNECTS: u64 = 100;
 
-/// The scenario: the writes, then [`CONNECTS`] connects to `allowed` and one to `other`
-/// (loopback ports the test listens on; the container shares the host's network).
+/// The scenario: the writes, then [`CONNECTS`] connects to `allowed`, one to `other`
+/// (loopback ports the test listens on; the container shares the host's network), and a
+/// reverse shell's shape: `nc -e` puts its connection to `allowed` on stdin and stdout.
 fn script(allowed: u16, other: u16) -> String {
     format!(
         "{WRITES}; i=0; while [ $i -lt {CONNECTS} ]; do \
          busybox nc 127.0.0.1 {allowed} </dev/null || exit 1; i=$((i+1)); done; \
-         busybox nc 127.0.0.1 {other} </dev/null || exit 1; echo done"
+         busybox nc 127.0.0.1 {other} </dev/null || exit 1; \
+         busybox nc 127.0.0.1 {allowed} -e /bin/true </dev/null || exit 1; echo done"
     )
 }
 
@@ -104,6 +111,8 @@ struct Run {
     profile_filtered: u64,
     /// The same, of connects and accepts.
     connects_filtered: u64,
+    /// `falco_learn_kernel_filtered_total{reason="rules"}` of dup, dup2 and dup3.
+    dups_filtered: u64,
 }
 
 /// Loopback ports of the scenario: (connect allowed, connect not allowed, served, not served).
@@ -164,6 +173,7 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Po
             && have("Clear Log Activities", "/var/log/app.log")
             && have(&outbound, &format!("->127.0.0.1:{}", ports.1))
             && have(&inbound, &format!("->127.0.0.1:{}", ports.3))
+            && have(REDIRECT, &format!("->127.0.0.1:{}", ports.0))
         {
             break;
         }
@@ -189,6 +199,15 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Po
             .sum()
     };
     let profile_filtered = filtered(false);
+    let dups_filtered = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("falco_learn_kernel_filtered_total{")
+                && l.contains("reason=\"rules\"")
+                && l.contains("kind=\"dup")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
     let connects_filtered = filtered(true);
     agent.terminate(30);
     let alerts = agent
@@ -209,6 +228,7 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Po
         alerts,
         profile_filtered,
         connects_filtered,
+        dups_filtered,
     }
 }
 
@@ -259,6 +279,7 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     let other = format!("127.0.0.1:{}", ports.1);
     let inbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Inbound);
     let unserved = format!("127.0.0.1:{}", ports.3);
+    let allowed = format!("127.0.0.1:{}", ports.0);
     let expected: AlertSet = [
         (anomaly.as_str(), "/tmp/notallowed"),
         ("Clear Log Activities", "/var/log/app.log"),
@@ -267,6 +288,8 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     ]
     .iter()
     .map(|(r, f)| (r.to_string(), f.to_string(), "/bin/busybox".to_string()))
+    // (its output names no proc.exepath)
+    .chain([(REDIRECT.to_string(), allowed, String::new())])
     .collect();
     let writes = |s: &AlertSet| -> AlertSet {
         s.iter()
@@ -290,8 +313,14 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     // and only with the filter on
     assert_eq!(
         on.connects_filtered,
-        CONNECTS + 1,
+        CONNECTS + 2,
         "filter on: connects and accepts dropped"
     );
     assert_eq!(off.connects_filtered, 0, "filter off dropped connects");
+    // the shell's redirections dup files onto its descriptors: no rule needs those, in
+    // either run (the rules' filter of dup calls does not depend on engine.kernel_filter),
+    // while nc's dup of its socket onto stdin raised its alert above
+    for run in [&on, &off] {
+        assert!(run.dups_filtered > 0, "no dup call dropped in the kernel");
+    }
 }

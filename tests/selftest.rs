@@ -20,6 +20,7 @@ const CHECKS: &[&str] = &[
     "fork-exit",
     "kernel-filter",
     "kernel-filter-net",
+    "event-filter",
     "enforce-kill",
 ];
 

@@ -241,6 +241,92 @@ pub fn log_net_plan(plan: &NetPlan) {
     }
 }
 
+/// The `socket` and `dup` calls the kernel drops because no rule of `rules` can match them.
+pub fn event_filter(
+    rules: &falco_learn_rules::Ruleset,
+) -> falco_learn_probe::filter::EventFilterPlan {
+    falco_learn_probe::filter::EventFilterPlan::derive(&|ev, known| rules.may_match(ev, known))
+}
+
+/// `1-3, 7` for the set bits of `bits` below 64.
+fn bit_ranges(bits: u64) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0u32;
+    while i < 64 {
+        if bits >> i & 1 == 1 {
+            let start = i;
+            while i + 1 < 64 && bits >> (i + 1) & 1 == 1 {
+                i += 1;
+            }
+            out.push(if start == i {
+                start.to_string()
+            } else {
+                format!("{start}-{i}")
+            });
+        }
+        i += 1;
+    }
+    if out.is_empty() {
+        "none".to_string()
+    } else {
+        out.join(", ")
+    }
+}
+
+/// What the kernel reports of `socket` and `dup` calls under `plan`, as `rules check
+/// --explain-kernel` prints it.
+pub fn explain_event_filter(
+    out: &mut impl Write,
+    plan: &falco_learn_probe::filter::EventFilterPlan,
+) -> std::io::Result<()> {
+    use falco_learn_probe::filter::{DUP_FAMILIES, DUP_TYPES};
+    let domains: Vec<String> = plan
+        .socket_domains_reported()
+        .into_iter()
+        .map(|d| falco_learn_event::fields::socket_family_name(d).into_owned())
+        .collect();
+    writeln!(
+        out,
+        "kernel: socket calls reported for domains {} and any domain from 64 up; the others \
+         are dropped",
+        if domains.is_empty() {
+            "none".to_string()
+        } else {
+            domains.join(", ")
+        }
+    )?;
+    for (k, typ) in DUP_TYPES.iter().enumerate() {
+        let kept: Vec<String> = DUP_FAMILIES
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| plan.dup_drop[k][*c] != u64::MAX)
+            .map(|(c, family)| {
+                let what = match family {
+                    0 => "not a socket".to_string(),
+                    3 => "another socket family".to_string(),
+                    f => falco_learn_event::fields::socket_family_name(*f as u32).into_owned(),
+                };
+                format!("{what}: {}", bit_ranges(!plan.dup_drop[k][c]))
+            })
+            .collect();
+        writeln!(
+            out,
+            "kernel: {} calls reported when the new descriptor is {} (and any failed call or \
+             descriptor from 64 up); the others are dropped",
+            typ.as_str(),
+            if kept.is_empty() {
+                "none below 64".to_string()
+            } else {
+                kept.join("; ")
+            }
+        )?;
+    }
+    if !plan.needed_by.is_empty() {
+        writeln!(out, "  needed by {}", plan.needed_by.join(", "))?;
+    }
+    Ok(())
+}
+
 /// Log what the kernel will report of one kind of open (a warning when a rule turns the
 /// in-kernel filter off).
 pub fn log_open_plan(what: &str, plan: &OpenPlan) {
@@ -329,5 +415,60 @@ mod tests {
                 },
             }
         );
+    }
+
+    /// Our default ruleset needs socket calls of AF_PACKET only, and dup calls onto fds 0-2
+    /// of inet sockets only (the two rules about them); Falco's stable rules the same.
+    #[test]
+    fn the_default_rules_keep_packet_sockets_and_dups_of_inet_sockets_onto_0_to_2() {
+        use falco_learn_probe::filter::{DUP_CLASSES, DUP_FAMILIES};
+        let stable = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/falco-rules/falco_rules.yaml");
+        let (stable, report) = Ruleset::load_files(&[stable]);
+        assert!(report.errors.is_empty(), "{report}");
+        let (default, _) = Ruleset::load_sources(&[("default", falco_learn_rules::DEFAULT_RULES)]);
+        for rs in [&default, &stable] {
+            let plan = event_filter(rs);
+            assert_eq!(plan.socket_drop, !(1u64 << 17), "AF_PACKET only");
+            for k in 0..3 {
+                for c in 0..DUP_CLASSES {
+                    let inet = matches!(DUP_FAMILIES[c], 2 | 10);
+                    let want = if inet { !0b111 } else { u64::MAX };
+                    assert_eq!(
+                        plan.dup_drop[k][c], want,
+                        "kind {k} family {}",
+                        DUP_FAMILIES[c]
+                    );
+                }
+            }
+            assert_eq!(plan.needed_by.len(), 2, "{:?}", plan.needed_by);
+        }
+        let mut out = Vec::new();
+        explain_event_filter(&mut out, &event_filter(&default)).expect("write");
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            out.starts_with(
+                "kernel: socket calls reported for domains AF_PACKET and any domain from 64 up"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "kernel: dup2 calls reported when the new descriptor is AF_INET: 0-2; AF_INET6: 0-2"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_rule_about_every_socket_keeps_them_all() {
+        let rs = rules(&[("any", "evt.type = socket and proc.name = nc")]);
+        assert_eq!(event_filter(&rs).socket_drop, 0);
+        // no rule about sockets or dups: every one is dropped
+        let rs = rules(&[("exec", "evt.type = execve")]);
+        let plan = event_filter(&rs);
+        assert_eq!(plan.socket_drop, u64::MAX);
+        assert!(plan.dup_drop.iter().flatten().all(|b| *b == u64::MAX));
+        assert!(plan.needed_by.is_empty());
     }
 }

@@ -548,6 +548,12 @@ impl Engine {
         self.rules.outbound_plan()
     }
 
+    /// The `socket` and `dup` calls the kernel drops because no loaded rule can match them
+    /// (profiles learn neither).
+    pub fn event_filter_plan(&self) -> falco_learn_probe::filter::EventFilterPlan {
+        crate::agent::event_filter(&self.rules)
+    }
+
     /// The inbound (protocol, local port) pairs the loaded rules need: an accepted
     /// connection or a UDP server's reply outside them can match no rule
     /// (`engine.kernel_filter` drops those a container's profile serves).

@@ -254,6 +254,10 @@ impl Source for LiveSource {
         if let Err(e) = probe.set_net_filter(&net) {
             tracing::error!("the kernel network filter was not updated: {e}");
         }
+        let events = engine.event_filter_plan();
+        if let Err(e) = probe.set_event_filter(&events) {
+            tracing::error!("the kernel filter of socket and dup calls was not updated: {e}");
+        }
         match probe.set_syscalls(Some(&engine.needed_syscalls())) {
             Ok((attached, detached)) => self.log_attached(&attached, &detached),
             Err(e) => tracing::error!("the syscall programs were not updated: {e}"),

@@ -500,6 +500,173 @@ impl NetFilter {
     }
 }
 
+/// The families a duplicated descriptor's class stands for in `DUP_DROP` (the kernel's
+/// `fl_dup_class`): not a socket, `AF_UNIX`, `AF_INET`, `AF_INET6`, `AF_NETLINK`,
+/// `AF_PACKET`; index [`DUP_CLASSES`]` - 1` is every other family (3, `AF_AX25`, stands
+/// for it: every such family becomes the same event).
+pub const DUP_FAMILIES: [u16; DUP_CLASSES] = [0, 1, 2, 10, 16, 17, 3];
+/// Classes of duplicated descriptors.
+pub const DUP_CLASSES: usize = 7;
+/// The kinds of `DUP_DROP`, in its order.
+pub const DUP_TYPES: [falco_learn_event::EventType; 3] = [
+    falco_learn_event::EventType::Dup,
+    falco_learn_event::EventType::Dup2,
+    falco_learn_event::EventType::Dup3,
+];
+
+/// Events of kinds the loaded rules need only some of, dropped in the kernel in every mode
+/// (maps `SOCKET_DROP`, `DUP_DROP`; counted as `filtered`). The kernel decides on values
+/// it has before the record exists, so [`EventFilterPlan::derive`] asks, for each value,
+/// whether some rule may match the event it would become.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilterPlan {
+    /// Bit d: drop `socket()` calls of domain d (< 64; larger domains are reported).
+    pub socket_drop: u64,
+    /// Per kind of [`DUP_TYPES`] and class of [`DUP_FAMILIES`], bit r: drop the call whose
+    /// new descriptor is r (< 64; failed calls and larger descriptors are reported).
+    pub dup_drop: [[u64; DUP_CLASSES]; 3],
+    /// The rules that keep some of these events, sorted.
+    pub needed_by: Vec<String>,
+}
+
+/// The fields an event of [`crate::enrich::socket_shape`] fixes.
+fn socket_known(f: &falco_learn_event::fields::FieldRef) -> bool {
+    use falco_learn_event::fields::{FieldArg, FieldId};
+    match f.id {
+        FieldId::EvtType | FieldId::FdType | FieldId::FdTypeChar | FieldId::FdSockFamily => true,
+        FieldId::EvtArg => match &f.arg {
+            FieldArg::Key(k) => k == "domain",
+            FieldArg::Index(i) => *i == 0,
+            FieldArg::None => false,
+        },
+        _ => false,
+    }
+}
+
+/// The fields an event of [`crate::enrich::dup_shape`] fixes (the result is the new
+/// descriptor: a successful call's).
+fn dup_known(f: &falco_learn_event::fields::FieldRef) -> bool {
+    use falco_learn_event::fields::{FieldArg, FieldId};
+    match f.id {
+        FieldId::EvtType
+        | FieldId::EvtRawRes
+        | FieldId::EvtRes
+        | FieldId::FdNum
+        | FieldId::FdType
+        | FieldId::FdTypeChar
+        | FieldId::FdSockFamily => true,
+        FieldId::EvtArg => match &f.arg {
+            FieldArg::Key(k) => k == "res" || k == "newfd",
+            FieldArg::Index(i) => *i == 0,
+            FieldArg::None => false,
+        },
+        _ => false,
+    }
+}
+
+/// A rules query: the enabled rules that may match the event when only the fields the
+/// second argument accepts are known (`falco_learn_rules::Ruleset::may_match`).
+pub type MayMatch<'a> = dyn Fn(
+        &falco_learn_event::Event,
+        &dyn Fn(&falco_learn_event::fields::FieldRef) -> bool,
+    ) -> Vec<String>
+    + 'a;
+
+impl EventFilterPlan {
+    /// Nothing dropped.
+    pub fn off() -> EventFilterPlan {
+        EventFilterPlan::default()
+    }
+
+    /// Drop every value no rule may match (`may_match` empty for the event it would be).
+    pub fn derive(may_match: &MayMatch<'_>) -> EventFilterPlan {
+        let mut plan = EventFilterPlan::default();
+        let mut needed = std::collections::BTreeSet::new();
+        for d in 0..64u32 {
+            let rules = may_match(&crate::enrich::socket_shape(d), &socket_known);
+            if rules.is_empty() {
+                plan.socket_drop |= 1 << d;
+            }
+            needed.extend(rules);
+        }
+        for (k, typ) in DUP_TYPES.iter().enumerate() {
+            for (c, family) in DUP_FAMILIES.iter().enumerate() {
+                for r in 0..64i64 {
+                    let mut rules = Vec::new();
+                    for sock in dup_socks(*family) {
+                        rules.extend(may_match(
+                            &crate::enrich::dup_shape(*typ, r, sock),
+                            &dup_known,
+                        ));
+                    }
+                    if rules.is_empty() {
+                        plan.dup_drop[k][c] |= 1 << r;
+                    }
+                    needed.extend(rules);
+                }
+            }
+        }
+        plan.needed_by = needed.into_iter().collect();
+        plan
+    }
+
+    /// The `socket()` domains (< 64) reported.
+    pub fn socket_domains_reported(&self) -> Vec<u32> {
+        (0..64).filter(|d| self.socket_drop >> d & 1 == 0).collect()
+    }
+}
+
+/// The sockets of `family` the kernel cannot tell apart: an `AF_INET6` socket whose both
+/// ends are IPv4-mapped becomes an `ipv4` descriptor.
+fn dup_socks(family: u16) -> Vec<falco_learn_probe_common::Sock> {
+    use bytemuck::Zeroable;
+    let mut s = falco_learn_probe_common::Sock::zeroed();
+    s.family = family;
+    s.flags = falco_learn_probe_common::SOCK_FLAGS_KNOWN;
+    if family != 10 {
+        return vec![s];
+    }
+    let mut mapped = s;
+    for a in [&mut mapped.laddr, &mut mapped.raddr] {
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12] = 127;
+        a[15] = 1;
+    }
+    s.laddr[15] = 1;
+    s.raddr[15] = 1;
+    vec![s, mapped]
+}
+
+/// The kernel's filter of socket and dup calls (`SOCKET_DROP`, `DUP_DROP`).
+pub(crate) struct EventFilter {
+    socket: Array<MapData, u64>,
+    dup: Array<MapData, u64>,
+}
+
+impl EventFilter {
+    pub(crate) fn new(ebpf: &mut Ebpf) -> Result<EventFilter, ProbeError> {
+        Ok(EventFilter {
+            socket: Array::try_from(take(ebpf, "SOCKET_DROP")?).map_err(map_err("SOCKET_DROP"))?,
+            dup: Array::try_from(take(ebpf, "DUP_DROP")?).map_err(map_err("DUP_DROP"))?,
+        })
+    }
+
+    pub(crate) fn set(&mut self, plan: &EventFilterPlan) -> Result<(), ProbeError> {
+        self.socket
+            .set(0, plan.socket_drop, 0)
+            .map_err(map_err("SOCKET_DROP"))?;
+        for (k, classes) in plan.dup_drop.iter().enumerate() {
+            for (c, bits) in classes.iter().enumerate() {
+                self.dup
+                    .set((k * 8 + c) as u32, *bits, 0)
+                    .map_err(map_err("DUP_DROP"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One outbound entry a profile allows: protocol ([`IPPROTO_TCP`], [`IPPROTO_UDP`]),
 /// remote port and the peer network (`addr`/`prefix`, e.g. `10.0.0.0`/8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

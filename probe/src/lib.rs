@@ -195,7 +195,8 @@ pub struct ProbeCounters {
 pub struct KindStats {
     pub emitted: u64,
     pub dropped: u64,
-    /// Dropped in the kernel because no loaded rule needs it (read-only opens).
+    /// Dropped in the kernel because no loaded rule needs it (read-only opens, and the
+    /// `socket` and `dup` calls of [`filter::EventFilterPlan`]).
     pub filtered: u64,
     /// execveat calls whose enter mark could not be stored (its map full): their exec
     /// record says execve.
@@ -254,6 +255,7 @@ pub struct Probe {
     write_filter: std::sync::Mutex<filter::OpenFilter>,
     leaf_names: std::sync::Mutex<filter::LeafNames>,
     net_filter: std::sync::Mutex<filter::NetFilter>,
+    event_filter: std::sync::Mutex<filter::EventFilter>,
     profile_filter: filter::ProfileFilter,
     /// Dropped first in [`Probe`]'s `drop` (the programs detach), before the stop
     /// flag is set: a consumer on another thread that sees the flag reads the ring
@@ -328,6 +330,10 @@ impl Probe {
         let mut net_filter = filter::NetFilter::new(&mut ebpf)?;
         net_filter.set(&filter::NetFilterPlan::off())?;
         let net_filter = std::sync::Mutex::new(net_filter);
+        // every socket and dup call reported until the agent sets the rules' plan
+        let mut event_filter = filter::EventFilter::new(&mut ebpf)?;
+        event_filter.set(&filter::EventFilterPlan::off())?;
+        let event_filter = std::sync::Mutex::new(event_filter);
         let read_filter = std::sync::Mutex::new(read_filter);
         read_filter
             .lock()
@@ -421,6 +427,7 @@ impl Probe {
                 write_filter,
                 leaf_names,
                 net_filter,
+                event_filter,
                 profile_filter,
                 ebpf: Some(ebpf),
             },
@@ -541,6 +548,16 @@ impl Probe {
     /// is dropped and counted ([`KindStats::profile_filtered`]).
     pub fn set_net_filter(&self, plan: &filter::NetFilterPlan) -> Result<(), ProbeError> {
         self.net_filter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(plan)
+    }
+
+    /// Change which `socket` and `dup` calls are dropped in the kernel because no loaded
+    /// rule can match them ([`filter::EventFilterPlan::derive`]); counted as
+    /// [`KindStats::filtered`]. [`filter::EventFilterPlan::off`] reports every one.
+    pub fn set_event_filter(&self, plan: &filter::EventFilterPlan) -> Result<(), ProbeError> {
+        self.event_filter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set(plan)

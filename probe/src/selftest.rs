@@ -23,6 +23,7 @@
 //! | `fork-exit` | the ptrace child's own fork and exit | child pid, exit status |
 //! | `kernel-filter` | in a cgroup of its own under a profile, opens for writing: two the profile allows (a file, one below an allowed directory), one under a rule prefix, one with a rule's file name, one with a rule's file-name ending, one outside the profile, one by a relative path; then an allowed one from outside the cgroup | exactly the two allowed ones are dropped in the kernel (`profile_filtered` +2, no event), every other one is reported |
 //! | `kernel-filter-net` | in a cgroup of its own under a profile allowing TCP and UDP to loopback ports and serving TCP and UDP ports, with one port of each side needed by a rule: a TCP connect, a client's UDP datagram, a UDP reply from a served bound port and an accept on a served port, all allowed; a connect to the rule's port, one outside the profile, an accept on the rule's port and one on a port not served; then an allowed connect from outside the cgroup | exactly the four allowed ones are dropped in the kernel (`profile_filtered` +4, no event), every other one is reported |
+//! | `event-filter` | with socket(AF_INET) and every dup2 but onto fds 0–2 of an AF_INET socket set to drop: socket(AF_INET), socket(AF_UNIX), dup2 of the unix socket onto 2, of the inet one onto 9 and onto 2 | socket(AF_INET) and the first two dup2 calls are dropped (no event; `filtered` +3 at least, the plan applies to every process); socket(AF_UNIX) and the dup2 of the inet socket onto 2 are reported |
 //! | `enforce-kill` | in a cgroup of its own under a profile: an allowed exec, a disallowed one, and the long-path copy with its leaf side allowed as a path | the disallowed and the truncated ones die of SIGKILL with the `killed` flag; the allowed one runs |
 //!
 //! The kernel matrix (`tests/kernels/`) runs this under qemu on every supported kernel;
@@ -1160,6 +1161,91 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
     result
 }
 
+/// The kernel's filter of socket and dup calls: see the table in the module docs.
+fn check_event_filter(seen: &Seen, probe: &Probe) -> Result<String, String> {
+    use crate::filter::{EventFilterPlan, DUP_CLASSES};
+    // drop socket(AF_INET) and every dup2 but onto fds 0-2 of AF_INET sockets
+    let mut plan = EventFilterPlan {
+        socket_drop: 1 << libc::AF_INET,
+        ..EventFilterPlan::off()
+    };
+    plan.dup_drop[1] = [u64::MAX; DUP_CLASSES];
+    plan.dup_drop[1][2] = !0b111;
+    probe.set_event_filter(&plan).map_err(|e| e.to_string())?;
+    let before = filtered_of(probe, &[crate::abi::Kind::Socket, crate::abi::Kind::Dup2]);
+    let pid = child_ok(
+        "event-filter",
+        in_child(|| {
+            // SAFETY: raw socket and dup2 syscalls on descriptors this child owns.
+            unsafe {
+                let inet = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+                let unix = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
+                if inet < 0 || unix < 0 {
+                    return 2;
+                }
+                // dropped: a unix socket onto 2, an inet socket onto 9; kept: inet onto 2
+                if libc::dup2(unix, 2) != 2 || libc::dup2(inet, 9) != 9 {
+                    return 3;
+                }
+                i32::from(libc::dup2(inet, 2) != 2) * 4
+            }
+        }),
+    )?;
+    let kept = seen.wait("dup2 of an inet socket onto fd 2", pid, |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Dup2
+            && e.fd
+                .as_ref()
+                .is_some_and(|f| f.typ == falco_learn_event::FdType::Ipv4)
+    })?;
+    expect("its new fd", kept.res, 2)?;
+    seen.wait("socket(AF_UNIX)", pid, |e| {
+        e.process.pid == pid
+            && e.event_type() == EventType::Socket
+            && matches!(e.args, Args::Socket { domain, .. } if domain == libc::AF_UNIX as u32)
+    })?;
+    let after = filtered_of(probe, &[crate::abi::Kind::Socket, crate::abi::Kind::Dup2]);
+    // the plan applies to every process: others may add to the count, never take from it
+    if after - before < 3 {
+        return Err(format!(
+            "filtered socket and dup2 calls: got {}, want at least 3",
+            after - before
+        ));
+    }
+    let got: Vec<String> = seen
+        .lock()
+        .iter()
+        .filter(|e| e.process.pid == pid)
+        .filter(|e| {
+            matches!(e.args, Args::Socket { domain, .. } if domain == libc::AF_INET as u32)
+                || (e.event_type() == EventType::Dup2 && e.res != 2)
+                || (e.event_type() == EventType::Dup2
+                    && e.fd
+                        .as_ref()
+                        .is_some_and(|f| f.typ == falco_learn_event::FdType::Unix))
+        })
+        .map(|e| format!("{} {:?}", e.event_type().as_str(), e.args))
+        .collect();
+    probe
+        .set_event_filter(&EventFilterPlan::off())
+        .map_err(|e| e.to_string())?;
+    expect("events of the dropped calls", got, Vec::<String>::new())?;
+    Ok(
+        "socket(AF_INET), dup2 of a unix socket onto 2 and of an inet one onto 9 dropped; \
+        socket(AF_UNIX) and dup2 of an inet socket onto 2 reported"
+            .to_string(),
+    )
+}
+
+fn filtered_of(probe: &Probe, kinds: &[crate::abi::Kind]) -> u64 {
+    probe
+        .kernel_stats()
+        .iter()
+        .filter(|(k, _)| kinds.contains(k))
+        .map(|(_, s)| s.filtered)
+        .sum()
+}
+
 fn filtered_net(probe: &Probe) -> u64 {
     probe
         .kernel_stats()
@@ -1257,6 +1343,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("fork-exit", fork_exit);
     add("kernel-filter", check_kernel_filter(&seen, &probe, &env));
     add("kernel-filter-net", check_kernel_filter_net(&seen, &probe));
+    add("event-filter", check_event_filter(&seen, &probe));
     if cfg.kill {
         add("enforce-kill", check_kill(&seen, &probe, &env));
     }

@@ -389,6 +389,48 @@ impl Node {
         }
     }
 
+    /// The condition's value on `ev` when only the fields `known` accepts are known (the
+    /// others could have any value): `Some` when it is decided, `None` when it depends on an
+    /// unknown field (Kleene's three-valued logic). Used to prove, at load, that no rule can
+    /// match a class of events the kernel can recognise (`Ruleset::may_match`).
+    pub fn eval_known(&self, ev: &Event, known: &dyn Fn(&FieldRef) -> bool) -> Option<bool> {
+        match self {
+            Node::And(v) => {
+                let mut all = Some(true);
+                for n in v.iter() {
+                    match n.eval_known(ev, known) {
+                        Some(false) => return Some(false),
+                        Some(true) => {}
+                        None => all = None,
+                    }
+                }
+                all
+            }
+            Node::Or(v) => {
+                let mut any = Some(false);
+                for n in v.iter() {
+                    match n.eval_known(ev, known) {
+                        Some(true) => return Some(true),
+                        Some(false) => {}
+                        None => any = None,
+                    }
+                }
+                any
+            }
+            Node::Not(n) => n.eval_known(ev, known).map(|b| !b),
+            Node::Const(b) => Some(*b),
+            Node::Types(m) => Some(m & (1u64 << ev.event_type().index()) != 0),
+            Node::Test(t) => {
+                let decided = known(&t.lhs.field)
+                    && match &t.cond {
+                        Cond::Field(_, other) => known(&other.field),
+                        _ => true,
+                    };
+                decided.then(|| t.eval(ev, &mut EvalCache::new()))
+            }
+        }
+    }
+
     /// Event types for which the condition may be true.
     pub fn types(&self) -> TypeMask {
         match self {

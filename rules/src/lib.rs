@@ -32,6 +32,7 @@ pub const DEFAULT_RULES_NAME: &str = "<embedded>/falco-learn_rules.yaml";
 
 pub mod compile;
 pub mod emit;
+pub mod event_plan;
 pub mod glob;
 pub mod kernel_plan;
 pub mod limits;

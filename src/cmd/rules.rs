@@ -128,6 +128,10 @@ fn check(
         )?;
         falco_learn_enforcer::agent::explain_net_plan(&mut out, &rs.outbound_plan())?;
         falco_learn_enforcer::agent::explain_net_plan(&mut out, &rs.inbound_plan())?;
+        falco_learn_enforcer::agent::explain_event_filter(
+            &mut out,
+            &falco_learn_enforcer::agent::event_filter(&rs),
+        )?;
     }
     let mut strict_failed = false;
     if strict {

@@ -326,6 +326,24 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } PROFILE_OUTBOUND SEC(".maps");
 
+/* Kinds the loaded rules need only some of (Probe::set_event_filter, from the rules' plan:
+ * falco_learn_probe::filter::EventFilterPlan). A set bit drops, in every mode; zero (the
+ * default) reports everything. SOCKET_DROP: bit d drops a socket() call of domain d < 64.
+ * DUP_DROP[k * 8 + c]: for dup (k 0), dup2 (1) and dup3 (2), and the class c of what the new
+ * descriptor is (fl_dup_class), bit r drops a call whose new descriptor is r < 64. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} SOCKET_DROP SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 24);
+	__type(key, u32);
+	__type(value, u64);
+} DUP_DROP SEC(".maps");
+
 /* enforce-kill. Containers under enforcement, by the id of their cgroup v2
  * (bpf_get_current_cgroup_id(): 64-bit kernfs ids are never reused, and every
  * process of a container is in it, `ctr task exec` included), mapped to a
@@ -1594,6 +1612,12 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 
 static __always_inline int exit_socket(const struct sc_args *a, u32 kind)
 {
+	u32 zero = 0, domain = a->args[0];
+	u64 *drop = bpf_map_lookup_elem(&SOCKET_DROP, &zero);
+	if (drop && domain < 64 && ((*drop >> domain) & 1)) {
+		stat_inc(kind, FL_STAT_FILTERED);
+		return 0;
+	}
 	RESERVE(struct fl_socket, e, kind);
 	fill_hdr(&e->h, kind, a->ret);
 	e->h.size = sizeof(struct fl_socket);
@@ -1604,21 +1628,55 @@ static __always_inline int exit_socket(const struct sc_args *a, u32 kind)
 	return 0;
 }
 
+/* What a duplicated descriptor is, for DUP_DROP: 0 not a socket, 1 AF_UNIX, 2 AF_INET,
+ * 3 AF_INET6, 4 AF_NETLINK, 5 AF_PACKET, 6 another family (filter.rs: DUP_CLASSES). */
+static __always_inline u32 fl_dup_class(u16 family)
+{
+	switch (family) {
+	case 0:
+		return 0;
+	case 1:
+		return 1;
+	case AF_INET:
+		return 2;
+	case AF_INET6:
+		return 3;
+	case 16:
+		return 4;
+	case 17:
+		return 5;
+	default:
+		return 6;
+	}
+}
+
 static __always_inline int exit_dup(const struct sc_args *a, u32 kind)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	u64 args[3];
+	struct fl_sock sock = {};
+	s64 ret = a->ret;
 	args[0] = a->args[0];
 	args[1] = a->args[1];
 	args[2] = a->args[2];
+	if (ret >= 0)
+		sock_info(fd_file(task, ret), &sock);
+	if (ret >= 0 && ret < 64) {
+		u32 k = kind == FL_DUP ? 0 : kind == FL_DUP2 ? 1 : 2;
+		u32 idx = k * 8 + fl_dup_class(sock.family);
+		u64 *drop = bpf_map_lookup_elem(&DUP_DROP, &idx);
+		if (drop && ((*drop >> ret) & 1)) {
+			stat_inc(kind, FL_STAT_FILTERED);
+			return 0;
+		}
+	}
 	RESERVE(struct fl_dup, e, kind);
-	fill_hdr(&e->h, kind, a->ret);
+	fill_hdr(&e->h, kind, ret);
 	e->h.size = sizeof(struct fl_dup);
 	e->oldfd = (s32)args[0];
-	e->newfd = kind == FL_DUP ? a->ret : (s64)(s32)args[1];
+	e->newfd = kind == FL_DUP ? ret : (s64)(s32)args[1];
 	e->flags = kind == FL_DUP3 ? args[2] : 0;
-	if (a->ret >= 0)
-		sock_info(fd_file(task, a->ret), &e->sock);
+	e->sock = sock;
 	SUBMIT(e, kind);
 	return 0;
 }

@@ -26,6 +26,44 @@ mod process;
 
 pub use file::normalize;
 
+/// What a `socket(domain, …)` record becomes, as far as the kernel's filter knows it
+/// before the record exists: the event type, the domain argument and the descriptor's kind
+/// (everything else default). Built with the real enrichment, for
+/// [`crate::filter::EventFilterPlan`].
+pub fn socket_shape(domain: u32) -> Event {
+    use bytemuck::Zeroable;
+    let mut e = abi::Socket::zeroed();
+    e.domain = domain;
+    e.h.kind = abi::Kind::Socket as u32;
+    let (fd, args) = net::socket(&e.h, &e);
+    Event {
+        typ: EventTypeField(EventType::Socket),
+        fd,
+        args,
+        ..Event::default()
+    }
+}
+
+/// What a `dup`/`dup2`/`dup3` record (`typ`) whose new descriptor is `newfd` (≥ 0, the
+/// call's result) and is the socket `sock` (family 0: not a socket) becomes, as far as the
+/// kernel's filter knows it: the event type, result, new descriptor and its kind. Built
+/// with the real enrichment, for [`crate::filter::EventFilterPlan`].
+pub fn dup_shape(typ: EventType, newfd: i64, sock: abi::Sock) -> Event {
+    use bytemuck::Zeroable;
+    let mut e = abi::Dup::zeroed();
+    e.h.res = newfd;
+    e.newfd = newfd;
+    e.sock = sock;
+    let (fd, args) = file::dup(&e.h, &e);
+    Event {
+        typ: EventTypeField(typ),
+        res: newfd,
+        fd,
+        args,
+        ..Event::default()
+    }
+}
+
 use crate::container::CgroupContainer;
 use crate::decode::Raw;
 use crate::proctable::{ProcInfo, ProcessTable};

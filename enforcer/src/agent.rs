@@ -430,15 +430,12 @@ mod tests {
         for rs in [&default, &stable] {
             let plan = event_filter(rs);
             assert_eq!(plan.socket_drop, !(1u64 << 17), "AF_PACKET only");
-            for k in 0..3 {
-                for c in 0..DUP_CLASSES {
-                    let inet = matches!(DUP_FAMILIES[c], 2 | 10);
+            for (k, classes) in plan.dup_drop.iter().enumerate() {
+                assert_eq!(classes.len(), DUP_CLASSES);
+                for (bits, family) in classes.iter().zip(DUP_FAMILIES) {
+                    let inet = matches!(family, 2 | 10);
                     let want = if inet { !0b111 } else { u64::MAX };
-                    assert_eq!(
-                        plan.dup_drop[k][c], want,
-                        "kind {k} family {}",
-                        DUP_FAMILIES[c]
-                    );
+                    assert_eq!(*bits, want, "kind {k} family {family}");
                 }
             }
             assert_eq!(plan.needed_by.len(), 2, "{:?}", plan.needed_by);

@@ -25,8 +25,10 @@ pub enum RulesCommand {
         /// Print errors only (warnings are still counted).
         #[arg(long)]
         no_warnings: bool,
-        /// Also print the kernel plan these rules need: which read-only opens the probe
-        /// reports (path prefixes and the rules that need each).
+        /// Also print the kernel plan these rules need, with the rules that need each part:
+        /// the syscall programs attached, the read-only opens reported (path prefixes, file
+        /// names, endings), the socket and dup calls reported, and in the enforce modes the
+        /// write-opens and connection ports a profile's allowed events are still reported for.
         #[arg(long)]
         explain_kernel: bool,
         /// Fail on what stock Falco would reject or warn about: Falco's rules-file schema

@@ -464,6 +464,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         falco_learn_rules::Ruleset::load_sources(&[("default", falco_learn_rules::DEFAULT_RULES)]);
     let write_plan = default_rules.write_open_plan();
     let write_filter = falco_learn_enforcer::agent::open_filter(&write_plan);
+    let event_filter = falco_learn_enforcer::agent::event_filter(&default_rules);
     let net_filter = falco_learn_enforcer::agent::net_filter(
         &default_rules.outbound_plan(),
         &default_rules.inbound_plan(),
@@ -568,6 +569,8 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             // the filter cgroup under a profile allowing the worker's file
             probe.set_write_filter(&write_filter)?;
             probe.set_net_filter(&net_filter)?;
+            // and, as in every mode, the default rules' filter of socket and dup calls
+            probe.set_event_filter(&event_filter)?;
             probe.profile_filter().set_profile(2, &allow)?;
             probe.profile_filter().set_outbound(2, &allow_out)?;
             probe

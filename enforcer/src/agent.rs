@@ -327,6 +327,14 @@ pub fn explain_event_filter(
     Ok(())
 }
 
+/// Log which socket and dup calls the kernel will report.
+pub fn log_event_filter(plan: &falco_learn_probe::filter::EventFilterPlan) {
+    let mut text = Vec::new();
+    // writing to a Vec cannot fail
+    let _ = explain_event_filter(&mut text, plan);
+    tracing::info!("{}", String::from_utf8_lossy(&text).trim_end());
+}
+
 /// Log what the kernel will report of one kind of open (a warning when a rule turns the
 /// in-kernel filter off).
 pub fn log_open_plan(what: &str, plan: &OpenPlan) {

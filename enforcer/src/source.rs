@@ -255,6 +255,7 @@ impl Source for LiveSource {
             tracing::error!("the kernel network filter was not updated: {e}");
         }
         let events = engine.event_filter_plan();
+        crate::agent::log_event_filter(&events);
         if let Err(e) = probe.set_event_filter(&events) {
             tracing::error!("the kernel filter of socket and dup calls was not updated: {e}");
         }

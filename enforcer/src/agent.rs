@@ -465,6 +465,17 @@ mod tests {
         );
     }
 
+    /// `evt.arg[0]` of a socket event is its result (the new fd), not the domain: a rule on
+    /// it is not decided by the domain, so no domain is dropped.
+    #[test]
+    fn a_rule_on_the_socket_result_keeps_every_domain() {
+        let rs = rules(&[("failed socket", "evt.type = socket and evt.arg[0] < 0")]);
+        assert_eq!(event_filter(&rs).socket_drop, 0);
+        // the domain by position
+        let rs = rules(&[("packet", "evt.type = socket and evt.arg[1] = AF_PACKET")]);
+        assert_eq!(event_filter(&rs).socket_drop, !(1u64 << 17));
+    }
+
     #[test]
     fn a_rule_about_every_socket_keeps_them_all() {
         let rs = rules(&[("any", "evt.type = socket and proc.name = nc")]);

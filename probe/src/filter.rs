@@ -268,8 +268,23 @@ impl OpenFilter {
         })
     }
 
-    /// Make `plan` what the kernel reports.
+    /// Make `plan` what the kernel reports. On an error (a map full, a name the key cannot
+    /// hold) the filter is turned off: every open of the kind is reported, since the maps
+    /// then hold neither the old plan nor the new one.
     pub(crate) fn set(
+        &mut self,
+        plan: &OpenFilterPlan,
+        leaf: &Mutex<LeafNames>,
+    ) -> Result<(), ProbeError> {
+        let r = self.try_set(plan, leaf);
+        if r.is_err() {
+            let _ = self.flags.set(0, [0, 0, 0, 0], 0);
+            let _ = self.gen.bump();
+        }
+        r
+    }
+
+    fn try_set(
         &mut self,
         plan: &OpenFilterPlan,
         leaf: &Mutex<LeafNames>,
@@ -287,13 +302,20 @@ impl OpenFilter {
             l.names.add(self.bit, names)?;
             l.suffixes.add(self.bit, suffixes)?;
         }
-        for p in want.iter().filter(|p| !self.prefixes.contains(p)) {
+        let missing: Vec<String> = want
+            .iter()
+            .filter(|p| !self.prefixes.contains(p))
+            .cloned()
+            .collect();
+        for p in missing {
             self.trie
-                .insert(&prefix_key(p), 1, 0)
+                .insert(&prefix_key(&p), 1, 0)
                 .map_err(|e| ProbeError::Map {
                     map: self.trie_name,
                     err: format!("{p}: {e}"),
                 })?;
+            // held from now on, so that a later plan removes it
+            self.prefixes.push(p);
         }
         self.flags
             .set(
@@ -447,8 +469,18 @@ impl NetFilter {
     }
 
     /// Make `plan` the filter: the pairs it needs in first, then the switch, then the pairs
-    /// no longer needed out, so that no moment drops what the old or the new plan needs.
+    /// no longer needed out, so that no moment drops what the old or the new plan needs. On
+    /// an error (a map full) the switch is turned off: nothing is dropped, since the maps
+    /// then hold neither plan whole.
     pub(crate) fn set(&mut self, plan: &NetFilterPlan) -> Result<(), ProbeError> {
+        let r = self.try_set(plan);
+        if r.is_err() {
+            let _ = self.switch.set(0, 0, 0);
+        }
+        r
+    }
+
+    fn try_set(&mut self, plan: &NetFilterPlan) -> Result<(), ProbeError> {
         let sides = [(false, &plan.outbound, 0u32), (true, &plan.inbound, 2u32)];
         let want: AHashSet<u32> = sides
             .iter()
@@ -475,7 +507,8 @@ impl NetFilter {
                 } << shift;
             }
         }
-        for k in want.difference(&self.have) {
+        let missing: Vec<u32> = want.difference(&self.have).copied().collect();
+        for k in missing {
             self.ports.insert(k, 1, 0).map_err(|e| ProbeError::Map {
                 map: "RULE_PORTS",
                 err: format!(
@@ -489,6 +522,8 @@ impl NetFilter {
                     k & 0xffff
                 ),
             })?;
+            // held from now on, so that a later plan removes it
+            self.have.insert(k);
         }
         self.switch.set(0, bits, 0).map_err(map_err("NET_FILTER"))?;
         for k in self.have.difference(&want) {
@@ -520,7 +555,8 @@ pub const DUP_TYPES: [falco_learn_event::EventType; 3] = [
 /// whether some rule may match the event it would become.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilterPlan {
-    /// Bit d: drop `socket()` calls of domain d (< 64; larger domains are reported).
+    /// Bit d: drop successful `socket()` calls of domain d (< 64; failed calls and larger
+    /// domains are reported).
     pub socket_drop: u64,
     /// Per kind of [`DUP_TYPES`] and class of [`DUP_FAMILIES`], bit r: drop the call whose
     /// new descriptor is r (< 64; failed calls and larger descriptors are reported).
@@ -534,9 +570,10 @@ fn socket_known(f: &falco_learn_event::fields::FieldRef) -> bool {
     use falco_learn_event::fields::{FieldArg, FieldId};
     match f.id {
         FieldId::EvtType | FieldId::FdType | FieldId::FdTypeChar | FieldId::FdSockFamily => true,
+        // the arguments are fd (the result: not fixed), domain, type, proto
         FieldId::EvtArg => match &f.arg {
             FieldArg::Key(k) => k == "domain",
-            FieldArg::Index(i) => *i == 0,
+            FieldArg::Index(i) => *i == 1,
             FieldArg::None => false,
         },
         _ => false,
@@ -652,7 +689,16 @@ impl EventFilter {
         })
     }
 
+    /// Make `plan` the filter; on an error nothing is dropped.
     pub(crate) fn set(&mut self, plan: &EventFilterPlan) -> Result<(), ProbeError> {
+        let r = self.try_set(plan);
+        if r.is_err() {
+            let _ = self.try_set(&EventFilterPlan::off());
+        }
+        r
+    }
+
+    fn try_set(&mut self, plan: &EventFilterPlan) -> Result<(), ProbeError> {
         self.socket
             .set(0, plan.socket_drop, 0)
             .map_err(map_err("SOCKET_DROP"))?;
@@ -701,6 +747,28 @@ impl OutboundAllow {
         k[5] = family;
         (self.prefix <= max).then(|| Key::new(64 + self.prefix as u32, k))
     }
+}
+
+/// Make `have` (what a kernel map holds) `want`: what is missing is inserted first, each
+/// entry held as soon as it is in (so that a failure leaves `have` exactly what the map
+/// holds), then what is no longer wanted is removed. Returns how many entries are held.
+fn sync<M, T: Copy + Eq + std::hash::Hash>(
+    map: &mut M,
+    have: &mut AHashSet<T>,
+    want: AHashSet<T>,
+    insert: impl Fn(&mut M, &T) -> Result<(), ProbeError>,
+    remove: impl Fn(&mut M, &T),
+) -> Result<usize, ProbeError> {
+    let missing: Vec<T> = want.difference(have).copied().collect();
+    for x in missing {
+        insert(map, &x)?;
+        have.insert(x);
+    }
+    for x in have.difference(&want) {
+        remove(map, x);
+    }
+    *have = want;
+    Ok(have.len())
 }
 
 /// Per-container profile filter: which containers (cgroup v2 ids) run under which profile,
@@ -758,21 +826,27 @@ impl ProfileFilter {
     /// entries the profile now has.
     pub fn set_inbound(&self, profile: u32, ports: &[(u8, u16)]) -> Result<usize, ProbeError> {
         let want: AHashSet<(u8, u16)> = ports.iter().copied().collect();
-        let mut held = lock(&self.held_inbound);
-        let mut map = lock(&self.inbound);
-        let have = held.entry(profile).or_default();
-        for (proto, port) in want.difference(have) {
-            map.insert(inbound_key(profile, *proto, *port), 1, 0)
-                .map_err(|e| ProbeError::Map {
-                    map: "PROFILE_INBOUND",
-                    err: format!("profile {profile}, protocol {proto} port {port}: {e}"),
-                })?;
-        }
-        for (proto, port) in have.difference(&want) {
-            let _ = map.remove(&inbound_key(profile, *proto, *port));
-        }
-        *have = want;
-        Ok(have.len())
+        let r = {
+            let mut held = lock(&self.held_inbound);
+            let mut map = lock(&self.inbound);
+            let have = held.entry(profile).or_default();
+            sync(
+                &mut *map,
+                have,
+                want,
+                |map, (proto, port)| {
+                    map.insert(inbound_key(profile, *proto, *port), 1, 0)
+                        .map_err(|e| ProbeError::Map {
+                            map: "PROFILE_INBOUND",
+                            err: format!("profile {profile}, protocol {proto} port {port}: {e}"),
+                        })
+                },
+                |map, (proto, port)| {
+                    let _ = map.remove(&inbound_key(profile, *proto, *port));
+                },
+            )
+        };
+        self.fail_safe(profile, r)
     }
 
     /// Make `allow` the outbound traffic profile `profile` allows (replacing what it
@@ -780,29 +854,55 @@ impl ProfileFilter {
     /// prefix is longer than its address is refused.
     pub fn set_outbound(&self, profile: u32, allow: &[OutboundAllow]) -> Result<usize, ProbeError> {
         let want: AHashSet<OutboundAllow> = allow.iter().copied().collect();
-        let mut held = lock(&self.held_outbound);
-        let mut trie = lock(&self.outbound);
-        let have = held.entry(profile).or_default();
-        for a in want.difference(have) {
-            let bad = |err: String| ProbeError::Map {
-                map: "PROFILE_OUTBOUND",
-                err: format!(
-                    "profile {profile}, protocol {} port {} peer {}/{}: {err}",
-                    a.proto, a.port, a.addr, a.prefix
-                ),
-            };
-            let key = a
-                .key(profile)
-                .ok_or_else(|| bad("prefix longer than the address".into()))?;
-            trie.insert(&key, 1, 0).map_err(|e| bad(e.to_string()))?;
-        }
-        for a in have.difference(&want) {
-            if let Some(k) = a.key(profile) {
-                let _ = trie.remove(&k);
+        let r = {
+            let mut held = lock(&self.held_outbound);
+            let mut trie = lock(&self.outbound);
+            let have = held.entry(profile).or_default();
+            sync(
+                &mut *trie,
+                have,
+                want,
+                |trie, a| {
+                    let bad = |err: String| ProbeError::Map {
+                        map: "PROFILE_OUTBOUND",
+                        err: format!(
+                            "profile {profile}, protocol {} port {} peer {}/{}: {err}",
+                            a.proto, a.port, a.addr, a.prefix
+                        ),
+                    };
+                    let key = a
+                        .key(profile)
+                        .ok_or_else(|| bad("prefix longer than the address".into()))?;
+                    trie.insert(&key, 1, 0).map_err(|e| bad(e.to_string()))
+                },
+                |trie, a| {
+                    // a held entry always has its key (it was inserted with it)
+                    if let Some(k) = a.key(profile) {
+                        let _ = trie.remove(&k);
+                    }
+                },
+            )
+        };
+        self.fail_safe(profile, r)
+    }
+
+    /// After an error loading a profile's entries the kernel holds neither its old nor its
+    /// new allow-list whole: the profile is dropped (its containers are released, so every
+    /// event of theirs is reported) and the error says so.
+    fn fail_safe(&self, profile: u32, r: Result<usize, ProbeError>) -> Result<usize, ProbeError> {
+        r.map_err(|e| {
+            self.drop_profile(profile);
+            match e {
+                ProbeError::Map { map, err } => ProbeError::Map {
+                    map,
+                    err: format!(
+                        "{err}; the profile is no longer filtered in the kernel (its containers' \
+                         events go to userspace)"
+                    ),
+                },
+                other => other,
             }
-        }
-        *have = want;
-        Ok(have.len())
+        })
     }
 
     /// Make `allow` what profile `profile` allows (replacing what it allowed before).
@@ -810,27 +910,31 @@ impl ProfileFilter {
     /// entries the profile now has.
     pub fn set_profile(&self, profile: u32, allow: &WriteAllow) -> Result<usize, ProbeError> {
         let want = entries(profile, allow);
-        let mut held = lock(&self.held);
-        let mut writes = lock(&self.writes);
-        let have = held.entry(profile).or_default();
-        for e in want.difference(have) {
-            writes
-                .insert(&e.key(), 1, 0)
-                .map_err(|err| ProbeError::Map {
-                    map: "PROFILE_WRITES",
-                    err: format!(
-                        "profile {profile}, {}: {err}",
-                        String::from_utf8_lossy(&e.data[..e.len])
-                    ),
-                })?;
-        }
-        for e in have.difference(&want) {
-            let _ = writes.remove(&e.key());
-        }
-        *have = want;
-        let n = have.len();
-        drop(writes);
-        drop(held);
+        let r = {
+            let mut held = lock(&self.held);
+            let mut writes = lock(&self.writes);
+            let have = held.entry(profile).or_default();
+            sync(
+                &mut *writes,
+                have,
+                want,
+                |writes, e| {
+                    writes
+                        .insert(&e.key(), 1, 0)
+                        .map_err(|err| ProbeError::Map {
+                            map: "PROFILE_WRITES",
+                            err: format!(
+                                "profile {profile}, {}: {err}",
+                                String::from_utf8_lossy(&e.data[..e.len])
+                            ),
+                        })
+                },
+                |writes, e| {
+                    let _ = writes.remove(&e.key());
+                },
+            )
+        };
+        let n = self.fail_safe(profile, r)?;
         self.gen.bump()?;
         Ok(n)
     }

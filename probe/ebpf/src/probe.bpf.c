@@ -328,7 +328,8 @@ struct {
 
 /* Kinds the loaded rules need only some of (Probe::set_event_filter, from the rules' plan:
  * falco_learn_probe::filter::EventFilterPlan). A set bit drops, in every mode; zero (the
- * default) reports everything. SOCKET_DROP: bit d drops a socket() call of domain d < 64.
+ * default) reports everything. SOCKET_DROP: bit d drops a successful socket() call of domain
+ * d < 64.
  * DUP_DROP[k * 8 + c]: for dup (k 0), dup2 (1) and dup3 (2), and the class c of what the new
  * descriptor is (fl_dup_class), bit r drops a call whose new descriptor is r < 64. */
 struct {
@@ -1614,7 +1615,7 @@ static __always_inline int exit_socket(const struct sc_args *a, u32 kind)
 {
 	u32 zero = 0, domain = a->args[0];
 	u64 *drop = bpf_map_lookup_elem(&SOCKET_DROP, &zero);
-	if (drop && domain < 64 && ((*drop >> domain) & 1)) {
+	if (drop && a->ret >= 0 && domain < 64 && ((*drop >> domain) & 1)) {
 		stat_inc(kind, FL_STAT_FILTERED);
 		return 0;
 	}

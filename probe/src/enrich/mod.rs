@@ -592,6 +592,33 @@ mod tests {
             }
         );
     }
+
+    /// A connect from a UDP socket bound to an explicit port is still the client's: the
+    /// server's port is the one connected to (what the kernel's outbound filter and the
+    /// profile's outbound dimension both decide on), the bound port is the client's.
+    #[test]
+    fn a_connect_from_a_bound_udp_socket_is_the_clients() {
+        let mut n = abi::Net::zeroed();
+        n.h = crate::decode::tests::hdr(abi::Kind::Connect, std::mem::size_of::<abi::Net>());
+        n.fd = 3;
+        n.addr.family = AF_INET;
+        n.addr.port = 53;
+        n.addr.addr[..4].copy_from_slice(&[198, 51, 100, 10]);
+        n.sock.family = AF_INET;
+        n.sock.typ = 2;
+        n.sock.protocol = 17;
+        n.sock.lport = 5353;
+        n.sock.flags = abi::SOCK_FLAGS_KNOWN | abi::SOCK_BOUND;
+        n.sock.laddr[..4].copy_from_slice(&[198, 51, 100, 1]);
+        let raw = decode(bytemuck::bytes_of(&n)).unwrap();
+        let mut en = Enricher::new(ProcessTable::new(vec![], 0), 1_000);
+        let fd = en.enrich(&raw).unwrap().fd.unwrap();
+        assert!(fd.is_client);
+        assert_eq!(fd.sport, Some(53));
+        assert_eq!(fd.sip, Some("198.51.100.10".parse().unwrap()));
+        assert_eq!(fd.cport, Some(5353));
+        assert_eq!(fd.bound, Some(true));
+    }
 }
 
 #[cfg(test)]

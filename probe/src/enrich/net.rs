@@ -98,8 +98,9 @@ pub(super) fn net(typ: EventType, h: &abi::Hdr, e: &abi::Net) -> (Option<Fd>, Ar
         f.connected = h.res >= 0;
     }
     // an accepted connection, or a UDP datagram sent from a port the process
-    // bound (a server answering its client), is the server's side
-    if accept || (f.l4proto == L4Proto::Udp && f.bound == Some(true)) {
+    // bound (a server answering its client), is the server's side; a connect is
+    // always the client's, whatever its socket's ports
+    if accept || (typ != EventType::Connect && f.l4proto == L4Proto::Udp && f.bound == Some(true)) {
         server_side(&mut f);
     }
     // `evt.arg.addr` as libsinsp renders a sockaddr (`ipv4serveraddr_to_string`,

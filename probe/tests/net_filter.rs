@@ -321,3 +321,139 @@ fn a_failed_read_plan_reports_every_read() {
             && e.fd.as_ref().is_some_and(|f| f.name == path)
     });
 }
+
+/// A cgroup marked rules-only (no profile can apply to it) has its write-opens and
+/// connects that no rule can match dropped, and those a rule may match reported; another
+/// cgroup's are reported, and so are the cgroup's once the mark is gone.
+#[test]
+fn a_rules_only_cgroup_keeps_what_the_rules_need() {
+    use falco_learn_probe::filter::OpenFilterPlan;
+    if !may_run("the rules-only cgroup test", &[]) {
+        return;
+    }
+    let live = LiveProbe::start(ProbeConfig::default());
+    let root = falco_learn_probe::kill::cgroup2_mount().expect("cgroup v2 mounted");
+    let cg = root.join(format!("fl-test-rulesonly-{}", std::process::id()));
+    std::fs::create_dir(&cg).expect("create the test's cgroup");
+    let id = std::fs::metadata(&cg).expect("cgroup").ino();
+    let procs = CString::new(cg.join("cgroup.procs").to_string_lossy().as_bytes()).expect("path");
+    let dir = tempfile::tempdir().expect("tmp");
+    let watched = dir.path().join("watched");
+    std::fs::create_dir(&watched).expect("mkdir");
+    let (l1, l2) = (
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+    );
+    let (free, needed) = (
+        l1.local_addr().expect("addr").port(),
+        l2.local_addr().expect("addr").port(),
+    );
+    live.probe
+        .set_write_filter(&OpenFilterPlan {
+            prefixes: Some(vec![format!("{}/", watched.display())]),
+            ..OpenFilterPlan::off()
+        })
+        .expect("write plan");
+    live.probe
+        .set_net_filter(&NetFilterPlan {
+            outbound: NetSidePlan {
+                protocols: vec![IPPROTO_TCP],
+                needed: vec![(IPPROTO_TCP, needed)],
+            },
+            ..NetFilterPlan::off()
+        })
+        .expect("net plan");
+    live.probe
+        .profile_filter()
+        .set_rules_only(id, true)
+        .expect("mark");
+    let (dropped, kept) = (dir.path().join("free"), watched.join("kept"));
+    // in the cgroup: a write outside the rules' prefixes, one under them, two connects
+    let writes = |procs: Option<&CString>| -> u32 {
+        let (a, b) = (
+            CString::new(dropped.to_string_lossy().as_bytes()).expect("path"),
+            CString::new(kept.to_string_lossy().as_bytes()).expect("path"),
+        );
+        // SAFETY: the child makes raw syscalls on memory prepared before the fork, then _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            // SAFETY: as above.
+            unsafe {
+                if let Some(p) = procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                        libc::_exit(2);
+                    }
+                    libc::close(fd);
+                }
+                for p in [&a, &b] {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o600);
+                    if fd < 0 {
+                        libc::_exit(3);
+                    }
+                    libc::close(fd);
+                }
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child {status:#x}"
+        );
+        pid as u32
+    };
+    let opened = |pid: u32, path: &std::path::Path| {
+        let path = path.to_string_lossy().into_owned();
+        move |e: &falco_learn_event::Event| {
+            e.process.pid == pid
+                && matches!(e.event_type(), EventType::Open | EventType::Openat)
+                && e.fd.as_ref().is_some_and(|f| f.name == path)
+        }
+    };
+    let connected = |pid: u32, port: u16| {
+        move |e: &falco_learn_event::Event| {
+            e.process.pid == pid
+                && e.event_type() == EventType::Connect
+                && e.fd.as_ref().is_some_and(|f| f.sport == Some(port))
+        }
+    };
+    let in_cg = writes(Some(&procs));
+    let c_free = connect_from_cgroup(&procs, free);
+    let c_needed = connect_from_cgroup(&procs, needed);
+    live.wait_for("the write a rule may match", 10, opened(in_cg, &kept));
+    live.wait_for(
+        "the connect a rule may match",
+        10,
+        connected(c_needed, needed),
+    );
+    // outside the cgroup both are reported
+    let outside = writes(None);
+    live.wait_for("a write outside the cgroup", 10, opened(outside, &dropped));
+    // the mark gone: reported again
+    live.probe
+        .profile_filter()
+        .set_rules_only(id, false)
+        .expect("unmark");
+    let after = connect_from_cgroup(&procs, free);
+    live.wait_for(
+        "a connect after the mark is gone",
+        10,
+        connected(after, free),
+    );
+    assert!(
+        live.matching(opened(in_cg, &dropped)).is_empty(),
+        "the write no rule needs was reported"
+    );
+    assert!(
+        live.matching(connected(c_free, free)).is_empty(),
+        "the connect no rule needs was reported"
+    );
+    live.probe
+        .set_net_filter(&NetFilterPlan::off())
+        .expect("off");
+    let _ = std::fs::remove_dir(&cg);
+}

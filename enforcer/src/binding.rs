@@ -17,7 +17,7 @@
 //! ([`crate::Action::Killed`]), not here.
 
 use crate::Engine;
-use falco_learn_event::Event;
+use falco_learn_event::{Event, EventType};
 use falco_learn_profiler::Profile;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -240,14 +240,28 @@ impl Binder {
     /// Put the event's container under its image's profile on its first event.
     pub fn observe(&mut self, maps: &dyn ContainerMaps, engine: &Engine, ev: &Event) {
         let c = &ev.container;
+        // A process is attributed to a container (or the host) by the cgroup it was exec'd
+        // in, while an event's cgroup id is where the process is now: `runc init` is the
+        // host's until it execs the entrypoint, and its events inside the new container
+        // carry the container's cgroup id. Only an exec says both at the same moment, so
+        // rules-only marks (which drop events) are made from execs alone.
+        let exec =
+            matches!(ev.event_type(), EventType::Execve | EventType::Execveat) && ev.res >= 0;
         if c.id == "host" && ev.cgroup_id != 0 {
             // the host is never under a profile's enforcement; with no host profile
             // loaded, its cgroups are rules-only
             if let Some(last) = self.host.get_mut(&ev.cgroup_id) {
                 *last = Instant::now();
-            } else if !engine.has_profile_for(ev) {
+            } else if exec && !engine.has_profile_for(ev) {
                 match maps.set_rules_only(ev.cgroup_id, true) {
                     Ok(true) => {
+                        tracing::debug!(
+                            "{}: host cgroup id {} (pid {} {}) is rules-only",
+                            maps.what(),
+                            ev.cgroup_id,
+                            ev.process.pid,
+                            ev.process.comm
+                        );
                         self.host.insert(ev.cgroup_id, Instant::now());
                     }
                     Ok(false) => {}
@@ -298,7 +312,9 @@ impl Binder {
                     }
                 }
             }
-            // no profile for its image: its cgroup is rules-only
+            // no profile for its image: its cgroup is rules-only, from an exec in it (see
+            // above); until then nothing is recorded, so the next event asks again
+            _ if !engine.has_profile(&key.0, &key.1) && !exec => return,
             _ if !engine.has_profile(&key.0, &key.1) => {
                 match maps.set_rules_only(ev.cgroup_id, true) {
                     Ok(true) => {
@@ -494,15 +510,25 @@ mod tests {
         };
         let mut k = Binder::new();
         k.sync(&maps, &engine);
+        let typed = |t: EventType, mut ev: Event| {
+            ev.typ = falco_learn_event::EventTypeField(t);
+            ev
+        };
+        let exec = |ev: Event| typed(EventType::Execve, ev);
+        let open = |ev: Event| typed(EventType::Openat, ev);
         for ev in [
             in_container("web", "docker.io/library/nginx", 77),
-            in_container("db", "docker.io/library/redis", 78),
-            in_container("db", "docker.io/library/redis", 78),
+            // marks come from execs only: an event's cgroup is where its process is now,
+            // its container where it was exec'd (runc init: the host's, in cgroup 78)
+            open(in_container("host", "", 78)),
+            open(in_container("db", "docker.io/library/redis", 78)),
+            exec(in_container("db", "docker.io/library/redis", 78)),
+            exec(in_container("db", "docker.io/library/redis", 78)),
             // image not resolved yet: nothing
-            in_container("new", "", 79),
-            in_container("host", "", 1),
-            in_container("host", "", 1),
-            in_container("host", "", 5),
+            exec(in_container("new", "", 79)),
+            exec(in_container("host", "", 1)),
+            open(in_container("host", "", 1)),
+            exec(in_container("host", "", 5)),
         ] {
             k.observe(&maps, &engine, &ev);
         }
@@ -536,7 +562,7 @@ mod tests {
             Engine::build(&[], Priority::Debug, from, Priority::Warning, "host").expect("engine");
         maps.log.borrow_mut().clear();
         k.sync(&maps, &with_host);
-        k.observe(&maps, &with_host, &in_container("host", "", 1));
+        k.observe(&maps, &with_host, &exec(in_container("host", "", 1)));
         assert!(
             !maps
                 .log

@@ -41,19 +41,6 @@ const WRITES: &str = "busybox mkdir -p /tmp/ok /var/log; i=0; \
 /// The default rule a reverse shell's dup of a socket onto stdin raises.
 const REDIRECT: &str = "Redirect STDOUT/STDIN to Network Connection in Container";
 
-/// An image without a profile (the same root filesystem).
-const UNPROFILED: &str = "docker.io/library/fl-kfilter-np:test";
-
-/// The container without a profile: writes no rule needs, a connect no rule needs, and a
-/// truncation of a log (the default rule "Clear Log Activities").
-fn unprofiled_script(port: u16) -> String {
-    format!(
-        "busybox mkdir -p /tmp/np /var/log; i=0; \
-         while [ $i -lt 50 ]; do echo x > /tmp/np/f$i; i=$((i+1)); done; \
-         busybox nc 127.0.0.1 {port} </dev/null || exit 1; : > /var/log/np.log; echo done"
-    )
-}
-
 /// Allowed connects to the profile's port.
 const CONNECTS: u64 = 100;
 
@@ -120,8 +107,6 @@ type AlertSet = BTreeSet<(String, String, String)>;
 
 struct Run {
     alerts: AlertSet,
-    /// The same, of the container whose image has no profile.
-    unprofiled_alerts: AlertSet,
     /// `falco_learn_kernel_filtered_total{reason="profile"}` of the opens, summed over kinds.
     profile_filtered: u64,
     /// The same, of connects and accepts.
@@ -133,12 +118,7 @@ struct Run {
 /// Loopback ports of the scenario: (connect allowed, connect not allowed, served, not served).
 type Ports = (u16, u16, u16, u16);
 
-fn run_scenario(
-    profiles: &str,
-    kernel_filter: bool,
-    (image, unprofiled): (&CtrImage, &CtrImage),
-    ports: Ports,
-) -> Run {
+fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Ports) -> Run {
     let metrics_port = free_port();
     let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
     let filter_o = format!("engine.kernel_filter={kernel_filter}");
@@ -159,8 +139,6 @@ fn run_scenario(
     agent.wait_log("enforce-alert mode running", 60);
     let name = format!("fl-kf-{}-{kernel_filter}", std::process::id());
     let _c = CtrContainer::run(&image.reference, &name, &[], &["/bin/sleep", "60"]);
-    let other = format!("fl-kf-np-{}-{kernel_filter}", std::process::id());
-    let _o = CtrContainer::run(&unprofiled.reference, &other, &[], &["/bin/sleep", "60"]);
     if kernel_filter {
         // two files, the six benign sinks, the directory itself and below it
         assert!(
@@ -175,17 +153,11 @@ fn run_scenario(
             &format!("kernel filter: container {name} ({IMAGE}, cgroup id "),
             20,
         );
-        agent.wait_log(
-            &format!("kernel filter: container {other} ({UNPROFILED}, cgroup id ",),
-            20,
-        );
     } else {
         // the container's first events reach the agent (its image resolved)
         std::thread::sleep(Duration::from_secs(2));
     }
     let (out, code) = ctr_sh(&name, "scenario", &script(ports.0, ports.1));
-    assert_eq!((out.as_str(), code), ("done", 0));
-    let (out, code) = ctr_sh(&other, "scenario", &unprofiled_script(ports.0));
     assert_eq!((out.as_str(), code), ("done", 0));
     serve(&name, &[ports.2, ports.3]);
     // both expected alerts arrive, then a little more time for anything else
@@ -202,7 +174,6 @@ fn run_scenario(
             && have(&outbound, &format!("->127.0.0.1:{}", ports.1))
             && have(&inbound, &format!("->127.0.0.1:{}", ports.3))
             && have(REDIRECT, &format!("->127.0.0.1:{}", ports.0))
-            && have("Clear Log Activities", "/var/log/np.log")
         {
             break;
         }
@@ -239,23 +210,6 @@ fn run_scenario(
         .sum();
     let connects_filtered = filtered(true);
     agent.terminate(30);
-    let of = |container: &str| -> AlertSet {
-        agent
-            .stdout_lines()
-            .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|a| a["output_fields"]["container.id"] == container)
-            .map(|a| {
-                let f = |k: &str| a["output_fields"][k].as_str().unwrap_or("").to_string();
-                (
-                    a["rule"].as_str().unwrap_or("").to_string(),
-                    server_end(&f("fd.name")),
-                    f("proc.exepath"),
-                )
-            })
-            .collect()
-    };
-    let unprofiled_alerts = of(&other);
     let alerts = agent
         .stdout_lines()
         .iter()
@@ -272,7 +226,6 @@ fn run_scenario(
         .collect();
     Run {
         alerts,
-        unprofiled_alerts,
         profile_filtered,
         connects_filtered,
         dups_filtered,
@@ -287,7 +240,6 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     let _daemon = Containerd::start();
     let rootfs = busybox_rootfs("kernel-filter");
     let image = CtrImage::import(IMAGE, &rootfs);
-    let unprofiled = CtrImage::import(UNPROFILED, &rootfs);
 
     let dir = tempfile::tempdir().expect("tmp");
     let profiles = dir.path().join("profiles");
@@ -320,8 +272,8 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     .expect("write profile");
     let profiles_s = profiles.display().to_string();
 
-    let on = run_scenario(&profiles_s, true, (&image, &unprofiled), ports);
-    let off = run_scenario(&profiles_s, false, (&image, &unprofiled), ports);
+    let on = run_scenario(&profiles_s, true, &image, ports);
+    let off = run_scenario(&profiles_s, false, &image, ports);
     let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
     let outbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Outbound);
     let other = format!("127.0.0.1:{}", ports.1);
@@ -365,16 +317,6 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
         "filter on: connects and accepts dropped"
     );
     assert_eq!(off.connects_filtered, 0, "filter off dropped connects");
-    // the container without a profile: with the filter on it is rules-only (its writes
-    // and connects no rule can match are dropped), and the rule about /var/log still alerts
-    let clear_log: AlertSet = [(
-        "Clear Log Activities".to_string(),
-        "/var/log/np.log".to_string(),
-        "/bin/busybox".to_string(),
-    )]
-    .into();
-    assert_eq!(on.unprofiled_alerts, clear_log, "filter on");
-    assert_eq!(off.unprofiled_alerts, clear_log, "filter off");
     // the shell's redirections dup files onto its descriptors: no rule needs those, in
     // either run (the rules' filter of dup calls does not depend on engine.kernel_filter),
     // while nc's dup of its socket onto stdin raised its alert above

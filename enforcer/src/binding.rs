@@ -17,7 +17,7 @@
 //! ([`crate::Action::Killed`]), not here.
 
 use crate::Engine;
-use falco_learn_event::{Event, EventType};
+use falco_learn_event::Event;
 use falco_learn_profiler::Profile;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -36,12 +36,6 @@ pub trait ContainerMaps {
     fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), String>;
     /// Release the cgroup.
     fn release(&self, cgroup: u64);
-    /// Mark the cgroup as one no loaded profile applies to (`on`), or no longer: maps that
-    /// filter by the rules alone for such cgroups act on it (the kernel filter). Returns
-    /// whether these maps keep such marks.
-    fn set_rules_only(&self, _cgroup: u64, _on: bool) -> Result<bool, String> {
-        Ok(false)
-    }
 }
 
 impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
@@ -123,11 +117,6 @@ impl ContainerMaps for falco_learn_probe::filter::ProfileFilter {
     fn release(&self, cgroup: u64) {
         falco_learn_probe::filter::ProfileFilter::release(self, cgroup)
     }
-    fn set_rules_only(&self, cgroup: u64, on: bool) -> Result<bool, String> {
-        falco_learn_probe::filter::ProfileFilter::set_rules_only(self, cgroup, on)
-            .map(|()| true)
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// What happened to a container's enforcement.
@@ -139,11 +128,7 @@ enum State {
         pid: u32,
         last: Instant,
     },
-    /// No loaded profile applies to it: cgroup `id` is marked rules-only
-    /// ([`ContainerMaps::set_rules_only`]); its last event's pid and time.
-    RulesOnly { id: u64, pid: u32, last: Instant },
-    /// Not under enforcement (no profile and no rules-only mark, or the kernel map refused
-    /// it).
+    /// Not under enforcement (no profile, or the kernel map refused it).
     Skipped,
 }
 
@@ -155,9 +140,6 @@ pub struct Binder {
     next: u32,
     /// By container id (Falco's short id).
     containers: HashMap<String, State>,
-    /// The host's cgroups marked rules-only (no host profile loaded), with when an event
-    /// of each was last seen.
-    host: HashMap<u64, Instant>,
     last_sweep: Instant,
 }
 
@@ -174,7 +156,6 @@ impl Binder {
             ids: HashMap::new(),
             next: 1,
             containers: HashMap::new(),
-            host: HashMap::new(),
             last_sweep: Instant::now(),
         }
     }
@@ -214,19 +195,8 @@ impl Binder {
                 Err(e) => tracing::error!("{what}: {repo}:{tag}: {e}"),
             }
         }
-        // containers seen without a profile may have one now (and the host): they are
-        // no longer rules-only, until their next event says again
-        self.containers.retain(|_, s| match s {
-            State::RulesOnly { id, .. } => {
-                let _ = maps.set_rules_only(*id, false);
-                false
-            }
-            State::Skipped => false,
-            State::Enforced { .. } => true,
-        });
-        for (id, _) in self.host.drain() {
-            let _ = maps.set_rules_only(id, false);
-        }
+        // containers seen without a profile may have one now
+        self.containers.retain(|_, s| !matches!(s, State::Skipped));
     }
 
     /// Containers under enforcement now.
@@ -240,41 +210,11 @@ impl Binder {
     /// Put the event's container under its image's profile on its first event.
     pub fn observe(&mut self, maps: &dyn ContainerMaps, engine: &Engine, ev: &Event) {
         let c = &ev.container;
-        // A process is attributed to a container (or the host) by the cgroup it was exec'd
-        // in, while an event's cgroup id is where the process is now: `runc init` is the
-        // host's until it execs the entrypoint, and its events inside the new container
-        // carry the container's cgroup id. Only an exec says both at the same moment, so
-        // rules-only marks (which drop events) are made from execs alone.
-        let exec =
-            matches!(ev.event_type(), EventType::Execve | EventType::Execveat) && ev.res >= 0;
-        if c.id == "host" && ev.cgroup_id != 0 {
-            // the host is never under a profile's enforcement; with no host profile
-            // loaded, its cgroups are rules-only
-            if let Some(last) = self.host.get_mut(&ev.cgroup_id) {
-                *last = Instant::now();
-            } else if exec && !engine.has_profile_for(ev) {
-                match maps.set_rules_only(ev.cgroup_id, true) {
-                    Ok(true) => {
-                        tracing::debug!(
-                            "{}: host cgroup id {} (pid {} {}) is rules-only",
-                            maps.what(),
-                            ev.cgroup_id,
-                            ev.process.pid,
-                            ev.process.comm
-                        );
-                        self.host.insert(ev.cgroup_id, Instant::now());
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::debug!("{}: host cgroup: {e}", maps.what()),
-                }
-            }
-            return;
-        }
         if c.id.is_empty() || c.id == "host" || c.image_repository.is_empty() {
             return;
         }
         match self.containers.get_mut(c.id.as_str()) {
-            Some(State::Enforced { pid, last, .. }) | Some(State::RulesOnly { pid, last, .. }) => {
+            Some(State::Enforced { pid, last, .. }) => {
                 *pid = ev.process.pid;
                 *last = Instant::now();
                 return;
@@ -312,34 +252,6 @@ impl Binder {
                     }
                 }
             }
-            // no profile for its image: its cgroup is rules-only, from an exec in it (see
-            // above); until then nothing is recorded, so the next event asks again
-            _ if !engine.has_profile(&key.0, &key.1) && !exec => return,
-            _ if !engine.has_profile(&key.0, &key.1) => {
-                match maps.set_rules_only(ev.cgroup_id, true) {
-                    Ok(true) => {
-                        tracing::info!(
-                            "{}: container {} ({}:{}, cgroup id {}) has no profile: what no \
-                             rule can match is dropped in the kernel",
-                            maps.what(),
-                            c.id,
-                            key.0,
-                            key.1,
-                            ev.cgroup_id
-                        );
-                        State::RulesOnly {
-                            id: ev.cgroup_id,
-                            pid: ev.process.pid,
-                            last: Instant::now(),
-                        }
-                    }
-                    Ok(false) => State::Skipped,
-                    Err(e) => {
-                        tracing::warn!("{}: container {}: {e}", maps.what(), c.id);
-                        State::Skipped
-                    }
-                }
-            }
             _ => State::Skipped,
         };
         self.containers.insert(c.id.clone(), state);
@@ -362,24 +274,7 @@ impl Binder {
                 }
                 !gone
             }
-            State::RulesOnly { id, pid, last } => {
-                let gone = last.elapsed() >= Duration::from_secs(60)
-                    && !falco_learn_probe::procfs::alive(*pid);
-                if gone {
-                    let _ = maps.set_rules_only(*id, false);
-                }
-                !gone
-            }
             State::Skipped => true,
-        });
-        // host cgroups quiet for ten minutes are unmarked (the next event marks them
-        // again): the map stays bounded by the cgroups in use
-        self.host.retain(|id, last| {
-            let keep = last.elapsed() < Duration::from_secs(600);
-            if !keep {
-                let _ = maps.set_rules_only(*id, false);
-            }
-            keep
         });
     }
 }
@@ -395,8 +290,6 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         log: RefCell<Vec<String>>,
-        /// Keeps rules-only marks (the kernel filter's maps do, enforce-kill's do not).
-        rules_only: bool,
     }
     impl ContainerMaps for Fake {
         fn what(&self) -> &'static str {
@@ -420,14 +313,6 @@ mod tests {
         }
         fn release(&self, cgroup: u64) {
             self.log.borrow_mut().push(format!("release {cgroup}"));
-        }
-        fn set_rules_only(&self, cgroup: u64, on: bool) -> Result<bool, String> {
-            if self.rules_only {
-                self.log
-                    .borrow_mut()
-                    .push(format!("rules-only {cgroup} {on}"));
-            }
-            Ok(self.rules_only)
         }
     }
 
@@ -482,95 +367,6 @@ mod tests {
         assert_eq!(
             *maps.log.borrow(),
             ["set 1 /usr/sbin/nginx", "enforce 77 1", "drop 1"]
-        );
-    }
-
-    /// Containers whose image has no profile, and the host without a host profile, are
-    /// rules-only once their image is known (never before); a reload clears every mark
-    /// (a profile may apply now) until the next event; a container under its profile, and
-    /// the host with a host profile, never are.
-    #[test]
-    fn cgroups_no_profile_applies_to_are_rules_only_until_a_reload() {
-        let dir = tempfile::tempdir().expect("tmp");
-        write_profile(
-            dir.path(),
-            "docker.io/library/nginx",
-            "latest",
-            &["/usr/sbin/nginx"],
-        );
-        let from = ProfilesFrom::Dir {
-            path: dir.path(),
-            allow_empty: true,
-        };
-        let (engine, _) =
-            Engine::build(&[], Priority::Debug, from, Priority::Warning, "").expect("engine");
-        let maps = Fake {
-            rules_only: true,
-            ..Fake::default()
-        };
-        let mut k = Binder::new();
-        k.sync(&maps, &engine);
-        let typed = |t: EventType, mut ev: Event| {
-            ev.typ = falco_learn_event::EventTypeField(t);
-            ev
-        };
-        let exec = |ev: Event| typed(EventType::Execve, ev);
-        let open = |ev: Event| typed(EventType::Openat, ev);
-        for ev in [
-            in_container("web", "docker.io/library/nginx", 77),
-            // marks come from execs only: an event's cgroup is where its process is now,
-            // its container where it was exec'd (runc init: the host's, in cgroup 78)
-            open(in_container("host", "", 78)),
-            open(in_container("db", "docker.io/library/redis", 78)),
-            exec(in_container("db", "docker.io/library/redis", 78)),
-            exec(in_container("db", "docker.io/library/redis", 78)),
-            // image not resolved yet: nothing
-            exec(in_container("new", "", 79)),
-            exec(in_container("host", "", 1)),
-            open(in_container("host", "", 1)),
-            exec(in_container("host", "", 5)),
-        ] {
-            k.observe(&maps, &engine, &ev);
-        }
-        assert_eq!(
-            *maps.log.borrow(),
-            [
-                "set 1 /usr/sbin/nginx",
-                "enforce 77 1",
-                "rules-only 78 true",
-                "rules-only 1 true",
-                "rules-only 5 true"
-            ]
-        );
-        maps.log.borrow_mut().clear();
-        // a reload: every mark goes (host order is a map's)
-        k.sync(&maps, &engine);
-        let mut log = maps.log.borrow().clone();
-        log.sort();
-        assert_eq!(
-            log,
-            [
-                "rules-only 1 false",
-                "rules-only 5 false",
-                "rules-only 78 false",
-                "set 1 /usr/sbin/nginx"
-            ]
-        );
-        // the host with a host profile is never rules-only
-        write_profile(dir.path(), "host", "", &["/usr/bin/true"]);
-        let (with_host, _) =
-            Engine::build(&[], Priority::Debug, from, Priority::Warning, "host").expect("engine");
-        maps.log.borrow_mut().clear();
-        k.sync(&maps, &with_host);
-        k.observe(&maps, &with_host, &exec(in_container("host", "", 1)));
-        assert!(
-            !maps
-                .log
-                .borrow()
-                .iter()
-                .any(|l| l.starts_with("rules-only")),
-            "{:?}",
-            maps.log.borrow()
         );
     }
 }

@@ -337,23 +337,6 @@ fn profile_files(dir: &Path, allow_empty: bool) -> Result<Vec<PathBuf>, EngineEr
     Ok(files)
 }
 
-/// The (repository, tag) of the profile an event is checked against, if it could have one:
-/// its container's image, or the host profile's (`host`) for the host.
-fn profile_key<'a>(
-    host: &'a Option<falco_learn_profiler::ImageRef>,
-    ev: &'a Event,
-) -> Option<(&'a str, &'a str)> {
-    let c = &ev.container;
-    if !c.image_repository.is_empty() {
-        Some((c.image_repository.as_str(), c.image_tag.as_str()))
-    } else if c.id == "host" {
-        host.as_ref()
-            .map(|h| (h.repository.as_str(), h.tag.as_str()))
-    } else {
-        None
-    }
-}
-
 impl Engine {
     /// Build from rules files (empty: the embedded default) and profiles.
     /// `host_image` names the profile applied to host processes, if any.
@@ -483,11 +466,6 @@ impl Engine {
     }
 
     /// Whether a profile is loaded for this image.
-    /// Whether a loaded profile applies to the event (its image's, or the host profile).
-    pub fn has_profile_for(&self, ev: &Event) -> bool {
-        profile_key(&self.host_profile, ev).is_some_and(|(repo, tag)| self.has_profile(repo, tag))
-    }
-
     pub fn has_profile(&self, repository: &str, tag: &str) -> bool {
         self.profiles
             .get(repository)
@@ -611,7 +589,15 @@ impl Engine {
         );
         // A profile anomaly is not one of the rules above: it is added after them
         // whatever `rule_matching` is (its generated rule is evaluated alone).
-        let Some((repo, tag)) = profile_key(&self.host_profile, ev) else {
+        let c = &ev.container;
+        let (repo, tag) = if !c.image_repository.is_empty() {
+            (c.image_repository.as_str(), c.image_tag.as_str())
+        } else if c.id == "host" {
+            match &self.host_profile {
+                Some(h) => (h.repository.as_str(), h.tag.as_str()),
+                None => return v,
+            }
+        } else {
             return v;
         };
         match self.profiles.get(repo).and_then(|t| t.get(tag)) {

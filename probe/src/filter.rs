@@ -781,7 +781,6 @@ pub struct ProfileFilter {
     held_outbound: Mutex<AHashMap<u32, AHashSet<OutboundAllow>>>,
     inbound: Mutex<HashMap<MapData, [u8; 8], u8>>,
     held_inbound: Mutex<AHashMap<u32, AHashSet<(u8, u16)>>>,
-    rules_only: Mutex<HashMap<MapData, u64, u8>>,
     gen: Arc<VerdictGen>,
 }
 
@@ -819,30 +818,7 @@ impl ProfileFilter {
                     .map_err(map_err("PROFILE_INBOUND"))?,
             ),
             held_inbound: Mutex::new(AHashMap::new()),
-            rules_only: Mutex::new(
-                HashMap::try_from(take(ebpf, "RULES_ONLY")?).map_err(map_err("RULES_ONLY"))?,
-            ),
         })
-    }
-
-    /// Whether the cgroup (v2 id) is one no loaded profile can apply to (`on`), so that in
-    /// the enforce modes its write-opens and connections no loaded rule can match are
-    /// dropped in the kernel (counted as `filtered`), or no longer (`!on`: its events are
-    /// reported as before). A cgroup under a profile ([`ProfileFilter::bind`]) is never
-    /// treated as one. Only for a cgroup whose image is known to have no profile: never for
-    /// one still being resolved.
-    pub fn set_rules_only(&self, cgroup: u64, on: bool) -> Result<(), ProbeError> {
-        let mut map = lock(&self.rules_only);
-        if on {
-            map.insert(cgroup, 1, 0).map_err(|e| ProbeError::Map {
-                map: "RULES_ONLY",
-                err: format!("cgroup {cgroup}: {e}"),
-            })
-        } else {
-            // already gone is fine: the goal is absence
-            let _ = map.remove(&cgroup);
-            Ok(())
-        }
     }
 
     /// Make `ports` ((protocol, port) pairs: [`IPPROTO_TCP`], [`IPPROTO_UDP`]) the ports

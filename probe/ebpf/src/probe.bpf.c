@@ -243,19 +243,6 @@ struct {
 	__type(value, u32);
 } FILTER_CGROUPS SEC(".maps");
 
-/* Cgroups no loaded profile can apply to (the host's when no host profile is loaded, and
- * containers whose image has no profile), filled by userspace once it has seen the cgroup's
- * image (binding.rs): in the enforce modes their write-opens and connections the loaded rules
- * cannot match are dropped as no rule needs them (FL_STAT_FILTERED), under the same rules'
- * plans as the profile filter. A cgroup in FILTER_CGROUPS is never treated as one. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, u64);
-	__type(value, u8);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} RULES_ONLY SEC(".maps");
-
 /* What each profile allows to be opened for writing: a file, as its path and a NUL; a
  * directory, as its path and a `/` (it covers everything below it). The key holds the
  * profile number first, so a longest-prefix match never crosses profiles. Paths longer
@@ -1293,17 +1280,11 @@ static __always_inline int paths_changed(long ret)
 
 #define FL_EINPROGRESS 115
 
-/* What the network filter decided (net_dropped, inbound_dropped): 0 report. */
-#define FL_NET_DROP_PROFILE 1 /* the container's profile allows it */
-#define FL_NET_DROP_RULES 2   /* its cgroup is in RULES_ONLY and no rule needs it */
-
-/* When the filter of `bit` (see NET_FILTER) is on and no loaded rule needs (side, proto,
- * port): the profile number of the current task's container, or NULL with *rules_only set
- * when its cgroup is one no profile can apply to (RULES_ONLY: the event is dropped as no rule
- * needs it). NULL otherwise. */
-static __always_inline u32 *net_profile(u32 bit, u32 side, u8 proto, u16 port, bool *rules_only)
+/* The profile number of the current task's container when the filter of `bit` (see
+ * NET_FILTER) is on and no loaded rule needs (side, proto, port); NULL otherwise. */
+static __always_inline u32 *net_profile(u32 bit, u32 side, u8 proto, u16 port)
 {
-	u32 zero = 0, rk, *on, *profile;
+	u32 zero = 0, rk, *on;
 	u64 cgid;
 	on = bpf_map_lookup_elem(&NET_FILTER, &zero);
 	if (!on || !(*on & bit))
@@ -1312,32 +1293,28 @@ static __always_inline u32 *net_profile(u32 bit, u32 side, u8 proto, u16 port, b
 	if (bpf_map_lookup_elem(&RULE_PORTS, &rk))
 		return NULL;
 	cgid = bpf_get_current_cgroup_id();
-	profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
-	if (!profile && bpf_map_lookup_elem(&RULES_ONLY, &cgid))
-		*rules_only = true;
-	return profile;
+	return bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
 }
 
 /* Whether the inbound event (an accepted connection, a UDP reply from the server's port) is
  * one the kernel filter drops: the profile's inbound dimension (profiler/src/dimension/
  * inbound.rs: the protocol and the local port) on what the event would report. */
-static __always_inline u32 inbound_dropped(const struct fl_sock *sock)
+static __always_inline bool inbound_dropped(const struct fl_sock *sock)
 {
 	u32 *profile;
-	bool rules_only = false;
 	struct profile_port_key k = {};
 	if (sock->family != AF_INET && sock->family != AF_INET6)
-		return 0;
+		return false;
 	if (sock->protocol != 6 && sock->protocol != 17)
-		return 0;
+		return false;
 	profile = net_profile(sock->protocol == 6 ? 4 : 8, FL_NET_SERVER, sock->protocol,
-			      sock->lport, &rules_only);
+			      sock->lport);
 	if (!profile)
-		return rules_only ? FL_NET_DROP_RULES : 0;
+		return false;
 	k.profile = *profile;
 	k.proto = sock->protocol;
 	k.port = sock->lport;
-	return bpf_map_lookup_elem(&PROFILE_INBOUND, &k) ? FL_NET_DROP_PROFILE : 0;
+	return bpf_map_lookup_elem(&PROFILE_INBOUND, &k) != NULL;
 }
 
 /* Whether the event of a connect/sendto/sendmsg is one the kernel filter drops (see
@@ -1345,25 +1322,24 @@ static __always_inline u32 inbound_dropped(const struct fl_sock *sock)
  * a client's outbound behaviour, `(fd.l4proto, fd.sport)` and the peer `fd.sip`; a UDP send
  * from the server's end is inbound), on what the event would report. Anything it is not sure
  * of is reported: another protocol or family, an IPv4-mapped peer. */
-static __always_inline u32 net_dropped(u32 kind, s64 ret, const struct fl_addr *addr,
-				       const struct fl_sock *sock)
+static __always_inline bool net_dropped(u32 kind, s64 ret, const struct fl_addr *addr,
+					const struct fl_sock *sock)
 {
 	u32 *profile;
 	u8 proto;
-	bool rules_only = false;
 	struct profile_net_key k = {};
 	if (ret < 0 && !(kind == FL_CONNECT && ret == -FL_EINPROGRESS))
-		return 0;
+		return false;
 	if ((addr->family != AF_INET && addr->family != AF_INET6) || sock->family != addr->family)
-		return 0;
+		return false;
 	if (sock->protocol != 6 && sock->protocol != 17)
-		return 0;
+		return false;
 	proto = sock->protocol;
 	if (kind != FL_CONNECT) {
 		/* sends matter on UDP sockets; a datagram sent from the port the process bound, or
 		 * from the port it sends to, is a server's reply (the profile's inbound dimension) */
 		if (proto != 17 || !(sock->flags & FL_SOCK_FLAGS_KNOWN))
-			return 0;
+			return false;
 		if ((sock->flags & FL_SOCK_BOUND) || sock->lport == addr->port)
 			return inbound_dropped(sock);
 	}
@@ -1374,18 +1350,18 @@ static __always_inline u32 net_dropped(u32 kind, s64 ret, const struct fl_addr *
 		__builtin_memcpy(&hi, addr->addr, 8);
 		__builtin_memcpy(&mid, addr->addr + 8, 4);
 		if (hi == 0 && mid == 0xffff0000)
-			return 0;
+			return false;
 	}
-	profile = net_profile(proto == 6 ? 1 : 2, 0, proto, addr->port, &rules_only);
+	profile = net_profile(proto == 6 ? 1 : 2, 0, proto, addr->port);
 	if (!profile)
-		return rules_only ? FL_NET_DROP_RULES : 0;
+		return false;
 	k.prefixlen = 64 + 128;
 	k.profile = *profile;
 	k.proto = proto;
 	k.family = addr->family == AF_INET ? 4 : 6;
 	k.port = addr->port;
 	__builtin_memcpy(k.addr, addr->addr, 16);
-	return bpf_map_lookup_elem(&PROFILE_OUTBOUND, &k) ? FL_NET_DROP_PROFILE : 0;
+	return bpf_map_lookup_elem(&PROFILE_OUTBOUND, &k) != NULL;
 }
 
 static __always_inline int exit_net(const struct sc_args *a, u32 kind)
@@ -1395,7 +1371,7 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 	struct fl_addr addr = {};
 	struct fl_sock sock = {};
 	const void *name = NULL;
-	u32 namelen = 0, drop;
+	u32 namelen = 0;
 	/* sendto/sendmsg matter only on unconnected sockets (a destination is passed) */
 	if (kind == FL_CONNECT) {
 		name = (const void *)a->args[1];
@@ -1413,9 +1389,8 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 	}
 	read_sockaddr(name, namelen, &addr);
 	sock_info(fd_file(task, (s64)a->args[0]), &sock);
-	drop = net_dropped(kind, a->ret, &addr, &sock);
-	if (drop) {
-		stat_inc(kind, drop == FL_NET_DROP_RULES ? FL_STAT_FILTERED : FL_STAT_PROFILE_FILTERED);
+	if (net_dropped(kind, a->ret, &addr, &sock)) {
+		stat_inc(kind, FL_STAT_PROFILE_FILTERED);
 		return 0;
 	}
 	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
@@ -1449,13 +1424,11 @@ static __always_inline void emit_accept(u32 kind, const u64 *args, s64 ret)
 	struct fl_sock listener = {};
 	struct fl_net *e;
 	struct fl_sock sock = {};
-	u32 drop;
 	if (ret < 0)
 		return;
 	sock_info(fd_file(task, ret), &sock);
-	drop = inbound_dropped(&sock);
-	if (drop) {
-		stat_inc(kind, drop == FL_NET_DROP_RULES ? FL_STAT_FILTERED : FL_STAT_PROFILE_FILTERED);
+	if (inbound_dropped(&sock)) {
+		stat_inc(kind, FL_STAT_PROFILE_FILTERED);
 		return;
 	}
 	sock_info(fd_file(task, (s64)args[0]), &listener);
@@ -1611,11 +1584,6 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 			u64 cgid = bpf_get_current_cgroup_id();
 			u32 *profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
 			struct profile_path_key *pk = bpf_map_lookup_elem(&PROFILE_KEY, &zero);
-			if (!profile && bpf_map_lookup_elem(&RULES_ONLY, &cgid)) {
-				/* no profile can apply to it, and no rule matches this write */
-				stat_inc(kind, FL_STAT_FILTERED);
-				return 0;
-			}
 			if (profile && pk) {
 				pk->prefixlen = (4 + FL_PROFILE_PATH) * 8;
 				pk->profile = *profile;

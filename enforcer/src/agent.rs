@@ -50,6 +50,25 @@ pub fn check_mode(cfg: &Config, mode: Mode) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Whether the kernel filter (`engine.kernel_filter`) can run here: it puts containers
+/// under their profile by cgroup v2 id, which is per container only with the cgroup v2
+/// hierarchy mounted. Without it every task shares one id, and a container's profile would
+/// apply to the whole machine: the filter is turned off (events go to userspace), with a
+/// warning.
+pub fn kernel_filter_on(cfg: &Config) -> bool {
+    if !cfg.engine.kernel_filter {
+        return false;
+    }
+    if falco_learn_probe::kill::cgroup2_mount().is_none() {
+        tracing::warn!(
+            "engine.kernel_filter: no cgroup v2 hierarchy is mounted, so containers have no \
+             cgroup id of their own; the kernel filter is off and every event goes to userspace"
+        );
+        return false;
+    }
+    true
+}
+
 /// The engine `cfg` describes, with what was loaded logged.
 pub fn build_engine(cfg: &Config, mode: Mode) -> Result<Engine, AgentError> {
     let from = ProfilesFrom::configured(&cfg.profiles.dir, cfg.profiles.allow_empty);

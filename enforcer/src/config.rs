@@ -420,7 +420,8 @@ pub struct Engine {
     pub ring_mib: u32,
     /// Enforce modes: drop in the kernel the write-opens and outbound connections a
     /// container's profile allows and no loaded rule can match (counted in
-    /// `falco_learn_kernel_filtered_total`).
+    /// `falco_learn_kernel_filtered_total`). Needs the cgroup v2 hierarchy mounted: without
+    /// it `run` turns it off with a warning.
     /// Alerts are the same either way; `false` sends every one to userspace.
     pub kernel_filter: bool,
 }

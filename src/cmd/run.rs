@@ -90,7 +90,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // both run modes enforce: the kernel filter applies unless engine.kernel_filter is off
     let mut source = LiveSource::start(agent::probe_config(&cfg, &engine, mode))?
-        .kernel_filter(cfg.engine.kernel_filter);
+        .kernel_filter(agent::kernel_filter_on(&cfg));
     let running = cfg.clone();
     let rebuild = Arc::new(move || {
         // the file is read again; a bad one keeps the running configuration

@@ -165,6 +165,20 @@ fn child_ok(what: &str, r: Result<(u32, i32), String>) -> Result<u32, String> {
     }
 }
 
+/// Move the calling process into the cgroup whose `cgroup.procs` is `procs` (writing "0"
+/// moves the writer). Raw syscalls only: safe between fork and exit in [`in_child`].
+fn join_cgroup(procs: &CString) -> bool {
+    // SAFETY: open/write/close on a NUL-terminated path prepared before the fork.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+        let ok = fd >= 0 && libc::write(fd, c"0".as_ptr().cast(), 1) == 1;
+        if fd >= 0 {
+            libc::close(fd);
+        }
+        ok
+    }
+}
+
 fn cstr(p: &Path) -> Result<CString, String> {
     CString::new(p.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("{}: NUL in path", p.display()))
@@ -291,11 +305,9 @@ fn run_deep(deep: &Deep, procs: Option<&CString>) -> Result<(u32, i32), String> 
         // SAFETY: raw syscalls on values prepared before fork.
         unsafe {
             if let Some(procs) = procs {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                if !join_cgroup(procs) {
                     return 2;
                 }
-                libc::close(fd);
             }
             if libc::fchdir(dfd) != 0 {
                 return 4;
@@ -761,11 +773,9 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
             in_child(|| {
                 // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
                 unsafe {
-                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                    if !join_cgroup(&procs) {
                         return 2;
                     }
-                    libc::close(fd);
                     let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
                     libc::dup2(null, 1);
                     let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
@@ -865,11 +875,9 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
             in_child(|| {
                 // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
                 unsafe {
-                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                    if !join_cgroup(&procs) {
                         return 2;
                     }
-                    libc::close(fd);
                     for p in &paths {
                         let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o600);
                         if fd < 0 {
@@ -1037,11 +1045,9 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
             in_child(|| {
                 // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
                 unsafe {
-                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                    if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                    if !join_cgroup(&procs) {
                         return 2;
                     }
-                    libc::close(fd);
                     for (i, sa) in [&sa_allowed, &sa_needed, &sa_other].iter().enumerate() {
                         let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
                         let sap = (*sa as *const libc::sockaddr_in).cast();

@@ -85,37 +85,10 @@ fn ipv6_connects_the_profile_allows_are_dropped_and_mapped_peers_reported() {
         .iter()
         .map(|(_, s)| s.profile_filtered)
         .sum();
-    // SAFETY: the child makes raw syscalls on memory prepared before the fork, then _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork");
-    if pid == 0 {
-        // SAFETY: as above.
-        unsafe {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
-                libc::_exit(2);
-            }
-            libc::close(fd);
-            for sa in &targets {
-                let s = libc::socket(libc::AF_INET6, libc::SOCK_STREAM, 0);
-                let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-                if s < 0 || libc::connect(s, (sa as *const libc::sockaddr_in6).cast(), len) != 0 {
-                    libc::_exit(3);
-                }
-                libc::close(s);
-            }
-            libc::_exit(0);
-        }
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let pid = in_cgroup(&procs, || {
+        targets.iter().all(|sa| connect_raw(libc::AF_INET6, sa))
+    });
     pf.release(id);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child {status:#x}"
-    );
-    let pid = pid as u32;
     let to = |port: u16| {
         move |e: &falco_learn_event::Event| {
             e.process.pid == pid
@@ -144,14 +117,10 @@ fn ipv6_connects_the_profile_allows_are_dropped_and_mapped_peers_reported() {
     let _ = std::fs::remove_dir(&cg);
 }
 
-/// Fork a child that joins the cgroup (`procs`: its `cgroup.procs`) and connects to the
-/// IPv4 loopback `port` over TCP; returns its pid once it has exited successfully.
-fn connect_from_cgroup(procs: &CString, port: u16) -> u32 {
-    // SAFETY: sockaddr_in is plain data; all zeroes is valid.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_port = port.to_be();
-    sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+/// Fork a child that joins the cgroup (`procs`: its `cgroup.procs`, "0" moves the writer),
+/// runs `work` (raw syscalls only) and exits; returns its pid once it has exited
+/// successfully.
+fn in_cgroup(procs: &CString, work: impl FnOnce() -> bool) -> u32 {
     // SAFETY: the child makes raw syscalls on memory prepared before the fork, then _exit.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork");
@@ -163,12 +132,7 @@ fn connect_from_cgroup(procs: &CString, port: u16) -> u32 {
                 libc::_exit(2);
             }
             libc::close(fd);
-            let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            if s < 0 || libc::connect(s, (&sa as *const libc::sockaddr_in).cast(), len) != 0 {
-                libc::_exit(3);
-            }
-            libc::_exit(0);
+            libc::_exit(if work() { 0 } else { 3 });
         }
     }
     let mut status = 0;
@@ -179,6 +143,32 @@ fn connect_from_cgroup(procs: &CString, port: u16) -> u32 {
         "child {status:#x}"
     );
     pid as u32
+}
+
+/// A TCP connect to the sockaddr `sa` (a `sockaddr_in` or `sockaddr_in6` of `family`), raw
+/// syscalls only; the socket is closed.
+fn connect_raw<T>(family: libc::c_int, sa: &T) -> bool {
+    let len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: socket/connect/close on a sockaddr the caller built for `family`.
+    unsafe {
+        let s = libc::socket(family, libc::SOCK_STREAM, 0);
+        let ok = s >= 0 && libc::connect(s, (sa as *const T).cast(), len) == 0;
+        if s >= 0 {
+            libc::close(s);
+        }
+        ok
+    }
+}
+
+/// Fork a child that joins the cgroup and connects to the IPv4 loopback `port` over TCP;
+/// returns its pid.
+fn connect_from_cgroup(procs: &CString, port: u16) -> u32 {
+    // SAFETY: sockaddr_in is plain data; all zeroes is valid.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_port = port.to_be();
+    sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    in_cgroup(procs, || connect_raw(libc::AF_INET, &sa))
 }
 
 /// A plan or a profile the kernel maps cannot take whole leaves neither the old nor the new

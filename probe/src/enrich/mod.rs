@@ -558,20 +558,27 @@ mod tests {
         assert_eq!(e.process.vpgid_name, "cat");
     }
 
-    #[test]
-    fn connect_record_becomes_tcp_event() {
+    /// A connect record of fd 3 from 198.51.100.1:`lport` to 198.51.100.10:`port` over
+    /// `protocol` (6 TCP, 17 UDP).
+    fn connect_record(protocol: u16, lport: u16, port: u16) -> abi::Net {
         let mut n = abi::Net::zeroed();
         n.h = crate::decode::tests::hdr(abi::Kind::Connect, std::mem::size_of::<abi::Net>());
-        n.h.res = -EINPROGRESS;
         n.fd = 3;
         n.addr.family = AF_INET;
-        n.addr.port = 2222;
+        n.addr.port = port;
         n.addr.addr[..4].copy_from_slice(&[198, 51, 100, 10]);
         n.sock.family = AF_INET;
-        n.sock.typ = 1;
-        n.sock.protocol = 6;
-        n.sock.lport = 40000;
+        n.sock.typ = if protocol == 6 { 1 } else { 2 };
+        n.sock.protocol = protocol;
+        n.sock.lport = lport;
         n.sock.laddr[..4].copy_from_slice(&[198, 51, 100, 1]);
+        n
+    }
+
+    #[test]
+    fn connect_record_becomes_tcp_event() {
+        let mut n = connect_record(6, 40000, 2222);
+        n.h.res = -EINPROGRESS;
         let raw = decode(bytemuck::bytes_of(&n)).unwrap();
         let mut en = Enricher::new(ProcessTable::new(vec![], 0), 1_000);
         let ev = en.enrich(&raw).unwrap();
@@ -598,18 +605,8 @@ mod tests {
     /// profile's outbound dimension both decide on), the bound port is the client's.
     #[test]
     fn a_connect_from_a_bound_udp_socket_is_the_clients() {
-        let mut n = abi::Net::zeroed();
-        n.h = crate::decode::tests::hdr(abi::Kind::Connect, std::mem::size_of::<abi::Net>());
-        n.fd = 3;
-        n.addr.family = AF_INET;
-        n.addr.port = 53;
-        n.addr.addr[..4].copy_from_slice(&[198, 51, 100, 10]);
-        n.sock.family = AF_INET;
-        n.sock.typ = 2;
-        n.sock.protocol = 17;
-        n.sock.lport = 5353;
+        let mut n = connect_record(17, 5353, 53);
         n.sock.flags = abi::SOCK_FLAGS_KNOWN | abi::SOCK_BOUND;
-        n.sock.laddr[..4].copy_from_slice(&[198, 51, 100, 1]);
         let raw = decode(bytemuck::bytes_of(&n)).unwrap();
         let mut en = Enricher::new(ProcessTable::new(vec![], 0), 1_000);
         let fd = en.enrich(&raw).unwrap().fd.unwrap();

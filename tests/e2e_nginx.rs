@@ -1780,6 +1780,11 @@ fn podman_start_up_is_not_the_workload() {
             "outputs.file.enabled=true",
             "-o",
             &file_on,
+            // every write of the restart reaches the evaluator: with the kernel filter
+            // the restarted container is bound again and the writes its profile allows
+            // die in the kernel (tests/kernel_filter.rs, tests/enforce_kill.rs)
+            "-o",
+            "engine.kernel_filter=false",
         ],
     );
     agent.wait_log("enforce-alert mode running", 60);

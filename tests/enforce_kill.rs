@@ -1,8 +1,9 @@
 //! `falco-learn run --mode enforce-kill` end to end, as root, on real containerd
 //! containers: a profiled container whose profile allows only `/bin/busybox`
-//! comes under enforcement on its first event; a binary copied into it and run
+//! comes under enforcement on its first event, and again after a restart (the same
+//! container id in a new cgroup); a binary copied into it and run
 //! is killed in the kernel (exit 137, none of its output) and raises the
-//! profile's process alert marked `action=killed`; busybox applets keep
+//! profile's process alert marked `action=killed`, before and after the restart; busybox applets keep
 //! working without alerts; the same attack in a container of an image without a
 //! profile runs (alerted by nothing here, killed by nothing).
 //!
@@ -64,7 +65,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     let pid = std::process::id();
     let guarded = format!("fl-ek-guarded-{pid}");
     let free = format!("fl-ek-free-{pid}");
-    let _g = CtrContainer::run(&profiled.reference, &guarded, &[], &["/bin/sleep", "60"]);
+    let guarded_c = CtrContainer::run(&profiled.reference, &guarded, &[], &["/bin/sleep", "60"]);
     let _f = CtrContainer::run(&open.reference, &free, &[], &["/bin/sleep", "60"]);
     agent.wait_log(
         &format!("enforce-kill: container {guarded} (docker.io/library/fl-kill-profiled:test, cgroup id "),
@@ -88,6 +89,56 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         assert!(
             std::time::Instant::now() < deadline,
             "no action=killed alert:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // a restart (same container, a new cgroup) is put under the profile again: the
+    // attack is killed there too
+    let cgroup_of = |line: &str| -> u64 {
+        line.split("cgroup id ")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no cgroup id in {line}"))
+    };
+    let bound = format!("enforce-kill: container {guarded} ({PROFILED}, cgroup id ");
+    let first = agent
+        .stderr()
+        .lines()
+        .find(|l| l.contains(&bound))
+        .map(cgroup_of)
+        .expect("the first binding");
+    guarded_c.restart();
+    agent.wait_log(
+        "is under its profile (a new cgroup of the container: restarted or nested; before: ",
+        20,
+    );
+    let second = agent
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(&bound))
+        .map(cgroup_of)
+        .nth(1)
+        .expect("the second binding");
+    assert_ne!(first, second, "{}", agent.stderr());
+    let (out, code) = ctr_sh(
+        &guarded,
+        "attack2",
+        "cp /bin/busybox /tmp/echo && /tmp/echo SURVIVED; echo rc=$?",
+    );
+    assert_eq!((out.as_str(), code), ("rc=137", 0), "ran after a restart");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while agent
+        .stdout_lines()
+        .iter()
+        .filter(|l| l.contains("action=killed"))
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second action=killed alert:\n{}",
             agent.stderr()
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -117,7 +168,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     std::thread::sleep(Duration::from_secs(2));
     let metrics = scrape(metrics_port);
     for line in [
-        "falco_learn_kills_total{image=\"docker.io/library/fl-kill-profiled:test\"} 1",
+        "falco_learn_kills_total{image=\"docker.io/library/fl-kill-profiled:test\"} 2",
         "falco_learn_kill_enforced_containers 1",
     ] {
         assert!(
@@ -136,7 +187,8 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         .iter()
         .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == "/tmp/echo")
         .collect();
-    assert_eq!(killed.len(), 1, "alerts: {alerts:#?}");
+    // before and after the restart
+    assert_eq!(killed.len(), 2, "alerts: {alerts:#?}");
     let a = killed[0];
     assert_eq!(a["output_fields"]["falco_learn.action"], "killed");
     assert_eq!(a["output_fields"]["container.id"], guarded.as_str());

@@ -143,6 +143,27 @@ pub fn container_from_proc_cgroup(
         .find_map(|p| container_from_cgroup(p, containerd_namespaces))
 }
 
+/// Whether a cgroup path is container `id`'s own cgroup or one below it: some component of
+/// the path names the container (Falco's short id, as in `container.id`) in a form a runtime
+/// creates for it alone: `<runtime>-<64hex>[.scope]` ([`container_from_cgroup`]'s forms,
+/// never a `conmon-` one), a bare 64-hex id (`/docker/<id>`, `/kubepods/…/<id>`), or the id
+/// itself (`/<namespace>/<id>` under any containerd namespace). Components outside the
+/// reader's cgroup namespace (`..`) name nothing. A shared cgroup (`/system.slice/
+/// containerd.service`, where a runtime without cgroup v2 support leaves its containers on
+/// a hybrid host) is no container's.
+pub fn cgroup_path_is_containers(path: &str, id: &str) -> bool {
+    if id.is_empty() || id == "host" {
+        return false;
+    }
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != "..")
+        .any(|c| {
+            c == id
+                || (is_hex64(c) && c.starts_with(id) && id.len() == 12)
+                || container_from_cgroup(&format!("/{c}"), &[]).is_some_and(|k| k.short_id() == id)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,5 +243,37 @@ mod tests {
             container_from_proc_cgroup("12:memory:/process_api/00ff\n0::/\n", &ns()),
             None
         );
+    }
+    #[test]
+    fn a_cgroup_path_is_a_containers_only_when_it_names_it() {
+        let short = &H[..12];
+        for path in [
+            format!("/system.slice/docker-{H}.scope"),
+            format!("/kubepods.slice/kubepods-burstable.slice/cri-containerd-{H}.scope"),
+            format!("/machine.slice/libpod-{H}.scope/container"),
+            format!("/kubepods.slice/crio-{H}.scope"),
+            format!("/docker/{H}"),
+            format!("/kubepods/burstable/pod1234/{H}"),
+            format!("/../../kubepods.slice/cri-containerd-{H}.scope"),
+        ] {
+            assert!(cgroup_path_is_containers(&path, short), "{path}");
+            assert!(!cgroup_path_is_containers(&path, "0123456789ab0"), "{path}");
+        }
+        assert!(cgroup_path_is_containers("/default/web", "web"));
+        assert!(cgroup_path_is_containers("/custom-ns/web", "web"));
+        for (path, id) in [
+            ("/system.slice/containerd.service", "web"),
+            ("/default/webserver", "web"),
+            ("/", "web"),
+            ("/user.slice", "host"),
+            ("/default/web", ""),
+        ] {
+            assert!(!cgroup_path_is_containers(path, id), "{path} {id}");
+        }
+        // conmon's cgroup is podman's monitor, not the container
+        let conmon = format!("/machine.slice/libpod-conmon-{H}.scope");
+        assert!(!cgroup_path_is_containers(&conmon, short));
+        let crio_conmon = format!("/kubepods.slice/crio-conmon-{H}.scope");
+        assert!(!cgroup_path_is_containers(&crio_conmon, short));
     }
 }

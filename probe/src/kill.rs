@@ -124,6 +124,53 @@ pub fn cgroup_of(pid: u32) -> std::io::Result<Cgroup> {
     Ok(Cgroup { path, id })
 }
 
+/// Whether a process's cgroup v2 is its container's own: what binding a cgroup to a
+/// container's profile needs ([`container_cgroup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupOwner {
+    /// The cgroup v2 path names the container and its id is the event's.
+    Container,
+    /// Not decidable now (the process is gone, or moved since the event): ask again on a
+    /// later event.
+    Unknown(String),
+    /// The cgroup v2 is not the container's alone (why): its id is shared with processes
+    /// of other containers or of the host, so it must never be bound.
+    Shared(String),
+}
+
+/// Whether cgroup v2 id `cgroup_id`, reported on an event of process `pid` attributed to
+/// container `container_id` (Falco's short id), is that container's own cgroup or one
+/// below it ([`crate::container::cgroup_path_is_containers`]), from `/proc/<pid>/cgroup`.
+///
+/// A container is attributed from the cgroup path the probe reports, which on a hybrid
+/// host is the v1 memory hierarchy's; its cgroup v2 can then be a shared one (a runtime
+/// that only manages v1 leaves every container in its own service's v2 cgroup). Binding
+/// that id would put every process in it under one container's profile.
+pub fn container_cgroup(pid: u32, cgroup_id: u64, container_id: &str) -> CgroupOwner {
+    let text = match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+        Ok(t) => t,
+        Err(e) => return CgroupOwner::Unknown(format!("/proc/{pid}/cgroup: {e}")),
+    };
+    let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return CgroupOwner::Shared(format!("/proc/{pid}/cgroup has no cgroup v2 (0::) line"));
+    };
+    let path = path.trim();
+    if !crate::container::cgroup_path_is_containers(path, container_id) {
+        return CgroupOwner::Shared(format!(
+            "its cgroup v2 is {path}, which is not container {container_id}'s own"
+        ));
+    }
+    // the id is checked where this process can address the cgroup; a path outside
+    // its cgroup namespace (`..`) has been checked by name only
+    match cgroup_of(pid) {
+        Ok(c) if c.id != cgroup_id => CgroupOwner::Unknown(format!(
+            "process {pid} is in cgroup {} (id {}) now, not id {cgroup_id}",
+            c.path, c.id
+        )),
+        _ => CgroupOwner::Container,
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -242,6 +289,20 @@ impl KillPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process outside any container (this test) is in no container's cgroup; a process
+    /// that does not exist cannot be decided.
+    #[test]
+    fn the_host_cgroup_is_no_containers_and_a_gone_process_is_undecided() {
+        assert!(matches!(
+            container_cgroup(std::process::id(), 1, "web"),
+            CgroupOwner::Shared(_)
+        ));
+        assert!(matches!(
+            container_cgroup(u32::MAX - 1, 1, "web"),
+            CgroupOwner::Unknown(_)
+        ));
+    }
 
     #[test]
     fn path_hash_depends_on_every_byte_the_length_and_the_seed() {

@@ -45,6 +45,21 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     // the id every event of the container carries is that cgroup's
     let first = live.wait_for("an event of the container", 10, |e| e.container.id == name);
     assert_eq!(first.cgroup_id, cg.id);
+    // that cgroup is the container's own; the host's is not, and a cgroup id the
+    // process is not in is not decided
+    use falco_learn_probe::kill::{container_cgroup, CgroupOwner};
+    assert_eq!(
+        container_cgroup(task_pid, cg.id, &name),
+        CgroupOwner::Container
+    );
+    assert!(matches!(
+        container_cgroup(task_pid, cg.id + 1, &name),
+        CgroupOwner::Unknown(_)
+    ));
+    assert!(matches!(
+        container_cgroup(std::process::id(), cg.id, &name),
+        CgroupOwner::Shared(_)
+    ));
 
     // the host is never put under a profile
     let own = cgroup_of(std::process::id()).expect("own cgroup");

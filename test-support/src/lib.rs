@@ -415,8 +415,24 @@ impl CtrContainer {
     }
 }
 
-impl Drop for CtrContainer {
-    fn drop(&mut self) {
+impl CtrContainer {
+    /// Restart the container: its task is killed and deleted and a new one started (the
+    /// same container id and snapshot, a new cgroup, as a restart policy would).
+    pub fn restart(&self) {
+        assert!(
+            self.stop_task(),
+            "the task of {} did not go away",
+            self.name
+        );
+        must(
+            Command::new("ctr")
+                .args(["task", "start", "-d", &self.name])
+                .stdin(Stdio::null()),
+        );
+    }
+
+    /// Kill and delete the container's task; whether it is gone within 5 s.
+    fn stop_task(&self) -> bool {
         let _ = Command::new("ctr")
             .args(["task", "kill", "-s", "SIGKILL", &self.name])
             .output();
@@ -436,10 +452,17 @@ impl Drop for CtrContainer {
                 })
                 .unwrap_or(false);
             if ok || gone {
-                break;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        false
+    }
+}
+
+impl Drop for CtrContainer {
+    fn drop(&mut self) {
+        self.stop_task();
         let _ = Command::new("ctr")
             .args(["containers", "delete", &self.name])
             .output();

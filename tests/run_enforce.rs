@@ -972,3 +972,48 @@ fn removing_the_only_ptrace_rule_detaches_its_program() {
     wait_alerts(&agent, "Test ptrace", 2);
     agent.terminate(30);
 }
+
+/// A 32-bit program's syscalls are not seen (the kernel's syscall tracepoints skip them):
+/// its exec raises falco-learn's ia32 alert, with the program's fields, once per
+/// executable however often it runs.
+#[test]
+fn a_32_bit_program_raises_the_ia32_alert_once() {
+    if skip("the ia32 alert test") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let exe = dir.path().join("fl-ia32-exit7");
+    std::fs::write(&exe, falco_learn_probe::selftest::ia32_program()).expect("write");
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let mut agent = Agent::run("run: ", &[]);
+    for _ in 0..3 {
+        let st = Command::new(&exe).status().expect("run the 32-bit program");
+        assert_eq!(st.code(), Some(7));
+    }
+    let exe_s = exe.display().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !agent.stdout_lines().iter().any(|l| l.contains(&exe_s)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ia32 alert:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    agent.terminate(30);
+    let rule = falco_learn_enforcer::pipeline::IA32_RULE;
+    let ours: Vec<serde_json::Value> = agent
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|a| a["rule"] == rule)
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    let a = &ours[0];
+    assert_eq!(a["priority"], "Warning");
+    assert_eq!(a["output_fields"]["proc.exepath"], exe_s.as_str());
+    assert_eq!(a["output_fields"]["container.id"], "host");
+    assert_eq!(a["output_fields"]["proc.cmdline"], "fl-ia32-exit7");
+}

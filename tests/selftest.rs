@@ -9,6 +9,7 @@ const CHECKS: &[&str] = &[
     "exec",
     "exec-tmpfs",
     "exec-memfd",
+    "exec-ia32",
     "exec-deleted",
     "exec-long-path",
     "open-write",

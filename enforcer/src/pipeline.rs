@@ -146,6 +146,7 @@ pub struct Pipeline<'a> {
     filterer: Option<Binder>,
     telemetry: Telemetry,
     summary: Summary,
+    ia32: Ia32Alerts,
 }
 
 const TICK_NS: u64 = 1_000_000_000;
@@ -188,6 +189,7 @@ impl<'a> Pipeline<'a> {
             filterer,
             telemetry,
             summary: Summary::default(),
+            ia32: Ia32Alerts::new(),
         }
     }
 
@@ -357,6 +359,11 @@ impl<'a> Pipeline<'a> {
             self.telemetry.raised(r);
             self.sink.emit(r)?;
         }
+        if let Some(r) = self.ia32.raise(ev) {
+            self.summary.alerts += 1;
+            self.telemetry.raised(&r);
+            self.sink.emit(&r)?;
+        }
         Ok(())
     }
 
@@ -412,6 +419,78 @@ impl<'a> Pipeline<'a> {
                 tracing::error!("SIGHUP: reload crashed, keeping the running rules and profiles");
             }
         }
+    }
+}
+
+/// The rule name of [`Ia32Alerts`]' alert.
+pub const IA32_RULE: &str = "falco-learn internal: 32-bit program not monitored";
+
+/// The alert for a 32-bit (ia32) program's exec: the kernel's syscall tracepoints skip a
+/// 32-bit process's syscalls, so nothing it does after its exec is seen — neither the
+/// rules nor the profiles can judge its files or connections. An attacker can bring a
+/// 32-bit binary to do exactly that; a user must know the blind spot is in use. Raised
+/// once per (container, executable) per agent run (the memory of which is bounded:
+/// forgotten, and so raised again, past [`Ia32Alerts::REMEMBERED`] pairs).
+struct Ia32Alerts {
+    output: falco_learn_rules::output::OutputFormat,
+    seen: std::collections::HashSet<(String, String)>,
+}
+
+impl Ia32Alerts {
+    const REMEMBERED: usize = 4096;
+    const OUTPUT: &'static str = "32-bit (ia32) program run: falco-learn does not see its \
+        system calls (files, network, writes; rules and profiles cannot judge what it does) \
+        (proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline proc.pid=%proc.pid \
+        proc.pname=%proc.pname user.name=%user.name container.id=%container.id \
+        container.image.repository=%container.image.repository)";
+
+    fn new() -> Ia32Alerts {
+        Ia32Alerts {
+            // a constant format of known fields: a failure is a bug, caught by the tests
+            output: falco_learn_rules::output::OutputFormat::compile(Self::OUTPUT)
+                .unwrap_or_else(|e| panic!("the ia32 alert's output: {e:?}")),
+            seen: std::collections::HashSet::new(),
+        }
+    }
+
+    /// The alert for `ev` when it is a successful exec of a 32-bit program not alerted on
+    /// yet in its container.
+    fn raise(&mut self, ev: &falco_learn_event::Event) -> Option<Raised> {
+        use falco_learn_event::EventType;
+        if !ev.process.exe_flags.ia32
+            || ev.res < 0
+            || !matches!(ev.event_type(), EventType::Execve | EventType::Execveat)
+        {
+            return None;
+        }
+        let key = (ev.container.id.clone(), ev.process.exepath.clone());
+        if self.seen.contains(&key) {
+            return None;
+        }
+        if self.seen.len() >= Self::REMEMBERED {
+            self.seen.clear();
+        }
+        self.seen.insert(key);
+        let priority = Priority::Warning;
+        Some(Raised {
+            cause: Cause::Internal,
+            action: Action::Alerted,
+            alert: Alert {
+                hostname: falco_learn_rules::output::na_if_empty(&ev.hostname).to_string(),
+                output: format!(
+                    "{}: {} {}",
+                    falco_learn_event::fields::clock_time(ev.ts),
+                    priority.as_str(),
+                    self.output.format(ev)
+                ),
+                output_fields: self.output.fields_json(ev),
+                priority: priority.as_str().into(),
+                rule: IA32_RULE.into(),
+                source: "syscall".into(),
+                tags: vec!["falco_learn".into(), "internal".into(), "ia32".into()],
+                time: falco_learn_event::time::rfc3339(ev.ts),
+            },
+        })
     }
 }
 
@@ -616,6 +695,94 @@ mod tests {
 
     /// A source that loses events: a drop alert when a second's losses pass
     /// the threshold, timed by the source's clock, at most once per rate limit.
+    /// A 32-bit program's successful exec raises the ia32 alert once per container and
+    /// executable, with the process's fields; a failed exec, a 64-bit one and a non-exec
+    /// event do not.
+    #[test]
+    fn a_32_bit_exec_raises_the_ia32_alert_once_per_container_and_exe() {
+        let bash: Event = serde_json::from_str(SEED.lines().next().expect("seed")).expect("event");
+        let with = |ia32: bool, res: i64, container: &str| {
+            let mut ev = bash.clone();
+            std::sync::Arc::make_mut(&mut ev.process).exe_flags.ia32 = ia32;
+            std::sync::Arc::make_mut(&mut ev.container).id = container.into();
+            ev.res = res;
+            serde_json::to_string(&ev).expect("json")
+        };
+        let mut connect: Event =
+            serde_json::from_str(SEED.lines().nth(2).expect("seed")).expect("event");
+        std::sync::Arc::make_mut(&mut connect.process)
+            .exe_flags
+            .ia32 = true;
+        let lines = [
+            with(false, 0, "c1"),
+            with(true, -2, "c1"),
+            with(true, 0, "c1"),
+            with(true, 0, "c1"),
+            serde_json::to_string(&connect).expect("json"),
+            with(true, 0, "c2"),
+        ];
+        let text = lines.join("\n");
+        let dir = tempfile::tempdir().expect("tmp");
+        let from = ProfilesFrom::Dir {
+            path: dir.path(),
+            allow_empty: true,
+        };
+        let (engine, _) = Engine::build(
+            &[],
+            falco_learn_rules::Priority::Debug,
+            from,
+            falco_learn_rules::Priority::Warning,
+            "",
+        )
+        .expect("engine");
+        let mut source = RecordingSource::new(text.as_bytes(), "ia32.jsonl");
+        let mut sink = Collect::default();
+        let summary = Pipeline::new(
+            engine,
+            &mut source,
+            &mut sink,
+            &NoControl,
+            Options::default(),
+        )
+        .run()
+        .expect("run");
+        // (the default rules alert on these too)
+        let ia32: Vec<&Raised> = sink
+            .0
+            .iter()
+            .filter(|r| r.alert.rule == IA32_RULE)
+            .collect();
+        assert_eq!(summary.alerts as usize, sink.0.len());
+        let got: Vec<(&str, &str, &str, &str)> = ia32
+            .iter()
+            .map(|r| {
+                assert_eq!(r.cause, Cause::Internal);
+                assert_eq!(r.alert.priority, "Warning");
+                assert_eq!(r.alert.tags, ["falco_learn", "internal", "ia32"]);
+                (
+                    r.alert.rule.as_str(),
+                    r.alert.output_fields["container.id"].as_str().unwrap_or(""),
+                    r.alert.output_fields["proc.exepath"].as_str().unwrap_or(""),
+                    r.alert.output_fields["proc.cmdline"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (IA32_RULE, "c1", "/usr/bin/bash", "bash"),
+                (IA32_RULE, "c2", "/usr/bin/bash", "bash")
+            ]
+        );
+        assert!(
+            ia32[0].alert.output.contains(
+                "Warning 32-bit (ia32) program run: falco-learn does not see its system calls"
+            ),
+            "{}",
+            ia32[0].alert.output
+        );
+    }
+
     #[test]
     fn losses_past_the_threshold_raise_a_rate_limited_drop_alert() {
         struct Lossy {

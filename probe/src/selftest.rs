@@ -376,7 +376,68 @@ fn check_exec(seen: &Seen, env: &Env) -> Result<String, String> {
     expect("memfd flag", f.memfd, false)?;
     expect("upper-layer flag", f.upper_layer, false)?;
     expect("killed flag", f.killed, false)?;
+    expect("ia32 flag", f.ia32, false)?;
     Ok(format!("{want} (no drift flags)"))
+}
+
+/// The smallest 32-bit (i386) ELF program: `exit(7)` through `int 0x80`. 96 bytes: the ELF
+/// header (52), one loadable segment's program header (32), the code (12).
+pub fn ia32_program() -> Vec<u8> {
+    const BASE: u32 = 0x0804_8000;
+    const CODE: [u8; 12] = [
+        0xb8, 1, 0, 0, 0, // mov eax, 1 (exit)
+        0xbb, 7, 0, 0, 0, // mov ebx, 7
+        0xcd, 0x80, // int 0x80
+    ];
+    let (eh, ph) = (52u16, 32u16);
+    let size = u32::from(eh + ph) + CODE.len() as u32;
+    let mut b = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0]; // ELFCLASS32, LSB, version 1
+    b.extend([0; 8]);
+    for h in [2u16, 3] {
+        b.extend(h.to_le_bytes()); // ET_EXEC, EM_386
+    }
+    for w in [1u32, BASE + size - CODE.len() as u32, u32::from(eh), 0, 0] {
+        b.extend(w.to_le_bytes()); // version, entry, phoff, shoff, flags
+    }
+    for h in [eh, ph, 1, 0, 0, 0] {
+        b.extend(h.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+    }
+    for w in [1u32, 0, BASE, BASE, size, size, 5, 0x1000] {
+        b.extend(w.to_le_bytes()); // PT_LOAD, offset, vaddr, paddr, filesz, memsz, R+X, align
+    }
+    b.extend(CODE);
+    b
+}
+
+/// A 32-bit program's exec is reported with the ia32 flag: after it the kernel's syscall
+/// tracepoints skip the process's syscalls, and userspace says so with an alert.
+fn check_exec_ia32(seen: &Seen, env: &Env) -> Result<String, String> {
+    let path = env.dir.join("ia32-exit7");
+    std::fs::write(&path, ia32_program())
+        .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut child = match Command::new(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            return Ok(format!(
+                "this kernel does not run 32-bit programs ({e}): nothing is unseen"
+            ))
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let pid = child.id();
+    let st = child.wait().map_err(|e| format!("wait: {e}"))?;
+    expect("exit status of the 32-bit program", st.code(), Some(7))?;
+    let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+    let want = path.to_string_lossy();
+    expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
+    expect("ia32 flag", ev.process.exe_flags.ia32, true)?;
+    Ok(format!("{want} flagged ia32"))
 }
 
 fn check_exec_tmpfs(seen: &Seen, env: &Env) -> Result<String, String> {
@@ -1337,6 +1398,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("exec", check_exec(&seen, &env));
     add("exec-tmpfs", check_exec_tmpfs(&seen, &env));
     add("exec-memfd", check_exec_memfd(&seen, &env));
+    add("exec-ia32", check_exec_ia32(&seen, &env));
     add("exec-deleted", check_exec_deleted(&seen, &env));
     add("exec-long-path", check_exec_long_path(&seen, &env));
     add("open-write", check_open_write(&seen, &env));

@@ -197,7 +197,8 @@ pub struct Alert {
 /// RFC 3339 time with nanoseconds and `Z` (the event crate's, re-exported).
 pub use falco_learn_event::time::rfc3339;
 
-pub(crate) fn na_if_empty(s: &str) -> &str {
+/// Falco's `<NA>` for a field with no value; the value itself otherwise.
+pub fn na_if_empty(s: &str) -> &str {
     if s.is_empty() {
         NA
     } else {

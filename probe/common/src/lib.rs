@@ -46,6 +46,9 @@ pub const EXE_KILLED: u32 = 64;
 /// A pseudo file with no parent dentry (memfd, pipe, anon inode): the path is its own
 /// name only (events.h `FL_PATH_PSEUDO`); always with [`PATH_DETACHED`].
 pub const PATH_PSEUDO: u32 = 128;
+/// The new image runs as a 32-bit (ia32) process (events.h `FL_EXE_IA32`): the kernel's
+/// syscall tracepoints, and so this probe, do not see its syscalls.
+pub const EXE_IA32: u32 = 256;
 /// enforce-kill hashes at most this many 8-byte words of an exe path (`FL_KILL_HASH_WORDS`):
 /// all of it, ` (deleted)` included.
 pub const KILL_HASH_WORDS: usize = (MAX_PATH + 32) / 8;

@@ -39,6 +39,8 @@ enum fl_stat {
 #define FL_EXE_KILLED 64     /* enforce-kill: SIGKILL sent at exec (the exe is not in the profile) */
 #define FL_PATH_PSEUDO 128   /* a pseudo file with no parent (memfd, pipe, anon inode): only its own
 				 name; userspace renders it without a leading "/" as Falco's modern eBPF does */
+#define FL_EXE_IA32 256      /* the new image runs as a 32-bit (ia32) process: its syscalls are not
+				 traced (the syscall tracepoints skip compat syscalls) */
 
 /* enforce-kill: the exe path hash covers the whole path as userspace renders it (the path,
  * then " (deleted)" for a detached file), 8 bytes a round. A truncated path is never allowed. */

@@ -397,6 +397,8 @@ static __always_inline bool task_btf(void)
 	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
 }
 
+#define TS_COMPAT 0x0002
+
 /* thread_info.status of the current task (x86_64: TS_COMPAT). */
 static __always_inline u32 current_status(void)
 {
@@ -1022,6 +1024,11 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	e->exe_gid = BPF_CORE_READ(ino, i_gid.val);
 	e->exe_ctime_ns = inode_time(ino, true);
 	e->exe_mtime_ns = inode_time(ino, false);
+	/* A 32-bit image: the loader set TS_COMPAT for the exec's return (x86_64
+	 * __set_personality_ia32; a 64-bit image clears it), and from now on the syscall
+	 * tracepoints skip this process's syscalls. Userspace says so. */
+	if (current_status() & TS_COMPAT)
+		flags |= FL_EXE_IA32;
 	if (magic == TMPFS_MAGIC) {
 		char name[6] = {};
 		bpf_probe_read_kernel(name, sizeof(name), BPF_CORE_READ(exe, f_path.dentry, d_name.name));
@@ -1170,7 +1177,6 @@ int BPF_PROG(fl_sched_exit, struct task_struct *p)
 #define O_RDONLY 0
 #define O_CREAT 0100
 #define O_TRUNC 01000
-#define TS_COMPAT 0x0002
 
 /* A completed syscall: its six arguments (as passed) and its result. */
 struct sc_args {

@@ -261,6 +261,9 @@ pub struct ExeFlags {
     /// enforce-kill mode killed this exec in the kernel (its exe is not in the
     /// container image's profile); the process never ran its own code.
     pub killed: bool,
+    /// The program runs as a 32-bit (ia32) process: the kernel's syscall tracepoints skip
+    /// its syscalls, so after this exec nothing it does is seen (files, network, …).
+    pub ia32: bool,
 }
 
 /// An ancestor of the event's process (parent first) for `proc.pname`,

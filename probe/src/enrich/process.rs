@@ -67,6 +67,7 @@ pub(super) fn exec(
         overlay: e.flags & abi::EXE_OVERLAY != 0,
         writable: exe_writable(e.exe_mode, e.exe_uid, e.exe_gid, h.uid, h.gid),
         killed: e.flags & abi::EXE_KILLED != 0,
+        ia32: e.flags & abi::EXE_IA32 != 0,
     };
     p.container = container;
     Args::Exec {

@@ -110,18 +110,25 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         .map(cgroup_of)
         .expect("the first binding");
     guarded_c.restart();
-    agent.wait_log(
-        "is under its profile (a new cgroup of the container: restarted or nested; before: ",
-        20,
-    );
-    let second = agent
-        .stderr()
-        .lines()
-        .filter(|l| l.contains(&bound))
-        .map(cgroup_of)
-        .nth(1)
-        .expect("the second binding");
-    assert_ne!(first, second, "{}", agent.stderr());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let ids: Vec<u64> = agent
+            .stderr()
+            .lines()
+            .filter(|l| l.contains(&bound) && l.contains("is under its profile"))
+            .map(cgroup_of)
+            .collect();
+        if let Some(&id) = ids.iter().find(|&&id| id != first) {
+            break id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted container was not put under its profile:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_ne!(first, second);
     let (out, code) = ctr_sh(
         &guarded,
         "attack2",

@@ -7,26 +7,34 @@
 //! - Each loaded profile gets a stable number and its allow-list in the kernel (again after
 //!   every SIGHUP reload; a profile that is no longer loaded releases its containers).
 //! - The first event of each cgroup v2 of a container whose image has a profile puts that
-//!   cgroup (the event's cgroup v2 id) under the profile: the container's first start, and
-//!   again after every restart (same container id, a new cgroup). Containers without a
-//!   profile, and the host, never are.
-//! - A cgroup is bound only when `/proc/<pid>/cgroup` shows it is the container's own
-//!   ([`falco_learn_probe::kill::container_cgroup`]): on a hybrid host a runtime that
-//!   manages only cgroup v1 leaves its containers in a shared v2 cgroup, whose id must not
-//!   put the host's or another container's processes under this profile. Such a
-//!   container is said once and checked in userspace only.
-//! - Every 10 s, cgroups with no event for a minute whose last seen process is gone are
-//!   released (cgroup ids are never reused, so a stale entry can never hit another
-//!   container; releasing keeps the kernel map small).
+//!   cgroup (the event's cgroup v2 id) under the profile of *that event's* image: the
+//!   container's first start, and again after every restart (same container id, a new
+//!   cgroup). The bookkeeping is by cgroup: a cgroup belongs to one container for its life,
+//!   whatever other container reuses the id or name. Containers without a profile, and the
+//!   host, never are bound.
+//! - A cgroup is bound only when `/proc/<pid>/cgroup` shows the event's process in it and
+//!   its path names the container first ([`falco_learn_probe::kill::container_cgroup`]):
+//!   on a hybrid host a runtime that manages only cgroup v1 leaves its containers in a
+//!   shared v2 cgroup, whose id must not put the host's or another container's processes
+//!   under this profile. Each container in such a cgroup is said once, and checked in
+//!   userspace only. A cgroup that cannot be decided yet (the process gone or moved) is
+//!   asked about again a second later; one the kernel map refused, 30 s later.
+//! - Every 10 s, cgroups that are gone are released: a cgroup whose directory the agent
+//!   can see is released once the directory is removed (an idle container stays bound
+//!   however long it is quiet); one it cannot see (the agent in a cgroup namespace of its
+//!   own), after a minute without an event once its last seen process is gone. Cgroup ids
+//!   are never reused, so a stale entry can never hit another container; releasing keeps
+//!   the kernel map small.
 //!
 //! Which alert a kill marks is decided by the [`Engine`] from the event's own `killed` flag
 //! ([`crate::Action::Killed`]), not here.
 
 use crate::Engine;
 use falco_learn_event::Event;
-use falco_learn_probe::kill::CgroupOwner;
+use falco_learn_probe::kill::{CgroupClaim, CgroupOwner};
 use falco_learn_profiler::Profile;
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Kernel maps keyed by container (cgroup v2 id) and profile number, as a [`Binder`] uses
@@ -43,6 +51,9 @@ pub trait ContainerMaps {
     fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), String>;
     /// Release the cgroup.
     fn release(&self, cgroup: u64);
+    /// Whether the cgroup an event claims is its container's own
+    /// ([`falco_learn_probe::kill::container_cgroup`]).
+    fn owner(&self, claim: CgroupClaim<'_>) -> CgroupOwner;
 }
 
 impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
@@ -67,6 +78,9 @@ impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
     }
     fn release(&self, cgroup: u64) {
         falco_learn_probe::kill::KillPolicy::release(self, cgroup)
+    }
+    fn owner(&self, claim: CgroupClaim<'_>) -> CgroupOwner {
+        falco_learn_probe::kill::KillPolicy::owner(self, claim)
     }
 }
 
@@ -124,43 +138,52 @@ impl ContainerMaps for falco_learn_probe::filter::ProfileFilter {
     fn release(&self, cgroup: u64) {
         falco_learn_probe::filter::ProfileFilter::release(self, cgroup)
     }
+    fn owner(&self, claim: CgroupClaim<'_>) -> CgroupOwner {
+        falco_learn_probe::filter::ProfileFilter::owner(self, claim)
+    }
 }
 
-/// A cgroup of a container under its profile: its last event's pid and time.
-struct Seen {
+/// A cgroup under its container's image's profile.
+struct Bound {
+    /// The container (Falco's short id), for the log and [`Binder::enforced`].
+    container: String,
+    profile: u32,
+    /// The cgroup's directory, when the agent can see it: released once it is gone.
+    dir: Option<PathBuf>,
+    /// The last event's pid and time (when `dir` is unknown: released a minute after the
+    /// last event once that process is gone).
     pid: u32,
     last: Instant,
 }
 
-/// What happened to a container's enforcement.
-enum State {
-    /// Under profile `profile`: every cgroup v2 of the container seen so far. A restart
-    /// keeps the container id and gets a new cgroup; a runtime or the workload may nest
-    /// cgroups below the container's. Each is bound on its first event.
-    Enforced {
-        profile: u32,
-        cgroups: HashMap<u64, Seen>,
-    },
-    /// Not under enforcement: its image has no profile.
-    Skipped,
+/// Why a cgroup is not checked again now.
+#[derive(Clone, Copy)]
+enum Hold {
+    /// Not the container's own (a shared cgroup v2): until the next reload.
+    Shared,
+    /// Undecided, or refused by the kernel map: until then.
+    Until(Instant),
 }
 
-/// Decides whether an event's cgroup v2 is its container's own
-/// ([`falco_learn_probe::kill::container_cgroup`] on a live node; fakes in tests).
-pub type OwnerCheck = dyn Fn(&Event) -> CgroupOwner;
+/// How long an undecided cgroup is left before it is checked again.
+const RECHECK_UNKNOWN: Duration = Duration::from_secs(1);
+/// How long after the kernel map refused a cgroup it is tried again.
+const RETRY_REFUSED: Duration = Duration::from_secs(30);
 
-/// One kind of [`ContainerMaps`]' bookkeeping: profile numbers and the containers under
-/// them.
+/// One kind of [`ContainerMaps`]' bookkeeping: profile numbers and the cgroups under them.
 pub struct Binder {
-    /// (repository, tag) → profile number, stable across reloads.
-    ids: HashMap<(String, String), u32>,
+    /// repository → tag → profile number, stable across reloads (looked up by borrowing the
+    /// event's strings: nothing is allocated per event).
+    ids: HashMap<String, HashMap<String, u32>>,
     next: u32,
-    /// By container id (Falco's short id).
-    containers: HashMap<String, State>,
-    /// Cgroup ids never to bind (until the next reload): shared with the host or other
-    /// containers, or refused by the kernel map.
-    refused: HashSet<u64>,
-    owner: Box<OwnerCheck>,
+    /// Bound cgroups by cgroup v2 id.
+    bound: HashMap<u64, Bound>,
+    /// Bound cgroups per container.
+    containers: HashMap<String, usize>,
+    /// Cgroups not to check again for now.
+    held: HashMap<u64, Hold>,
+    /// (cgroup, container) pairs said to be in a shared cgroup: each is said once.
+    warned: HashSet<(u64, String)>,
     last_sweep: Instant,
 }
 
@@ -171,179 +194,186 @@ impl Default for Binder {
 }
 
 impl Binder {
-    /// No profile and no container yet; cgroups are checked against `/proc`.
+    /// No profile and no cgroup yet.
     pub fn new() -> Binder {
-        Binder::with_owner(Box::new(|ev: &Event| {
-            falco_learn_probe::kill::container_cgroup(
-                ev.process.pid,
-                ev.cgroup_id,
-                &ev.container.id,
-            )
-        }))
-    }
-
-    /// As [`Binder::new`], deciding cgroup ownership with `owner`.
-    pub fn with_owner(owner: Box<OwnerCheck>) -> Binder {
         Binder {
             ids: HashMap::new(),
             next: 1,
+            bound: HashMap::new(),
             containers: HashMap::new(),
-            refused: HashSet::new(),
-            owner,
+            held: HashMap::new(),
+            warned: HashSet::new(),
             last_sweep: Instant::now(),
         }
     }
 
-    /// Load every profile's allow-list; forget profiles no longer loaded.
+    /// Load every profile's allow-list; forget profiles no longer loaded (and release
+    /// their cgroups). Held cgroups are checked again.
     pub fn sync(&mut self, maps: &dyn ContainerMaps, engine: &Engine) {
         let what = maps.what();
         let loaded = engine.loaded_profiles();
-        let keep: HashSet<(String, String)> = loaded
+        let keep: HashSet<(&str, &str)> = loaded
             .iter()
-            .map(|p| (p.image.repository.clone(), p.image.tag.clone()))
+            .map(|p| (p.image.repository.as_str(), p.image.tag.as_str()))
             .collect();
-        let gone: Vec<((String, String), u32)> = self
-            .ids
-            .iter()
-            .filter(|(k, _)| !keep.contains(*k))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        for (k, id) in gone {
+        let mut gone = Vec::new();
+        for (repo, tags) in &self.ids {
+            for (tag, id) in tags {
+                if !keep.contains(&(repo.as_str(), tag.as_str())) {
+                    gone.push((repo.clone(), tag.clone(), *id));
+                }
+            }
+        }
+        for (repo, tag, id) in gone {
             maps.drop_profile(id);
-            self.ids.remove(&k);
-            self.containers
-                .retain(|_, s| !matches!(s, State::Enforced { profile, .. } if *profile == id));
-            tracing::info!("{what}: profile of {}:{} unloaded", k.0, k.1);
+            if let Some(tags) = self.ids.get_mut(&repo) {
+                tags.remove(&tag);
+                if tags.is_empty() {
+                    self.ids.remove(&repo);
+                }
+            }
+            let containers = &mut self.containers;
+            self.bound.retain(|_, b| {
+                if b.profile != id {
+                    return true;
+                }
+                forget(containers, &b.container);
+                false
+            });
+            tracing::info!("{what}: profile of {repo}:{tag} unloaded");
         }
         for p in loaded {
             let (repo, tag) = (&p.image.repository, &p.image.tag);
+            let next = &mut self.next;
             let id = *self
                 .ids
-                .entry((repo.clone(), tag.clone()))
+                .entry(repo.clone())
+                .or_default()
+                .entry(tag.clone())
                 .or_insert_with(|| {
-                    self.next += 1;
-                    self.next - 1
+                    *next += 1;
+                    *next - 1
                 });
             match maps.set_profile(id, p) {
                 Ok(said) => tracing::info!("{what}: {repo}:{tag} {said}"),
                 Err(e) => tracing::error!("{what}: {repo}:{tag}: {e}"),
             }
         }
-        // containers seen without a profile may have one now; refused cgroups are
-        // checked again
-        self.containers.retain(|_, s| !matches!(s, State::Skipped));
-        self.refused.clear();
+        self.held.clear();
+        self.warned.clear();
     }
 
-    /// Containers under enforcement now.
+    /// Containers with a cgroup under their profile now.
     pub fn enforced(&self) -> usize {
-        self.containers
-            .values()
-            .filter(|s| matches!(s, State::Enforced { .. }))
-            .count()
+        self.containers.len()
     }
 
-    /// Put the event's cgroup under its container's image's profile, on the first event
-    /// of each cgroup v2 of a profiled container: its first start, every restart (same
-    /// container id, new cgroup), cgroups nested below it. A cgroup that is not the
-    /// container's own ([`CgroupOwner::Shared`]) is never bound, and said so once.
+    /// Put the event's cgroup under the profile of the event's image, on the first event of
+    /// each cgroup v2 of a profiled container ([`Binder`]'s rules).
     pub fn observe(&mut self, maps: &dyn ContainerMaps, engine: &Engine, ev: &Event) {
         let c = &ev.container;
-        if c.id.is_empty() || c.id == "host" || c.image_repository.is_empty() {
+        if c.id.is_empty() || c.id == "host" || c.image_repository.is_empty() || ev.cgroup_id == 0 {
+            // the host, a container whose image is not known yet, or no cgroup v2 id
             return;
         }
-        if ev.cgroup_id == 0 || self.refused.contains(&ev.cgroup_id) {
-            // no cgroup v2 id on this event (wait for one that has it), or one never bound
+        let cgroup = ev.cgroup_id;
+        if let Some(b) = self.bound.get_mut(&cgroup) {
+            b.pid = ev.process.pid;
+            b.last = Instant::now();
             return;
         }
-        let profile = match self.containers.get_mut(c.id.as_str()) {
-            Some(State::Enforced { profile, cgroups }) => {
-                if let Some(seen) = cgroups.get_mut(&ev.cgroup_id) {
-                    seen.pid = ev.process.pid;
-                    seen.last = Instant::now();
-                    return;
-                }
-                *profile
-            }
-            Some(State::Skipped) => return,
-            None => {
-                let key = (c.image_repository.clone(), c.image_tag.clone());
-                match self.ids.get(&key) {
-                    Some(&profile) if engine.has_profile(&key.0, &key.1) => profile,
-                    _ => {
-                        self.containers.insert(c.id.clone(), State::Skipped);
-                        return;
-                    }
-                }
-            }
+        let Some(&profile) = self
+            .ids
+            .get(c.image_repository.as_str())
+            .and_then(|t| t.get(c.image_tag.as_str()))
+        else {
+            return;
         };
+        if !engine.has_profile(&c.image_repository, &c.image_tag) {
+            return;
+        }
         let what = maps.what();
-        let image = format!("{}:{}", c.image_repository, c.image_tag);
-        match (self.owner)(ev) {
-            CgroupOwner::Container => {}
+        match self.held.get(&cgroup) {
+            Some(Hold::Shared) => {
+                if self.warned.insert((cgroup, c.id.clone())) {
+                    tracing::warn!(
+                        "{what}: container {} ({}:{}) is not put under its profile: it is in \
+                         cgroup id {cgroup}, which is not its own; its events are checked in \
+                         userspace only",
+                        c.id,
+                        c.image_repository,
+                        c.image_tag
+                    );
+                }
+                return;
+            }
+            Some(Hold::Until(t)) if Instant::now() < *t => return,
+            _ => {}
+        }
+        let claim = CgroupClaim {
+            pid: ev.process.pid,
+            start_ts: ev.process.start_ts,
+            cgroup_id: cgroup,
+            container_id: &c.id,
+        };
+        let dir = match maps.owner(claim) {
+            CgroupOwner::Container { dir } => dir,
             CgroupOwner::Unknown(why) => {
-                tracing::debug!(
-                    "{what}: container {} (cgroup id {}): {why}",
-                    c.id,
-                    ev.cgroup_id
-                );
+                tracing::debug!("{what}: container {} (cgroup id {cgroup}): {why}", c.id);
+                self.held
+                    .insert(cgroup, Hold::Until(Instant::now() + RECHECK_UNKNOWN));
                 return;
             }
             CgroupOwner::Shared(why) => {
                 tracing::warn!(
-                    "{what}: container {} ({image}) is not put under its profile: {why}; its \
-                     events are checked in userspace only (cgroup id {})",
+                    "{what}: container {} ({}:{}) is not put under its profile: {why}; its \
+                     events are checked in userspace only (cgroup id {cgroup})",
                     c.id,
-                    ev.cgroup_id
+                    c.image_repository,
+                    c.image_tag
                 );
-                self.refused.insert(ev.cgroup_id);
+                self.held.insert(cgroup, Hold::Shared);
+                self.warned.insert((cgroup, c.id.clone()));
                 return;
             }
-        }
-        if let Err(e) = maps.enforce(ev.cgroup_id, profile) {
+        };
+        if let Err(e) = maps.enforce(cgroup, profile) {
             tracing::warn!(
-                "{what}: container {} (cgroup id {}): {e}",
+                "{what}: container {} (cgroup id {cgroup}): {e}; tried again in {} s",
                 c.id,
-                ev.cgroup_id
+                RETRY_REFUSED.as_secs()
             );
-            self.refused.insert(ev.cgroup_id);
+            self.held
+                .insert(cgroup, Hold::Until(Instant::now() + RETRY_REFUSED));
             return;
         }
-        let seen = Seen {
-            pid: ev.process.pid,
-            last: Instant::now(),
+        self.held.remove(&cgroup);
+        let n = self.containers.entry(c.id.clone()).or_default();
+        *n += 1;
+        let again = if *n > 1 {
+            " (another cgroup of the container: it was restarted)"
+        } else {
+            ""
         };
-        match self.containers.get_mut(c.id.as_str()) {
-            Some(State::Enforced { cgroups, .. }) => {
-                let before: Vec<String> = cgroups.keys().map(u64::to_string).collect();
-                cgroups.insert(ev.cgroup_id, seen);
-                tracing::info!(
-                    "{what}: container {} ({image}, cgroup id {}) is under its profile \
-                     (a new cgroup of the container: restarted or nested; before: {})",
-                    c.id,
-                    ev.cgroup_id,
-                    before.join(", ")
-                );
-            }
-            _ => {
-                self.containers.insert(
-                    c.id.clone(),
-                    State::Enforced {
-                        profile,
-                        cgroups: HashMap::from([(ev.cgroup_id, seen)]),
-                    },
-                );
-                tracing::info!(
-                    "{what}: container {} ({image}, cgroup id {}) is under its profile",
-                    c.id,
-                    ev.cgroup_id
-                );
-            }
-        }
+        tracing::info!(
+            "{what}: container {} ({}:{}, cgroup id {cgroup}) is under its profile{again}",
+            c.id,
+            c.image_repository,
+            c.image_tag
+        );
+        self.bound.insert(
+            cgroup,
+            Bound {
+                container: c.id.clone(),
+                profile,
+                dir,
+                pid: ev.process.pid,
+                last: Instant::now(),
+            },
+        );
     }
 
-    /// Release the cgroups that are gone (every 10 s): no event for a minute and their
-    /// last seen process no longer exists. A container with none left is forgotten.
+    /// Release the cgroups that are gone (every 10 s; [`Binder`]'s rules).
     pub fn sweep(&mut self, maps: &dyn ContainerMaps) {
         if self.last_sweep.elapsed() < Duration::from_secs(10) {
             return;
@@ -355,20 +385,36 @@ impl Binder {
     }
 
     fn sweep_now(&mut self, maps: &dyn ContainerMaps, idle: Duration, alive: &dyn Fn(u32) -> bool) {
-        self.containers.retain(|cid, s| match s {
-            State::Enforced { cgroups, .. } => {
-                cgroups.retain(|id, seen| {
-                    let gone = seen.last.elapsed() >= idle && !alive(seen.pid);
-                    if gone {
-                        maps.release(*id);
-                        tracing::debug!("{}: cgroup {id} of container {cid} is gone", maps.what());
-                    }
-                    !gone
-                });
-                !cgroups.is_empty()
+        let containers = &mut self.containers;
+        self.bound.retain(|id, b| {
+            let gone = match &b.dir {
+                Some(d) => !d.exists(),
+                None => b.last.elapsed() >= idle && !alive(b.pid),
+            };
+            if gone {
+                maps.release(*id);
+                forget(containers, &b.container);
+                tracing::debug!(
+                    "{}: cgroup {id} of container {} is gone",
+                    maps.what(),
+                    b.container
+                );
             }
-            State::Skipped => true,
+            !gone
         });
+        let now = Instant::now();
+        self.held
+            .retain(|_, h| matches!(h, Hold::Until(t) if *t > now) || matches!(h, Hold::Shared));
+    }
+}
+
+/// One bound cgroup of `container` fewer.
+fn forget(containers: &mut HashMap<String, usize>, container: &str) {
+    if let Some(n) = containers.get_mut(container) {
+        *n -= 1;
+        if *n == 0 {
+            containers.remove(container);
+        }
     }
 }
 
@@ -380,9 +426,31 @@ mod tests {
     use falco_learn_test_support::{events::in_container, write_profile};
     use std::cell::RefCell;
 
-    #[derive(Default)]
+    type OwnerFn = dyn Fn(u64, u32) -> CgroupOwner;
+
+    /// Kernel maps that log what is done to them; `owner` decides ownership by (cgroup,
+    /// pid); `full` makes `enforce` fail.
     struct Fake {
         log: RefCell<Vec<String>>,
+        owner: Box<OwnerFn>,
+        full: std::cell::Cell<bool>,
+    }
+    impl Default for Fake {
+        fn default() -> Self {
+            Fake::with(|_, _| CgroupOwner::Container { dir: None })
+        }
+    }
+    impl Fake {
+        fn with(owner: impl Fn(u64, u32) -> CgroupOwner + 'static) -> Fake {
+            Fake {
+                log: RefCell::new(Vec::new()),
+                owner: Box::new(owner),
+                full: std::cell::Cell::new(false),
+            }
+        }
+        fn log(&self) -> Vec<String> {
+            self.log.borrow().clone()
+        }
     }
     impl ContainerMaps for Fake {
         fn what(&self) -> &'static str {
@@ -399,6 +467,9 @@ mod tests {
             self.log.borrow_mut().push(format!("drop {profile}"));
         }
         fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), String> {
+            if self.full.get() {
+                return Err("map full".into());
+            }
             self.log
                 .borrow_mut()
                 .push(format!("enforce {cgroup} {profile}"));
@@ -407,19 +478,27 @@ mod tests {
         fn release(&self, cgroup: u64) {
             self.log.borrow_mut().push(format!("release {cgroup}"));
         }
+        fn owner(&self, claim: CgroupClaim<'_>) -> CgroupOwner {
+            self.log
+                .borrow_mut()
+                .push(format!("owner {} {}", claim.cgroup_id, claim.container_id));
+            (self.owner)(claim.cgroup_id, claim.pid)
+        }
     }
 
-    /// A binder that takes every cgroup for its container's own.
-    fn owned() -> Binder {
-        Binder::with_owner(Box::new(|_| CgroupOwner::Container))
-    }
-
-    fn nginx_engine(dir: &std::path::Path) -> Engine {
+    /// An engine with profiles of nginx:latest (number 1) and redis:latest (number 2).
+    fn engine(dir: &std::path::Path) -> Engine {
         write_profile(
             dir,
             "docker.io/library/nginx",
             "latest",
             &["/usr/sbin/nginx"],
+        );
+        write_profile(
+            dir,
+            "docker.io/library/redis",
+            "latest",
+            &["/usr/bin/redis"],
         );
         let from = ProfilesFrom::Dir {
             path: dir,
@@ -430,139 +509,191 @@ mod tests {
             .0
     }
 
-    fn web(cgroup: u64, pid: u32) -> Event {
-        let mut ev = in_container("web", "docker.io/library/nginx", cgroup);
+    fn ev(container: &str, repository: &str, cgroup: u64, pid: u32) -> Event {
+        let mut ev = in_container(container, repository, cgroup);
         std::sync::Arc::make_mut(&mut ev.process).pid = pid;
         ev
     }
 
-    /// A restarted container (same id, a new cgroup) is bound again under the same
-    /// profile; the old cgroup is released once it is idle and its process is gone, and
-    /// the container is forgotten only when none of its cgroups is left.
-    #[test]
-    fn a_restarted_container_is_bound_again() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let engine = nginx_engine(dir.path());
-        let maps = Fake::default();
-        let mut k = owned();
-        k.sync(&maps, &engine);
-        k.observe(&maps, &engine, &web(77, 100));
-        k.observe(&maps, &engine, &web(77, 101));
-        // restart: the same container id in a new cgroup
-        k.observe(&maps, &engine, &web(91, 200));
-        k.observe(&maps, &engine, &web(91, 201));
-        assert_eq!(k.enforced(), 1);
-        // nothing idle yet: nothing released
-        k.sweep_now(&maps, Duration::from_secs(60), &|_| false);
-        // the old cgroup's last process (101) is gone, the new one's (201) alive
-        k.sweep_now(&maps, Duration::ZERO, &|pid| pid == 201);
-        assert_eq!(k.enforced(), 1);
-        // the new cgroup's process is gone too: the container is forgotten
-        k.sweep_now(&maps, Duration::ZERO, &|_| false);
-        assert_eq!(k.enforced(), 0);
-        assert_eq!(
-            *maps.log.borrow(),
-            [
-                "set 1 /usr/sbin/nginx",
-                "enforce 77 1",
-                "enforce 91 1",
-                "release 77",
-                "release 91"
-            ]
-        );
+    fn web(cgroup: u64, pid: u32) -> Event {
+        ev("web", "docker.io/library/nginx", cgroup, pid)
     }
 
-    /// A cgroup that is not the container's own (a shared v2 cgroup of a hybrid host) is
-    /// never bound and asked about once; one not decidable yet is asked again; a reload
-    /// asks again.
-    #[test]
-    fn a_shared_cgroup_is_never_bound() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let engine = nginx_engine(dir.path());
-        let maps = Fake::default();
-        let asked = std::rc::Rc::new(RefCell::new(Vec::new()));
-        let log = asked.clone();
-        let mut k = Binder::with_owner(Box::new(move |ev: &Event| {
-            log.borrow_mut().push(ev.cgroup_id);
-            match ev.cgroup_id {
-                5 => CgroupOwner::Shared("shared".into()),
-                6 if ev.process.pid == 1 => CgroupOwner::Unknown("gone".into()),
-                _ => CgroupOwner::Container,
-            }
-        }));
-        k.sync(&maps, &engine);
-        k.observe(&maps, &engine, &web(5, 10));
-        k.observe(&maps, &engine, &web(5, 11));
-        assert_eq!(k.enforced(), 0);
-        k.observe(&maps, &engine, &web(6, 1));
-        k.observe(&maps, &engine, &web(6, 2));
-        k.observe(&maps, &engine, &web(6, 3));
-        k.observe(&maps, &engine, &web(5, 12));
-        assert_eq!(k.enforced(), 1);
-        k.sync(&maps, &engine);
-        k.observe(&maps, &engine, &web(5, 13));
-        assert_eq!(*asked.borrow(), [5, 6, 6, 5]);
-        assert_eq!(
-            *maps.log.borrow(),
-            [
-                "set 1 /usr/sbin/nginx",
-                "enforce 6 1",
-                "set 1 /usr/sbin/nginx"
-            ]
-        );
+    /// Only what was done to the kernel maps (not the ownership questions).
+    fn kernel(log: Vec<String>) -> Vec<String> {
+        log.into_iter()
+            .filter(|l| !l.starts_with("owner "))
+            .collect()
     }
 
-    /// A profiled container is put under its profile once, on its first event
-    /// with a cgroup id; unprofiled containers and the host never are; a
-    /// reload without the profile drops it.
+    fn setup(maps: &Fake) -> (tempfile::TempDir, Engine, Binder) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let engine = engine(dir.path());
+        let mut k = Binder::new();
+        k.sync(maps, &engine);
+        maps.log.borrow_mut().clear();
+        (dir, engine, k)
+    }
+
+    /// A profiled container's cgroup is bound once, on its first event with a cgroup id;
+    /// unprofiled containers, a container whose image is not known yet, and the host never
+    /// are; a reload without the profile drops it.
     #[test]
     fn containers_go_under_their_profile_once() {
-        let dir = tempfile::tempdir().expect("tmp");
-        write_profile(
-            dir.path(),
-            "docker.io/library/nginx",
-            "latest",
-            &["/usr/sbin/nginx"],
-        );
+        let maps = Fake::default();
+        let (dir, engine, mut k) = setup(&maps);
+        k.observe(&maps, &engine, &web(0, 5));
+        k.observe(&maps, &engine, &web(77, 5));
+        k.observe(&maps, &engine, &web(77, 6));
+        k.observe(&maps, &engine, &ev("db", "docker.io/library/mysql", 78, 7));
+        k.observe(&maps, &engine, &ev("new", "", 79, 8));
+        k.observe(&maps, &engine, &in_container("host", "", 1));
+        assert_eq!(k.enforced(), 1);
+        assert_eq!(maps.log(), ["owner 77 web", "enforce 77 1"]);
+        std::fs::remove_file(dir.path().join("nginx.yaml")).expect("rm");
         let from = ProfilesFrom::Dir {
             path: dir.path(),
             allow_empty: true,
         };
-        let (engine, _) =
+        let (fewer, _) =
             Engine::build(&[], Priority::Debug, from, Priority::Warning, "").expect("engine");
-        let maps = Fake::default();
-        let mut k = owned();
-        k.sync(&maps, &engine);
-        k.observe(
-            &maps,
-            &engine,
-            &in_container("web", "docker.io/library/nginx", 0),
-        );
-        k.observe(
-            &maps,
-            &engine,
-            &in_container("web", "docker.io/library/nginx", 77),
-        );
-        k.observe(
-            &maps,
-            &engine,
-            &in_container("web", "docker.io/library/nginx", 77),
-        );
-        k.observe(
-            &maps,
-            &engine,
-            &in_container("db", "docker.io/library/redis", 78),
-        );
-        k.observe(&maps, &engine, &in_container("host", "", 1));
-        assert_eq!(k.enforced(), 1);
-        std::fs::remove_file(dir.path().join("nginx.yaml")).expect("rm");
-        let (empty, _) =
-            Engine::build(&[], Priority::Debug, from, Priority::Warning, "").expect("engine");
-        k.sync(&maps, &empty);
+        k.sync(&maps, &fewer);
         assert_eq!(k.enforced(), 0);
         assert_eq!(
-            *maps.log.borrow(),
-            ["set 1 /usr/sbin/nginx", "enforce 77 1", "drop 1"]
+            maps.log(),
+            [
+                "owner 77 web",
+                "enforce 77 1",
+                "drop 1",
+                "set 2 /usr/bin/redis"
+            ]
         );
+    }
+
+    /// A restarted container (same id, new cgroup) is bound again; a cgroup is released
+    /// when its directory is gone, never while it exists however idle it is; without a
+    /// directory, once idle and its last process gone.
+    #[test]
+    fn a_restarted_container_is_bound_again_and_idle_cgroups_stay_bound() {
+        let live = tempfile::tempdir().expect("tmp");
+        let first = live.path().join("first");
+        let second = live.path().join("second");
+        std::fs::create_dir(&first).expect("mkdir");
+        std::fs::create_dir(&second).expect("mkdir");
+        let (d1, d2) = (first.clone(), second.clone());
+        let maps = Fake::with(move |cgroup, _| CgroupOwner::Container {
+            dir: match cgroup {
+                77 => Some(d1.clone()),
+                91 => Some(d2.clone()),
+                _ => None,
+            },
+        });
+        let (_dir, engine, mut k) = setup(&maps);
+        k.observe(&maps, &engine, &web(77, 100));
+        // restart: the same container id in a new cgroup
+        k.observe(&maps, &engine, &web(91, 200));
+        k.observe(&maps, &engine, &web(91, 201));
+        assert_eq!(k.enforced(), 1);
+        // idle, every process gone: still bound while the cgroups exist
+        k.sweep_now(&maps, Duration::ZERO, &|_| false);
+        assert_eq!(kernel(maps.log()), ["enforce 77 1", "enforce 91 1"]);
+        std::fs::remove_dir(&first).expect("rmdir");
+        k.sweep_now(&maps, Duration::ZERO, &|_| true);
+        assert_eq!(k.enforced(), 1);
+        std::fs::remove_dir(&second).expect("rmdir");
+        k.sweep_now(&maps, Duration::ZERO, &|_| true);
+        assert_eq!(k.enforced(), 0);
+        // a cgroup the agent cannot see: released once idle with its process gone
+        k.observe(&maps, &engine, &web(93, 300));
+        k.sweep_now(&maps, Duration::from_secs(60), &|_| false);
+        k.sweep_now(&maps, Duration::ZERO, &|pid| pid == 300);
+        assert_eq!(k.enforced(), 1);
+        k.sweep_now(&maps, Duration::ZERO, &|_| false);
+        assert_eq!(k.enforced(), 0);
+        assert_eq!(
+            kernel(maps.log()),
+            [
+                "enforce 77 1",
+                "enforce 91 1",
+                "release 77",
+                "release 91",
+                "enforce 93 1",
+                "release 93"
+            ]
+        );
+    }
+
+    /// Each cgroup goes under the profile of its own events' image: a container id reused
+    /// by another image (a `ctr` name in two namespaces, or deleted and made again) gets
+    /// that image's profile, or none.
+    #[test]
+    fn a_reused_container_id_gets_its_own_images_profile() {
+        let maps = Fake::default();
+        let (_dir, engine, mut k) = setup(&maps);
+        k.observe(&maps, &engine, &web(10, 1));
+        k.observe(&maps, &engine, &ev("web", "docker.io/library/redis", 20, 2));
+        k.observe(&maps, &engine, &ev("web", "docker.io/library/mysql", 30, 3));
+        assert_eq!(kernel(maps.log()), ["enforce 10 1", "enforce 20 2"]);
+        // first seen without a profile, made again with one: bound
+        k.observe(&maps, &engine, &ev("db", "docker.io/library/mysql", 40, 4));
+        k.observe(&maps, &engine, &ev("db", "docker.io/library/nginx", 41, 5));
+        assert_eq!(
+            kernel(maps.log()),
+            ["enforce 10 1", "enforce 20 2", "enforce 41 1"]
+        );
+        assert_eq!(k.enforced(), 2);
+    }
+
+    /// A shared cgroup is never bound and each container in it is said once; an undecided
+    /// cgroup is asked about again after a second, never every event; a kernel map refusal
+    /// is tried again later; a bound cgroup is never asked about again (an event in it
+    /// attributed to another container does not unbind it); a reload asks again.
+    #[test]
+    fn shared_undecided_and_refused_cgroups() {
+        let maps = Fake::with(|cgroup, pid| match (cgroup, pid) {
+            (5, _) => CgroupOwner::Shared("shared".into()),
+            (6, 1) => CgroupOwner::Unknown("gone".into()),
+            _ => CgroupOwner::Container { dir: None },
+        });
+        let (_dir, engine, mut k) = setup(&maps);
+        k.observe(&maps, &engine, &web(5, 10));
+        k.observe(&maps, &engine, &web(5, 11));
+        k.observe(
+            &maps,
+            &engine,
+            &ev("web2", "docker.io/library/nginx", 5, 12),
+        );
+        assert_eq!(k.enforced(), 0);
+        k.observe(&maps, &engine, &web(6, 1));
+        k.observe(&maps, &engine, &web(6, 2));
+        assert_eq!(maps.log(), ["owner 5 web", "owner 6 web"]);
+        // a second later it is asked again
+        k.held.insert(6, Hold::Until(Instant::now()));
+        k.observe(&maps, &engine, &web(6, 2));
+        assert_eq!(k.enforced(), 1);
+        // bound: another container's event in it changes nothing
+        k.observe(
+            &maps,
+            &engine,
+            &ev("other", "docker.io/library/redis", 6, 3),
+        );
+        assert_eq!(
+            maps.log(),
+            ["owner 5 web", "owner 6 web", "owner 6 web", "enforce 6 1"]
+        );
+        // the kernel map refuses: tried again later, not on every event
+        maps.full.set(true);
+        k.observe(&maps, &engine, &web(7, 4));
+        k.observe(&maps, &engine, &web(7, 4));
+        maps.full.set(false);
+        k.held.insert(7, Hold::Until(Instant::now()));
+        k.observe(&maps, &engine, &web(7, 4));
+        assert_eq!(k.enforced(), 1);
+        assert_eq!(k.bound.len(), 2);
+        // a reload asks about the shared one again
+        k.sync(&maps, &engine);
+        maps.log.borrow_mut().clear();
+        k.observe(&maps, &engine, &web(5, 13));
+        assert_eq!(maps.log(), ["owner 5 web"]);
     }
 }

@@ -94,6 +94,12 @@ impl ContainerMaps for FakeKill {
         Ok(())
     }
     fn release(&self, _: u64) {}
+    fn owner(
+        &self,
+        _: falco_learn_probe::kill::CgroupClaim<'_>,
+    ) -> falco_learn_probe::kill::CgroupOwner {
+        falco_learn_probe::kill::CgroupOwner::Container { dir: None }
+    }
 }
 
 /// The seed's events a second apart (the last exec killed), one event of

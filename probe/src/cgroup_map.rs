@@ -20,14 +20,23 @@ pub(crate) struct CgroupMap {
     verb: &'static str,
     /// Cgroups never put in the map (besides the root): this process's, init's.
     never: Vec<u64>,
+    /// containerd namespaces of the `/<namespace>/<id>` form, for [`CgroupMap::owner`].
+    namespaces: Vec<String>,
 }
 
 impl CgroupMap {
+    /// Whether the cgroup an event claims is its container's own
+    /// ([`crate::kill::container_cgroup`]).
+    pub(crate) fn owner(&self, claim: crate::kill::CgroupClaim<'_>) -> crate::kill::CgroupOwner {
+        crate::kill::container_cgroup(claim, &self.namespaces)
+    }
+
     pub(crate) fn new(
         ebpf: &mut Ebpf,
         name: &'static str,
         verb: &'static str,
         never: Vec<u64>,
+        namespaces: Vec<String>,
     ) -> Result<CgroupMap, ProbeError> {
         let map = ebpf.take_map(name).ok_or(ProbeError::Map {
             map: name,
@@ -42,6 +51,7 @@ impl CgroupMap {
             name,
             verb,
             never,
+            namespaces,
         })
     }
 

@@ -143,25 +143,32 @@ pub fn container_from_proc_cgroup(
         .find_map(|p| container_from_cgroup(p, containerd_namespaces))
 }
 
-/// Whether a cgroup path is container `id`'s own cgroup or one below it: some component of
-/// the path names the container (Falco's short id, as in `container.id`) in a form a runtime
-/// creates for it alone: `<runtime>-<64hex>[.scope]` ([`container_from_cgroup`]'s forms,
-/// never a `conmon-` one), a bare 64-hex id (`/docker/<id>`, `/kubepods/…/<id>`), or the id
-/// itself (`/<namespace>/<id>` under any containerd namespace). Components outside the
-/// reader's cgroup namespace (`..`) name nothing. A shared cgroup (`/system.slice/
-/// containerd.service`, where a runtime without cgroup v2 support leaves its containers on
-/// a hybrid host) is no container's.
-pub fn cgroup_path_is_containers(path: &str, id: &str) -> bool {
+/// Whether a cgroup path is container `id`'s (Falco's short id, as in `container.id`) own
+/// cgroup or one below it: walking the path from the top, the first prefix that
+/// [`container_from_cgroup`] recognises as a container (with `containerd_namespaces` for
+/// the `/<namespace>/<id>` form) is this container. A path that names no container (a
+/// service's, a slice, `/`) or names another container first (a cgroup made below another
+/// container's and named like this one) is not. Components outside the reader's cgroup
+/// namespace (`..`) are skipped. A shared cgroup (`/system.slice/containerd.service`, where
+/// a runtime without cgroup v2 support leaves its containers on a hybrid host) is no
+/// container's.
+pub fn cgroup_path_is_containers(path: &str, id: &str, containerd_namespaces: &[String]) -> bool {
     if id.is_empty() || id == "host" {
         return false;
     }
-    path.split('/')
+    let comps: Vec<&str> = path
+        .split('/')
         .filter(|c| !c.is_empty() && *c != "..")
-        .any(|c| {
-            c == id
-                || (is_hex64(c) && c.starts_with(id) && id.len() == 12)
-                || container_from_cgroup(&format!("/{c}"), &[]).is_some_and(|k| k.short_id() == id)
-        })
+        .collect();
+    let mut prefix = String::new();
+    for c in comps {
+        prefix.push('/');
+        prefix.push_str(c);
+        if let Some(k) = container_from_cgroup(&prefix, containerd_namespaces) {
+            return k.short_id() == id;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -245,35 +252,53 @@ mod tests {
         );
     }
     #[test]
-    fn a_cgroup_path_is_a_containers_only_when_it_names_it() {
+    fn a_cgroup_path_is_a_containers_only_when_it_names_it_first() {
         let short = &H[..12];
+        let ns = ns();
+        let is = |path: &str, id: &str| cgroup_path_is_containers(path, id, &ns);
         for path in [
             format!("/system.slice/docker-{H}.scope"),
             format!("/kubepods.slice/kubepods-burstable.slice/cri-containerd-{H}.scope"),
+            format!("/machine.slice/libpod-{H}.scope"),
             format!("/machine.slice/libpod-{H}.scope/container"),
             format!("/kubepods.slice/crio-{H}.scope"),
             format!("/docker/{H}"),
             format!("/kubepods/burstable/pod1234/{H}"),
             format!("/../../kubepods.slice/cri-containerd-{H}.scope"),
         ] {
-            assert!(cgroup_path_is_containers(&path, short), "{path}");
-            assert!(!cgroup_path_is_containers(&path, "0123456789ab0"), "{path}");
+            assert!(is(&path, short), "{path}");
+            assert!(!is(&path, "0123456789ab0"), "{path}");
         }
-        assert!(cgroup_path_is_containers("/default/web", "web"));
-        assert!(cgroup_path_is_containers("/custom-ns/web", "web"));
+        assert!(is("/default/web", "web"));
+        assert!(is("/k8s.io/web/sub", "web"));
         for (path, id) in [
+            // a namespace that is not configured
+            ("/custom-ns/web", "web"),
             ("/system.slice/containerd.service", "web"),
+            // container names that are the names of host units, slices, namespaces
+            ("/system.slice/containerd.service", "containerd.service"),
+            ("/system.slice/containerd.service", "system.slice"),
+            ("/default/web", "default"),
             ("/default/webserver", "web"),
             ("/", "web"),
             ("/user.slice", "host"),
             ("/default/web", ""),
         ] {
-            assert!(!cgroup_path_is_containers(path, id), "{path} {id}");
+            assert!(!is(path, id), "{path} {id}");
         }
+        // named below another container: the outer one decides
+        let other = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+        let nested = format!("/system.slice/docker-{other}.scope/docker-{H}.scope");
+        assert!(!is(&nested, short));
+        assert!(is(&nested, &other[..12]));
         // conmon's cgroup is podman's monitor, not the container
-        let conmon = format!("/machine.slice/libpod-conmon-{H}.scope");
-        assert!(!cgroup_path_is_containers(&conmon, short));
-        let crio_conmon = format!("/kubepods.slice/crio-conmon-{H}.scope");
-        assert!(!cgroup_path_is_containers(&crio_conmon, short));
+        assert!(!is(
+            &format!("/machine.slice/libpod-conmon-{H}.scope"),
+            short
+        ));
+        assert!(!is(
+            &format!("/kubepods.slice/crio-conmon-{H}.scope"),
+            short
+        ));
     }
 }

@@ -794,7 +794,11 @@ fn inbound_key(profile: u32, proto: u8, port: u16) -> [u8; 8] {
 }
 
 impl ProfileFilter {
-    pub(crate) fn new(ebpf: &mut Ebpf, gen: Arc<VerdictGen>) -> Result<ProfileFilter, ProbeError> {
+    pub(crate) fn new(
+        ebpf: &mut Ebpf,
+        gen: Arc<VerdictGen>,
+        containerd_namespaces: Vec<String>,
+    ) -> Result<ProfileFilter, ProbeError> {
         Ok(ProfileFilter {
             gen,
             cgroups: crate::cgroup_map::CgroupMap::new(
@@ -802,6 +806,7 @@ impl ProfileFilter {
                 "FILTER_CGROUPS",
                 "filtered",
                 Vec::new(),
+                containerd_namespaces,
             )?,
             writes: Mutex::new(
                 LpmTrie::try_from(take(ebpf, "PROFILE_WRITES")?)
@@ -975,6 +980,12 @@ impl ProfileFilter {
     /// The container of `cgroup` is gone (or its image lost its profile).
     pub fn release(&self, cgroup: u64) {
         self.cgroups.release(cgroup);
+    }
+
+    /// Whether the cgroup an event claims is its container's own, so that it may be
+    /// bound ([`crate::kill::container_cgroup`]).
+    pub fn owner(&self, claim: crate::kill::CgroupClaim<'_>) -> crate::kill::CgroupOwner {
+        self.cgroups.owner(claim)
     }
 }
 

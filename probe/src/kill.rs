@@ -128,47 +128,110 @@ pub fn cgroup_of(pid: u32) -> std::io::Result<Cgroup> {
 /// container's profile needs ([`container_cgroup`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CgroupOwner {
-    /// The cgroup v2 path names the container and its id is the event's.
-    Container,
-    /// Not decidable now (the process is gone, or moved since the event): ask again on a
-    /// later event.
+    /// The cgroup v2 is the container's: the first component of its path that names a
+    /// container names this one, and its id is the event's. `dir` is the cgroup's directory
+    /// when this process can address it (the cgroup is gone when it is), `None` when the
+    /// path lies outside this process's cgroup namespace (then the process was checked to
+    /// be the event's by its start time, and the id could not be compared).
+    Container { dir: Option<PathBuf> },
+    /// Not decidable now (the process is gone, its pid reused, it moved since the event,
+    /// its cgroup is not addressable): ask again later.
     Unknown(String),
-    /// The cgroup v2 is not the container's alone (why): its id is shared with processes
-    /// of other containers or of the host, so it must never be bound.
+    /// The process is in the event's cgroup, and that cgroup is not the container's: a
+    /// cgroup v2 shared with other containers or the host (why). It must never be bound.
     Shared(String),
 }
 
-/// Whether cgroup v2 id `cgroup_id`, reported on an event of process `pid` attributed to
-/// container `container_id` (Falco's short id), is that container's own cgroup or one
-/// below it ([`crate::container::cgroup_path_is_containers`]), from `/proc/<pid>/cgroup`.
+/// What an event says of its process, for [`container_cgroup`].
+#[derive(Debug, Clone, Copy)]
+pub struct CgroupClaim<'a> {
+    /// Host pid (the thread group's).
+    pub pid: u32,
+    /// The process's start, ns since the epoch (`proc.start_ts`; 0 when unknown).
+    pub start_ts: u64,
+    /// The cgroup v2 id the event carries.
+    pub cgroup_id: u64,
+    /// Falco's short container id the process is attributed to.
+    pub container_id: &'a str,
+}
+
+/// Whether the cgroup v2 an event carries is its container's own, from
+/// `/proc/<pid>/cgroup` and the cgroup's directory:
+/// - the process must be in that cgroup now (its directory's inode is the event's id;
+///   otherwise it moved, or the pid was reused: undecided);
+/// - its path must name the container first ([`crate::container::cgroup_path_is_containers`]
+///   with `containerd_namespaces`).
 ///
 /// A container is attributed from the cgroup path the probe reports, which on a hybrid
 /// host is the v1 memory hierarchy's; its cgroup v2 can then be a shared one (a runtime
 /// that only manages v1 leaves every container in its own service's v2 cgroup). Binding
 /// that id would put every process in it under one container's profile.
-pub fn container_cgroup(pid: u32, cgroup_id: u64, container_id: &str) -> CgroupOwner {
+///
+/// When the agent runs in a cgroup namespace of its own, other containers' paths start
+/// with `..` and cannot be addressed: the name is checked, and the pid is checked to be
+/// the event's process by its start time; the id cannot be.
+pub fn container_cgroup(claim: CgroupClaim<'_>, containerd_namespaces: &[String]) -> CgroupOwner {
+    let pid = claim.pid;
     let text = match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
         Ok(t) => t,
         Err(e) => return CgroupOwner::Unknown(format!("/proc/{pid}/cgroup: {e}")),
     };
     let Some(path) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
-        return CgroupOwner::Shared(format!("/proc/{pid}/cgroup has no cgroup v2 (0::) line"));
+        return CgroupOwner::Unknown(format!("/proc/{pid}/cgroup has no cgroup v2 (0::) line"));
     };
     let path = path.trim();
-    if !crate::container::cgroup_path_is_containers(path, container_id) {
-        return CgroupOwner::Shared(format!(
-            "its cgroup v2 is {path}, which is not container {container_id}'s own"
+    let names = crate::container::cgroup_path_is_containers(
+        path,
+        claim.container_id,
+        containerd_namespaces,
+    );
+    if path.split('/').any(|c| c == "..") {
+        if !names {
+            return CgroupOwner::Unknown(format!(
+                "cgroup {path} is outside this cgroup namespace and does not name container {}",
+                claim.container_id
+            ));
+        }
+        let tick_ns = 1_000_000_000 / crate::procfs::clk_tck().max(1);
+        let same = crate::procfs::Stat::read(pid).is_some_and(|st| {
+            claim.start_ts >= crate::procfs::boot_epoch_ns()
+                && (claim.start_ts - crate::procfs::boot_epoch_ns()) / tick_ns == st.starttime
+        });
+        return if same {
+            CgroupOwner::Container { dir: None }
+        } else {
+            CgroupOwner::Unknown(format!(
+                "process {pid} is not the event's (pid reused or gone)"
+            ))
+        };
+    }
+    let Some(root) = cgroup2_root() else {
+        return CgroupOwner::Unknown("no cgroup2 hierarchy is mounted".into());
+    };
+    let dir = root.join(path.trim_start_matches('/'));
+    let id = match std::fs::metadata(&dir) {
+        Ok(m) => m.ino(),
+        Err(e) => return CgroupOwner::Unknown(format!("{}: {e}", dir.display())),
+    };
+    if id != claim.cgroup_id {
+        return CgroupOwner::Unknown(format!(
+            "process {pid} is in cgroup {path} (id {id}) now, not id {}",
+            claim.cgroup_id
         ));
     }
-    // the id is checked where this process can address the cgroup; a path outside
-    // its cgroup namespace (`..`) has been checked by name only
-    match cgroup_of(pid) {
-        Ok(c) if c.id != cgroup_id => CgroupOwner::Unknown(format!(
-            "process {pid} is in cgroup {} (id {}) now, not id {cgroup_id}",
-            c.path, c.id
-        )),
-        _ => CgroupOwner::Container,
+    if !names {
+        return CgroupOwner::Shared(format!(
+            "its cgroup v2 is {path}, which is not container {}'s own",
+            claim.container_id
+        ));
     }
+    CgroupOwner::Container { dir: Some(dir) }
+}
+
+/// [`cgroup2_mount`], read once.
+fn cgroup2_root() -> Option<&'static PathBuf> {
+    static ROOT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    ROOT.get_or_init(cgroup2_mount).as_ref()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -196,7 +259,11 @@ pub struct KillPolicy {
 }
 
 impl KillPolicy {
-    pub(crate) fn new(ebpf: &mut Ebpf, seed: u64) -> Result<KillPolicy, ProbeError> {
+    pub(crate) fn new(
+        ebpf: &mut Ebpf,
+        seed: u64,
+        containerd_namespaces: Vec<String>,
+    ) -> Result<KillPolicy, ProbeError> {
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name).ok_or(ProbeError::Map {
                 map: name,
@@ -208,8 +275,13 @@ impl KillPolicy {
             .into_iter()
             .filter_map(|p| cgroup_of(p).ok().map(|c| c.id))
             .collect();
-        let cgroups =
-            crate::cgroup_map::CgroupMap::new(ebpf, "KILL_CGROUPS", "enforced", host_cgroups)?;
+        let cgroups = crate::cgroup_map::CgroupMap::new(
+            ebpf,
+            "KILL_CGROUPS",
+            "enforced",
+            host_cgroups,
+            containerd_namespaces,
+        )?;
         let allow = HashMap::try_from(take(ebpf, "KILL_ALLOW")?).map_err(map_err("KILL_ALLOW"))?;
         Ok(KillPolicy {
             cgroups,
@@ -280,6 +352,12 @@ impl KillPolicy {
         self.cgroups.release(id);
     }
 
+    /// Whether the cgroup an event claims is its container's own, so that it may be
+    /// bound ([`container_cgroup`]).
+    pub fn owner(&self, claim: CgroupClaim<'_>) -> CgroupOwner {
+        self.cgroups.owner(claim)
+    }
+
     /// Cgroup ids under enforcement now, with their profile numbers.
     pub fn enforced(&self) -> Vec<(u64, u32)> {
         self.cgroups.bound()
@@ -294,12 +372,27 @@ mod tests {
     /// that does not exist cannot be decided.
     #[test]
     fn the_host_cgroup_is_no_containers_and_a_gone_process_is_undecided() {
+        let claim = |pid, cgroup_id| CgroupClaim {
+            pid,
+            start_ts: 0,
+            cgroup_id,
+            container_id: "web",
+        };
+        let ns = ["default".to_string()];
+        // this test's own cgroup, with its real id: not the container's
+        if let Ok(own) = cgroup_of(std::process::id()) {
+            assert!(matches!(
+                container_cgroup(claim(std::process::id(), own.id), &ns),
+                CgroupOwner::Shared(_)
+            ));
+            // another id than the one the process is in: undecided, never shared
+            assert!(matches!(
+                container_cgroup(claim(std::process::id(), own.id + 1), &ns),
+                CgroupOwner::Unknown(_)
+            ));
+        }
         assert!(matches!(
-            container_cgroup(std::process::id(), 1, "web"),
-            CgroupOwner::Shared(_)
-        ));
-        assert!(matches!(
-            container_cgroup(u32::MAX - 1, 1, "web"),
+            container_cgroup(claim(u32::MAX - 1, 1), &ns),
             CgroupOwner::Unknown(_)
         ));
     }

@@ -325,7 +325,8 @@ impl Probe {
         // off until the agent sets it (only the enforce modes drop write-opens)
         write_filter.set(&filter::OpenFilterPlan::off(), &leaf_names)?;
         let write_filter = std::sync::Mutex::new(write_filter);
-        let profile_filter = filter::ProfileFilter::new(&mut ebpf, gen)?;
+        let profile_filter =
+            filter::ProfileFilter::new(&mut ebpf, gen, cfg.containerd_namespaces.clone())?;
         // off until the agent sets it, like the write filter
         let mut net_filter = filter::NetFilter::new(&mut ebpf)?;
         net_filter.set(&filter::NetFilterPlan::off())?;
@@ -369,7 +370,11 @@ impl Probe {
         }
 
         let kill = if cfg.kill {
-            Some(kill::KillPolicy::new(&mut ebpf, kill_seed)?)
+            Some(kill::KillPolicy::new(
+                &mut ebpf,
+                kill_seed,
+                cfg.containerd_namespaces.clone(),
+            )?)
         } else {
             None
         };

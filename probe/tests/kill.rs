@@ -45,19 +45,33 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     // the id every event of the container carries is that cgroup's
     let first = live.wait_for("an event of the container", 10, |e| e.container.id == name);
     assert_eq!(first.cgroup_id, cg.id);
-    // that cgroup is the container's own; the host's is not, and a cgroup id the
-    // process is not in is not decided
-    use falco_learn_probe::kill::{container_cgroup, CgroupOwner};
-    assert_eq!(
-        container_cgroup(task_pid, cg.id, &name),
-        CgroupOwner::Container
-    );
+    // that cgroup is the container's own (its directory kept for the sweep); a cgroup
+    // id the process is not in is not decided; the host's cgroup is no container's
+    use falco_learn_probe::kill::{container_cgroup, CgroupClaim, CgroupOwner};
+    let ns = ["default".to_string()];
+    let claim = |pid, cgroup_id, container_id| CgroupClaim {
+        pid,
+        start_ts: first.process.start_ts,
+        cgroup_id,
+        container_id,
+    };
+    match container_cgroup(claim(task_pid, cg.id, &name), &ns) {
+        CgroupOwner::Container { dir: Some(d) } => {
+            assert!(d.ends_with(format!("default/{name}")), "{}", d.display())
+        }
+        other => panic!("the container's cgroup: {other:?}"),
+    }
     assert!(matches!(
-        container_cgroup(task_pid, cg.id + 1, &name),
+        container_cgroup(claim(task_pid, cg.id + 1, &name), &ns),
         CgroupOwner::Unknown(_)
     ));
     assert!(matches!(
-        container_cgroup(std::process::id(), cg.id, &name),
+        container_cgroup(claim(task_pid, cg.id, "default"), &ns),
+        CgroupOwner::Shared(_)
+    ));
+    let ours = cgroup_of(std::process::id()).expect("own cgroup");
+    assert!(matches!(
+        container_cgroup(claim(std::process::id(), ours.id, &name), &ns),
         CgroupOwner::Shared(_)
     ));
 

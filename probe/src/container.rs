@@ -97,8 +97,20 @@ pub fn container_from_cgroup(
     if let Some(id) = strip_prefixed(leaf, "docker-") {
         return mk(id, RuntimeKind::Docker);
     }
-    if !leaf.starts_with("libpod-conmon-") {
-        if let Some(id) = strip_prefixed(leaf, "libpod-") {
+    // podman: `libpod-<id>[.scope]`, `libpod-payload-<id>[.scope]` (cgroups = split), and
+    // either with `/container` below it (the container's own processes when podman keeps
+    // the scope for its monitor or the container runs systemd), as libsinsp matches them
+    fn podman(c: &str) -> Option<&str> {
+        if c.starts_with("libpod-conmon-") {
+            return None;
+        }
+        strip_prefixed(c, "libpod-payload-").or_else(|| strip_prefixed(c, "libpod-"))
+    }
+    if let Some(id) = podman(leaf) {
+        return mk(id, RuntimeKind::Podman);
+    }
+    if leaf == "container" && comps.len() >= 2 {
+        if let Some(id) = podman(comps[comps.len() - 2]) {
             return mk(id, RuntimeKind::Podman);
         }
     }
@@ -204,6 +216,22 @@ mod tests {
                 RuntimeKind::Podman,
             ),
             (
+                format!("/machine.slice/libpod-{H}.scope/container"),
+                RuntimeKind::Podman,
+            ),
+            (
+                format!("/machine.slice/libpod-payload-{H}.scope"),
+                RuntimeKind::Podman,
+            ),
+            (
+                format!("/machine.slice/libpod-payload-{H}.scope/container"),
+                RuntimeKind::Podman,
+            ),
+            (
+                format!("/libpod_parent/libpod-payload-{H}"),
+                RuntimeKind::Podman,
+            ),
+            (
                 format!("/kubepods/besteffort/pod1234-5678/{H}"),
                 RuntimeKind::Kubernetes,
             ),
@@ -235,6 +263,12 @@ mod tests {
             "/system.slice/docker-abc.scope",
             "/default/a/b",
             "/default/",
+            // only podman's own `container` leaf below its scope; any other cgroup made
+            // below a container's is not attributed to it (as in libsinsp)
+            &format!("/machine.slice/libpod-conmon-{H}.scope/container"),
+            &format!("/system.slice/docker-{H}.scope/container"),
+            &format!("/machine.slice/libpod-{H}.scope/sub"),
+            "/container",
         ] {
             assert_eq!(container_from_cgroup(p, &ns()), None, "{p}");
         }

@@ -20,6 +20,11 @@
 //! about that shape alerts, while the shell's own dups of files are dropped in the kernel
 //! (no rule can match them).
 //!
+//! A second container, of an image without a profile, writes 200 files no rule looks at,
+//! connects to a port no rule looks at and truncates a log: with the filter on, the writes
+//! and the connect die in the kernel (`reason="unprofiled"`: no profile applies to the
+//! process), and "Clear Log Activities" alerts in both runs.
+//!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
 mod common;
@@ -33,6 +38,23 @@ use support::{busybox_rootfs, ctr_sh, may_run, Containerd, CtrContainer, CtrImag
 
 const REPO: &str = "docker.io/library/fl-kfilter";
 const IMAGE: &str = "docker.io/library/fl-kfilter:test";
+/// An image without a profile: only the rules apply to its containers.
+const OPEN_IMAGE: &str = "docker.io/library/fl-kfilter-open:test";
+
+/// Writes outside every rule's paths in the container without a profile.
+const FREE_WRITES: u64 = 200;
+
+/// The scenario of the container without a profile: once its shell is known to the agent
+/// (the sleep), [`FREE_WRITES`] writes no rule looks at and a connect to a port no rule
+/// looks at (`other`), both dropped in the kernel with the filter on, and a truncation of a
+/// log, which the default rule "Clear Log Activities" alerts on in both runs.
+fn open_script(other: u16) -> String {
+    format!(
+        "busybox sleep 1; busybox mkdir -p /tmp/free /var/log; i=0; \
+         while [ $i -lt {FREE_WRITES} ]; do echo x > /tmp/free/f$i; i=$((i+1)); done; \
+         : > /var/log/app.log; busybox nc 127.0.0.1 {other} </dev/null || exit 1; echo done"
+    )
+}
 
 const WRITES: &str = "busybox mkdir -p /tmp/ok /var/log; i=0; \
     while [ $i -lt 300 ]; do echo x > /tmp/ok/f$i; i=$((i+1)); done; \
@@ -113,12 +135,22 @@ struct Run {
     connects_filtered: u64,
     /// `falco_learn_kernel_filtered_total{reason="rules"}` of dup, dup2 and dup3.
     dups_filtered: u64,
+    /// (rule, fd.name, proc.exepath) of every alert about the container without a profile.
+    open_alerts: AlertSet,
+    /// `falco_learn_kernel_filtered_total{reason="unprofiled"}` of the opens, and of the
+    /// connects and accepts.
+    unprofiled: (u64, u64),
 }
 
 /// Loopback ports of the scenario: (connect allowed, connect not allowed, served, not served).
 type Ports = (u16, u16, u16, u16);
 
-fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Ports) -> Run {
+fn run_scenario(
+    profiles: &str,
+    kernel_filter: bool,
+    (image, open_image): (&CtrImage, &CtrImage),
+    ports: Ports,
+) -> Run {
     let metrics_port = free_port();
     let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
     let filter_o = format!("engine.kernel_filter={kernel_filter}");
@@ -159,6 +191,15 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Po
     }
     let (out, code) = ctr_sh(&name, "scenario", &script(ports.0, ports.1));
     assert_eq!((out.as_str(), code), ("done", 0));
+    let open_name = format!("fl-kfo-{}-{kernel_filter}", std::process::id());
+    let _o = CtrContainer::run(
+        &open_image.reference,
+        &open_name,
+        &[],
+        &["/bin/sleep", "60"],
+    );
+    let (out, code) = ctr_sh(&open_name, "open", &open_script(ports.1));
+    assert_eq!((out.as_str(), code), ("done", 0));
     serve(&name, &[ports.2, ports.3]);
     // both expected alerts arrive, then a little more time for anything else
     let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
@@ -174,6 +215,9 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Po
             && have(&outbound, &format!("->127.0.0.1:{}", ports.1))
             && have(&inbound, &format!("->127.0.0.1:{}", ports.3))
             && have(REDIRECT, &format!("->127.0.0.1:{}", ports.0))
+            && lines
+                .iter()
+                .any(|l| l.contains(&open_name) && l.contains("Clear Log Activities"))
         {
             break;
         }
@@ -209,26 +253,42 @@ fn run_scenario(profiles: &str, kernel_filter: bool, image: &CtrImage, ports: Po
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
     let connects_filtered = filtered(true);
+    let unprofiled = |connects: bool| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("falco_learn_kernel_filtered_total{")
+                    && l.contains("reason=\"unprofiled\"")
+                    && (l.contains("kind=\"connect\"") || l.contains("kind=\"accept")) == connects
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let unprofiled = (unprofiled(false), unprofiled(true));
     agent.terminate(30);
-    let alerts = agent
-        .stdout_lines()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|a| a["output_fields"]["container.id"] == name.as_str())
-        .map(|a| {
-            let f = |k: &str| a["output_fields"][k].as_str().unwrap_or("").to_string();
-            (
-                a["rule"].as_str().unwrap_or("").to_string(),
-                server_end(&f("fd.name")),
-                f("proc.exepath"),
-            )
-        })
-        .collect();
+    let lines = agent.stdout_lines();
+    let alerts_of = |container: &str| -> AlertSet {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|a| a["output_fields"]["container.id"] == container)
+            .map(|a| {
+                let f = |k: &str| a["output_fields"][k].as_str().unwrap_or("").to_string();
+                (
+                    a["rule"].as_str().unwrap_or("").to_string(),
+                    server_end(&f("fd.name")),
+                    f("proc.exepath"),
+                )
+            })
+            .collect()
+    };
     Run {
-        alerts,
+        alerts: alerts_of(&name),
         profile_filtered,
         connects_filtered,
         dups_filtered,
+        open_alerts: alerts_of(&open_name),
+        unprofiled,
     }
 }
 
@@ -240,6 +300,7 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     let _daemon = Containerd::start();
     let rootfs = busybox_rootfs("kernel-filter");
     let image = CtrImage::import(IMAGE, &rootfs);
+    let open_image = CtrImage::import(OPEN_IMAGE, &rootfs);
 
     let dir = tempfile::tempdir().expect("tmp");
     let profiles = dir.path().join("profiles");
@@ -272,8 +333,8 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     .expect("write profile");
     let profiles_s = profiles.display().to_string();
 
-    let on = run_scenario(&profiles_s, true, &image, ports);
-    let off = run_scenario(&profiles_s, false, &image, ports);
+    let on = run_scenario(&profiles_s, true, (&image, &open_image), ports);
+    let off = run_scenario(&profiles_s, false, (&image, &open_image), ports);
     let anomaly = rule_name(&ImageRef::new(REPO, "test"), Dimension::FileWrite);
     let outbound = rule_name(&ImageRef::new(REPO, "test"), Dimension::Outbound);
     let other = format!("127.0.0.1:{}", ports.1);
@@ -323,4 +384,26 @@ fn alerts_are_the_same_with_and_without_the_kernel_filter() {
     for run in [&on, &off] {
         assert!(run.dups_filtered > 0, "no dup call dropped in the kernel");
     }
+    // the container without a profile: the same alert in both runs, its writes and its
+    // connect no rule looks at dropped in the kernel only with the filter on (at least
+    // them: host processes have no profile either)
+    let clear_log: AlertSet = [(
+        "Clear Log Activities".to_string(),
+        "/var/log/app.log".to_string(),
+        "/bin/busybox".to_string(),
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(on.open_alerts, clear_log, "filter on");
+    assert_eq!(off.open_alerts, clear_log, "filter off");
+    assert!(
+        on.unprofiled.0 >= FREE_WRITES,
+        "filter on: only {} write-opens of processes without a profile dropped",
+        on.unprofiled.0
+    );
+    assert!(
+        on.unprofiled.1 >= 1,
+        "filter on: the connect was not dropped"
+    );
+    assert_eq!(off.unprofiled, (0, 0), "filter off dropped events");
 }

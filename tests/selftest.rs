@@ -21,6 +21,7 @@ const CHECKS: &[&str] = &[
     "fork-exit",
     "kernel-filter",
     "kernel-filter-net",
+    "kernel-filter-unprofiled",
     "event-filter",
     "enforce-kill",
 ];

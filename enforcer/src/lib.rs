@@ -27,6 +27,7 @@ pub mod outputs;
 pub mod pipeline;
 pub mod source;
 pub mod telemetry;
+pub mod unprofiled;
 
 use ahash::{AHashMap, AHashSet};
 use falco_learn_event::Event;
@@ -466,6 +467,23 @@ impl Engine {
     }
 
     /// Whether a profile is loaded for this image.
+    /// Whether a profile applies to the events of `c`: its image's, or for the host the
+    /// host profile's (when one is loaded); `None` while that cannot be known (no container
+    /// id, or a container whose image is not resolved yet).
+    pub fn profile_applies(&self, c: &falco_learn_event::Container) -> Option<bool> {
+        if c.id == "host" {
+            return Some(
+                self.host_profile
+                    .as_ref()
+                    .is_some_and(|h| self.has_profile(&h.repository, &h.tag)),
+            );
+        }
+        if c.id.is_empty() || c.image_repository.is_empty() {
+            return None;
+        }
+        Some(self.has_profile(&c.image_repository, &c.image_tag))
+    }
+
     pub fn has_profile(&self, repository: &str, tag: &str) -> bool {
         self.profiles
             .get(repository)

@@ -12,6 +12,7 @@ use crate::binding::Binder;
 use crate::outputs::Outputs;
 use crate::source::{Next, Source};
 use crate::telemetry::Telemetry;
+use crate::unprofiled::Unprofiled;
 use crate::{Action, Cause, Engine, Raised};
 use falco_learn_rules::{Alert, Priority};
 use std::io::Write;
@@ -144,6 +145,8 @@ pub struct Pipeline<'a> {
     killer: Option<Binder>,
     /// The kernel filter's containers (`engine.kernel_filter` in an enforce mode).
     filterer: Option<Binder>,
+    /// The kernel filter's processes no profile applies to.
+    unprofiled: Option<Unprofiled>,
     telemetry: Telemetry,
     summary: Summary,
     ia32: Ia32Alerts,
@@ -178,6 +181,14 @@ impl<'a> Pipeline<'a> {
             telemetry.filter_containers(k.enforced());
             k
         });
+        let unprofiled = source.process_marks().map(|_| {
+            tracing::info!(
+                "kernel filter: processes no profile applies to (the host without a host \
+                 profile, containers of images without one) are filtered by the rules alone: \
+                 what no loaded rule can match is dropped in the kernel"
+            );
+            Unprofiled::new()
+        });
         Pipeline {
             engine,
             source,
@@ -187,6 +198,7 @@ impl<'a> Pipeline<'a> {
             record: None,
             killer,
             filterer,
+            unprofiled,
             telemetry,
             summary: Summary::default(),
             ia32: Ia32Alerts::new(),
@@ -332,6 +344,9 @@ impl<'a> Pipeline<'a> {
                 self.telemetry.filter_containers(k.enforced());
             }
         }
+        if let (Some(u), Some(marks)) = (self.unprofiled.as_mut(), self.source.process_marks()) {
+            u.observe(marks, &self.engine, ev);
+        }
         if verdict.killed {
             self.summary.kills += 1;
             if verdict
@@ -404,6 +419,11 @@ impl<'a> Pipeline<'a> {
                 if let (Some(k), Some(maps)) = (self.filterer.as_mut(), self.source.filter_maps()) {
                     k.sync(maps, &self.engine);
                     self.telemetry.filter_containers(k.enforced());
+                }
+                if let (Some(u), Some(marks)) =
+                    (self.unprofiled.as_mut(), self.source.process_marks())
+                {
+                    u.reset(marks);
                 }
                 self.telemetry.reload(true);
                 tracing::info!("SIGHUP: rules and profiles reloaded");

@@ -5,6 +5,7 @@
 //! lost, and tells the kernel what the engine needs.
 
 use crate::binding::ContainerMaps;
+use crate::unprofiled::ProcessMarks;
 use crate::Engine;
 use falco_learn_event::{Event, JsonlReader};
 use falco_learn_probe::{Probe, ProbeConfig};
@@ -102,6 +103,11 @@ pub trait Source {
     /// The kernel filter's maps (a live source in an enforce mode with
     /// `engine.kernel_filter`).
     fn filter_maps(&self) -> Option<&dyn ContainerMaps> {
+        None
+    }
+    /// The kernel filter's marks of processes no profile applies to (with
+    /// [`Source::filter_maps`]).
+    fn process_marks(&self) -> Option<&dyn ProcessMarks> {
         None
     }
     /// Running totals of events dropped in the kernel on purpose, by record kind and
@@ -281,6 +287,15 @@ impl Source for LiveSource {
             .map(|p| p.profile_filter() as &dyn ContainerMaps)
     }
 
+    fn process_marks(&self) -> Option<&dyn ProcessMarks> {
+        if !self.kernel_filter {
+            return None;
+        }
+        self.probe
+            .as_ref()
+            .map(|p| p.profile_filter() as &dyn ProcessMarks)
+    }
+
     fn kernel_filtered(&self) -> Vec<Filtered> {
         let Some(probe) = self.probe.as_ref() else {
             return Vec::new();
@@ -299,6 +314,13 @@ impl Source for LiveSource {
                     kind: kind.name(),
                     reason: "profile",
                     total: s.profile_filtered,
+                });
+            }
+            if s.unprofiled_filtered > 0 {
+                out.push(Filtered {
+                    kind: kind.name(),
+                    reason: "unprofiled",
+                    total: s.unprofiled_filtered,
                 });
             }
         }

@@ -781,6 +781,8 @@ pub struct ProfileFilter {
     held_outbound: Mutex<AHashMap<u32, AHashSet<OutboundAllow>>>,
     inbound: Mutex<HashMap<MapData, [u8; 8], u8>>,
     held_inbound: Mutex<AHashMap<u32, AHashSet<(u8, u16)>>>,
+    /// `RULES_ONLY`: tgid → `{exec_id, pad, start in clock ticks}` as two u64.
+    unprofiled: Mutex<HashMap<MapData, u32, [u64; 2]>>,
     gen: Arc<VerdictGen>,
 }
 
@@ -823,7 +825,41 @@ impl ProfileFilter {
                     .map_err(map_err("PROFILE_INBOUND"))?,
             ),
             held_inbound: Mutex::new(AHashMap::new()),
+            unprofiled: Mutex::new(
+                HashMap::try_from(take(ebpf, "RULES_ONLY")?).map_err(map_err("RULES_ONLY"))?,
+            ),
         })
+    }
+
+    /// No profile applies to process `pid` while it runs its exec `exec_id` (the event
+    /// header's; [`falco_learn_event::Event::exec_id`]) and is the process that started at
+    /// `start_ts` (`proc.start_ts`, ns since the epoch): what it does that no loaded rule can
+    /// match is dropped in the kernel (counted as `unprofiled`). The mark ends at its next
+    /// exec (another exec id), its exit (the kernel removes it) or [`Self::unmark_unprofiled`].
+    /// Errors: the map is full (`RULES_ONLY`, 32 768 processes) or refused the entry.
+    pub fn mark_unprofiled(&self, pid: u32, exec_id: u32, start_ts: u64) -> Result<(), ProbeError> {
+        let boot = crate::procfs::boot_epoch_ns();
+        let tick_ns = 1_000_000_000 / crate::procfs::clk_tck().max(1);
+        let ticks = start_ts.saturating_sub(boot) / tick_ns;
+        lock(&self.unprofiled)
+            .insert(pid, [u64::from(exec_id), ticks], 0)
+            .map_err(map_err("RULES_ONLY"))
+    }
+
+    /// Process `pid` is no longer one no profile applies to (reported again).
+    pub fn unmark_unprofiled(&self, pid: u32) {
+        let _ = lock(&self.unprofiled).remove(&pid);
+    }
+
+    /// How many processes are marked in the kernel now.
+    pub fn unprofiled_marks(&self) -> Result<usize, ProbeError> {
+        let map = lock(&self.unprofiled);
+        let mut n = 0;
+        for k in map.keys() {
+            k.map_err(map_err("RULES_ONLY"))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Make `ports` ((protocol, port) pairs: [`IPPROTO_TCP`], [`IPPROTO_UDP`]) the ports

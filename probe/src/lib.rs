@@ -204,6 +204,9 @@ pub struct KindStats {
     /// Dropped in the kernel because the container's profile allows it and no loaded rule
     /// can match it ([`Probe::profile_filter`]).
     pub profile_filtered: u64,
+    /// Dropped in the kernel because no profile applies to the process and no loaded rule
+    /// can match it ([`filter::ProfileFilter::mark_unprofiled`]).
+    pub unprofiled_filtered: u64,
 }
 
 /// Run count and time of one eBPF program ([`Probe::program_stats`]).
@@ -452,6 +455,7 @@ impl Probe {
                 (abi::Stat::Filtered, &mut s.filtered),
                 (abi::Stat::LostArgs, &mut s.lost_args),
                 (abi::Stat::ProfileFiltered, &mut s.profile_filtered),
+                (abi::Stat::UnprofiledFiltered, &mut s.unprofiled_filtered),
             ] {
                 let idx = k as u32 * abi::STAT_N + stat as u32;
                 if let Ok(v) = self.stats.get(&idx, 0) {

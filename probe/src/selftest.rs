@@ -1013,6 +1013,173 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
     result
 }
 
+/// Processes no profile applies to (`RULES_ONLY`, `engine.kernel_filter`): a process marked
+/// with its own pid, exec id and start has its write-open and connect that no rule can match
+/// dropped, while the write-open and connect a rule needs are reported; a mark naming another
+/// exec of the process (it exec'd since), or another start (a reused pid), drops nothing; a
+/// process's exit removes its mark.
+fn check_kernel_filter_unprofiled(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
+    use crate::filter::{NetFilterPlan, NetSidePlan, OpenFilterPlan, IPPROTO_TCP};
+    let dir = env.dir.join("unprofiled");
+    std::fs::create_dir_all(dir.join("watched")).map_err(|e| format!("mkdir: {e}"))?;
+    let s = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let listen = || -> Result<(std::net::TcpListener, u16), String> {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| format!("bind 127.0.0.1: {e}"))?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        Ok((l, port))
+    };
+    // listeners keep their backlog: the connects complete without an accept
+    let (_free_l, free) = listen()?;
+    let (_needed_l, needed) = listen()?;
+    probe
+        .set_write_filter(&OpenFilterPlan {
+            prefixes: Some(vec![s("watched/")]),
+            names: Vec::new(),
+            suffixes: Vec::new(),
+            noncanonical: true,
+        })
+        .map_err(|e| e.to_string())?;
+    probe
+        .set_net_filter(&NetFilterPlan {
+            outbound: NetSidePlan {
+                protocols: vec![IPPROTO_TCP],
+                needed: vec![(IPPROTO_TCP, needed)],
+            },
+            inbound: NetSidePlan::default(),
+        })
+        .map_err(|e| e.to_string())?;
+    let result = (|| {
+        let pf = probe.profile_filter();
+        let (free_file, watched) = (cstr(&dir.join("free"))?, cstr(&dir.join("watched/x"))?);
+        let hello = cstr(&dir.join("watched/hello"))?;
+        let (sa_free, sa_needed) = (loopback(free), loopback(needed));
+        // (what the mark is off by, the opens and connects expected dropped)
+        let mut said = Vec::new();
+        for (case, exec_off, tick_off) in [("own", 0u32, 0u64), ("exec", 1, 0), ("start", 0, 1)] {
+            let mut go = [0i32; 2];
+            // SAFETY: pipe writes two fds into the array we own.
+            if unsafe { libc::pipe(go.as_mut_ptr()) } != 0 {
+                return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+            }
+            // SAFETY: the child makes raw syscalls on values prepared before the fork, then
+            // _exit; the parent closes its read end and waits for the child.
+            let pid = unsafe { libc::fork() };
+            if pid < 0 {
+                return Err(format!("fork: {}", std::io::Error::last_os_error()));
+            }
+            if pid == 0 {
+                // SAFETY: as above.
+                unsafe {
+                    libc::close(go[1]);
+                    // an event of this process (forks of ours are not reported): its exec
+                    // id and start
+                    let fd = libc::open(hello.as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o600);
+                    if fd < 0 {
+                        libc::_exit(5);
+                    }
+                    libc::close(fd);
+                    let mut b = [0u8; 1];
+                    if libc::read(go[0], b.as_mut_ptr().cast(), 1) != 1 {
+                        libc::_exit(2);
+                    }
+                    for p in [&free_file, &watched] {
+                        let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o600);
+                        if fd < 0 {
+                            libc::_exit(3);
+                        }
+                        libc::close(fd);
+                    }
+                    for sa in [&sa_free, &sa_needed] {
+                        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                        if fd < 0
+                            || libc::connect(fd, (sa as *const libc::sockaddr_in).cast(), SA_LEN)
+                                != 0
+                        {
+                            libc::_exit(4);
+                        }
+                        libc::close(fd);
+                    }
+                    libc::_exit(0);
+                }
+            }
+            let pid = pid as u32;
+            // SAFETY: closing our copy of the read end.
+            unsafe { libc::close(go[0]) };
+            let forked = seen.wait("the child's first open", pid, |e| {
+                e.process.pid == pid && e.fd.as_ref().is_some_and(|f| f.name == s("watched/hello"))
+            });
+            let marked = forked.and_then(|f| {
+                let tick = 1_000_000_000 / crate::procfs::clk_tck().max(1);
+                pf.mark_unprofiled(
+                    pid,
+                    f.exec_id.wrapping_add(exec_off),
+                    f.process.start_ts + tick_off * tick,
+                )
+                .map_err(|e| e.to_string())
+            });
+            // SAFETY: one byte to our own pipe, then closing it; waiting for our own child.
+            let status = unsafe {
+                libc::write(go[1], [1u8].as_ptr().cast(), 1);
+                libc::close(go[1]);
+                let mut st = 0;
+                libc::waitpid(pid as i32, &mut st, 0);
+                st
+            };
+            marked?;
+            if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+                return Err(format!("{case}: child failed (wait status {status:#x})"));
+            }
+            let open_of = |e: &Event, p: &str| {
+                e.process.pid == pid
+                    && matches!(e.event_type(), EventType::Open | EventType::Openat)
+                    && e.fd.as_ref().is_some_and(|f| f.name == s(p))
+            };
+            let connect_to = |e: &Event, port: u16| {
+                e.process.pid == pid
+                    && e.event_type() == EventType::Connect
+                    && matches!(&e.args, Args::Connect { addr, .. }
+                        if *addr == format!("127.0.0.1:{port}"))
+            };
+            // the reported ones, in the order made; the exit after them
+            seen.wait(&format!("{case}: open of watched/x"), pid, |e| {
+                open_of(e, "watched/x")
+            })?;
+            seen.wait(&format!("{case}: connect to the rule's port"), pid, |e| {
+                connect_to(e, needed)
+            })?;
+            seen.wait(&format!("{case}: exit"), pid, |e| {
+                e.process.pid == pid && e.event_type() == EventType::Procexit
+            })?;
+            let dropped_seen = seen
+                .lock()
+                .iter()
+                .filter(|e| open_of(e, "free") || connect_to(e, free))
+                .count();
+            expect(
+                &format!("{case}: events of the open and connect no rule needs"),
+                dropped_seen,
+                if case == "own" { 0 } else { 2 },
+            )?;
+            said.push(case);
+        }
+        // the exits removed the marks
+        expect(
+            "marks left",
+            pf.unprofiled_marks().map_err(|e| e.to_string())?,
+            0,
+        )?;
+        Ok(format!(
+            "a marked process's open and connect no rule needs dropped, the rule's reported; \
+             marks of another exec or start ({}) drop nothing",
+            said[1..].join(", ")
+        ))
+    })();
+    let _ = probe.set_write_filter(&OpenFilterPlan::off());
+    let _ = probe.set_net_filter(&NetFilterPlan::off());
+    result
+}
+
 /// The kernel's network filter (`engine.kernel_filter`): see the table in the module docs.
 fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String> {
     use crate::filter::{NetFilterPlan, NetSidePlan, OutboundAllow, IPPROTO_TCP, IPPROTO_UDP};
@@ -1411,6 +1578,10 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("fork-exit", fork_exit);
     add("kernel-filter", check_kernel_filter(&seen, &probe, &env));
     add("kernel-filter-net", check_kernel_filter_net(&seen, &probe));
+    add(
+        "kernel-filter-unprofiled",
+        check_kernel_filter_unprofiled(&seen, &probe, &env),
+    );
     add("event-filter", check_event_filter(&seen, &probe));
     if cfg.kill {
         add("enforce-kill", check_kill(&seen, &probe, &env));

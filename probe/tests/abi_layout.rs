@@ -81,7 +81,7 @@ macro_rules! layout {
 fn rust_layouts() -> Vec<RustLayout> {
     vec![
         layout!("fl_hdr" => Hdr {
-            ts_boot_ns, cgroup_id, kind, size, pid, tid, ppid, uid, gid, _pad, res, comm,
+            ts_boot_ns, cgroup_id, kind, size, pid, tid, ppid, uid, gid, exec_id, res, comm,
         }),
         layout!("fl_sock" => Sock { family, typ, protocol, lport, rport, flags, _pad, laddr, raddr }),
         layout!("fl_addr" => Addr { family, port, _pad, addr }),

@@ -29,8 +29,12 @@ pub enum Stat {
     /// Dropped in the kernel: the container's profile allows it and no loaded rule can
     /// match it (enforce modes with `engine.kernel_filter`).
     ProfileFiltered = 4,
+    /// Dropped in the kernel: no profile applies to the process (the host without a host
+    /// profile, a container whose image has none) and no loaded rule can match it (enforce
+    /// modes with `engine.kernel_filter`; events.h `RULES_ONLY`).
+    UnprofiledFiltered = 5,
 }
-pub const STAT_N: u32 = 5;
+pub const STAT_N: u32 = 6;
 
 pub const EXE_TMPFS: u32 = 1;
 pub const EXE_MEMFD: u32 = 2;
@@ -75,7 +79,9 @@ pub struct Hdr {
     pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
-    pub _pad: u32,
+    /// Low 32 bits of the task's `self_exec_id` (events.h `exec_id`): which exec of its
+    /// process the task runs (every exec increments it; forks and threads inherit it).
+    pub exec_id: u32,
     pub res: i64,
     pub comm: [u8; 16],
 }

@@ -24,7 +24,9 @@ enum fl_stat {
 	FL_STAT_LOST_ARGS = 3, /* execveat whose enter mark was not stored (map full): reported as execve */
 	FL_STAT_PROFILE_FILTERED = 4, /* filtered in the kernel: its container's profile allows it and no
 					 loaded rule can match it (enforce modes, engine.kernel_filter) */
-	FL_STAT_N = 5,
+	FL_STAT_UNPROFILED_FILTERED = 5, /* filtered in the kernel: no profile applies to the process
+					    (RULES_ONLY) and no loaded rule can match it */
+	FL_STAT_N = 6,
 };
 
 /* exe flags */
@@ -57,7 +59,7 @@ struct fl_hdr {
 	u32 ppid;         /* real parent's tgid */
 	u32 uid;
 	u32 gid;
-	u32 _pad;
+	u32 exec_id;      /* low 32 bits of the task's self_exec_id: which exec of the process this is */
 	s64 res;          /* syscall return value */
 	char comm[16];
 };

@@ -150,6 +150,7 @@ struct task_struct {
 	kuid_t loginuid;
 	u64 start_boottime;
 	int exit_code;
+	u64 self_exec_id; /* u64 since 5.7 */
 	char comm[16];
 };
 struct linux_binprm { struct file *file; const char *filename; };

@@ -243,6 +243,27 @@ struct {
 	__type(value, u32);
 } FILTER_CGROUPS SEC(".maps");
 
+/* Processes no profile applies to (the host without a host profile, containers whose image
+ * has none), by tgid, as userspace attributed them (enforce modes with engine.kernel_filter):
+ * what they do that no loaded rule can match is dropped (FL_STAT_UNPROFILED_FILTERED). A mark
+ * holds for one exec of one process: the exec id the process ran when userspace decided, and
+ * its start in clock ticks (as /proc shows it), so an exec since, or a reused pid, is never
+ * filtered by a stale mark. Userspace adds and removes marks; the kernel removes a process's
+ * at its exit. */
+struct task_mark {
+	u32 exec_id;
+	u32 _pad;
+	u64 start_ticks;
+};
+#define FL_TICK_NS 10000000ULL /* 1e9 / USER_HZ (100): /proc's clock tick */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, u32);
+	__type(value, struct task_mark);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} RULES_ONLY SEC(".maps");
+
 /* What each profile allows to be opened for writing: a file, as its path and a NUL; a
  * directory, as its path and a `/` (it covers everything below it). The key holds the
  * profile number first, so a longest-prefix match never crosses profiles. Paths longer
@@ -407,6 +428,25 @@ static __always_inline u32 current_status(void)
 	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status);
 }
 
+/* Which exec of its process the current task runs: the low 32 bits of self_exec_id, which
+ * every exec increments (before sched_process_exec) and a fork or new thread inherits. */
+static __always_inline u32 current_exec_id(void)
+{
+	if (task_btf())
+		return (u32)bpf_get_current_task_btf()->self_exec_id;
+	return (u32)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), self_exec_id);
+}
+
+/* Whether no profile applies to the current process (see RULES_ONLY). */
+static __always_inline bool rules_only(struct task_struct *task)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_mark *m = bpf_map_lookup_elem(&RULES_ONLY, &tgid);
+	if (!m || m->exec_id != current_exec_id())
+		return false;
+	return m->start_ticks == BPF_CORE_READ(task, group_leader, start_boottime) / FL_TICK_NS;
+}
+
 /* The current task's root (fs->root). */
 static __always_inline struct path current_root(void)
 {
@@ -435,7 +475,7 @@ static __always_inline void fill_hdr(struct fl_hdr *h, u32 kind, s64 res)
 	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	h->uid = (u32)uid_gid;
 	h->gid = uid_gid >> 32;
-	h->_pad = 0;
+	h->exec_id = current_exec_id();
 	h->res = res;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
@@ -1161,6 +1201,8 @@ int BPF_PROG(fl_sched_exit, struct task_struct *p)
 	int pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
 	if (pid != tgid)
 		return 0; /* a thread: the process lives on */
+	/* its mark, if any, ends with it (userspace forgets it at the exit event) */
+	bpf_map_delete_elem(&RULES_ONLY, &tgid);
 	if (skip_self())
 		return 0;
 	RESERVE(struct fl_exit, e, FL_EXIT);
@@ -1286,41 +1328,53 @@ static __always_inline int paths_changed(long ret)
 
 #define FL_EINPROGRESS 115
 
-/* The profile number of the current task's container when the filter of `bit` (see
- * NET_FILTER) is on and no loaded rule needs (side, proto, port); NULL otherwise. */
-static __always_inline u32 *net_profile(u32 bit, u32 side, u8 proto, u16 port)
+/* Who decides a network event when the filter of `bit` (see NET_FILTER) is on and no loaded
+ * rule needs (side, proto, port): NET_PROFILE, the profile of the current task's container
+ * (its number in *profile); NET_UNPROFILED, nobody (no profile applies to the process,
+ * RULES_ONLY: dropped); NET_REPORT otherwise. */
+enum { NET_REPORT = 0, NET_PROFILE = 1, NET_UNPROFILED = 2 };
+static __always_inline int net_scope(u32 bit, u32 side, u8 proto, u16 port, u32 *profile)
 {
-	u32 zero = 0, rk, *on;
+	u32 zero = 0, rk, *on, *p;
 	u64 cgid;
 	on = bpf_map_lookup_elem(&NET_FILTER, &zero);
 	if (!on || !(*on & bit))
-		return NULL;
+		return NET_REPORT;
 	rk = side | (u32)proto << 16 | port;
 	if (bpf_map_lookup_elem(&RULE_PORTS, &rk))
-		return NULL;
+		return NET_REPORT;
 	cgid = bpf_get_current_cgroup_id();
-	return bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+	p = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+	if (p) {
+		*profile = *p;
+		return NET_PROFILE;
+	}
+	return rules_only((struct task_struct *)bpf_get_current_task()) ? NET_UNPROFILED : NET_REPORT;
 }
 
 /* Whether the inbound event (an accepted connection, a UDP reply from the server's port) is
- * one the kernel filter drops: the profile's inbound dimension (profiler/src/dimension/
- * inbound.rs: the protocol and the local port) on what the event would report. */
-static __always_inline bool inbound_dropped(const struct fl_sock *sock)
+ * one the kernel filter drops, as the FL_STAT_* it counts in (0: reported): the profile's
+ * inbound dimension (profiler/src/dimension/inbound.rs: the protocol and the local port) on
+ * what the event would report, or no profile and no rule. */
+static __always_inline u32 inbound_dropped(const struct fl_sock *sock)
 {
-	u32 *profile;
+	u32 profile = 0;
+	int scope;
 	struct profile_port_key k = {};
 	if (sock->family != AF_INET && sock->family != AF_INET6)
-		return false;
+		return 0;
 	if (sock->protocol != 6 && sock->protocol != 17)
-		return false;
-	profile = net_profile(sock->protocol == 6 ? 4 : 8, FL_NET_SERVER, sock->protocol,
-			      sock->lport);
-	if (!profile)
-		return false;
-	k.profile = *profile;
+		return 0;
+	scope = net_scope(sock->protocol == 6 ? 4 : 8, FL_NET_SERVER, sock->protocol, sock->lport,
+			  &profile);
+	if (scope == NET_UNPROFILED)
+		return FL_STAT_UNPROFILED_FILTERED;
+	if (scope != NET_PROFILE)
+		return 0;
+	k.profile = profile;
 	k.proto = sock->protocol;
 	k.port = sock->lport;
-	return bpf_map_lookup_elem(&PROFILE_INBOUND, &k) != NULL;
+	return bpf_map_lookup_elem(&PROFILE_INBOUND, &k) ? FL_STAT_PROFILE_FILTERED : 0;
 }
 
 /* Whether the event of a connect/sendto/sendmsg is one the kernel filter drops (see
@@ -1328,24 +1382,25 @@ static __always_inline bool inbound_dropped(const struct fl_sock *sock)
  * a client's outbound behaviour, `(fd.l4proto, fd.sport)` and the peer `fd.sip`; a UDP send
  * from the server's end is inbound), on what the event would report. Anything it is not sure
  * of is reported: another protocol or family, an IPv4-mapped peer. */
-static __always_inline bool net_dropped(u32 kind, s64 ret, const struct fl_addr *addr,
-					const struct fl_sock *sock)
+static __always_inline u32 net_dropped(u32 kind, s64 ret, const struct fl_addr *addr,
+				       const struct fl_sock *sock)
 {
-	u32 *profile;
+	u32 profile = 0;
+	int scope;
 	u8 proto;
 	struct profile_net_key k = {};
 	if (ret < 0 && !(kind == FL_CONNECT && ret == -FL_EINPROGRESS))
-		return false;
+		return 0;
 	if ((addr->family != AF_INET && addr->family != AF_INET6) || sock->family != addr->family)
-		return false;
+		return 0;
 	if (sock->protocol != 6 && sock->protocol != 17)
-		return false;
+		return 0;
 	proto = sock->protocol;
 	if (kind != FL_CONNECT) {
 		/* sends matter on UDP sockets; a datagram sent from the port the process bound, or
 		 * from the port it sends to, is a server's reply (the profile's inbound dimension) */
 		if (proto != 17 || !(sock->flags & FL_SOCK_FLAGS_KNOWN))
-			return false;
+			return 0;
 		if ((sock->flags & FL_SOCK_BOUND) || sock->lport == addr->port)
 			return inbound_dropped(sock);
 	}
@@ -1356,18 +1411,20 @@ static __always_inline bool net_dropped(u32 kind, s64 ret, const struct fl_addr 
 		__builtin_memcpy(&hi, addr->addr, 8);
 		__builtin_memcpy(&mid, addr->addr + 8, 4);
 		if (hi == 0 && mid == 0xffff0000)
-			return false;
+			return 0;
 	}
-	profile = net_profile(proto == 6 ? 1 : 2, 0, proto, addr->port);
-	if (!profile)
-		return false;
+	scope = net_scope(proto == 6 ? 1 : 2, 0, proto, addr->port, &profile);
+	if (scope == NET_UNPROFILED)
+		return FL_STAT_UNPROFILED_FILTERED;
+	if (scope != NET_PROFILE)
+		return 0;
 	k.prefixlen = 64 + 128;
-	k.profile = *profile;
+	k.profile = profile;
 	k.proto = proto;
 	k.family = addr->family == AF_INET ? 4 : 6;
 	k.port = addr->port;
 	__builtin_memcpy(k.addr, addr->addr, 16);
-	return bpf_map_lookup_elem(&PROFILE_OUTBOUND, &k) != NULL;
+	return bpf_map_lookup_elem(&PROFILE_OUTBOUND, &k) ? FL_STAT_PROFILE_FILTERED : 0;
 }
 
 static __always_inline int exit_net(const struct sc_args *a, u32 kind)
@@ -1377,7 +1434,7 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 	struct fl_addr addr = {};
 	struct fl_sock sock = {};
 	const void *name = NULL;
-	u32 namelen = 0;
+	u32 namelen = 0, dropped;
 	/* sendto/sendmsg matter only on unconnected sockets (a destination is passed) */
 	if (kind == FL_CONNECT) {
 		name = (const void *)a->args[1];
@@ -1395,8 +1452,9 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 	}
 	read_sockaddr(name, namelen, &addr);
 	sock_info(fd_file(task, (s64)a->args[0]), &sock);
-	if (net_dropped(kind, a->ret, &addr, &sock)) {
-		stat_inc(kind, FL_STAT_PROFILE_FILTERED);
+	dropped = net_dropped(kind, a->ret, &addr, &sock);
+	if (dropped) {
+		stat_inc(kind, dropped);
 		return 0;
 	}
 	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
@@ -1430,11 +1488,13 @@ static __always_inline void emit_accept(u32 kind, const u64 *args, s64 ret)
 	struct fl_sock listener = {};
 	struct fl_net *e;
 	struct fl_sock sock = {};
+	u32 dropped;
 	if (ret < 0)
 		return;
 	sock_info(fd_file(task, ret), &sock);
-	if (inbound_dropped(&sock)) {
-		stat_inc(kind, FL_STAT_PROFILE_FILTERED);
+	dropped = inbound_dropped(&sock);
+	if (dropped) {
+		stat_inc(kind, dropped);
 		return;
 	}
 	sock_info(fd_file(task, (s64)args[0]), &listener);
@@ -1512,13 +1572,17 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 	if (a->ret >= 0)
 		opened = fd_file(task, a->ret);
 	if (opened && rf && rf->on) {
-		/* a write is cached only under a profile (else it is reported) */
+		/* a write is cached only under a profile, or for a process no profile applies to
+		 * (profile 0: no rule can match it); else it is reported */
 		u32 *profile = NULL;
+		bool unprofiled = false;
 		if (!readonly) {
 			u64 cgid = bpf_get_current_cgroup_id();
 			profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
+			if (!profile)
+				unprofiled = rules_only(task);
 		}
-		if ((readonly || profile) &&
+		if ((readonly || profile || unprofiled) &&
 		    verdict_prepare(task, opened, profile ? *profile : 0, !readonly, &vc)) {
 			cached = true;
 			if (verdict_hit(&vc)) {
@@ -1528,7 +1592,9 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 					drop = canonical_path(data, r > 1 ? r - 1 : 0);
 				}
 				if (drop) {
-					stat_inc(kind, readonly ? FL_STAT_FILTERED : FL_STAT_PROFILE_FILTERED);
+					stat_inc(kind, readonly ? FL_STAT_FILTERED
+							: profile ? FL_STAT_PROFILE_FILTERED
+								  : FL_STAT_UNPROFILED_FILTERED);
 					return 0;
 				}
 			}
@@ -1585,11 +1651,18 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 		} else if (decide && opened && !pflags && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
 			   !((rf->names || rf->suffix_lens) &&
 			     fl_leaf_named((u64)opened, 2, rf->names, rf->suffix_lens))) {
-			/* no loaded rule can match this write-open: it is dropped when the
-			 * container's profile allows it (an opened file, reported whole) */
+			/* no loaded rule can match this write-open: it is dropped when no profile
+			 * applies to the process, or the container's profile allows it (an opened
+			 * file, reported whole) */
 			u64 cgid = bpf_get_current_cgroup_id();
 			u32 *profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
 			struct profile_path_key *pk = bpf_map_lookup_elem(&PROFILE_KEY, &zero);
+			if (!profile && rules_only(task)) {
+				if (cached && vc.k.profile == 0)
+					verdict_store(&vc);
+				stat_inc(kind, FL_STAT_UNPROFILED_FILTERED);
+				return 0;
+			}
 			if (profile && pk) {
 				pk->prefixlen = (4 + FL_PROFILE_PATH) * 8;
 				pk->profile = *profile;

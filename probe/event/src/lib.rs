@@ -602,6 +602,12 @@ pub struct Event {
     pub hostname: std::sync::Arc<str>,
     /// cgroup v2 id of the thread, as the kernel reports it.
     pub cgroup_id: u64,
+    /// Which exec of its process the thread runs: the low 32 bits of the kernel's
+    /// `self_exec_id` (every exec increments it; forks and threads inherit it). With
+    /// `proc.pid` and `proc.start_ts` it names one program run of one process, what the
+    /// kernel filter's per-process marks are keyed by (0 in recordings made before it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exec_id: u32,
     /// The thread that made the syscall. Shared between the events of a thread
     /// while nothing about it changes (the probe caches it: an event costs no copy
     /// of its strings); change one with `Arc::make_mut`.
@@ -616,8 +622,8 @@ pub struct Event {
     pub args: Args,
 }
 
-fn is_zero(v: &u64) -> bool {
-    *v == 0
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Wrapper so `Event` can derive `Default` (defaults to `execve`).

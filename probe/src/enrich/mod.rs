@@ -353,6 +353,7 @@ impl Enricher {
             res: h.res,
             hostname: self.hostname.clone(),
             cgroup_id: h.cgroup_id,
+            exec_id: h.exec_id,
             process,
             ancestors,
             container,

@@ -297,10 +297,11 @@ pub const KILL_CONTAINERS: Metric = gauge(
 );
 /// Events dropped in the kernel on purpose, by `kind` (record kind) and `reason`
 /// (`rules`: no loaded rule needs it; `profile`: the container's profile allows it and no
-/// loaded rule can match it, `engine.kernel_filter`).
+/// loaded rule can match it; `unprofiled`: no profile applies to the process and no loaded
+/// rule can match it; both with `engine.kernel_filter`).
 pub const KERNEL_FILTERED: Metric = counter(
     "falco_learn_kernel_filtered_total",
-    "Events dropped in the kernel on purpose, by kind and reason (rules: no loaded rule needs it; profile: the container's profile allows it and no rule can match it)",
+    "Events dropped in the kernel on purpose, by kind and reason (rules: no loaded rule needs it; profile: the container's profile allows it and no rule can match it; unprofiled: no profile applies to the process and no rule can match it)",
     &["kind", "reason"],
 );
 /// engine.kernel_filter: containers whose profile the kernel filter applies now.

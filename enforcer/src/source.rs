@@ -112,7 +112,8 @@ pub trait Source {
     }
     /// Running totals of events dropped in the kernel on purpose, by record kind and
     /// reason (`rules`: no loaded rule needs it; `profile`: its container's profile allows
-    /// it and no loaded rule can match it).
+    /// it and no loaded rule can match it; `unprofiled`: no profile applies to the process
+    /// and no loaded rule can match it).
     fn kernel_filtered(&self) -> Vec<Filtered> {
         Vec::new()
     }

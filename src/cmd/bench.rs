@@ -93,6 +93,9 @@ pub enum LoopKind {
     OpenWrite,
     /// open(O_WRONLY)+close in a cgroup whose profile allows the file (dropped in the kernel)
     OpenWriteAllowed,
+    /// open(O_WRONLY)+close by a process no profile applies to, of a file no rule watches
+    /// (dropped in the kernel: the worker is marked as `run` marks such processes)
+    OpenWriteUnprofiled,
     /// fork + exec of /bin/true, waited for
     ForkExec,
     /// TCP connect to a loopback listener + close
@@ -110,6 +113,7 @@ impl LoopKind {
             LoopKind::OpenRead => "open/close (read, kernel-filtered)",
             LoopKind::OpenWrite => "open/close (write, reported)",
             LoopKind::OpenWriteAllowed => "open/close (write, profile-allows)",
+            LoopKind::OpenWriteUnprofiled => "open/close (write, no profile/rule)",
             LoopKind::ForkExec => "fork+exec /bin/true",
             LoopKind::Connect => "TCP connect loopback",
             LoopKind::ConnectAllowed => "TCP connect (profile-allows)",
@@ -118,7 +122,10 @@ impl LoopKind {
     }
     fn iters(self) -> f64 {
         match self {
-            LoopKind::OpenRead | LoopKind::OpenWrite | LoopKind::OpenWriteAllowed => 200_000.0,
+            LoopKind::OpenRead
+            | LoopKind::OpenWrite
+            | LoopKind::OpenWriteAllowed
+            | LoopKind::OpenWriteUnprofiled => 200_000.0,
             LoopKind::ForkExec => 2_000.0,
             LoopKind::Connect | LoopKind::ConnectAllowed => 10_000.0,
             LoopKind::Getppid => 2_000_000.0,
@@ -148,7 +155,17 @@ fn worker(kind: LoopKind, iters: u64) -> anyhow::Result<f64> {
     let cpath = CString::new(file.to_string_lossy().as_bytes())?;
     let start;
     match kind {
-        LoopKind::OpenRead | LoopKind::OpenWrite | LoopKind::OpenWriteAllowed => {
+        LoopKind::OpenRead
+        | LoopKind::OpenWrite
+        | LoopKind::OpenWriteAllowed
+        | LoopKind::OpenWriteUnprofiled => {
+            if kind == LoopKind::OpenWriteUnprofiled {
+                // one event that names this process (its exec id and start), then wait
+                // for the bench to mark it
+                std::fs::write(dir.join(HELLO), b"x")?;
+                let mut go = [0u8; 1];
+                std::io::Read::read_exact(&mut std::io::stdin(), &mut go)?;
+            }
             let flags = if kind == LoopKind::OpenRead {
                 libc::O_RDONLY
             } else {
@@ -245,7 +262,21 @@ impl Drop for BenchCgroup {
     }
 }
 
+/// The file an `open-write-unprofiled` worker writes first, so that its event names it.
+const HELLO: &str = "fl-bench-hello";
+
 fn run_worker(kind: LoopKind, iters: u64, cgroup: Option<&BenchCgroup>) -> anyhow::Result<f64> {
+    run_worker_then(kind, iters, cgroup, &|_| Ok(()))
+}
+
+/// [`run_worker`]; an `open-write-unprofiled` worker starts its loop once `ready` (given
+/// its pid) returns.
+fn run_worker_then(
+    kind: LoopKind,
+    iters: u64,
+    cgroup: Option<&BenchCgroup>,
+    ready: &dyn Fn(u32) -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe()?;
     let name = kind
@@ -273,7 +304,24 @@ fn run_worker(kind: LoopKind, iters: u64, cgroup: Option<&BenchCgroup>) -> anyho
             });
         }
     }
-    let out = cmd.output()?;
+    let out = if kind == LoopKind::OpenWriteUnprofiled {
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let go = ready(child.id());
+        if let Some(mut stdin) = child.stdin.take() {
+            if go.is_ok() {
+                std::io::Write::write_all(&mut stdin, b"g")?;
+            }
+        }
+        let out = child.wait_with_output()?;
+        go?;
+        out
+    } else {
+        cmd.output()?
+    };
     if !out.status.success() {
         anyhow::bail!(
             "bench worker {name} failed: {}",
@@ -498,6 +546,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             LoopKind::OpenRead,
             LoopKind::OpenWrite,
             LoopKind::OpenWriteAllowed,
+            LoopKind::OpenWriteUnprofiled,
             LoopKind::ForkExec,
             LoopKind::Connect,
             LoopKind::ConnectAllowed,
@@ -579,10 +628,19 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
             probe.profile_filter().bind(filter_cgroup.id, 2)?;
             let count = Arc::new(AtomicU64::new(0));
             let c2 = count.clone();
+            // open-write-unprofiled: (pid → exec id, start) of the workers' first writes
+            let hellos: Arc<std::sync::Mutex<std::collections::HashMap<u32, (u32, u64)>>> =
+                Arc::default();
+            let h2 = hellos.clone();
             let consumer = std::thread::spawn(move || {
                 let mut engine = engine;
                 let mut alerts = 0u64;
                 for ev in rx {
+                    if ev.fd.as_ref().is_some_and(|f| f.name.ends_with(HELLO)) {
+                        if let Ok(mut h) = h2.lock() {
+                            h.insert(ev.process.pid, (ev.exec_id, ev.process.start_ts));
+                        }
+                    }
                     if let Some(e) = engine.as_mut() {
                         let v = e.evaluate(&ev);
                         for a in v.alerts() {
@@ -596,9 +654,29 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                 }
                 alerts
             });
+            // mark a worker as `run` marks a process no profile applies to, once its first
+            // event has named it
+            let mark = |pid: u32| -> anyhow::Result<()> {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let seen = hellos.lock().ok().and_then(|h| h.get(&pid).copied());
+                    if let Some((exec_id, start)) = seen {
+                        probe
+                            .profile_filter()
+                            .mark_unprofiled(pid, exec_id, start)
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        return Ok(());
+                    }
+                    anyhow::ensure!(
+                        Instant::now() < deadline,
+                        "the worker's first event did not arrive"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            };
             let cpu0 = cpu_seconds();
             let t0 = Instant::now();
-            on.push(run_worker(kind, iters, cgroup)?);
+            on.push(run_worker_then(kind, iters, cgroup, &mark)?);
             // let the consumer catch up before reading the counters
             std::thread::sleep(Duration::from_millis(200));
             let el = t0.elapsed().as_secs_f64();
@@ -610,7 +688,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                 // the untimed run with the kernel counting per program
                 let before = probe.program_stats();
                 let guard = falco_learn_probe::BpfStats::enable().ok();
-                run_worker(kind, iters, cgroup)?;
+                run_worker_then(kind, iters, cgroup, &mark)?;
                 drop(guard);
                 for p in probe.program_stats() {
                     let (r0, n0) = before

@@ -30,10 +30,10 @@
 //! ([`crate::Action::Killed`]), not here.
 
 use crate::Engine;
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use falco_learn_event::Event;
 use falco_learn_probe::kill::{CgroupClaim, CgroupOwner};
 use falco_learn_profiler::Profile;
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

@@ -16,8 +16,8 @@
 //! again, with the new profiles, on their next event.
 
 use crate::Engine;
+use ahash::AHashMap;
 use falco_learn_event::{Event, EventType};
-use std::collections::HashMap;
 
 /// The kernel's marks of processes no profile applies to (the live probe's
 /// [`falco_learn_probe::filter::ProfileFilter`]; fakes in tests).
@@ -46,7 +46,7 @@ pub const MAX_MARKED: usize = 32768;
 pub struct Unprofiled {
     /// pid → (exec id, start) of its mark; also processes whose mark the kernel refused (so
     /// that a full map costs one attempt per process, not one per event).
-    marked: HashMap<u32, (u32, u64)>,
+    marked: AHashMap<u32, (u32, u64)>,
     /// Marks the kernel refused since the start.
     refused: u64,
 }

@@ -6,6 +6,7 @@ mod common;
 use std::process::Command;
 
 const CHECKS: &[&str] = &[
+    "verifier-margin",
     "exec",
     "exec-tmpfs",
     "exec-memfd",

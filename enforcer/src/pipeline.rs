@@ -205,8 +205,17 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Also write every event evaluated to `out` (JSON lines).
+    /// Also write every event evaluated to `out` (JSON lines). A recording is meant to hold
+    /// what happened: the processes no profile applies to are not filtered in the kernel
+    /// while it is made (they are what one learns from a recording next); what a
+    /// container's profile allows still is (`-o engine.kernel_filter=false` keeps it all).
     pub fn record_to(&mut self, out: Box<dyn Write + 'a>) {
+        if self.unprofiled.take().is_some() {
+            tracing::info!(
+                "--record: processes no profile applies to are not filtered in the kernel, \
+                 so that the recording holds what they do"
+            );
+        }
         self.record = Some(out);
     }
 
@@ -293,6 +302,11 @@ impl<'a> Pipeline<'a> {
                 if let (Some(k), Some(maps)) = (self.filterer.as_mut(), self.source.filter_maps()) {
                     k.sweep(maps);
                     self.telemetry.filter_containers(k.enforced());
+                }
+                if let (Some(u), Some(marks)) =
+                    (self.unprofiled.as_mut(), self.source.process_marks())
+                {
+                    u.sweep(marks, &crate::unprofiled::process_alive);
                 }
                 self.telemetry
                     .kernel_filtered(&self.source.kernel_filtered());
@@ -409,6 +423,13 @@ impl<'a> Pipeline<'a> {
                          running version"
                     );
                 }
+                // first, before the new plans and profiles reach the kernel: the marked
+                // processes may have a profile now
+                if let (Some(u), Some(marks)) =
+                    (self.unprofiled.as_mut(), self.source.process_marks())
+                {
+                    u.reset(marks);
+                }
                 self.engine = e;
                 self.telemetry.profiles(&self.engine);
                 self.source.configure(&self.engine);
@@ -419,11 +440,6 @@ impl<'a> Pipeline<'a> {
                 if let (Some(k), Some(maps)) = (self.filterer.as_mut(), self.source.filter_maps()) {
                     k.sync(maps, &self.engine);
                     self.telemetry.filter_containers(k.enforced());
-                }
-                if let (Some(u), Some(marks)) =
-                    (self.unprofiled.as_mut(), self.source.process_marks())
-                {
-                    u.reset(marks);
                 }
                 self.telemetry.reload(true);
                 tracing::info!("SIGHUP: rules and profiles reloaded");
@@ -801,6 +817,96 @@ mod tests {
             "{}",
             ia32[0].alert.output
         );
+    }
+
+    /// With the kernel filter, a host process (no host profile) is marked on its first
+    /// event and unmarked at its exit; while `--record` writes, nothing is marked.
+    #[test]
+    fn processes_without_a_profile_are_marked_unless_recording() {
+        use crate::unprofiled::ProcessMarks;
+        #[derive(Default)]
+        struct Marks(std::cell::RefCell<Vec<String>>);
+        impl ProcessMarks for Marks {
+            fn mark(&self, pid: u32, exec_id: u32, _: u64) -> Result<(), String> {
+                self.0.borrow_mut().push(format!("mark {pid} {exec_id}"));
+                Ok(())
+            }
+            fn unmark(&self, pid: u32) {
+                self.0.borrow_mut().push(format!("unmark {pid}"));
+            }
+        }
+        struct Host {
+            events: Vec<Event>,
+            marks: Marks,
+        }
+        impl Source for Host {
+            fn next(&mut self, _: Duration) -> Next {
+                match self.events.pop() {
+                    Some(e) => Next::Event(Box::new(e)),
+                    None => Next::End,
+                }
+            }
+            fn now(&self) -> u64 {
+                0
+            }
+            fn losses(&self) -> Vec<Loss> {
+                Vec::new()
+            }
+            fn hostname(&self) -> String {
+                "node-1".into()
+            }
+            fn process_marks(&self) -> Option<&dyn ProcessMarks> {
+                Some(&self.marks)
+            }
+        }
+        let host_event = |typ| {
+            let mut ev = falco_learn_test_support::events::in_container("host", "", 1);
+            let p = std::sync::Arc::make_mut(&mut ev.process);
+            p.pid = 42;
+            p.start_ts = 1_000;
+            ev.exec_id = 3;
+            ev.typ = falco_learn_event::EventTypeField(typ);
+            ev
+        };
+        let run = |record: bool| -> Vec<String> {
+            let mut source = Host {
+                // popped from the end: an open, another, the exit
+                events: vec![
+                    host_event(falco_learn_event::EventType::Procexit),
+                    host_event(falco_learn_event::EventType::Openat),
+                    host_event(falco_learn_event::EventType::Openat),
+                ],
+                marks: Marks::default(),
+            };
+            let dir = tempfile::tempdir().expect("tmp");
+            let from = ProfilesFrom::Dir {
+                path: dir.path(),
+                allow_empty: true,
+            };
+            let (engine, _) = Engine::build(
+                &[],
+                falco_learn_rules::Priority::Debug,
+                from,
+                falco_learn_rules::Priority::Warning,
+                "",
+            )
+            .expect("engine");
+            let mut sink = Collect::default();
+            let mut p = Pipeline::new(
+                engine,
+                &mut source,
+                &mut sink,
+                &NoControl,
+                Options::default(),
+            );
+            if record {
+                p.record_to(Box::new(std::io::sink()));
+            }
+            p.run().expect("run");
+            source.marks.0.take()
+        };
+        assert_eq!(run(false), ["mark 42 3", "unmark 42"]);
+        assert_eq!(run(true), Vec::<String>::new());
     }
 
     #[test]

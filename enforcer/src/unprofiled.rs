@@ -41,19 +41,41 @@ impl ProcessMarks for falco_learn_probe::filter::ProfileFilter {
 /// How many processes are marked at most (the kernel map's size).
 pub const MAX_MARKED: usize = 32768;
 
+/// How often [`Unprofiled::sweep`] looks for processes that are gone.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether process `pid` exists and started at `start` (ns since the epoch, compared at
+/// `/proc`'s clock-tick resolution).
+pub fn process_alive(pid: u32, start: u64) -> bool {
+    let tick = 1_000_000_000 / falco_learn_probe::procfs::clk_tck().max(1);
+    falco_learn_probe::procfs::Stat::read(pid).is_some_and(|st| {
+        start.saturating_sub(falco_learn_probe::procfs::boot_epoch_ns()) / tick == st.starttime
+    })
+}
+
 /// The processes marked, with what their marks say.
-#[derive(Default)]
 pub struct Unprofiled {
     /// pid → (exec id, start) of its mark; also processes whose mark the kernel refused (so
     /// that a full map costs one attempt per process, not one per event).
     marked: AHashMap<u32, (u32, u64)>,
     /// Marks the kernel refused since the start.
     refused: u64,
+    last_sweep: std::time::Instant,
+}
+
+impl Default for Unprofiled {
+    fn default() -> Self {
+        Unprofiled::new()
+    }
 }
 
 impl Unprofiled {
     pub fn new() -> Unprofiled {
-        Unprofiled::default()
+        Unprofiled {
+            marked: AHashMap::new(),
+            refused: 0,
+            last_sweep: std::time::Instant::now(),
+        }
     }
 
     /// Processes marked now.
@@ -70,8 +92,20 @@ impl Unprofiled {
             return;
         }
         if ev.event_type() == EventType::Procexit {
-            // the kernel removed the mark at the exit
-            self.marked.remove(&pid);
+            // the kernel removed the mark at the exit, unless it was set after it (this
+            // process's events are read late): remove it again
+            if self.marked.remove(&pid).is_some() {
+                marks.unmark(pid);
+            }
+            return;
+        }
+        // decided on every event (two lookups): a container whose metadata changed within
+        // one exec is decided again at once
+        if engine.profile_applies(&ev.container) != Some(false) {
+            // a profile applies (or it is not known yet): everything is reported
+            if self.marked.remove(&pid).is_some() {
+                marks.unmark(pid);
+            }
             return;
         }
         if self
@@ -79,13 +113,6 @@ impl Unprofiled {
             .get(&pid)
             .is_some_and(|&m| m == (ev.exec_id, p.start_ts))
         {
-            return;
-        }
-        if engine.profile_applies(&ev.container) != Some(false) {
-            // a profile applies (or it is not known yet): everything is reported
-            if self.marked.remove(&pid).is_some() {
-                marks.unmark(pid);
-            }
             return;
         }
         if self.marked.len() >= MAX_MARKED && !self.marked.contains_key(&pid) {
@@ -111,6 +138,24 @@ impl Unprofiled {
                  the kernel: {why}; its events are checked in userspace (said once)"
             );
         }
+    }
+
+    /// Forget the processes that are gone (the kernel removes a mark when the last thread
+    /// of its process exits, but a process whose leader exited first, or whose exit event
+    /// was lost, would stay here): every 30 s, each marked pid whose `/proc` entry is gone
+    /// or started at another time is unmarked. `alive` is (pid, start) → exists.
+    pub fn sweep(&mut self, marks: &dyn ProcessMarks, alive: &dyn Fn(u32, u64) -> bool) {
+        if self.last_sweep.elapsed() < SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = std::time::Instant::now();
+        self.marked.retain(|pid, (_, start)| {
+            let keep = alive(*pid, *start);
+            if !keep {
+                marks.unmark(*pid);
+            }
+            keep
+        });
     }
 
     /// Unmark every process (after a reload: they are decided again on their next event).
@@ -239,10 +284,39 @@ mod tests {
                 "unmark 10",
                 "mark 11 4 1011",
                 "mark 11 4 2011",
+                "unmark 11",
                 "mark 16 1 1016",
                 "unmark 16"
             ]
         );
+    }
+
+    /// Processes that are gone (or whose pid another process now has) are unmarked by the
+    /// sweep, at most every 30 s.
+    #[test]
+    fn the_sweep_unmarks_processes_that_are_gone() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let engine = engine(dir.path(), false);
+        let marks = Fake::default();
+        let mut u = Unprofiled::new();
+        u.observe(&marks, &engine, &ev("host", "", 10, 1, 1010));
+        u.observe(&marks, &engine, &ev("host", "", 11, 1, 1011));
+        u.sweep(&marks, &|_, _| false);
+        assert_eq!(u.marked(), 2, "swept before 30 s");
+        u.last_sweep -= SWEEP_EVERY;
+        u.sweep(&marks, &|pid, start| pid == 10 && start == 1010);
+        assert_eq!(u.marked(), 1);
+        assert_eq!(
+            *marks.log.borrow(),
+            ["mark 10 1 1010", "mark 11 1 1011", "unmark 11"]
+        );
+        // this test's own process, at its real start, is alive
+        let me = std::process::id();
+        let start = falco_learn_probe::procfs::Stat::read(me)
+            .map(|s| falco_learn_probe::procfs::ticks_to_epoch_ns(s.starttime))
+            .expect("own stat");
+        assert!(process_alive(me, start));
+        assert!(!process_alive(me, start + 1_000_000_000));
     }
 
     /// With a host profile loaded, host processes are never marked; a refused mark is

@@ -488,6 +488,24 @@ impl Probe {
         out
     }
 
+    /// Per loaded program: (name, instructions the verifier processed to load it), largest
+    /// first. Empty before Linux 5.16, which does not report it. The verifier gives up at
+    /// 1 000 000: the margin left is how much a change (or an older kernel's verifier, which
+    /// prunes less) can add before a program stops loading.
+    pub fn verified_instructions(&self) -> Vec<(String, u32)> {
+        let mut out: Vec<(String, u32)> = self
+            .ebpf
+            .iter()
+            .flat_map(|e| e.programs())
+            .filter_map(|(name, p)| {
+                let n = p.info().ok()?.verified_instruction_count()?;
+                Some((name.to_string(), n))
+            })
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
+    }
+
     /// Syscalls whose programs are attached now (the others' events are not captured).
     pub fn attached_syscalls(&self) -> Vec<&'static str> {
         self.hooks.attached()

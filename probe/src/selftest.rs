@@ -380,6 +380,26 @@ fn check_exec(seen: &Seen, env: &Env) -> Result<String, String> {
     Ok(format!("{want} (no drift flags)"))
 }
 
+/// The verifier's limit of processed instructions per program (`BPF_COMPLEXITY_LIMIT_INSNS`).
+const VERIFIER_LIMIT: u32 = 1_000_000;
+
+/// The largest program's verifier figure stays below 95 % of the verifier's limit: a probe
+/// within 5 % of it can stop loading after a small change, or on a kernel whose verifier
+/// prunes less. Kernels before 5.16 do not report the figure.
+fn check_verifier_margin(probe: &Probe) -> Result<String, String> {
+    let all = probe.verified_instructions();
+    let Some((name, n)) = all.first() else {
+        return Ok("this kernel does not report verified instructions (before 5.16)".into());
+    };
+    let pct = f64::from(*n) * 100.0 / f64::from(VERIFIER_LIMIT);
+    let said = format!("largest: {name} {n} of {VERIFIER_LIMIT} instructions ({pct:.1} %)");
+    if u64::from(*n) * 100 > u64::from(VERIFIER_LIMIT) * 95 {
+        Err(format!("{said}: within 5 % of the verifier's limit"))
+    } else {
+        Ok(said)
+    }
+}
+
 /// The smallest 32-bit (i386) ELF program: `exit(7)` through `int 0x80`. 96 bytes: the ELF
 /// header (52), one loadable segment's program header (32), the code (12).
 pub fn ia32_program() -> Vec<u8> {
@@ -1562,6 +1582,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
         deep,
     };
     let mut add = |name, outcome| checks.push(Check { name, outcome });
+    add("verifier-margin", check_verifier_margin(&probe));
     add("exec", check_exec(&seen, &env));
     add("exec-tmpfs", check_exec_tmpfs(&seen, &env));
     add("exec-memfd", check_exec_memfd(&seen, &env));

@@ -437,13 +437,16 @@ static __always_inline u32 current_exec_id(void)
 	return (u32)BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), self_exec_id);
 }
 
-/* Whether no profile applies to the current process (see RULES_ONLY). */
-static __always_inline bool rules_only(struct task_struct *task)
+/* Whether no profile applies to the current process (see RULES_ONLY). A global function:
+ * the verifier checks it once, on its own; inlined, its branches multiplied the states of
+ * the open programs, which are close to the verifier's limit of 1M instructions. */
+__attribute__((noinline)) int fl_rules_only(void)
 {
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct task_mark *m = bpf_map_lookup_elem(&RULES_ONLY, &tgid);
 	if (!m || m->exec_id != current_exec_id())
-		return false;
+		return 0;
 	return m->start_ticks == BPF_CORE_READ(task, group_leader, start_boottime) / FL_TICK_NS;
 }
 
@@ -1199,10 +1202,12 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(fl_sched_exit, struct task_struct *p)
 {
 	int pid = BPF_CORE_READ(p, pid), tgid = BPF_CORE_READ(p, tgid);
+	/* a process's mark, if any, ends with it: with its leader (userspace forgets it at the
+	 * exit event), or with its last thread (signal->live is 0 once the group is dead) */
+	if (pid == tgid || BPF_CORE_READ(p, signal, live.counter) == 0)
+		bpf_map_delete_elem(&RULES_ONLY, &tgid);
 	if (pid != tgid)
 		return 0; /* a thread: the process lives on */
-	/* its mark, if any, ends with it (userspace forgets it at the exit event) */
-	bpf_map_delete_elem(&RULES_ONLY, &tgid);
 	if (skip_self())
 		return 0;
 	RESERVE(struct fl_exit, e, FL_EXIT);
@@ -1349,7 +1354,7 @@ static __always_inline int net_scope(u32 bit, u32 side, u8 proto, u16 port, u32 
 		*profile = *p;
 		return NET_PROFILE;
 	}
-	return rules_only((struct task_struct *)bpf_get_current_task()) ? NET_UNPROFILED : NET_REPORT;
+	return fl_rules_only() ? NET_UNPROFILED : NET_REPORT;
 }
 
 /* Whether the inbound event (an accepted connection, a UDP reply from the server's port) is
@@ -1580,7 +1585,7 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 			u64 cgid = bpf_get_current_cgroup_id();
 			profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
 			if (!profile)
-				unprofiled = rules_only(task);
+				unprofiled = fl_rules_only();
 		}
 		if ((readonly || profile || unprofiled) &&
 		    verdict_prepare(task, opened, profile ? *profile : 0, !readonly, &vc)) {
@@ -1657,7 +1662,7 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 			u64 cgid = bpf_get_current_cgroup_id();
 			u32 *profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
 			struct profile_path_key *pk = bpf_map_lookup_elem(&PROFILE_KEY, &zero);
-			if (!profile && rules_only(task)) {
+			if (!profile && fl_rules_only()) {
 				if (cached && vc.k.profile == 0)
 					verdict_store(&vc);
 				stat_inc(kind, FL_STAT_UNPROFILED_FILTERED);

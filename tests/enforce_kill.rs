@@ -3,7 +3,8 @@
 //! comes under enforcement on its first event, and again after a restart (the same
 //! container id in a new cgroup); a binary copied into it and run
 //! is killed in the kernel (exit 137, none of its output) and raises the
-//! profile's process alert marked `action=killed`, before and after the restart; busybox applets keep
+//! profile's process alert marked `action=killed`, before and after the restart and from a
+//! cgroup made below the container's (its first event there binds it); busybox applets keep
 //! working without alerts; the same attack in a container of an image without a
 //! profile runs (alerted by nothing here, killed by nothing).
 //!
@@ -150,6 +151,101 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // a process moved into a cgroup below its container's (as a workload with a writable
+    // cgroup tree can do) is still the container's: its cgroup is bound on its first event
+    // there, and the attack is killed
+    let task = guarded_c.task_pid();
+    let cg_dir = falco_learn_probe::kill::cgroup2_mount()
+        .expect("cgroup v2")
+        .join(format!("default/{guarded}"));
+    let sub = cg_dir.join("fl-sub");
+    let nested = {
+        let guarded = guarded.clone();
+        std::thread::spawn(move || {
+            let out = std::process::Command::new("ctr")
+                .args([
+                    "task",
+                    "exec",
+                    "--exec-id",
+                    "nested",
+                    &guarded,
+                    "/bin/sh",
+                    "-c",
+                ])
+                .arg(
+                    "echo $$ > /tmp/shpid; while [ ! -e /tmp/moved ]; do busybox sleep 1; \
+                     done; /bin/busybox true; busybox sleep 2; /tmp/echo SURVIVED; echo rc=$?",
+                )
+                .output()
+                .expect("ctr task exec");
+            eprintln!(
+                "the nested shell's stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                out.status.code().unwrap_or(-1),
+            )
+        })
+    };
+    let root = std::path::PathBuf::from(format!("/proc/{task}/root"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let in_ns: u32 = loop {
+        if let Some(p) = std::fs::read_to_string(root.join("tmp/shpid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // its host pid: the process of the container's cgroup whose innermost pid is the shell's
+    let host_pid = std::fs::read_to_string(cg_dir.join("cgroup.procs"))
+        .expect("cgroup.procs")
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .and_then(|v| v.split_whitespace().last()?.parse::<u32>().ok())
+                    == Some(in_ns)
+            })
+        })
+        .expect("the shell's host pid");
+    std::fs::create_dir(&sub).expect("mkdir the sub-cgroup");
+    std::fs::write(sub.join("cgroup.procs"), host_pid.to_string()).expect("move the shell");
+    std::fs::write(root.join("tmp/moved"), b"").expect("tell the shell");
+    let (out, code) = nested.join().expect("nested shell");
+    let _ = std::fs::remove_dir(&sub);
+    assert_eq!((out.as_str(), code), ("rc=137", 0), "ran in a sub-cgroup");
+    assert!(
+        agent.stderr().lines().any(|l| l.contains(&bound)
+            && l.contains("is under its profile")
+            && cgroup_of(l) != first
+            && cgroup_of(l) != second),
+        "the sub-cgroup was not put under the profile:\n{}",
+        agent.stderr()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while agent
+        .stdout_lines()
+        .iter()
+        .filter(|l| l.contains("action=killed"))
+        .count()
+        < 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no third action=killed alert:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // a reviewed profile that allows the copy, reloaded with SIGHUP, lets it run
     p.learn_exec("/tmp/echo", false, 2);
     std::fs::write(
@@ -175,7 +271,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     std::thread::sleep(Duration::from_secs(2));
     let metrics = scrape(metrics_port);
     for line in [
-        "falco_learn_kills_total{image=\"docker.io/library/fl-kill-profiled:test\"} 2",
+        "falco_learn_kills_total{image=\"docker.io/library/fl-kill-profiled:test\"} 3",
         "falco_learn_kill_enforced_containers 1",
     ] {
         assert!(
@@ -194,8 +290,8 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         .iter()
         .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == "/tmp/echo")
         .collect();
-    // before and after the restart
-    assert_eq!(killed.len(), 2, "alerts: {alerts:#?}");
+    // before and after the restart, and in the sub-cgroup
+    assert_eq!(killed.len(), 3, "alerts: {alerts:#?}");
     let a = killed[0];
     assert_eq!(a["output_fields"]["falco_learn.action"], "killed");
     assert_eq!(a["output_fields"]["container.id"], guarded.as_str());

@@ -17,8 +17,9 @@
 //!   on a hybrid host a runtime that manages only cgroup v1 leaves its containers in a
 //!   shared v2 cgroup, whose id must not put the host's or another container's processes
 //!   under this profile. Each container in such a cgroup is said once, and checked in
-//!   userspace only. A cgroup that cannot be decided yet (the process gone or moved) is
-//!   asked about again a second later; one the kernel map refused, 30 s later.
+//!   userspace only. A cgroup that cannot be decided from an event's process (gone or
+//!   moved) is asked about again on the next event of another process, or of that one a
+//!   second later; one the kernel map refused, 30 s later.
 //! - Every 10 s, cgroups that are gone are released: a cgroup whose directory the agent
 //!   can see is released once the directory is removed (an idle container stays bound
 //!   however long it is quiet); one it cannot see (the agent in a cgroup namespace of its
@@ -182,6 +183,10 @@ pub struct Binder {
     containers: HashMap<String, usize>,
     /// Cgroups not to check again for now.
     held: HashMap<u64, Hold>,
+    /// (cgroup, pid) pairs that could not be decided (the process gone or moved): not asked
+    /// about again before then. Per process, so that another process of the cgroup is asked
+    /// at once (the first event of a new cgroup is often a short-lived process's exec).
+    unknown: HashMap<(u64, u32), Instant>,
     /// (cgroup, container) pairs said to be in a shared cgroup: each is said once.
     warned: HashSet<(u64, String)>,
     last_sweep: Instant,
@@ -202,6 +207,7 @@ impl Binder {
             bound: HashMap::new(),
             containers: HashMap::new(),
             held: HashMap::new(),
+            unknown: HashMap::new(),
             warned: HashSet::new(),
             last_sweep: Instant::now(),
         }
@@ -260,6 +266,7 @@ impl Binder {
             }
         }
         self.held.clear();
+        self.unknown.clear();
         self.warned.clear();
     }
 
@@ -310,6 +317,13 @@ impl Binder {
             Some(Hold::Until(t)) if Instant::now() < *t => return,
             _ => {}
         }
+        if self
+            .unknown
+            .get(&(cgroup, ev.process.pid))
+            .is_some_and(|t| Instant::now() < *t)
+        {
+            return;
+        }
         let claim = CgroupClaim {
             pid: ev.process.pid,
             start_ts: ev.process.start_ts,
@@ -320,8 +334,8 @@ impl Binder {
             CgroupOwner::Container { dir } => dir,
             CgroupOwner::Unknown(why) => {
                 tracing::debug!("{what}: container {} (cgroup id {cgroup}): {why}", c.id);
-                self.held
-                    .insert(cgroup, Hold::Until(Instant::now() + RECHECK_UNKNOWN));
+                self.unknown
+                    .insert((cgroup, ev.process.pid), Instant::now() + RECHECK_UNKNOWN);
                 return;
             }
             CgroupOwner::Shared(why) => {
@@ -351,7 +365,7 @@ impl Binder {
         let n = self.containers.entry(c.id.clone()).or_default();
         *n += 1;
         let again = if *n > 1 {
-            " (another cgroup of the container: it was restarted)"
+            " (another cgroup of the container: restarted, or one below its own)"
         } else {
             ""
         };
@@ -405,6 +419,7 @@ impl Binder {
         let now = Instant::now();
         self.held
             .retain(|_, h| matches!(h, Hold::Until(t) if *t > now) || matches!(h, Hold::Shared));
+        self.unknown.retain(|_, t| *t > now);
     }
 }
 
@@ -644,8 +659,9 @@ mod tests {
         assert_eq!(k.enforced(), 2);
     }
 
-    /// A shared cgroup is never bound and each container in it is said once; an undecided
-    /// cgroup is asked about again after a second, never every event; a kernel map refusal
+    /// A shared cgroup is never bound and each container in it is said once; a process
+    /// whose cgroup could not be decided is asked about again after a second, never every
+    /// event, while another process of the cgroup is asked at once; a kernel map refusal
     /// is tried again later; a bound cgroup is never asked about again (an event in it
     /// attributed to another container does not unbind it); a reload asks again.
     #[test]
@@ -665,10 +681,9 @@ mod tests {
         );
         assert_eq!(k.enforced(), 0);
         k.observe(&maps, &engine, &web(6, 1));
-        k.observe(&maps, &engine, &web(6, 2));
+        k.observe(&maps, &engine, &web(6, 1));
         assert_eq!(maps.log(), ["owner 5 web", "owner 6 web"]);
-        // a second later it is asked again
-        k.held.insert(6, Hold::Until(Instant::now()));
+        // another process of the cgroup is asked at once
         k.observe(&maps, &engine, &web(6, 2));
         assert_eq!(k.enforced(), 1);
         // bound: another container's event in it changes nothing

@@ -1,16 +1,18 @@
 //! Container id from a cgroup path.
 //!
 //! Only the exact forms container runtimes create are recognised; anything else
-//! (including this kind of VM's `/process_api/<hex>` memory cgroups) is the host.
+//! (including this kind of VM's `/process_api/<hex>` memory cgroups) is the host. A path is
+//! the container of its innermost component that names one: cgroups below a container's
+//! (`…/docker-<id>.scope/sub`, podman's `…/libpod-<id>.scope/container`) are the container's.
 //!
-//! | runtime | cgroup path (leaf) | id |
+//! | runtime | cgroup path (naming component) | id |
 //! |---|---|---|
 //! | containerd / CRI (systemd driver) | `…/cri-containerd-<64hex>.scope` | hex |
 //! | containerd (cgroupfs, `ctr`) | `/<namespace>/<id>` with a known containerd namespace | id |
-//! | Kubernetes cgroupfs driver | `/kubepods[/<qos>]/pod<uid>/<64hex>` | hex |
+//! | Kubernetes cgroupfs driver | `…/kubepods[/<qos>]/pod<uid>/<64hex>` | hex |
 //! | CRI-O | `…/crio-<64hex>[.scope]` (not `crio-conmon-`) | hex |
 //! | Docker | `…/docker-<64hex>.scope` or `/docker/<64hex>` | hex |
-//! | Podman | `…/libpod-<64hex>[.scope]` (not `libpod-conmon-`) | hex |
+//! | Podman | `…/libpod-[payload-]<64hex>[.scope]` (not `libpod-conmon-`) | hex |
 
 /// Which runtime's naming a cgroup path matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,11 +75,28 @@ fn strip_prefixed<'a>(leaf: &'a str, prefix: &str) -> Option<&'a str> {
 /// Recognise a container from a cgroup path such as `/default/web` or
 /// `/system.slice/docker-<64hex>.scope`. `containerd_namespaces` lists the
 /// namespaces accepted in the bare `/<namespace>/<id>` form.
+///
+/// A cgroup below a container's (`…/docker-<id>.scope/sub`: made by the runtime, by systemd
+/// in the container, or by the workload itself where its cgroup tree is writable) is that
+/// container's: the innermost component that names a container decides, so a process
+/// cannot leave its container's attribution (and its profile, and enforce-kill) by moving
+/// into a cgroup of its own making. Where the leaf names a container this is the leaf,
+/// as libsinsp matches it; nested containers (Docker in Docker, kind) are the inner ones.
 pub fn container_from_cgroup(
     path: &str,
     containerd_namespaces: &[String],
 ) -> Option<CgroupContainer> {
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let comps: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != "..")
+        .collect();
+    (1..=comps.len())
+        .rev()
+        .find_map(|n| container_of_leaf(&comps[..n], containerd_namespaces))
+}
+
+/// The container the last of `comps` (a cgroup path's components, from the top) names.
+fn container_of_leaf(comps: &[&str], containerd_namespaces: &[String]) -> Option<CgroupContainer> {
     let leaf = *comps.last()?;
     let mk = |id: &str, runtime| {
         Some(CgroupContainer {
@@ -97,9 +116,8 @@ pub fn container_from_cgroup(
     if let Some(id) = strip_prefixed(leaf, "docker-") {
         return mk(id, RuntimeKind::Docker);
     }
-    // podman: `libpod-<id>[.scope]`, `libpod-payload-<id>[.scope]` (cgroups = split), and
-    // either with `/container` below it (the container's own processes when podman keeps
-    // the scope for its monitor or the container runs systemd), as libsinsp matches them
+    // podman: `libpod-<id>[.scope]`, `libpod-payload-<id>[.scope]` (cgroups = split), as
+    // libsinsp matches them (`/container` below either is found by the caller's walk up)
     fn podman(c: &str) -> Option<&str> {
         if c.starts_with("libpod-conmon-") {
             return None;
@@ -109,17 +127,13 @@ pub fn container_from_cgroup(
     if let Some(id) = podman(leaf) {
         return mk(id, RuntimeKind::Podman);
     }
-    if leaf == "container" && comps.len() >= 2 {
-        if let Some(id) = podman(comps[comps.len() - 2]) {
-            return mk(id, RuntimeKind::Podman);
-        }
-    }
     if comps.len() == 2 && comps[0] == "docker" && is_hex64(leaf) {
         return mk(leaf, RuntimeKind::Docker);
     }
-    // Kubernetes cgroupfs driver: /kubepods[/besteffort|burstable]/pod<uid>/<64hex>
+    // Kubernetes cgroupfs driver: /kubepods[/besteffort|burstable]/pod<uid>/<64hex> (below a
+    // node container's cgroup too, as kind runs it)
     if comps.len() >= 3
-        && comps[0] == "kubepods"
+        && comps[..comps.len() - 2].contains(&"kubepods")
         && comps[comps.len() - 2].starts_with("pod")
         && is_hex64(leaf)
     {
@@ -172,15 +186,9 @@ pub fn cgroup_path_is_containers(path: &str, id: &str, containerd_namespaces: &[
         .split('/')
         .filter(|c| !c.is_empty() && *c != "..")
         .collect();
-    let mut prefix = String::new();
-    for c in comps {
-        prefix.push('/');
-        prefix.push_str(c);
-        if let Some(k) = container_from_cgroup(&prefix, containerd_namespaces) {
-            return k.short_id() == id;
-        }
-    }
-    false
+    (1..=comps.len())
+        .find_map(|n| container_of_leaf(&comps[..n], containerd_namespaces))
+        .is_some_and(|k| k.short_id() == id)
 }
 
 #[cfg(test)]
@@ -244,6 +252,35 @@ mod tests {
         }
     }
 
+    /// A cgroup below a container's is the container's, however it was made; nested
+    /// containers are the inner ones.
+    #[test]
+    fn cgroups_below_a_container_are_its() {
+        let other = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+        for (path, id) in [
+            (format!("/system.slice/docker-{H}.scope/sub"), H),
+            (format!("/system.slice/docker-{H}.scope/a/b/c"), H),
+            (
+                format!("/machine.slice/libpod-{H}.scope/container/system.slice/x.service"),
+                H,
+            ),
+            (format!("/kubepods/burstable/pod1/{H}/sub"), H),
+            (format!("/docker/{H}/sub"), H),
+            ("/default/web/sub".to_string(), "web"),
+            (
+                format!("/system.slice/docker-{other}.scope/docker-{H}.scope"),
+                H,
+            ),
+            (
+                format!("/system.slice/docker-{other}.scope/kubepods/pod1/{H}"),
+                H,
+            ),
+        ] {
+            let c = container_from_cgroup(&path, &ns()).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(c.full_id, id, "{path}");
+        }
+    }
+
     #[test]
     fn containerd_namespace_form() {
         let c = container_from_cgroup("/default/web", &ns()).unwrap();
@@ -261,14 +298,10 @@ mod tests {
             &format!("/machine.slice/libpod-conmon-{H}.scope"),
             &format!("/crio-conmon-{H}.scope"),
             "/system.slice/docker-abc.scope",
-            "/default/a/b",
             "/default/",
-            // only podman's own `container` leaf below its scope; any other cgroup made
-            // below a container's is not attributed to it (as in libsinsp)
             &format!("/machine.slice/libpod-conmon-{H}.scope/container"),
-            &format!("/system.slice/docker-{H}.scope/container"),
-            &format!("/machine.slice/libpod-{H}.scope/sub"),
             "/container",
+            "/a/default/web",
         ] {
             assert_eq!(container_from_cgroup(p, &ns()), None, "{p}");
         }

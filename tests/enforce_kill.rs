@@ -81,19 +81,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     assert_eq!((out.as_str(), code), ("rc=137", 0), "the copied binary ran");
     // the agent evaluates events asynchronously: let it alert on the kill
     // before the profile changes under it
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !agent
-        .stdout_lines()
-        .iter()
-        .any(|l| l.contains("action=killed"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no action=killed alert:\n{}",
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_kills(&agent, 1);
     // a restart (same container, a new cgroup) is put under the profile again: the
     // attack is killed there too
     let cgroup_of = |line: &str| -> u64 {
@@ -136,21 +124,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         "cp /bin/busybox /tmp/echo && /tmp/echo SURVIVED; echo rc=$?",
     );
     assert_eq!((out.as_str(), code), ("rc=137", 0), "ran after a restart");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while agent
-        .stdout_lines()
-        .iter()
-        .filter(|l| l.contains("action=killed"))
-        .count()
-        < 2
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no second action=killed alert:\n{}",
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_kills(&agent, 2);
     // a process moved into a cgroup below its container's (as a workload with a writable
     // cgroup tree can do) is still the container's: its cgroup is bound on its first event
     // there, and the attack is killed
@@ -231,21 +205,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         "the sub-cgroup was not put under the profile:\n{}",
         agent.stderr()
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while agent
-        .stdout_lines()
-        .iter()
-        .filter(|l| l.contains("action=killed"))
-        .count()
-        < 3
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no third action=killed alert:\n{}",
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_kills(&agent, 3);
     // a reviewed profile that allows the copy, reloaded with SIGHUP, lets it run
     p.learn_exec("/tmp/echo", false, 2);
     std::fs::write(
@@ -325,4 +285,26 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
                 && a["output_fields"]["falco_learn.action"] == "killed"),
         "{alerts:#?}"
     );
+}
+
+/// Wait (20 s at most) until the agent has printed `n` alerts marked `action=killed`: it
+/// evaluates events asynchronously, and the profile must not change under a kill.
+fn wait_kills(agent: &Agent, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = agent
+            .stdout_lines()
+            .iter()
+            .filter(|l| l.contains("action=killed"))
+            .count();
+        if got >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{got} action=killed alert(s), want {n}:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

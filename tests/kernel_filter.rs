@@ -231,40 +231,24 @@ fn run_scenario(
     }
     std::thread::sleep(Duration::from_secs(2));
     let metrics = scrape(metrics_port);
-    let filtered = |connects: bool| -> u64 {
+    // falco_learn_kernel_filtered_total{reason=`reason`} summed over the kinds `kind` takes
+    let filtered = |reason: &str, kind: &dyn Fn(&str) -> bool| -> u64 {
         metrics
             .lines()
             .filter(|l| {
                 l.starts_with("falco_learn_kernel_filtered_total{")
-                    && l.contains("reason=\"profile\"")
-                    && (l.contains("kind=\"connect\"") || l.contains("kind=\"accept")) == connects
+                    && l.contains(&format!("reason=\"{reason}\""))
+                    && kind(l)
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     };
-    let profile_filtered = filtered(false);
-    let dups_filtered = metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with("falco_learn_kernel_filtered_total{")
-                && l.contains("reason=\"rules\"")
-                && l.contains("kind=\"dup")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
-    let connects_filtered = filtered(true);
-    let unprofiled = |connects: bool| -> u64 {
-        metrics
-            .lines()
-            .filter(|l| {
-                l.starts_with("falco_learn_kernel_filtered_total{")
-                    && l.contains("reason=\"unprofiled\"")
-                    && (l.contains("kind=\"connect\"") || l.contains("kind=\"accept")) == connects
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    };
-    let unprofiled = (unprofiled(false), unprofiled(true));
+    let net = |l: &str| l.contains("kind=\"connect\"") || l.contains("kind=\"accept");
+    let opens = |l: &str| !net(l);
+    let profile_filtered = filtered("profile", &opens);
+    let connects_filtered = filtered("profile", &net);
+    let dups_filtered = filtered("rules", &|l| l.contains("kind=\"dup"));
+    let unprofiled = (filtered("unprofiled", &opens), filtered("unprofiled", &net));
     agent.terminate(30);
     let lines = agent.stdout_lines();
     let alerts_of = |container: &str| -> AlertSet {

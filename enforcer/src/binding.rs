@@ -158,10 +158,10 @@ struct Bound {
 }
 
 /// Why a cgroup is not checked again now.
-#[derive(Clone, Copy)]
 enum Hold {
-    /// Not the container's own (a shared cgroup v2): until the next reload.
-    Shared,
+    /// Not the container's own (a shared cgroup v2): until the next reload; the containers
+    /// already told so (each is said once).
+    Shared(HashSet<String>),
     /// Undecided, or refused by the kernel map: until then.
     Until(Instant),
 }
@@ -187,8 +187,6 @@ pub struct Binder {
     /// about again before then. Per process, so that another process of the cgroup is asked
     /// at once (the first event of a new cgroup is often a short-lived process's exec).
     unknown: HashMap<(u64, u32), Instant>,
-    /// (cgroup, container) pairs said to be in a shared cgroup: each is said once.
-    warned: HashSet<(u64, String)>,
     last_sweep: Instant,
 }
 
@@ -208,7 +206,6 @@ impl Binder {
             containers: HashMap::new(),
             held: HashMap::new(),
             unknown: HashMap::new(),
-            warned: HashSet::new(),
             last_sweep: Instant::now(),
         }
     }
@@ -267,7 +264,6 @@ impl Binder {
         }
         self.held.clear();
         self.unknown.clear();
-        self.warned.clear();
     }
 
     /// Containers with a cgroup under their profile now.
@@ -300,9 +296,10 @@ impl Binder {
             return;
         }
         let what = maps.what();
-        match self.held.get(&cgroup) {
-            Some(Hold::Shared) => {
-                if self.warned.insert((cgroup, c.id.clone())) {
+        match self.held.get_mut(&cgroup) {
+            Some(Hold::Shared(told)) => {
+                if !told.contains(c.id.as_str()) {
+                    told.insert(c.id.clone());
                     tracing::warn!(
                         "{what}: container {} ({}:{}) is not put under its profile: it is in \
                          cgroup id {cgroup}, which is not its own; its events are checked in \
@@ -346,8 +343,8 @@ impl Binder {
                     c.image_repository,
                     c.image_tag
                 );
-                self.held.insert(cgroup, Hold::Shared);
-                self.warned.insert((cgroup, c.id.clone()));
+                self.held
+                    .insert(cgroup, Hold::Shared(HashSet::from_iter([c.id.clone()])));
                 return;
             }
         };
@@ -418,7 +415,7 @@ impl Binder {
         });
         let now = Instant::now();
         self.held
-            .retain(|_, h| matches!(h, Hold::Until(t) if *t > now) || matches!(h, Hold::Shared));
+            .retain(|_, h| matches!(h, Hold::Until(t) if *t > now) || matches!(h, Hold::Shared(_)));
         self.unknown.retain(|_, t| *t > now);
     }
 }

@@ -581,6 +581,19 @@ mod tests {
         dir
     }
 
+    /// The default rules and no profile.
+    fn rules_only() -> Engine {
+        Engine::build(
+            &[],
+            falco_learn_rules::Priority::Debug,
+            ProfilesFrom::Nowhere,
+            falco_learn_rules::Priority::Warning,
+            "",
+        )
+        .expect("engine")
+        .0
+    }
+
     fn engine(dir: &tempfile::TempDir) -> Engine {
         let from = ProfilesFrom::Dir {
             path: dir.path(),
@@ -758,19 +771,7 @@ mod tests {
             with(true, 0, "c2"),
         ];
         let text = lines.join("\n");
-        let dir = tempfile::tempdir().expect("tmp");
-        let from = ProfilesFrom::Dir {
-            path: dir.path(),
-            allow_empty: true,
-        };
-        let (engine, _) = Engine::build(
-            &[],
-            falco_learn_rules::Priority::Debug,
-            from,
-            falco_learn_rules::Priority::Warning,
-            "",
-        )
-        .expect("engine");
+        let engine = rules_only();
         let mut source = RecordingSource::new(text.as_bytes(), "ia32.jsonl");
         let mut sink = Collect::default();
         let summary = Pipeline::new(
@@ -878,19 +879,7 @@ mod tests {
                 ],
                 marks: Marks::default(),
             };
-            let dir = tempfile::tempdir().expect("tmp");
-            let from = ProfilesFrom::Dir {
-                path: dir.path(),
-                allow_empty: true,
-            };
-            let (engine, _) = Engine::build(
-                &[],
-                falco_learn_rules::Priority::Debug,
-                from,
-                falco_learn_rules::Priority::Warning,
-                "",
-            )
-            .expect("engine");
+            let engine = rules_only();
             let mut sink = Collect::default();
             let mut p = Pipeline::new(
                 engine,
@@ -965,15 +954,7 @@ mod tests {
             },
             ..Options::default()
         };
-        let (e, _) = Engine::build(
-            &[],
-            falco_learn_rules::Priority::Debug,
-            ProfilesFrom::Nowhere,
-            falco_learn_rules::Priority::Warning,
-            "",
-        )
-        .expect("engine");
-        let s = Pipeline::new(e, &mut src, &mut sink, &NoControl, opts)
+        let s = Pipeline::new(rules_only(), &mut src, &mut sink, &NoControl, opts)
             .run()
             .expect("run");
         // events at 0.5 s, 1 s, … 6 s; ticks from the first event's time: at

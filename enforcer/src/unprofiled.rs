@@ -224,6 +224,11 @@ mod tests {
         ev
     }
 
+    /// An event of a container of redis, which has no profile.
+    fn db(pid: u32, exec_id: u32, start: u64) -> Event {
+        ev("db", "docker.io/library/redis", pid, exec_id, start)
+    }
+
     /// Host processes (no host profile) and containers of images without a profile are
     /// marked once per exec; profiled containers, unresolved images and processes the kernel
     /// cannot name are not; an exec re-decides, an exit forgets, a reset unmarks all.
@@ -236,11 +241,7 @@ mod tests {
         let host = |pid, exec_id| ev("host", "", pid, exec_id, 1000 + u64::from(pid));
         u.observe(&marks, &engine, &host(10, 1));
         u.observe(&marks, &engine, &host(10, 1));
-        u.observe(
-            &marks,
-            &engine,
-            &ev("db", "docker.io/library/redis", 11, 3, 1011),
-        );
+        u.observe(&marks, &engine, &db(11, 3, 1011));
         u.observe(
             &marks,
             &engine,
@@ -258,18 +259,10 @@ mod tests {
             &ev("web", "docker.io/library/nginx", 10, 2, 1010),
         );
         // process 11 execs again in its unprofiled container: marked for the new exec
-        u.observe(
-            &marks,
-            &engine,
-            &ev("db", "docker.io/library/redis", 11, 4, 1011),
-        );
+        u.observe(&marks, &engine, &db(11, 4, 1011));
         // pid 11 reused by another process: decided again
-        u.observe(
-            &marks,
-            &engine,
-            &ev("db", "docker.io/library/redis", 11, 4, 2011),
-        );
-        let mut exit = ev("db", "docker.io/library/redis", 11, 4, 2011);
+        u.observe(&marks, &engine, &db(11, 4, 2011));
+        let mut exit = db(11, 4, 2011);
         exit.typ = falco_learn_event::EventTypeField(EventType::Procexit);
         u.observe(&marks, &engine, &exit);
         assert_eq!(u.marked(), 0);
@@ -331,16 +324,8 @@ mod tests {
         };
         let mut u = Unprofiled::new();
         u.observe(&marks, &with_host, &ev("host", "", 10, 1, 1010));
-        u.observe(
-            &marks,
-            &with_host,
-            &ev("db", "docker.io/library/redis", 11, 1, 1011),
-        );
-        u.observe(
-            &marks,
-            &with_host,
-            &ev("db", "docker.io/library/redis", 11, 1, 1011),
-        );
+        u.observe(&marks, &with_host, &db(11, 1, 1011));
+        u.observe(&marks, &with_host, &db(11, 1, 1011));
         assert_eq!(*marks.log.borrow(), ["mark 11 1 1011"]);
         assert_eq!(u.refused, 1);
     }

@@ -115,7 +115,7 @@ pub fn cgroup_of(pid: u32) -> std::io::Result<Cgroup> {
             format!("cgroup {path} of {pid} is outside this cgroup namespace"),
         ));
     }
-    let root = cgroup2_mount()
+    let root = cgroup2_root()
         .ok_or_else(|| Error::new(ErrorKind::NotFound, "no cgroup2 hierarchy is mounted"))?;
     let dir = root.join(path.trim_start_matches('/'));
     let id = std::fs::metadata(&dir)

@@ -558,9 +558,7 @@ fn check_open_write(seen: &Seen, env: &Env) -> Result<String, String> {
 }
 
 fn check_connect(seen: &Seen) -> Result<String, String> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let (listener, port) = listen()?;
     let pid = child_ok(
         "connect",
         in_child(|| {
@@ -615,6 +613,14 @@ fn free_port(udp: bool) -> Result<u16, String> {
             .map(|a| a.port())
     };
     port.map_err(|e| format!("bind 127.0.0.1:0: {e}"))
+}
+
+/// A TCP listener on a free loopback port, and the port.
+fn listen() -> Result<(std::net::TcpListener, u16), String> {
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1: {e}"))?;
+    let port = l.local_addr().map_err(|e| e.to_string())?.port();
+    Ok((l, port))
 }
 
 fn loopback(port: u16) -> libc::sockaddr_in {
@@ -1043,12 +1049,6 @@ fn check_kernel_filter_unprofiled(seen: &Seen, probe: &Probe, env: &Env) -> Resu
     let dir = env.dir.join("unprofiled");
     std::fs::create_dir_all(dir.join("watched")).map_err(|e| format!("mkdir: {e}"))?;
     let s = |p: &str| dir.join(p).to_string_lossy().into_owned();
-    let listen = || -> Result<(std::net::TcpListener, u16), String> {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| format!("bind 127.0.0.1: {e}"))?;
-        let port = l.local_addr().map_err(|e| e.to_string())?.port();
-        Ok((l, port))
-    };
     // listeners keep their backlog: the connects complete without an accept
     let (_free_l, free) = listen()?;
     let (_needed_l, needed) = listen()?;
@@ -1209,12 +1209,6 @@ fn check_kernel_filter_net(seen: &Seen, probe: &Probe) -> Result<String, String>
     let result = (|| {
         let id = std::fs::metadata(&cg).map_err(|e| e.to_string())?.ino();
         const PROFILE: u32 = u32::MAX - 2;
-        let listen = || -> Result<(std::net::TcpListener, u16), String> {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(|e| format!("bind 127.0.0.1: {e}"))?;
-            let port = l.local_addr().map_err(|e| e.to_string())?.port();
-            Ok((l, port))
-        };
         // listeners keep their backlog: the connects complete without an accept
         let (_allowed_l, allowed) = listen()?;
         let (_needed_l, needed) = listen()?;

@@ -76,6 +76,13 @@ struct walk {
 	 * track, so paths of different lengths do not multiply its states */
 	u32 total;
 	u32 flags;
+	/* how many slots of names[] the walk filled (put_path's write loop stops there) */
+	u32 depth;
+	/* put_path's result, passed through map memory so the verifier does not tell apart
+	 * the write loop's exits by the length each has written */
+	u32 len;
+	/* exit_open: whether a profile or a rules-only mark applies to the writer */
+	u32 write_scope;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -475,7 +482,10 @@ static __always_inline void fill_hdr(struct fl_hdr *h, u32 kind, s64 res)
 	h->kind = kind;
 	h->pid = pid_tgid >> 32;
 	h->tid = (u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	if (task_btf())
+		h->ppid = bpf_get_current_task_btf()->real_parent->tgid; /* plain loads */
+	else
+		h->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	h->uid = (u32)uid_gid;
 	h->gid = uid_gid >> 32;
 	h->exec_id = current_exec_id();
@@ -580,45 +590,56 @@ static __always_inline void dentry_head(struct dentry *d, struct dentry_head *h)
 	}
 }
 
-static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, struct vfsmount *vfsmnt,
-				    struct dentry *root_dentry, struct vfsmount *root_mnt, u32 *flags)
+__attribute__((noinline)) int fl_put_path(u64 dentry_p, u64 vfsmnt_p, u32 off)
 {
 	u32 zero = 0, pos = 0, ovf = 0;
 	bool complete = false;
 	struct walk *w = bpf_map_lookup_elem(&WALK, &zero);
+	struct dentry *dentry = (struct dentry *)dentry_p;
+	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_p;
+	struct path root = current_root();
+	u8 *buf = scratch_buf();
+	u8 *data;
 	struct mount *mnt;
 	struct dentry *mnt_root;
 	struct dentry_head h;
-	if (!w || !dentry || !vfsmnt)
+	if (!w || !buf)
 		return 0;
-	/* The running length and the flags live in map memory, which the verifier
+	w->flags = 0;
+	if (!dentry || !vfsmnt)
+		return 0;
+	data = &buf[HDR_RESERVE];
+	off &= DATA_MASK;
+	/* The running length, the depth and the flags live in map memory, which the verifier
 	 * does not track: paths of different shapes then do not multiply its states. */
 	w->total = 0;
-	w->flags = 0;
+	w->depth = 0;
 	mnt = container_of(vfsmnt, struct mount, mnt);
-	if (dentry != BPF_CORE_READ(dentry, d_parent) && !BPF_CORE_READ(dentry, d_hash.pprev))
-		w->flags |= FL_PATH_DETACHED; /* unlinked (d_unlinked) */
+	/* unlinked (d_unlinked: unhashed and not a root); a hashed dentry, the common case,
+	 * costs one read */
+	if (!BPF_CORE_READ(dentry, d_hash.pprev) && dentry != BPF_CORE_READ(dentry, d_parent))
+		w->flags |= FL_PATH_DETACHED;
 
-	/* Slot i holds the i-th component from the leaf, or NULL where the walk
-	 * crossed a mount or stopped: the write loop below then needs no count,
-	 * which keeps the verifier's state space linear. */
+	/* Slot i holds the i-th component from the leaf, or NULL where the walk crossed a
+	 * mount; w->depth counts the slots used. Both loops stop where the path does (a
+	 * loop that ran on to MAX_DEPTH was half of the program's own time on a short
+	 * path). */
 	/* the current mount's root, read again only when the walk crosses a mount */
 	mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 	for (int i = 0; i < MAX_DEPTH; i++) {
 		struct dentry *parent;
-		w->names[i] = NULL;
-		if (complete)
-			continue;
-		if (dentry == root_dentry && vfsmnt == root_mnt) {
+		if (dentry == root.dentry && vfsmnt == root.mnt) {
 			complete = true;
-			continue;
+			break;
 		}
 		if (dentry == mnt_root) {
 			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 			if (mnt_parent == mnt) {
 				complete = true; /* the namespace root */
-				continue;
+				break;
 			}
+			w->names[i] = NULL;
+			w->depth = i + 1;
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = mnt_parent;
 			vfsmnt = (struct vfsmount *)((u8 *)mnt + bpf_core_field_offset(struct mount, mnt));
@@ -632,14 +653,15 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 			/* this component no longer fits: keep the leaf side */
 			w->flags |= FL_PATH_TRUNCATED;
 			complete = true;
-			continue;
+			break;
 		}
 		w->names[i] = h.name;
+		w->depth = i + 1;
 		if (dentry == parent) {
 			/* detached (memfd, unlinked pseudo file): its own name, like d_path */
 			w->flags |= FL_PATH_DETACHED | FL_PATH_PSEUDO;
 			complete = true;
-			continue;
+			break;
 		}
 		dentry = parent;
 	}
@@ -647,7 +669,11 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 		w->flags |= FL_PATH_TRUNCATED; /* deeper than MAX_DEPTH */
 	for (int j = MAX_DEPTH - 1; j >= 0; j--) {
 		s64 r;
-		const unsigned char *name = w->names[j];
+		const unsigned char *name;
+		/* slots from depth on hold an earlier walk's names */
+		if ((u32)j >= *(volatile u32 *)&w->depth)
+			continue;
+		name = w->names[j];
 		if (!name)
 			continue;
 		/* no branch on pos (a branch per component makes the verifier's state
@@ -663,18 +689,39 @@ static __always_inline u32 put_path(u8 *data, u32 off, struct dentry *dentry, st
 		pos += 1 + (r & (FL_MAX_NAME - 1));
 	}
 	ovf |= pos & ~(u32)(FL_MAX_PATH - 1);
-	*flags |= w->flags;
 	if (ovf) {
 		/* the text wrapped: report no component rather than a mix */
-		*flags |= FL_PATH_TRUNCATED;
+		w->flags |= FL_PATH_TRUNCATED;
 		data[off & DATA_MASK] = '/';
 		return 1;
 	}
+	pos &= FL_MAX_PATH - 1;
 	if (pos == 0) {
 		data[off & DATA_MASK] = '/';
 		return 1;
 	}
-	return pos & (FL_MAX_PATH - 1);
+	return pos;
+}
+
+/* put_path's body is a global function: the verifier checks it once, on its own, instead of
+ * once per state of every caller (it was most of the open programs' 870 k of the 1 M
+ * instructions the verifier allows). It writes into the scratch buffer every caller's `data`
+ * points into (scratch + HDR_RESERVE), walks up to the current task's root (every caller's)
+ * and leaves the flags in WALK. */
+static __always_inline u32 put_path(u32 off, struct dentry *dentry, struct vfsmount *vfsmnt, u32 *flags)
+{
+	u32 zero = 0;
+	struct walk *w;
+	u64 ret = fl_put_path((u64)dentry, (u64)vfsmnt, off);
+	u32 len;
+	/* clang knows the function's range and would drop the mask; the verifier, which
+	 * checks the function on its own, knows nothing of it */
+	asm volatile("" : "+r"(ret));
+	len = ret & (FL_MAX_PATH - 1);
+	w = bpf_map_lookup_elem(&WALK, &zero);
+	if (w)
+		*flags |= w->flags;
+	return len;
 }
 
 /* ---------------------------------------------------------------- verdict cache of opens
@@ -808,11 +855,12 @@ static __always_inline bool canonical_path(const u8 *data, u32 len)
 	return true;
 }
 
-static __always_inline u32 put_file_path(u8 *data, u32 off, struct file *f, struct task_struct *task, u32 *flags)
+/* The path of an open file as the current task sees it (its root). One read for the file's
+ * path; the root is plain loads from 5.11. */
+static __always_inline u32 put_file_path(u32 off, struct file *f, u32 *flags)
 {
-	struct path root = BPF_CORE_READ(task, fs, root);
-	return put_path(data, off, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), root.dentry,
-			root.mnt, flags);
+	struct path p = BPF_CORE_READ(f, f_path);
+	return put_path(off, p.dentry, p.mnt, flags);
 }
 
 /* Path of the task's cgroup (v1 memory hierarchy or v2), e.g. /default/web. */
@@ -1090,7 +1138,7 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			flags |= FL_EXE_UPPER;
 	}
 
-	len = put_file_path(data, off, exe, task, &flags);
+	len = put_file_path(off, exe, &flags);
 	e->lens[0] = len;
 	off += len;
 
@@ -1154,9 +1202,8 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 
 	{
 		struct path pwd = BPF_CORE_READ(task, fs, pwd);
-		struct path root = BPF_CORE_READ(task, fs, root);
 		u32 cwd_flags = 0;
-		len = put_path(data, off, pwd.dentry, pwd.mnt, root.dentry, root.mnt, &cwd_flags);
+		len = put_path(off, pwd.dentry, pwd.mnt, &cwd_flags);
 		e->cwd_flags = cwd_flags;
 	}
 	e->lens[2] = len;
@@ -1535,6 +1582,7 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 	struct file *opened = NULL;
 	struct read_filter *rf;
 	struct verdict_ctx vc = {};
+	struct walk *w;
 	bool readonly, cached = false;
 	s64 dirfd;
 	long r;
@@ -1568,8 +1616,10 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 		dirfd = (s32)a->args[0];
 	}
 	buf = scratch_buf();
-	if (!buf)
+	w = bpf_map_lookup_elem(&WALK, &zero);
+	if (!buf || !w)
 		return 0;
+	w->write_scope = 0;
 	e = (struct fl_open *)&buf[HDR_RESERVE - sizeof(struct fl_open)];
 	data = &buf[HDR_RESERVE];
 	readonly = (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC));
@@ -1586,6 +1636,10 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 			profile = bpf_map_lookup_elem(&FILTER_CGROUPS, &cgid);
 			if (!profile)
 				unprofiled = fl_rules_only();
+			/* kept in map memory (not a state the verifier tells apart) for the
+			 * decision below: without either, the write-open is reported whatever
+			 * the rules' prefixes and names say */
+			w->write_scope = profile || unprofiled;
 		}
 		if ((readonly || profile || unprofiled) &&
 		    verdict_prepare(task, opened, profile ? *profile : 0, !readonly, &vc)) {
@@ -1620,7 +1674,7 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 		/* what the kernel opened: symlinks, `..`, `//`, relative and
 		 * /proc/self/fd/N paths resolved; fd.name comes from here */
 		off = (off + 1) & DATA_MASK; /* after the passed path and its NUL */
-		rlen = put_file_path(data, off, opened, task, &pflags);
+		rlen = put_file_path(off, opened, &pflags);
 		e->lens[1] = rlen;
 		e->path_flags = pflags;
 		resolved = off;
@@ -1653,7 +1707,7 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 				stat_inc(kind, FL_STAT_FILTERED);
 				return 0;
 			}
-		} else if (decide && opened && !pflags && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
+		} else if (decide && opened && !pflags && w->write_scope && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
 			   !((rf->names || rf->suffix_lens) &&
 			     fl_leaf_named((u64)opened, 2, rf->names, rf->suffix_lens))) {
 			/* no loaded rule can match this write-open: it is dropped when no profile

@@ -318,6 +318,74 @@ fn write_open_has_flags_path_and_fd() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// The kernel's path walk keeps its components in per-CPU slots and stops where the path does:
+/// a short path, or one crossing mounts, walked on the CPU right after a deep one must have
+/// only its own components. One child, pinned to one CPU, opens the three for writing.
+#[test]
+fn paths_walked_after_a_deeper_one_on_the_same_cpu_are_exact() {
+    let Some(s) = shared() else { return };
+    let d = tmpdir("walk-slots");
+    let deep_dir = (0..50).fold(d.clone(), |p, i| p.join(format!("level{i}")));
+    std::fs::create_dir_all(&deep_dir).expect("deep dir");
+    let deep = deep_dir.join("deep.txt");
+    let short = d.join("short.txt");
+    // /dev/shm: a tmpfs mounted below /dev (another mount): the walk crosses two mounts
+    let shm = PathBuf::from(format!(
+        "/dev/shm/fl-probe-walk-slots-{}",
+        std::process::id()
+    ));
+    let paths = [deep.clone(), short.clone(), shm.clone(), short.clone()];
+    let cpaths: Vec<CString> = paths
+        .iter()
+        .map(|p| CString::new(p.to_str().unwrap_or_default()).unwrap_or_default())
+        .collect();
+    let pid = in_child(|| {
+        // SAFETY: a zeroed cpu_set_t with CPU 0 set; raw syscalls only.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return 2;
+            }
+        }
+        for c in &cpaths {
+            // SAFETY: valid paths.
+            let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CREAT, 0o600) };
+            if fd < 0 {
+                return 1;
+            }
+            // SAFETY: our own fd.
+            unsafe { libc::close(fd) };
+        }
+        0
+    });
+    for (i, want) in paths.iter().enumerate() {
+        let want = want.to_str().unwrap_or_default();
+        // the i-th write-open of the child: its resolved name is exactly the path
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let names = loop {
+            let names: Vec<String> = {
+                let evs = s.events.lock().unwrap_or_else(|p| p.into_inner());
+                evs.iter()
+                    .filter(|e| e.process.pid == pid && e.event_type() == EventType::Openat)
+                    .filter_map(|e| e.fd.as_ref().map(|f| f.name.clone()))
+                    .collect()
+            };
+            if names.len() >= paths.len() || Instant::now() > deadline {
+                break names;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            names.get(i).map(String::as_str),
+            Some(want),
+            "open {i} of {names:?}"
+        );
+    }
+    let _ = std::fs::remove_file(&shm);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 #[test]
 fn relative_open_is_resolved_by_the_kernel() {
     let Some(s) = shared() else { return };

@@ -78,9 +78,6 @@ struct walk {
 	u32 flags;
 	/* how many slots of names[] the walk filled (put_path's write loop stops there) */
 	u32 depth;
-	/* put_path's result, passed through map memory so the verifier does not tell apart
-	 * the write loop's exits by the length each has written */
-	u32 len;
 	/* exit_open: whether a profile or a rules-only mark applies to the writer */
 	u32 write_scope;
 };
@@ -603,10 +600,10 @@ __attribute__((noinline)) int fl_put_path(u64 dentry_p, u64 vfsmnt_p, u32 off)
 	struct mount *mnt;
 	struct dentry *mnt_root;
 	struct dentry_head h;
-	if (!w || !buf)
+	if (!w)
 		return 0;
 	w->flags = 0;
-	if (!dentry || !vfsmnt)
+	if (!buf || !dentry || !vfsmnt)
 		return 0;
 	data = &buf[HDR_RESERVE];
 	off &= DATA_MASK;

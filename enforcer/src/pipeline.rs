@@ -594,6 +594,27 @@ mod tests {
         .0
     }
 
+    /// Run `engine` over the recording `text` (named `name`), with no control and the default
+    /// options: what it counted, every alert it raised, and the source (its counts of lines).
+    fn run_recording<'t>(
+        engine: Engine,
+        text: &'t str,
+        name: &str,
+    ) -> (Summary, Collect, RecordingSource<&'t [u8]>) {
+        let mut source = RecordingSource::new(text.as_bytes(), name);
+        let mut sink = Collect::default();
+        let summary = Pipeline::new(
+            engine,
+            &mut source,
+            &mut sink,
+            &NoControl,
+            Options::default(),
+        )
+        .run()
+        .expect("run");
+        (summary, sink, source)
+    }
+
     fn engine(dir: &tempfile::TempDir) -> Engine {
         let from = ProfilesFrom::Dir {
             path: dir.path(),
@@ -625,17 +646,7 @@ mod tests {
         lines.insert(2, "{\"type\": 7}".into());
         let text = lines.join("\n");
         let dir = profiles();
-        let mut source = RecordingSource::new(text.as_bytes(), "seed.jsonl");
-        let mut sink = Collect::default();
-        let summary = Pipeline::new(
-            engine(&dir),
-            &mut source,
-            &mut sink,
-            &NoControl,
-            Options::default(),
-        )
-        .run()
-        .expect("run");
+        let (summary, sink, source) = run_recording(engine(&dir), &text, "seed.jsonl");
         let anomaly = |d| Cause::Anomaly(d);
         let img = "docker.io/library/nginx:1.27";
         let exec = format!("Unexpected process in {img} (falco-learn)");
@@ -771,18 +782,7 @@ mod tests {
             with(true, 0, "c2"),
         ];
         let text = lines.join("\n");
-        let engine = rules_only();
-        let mut source = RecordingSource::new(text.as_bytes(), "ia32.jsonl");
-        let mut sink = Collect::default();
-        let summary = Pipeline::new(
-            engine,
-            &mut source,
-            &mut sink,
-            &NoControl,
-            Options::default(),
-        )
-        .run()
-        .expect("run");
+        let (summary, sink, _) = run_recording(rules_only(), &text, "ia32.jsonl");
         // (the default rules alert on these too)
         let ia32: Vec<&Raised> = sink
             .0

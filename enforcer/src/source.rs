@@ -163,6 +163,14 @@ impl LiveSource {
         self.probe.as_ref()
     }
 
+    /// The probe's kernel filter maps, when `engine.kernel_filter` is on.
+    fn profile_filter(&self) -> Option<&falco_learn_probe::filter::ProfileFilter> {
+        self.probe
+            .as_ref()
+            .filter(|_| self.kernel_filter)
+            .map(|p| p.profile_filter())
+    }
+
     fn log_attached(&self, attached: &[&str], detached: &[&str]) {
         let Some(probe) = &self.probe else { return };
         let now = probe.attached_syscalls();
@@ -280,21 +288,11 @@ impl Source for LiveSource {
     }
 
     fn filter_maps(&self) -> Option<&dyn ContainerMaps> {
-        if !self.kernel_filter {
-            return None;
-        }
-        self.probe
-            .as_ref()
-            .map(|p| p.profile_filter() as &dyn ContainerMaps)
+        self.profile_filter().map(|f| f as &dyn ContainerMaps)
     }
 
     fn process_marks(&self) -> Option<&dyn ProcessMarks> {
-        if !self.kernel_filter {
-            return None;
-        }
-        self.probe
-            .as_ref()
-            .map(|p| p.profile_filter() as &dyn ProcessMarks)
+        self.profile_filter().map(|f| f as &dyn ProcessMarks)
     }
 
     fn kernel_filtered(&self) -> Vec<Filtered> {

@@ -1017,3 +1017,58 @@ fn a_32_bit_program_raises_the_ia32_alert_once() {
     assert_eq!(a["output_fields"]["container.id"], "host");
     assert_eq!(a["output_fields"]["proc.cmdline"], "fl-ia32-exit7");
 }
+
+/// A 64-bit program's `int 0x80` syscalls are not seen by the syscall hooks: the first of
+/// its exec raises falco-learn's ia32 syscall alert, with the call's number and the
+/// program's fields, once per executable however often it runs (and never the 32-bit
+/// program alert: the program is 64-bit).
+#[test]
+fn a_64_bit_programs_int80_raises_the_ia32_syscall_alert_once() {
+    if skip("the int 0x80 alert test") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let exe = dir.path().join("fl-int80-getpid");
+    std::fs::write(&exe, falco_learn_probe::selftest::int80_program()).expect("write");
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    // its own metrics port: the 32-bit program test's agent may run beside it
+    let metrics_o = format!("metrics.listen=127.0.0.1:{}", free_port());
+    let mut agent = Agent::run("run: ", &["-o", &metrics_o]);
+    assert!(
+        agent.stderr_has("32-bit (ia32) syscalls watched (sys_exit dispatcher)"),
+        "the watch is attached:\n{}",
+        agent.stderr()
+    );
+    for _ in 0..3 {
+        let st = Command::new(&exe)
+            .status()
+            .expect("run the int 0x80 program");
+        assert_eq!(st.code(), Some(7));
+    }
+    let exe_s = exe.display().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !agent.stdout_lines().iter().any(|l| l.contains(&exe_s)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ia32 syscall alert:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    agent.terminate(30);
+    let ours: Vec<serde_json::Value> = agent
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|a| a["output_fields"]["proc.exepath"] == exe_s.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    let a = &ours[0];
+    assert_eq!(a["rule"], falco_learn_enforcer::pipeline::IA32_SYSCALL_RULE);
+    assert_eq!(a["priority"], "Warning");
+    assert_eq!(a["output_fields"]["evt.arg.ID"], 20);
+    assert_eq!(a["output_fields"]["container.id"], "host");
+    assert_eq!(a["output_fields"]["proc.cmdline"], "fl-int80-getpid");
+}

@@ -458,48 +458,73 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-/// The rule name of [`Ia32Alerts`]' alert.
+/// The rule name of [`Ia32Alerts`]' alert for a 32-bit program's exec.
 pub const IA32_RULE: &str = "falco-learn internal: 32-bit program not monitored";
 
-/// The alert for a 32-bit (ia32) program's exec: the kernel's syscall tracepoints skip a
-/// 32-bit process's syscalls, so nothing it does after its exec is seen — neither the
-/// rules nor the profiles can judge its files or connections. An attacker can bring a
-/// 32-bit binary to do exactly that; a user must know the blind spot is in use. Raised
-/// once per (container, executable) per agent run (the memory of which is bounded:
-/// forgotten, and so raised again, past [`Ia32Alerts::REMEMBERED`] pairs).
+/// The rule name of [`Ia32Alerts`]' alert for a 32-bit syscall of a program not known to be
+/// 32-bit: a 64-bit program's `int 0x80`, or a 32-bit program started before the agent.
+pub const IA32_SYSCALL_RULE: &str = "falco-learn internal: 32-bit system call not monitored";
+
+/// The alerts for the blind spot of 32-bit (ia32) syscalls: the kernel's syscall
+/// tracepoints skip them, so neither the rules nor the profiles can judge the files and
+/// connections a process opens through them. An attacker can bring a 32-bit binary, or
+/// make `int 0x80` calls from a 64-bit one, to do exactly that; a user must know the blind
+/// spot is in use.
+/// - A 32-bit program's successful exec raises [`IA32_RULE`].
+/// - A 32-bit syscall (the kernel reports the first of each process exec,
+///   `evt.type=ia32_syscall`) of a process whose exec was not seen as 32-bit raises
+///   [`IA32_SYSCALL_RULE`] (a 32-bit program's own syscalls are its exec's alert).
+///
+/// Each is raised once per (container, executable) per agent run (the memory of which is
+/// bounded: forgotten, and so raised again, past [`Ia32Alerts::REMEMBERED`] pairs).
 struct Ia32Alerts {
-    output: falco_learn_rules::output::OutputFormat,
-    seen: std::collections::HashSet<(String, String)>,
+    program: falco_learn_rules::output::OutputFormat,
+    syscall: falco_learn_rules::output::OutputFormat,
+    seen: std::collections::HashSet<(&'static str, String, String)>,
 }
 
 impl Ia32Alerts {
     const REMEMBERED: usize = 4096;
-    const OUTPUT: &'static str = "32-bit (ia32) program run: falco-learn does not see its \
+    const PROGRAM_OUTPUT: &'static str = "32-bit (ia32) program run: falco-learn does not see its \
         system calls (files, network, writes; rules and profiles cannot judge what it does) \
         (proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline proc.pid=%proc.pid \
         proc.pname=%proc.pname user.name=%user.name container.id=%container.id \
         container.image.repository=%container.image.repository)";
+    const SYSCALL_OUTPUT: &'static str = "32-bit (ia32) system call made (int 0x80 from a \
+        64-bit program, or a 32-bit program): falco-learn does not see such calls (files, \
+        network, writes made through them; rules and profiles cannot judge them) \
+        (evt.arg.ID=%evt.arg.ID proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline \
+        proc.pid=%proc.pid proc.pname=%proc.pname user.name=%user.name \
+        container.id=%container.id container.image.repository=%container.image.repository)";
 
     fn new() -> Ia32Alerts {
+        // constant formats of known fields: a failure is a bug, caught by the tests
+        let compile = |f: &str| {
+            falco_learn_rules::output::OutputFormat::compile(f)
+                .unwrap_or_else(|e| panic!("the ia32 alert's output: {e:?}"))
+        };
         Ia32Alerts {
-            // a constant format of known fields: a failure is a bug, caught by the tests
-            output: falco_learn_rules::output::OutputFormat::compile(Self::OUTPUT)
-                .unwrap_or_else(|e| panic!("the ia32 alert's output: {e:?}")),
+            program: compile(Self::PROGRAM_OUTPUT),
+            syscall: compile(Self::SYSCALL_OUTPUT),
             seen: std::collections::HashSet::new(),
         }
     }
 
-    /// The alert for `ev` when it is a successful exec of a 32-bit program not alerted on
-    /// yet in its container.
+    /// The alert for `ev` when it is a successful exec of a 32-bit program, or a 32-bit
+    /// syscall of a process not known as one, not alerted on yet for its container and
+    /// executable.
     fn raise(&mut self, ev: &falco_learn_event::Event) -> Option<Raised> {
         use falco_learn_event::EventType;
-        if !ev.process.exe_flags.ia32
-            || ev.res < 0
-            || !matches!(ev.event_type(), EventType::Execve | EventType::Execveat)
-        {
-            return None;
-        }
-        let key = (ev.container.id.clone(), ev.process.exepath.clone());
+        let (rule, output) = match ev.event_type() {
+            EventType::Execve | EventType::Execveat if ev.process.exe_flags.ia32 && ev.res >= 0 => {
+                (IA32_RULE, &self.program)
+            }
+            EventType::Ia32Syscall if !ev.process.exe_flags.ia32 => {
+                (IA32_SYSCALL_RULE, &self.syscall)
+            }
+            _ => return None,
+        };
+        let key = (rule, ev.container.id.clone(), ev.process.exepath.clone());
         if self.seen.contains(&key) {
             return None;
         }
@@ -517,11 +542,11 @@ impl Ia32Alerts {
                     "{}: {} {}",
                     falco_learn_event::fields::clock_time(ev.ts),
                     priority.as_str(),
-                    self.output.format(ev)
+                    output.format(ev)
                 ),
-                output_fields: self.output.fields_json(ev),
+                output_fields: output.fields_json(ev),
                 priority: priority.as_str().into(),
-                rule: IA32_RULE.into(),
+                rule: rule.into(),
                 source: "syscall".into(),
                 tags: vec!["falco_learn".into(), "internal".into(), "ia32".into()],
                 time: falco_learn_event::time::rfc3339(ev.ts),
@@ -817,6 +842,63 @@ mod tests {
             ),
             "{}",
             ia32[0].alert.output
+        );
+    }
+
+    /// A 32-bit syscall (`ia32_syscall`) of a process not known as 32-bit raises the ia32
+    /// syscall alert once per container and executable, with the call's number; one of a
+    /// 32-bit program (its exec's alert says it all) does not.
+    #[test]
+    fn a_32_bit_syscall_of_a_64_bit_program_raises_its_alert_once_per_container_and_exe() {
+        use falco_learn_event::{Args, EventType, EventTypeField};
+        let bash: Event = serde_json::from_str(SEED.lines().next().expect("seed")).expect("event");
+        let with = |ia32: bool, id: i64, container: &str| {
+            let mut ev = bash.clone();
+            ev.typ = EventTypeField(EventType::Ia32Syscall);
+            ev.args = Args::Ia32Syscall { id };
+            ev.res = 0;
+            std::sync::Arc::make_mut(&mut ev.process).exe_flags.ia32 = ia32;
+            std::sync::Arc::make_mut(&mut ev.container).id = container.into();
+            serde_json::to_string(&ev).expect("json")
+        };
+        let lines = [
+            with(false, 5, "c1"),
+            with(false, 362, "c1"),
+            with(true, 1, "c1"),
+            with(true, 1, "c3"),
+            with(false, 102, "c2"),
+        ];
+        let (summary, sink, _) = run_recording(rules_only(), &lines.join("\n"), "int80.jsonl");
+        assert_eq!(summary.alerts as usize, sink.0.len());
+        let got: Vec<(&str, &str, &str, i64)> = sink
+            .0
+            .iter()
+            .map(|r| {
+                assert_eq!(r.cause, Cause::Internal);
+                assert_eq!(r.alert.priority, "Warning");
+                assert_eq!(r.alert.tags, ["falco_learn", "internal", "ia32"]);
+                (
+                    r.alert.rule.as_str(),
+                    r.alert.output_fields["container.id"].as_str().unwrap_or(""),
+                    r.alert.output_fields["proc.exepath"].as_str().unwrap_or(""),
+                    r.alert.output_fields["evt.arg.ID"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (IA32_SYSCALL_RULE, "c1", "/usr/bin/bash", 5),
+                (IA32_SYSCALL_RULE, "c2", "/usr/bin/bash", 102)
+            ]
+        );
+        assert!(
+            sink.0[0].alert.output.contains(
+                "Warning 32-bit (ia32) system call made (int 0x80 from a 64-bit program, or a \
+                 32-bit program): falco-learn does not see such calls"
+            ),
+            "{}",
+            sink.0[0].alert.output
         );
     }
 

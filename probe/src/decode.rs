@@ -57,6 +57,7 @@ pub enum Raw {
         p2: Vec<u8>,
     },
     Ptrace(abi::Ptrace),
+    Ia32(abi::Ia32),
     Module {
         e: abi::Module,
         uargs: Vec<u8>,
@@ -75,6 +76,7 @@ impl Raw {
             Raw::Dup(e) => &e.h,
             Raw::Link { e, .. } => &e.h,
             Raw::Ptrace(e) => &e.h,
+            Raw::Ia32(e) => &e.h,
             Raw::Module { e, .. } => &e.h,
         }
     }
@@ -95,6 +97,7 @@ impl Raw {
             Raw::Dup(_) => abi::Record::Dup,
             Raw::Link { .. } => abi::Record::Link,
             Raw::Ptrace(_) => abi::Record::Ptrace,
+            Raw::Ia32(_) => abi::Record::Ia32,
             Raw::Module { .. } => abi::Record::Module,
         }
     }
@@ -187,6 +190,7 @@ pub fn decode(buf: &[u8]) -> Result<Raw, DecodeError> {
             Raw::Link { e, p1, p2 }
         }
         R::Ptrace => Raw::Ptrace(fixed(buf, "ptrace record")?),
+        R::Ia32 => Raw::Ia32(fixed(buf, "ia32 syscall record")?),
         R::Module => {
             let e: abi::Module = fixed(buf, "module record")?;
             let [uargs] = strings(
@@ -301,6 +305,7 @@ pub(crate) mod tests {
             (abi::Kind::Socket, std::mem::size_of::<abi::Socket>()),
             (abi::Kind::Dup2, std::mem::size_of::<abi::Dup>()),
             (abi::Kind::Ptrace, std::mem::size_of::<abi::Ptrace>()),
+            (abi::Kind::Ia32Syscall, std::mem::size_of::<abi::Ia32>()),
         ] {
             let mut buf = vec![0u8; size];
             buf[..std::mem::size_of::<abi::Hdr>()]

@@ -1,17 +1,25 @@
 //! How the syscall handlers are hooked: two families of the same handlers, one attached.
 //!
-//! - [`SyscallHook::Tracepoints`] (default from 5.15): each handler `fl_tp_exit_<name>` on its
+//! - [`SyscallHook::Tracepoints`] (5.15+; the default there when 32-bit syscalls are not
+//!   watched): each handler `fl_tp_exit_<name>` on its
 //!   syscall's own `syscalls:sys_exit_<name>` tracepoint, which runs only for that syscall;
 //!   the arguments come from the task's saved registers (`bpf_task_pt_regs`, 5.15+). A
 //!   syscall nobody needs costs nothing but the kernel's syscall-tracing slow path.
-//! - [`SyscallHook::Dispatch`] (default before 5.15, where `bpf_task_pt_regs` is missing):
-//!   one BTF raw tracepoint on `sys_exit` (`fl_sys_exit`) tail-calls the handler
+//! - [`SyscallHook::Dispatch`] (the default: always before 5.15, where `bpf_task_pt_regs` is
+//!   missing, and on every kernel while 32-bit syscalls are watched): one BTF raw tracepoint on `sys_exit` (`fl_sys_exit`) tail-calls the handler
 //!   `fl_exit_<name>` in the slot of the syscall's number (`SYSCALL_EXIT`). A traced syscall
 //!   is cheaper than through its perf tracepoint, but every syscall of the machine pays the
-//!   dispatcher (~40 ns here; `bench probe --loop getppid`).
+//!   dispatcher (~20–30 ns here; `bench probe --loop getppid`).
 //!
 //! Neither family has enter programs, except `execveat`'s, which marks the thread so that the
 //! exec record can say `execveat`. Measured side by side in the README (Performance).
+//!
+//! 32-bit (ia32) syscalls reach neither family's handlers (their numbers are another table;
+//! the per-syscall tracepoints skip them). When they are watched
+//! ([`crate::ProbeConfig::ia32_syscalls`]), every syscall of the machine pays a program
+//! anyway: `Auto` then picks the dispatcher, which reports them itself, instead of per-syscall
+//! tracepoints plus a second program on `sys_enter` (`fl_sys_enter_ia32`, what an explicit
+//! `Tracepoints` gets).
 //!
 //! Which syscalls are hooked, their dispatcher slots (x86_64 numbers) and which need an enter
 //! program come from the table of event kinds (`probe/common/src/kind_table.rs`: each kind's
@@ -28,7 +36,8 @@ use std::collections::BTreeMap;
 /// Which family of syscall hooks to attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SyscallHook {
-    /// `Tracepoints` on kernels from 5.15, else `Dispatch`.
+    /// `Tracepoints` on kernels from 5.15 when 32-bit syscalls are not watched, else
+    /// `Dispatch`.
     #[default]
     Auto,
     /// One `sys_exit` raw tracepoint with a tail call per syscall number.
@@ -38,15 +47,16 @@ pub enum SyscallHook {
 }
 
 impl SyscallHook {
-    /// The family this kernel gets for `self` (`Auto` resolved; `Tracepoints` before 5.15
-    /// is an error: the kernel has no `bpf_task_pt_regs`).
-    pub fn resolve(self) -> Result<SyscallHook, ProbeError> {
+    /// The family this kernel gets for `self` (`Auto` resolved, `ia32_watched`: whether
+    /// 32-bit syscalls are watched; `Tracepoints` before 5.15 is an error: the kernel has no
+    /// `bpf_task_pt_regs`).
+    pub fn resolve(self, ia32_watched: bool) -> Result<SyscallHook, ProbeError> {
         let modern = aya::util::KernelVersion::current()
             .map(|v| v >= aya::util::KernelVersion::new(5, 15, 0))
             .unwrap_or(false);
         match (self, modern) {
-            (SyscallHook::Auto, true) => Ok(SyscallHook::Tracepoints),
-            (SyscallHook::Auto, false) => Ok(SyscallHook::Dispatch),
+            (SyscallHook::Auto, true) if !ia32_watched => Ok(SyscallHook::Tracepoints),
+            (SyscallHook::Auto, _) => Ok(SyscallHook::Dispatch),
             (SyscallHook::Tracepoints, false) => Err(ProbeError::Program {
                 program: "fl_tp_exit_*".into(),
                 hook: "tracepoint/syscalls/sys_exit_*".into(),
@@ -143,8 +153,9 @@ pub(crate) struct Hooks {
 }
 
 impl Hooks {
-    /// Load (verify) every handler of the family and attach what is always on: the
-    /// path-change hooks of the verdict cache and, for `Dispatch`, the dispatcher.
+    /// Load (verify) every handler of the family `hook` (resolved: [`SyscallHook::resolve`])
+    /// and attach what is always on: the path-change hooks of the verdict cache and, for
+    /// `Dispatch`, the dispatcher.
     pub(crate) fn load(
         ebpf: &mut Ebpf,
         btf: &Btf,
@@ -152,7 +163,6 @@ impl Hooks {
         syscalls: &[(&'static str, u32)],
         paths_changed: &[(&'static str, u32)],
     ) -> Result<Hooks, ProbeError> {
-        let hook = hook.resolve()?;
         let mut available = Vec::new();
         let mut slots = None;
         match hook {

@@ -140,14 +140,21 @@ pub struct ProbeConfig {
     /// Syscalls whose programs attach (`None`: every one this kernel has). The agent
     /// derives them from its rules and profiles; [`Probe::set_syscalls`] changes them.
     pub syscalls: Option<Vec<String>>,
-    /// How syscall handlers are hooked ([`SyscallHook`]; `Auto`: per-syscall tracepoints
-    /// from 5.15, the `sys_exit` dispatcher before).
+    /// How syscall handlers are hooked ([`SyscallHook`]; `Auto`: the `sys_exit` dispatcher,
+    /// or per-syscall tracepoints from 5.15 when `ia32_syscalls` is off).
     pub syscall_hook: SyscallHook,
     /// Container runtime metadata: sockets, cache, how long events wait for it.
     pub runtime: runtime::RuntimeConfig,
     /// enforce-kill: the exec program kills execs that [`Probe::kill_policy`]
     /// does not allow (nothing is killed until namespaces are put under it).
     pub kill: bool,
+    /// Watch for 32-bit (ia32) syscalls, which the syscall handlers never see (a 32-bit
+    /// program's, a 64-bit one's `int 0x80`): the first of each process exec is reported
+    /// ([`abi::Kind::Ia32Syscall`]). Every syscall of the machine then passes a program
+    /// (a load and a compare), so `SyscallHook::Auto` picks the `sys_exit` dispatcher, which
+    /// does it; with `Tracepoints` a program on `sys_enter` does. Not attached on a kernel
+    /// without 32-bit syscalls ([`Probe::ia32_watched`]).
+    pub ia32_syscalls: bool,
 }
 
 impl Default for ProbeConfig {
@@ -177,8 +184,28 @@ impl Default for ProbeConfig {
             syscall_hook: SyscallHook::Auto,
             runtime: runtime::RuntimeConfig::default(),
             kill: false,
+            ia32_syscalls: true,
         }
     }
+}
+
+/// The program that watches for 32-bit syscalls ([`ProbeConfig::ia32_syscalls`]).
+const IA32_PROGRAM: &str = "fl_sys_enter_ia32";
+
+/// Whether this kernel runs 32-bit (ia32) syscalls at all (CONFIG_IA32_EMULATION): one of
+/// its 32-bit entry functions is in the kernel's BTF.
+fn kernel_has_ia32_syscalls(btf: &Btf) -> bool {
+    [
+        "__do_fast_syscall_32",
+        "do_int80_syscall_32",
+        "ia32_sys_call",
+        "do_int80_emulation",
+    ]
+    .iter()
+    .any(|f| {
+        btf.id_by_type_name_kind(f, aya_obj::btf::BtfKind::Func)
+            .is_ok()
+    })
 }
 
 /// Userspace counters (kernel counters are in [`Probe::kernel_stats`]).
@@ -218,8 +245,9 @@ pub struct ProgramStats {
     pub ns: u64,
 }
 
-/// `kernel.bpf_stats_enabled` switched on while this lives, restored on drop. The kernel
-/// then times every program run (a few ns each): for benchmarks, not for the agent.
+/// `kernel.bpf_stats_enabled` switched on (or off) while this lives, restored on drop. The
+/// kernel then times every program run (two clock reads each, tens of ns on a VM): for
+/// benchmarks, not for the agent.
 pub struct BpfStats {
     before: Option<String>,
 }
@@ -229,11 +257,21 @@ const BPF_STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 impl BpfStats {
     /// Switch the statistics on (needs root; an error says why it could not).
     pub fn enable() -> std::io::Result<BpfStats> {
+        BpfStats::set(true)
+    }
+
+    /// Switch the statistics on or off (needs root; an error says why it could not).
+    pub fn set(on: bool) -> std::io::Result<BpfStats> {
         let before = std::fs::read_to_string(BPF_STATS_SYSCTL)?;
-        std::fs::write(BPF_STATS_SYSCTL, "1")?;
+        std::fs::write(BPF_STATS_SYSCTL, if on { "1" } else { "0" })?;
         Ok(BpfStats {
             before: Some(before.trim().to_string()),
         })
+    }
+
+    /// Whether the statistics were on before this guard set them.
+    pub fn was_on(&self) -> bool {
+        self.before.as_deref().is_some_and(|b| b != "0")
     }
 }
 
@@ -260,6 +298,8 @@ pub struct Probe {
     net_filter: std::sync::Mutex<filter::NetFilter>,
     event_filter: std::sync::Mutex<filter::EventFilter>,
     profile_filter: filter::ProfileFilter,
+    /// The ia32 syscall watch is attached ([`Probe::ia32_watched`]).
+    ia32_watched: bool,
     /// Dropped first in [`Probe`]'s `drop` (the programs detach), before the stop
     /// flag is set: a consumer on another thread that sees the flag reads the ring
     /// to its end, and nothing is written there after it.
@@ -307,6 +347,16 @@ impl Probe {
             u64::from(cfg.ring_bytes / 8)
         };
         let kill_seed = kill::random_seed();
+        let ia32_watched = cfg.ia32_syscalls && kernel_has_ia32_syscalls(&btf);
+        if cfg.ia32_syscalls && !ia32_watched {
+            tracing::info!(
+                "this kernel runs no 32-bit (ia32) syscalls (no IA32 emulation): none to watch"
+            );
+        }
+        let hook = cfg.syscall_hook.resolve(ia32_watched)?;
+        // the dispatcher reports 32-bit syscalls itself; with per-syscall tracepoints a
+        // program on sys_enter does (IA32_PROGRAM)
+        let ia32_dispatch = u32::from(ia32_watched && hook == SyscallHook::Dispatch);
         let mut ebpf = loader
             .btf(Some(&btf))
             .override_global("self_tgid", &self_tgid, true)
@@ -314,6 +364,7 @@ impl Probe {
             .override_global("wakeup_bytes", &wakeup_bytes, true)
             .override_global("kill_enabled", &u32::from(cfg.kill), true)
             .override_global("kill_hash_seed", &kill_seed, true)
+            .override_global("ia32_dispatch", &ia32_dispatch, true)
             .map_max_entries("EVENTS", cfg.ring_bytes)
             .map_max_entries("SCRATCH", possible_cpus())
             .load(PROBE_OBJECT)
@@ -345,6 +396,9 @@ impl Probe {
             .set(&cfg.read, &leaf_names)?;
 
         for (prog, tp) in sched_tracepoints() {
+            if prog == IA32_PROGRAM && !(ia32_watched && hook == SyscallHook::Tracepoints) {
+                continue;
+            }
             let err = |e: String| ProbeError::Program {
                 program: prog.into(),
                 hook: format!("tp_btf/{tp}"),
@@ -359,8 +413,7 @@ impl Probe {
             p.attach().map_err(|e| err(format!("{e:#}")))?;
         }
         // every handler is loaded (verified) now; attached only while wanted
-        let mut hooks =
-            hooks::Hooks::load(&mut ebpf, &btf, cfg.syscall_hook, SYSCALLS, PATHS_CHANGED)?;
+        let mut hooks = hooks::Hooks::load(&mut ebpf, &btf, hook, SYSCALLS, PATHS_CHANGED)?;
         tracing::debug!(hook = hooks.hook().name(), "syscall hooks loaded");
         for &(sc, _) in SYSCALLS {
             if cfg
@@ -437,10 +490,17 @@ impl Probe {
                 net_filter,
                 event_filter,
                 profile_filter,
+                ia32_watched,
                 ebpf: Some(ebpf),
             },
             events,
         ))
+    }
+
+    /// Whether 32-bit (ia32) syscalls are watched ([`ProbeConfig::ia32_syscalls`] on a
+    /// kernel that runs them).
+    pub fn ia32_watched(&self) -> bool {
+        self.ia32_watched
     }
 
     /// Kernel counters per record kind (emitted, dropped for a full ring buffer,

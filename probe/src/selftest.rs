@@ -400,11 +400,13 @@ fn check_verifier_margin(probe: &Probe) -> Result<String, String> {
     }
 }
 
-/// The smallest 32-bit (i386) ELF program: `exit(7)` through `int 0x80`. 96 bytes: the ELF
-/// header (52), one loadable segment's program header (32), the code (12).
+/// The smallest 32-bit (i386) ELF program: `getpid()` then `exit(7)` through `int 0x80`.
+/// 103 bytes: the ELF header (52), one loadable segment's program header (32), the code (19).
 pub fn ia32_program() -> Vec<u8> {
     const BASE: u32 = 0x0804_8000;
-    const CODE: [u8; 12] = [
+    const CODE: [u8; 19] = [
+        0xb8, 20, 0, 0, 0, // mov eax, 20 (getpid)
+        0xcd, 0x80, // int 0x80
         0xb8, 1, 0, 0, 0, // mov eax, 1 (exit)
         0xbb, 7, 0, 0, 0, // mov ebx, 7
         0xcd, 0x80, // int 0x80
@@ -429,9 +431,91 @@ pub fn ia32_program() -> Vec<u8> {
     b
 }
 
+/// The smallest 64-bit (x86_64) ELF program that makes a 32-bit syscall: `getpid` through
+/// `int 0x80` (ia32 number 20), then `exit(7)` through `syscall`. 139 bytes: the ELF header
+/// (64), one loadable segment's program header (56), the code (19).
+pub fn int80_program() -> Vec<u8> {
+    const BASE: u64 = 0x40_0000;
+    const CODE: [u8; 19] = [
+        0xb8, 20, 0, 0, 0, // mov eax, 20 (ia32 getpid)
+        0xcd, 0x80, // int 0x80
+        0xb8, 60, 0, 0, 0, // mov eax, 60 (x86_64 exit)
+        0xbf, 7, 0, 0, 0, // mov edi, 7
+        0x0f, 0x05, // syscall
+    ];
+    let (eh, ph) = (64u16, 56u16);
+    let size = u64::from(eh + ph) + CODE.len() as u64;
+    let mut b = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0]; // ELFCLASS64, LSB, version 1
+    b.extend([0; 8]);
+    for h in [2u16, 62] {
+        b.extend(h.to_le_bytes()); // ET_EXEC, EM_X86_64
+    }
+    b.extend(1u32.to_le_bytes()); // version
+    for w in [BASE + u64::from(eh + ph), u64::from(eh), 0] {
+        b.extend(w.to_le_bytes()); // entry, phoff, shoff
+    }
+    b.extend(0u32.to_le_bytes()); // flags
+    for h in [eh, ph, 1, 0, 0, 0] {
+        b.extend(h.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+    }
+    for w in [1u32, 5] {
+        b.extend(w.to_le_bytes()); // PT_LOAD, R+X
+    }
+    for w in [0u64, BASE, BASE, size, size, 0x1000] {
+        b.extend(w.to_le_bytes()); // offset, vaddr, paddr, filesz, memsz, align
+    }
+    b.extend(CODE);
+    b
+}
+
+/// A 64-bit program's `int 0x80` is reported (`ia32_syscall`, the call's ia32 number),
+/// though no syscall tracepoint sees it: userspace says so with an alert.
+fn check_ia32_syscall(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
+    if !probe.ia32_watched() {
+        return Ok("this kernel runs no 32-bit syscalls: nothing is unseen".into());
+    }
+    let path = env.dir.join("int80-getpid");
+    std::fs::write(&path, int80_program())
+        .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut child = Command::new(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let pid = child.id();
+    let st = child.wait().map_err(|e| format!("wait: {e}"))?;
+    expect("exit status of the int 0x80 program", st.code(), Some(7))?;
+    let ev = seen.wait("ia32_syscall", pid, |e| {
+        e.process.pid == pid && e.event_type() == EventType::Ia32Syscall
+    })?;
+    expect("evt.arg.ID", &ev.args, &Args::Ia32Syscall { id: 20 })?;
+    expect(
+        "proc.exepath",
+        ev.process.exepath.as_str(),
+        &path.to_string_lossy(),
+    )?;
+    expect(
+        "ia32 flag (a 64-bit program)",
+        ev.process.exe_flags.ia32,
+        false,
+    )?;
+    let n = seen
+        .lock()
+        .iter()
+        .filter(|e| e.process.pid == pid && e.event_type() == EventType::Ia32Syscall)
+        .count();
+    expect("ia32_syscall events of the process", n, 1)?;
+    Ok(format!(
+        "int 0x80 getpid (20) by {} reported",
+        path.display()
+    ))
+}
+
 /// A 32-bit program's exec is reported with the ia32 flag: after it the kernel's syscall
 /// tracepoints skip the process's syscalls, and userspace says so with an alert.
-fn check_exec_ia32(seen: &Seen, env: &Env) -> Result<String, String> {
+fn check_exec_ia32(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
     let path = env.dir.join("ia32-exit7");
     std::fs::write(&path, ia32_program())
         .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
@@ -457,7 +541,24 @@ fn check_exec_ia32(seen: &Seen, env: &Env) -> Result<String, String> {
     let want = path.to_string_lossy();
     expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
     expect("ia32 flag", ev.process.exe_flags.ia32, true)?;
-    Ok(format!("{want} flagged ia32"))
+    if !probe.ia32_watched() {
+        return Ok(format!("{want} flagged ia32"));
+    }
+    // its first 32-bit syscall is reported as the process's, flagged too: on sys_enter its
+    // getpid (ia32 number 20); at sys_exit (the dispatcher) the exec's own return, which the
+    // loader numbered as the ia32 execve (11)
+    let sc = seen.wait("ia32_syscall", pid, |e| {
+        e.process.pid == pid && e.event_type() == EventType::Ia32Syscall
+    })?;
+    let (id, name) = match probe.syscall_hook() {
+        crate::SyscallHook::Dispatch => (11, "execve"),
+        _ => (20, "getpid"),
+    };
+    expect("evt.arg.ID", &sc.args, &Args::Ia32Syscall { id })?;
+    expect("ia32 flag of its syscall", sc.process.exe_flags.ia32, true)?;
+    Ok(format!(
+        "{want} flagged ia32, its {name} ({id}) reported as an ia32 syscall"
+    ))
 }
 
 fn check_exec_tmpfs(seen: &Seen, env: &Env) -> Result<String, String> {
@@ -1580,7 +1681,8 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("exec", check_exec(&seen, &env));
     add("exec-tmpfs", check_exec_tmpfs(&seen, &env));
     add("exec-memfd", check_exec_memfd(&seen, &env));
-    add("exec-ia32", check_exec_ia32(&seen, &env));
+    add("exec-ia32", check_exec_ia32(&seen, &probe, &env));
+    add("ia32-syscall", check_ia32_syscall(&seen, &probe, &env));
     add("exec-deleted", check_exec_deleted(&seen, &env));
     add("exec-long-path", check_exec_long_path(&seen, &env));
     add("open-write", check_open_write(&seen, &env));

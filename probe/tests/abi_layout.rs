@@ -98,6 +98,7 @@ fn rust_layouts() -> Vec<RustLayout> {
         layout!("fl_link" => Link { h, olddirfd, newdirfd, flags, lens }),
         layout!("fl_ptrace" => Ptrace { h, request, target_pid }),
         layout!("fl_module" => Module { h, len_or_fd, flags, lens, _pad }),
+        layout!("fl_ia32" => Ia32 { h, id }),
     ]
 }
 

@@ -1055,26 +1055,52 @@ fn non_canonical_passed_paths_are_reported_at_every_alignment() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
-/// The other hook family on this kernel: the `sys_exit` dispatcher (what kernels before 5.15
-/// get; the shared probe above uses per-syscall tracepoints here). Its handlers report the
-/// same records, and detaching a syscall empties its slot.
+/// The other hook family on this kernel: per-syscall tracepoints (what `Auto` picks from 5.15
+/// when 32-bit syscalls are not watched; the shared probe above, watching them, uses the
+/// `sys_exit` dispatcher). Its handlers report the same records, detaching a syscall
+/// detaches its tracepoint, and with the watch on, a program on `sys_enter` reports a
+/// 64-bit program's `int 0x80` once per exec.
 #[test]
-fn the_dispatch_hook_family_reports_and_detaches() {
+fn the_tracepoint_hook_family_reports_and_detaches() {
     if shared().is_none() {
         return;
     }
     let (mut probe, rx) = Probe::start(ProbeConfig {
-        syscall_hook: falco_learn_probe::SyscallHook::Dispatch,
+        syscall_hook: falco_learn_probe::SyscallHook::Tracepoints,
         syscalls: Some(vec!["openat".into()]),
         ..ProbeConfig::default()
     })
-    .unwrap_or_else(|e| panic!("dispatch probe did not start: {e}"));
+    .unwrap_or_else(|e| panic!("tracepoint probe did not start: {e}"));
     assert_eq!(
         probe.syscall_hook(),
-        falco_learn_probe::SyscallHook::Dispatch
+        falco_learn_probe::SyscallHook::Tracepoints
     );
     assert_eq!(probe.attached_syscalls(), ["openat"]);
-    let d = tmpdir("dispatch");
+    assert!(probe.ia32_watched());
+    // int 0x80 from a 64-bit program: reported, as getpid (20)
+    let d = tmpdir("tracepoints");
+    let exe = d.join("int80");
+    std::fs::write(&exe, falco_learn_probe::selftest::int80_program()).expect("write");
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let child = std::process::Command::new(&exe).spawn().expect("run");
+    let int80 = child.id();
+    let st = child.wait_with_output().expect("wait");
+    assert_eq!(st.status.code(), Some(7));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ev = loop {
+        let ev = rx
+            .recv_timeout(Duration::from_millis(200))
+            .ok()
+            .filter(|e| e.process.pid == int80 && e.event_type() == EventType::Ia32Syscall);
+        if let Some(ev) = ev {
+            break ev;
+        }
+        assert!(Instant::now() < deadline, "no ia32_syscall from sys_enter");
+    };
+    assert_eq!(ev.args, Args::Ia32Syscall { id: 20 });
+    assert_eq!(ev.process.exepath, exe.to_string_lossy());
+    assert!(!ev.process.exe_flags.ia32);
     let path = d.join("w");
     let c = CString::new(path.to_str().unwrap_or_default()).unwrap_or_default();
     let write_open = || {
@@ -1102,7 +1128,7 @@ fn the_dispatch_hook_family_reports_and_detaches() {
         }
         assert!(
             Instant::now() < deadline,
-            "no openat from the dispatch probe"
+            "no openat from the tracepoint probe"
         );
     };
     let fd = ev.fd.expect("fd");

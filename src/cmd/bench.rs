@@ -67,11 +67,15 @@ pub struct ProbeBenchArgs {
     /// `engine.ring_mib` default). The drops column says whether it is enough.
     #[arg(long, value_parser = crate::cmd::int_in(1u32, 1024))]
     pub ring_mib: Option<u32>,
-    /// How the probe hooks syscalls: `auto` (per-syscall tracepoints from Linux 5.15, the
-    /// `sys_exit` dispatcher before), `dispatch` or `tracepoints` (5.15+). Run the bench
-    /// once with each to compare them on this machine.
+    /// How the probe hooks syscalls: `auto` (the `sys_exit` dispatcher; per-syscall
+    /// tracepoints from Linux 5.15 with `--no-ia32-watch`), `dispatch` or `tracepoints`
+    /// (5.15+). Run the bench once with each to compare them on this machine.
     #[arg(long, default_value = "auto", value_parser = ["auto", "dispatch", "tracepoints"])]
     pub syscall_hook: String,
+    /// Leave 32-bit (ia32) syscalls unwatched (`engine.ia32_syscalls=false`): no program on
+    /// every syscall's entry. Run the bench with and without to see what the watch costs.
+    #[arg(long)]
+    pub no_ia32_watch: bool,
     /// Only these loops (repeatable; default: all).
     #[arg(long = "loop", value_enum)]
     pub loops: Vec<LoopKind>,
@@ -531,16 +535,26 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
         .collect::<Result<_, _>>()?;
     // per-program run counts and times from the kernel, for every loop: counted in one
     // extra run after the timed ones (counting costs two clock reads per program run,
-    // which would inflate the ratios)
-    let program_stats = match falco_learn_probe::BpfStats::enable() {
-        Ok(_) => true,
+    // which would inflate the ratios). The timed runs need the counting off: a setting
+    // left on (by another tool, or a bench that was killed) is switched off until the end.
+    let timing_off = match falco_learn_probe::BpfStats::set(false) {
+        Ok(g) => {
+            if g.was_on() {
+                eprintln!(
+                    "bench: kernel.bpf_stats_enabled was 1 (every program run timed, two clock \
+                     reads each): off for the timed runs, restored at the end"
+                );
+            }
+            Some(g)
+        }
         Err(e) => {
             eprintln!(
                 "bench: kernel.bpf_stats_enabled could not be set ({e}): no per-program figures"
             );
-            false
+            None
         }
     };
+    let program_stats = timing_off.is_some();
     let kinds: Vec<LoopKind> = if a.loops.is_empty() {
         vec![
             LoopKind::OpenRead,
@@ -608,6 +622,7 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                     .parse()
                     .map_err(|e: String| anyhow::anyhow!(e))?,
                 ring_bytes: a.ring_mib.map_or(defaults.ring_bytes, |m| m * 1024 * 1024),
+                ia32_syscalls: !a.no_ia32_watch,
                 ..defaults
             })?;
             if let (Some(policy), Some(cg)) = (probe.kill_policy(), cgroup) {

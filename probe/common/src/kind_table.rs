@@ -14,7 +14,8 @@
 // - EventType "evt.type": the Falco event type the records become (`Kind::name`, the
 //   `kind` label of every per-kind metric);
 // - record R: the ABI struct (`Record`) the kernel writes, which picks the decoder;
-// - sched: the scheduler tracepoints (`tp_btf/<tp>`) whose program emits the kind;
+// - sched: the BTF tracepoints (`tp_btf/<tp>`: the scheduler's, and `sys_enter` for ia32
+//   syscalls) whose program emits the kind;
 // - exit: the syscalls hooked for the kind (`fl_exit_<name>` in the `sys_exit` dispatcher's
 //   slot `nr`, `fl_tp_exit_<name>` on `syscalls:sys_exit_<name>`), each calling its C
 //   handler with the kind.
@@ -78,6 +79,11 @@ macro_rules! kinds {
                     sched [], exit [accept = 43 => exit_accept];
                 Accept4 = 24, FL_ACCEPT4, Accept4 "accept4", record Net,
                     sched [], exit [accept4 = 288 => exit_accept];
+                /// A 32-bit (ia32) syscall, which no syscall tracepoint reports: a 32-bit
+                /// program's, or a 64-bit program's `int 0x80`. One record per process exec
+                /// (falco-learn's own event type, not Falco's).
+                Ia32Syscall = 25, FL_IA32_SYSCALL, Ia32Syscall "ia32_syscall", record Ia32,
+                    sched [fl_sys_enter_ia32 = sys_enter], exit [];
             }
             // Ids of removed kinds, with the name they had: never given to another kind.
             retired {}

@@ -31,6 +31,7 @@ pub enum Record {
     Link,
     Ptrace,
     Module,
+    Ia32,
 }
 
 impl Record {
@@ -48,6 +49,7 @@ impl Record {
             Record::Link => size_of::<crate::Link>(),
             Record::Ptrace => size_of::<crate::Ptrace>(),
             Record::Module => size_of::<crate::Module>(),
+            Record::Ia32 => size_of::<crate::Ia32>(),
         }
     }
 
@@ -64,6 +66,7 @@ impl Record {
             Record::Link => "fl_link",
             Record::Ptrace => "fl_ptrace",
             Record::Module => "fl_module",
+            Record::Ia32 => "fl_ia32",
         }
     }
 }

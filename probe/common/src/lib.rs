@@ -219,6 +219,14 @@ pub struct Ptrace {
     pub target_pid: i64,
 }
 
+/// A 32-bit (ia32) syscall (`fl_ia32`): `id` is its number in the ia32 table.
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub struct Ia32 {
+    pub h: Hdr,
+    pub id: i64,
+}
+
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 #[repr(C)]
 pub struct Module {
@@ -230,7 +238,7 @@ pub struct Module {
 }
 
 /// (C struct name, Rust size) of every ABI struct, for the layout test.
-pub const LAYOUTS: [(&str, usize); 13] = [
+pub const LAYOUTS: [(&str, usize); 14] = [
     ("fl_hdr", core::mem::size_of::<Hdr>()),
     ("fl_sock", core::mem::size_of::<Sock>()),
     ("fl_addr", core::mem::size_of::<Addr>()),
@@ -244,6 +252,7 @@ pub const LAYOUTS: [(&str, usize); 13] = [
     ("fl_link", core::mem::size_of::<Link>()),
     ("fl_ptrace", core::mem::size_of::<Ptrace>()),
     ("fl_module", core::mem::size_of::<Module>()),
+    ("fl_ia32", core::mem::size_of::<Ia32>()),
 ];
 
 #[cfg(test)]

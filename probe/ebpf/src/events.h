@@ -189,6 +189,13 @@ struct fl_ptrace {
 	s64 target_pid;
 };
 
+/* FL_IA32_SYSCALL: a 32-bit (ia32) syscall, which the syscall tracepoints skip; id = its
+ * number in the ia32 table. Once per process exec. */
+struct fl_ia32 {
+	struct fl_hdr h;
+	s64 id;
+};
+
 /* FL_INIT_MODULE / FL_FINIT_MODULE, followed by the uargs string. */
 struct fl_module {
 	struct fl_hdr h;

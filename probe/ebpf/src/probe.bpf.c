@@ -25,6 +25,7 @@ const volatile u32 cgroup_use_memory = 0; /* 1: report the v1 memory cgroup path
 const volatile u64 wakeup_bytes = 0;      /* wake the reader only past this much unread data (0: always) */
 const volatile u32 kill_enabled = 0;      /* 1: enforce-kill (KILL_CGROUPS / KILL_ALLOW below) */
 const volatile u64 kill_hash_seed = 0;    /* enforce-kill: random per start (kill.rs, path_hash) */
+const volatile u32 ia32_dispatch = 0;     /* 1: the sys_exit dispatcher reports 32-bit syscalls */
 
 /* BTF anchor of the record structs (events.h), never read. clang emits BTF only for the types
  * that a program's signature, a global or a CO-RE relocation reaches; records written through
@@ -36,7 +37,7 @@ const volatile u64 kill_hash_seed = 0;    /* enforce-kill: random per start (kil
 void (*const volatile fl_abi_types)(struct fl_hdr *, struct fl_sock *, struct fl_addr *, struct fl_exec *,
 				   struct fl_fork *, struct fl_exit *, struct fl_net *, struct fl_open *,
 				   struct fl_socket *, struct fl_dup *, struct fl_link *, struct fl_ptrace *,
-				   struct fl_module *, enum fl_kind) = NULL;
+				   struct fl_module *, struct fl_ia32 *, enum fl_kind) = NULL;
 
 #define TMPFS_MAGIC 0x01021994
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
@@ -1242,6 +1243,58 @@ int BPF_PROG(fl_sched_fork, struct task_struct *parent, struct task_struct *chil
 	return 0;
 }
 
+/* The processes whose 32-bit (ia32) syscall was reported, by tgid: the exec id and start
+ * they had, so one is reported once per exec of a process (an exec since, or a reused pid,
+ * reports again). LRU: a forgotten process is reported again, never missed. */
+struct ia32_seen {
+	u32 exec_id;
+	u32 _pad;
+	u64 start_ns;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, struct ia32_seen);
+} IA32_SEEN SEC(".maps");
+
+/* Report the current 32-bit (ia32) syscall `id` (its number in the ia32 table), once per
+ * process exec. The kernel's syscall tracepoints skip these syscalls (their numbers are
+ * another table), so none of the handlers sees what they do; userspace says so. */
+static __always_inline int report_ia32(long id)
+{
+	if (skip_self())
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct ia32_seen now = {
+		.exec_id = current_exec_id(),
+		.start_ns = BPF_CORE_READ(task, group_leader, start_boottime),
+	};
+	struct ia32_seen *seen = bpf_map_lookup_elem(&IA32_SEEN, &tgid);
+	if (seen && seen->exec_id == now.exec_id && seen->start_ns == now.start_ns)
+		return 0;
+	bpf_map_update_elem(&IA32_SEEN, &tgid, &now, BPF_ANY);
+	RESERVE(struct fl_ia32, e, FL_IA32_SYSCALL);
+	fill_hdr(&e->h, FL_IA32_SYSCALL, 0);
+	e->h.size = sizeof(struct fl_ia32);
+	e->id = id;
+	SUBMIT(e, FL_IA32_SYSCALL);
+	return 0;
+}
+
+/* Every syscall's entry, for one thing: a 32-bit (ia32) syscall, made by a 32-bit program or
+ * by a 64-bit one through `int 0x80`. Attached with the per-syscall tracepoint hooks (with
+ * the dispatcher, fl_sys_exit reports them). The entry code set TS_COMPAT for this syscall
+ * (it is cleared on the way back to user mode); anything else costs a load and a compare. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(fl_sys_enter_ia32, struct pt_regs *regs, long id)
+{
+	if (!(current_status() & TS_COMPAT))
+		return 0;
+	return report_ia32(id);
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(fl_sched_exit, struct task_struct *p)
 {
@@ -1293,10 +1346,14 @@ static __always_inline bool sc_read(struct pt_regs *regs, long ret, struct sc_ar
 	return true;
 }
 
-/* Every syscall's exit passes here: one tail call to its handler, or nothing. */
+/* Every syscall's exit passes here: one tail call to its handler, or nothing. A 32-bit
+ * (ia32) syscall's number is another table's: it is reported as such (ia32_dispatch), never
+ * dispatched (its exit() never returns here, and is not reported). */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fl_sys_exit, struct pt_regs *regs, long ret)
 {
+	if (ia32_dispatch && (current_status() & TS_COMPAT))
+		return report_ia32(regs->orig_ax);
 	bpf_tail_call(ctx, &SYSCALL_EXIT, (u32)regs->orig_ax);
 	return 0;
 }

@@ -1115,6 +1115,9 @@ pub fn event_args(ev: &Event) -> Vec<(&'static str, Value<'_>)> {
             out.push(("request", Value::Str(ptrace_request_name(*request))));
             out.push(("pid", Value::Num(*pid as i64)));
         }
+        Args::Ia32Syscall { id } => {
+            out.push(("ID", Value::Num(*id)));
+        }
         Args::Module {
             len_or_fd,
             uargs,

@@ -298,6 +298,7 @@ impl Enricher {
             Raw::Dup(e) => file::dup(&h, e),
             Raw::Link { e, p1, p2 } => (None, file::link(typ, e, p1, p2)),
             Raw::Ptrace(e) => (None, other::ptrace(e)),
+            Raw::Ia32(e) => (None, other::ia32(e)),
             Raw::Module { e, uargs } => (None, other::module(e, uargs)),
         };
 

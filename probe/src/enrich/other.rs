@@ -1,4 +1,5 @@
-//! The remaining kinds (`Ptrace`, `InitModule`, `FinitModule`): their arguments only.
+//! The remaining kinds (`Ptrace`, `InitModule`, `FinitModule`, `Ia32Syscall`): their
+//! arguments only.
 
 use super::lossy;
 use falco_learn_event::Args;
@@ -10,6 +11,11 @@ pub(super) fn ptrace(e: &abi::Ptrace) -> Args {
         request: e.request as u32,
         pid: e.target_pid as u32,
     }
+}
+
+/// A 32-bit (ia32) syscall: its number.
+pub(super) fn ia32(e: &abi::Ia32) -> Args {
+    Args::Ia32Syscall { id: e.id }
 }
 
 /// An init_module or finit_module call.

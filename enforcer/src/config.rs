@@ -424,11 +424,13 @@ pub struct Engine {
     /// it `run` turns it off with a warning.
     /// Alerts are the same either way; `false` sends every one to userspace.
     pub kernel_filter: bool,
-    /// Watch for 32-bit (ia32) syscalls, which the syscall hooks never see: a 64-bit
+    /// Watch for 32-bit (ia32, x32) syscalls, which the syscall hooks never see: a 64-bit
     /// program's `int 0x80` then raises "falco-learn internal: 32-bit system call not
-    /// monitored". A program on every syscall's entry (a load and a compare: ~20–40 ns
-    /// per syscall on the 2-vCPU VM, `bench probe --loop getppid`); not attached on
-    /// kernels without 32-bit syscalls. `false` leaves the blind spot unwatched.
+    /// monitored". Every syscall's exit is then checked (a load and a compare), so the probe
+    /// uses the `sys_exit` dispatcher, which does it (`getppid` +20–45 ns on the 2-vCPU VM,
+    /// `bench probe --loop getppid`); not attached on kernels without 32-bit syscalls.
+    /// `false` leaves the blind spot unwatched and gives the per-syscall tracepoints back
+    /// (5.15+).
     pub ia32_syscalls: bool,
 }
 impl Default for Engine {

@@ -490,8 +490,9 @@ impl Ia32Alerts {
         (proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline proc.pid=%proc.pid \
         proc.pname=%proc.pname user.name=%user.name container.id=%container.id \
         container.image.repository=%container.image.repository)";
-    const SYSCALL_OUTPUT: &'static str = "32-bit (ia32) system call made (int 0x80 from a \
-        64-bit program, or a 32-bit program): falco-learn does not see such calls (files, \
+    const SYSCALL_OUTPUT: &'static str = "32-bit (ia32 or x32) system call made (int 0x80 \
+        or the x32 bit from a 64-bit program, or a 32-bit program): falco-learn does not see \
+        such calls (files, \
         network, writes made through them; rules and profiles cannot judge them) \
         (evt.arg.ID=%evt.arg.ID proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline \
         proc.pid=%proc.pid proc.pname=%proc.pname user.name=%user.name \
@@ -894,8 +895,8 @@ mod tests {
         );
         assert!(
             sink.0[0].alert.output.contains(
-                "Warning 32-bit (ia32) system call made (int 0x80 from a 64-bit program, or a \
-                 32-bit program): falco-learn does not see such calls"
+                "Warning 32-bit (ia32 or x32) system call made (int 0x80 or the x32 bit from a \
+                 64-bit program, or a 32-bit program): falco-learn does not see such calls"
             ),
             "{}",
             sink.0[0].alert.output

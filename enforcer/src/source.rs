@@ -187,7 +187,7 @@ impl LiveSource {
         let ia32 = match (probe.ia32_watched(), probe.syscall_hook()) {
             (false, _) => "not watched",
             (true, falco_learn_probe::SyscallHook::Dispatch) => "watched (sys_exit dispatcher)",
-            (true, _) => "watched (sys_enter)",
+            (true, _) => "watched (sys_exit)",
         };
         tracing::info!(
             "kernel: syscall programs attached for {}{changes}; 32-bit (ia32) syscalls {ia32}",

@@ -18,7 +18,7 @@
 //! the per-syscall tracepoints skip them). When they are watched
 //! ([`crate::ProbeConfig::ia32_syscalls`]), every syscall of the machine pays a program
 //! anyway: `Auto` then picks the dispatcher, which reports them itself, instead of per-syscall
-//! tracepoints plus a second program on `sys_enter` (`fl_sys_enter_ia32`, what an explicit
+//! tracepoints plus a second program on `sys_exit` (`fl_sys_exit_ia32`, what an explicit
 //! `Tracepoints` gets).
 //!
 //! Which syscalls are hooked, their dispatcher slots (x86_64 numbers) and which need an enter

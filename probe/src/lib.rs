@@ -152,7 +152,7 @@ pub struct ProbeConfig {
     /// program's, a 64-bit one's `int 0x80`): the first of each process exec is reported
     /// ([`abi::Kind::Ia32Syscall`]). Every syscall of the machine then passes a program
     /// (a load and a compare), so `SyscallHook::Auto` picks the `sys_exit` dispatcher, which
-    /// does it; with `Tracepoints` a program on `sys_enter` does. Not attached on a kernel
+    /// does it; with `Tracepoints` a second program on `sys_exit` does. Not attached on a kernel
     /// without 32-bit syscalls ([`Probe::ia32_watched`]).
     pub ia32_syscalls: bool,
 }
@@ -190,16 +190,20 @@ impl Default for ProbeConfig {
 }
 
 /// The program that watches for 32-bit syscalls ([`ProbeConfig::ia32_syscalls`]).
-const IA32_PROGRAM: &str = "fl_sys_enter_ia32";
+const IA32_PROGRAM: &str = "fl_sys_exit_ia32";
 
-/// Whether this kernel runs 32-bit (ia32) syscalls at all (CONFIG_IA32_EMULATION): one of
-/// its 32-bit entry functions is in the kernel's BTF.
+/// Whether this kernel runs 32-bit syscalls at all (CONFIG_IA32_EMULATION or
+/// CONFIG_X86_X32_ABI): one of its 32-bit syscall functions is in the kernel's BTF. The
+/// wrappers (`__ia32_sys_read`, …) are there from 5.10 on (the entry functions only from
+/// 6.1 in Debian's kernels); selftest `exec-ia32` fails when a 32-bit program runs and this
+/// said no.
 fn kernel_has_ia32_syscalls(btf: &Btf) -> bool {
     [
+        "__ia32_sys_read",
+        "__ia32_compat_sys_ioctl",
+        "__x32_compat_sys_ioctl",
         "__do_fast_syscall_32",
-        "do_int80_syscall_32",
         "ia32_sys_call",
-        "do_int80_emulation",
     ]
     .iter()
     .any(|f| {
@@ -355,7 +359,7 @@ impl Probe {
         }
         let hook = cfg.syscall_hook.resolve(ia32_watched)?;
         // the dispatcher reports 32-bit syscalls itself; with per-syscall tracepoints a
-        // program on sys_enter does (IA32_PROGRAM)
+        // second program on sys_exit does (IA32_PROGRAM)
         let ia32_dispatch = u32::from(ia32_watched && hook == SyscallHook::Dispatch);
         let mut ebpf = loader
             .btf(Some(&btf))

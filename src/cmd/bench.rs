@@ -31,7 +31,8 @@ pub enum BenchCommand {
     after_help = "Examples:\n  sudo falco-learn bench probe --rounds 5\n  \
     sudo falco-learn bench probe --agent   # full pipeline: default rules + 10 profiles\n  \
     sudo falco-learn bench probe --kill    # workers in a cgroup under enforce-kill\n  \
-    sudo falco-learn bench probe --syscall-hook dispatch   # the sys_exit dispatcher instead of per-syscall tracepoints\n  \
+    sudo falco-learn bench probe --syscall-hook tracepoints   # per-syscall tracepoints instead of the sys_exit dispatcher\n  \
+    sudo falco-learn bench probe --no-ia32-watch   # without the 32-bit syscall watch (what it costs)\n  \
     sudo falco-learn bench probe --peer 'falco -o engine.kind=modern_ebpf' --peer-settle 10s\n\n\
 The `open/close (write, profile-allows)` loop runs in a cgroup of its own under a profile that\n\
 allows its file, with the write filter of the default rules (engine.kernel_filter): its opens\n\

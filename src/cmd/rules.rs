@@ -112,7 +112,7 @@ fn check(
             out,
             "kernel: syscall programs attached for {} (exec, fork and exit always; with \
              profiles loaded also connect, sendto, sendmsg and the opens); 32-bit (ia32) \
-             syscalls watched on sys_enter unless engine.ia32_syscalls is false",
+             and x32 syscalls watched on sys_exit unless engine.ia32_syscalls is false",
             sc.join(", ")
         )?;
         let explain = falco_learn_enforcer::agent::explain_open_plan;

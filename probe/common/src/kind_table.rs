@@ -14,7 +14,7 @@
 // - EventType "evt.type": the Falco event type the records become (`Kind::name`, the
 //   `kind` label of every per-kind metric);
 // - record R: the ABI struct (`Record`) the kernel writes, which picks the decoder;
-// - sched: the BTF tracepoints (`tp_btf/<tp>`: the scheduler's, and `sys_enter` for ia32
+// - sched: the BTF tracepoints (`tp_btf/<tp>`: the scheduler's, and `sys_exit` for 32-bit
 //   syscalls) whose program emits the kind;
 // - exit: the syscalls hooked for the kind (`fl_exit_<name>` in the `sys_exit` dispatcher's
 //   slot `nr`, `fl_tp_exit_<name>` on `syscalls:sys_exit_<name>`), each calling its C
@@ -83,7 +83,7 @@ macro_rules! kinds {
                 /// program's, or a 64-bit program's `int 0x80`. One record per process exec
                 /// (falco-learn's own event type, not Falco's).
                 Ia32Syscall = 25, FL_IA32_SYSCALL, Ia32Syscall "ia32_syscall", record Ia32,
-                    sched [fl_sys_enter_ia32 = sys_enter], exit [];
+                    sched [fl_sys_exit_ia32 = sys_exit], exit [];
             }
             // Ids of removed kinds, with the name they had: never given to another kind.
             retired {}

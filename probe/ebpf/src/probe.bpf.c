@@ -1243,7 +1243,7 @@ int BPF_PROG(fl_sched_fork, struct task_struct *parent, struct task_struct *chil
 	return 0;
 }
 
-/* The processes whose 32-bit (ia32) syscall was reported, by tgid: the exec id and start
+/* The processes whose 32-bit syscall was reported, by tgid: the exec id and start
  * they had, so one is reported once per exec of a process (an exec since, or a reused pid,
  * reports again). LRU: a forgotten process is reported again, never missed. */
 struct ia32_seen {
@@ -1258,9 +1258,21 @@ struct {
 	__type(value, struct ia32_seen);
 } IA32_SEEN SEC(".maps");
 
-/* Report the current 32-bit (ia32) syscall `id` (its number in the ia32 table), once per
- * process exec. The kernel's syscall tracepoints skip these syscalls (their numbers are
- * another table), so none of the handlers sees what they do; userspace says so. */
+/* Syscalls that change the paths of existing dentries end a generation of the verdict cache
+ * of opens (see OPEN_VERDICTS). Every caller counts, the agent too. */
+static __always_inline int paths_changed(long ret)
+{
+	u32 zero = 0;
+	u64 *g;
+	if (ret < 0)
+		return 0;
+	g = bpf_map_lookup_elem(&VERDICT_GEN, &zero);
+	if (g)
+		__sync_fetch_and_add(g, 1);
+	return 0;
+}
+/* Report the current 32-bit syscall `id` (its number in the ia32 table, or an x32 number
+ * with X32_SYSCALL_BIT), once per process exec; userspace says what it means. */
 static __always_inline int report_ia32(long id)
 {
 	if (skip_self())
@@ -1274,8 +1286,10 @@ static __always_inline int report_ia32(long id)
 	struct ia32_seen *seen = bpf_map_lookup_elem(&IA32_SEEN, &tgid);
 	if (seen && seen->exec_id == now.exec_id && seen->start_ns == now.start_ns)
 		return 0;
-	bpf_map_update_elem(&IA32_SEEN, &tgid, &now, BPF_ANY);
+	/* remembered only once its record has a place: a full ring buffer (counted as a drop)
+	 * leaves the next 32-bit syscall of the process to be reported */
 	RESERVE(struct fl_ia32, e, FL_IA32_SYSCALL);
+	bpf_map_update_elem(&IA32_SEEN, &tgid, &now, BPF_ANY);
 	fill_hdr(&e->h, FL_IA32_SYSCALL, 0);
 	e->h.size = sizeof(struct fl_ia32);
 	e->id = id;
@@ -1283,16 +1297,46 @@ static __always_inline int report_ia32(long id)
 	return 0;
 }
 
-/* Every syscall's entry, for one thing: a 32-bit (ia32) syscall, made by a 32-bit program or
- * by a 64-bit one through `int 0x80`. Attached with the per-syscall tracepoint hooks (with
- * the dispatcher, fl_sys_exit reports them). The entry code set TS_COMPAT for this syscall
- * (it is cleared on the way back to user mode); anything else costs a load and a compare. */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(fl_sys_enter_ia32, struct pt_regs *regs, long id)
+#define X32_SYSCALL_BIT 0x40000000
+
+/* Whether a 32-bit syscall `nr` (ia32, or x32 with its bit cleared) changes the paths of
+ * existing dentries, like the 64-bit ones hooked by PATHS_CHANGED: ia32 rename 38,
+ * renameat 302, renameat2 353, mount 21, umount 22, umount2 52, pivot_root 217,
+ * move_mount 429; x32 uses the 64-bit numbers. */
+static __always_inline bool compat_paths_changing(long nr, bool x32)
 {
-	if (!(current_status() & TS_COMPAT))
+	if (x32)
+		return nr == 82 || nr == 264 || nr == 316 || nr == 165 || nr == 166 || nr == 155 ||
+		       nr == 429;
+	return nr == 38 || nr == 302 || nr == 353 || nr == 21 || nr == 22 || nr == 52 ||
+	       nr == 217 || nr == 429;
+}
+
+/* At a syscall's exit: a 32-bit one — ia32 (TS_COMPAT: set by the entry code for the call,
+ * cleared on the way back to user mode; a 32-bit program's, or a 64-bit one's `int 0x80`) or
+ * x32 (the number's X32_SYSCALL_BIT, from a plain 64-bit process) — is reported (the first of
+ * each process exec) and, when it changed paths, ends a generation of the verdict cache.
+ * None of the handlers sees these calls: their numbers are other tables, and the kernel's
+ * syscall tracepoints skip them. 1 when the syscall was one. */
+static __always_inline int compat_exit(struct pt_regs *regs, long ret)
+{
+	long nr = regs->orig_ax;
+	bool x32 = nr & X32_SYSCALL_BIT;
+	if (!x32 && !(current_status() & TS_COMPAT))
 		return 0;
-	return report_ia32(id);
+	if (compat_paths_changing(x32 ? nr & ~X32_SYSCALL_BIT : nr, x32))
+		paths_changed(ret);
+	report_ia32(nr);
+	return 1;
+}
+
+/* Every syscall's exit, for 32-bit syscalls only (compat_exit), with the per-syscall
+ * tracepoint hooks (the dispatcher, fl_sys_exit, does it itself). */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fl_sys_exit_ia32, struct pt_regs *regs, long ret)
+{
+	compat_exit(regs, ret);
+	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
@@ -1347,13 +1391,13 @@ static __always_inline bool sc_read(struct pt_regs *regs, long ret, struct sc_ar
 }
 
 /* Every syscall's exit passes here: one tail call to its handler, or nothing. A 32-bit
- * (ia32) syscall's number is another table's: it is reported as such (ia32_dispatch), never
- * dispatched (its exit() never returns here, and is not reported). */
+ * syscall's number is another table's: with ia32_dispatch it is reported (compat_exit),
+ * never dispatched. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fl_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (ia32_dispatch && (current_status() & TS_COMPAT))
-		return report_ia32(regs->orig_ax);
+	if (ia32_dispatch && compat_exit(regs, ret))
+		return 0;
 	bpf_tail_call(ctx, &SYSCALL_EXIT, (u32)regs->orig_ax);
 	return 0;
 }
@@ -1403,19 +1447,6 @@ static __always_inline int exit_execveat(const struct sc_args *a, u32 kind)
 	return 0;
 }
 
-/* Syscalls that change the paths of existing dentries end a generation of the verdict cache
- * of opens (see OPEN_VERDICTS). Every caller counts, the agent too. */
-static __always_inline int paths_changed(long ret)
-{
-	u32 zero = 0;
-	u64 *g;
-	if (ret < 0)
-		return 0;
-	g = bpf_map_lookup_elem(&VERDICT_GEN, &zero);
-	if (g)
-		__sync_fetch_and_add(g, 1);
-	return 0;
-}
 #define PATHS_CHANGED(name)                                                 \
 	SEC("tp_btf/sys_exit")                                              \
 	int BPF_PROG(fl_exit_##name, struct pt_regs *regs, long ret)        \

@@ -431,29 +431,25 @@ pub fn ia32_program() -> Vec<u8> {
     b
 }
 
-/// The smallest 64-bit (x86_64) ELF program that makes 32-bit syscalls: `getpid` twice
-/// through `int 0x80` (ia32 number 20), then `exit(7)` through `syscall`. 146 bytes: the ELF
-/// header (64), one loadable segment's program header (56), the code (26).
-pub fn int80_program() -> Vec<u8> {
-    const BASE: u64 = 0x40_0000;
-    const CODE: [u8; 26] = [
-        0xb8, 20, 0, 0, 0, // mov eax, 20 (ia32 getpid)
-        0xcd, 0x80, // int 0x80
-        0xb8, 20, 0, 0, 0, // mov eax, 20 (ia32 getpid)
-        0xcd, 0x80, // int 0x80
-        0xb8, 60, 0, 0, 0, // mov eax, 60 (x86_64 exit)
-        0xbf, 7, 0, 0, 0, // mov edi, 7
-        0x0f, 0x05, // syscall
-    ];
+/// Where [`elf64`] loads a program (and so its code and data, below 4 GiB: 32-bit syscalls
+/// take 32-bit pointers).
+const ELF64_BASE: u64 = 0x40_0000;
+/// The ELF header and the one program header in front of an [`elf64`] program's code.
+const ELF64_HEADERS: u64 = 64 + 56;
+
+/// A minimal 64-bit (x86_64) ELF executable: `code` (entered at its first byte), followed by
+/// `data`, which is at [`ELF64_BASE`] + [`ELF64_HEADERS`] + `code.len()` in memory. One
+/// loadable read+execute segment.
+fn elf64(code: &[u8], data: &[u8]) -> Vec<u8> {
     let (eh, ph) = (64u16, 56u16);
-    let size = u64::from(eh + ph) + CODE.len() as u64;
+    let size = ELF64_HEADERS + (code.len() + data.len()) as u64;
     let mut b = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0]; // ELFCLASS64, LSB, version 1
     b.extend([0; 8]);
     for h in [2u16, 62] {
         b.extend(h.to_le_bytes()); // ET_EXEC, EM_X86_64
     }
     b.extend(1u32.to_le_bytes()); // version
-    for w in [BASE + u64::from(eh + ph), u64::from(eh), 0] {
+    for w in [ELF64_BASE + ELF64_HEADERS, u64::from(eh), 0] {
         b.extend(w.to_le_bytes()); // entry, phoff, shoff
     }
     b.extend(0u32.to_le_bytes()); // flags
@@ -463,11 +459,61 @@ pub fn int80_program() -> Vec<u8> {
     for w in [1u32, 5] {
         b.extend(w.to_le_bytes()); // PT_LOAD, R+X
     }
-    for w in [0u64, BASE, BASE, size, size, 0x1000] {
+    for w in [0u64, ELF64_BASE, ELF64_BASE, size, size, 0x1000] {
         b.extend(w.to_le_bytes()); // offset, vaddr, paddr, filesz, memsz, align
     }
-    b.extend(CODE);
+    b.extend(code);
+    b.extend(data);
     b
+}
+
+/// The smallest 64-bit (x86_64) ELF program that makes 32-bit syscalls: `getpid` twice
+/// through `int 0x80` (ia32 number 20), then `exit(7)` through `syscall`. 146 bytes: the ELF
+/// header (64), one loadable segment's program header (56), the code (26).
+pub fn int80_program() -> Vec<u8> {
+    elf64(
+        &[
+            0xb8, 20, 0, 0, 0, // mov eax, 20 (ia32 getpid)
+            0xcd, 0x80, // int 0x80
+            0xb8, 20, 0, 0, 0, // mov eax, 20 (ia32 getpid)
+            0xcd, 0x80, // int 0x80
+            0xb8, 60, 0, 0, 0, // mov eax, 60 (x86_64 exit)
+            0xbf, 7, 0, 0, 0, // mov edi, 7
+            0x0f, 0x05, // syscall
+        ],
+        &[],
+    )
+}
+
+/// A 64-bit program that renames `old` to `new` through `int 0x80` (ia32 `rename`, 38) and
+/// exits with the call's result (0, or the errno's two's complement low byte). `None` when a
+/// path has a NUL or the paths do not fit the 32-bit addresses below 4 GiB (never, in
+/// practice).
+pub fn int80_rename_program(old: &str, new: &str) -> Option<Vec<u8>> {
+    const CODE_LEN: u64 = 26;
+    if old.contains('\0') || new.contains('\0') {
+        return None;
+    }
+    let old_at = u32::try_from(ELF64_BASE + ELF64_HEADERS + CODE_LEN).ok()?;
+    let new_at = old_at.checked_add(u32::try_from(old.len() + 1).ok()?)?;
+    let mut code = vec![0xb8, 38, 0, 0, 0]; // mov eax, 38 (ia32 rename)
+    code.push(0xbb); // mov ebx, old
+    code.extend(old_at.to_le_bytes());
+    code.push(0xb9); // mov ecx, new
+    code.extend(new_at.to_le_bytes());
+    code.extend([
+        0xcd, 0x80, // int 0x80
+        0x89, 0xc7, // mov edi, eax (the result)
+        0xb8, 60, 0, 0, 0, // mov eax, 60 (x86_64 exit)
+        0x0f, 0x05, // syscall
+    ]);
+    debug_assert_eq!(code.len() as u64, CODE_LEN);
+    let mut data = Vec::with_capacity(old.len() + new.len() + 2);
+    for p in [old, new] {
+        data.extend(p.as_bytes());
+        data.push(0);
+    }
+    Some(elf64(&code, &data))
 }
 
 /// A 64-bit program's `int 0x80` is reported once per exec (`ia32_syscall`, the call's ia32
@@ -536,6 +582,29 @@ fn check_ia32_syscall(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, S
         .filter(|e| e.process.pid == x32 && e.event_type() == EventType::Ia32Syscall)
         .count();
     expect("ia32_syscall events of the x32 child (two calls)", n, 1)?;
+    // a 64-bit process returning from a signal handler (rt_sigreturn leaves orig_ax at -1,
+    // whose bits 30 and 31 are set) makes no 32-bit syscall
+    extern "C" fn on_usr1(_: libc::c_int) {}
+    let (sig, _) = in_child(|| {
+        // SAFETY: installing a handler that does nothing and raising its signal.
+        unsafe {
+            libc::signal(
+                libc::SIGUSR1,
+                on_usr1 as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+            libc::raise(libc::SIGUSR1);
+        }
+        0
+    })?;
+    seen.wait("the signalled child's exit", sig, |e| {
+        e.process.pid == sig && e.event_type() == EventType::Procexit
+    })?;
+    let n = seen
+        .lock()
+        .iter()
+        .filter(|e| e.process.pid == sig && e.event_type() == EventType::Ia32Syscall)
+        .count();
+    expect("ia32_syscall events of a signal handler's return", n, 0)?;
     Ok(format!(
         "int 0x80 getpid (20) by {} and x32 getpid ({X32_GETPID:#x}) reported once each",
         path.display()

@@ -1002,6 +1002,51 @@ fn dropped_open_verdicts_end_with_a_rename_and_with_a_filter_change() {
     let _ = std::fs::remove_dir_all(&watched);
 }
 
+/// A 32-bit rename (`int 0x80` from a 64-bit program: no syscall tracepoint sees it) that
+/// moves a file under a watched prefix ends the "dropped" verdicts too: the next open is
+/// reported. (The probe's 32-bit watch ends the generation at the call's exit.)
+#[test]
+fn dropped_open_verdicts_end_with_a_32_bit_rename() {
+    let Some(s) = shared() else { return };
+    {
+        let probe = s._probe.lock().unwrap_or_else(|p| p.into_inner());
+        if !probe.ia32_watched() {
+            eprintln!("!!!!! this kernel runs no 32-bit syscalls: nothing to test !!!!!");
+            return;
+        }
+    }
+    // as above: /var/tmp unwatched, /root/ watched, one filesystem
+    let base = PathBuf::from(format!("/var/tmp/fl-probe-vc32-{}", std::process::id()));
+    let watched = PathBuf::from(format!("/root/fl-probe-vc32-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(&watched);
+    std::fs::create_dir_all(base.join("a")).expect("mkdir");
+    std::fs::write(base.join("a/f"), b"x").expect("write");
+    let quiet = read_opens(&base.join("a/f"), 3);
+
+    let exe = base.join("rename32");
+    let prog = falco_learn_probe::selftest::int80_rename_program(
+        base.join("a").to_str().unwrap_or_default(),
+        watched.to_str().unwrap_or_default(),
+    )
+    .expect("program");
+    std::fs::write(&exe, prog).expect("write");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let st = Command::new(&exe).status().expect("run the 32-bit rename");
+    assert_eq!(st.code(), Some(0), "the int 0x80 rename failed");
+    assert!(watched.join("f").exists(), "not renamed");
+
+    let loud = read_opens(&watched.join("f"), 1);
+    let want = watched.join("f").to_str().unwrap_or_default().to_string();
+    let ev = wait_for(s, "read-open after the 32-bit rename", |e| {
+        e.process.pid == loud && e.event_type() == EventType::Openat
+    });
+    assert_eq!(ev.fd.expect("fd").name, want);
+    assert_eq!(read_events_of(s, quiet), 0);
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(&watched);
+}
+
 /// With a rule on `fd.nameraw` loaded (the `noncanonical` switch), a read-only open of an
 /// unwatched file is reported exactly when the passed path is not canonical (`//`, `/./`,
 /// `/../`), wherever the pair falls in the kernel's 8-byte steps, and also when the file's

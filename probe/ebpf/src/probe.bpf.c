@@ -1303,7 +1303,7 @@ static __always_inline int report_ia32(long id)
  * existing dentries, like the 64-bit ones hooked by PATHS_CHANGED: ia32 rename 38,
  * renameat 302, renameat2 353, mount 21, umount 22, umount2 52, pivot_root 217,
  * move_mount 429; x32 uses the 64-bit numbers. */
-static __always_inline bool compat_paths_changing(long nr, bool x32)
+static __always_inline bool compat_paths_changing(s32 nr, bool x32)
 {
 	if (x32)
 		return nr == 82 || nr == 264 || nr == 316 || nr == 165 || nr == 166 || nr == 155 ||
@@ -1320,8 +1320,11 @@ static __always_inline bool compat_paths_changing(long nr, bool x32)
  * syscall tracepoints skip them. 1 when the syscall was one. */
 static __always_inline int compat_exit(struct pt_regs *regs, long ret)
 {
-	long nr = regs->orig_ax;
-	bool x32 = nr & X32_SYSCALL_BIT;
+	/* the kernel runs the low 32 bits as an int (do_syscall_64's `int nr`): an x32 number
+	 * is one with bit 30 set and bit 31 clear; orig_ax is -1 where no syscall is restarted
+	 * (rt_sigreturn), which is nothing of the kind */
+	s32 nr = (s32)regs->orig_ax;
+	bool x32 = nr >= 0 && (nr & X32_SYSCALL_BIT);
 	if (!x32 && !(current_status() & TS_COMPAT))
 		return 0;
 	if (compat_paths_changing(x32 ? nr & ~X32_SYSCALL_BIT : nr, x32))

@@ -11,6 +11,7 @@ const CHECKS: &[&str] = &[
     "exec-tmpfs",
     "exec-memfd",
     "exec-ia32",
+    "ia32-syscall",
     "exec-deleted",
     "exec-long-path",
     "open-write",

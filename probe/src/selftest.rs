@@ -524,64 +524,8 @@ fn check_ia32_syscall(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, S
     if !probe.ia32_watched() {
         return Ok("this kernel runs no 32-bit syscalls: nothing is unseen".into());
     }
-    let path = env.dir.join("int80-getpid");
-    std::fs::write(&path, int80_program())
-        .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut child = Command::new(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let pid = child.id();
-    let st = child.wait().map_err(|e| format!("wait: {e}"))?;
-    expect("exit status of the int 0x80 program", st.code(), Some(7))?;
-    let ev = seen.wait("ia32_syscall", pid, |e| {
-        e.process.pid == pid && e.event_type() == EventType::Ia32Syscall
-    })?;
-    expect("evt.arg.ID", &ev.args, &Args::Ia32Syscall { id: 20 })?;
-    expect(
-        "proc.exepath",
-        ev.process.exepath.as_str(),
-        &path.to_string_lossy(),
-    )?;
-    expect(
-        "ia32 flag (a 64-bit program)",
-        ev.process.exe_flags.ia32,
-        false,
-    )?;
-    let n = seen
-        .lock()
-        .iter()
-        .filter(|e| e.process.pid == pid && e.event_type() == EventType::Ia32Syscall)
-        .count();
-    expect("ia32_syscall events of the process (two int 0x80)", n, 1)?;
-    // x32 getpid (39 | bit 30), twice, from a child of ours (a 64-bit process)
-    const X32_GETPID: i64 = 0x4000_0000 | 39;
-    let (x32, _) = in_child(|| {
-        // SAFETY: a raw syscall with no arguments; ENOSYS where x32 is off.
-        unsafe {
-            libc::syscall(X32_GETPID);
-            libc::syscall(X32_GETPID);
-        }
-        0
-    })?;
-    let ev = seen.wait("ia32_syscall (x32)", x32, |e| {
-        e.process.pid == x32 && e.event_type() == EventType::Ia32Syscall
-    })?;
-    expect(
-        "evt.arg.ID (x32)",
-        &ev.args,
-        &Args::Ia32Syscall { id: X32_GETPID },
-    )?;
-    std::thread::sleep(Duration::from_millis(200));
-    let n = seen
-        .lock()
-        .iter()
-        .filter(|e| e.process.pid == x32 && e.event_type() == EventType::Ia32Syscall)
-        .count();
-    expect("ia32_syscall events of the x32 child (two calls)", n, 1)?;
+    let ia32 = check_int80(seen, env)?;
+    let x32 = check_x32(seen)?;
     // a 64-bit process returning from a signal handler (rt_sigreturn leaves orig_ax at -1,
     // whose bits 30 and 31 are set) makes no 32-bit syscall
     extern "C" fn on_usr1(_: libc::c_int) {}
@@ -599,16 +543,119 @@ fn check_ia32_syscall(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, S
     seen.wait("the signalled child's exit", sig, |e| {
         e.process.pid == sig && e.event_type() == EventType::Procexit
     })?;
-    let n = seen
-        .lock()
+    expect(
+        "ia32_syscall events of a signal handler's return",
+        ia32_events(seen, sig),
+        0,
+    )?;
+    Ok(format!("{ia32}; {x32}; a signal handler's return not"))
+}
+
+/// How many `ia32_syscall` events `pid` has.
+fn ia32_events(seen: &Seen, pid: u32) -> usize {
+    seen.lock()
         .iter()
-        .filter(|e| e.process.pid == sig && e.event_type() == EventType::Ia32Syscall)
-        .count();
-    expect("ia32_syscall events of a signal handler's return", n, 0)?;
+        .filter(|e| e.process.pid == pid && e.event_type() == EventType::Ia32Syscall)
+        .count()
+}
+
+/// Two `int 0x80` getpid calls by a 64-bit program: one report, ID 20. A kernel booted with
+/// 32-bit syscalls off (`ia32_emulation=0`, 6.7+) faults `int 0x80` (SIGSEGV): nothing ran.
+fn check_int80(seen: &Seen, env: &Env) -> Result<String, String> {
+    use std::os::unix::process::ExitStatusExt;
+    let path = env.dir.join("int80-getpid");
+    std::fs::write(&path, int80_program())
+        .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut child = Command::new(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let pid = child.id();
+    let st = child.wait().map_err(|e| format!("wait: {e}"))?;
+    if st.signal() == Some(libc::SIGSEGV) {
+        return Ok("int 0x80 refused by this kernel (32-bit syscalls off at boot)".into());
+    }
+    expect("exit status of the int 0x80 program", st.code(), Some(7))?;
+    let ev = seen.wait("ia32_syscall", pid, |e| {
+        e.process.pid == pid && e.event_type() == EventType::Ia32Syscall
+    })?;
+    expect("evt.arg.ID", &ev.args, &Args::Ia32Syscall { id: 20 })?;
+    expect(
+        "proc.exepath",
+        ev.process.exepath.as_str(),
+        &path.to_string_lossy(),
+    )?;
+    expect(
+        "ia32 flag (a 64-bit program)",
+        ev.process.exe_flags.ia32,
+        false,
+    )?;
+    expect(
+        "ia32_syscall events of the process (two int 0x80)",
+        ia32_events(seen, pid),
+        1,
+    )?;
     Ok(format!(
-        "int 0x80 getpid (20) by {} and x32 getpid ({X32_GETPID:#x}) reported once each",
+        "int 0x80 getpid (20) by {} reported once",
         path.display()
     ))
+}
+
+/// Two x32 getpid calls (39 with bit 30) by a child of ours (a 64-bit process): one report
+/// where the kernel runs x32, none where it refuses them (ENOSYS: nothing ran).
+fn check_x32(seen: &Seen) -> Result<String, String> {
+    const X32_GETPID: i64 = 0x4000_0000 | 39;
+    // exit status: 0 the calls ran (x32 on), 2 refused with ENOSYS, 3 anything else
+    let (x32, status) = in_child(|| {
+        // SAFETY: raw syscalls with no arguments; errno read right after.
+        unsafe {
+            let r = libc::syscall(X32_GETPID);
+            let errno = *libc::__errno_location();
+            libc::syscall(X32_GETPID);
+            if r == i64::from(libc::getpid()) {
+                0
+            } else if r == -1 && errno == libc::ENOSYS {
+                2
+            } else {
+                3
+            }
+        }
+    })?;
+    seen.wait("the x32 child's exit", x32, |e| {
+        e.process.pid == x32 && e.event_type() == EventType::Procexit
+    })?;
+    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+        Some(0) => {
+            let ev = seen.wait("ia32_syscall (x32)", x32, |e| {
+                e.process.pid == x32 && e.event_type() == EventType::Ia32Syscall
+            })?;
+            expect(
+                "evt.arg.ID (x32)",
+                &ev.args,
+                &Args::Ia32Syscall { id: X32_GETPID },
+            )?;
+            expect(
+                "ia32_syscall events of the x32 child (two calls)",
+                ia32_events(seen, x32),
+                1,
+            )?;
+            Ok(format!("x32 getpid ({X32_GETPID:#x}) reported once"))
+        }
+        Some(2) => {
+            expect(
+                "ia32_syscall events of refused x32 calls (ENOSYS: nothing ran)",
+                ia32_events(seen, x32),
+                0,
+            )?;
+            Ok("x32 refused by this kernel (ENOSYS), not reported".into())
+        }
+        _ => Err(format!(
+            "the x32 getpid child: unexpected result (wait status {status:#x})"
+        )),
+    }
 }
 
 /// A 32-bit program's exec is reported with the ia32 flag: after it the kernel's syscall

@@ -180,7 +180,7 @@ for spec in "${KERNELS[@]}"; do
     rc=0
     timeout "$TMO" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2G -smp 2 \
       -kernel "$kz" -initrd "$RUN/initramfs.cpio" \
-      -append "console=ttyS0 rootfstype=ramfs panic=-1 quiet" \
+      -append "console=ttyS0 rootfstype=ramfs panic=-1 quiet syscall.x32=y" \
       -nographic -monitor none -serial stdio -serial file:"$RUN/$kver.btf" -no-reboot \
       < /dev/null > "$RUN/$kver.console" 2>&1 || rc=$?
     # The guest kernel itself crashed before our binary ran (no `selftest` line at all, an

@@ -1298,6 +1298,7 @@ static __always_inline int report_ia32(long id)
 }
 
 #define X32_SYSCALL_BIT 0x40000000
+#define ENOSYS 38
 
 /* Whether a 32-bit syscall `nr` (ia32, or x32 with its bit cleared) changes the paths of
  * existing dentries, like the 64-bit ones hooked by PATHS_CHANGED: ia32 rename 38,
@@ -1327,6 +1328,9 @@ static __always_inline int compat_exit(struct pt_regs *regs, long ret)
 	bool x32 = nr >= 0 && (nr & X32_SYSCALL_BIT);
 	if (!x32 && !(current_status() & TS_COMPAT))
 		return 0;
+	/* refused as unknown (every x32 call where the kernel runs none): nothing ran */
+	if (ret == -ENOSYS)
+		return 1;
 	if (compat_paths_changing(x32 ? nr & ~X32_SYSCALL_BIT : nr, x32))
 		paths_changed(ret);
 	report_ia32(nr);

@@ -781,6 +781,20 @@ mod tests {
 
     /// A source that loses events: a drop alert when a second's losses pass
     /// the threshold, timed by the source's clock, at most once per rate limit.
+    /// An ia32 alert's (rule, container.id, proc.exepath), once its fields every ia32 alert
+    /// shares are checked: internal, Warning, the ia32 tags.
+    fn ia32_alert(r: &Raised) -> (&str, &str, &str) {
+        assert_eq!(r.cause, Cause::Internal);
+        assert_eq!(r.alert.priority, "Warning");
+        assert_eq!(r.alert.tags, ["falco_learn", "internal", "ia32"]);
+        let field = |k: &str| r.alert.output_fields[k].as_str().unwrap_or("");
+        (
+            r.alert.rule.as_str(),
+            field("container.id"),
+            field("proc.exepath"),
+        )
+    }
+
     /// A 32-bit program's successful exec raises the ia32 alert once per container and
     /// executable, with the process's fields; a failed exec, a 64-bit one and a non-exec
     /// event do not.
@@ -819,15 +833,9 @@ mod tests {
         let got: Vec<(&str, &str, &str, &str)> = ia32
             .iter()
             .map(|r| {
-                assert_eq!(r.cause, Cause::Internal);
-                assert_eq!(r.alert.priority, "Warning");
-                assert_eq!(r.alert.tags, ["falco_learn", "internal", "ia32"]);
-                (
-                    r.alert.rule.as_str(),
-                    r.alert.output_fields["container.id"].as_str().unwrap_or(""),
-                    r.alert.output_fields["proc.exepath"].as_str().unwrap_or(""),
-                    r.alert.output_fields["proc.cmdline"].as_str().unwrap_or(""),
-                )
+                let (rule, container, exe) = ia32_alert(r);
+                let cmdline = r.alert.output_fields["proc.cmdline"].as_str();
+                (rule, container, exe, cmdline.unwrap_or(""))
             })
             .collect();
         assert_eq!(
@@ -875,15 +883,9 @@ mod tests {
             .0
             .iter()
             .map(|r| {
-                assert_eq!(r.cause, Cause::Internal);
-                assert_eq!(r.alert.priority, "Warning");
-                assert_eq!(r.alert.tags, ["falco_learn", "internal", "ia32"]);
-                (
-                    r.alert.rule.as_str(),
-                    r.alert.output_fields["container.id"].as_str().unwrap_or(""),
-                    r.alert.output_fields["proc.exepath"].as_str().unwrap_or(""),
-                    r.alert.output_fields["evt.arg.ID"].as_i64().unwrap_or(-1),
-                )
+                let (rule, container, exe) = ia32_alert(r);
+                let id = r.alert.output_fields["evt.arg.ID"].as_i64();
+                (rule, container, exe, id.unwrap_or(-1))
             })
             .collect();
         assert_eq!(

@@ -559,20 +559,24 @@ fn ia32_events(seen: &Seen, pid: u32) -> usize {
         .count()
 }
 
+/// Write `bytes` to `path` as an executable (0755) and start it, its output discarded.
+fn spawn_program(path: &Path, bytes: &[u8]) -> std::io::Result<std::process::Child> {
+    std::fs::write(path, bytes)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    Command::new(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
 /// Two `int 0x80` getpid calls by a 64-bit program: one report, ID 20. A kernel booted with
 /// 32-bit syscalls off (`ia32_emulation=0`, 6.7+) faults `int 0x80` (SIGSEGV): nothing ran.
 fn check_int80(seen: &Seen, env: &Env) -> Result<String, String> {
     use std::os::unix::process::ExitStatusExt;
     let path = env.dir.join("int80-getpid");
-    std::fs::write(&path, int80_program())
-        .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut child = Command::new(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut child =
+        spawn_program(&path, &int80_program()).map_err(|e| format!("{}: {e}", path.display()))?;
     let pid = child.id();
     let st = child.wait().map_err(|e| format!("wait: {e}"))?;
     if st.signal() == Some(libc::SIGSEGV) {
@@ -662,15 +666,7 @@ fn check_x32(seen: &Seen) -> Result<String, String> {
 /// tracepoints skip the process's syscalls, and userspace says so with an alert.
 fn check_exec_ia32(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
     let path = env.dir.join("ia32-exit7");
-    std::fs::write(&path, ia32_program())
-        .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut child = match Command::new(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
+    let mut child = match spawn_program(&path, &ia32_program()) {
         Ok(c) => c,
         Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
             return Ok(format!(

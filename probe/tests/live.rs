@@ -1100,6 +1100,25 @@ fn non_canonical_passed_paths_are_reported_at_every_alignment() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// The first event from a probe of a test's own that `pred` accepts, within 10 s.
+fn recv_event(
+    rx: &falco_learn_probe::reader::Events,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(ev) = rx
+            .recv_timeout(Duration::from_millis(200))
+            .ok()
+            .filter(|e| pred(e))
+        {
+            return ev;
+        }
+        assert!(Instant::now() < deadline, "no {what}");
+    }
+}
+
 /// The other hook family on this kernel: per-syscall tracepoints (what `Auto` picks from 5.15
 /// when 32-bit syscalls are not watched; the shared probe above, watching them, uses the
 /// `sys_exit` dispatcher). Its handlers report the same records, detaching a syscall
@@ -1132,20 +1151,9 @@ fn the_tracepoint_hook_family_reports_and_detaches() {
         let int80 = child.id();
         let st = child.wait_with_output().expect("wait");
         assert_eq!(st.status.code(), Some(7));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let ev = loop {
-            let ev = rx
-                .recv_timeout(Duration::from_millis(200))
-                .ok()
-                .filter(|e| e.process.pid == int80 && e.event_type() == EventType::Ia32Syscall);
-            if let Some(ev) = ev {
-                break ev;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no ia32_syscall from fl_sys_exit_ia32"
-            );
-        };
+        let ev = recv_event(&rx, "ia32_syscall from fl_sys_exit_ia32", |e| {
+            e.process.pid == int80 && e.event_type() == EventType::Ia32Syscall
+        });
         assert_eq!(ev.args, Args::Ia32Syscall { id: 20 });
         assert_eq!(ev.process.exepath, exe.to_string_lossy());
         assert!(!ev.process.exe_flags.ia32);
@@ -1168,20 +1176,9 @@ fn the_tracepoint_hook_family_reports_and_detaches() {
     };
     let pid = write_open();
     let want = path.to_str().unwrap_or_default().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let ev = loop {
-        let ev = rx
-            .recv_timeout(Duration::from_millis(200))
-            .ok()
-            .filter(|e| e.process.pid == pid && e.event_type() == EventType::Openat);
-        if let Some(ev) = ev {
-            break ev;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no openat from the tracepoint probe"
-        );
-    };
+    let ev = recv_event(&rx, "openat from the tracepoint probe", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Openat
+    });
     let fd = ev.fd.expect("fd");
     assert_eq!(fd.name, want);
     assert_eq!(fd.nameraw, want);

@@ -973,85 +973,112 @@ fn removing_the_only_ptrace_rule_detaches_its_program() {
     agent.terminate(30);
 }
 
-/// Run `program` (written as `name`, exit status 7) three times under an agent of its own
-/// (its own metrics port: the other ia32 test's agent may run beside it); the agent's stderr
-/// and the alerts naming the program's path.
-fn alerts_of_a_program_run_thrice(program: &[u8], name: &str) -> (String, Vec<serde_json::Value>) {
+/// 32-bit syscalls are judged as their 64-bit twins. A 64-bit program's `int 0x80` calls
+/// and a 32-bit program's (each: an open for writing, a connect through `socketcall` and
+/// one through `socket`/`connect`) raise a user's rules exactly as 64-bit calls would, with
+/// the 64-bit event types and fields; the 64-bit program also raises the ia32 syscall alert
+/// (with the number of its first 32-bit call, ia32 open: 5), once however often it runs,
+/// and the 32-bit program nothing else.
+#[test]
+fn rules_judge_32_bit_syscalls_as_their_64_bit_twins() {
+    if skip("the 32-bit syscall test") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tmp");
-    let exe = dir.path().join(name);
-    std::fs::write(&exe, program).expect("write");
-    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let metrics_o = format!("metrics.listen=127.0.0.1:{}", free_port());
-    let mut agent = Agent::run("run: ", &["-o", &metrics_o]);
-    for _ in 0..3 {
-        let st = Command::new(&exe).status().expect("run the program");
-        assert_eq!(st.code(), Some(7));
-    }
-    let exe_s = exe.display().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !agent.stdout_lines().iter().any(|l| l.contains(&exe_s)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no alert for {name}:\n{}",
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    agent.terminate(30);
-    let ours = agent
-        .stdout_lines()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|a| a["output_fields"]["proc.exepath"] == exe_s.as_str())
-        .collect();
-    (agent.stderr(), ours)
-}
-
-/// A 32-bit program's syscalls are not seen (the kernel's syscall tracepoints skip them):
-/// its exec raises falco-learn's ia32 alert, with the program's fields, once per
-/// executable however often it runs (and nothing else: its own 32-bit syscalls are that
-/// alert's).
-#[test]
-fn a_32_bit_program_raises_the_ia32_alert_once() {
-    if skip("the ia32 alert test") {
-        return;
-    }
-    let (_, ours) = alerts_of_a_program_run_thrice(
-        &falco_learn_probe::selftest::ia32_program(),
-        "fl-ia32-exit7",
-    );
-    assert_eq!(ours.len(), 1, "{ours:#?}");
-    let a = &ours[0];
-    assert_eq!(a["rule"], falco_learn_enforcer::pipeline::IA32_RULE);
-    assert_eq!(a["priority"], "Warning");
-    assert_eq!(a["output_fields"]["container.id"], "host");
-    assert_eq!(a["output_fields"]["proc.cmdline"], "fl-ia32-exit7");
-}
-
-/// A 64-bit program's `int 0x80` syscalls are not seen by the syscall hooks: the first of
-/// its exec raises falco-learn's ia32 syscall alert, with the call's number and the
-/// program's fields, once per executable however often it runs (and never the 32-bit
-/// program alert: the program is 64-bit).
-#[test]
-fn a_64_bit_programs_int80_raises_the_ia32_syscall_alert_once() {
-    if skip("the int 0x80 alert test") {
-        return;
-    }
-    let (stderr, ours) = alerts_of_a_program_run_thrice(
-        &falco_learn_probe::selftest::int80_program(),
-        "fl-int80-getpid",
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: Test 32-bit write\n  desc: a write-open of the test's files\n  \
+             condition: evt.type in (open, openat) and evt.is_open_write = true and \
+             fd.name startswith {dir}/out-\n  output: write (file=%fd.name exe=%proc.exepath)\n  priority: NOTICE\n\
+             - rule: Test 32-bit connect\n  desc: a connect to the test's listener\n  \
+             condition: evt.type = connect and fd.sport = {port}\n  \
+             output: connect (connection=%fd.name exe=%proc.exepath)\n  priority: NOTICE\n",
+            dir = dir.path().display()
+        ),
+    )
+    .expect("write rules");
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir_all(&profiles).expect("mkdir");
+    let (rules_s, profiles_s) = (rules.display().to_string(), profiles.display().to_string());
+    let mut agent = Agent::run(
+        "run: ",
+        &[
+            "-r",
+            &rules_s,
+            "--profiles",
+            &profiles_s,
+            "-o",
+            "profiles.allow_empty=true",
+            "-o",
+            "metrics.enabled=false",
+        ],
     );
     assert!(
-        stderr.contains("32-bit (ia32) syscalls watched (sys_exit dispatcher)"),
-        "the watch is attached:\n{stderr}"
+        agent.stderr_has("32-bit (ia32) syscalls watched (sys_exit dispatcher)"),
+        "32-bit syscalls are watched:\n{}",
+        agent.stderr()
     );
-    assert_eq!(ours.len(), 1, "{ours:#?}");
-    let a = &ours[0];
-    assert_eq!(a["rule"], falco_learn_enforcer::pipeline::IA32_SYSCALL_RULE);
-    assert_eq!(a["priority"], "Warning");
-    assert_eq!(a["output_fields"]["evt.arg.ID"], 20);
-    assert_eq!(a["output_fields"]["container.id"], "host");
-    assert_eq!(a["output_fields"]["proc.cmdline"], "fl-int80-getpid");
+    let mut programs = Vec::new();
+    for (bits64, name) in [(true, "fl-int80-io"), (false, "fl-ia32-io")] {
+        let out = dir.path().join(format!("out-{name}"));
+        let prog =
+            falco_learn_probe::selftest::int80_io_program(&out.display().to_string(), port, bits64)
+                .expect("program");
+        let exe = dir.path().join(name);
+        std::fs::write(&exe, prog).expect("write");
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        // twice: the ia32 syscall alert is raised once per executable
+        for _ in 0..2 {
+            let st = Command::new(&exe).status().expect("run the program");
+            assert_eq!(st.code(), Some(0), "{name}");
+        }
+        programs.push((bits64, exe.display().to_string(), out.display().to_string()));
+    }
+    wait_alerts(&agent, "Test 32-bit write", 4);
+    wait_alerts(&agent, "Test 32-bit connect", 8);
+    wait_alerts(&agent, falco_learn_enforcer::pipeline::IA32_SYSCALL_RULE, 1);
+    std::thread::sleep(Duration::from_secs(1));
+    agent.terminate(30);
+    drop(listener);
+    let alerts = alerts_in(&agent.stdout_lines().join("\n"));
+    for (bits64, exe, out) in &programs {
+        let of = |rule: &str| -> Vec<&serde_json::Value> {
+            alerts
+                .iter()
+                .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == exe.as_str())
+                .collect()
+        };
+        let writes = of("Test 32-bit write");
+        assert_eq!(writes.len(), 2, "{exe}: {writes:#?}");
+        for w in &writes {
+            assert_eq!(w["output_fields"]["fd.name"], out.as_str());
+        }
+        let connects = of("Test 32-bit connect");
+        assert_eq!(connects.len(), 4, "{exe}: two per run: {connects:#?}");
+        for c in &connects {
+            let conn = c["output_fields"]["fd.name"].as_str().unwrap_or("");
+            assert!(conn.ends_with(&format!("->127.0.0.1:{port}")), "{conn}");
+        }
+        let ia32 = of(falco_learn_enforcer::pipeline::IA32_SYSCALL_RULE);
+        if *bits64 {
+            assert_eq!(ia32.len(), 1, "{exe}: {ia32:#?}");
+            assert_eq!(ia32[0]["priority"], "Warning");
+            assert_eq!(ia32[0]["output_fields"]["evt.arg.ID"], 5);
+            assert_eq!(ia32[0]["output_fields"]["container.id"], "host");
+        } else {
+            assert!(ia32.is_empty(), "{exe}: a 32-bit program: {ia32:#?}");
+        }
+        assert!(
+            alerts
+                .iter()
+                .filter(|a| a["output_fields"]["proc.exepath"] == exe.as_str())
+                .all(|a| a["rule"] != falco_learn_enforcer::pipeline::IA32_RULE),
+            "32-bit syscalls are watched: no unmonitored-program alert"
+        );
+    }
 }

@@ -12,6 +12,7 @@ const CHECKS: &[&str] = &[
     "exec-memfd",
     "exec-ia32",
     "ia32-syscall",
+    "ia32-handled",
     "exec-deleted",
     "exec-long-path",
     "open-write",

@@ -424,13 +424,15 @@ pub struct Engine {
     /// it `run` turns it off with a warning.
     /// Alerts are the same either way; `false` sends every one to userspace.
     pub kernel_filter: bool,
-    /// Watch for 32-bit (ia32, x32) syscalls, which the syscall hooks never see: a 64-bit
-    /// program's `int 0x80` then raises "falco-learn internal: 32-bit system call not
-    /// monitored". Every syscall's exit is then checked (a load and a compare), so the probe
-    /// uses the `sys_exit` dispatcher, which does it (`getppid` +20–45 ns on the 2-vCPU VM,
-    /// `bench probe --loop getppid`); not attached on kernels without 32-bit syscalls.
-    /// `false` leaves the blind spot unwatched and gives the per-syscall tracepoints back
-    /// (5.15+).
+    /// Handle 32-bit (ia32, x32) syscalls, which the kernel's syscall tracepoints never
+    /// report, as their 64-bit twins (rules and profiles judge what a 32-bit program, or a
+    /// 64-bit one's `int 0x80`, opens and connects); a 64-bit program's first one raises
+    /// "falco-learn internal: 32-bit system call by a 64-bit program". Every syscall's exit
+    /// is then checked (a load and a compare), so the probe uses the `sys_exit` dispatcher,
+    /// which does it (`getppid` +20–45 ns on the 2-vCPU VM, `bench probe --loop getppid`);
+    /// not attached on kernels without 32-bit syscalls. `false` leaves them unseen (a
+    /// 32-bit program's exec then raises "falco-learn internal: 32-bit program not
+    /// monitored") and gives the per-syscall tracepoints back (5.15+).
     pub ia32_syscalls: bool,
 }
 impl Default for Engine {

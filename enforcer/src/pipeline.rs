@@ -189,6 +189,7 @@ impl<'a> Pipeline<'a> {
             );
             Unprofiled::new()
         });
+        let ia32 = Ia32Alerts::new(source.ia32_unwatched());
         Pipeline {
             engine,
             source,
@@ -201,7 +202,7 @@ impl<'a> Pipeline<'a> {
             unprofiled,
             telemetry,
             summary: Summary::default(),
-            ia32: Ia32Alerts::new(),
+            ia32,
         }
     }
 
@@ -458,47 +459,52 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-/// The rule name of [`Ia32Alerts`]' alert for a 32-bit program's exec.
+/// The rule name of [`Ia32Alerts`]' alert for a 32-bit program's exec, on a node where
+/// 32-bit syscalls are not watched (`engine.ia32_syscalls: false`).
 pub const IA32_RULE: &str = "falco-learn internal: 32-bit program not monitored";
 
 /// The rule name of [`Ia32Alerts`]' alert for a 32-bit syscall of a program not known to be
-/// 32-bit: a 64-bit program's `int 0x80`, or a 32-bit program started before the agent.
-pub const IA32_SYSCALL_RULE: &str = "falco-learn internal: 32-bit system call not monitored";
+/// 32-bit: a 64-bit program's `int 0x80`, or an x32 call.
+pub const IA32_SYSCALL_RULE: &str = "falco-learn internal: 32-bit system call by a 64-bit program";
 
-/// The alerts for the blind spot of 32-bit (ia32) syscalls: the kernel's syscall
-/// tracepoints skip them, so neither the rules nor the profiles can judge the files and
-/// connections a process opens through them. An attacker can bring a 32-bit binary, or
-/// make `int 0x80` calls from a 64-bit one, to do exactly that; a user must know the blind
-/// spot is in use.
-/// - A 32-bit program's successful exec raises [`IA32_RULE`].
+/// The alerts of 32-bit (ia32 and x32) syscalls, which the kernel's syscall tracepoints skip.
+/// Where they are watched (the default), the probe hands each to the handler of its 64-bit
+/// twin, so the rules and the profiles judge the files and connections a process opens
+/// through them like any other; and a 64-bit program that makes one anyway is doing what
+/// exploits and evasions do (e.g. to slip past tools that watch 64-bit syscalls only), which
+/// a user should hear of:
 /// - A 32-bit syscall (the kernel reports the first of each process exec,
-///   `evt.type=ia32_syscall`) of a process whose exec was not seen as 32-bit raises
-///   [`IA32_SYSCALL_RULE`] (a 32-bit program's own syscalls are its exec's alert).
+///   `evt.type=ia32_syscall`) of a process whose executable is not 32-bit (its exec seen as
+///   one, or its ELF header at the agent's start) raises [`IA32_SYSCALL_RULE`].
+/// - Where they are not watched, a 32-bit program runs unseen after its exec: its
+///   successful exec raises [`IA32_RULE`].
 ///
 /// Each is raised once per (container, executable) per agent run (the memory of which is
 /// bounded: forgotten, and so raised again, past [`Ia32Alerts::REMEMBERED`] pairs).
 struct Ia32Alerts {
     program: falco_learn_rules::output::OutputFormat,
     syscall: falco_learn_rules::output::OutputFormat,
+    /// 32-bit syscalls are not watched: a 32-bit program's exec raises [`IA32_RULE`].
+    unwatched: bool,
     seen: std::collections::HashSet<(&'static str, String, String)>,
 }
 
 impl Ia32Alerts {
     const REMEMBERED: usize = 4096;
     const PROGRAM_OUTPUT: &'static str = "32-bit (ia32) program run: falco-learn does not see its \
-        system calls (files, network, writes; rules and profiles cannot judge what it does) \
+        system calls on this node (engine.ia32_syscalls is off: files, network, writes; rules \
+        and profiles cannot judge what it does) \
         (proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline proc.pid=%proc.pid \
         proc.pname=%proc.pname user.name=%user.name container.id=%container.id \
         container.image.repository=%container.image.repository)";
-    const SYSCALL_OUTPUT: &'static str = "32-bit (ia32 or x32) system call made (int 0x80 \
-        or the x32 bit from a 64-bit program, or a 32-bit program): falco-learn does not see \
-        such calls (files, \
-        network, writes made through them; rules and profiles cannot judge them) \
+    const SYSCALL_OUTPUT: &'static str = "32-bit system call by a 64-bit program (int 0x80 \
+        or an x32 call: rare outside exploits and attempts to evade syscall monitoring; its \
+        files and connections are judged as their 64-bit twins') \
         (evt.arg.ID=%evt.arg.ID proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline \
         proc.pid=%proc.pid proc.pname=%proc.pname user.name=%user.name \
         container.id=%container.id container.image.repository=%container.image.repository)";
 
-    fn new() -> Ia32Alerts {
+    fn new(unwatched: bool) -> Ia32Alerts {
         // constant formats of known fields: a failure is a bug, caught by the tests
         let compile = |f: &str| {
             falco_learn_rules::output::OutputFormat::compile(f)
@@ -507,17 +513,20 @@ impl Ia32Alerts {
         Ia32Alerts {
             program: compile(Self::PROGRAM_OUTPUT),
             syscall: compile(Self::SYSCALL_OUTPUT),
+            unwatched,
             seen: std::collections::HashSet::new(),
         }
     }
 
-    /// The alert for `ev` when it is a successful exec of a 32-bit program, or a 32-bit
-    /// syscall of a process not known as one, not alerted on yet for its container and
-    /// executable.
+    /// The alert for `ev` when it is a successful exec of a 32-bit program where 32-bit
+    /// syscalls are not watched, or a 32-bit syscall of a process not known as a 32-bit
+    /// program, not alerted on yet for its container and executable.
     fn raise(&mut self, ev: &falco_learn_event::Event) -> Option<Raised> {
         use falco_learn_event::EventType;
         let (rule, output) = match ev.event_type() {
-            EventType::Execve | EventType::Execveat if ev.process.exe_flags.ia32 && ev.res >= 0 => {
+            EventType::Execve | EventType::Execveat
+                if self.unwatched && ev.process.exe_flags.ia32 && ev.res >= 0 =>
+            {
                 (IA32_RULE, &self.program)
             }
             EventType::Ia32Syscall if !ev.process.exe_flags.ia32 => {
@@ -795,42 +804,36 @@ mod tests {
         )
     }
 
-    /// A 32-bit program's successful exec raises the ia32 alert once per container and
-    /// executable, with the process's fields; a failed exec, a 64-bit one and a non-exec
-    /// event do not.
+    /// Where 32-bit syscalls are not watched, a 32-bit program's successful exec raises the
+    /// ia32 alert once per container and executable, with the process's fields; a failed
+    /// exec, a 64-bit one and a non-exec event do not. Where they are watched (a recording,
+    /// as the probe's default), its syscalls are judged as any others: no alert.
     #[test]
-    fn a_32_bit_exec_raises_the_ia32_alert_once_per_container_and_exe() {
+    fn a_32_bit_exec_raises_the_ia32_alert_once_per_container_and_exe_where_unwatched() {
         let bash: Event = serde_json::from_str(SEED.lines().next().expect("seed")).expect("event");
         let with = |ia32: bool, res: i64, container: &str| {
             let mut ev = bash.clone();
             std::sync::Arc::make_mut(&mut ev.process).exe_flags.ia32 = ia32;
             std::sync::Arc::make_mut(&mut ev.container).id = container.into();
             ev.res = res;
-            serde_json::to_string(&ev).expect("json")
+            ev
         };
         let mut connect: Event =
             serde_json::from_str(SEED.lines().nth(2).expect("seed")).expect("event");
         std::sync::Arc::make_mut(&mut connect.process)
             .exe_flags
             .ia32 = true;
-        let lines = [
+        let events = [
             with(false, 0, "c1"),
             with(true, -2, "c1"),
             with(true, 0, "c1"),
             with(true, 0, "c1"),
-            serde_json::to_string(&connect).expect("json"),
+            connect,
             with(true, 0, "c2"),
         ];
-        let text = lines.join("\n");
-        let (summary, sink, _) = run_recording(rules_only(), &text, "ia32.jsonl");
-        // (the default rules alert on these too)
-        let ia32: Vec<&Raised> = sink
-            .0
-            .iter()
-            .filter(|r| r.alert.rule == IA32_RULE)
-            .collect();
-        assert_eq!(summary.alerts as usize, sink.0.len());
-        let got: Vec<(&str, &str, &str, &str)> = ia32
+        let mut unwatched = Ia32Alerts::new(true);
+        let raised: Vec<Raised> = events.iter().filter_map(|e| unwatched.raise(e)).collect();
+        let got: Vec<(&str, &str, &str, &str)> = raised
             .iter()
             .map(|r| {
                 let (rule, container, exe) = ia32_alert(r);
@@ -846,12 +849,26 @@ mod tests {
             ]
         );
         assert!(
-            ia32[0].alert.output.contains(
-                "Warning 32-bit (ia32) program run: falco-learn does not see its system calls"
+            raised[0].alert.output.contains(
+                "Warning 32-bit (ia32) program run: falco-learn does not see its system calls \
+                 on this node (engine.ia32_syscalls is off"
             ),
             "{}",
-            ia32[0].alert.output
+            raised[0].alert.output
         );
+        // watched (a recording, the probe's default): the same events raise no ia32 alert
+        let text: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("json"))
+            .collect();
+        let (summary, sink, _) = run_recording(rules_only(), &text.join("\n"), "ia32.jsonl");
+        assert_eq!(summary.alerts as usize, sink.0.len());
+        // (the default rules alert on these)
+        assert!(!sink.0.is_empty());
+        assert!(sink
+            .0
+            .iter()
+            .all(|r| !r.alert.tags.iter().any(|t| t == "ia32")));
     }
 
     /// A 32-bit syscall (`ia32_syscall`) of a process not known as 32-bit raises the ia32
@@ -897,8 +914,8 @@ mod tests {
         );
         assert!(
             sink.0[0].alert.output.contains(
-                "Warning 32-bit (ia32 or x32) system call made (int 0x80 or the x32 bit from a \
-                 64-bit program, or a 32-bit program): falco-learn does not see such calls"
+                "Warning 32-bit system call by a 64-bit program (int 0x80 or an x32 call: rare \
+                 outside exploits and attempts to evade syscall monitoring"
             ),
             "{}",
             sink.0[0].alert.output

@@ -96,6 +96,12 @@ pub trait Source {
     fn hostname(&self) -> String;
     /// After the engine was (re)built: make the kernel report what it needs.
     fn configure(&mut self, _engine: &Engine) {}
+    /// Whether 32-bit syscalls go unseen on this source's kernel (a live source whose
+    /// probe does not watch them: `engine.ia32_syscalls` off). A recording: false, as
+    /// the probe's default.
+    fn ia32_unwatched(&self) -> bool {
+        false
+    }
     /// enforce-kill's kernel maps (a live source in `enforce-kill` mode).
     fn kill_maps(&self) -> Option<&dyn ContainerMaps> {
         None
@@ -283,6 +289,10 @@ impl Source for LiveSource {
             Ok((attached, detached)) => self.log_attached(&attached, &detached),
             Err(e) => tracing::error!("the syscall programs were not updated: {e}"),
         }
+    }
+
+    fn ia32_unwatched(&self) -> bool {
+        self.probe.as_ref().is_some_and(|p| !p.ia32_watched())
     }
 
     fn kill_maps(&self) -> Option<&dyn ContainerMaps> {

@@ -14,19 +14,23 @@
 //! Neither family has enter programs, except `execveat`'s, which marks the thread so that the
 //! exec record can say `execveat`. Measured side by side in the README (Performance).
 //!
-//! 32-bit (ia32) syscalls reach neither family's handlers (their numbers are another table;
-//! the per-syscall tracepoints skip them). When they are watched
-//! ([`crate::ProbeConfig::ia32_syscalls`]), every syscall of the machine pays a program
-//! anyway: `Auto` then picks the dispatcher, which reports them itself, instead of per-syscall
-//! tracepoints plus a second program on `sys_exit` (`fl_sys_exit_ia32`, what an explicit
-//! `Tracepoints` gets).
+//! 32-bit syscalls (ia32, x32) reach neither family's handlers directly (their numbers are
+//! other tables; the per-syscall tracepoints skip them). When they are watched
+//! ([`crate::ProbeConfig::ia32_syscalls`]), every syscall's exit is checked for one, which
+//! goes to the handler of its 64-bit twin through a second program array
+//! (`SYSCALL_EXIT_COMPAT`: the same `fl_exit_<name>` programs in the slots of the kind
+//! table's `COMPAT_SLOTS`, set and cleared with the 64-bit hook; ia32 `socketcall` to
+//! `fl_exit_socketcall`, which reads `KINDS_ATTACHED`). Every syscall of the machine then
+//! pays a program anyway: `Auto` picks the dispatcher, which checks them itself, instead of
+//! per-syscall tracepoints plus a second program on `sys_exit` (`fl_sys_exit_ia32`, what an
+//! explicit `Tracepoints` gets, with the dispatcher's handlers loaded for it).
 //!
 //! Which syscalls are hooked, their dispatcher slots (x86_64 numbers) and which need an enter
 //! program come from the table of event kinds (`probe/common/src/kind_table.rs`: each kind's
 //! `exit` column, `paths_changed`, `enter`).
 
 use crate::ProbeError;
-use aya::maps::{MapData, ProgramArray};
+use aya::maps::{Array, MapData, ProgramArray};
 use aya::programs::trace_point::TracePointLinkId;
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf, Ebpf};
@@ -135,6 +139,124 @@ fn has_exit_tracepoint(sc: &str) -> bool {
         .any(|t| std::path::Path::new(&format!("{t}/events/syscalls/sys_exit_{sc}")).exists())
 }
 
+/// ia32 `socketcall` (102): the socket calls 32-bit programs multiplex through one number.
+const IA32_SOCKETCALL: u32 = 102;
+const SOCKETCALL_PROGRAM: &str = "fl_exit_socketcall";
+
+/// Load `prog` as a handler on the `sys_exit` raw tracepoint (a dispatcher's tail-call
+/// target), unless it is loaded already.
+fn load_raw<'a>(
+    ebpf: &'a mut Ebpf,
+    btf: &Btf,
+    prog: &str,
+) -> Result<&'a mut BtfTracePoint, ProbeError> {
+    let p: &mut BtfTracePoint = program_mut(ebpf, prog, RAW_HOOK)?;
+    if p.fd().is_err() {
+        p.load("sys_exit", btf)
+            .map_err(|e| prog_err(prog, RAW_HOOK)(format!("{e:#}")))?;
+    }
+    Ok(p)
+}
+
+fn take_map(ebpf: &mut Ebpf, map: &'static str) -> Result<aya::maps::Map, ProbeError> {
+    ebpf.take_map(map).ok_or(ProbeError::Map {
+        map,
+        err: "missing".into(),
+    })
+}
+
+/// The 32-bit syscalls' handlers: the compat dispatcher's program array
+/// (`SYSCALL_EXIT_COMPAT`, slots from the kind table's `COMPAT_SLOTS`) and the kinds whose
+/// handler is attached (`KINDS_ATTACHED`, which `fl_exit_socketcall` reads).
+struct Compat {
+    slots: ProgramArray<MapData>,
+    kinds: Array<MapData, u32>,
+}
+
+impl Compat {
+    /// Take the maps and set what is always on: the path-change programs (`paths_changed`,
+    /// loaded) in their 32-bit slots and `socketcall`.
+    fn load(
+        ebpf: &mut Ebpf,
+        btf: &Btf,
+        paths_changed: &[(&'static str, u32)],
+    ) -> Result<Compat, ProbeError> {
+        const MAP: &str = "SYSCALL_EXIT_COMPAT";
+        let map_err = |e: String| ProbeError::Map { map: MAP, err: e };
+        let mut slots =
+            ProgramArray::try_from(take_map(ebpf, MAP)?).map_err(|e| map_err(e.to_string()))?;
+        let kinds =
+            Array::try_from(take_map(ebpf, "KINDS_ATTACHED")?).map_err(|e| ProbeError::Map {
+                map: "KINDS_ATTACHED",
+                err: e.to_string(),
+            })?;
+        for &(sc, _) in paths_changed {
+            let prog = format!("fl_exit_{sc}");
+            let p = load_raw(ebpf, btf, &prog)?;
+            let fd = p
+                .fd()
+                .map_err(|e| prog_err(&prog, RAW_HOOK)(e.to_string()))?;
+            for slot in compat_slots(sc) {
+                slots
+                    .set(slot, fd, 0)
+                    .map_err(|e| map_err(format!("slot {slot} ({sc}): {e}")))?;
+            }
+        }
+        let p = load_raw(ebpf, btf, SOCKETCALL_PROGRAM)?;
+        let fd = p
+            .fd()
+            .map_err(|e| prog_err(SOCKETCALL_PROGRAM, RAW_HOOK)(e.to_string()))?;
+        slots
+            .set(IA32_SOCKETCALL, fd, 0)
+            .map_err(|e| map_err(format!("slot {IA32_SOCKETCALL} (socketcall): {e}")))?;
+        Ok(Compat { slots, kinds })
+    }
+
+    /// Hand `sc`'s 32-bit twins to its handler `fl_exit_<sc>` (loaded), or take them back.
+    fn set(&mut self, ebpf: &mut Ebpf, sc: &'static str, on: bool) -> Result<(), ProbeError> {
+        const MAP: &str = "SYSCALL_EXIT_COMPAT";
+        let map_err = |e: String| ProbeError::Map { map: MAP, err: e };
+        if on {
+            let prog = format!("fl_exit_{sc}");
+            let p: &mut BtfTracePoint = program_mut(ebpf, &prog, RAW_HOOK)?;
+            let fd = p
+                .fd()
+                .map_err(|e| prog_err(&prog, RAW_HOOK)(e.to_string()))?;
+            for slot in compat_slots(sc) {
+                self.slots
+                    .set(slot, fd, 0)
+                    .map_err(|e| map_err(format!("slot {slot} ({sc}): {e}")))?;
+            }
+        } else {
+            for slot in compat_slots(sc) {
+                self.slots
+                    .clear_index(&slot)
+                    .map_err(|e| map_err(format!("clear slot {slot} ({sc}): {e}")))?;
+            }
+        }
+        if let Some(kind) = abi::Kind::ALL
+            .iter()
+            .find(|k| k.syscalls().iter().any(|(s, _)| *s == sc))
+        {
+            self.kinds
+                .set(*kind as u32, u32::from(on), 0)
+                .map_err(|e| ProbeError::Map {
+                    map: "KINDS_ATTACHED",
+                    err: format!("{}: {e}", kind.name()),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// The compat dispatcher's slots of `sc`'s 32-bit twins.
+fn compat_slots(sc: &str) -> impl Iterator<Item = u32> + '_ {
+    abi::COMPAT_SLOTS
+        .iter()
+        .filter(move |(s, _)| *s == sc)
+        .map(|(_, slot)| *slot)
+}
+
 #[derive(Default)]
 struct Links {
     exit: Option<TracePointLinkId>,
@@ -149,22 +271,28 @@ pub(crate) struct Hooks {
     slots: Option<ProgramArray<MapData>>,
     /// Syscalls whose handler is loaded on this kernel.
     available: Vec<(&'static str, u32)>,
+    /// 32-bit syscalls handled (when they are watched).
+    compat: Option<Compat>,
     links: BTreeMap<&'static str, Links>,
 }
 
 impl Hooks {
     /// Load (verify) every handler of the family `hook` (resolved: [`SyscallHook::resolve`])
     /// and attach what is always on: the path-change hooks of the verdict cache and, for
-    /// `Dispatch`, the dispatcher.
+    /// `Dispatch`, the dispatcher. With `compat` (32-bit syscalls watched) the handlers
+    /// also take the 32-bit twins of their syscalls: through the dispatcher's handlers
+    /// `fl_exit_<name>`, loaded for it in the `Tracepoints` family too.
     pub(crate) fn load(
         ebpf: &mut Ebpf,
         btf: &Btf,
         hook: SyscallHook,
         syscalls: &[(&'static str, u32)],
         paths_changed: &[(&'static str, u32)],
+        compat: bool,
     ) -> Result<Hooks, ProbeError> {
         let mut available = Vec::new();
         let mut slots = None;
+        let mut compat_slots = None;
         match hook {
             SyscallHook::Tracepoints => {
                 for &(sc, nr) in syscalls {
@@ -192,6 +320,12 @@ impl Hooks {
                         .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?;
                     p.attach("syscalls", &format!("sys_exit_{sc}"))
                         .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?;
+                }
+                if compat {
+                    for &(sc, _) in &available {
+                        load_raw(ebpf, btf, &format!("fl_exit_{sc}"))?;
+                    }
+                    compat_slots = Some(Compat::load(ebpf, btf, paths_changed)?);
                 }
             }
             _ => {
@@ -223,6 +357,9 @@ impl Hooks {
                         err: format!("slot {nr} ({sc}): {e}"),
                     })?;
                 }
+                if compat {
+                    compat_slots = Some(Compat::load(ebpf, btf, paths_changed)?);
+                }
                 let p: &mut BtfTracePoint = program_mut(ebpf, "fl_sys_exit", RAW_HOOK)?;
                 let err = prog_err("fl_sys_exit", RAW_HOOK);
                 p.load("sys_exit", btf).map_err(|e| err(format!("{e:#}")))?;
@@ -241,6 +378,7 @@ impl Hooks {
             hook,
             slots,
             available,
+            compat: compat_slots,
             links: BTreeMap::new(),
         })
     }
@@ -291,6 +429,9 @@ impl Hooks {
                 );
             }
         }
+        if let Some(compat) = &mut self.compat {
+            compat.set(ebpf, sc, true)?;
+        }
         if let Some((prog, hk)) = enter_program(sc) {
             let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
             links.enter = Some(
@@ -307,6 +448,9 @@ impl Hooks {
         let Some(links) = self.links.remove(sc) else {
             return Ok(());
         };
+        if let Some(compat) = &mut self.compat {
+            compat.set(ebpf, sc, false)?;
+        }
         if let (Some(link), Some((prog, hk))) = (links.enter, enter_program(sc)) {
             let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
             p.detach(link)

@@ -148,12 +148,15 @@ pub struct ProbeConfig {
     /// enforce-kill: the exec program kills execs that [`Probe::kill_policy`]
     /// does not allow (nothing is killed until namespaces are put under it).
     pub kill: bool,
-    /// Watch for 32-bit (ia32) syscalls, which the syscall handlers never see (a 32-bit
-    /// program's, a 64-bit one's `int 0x80`): the first of each process exec is reported
+    /// Handle 32-bit (ia32, x32) syscalls, which the kernel's syscall tracepoints never
+    /// report (a 32-bit program's, a 64-bit one's `int 0x80`): each goes to the handler of
+    /// its 64-bit twin (the kind table's `ia32`/`x32` columns; ia32 `socketcall` to
+    /// `fl_exit_socketcall`), and the first of each process exec is reported
     /// ([`abi::Kind::Ia32Syscall`]). Every syscall of the machine then passes a program
     /// (a load and a compare), so `SyscallHook::Auto` picks the `sys_exit` dispatcher, which
-    /// does it; with `Tracepoints` a second program on `sys_exit` does. Not attached on a kernel
-    /// without 32-bit syscalls ([`Probe::ia32_watched`]).
+    /// does it; with `Tracepoints` a second program on `sys_exit` does, and the dispatcher's
+    /// handlers are loaded for it. Not attached on a kernel without 32-bit syscalls
+    /// ([`Probe::ia32_watched`]).
     pub ia32_syscalls: bool,
 }
 
@@ -417,7 +420,8 @@ impl Probe {
             p.attach().map_err(|e| err(format!("{e:#}")))?;
         }
         // every handler is loaded (verified) now; attached only while wanted
-        let mut hooks = hooks::Hooks::load(&mut ebpf, &btf, hook, SYSCALLS, PATHS_CHANGED)?;
+        let mut hooks =
+            hooks::Hooks::load(&mut ebpf, &btf, hook, SYSCALLS, PATHS_CHANGED, ia32_watched)?;
         tracing::debug!(hook = hooks.hook().name(), "syscall hooks loaded");
         for &(sc, _) in SYSCALLS {
             if cfg

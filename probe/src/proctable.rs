@@ -218,6 +218,10 @@ impl ProcessTable {
             cap_permitted: cap_prm,
             start_ts: self.boot_epoch_ns + starttime_ticks * (1_000_000_000 / self.clk_tck),
             container,
+            exe_flags: ExeFlags {
+                ia32: exe_is_ia32(pid),
+                ..ExeFlags::default()
+            },
             ..Default::default()
         })
     }
@@ -338,9 +342,65 @@ impl ProcessTable {
     }
 }
 
+/// Whether the program `pid` runs is a 32-bit (i386) one, from the ELF header of the
+/// executable it runs (`/proc/<pid>/exe`: the file it was started from, even deleted;
+/// ELFCLASS32 and EM_386, as the kernel chose its compat loader): for the processes that
+/// predate the agent, whose exec the probe never saw. False when unreadable (a kernel
+/// thread, a raced exit).
+fn exe_is_ia32(pid: u32) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(format!("/proc/{pid}/exe"))
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && elf_is_ia32(&head)
+}
+
+/// Whether an ELF header's first 20 bytes say ELFCLASS32 and EM_386.
+fn elf_is_ia32(head: &[u8; 20]) -> bool {
+    head[..4] == *b"\x7fELF" && head[4] == 1 && u16::from_le_bytes([head[18], head[19]]) == 3
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 32-bit program started before the agent is flagged ia32 by the /proc seed: the
+    /// i386 ELF header is, a 64-bit one and an x32 one (ELFCLASS32, EM_X86_64) are not; and
+    /// this test's own process (64-bit) is read as not ia32.
+    #[test]
+    fn the_elf_header_says_whether_a_seeded_process_is_32_bit() {
+        let ia32 = crate::selftest::ia32_program();
+        let head = |b: &[u8]| -> [u8; 20] { b[..20].try_into().expect("20 bytes") };
+        assert!(elf_is_ia32(&head(&ia32)));
+        let mut x32 = head(&ia32);
+        x32[18..20].copy_from_slice(&62u16.to_le_bytes());
+        assert!(!elf_is_ia32(&x32));
+        let mut elf64 = head(&ia32);
+        elf64[4] = 2;
+        assert!(!elf_is_ia32(&elf64));
+        assert!(!exe_is_ia32(std::process::id()));
+        assert!(!exe_is_ia32(u32::MAX));
+        // a real 32-bit process, blocked in pause() (ia32 29)
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("ia32-pause");
+        let prog = crate::selftest::elf32(&[0xb8, 29, 0, 0, 0, 0xcd, 0x80], &[]);
+        std::fs::write(&path, prog).expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        match std::process::Command::new(&path).spawn() {
+            Ok(mut child) => {
+                let ia32 = exe_is_ia32(child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                assert!(ia32, "a running i386 program");
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+                eprintln!("this kernel runs no 32-bit programs ({e}): the live half is not run")
+            }
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
 
     #[test]
     fn fork_exec_exit_and_ancestors() {

@@ -47,6 +47,8 @@ pub struct SelftestConfig {
     pub timeout: Duration,
     /// Also check enforce-kill (needs a cgroup v2 hierarchy to create a cgroup in).
     pub kill: bool,
+    /// The syscall hooks to check ([`crate::ProbeConfig::syscall_hook`]).
+    pub syscall_hook: crate::SyscallHook,
 }
 
 impl Default for SelftestConfig {
@@ -54,6 +56,7 @@ impl Default for SelftestConfig {
         SelftestConfig {
             timeout: Duration::from_secs(20),
             kill: true,
+            syscall_hook: crate::SyscallHook::Auto,
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct Report {
     pub kernel: String,
     /// How long loading and attaching the probe took.
     pub load_time: Duration,
+    /// The syscall hooks checked (resolved: never `Auto`).
+    pub syscall_hook: crate::SyscallHook,
     pub checks: Vec<Check>,
 }
 
@@ -403,32 +408,16 @@ fn check_verifier_margin(probe: &Probe) -> Result<String, String> {
 /// The smallest 32-bit (i386) ELF program: `getpid()` then `exit(7)` through `int 0x80`.
 /// 103 bytes: the ELF header (52), one loadable segment's program header (32), the code (19).
 pub fn ia32_program() -> Vec<u8> {
-    const BASE: u32 = 0x0804_8000;
-    const CODE: [u8; 19] = [
-        0xb8, 20, 0, 0, 0, // mov eax, 20 (getpid)
-        0xcd, 0x80, // int 0x80
-        0xb8, 1, 0, 0, 0, // mov eax, 1 (exit)
-        0xbb, 7, 0, 0, 0, // mov ebx, 7
-        0xcd, 0x80, // int 0x80
-    ];
-    let (eh, ph) = (52u16, 32u16);
-    let size = u32::from(eh + ph) + CODE.len() as u32;
-    let mut b = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0]; // ELFCLASS32, LSB, version 1
-    b.extend([0; 8]);
-    for h in [2u16, 3] {
-        b.extend(h.to_le_bytes()); // ET_EXEC, EM_386
-    }
-    for w in [1u32, BASE + size - CODE.len() as u32, u32::from(eh), 0, 0] {
-        b.extend(w.to_le_bytes()); // version, entry, phoff, shoff, flags
-    }
-    for h in [eh, ph, 1, 0, 0, 0] {
-        b.extend(h.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
-    }
-    for w in [1u32, 0, BASE, BASE, size, size, 5, 0x1000] {
-        b.extend(w.to_le_bytes()); // PT_LOAD, offset, vaddr, paddr, filesz, memsz, R+X, align
-    }
-    b.extend(CODE);
-    b
+    elf32(
+        &[
+            0xb8, 20, 0, 0, 0, // mov eax, 20 (getpid)
+            0xcd, 0x80, // int 0x80
+            0xb8, 1, 0, 0, 0, // mov eax, 1 (exit)
+            0xbb, 7, 0, 0, 0, // mov ebx, 7
+            0xcd, 0x80, // int 0x80
+        ],
+        &[],
+    )
 }
 
 /// Where [`elf64`] loads a program (and so its code and data, below 4 GiB: 32-bit syscalls
@@ -439,7 +428,7 @@ const ELF64_HEADERS: u64 = 64 + 56;
 
 /// A minimal 64-bit (x86_64) ELF executable: `code` (entered at its first byte), followed by
 /// `data`, which is at [`ELF64_BASE`] + [`ELF64_HEADERS`] + `code.len()` in memory. One
-/// loadable read+execute segment.
+/// loadable segment, read+write+execute (a program may keep a result in its data).
 fn elf64(code: &[u8], data: &[u8]) -> Vec<u8> {
     let (eh, ph) = (64u16, 56u16);
     let size = ELF64_HEADERS + (code.len() + data.len()) as u64;
@@ -456,8 +445,8 @@ fn elf64(code: &[u8], data: &[u8]) -> Vec<u8> {
     for h in [eh, ph, 1, 0, 0, 0] {
         b.extend(h.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
     }
-    for w in [1u32, 5] {
-        b.extend(w.to_le_bytes()); // PT_LOAD, R+X
+    for w in [1u32, 7] {
+        b.extend(w.to_le_bytes()); // PT_LOAD, R+W+X
     }
     for w in [0u64, ELF64_BASE, ELF64_BASE, size, size, 0x1000] {
         b.extend(w.to_le_bytes()); // offset, vaddr, paddr, filesz, memsz, align
@@ -514,6 +503,269 @@ pub fn int80_rename_program(old: &str, new: &str) -> Option<Vec<u8>> {
         data.push(0);
     }
     Some(elf64(&code, &data))
+}
+
+/// Where [`elf32`] loads a program, and the ELF header and program header in front of its
+/// code.
+const ELF32_BASE: u32 = 0x0804_8000;
+const ELF32_HEADERS: u32 = 52 + 32;
+
+/// A minimal 32-bit (i386) ELF executable: `code` (entered at its first byte), followed by
+/// `data`, at [`ELF32_BASE`] + [`ELF32_HEADERS`] + `code.len()` in memory. One loadable
+/// read+write+execute segment.
+pub(crate) fn elf32(code: &[u8], data: &[u8]) -> Vec<u8> {
+    let (eh, ph) = (52u16, 32u16);
+    let size = ELF32_HEADERS + (code.len() + data.len()) as u32;
+    let mut b = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0]; // ELFCLASS32, LSB, version 1
+    b.extend([0; 8]);
+    for h in [2u16, 3] {
+        b.extend(h.to_le_bytes()); // ET_EXEC, EM_386
+    }
+    for w in [1u32, ELF32_BASE + ELF32_HEADERS, u32::from(eh), 0, 0] {
+        b.extend(w.to_le_bytes()); // version, entry, phoff, shoff, flags
+    }
+    for h in [eh, ph, 1, 0, 0, 0] {
+        b.extend(h.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+    }
+    for w in [1u32, 0, ELF32_BASE, ELF32_BASE, size, size, 7, 0x1000] {
+        b.extend(w.to_le_bytes()); // PT_LOAD, offset, vaddr, paddr, filesz, memsz, R+W+X, align
+    }
+    b.extend(code);
+    b.extend(data);
+    b
+}
+
+/// The machine code of [`int80_io_program`], its data at `data_at`; the same bytes run as
+/// 64-bit and as 32-bit code (only the exit differs).
+fn int80_io_code(data_at: u32, path_len: u32, bits64: bool) -> Vec<u8> {
+    const EAX: u8 = 0xb8;
+    const ECX: u8 = 0xb9;
+    const EDX: u8 = 0xba;
+    const EBX: u8 = 0xbb;
+    const INT80: [u8; 2] = [0xcd, 0x80];
+    let sock_args = data_at + (path_len + 1).next_multiple_of(4);
+    let connect_args = sock_args + 12;
+    let sockaddr = connect_args + 12;
+    let mut c = Vec::new();
+    let mov = |c: &mut Vec<u8>, reg: u8, v: u32| {
+        c.push(reg); // mov r32, imm32
+        c.extend(v.to_le_bytes());
+    };
+    // open(path, O_WRONLY|O_CREAT|O_TRUNC, 0640): ia32 open, 5
+    for (reg, v) in [(EAX, 5), (EBX, data_at), (ECX, 0o1101), (EDX, 0o640)] {
+        mov(&mut c, reg, v);
+    }
+    c.extend(INT80);
+    // socketcall(SYS_SOCKET, {AF_INET, SOCK_STREAM, 0}): ia32 socketcall, 102
+    for (reg, v) in [(EAX, 102), (EBX, 1), (ECX, sock_args)] {
+        mov(&mut c, reg, v);
+    }
+    c.extend(INT80);
+    c.extend([0x89, 0x04, 0x25]); // mov [connect_args], eax: the socket
+    c.extend(connect_args.to_le_bytes());
+    // socketcall(SYS_CONNECT, {fd, &sockaddr, 16})
+    for (reg, v) in [(EAX, 102), (EBX, 3), (ECX, connect_args)] {
+        mov(&mut c, reg, v);
+    }
+    c.extend(INT80);
+    // socket(AF_INET, SOCK_STREAM, 0): ia32 socket, 359; connect(fd, &sockaddr, 16): 362
+    for (reg, v) in [(EAX, 359), (EBX, 2), (ECX, 1), (EDX, 0)] {
+        mov(&mut c, reg, v);
+    }
+    c.extend(INT80);
+    c.extend([0x89, 0xc3]); // mov ebx, eax
+    for (reg, v) in [(EAX, 362), (ECX, sockaddr), (EDX, 16)] {
+        mov(&mut c, reg, v);
+    }
+    c.extend(INT80);
+    if bits64 {
+        mov(&mut c, EAX, 60); // x86_64 exit(0)
+        c.extend([0xbf, 0, 0, 0, 0, 0x0f, 0x05]); // mov edi, 0; syscall
+    } else {
+        for (reg, v) in [(EAX, 1), (EBX, 0)] {
+            mov(&mut c, reg, v); // ia32 exit(0)
+        }
+        c.extend(INT80);
+    }
+    c
+}
+
+/// A program that does, through `int 0x80` (ia32 numbers), what a small service does:
+/// `open(path, O_WRONLY|O_CREAT|O_TRUNC, 0640)` (5); a TCP connect to 127.0.0.1:`port`
+/// through `socketcall` (102: `SYS_SOCKET`, `SYS_CONNECT`), and another through `socket`
+/// (359) and `connect` (362); then `exit(0)`. A 64-bit program (`bits64`) or a 32-bit
+/// one. `None` when `path` has a NUL or does not fit below 4 GiB (never, in practice).
+pub fn int80_io_program(path: &str, port: u16, bits64: bool) -> Option<Vec<u8>> {
+    if path.contains('\0') {
+        return None;
+    }
+    let path_len = u32::try_from(path.len()).ok()?;
+    let code_at = if bits64 {
+        u32::try_from(ELF64_BASE + ELF64_HEADERS).ok()?
+    } else {
+        ELF32_BASE + ELF32_HEADERS
+    };
+    let code_len = u32::try_from(int80_io_code(0, path_len, bits64).len()).ok()?;
+    let data_at = code_at.checked_add(code_len)?;
+    let code = int80_io_code(data_at, path_len, bits64);
+    let mut data = path.as_bytes().to_vec();
+    data.resize((path.len() + 1).next_multiple_of(4), 0);
+    for w in [2u32, 1, 0] {
+        data.extend(w.to_le_bytes()); // SYS_SOCKET: AF_INET, SOCK_STREAM, 0
+    }
+    let sockaddr = data_at + u32::try_from(data.len()).ok()? + 12;
+    for w in [0u32, sockaddr, 16] {
+        data.extend(w.to_le_bytes()); // SYS_CONNECT: the socket (stored at run), &sockaddr, 16
+    }
+    data.extend(2u16.to_le_bytes()); // sockaddr_in: AF_INET
+    data.extend(port.to_be_bytes());
+    data.extend([127, 0, 0, 1]);
+    data.extend([0; 8]);
+    Some(if bits64 {
+        elf64(&code, &data)
+    } else {
+        elf32(&code, &data)
+    })
+}
+
+/// 32-bit syscalls are handled as their 64-bit twins: a 64-bit program's `int 0x80` and a
+/// 32-bit program's calls (an open for writing, connects through `socketcall` and through
+/// `socket`/`connect`) are each an `open` and two `connect` events with the arguments the
+/// kernel ran them with; an x32 `openat` too, where the kernel runs x32.
+fn check_ia32_handled(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
+    use std::os::unix::process::ExitStatusExt;
+    if !probe.ia32_watched() {
+        return Ok("this kernel runs no 32-bit syscalls: nothing to handle".into());
+    }
+    let (listener, port) = listen()?;
+    let want_addr = format!("127.0.0.1:{port}");
+    let mut said = Vec::new();
+    for (bits64, name) in [(true, "int80-io"), (false, "ia32-io")] {
+        let out = env.dir.join(format!("{name}.out"));
+        let out_s = out.to_string_lossy().into_owned();
+        let exe = env.dir.join(name);
+        let prog = int80_io_program(&out_s, port, bits64)
+            .ok_or_else(|| format!("{out_s}: not a path for a 32-bit program"))?;
+        let mut child = match spawn_program(&exe, &prog) {
+            Err(e) if !bits64 && e.raw_os_error() == Some(libc::ENOEXEC) => {
+                said.push("no 32-bit programs on this kernel".to_string());
+                continue;
+            }
+            r => r.map_err(|e| format!("{}: {e}", exe.display()))?,
+        };
+        let pid = child.id();
+        let st = child.wait().map_err(|e| format!("wait: {e}"))?;
+        if bits64 && st.signal() == Some(libc::SIGSEGV) {
+            said.push("int 0x80 refused by this kernel (32-bit syscalls off at boot)".into());
+            continue;
+        }
+        expect(&format!("exit status of {name}"), st.code(), Some(0))?;
+        let ev = seen.wait(&format!("open by {name}"), pid, |e| {
+            e.process.pid == pid
+                && e.event_type() == EventType::Open
+                && e.fd.as_ref().is_some_and(|f| f.name == out_s)
+        })?;
+        if ev.res < 0 {
+            return Err(format!("{name}: open result {}", ev.res));
+        }
+        match &ev.args {
+            Args::Open { flags, mode, .. } => {
+                expect(
+                    "open flags (O_WRONLY|O_CREAT|O_TRUNC)",
+                    flags & (libc::O_ACCMODE | libc::O_TRUNC | libc::O_CREAT) as u32,
+                    (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u32,
+                )?;
+                expect("open mode", *mode, 0o640)?;
+            }
+            other => return Err(format!("{name}: open arguments {other:?}")),
+        }
+        expect(
+            &format!("ia32 flag of {name}"),
+            ev.process.exe_flags.ia32,
+            !bits64,
+        )?;
+        // its exit comes after its every call (one ring buffer, in order per process)
+        seen.wait(&format!("the exit of {name}"), pid, |e| {
+            e.process.pid == pid && e.event_type() == EventType::Procexit
+        })?;
+        expect(
+            &format!("connects of {name} to {want_addr} (socketcall, connect)"),
+            connects(seen, pid, &want_addr),
+            2,
+        )?;
+        said.push(format!(
+            "{name}: open and 2 connects (socketcall, connect) reported"
+        ));
+    }
+    drop(listener);
+    said.push(check_x32_openat(seen, env)?);
+    Ok(said.join("; "))
+}
+
+/// How many successful `connect` events to `addr` `pid` has.
+fn connects(seen: &Seen, pid: u32, addr: &str) -> usize {
+    seen.lock()
+        .iter()
+        .filter(|e| {
+            e.process.pid == pid
+                && e.event_type() == EventType::Connect
+                && e.res == 0
+                && matches!(&e.args, Args::Connect { addr: a, .. } if a == addr)
+        })
+        .count()
+}
+
+/// An x32 `openat` for writing (257 with bit 30) is an `openat` event where the kernel runs
+/// x32 (refused with ENOSYS elsewhere: nothing ran).
+fn check_x32_openat(seen: &Seen, env: &Env) -> Result<String, String> {
+    const X32_OPENAT: i64 = 0x4000_0000 | 257;
+    let path = env.dir.join("x32.out");
+    let c = cstr(&path)?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    // exit status: 0 opened, 2 refused with ENOSYS, 3 anything else
+    let (pid, status) = in_child(|| {
+        // SAFETY: a raw syscall on a path prepared before fork; errno read right after.
+        unsafe {
+            let r = libc::syscall(X32_OPENAT, libc::AT_FDCWD, c.as_ptr(), flags, 0o600);
+            let errno = *libc::__errno_location();
+            if r >= 0 {
+                0
+            } else if errno == libc::ENOSYS {
+                2
+            } else {
+                3
+            }
+        }
+    })?;
+    seen.wait("the x32 openat child's exit", pid, |e| {
+        e.process.pid == pid && e.event_type() == EventType::Procexit
+    })?;
+    let want = path.to_string_lossy().into_owned();
+    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+        Some(0) => {
+            let ev = seen.wait("x32 openat", pid, |e| {
+                e.process.pid == pid
+                    && e.event_type() == EventType::Openat
+                    && e.fd.as_ref().is_some_and(|f| f.name == want)
+            })?;
+            match &ev.args {
+                Args::Open { flags: f, mode, .. } => {
+                    expect(
+                        "x32 openat flags",
+                        f & (libc::O_ACCMODE | libc::O_TRUNC | libc::O_CREAT) as u32,
+                        flags as u32,
+                    )?;
+                    expect("x32 openat mode", *mode, 0o600)?;
+                }
+                other => return Err(format!("x32 openat arguments {other:?}")),
+            }
+            Ok("x32 openat reported".into())
+        }
+        Some(2) => Ok("x32 refused by this kernel (ENOSYS)".into()),
+        _ => Err(format!(
+            "the x32 openat child: unexpected result (wait status {status:#x})"
+        )),
+    }
 }
 
 /// A 64-bit program's `int 0x80` is reported once per exec (`ia32_syscall`, the call's ia32
@@ -1768,6 +2020,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
         .unwrap_or_default();
     let mut pcfg = ProbeConfig {
         kill: cfg.kill,
+        syscall_hook: cfg.syscall_hook,
         ..ProbeConfig::default()
     };
     pcfg.runtime.enabled = false;
@@ -1822,6 +2075,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("exec-memfd", check_exec_memfd(&seen, &env));
     add("exec-ia32", check_exec_ia32(&seen, &probe, &env));
     add("ia32-syscall", check_ia32_syscall(&seen, &probe, &env));
+    add("ia32-handled", check_ia32_handled(&seen, &probe, &env));
     add("exec-deleted", check_exec_deleted(&seen, &env));
     add("exec-long-path", check_exec_long_path(&seen, &env));
     add("open-write", check_open_write(&seen, &env));
@@ -1842,6 +2096,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     if cfg.kill {
         add("enforce-kill", check_kill(&seen, &probe, &env));
     }
+    let syscall_hook = probe.syscall_hook();
     probe.stop();
     if let Some(p) = &env.tmpfs_copy {
         let _ = std::fs::remove_file(p);
@@ -1850,6 +2105,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     Ok(Report {
         kernel,
         load_time,
+        syscall_hook,
         checks,
     })
 }

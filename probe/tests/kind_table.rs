@@ -10,7 +10,10 @@
 //!   dispatcher, `fl_tp_exit_<name>` for its own tracepoint), every scheduler program the
 //!   table names is there, so is the enter program of every syscall under `enter`, and the
 //!   object has no syscall handler or enter program the table lacks;
-//! - every syscall's x86_64 number is the kernel's (`asm/unistd_64.h`).
+//! - every syscall's x86_64 number is the kernel's (`asm/unistd_64.h`), and so are its
+//!   32-bit twins' slots: its ia32 numbers (`asm/unistd_32.h`; `umount2` also takes ia32
+//!   `umount`, `accept` has none: ia32 reaches it through `socketcall`) and its x32 number
+//!   (`asm/unistd_x32.h`).
 
 mod btf;
 
@@ -136,7 +139,10 @@ fn every_hook_of_the_table_is_in_the_object_and_no_other() {
             );
         }
     }
-    let hooked: BTreeSet<String> = table_syscalls().map(|(sc, _)| sc.to_string()).collect();
+    // ia32 socketcall: not a kind's syscall, the multiplexer of several (its own program)
+    assert!(funcs.contains("fl_exit_socketcall"));
+    let mut hooked: BTreeSet<String> = table_syscalls().map(|(sc, _)| sc.to_string()).collect();
+    hooked.insert("socketcall".into());
     for f in &funcs {
         if let Some(sc) = f
             .strip_prefix("fl_tp_exit_")
@@ -150,23 +156,37 @@ fn every_hook_of_the_table_is_in_the_object_and_no_other() {
     }
 }
 
-/// `#define __NR_<name> <nr>` of the kernel's x86_64 syscall table.
-fn unistd_64() -> Vec<(String, u32)> {
+/// `#define __NR_<name> <nr>` of one of the kernel's x86 syscall tables (`64`, `32`,
+/// `x32`: whose numbers read `(__X32_SYSCALL_BIT + <nr>)`, given without the bit).
+fn unistd(abi: &str) -> Vec<(String, u32)> {
     let path = [
-        "/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
-        "/usr/include/asm/unistd_64.h",
+        format!("/usr/include/x86_64-linux-gnu/asm/unistd_{abi}.h"),
+        format!("/usr/include/asm/unistd_{abi}.h"),
     ]
     .into_iter()
     .find(|p| std::path::Path::new(p).exists())
-    .expect("asm/unistd_64.h (apt-get install linux-libc-dev, which libbpf-dev pulls in)");
+    .unwrap_or_else(|| {
+        panic!("asm/unistd_{abi}.h (apt-get install linux-libc-dev, which libbpf-dev pulls in)")
+    });
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
         .filter_map(|l| {
-            let mut w = l.strip_prefix("#define __NR_")?.split_whitespace();
-            Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+            let (name, nr) = l
+                .strip_prefix("#define __NR_")?
+                .split_once(char::is_whitespace)?;
+            let nr = nr.trim();
+            let nr = nr
+                .strip_prefix("(__X32_SYSCALL_BIT +")
+                .and_then(|n| n.strip_suffix(')'))
+                .unwrap_or(nr);
+            Some((name.to_string(), nr.trim().parse().ok()?))
         })
         .collect()
+}
+
+fn unistd_64() -> Vec<(String, u32)> {
+    unistd("64")
 }
 
 #[test]
@@ -176,5 +196,36 @@ fn syscall_numbers_are_the_x86_64_tables() {
     for (sc, nr) in table_syscalls() {
         let kernel = table.iter().find(|(n, _)| n == sc).map(|(_, nr)| *nr);
         assert_eq!(kernel, Some(*nr), "{sc}: the table says {nr}");
+    }
+}
+
+#[test]
+fn the_32_bit_slots_are_the_ia32_and_x32_tables() {
+    let (ia32, x32) = (unistd("32"), unistd("x32"));
+    assert!(ia32.len() > 300 && x32.len() > 300);
+    let nr = |table: &[(String, u32)], sc: &str| {
+        table
+            .iter()
+            .find(|(n, _)| n == sc)
+            .map(|(_, nr)| *nr)
+            .unwrap_or_else(|| panic!("{sc} is not in the table"))
+    };
+    for (sc, _) in table_syscalls() {
+        let slots: BTreeSet<u32> = abi::COMPAT_SLOTS
+            .iter()
+            .filter(|(s, _)| s == sc)
+            .map(|(_, slot)| *slot)
+            .collect();
+        let mut want = BTreeSet::from([abi::X32_SLOTS + nr(&x32, sc)]);
+        match *sc {
+            "accept" => {} // ia32: socketcall only
+            "umount2" => {
+                want.extend([nr(&ia32, "umount2"), nr(&ia32, "umount")]);
+            }
+            _ => {
+                want.insert(nr(&ia32, sc));
+            }
+        }
+        assert_eq!(slots, want, "{sc}");
     }
 }

@@ -111,8 +111,8 @@ fn check(
         writeln!(
             out,
             "kernel: syscall programs attached for {} (exec, fork and exit always; with \
-             profiles loaded also connect, sendto, sendmsg and the opens); 32-bit (ia32) \
-             and x32 syscalls watched on sys_exit unless engine.ia32_syscalls is false",
+             profiles loaded also connect, sendto, sendmsg and the opens), each also for its \
+             32-bit (ia32, socketcall, x32) twins unless engine.ia32_syscalls is false",
             sc.join(", ")
         )?;
         let explain = falco_learn_enforcer::agent::explain_open_plan;

@@ -10,7 +10,8 @@ use std::time::Duration;
 #[command(after_help = "Examples:\n  \
     sudo falco-learn selftest                   every check, enforce-kill included\n  \
     sudo falco-learn selftest --no-kill         without the enforce-kill check (no cgroup v2 needed)\n  \
-    sudo falco-learn selftest --timeout 1m      slow machines (emulated CPUs)\n\n\
+    sudo falco-learn selftest --timeout 1m      slow machines (emulated CPUs)\n  \
+    sudo falco-learn selftest --syscall-hook tracepoints   the other family of syscall hooks (5.15+)\n\n\
 Loads the eBPF probe, runs execs (plain, from tmpfs, from a memfd), an open for write, a TCP\n\
 connect to a loopback listener, a TCP server accepting and a UDP server answering on bound\n\
 ports, a symlink, a ptrace attach, a fork and an exit in child\n\
@@ -27,12 +28,18 @@ pub struct SelftestArgs {
     /// Skip the enforce-kill check (it creates a cgroup under the cgroup v2 hierarchy).
     #[arg(long)]
     pub no_kill: bool,
+    /// Which syscall hooks to check: `auto` (what the agent picks on this kernel),
+    /// `dispatch` (one `sys_exit` program, a tail call per syscall) or `tracepoints` (each
+    /// syscall's own tracepoint, Linux 5.15+), as `engine.syscall_hook`.
+    #[arg(long, default_value = "auto", value_name = "HOOK")]
+    pub syscall_hook: falco_learn_probe::SyscallHook,
 }
 
 pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
     let cfg = SelftestConfig {
         timeout: args.timeout,
         kill: !args.no_kill,
+        syscall_hook: args.syscall_hook,
     };
     let report = match selftest::run(&cfg) {
         Ok(r) => r,
@@ -42,9 +49,10 @@ pub fn run(args: SelftestArgs) -> anyhow::Result<ExitCode> {
         }
     };
     println!(
-        "selftest: probe loaded on Linux {} in {:.1} s",
+        "selftest: probe loaded on Linux {} in {:.1} s ({} syscall hooks)",
         report.kernel,
-        report.load_time.as_secs_f64()
+        report.load_time.as_secs_f64(),
+        report.syscall_hook.name()
     );
     for c in &report.checks {
         match &c.outcome {

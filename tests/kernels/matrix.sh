@@ -17,7 +17,8 @@
 # root is ramfs (so /dev/shm is the only tmpfs), with proc, sysfs, devtmpfs, tracefs and
 # cgroup2 mounted and loopback up. `falco-learn selftest` loads the probe and asserts, exactly,
 # a plain exec, a tmpfs exec, a memfd exec, an open for write, a TCP connect, a symlink, a
-# ptrace, a fork/exit and an enforce-kill kill (probe/src/selftest.rs). The guest's BTF
+# ptrace, a fork/exit, 32-bit syscalls and an enforce-kill kill (probe/src/selftest.rs), with
+# the default syscall hooks and, on 5.15+, again with the per-syscall tracepoints. The guest's BTF
 # (/sys/kernel/btf/vmlinux) comes back over a second serial port; afterwards the CO-RE proof
 # (probe/tests/core_relocation.rs) relocates the probe object against every booted kernel's BTF
 # and fails on any relocation that no existence check guards.
@@ -156,6 +157,13 @@ stty -F /dev/ttyS1 raw -echo 2>/dev/null
 falco-learn selftest --timeout 60s 2>/tmp/err
 echo "@@ selftest exit $?"
 grep -iE 'error|warn' /tmp/err | head -20 | sed 's/^/@@ stderr: /'
+# the other family of syscall hooks, each syscall's own tracepoint, where the kernel has it (5.15+)
+kv=$(uname -r); maj=${kv%%.*}; rest=${kv#*.}; min=${rest%%.*}
+if [ "$maj" -gt 5 ] || { [ "$maj" -eq 5 ] && [ "$min" -ge 15 ]; }; then
+  falco-learn selftest --timeout 60s --syscall-hook tracepoints 2>/tmp/err
+  echo "@@ selftest (tracepoints) exit $?"
+  grep -iE 'error|warn' /tmp/err | head -20 | sed 's/^/@@ stderr: /'
+fi
 sync; poweroff -f
 INIT
 chmod +x "$IR/init"
@@ -196,7 +204,11 @@ for spec in "${KERNELS[@]}"; do
   tr -d '\r' < "$RUN/$kver.console" | { grep -a -E '^(selftest|@@)' || true; } | sed "s/^/  [$kver] /"
   secs=$(( $(date +%s) - t0 ))
   if [ -s "$RUN/$kver.btf" ]; then cp "$RUN/$kver.btf" "$BTF_DIR/$kver.btf"; fi
-  if tr -d '\r' < "$RUN/$kver.console" | grep -aq '^selftest: all [0-9]* checks passed'; then
+  # passed: every selftest run (one per hook family the kernel has) exited 0
+  runs=$(tr -d '\r' < "$RUN/$kver.console" | grep -ac '^@@ selftest.* exit ' || true)
+  ok_runs=$(tr -d '\r' < "$RUN/$kver.console" | grep -ac '^@@ selftest.* exit 0$' || true)
+  if [ "$runs" -gt 0 ] && [ "$runs" = "$ok_runs" ] &&
+     tr -d '\r' < "$RUN/$kver.console" | grep -aq '^selftest: all [0-9]* checks passed'; then
     log "$kver ($spec): PASSED in ${secs}s"
     summary+=("$kver ($spec): passed")
   else

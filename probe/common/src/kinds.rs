@@ -78,12 +78,13 @@ macro_rules! define_kinds {
                 $(#[$doc:meta])*
                 $kind:ident = $id:literal, $c:ident, $ev:ident $name:literal, record $rec:ident,
                     sched [$($prog:ident = $tp:ident),* $(,)?],
-                    exit [$($sc:ident = $nr:literal => $handler:ident),* $(,)?];
+                    exit [$($sc:ident = $nr:literal, ia32 [$($ia:literal),*], x32 $x32:literal => $handler:ident),* $(,)?];
             )*
         }
         retired { $($rid:literal => $rname:literal),* $(,)? }
         kind_max $max:literal;
-        paths_changed [$($pc:ident = $pcnr:literal),* $(,)?];
+        x32_slots $x32base:literal;
+        paths_changed [$($pc:ident = $pcnr:literal, ia32 [$($pia:literal),*], x32 $px:literal),* $(,)?];
         enter [$($en:ident),* $(,)?];
     ) => {
         /// Record kinds (`enum fl_kind`), named after the `evt.type` they become.
@@ -95,6 +96,13 @@ macro_rules! define_kinds {
 
         /// Size of the per-kind counter table (`FL_KIND_MAX`): every id is below it.
         pub const KIND_MAX: u32 = $max;
+
+        /// The first slot of x32 numbers in the compat dispatcher's program array
+        /// (`SYSCALL_EXIT_COMPAT`, [`COMPAT_SLOT_COUNT`] slots); ia32 numbers are below it.
+        pub const X32_SLOTS: u32 = $x32base;
+
+        /// The size of the compat dispatcher's program array.
+        pub const COMPAT_SLOT_COUNT: u32 = 2 * $x32base;
 
         /// Ids of removed kinds and the names they had: never given to another kind.
         pub const RETIRED: &[(u32, &str)] = &[$(($rid, $rname)),*];
@@ -108,6 +116,19 @@ macro_rules! define_kinds {
         /// their exits end a generation of the kernel's verdict cache of opens. They report
         /// no kind.
         pub const PATHS_CHANGED: &[(&str, u32)] = &[$((stringify!($pc), $pcnr)),*];
+
+        /// The 32-bit syscalls handled as their 64-bit twins, `(name, slot)`: the slots of
+        /// `fl_exit_<name>` in the compat dispatcher's program array (`SYSCALL_EXIT_COMPAT`),
+        /// an ia32 number as itself and an x32 number (without its bit 30) at
+        /// [`X32_SLOTS`]` + number`. Every syscall of [`SYSCALLS`] and [`PATHS_CHANGED`]
+        /// with its ia32 numbers (none for `accept`: ia32 reaches it through `socketcall`
+        /// only, which `fl_exit_socketcall` handles) and its x32 number (the 64-bit one, or
+        /// x32's own where it takes compat structures: `sendmsg` 518, `ptrace` 521,
+        /// `execveat` 545).
+        pub const COMPAT_SLOTS: &[(&str, u32)] = &[
+            $($($((stringify!($sc), $ia),)* (stringify!($sc), X32_SLOTS + $x32),)*)*
+            $($((stringify!($pc), $pia),)* (stringify!($pc), X32_SLOTS + $px),)*
+        ];
 
         /// Syscalls (hooked by a kind) whose enter tracepoint is attached with their exit
         /// hook: `fl_enter_<name>` on `syscalls:sys_enter_<name>`.
@@ -256,5 +277,34 @@ mod tests {
         for sc in ENTER {
             assert!(SYSCALLS.iter().any(|(s, _)| s == sc), "{sc}");
         }
+    }
+
+    #[test]
+    fn compat_slots_are_distinct_in_range_and_name_hooked_syscalls() {
+        for (i, (a, slot)) in COMPAT_SLOTS.iter().enumerate() {
+            assert!(*slot < COMPAT_SLOT_COUNT, "{a} {slot}");
+            assert!(
+                SYSCALLS.iter().chain(PATHS_CHANGED).any(|(s, _)| s == a),
+                "{a}"
+            );
+            for (b, other) in &COMPAT_SLOTS[i + 1..] {
+                assert_ne!(slot, other, "{a} and {b} share a compat slot");
+            }
+        }
+        // every syscall has its x32 slot; ia32 open is 5, the x32 sendmsg its own 518
+        for (sc, _) in SYSCALLS.iter().chain(PATHS_CHANGED) {
+            assert!(
+                COMPAT_SLOTS
+                    .iter()
+                    .any(|(s, slot)| s == sc && *slot >= X32_SLOTS),
+                "{sc}"
+            );
+        }
+        assert!(COMPAT_SLOTS.contains(&("open", 5)));
+        assert!(COMPAT_SLOTS.contains(&("umount2", 22)));
+        assert!(COMPAT_SLOTS.contains(&("sendmsg", X32_SLOTS + 518)));
+        assert!(!COMPAT_SLOTS
+            .iter()
+            .any(|(s, slot)| *s == "accept" && *slot < X32_SLOTS));
     }
 }

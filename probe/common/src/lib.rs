@@ -14,7 +14,10 @@
 use bytemuck::{Pod, Zeroable};
 
 mod kinds;
-pub use kinds::{Kind, Record, ENTER, KIND_MAX, PATHS_CHANGED, RETIRED, SYSCALLS};
+pub use kinds::{
+    Kind, Record, COMPAT_SLOTS, COMPAT_SLOT_COUNT, ENTER, KIND_MAX, PATHS_CHANGED, RETIRED,
+    SYSCALLS, X32_SLOTS,
+};
 
 /// Counter slots per kind in the `STATS` map (`enum fl_stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

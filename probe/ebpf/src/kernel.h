@@ -171,7 +171,7 @@ struct socket { short type; struct file *file; struct sock *sk; };
 /* x86_64 user registers at syscall entry (the tp_btf/sys_exit context): the arguments
  * stay in di, si, dx, r10, r8, r9 through the syscall; ax holds the result. */
 struct pt_regs {
-	unsigned long r10, r9, r8, ax, dx, si, di, orig_ax;
+	unsigned long r10, r9, r8, bp, bx, ax, cx, dx, si, di, orig_ax;
 };
 
 #pragma clang attribute pop

@@ -99,6 +99,26 @@ struct {
 	__type(value, u32);
 } SYSCALL_EXIT SEC(".maps");
 
+/* Handler program per 32-bit syscall (compat_exit): the same fl_exit_<name> programs as
+ * SYSCALL_EXIT's, in the slots of their ia32 numbers (below FL_X32_SLOTS) and of their x32
+ * numbers (FL_X32_SLOTS + the number without its bit 30), set and cleared with the 64-bit
+ * slot (kind table: COMPAT_SLOTS); ia32 socketcall (102) holds fl_exit_socketcall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, FL_COMPAT_SLOTS);
+	__type(key, u32);
+	__type(value, u32);
+} SYSCALL_EXIT_COMPAT SEC(".maps");
+
+/* The kinds whose handler is attached now, by kind id (1 = attached): what
+ * fl_exit_socketcall may hand a multiplexed socket call to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FL_KIND_MAX);
+	__type(key, u32);
+	__type(value, u32);
+} KINDS_ATTACHED SEC(".maps");
+
 /* Threads inside execveat (by pid_tgid), marked by its enter tracepoint: the exec record
  * (sched_process_exec) then says execveat, as Falco's evt.type does. */
 struct {
@@ -1300,40 +1320,31 @@ static __always_inline int report_ia32(long id)
 #define X32_SYSCALL_BIT 0x40000000
 #define ENOSYS 38
 
-/* Whether a 32-bit syscall `nr` (ia32, or x32 with its bit cleared) changes the paths of
- * existing dentries, like the 64-bit ones hooked by PATHS_CHANGED: ia32 rename 38,
- * renameat 302, renameat2 353, mount 21, umount 22, umount2 52, pivot_root 217,
- * move_mount 429; x32 uses the 64-bit numbers. */
-static __always_inline bool compat_paths_changing(s32 nr, bool x32)
-{
-	if (x32)
-		return nr == 82 || nr == 264 || nr == 316 || nr == 165 || nr == 166 || nr == 155 ||
-		       nr == 429;
-	return nr == 38 || nr == 302 || nr == 353 || nr == 21 || nr == 22 || nr == 52 ||
-	       nr == 217 || nr == 429;
-}
-
 /* At a syscall's exit: a 32-bit one — ia32 (TS_COMPAT: set by the entry code for the call,
  * cleared on the way back to user mode; a 32-bit program's, or a 64-bit one's `int 0x80`) or
  * x32 (the number's X32_SYSCALL_BIT, from a plain 64-bit process) — is reported (the first of
- * each process exec) and, when it changed paths, ends a generation of the verdict cache.
- * None of the handlers sees these calls: their numbers are other tables, and the kernel's
- * syscall tracepoints skip them. 1 when the syscall was one. */
-static __always_inline int compat_exit(struct pt_regs *regs, long ret)
+ * each process exec) and handed to the handler of its 64-bit twin, if one is attached
+ * (SYSCALL_EXIT_COMPAT: its slot by ABI and number; sc_read reads the arguments as the
+ * kernel's entry code passed them). The kernel's syscall tracepoints skip these calls, and
+ * their numbers are other tables. 1 when the syscall was one (its handler, if any, has run
+ * instead: a tail call does not return). */
+static __always_inline int compat_exit(void *ctx, struct pt_regs *regs, long ret)
 {
 	/* the kernel runs the low 32 bits as an int (do_syscall_64's `int nr`): an x32 number
 	 * is one with bit 30 set and bit 31 clear; orig_ax is -1 where no syscall is restarted
 	 * (rt_sigreturn), which is nothing of the kind */
 	s32 nr = (s32)regs->orig_ax;
 	bool x32 = nr >= 0 && (nr & X32_SYSCALL_BIT);
+	u32 slot;
 	if (!x32 && !(current_status() & TS_COMPAT))
 		return 0;
 	/* refused as unknown (every x32 call where the kernel runs none): nothing ran */
 	if (ret == -ENOSYS)
 		return 1;
-	if (compat_paths_changing(x32 ? nr & ~X32_SYSCALL_BIT : nr, x32))
-		paths_changed(ret);
 	report_ia32(nr);
+	slot = x32 ? FL_X32_SLOTS + (u32)(nr & ~X32_SYSCALL_BIT) : (u32)nr;
+	if (slot < FL_COMPAT_SLOTS)
+		bpf_tail_call(ctx, &SYSCALL_EXIT_COMPAT, slot);
 	return 1;
 }
 
@@ -1342,7 +1353,7 @@ static __always_inline int compat_exit(struct pt_regs *regs, long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fl_sys_exit_ia32, struct pt_regs *regs, long ret)
 {
-	compat_exit(regs, ret);
+	compat_exit(ctx, regs, ret);
 	return 0;
 }
 
@@ -1373,37 +1384,54 @@ int BPF_PROG(fl_sched_exit, struct task_struct *p)
 #define O_CREAT 0100
 #define O_TRUNC 01000
 
-/* A completed syscall: its six arguments (as passed) and its result. */
+/* A completed syscall: its six arguments (as the kernel's entry code passed them) and its
+ * result; `compat`: a 32-bit call whose pointers are to compat structures (ia32, and x32's
+ * own numbers from 512: sendmsg's `struct compat_msghdr`). */
 struct sc_args {
 	u64 args[6];
 	s64 ret;
+	u32 compat;
 };
 
-/* The arguments of the syscall now returning, from the user registers saved at entry (x86_64:
- * di, si, dx, r10, r8, r9; none of the syscalls handled here changes them). False for our own
- * process and for 32-bit (ia32) syscalls, whose numbers are another table (ignored, as the
- * kernel's own syscall tracepoints ignore them). */
+/* The arguments of the syscall now returning, from the user registers saved at entry, as
+ * the kernel's entry code passes them to the syscall (none of the syscalls handled here
+ * changes them): x86_64 and x32 di, si, dx, r10, r8, r9; ia32 (TS_COMPAT) ebx, ecx, edx,
+ * esi, edi, ebp, each cut to its 32 bits as the ia32 entry does (a 64-bit program's
+ * `int 0x80` may leave anything in the upper halves). False for our own process. */
 static __always_inline bool sc_read(struct pt_regs *regs, long ret, struct sc_args *a)
 {
-	if (skip_self() || (current_status() & TS_COMPAT))
+	s32 nr;
+	if (skip_self())
 		return false;
+	a->ret = ret;
+	if (current_status() & TS_COMPAT) {
+		a->args[0] = (u32)regs->bx;
+		a->args[1] = (u32)regs->cx;
+		a->args[2] = (u32)regs->dx;
+		a->args[3] = (u32)regs->si;
+		a->args[4] = (u32)regs->di;
+		a->args[5] = (u32)regs->bp;
+		a->compat = 1;
+		return true;
+	}
 	a->args[0] = regs->di;
 	a->args[1] = regs->si;
 	a->args[2] = regs->dx;
 	a->args[3] = regs->r10;
 	a->args[4] = regs->r8;
 	a->args[5] = regs->r9;
-	a->ret = ret;
+	nr = (s32)regs->orig_ax;
+	a->compat = nr >= 0 && (nr & X32_SYSCALL_BIT) && (nr & ~X32_SYSCALL_BIT) >= 512;
 	return true;
 }
 
 /* Every syscall's exit passes here: one tail call to its handler, or nothing. A 32-bit
- * syscall's number is another table's: with ia32_dispatch it is reported (compat_exit),
- * never dispatched. */
+ * syscall's number is another table's: with ia32_dispatch it goes through compat_exit (its
+ * own table of handlers). */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fl_sys_exit, struct pt_regs *regs, long ret)
 {
-	if (ia32_dispatch && compat_exit(regs, ret))
+	if (ia32_dispatch && compat_exit(ctx, regs, ret))
 		return 0;
 	bpf_tail_call(ctx, &SYSCALL_EXIT, (u32)regs->orig_ax);
 	return 0;
@@ -1588,6 +1616,14 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 		namelen = a->args[5];
 		if (!name)
 			return 0;
+	} else if (a->compat) {
+		/* struct compat_msghdr: a 32-bit msg_name, then msg_namelen */
+		const u8 *msg = (const u8 *)a->args[1];
+		u32 name32 = 0;
+		if (!msg || bpf_probe_read_user(&name32, sizeof(name32), msg) != 0 || !name32)
+			return 0;
+		name = (const void *)(u64)name32;
+		bpf_probe_read_user(&namelen, sizeof(namelen), msg + 4);
 	} else {
 		const u8 *msg = (const u8 *)a->args[1];
 		if (!msg || bpf_probe_read_user(&name, sizeof(name), msg) != 0 || !name)
@@ -1999,6 +2035,66 @@ static __always_inline int exit_module(const struct sc_args *a, u32 kind)
 	e->_pad = 0;
 	emit_scratch(buf, kind, sizeof(struct fl_module), e->lens[0]);
 	return 0;
+}
+
+/* ia32 socketcall (102): the socket calls of 32-bit programs multiplexed through one
+ * number (the only way before Linux 4.3 gave them their own; accept has no other). The call
+ * is in ebx, its arguments an array of 32-bit words at ecx, which the kernel copied as this
+ * reads it; each call goes to its 64-bit twin's handler when that kind is attached
+ * (KINDS_ATTACHED), with compat structures (sendmsg's msghdr). */
+#define SYS_SOCKET 1
+#define SYS_CONNECT 3
+#define SYS_ACCEPT 5
+#define SYS_SENDTO 11
+#define SYS_SENDMSG 16
+#define SYS_ACCEPT4 18
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fl_exit_socketcall, struct pt_regs *regs, long ret)
+{
+	u32 words[6] = {}, kind, n, *on;
+	struct sc_args a = {};
+	if (skip_self())
+		return 0;
+	switch ((u32)regs->bx) {
+	case SYS_SOCKET:
+		kind = FL_SOCKET, n = 3;
+		break;
+	case SYS_CONNECT:
+		kind = FL_CONNECT, n = 3;
+		break;
+	case SYS_ACCEPT:
+		kind = FL_ACCEPT, n = 3;
+		break;
+	case SYS_SENDTO:
+		kind = FL_SENDTO, n = 6;
+		break;
+	case SYS_SENDMSG:
+		kind = FL_SENDMSG, n = 3;
+		break;
+	case SYS_ACCEPT4:
+		kind = FL_ACCEPT4, n = 4;
+		break;
+	default:
+		return 0;
+	}
+	on = bpf_map_lookup_elem(&KINDS_ATTACHED, &kind);
+	if (!on || !*on)
+		return 0;
+	if (bpf_probe_read_user(words, n * sizeof(u32), (const void *)(u64)(u32)regs->cx) != 0) {
+		/* the kernel could read them (it ran the call) unless it failed with EFAULT */
+		if (ret != -14)
+			stat_inc(kind, FL_STAT_LOST_ARGS);
+		return 0;
+	}
+	for (int i = 0; i < 6; i++)
+		a.args[i] = words[i];
+	a.ret = ret;
+	a.compat = 1;
+	if (kind == FL_SOCKET)
+		return exit_socket(&a, kind);
+	if (kind == FL_ACCEPT || kind == FL_ACCEPT4)
+		return exit_accept(&a, kind);
+	return exit_net(&a, kind);
 }
 
 /* Every syscall hook: one EXIT(syscall, handler, kind) per syscall a kind hooks and one

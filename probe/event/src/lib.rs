@@ -178,12 +178,13 @@ macro_rules! kind_event_types {
                 $(#[$doc:meta])*
                 $kind:ident = $id:literal, $c:ident, $ev:ident $name:literal, record $rec:ident,
                     sched [$($prog:ident = $tp:ident),* $(,)?],
-                    exit [$($sc:ident = $nr:literal => $handler:ident),* $(,)?];
+                    exit [$($sc:ident = $nr:literal, ia32 [$($ia:literal),*], x32 $x32:literal => $handler:ident),* $(,)?];
             )*
         }
         retired { $($rid:literal => $rname:literal),* $(,)? }
         kind_max $max:literal;
-        paths_changed [$($pc:ident = $pcnr:literal),* $(,)?];
+        x32_slots $x32base:literal;
+        paths_changed [$($pc:ident = $pcnr:literal, ia32 [$($pia:literal),*], x32 $px:literal),* $(,)?];
         enter [$($en:ident),* $(,)?];
     ) => {
         const fn kind_event_type(kind: Kind) -> EventType {

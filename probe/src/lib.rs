@@ -233,7 +233,8 @@ pub struct KindStats {
     /// `socket` and `dup` calls of [`filter::EventFilterPlan`]).
     pub filtered: u64,
     /// execveat calls whose enter mark could not be stored (its map full): their exec
-    /// record says execve.
+    /// record says execve; ia32 `socketcall`s whose argument array was unreadable at exit
+    /// (unmapped by another thread): reported without a descriptor or an address.
     pub lost_args: u64,
     /// Dropped in the kernel because the container's profile allows it and no loaded rule
     /// can match it ([`Probe::profile_filter`]).
@@ -372,6 +373,7 @@ impl Probe {
             .override_global("kill_enabled", &u32::from(cfg.kill), true)
             .override_global("kill_hash_seed", &kill_seed, true)
             .override_global("ia32_dispatch", &ia32_dispatch, true)
+            .override_global("ia32_handled", &u32::from(ia32_watched), true)
             .map_max_entries("EVENTS", cfg.ring_bytes)
             .map_max_entries("SCRATCH", possible_cpus())
             .load(PROBE_OBJECT)

@@ -24,6 +24,9 @@ pub struct Stat {
     pub starttime: u64,
     /// (24) resident set size in pages.
     pub rss_pages: u64,
+    /// (28) the address of the start (bottom) of the stack; 0 when the reader may not see
+    /// it (no ptrace access) or the process has no memory (a kernel thread, a zombie).
+    pub startstack: u64,
 }
 
 impl Stat {
@@ -49,6 +52,7 @@ impl Stat {
             stime: num(15)?,
             starttime: num(22)?,
             rss_pages: num(24)?,
+            startstack: num(28).unwrap_or(0),
         })
     }
 
@@ -231,7 +235,8 @@ mod tests {
     #[test]
     fn a_stat_line_with_an_awkward_comm() {
         let line = "4242 (a) b (c)) S 4200 4242 7 34816 4242 4194560 120 0 0 0 \
-                    11 22 0 0 20 0 1 0 9999 12345678 333 18446744073709551615";
+                    11 22 0 0 20 0 1 0 9999 12345678 333 18446744073709551615 \
+                    94000000000000 94000000100000 140720000000000";
         assert_eq!(
             Stat::parse(line),
             Some(Stat {
@@ -245,6 +250,7 @@ mod tests {
                 stime: 22,
                 starttime: 9999,
                 rss_pages: 333,
+                startstack: 140720000000000,
             })
         );
         assert_eq!(Stat::parse("4242 (cut) S 1 2"), None);

@@ -139,6 +139,7 @@ impl ProcessTable {
             session: sid,
             tty_nr: tty,
             starttime: starttime_ticks,
+            startstack,
             ..
         } = crate::procfs::Stat::read(pid)?;
         let cmdline = std::fs::read(format!("{base}/cmdline")).unwrap_or_default();
@@ -219,7 +220,7 @@ impl ProcessTable {
             start_ts: self.boot_epoch_ns + starttime_ticks * (1_000_000_000 / self.clk_tck),
             container,
             exe_flags: ExeFlags {
-                ia32: exe_is_ia32(pid),
+                ia32: stack_is_32_bit(startstack),
                 ..ExeFlags::default()
             },
             ..Default::default()
@@ -342,45 +343,30 @@ impl ProcessTable {
     }
 }
 
-/// Whether the program `pid` runs is a 32-bit (i386) one, from the ELF header of the
-/// executable it runs (`/proc/<pid>/exe`: the file it was started from, even deleted;
-/// ELFCLASS32 and EM_386, as the kernel chose its compat loader): for the processes that
-/// predate the agent, whose exec the probe never saw. False when unreadable (a kernel
-/// thread, a raced exit).
-fn exe_is_ia32(pid: u32) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 20];
-    std::fs::File::open(format!("/proc/{pid}/exe"))
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok()
-        && elf_is_ia32(&head)
-}
-
-/// Whether an ELF header's first 20 bytes say ELFCLASS32 and EM_386.
-fn elf_is_ia32(head: &[u8; 20]) -> bool {
-    head[..4] == *b"\x7fELF" && head[4] == 1 && u16::from_le_bytes([head[18], head[19]]) == 3
+/// Whether a process runs in a 32-bit address space (an ia32 program, or an x32 one), from
+/// its `/proc/<pid>/stat` stack start (`startstack`): the kernel places a 32-bit program's
+/// stack below 4 GiB (`TASK_SIZE` of `TIF_ADDR32`) and a 64-bit one's far above it. For the
+/// processes that predate the agent, whose exec the probe never saw; no file of the process
+/// is read (an executable on a hung network or FUSE mount cannot stall the agent). 0 (not
+/// shown, a kernel thread) is not.
+fn stack_is_32_bit(startstack: u64) -> bool {
+    startstack != 0 && startstack < 1 << 32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A 32-bit program started before the agent is flagged ia32 by the /proc seed: the
-    /// i386 ELF header is, a 64-bit one and an x32 one (ELFCLASS32, EM_X86_64) are not; and
-    /// this test's own process (64-bit) is read as not ia32.
+    /// A 32-bit program started before the agent is flagged ia32 by the /proc seed (its
+    /// stack below 4 GiB); this test's own process (64-bit) and an unreadable one are not.
     #[test]
-    fn the_elf_header_says_whether_a_seeded_process_is_32_bit() {
-        let ia32 = crate::selftest::ia32_program();
-        let head = |b: &[u8]| -> [u8; 20] { b[..20].try_into().expect("20 bytes") };
-        assert!(elf_is_ia32(&head(&ia32)));
-        let mut x32 = head(&ia32);
-        x32[18..20].copy_from_slice(&62u16.to_le_bytes());
-        assert!(!elf_is_ia32(&x32));
-        let mut elf64 = head(&ia32);
-        elf64[4] = 2;
-        assert!(!elf_is_ia32(&elf64));
-        assert!(!exe_is_ia32(std::process::id()));
-        assert!(!exe_is_ia32(u32::MAX));
+    fn the_stack_says_whether_a_seeded_process_is_32_bit() {
+        let t = ProcessTable::new(vec!["default".into()], 0);
+        let me = t.read_proc(std::process::id()).expect("our own entry");
+        assert!(!me.exe_flags.ia32);
+        assert!(!stack_is_32_bit(0));
+        assert!(stack_is_32_bit(0xffd0_0000));
+        assert!(!stack_is_32_bit(0x7ffc_0000_0000));
         // a real 32-bit process, blocked in pause() (ia32 29)
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("ia32-pause");
@@ -390,10 +376,22 @@ mod tests {
             .expect("chmod");
         match std::process::Command::new(&path).spawn() {
             Ok(mut child) => {
-                let ia32 = exe_is_ia32(child.id());
+                // the exec may not have happened yet: wait for the program's own name
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let entry = loop {
+                    let e = t.read_proc(child.id());
+                    if e.as_ref().is_some_and(|e| e.comm == "ia32-pause")
+                        || Instant::now() > deadline
+                    {
+                        break e;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                };
                 let _ = child.kill();
                 let _ = child.wait();
-                assert!(ia32, "a running i386 program");
+                let entry = entry.expect("the 32-bit process's entry");
+                assert_eq!(entry.comm, "ia32-pause");
+                assert!(entry.exe_flags.ia32, "a running i386 program");
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
                 eprintln!("this kernel runs no 32-bit programs ({e}): the live half is not run")

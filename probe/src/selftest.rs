@@ -474,6 +474,28 @@ pub fn int80_program() -> Vec<u8> {
     )
 }
 
+/// A 64-bit program that calls `dup(0)` through `int 0x80` (ia32 41: x86_64's number of
+/// `socket`), then `socket(AF_INET, SOCK_STREAM, 0)` through `syscall` (41), then
+/// `exit(7)`: where 32-bit calls are not handled, the first must reach no 64-bit handler.
+pub fn int80_dup_then_socket_program() -> Vec<u8> {
+    elf64(
+        &[
+            0xb8, 41, 0, 0, 0, // mov eax, 41 (ia32 dup)
+            0xbb, 0, 0, 0, 0, // mov ebx, 0
+            0xcd, 0x80, // int 0x80
+            0xb8, 41, 0, 0, 0, // mov eax, 41 (x86_64 socket)
+            0xbf, 2, 0, 0, 0, // mov edi, AF_INET
+            0xbe, 1, 0, 0, 0, // mov esi, SOCK_STREAM
+            0xba, 0, 0, 0, 0, // mov edx, 0
+            0x0f, 0x05, // syscall
+            0xb8, 60, 0, 0, 0, // mov eax, 60 (x86_64 exit)
+            0xbf, 7, 0, 0, 0, // mov edi, 7
+            0x0f, 0x05, // syscall
+        ],
+        &[],
+    )
+}
+
 /// A 64-bit program that renames `old` to `new` through `int 0x80` (ia32 `rename`, 38) and
 /// exits with the call's result (0, or the errno's two's complement low byte). `None` when a
 /// path has a NUL or the paths do not fit the 32-bit addresses below 4 GiB (never, in

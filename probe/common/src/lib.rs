@@ -27,7 +27,8 @@ pub enum Stat {
     Dropped = 1,
     /// Dropped in the kernel: no loaded rule needs it (the read-only open filter).
     Filtered = 2,
-    /// An execveat whose enter mark could not be stored (map full): reported as execve.
+    /// An execveat whose enter mark could not be stored (map full): reported as execve; an
+    /// ia32 `socketcall` whose argument array was unreadable at exit: reported without them.
     LostArgs = 3,
     /// Dropped in the kernel: the container's profile allows it and no loaded rule can
     /// match it (enforce modes with `engine.kernel_filter`).

@@ -21,7 +21,7 @@ enum fl_stat {
 	FL_STAT_EMITTED = 0,   /* written to the ring buffer */
 	FL_STAT_DROPPED = 1,   /* ring buffer full: lost */
 	FL_STAT_FILTERED = 2,  /* filtered in the kernel (no loaded rule or profile can use it) */
-	FL_STAT_LOST_ARGS = 3, /* execveat whose enter mark was not stored (map full): reported as execve */
+	FL_STAT_LOST_ARGS = 3, /* execveat whose enter mark was not stored (map full): reported as execve; ia32 socketcall whose argument array was unreadable at exit: reported without them */
 	FL_STAT_PROFILE_FILTERED = 4, /* filtered in the kernel: its container's profile allows it and no
 					 loaded rule can match it (enforce modes, engine.kernel_filter) */
 	FL_STAT_UNPROFILED_FILTERED = 5, /* filtered in the kernel: no profile applies to the process

@@ -26,6 +26,7 @@ const volatile u64 wakeup_bytes = 0;      /* wake the reader only past this much
 const volatile u32 kill_enabled = 0;      /* 1: enforce-kill (KILL_CGROUPS / KILL_ALLOW below) */
 const volatile u64 kill_hash_seed = 0;    /* enforce-kill: random per start (kill.rs, path_hash) */
 const volatile u32 ia32_dispatch = 0;     /* 1: the sys_exit dispatcher reports 32-bit syscalls */
+const volatile u32 ia32_handled = 0;      /* 1: 32-bit syscalls reach the handlers (compat_exit) */
 
 /* BTF anchor of the record structs (events.h), never read. clang emits BTF only for the types
  * that a program's signature, a global or a CO-RE relocation reaches; records written through
@@ -1338,7 +1339,8 @@ static __always_inline int compat_exit(void *ctx, struct pt_regs *regs, long ret
 	u32 slot;
 	if (!x32 && !(current_status() & TS_COMPAT))
 		return 0;
-	/* refused as unknown (every x32 call where the kernel runs none): nothing ran */
+	/* refused as unknown (every x32 call where the kernel runs none): nothing ran (a call
+	 * that ran and failed with ENOSYS itself is not reported either: none hooked does) */
 	if (ret == -ENOSYS)
 		return 1;
 	report_ia32(nr);
@@ -1405,6 +1407,10 @@ static __always_inline bool sc_read(struct pt_regs *regs, long ret, struct sc_ar
 		return false;
 	a->ret = ret;
 	if (current_status() & TS_COMPAT) {
+		/* unwatched, a 32-bit call's number may still pick a 64-bit slot (the dispatcher
+		 * indexes by it): ia32 41, dup, is x86_64's socket */
+		if (!ia32_handled)
+			return false;
 		a->args[0] = (u32)regs->bx;
 		a->args[1] = (u32)regs->cx;
 		a->args[2] = (u32)regs->dx;
@@ -1631,7 +1637,8 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 		bpf_probe_read_user(&namelen, sizeof(namelen), msg + 8);
 	}
 	read_sockaddr(name, namelen, &addr);
-	sock_info(fd_file(task, (s64)a->args[0]), &sock);
+	/* an int, as the kernel takes it (the upper half of the register is ignored) */
+	sock_info(fd_file(task, (s32)a->args[0]), &sock);
 	dropped = net_dropped(kind, a->ret, &addr, &sock);
 	if (dropped) {
 		stat_inc(kind, dropped);
@@ -1645,7 +1652,7 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 	__builtin_memset(e, 0, sizeof(*e));
 	fill_hdr(&e->h, kind, a->ret);
 	e->h.size = sizeof(struct fl_net);
-	e->fd = (s64)a->args[0];
+	e->fd = (s32)a->args[0];
 	if (kind == FL_SENDTO)
 		e->size = a->args[2];
 	e->addr = addr;
@@ -1677,7 +1684,7 @@ static __always_inline void emit_accept(u32 kind, const u64 *args, s64 ret)
 		stat_inc(kind, dropped);
 		return;
 	}
-	sock_info(fd_file(task, (s64)args[0]), &listener);
+	sock_info(fd_file(task, (s32)args[0]), &listener);
 	sock.flags = (sock.flags & ~FL_SOCK_BOUND) | (listener.flags & FL_SOCK_BOUND);
 	e = bpf_ringbuf_reserve(&EVENTS, sizeof(struct fl_net), 0);
 	if (!e) {
@@ -2039,9 +2046,12 @@ static __always_inline int exit_module(const struct sc_args *a, u32 kind)
 
 /* ia32 socketcall (102): the socket calls of 32-bit programs multiplexed through one
  * number (the only way before Linux 4.3 gave them their own; accept has no other). The call
- * is in ebx, its arguments an array of 32-bit words at ecx, which the kernel copied as this
- * reads it; each call goes to its 64-bit twin's handler when that kind is attached
- * (KINDS_ATTACHED), with compat structures (sendmsg's msghdr). */
+ * is in ebx, its arguments an array of 32-bit words at ecx; each call goes to its 64-bit
+ * twin's handler when that kind is attached (KINDS_ATTACHED), with compat structures
+ * (sendmsg's msghdr). The kernel copied the array at entry: read again here, it may have
+ * been unmapped or rewritten since by another thread of the caller. Unreadable, a call that
+ * ran is still reported, without what the array said (fd -1, no address; counted in
+ * FL_STAT_LOST_ARGS); a new socket is described by the socket itself, not by the array. */
 #define SYS_SOCKET 1
 #define SYS_CONNECT 3
 #define SYS_ACCEPT 5
@@ -2081,17 +2091,29 @@ int BPF_PROG(fl_exit_socketcall, struct pt_regs *regs, long ret)
 	if (!on || !*on)
 		return 0;
 	if (bpf_probe_read_user(words, n * sizeof(u32), (const void *)(u64)(u32)regs->cx) != 0) {
-		/* the kernel could read them (it ran the call) unless it failed with EFAULT */
-		if (ret != -14)
-			stat_inc(kind, FL_STAT_LOST_ARGS);
-		return 0;
+		/* EFAULT: the kernel could not read them either, nothing ran */
+		if (ret == -14)
+			return 0;
+		stat_inc(kind, FL_STAT_LOST_ARGS);
+		__builtin_memset(words, 0, sizeof(words));
+		words[0] = (u32)-1;
 	}
 	for (int i = 0; i < 6; i++)
 		a.args[i] = words[i];
 	a.ret = ret;
 	a.compat = 1;
-	if (kind == FL_SOCKET)
+	if (kind == FL_SOCKET) {
+		struct fl_sock sock = {};
+		if (ret >= 0)
+			sock_info(fd_file((struct task_struct *)bpf_get_current_task(), ret), &sock);
+		if (sock.family) {
+			/* SOCK_TYPE_MASK: the flags (SOCK_NONBLOCK, SOCK_CLOEXEC) only as passed */
+			a.args[0] = sock.family;
+			a.args[1] = (a.args[1] & ~0xfULL) | sock.type;
+			a.args[2] = sock.protocol;
+		}
 		return exit_socket(&a, kind);
+	}
 	if (kind == FL_ACCEPT || kind == FL_ACCEPT4)
 		return exit_accept(&a, kind);
 	return exit_net(&a, kind);

@@ -237,6 +237,45 @@ fn tcp_connect_to_loopback() {
     drop(listener);
 }
 
+/// A connection's peer is the one the kernel connected to, read from the socket (as Falco
+/// does), not the sockaddr read back from the caller's memory at exit (which another thread
+/// could rewrite meanwhile): a connect to 0.0.0.0 reaches, and reads as, 127.0.0.1.
+#[test]
+fn a_connections_peer_is_the_sockets_not_the_passed_address() {
+    let Some(s) = shared() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let pid = in_child(|| {
+        // SAFETY: raw socket syscalls on a stack sockaddr.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let mut sa: libc::sockaddr_in = std::mem::zeroed();
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = port.to_be();
+            // sin_addr 0.0.0.0
+            let r = libc::connect(
+                fd,
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            i32::from(r != 0)
+        }
+    });
+    let ev = wait_for(s, "connect", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Connect
+    });
+    assert_eq!(ev.res, 0, "{ev:?}");
+    assert!(
+        matches!(&ev.args, Args::Connect { addr, .. } if *addr == format!("127.0.0.1:{port}")),
+        "{:?}",
+        ev.args
+    );
+    let fd = ev.fd.expect("fd");
+    assert_eq!(fd.sip, Some("127.0.0.1".parse().expect("ip")));
+    assert_eq!(fd.sport, Some(port));
+    drop(listener);
+}
+
 /// A dual-stack (IPv6) socket connecting to an IPv4-mapped address reads as the IPv4
 /// socket libsinsp makes of it (`sinsp_parser`: both ends mapped → `SCAP_FD_IPV4_SOCK`).
 #[test]

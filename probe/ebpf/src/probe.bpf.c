@@ -1639,6 +1639,16 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 	read_sockaddr(name, namelen, &addr);
 	/* an int, as the kernel takes it (the upper half of the register is ignored) */
 	sock_info(fd_file(task, (s32)a->args[0]), &sock);
+	/* a connection made: its peer is the socket's, what the kernel connected to (as Falco
+	 * reads it: connecting to 0.0.0.0 reaches 127.0.0.1), not the sockaddr read back from
+	 * user memory, which another thread of the caller may have rewritten since the kernel
+	 * copied it (to pass for a peer the profile allows) */
+	if (kind == FL_CONNECT && (a->ret == 0 || a->ret == -FL_EINPROGRESS) && sock.rport &&
+	    (sock.family == AF_INET || sock.family == AF_INET6)) {
+		addr.family = sock.family;
+		addr.port = sock.rport;
+		__builtin_memcpy(addr.addr, sock.raddr, 16);
+	}
 	dropped = net_dropped(kind, a->ret, &addr, &sock);
 	if (dropped) {
 		stat_inc(kind, dropped);

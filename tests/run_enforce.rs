@@ -325,6 +325,14 @@ fn enforce_alert_on_every_output_with_metrics() {
         "no rule_name label for the shadow read"
     );
     assert_eq!(family_sum(&m2, "falco_learn_profiles_loaded"), 1.0);
+    // arguments the kernel could not read (a 32-bit socketcall's unmapped array): listed at 0
+    assert!(
+        m2.lines().any(|l| l.starts_with("falco_learn_drops_total{")
+            && l.contains("kind=\"connect\"")
+            && l.contains("stage=\"kernel_args\"")
+            && l.ends_with(" 0")),
+        "no kernel_args series for connect:\n{m2}"
+    );
 }
 
 fn write_profile(dir: &Path, file: &str, repo: &str) {

@@ -152,7 +152,8 @@ pub const EVENTS: Metric = counter(
     &["kind"],
 );
 /// Events lost, by `kind` (evt.type, or `any`) and `stage`
-/// (`kernel_ringbuf`, `decode`).
+/// (`kernel_ringbuf`; `kernel_args`: reported without the arguments the kernel could not
+/// read, or not at all; `decode`).
 pub const DROPS: Metric = counter(
     "falco_learn_drops_total",
     "Events lost, by kind (evt.type or any) and stage",

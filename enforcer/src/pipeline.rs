@@ -467,6 +467,11 @@ pub const IA32_RULE: &str = "falco-learn internal: 32-bit program not monitored"
 /// 32-bit: a 64-bit program's `int 0x80`, or an x32 call.
 pub const IA32_SYSCALL_RULE: &str = "falco-learn internal: 32-bit system call by a 64-bit program";
 
+/// The rule name of [`Ia32Alerts`]' alert for a connect whose arguments were hidden: a
+/// 32-bit `socketcall` connect that ran, whose argument array another thread unmapped before
+/// the call's exit (the probe reports it with descriptor -1 and no peer).
+pub const HIDDEN_ARGS_RULE: &str = "falco-learn internal: system call arguments hidden";
+
 /// The alerts of 32-bit (ia32 and x32) syscalls, which the kernel's syscall tracepoints skip.
 /// Where they are watched (the default), the probe hands each to the handler of its 64-bit
 /// twin, so the rules and the profiles judge the files and connections a process opens
@@ -478,12 +483,16 @@ pub const IA32_SYSCALL_RULE: &str = "falco-learn internal: 32-bit system call by
 ///   one, or its ELF header at the agent's start) raises [`IA32_SYSCALL_RULE`].
 /// - Where they are not watched, a 32-bit program runs unseen after its exec: its
 ///   successful exec raises [`IA32_RULE`].
+/// - A connect that ran with descriptor -1 (only the probe's report of a 32-bit
+///   `socketcall` whose arguments were unmapped meanwhile: the kernel refuses fd -1) raises
+///   [`HIDDEN_ARGS_RULE`]: its peer is unknown, and hiding it is what an evasion does.
 ///
 /// Each is raised once per (container, executable) per agent run (the memory of which is
 /// bounded: forgotten, and so raised again, past [`Ia32Alerts::REMEMBERED`] pairs).
 struct Ia32Alerts {
     program: falco_learn_rules::output::OutputFormat,
     syscall: falco_learn_rules::output::OutputFormat,
+    hidden: falco_learn_rules::output::OutputFormat,
     /// 32-bit syscalls are not watched: a 32-bit program's exec raises [`IA32_RULE`].
     unwatched: bool,
     seen: std::collections::HashSet<(&'static str, String, String)>,
@@ -503,6 +512,12 @@ impl Ia32Alerts {
         (evt.arg.ID=%evt.arg.ID proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline \
         proc.pid=%proc.pid proc.pname=%proc.pname user.name=%user.name \
         container.id=%container.id container.image.repository=%container.image.repository)";
+    const HIDDEN_OUTPUT: &'static str = "Connect whose arguments were hidden: a 32-bit \
+        socketcall connect ran, and another thread of the process unmapped its arguments \
+        before the call returned (the peer is unknown; an evasion) (evt.res=%evt.res \
+        proc.exepath=%proc.exepath proc.cmdline=%proc.cmdline proc.pid=%proc.pid \
+        proc.pname=%proc.pname user.name=%user.name container.id=%container.id \
+        container.image.repository=%container.image.repository)";
 
     fn new(unwatched: bool) -> Ia32Alerts {
         // constant formats of known fields: a failure is a bug, caught by the tests
@@ -513,6 +528,7 @@ impl Ia32Alerts {
         Ia32Alerts {
             program: compile(Self::PROGRAM_OUTPUT),
             syscall: compile(Self::SYSCALL_OUTPUT),
+            hidden: compile(Self::HIDDEN_OUTPUT),
             unwatched,
             seen: std::collections::HashSet::new(),
         }
@@ -531,6 +547,12 @@ impl Ia32Alerts {
             }
             EventType::Ia32Syscall if !ev.process.exe_flags.ia32 => {
                 (IA32_SYSCALL_RULE, &self.syscall)
+            }
+            EventType::Connect
+                if matches!(ev.args, falco_learn_event::Args::Connect { fd: -1, .. })
+                    && (ev.res == 0 || ev.res == -falco_learn_event::errno::EINPROGRESS) =>
+            {
+                (HIDDEN_ARGS_RULE, &self.hidden)
             }
             _ => return None,
         };
@@ -869,6 +891,43 @@ mod tests {
             .0
             .iter()
             .all(|r| !r.alert.tags.iter().any(|t| t == "ia32")));
+    }
+
+    /// A connect that ran with descriptor -1 (the probe's report of a 32-bit socketcall
+    /// whose arguments were unmapped before its exit) raises the hidden-arguments alert once
+    /// per container and executable; a connect with its descriptor, and a failed one, do
+    /// not.
+    #[test]
+    fn a_connect_with_hidden_arguments_raises_its_alert() {
+        use falco_learn_event::Args;
+        let seed: Event = serde_json::from_str(SEED.lines().nth(2).expect("seed")).expect("event");
+        let with = |fd: i64, res: i64, container: &str| {
+            let mut ev = seed.clone();
+            ev.args = Args::Connect {
+                fd,
+                addr: String::new(),
+            };
+            ev.res = res;
+            std::sync::Arc::make_mut(&mut ev.container).id = container.into();
+            ev
+        };
+        assert_eq!(seed.event_type(), falco_learn_event::EventType::Connect);
+        let events = [
+            with(3, 0, "c1"),
+            with(-1, -111, "c1"),
+            with(-1, 0, "c1"),
+            with(-1, 0, "c1"),
+            with(-1, -115, "c2"),
+        ];
+        let mut alerts = Ia32Alerts::new(false);
+        let raised: Vec<Raised> = events.iter().filter_map(|e| alerts.raise(e)).collect();
+        let got: Vec<(&str, &str, &str)> = raised.iter().map(ia32_alert).collect();
+        let exe = seed.process.exepath.as_str();
+        assert_eq!(
+            got,
+            [(HIDDEN_ARGS_RULE, "c1", exe), (HIDDEN_ARGS_RULE, "c2", exe)]
+        );
+        assert_eq!(raised[1].alert.output_fields["evt.res"], "EINPROGRESS");
     }
 
     /// A 32-bit syscall (`ia32_syscall`) of a process not known as 32-bit raises the ia32

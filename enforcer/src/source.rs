@@ -38,6 +38,11 @@ pub enum Next {
 pub enum LossStage {
     /// The kernel's ring buffer was full (per record kind).
     KernelRingbuf,
+    /// The kernel could not read a syscall's arguments (per record kind): an execveat
+    /// whose enter mark was not stored (reported as execve), a 32-bit `socketcall` whose
+    /// argument array was unmapped before its exit (reported without them; a `sendto` or
+    /// `sendmsg` not at all). Not a drop of the ring buffer: no drop alert.
+    KernelArgs,
     /// A record (or a recording's line) could not be decoded.
     Decode,
 }
@@ -47,6 +52,7 @@ impl LossStage {
     pub fn as_str(self) -> &'static str {
         match self {
             LossStage::KernelRingbuf => "kernel_ringbuf",
+            LossStage::KernelArgs => "kernel_args",
             LossStage::Decode => "decode",
         }
     }
@@ -55,7 +61,7 @@ impl LossStage {
     /// "syscall event drop": events the kernel produced and the agent never
     /// saw; undecodable records are counted but not alerted on).
     pub fn alerts(self) -> bool {
-        !matches!(self, LossStage::Decode)
+        matches!(self, LossStage::KernelRingbuf)
     }
 }
 
@@ -238,6 +244,20 @@ impl Source for LiveSource {
             })
             .collect();
         debug_assert_eq!(out.len(), self.kinds.len());
+        // the kinds whose arguments the kernel may fail to read (execveat's mark, ia32
+        // socketcall's array)
+        for (kind, s) in probe.kernel_stats() {
+            if matches!(
+                kind.name(),
+                "execveat" | "socket" | "connect" | "accept" | "accept4" | "sendto" | "sendmsg"
+            ) {
+                out.push(Loss {
+                    kind: kind.name(),
+                    stage: LossStage::KernelArgs,
+                    total: s.lost_args,
+                });
+            }
+        }
         out.push(Loss {
             kind: "any",
             stage: LossStage::Decode,

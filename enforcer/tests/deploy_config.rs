@@ -71,4 +71,9 @@ fn daemonset_config_loads_and_mounts_what_the_agent_needs() {
         spec["containers"][0]["securityContext"]["privileged"],
         false
     );
+    // /proc of every process readable where the node runs AppArmor
+    assert_eq!(
+        spec["containers"][0]["securityContext"]["appArmorProfile"]["type"],
+        "Unconfined"
+    );
 }

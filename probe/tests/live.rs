@@ -276,6 +276,36 @@ fn a_connections_peer_is_the_sockets_not_the_passed_address() {
     drop(listener);
 }
 
+/// A socket's family is the one the kernel made it: `socket(AF_INET, SOCK_PACKET)` is a
+/// packet socket (PF_PACKET), which the rules about packet sockets must see (and which the
+/// event filter must not drop as an inet socket); its type is reported as passed.
+#[test]
+fn an_inet_sock_packet_socket_is_reported_as_the_packet_socket_it_is() {
+    let Some(s) = shared() else { return };
+    const SOCK_PACKET: i32 = 10;
+    let pid = in_child(|| {
+        // SAFETY: one raw socket call (CAP_NET_RAW: the tests run as root).
+        let fd = unsafe { libc::socket(libc::AF_INET, SOCK_PACKET, 0x0300) };
+        i32::from(fd < 0)
+    });
+    let ev = wait_for(s, "socket", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Socket
+    });
+    assert!(ev.res >= 0, "{ev:?}");
+    assert!(
+        matches!(
+            ev.args,
+            Args::Socket {
+                domain: 17,
+                typ: 10,
+                ..
+            }
+        ),
+        "{:?}",
+        ev.args
+    );
+}
+
 /// A dual-stack (IPv6) socket connecting to an IPv4-mapped address reads as the IPv4
 /// socket libsinsp makes of it (`sinsp_parser`: both ends mapped → `SCAP_FD_IPV4_SOCK`).
 #[test]

@@ -158,7 +158,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let lost: u64 = stats.iter().map(|(_, s)| s.lost_args).sum();
     eprintln!(
         "falco-learn: wrote {written} events in {:.1}s; kernel drops {dropped}, filtered in kernel {filtered}, \
-         execveat reported as execve {lost}, malformed records {malformed}",
+         arguments the kernel could not read {lost}, malformed records {malformed}",
         recorded_for.as_secs_f64(),
     );
     if let Some(r) = runtime {

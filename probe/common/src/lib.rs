@@ -105,6 +105,9 @@ pub struct Sock {
     pub raddr: [u8; 16],
 }
 
+/// The destination of a connect, sendto or sendmsg (`struct fl_addr`): the connected
+/// socket's peer once a connection is made (a connect that succeeded or is in progress, a
+/// TCP send), else the sockaddr the process passed, read at the syscall's exit.
 #[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
 #[repr(C)]
 pub struct Addr {

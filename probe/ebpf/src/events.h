@@ -83,7 +83,8 @@ struct fl_sock {
 	u8 raddr[16];
 };
 
-/* A sockaddr as passed by the process (connect, sendto, sendmsg). */
+/* The destination of a connect, sendto or sendmsg: the connected socket's peer once a
+ * connection is made (a connect, a TCP send), else the sockaddr the process passed. */
 struct fl_addr {
 	u16 family;
 	u16 port;         /* host order */

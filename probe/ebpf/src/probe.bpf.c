@@ -1639,12 +1639,14 @@ static __always_inline int exit_net(const struct sc_args *a, u32 kind)
 	read_sockaddr(name, namelen, &addr);
 	/* an int, as the kernel takes it (the upper half of the register is ignored) */
 	sock_info(fd_file(task, (s32)a->args[0]), &sock);
-	/* a connection made: its peer is the socket's, what the kernel connected to (as Falco
-	 * reads it: connecting to 0.0.0.0 reaches 127.0.0.1), not the sockaddr read back from
-	 * user memory, which another thread of the caller may have rewritten since the kernel
-	 * copied it (to pass for a peer the profile allows) */
-	if (kind == FL_CONNECT && (a->ret == 0 || a->ret == -FL_EINPROGRESS) && sock.rport &&
-	    (sock.family == AF_INET || sock.family == AF_INET6)) {
+	/* a connection made (a connect, or a TCP send that connects: MSG_FASTOPEN): its peer is
+	 * the socket's, what the kernel connected to (as Falco reads it: connecting to 0.0.0.0
+	 * reaches 127.0.0.1), not the sockaddr read back from user memory, which another
+	 * thread of the caller may have rewritten since the kernel copied it (to pass for a
+	 * peer the profile allows); an unconnected UDP send has no peer but the one passed */
+	if ((kind == FL_CONNECT ? a->ret == 0 || a->ret == -FL_EINPROGRESS
+				: a->ret >= 0 && sock.protocol == 6) &&
+	    sock.rport && (sock.family == AF_INET || sock.family == AF_INET6)) {
 		addr.family = sock.family;
 		addr.port = sock.rport;
 		__builtin_memcpy(addr.addr, sock.raddr, 16);
@@ -1897,6 +1899,14 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 static __always_inline int exit_socket(const struct sc_args *a, u32 kind)
 {
 	u32 zero = 0, domain = a->args[0];
+	/* the family the socket has, not the one asked for: socket(AF_INET, SOCK_PACKET) is a
+	 * packet socket (PF_PACKET); the type and protocol are reported as passed */
+	if (a->ret >= 0) {
+		struct fl_sock sock = {};
+		sock_info(fd_file((struct task_struct *)bpf_get_current_task(), a->ret), &sock);
+		if (sock.family)
+			domain = sock.family;
+	}
 	u64 *drop = bpf_map_lookup_elem(&SOCKET_DROP, &zero);
 	if (drop && a->ret >= 0 && domain < 64 && ((*drop >> domain) & 1)) {
 		stat_inc(kind, FL_STAT_FILTERED);
@@ -1905,7 +1915,7 @@ static __always_inline int exit_socket(const struct sc_args *a, u32 kind)
 	RESERVE(struct fl_socket, e, kind);
 	fill_hdr(&e->h, kind, a->ret);
 	e->h.size = sizeof(struct fl_socket);
-	e->domain = a->args[0];
+	e->domain = domain;
 	e->type = a->args[1];
 	e->protocol = a->args[2];
 	SUBMIT(e, kind);
@@ -2059,9 +2069,10 @@ static __always_inline int exit_module(const struct sc_args *a, u32 kind)
  * is in ebx, its arguments an array of 32-bit words at ecx; each call goes to its 64-bit
  * twin's handler when that kind is attached (KINDS_ATTACHED), with compat structures
  * (sendmsg's msghdr). The kernel copied the array at entry: read again here, it may have
- * been unmapped or rewritten since by another thread of the caller. Unreadable, a call that
- * ran is still reported, without what the array said (fd -1, no address; counted in
- * FL_STAT_LOST_ARGS); a new socket is described by the socket itself, not by the array. */
+ * been unmapped or rewritten since by another thread of the caller. Unreadable (counted in
+ * FL_STAT_LOST_ARGS), a socket, connect or accept that ran is still reported, without what
+ * the array said (fd -1; a connect without its address); a sendto or sendmsg is not (its
+ * destination was in the array). A new socket's family is the socket's, as in every ABI. */
 #define SYS_SOCKET 1
 #define SYS_CONNECT 3
 #define SYS_ACCEPT 5
@@ -2112,18 +2123,8 @@ int BPF_PROG(fl_exit_socketcall, struct pt_regs *regs, long ret)
 		a.args[i] = words[i];
 	a.ret = ret;
 	a.compat = 1;
-	if (kind == FL_SOCKET) {
-		struct fl_sock sock = {};
-		if (ret >= 0)
-			sock_info(fd_file((struct task_struct *)bpf_get_current_task(), ret), &sock);
-		if (sock.family) {
-			/* SOCK_TYPE_MASK: the flags (SOCK_NONBLOCK, SOCK_CLOEXEC) only as passed */
-			a.args[0] = sock.family;
-			a.args[1] = (a.args[1] & ~0xfULL) | sock.type;
-			a.args[2] = sock.protocol;
-		}
-		return exit_socket(&a, kind);
-	}
+	if (kind == FL_SOCKET)
+		return exit_socket(&a, kind); /* its family from the new socket */
 	if (kind == FL_ACCEPT || kind == FL_ACCEPT4)
 		return exit_accept(&a, kind);
 	return exit_net(&a, kind);

@@ -548,7 +548,8 @@ pub enum Args {
     },
     Connect {
         fd: i64,
-        /// Peer as passed, rendered `addr:port` (`evt.arg.addr`).
+        /// The peer, rendered `addr:port` (`evt.arg.addr`): the socket's once connected (what
+        /// the kernel connected to), else as passed.
         addr: String,
     },
     Send {

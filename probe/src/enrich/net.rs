@@ -87,7 +87,7 @@ pub(super) fn net(typ: EventType, h: &abi::Hdr, e: &abi::Net) -> (Option<Fd>, Ar
         f.typ = fd_type(e.addr.family);
         f.sockfamily = sockfamily(e.addr.family).to_string();
     }
-    // the peer as passed is authoritative for the server side
+    // the destination (the kernel's peer once connected, else as passed) is the server side
     if let Some(peer) = ip(e.addr.family, &e.addr.addr) {
         f.sip = Some(peer);
         f.sport = Some(e.addr.port);

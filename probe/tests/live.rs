@@ -276,6 +276,44 @@ fn a_connections_peer_is_the_sockets_not_the_passed_address() {
     drop(listener);
 }
 
+/// A TCP send that connects (`MSG_FASTOPEN`, client side on by default) is judged and
+/// reported with the peer the kernel connected to, like a connect: to 0.0.0.0 reads as
+/// 127.0.0.1.
+#[test]
+fn a_fastopen_sends_peer_is_the_sockets() {
+    let Some(s) = shared() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let pid = in_child(|| {
+        // SAFETY: raw socket syscalls on a stack sockaddr and buffer.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let mut sa: libc::sockaddr_in = std::mem::zeroed();
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = port.to_be();
+            let r = libc::sendto(
+                fd,
+                b"x".as_ptr().cast(),
+                1,
+                libc::MSG_FASTOPEN,
+                (&sa as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            i32::from(r != 1)
+        }
+    });
+    let ev = wait_for(s, "sendto", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Sendto
+    });
+    assert_eq!(ev.res, 1, "{ev:?}");
+    assert!(
+        matches!(&ev.args, Args::Send { addr, .. } if *addr == format!("127.0.0.1:{port}")),
+        "{:?}",
+        ev.args
+    );
+    drop(listener);
+}
+
 /// A socket's family is the one the kernel made it: `socket(AF_INET, SOCK_PACKET)` is a
 /// packet socket (PF_PACKET), which the rules about packet sockets must see (and which the
 /// event filter must not drop as an inet socket); its type is reported as passed.

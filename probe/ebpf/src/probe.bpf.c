@@ -1900,12 +1900,17 @@ static __always_inline int exit_socket(const struct sc_args *a, u32 kind)
 {
 	u32 zero = 0, domain = a->args[0];
 	/* the family the socket has, not the one asked for: socket(AF_INET, SOCK_PACKET) is a
-	 * packet socket (PF_PACKET); the type and protocol are reported as passed */
-	if (a->ret >= 0) {
+	 * packet socket (PF_PACKET: __sock_create's one rewrite); the type and protocol are
+	 * reported as passed. A 32-bit call's family is read from the new socket itself
+	 * (socketcall's array, read back at exit, may have been rewritten since); a 64-bit
+	 * one's comes from a register, so the rewrite is applied without reading anything. */
+	if (a->compat && a->ret >= 0) {
 		struct fl_sock sock = {};
 		sock_info(fd_file((struct task_struct *)bpf_get_current_task(), a->ret), &sock);
 		if (sock.family)
 			domain = sock.family;
+	} else if (domain == AF_INET && (a->args[1] & 0xf) == 10 /* SOCK_PACKET */) {
+		domain = 17; /* AF_PACKET */
 	}
 	u64 *drop = bpf_map_lookup_elem(&SOCKET_DROP, &zero);
 	if (drop && a->ret >= 0 && domain < 64 && ((*drop >> domain) & 1)) {

@@ -555,7 +555,8 @@ pub enum Args {
     Send {
         fd: i64,
         size: u64,
-        /// Destination as passed (`evt.arg.addr`), for unconnected sockets.
+        /// Destination (`evt.arg.addr`), for unconnected sockets: as passed, or the socket's
+        /// peer when the send connected it (TCP `MSG_FASTOPEN`).
         addr: String,
     },
     Socket {

@@ -195,26 +195,29 @@ for spec in "${KERNELS[@]}"; do
     # oops or panic on the console): multi-threaded TCG occasionally trips the kernel's
     # live patching of its own text at boot (an int3 oops in early idle code, seen on
     # 6.12). Not a result of the probe: boot that kernel again, at most three times.
-    if tr -d '\r' < "$RUN/$kver.console" | grep -aq '^selftest'; then break; fi
-    if ! tr -d '\r' < "$RUN/$kver.console" | grep -aqE 'Oops|Kernel panic|BUG:'; then break; fi
+    # the console without its carriage returns, as a file: `grep -q` at the end of a pipe
+    # exits at its first match and, under pipefail, the writer's SIGPIPE fails the test
+    tr -d '\r' < "$RUN/$kver.console" > "$RUN/$kver.out"
+    if grep -aq '^selftest' "$RUN/$kver.out"; then break; fi
+    if ! grep -aqE 'Oops|Kernel panic|BUG:' "$RUN/$kver.out"; then break; fi
     log "$kver ($spec): the guest kernel crashed while booting, before falco-learn ran (attempt $attempt):"
-    tr -d '\r' < "$RUN/$kver.console" | grep -aE 'Oops|Kernel panic|BUG:|RIP:' | head -4 | sed "s/^/  [$kver] /"
+    grep -aE 'Oops|Kernel panic|BUG:|RIP:' "$RUN/$kver.out" | sed -n "1,4s/^/  [$kver] /p"
   done
   # (no such line when the guest timed out: not an error of this script's own)
-  tr -d '\r' < "$RUN/$kver.console" | { grep -a -E '^(selftest|@@)' || true; } | sed "s/^/  [$kver] /"
+  { grep -a -E '^(selftest|@@)' "$RUN/$kver.out" || true; } | sed "s/^/  [$kver] /"
   secs=$(( $(date +%s) - t0 ))
   if [ -s "$RUN/$kver.btf" ]; then cp "$RUN/$kver.btf" "$BTF_DIR/$kver.btf"; fi
   # passed: every selftest run (one per hook family the kernel has) exited 0
-  runs=$(tr -d '\r' < "$RUN/$kver.console" | grep -ac '^@@ selftest.* exit ' || true)
-  ok_runs=$(tr -d '\r' < "$RUN/$kver.console" | grep -ac '^@@ selftest.* exit 0$' || true)
+  runs=$(grep -ac '^@@ selftest.* exit ' "$RUN/$kver.out" || true)
+  ok_runs=$(grep -ac '^@@ selftest.* exit 0$' "$RUN/$kver.out" || true)
   if [ "$runs" -gt 0 ] && [ "$runs" = "$ok_runs" ] &&
-     tr -d '\r' < "$RUN/$kver.console" | grep -aq '^selftest: all [0-9]* checks passed'; then
+     grep -aq '^selftest: all [0-9]* checks passed' "$RUN/$kver.out"; then
     log "$kver ($spec): PASSED in ${secs}s"
     summary+=("$kver ($spec): passed")
   else
     [ "$rc" = 124 ] && log "$kver ($spec): the guest did not finish within ${TMO}s (-t)"
     log "$kver ($spec): FAILED (qemu exit $rc, ${secs}s); last console lines:"
-    tr -d '\r' < "$RUN/$kver.console" | tail -25 | sed "s/^/  [$kver] /"
+    tail -25 "$RUN/$kver.out" | sed "s/^/  [$kver] /"
     failed+=("$kver"); summary+=("$kver ($spec): FAILED")
   fi
 done

@@ -13,6 +13,7 @@ const CHECKS: &[&str] = &[
     "exec-ia32",
     "ia32-syscall",
     "ia32-handled",
+    "exec-x32",
     "exec-deleted",
     "exec-long-path",
     "open-write",

@@ -376,17 +376,16 @@ mod tests {
             .expect("chmod");
         match std::process::Command::new(&path).spawn() {
             Ok(mut child) => {
-                // the exec may not have happened yet: wait for the program's own name
+                // the exec may not have finished yet (its name is set before its stack):
+                // wait for the program asleep in its pause()
                 let deadline = Instant::now() + Duration::from_secs(10);
-                let entry = loop {
-                    let e = t.read_proc(child.id());
-                    if e.as_ref().is_some_and(|e| e.comm == "ia32-pause")
-                        || Instant::now() > deadline
-                    {
-                        break e;
-                    }
+                while !crate::procfs::Stat::read(child.id())
+                    .is_some_and(|s| s.comm == "ia32-pause" && s.state == 'S')
+                    && Instant::now() < deadline
+                {
                     std::thread::sleep(Duration::from_millis(10));
-                };
+                }
+                let entry = t.read_proc(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 let entry = entry.expect("the 32-bit process's entry");

@@ -103,6 +103,13 @@ impl Seen {
 
     /// The first event satisfying `pred` (waiting up to the timeout), or a description
     /// of what `pid` did instead.
+    /// The first event of `kind` of `pid`, waited for as [`Seen::wait`].
+    fn wait_for_kind(&self, what: &str, pid: u32, kind: EventType) -> Result<Event, String> {
+        self.wait(what, pid, |e| {
+            e.process.pid == pid && e.event_type() == kind
+        })
+    }
+
     fn wait(&self, what: &str, pid: u32, pred: impl Fn(&Event) -> bool) -> Result<Event, String> {
         let deadline = Instant::now() + self.timeout;
         loop {
@@ -536,12 +543,22 @@ const ELF32_HEADERS: u32 = 52 + 32;
 /// `data`, at [`ELF32_BASE`] + [`ELF32_HEADERS`] + `code.len()` in memory. One loadable
 /// read+write+execute segment.
 pub(crate) fn elf32(code: &[u8], data: &[u8]) -> Vec<u8> {
+    elf32_for(3, code, data)
+}
+
+/// A minimal x32 ELF executable (ELFCLASS32, EM_X86_64), laid out as [`elf32`]'s.
+fn elfx32(code: &[u8]) -> Vec<u8> {
+    elf32_for(62, code, &[])
+}
+
+/// [`elf32`] for `machine` (EM_386 3, or EM_X86_64 62: x32).
+fn elf32_for(machine: u16, code: &[u8], data: &[u8]) -> Vec<u8> {
     let (eh, ph) = (52u16, 32u16);
     let size = ELF32_HEADERS + (code.len() + data.len()) as u32;
     let mut b = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0]; // ELFCLASS32, LSB, version 1
     b.extend([0; 8]);
-    for h in [2u16, 3] {
-        b.extend(h.to_le_bytes()); // ET_EXEC, EM_386
+    for h in [2u16, machine] {
+        b.extend(h.to_le_bytes()); // ET_EXEC, the machine
     }
     for w in [1u32, ELF32_BASE + ELF32_HEADERS, u32::from(eh), 0, 0] {
         b.extend(w.to_le_bytes()); // version, entry, phoff, shoff, flags
@@ -707,9 +724,7 @@ fn check_ia32_handled(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, S
             !bits64,
         )?;
         // its exit comes after its every call (one ring buffer, in order per process)
-        seen.wait(&format!("the exit of {name}"), pid, |e| {
-            e.process.pid == pid && e.event_type() == EventType::Procexit
-        })?;
+        seen.wait_for_kind(&format!("the exit of {name}"), pid, EventType::Procexit)?;
         expect(
             &format!("connects of {name} to {want_addr} (socketcall, connect)"),
             connects(seen, pid, &want_addr),
@@ -759,9 +774,7 @@ fn check_x32_openat(seen: &Seen, env: &Env) -> Result<String, String> {
             }
         }
     })?;
-    seen.wait("the x32 openat child's exit", pid, |e| {
-        e.process.pid == pid && e.event_type() == EventType::Procexit
-    })?;
+    seen.wait_for_kind("the x32 openat child's exit", pid, EventType::Procexit)?;
     let want = path.to_string_lossy().into_owned();
     match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
         Some(0) => {
@@ -790,6 +803,72 @@ fn check_x32_openat(seen: &Seen, env: &Env) -> Result<String, String> {
     }
 }
 
+/// The smallest x32 program: two x32 `getpid` calls (39 with bit 30), then `exit(7)`
+/// through the 64-bit table (which x32 processes may call too).
+pub fn x32_program() -> Vec<u8> {
+    elfx32(&[
+        0xb8, 39, 0, 0, 0x40, // mov eax, 0x40000027 (x32 getpid)
+        0x0f, 0x05, // syscall
+        0xb8, 39, 0, 0, 0x40, // mov eax, 0x40000027 (x32 getpid)
+        0x0f, 0x05, // syscall
+        0xb8, 60, 0, 0, 0, // mov eax, 60 (x86_64 exit)
+        0xbf, 7, 0, 0, 0, // mov edi, 7
+        0x0f, 0x05, // syscall
+    ])
+}
+
+/// An x32 program is a 32-bit program, not a 64-bit one making x32 calls: its exec's
+/// return (x32 execve, 520 with bit 30, result 0) is reported once, and flags the process
+/// 32-bit, so the 64-bit-program alert stays silent; its own x32 calls are not reported
+/// again. Where the kernel runs no x32 programs (ENOEXEC), nothing to check.
+fn check_exec_x32(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
+    const X32_EXECVE: i64 = 0x4000_0000 | 520;
+    let path = env.dir.join("x32-exit7");
+    let mut child = match spawn_program(&path, &x32_program()) {
+        Ok(c) => c,
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => {
+            return Ok(format!("this kernel runs no x32 programs ({e})"))
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let pid = child.id();
+    let st = child.wait().map_err(|e| format!("wait: {e}"))?;
+    expect("exit status of the x32 program", st.code(), Some(7))?;
+    if !probe.ia32_watched() {
+        return Err(format!(
+            "{} ran as an x32 program, but the probe found no 32-bit syscall function in \
+             this kernel's BTF: 32-bit syscalls are not watched",
+            path.display()
+        ));
+    }
+    seen.wait_for_kind("the x32 program's exit", pid, EventType::Procexit)?;
+    let ev = seen.wait_for_kind(
+        "ia32_syscall (the x32 exec's return)",
+        pid,
+        EventType::Ia32Syscall,
+    )?;
+    expect(
+        "evt.arg.ID",
+        &ev.args,
+        &Args::Ia32Syscall { id: X32_EXECVE },
+    )?;
+    expect("evt.res", ev.res, 0)?;
+    expect(
+        "32-bit flag of the x32 program",
+        ev.process.exe_flags.ia32,
+        true,
+    )?;
+    expect(
+        "ia32_syscall events of the x32 program (its exec, two getpid)",
+        ia32_events(seen, pid),
+        1,
+    )?;
+    Ok(format!(
+        "{} flagged 32-bit at its exec's return (x32 execve), reported once",
+        path.display()
+    ))
+}
+
 /// A 64-bit program's `int 0x80` is reported once per exec (`ia32_syscall`, the call's ia32
 /// number), and an x32 syscall (`syscall` with bit 30 of the number set, whether or not the
 /// kernel runs x32) once too, though no syscall tracepoint sees either: userspace says so
@@ -814,9 +893,7 @@ fn check_ia32_syscall(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, S
         }
         0
     })?;
-    seen.wait("the signalled child's exit", sig, |e| {
-        e.process.pid == sig && e.event_type() == EventType::Procexit
-    })?;
+    seen.wait_for_kind("the signalled child's exit", sig, EventType::Procexit)?;
     expect(
         "ia32_syscall events of a signal handler's return",
         ia32_events(seen, sig),
@@ -857,9 +934,7 @@ fn check_int80(seen: &Seen, env: &Env) -> Result<String, String> {
         return Ok("int 0x80 refused by this kernel (32-bit syscalls off at boot)".into());
     }
     expect("exit status of the int 0x80 program", st.code(), Some(7))?;
-    let ev = seen.wait("ia32_syscall", pid, |e| {
-        e.process.pid == pid && e.event_type() == EventType::Ia32Syscall
-    })?;
+    let ev = seen.wait_for_kind("ia32_syscall", pid, EventType::Ia32Syscall)?;
     expect("evt.arg.ID", &ev.args, &Args::Ia32Syscall { id: 20 })?;
     expect(
         "proc.exepath",
@@ -902,14 +977,10 @@ fn check_x32(seen: &Seen) -> Result<String, String> {
             }
         }
     })?;
-    seen.wait("the x32 child's exit", x32, |e| {
-        e.process.pid == x32 && e.event_type() == EventType::Procexit
-    })?;
+    seen.wait_for_kind("the x32 child's exit", x32, EventType::Procexit)?;
     match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
         Some(0) => {
-            let ev = seen.wait("ia32_syscall (x32)", x32, |e| {
-                e.process.pid == x32 && e.event_type() == EventType::Ia32Syscall
-            })?;
+            let ev = seen.wait_for_kind("ia32_syscall (x32)", x32, EventType::Ia32Syscall)?;
             expect(
                 "evt.arg.ID (x32)",
                 &ev.args,
@@ -964,9 +1035,7 @@ fn check_exec_ia32(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, Stri
     }
     // its first 32-bit syscall is reported as the process's, flagged too: the exec's own
     // return, which the loader numbered as the ia32 execve (11)
-    let sc = seen.wait("ia32_syscall", pid, |e| {
-        e.process.pid == pid && e.event_type() == EventType::Ia32Syscall
-    })?;
+    let sc = seen.wait_for_kind("ia32_syscall", pid, EventType::Ia32Syscall)?;
     expect("evt.arg.ID", &sc.args, &Args::Ia32Syscall { id: 11 })?;
     expect("ia32 flag of its syscall", sc.process.exe_flags.ia32, true)?;
     Ok(format!(
@@ -1332,9 +1401,7 @@ fn check_ptrace_fork_exit(seen: &Seen) -> (Result<String, String>, Result<String
                 flags: 0,
             },
         )?;
-        let exit = seen.wait("procexit", tracer, |e| {
-            e.process.pid == tracer && e.event_type() == EventType::Procexit
-        })?;
+        let exit = seen.wait_for_kind("procexit", tracer, EventType::Procexit)?;
         expect("exit status", exit.args, Args::Exit { status: 7 << 8 })?;
         Ok(format!("fork of {victim}, exit status 7"))
     })();
@@ -1682,9 +1749,7 @@ fn check_kernel_filter_unprofiled(seen: &Seen, probe: &Probe, env: &Env) -> Resu
             seen.wait(&format!("{case}: connect to the rule's port"), pid, |e| {
                 connect_to(e, needed)
             })?;
-            seen.wait(&format!("{case}: exit"), pid, |e| {
-                e.process.pid == pid && e.event_type() == EventType::Procexit
-            })?;
+            seen.wait_for_kind(&format!("{case}: exit"), pid, EventType::Procexit)?;
             let dropped_seen = seen
                 .lock()
                 .iter()
@@ -2098,6 +2163,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("exec-ia32", check_exec_ia32(&seen, &probe, &env));
     add("ia32-syscall", check_ia32_syscall(&seen, &probe, &env));
     add("ia32-handled", check_ia32_handled(&seen, &probe, &env));
+    add("exec-x32", check_exec_x32(&seen, &probe, &env));
     add("exec-deleted", check_exec_deleted(&seen, &env));
     add("exec-long-path", check_exec_long_path(&seen, &env));
     add("open-write", check_open_write(&seen, &env));

@@ -1294,7 +1294,7 @@ static __always_inline int paths_changed(long ret)
 }
 /* Report the current 32-bit syscall `id` (its number in the ia32 table, or an x32 number
  * with X32_SYSCALL_BIT), once per process exec; userspace says what it means. */
-static __always_inline int report_ia32(long id)
+static __always_inline int report_ia32(long id, long ret)
 {
 	if (skip_self())
 		return 0;
@@ -1311,7 +1311,7 @@ static __always_inline int report_ia32(long id)
 	 * leaves the next 32-bit syscall of the process to be reported */
 	RESERVE(struct fl_ia32, e, FL_IA32_SYSCALL);
 	bpf_map_update_elem(&IA32_SEEN, &tgid, &now, BPF_ANY);
-	fill_hdr(&e->h, FL_IA32_SYSCALL, 0);
+	fill_hdr(&e->h, FL_IA32_SYSCALL, ret);
 	e->h.size = sizeof(struct fl_ia32);
 	e->id = id;
 	SUBMIT(e, FL_IA32_SYSCALL);
@@ -1343,7 +1343,7 @@ static __always_inline int compat_exit(void *ctx, struct pt_regs *regs, long ret
 	 * that ran and failed with ENOSYS itself is not reported either: none hooked does) */
 	if (ret == -ENOSYS)
 		return 1;
-	report_ia32(nr);
+	report_ia32(nr, ret);
 	slot = x32 ? FL_X32_SLOTS + (u32)(nr & ~X32_SYSCALL_BIT) : (u32)nr;
 	if (slot < FL_COMPAT_SLOTS)
 		bpf_tail_call(ctx, &SYSCALL_EXIT_COMPAT, slot);

@@ -268,8 +268,11 @@ pub struct ExeFlags {
     /// enforce-kill mode killed this exec in the kernel (its exe is not in the
     /// container image's profile); the process never ran its own code.
     pub killed: bool,
-    /// The program runs as a 32-bit (ia32) process: the kernel's syscall tracepoints skip
-    /// its syscalls, so after this exec nothing it does is seen (files, network, …).
+    /// The program is a 32-bit one: an ia32 process (flagged at its exec), or an x32 one
+    /// (flagged at its exec's return, an x32 call), or one whose stack lies below 4 GiB
+    /// (seeded from /proc). Its 32-bit syscalls are handled as their 64-bit twins where
+    /// they are watched, and are then what it is expected to make; unwatched, the kernel's
+    /// syscall tracepoints skip them and nothing it does is seen.
     pub ia32: bool,
 }
 

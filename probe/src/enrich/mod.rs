@@ -304,6 +304,15 @@ impl Enricher {
 
         let gen = self.procs.generation();
         let p = self.procs.entry(h.pid, h.ppid, &c);
+        // an exec returns in the new program's ABI (the kernel renumbers the call): an x32
+        // execve returning 0 is the start of an x32 program, a 32-bit program as an ia32 one
+        // is (its exec record cannot say: x32 leaves TS_COMPAT clear)
+        if matches!(raw, Raw::Ia32(e) if e.id == other::X32_EXECVE && h.res == 0)
+            && !p.exe_flags.ia32
+        {
+            p.exe_flags.ia32 = true;
+            p.process_cache = None;
+        }
         let key = ProcessKey {
             generation: gen,
             tid: h.tid,
@@ -558,6 +567,50 @@ mod tests {
         let e = ev(&mut en, 701);
         assert_eq!(e.process.sname, "bash");
         assert_eq!(e.process.vpgid_name, "cat");
+    }
+
+    /// An x32 program's exec returns as x32 execve (result 0): the process is flagged a
+    /// 32-bit program from that event on, its forks too; a failed x32 execve, or another
+    /// 32-bit call, flags nothing.
+    #[test]
+    fn an_x32_execs_return_flags_the_process_32_bit() {
+        let mut t = ProcessTable::new(vec![], 0);
+        for pid in [900, 901] {
+            t.insert(ProcInfo {
+                pid,
+                ppid: 1,
+                comm: "prog".into(),
+                ..Default::default()
+            });
+        }
+        let mut en = Enricher::new(t, 1_000);
+        let ia32 = |en: &mut Enricher, pid: u32, id: i64, res: i64| {
+            let mut r = abi::Ia32::zeroed();
+            r.h =
+                crate::decode::tests::hdr(abi::Kind::Ia32Syscall, std::mem::size_of::<abi::Ia32>());
+            r.h.pid = pid;
+            r.h.tid = pid;
+            r.h.res = res;
+            r.id = id;
+            en.enrich(&decode(bytemuck::bytes_of(&r)).unwrap()).unwrap()
+        };
+        let x32_execve = 0x4000_0000 | 520;
+        assert!(!ia32(&mut en, 900, x32_execve, -2).process.exe_flags.ia32);
+        assert!(
+            !ia32(&mut en, 900, 0x4000_0000 | 39, 900)
+                .process
+                .exe_flags
+                .ia32
+        );
+        assert!(!ia32(&mut en, 901, 20, 901).process.exe_flags.ia32);
+        assert!(ia32(&mut en, 900, x32_execve, 0).process.exe_flags.ia32);
+        en.procs.on_fork(902, 900, 902, 0, "prog");
+        assert!(
+            ia32(&mut en, 902, 0x4000_0000 | 39, 902)
+                .process
+                .exe_flags
+                .ia32
+        );
     }
 
     /// A connect record of fd 3 from 198.51.100.1:`lport` to 198.51.100.10:`port` over

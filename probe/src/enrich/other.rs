@@ -13,7 +13,11 @@ pub(super) fn ptrace(e: &abi::Ptrace) -> Args {
     }
 }
 
-/// A 32-bit (ia32) syscall: its number.
+/// x32's `execve` (520) with the x32 bit: the number a successful exec into an x32 program
+/// returns as.
+pub(super) const X32_EXECVE: i64 = 0x4000_0000 | 520;
+
+/// A 32-bit (ia32 or x32) syscall: its number.
 pub(super) fn ia32(e: &abi::Ia32) -> Args {
     Args::Ia32Syscall { id: e.id }
 }

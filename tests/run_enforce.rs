@@ -441,6 +441,31 @@ fn run_copy_of_true(dir: &Path, name: &str) {
 }
 
 /// Alerts of `rule` the agent printed so far.
+/// An agent on the rules file `rules` (written by the test, which may rewrite it and
+/// SIGHUP) with an empty profiles directory beside it (`profiles.allow_empty`), alerts on
+/// stdout, and `metrics` (an `-o` setting: its own port, or `metrics.enabled=false`: other
+/// agents on this machine may hold the default port).
+fn agent_on_rules(rules: &Path, metrics: &str) -> Agent {
+    let dir = rules.parent().expect("the rules file's directory");
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).expect("mkdir");
+    Agent::run(
+        "run: ",
+        &[
+            "-r",
+            &rules.display().to_string(),
+            "--profiles",
+            &profiles.display().to_string(),
+            "-o",
+            "profiles.allow_empty=true",
+            "-o",
+            "outputs.stdout.enabled=true",
+            "-o",
+            metrics,
+        ],
+    )
+}
+
 fn alerts_of(agent: &Agent, rule: &str) -> usize {
     alerts_in(&agent.stdout_lines().join("\n"))
         .iter()
@@ -470,32 +495,15 @@ fn sighup_with_an_exploding_rules_file_keeps_the_running_rules() {
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let profiles = dir.path().join("profiles");
-    std::fs::create_dir_all(&profiles).expect("mkdir");
     let marker_rule = "- rule: Reload marker\n  desc: an exec of the test's marker\n  \
         condition: evt.type in (execve, execveat) and proc.name = fl-hup-mark\n  \
         output: marker ran (%proc.exepath)\n  priority: WARNING\n";
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, marker_rule).expect("write rules");
-    let rules_s = rules.display().to_string();
-    let profiles_s = profiles.display().to_string();
+    let profiles_s = dir.path().join("profiles").display().to_string();
     let metrics_port = free_port();
     let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
-    let mut agent = Agent::run(
-        "run: ",
-        &[
-            "-r",
-            &rules_s,
-            "--profiles",
-            &profiles_s,
-            "-o",
-            "profiles.allow_empty=true",
-            "-o",
-            "outputs.stdout.enabled=true",
-            "-o",
-            &metrics_o,
-        ],
-    );
+    let mut agent = agent_on_rules(&rules, &metrics_o);
     // an empty profiles directory runs only where allowed, and says so
     assert!(
         agent.stderr_has(&format!(
@@ -550,8 +558,6 @@ fn sighup_reload_runs_beside_evaluation() {
     }
     use std::os::unix::fs::OpenOptionsExt;
     let dir = tempfile::tempdir().expect("tmp");
-    let profiles = dir.path().join("profiles");
-    std::fs::create_dir_all(&profiles).expect("mkdir");
     let rule = |name: &str, comm: &str| {
         format!(
             "- rule: {name}\n  desc: an exec of a marker\n  \
@@ -562,23 +568,8 @@ fn sighup_reload_runs_beside_evaluation() {
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, rule("Old marker", "fl-hup-old")).expect("write rules");
     let rules_s = rules.display().to_string();
-    let profiles_s = profiles.display().to_string();
     let metrics_o = format!("metrics.listen=127.0.0.1:{}", free_port());
-    let mut agent = Agent::run(
-        "run: ",
-        &[
-            "-r",
-            &rules_s,
-            "--profiles",
-            &profiles_s,
-            "-o",
-            "profiles.allow_empty=true",
-            "-o",
-            "outputs.stdout.enabled=true",
-            "-o",
-            &metrics_o,
-        ],
-    );
+    let mut agent = agent_on_rules(&rules, &metrics_o);
     run_copy_of_true(dir.path(), "fl-hup-old");
     wait_alerts(&agent, "Old marker", 1);
 
@@ -816,25 +807,7 @@ fn a_custom_read_rule_fires_on_any_spelling_and_follows_a_reload() {
     };
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, rule("Secret read", &secret)).expect("write rules");
-    let profiles = dir.path().join("profiles");
-    std::fs::create_dir_all(&profiles).expect("mkdir");
-    let (rules_s, profiles_s) = (rules.display().to_string(), profiles.display().to_string());
-    let mut agent = Agent::run(
-        "run: ",
-        &[
-            "-r",
-            &rules_s,
-            "--profiles",
-            &profiles_s,
-            "-o",
-            "profiles.allow_empty=true",
-            "-o",
-            "outputs.stdout.enabled=true",
-            // not the default port: other agents on this machine may hold it
-            "-o",
-            "metrics.enabled=false",
-        ],
-    );
+    let mut agent = agent_on_rules(&rules, "metrics.enabled=false");
     assert!(
         agent.stderr_has(&format!("{}", secret.display())),
         "the kernel plan names the file:\n{}",
@@ -908,26 +881,9 @@ fn removing_the_only_ptrace_rule_detaches_its_program() {
         output: marker (%proc.exepath)\n  priority: WARNING\n";
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, format!("{ptrace_rule}{marker_rule}")).expect("write rules");
-    let profiles = dir.path().join("profiles");
-    std::fs::create_dir_all(&profiles).expect("mkdir");
-    let (rules_s, profiles_s) = (rules.display().to_string(), profiles.display().to_string());
     let metrics_port = free_port();
     let metrics_o = format!("metrics.listen=127.0.0.1:{metrics_port}");
-    let mut agent = Agent::run(
-        "run: ",
-        &[
-            "-r",
-            &rules_s,
-            "--profiles",
-            &profiles_s,
-            "-o",
-            "profiles.allow_empty=true",
-            "-o",
-            "outputs.stdout.enabled=true",
-            "-o",
-            &metrics_o,
-        ],
-    );
+    let mut agent = agent_on_rules(&rules, &metrics_o);
     assert!(
         agent.stderr_has("kernel: syscall programs attached for execveat, ptrace"),
         "only what the rules need:\n{}",
@@ -1009,22 +965,7 @@ fn rules_judge_32_bit_syscalls_as_their_64_bit_twins() {
         ),
     )
     .expect("write rules");
-    let profiles = dir.path().join("profiles");
-    std::fs::create_dir_all(&profiles).expect("mkdir");
-    let (rules_s, profiles_s) = (rules.display().to_string(), profiles.display().to_string());
-    let mut agent = Agent::run(
-        "run: ",
-        &[
-            "-r",
-            &rules_s,
-            "--profiles",
-            &profiles_s,
-            "-o",
-            "profiles.allow_empty=true",
-            "-o",
-            "metrics.enabled=false",
-        ],
-    );
+    let mut agent = agent_on_rules(&rules, "metrics.enabled=false");
     assert!(
         agent.stderr_has("32-bit (ia32) syscalls watched (sys_exit dispatcher)"),
         "32-bit syscalls are watched:\n{}",

@@ -145,17 +145,13 @@ const SOCKETCALL_PROGRAM: &str = "fl_exit_socketcall";
 
 /// Load `prog` as a handler on the `sys_exit` raw tracepoint (a dispatcher's tail-call
 /// target), unless it is loaded already.
-fn load_raw<'a>(
-    ebpf: &'a mut Ebpf,
-    btf: &Btf,
-    prog: &str,
-) -> Result<&'a mut BtfTracePoint, ProbeError> {
+fn load_raw(ebpf: &mut Ebpf, btf: &Btf, prog: &str) -> Result<(), ProbeError> {
     let p: &mut BtfTracePoint = program_mut(ebpf, prog, RAW_HOOK)?;
     if p.fd().is_err() {
         p.load("sys_exit", btf)
             .map_err(|e| prog_err(prog, RAW_HOOK)(format!("{e:#}")))?;
     }
-    Ok(p)
+    Ok(())
 }
 
 fn take_map(ebpf: &mut Ebpf, map: &'static str) -> Result<aya::maps::Map, ProbeError> {
@@ -173,65 +169,75 @@ struct Compat {
     kinds: Array<MapData, u32>,
 }
 
+const COMPAT_MAP: &str = "SYSCALL_EXIT_COMPAT";
+
+fn compat_err(err: String) -> ProbeError {
+    ProbeError::Map {
+        map: COMPAT_MAP,
+        err,
+    }
+}
+
 impl Compat {
-    /// Take the maps and set what is always on: the path-change programs (`paths_changed`,
-    /// loaded) in their 32-bit slots and `socketcall`.
+    /// Take the maps and set what is always on: the path-change programs (`paths_changed`)
+    /// in their 32-bit slots and `socketcall`.
     fn load(
         ebpf: &mut Ebpf,
         btf: &Btf,
         paths_changed: &[(&'static str, u32)],
     ) -> Result<Compat, ProbeError> {
-        const MAP: &str = "SYSCALL_EXIT_COMPAT";
-        let map_err = |e: String| ProbeError::Map { map: MAP, err: e };
-        let mut slots =
-            ProgramArray::try_from(take_map(ebpf, MAP)?).map_err(|e| map_err(e.to_string()))?;
+        let slots = ProgramArray::try_from(take_map(ebpf, COMPAT_MAP)?)
+            .map_err(|e| compat_err(e.to_string()))?;
         let kinds =
             Array::try_from(take_map(ebpf, "KINDS_ATTACHED")?).map_err(|e| ProbeError::Map {
                 map: "KINDS_ATTACHED",
                 err: e.to_string(),
             })?;
+        let mut compat = Compat { slots, kinds };
         for &(sc, _) in paths_changed {
             let prog = format!("fl_exit_{sc}");
-            let p = load_raw(ebpf, btf, &prog)?;
-            let fd = p
-                .fd()
-                .map_err(|e| prog_err(&prog, RAW_HOOK)(e.to_string()))?;
-            for slot in compat_slots(sc) {
-                slots
-                    .set(slot, fd, 0)
-                    .map_err(|e| map_err(format!("slot {slot} ({sc}): {e}")))?;
-            }
+            load_raw(ebpf, btf, &prog)?;
+            compat.put(ebpf, &prog, compat_slots(sc), sc)?;
         }
-        let p = load_raw(ebpf, btf, SOCKETCALL_PROGRAM)?;
+        load_raw(ebpf, btf, SOCKETCALL_PROGRAM)?;
+        compat.put(
+            ebpf,
+            SOCKETCALL_PROGRAM,
+            std::iter::once(IA32_SOCKETCALL),
+            "socketcall",
+        )?;
+        Ok(compat)
+    }
+
+    /// Put the loaded program `prog` in `slots` (`what`: the syscall, for errors).
+    fn put(
+        &mut self,
+        ebpf: &mut Ebpf,
+        prog: &str,
+        slots: impl Iterator<Item = u32>,
+        what: &str,
+    ) -> Result<(), ProbeError> {
+        let p: &mut BtfTracePoint = program_mut(ebpf, prog, RAW_HOOK)?;
         let fd = p
             .fd()
-            .map_err(|e| prog_err(SOCKETCALL_PROGRAM, RAW_HOOK)(e.to_string()))?;
-        slots
-            .set(IA32_SOCKETCALL, fd, 0)
-            .map_err(|e| map_err(format!("slot {IA32_SOCKETCALL} (socketcall): {e}")))?;
-        Ok(Compat { slots, kinds })
+            .map_err(|e| prog_err(prog, RAW_HOOK)(e.to_string()))?;
+        for slot in slots {
+            self.slots
+                .set(slot, fd, 0)
+                .map_err(|e| compat_err(format!("slot {slot} ({what}): {e}")))?;
+        }
+        Ok(())
     }
 
     /// Hand `sc`'s 32-bit twins to its handler `fl_exit_<sc>` (loaded), or take them back.
     fn set(&mut self, ebpf: &mut Ebpf, sc: &'static str, on: bool) -> Result<(), ProbeError> {
-        const MAP: &str = "SYSCALL_EXIT_COMPAT";
-        let map_err = |e: String| ProbeError::Map { map: MAP, err: e };
         if on {
-            let prog = format!("fl_exit_{sc}");
-            let p: &mut BtfTracePoint = program_mut(ebpf, &prog, RAW_HOOK)?;
-            let fd = p
-                .fd()
-                .map_err(|e| prog_err(&prog, RAW_HOOK)(e.to_string()))?;
-            for slot in compat_slots(sc) {
-                self.slots
-                    .set(slot, fd, 0)
-                    .map_err(|e| map_err(format!("slot {slot} ({sc}): {e}")))?;
-            }
+            self.put(ebpf, &format!("fl_exit_{sc}"), compat_slots(sc), sc)?;
         } else {
             for slot in compat_slots(sc) {
                 self.slots
                     .clear_index(&slot)
-                    .map_err(|e| map_err(format!("clear slot {slot} ({sc}): {e}")))?;
+                    .map_err(|e| compat_err(format!("clear slot {slot} ({sc}): {e}")))?;
             }
         }
         if let Some(kind) = abi::Kind::ALL
@@ -336,16 +342,13 @@ impl Hooks {
                         .map_err(|e| prog_err(&prog, RAW_HOOK)(format!("{e:#}")))?;
                     available.push((sc, nr));
                 }
-                let mut array = ProgramArray::try_from(ebpf.take_map("SYSCALL_EXIT").ok_or(
-                    ProbeError::Map {
-                        map: "SYSCALL_EXIT",
-                        err: "missing".into(),
-                    },
-                )?)
-                .map_err(|e| ProbeError::Map {
-                    map: "SYSCALL_EXIT",
-                    err: e.to_string(),
-                })?;
+                let mut array =
+                    ProgramArray::try_from(take_map(ebpf, "SYSCALL_EXIT")?).map_err(|e| {
+                        ProbeError::Map {
+                            map: "SYSCALL_EXIT",
+                            err: e.to_string(),
+                        }
+                    })?;
                 for &(sc, nr) in paths_changed {
                     let prog = format!("fl_exit_{sc}");
                     let p: &mut BtfTracePoint = program_mut(ebpf, &prog, RAW_HOOK)?;

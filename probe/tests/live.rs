@@ -237,32 +237,44 @@ fn tcp_connect_to_loopback() {
     drop(listener);
 }
 
+/// A child's TCP socket, connected to 0.0.0.0:`port` of a loopback listener by `connect`
+/// (given the socket, the address and its length; true on success), and the child's
+/// event of `kind`, with the listener's port.
+fn connected_to_any_address(
+    s: &Shared,
+    kind: EventType,
+    connect: impl FnOnce(i32, *const libc::sockaddr, libc::socklen_t) -> bool,
+) -> (Event, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let pid = in_child(|| {
+        // SAFETY: a raw socket call; the sockaddr (all zeroes is valid: 0.0.0.0) lives on
+        // the stack through the call.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            let mut sa: libc::sockaddr_in = std::mem::zeroed();
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = port.to_be();
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            i32::from(!connect(fd, (&sa as *const libc::sockaddr_in).cast(), len))
+        }
+    });
+    let ev = wait_for(s, kind.as_str(), |e| {
+        e.process.pid == pid && e.event_type() == kind
+    });
+    drop(listener);
+    (ev, port)
+}
+
 /// A connection's peer is the one the kernel connected to, read from the socket (as Falco
 /// does), not the sockaddr read back from the caller's memory at exit (which another thread
 /// could rewrite meanwhile): a connect to 0.0.0.0 reaches, and reads as, 127.0.0.1.
 #[test]
 fn a_connections_peer_is_the_sockets_not_the_passed_address() {
     let Some(s) = shared() else { return };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let pid = in_child(|| {
-        // SAFETY: raw socket syscalls on a stack sockaddr.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            let mut sa: libc::sockaddr_in = std::mem::zeroed();
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_port = port.to_be();
-            // sin_addr 0.0.0.0
-            let r = libc::connect(
-                fd,
-                (&sa as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            );
-            i32::from(r != 0)
-        }
-    });
-    let ev = wait_for(s, "connect", |e| {
-        e.process.pid == pid && e.event_type() == EventType::Connect
+    let (ev, port) = connected_to_any_address(s, EventType::Connect, |fd, sa, len| {
+        // SAFETY: a raw connect on the helper's socket and address.
+        unsafe { libc::connect(fd, sa, len) == 0 }
     });
     assert_eq!(ev.res, 0, "{ev:?}");
     assert!(
@@ -273,7 +285,6 @@ fn a_connections_peer_is_the_sockets_not_the_passed_address() {
     let fd = ev.fd.expect("fd");
     assert_eq!(fd.sip, Some("127.0.0.1".parse().expect("ip")));
     assert_eq!(fd.sport, Some(port));
-    drop(listener);
 }
 
 /// A TCP send that connects (`MSG_FASTOPEN`, client side on by default) is judged and
@@ -282,28 +293,9 @@ fn a_connections_peer_is_the_sockets_not_the_passed_address() {
 #[test]
 fn a_fastopen_sends_peer_is_the_sockets() {
     let Some(s) = shared() else { return };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let pid = in_child(|| {
-        // SAFETY: raw socket syscalls on a stack sockaddr and buffer.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-            let mut sa: libc::sockaddr_in = std::mem::zeroed();
-            sa.sin_family = libc::AF_INET as libc::sa_family_t;
-            sa.sin_port = port.to_be();
-            let r = libc::sendto(
-                fd,
-                b"x".as_ptr().cast(),
-                1,
-                libc::MSG_FASTOPEN,
-                (&sa as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            );
-            i32::from(r != 1)
-        }
-    });
-    let ev = wait_for(s, "sendto", |e| {
-        e.process.pid == pid && e.event_type() == EventType::Sendto
+    let (ev, port) = connected_to_any_address(s, EventType::Sendto, |fd, sa, len| {
+        // SAFETY: a raw sendto of a static byte on the helper's socket and address.
+        unsafe { libc::sendto(fd, b"x".as_ptr().cast(), 1, libc::MSG_FASTOPEN, sa, len) == 1 }
     });
     assert_eq!(ev.res, 1, "{ev:?}");
     assert!(
@@ -311,7 +303,6 @@ fn a_fastopen_sends_peer_is_the_sockets() {
         "{:?}",
         ev.args
     );
-    drop(listener);
 }
 
 /// A socket's family is the one the kernel made it: `socket(AF_INET, SOCK_PACKET)` is a

@@ -490,6 +490,13 @@ fn utf8(tree: &'static str, key: &[u8], rest: Vec<u8>) -> Result<String> {
 // -------------------------------------------------------------------- store
 
 /// An error of sled on `tree`/`key`; a full disk says so.
+/// Whether sled refused to open a store because another handle holds its lock file (sled
+/// 0.34 says so as an `io::ErrorKind::Other` with this text, not as `WouldBlock`).
+pub(crate) fn sled_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::Other
+        && io.to_string().contains("could not acquire lock"))
+}
+
 pub(crate) fn sled_error(
     dir: &str,
     tree: &'static str,
@@ -574,10 +581,7 @@ impl Store {
                 .open()
             {
                 Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::Other
-                        && e.to_string().contains("could not acquire lock") =>
-                {
+                Err(e) if sled_lock_held(&e) => {
                     if started.elapsed() >= LOCK_WAIT {
                         return Err(StoreError::Locked {
                             dir: dir_text.to_string(),

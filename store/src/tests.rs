@@ -357,10 +357,7 @@ fn an_unfinished_snapshot_is_removed_before_open() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             match sled::Config::new().path(dir.path()).open() {
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        && std::time::Instant::now() < deadline =>
-                {
+                Err(e) if crate::sled_lock_held(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 r => return r,

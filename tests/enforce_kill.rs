@@ -6,7 +6,10 @@
 //! profile's process alert marked `action=killed`, before and after the restart and from a
 //! cgroup made below the container's (its first event there binds it); busybox applets keep
 //! working without alerts; the same attack in a container of an image without a
-//! profile runs (alerted by nothing here, killed by nothing).
+//! profile runs (alerted by nothing here, killed by nothing). A container of the profiled
+//! image whose own entrypoint is outside the profile (its first exec, before the agent
+//! knows the container and can put its cgroup under the profile in the kernel) is killed
+//! from userspace once judged, its alert marked `action=killed_late`.
 //!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
@@ -29,6 +32,10 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     }
     let _daemon = Containerd::start();
     let rootfs = busybox_rootfs("enforce-kill");
+    // an executable the profile does not allow, there from the start (busybox runs the
+    // applet of its name)
+    std::fs::create_dir_all(rootfs.join("opt")).expect("mkdir opt");
+    std::fs::copy("/bin/busybox", rootfs.join("opt/sleep")).expect("copy busybox");
     let profiled = CtrImage::import(PROFILED, &rootfs);
     let open = CtrImage::import(UNPROFILED, &rootfs);
 
@@ -239,6 +246,27 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
             "no `{line}` in:\n{metrics}"
         );
     }
+
+    // a new container whose entrypoint is outside the profile: its first exec comes before
+    // the agent knows the container, so the kernel cannot judge it; the agent kills it
+    // once it has
+    let late = format!("fl-ek-late-{pid}");
+    let _late_c = CtrContainer::run(&profiled.reference, &late, &[], &["/opt/sleep", "60"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !task_stopped(&late) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container whose entrypoint is outside the profile still runs:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = scrape(metrics_port);
+    let line = "falco_learn_late_kills_total{image=\"docker.io/library/fl-kill-profiled:test\",result=\"killed\"} 1";
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no `{line}` in:\n{metrics}"
+    );
     agent.terminate(30);
     let alerts: Vec<serde_json::Value> = agent
         .stdout_lines()
@@ -271,10 +299,30 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         tags.contains(&"falco_learn") && tags.contains(&"killed"),
         "{tags:?}"
     );
-    // nothing else from the profiled container is a profile alert: busybox is learned
+    // the entrypoint outside the profile: killed from userspace, once
+    let late_alerts: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == rule && a["output_fields"]["container.id"] == late.as_str())
+        .collect();
+    assert_eq!(late_alerts.len(), 1, "{late_alerts:#?}");
+    let a = late_alerts[0];
+    assert_eq!(a["output_fields"]["proc.exepath"], "/opt/sleep");
+    assert_eq!(a["output_fields"]["falco_learn.action"], "killed_late");
+    assert!(
+        a["output"]
+            .as_str()
+            .is_some_and(|o| o.ends_with(" action=killed_late")),
+        "{}",
+        a["output"]
+    );
+    // nothing else from the profiled containers is a profile alert: busybox is learned
     let others: Vec<&serde_json::Value> = alerts
         .iter()
-        .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] != "/tmp/echo")
+        .filter(|a| {
+            a["rule"] == rule
+                && a["output_fields"]["proc.exepath"] != "/tmp/echo"
+                && a["output_fields"]["container.id"] != late.as_str()
+        })
         .collect();
     assert!(others.is_empty(), "{others:#?}");
     // the unprofiled container's copy ran and was not killed
@@ -282,20 +330,35 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         !alerts
             .iter()
             .any(|a| a["output_fields"]["container.id"] == free.as_str()
-                && a["output_fields"]["falco_learn.action"] == "killed"),
+                && a["output_fields"]["falco_learn.action"]
+                    .as_str()
+                    .is_some_and(|x| x.starts_with("killed"))),
         "{alerts:#?}"
     );
 }
 
-/// Wait (20 s at most) until the agent has printed `n` alerts marked `action=killed`: it
-/// evaluates events asynchronously, and the profile must not change under a kill.
+/// Whether the task of container `name` has stopped (`ctr task ls`: STOPPED).
+fn task_stopped(name: &str) -> bool {
+    let out = std::process::Command::new("ctr")
+        .args(["task", "ls"])
+        .output()
+        .expect("ctr task ls");
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        cols.first() == Some(&name) && cols.last() == Some(&"STOPPED")
+    })
+}
+
+/// Wait (20 s at most) until the agent has printed `n` alerts marked `action=killed` (in
+/// the kernel): it evaluates events asynchronously, and the profile must not change under
+/// a kill.
 fn wait_kills(agent: &Agent, n: usize) {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let got = agent
             .stdout_lines()
             .iter()
-            .filter(|l| l.contains("action=killed"))
+            .filter(|l| l.contains("\"falco_learn.action\":\"killed\""))
             .count();
         if got >= n {
             return;

@@ -173,6 +173,18 @@ fn kill_9_during_learning_leaves_a_prefix_and_resumes() {
     let mut round = 0;
     let mut kills = 0;
     let mut progressed = 0;
+    // The kill delays are a share of how long one uninterrupted learner takes on this
+    // machine (start-up included): fixed delays tuned on one host landed mostly before any
+    // checkpoint on a host twice as slow.
+    let full = {
+        let t = Instant::now();
+        let st = spawn(&dir.path().join("calibration"), &recording)
+            .wait()
+            .expect("calibration run");
+        assert!(st.success(), "calibration run: {st:?}");
+        t.elapsed()
+    };
+    eprintln!("one uninterrupted learning window: {full:?}");
     // Deterministic pseudo-random kill delays (xorshift).
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     while kills < MIN_KILLS {
@@ -184,7 +196,8 @@ fn kill_9_during_learning_leaves_a_prefix_and_resumes() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let delay = Duration::from_millis(60 + x % 340);
+            // 6 % to 40 % of an uninterrupted window (60–400 ms where one takes a second)
+            let delay = full.mul_f64((60 + x % 340) as f64 / 1000.0);
             let mut child = spawn(&store_dir, &recording);
             let t = Instant::now();
             let mut running = true;

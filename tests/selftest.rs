@@ -10,6 +10,7 @@ const CHECKS: &[&str] = &[
     "exec",
     "exec-tmpfs",
     "exec-memfd",
+    "exec-execveat",
     "exec-ia32",
     "ia32-syscall",
     "ia32-handled",

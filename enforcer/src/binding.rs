@@ -17,7 +17,8 @@
 //!   on a hybrid host a runtime that manages only cgroup v1 leaves its containers in a
 //!   shared v2 cgroup, whose id must not put the host's or another container's processes
 //!   under this profile. Each container in such a cgroup is said once, and checked in
-//!   userspace only. A cgroup that cannot be decided from an event's process (gone or
+//!   userspace only (enforce-kill kills from there, after the exec ran:
+//!   [`Binder::judged_in_kernel`]). A cgroup that cannot be decided from an event's process (gone or
 //!   moved) is asked about again on the next event of another process, or of that one a
 //!   second later; one the kernel map refused, 30 s later.
 //! - Every 10 s, cgroups that are gone are released: a cgroup whose directory the agent
@@ -55,11 +56,27 @@ pub trait ContainerMaps {
     /// Whether the cgroup an event claims is its container's own
     /// ([`falco_learn_probe::kill::container_cgroup`]).
     fn owner(&self, claim: CgroupClaim<'_>) -> CgroupOwner;
+    /// Whether the maps never take `cgroup` (the root cgroup, init's, the agent's own).
+    fn never_enforced(&self, _cgroup: u64) -> bool {
+        false
+    }
+}
+
+/// What enforce-kill does where the kernel cannot: said in the binders' logs.
+fn from_userspace(what: &str) -> &'static str {
+    if what == "enforce-kill" {
+        " (execs outside the profile are killed from there, after they ran)"
+    } else {
+        ""
+    }
 }
 
 impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
     fn what(&self) -> &'static str {
         "enforce-kill"
+    }
+    fn never_enforced(&self, cgroup: u64) -> bool {
+        falco_learn_probe::kill::KillPolicy::never_enforced(self, cgroup)
     }
     fn set_profile(&self, profile: u32, p: &Profile) -> Result<String, String> {
         falco_learn_probe::kill::KillPolicy::set_profile(
@@ -155,6 +172,9 @@ struct Bound {
     /// last event once that process is gone).
     pid: u32,
     last: Instant,
+    /// When the cgroup went under its profile in the kernel (ns since the epoch, on the
+    /// events' clock): an event before it was not judged there.
+    since_ts: u64,
 }
 
 /// Why a cgroup is not checked again now.
@@ -303,10 +323,11 @@ impl Binder {
                     tracing::warn!(
                         "{what}: container {} ({}:{}) is not put under its profile: it is in \
                          cgroup id {cgroup}, which is not its own; its events are checked in \
-                         userspace only",
+                         userspace only{}",
                         c.id,
                         c.image_repository,
-                        c.image_tag
+                        c.image_tag,
+                        from_userspace(what)
                     );
                 }
                 return;
@@ -338,10 +359,11 @@ impl Binder {
             CgroupOwner::Shared(why) => {
                 tracing::warn!(
                     "{what}: container {} ({}:{}) is not put under its profile: {why}; its \
-                     events are checked in userspace only (cgroup id {cgroup})",
+                     events are checked in userspace only{} (cgroup id {cgroup})",
                     c.id,
                     c.image_repository,
-                    c.image_tag
+                    c.image_tag,
+                    from_userspace(what)
                 );
                 self.held
                     .insert(cgroup, Hold::Shared(HashSet::from_iter([c.id.clone()])));
@@ -380,8 +402,21 @@ impl Binder {
                 dir,
                 pid: ev.process.pid,
                 last: Instant::now(),
+                // taken after the map was written: an event in between counts as not
+                // judged, which errs on the side of a second look
+                since_ts: falco_learn_probe::procfs::now_epoch_ns(),
             },
         );
+    }
+
+    /// Whether `ev` was judged in the kernel by the maps: its cgroup was under its
+    /// profile when it happened. A container's first processes (before its image was
+    /// known and its cgroup bound), a cgroup shared with others or refused by the map were
+    /// not.
+    pub fn judged_in_kernel(&self, ev: &Event) -> bool {
+        self.bound
+            .get(&ev.cgroup_id)
+            .is_some_and(|b| ev.ts >= b.since_ts)
     }
 
     /// Release the cgroups that are gone (every 10 s; [`Binder`]'s rules).
@@ -545,6 +580,47 @@ mod tests {
         k.sync(maps, &engine);
         maps.log.borrow_mut().clear();
         (dir, engine, k)
+    }
+
+    /// An event was judged in the kernel only when its cgroup was bound before it happened:
+    /// not the event that binds it (it happened before), an earlier one read late, a
+    /// cgroup shared with others or refused by the map; a later event is.
+    #[test]
+    fn judged_in_kernel_only_after_the_binding() {
+        let at = |mut e: Event, ts: u64| {
+            e.ts = ts;
+            e
+        };
+        let maps = Fake::with(|cgroup, _| {
+            if cgroup == 90 {
+                CgroupOwner::Shared("a service's cgroup".into())
+            } else {
+                CgroupOwner::Container { dir: None }
+            }
+        });
+        let (_dir, engine, mut k) = setup(&maps);
+        let before = falco_learn_probe::procfs::now_epoch_ns();
+        let first = at(web(77, 5), before);
+        k.observe(&maps, &engine, &first);
+        assert_eq!(k.enforced(), 1);
+        assert!(
+            !k.judged_in_kernel(&first),
+            "the binding event happened before it"
+        );
+        assert!(!k.judged_in_kernel(&at(web(77, 6), before - 1)));
+        let after = at(web(77, 6), falco_learn_probe::procfs::now_epoch_ns());
+        k.observe(&maps, &engine, &after);
+        assert!(k.judged_in_kernel(&after));
+        // shared: never bound, never judged
+        let shared = at(web(90, 7), falco_learn_probe::procfs::now_epoch_ns());
+        k.observe(&maps, &engine, &shared);
+        assert!(!k.judged_in_kernel(&shared));
+        // refused by the map: not judged
+        maps.full.set(true);
+        let refused = at(web(91, 8), falco_learn_probe::procfs::now_epoch_ns());
+        k.observe(&maps, &engine, &refused);
+        assert!(!k.judged_in_kernel(&refused));
+        assert_eq!(k.enforced(), 1);
     }
 
     /// A profiled container's cgroup is bound once, on its first event with a cgroup id;

@@ -211,6 +211,10 @@ pub enum Action {
     Alerted,
     /// enforce-kill killed the exec in the kernel before it ran.
     Killed,
+    /// enforce-kill killed the process from userspace once the exec was judged: the kernel
+    /// could not (its container's cgroup was not under its profile yet: a new container's
+    /// first processes), so the program ran until then.
+    KilledLate,
 }
 
 impl Action {
@@ -219,6 +223,7 @@ impl Action {
         match self {
             Action::Alerted => "alerted",
             Action::Killed => "killed",
+            Action::KilledLate => "killed_late",
         }
     }
 }
@@ -239,6 +244,10 @@ pub struct Anomaly {
     pub image: String,
     pub dimension: Dimension,
     pub action: Action,
+    /// For an exec whose executable the profile allows, but not from this parent: the
+    /// parent (`proc.pexepath`, `<NA>` when unknown). Such an exec is alerted, never
+    /// killed: enforce-kill judges the executable alone, as the kernel does.
+    pub parent: Option<String>,
 }
 
 /// Outcome of evaluating one event.
@@ -264,10 +273,19 @@ impl Verdict {
 /// Mark an alert as the one of a killed exec: `output` gains ` action=killed`,
 /// `output_fields` `falco_learn.action: killed`, the tags `killed`.
 fn mark_killed(a: &mut Alert) {
-    a.output.push_str(" action=killed");
+    mark_action(a, Action::Killed);
+}
+
+/// Mark an alert with what the agent did (` action=<action>`, `falco_learn.action`, the
+/// tag `killed` for a kill).
+pub fn mark_action(a: &mut Alert, action: Action) {
+    a.output.push_str(" action=");
+    a.output.push_str(action.as_str());
     a.output_fields
-        .insert("falco_learn.action".into(), Action::Killed.as_str().into());
-    a.tags.push("killed".into());
+        .insert("falco_learn.action".into(), action.as_str().into());
+    if action != Action::Alerted {
+        a.tags.push("killed".into());
+    }
 }
 
 fn load_rules(files: &[PathBuf]) -> (Ruleset, LoadReport, Vec<String>) {
@@ -647,6 +665,7 @@ impl Engine {
                         image: l.profile.image.to_string(),
                         dimension: a.dimension,
                         action,
+                        parent: a.parent,
                     });
                 }
             }
@@ -781,7 +800,8 @@ mod tests {
             Some(Anomaly {
                 image: "docker.io/library/nginx:latest".into(),
                 dimension: Dimension::Exec,
-                action: Action::Alerted
+                action: Action::Alerted,
+                parent: None,
             })
         );
         assert!(v.alerts[0].alert.tags.iter().any(|t| t == "falco_learn"));

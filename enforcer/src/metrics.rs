@@ -277,6 +277,17 @@ pub const RUNTIME_LOOKUPS: Metric = counter(
     "Container runtime metadata lookups by result",
     &["result"],
 );
+/// A container's first events wait for its metadata; these were evaluated without it, by
+/// `reason` (`timeout`: `container_runtimes.hold` ran out; `overflow`: 4 096 events were
+/// held already): no image, so no profile judged them and enforce-kill killed nothing.
+/// Events of a container whose lookup failed at once are not counted here (the lookups'
+/// results are, in `falco_learn_runtime_lookups_total`).
+pub const RUNTIME_HOLD_RELEASED: Metric = counter(
+    "falco_learn_runtime_hold_released_total",
+    "Events held for their container's metadata and evaluated without it (no profile judged \
+     them), by reason (timeout, overflow)",
+    &["reason"],
+);
 /// SIGHUP reloads by `result` (ok, error).
 pub const RELOADS: Metric = counter(
     "falco_learn_reloads_total",
@@ -288,6 +299,15 @@ pub const KILLS: Metric = counter(
     "falco_learn_kills_total",
     "enforce-kill: execs outside the image's profile killed in the kernel, by image",
     &["image"],
+);
+/// enforce-kill: execs killed from userspace, by `image` and `result` (`killed`; `failed`:
+/// the signal was refused, e.g. without `CAP_KILL`): the kernel could not judge them
+/// (their container's cgroup was not under its profile yet), so they ran until then.
+pub const LATE_KILLS: Metric = counter(
+    "falco_learn_late_kills_total",
+    "enforce-kill: execs outside the image's profile that ran before their container was under \
+     its profile in the kernel, killed from userspace, by image and result (killed, failed)",
+    &["image", "result"],
 );
 /// enforce-kill: containers under enforcement now.
 pub const KILL_CONTAINERS: Metric = gauge(
@@ -384,8 +404,10 @@ pub const ALL: &[&Metric] = &[
     &BUILD_INFO,
     &CONTAINER_CACHE,
     &RUNTIME_LOOKUPS,
+    &RUNTIME_HOLD_RELEASED,
     &RELOADS,
     &KILLS,
+    &LATE_KILLS,
     &KILL_CONTAINERS,
     &KERNEL_FILTERED,
     &KERNEL_FILTER_CONTAINERS,

@@ -150,9 +150,61 @@ pub struct Pipeline<'a> {
     telemetry: Telemetry,
     summary: Summary,
     ia32: Ia32Alerts,
+    /// Containers whose kill from userspace failed (said once each).
+    late_kill_failed: ahash::AHashSet<String>,
 }
 
 const TICK_NS: u64 = 1_000_000_000;
+
+/// enforce-kill from userspace: an exec of an executable outside its image's profile (the
+/// kernel's rule: an allowed executable from an unexpected parent is alerted only) that the
+/// kernel could not judge (the event's cgroup was not under the profile when it happened: a new
+/// container's first processes, before its image was known; a cgroup shared with others
+/// or refused by the map) is killed now, and its alert says `action=killed_late`. The
+/// program has run until then. `None` when there was nothing to kill; the kill's error when
+/// it failed.
+fn kill_late(
+    verdict: &mut crate::Verdict,
+    ev: &falco_learn_event::Event,
+) -> Option<std::io::Result<()>> {
+    use falco_learn_probe::kill::{kill_process, LateKill};
+    use falco_learn_profiler::Dimension;
+    let a = verdict.anomaly.as_mut()?;
+    let c = &ev.container;
+    if a.dimension != Dimension::Exec
+        || a.parent.is_some()
+        || a.action != Action::Alerted
+        || ev.process.exe_flags.killed
+        || c.id.is_empty()
+        || c.id == "host"
+    {
+        return None;
+    }
+    let p = &ev.process;
+    match kill_process(p.pid, p.start_ts) {
+        Ok(LateKill::Killed) => {
+            a.action = Action::KilledLate;
+            for r in verdict
+                .alerts
+                .iter_mut()
+                .filter(|r| r.cause == Cause::Anomaly(Dimension::Exec))
+            {
+                r.action = Action::KilledLate;
+                crate::mark_action(&mut r.alert, Action::KilledLate);
+            }
+            tracing::info!(
+                "enforce-kill: killed {} (pid {}) in container {} from userspace: it ran \
+                 before the container was under its profile in the kernel",
+                p.exepath,
+                p.pid,
+                c.id
+            );
+            Some(Ok(()))
+        }
+        Ok(LateKill::Gone) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
 
 impl<'a> Pipeline<'a> {
     /// Wire `engine` between `source` and `sink`, and tell the source what the
@@ -203,6 +255,7 @@ impl<'a> Pipeline<'a> {
             telemetry,
             summary: Summary::default(),
             ia32,
+            late_kill_failed: ahash::AHashSet::new(),
         }
     }
 
@@ -341,7 +394,7 @@ impl<'a> Pipeline<'a> {
             .events
             .is_multiple_of(crate::metrics::EVAL_TIMED_EVERY)
             .then(Instant::now);
-        let verdict = self.engine.evaluate(ev);
+        let mut verdict = self.engine.evaluate(ev);
         if let Some(t0) = t0 {
             self.telemetry.evaluated(t0.elapsed().as_secs_f64());
         }
@@ -361,6 +414,41 @@ impl<'a> Pipeline<'a> {
         }
         if let (Some(u), Some(marks)) = (self.unprofiled.as_mut(), self.source.process_marks()) {
             u.observe(marks, &self.engine, ev);
+        }
+        let unjudged = self
+            .killer
+            .as_ref()
+            .is_some_and(|k| !k.judged_in_kernel(ev))
+            && self
+                .source
+                .kill_maps()
+                .is_some_and(|m| !m.never_enforced(ev.cgroup_id));
+        if unjudged {
+            match kill_late(&mut verdict, ev) {
+                None => {}
+                Some(Ok(())) => {
+                    self.summary.kills += 1;
+                    self.telemetry.late_kill(ev, true);
+                }
+                Some(Err(e)) => {
+                    self.telemetry.late_kill(ev, false);
+                    // said once per container (a flood of refused kills is counted)
+                    if self.late_kill_failed.len() >= 4096 {
+                        self.late_kill_failed.clear();
+                    }
+                    if self.late_kill_failed.insert(ev.container.id.clone()) {
+                        tracing::warn!(
+                            "enforce-kill: cannot kill {} (pid {}) in container {} from \
+                             userspace: {e} (without CAP_KILL, or refused by a security \
+                             module; said once per container, counted in \
+                             falco_learn_late_kills_total{{result=\"failed\"}})",
+                            ev.process.exepath,
+                            ev.process.pid,
+                            ev.container.id
+                        );
+                    }
+                }
+            }
         }
         if verdict.killed {
             self.summary.kills += 1;
@@ -625,6 +713,66 @@ mod tests {
     use falco_learn_test_support::write_profile;
 
     const SEED: &str = include_str!("../../rules/tests/fixtures/seed.jsonl");
+
+    /// enforce-kill's kill from userspace follows the kernel's rule: an allowed executable
+    /// from an unexpected parent, an exec the kernel killed, the host and other dimensions
+    /// are never killed; an executable outside the profile is. The events name a real
+    /// process of ours (`sleep`), alive after each spared case.
+    #[test]
+    fn a_late_kill_spares_what_the_kernel_would() {
+        use falco_learn_test_support::events::in_container;
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep");
+        let start = falco_learn_probe::procfs::Stat::read(child.id())
+            .map(|s| falco_learn_probe::procfs::ticks_to_epoch_ns(s.starttime))
+            .expect("the child's start");
+        let verdict = |dimension, parent: Option<&str>| crate::Verdict {
+            anomaly: Some(crate::Anomaly {
+                image: "docker.io/library/nginx:latest".into(),
+                dimension,
+                action: Action::Alerted,
+                parent: parent.map(Into::into),
+            }),
+            ..crate::Verdict::default()
+        };
+        let of_child = |mut e: Event| {
+            let p = std::sync::Arc::make_mut(&mut e.process);
+            p.pid = child.id();
+            p.start_ts = start;
+            e
+        };
+        let web = of_child(in_container("web", "docker.io/library/nginx", 77));
+        let mut killed = web.clone();
+        std::sync::Arc::make_mut(&mut killed.process)
+            .exe_flags
+            .killed = true;
+        let host = of_child(in_container("host", "", 1));
+        for (v, ev) in [
+            (verdict(Dimension::Exec, Some("/bin/sh")), &web),
+            (verdict(Dimension::Exec, None), &killed),
+            (verdict(Dimension::Exec, None), &host),
+            (verdict(Dimension::FileWrite, None), &web),
+        ] {
+            let mut v = v;
+            assert!(kill_late(&mut v, ev).is_none(), "{v:?}");
+            assert_eq!(v.anomaly.map(|a| a.action), Some(Action::Alerted));
+            assert!(
+                matches!(child.try_wait(), Ok(None)),
+                "killed by a spared case"
+            );
+        }
+        // the executable outside the profile, in a container: killed
+        let mut v = verdict(Dimension::Exec, None);
+        assert!(matches!(kill_late(&mut v, &web), Some(Ok(()))), "{v:?}");
+        assert_eq!(v.anomaly.map(|a| a.action), Some(Action::KilledLate));
+        let st = child.wait().expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(libc::SIGKILL)
+        );
+    }
 
     /// The seed's image profiled: nginx itself, nothing outbound.
     fn profiles() -> tempfile::TempDir {

@@ -38,8 +38,7 @@ pub enum Next {
 pub enum LossStage {
     /// The kernel's ring buffer was full (per record kind).
     KernelRingbuf,
-    /// The kernel could not read a syscall's arguments (per record kind): an execveat
-    /// whose enter mark was not stored (reported as execve), a 32-bit `socketcall` whose
+    /// The kernel could not read a syscall's arguments (per record kind): a 32-bit `socketcall` whose
     /// argument array was unmapped before its exit (reported without them; a `sendto` or
     /// `sendmsg` not at all). Not a drop of the ring buffer: no drop alert.
     KernelArgs,
@@ -203,7 +202,11 @@ impl LiveSource {
         };
         tracing::info!(
             "kernel: syscall programs attached for {}{changes}; 32-bit (ia32) syscalls {ia32}",
-            now.join(", ")
+            if now.is_empty() {
+                "no syscall (execs, forks and exits: the scheduler's tracepoints)".to_string()
+            } else {
+                now.join(", ")
+            }
         );
     }
 }
@@ -244,12 +247,11 @@ impl Source for LiveSource {
             })
             .collect();
         debug_assert_eq!(out.len(), self.kinds.len());
-        // the kinds whose arguments the kernel may fail to read (execveat's mark, ia32
-        // socketcall's array)
+        // the kinds whose arguments the kernel may fail to read (ia32 socketcall's array)
         for (kind, s) in probe.kernel_stats() {
             if matches!(
                 kind.name(),
-                "execveat" | "socket" | "connect" | "accept" | "accept4" | "sendto" | "sendmsg"
+                "socket" | "connect" | "accept" | "accept4" | "sendto" | "sendmsg"
             ) {
                 out.push(Loss {
                     kind: kind.name(),

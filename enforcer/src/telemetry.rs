@@ -65,6 +65,8 @@ pub struct Telemetry {
     profiles_loaded: Gauge,
     container_cache: Gauge,
     runtime_lookups: [Counter; 5],
+    /// timeout, overflow
+    hold_released: [Counter; 2],
     cpu: Gauge,
     rss: Gauge,
     reloads_ok: Counter,
@@ -73,6 +75,7 @@ pub struct Telemetry {
     rule_matches: AHashMap<(String, String, String), Counter>,
     anomalies: AHashMap<(String, &'static str), Counter>,
     kills: AHashMap<String, Counter>,
+    late_kills: AHashMap<(String, bool), Counter>,
     drops: AHashMap<(&'static str, &'static str), Counter>,
     filtered: AHashMap<(&'static str, &'static str), (Counter, u64)>,
     /// Last running totals of [`Loss`]es, to count differences.
@@ -104,6 +107,8 @@ impl Telemetry {
             container_cache: m::CONTAINER_CACHE.gauge(&[]),
             runtime_lookups: LOOKUP_RESULTS
                 .map(|r| m::RUNTIME_LOOKUPS.counter(&[("result", r.into())])),
+            hold_released: ["timeout", "overflow"]
+                .map(|r| m::RUNTIME_HOLD_RELEASED.counter(&[("reason", r.into())])),
             cpu: m::CPU_SECONDS.gauge(&[]),
             rss: m::RSS_BYTES.gauge(&[]),
             reloads_ok: reload("ok"),
@@ -111,6 +116,7 @@ impl Telemetry {
             rule_matches: AHashMap::new(),
             anomalies: AHashMap::new(),
             kills: AHashMap::new(),
+            late_kills: AHashMap::new(),
             drops: AHashMap::new(),
             filtered: AHashMap::new(),
             prev_losses: AHashMap::new(),
@@ -170,6 +176,19 @@ impl Telemetry {
                 .counter(&[("image", img.clone().into())])
                 .increment(1);
         }
+    }
+
+    /// An exec killed from userspace (enforce-kill, `action=killed_late`), or a kill
+    /// that failed (`killed` false).
+    pub fn late_kill(&mut self, ev: &Event, killed: bool) {
+        let img = ev.container.image();
+        self.late_kills
+            .entry((img.clone(), killed))
+            .or_insert_with(|| {
+                let result = if killed { "killed" } else { "failed" };
+                m::LATE_KILLS.counter(&[("image", img.into()), ("result", result.into())])
+            })
+            .increment(1);
     }
 
     /// The source's running loss totals: count what is new since the last
@@ -270,6 +289,13 @@ impl Telemetry {
                 rs.failures,
             ];
             for (c, v) in self.runtime_lookups.iter().zip(values) {
+                c.absolute(v);
+            }
+            for (c, v) in self
+                .hold_released
+                .iter()
+                .zip([rs.hold_timeouts, rs.hold_overflow])
+            {
                 c.absolute(v);
             }
         }

@@ -47,10 +47,7 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Whether process `pid` exists and started at `start` (ns since the epoch, compared at
 /// `/proc`'s clock-tick resolution).
 pub fn process_alive(pid: u32, start: u64) -> bool {
-    let tick = 1_000_000_000 / falco_learn_probe::procfs::clk_tck().max(1);
-    falco_learn_probe::procfs::Stat::read(pid).is_some_and(|st| {
-        start.saturating_sub(falco_learn_probe::procfs::boot_epoch_ns()) / tick == st.starttime
-    })
+    falco_learn_probe::procfs::Stat::read(pid).is_some_and(|st| st.started_at(start))
 }
 
 /// The processes marked, with what their marks say.

@@ -67,6 +67,8 @@ fn daemonset_config_loads_and_mounts_what_the_agent_needs() {
         caps.contains(&"BPF") && caps.contains(&"PERFMON"),
         "{caps:?}"
     );
+    // enforce-kill's kills from userspace signal processes of any uid
+    assert!(caps.contains(&"KILL"), "{caps:?}");
     assert_eq!(
         spec["containers"][0]["securityContext"]["privileged"],
         false

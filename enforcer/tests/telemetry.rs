@@ -205,6 +205,23 @@ fn every_declared_metric_is_emitted_with_its_labels_and_nothing_else() {
     std::sync::Arc::make_mut(&mut events[3].process)
         .exe_flags
         .killed = true;
+    // the same exec outside the profile, not killed in the kernel and before its cgroup was
+    // bound (the seed's times are long past): enforce-kill kills it from userspace, so it
+    // is a real process of ours
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep");
+    let mut late = events[3].clone();
+    {
+        let p = std::sync::Arc::make_mut(&mut late.process);
+        p.exe_flags.killed = false;
+        p.pid = child.id();
+        p.start_ts = falco_learn_probe::procfs::Stat::read(child.id())
+            .map(|s| falco_learn_probe::procfs::ticks_to_epoch_ns(s.starttime))
+            .expect("the child's start");
+    }
+    events.insert(4, late);
     let mut other = events[0].clone();
     other.ts += 10_000_000_000;
     std::sync::Arc::make_mut(&mut other.container).image_repository =
@@ -235,7 +252,14 @@ fn every_declared_metric_is_emitted_with_its_labels_and_nothing_else() {
     let summary = Pipeline::new(engine, &mut source, &mut outputs, &control, opts)
         .run()
         .expect("run");
-    assert_eq!(summary.kills, 1);
+    // the kernel's kill, and the late one
+    assert_eq!(summary.kills, 2);
+    let st = child.wait().expect("wait");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&st),
+        Some(libc::SIGKILL),
+        "{st:?}"
+    );
     assert!(summary.drop_alerts > 0, "{summary:?}");
 
     let seen = noting.0.lock().unwrap_or_else(|p| p.into_inner()).clone();

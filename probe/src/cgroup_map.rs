@@ -55,6 +55,12 @@ impl CgroupMap {
         })
     }
 
+    /// Whether `cgroup` is never put in the map: unknown (0), the root (1), init's or this
+    /// process's.
+    pub(crate) fn refuses(&self, cgroup: u64) -> bool {
+        cgroup <= 1 || self.never.contains(&cgroup)
+    }
+
     /// Put `cgroup` under `profile`; `known`: whether the profile's allow-list is loaded.
     pub(crate) fn bind(&self, cgroup: u64, profile: u32, known: bool) -> Result<(), ProbeError> {
         let refuse = |why: &str| ProbeError::Map {

@@ -2,17 +2,20 @@
 //!
 //! - [`SyscallHook::Tracepoints`] (5.15+; the default there when 32-bit syscalls are not
 //!   watched): each handler `fl_tp_exit_<name>` on its
-//!   syscall's own `syscalls:sys_exit_<name>` tracepoint, which runs only for that syscall;
-//!   the arguments come from the task's saved registers (`bpf_task_pt_regs`, 5.15+). A
-//!   syscall nobody needs costs nothing but the kernel's syscall-tracing slow path.
+//!   syscall's own `syscalls:sys_exit_<name>` tracepoint, whose program runs only for that
+//!   syscall; the arguments come from the task's saved registers (`bpf_task_pt_regs`,
+//!   5.15+). A syscall nobody needs still pays the kernel's syscall-tracing slow path and
+//!   perf's own hook on the raw `sys_exit` (every `syscalls:` tracepoint is one: it tests
+//!   the syscall's bit in a bitmap of the enabled ones), but no program.
 //! - [`SyscallHook::Dispatch`] (the default: always before 5.15, where `bpf_task_pt_regs` is
 //!   missing, and on every kernel while 32-bit syscalls are watched): one BTF raw tracepoint on `sys_exit` (`fl_sys_exit`) tail-calls the handler
 //!   `fl_exit_<name>` in the slot of the syscall's number (`SYSCALL_EXIT`). A traced syscall
 //!   is cheaper than through its perf tracepoint, but every syscall of the machine pays the
 //!   dispatcher (~20–30 ns here; `bench probe --loop getppid`).
 //!
-//! Neither family has enter programs, except `execveat`'s, which marks the thread so that the
-//! exec record can say `execveat`. Measured side by side in the README (Performance).
+//! Neither family has enter programs: a `syscalls:sys_enter_<name>` tracepoint is one hook
+//! on the raw `sys_enter` that runs for every syscall of the machine (+30–35 ns each here,
+//! when execveat had one). Measured side by side in the README (Performance).
 //!
 //! 32-bit syscalls (ia32, x32) reach neither family's handlers directly (their numbers are
 //! other tables; the per-syscall tracepoints skip them). When they are watched
@@ -25,9 +28,9 @@
 //! per-syscall tracepoints plus a second program on `sys_exit` (`fl_sys_exit_ia32`, what an
 //! explicit `Tracepoints` gets, with the dispatcher's handlers loaded for it).
 //!
-//! Which syscalls are hooked, their dispatcher slots (x86_64 numbers) and which need an enter
-//! program come from the table of event kinds (`probe/common/src/kind_table.rs`: each kind's
-//! `exit` column, `paths_changed`, `enter`).
+//! Which syscalls are hooked and their dispatcher slots (x86_64 numbers) come from the table
+//! of event kinds (`probe/common/src/kind_table.rs`: each kind's `exit` column,
+//! `paths_changed`).
 
 use crate::ProbeError;
 use aya::maps::{Array, MapData, ProgramArray};
@@ -95,17 +98,6 @@ impl std::str::FromStr for SyscallHook {
 }
 
 const RAW_HOOK: &str = "tp_btf/sys_exit";
-
-/// The enter program of `sc` and its hook, when the kind table lists `sc` under `enter`
-/// (execveat: it marks the thread so that the exec record can say execveat).
-fn enter_program(sc: &str) -> Option<(String, String)> {
-    abi::ENTER.contains(&sc).then(|| {
-        (
-            format!("fl_enter_{sc}"),
-            format!("tracepoint/syscalls/sys_enter_{sc}"),
-        )
-    })
-}
 
 fn program_mut<'a, P>(ebpf: &'a mut Ebpf, prog: &str, hook: &str) -> Result<&'a mut P, ProbeError>
 where
@@ -266,7 +258,6 @@ fn compat_slots(sc: &str) -> impl Iterator<Item = u32> + '_ {
 #[derive(Default)]
 struct Links {
     exit: Option<TracePointLinkId>,
-    enter: Option<TracePointLinkId>,
 }
 
 /// The loaded hook family and what is attached now.
@@ -370,13 +361,6 @@ impl Hooks {
                 slots = Some(array);
             }
         }
-        for sc in abi::ENTER {
-            if let Some((prog, hk)) = enter_program(sc) {
-                let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
-                p.load()
-                    .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?;
-            }
-        }
         Ok(Hooks {
             hook,
             slots,
@@ -401,7 +385,7 @@ impl Hooks {
         self.available.iter().map(|(sc, _)| *sc)
     }
 
-    /// Attach one syscall's handler (and its enter program, execveat's).
+    /// Attach one syscall's handler.
     pub(crate) fn attach(&mut self, ebpf: &mut Ebpf, sc: &'static str) -> Result<(), ProbeError> {
         let Some(&(_, nr)) = self.available.iter().find(|(s, _)| *s == sc) else {
             return Ok(());
@@ -435,29 +419,17 @@ impl Hooks {
         if let Some(compat) = &mut self.compat {
             compat.set(ebpf, sc, true)?;
         }
-        if let Some((prog, hk)) = enter_program(sc) {
-            let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
-            links.enter = Some(
-                p.attach("syscalls", &format!("sys_enter_{sc}"))
-                    .map_err(|e| prog_err(&prog, &hk)(format!("{e:#}")))?,
-            );
-        }
         self.links.insert(sc, links);
         Ok(())
     }
 
-    /// Detach one syscall's handler (its enter program first, execveat's).
+    /// Detach one syscall's handler.
     pub(crate) fn detach(&mut self, ebpf: &mut Ebpf, sc: &'static str) -> Result<(), ProbeError> {
         let Some(links) = self.links.remove(sc) else {
             return Ok(());
         };
         if let Some(compat) = &mut self.compat {
             compat.set(ebpf, sc, false)?;
-        }
-        if let (Some(link), Some((prog, hk))) = (links.enter, enter_program(sc)) {
-            let p: &mut TracePoint = program_mut(ebpf, &prog, &hk)?;
-            p.detach(link)
-                .map_err(|e| prog_err(&prog, &hk)(format!("detach: {e}")))?;
         }
         if let Some(link) = links.exit {
             let prog = format!("fl_tp_exit_{sc}");

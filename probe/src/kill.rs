@@ -8,19 +8,28 @@
 //! exec` join it), so the cgroup names the container, and 64-bit cgroup ids are
 //! never reused: a container started after another one ended can never inherit
 //! its entry. The value is a profile number. The program hashes the exe path
-//! ([`path_hash`]: FNV-1a 64 of the kernel's path, ` (deleted)` appended for a detached
-//! file; an allowed rendered path stands for the forms `path::kernel_forms` lists;
-//! a path too long to report whole is never allowed) and looks up
+//! ([`path_hash`]: FNV-1a 64 of the kernel's path bytes, then its length and whether the
+//! file is detached or parentless; an allowed rendered path stands for the forms
+//! `path::kernel_forms` lists; a path too long to report whole is never allowed) and looks up
 //! `(profile, hash)` in `KILL_ALLOW`; when it is missing the program calls
 //! `bpf_send_signal(SIGKILL)` — the signal is delivered before the task returns
 //! to user space — and marks the event ([`falco_learn_event::ExeFlags::killed`]).
+//! The runtime's own child is spared (`runtime_child` in the probe; the event's
+//! `exe_flags.runtime`): a task in the host's pid namespace whose parent, also there, in
+//! the same mount namespace and outside the container's cgroup, is named `runc…` —
+//! `runc init` before it enters the container (runc 1.4's `runc exec` starts it right in
+//! the container's cgroup, `CLONE_INTO_CGROUP`; judged, it would be killed at its first
+//! exec). A hostPID container's processes are judged: their parent is in the cgroup, or
+//! runc in another mount namespace (an exec session's command), or a reaper that is not
+//! runc.
 //!
 //! Userspace ([`KillPolicy`]) fills both maps: each profile's executables, and
 //! each container's cgroup id once its image is known (every event carries the
 //! id the kernel reports, `Event::cgroup_id`, so the agent needs no access to
 //! the host's cgroup filesystem; [`cgroup_of`] is for tests and tools). A
-//! container's first processes run before its metadata resolves (a few ms);
-//! they are not under enforcement yet. The root cgroup, and the cgroups of init
+//! container's first processes run before its metadata resolves (a few ms), so
+//! the kernel cannot judge their execs; the agent kills one outside the profile
+//! from userspace once it has judged it ([`kill_process`]), after it ran. The root cgroup, and the cgroups of init
 //! and of this process, are never put under it. Needs the cgroup v2 hierarchy
 //! (pure v2, or v1 with the unified hierarchy mounted, where runc also places
 //! containers).
@@ -29,48 +38,55 @@ use crate::ProbeError;
 use ahash::{AHashMap, AHashSet};
 use aya::maps::{HashMap, MapData};
 use aya::Ebpf;
-use falco_learn_probe_common::KILL_HASH_WORDS;
+use falco_learn_event::path::KernelForm;
+use falco_learn_probe_common::{KILL_HASH_WORDS, PATH_DETACHED, PATH_PSEUDO};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-/// The hash the kernel computes of an exe path (the bytes a rendered event path stands
-/// for, ` (deleted)` included), keyed with `seed`.
+/// The hash the kernel computes of an exe path in one of its forms
+/// ([`falco_learn_event::path::kernel_forms`]), keyed with `key`: SipHash-1-3 of the
+/// path's bytes followed by one byte holding the form's path flags ([`PATH_DETACHED`],
+/// [`PATH_PSEUDO`]), so an unlinked `/bin/sh` and a file named `/bin/sh (deleted)`
+/// differ.
 ///
-/// The path is zero-padded to a multiple of 16 bytes; per little-endian 8-byte word:
-/// `h = (h ^ w) * P`, then `h ^= h >> 32`; finally the length is mixed in the same way
-/// (`>> 29`). `P` is FNV's 64-bit prime. The seed is random per probe start and never leaves the agent and the
-/// kernel: without it a process cannot compute a path whose hash equals an allowed one.
-/// Every byte counts (up to [`KILL_HASH_WORDS`] words, more than any reported path).
-pub fn path_hash(seed: u64, path: &[u8]) -> u64 {
-    const P: u64 = 0x0000_0100_0000_01b3;
-    let mut h = seed;
-    for chunk in path.chunks(16).take(KILL_HASH_WORDS / 2) {
-        let mut b = [0u8; 16];
-        b[..chunk.len()].copy_from_slice(chunk);
-        for w in b.chunks_exact(8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
-            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(P);
-            h ^= h >> 32;
-        }
+/// SipHash is a keyed pseudo-random function: the key is random per probe start and never
+/// leaves the agent and the kernel, so a process can neither compute nor construct a path
+/// whose hash equals an allowed one. (An earlier ad-hoc multiply-xor hash had collisions
+/// that held for every seed: flipping the top bit of three bytes of an allowed path kept
+/// its hash.) Every byte counts (up to [`KILL_HASH_WORDS`] words, more than any reported
+/// path).
+pub fn path_hash(key: [u64; 2], form: &KernelForm) -> u64 {
+    use std::hash::Hasher as _;
+    let mut flags = 0;
+    if form.detached {
+        flags |= PATH_DETACHED;
     }
-    h = (h ^ path.len() as u64).wrapping_mul(P);
-    h ^ (h >> 29)
+    if form.pseudo {
+        flags |= PATH_PSEUDO;
+    }
+    let end = form.bytes.len().min(KILL_HASH_WORDS * 8 - 1);
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(key[0], key[1]);
+    h.write(&form.bytes[..end]);
+    // the kernel keeps the two flags (32 and 128) in one byte
+    h.write_u8(flags as u8);
+    h.finish()
 }
 
-/// A fresh random seed for [`path_hash`] (getrandom(2); the time as a last resort).
-pub fn random_seed() -> u64 {
-    let mut b = [0u8; 8];
-    // SAFETY: getrandom writes at most 8 bytes into the buffer we own.
+/// A fresh random key for [`path_hash`] (getrandom(2)); `None` when the kernel gives
+/// none: enforce-kill then refuses to start (a guessable key makes collisions computable).
+pub fn random_key() -> Option<[u64; 2]> {
+    let mut b = [0u8; 16];
+    // SAFETY: getrandom writes at most 16 bytes into the buffer we own.
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n == 8 {
-        return u64::from_le_bytes(b);
+    if n != 16 {
+        return None;
     }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x9e37_79b9_7f4a_7c15)
+    let mut k0 = [0u8; 8];
+    let mut k1 = [0u8; 8];
+    k0.copy_from_slice(&b[..8]);
+    k1.copy_from_slice(&b[8..]);
+    Some([u64::from_le_bytes(k0), u64::from_le_bytes(k1)])
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on pure v2,
@@ -192,11 +208,7 @@ pub fn container_cgroup(claim: CgroupClaim<'_>, containerd_namespaces: &[String]
                 claim.container_id
             ));
         }
-        let tick_ns = 1_000_000_000 / crate::procfs::clk_tck().max(1);
-        let same = crate::procfs::Stat::read(pid).is_some_and(|st| {
-            claim.start_ts >= crate::procfs::boot_epoch_ns()
-                && (claim.start_ts - crate::procfs::boot_epoch_ns()) / tick_ns == st.starttime
-        });
+        let same = crate::procfs::Stat::read(pid).is_some_and(|st| st.started_at(claim.start_ts));
         return if same {
             CgroupOwner::Container { dir: None }
         } else {
@@ -245,6 +257,58 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
     }
 }
 
+/// What [`kill_process`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateKill {
+    /// SIGKILL sent to the process.
+    Killed,
+    /// The process had exited (a zombie too: it runs nothing), or its pid is another
+    /// process's now: nothing to kill.
+    Gone,
+}
+
+/// SIGKILL the process `pid` that started at `start_ts` (ns since the epoch, as events
+/// carry it; compared at `/proc`'s clock-tick resolution): enforce-kill's kill from
+/// userspace, for an exec the kernel could not judge (its container's cgroup was not under
+/// its profile yet). The process is named by a pidfd opened before its start time is
+/// checked, so a pid reused meanwhile is never signalled. Errors: the pidfd calls' (not
+/// allowed, or no pidfd support: Linux < 5.3).
+pub fn kill_process(pid: u32, start_ts: u64) -> std::io::Result<LateKill> {
+    use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return Ok(LateKill::Gone);
+    };
+    let fd = match pidfd_open(p, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(LateKill::Gone),
+        Err(e) => return Err(e.into()),
+    };
+    // the pidfd holds the process that had the pid when it was opened: if that one started
+    // when the event's did, it is the event's
+    let Some(st) = crate::procfs::Stat::read(pid).filter(|st| st.started_at(start_ts)) else {
+        return Ok(LateKill::Gone);
+    };
+    // `Z` is the main thread's state: a process whose main thread exited while others run
+    // shows it too, and must be killed; a zombie with no thread left runs nothing
+    if st.state == 'Z' && threads(pid).is_none_or(|n| n <= 1) {
+        return Ok(LateKill::Gone);
+    }
+    match pidfd_send_signal(&fd, rustix::process::Signal::KILL) {
+        Ok(()) => Ok(LateKill::Killed),
+        Err(rustix::io::Errno::SRCH) => Ok(LateKill::Gone),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `Threads:` count of `/proc/<pid>/status`.
+fn threads(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The two kill maps and what userspace put in them.
 pub struct KillPolicy {
     /// cgroup v2 id → profile number.
@@ -254,14 +318,14 @@ pub struct KillPolicy {
     allow: Mutex<HashMap<MapData, [u64; 2], u8>>,
     /// What `allow` holds, by profile.
     allowed: Mutex<AHashMap<u32, AHashSet<u64>>>,
-    /// The kernel program's `kill_hash_seed`.
-    seed: u64,
+    /// The kernel program's `kill_hash_key0`, `kill_hash_key1`.
+    key: [u64; 2],
 }
 
 impl KillPolicy {
     pub(crate) fn new(
         ebpf: &mut Ebpf,
-        seed: u64,
+        key: [u64; 2],
         containerd_namespaces: Vec<String>,
     ) -> Result<KillPolicy, ProbeError> {
         let take = |ebpf: &mut Ebpf, name: &'static str| {
@@ -287,7 +351,7 @@ impl KillPolicy {
             cgroups,
             allow: Mutex::new(allow),
             allowed: Mutex::new(AHashMap::new()),
-            seed,
+            key,
         })
     }
 
@@ -296,7 +360,7 @@ impl KillPolicy {
     ///
     /// Paths are rendered event paths ([`falco_learn_event::path`]): the kernel hashes
     /// its own forms of them ([`falco_learn_event::path::kernel_forms`]: a path linked or
-    /// unlinked, a memfd's name as `/memfd:… (deleted)`). A truncated path stands for no
+    /// unlinked, a memfd's name as a detached parentless `/memfd:…`). A truncated path stands for no
     /// single file and is never allowed (the kernel kills every exec whose path it could
     /// not report whole).
     pub fn set_profile<'a>(
@@ -311,7 +375,7 @@ impl KillPolicy {
             if !forms.is_empty() {
                 executables.insert(p);
             }
-            want.extend(forms.iter().map(|b| path_hash(self.seed, b)));
+            want.extend(forms.iter().map(|f| path_hash(self.key, f)));
         }
         let mut allowed = lock(&self.allowed);
         let mut allow = lock(&self.allow);
@@ -342,6 +406,12 @@ impl KillPolicy {
     }
 
     /// Put the container whose cgroup v2 id is `cgroup` under `profile`.
+    /// Whether `cgroup` is one never put under a profile (the root cgroup, init's, this
+    /// process's): the kernel leaves it alone, and so must a kill from userspace.
+    pub fn never_enforced(&self, cgroup: u64) -> bool {
+        self.cgroups.refuses(cgroup)
+    }
+
     pub fn enforce(&self, cgroup: u64, profile: u32) -> Result<(), ProbeError> {
         let known = lock(&self.allowed).contains_key(&profile);
         self.cgroups.bind(cgroup, profile, known)
@@ -398,29 +468,85 @@ mod tests {
     }
 
     #[test]
-    fn path_hash_depends_on_every_byte_the_length_and_the_seed() {
-        let s = 0x1234_5678_9abc_def0;
-        // a hand-computed value: two words (the second all padding), then the length
-        let p: u64 = 0x0000_0100_0000_01b3;
-        let mut h = (s ^ u64::from_le_bytes(*b"/bin/sh\0")).wrapping_mul(p);
-        h ^= h >> 32;
-        h = h.wrapping_mul(p);
-        h ^= h >> 32;
-        h = (h ^ 7).wrapping_mul(p);
-        assert_eq!(path_hash(s, b"/bin/sh"), h ^ (h >> 29));
-        assert_ne!(path_hash(s, b"/bin/sh"), path_hash(s, b"/bin/bash"));
-        assert_ne!(path_hash(s, b"/bin/sh"), path_hash(s + 1, b"/bin/sh"));
+    fn path_hash_depends_on_every_byte_the_flags_and_the_key() {
+        use std::hash::Hasher as _;
+        let linked = |b: &[u8]| KernelForm {
+            bytes: b.to_vec(),
+            detached: false,
+            pseudo: false,
+        };
+        let key = [0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908];
+        // SipHash-1-3 of the bytes and then the flags byte: the reference computation
+        let sip = |bytes: &[u8], flags: u8| {
+            let mut h = siphasher::sip::SipHasher13::new_with_keys(key[0], key[1]);
+            let mut m = bytes.to_vec();
+            m.push(flags);
+            h.write(&m);
+            h.finish()
+        };
+        assert_eq!(path_hash(key, &linked(b"/bin/sh")), sip(b"/bin/sh", 0));
+        // the flags: events.h FL_PATH_DETACHED (32), FL_PATH_PSEUDO (128)
+        let unlinked = KernelForm {
+            detached: true,
+            ..linked(b"/bin/sh")
+        };
+        assert_eq!(path_hash(key, &unlinked), sip(b"/bin/sh", 32));
+        let memfd = KernelForm {
+            pseudo: true,
+            ..unlinked.clone()
+        };
+        assert_eq!(path_hash(key, &memfd), sip(b"/bin/sh", 160));
+        let sh = path_hash(key, &linked(b"/bin/sh"));
+        assert_ne!(sh, path_hash(key, &linked(b"/bin/bash")));
+        assert_ne!(sh, path_hash([key[0] + 1, key[1]], &linked(b"/bin/sh")));
+        assert_ne!(sh, path_hash([key[0], key[1] + 1], &linked(b"/bin/sh")));
         // zero padding is not the same as a shorter path
-        assert_ne!(path_hash(s, b"/a"), path_hash(s, b"/a\0"));
-        // the last of 4095 bytes counts (the old hash stopped at 512)
+        assert_ne!(
+            path_hash(key, &linked(b"/a")),
+            path_hash(key, &linked(b"/a\0"))
+        );
+        // the last of 4095 bytes counts
         let mut long = vec![b'x'; 4095];
-        let h1 = path_hash(s, &long);
+        let h1 = path_hash(key, &linked(&long));
         long[4094] = b'y';
-        assert_ne!(h1, path_hash(s, &long));
-        let mut d = long.clone();
-        d.extend_from_slice(b" (deleted)");
-        assert_ne!(path_hash(s, &d), path_hash(s, &long));
-        assert_ne!(random_seed(), random_seed());
+        assert_ne!(h1, path_hash(key, &linked(&long)));
+        // an unlinked file is not a linked one whose name says so (a hash that appended
+        // " (deleted)" to the bytes made these two equal)
+        for path in [&b"/bin/sh"[..], &long] {
+            let mut named = path.to_vec();
+            named.extend_from_slice(b" (deleted)");
+            let gone = KernelForm {
+                detached: true,
+                ..linked(path)
+            };
+            assert_ne!(path_hash(key, &gone), path_hash(key, &linked(&named)));
+            assert_ne!(path_hash(key, &gone), path_hash(key, &linked(path)));
+        }
+        assert_ne!(random_key(), random_key());
+        assert!(random_key().is_some());
+    }
+
+    /// The multiply-xor hash used before had a collision for every seed: flipping the top
+    /// bit of bytes 8k+7, 8k+11 and 8k+15 cancels out. Not with SipHash, for many keys.
+    #[test]
+    fn flipping_top_bits_collides_no_more() {
+        let allowed = b"/usr/bin/basename".to_vec();
+        let mut flipped = allowed.clone();
+        for i in [7, 11, 15] {
+            flipped[i] ^= 0x80;
+        }
+        let form = |b: &[u8]| KernelForm {
+            bytes: b.to_vec(),
+            detached: false,
+            pseudo: false,
+        };
+        for _ in 0..1000 {
+            let key = random_key().expect("getrandom");
+            assert_ne!(
+                path_hash(key, &form(&allowed)),
+                path_hash(key, &form(&flipped))
+            );
+        }
     }
 
     #[test]

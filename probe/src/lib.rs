@@ -232,9 +232,8 @@ pub struct KindStats {
     /// Dropped in the kernel because no loaded rule needs it (read-only opens, and the
     /// `socket` and `dup` calls of [`filter::EventFilterPlan`]).
     pub filtered: u64,
-    /// execveat calls whose enter mark could not be stored (its map full): their exec
-    /// record says execve; ia32 `socketcall`s whose argument array was unreadable at exit
-    /// (unmapped by another thread): reported without a descriptor or an address.
+    /// ia32 `socketcall`s whose argument array was unreadable at exit (unmapped by
+    /// another thread): reported without a descriptor or an address.
     pub lost_args: u64,
     /// Dropped in the kernel because the container's profile allows it and no loaded rule
     /// can match it ([`Probe::profile_filter`]).
@@ -354,7 +353,15 @@ impl Probe {
         } else {
             u64::from(cfg.ring_bytes / 8)
         };
-        let kill_seed = kill::random_seed();
+        let kill_key =
+            match kill::random_key() {
+                Some(k) => k,
+                None if cfg.kill => return Err(ProbeError::Load(
+                    "enforce-kill needs a random key for its path hash and getrandom(2) gave none"
+                        .into(),
+                )),
+                None => [0, 0],
+            };
         let ia32_watched = cfg.ia32_syscalls && kernel_has_ia32_syscalls(&btf);
         if cfg.ia32_syscalls && !ia32_watched {
             tracing::info!(
@@ -371,7 +378,8 @@ impl Probe {
             .override_global("cgroup_use_memory", &use_memory, true)
             .override_global("wakeup_bytes", &wakeup_bytes, true)
             .override_global("kill_enabled", &u32::from(cfg.kill), true)
-            .override_global("kill_hash_seed", &kill_seed, true)
+            .override_global("kill_hash_key0", &kill_key[0], true)
+            .override_global("kill_hash_key1", &kill_key[1], true)
             .override_global("ia32_dispatch", &ia32_dispatch, true)
             .override_global("ia32_handled", &u32::from(ia32_watched), true)
             .map_max_entries("EVENTS", cfg.ring_bytes)
@@ -438,7 +446,7 @@ impl Probe {
         let kill = if cfg.kill {
             Some(kill::KillPolicy::new(
                 &mut ebpf,
-                kill_seed,
+                kill_key,
                 cfg.containerd_namespaces.clone(),
             )?)
         } else {

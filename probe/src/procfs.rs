@@ -30,6 +30,14 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// Whether this process started at `start_ts` (ns since the epoch, as events carry
+    /// it), compared at `/proc`'s clock-tick resolution: the event's process, not another
+    /// that reused its pid.
+    pub fn started_at(&self, start_ts: u64) -> bool {
+        let tick = 1_000_000_000 / clk_tck().max(1);
+        start_ts >= boot_epoch_ns() && (start_ts - boot_epoch_ns()) / tick == self.starttime
+    }
+
     /// Parse a `stat` line; `None` when it is cut short or not one.
     pub fn parse(line: &str) -> Option<Stat> {
         // comm is in parentheses and may contain spaces or ')': the last ')' ends it
@@ -122,6 +130,19 @@ pub fn clk_tck() -> u64 {
     } else {
         100
     }
+}
+
+/// Now, in ns since the epoch on the events' clock (the boot clock plus
+/// [`boot_epoch_ns`], as the kernel's timestamps are converted): comparable with event
+/// times, unlike the wall clock, which may have been set since.
+pub fn now_epoch_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    boot_epoch_ns() + (ts.tv_sec.max(0) as u64) * 1_000_000_000 + ts.tv_nsec.max(0) as u64
 }
 
 /// A `stat` start time (clock ticks after boot) as ns since the epoch.

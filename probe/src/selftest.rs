@@ -24,7 +24,7 @@
 //! | `kernel-filter` | in a cgroup of its own under a profile, opens for writing: two the profile allows (a file, one below an allowed directory), one under a rule prefix, one with a rule's file name, one with a rule's file-name ending, one outside the profile, one by a relative path; then an allowed one from outside the cgroup | exactly the two allowed ones are dropped in the kernel (`profile_filtered` +2, no event), every other one is reported |
 //! | `kernel-filter-net` | in a cgroup of its own under a profile allowing TCP and UDP to loopback ports and serving TCP and UDP ports, with one port of each side needed by a rule: a TCP connect, a client's UDP datagram, a UDP reply from a served bound port and an accept on a served port, all allowed; a connect to the rule's port, one outside the profile, an accept on the rule's port and one on a port not served; then an allowed connect from outside the cgroup | exactly the four allowed ones are dropped in the kernel (`profile_filtered` +4, no event), every other one is reported |
 //! | `event-filter` | with socket(AF_INET) and every dup2 but onto fds 0–2 of an AF_INET socket set to drop: socket(AF_INET), socket(AF_UNIX), dup2 of the unix socket onto 2, of the inet one onto 9 and onto 2 | socket(AF_INET) and the first two dup2 calls are dropped (no event; `filtered` +3 at least, the plan applies to every process); socket(AF_UNIX) and the dup2 of the inet socket onto 2 are reported |
-//! | `enforce-kill` | in a cgroup of its own under a profile: an allowed exec, a disallowed one, and the long-path copy with its leaf side allowed as a path | the disallowed and the truncated ones die of SIGKILL with the `killed` flag; the allowed one runs |
+//! | `enforce-kill` | in a cgroup of its own under a profile, each from a pid namespace of its own (as a container's process): an allowed exec, a disallowed one, the long-path copy with its leaf side allowed as a path, an allowed path unlinked before the exec (`/proc/self/fd/N`), a file named `<that path> (deleted)` (what `/proc/<pid>/exe` shows for the unlinked one), and a file whose name differs from an allowed one's in the top bit of three bytes (a collision of the hash used before, for every key); then the disallowed one from the host's pid namespace: from the test, from a parent in the cgroup named `runc`, from a parent outside it named `runc` but in a mount namespace of its own (a hostPID exec session's command), from a parent outside it named `runc` (the runtime's `runc init`) | the disallowed, the truncated, the ` (deleted)`-named and the three-bits-off ones die of SIGKILL with the `killed` flag and their exe path; the allowed and the unlinked allowed ones run; from the host's pid namespace only the runtime's child runs, flagged `runtime`, the others are killed |
 //!
 //! The kernel matrix (`tests/kernels/`) runs this under qemu on every supported kernel;
 //! `tests/selftest.rs` runs it on the build machine's kernel.
@@ -34,6 +34,8 @@ use crate::{Probe, ProbeConfig, ProbeError};
 use falco_learn_event::path;
 use falco_learn_event::{Args, Event, EventType, L4Proto};
 use std::ffi::CString;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -150,8 +152,29 @@ fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result
 /// Fork a child that runs `f` (raw syscalls only: the probe's threads run in this
 /// process) and `_exit`s with its return value. Returns (pid, wait status).
 fn in_child(f: impl FnOnce() -> i32) -> Result<(u32, i32), String> {
-    // SAFETY: the child makes only async-signal-safe raw syscalls, then _exit.
-    let pid = unsafe { libc::fork() };
+    in_child_ns(false, f)
+}
+
+/// [`in_child`], the child in a pid namespace of its own (its pid 1) when `new_pid_ns`:
+/// as a container's process is.
+fn in_child_ns(new_pid_ns: bool, f: impl FnOnce() -> i32) -> Result<(u32, i32), String> {
+    let pid = if new_pid_ns {
+        // SAFETY: clone without a new stack is fork with flags: the child continues here
+        // on a copy of this stack, makes only async-signal-safe raw syscalls, then _exit.
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            ) as libc::pid_t
+        }
+    } else {
+        // SAFETY: the child makes only async-signal-safe raw syscalls, then _exit.
+        unsafe { libc::fork() }
+    };
     if pid < 0 {
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
@@ -309,11 +332,11 @@ fn make_deep(dir: &Path, bytes: &[u8]) -> Result<Deep, String> {
 }
 
 /// Exec `./nginx --version` in the deep directory from a child (optionally moved into
-/// the cgroup whose `cgroup.procs` is given first).
+/// the cgroup whose `cgroup.procs` is given first, in a pid namespace of its own).
 fn run_deep(deep: &Deep, procs: Option<&CString>) -> Result<(u32, i32), String> {
     use std::os::fd::AsRawFd;
     let dfd = deep.fd.as_raw_fd();
-    in_child(|| {
+    in_child_ns(procs.is_some(), || {
         // SAFETY: raw syscalls on values prepared before fork.
         unsafe {
             if let Some(procs) = procs {
@@ -532,6 +555,67 @@ pub fn int80_rename_program(old: &str, new: &str) -> Option<Vec<u8>> {
         data.push(0);
     }
     Some(elf64(&code, &data))
+}
+
+/// The smallest 64-bit (x86_64) ELF program: `exit(0)`.
+pub fn exit0_program() -> Vec<u8> {
+    elf64(
+        &[
+            0xb8, 60, 0, 0, 0, // mov eax, 60 (x86_64 exit)
+            0x31, 0xff, // xor edi, edi
+            0x0f, 0x05, // syscall
+        ],
+        &[],
+    )
+}
+
+/// A 64-bit program that execs the file open at its descriptor `fd` (`AT_EMPTY_PATH`)
+/// through a 32-bit `execveat`: ia32's (358, `int 0x80`), or with `x32` x32's (545 with bit
+/// 30, `syscall`), with argv `{"fl-execveat32", NULL}` and an empty environment (arrays of
+/// 32-bit pointers, below 4 GiB). If the call returns, the program exits with its result
+/// (the low byte of `-errno`: 218 for `ENOSYS`, where the kernel runs no x32 call).
+pub fn execveat32_program(fd: u32, x32: bool) -> Vec<u8> {
+    // data: argv[0] (the name's address), argv[1] = NULL (also the empty environment, and
+    // its first byte the empty path), then the name
+    let code = |data: u32| -> Vec<u8> {
+        let (argv, empty) = (data, data + 4);
+        let mut c = Vec::with_capacity(48);
+        let mut op = |prefix: &[u8], imm: u32| {
+            c.extend(prefix);
+            c.extend(imm.to_le_bytes());
+        };
+        if x32 {
+            op(&[0xb8], 0x4000_0000 | 545); // mov eax, x32 execveat
+            op(&[0xbf], fd); // mov edi, fd
+            op(&[0xbe], empty); // mov esi, ""
+            op(&[0xba], argv); // mov edx, argv
+            op(&[0x41, 0xba], empty); // mov r10d, envp (NULL first)
+            op(&[0x41, 0xb8], 0x1000); // mov r8d, AT_EMPTY_PATH
+            c.extend([0x0f, 0x05]); // syscall
+        } else {
+            op(&[0xb8], 358); // mov eax, ia32 execveat
+            op(&[0xbb], fd); // mov ebx, fd
+            op(&[0xb9], empty); // mov ecx, ""
+            op(&[0xba], argv); // mov edx, argv
+            op(&[0xbe], empty); // mov esi, envp (NULL first)
+            op(&[0xbf], 0x1000); // mov edi, AT_EMPTY_PATH
+            c.extend([0xcd, 0x80]); // int 0x80
+        }
+        c.extend([
+            0x89, 0xc7, // mov edi, eax (the result)
+            0xb8, 60, 0, 0, 0, // mov eax, 60 (x86_64 exit)
+            0x0f, 0x05, // syscall
+        ]);
+        c
+    };
+    let len = code(0).len() as u64;
+    // below 4 GiB by construction (ELF64_BASE and a program of a few dozen bytes)
+    let data = (ELF64_BASE + ELF64_HEADERS + len) as u32;
+    let mut bytes = Vec::with_capacity(24);
+    bytes.extend((data + 8).to_le_bytes()); // argv[0]: the name, below
+    bytes.extend(0u32.to_le_bytes());
+    bytes.extend(b"fl-execveat32\0");
+    elf64(&code(data), &bytes)
 }
 
 /// Where [`elf32`] loads a program, and the ELF header and program header in front of its
@@ -1057,32 +1141,26 @@ fn check_exec_tmpfs(seen: &Seen, env: &Env) -> Result<String, String> {
     Ok(format!("{want} flagged tmpfs"))
 }
 
-fn check_exec_memfd(seen: &Seen, env: &Env) -> Result<String, String> {
-    let bytes = &env.exe_bytes;
-    let name = c"fl-selftest";
-    // SAFETY: valid NUL-terminated name; the fd is ours (inherited by the child on purpose).
+/// A memfd named `name` holding `bytes`, inherited by children (no close-on-exec).
+fn memfd_with(name: &std::ffi::CStr, bytes: &[u8]) -> Result<std::fs::File, String> {
+    use std::io::Write as _;
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: valid NUL-terminated name.
     let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
     if fd < 0 {
         return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
     }
-    let mut written = 0;
-    while written < bytes.len() {
-        // SAFETY: writing our own buffer to our own fd.
-        let n = unsafe { libc::write(fd, bytes[written..].as_ptr().cast(), bytes.len() - written) };
-        if n <= 0 {
-            // SAFETY: closing our own fd.
-            unsafe { libc::close(fd) };
-            return Err(format!(
-                "write to memfd: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        written += n as usize;
-    }
-    let r = spawn_version(Path::new(&format!("/proc/self/fd/{fd}")));
-    // SAFETY: closing our own fd.
-    unsafe { libc::close(fd) };
-    let pid = r?;
+    // SAFETY: a descriptor just created and owned by nothing else.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    f.write_all(bytes)
+        .map_err(|e| format!("write to memfd: {e}"))?;
+    Ok(f)
+}
+
+fn check_exec_memfd(seen: &Seen, env: &Env) -> Result<String, String> {
+    let f = memfd_with(c"fl-selftest", &env.exe_bytes)?;
+    let pid = spawn_version(Path::new(&format!("/proc/self/fd/{}", f.as_raw_fd())))?;
+    drop(f);
     let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
     expect(
         "proc.exepath",
@@ -1092,6 +1170,86 @@ fn check_exec_memfd(seen: &Seen, env: &Env) -> Result<String, String> {
     expect("memfd flag", ev.process.exe_flags.memfd, true)?;
     expect("tmpfs flag", ev.process.exe_flags.tmpfs, false)?;
     Ok(format!("{} flagged memfd", ev.process.exepath))
+}
+
+/// An `execveat` of a descriptor is reported as `execveat` (the kernel's name for the file,
+/// `bprm->fdpath`), whichever ABI made it: a 64-bit `fexecve` of a memfd (what fileless
+/// malware does), the same through ia32's `execveat` from a 64-bit program's `int 0x80`, and
+/// through x32's where the kernel runs x32 calls.
+fn check_exec_execveat(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
+    // bprm->fdpath is 5.9+ (the probe reads it behind a field check): a kernel whose BTF
+    // names no `fdpath` (its one user, linux_binprm's) reports every exec as execve
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| format!("kernel BTF: {e}"))?;
+    if !btf.windows(8).any(|w| w == b"\0fdpath\0") {
+        return Ok(
+            "this kernel has no bprm->fdpath (before 5.9): every exec reads as execve".into(),
+        );
+    }
+    let f = memfd_with(c"fl-execveat", &exit0_program())?;
+    let fd = f.as_raw_fd();
+    let argv0 = c"fl-execveat";
+    let argv = [argv0.as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let pid = child_ok(
+        "execveat(memfd, \"\", AT_EMPTY_PATH)",
+        in_child(|| {
+            // SAFETY: raw execveat with NUL-terminated arrays prepared before the fork.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    c"".as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                )
+            };
+            1
+        }),
+    )?;
+    let is_execveat =
+        |pid: u32| move |e: &Event| is_exec(e, pid) && e.process.exepath == "memfd:fl-execveat";
+    let ev = seen.wait("execveat", pid, is_execveat(pid))?;
+    expect("evt.type (64-bit)", ev.event_type(), EventType::Execveat)?;
+    expect("memfd flag", ev.process.exe_flags.memfd, true)?;
+    let mut said = vec!["64-bit".to_string()];
+    for (x32, abi) in [(false, "ia32"), (true, "x32")] {
+        let path = env.dir.join(format!("{abi}-execveat"));
+        let u = u32::try_from(fd).map_err(|e| e.to_string())?;
+        let child = spawn_program(&path, &execveat32_program(u, x32))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let pid = child.id();
+        let st = child
+            .wait_with_output()
+            .map_err(|e| format!("wait: {e}"))?
+            .status;
+        match st.code() {
+            Some(0) => {}
+            // x32 calls refused (the default of most kernels): nothing ran
+            Some(218) if x32 => {
+                said.push("x32 (not run by this kernel)".into());
+                continue;
+            }
+            _ if !x32 && !probe.ia32_watched() => {
+                // a kernel booted with 32-bit syscalls off faults int 0x80
+                said.push(format!("ia32 (refused by this kernel: {st})"));
+                continue;
+            }
+            _ => return Err(format!("{}: {st}", path.display())),
+        }
+        let ev = seen.wait("execveat", pid, is_execveat(pid))?;
+        expect(
+            &format!("evt.type ({abi})"),
+            ev.event_type(),
+            EventType::Execveat,
+        )?;
+        said.push(abi.into());
+    }
+    drop(f);
+    Ok(format!(
+        "execveat of a memfd reported as such: {}",
+        said.join(", ")
+    ))
 }
 
 fn check_open_write(seen: &Seen, env: &Env) -> Result<String, String> {
@@ -1416,29 +1574,52 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         .tmpfs_copy
         .as_ref()
         .ok_or("no tmpfs at /dev/shm to copy an executable to")?;
+    let deep = env.deep.as_ref().map_err(Clone::clone)?;
     let root = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
     let cg = root.join(format!("fl-selftest-{}", std::process::id()));
     std::fs::create_dir(&cg).map_err(|e| format!("mkdir {}: {e}", cg.display()))?;
+    // an allowed path, run after it was unlinked; and a file named as the kernel's
+    // `/proc/<pid>/exe` shows that unlinked file (not allowed)
+    let gone = env.dir.join("kill-gone");
+    let spoof = env.dir.join("kill-gone (deleted)");
+    // an allowed path, and the same path with the top bit of bytes 8k+7, 8k+11 and 8k+15
+    // of its file name flipped: a collision of the multiply-xor hash used before, for
+    // every key
+    let near = env.dir.join(format!("kill-near-{}", "a".repeat(24)));
+    let near_b = near.as_os_str().as_encoded_bytes().to_vec();
+    let mut far_b = near_b.clone();
+    let name_at = near_b.len() - 34;
+    let k = (name_at + 1).div_ceil(8);
+    for i in [8 * k + 7, 8 * k + 11, 8 * k + 15] {
+        far_b[i] ^= 0x80;
+    }
+    let far = PathBuf::from(std::ffi::OsString::from_vec(far_b.clone()));
     let result = (|| {
         let id = std::fs::metadata(&cg).map_err(|e| e.to_string())?.ino();
         const PROFILE: u32 = u32::MAX;
         let allowed = env.exe.to_string_lossy().into_owned();
+        let gone_s = gone.to_string_lossy().into_owned();
+        let near_s = near.to_string_lossy().into_owned();
         // the leaf side of the deep path, allowed as if it were a whole path: the
         // kernel must still kill an exec whose path it could not report whole
-        let leaf = env
-            .deep
-            .as_ref()
-            .map(|d| d.leaf_exe.clone())
-            .unwrap_or_default();
         policy
-            .set_profile(PROFILE, [allowed.as_str(), leaf.as_str()])
+            .set_profile(
+                PROFILE,
+                [
+                    allowed.as_str(),
+                    deep.leaf_exe.as_str(),
+                    gone_s.as_str(),
+                    near_s.as_str(),
+                ],
+            )
             .map_err(|e| e.to_string())?;
         policy.enforce(id, PROFILE).map_err(|e| e.to_string())?;
         let procs = cstr(&cg.join("cgroup.procs"))?;
-        let run_in_cgroup = |exe: &Path| -> Result<(u32, i32), String> {
+        // the container's own processes are in a pid namespace of their own
+        let run_in = |new_pid_ns: bool, exe: &Path| -> Result<(u32, i32), String> {
             let path = cstr(exe)?;
             let arg = c"--version";
-            in_child(|| {
+            in_child_ns(new_pid_ns, || {
                 // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
                 unsafe {
                     if !join_cgroup(&procs) {
@@ -1452,41 +1633,200 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
                 3
             })
         };
-        let (killed_pid, st) = run_in_cgroup(copy)?;
-        if !(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL) {
-            return Err(format!(
-                "{} (not in the profile) was not killed: wait status {st:#x}",
-                copy.display()
-            ));
-        }
-        let ev = seen.wait("execve", killed_pid, |e| is_exec(e, killed_pid))?;
-        expect("killed flag", ev.process.exe_flags.killed, true)?;
-        expect(
-            "proc.exepath",
-            ev.process.exepath.as_str(),
-            &copy.to_string_lossy(),
+        let run_in_cgroup = |exe: &Path| run_in(true, exe);
+        // a child of a process named `runc`, in the host's pid namespace, the parent
+        // outside the cgroup (the runtime's `runc init`) or in it (a hostPID container's
+        // process naming its parent so): (the child's pid, its wait status)
+        let run_under_runc =
+            |parent_in_cgroup: bool, own_mnt_ns: bool, exe: &Path| -> Result<(u32, i32), String> {
+                let path = cstr(exe)?;
+                let arg = c"--version";
+                let mut fds = [0 as libc::c_int; 2];
+                // SAFETY: a pipe into our own array.
+                if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                    return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+                }
+                let r = in_child(|| {
+                    // SAFETY: raw syscalls on values prepared before fork; the grandchild
+                    // execs or _exits.
+                    unsafe {
+                        if parent_in_cgroup && !join_cgroup(&procs) {
+                            return 2;
+                        }
+                        libc::prctl(libc::PR_SET_NAME, c"runc".as_ptr());
+                        let gc = libc::fork();
+                        if gc < 0 {
+                            return 4;
+                        }
+                        if gc == 0 {
+                            if !parent_in_cgroup && !join_cgroup(&procs) {
+                                libc::_exit(2);
+                            }
+                            if own_mnt_ns && libc::unshare(libc::CLONE_NEWNS) != 0 {
+                                libc::_exit(5);
+                            }
+                            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                            libc::dup2(null, 1);
+                            let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
+                            libc::execv(path.as_ptr(), argv.as_ptr());
+                            libc::_exit(3);
+                        }
+                        libc::write(fds[1], (&gc as *const libc::pid_t).cast(), 4);
+                        let mut st = 0;
+                        libc::waitpid(gc, &mut st, 0);
+                        if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+                            0
+                        } else if libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL {
+                            9
+                        } else {
+                            100
+                        }
+                    }
+                });
+                let mut gc: libc::pid_t = 0;
+                // SAFETY: reading 4 bytes into our own integer; closing our own fds.
+                let n = unsafe {
+                    let n = libc::read(fds[0], (&mut gc as *mut libc::pid_t).cast(), 4);
+                    libc::close(fds[0]);
+                    libc::close(fds[1]);
+                    n
+                };
+                let (_, st) = r?;
+                if n != 4 || gc <= 0 {
+                    return Err(format!(
+                        "the runc-named parent forked no child (wait status {st:#x})"
+                    ));
+                }
+                // the grandchild's wait status, rebuilt from what its parent said
+                let gst = match libc::WEXITSTATUS(st) {
+                    0 => 0,
+                    9 => libc::SIGKILL,
+                    c => c << 8,
+                };
+                Ok((gc as u32, gst))
+            };
+        let killed = |what: &str, (pid, st): (u32, i32), exepath: &str| -> Result<(), String> {
+            if !(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL) {
+                return Err(format!("{what} was not killed: wait status {st:#x}"));
+            }
+            let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+            expect("killed flag", ev.process.exe_flags.killed, true)?;
+            expect("runtime flag", ev.process.exe_flags.runtime, false)?;
+            expect("proc.exepath", ev.process.exepath.as_str(), exepath)
+        };
+        let ran_as = |what: &str,
+                      (pid, st): (u32, i32),
+                      exepath: &str,
+                      runtime: bool|
+         -> Result<(), String> {
+            if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
+                return Err(format!("{what} did not run: wait status {st:#x}"));
+            }
+            let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+            expect("killed flag", ev.process.exe_flags.killed, false)?;
+            expect("runtime flag", ev.process.exe_flags.runtime, runtime)?;
+            expect("proc.exepath", ev.process.exepath.as_str(), exepath)
+        };
+        let ran = |what: &str, r: (u32, i32), exepath: &str| ran_as(what, r, exepath, false);
+        let copy_s = copy.to_string_lossy();
+        killed(
+            &format!("{copy_s} (not in the profile)"),
+            run_in_cgroup(copy)?,
+            &copy_s,
         )?;
-        let (ok_pid, st) = run_in_cgroup(&env.exe)?;
-        if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
-            return Err(format!(
-                "{allowed} (in the profile) did not run: wait status {st:#x}"
-            ));
+        ran(
+            &format!("{allowed} (in the profile)"),
+            run_in_cgroup(&env.exe)?,
+            &allowed,
+        )?;
+        let truncated = format!("{}{}", path::TRUNCATED, deep.leaf_exe);
+        killed(
+            "the long-path copy (its leaf side allowed as a path)",
+            run_deep(deep, Some(&procs))?,
+            &truncated,
+        )?;
+        // unlinked before the exec: the kernel's path is the allowed one, detached
+        for p in [&gone, &spoof, &far] {
+            std::fs::write(p, &env.exe_bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
         }
-        let ev = seen.wait("execve", ok_pid, |e| is_exec(e, ok_pid))?;
-        expect(
-            "killed flag of the allowed exec",
-            ev.process.exe_flags.killed,
-            false,
+        let c = cstr(&gone)?;
+        // SAFETY: NUL-terminated path; the fd is ours (inherited by the child on purpose).
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            return Err(format!("open: {}", std::io::Error::last_os_error()));
+        }
+        let r = std::fs::remove_file(&gone)
+            .map_err(|e| format!("unlink: {e}"))
+            .and_then(|()| run_in_cgroup(Path::new(&format!("/proc/self/fd/{fd}"))));
+        // SAFETY: closing our own fd.
+        unsafe { libc::close(fd) };
+        ran(&format!("{gone_s} (in the profile, unlinked)"), r?, &gone_s)?;
+        // the bytes `/proc/<pid>/exe` shows for it, as a file of that name
+        let spoof_s = spoof.to_string_lossy();
+        killed(
+            &format!("{spoof_s} (a file named as the unlinked allowed one)"),
+            run_in_cgroup(&spoof)?,
+            &spoof_s,
+        )?;
+        // a path whose bytes differ from an allowed one's in the way the old hash missed
+        // (the allowed one itself runs)
+        std::fs::write(&near, &env.exe_bytes).map_err(|e| format!("{near_s}: {e}"))?;
+        std::fs::set_permissions(&near, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+        ran(
+            &format!("{near_s} (in the profile)"),
+            run_in_cgroup(&near)?,
+            &near_s,
+        )?;
+        let far_s = path::render_raw(&far_b);
+        killed(
+            &format!("{far_s} (three bits off an allowed path)"),
+            run_in_cgroup(&far)?,
+            &far_s,
+        )?;
+        // the same copy in the cgroup but the host's pid namespace: a hostPID container's
+        // process is judged (its parent is in the cgroup, or is not runc), even one whose
+        // parent calls itself runc; the runtime's `runc init` (its parent runc, outside
+        // the cgroup) is spared, left to userspace
+        killed(
+            &format!("{copy_s} in the host's pid namespace"),
+            run_in(false, copy)?,
+            &copy_s,
+        )?;
+        killed(
+            &format!("{copy_s} in the host's pid namespace, its parent in the cgroup named runc"),
+            run_under_runc(true, false, copy)?,
+            &copy_s,
+        )?;
+        // an exec session's command in a hostPID container: its parent is `runc exec`
+        // (CLONE_PARENT), outside the cgroup, but it is in the container's mount namespace
+        killed(
+            &format!(
+                "{copy_s} started by a runc outside the cgroup, in a mount namespace of its own"
+            ),
+            run_under_runc(false, true, copy)?,
+            &copy_s,
+        )?;
+        ran_as(
+            &format!("{copy_s} started by a runc outside the cgroup (the runtime's child)"),
+            run_under_runc(false, false, copy)?,
+            &copy_s,
+            true,
         )?;
         policy.release(id);
         policy.drop_profile(PROFILE);
         Ok(format!(
-            "{} and <truncated>/…/nginx killed in cgroup {id}, {allowed} ran",
-            copy.display()
+            "{copy_s}, <truncated>/…/nginx, '{spoof_s}' and {far_s} killed in cgroup {id}, and {copy_s} from the host's pid namespace unless a runc outside the cgroup started it; {allowed} and {gone_s} (unlinked) ran"
         ))
     })();
     // the children are reaped: the cgroup is empty
     let _ = std::fs::remove_dir(&cg);
+    let _ = std::fs::remove_file(&gone);
+    let _ = std::fs::remove_file(&spoof);
+    let _ = std::fs::remove_file(&far);
+    let _ = std::fs::remove_file(&near);
     result
 }
 
@@ -2160,6 +2500,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("exec", check_exec(&seen, &env));
     add("exec-tmpfs", check_exec_tmpfs(&seen, &env));
     add("exec-memfd", check_exec_memfd(&seen, &env));
+    add("exec-execveat", check_exec_execveat(&seen, &probe, &env));
     add("exec-ia32", check_exec_ia32(&seen, &probe, &env));
     add("ia32-syscall", check_ia32_syscall(&seen, &probe, &env));
     add("ia32-handled", check_ia32_handled(&seen, &probe, &env));

@@ -51,7 +51,7 @@
 //! its own `bpf_core_field_exists` check: the inode times (6.11+ `i_ctime_sec`/`_nsec`,
 //! `i_mtime_sec`/`_nsec`; 6.7–6.10 `__i_ctime`/`__i_mtime`; 6.6 `__i_ctime` with `i_mtime`;
 //! up to 6.5 `i_ctime`/`i_mtime`; `struct timespec64` before 6.11), `kernfs_node.__parent` (6.15+)
-//! or `parent`, and `task_struct.loginuid` (CONFIG_AUDIT). `kernel_cap_t` is `{ u64 val; }`
+//! or `parent`, `task_struct.loginuid` (CONFIG_AUDIT) and `linux_binprm.fdpath` (5.9+). `kernel_cap_t` is `{ u64 val; }`
 //! from 6.3 and `{ __u32 cap[2]; }` before; the probe reads the 8 bytes at `cred`'s field and
 //! never names the inner member. A relocation whose member the kernel lacks is *poisoned*
 //! (aya writes `call 0xbad2310`), and the verifier rejects a program that can reach one. So
@@ -75,9 +75,9 @@
 //! synthesized from the running kernel's BTF (6.15+) with the BTF editor (`Btf::with_changes`:
 //! members renamed, retyped or dropped at their offsets, an array type appended, a struct
 //! named), for the kernels that cannot be booted here and for the older ones: [`LAYOUTS`] =
-//! 6.7–6.10 (Ubuntu 24.04's 6.8), 6.6, 5.8–6.2 (timespec64 inode times with the
-//! `__u32 cap[2]` kernel_cap_t), and 6.11–6.14 without CONFIG_AUDIT; all with
-//! `kernfs_node.parent`.
+//! 6.7–6.10 (Ubuntu 24.04's 6.8), 6.6, 5.9–6.2 (timespec64 inode times with the
+//! `__u32 cap[2]` kernel_cap_t), 5.8 (the same without `linux_binprm.fdpath`), and
+//! 6.11–6.14 without CONFIG_AUDIT; all with `kernfs_node.parent`.
 //! Besides (i)–(iv), each layout lists the value of every field_exists relocation of the
 //! object (a new check needs its value in each layout), and the renamed members must be read
 //! at the offset the member they replace has in the running kernel (`inode___timespec.__i_ctime`
@@ -142,6 +142,7 @@ const SHIFTS: &[(&str, u32)] = &[
     ("hlist_bl_node", 232),
     ("pt_regs", 240),
     ("thread_info", 248),
+    ("nsproxy", 256),
 ];
 
 /// Accesses every kernel has and the probe makes, with the structs whose shifts they must
@@ -166,6 +167,9 @@ const SAMPLES: &[(&str, &[&str])] = &[
     ("sock.__sk_common.skc_family", &["sock", "sock_common"]),
     ("sizeof(struct inode)", &["inode"]),
     ("sizeof(struct upid)", &["upid"]),
+    ("task_struct.nsproxy", &["task_struct"]),
+    ("nsproxy.mnt_ns", &["nsproxy"]),
+    ("kernfs_node.id", &["kernfs_node"]),
 ];
 
 // bpf_core_relo_kind
@@ -1340,6 +1344,8 @@ struct Layout {
     kernel_cap_u32x2: bool,
     /// `task_struct.loginuid` is gone (CONFIG_AUDIT off).
     no_audit: bool,
+    /// `linux_binprm.fdpath` is missing (before 5.9).
+    no_fdpath: bool,
     /// The value the layout implies for every field_exists relocation of the object.
     exists: &'static [(&'static str, u64)],
 }
@@ -1351,6 +1357,7 @@ const LAYOUTS: &[Layout] = &[
         kernfs_parent: true,
         kernel_cap_u32x2: false,
         no_audit: false,
+        no_fdpath: false,
         exists: &[
             ("inode.i_ctime_sec", 0),
             ("inode.i_ctime_nsec", 0),
@@ -1363,6 +1370,7 @@ const LAYOUTS: &[Layout] = &[
             ("kernfs_node.__parent", 0),
             ("kernfs_node___old.parent", 1),
             ("task_struct.loginuid", 1),
+            ("linux_binprm.fdpath", 1),
         ],
     },
     Layout {
@@ -1371,6 +1379,7 @@ const LAYOUTS: &[Layout] = &[
         kernfs_parent: true,
         kernel_cap_u32x2: false,
         no_audit: false,
+        no_fdpath: false,
         exists: &[
             ("inode.i_ctime_sec", 0),
             ("inode.i_ctime_nsec", 0),
@@ -1383,14 +1392,16 @@ const LAYOUTS: &[Layout] = &[
             ("kernfs_node.__parent", 0),
             ("kernfs_node___old.parent", 1),
             ("task_struct.loginuid", 1),
+            ("linux_binprm.fdpath", 1),
         ],
     },
     Layout {
-        name: "5.8-6.2: i_ctime/i_mtime, kernel_cap_t { __u32 cap[2]; }",
+        name: "5.9-6.2: i_ctime/i_mtime, kernel_cap_t { __u32 cap[2]; }",
         inode_times: Some(["i_atime", "i_mtime", "i_ctime"]),
         kernfs_parent: true,
         kernel_cap_u32x2: true,
         no_audit: false,
+        no_fdpath: false,
         exists: &[
             ("inode.i_ctime_sec", 0),
             ("inode.i_ctime_nsec", 0),
@@ -1403,6 +1414,29 @@ const LAYOUTS: &[Layout] = &[
             ("kernfs_node.__parent", 0),
             ("kernfs_node___old.parent", 1),
             ("task_struct.loginuid", 1),
+            ("linux_binprm.fdpath", 1),
+        ],
+    },
+    Layout {
+        name: "5.8: as 5.9-6.2, without linux_binprm.fdpath (an exec reads as execve)",
+        inode_times: Some(["i_atime", "i_mtime", "i_ctime"]),
+        kernfs_parent: true,
+        kernel_cap_u32x2: true,
+        no_audit: false,
+        no_fdpath: true,
+        exists: &[
+            ("inode.i_ctime_sec", 0),
+            ("inode.i_ctime_nsec", 0),
+            ("inode.i_mtime_sec", 0),
+            ("inode.i_mtime_nsec", 0),
+            ("inode___timespec.__i_ctime", 0),
+            ("inode___timespec.i_ctime", 1),
+            ("inode___timespec.__i_mtime", 0),
+            ("inode___timespec.i_mtime", 1),
+            ("kernfs_node.__parent", 0),
+            ("kernfs_node___old.parent", 1),
+            ("task_struct.loginuid", 1),
+            ("linux_binprm.fdpath", 0),
         ],
     },
     Layout {
@@ -1411,6 +1445,7 @@ const LAYOUTS: &[Layout] = &[
         kernfs_parent: true,
         kernel_cap_u32x2: false,
         no_audit: true,
+        no_fdpath: false,
         exists: &[
             ("inode.i_ctime_sec", 1),
             ("inode.i_ctime_nsec", 1),
@@ -1423,6 +1458,7 @@ const LAYOUTS: &[Layout] = &[
             ("kernfs_node.__parent", 0),
             ("kernfs_node___old.parent", 1),
             ("task_struct.loginuid", 0),
+            ("linux_binprm.fdpath", 1),
         ],
     },
 ];
@@ -1505,6 +1541,12 @@ fn synthesize(real: &Btf, layout: &Layout) -> Result<Vec<u8>, String> {
         changes.push(Change::RemoveMember {
             container: real.unique_struct("task_struct")?.id,
             member: "loginuid",
+        });
+    }
+    if layout.no_fdpath {
+        changes.push(Change::RemoveMember {
+            container: real.unique_struct("linux_binprm")?.id,
+            member: "fdpath",
         });
     }
     real.with_changes(&changes)

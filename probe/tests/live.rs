@@ -79,19 +79,24 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-fn run(cmd: &mut Command) -> u32 {
-    // ETXTBSY: another test's fork may briefly hold a copy's write fd open
+/// Spawn `cmd`, retrying on ETXTBSY: the tests run in parallel threads, and another
+/// test's fork may briefly hold the write descriptor of an executable just written.
+fn spawn(cmd: &mut Command) -> std::process::Child {
     let mut tries = 0;
-    let child = loop {
+    loop {
         match cmd.spawn() {
-            Ok(c) => break c,
+            Ok(c) => return c,
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));
             }
             Err(e) => panic!("spawn {cmd:?}: {e}"),
         }
-    };
+    }
+}
+
+fn run(cmd: &mut Command) -> u32 {
+    let child = spawn(cmd);
     let pid = child.id();
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{cmd:?} failed: {:?}", out.status);
@@ -873,10 +878,11 @@ fn non_canonical_and_symlinked_reads_are_decided_on_the_opened_file() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// Syscall arguments come from the registers at exit (no enter program): execveat is
-/// told from execve by its own enter mark, which a failed execveat leaves cleared.
+/// An execveat of a descriptor is told from execve by the kernel's name for the file
+/// (`bprm->fdpath`: no program on the syscall's entry); `execveat(AT_FDCWD, path)`, an
+/// execve by another name, reads as execve, and so does an execve after a failed execveat.
 #[test]
-fn execveat_is_told_from_execve_and_a_failed_one_leaves_no_mark() {
+fn execveat_of_a_descriptor_is_told_from_execve() {
     let Some(s) = shared() else { return };
     let true_path = CString::new("/bin/true").unwrap_or_default();
     let missing = CString::new("/nonexistent/fl-no-such-exe").unwrap_or_default();
@@ -896,6 +902,20 @@ fn execveat_is_told_from_execve_and_a_failed_one_leaves_no_mark() {
                 argv.as_ptr(),
                 envp.as_ptr(),
                 libc::AT_EMPTY_PATH,
+            )
+        };
+        1
+    });
+    let at_cwd = in_child(|| {
+        // SAFETY: as above.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                libc::AT_FDCWD,
+                true_path.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                0,
             )
         };
         1
@@ -922,6 +942,9 @@ fn execveat_is_told_from_execve_and_a_failed_one_leaves_no_mark() {
     unsafe { libc::close(dirfd) };
     let ev = wait_for(s, "execveat by fd", exec_of(by_fd));
     assert_eq!(ev.event_type(), EventType::Execveat, "{ev:?}");
+    assert_eq!(ev.process.exepath, "/usr/bin/true");
+    let ev = wait_for(s, "execveat(AT_FDCWD, path)", exec_of(at_cwd));
+    assert_eq!(ev.event_type(), EventType::Execve, "{ev:?}");
     assert_eq!(ev.process.exepath, "/usr/bin/true");
     let ev = wait_for(s, "execve after a failed execveat", exec_of(after_failure));
     assert_eq!(ev.event_type(), EventType::Execve, "{ev:?}");
@@ -1130,7 +1153,9 @@ fn dropped_open_verdicts_end_with_a_32_bit_rename() {
     .expect("program");
     std::fs::write(&exe, prog).expect("write");
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let st = Command::new(&exe).status().expect("run the 32-bit rename");
+    let st = spawn(&mut Command::new(&exe))
+        .wait()
+        .expect("run the 32-bit rename");
     assert_eq!(st.code(), Some(0), "the int 0x80 rename failed");
     assert!(watched.join("f").exists(), "not renamed");
 
@@ -1242,7 +1267,7 @@ fn unhandled_32_bit_calls_reach_no_64_bit_handler() {
     .expect("write");
     std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let child = std::process::Command::new(&exe).spawn().expect("run");
+    let child = spawn(&mut std::process::Command::new(&exe));
     let pid = child.id();
     let st = child.wait_with_output().expect("wait");
     if st.status.code() != Some(7) {
@@ -1305,7 +1330,7 @@ fn the_tracepoint_hook_family_reports_and_detaches() {
         std::fs::write(&exe, falco_learn_probe::selftest::int80_program()).expect("write");
         std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
-        let child = std::process::Command::new(&exe).spawn().expect("run");
+        let child = spawn(&mut std::process::Command::new(&exe));
         let int80 = child.id();
         let st = child.wait_with_output().expect("wait");
         assert_eq!(st.status.code(), Some(7));
@@ -1353,4 +1378,31 @@ fn the_tracepoint_hook_family_reports_and_detaches() {
     assert!(late.is_empty(), "detached openat still reported: {late:?}");
     probe.stop();
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A process 32 pid namespaces deep (the kernel's limit, `MAX_PID_NS_LEVEL`) reports its
+/// own namespace's pid, not the host's: read with a mask of 31, level 32 was level 0, and
+/// such a process looked like one of the host's pid namespace (`vpid = pid`), which the
+/// profiler reads as the container runtime's.
+#[test]
+fn the_deepest_pid_namespace_is_not_the_hosts() {
+    let Some(s) = shared() else { return };
+    let marker = format!("fl-pidns-32-{}", std::process::id());
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork"]);
+    for _ in 1..32 {
+        cmd.args(["unshare", "--pid", "--fork"]);
+    }
+    cmd.args(["/bin/true", &marker]);
+    run(&mut cmd);
+    let ev = wait_for(s, "the exec 32 pid namespaces deep", |e| {
+        matches!(e.event_type(), EventType::Execve | EventType::Execveat)
+            && e.process.args == [marker.clone()]
+    });
+    assert_eq!(
+        (ev.process.vpid, ev.process.pid != 1),
+        (1, true),
+        "{:?}",
+        ev.process
+    );
 }

@@ -15,6 +15,14 @@ use crate::yaml;
 use ipnet::IpNet;
 use std::fmt::Write;
 
+/// The condition of the generated `…_runtime_setup` macro: `matcher::is_runtime_setup`
+/// in Falco's fields (runc before it becomes the workload: not in a pid namespace of its
+/// own and named `runc…`, running `…/runc`, its protected copy `/` or its memfd copy; or
+/// `runc:[2:INIT]` on the copy). The matcher also reads two flags of the probe's that
+/// stock Falco has no field for: the kernel saw the runtime's own child (which it reads
+/// as setup), or enforce-kill killed the exec (never setup).
+pub const RUNTIME_SETUP: &str = "(proc.vpid > 0 and proc.vpid = val(proc.pid) and (proc.name startswith runc or proc.exepath = / or proc.exepath endswith /runc or proc.exepath startswith 'memfd:runc_cloned:')) or (proc.name startswith runc and proc.exepath = /)";
+
 /// Prefix of the image's lists and macros: `fl_learned_` + the image with
 /// every character outside `[a-z0-9]` as `_`.
 pub fn name_prefix(image: &ImageRef) -> String {
@@ -152,7 +160,7 @@ pub fn generate_rules(p: &Profile) -> Result<String, GenerateError> {
     // (matcher::is_runtime_setup)
     let _ = writeln!(
         o,
-        "- macro: {px}_runtime_setup\n  condition: \"proc.name startswith runc and ((proc.vpid > 0 and proc.vpid = val(proc.pid)) or proc.exepath = /)\"\n"
+        "- macro: {px}_runtime_setup\n  condition: \"{RUNTIME_SETUP}\"\n"
     );
     let img_m = format!("{px}_image and not {px}_runtime_setup");
     let output_tail = "container=%container.id name=%container.name \

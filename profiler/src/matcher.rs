@@ -38,21 +38,59 @@ pub fn is_server_end(fd: &falco_learn_event::Fd) -> bool {
     local.is_some() && local == fd.sport
 }
 
-/// The container runtime setting a container up: a process in the
-/// container's cgroup named `runc…` that is not in a pid namespace of its own
-/// (vpid = pid: `runc init` re-executing itself) or runs runc's protected copy
-/// of itself, whose kernel-resolved path is `/` (a detached bind mount: the
-/// `runc:[2:INIT]` that writes the container's `/etc/hosts`, `resolv.conf` and
-/// opens its exec fifo before it execs the entrypoint or an exec session's
-/// command). A process of a container with its own pid namespace cannot leave
-/// it, and an exec cannot give a process the path `/`, so neither can pass for
-/// one. Such events are not the workload: never learned,
-/// never an anomaly (the generated rules say the same with
-/// `proc.vpid = val(proc.pid)`). Limit: in a container sharing the host's
-/// pid namespace (`--pid=host`, `hostPID`) a process named `runc…` is skipped.
+/// How a process running runc's memfd copy of itself reads (`proc.exepath`).
+pub const RUNC_MEMFD: &str = "memfd:runc_cloned:";
+
+/// The container runtime setting a container up: a process in the container's
+/// cgroup that is runc before it becomes the workload. runc's stages there:
+/// 1. `runc init` as runc's parent (`runc create`, `runc exec`: named `runc`)
+///    started it: `exec /proc/self/exe init` (named `exe`, running runc's own
+///    binary `…/runc`), which then makes its protected copy (runc 1.1.0–1.1.14:
+///    `/run/runc/<id>/runc.XXXXXX`, bind-mounted read-only and detached; 1.1.15:
+///    a memfd `memfd:runc_cloned:/proc/self/exe`); runc 1.2 and later start it
+///    from a copy directly (`/<runc's file name>` in a private overlayfs mount, or
+///    the memfd); runc 1.4's exec starts it right in the container's cgroup
+///    (`CLONE_INTO_CGROUP`);
+/// 2. the execveat of the protected copy, whose kernel-resolved path is `/` (a
+///    detached bind mount), named after the file (`runc`, Linux 6.x) or after the
+///    descriptor (`7`);
+/// 3. `runc:[0:PARENT]`, `runc:[1:CHILD]`, then `runc:[2:INIT]`, the container's
+///    init, still running the copy, that writes the container's `/etc/hosts`,
+///    `resolv.conf`, opens its exec fifo and execs the entrypoint or an exec
+///    session's command.
+///
+/// Which of stages 1 and 2 land in the container's cgroup is a race (runc's
+/// parent moves the child there while it starts) or, with runc 1.4's exec, a
+/// given. So: a process the kernel saw start as the runtime's own child
+/// ([`falco_learn_event::ExeFlags::runtime`]: host pid namespace, its parent named
+/// `runc…` in the same mount namespace and outside its cgroup), and its forks while
+/// still in the host's pid namespace (a fork that later entered the container's and
+/// whose exec was lost keeps the flag, not the pass); a
+/// process not in a pid namespace of its own (vpid = pid) that is named `runc…`, or
+/// runs a program named `runc`, the copy (`/`) or runc's memfd (the exec may have
+/// come before runc's parent moved it, where the kernel could not tell); or a
+/// process named `runc…` running the copy `/` (`runc:[2:INIT]`, vpid 1, runc
+/// 1.1.0–1.1.14). An exec the kernel killed (enforce-kill) never is: the kernel
+/// spares the runtime's own child, so a killed one only looked like it. A
+/// process of a container with its own pid namespace cannot leave it, and an
+/// exec cannot give a process the path `/` without a mount of its own, so
+/// neither can pass for one. Such events are not the workload: never learned,
+/// never an anomaly (the generated rules say the same,
+/// `generate::RUNTIME_SETUP`). Limits: in a container sharing the host's pid
+/// namespace (`--pid=host`, `hostPID`) such a process (named `runc…`, running a
+/// program named `runc`) is skipped in profiles and alerts (the kernel still kills
+/// its execs outside the profile); later runc's
+/// `runc:[2:INIT]` on its memfd or overlayfs copy is not recognised (any process
+/// can give itself such a path).
 pub fn is_runtime_setup(ev: &Event) -> bool {
     let p = &ev.process;
-    p.comm.starts_with("runc") && ((p.vpid != 0 && p.vpid == p.pid) || p.exepath == "/")
+    let named_runc = p.comm.starts_with("runc");
+    let runs_copy = p.exepath == "/";
+    let host_pid_ns = p.vpid != 0 && p.vpid == p.pid;
+    let runs_runc = p.exepath.ends_with("/runc") || p.exepath.starts_with(RUNC_MEMFD);
+    !p.exe_flags.killed
+        && ((host_pid_ns && (p.exe_flags.runtime || named_runc || runs_copy || runs_runc))
+            || (named_runc && runs_copy))
 }
 
 /// The event's behaviour, if it is one a profile describes.
@@ -229,6 +267,172 @@ mod tests {
         ));
         let p = crate::model::Profile::new(ImageRef::new("docker.io/library/nginx", "1.27"));
         assert_eq!(p.matches(&open("/dev/null", 2)), None);
+    }
+
+    /// runc 1.1's stages as a recording on this project's CI host shows them (podman,
+    /// `podman restart`), each in whichever order the race put it into the container's
+    /// cgroup, and what a container's own process can make of the same fields.
+    #[test]
+    fn runc_before_it_becomes_the_workload_is_runtime_setup() {
+        let event = |typ, comm: &str, pid, vpid, exepath: &str, path: Option<&str>| {
+            let mut e = match path {
+                Some(p) => open(p, 0o1102),
+                None => Event { res: 0, ..ev(typ) },
+            };
+            let p = std::sync::Arc::make_mut(&mut e.process);
+            p.comm = comm.into();
+            p.pid = pid;
+            p.vpid = vpid;
+            p.exepath = exepath.into();
+            e
+        };
+        let runc_dir = "/run/runc/33cf6793dff585ad8698a47a8b5bf00e7c368338ebcb59d3a127684efa9475e4";
+        let setup = [
+            // 1. `exec /proc/self/exe init`, then copying itself into the state dir
+            event(EventType::Execve, "exe", 2136, 2136, "/usr/sbin/runc", None),
+            event(
+                EventType::Openat,
+                "exe",
+                2136,
+                2136,
+                "/usr/sbin/runc",
+                Some(&format!("{runc_dir}/runc.EvmJJl")),
+            ),
+            // 2. the execveat of the copy: named after the file (6.x) or the descriptor
+            event(EventType::Execveat, "runc", 2136, 2136, "/", None),
+            event(EventType::Execveat, "7", 2136, 2136, "/", None),
+            // runc 1.2+: init started from the overlayfs copy, or from the memfd one
+            event(EventType::Execveat, "runc", 2136, 2136, "/runc", None),
+            event(
+                EventType::Execveat,
+                "7",
+                2136,
+                2136,
+                "memfd:runc_cloned:/proc/self/exe",
+                None,
+            ),
+            // whatever its name and path: the kernel saw it start as runc's own child
+            {
+                let mut e = event(EventType::Execve, "7", 2136, 2136, "/x/y", None);
+                std::sync::Arc::make_mut(&mut e.process).exe_flags.runtime = true;
+                e
+            },
+            // 3. the parent and child stages, then the container's init on the copy
+            event(EventType::Clone, "runc:[0:PARENT]", 2137, 2137, "/", None),
+            event(
+                EventType::Openat,
+                "runc:[2:INIT]",
+                2138,
+                1,
+                "/",
+                Some("/run/.containerenv"),
+            ),
+        ];
+        for e in &setup {
+            assert!(
+                is_runtime_setup(e),
+                "{} {:?}",
+                e.process.comm,
+                e.process.exepath
+            );
+            assert_eq!(
+                behaviour(e),
+                None,
+                "{} {:?}",
+                e.process.comm,
+                e.process.exepath
+            );
+        }
+        let workload = [
+            // a container's process with its own pid namespace: whatever it runs or is named
+            event(EventType::Execve, "exe", 2140, 7, "/usr/sbin/runc", None),
+            event(EventType::Execve, "runc", 2140, 7, "/usr/sbin/runc", None),
+            event(EventType::Execveat, "7", 2140, 7, "/", None),
+            event(
+                EventType::Execveat,
+                "runc:[2:INIT]",
+                2140,
+                7,
+                "memfd:runc_cloned:/proc/self/exe",
+                None,
+            ),
+            event(
+                EventType::Execveat,
+                "runc:[2:INIT]",
+                2140,
+                1,
+                "memfd:runc_cloned:x",
+                None,
+            ),
+            event(
+                EventType::Execve,
+                "runc:[2:INIT]",
+                2140,
+                1,
+                "/usr/sbin/runc",
+                None,
+            ),
+            // a program merely named like runc, even outside a pid namespace
+            event(
+                EventType::Execve,
+                "exe",
+                2140,
+                2140,
+                "/usr/sbin/runc-helper",
+                None,
+            ),
+            event(EventType::Execve, "exe", 2140, 2140, "/opt/notrunc", None),
+            // vpid unknown
+            event(EventType::Execve, "exe", 2140, 0, "/usr/sbin/runc", None),
+            // a hostPID container's process that names its parent runc: the kernel did
+            // not see runc's own child
+            {
+                let mut e = event(EventType::Execve, "7", 2140, 2140, "/x/y", None);
+                e.ancestors = vec![falco_learn_event::Ancestor {
+                    pid: 2139,
+                    vpid: 2139,
+                    comm: "runc".into(),
+                    ..Default::default()
+                }]
+                .into();
+                e
+            },
+            // the flag inherited by a fork in the container's pid namespace whose own exec
+            // was lost: the kernel's pass was for the host's pid namespace only
+            {
+                let mut e = event(
+                    EventType::Openat,
+                    "nginx",
+                    2141,
+                    1,
+                    "/usr/sbin/nginx",
+                    Some("/etc/x"),
+                );
+                std::sync::Arc::make_mut(&mut e.process).exe_flags.runtime = true;
+                e
+            },
+            // killed by the kernel, which spares the runtime's own child: a pretender
+            {
+                let mut e = event(EventType::Execve, "runc", 2140, 2140, "/tmp/runc", None);
+                std::sync::Arc::make_mut(&mut e.process).exe_flags.killed = true;
+                e
+            },
+        ];
+        for e in &workload {
+            assert!(
+                !is_runtime_setup(e),
+                "{} {:?} vpid {}",
+                e.process.comm,
+                e.process.exepath,
+                e.process.vpid
+            );
+            assert!(
+                behaviour(e).is_some(),
+                "{} {:?}",
+                e.process.comm,
+                e.process.exepath
+            );
+        }
     }
 
     #[test]

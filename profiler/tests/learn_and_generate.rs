@@ -283,8 +283,10 @@ fn varied_events(p: &Profile) -> Vec<Event> {
         let mut m = e2.clone();
         std::sync::Arc::make_mut(&mut m.process).exepath.clear();
         out.push(m);
-        // the runtime setting a container up (matcher::is_runtime_setup): named
-        // runc… and outside a pid namespace of its own, or only one of the two
+        // the runtime setting a container up (matcher::is_runtime_setup): runc's
+        // stages outside a pid namespace of its own (named runc…, `exe` running
+        // …/runc, the copy `/` named after its descriptor), runc:[2:INIT] on the
+        // copy; and each condition without the others
         for (comm, pid, vpid, exe) in [
             ("runc", 4242, 4242, ""),
             ("runc:[2:INIT]", 4242, 4242, ""),
@@ -293,15 +295,38 @@ fn varied_events(p: &Profile) -> Vec<Event> {
             ("nginx", 4242, 1, "/"),
             ("nginx", 4242, 4242, ""),
             ("runc", 0, 0, ""),
+            ("exe", 4242, 4242, "/usr/sbin/runc"),
+            ("exe", 4242, 7, "/usr/sbin/runc"),
+            ("exe", 0, 0, "/usr/sbin/runc"),
+            ("exe", 4242, 4242, "/usr/sbin/runc-not"),
+            ("exe", 4242, 4242, "/usr/sbin/notrunc"),
+            ("7", 4242, 4242, "/"),
+            ("7", 4242, 1, "/"),
+            ("runc", 4242, 4242, "/runc"),
+            ("7", 4242, 4242, "memfd:runc_cloned:/proc/self/exe"),
+            ("runc:[2:INIT]", 4242, 7, "memfd:runc_cloned:/proc/self/exe"),
+            ("7", 4242, 4242, "memfd:runc"),
         ] {
-            let mut m = e2.clone();
-            std::sync::Arc::make_mut(&mut m.process).comm = comm.into();
-            std::sync::Arc::make_mut(&mut m.process).pid = pid;
-            std::sync::Arc::make_mut(&mut m.process).vpid = vpid;
-            if !exe.is_empty() {
-                std::sync::Arc::make_mut(&mut m.process).exepath = exe.into();
+            // and each with a parent named runc or not (a name alone says nothing)
+            for pcomm in ["runc", "conmon"] {
+                let mut m = e2.clone();
+                std::sync::Arc::make_mut(&mut m.process).comm = comm.into();
+                std::sync::Arc::make_mut(&mut m.process).pid = pid;
+                std::sync::Arc::make_mut(&mut m.process).vpid = vpid;
+                if !exe.is_empty() {
+                    std::sync::Arc::make_mut(&mut m.process).exepath = exe.into();
+                }
+                let mut anc: Vec<falco_learn_event::Ancestor> = m.ancestors.to_vec();
+                if anc.is_empty() {
+                    anc.push(falco_learn_event::Ancestor {
+                        pid: 99,
+                        ..Default::default()
+                    });
+                }
+                anc[0].comm = pcomm.into();
+                m.ancestors = anc.into();
+                out.push(m);
             }
-            out.push(m);
         }
         // lineage: learned and unknown executables, started by a parent inside the
         // container (learned or not), by the runtime (shim, runc), by an unknown

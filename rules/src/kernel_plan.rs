@@ -425,15 +425,14 @@ pub fn necessary_for(node: &Node, access: Access) -> Need {
 }
 
 /// The syscalls whose events the loaded rules and profiles need, sorted; every other
-/// syscall program stays detached. `types` is a mask over [`EventType::index`].
-/// `execveat` is always in: its tracepoints only tell an execveat from an execve (the exec
-/// itself comes from the scheduler), and execs are rare: it is always attached.
+/// syscall program stays detached. `types` is a mask over [`EventType::index`]. Execs
+/// (`execve`, `execveat`), forks and exits come from the scheduler's tracepoints, always
+/// attached: no syscall of theirs is hooked.
 pub fn syscalls_for(types: TypeMask) -> Vec<&'static str> {
     let mut v: Vec<&'static str> = EventType::ALL
         .iter()
         .filter(|t| types & (1u64 << t.index()) != 0)
         .filter_map(|t| t.syscall())
-        .chain(std::iter::once("execveat"))
         .collect();
     v.sort_unstable();
     v.dedup();
@@ -734,15 +733,12 @@ mod tests {
             "t.yaml",
             rule("p", "evt.type = ptrace and proc.name = x").as_str(),
         )]);
-        assert_eq!(
-            syscalls_for(rs.event_types_needed()),
-            ["execveat", "ptrace"]
-        );
+        assert_eq!(syscalls_for(rs.event_types_needed()), ["ptrace"]);
         let (rs, _) = Ruleset::load_sources(&[(
             "t.yaml",
             rule("e", "evt.type in (execve, execveat) and proc.name = x").as_str(),
         )]);
-        assert_eq!(syscalls_for(rs.event_types_needed()), ["execveat"]);
+        assert!(syscalls_for(rs.event_types_needed()).is_empty());
         // a rule without an event type needs every syscall
         let (rs, _) = Ruleset::load_sources(&[("t.yaml", rule("any", "proc.name = x").as_str())]);
         assert_eq!(

@@ -113,7 +113,11 @@ fn check(
             "kernel: syscall programs attached for {} (exec, fork and exit always; with \
              profiles loaded also connect, sendto, sendmsg and the opens), each also for its \
              32-bit (ia32, socketcall, x32) twins unless engine.ia32_syscalls is false",
-            sc.join(", ")
+            if sc.is_empty() {
+                "no syscall".to_string()
+            } else {
+                sc.join(", ")
+            }
         )?;
         let explain = falco_learn_enforcer::agent::explain_open_plan;
         explain(&mut out, "read-only opens", &rs.read_open_plan())?;

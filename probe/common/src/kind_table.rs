@@ -26,7 +26,8 @@
 //   the slots of the compat dispatcher (`SYSCALL_EXIT_COMPAT`, `COMPAT_SLOTS`).
 // `paths_changed`: syscalls hooked for the verdict cache of opens, with no kind of their own
 // (with their 32-bit twins, as `exit`'s).
-// `enter`: the few syscalls that also need an enter program.
+// No syscall has an enter program: `syscalls:sys_enter_<name>` (a perf tracepoint) is one
+// hook on the raw `sys_enter` for all of them, which every syscall of the node would pay.
 #[macro_export]
 macro_rules! kinds {
     ($callback:ident) => {
@@ -75,11 +76,12 @@ macro_rules! kinds {
                     sched [], exit [init_module = 175, ia32 [128], x32 175 => exit_module];
                 FinitModule = 21, FL_FINIT_MODULE, FinitModule "finit_module", record Module,
                     sched [], exit [finit_module = 313, ia32 [350], x32 313 => exit_module];
-                /// The exec record of an `execveat` (sched_process_exec, marked by execveat's
-                /// enter program); the exit handler clears a failed call's mark.
+                /// The exec record of an `execveat` of a descriptor (sched_process_exec: the
+                /// kernel's `bprm->fdpath`, 5.9+, in every ABI; an absolute path is an
+                /// `execve`). No syscall hook: a program on execveat's entry would run on
+                /// every syscall.
                 Execveat = 22, FL_EXECVEAT, Execveat "execveat", record Exec,
-                    sched [fl_sched_exec = sched_process_exec],
-                    exit [execveat = 322, ia32 [358], x32 545 => exit_execveat];
+                    sched [fl_sched_exec = sched_process_exec], exit [];
                 /// accept/accept4: the accepted socket in a `Net` record (issue 9 §6).
                 Accept = 23, FL_ACCEPT, Accept "accept", record Net,
                     sched [], exit [accept = 43, ia32 [], x32 43 => exit_accept];
@@ -107,10 +109,6 @@ macro_rules! kinds {
                 move_mount = 429, ia32 [429], x32 429,
                 pivot_root = 155, ia32 [217], x32 155,
             ];
-            // Syscalls whose enter tracepoint is attached with their exit hook
-            // (`fl_enter_<name>` on `syscalls:sys_enter_<name>`): execveat's marks the thread
-            // so that the exec record can say execveat. Every one is also hooked by a kind.
-            enter [execveat];
         }
     };
 }

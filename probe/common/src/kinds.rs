@@ -5,7 +5,7 @@
 //! scheduler tracepoints that emit it and the syscalls hooked for it (name, x86_64 number,
 //! C handler). From that table:
 //! - here: [`Kind`], [`Kind::ALL`], [`Kind::from_u32`], [`Kind::name`], [`Kind::record`],
-//!   [`Kind::syscalls`], [`Kind::sched`], [`SYSCALLS`], [`PATHS_CHANGED`], [`ENTER`], [`RETIRED`],
+//!   [`Kind::syscalls`], [`Kind::sched`], [`SYSCALLS`], [`PATHS_CHANGED`], [`RETIRED`],
 //!   [`KIND_MAX`];
 //! - `probe/build.rs`: the C `enum fl_kind` (`fl_kinds.h`) and every syscall hook program
 //!   (`fl_hooks.h`), so the kernel side cannot disagree;
@@ -85,7 +85,6 @@ macro_rules! define_kinds {
         kind_max $max:literal;
         x32_slots $x32base:literal;
         paths_changed [$($pc:ident = $pcnr:literal, ia32 [$($pia:literal),*], x32 $px:literal),* $(,)?];
-        enter [$($en:ident),* $(,)?];
     ) => {
         /// Record kinds (`enum fl_kind`), named after the `evt.type` they become.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,16 +122,11 @@ macro_rules! define_kinds {
         /// [`X32_SLOTS`]` + number`. Every syscall of [`SYSCALLS`] and [`PATHS_CHANGED`]
         /// with its ia32 numbers (none for `accept`: ia32 reaches it through `socketcall`
         /// only, which `fl_exit_socketcall` handles) and its x32 number (the 64-bit one, or
-        /// x32's own where it takes compat structures: `sendmsg` 518, `ptrace` 521,
-        /// `execveat` 545).
+        /// x32's own where it takes compat structures: `sendmsg` 518, `ptrace` 521).
         pub const COMPAT_SLOTS: &[(&str, u32)] = &[
             $($($((stringify!($sc), $ia),)* (stringify!($sc), X32_SLOTS + $x32),)*)*
             $($((stringify!($pc), $pia),)* (stringify!($pc), X32_SLOTS + $px),)*
         ];
-
-        /// Syscalls (hooked by a kind) whose enter tracepoint is attached with their exit
-        /// hook: `fl_enter_<name>` on `syscalls:sys_enter_<name>`.
-        pub const ENTER: &[&str] = &[$(stringify!($en)),*];
 
         impl Kind {
             /// How many kinds there are.
@@ -272,10 +266,6 @@ mod tests {
         // every kind is emitted by something
         for k in Kind::ALL {
             assert!(!k.syscalls().is_empty() || !k.sched().is_empty(), "{k:?}");
-        }
-        // an enter program goes with a kind's exit hook
-        for sc in ENTER {
-            assert!(SYSCALLS.iter().any(|(s, _)| s == sc), "{sc}");
         }
     }
 

@@ -15,8 +15,8 @@ use bytemuck::{Pod, Zeroable};
 
 mod kinds;
 pub use kinds::{
-    Kind, Record, COMPAT_SLOTS, COMPAT_SLOT_COUNT, ENTER, KIND_MAX, PATHS_CHANGED, RETIRED,
-    SYSCALLS, X32_SLOTS,
+    Kind, Record, COMPAT_SLOTS, COMPAT_SLOT_COUNT, KIND_MAX, PATHS_CHANGED, RETIRED, SYSCALLS,
+    X32_SLOTS,
 };
 
 /// Counter slots per kind in the `STATS` map (`enum fl_stat`).
@@ -27,8 +27,8 @@ pub enum Stat {
     Dropped = 1,
     /// Dropped in the kernel: no loaded rule needs it (the read-only open filter).
     Filtered = 2,
-    /// An execveat whose enter mark could not be stored (map full): reported as execve; an
-    /// ia32 `socketcall` whose argument array was unreadable at exit: reported without them.
+    /// An ia32 `socketcall` whose argument array was unreadable at exit: reported without
+    /// them.
     LostArgs = 3,
     /// Dropped in the kernel: the container's profile allows it and no loaded rule can
     /// match it (enforce modes with `engine.kernel_filter`).
@@ -57,8 +57,11 @@ pub const PATH_PSEUDO: u32 = 128;
 /// The new image runs as a 32-bit (ia32) process (events.h `FL_EXE_IA32`): the kernel's
 /// syscall tracepoints, and so this probe, do not see its syscalls.
 pub const EXE_IA32: u32 = 256;
+/// The container runtime's own child (events.h `FL_EXE_RUNTIME`): `runc init` before it
+/// enters the container; enforce-kill spares it.
+pub const EXE_RUNTIME: u32 = 512;
 /// enforce-kill hashes at most this many 8-byte words of an exe path (`FL_KILL_HASH_WORDS`):
-/// all of it, ` (deleted)` included.
+/// all of it (more than the longest path).
 pub const KILL_HASH_WORDS: usize = (MAX_PATH + 32) / 8;
 
 pub const MAX_PATH: usize = 4096;

@@ -21,7 +21,7 @@ enum fl_stat {
 	FL_STAT_EMITTED = 0,   /* written to the ring buffer */
 	FL_STAT_DROPPED = 1,   /* ring buffer full: lost */
 	FL_STAT_FILTERED = 2,  /* filtered in the kernel (no loaded rule or profile can use it) */
-	FL_STAT_LOST_ARGS = 3, /* execveat whose enter mark was not stored (map full): reported as execve; ia32 socketcall whose argument array was unreadable at exit: reported without them */
+	FL_STAT_LOST_ARGS = 3, /* ia32 socketcall whose argument array was unreadable at exit: reported without them */
 	FL_STAT_PROFILE_FILTERED = 4, /* filtered in the kernel: its container's profile allows it and no
 					 loaded rule can match it (enforce modes, engine.kernel_filter) */
 	FL_STAT_UNPROFILED_FILTERED = 5, /* filtered in the kernel: no profile applies to the process
@@ -37,16 +37,18 @@ enum fl_stat {
 /* Path flags (exe, cwd, opened file): */
 #define FL_PATH_TRUNCATED 16 /* longer than FL_MAX_PATH - 1 bytes or deeper than the walk: only the
 				 leaf-side components are reported (never a plausible whole path) */
-#define FL_PATH_DETACHED 32 /* memfd, or unlinked: d_path would add " (deleted)" */
+#define FL_PATH_DETACHED 32 /* memfd, or unlinked (d_path would add " (deleted)"; the kill hash takes the flag) */
 #define FL_EXE_KILLED 64     /* enforce-kill: SIGKILL sent at exec (the exe is not in the profile) */
 #define FL_PATH_PSEUDO 128   /* a pseudo file with no parent (memfd, pipe, anon inode): only its own
 				 name; userspace renders it without a leading "/" as Falco's modern eBPF does */
 #define FL_EXE_IA32 256      /* the new image runs as a 32-bit (ia32) process: its syscalls are not
 				 traced (the syscall tracepoints skip compat syscalls) */
+#define FL_EXE_RUNTIME 512   /* the container runtime's own child (runc init before it enters the
+				 container): probe.bpf.c runtime_child; enforce-kill spares it */
 
-/* enforce-kill: the exe path hash covers the whole path as userspace renders it (the path,
- * then " (deleted)" for a detached file), 8 bytes a round. A truncated path is never allowed. */
-#define FL_KILL_HASH_WORDS ((FL_MAX_PATH + 32) / 8) /* even: two a round */
+/* enforce-kill: the exe path hash (SipHash-1-3) covers the whole path and one byte of its
+ * detached/parentless flags, 8 bytes a round. A truncated path is never allowed. */
+#define FL_KILL_HASH_WORDS ((FL_MAX_PATH + 32) / 8) /* SipHash words: more than a path and its flags byte */
 
 /* Every record starts with this header. */
 struct fl_hdr {

@@ -125,7 +125,7 @@ struct pid { unsigned int level; struct upid numbers[1]; };
 enum pid_type { PIDTYPE_PID, PIDTYPE_TGID, PIDTYPE_PGID, PIDTYPE_SID, PIDTYPE_MAX };
 typedef struct { int counter; } atomic_t;
 struct signal_struct { atomic_t live; struct tty_struct *tty; struct pid *pids[4]; };
-struct kernfs_node { struct kernfs_node *__parent; const char *name; };
+struct kernfs_node { struct kernfs_node *__parent; const char *name; u64 id; /* u64 since 5.5 */ };
 struct kernfs_node___old { struct kernfs_node *parent; };
 struct cgroup { struct kernfs_node *kn; };
 struct cgroup_subsys_state { struct cgroup *cgroup; };
@@ -134,6 +134,7 @@ struct css_set { struct cgroup_subsys_state *subsys[16]; struct cgroup *dfl_cgrp
 typedef struct { unsigned int val; } kuid_t;
 /* x86_64: TS_COMPAT in status marks a task inside a 32-bit (ia32) syscall */
 struct thread_info { u32 status; };
+struct nsproxy { struct mnt_namespace *mnt_ns; };
 struct task_struct {
 	struct thread_info thread_info;
 	int pid;
@@ -147,6 +148,7 @@ struct task_struct {
 	struct mm_struct *mm;
 	struct signal_struct *signal;
 	struct css_set *cgroups;
+	struct nsproxy *nsproxy;
 	struct pid *thread_pid;
 	kuid_t loginuid;
 	u64 start_boottime;
@@ -154,7 +156,7 @@ struct task_struct {
 	u64 self_exec_id; /* u64 since 5.7 */
 	char comm[16];
 };
-struct linux_binprm { struct file *file; const char *filename; };
+struct linux_binprm { struct file *file; const char *filename; const char *fdpath; };
 struct sock_common {
 	u32 skc_daddr;
 	u32 skc_rcv_saddr;

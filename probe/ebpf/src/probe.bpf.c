@@ -24,7 +24,8 @@ const volatile u32 self_tgid = 0;        /* our own process: never traced */
 const volatile u32 cgroup_use_memory = 0; /* 1: report the v1 memory cgroup path, 0: the v2 one */
 const volatile u64 wakeup_bytes = 0;      /* wake the reader only past this much unread data (0: always) */
 const volatile u32 kill_enabled = 0;      /* 1: enforce-kill (KILL_CGROUPS / KILL_ALLOW below) */
-const volatile u64 kill_hash_seed = 0;    /* enforce-kill: random per start (kill.rs, path_hash) */
+const volatile u64 kill_hash_key0 = 0;    /* enforce-kill: SipHash key, random per start (kill.rs, path_hash) */
+const volatile u64 kill_hash_key1 = 0;
 const volatile u32 ia32_dispatch = 0;     /* 1: the sys_exit dispatcher reports 32-bit syscalls */
 const volatile u32 ia32_handled = 0;      /* 1: 32-bit syscalls reach the handlers (compat_exit) */
 
@@ -119,15 +120,6 @@ struct {
 	__type(key, u32);
 	__type(value, u32);
 } KINDS_ATTACHED SEC(".maps");
-
-/* Threads inside execveat (by pid_tgid), marked by its enter tracepoint: the exec record
- * (sched_process_exec) then says execveat, as Falco's evt.type does. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, u64);
-	__type(value, u32);
-} EXECVEAT SEC(".maps");
 
 /* The read-only open filter, set (and changed on reload) by userspace from what the
  * loaded rules need (rules/src/kernel_plan.rs). */
@@ -392,6 +384,16 @@ struct {
 	__type(value, u64);
 } DUP_DROP SEC(".maps");
 
+/* One SipHash round (Aumasson & Bernstein; enforce-kill's path hash, kill.rs path_hash). */
+#define FL_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3)                                              \
+	do {                                                                  \
+		v0 += v1; v1 = FL_ROTL(v1, 13); v1 ^= v0; v0 = FL_ROTL(v0, 32); \
+		v2 += v3; v3 = FL_ROTL(v3, 16); v3 ^= v2;                        \
+		v0 += v3; v3 = FL_ROTL(v3, 21); v3 ^= v0;                        \
+		v2 += v1; v1 = FL_ROTL(v1, 17); v1 ^= v2; v2 = FL_ROTL(v2, 32); \
+	} while (0)
+
 /* enforce-kill. Containers under enforcement, by the id of their cgroup v2
  * (bpf_get_current_cgroup_id(): 64-bit kernfs ids are never reused, and every
  * process of a container is in it, `ctr task exec` included), mapped to a
@@ -576,8 +578,8 @@ static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 da
  * fit and sets FL_PATH_TRUNCATED (userspace renders it "<truncated>/…", which
  * matches no profile entry, and enforce-kill kills such an exec). An unlinked
  * file (d_unlinked: unhashed and not a root) or a detached one (memfd) sets
- * FL_PATH_DETACHED (the kill hash appends " (deleted)" as /proc/<pid>/exe shows it);
- * a pseudo file with no parent (memfd) also sets FL_PATH_PSEUDO.
+ * FL_PATH_DETACHED (the kill hash mixes it in apart from the bytes); a pseudo file
+ * with no parent (memfd) also sets FL_PATH_PSEUDO.
  */
 /* A dentry's parent and name. Every kernel keeps d_parent right before d_name ({hash, len,
  * name}): one read then fetches all three (the hot loop of the path walk); another layout
@@ -941,7 +943,11 @@ static __always_inline u32 pid_vnr(struct pid *p)
 	if (!p)
 		return 0;
 	level = BPF_CORE_READ(p, level);
-	base = (u8 *)p + bpf_core_field_offset(struct pid, numbers) + (level & 31) * bpf_core_type_size(struct upid);
+	/* levels run 0..32 (MAX_PID_NS_LEVEL): a mask of 31 would read level 32 as the
+	 * host's (numbers[0]) and make a deeply nested process look like a host one */
+	if (level > 32)
+		level = 32;
+	base = (u8 *)p + bpf_core_field_offset(struct pid, numbers) + level * bpf_core_type_size(struct upid);
 	bpf_probe_read_kernel(&nr, sizeof(nr), base + bpf_core_field_offset(struct upid, nr));
 	return nr;
 }
@@ -1069,6 +1075,39 @@ static __always_inline void read_sockaddr(const void *uaddr, u64 len, struct fl_
 
 /* ---------------------------------------------------------------- process lifecycle */
 
+/* The container runtime's own child: a task in the host's pid namespace whose parent, also
+ * there, in the same mount namespace and outside the task's cgroup, is named runc… (runc
+ * create, runc exec). That is `runc init` before it enters the container: runc 1.4's exec
+ * starts it right in the container's cgroup (CLONE_INTO_CGROUP), runc create moves it there
+ * while it starts, and it execs runc (or a copy) there before it joins any namespace.
+ * enforce-kill spares it (judged, it would be killed and the container's start or exec
+ * session with it), and the exec event says so (FL_EXE_RUNTIME) for userspace, which keeps
+ * it out of profiles and alerts. Judged: a container's own processes (their pid namespace);
+ * a hostPID container's, whose parent is in the cgroup, or is runc but in the host's mount
+ * namespace while they are in the container's (an exec session's command, CLONE_PARENT of
+ * runc exec; an orphan adopted by a subreaping runc run), or a reaper that is not runc. */
+static __always_inline bool runtime_child(struct task_struct *task, u64 cgid)
+{
+	struct task_struct *parent;
+	struct mnt_namespace *mnt;
+	char comm[4] = {};
+	if (BPF_CORE_READ(task, thread_pid, level) != 0)
+		return false;
+	/* the parent process's main thread: the thread that forked may have exited already
+	 * (runc locks its forking thread to set the CPU affinity, and the thread then ends),
+	 * its namespaces gone before its children are handed to another thread */
+	parent = BPF_CORE_READ(task, real_parent, group_leader);
+	if (!parent || BPF_CORE_READ(parent, thread_pid, level) != 0)
+		return false;
+	mnt = BPF_CORE_READ(task, nsproxy, mnt_ns);
+	if (!mnt || BPF_CORE_READ(parent, nsproxy, mnt_ns) != mnt)
+		return false;
+	if (BPF_CORE_READ(parent, cgroups, dfl_cgrp, kn, id) == cgid)
+		return false;
+	bpf_core_read(comm, sizeof(comm), &parent->comm);
+	return comm[0] == 'r' && comm[1] == 'u' && comm[2] == 'n' && comm[3] == 'c';
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
@@ -1084,15 +1123,18 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	unsigned long arg_start, arg_end;
 	struct tty_struct *tty;
 	u32 kind = FL_EXEC;
-	u64 pid_tgid = bpf_get_current_pid_tgid();
 
 	if (skip_self())
 		return 0;
-	if (bpf_map_lookup_elem(&EXECVEAT, &pid_tgid)) {
-		/* the execveat succeeded: the thread's mark is done */
+	/* An execveat of a descriptor (fexecve, a memfd's AT_EMPTY_PATH, a path relative to a
+	 * directory descriptor): the kernel names the file "/dev/fd/<fd>[/<path>]" in
+	 * bprm->fdpath, in every ABI (ia32, x32 too). This needs no program on the syscall's
+	 * entry, which would run (as the perf syscall tracepoints are one hook on sys_enter)
+	 * on every syscall of the node. execveat(AT_FDCWD, path) — an execve by another
+	 * name — and execveat(dirfd, "/absolute/path") read as execve. bprm->fdpath is 5.9+:
+	 * before, every exec reads as execve. */
+	if (bpf_core_field_exists(bprm->fdpath) && BPF_CORE_READ(bprm, fdpath))
 		kind = FL_EXECVEAT;
-		bpf_map_delete_elem(&EXECVEAT, &pid_tgid);
-	}
 	buf = scratch_buf();
 	if (!buf)
 		return 0;
@@ -1161,43 +1203,59 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	e->lens[0] = len;
 	off += len;
 
+	{
+		u64 cgid = bpf_get_current_cgroup_id();
+		if (runtime_child(task, cgid))
+			flags |= FL_EXE_RUNTIME;
+	}
 	if (kill_enabled) {
 		u64 cgid = bpf_get_current_cgroup_id();
 		u32 *profile = bpf_map_lookup_elem(&KILL_CGROUPS, &cgid);
-		if (profile) {
-			/* The hash of the path as userspace renders it: the bytes, then
-			 * " (deleted)" for a detached file (written after the path; argv
-			 * overwrites it below). Keyed with a per-start random seed and mixed
-			 * per 8-byte word (kill.rs, path_hash): a container cannot compute a
-			 * path whose hash equals an allowed one. A truncated path is never
-			 * allowed. */
-			struct kill_key k = {.profile = *profile, ._pad = 0, .hash = kill_hash_seed};
-			u32 hlen = len;
-			if (flags & FL_PATH_DETACHED) {
-				u8 *d = &data[len & (FL_MAX_PATH - 1)];
-				d[0] = ' '; d[1] = '('; d[2] = 'd'; d[3] = 'e'; d[4] = 'l';
-				d[5] = 'e'; d[6] = 't'; d[7] = 'e'; d[8] = 'd'; d[9] = ')';
-				hlen += 10;
-			}
-			/* zero padding up to the next 16 bytes, read two words a round
-			 * (half the verifier's work of one word a round) */
+		if (profile && !(flags & FL_EXE_RUNTIME)) {
+			/* SipHash-1-3 (kill.rs, path_hash), keyed with 128 random bits per
+			 * start, of the path's bytes followed by one byte of its flags that
+			 * tell a detached file (unlinked, memfd) and a parentless one (memfd)
+			 * from a linked file of the same bytes. A keyed PRF: without the key a
+			 * container can neither compute nor construct a path whose hash equals
+			 * an allowed one (an earlier ad-hoc multiply-xor hash had collisions
+			 * that held for every seed), and a file named "<allowed> (deleted)" is
+			 * not the allowed one unlinked. A truncated path is never allowed. */
+			struct kill_key k = {.profile = *profile, ._pad = 0, .hash = 0};
+			u32 mlen = len + 1;
+			u64 v0 = kill_hash_key0 ^ 0x736f6d6570736575ULL;
+			u64 v1 = kill_hash_key1 ^ 0x646f72616e646f6dULL;
+			u64 v2 = kill_hash_key0 ^ 0x6c7967656e657261ULL;
+			u64 v3 = kill_hash_key1 ^ 0x7465646279746573ULL;
+			u64 m;
+			data[len & DATA_MASK] = (u8)(flags & (FL_PATH_DETACHED | FL_PATH_PSEUDO));
+			/* zero padding for the last word (argv overwrites it below) */
 #pragma unroll
-			for (u32 j = 0; j < 16; j++)
-				data[(hlen + j) & DATA_MASK] = 0;
-			for (u32 i = 0; i < FL_KILL_HASH_WORDS / 2; i++) {
-				u32 at = i * 16;
-				u64 w0, w1;
-				if (at >= hlen)
+			for (u32 j = 1; j < 9; j++)
+				data[(len + j) & DATA_MASK] = 0;
+			u32 nw = mlen >> 3;
+			for (u32 i = 0; i < FL_KILL_HASH_WORDS; i++) {
+				u32 at = i * 8;
+				if (i >= nw)
 					break;
-				w0 = *(u64 *)&data[at & (DATA_MASK & ~15)];
-				w1 = *(u64 *)&data[(at & (DATA_MASK & ~15)) + 8];
-				k.hash = (k.hash ^ w0) * 0x100000001b3ULL;
-				k.hash ^= k.hash >> 32;
-				k.hash = (k.hash ^ w1) * 0x100000001b3ULL;
-				k.hash ^= k.hash >> 32;
+				/* keep the mask: the verifier bounds the read by it (the
+				 * compiler would otherwise turn the index into a pointer
+				 * walking past the buffer in the verifier's eyes) */
+				asm volatile("" : "+r"(at));
+				m = *(u64 *)&data[at & (DATA_MASK & ~7)];
+				v3 ^= m;
+				SIPROUND(v0, v1, v2, v3);
+				v0 ^= m;
 			}
-			k.hash = (k.hash ^ hlen) * 0x100000001b3ULL;
-			k.hash ^= k.hash >> 29;
+			/* the last 0..7 bytes, zero-padded, and the length in the top byte */
+			m = *(u64 *)&data[mlen & (DATA_MASK & ~7)] | ((u64)mlen << 56);
+			v3 ^= m;
+			SIPROUND(v0, v1, v2, v3);
+			v0 ^= m;
+			v2 ^= 0xff;
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			SIPROUND(v0, v1, v2, v3);
+			k.hash = v0 ^ v1 ^ v2 ^ v3;
 			if ((flags & FL_PATH_TRUNCATED) || !bpf_map_lookup_elem(&KILL_ALLOW, &k)) {
 				bpf_send_signal(9 /* SIGKILL */);
 				flags |= FL_EXE_KILLED;
@@ -1467,26 +1525,6 @@ int BPF_PROG(fl_sys_exit, struct pt_regs *regs, long ret)
 			return 0;                                           \
 		return handler(&a, kind);                                   \
 	}
-
-/* execveat: the only syscall with an enter program (its own tracepoint, which fires for
- * execveat alone). A successful one is reported by sched_process_exec; the exit handler
- * clears a failed one's mark. */
-SEC("tracepoint/syscalls/sys_enter_execveat")
-int fl_enter_execveat(void *ctx)
-{
-	u64 id = bpf_get_current_pid_tgid();
-	u32 one = 1;
-	if (!skip_self() && bpf_map_update_elem(&EXECVEAT, &id, &one, BPF_ANY) != 0)
-		stat_inc(FL_EXECVEAT, FL_STAT_LOST_ARGS);
-	return 0;
-}
-
-static __always_inline int exit_execveat(const struct sc_args *a, u32 kind)
-{
-	u64 id = bpf_get_current_pid_tgid();
-	bpf_map_delete_elem(&EXECVEAT, &id);
-	return 0;
-}
 
 #define PATHS_CHANGED(name)                                                 \
 	SEC("tp_btf/sys_exit")                                              \

@@ -24,14 +24,17 @@
 //!   walk wrote no component (libs `test/drivers/.../sched_process_exec.cpp`: a memfd exec's
 //!   `trusted_exepath` is `memfd:malware` under the eBPF drivers).
 //!
-//! enforce-kill hashes the kernel's own form of an exe path (` (deleted)` appended for a
-//! detached file, the leading `/` kept): [`kernel_forms`] lists the forms a rendered
-//! allowed path stands for.
+//! enforce-kill hashes the kernel's own form of an exe path: its bytes (the leading `/`
+//! kept), and apart from them whether the file was detached (unlinked, a memfd) and
+//! parentless (a memfd). [`kernel_forms`] lists the forms a rendered allowed path stands
+//! for. (An earlier hash appended ` (deleted)` to a detached file's bytes, as
+//! `/proc/<pid>/exe` does: a file actually named `<allowed> (deleted)` then hashed as the
+//! allowed file unlinked.)
 
 /// Prefix of a path the kernel could only report in part.
 pub const TRUNCATED: &str = "<truncated>";
 
-/// Suffix `d_path` (and the kernel's exe hash) gives a memfd's or unlinked file's path.
+/// Suffix `d_path` (`/proc/<pid>/exe`) gives a memfd's or unlinked file's path.
 pub const DELETED: &str = " (deleted)";
 
 /// How a kernel path was reported.
@@ -146,27 +149,52 @@ pub fn raw_bytes(path: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The byte strings the kernel may hash for an exe whose rendered path is `path`
-/// (enforce-kill): an absolute path as it is, and as an unlinked file (` (deleted)`
-/// appended); a pseudo file's name (no leading `/`) as `/name (deleted)`. Empty for a
-/// truncated path or a malformed escape: such a path is never allowed.
-pub fn kernel_forms(path: &str) -> Vec<Vec<u8>> {
+/// One form in which the kernel may hash an exe path (enforce-kill): the path's bytes and
+/// the path flags it mixes in apart from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelForm {
+    /// The bytes the kernel's walk writes (a pseudo file's name with a leading `/`).
+    pub bytes: Vec<u8>,
+    /// Unlinked, or a memfd (events.h `FL_PATH_DETACHED`).
+    pub detached: bool,
+    /// A file with no parent dentry: a memfd (`FL_PATH_PSEUDO`).
+    pub pseudo: bool,
+}
+
+/// The forms the kernel may hash for an exe whose rendered path is `path` (enforce-kill):
+/// an absolute path linked and unlinked (the same bytes, detached or not); a pseudo file's
+/// name (no leading `/`, `memfd:name`) as `/memfd:name`, detached and parentless. Empty for
+/// a truncated path or a malformed escape: such a path is never allowed. A file whose name
+/// ends in ` (deleted)` is a form of that name only.
+pub fn kernel_forms(path: &str) -> Vec<KernelForm> {
     let Some(b) = raw_bytes(path) else {
         return Vec::new();
     };
     if b.is_empty() {
         return Vec::new();
     }
-    let mut deleted = Vec::with_capacity(b.len() + DELETED.len() + 1);
     if b[0] != b'/' {
-        deleted.push(b'/');
-        deleted.extend_from_slice(&b);
-        deleted.extend_from_slice(DELETED.as_bytes());
-        return vec![deleted];
+        let mut bytes = Vec::with_capacity(b.len() + 1);
+        bytes.push(b'/');
+        bytes.extend_from_slice(&b);
+        return vec![KernelForm {
+            bytes,
+            detached: true,
+            pseudo: true,
+        }];
     }
-    deleted.extend_from_slice(&b);
-    deleted.extend_from_slice(DELETED.as_bytes());
-    vec![b, deleted]
+    vec![
+        KernelForm {
+            bytes: b.clone(),
+            detached: false,
+            pseudo: false,
+        },
+        KernelForm {
+            bytes: b,
+            detached: true,
+            pseudo: false,
+        },
+    ]
 }
 
 #[cfg(test)]
@@ -260,10 +288,24 @@ mod tests {
         };
         assert_eq!(render(b"/tmp/x", d), "/tmp/x");
         assert_eq!(render(b"/usr/bin/bad-exe", d), "/usr/bin/bad-exe");
-        // the kill hash covers the kernel's form: both the linked and the unlinked one
+        // the kill hash covers the kernel's form: both the linked and the unlinked one,
+        // the same bytes told apart by the flag (a file named `/tmp/x (deleted)` is a form
+        // of that name only)
+        let form = |b: &[u8], detached, pseudo| KernelForm {
+            bytes: b.to_vec(),
+            detached,
+            pseudo,
+        };
         assert_eq!(
             kernel_forms("/tmp/x"),
-            vec![b"/tmp/x".to_vec(), b"/tmp/x (deleted)".to_vec()]
+            vec![form(b"/tmp/x", false, false), form(b"/tmp/x", true, false)]
+        );
+        assert_eq!(
+            kernel_forms("/tmp/x (deleted)"),
+            vec![
+                form(b"/tmp/x (deleted)", false, false),
+                form(b"/tmp/x (deleted)", true, false)
+            ]
         );
     }
 
@@ -281,7 +323,11 @@ mod tests {
         assert_eq!(render(b"/memfd:a\\b", m), "memfd:a\\\\b");
         assert_eq!(
             kernel_forms("memfd:malware"),
-            vec![b"/memfd:malware (deleted)".to_vec()]
+            vec![KernelForm {
+                bytes: b"/memfd:malware".to_vec(),
+                detached: true,
+                pseudo: true
+            }]
         );
         // a truncated pseudo path keeps its marker and slash
         let t = PathFlags {

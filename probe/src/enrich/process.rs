@@ -68,6 +68,7 @@ pub(super) fn exec(
         writable: exe_writable(e.exe_mode, e.exe_uid, e.exe_gid, h.uid, h.gid),
         killed: e.flags & abi::EXE_KILLED != 0,
         ia32: e.flags & abi::EXE_IA32 != 0,
+        runtime: e.flags & abi::EXE_RUNTIME != 0,
     };
     p.container = container;
     Args::Exec {

@@ -98,10 +98,12 @@ fn churn_of_50_containers_no_misattribution_no_leak() {
     assert_eq!(per_container.len(), CONTAINERS);
     assert!(
         wrong.is_empty(),
-        "{} of {} events misattributed or without metadata:\n{}",
+        "{} of {} events misattributed or without metadata:\n{}\nresolver: {:?} → {:?}",
         wrong.len(),
         ours.len(),
-        wrong.join("\n")
+        wrong.join("\n"),
+        before,
+        live.probe.runtime_stats()
     );
 
     // once their processes are gone from the process table (10 s linger), the

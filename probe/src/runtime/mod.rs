@@ -160,7 +160,11 @@ pub struct RuntimeConfig {
     /// Bound on one container's lookup (all its sources together).
     #[serde(with = "falco_learn_event::time::duration")]
     pub lookup_timeout: Duration,
-    /// How long events of a container being looked up wait for its metadata.
+    /// How long events of a container being looked up wait for its metadata at
+    /// most. They go out as soon as the lookup answers (a few ms on an idle
+    /// node), so the default is the lookup's own bound: a lookup slowed by a
+    /// busy runtime still fills them, and an event goes out without an image
+    /// only when its container's lookup failed or timed out.
     #[serde(with = "falco_learn_event::time::duration")]
     pub hold: Duration,
     /// Events held at most (past that the oldest goes out as it is).
@@ -202,7 +206,7 @@ impl Default for RuntimeConfig {
             podman_storage: Some(PathBuf::from("/var/lib/containers/storage")),
             podman_run_root: Some(PathBuf::from("/run/containers/storage")),
             lookup_timeout: Duration::from_secs(2),
-            hold: Duration::from_millis(200),
+            hold: Duration::from_secs(2),
             hold_max_events: 4096,
             cache_max: 8192,
             retry_after: Duration::from_secs(10),
@@ -503,6 +507,11 @@ async fn serve(shared: Arc<Shared>, mut rx: tokio::sync::mpsc::Receiver<Request>
 /// How often the container's init is looked for again while it is not known.
 const START_POLL: Duration = Duration::from_millis(20);
 
+/// How long a lookup looks for the container's init before it answers with
+/// the start unknown ([`settle_start_later`] goes on after): the container's
+/// first events wait for the answer.
+const INIT_POLL_MAX: Duration = Duration::from_millis(50);
+
 /// The sources' answer with its start time settled. The init is the process
 /// the runtime reports ([`settle_start`]) or the same process found through
 /// the one whose event asked ([`crate::procfs::container_init`]: the oldest
@@ -510,8 +519,8 @@ const START_POLL: Duration = Duration::from_millis(20);
 /// host's). A container's first events can come while its runtime is still
 /// creating the task (`runc init`'s first stages, before the init exists and
 /// before the runtime has a pid): then this looks again every [`START_POLL`]
-/// until `poll_until` (a quarter of the hold of those events, so they are not
-/// delayed past it), and [`settle_start_later`] goes on after the answer.
+/// until `poll_until` ([`INIT_POLL_MAX`], or a quarter of the hold of those
+/// events when that is shorter, so they are not delayed past it), and [`settle_start_later`] goes on after the answer.
 async fn lookup_settled(
     shared: &Shared,
     c: &CgroupContainer,
@@ -617,7 +626,8 @@ pub fn settle_start(
 
 async fn resolve(shared: Arc<Shared>, req: Request) {
     let timeout = shared.cfg.lookup_timeout;
-    let poll_until = tokio::time::Instant::from_std(req.asked) + (shared.cfg.hold / 4).min(timeout);
+    let poll_until = tokio::time::Instant::from_std(req.asked)
+        + (shared.cfg.hold / 4).min(INIT_POLL_MAX).min(timeout);
     let result = match tokio::time::timeout(
         timeout,
         lookup_settled(&shared, &req.container, req.pid, poll_until),

@@ -8,6 +8,7 @@
 mod common;
 
 use common::{free_port, lock, scrape, skip_without_root as skip, Agent};
+use falco_learn_test_support::spawn_retrying;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -178,20 +179,10 @@ fn enforce_alert_on_every_output_with_metrics() {
     // (2) exec from /dev/shm: a default-rule hit and a host-profile anomaly
     let shm = Path::new("/dev/shm").join(format!("fl-e2e-{}", std::process::id()));
     std::fs::copy("/bin/true", &shm).expect("copy");
-    let mut tries = 0;
-    let shm_pid = loop {
-        match Command::new(&shm).spawn() {
-            Ok(mut c) => {
-                let pid = c.id();
-                let _ = c.wait();
-                break pid;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("run {}: {e}", shm.display()),
-        }
+    let shm_pid = {
+        let mut c = spawn_retrying(&mut Command::new(&shm));
+        let _ = c.wait();
+        c.id()
     };
     let _ = std::fs::remove_file(&shm);
     std::thread::sleep(Duration::from_secs(2));
@@ -417,20 +408,11 @@ fn sighup_reloads_and_a_bad_file_keeps_the_running_set() {
     agent.terminate(30);
 }
 
-/// Run `exe` to its end, retrying on ETXTBSY (another test's fork may briefly hold the
-/// write descriptor of an executable just written).
+/// Run `exe` to its end, retrying on ETXTBSY (see [`spawn_retrying`]).
 fn status_retrying(exe: &Path) -> std::process::ExitStatus {
-    let mut tries = 0;
-    loop {
-        match Command::new(exe).status() {
-            Ok(st) => return st,
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("run {}: {e}", exe.display()),
-        }
-    }
+    spawn_retrying(&mut Command::new(exe))
+        .wait()
+        .unwrap_or_else(|e| panic!("wait for {}: {e}", exe.display()))
 }
 
 /// Run a copy of /bin/true named `name` from `dir` (retrying while the copy
@@ -440,20 +422,7 @@ fn run_copy_of_true(dir: &Path, name: &str) {
     if !exe.exists() {
         std::fs::copy("/bin/true", &exe).expect("copy");
     }
-    let mut tries = 0;
-    loop {
-        match Command::new(&exe).spawn() {
-            Ok(mut c) => {
-                let _ = c.wait();
-                return;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("run {}: {e}", exe.display()),
-        }
-    }
+    let _ = spawn_retrying(&mut Command::new(&exe)).wait();
 }
 
 /// Alerts of `rule` the agent printed so far.

@@ -374,25 +374,40 @@ fn check_exec_long_path(seen: &Seen, env: &Env) -> Result<String, String> {
 
 fn check_exec_deleted(seen: &Seen, env: &Env) -> Result<String, String> {
     let path = env.dir.join("deleted-exe");
-    std::fs::write(&path, &env.exe_bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| e.to_string())?;
-    let c = cstr(&path)?;
-    // SAFETY: NUL-terminated path; the fd is ours (inherited by the child on purpose).
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
-    if fd < 0 {
-        return Err(format!("open: {}", std::io::Error::last_os_error()));
-    }
-    let r = std::fs::remove_file(&path)
-        .map_err(|e| format!("unlink: {e}"))
-        .and_then(|()| spawn_version(Path::new(&format!("/proc/self/fd/{fd}"))));
-    // SAFETY: closing our own fd.
-    unsafe { libc::close(fd) };
-    let pid = r?;
+    write_exe(&path, &env.exe_bytes)?;
+    let pid = run_unlinked(&path, spawn_version)?;
     let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
     let want = path.to_string_lossy();
     expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
     Ok(format!("{want} (unlinked)"))
+}
+
+/// Write `bytes` to `path` as an executable (0755).
+fn write_exe(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes)
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Open `path`, unlink it, and `run` it through `/proc/self/fd/N` (the kernel's
+/// path is then `path`, detached); the descriptor is closed after `run`.
+fn run_unlinked<T>(path: &Path, run: impl FnOnce(&Path) -> Result<T, String>) -> Result<T, String> {
+    let c = cstr(path)?;
+    // SAFETY: NUL-terminated path; the fd is ours (inherited by the child on purpose).
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+    if fd < 0 {
+        return Err(format!(
+            "open {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    let r = std::fs::remove_file(path)
+        .map_err(|e| format!("unlink {}: {e}", path.display()))
+        .and_then(|()| run(Path::new(&format!("/proc/self/fd/{fd}"))));
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(fd) };
+    r
 }
 
 fn check_exec(seen: &Seen, env: &Env) -> Result<String, String> {
@@ -1746,23 +1761,14 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
             &truncated,
         )?;
         // unlinked before the exec: the kernel's path is the allowed one, detached
-        for p in [&gone, &spoof, &far] {
-            std::fs::write(p, &env.exe_bytes).map_err(|e| format!("{}: {e}", p.display()))?;
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-                .map_err(|e| e.to_string())?;
+        for p in [&gone, &spoof, &far, &near] {
+            write_exe(p, &env.exe_bytes)?;
         }
-        let c = cstr(&gone)?;
-        // SAFETY: NUL-terminated path; the fd is ours (inherited by the child on purpose).
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
-        if fd < 0 {
-            return Err(format!("open: {}", std::io::Error::last_os_error()));
-        }
-        let r = std::fs::remove_file(&gone)
-            .map_err(|e| format!("unlink: {e}"))
-            .and_then(|()| run_in_cgroup(Path::new(&format!("/proc/self/fd/{fd}"))));
-        // SAFETY: closing our own fd.
-        unsafe { libc::close(fd) };
-        ran(&format!("{gone_s} (in the profile, unlinked)"), r?, &gone_s)?;
+        ran(
+            &format!("{gone_s} (in the profile, unlinked)"),
+            run_unlinked(&gone, run_in_cgroup)?,
+            &gone_s,
+        )?;
         // the bytes `/proc/<pid>/exe` shows for it, as a file of that name
         let spoof_s = spoof.to_string_lossy();
         killed(
@@ -1772,9 +1778,6 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         )?;
         // a path whose bytes differ from an allowed one's in the way the old hash missed
         // (the allowed one itself runs)
-        std::fs::write(&near, &env.exe_bytes).map_err(|e| format!("{near_s}: {e}"))?;
-        std::fs::set_permissions(&near, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| e.to_string())?;
         ran(
             &format!("{near_s} (in the profile)"),
             run_in_cgroup(&near)?,

@@ -14,6 +14,7 @@ use std::sync::{Mutex, OnceLock};
 
 use falco_learn_test_support as support;
 use std::time::{Duration, Instant};
+use support::spawn_retrying;
 
 struct Shared {
     events: Mutex<Vec<Event>>,
@@ -79,24 +80,8 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-/// Spawn `cmd`, retrying on ETXTBSY: the tests run in parallel threads, and another
-/// test's fork may briefly hold the write descriptor of an executable just written.
-fn spawn(cmd: &mut Command) -> std::process::Child {
-    let mut tries = 0;
-    loop {
-        match cmd.spawn() {
-            Ok(c) => return c,
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("spawn {cmd:?}: {e}"),
-        }
-    }
-}
-
 fn run(cmd: &mut Command) -> u32 {
-    let child = spawn(cmd);
+    let child = spawn_retrying(cmd);
     let pid = child.id();
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{cmd:?} failed: {:?}", out.status);
@@ -1153,7 +1138,7 @@ fn dropped_open_verdicts_end_with_a_32_bit_rename() {
     .expect("program");
     std::fs::write(&exe, prog).expect("write");
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let st = spawn(&mut Command::new(&exe))
+    let st = spawn_retrying(&mut Command::new(&exe))
         .wait()
         .expect("run the 32-bit rename");
     assert_eq!(st.code(), Some(0), "the int 0x80 rename failed");
@@ -1267,7 +1252,7 @@ fn unhandled_32_bit_calls_reach_no_64_bit_handler() {
     .expect("write");
     std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
-    let child = spawn(&mut std::process::Command::new(&exe));
+    let child = spawn_retrying(&mut std::process::Command::new(&exe));
     let pid = child.id();
     let st = child.wait_with_output().expect("wait");
     if st.status.code() != Some(7) {
@@ -1330,7 +1315,7 @@ fn the_tracepoint_hook_family_reports_and_detaches() {
         std::fs::write(&exe, falco_learn_probe::selftest::int80_program()).expect("write");
         std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .expect("chmod");
-        let child = spawn(&mut std::process::Command::new(&exe));
+        let child = spawn_retrying(&mut std::process::Command::new(&exe));
         let int80 = child.id();
         let st = child.wait_with_output().expect("wait");
         assert_eq!(st.status.code(), Some(7));

@@ -274,17 +274,22 @@ mod tests {
     /// cgroup, and what a container's own process can make of the same fields.
     #[test]
     fn runc_before_it_becomes_the_workload_is_runtime_setup() {
+        // the event with its process changed by `f`
+        let with = |mut e: Event, f: &dyn Fn(&mut falco_learn_event::Process)| {
+            f(std::sync::Arc::make_mut(&mut e.process));
+            e
+        };
         let event = |typ, comm: &str, pid, vpid, exepath: &str, path: Option<&str>| {
-            let mut e = match path {
+            let e = match path {
                 Some(p) => open(p, 0o1102),
                 None => Event { res: 0, ..ev(typ) },
             };
-            let p = std::sync::Arc::make_mut(&mut e.process);
-            p.comm = comm.into();
-            p.pid = pid;
-            p.vpid = vpid;
-            p.exepath = exepath.into();
-            e
+            with(e, &|p| {
+                p.comm = comm.into();
+                p.pid = pid;
+                p.vpid = vpid;
+                p.exepath = exepath.into();
+            })
         };
         let runc_dir = "/run/runc/33cf6793dff585ad8698a47a8b5bf00e7c368338ebcb59d3a127684efa9475e4";
         let setup = [
@@ -312,11 +317,10 @@ mod tests {
                 None,
             ),
             // whatever its name and path: the kernel saw it start as runc's own child
-            {
-                let mut e = event(EventType::Execve, "7", 2136, 2136, "/x/y", None);
-                std::sync::Arc::make_mut(&mut e.process).exe_flags.runtime = true;
-                e
-            },
+            with(
+                event(EventType::Execve, "7", 2136, 2136, "/x/y", None),
+                &|p| p.exe_flags.runtime = true,
+            ),
             // 3. the parent and child stages, then the container's init on the copy
             event(EventType::Clone, "runc:[0:PARENT]", 2137, 2137, "/", None),
             event(
@@ -399,24 +403,22 @@ mod tests {
             },
             // the flag inherited by a fork in the container's pid namespace whose own exec
             // was lost: the kernel's pass was for the host's pid namespace only
-            {
-                let mut e = event(
+            with(
+                event(
                     EventType::Openat,
                     "nginx",
                     2141,
                     1,
                     "/usr/sbin/nginx",
                     Some("/etc/x"),
-                );
-                std::sync::Arc::make_mut(&mut e.process).exe_flags.runtime = true;
-                e
-            },
+                ),
+                &|p| p.exe_flags.runtime = true,
+            ),
             // killed by the kernel, which spares the runtime's own child: a pretender
-            {
-                let mut e = event(EventType::Execve, "runc", 2140, 2140, "/tmp/runc", None);
-                std::sync::Arc::make_mut(&mut e.process).exe_flags.killed = true;
-                e
-            },
+            with(
+                event(EventType::Execve, "runc", 2140, 2140, "/tmp/runc", None),
+                &|p| p.exe_flags.killed = true,
+            ),
         ];
         for e in &workload {
             assert!(

@@ -82,6 +82,24 @@ pub fn must(cmd: &mut Command) -> Output {
     out
 }
 
+/// Spawn `cmd`, retrying (every 10 ms, 100 times at most) while it fails with
+/// ETXTBSY: tests run in parallel threads, and another test's fork may briefly
+/// hold the write descriptor of an executable just written. Panics on any other
+/// error, naming the command.
+pub fn spawn_retrying(cmd: &mut Command) -> Child {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Ok(c) => return c,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("spawn {cmd:?}: {e}"),
+        }
+    }
+}
+
 pub fn stdout(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&must(cmd).stdout)
         .trim()

@@ -1203,13 +1203,11 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	e->lens[0] = len;
 	off += len;
 
-	{
-		u64 cgid = bpf_get_current_cgroup_id();
-		if (runtime_child(task, cgid))
-			flags |= FL_EXE_RUNTIME;
-	}
+	/* the header's cgroup id (fill_hdr: the current task's) */
+	if (runtime_child(task, e->h.cgroup_id))
+		flags |= FL_EXE_RUNTIME;
 	if (kill_enabled) {
-		u64 cgid = bpf_get_current_cgroup_id();
+		u64 cgid = e->h.cgroup_id;
 		u32 *profile = bpf_map_lookup_elem(&KILL_CGROUPS, &cgid);
 		if (profile && !(flags & FL_EXE_RUNTIME)) {
 			/* SipHash-1-3 (kill.rs, path_hash), keyed with 128 random bits per

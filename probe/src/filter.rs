@@ -27,9 +27,11 @@
 //!   writes that reduces neither to path prefixes nor to file names), every write-open is
 //!   reported.
 //!
-//! A path the kernel could not report whole (truncated, or detached: memfd, unlinked) is
-//! never dropped, and neither is one whose passed path is not canonical while a rule looks
-//! at `fd.nameraw` (the `noncanonical` switch).
+//! A write-open of a path the kernel could not report whole (truncated, or detached: memfd,
+//! unlinked) is never dropped; nor is a read-only open of a truncated path or a memfd
+//! (rendered `memfd:x` while its bytes are `/memfd:x`), nor an open whose passed path is not
+//! canonical (relative, or holding `//`, `/.`, `./`) while a rule looks at `fd.nameraw` (the
+//! `noncanonical` switch).
 //!
 //! The prefixes come from `falco_learn_rules::kernel_plan`; the profile entries from the
 //! enforcer (exact files and covering directories, as raw bytes). Changes are made so that

@@ -1157,8 +1157,10 @@ fn dropped_open_verdicts_end_with_a_32_bit_rename() {
 
 /// With a rule on `fd.nameraw` loaded (the `noncanonical` switch), a read-only open of an
 /// unwatched file is reported exactly when the passed path is not canonical (`//`, `/./`,
-/// `/../`), wherever the pair falls in the kernel's 8-byte steps, and also when the file's
-/// "dropped" verdict is already cached.
+/// `/../`, and `./` ending a name: `fd.nameraw contains "../"` holds for `/a../f`),
+/// wherever the pair falls in the kernel's 8-byte steps, and also when the file's
+/// "dropped" verdict is already cached. A memfd's read-open (rendered `memfd:…`, whose
+/// bytes no rule's literal names) is reported whatever the filter.
 #[test]
 fn non_canonical_passed_paths_are_reported_at_every_alignment() {
     let Some(s) = shared() else { return };
@@ -1169,6 +1171,8 @@ fn non_canonical_passed_paths_are_reported_at_every_alignment() {
         std::fs::create_dir_all(format!("{base}/{d}")).expect("mkdir");
         std::fs::write(format!("{base}/{d}/f"), b"x").expect("write");
         std::fs::write(format!("{base}/{d}/f.x"), b"x").expect("write");
+        std::fs::create_dir_all(format!("{base}/{d}.")).expect("mkdir");
+        std::fs::write(format!("{base}/{d}./f"), b"x").expect("write");
     }
     let mut plan = ProbeConfig::default().read;
     plan.noncanonical = true;
@@ -1186,10 +1190,19 @@ fn non_canonical_passed_paths_are_reported_at_every_alignment() {
             format!("{base}/{d}/./f"),
             format!("{base}/{d}/../{d}/f"),
             format!("{base}//{d}/f"),
+            format!("{base}/{d}./f"),
         ] {
             loud.push((p.clone(), read_opens(Path::new(&p), 1)));
         }
     }
+    let name = CString::new("fl-canon-memfd").unwrap_or_default();
+    // SAFETY: creating a memfd from a valid C string; closed below.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    assert!(fd >= 0, "memfd_create");
+    // the child inherits the memfd and opens it again through its /proc link
+    let memfd = read_opens(Path::new(&format!("/proc/self/fd/{fd}")), 1);
+    // SAFETY: closing the memfd made above.
+    unsafe { libc::close(fd) };
     probe
         .set_read_filter(&ProbeConfig::default().read)
         .expect("restore the read filter");
@@ -1205,6 +1218,10 @@ fn non_canonical_passed_paths_are_reported_at_every_alignment() {
     for (p, pid) in &quiet {
         assert_eq!(read_events_of(s, *pid), 0, "{p} is canonical and unwatched");
     }
+    let ev = wait_for(s, "the memfd's read-open", |e| {
+        e.process.pid == memfd && e.event_type() == EventType::Openat
+    });
+    assert_eq!(ev.fd.expect("fd").name, "memfd:fl-canon-memfd");
     let _ = std::fs::remove_dir_all(&base);
 }
 

@@ -22,8 +22,15 @@
 //! - everything else (negations, `contains`, `endswith`, regexes, transformers, other fields)
 //!   constrains nothing.
 //!
-//! A test on `fd.nameraw` looking for `..`, `./` or `//` needs the opens whose passed path is
-//! not canonical: the kernel reports those whatever their prefix. A rule whose condition
+//! The kernel compares bytes, `fd.name` is rendered (`falco_learn_event::path`): a literal is
+//! cut before its first backslash (an escape: `\\`, `\xNN`), a file name with one is not
+//! compared, an ending is cut after a possible escape's tail, and a value without a leading
+//! `/` (a memfd's `memfd:x`, `<truncated>/…`) asks nothing: the kernel reports those opens.
+//!
+//! A test on `fd.nameraw` that only a passed path the kernel counts as not canonical can
+//! pass (one holding `//`, `/.` or `./`, or relative: `contains "../"`, `glob "*../*"`,
+//! `startswith "."`; not `contains ".."`, which `/a..b` passes) needs the opens whose passed
+//! path is not canonical: the kernel reports those whatever their prefix. A rule whose condition
 //! leaves reads unconstrained turns the filter off: the plan then has no prefixes (every
 //! read-only open is reported) and names the rules that did it.
 
@@ -76,8 +83,8 @@ pub struct OpenPlan {
     /// File-name endings (`fd.name endswith x`, x without `/`) whose opens the kernel must
     /// report, with the rules that need each.
     pub suffixes: Vec<(String, Vec<String>)>,
-    /// Rules that need opens whose passed path is not canonical (they test
-    /// `fd.nameraw` for `..`, `./` or `//`): the kernel reports those too.
+    /// Rules that need opens whose passed path is not canonical (relative, or holding
+    /// `//`, `/.` or `./`: they test `fd.nameraw` for those): the kernel reports those too.
     pub noncanonical: Vec<String>,
     /// Rules whose condition could not be reduced to path prefixes (they turn the filter off).
     pub unconstrained: Vec<String>,
@@ -94,24 +101,34 @@ impl OpenPlan {
     /// kernel's decision in userspace terms, for tests and tools. Prefixes are compared on
     /// their first [`MAX_PREFIX_BYTES`] bytes, like the kernel's key.
     pub fn reports(&self, path: &str, passed: &str) -> bool {
+        use falco_learn_event::path::raw_bytes;
         let Some(prefixes) = &self.prefixes else {
             return true;
         };
-        let canonical = passed.starts_with('/')
-            && passed.len() < 256
-            && !passed.contains("//")
-            && !passed.contains("/.");
+        // the kernel compares bytes: a pseudo file's or a truncated path (rendered without
+        // a leading `/`) is always reported
+        let Some(path) = raw_bytes(path).filter(|p| p.first() == Some(&b'/')) else {
+            return true;
+        };
+        let has = |b: &[u8], x: &[u8]| b.windows(x.len()).any(|w| w == x);
+        let canonical = raw_bytes(passed).is_some_and(|p| {
+            p.first() == Some(&b'/')
+                && p.len() < 256
+                && !has(&p, b"//")
+                && !has(&p, b"/.")
+                && !has(&p, b"./")
+        });
         if !self.noncanonical.is_empty() && !canonical {
             return true;
         }
-        let key = &path.as_bytes()[..path.len().min(MAX_PREFIX_BYTES)];
-        let leaf = path.rsplit('/').next().unwrap_or(path);
+        let key = &path[..path.len().min(MAX_PREFIX_BYTES)];
+        let leaf = path.rsplit(|&c| c == b'/').next().unwrap_or(&path);
         prefixes.iter().any(|p| key.starts_with(p.as_bytes()))
-            || self.names.iter().any(|(n, _)| n == leaf)
+            || self.names.iter().any(|(n, _)| n.as_bytes() == leaf)
             || self
                 .suffixes
                 .iter()
-                .any(|(x, _)| leaf.ends_with(x.as_str()))
+                .any(|(x, _)| leaf.ends_with(x.as_bytes()))
     }
 
     /// The endings of [`OpenPlan::suffixes`], without the rules.
@@ -157,6 +174,9 @@ pub const MAX_NAME_BYTES: usize = 63;
 pub const MAX_SUFFIX_LENGTHS: usize = 4;
 
 fn suffixes(x: &str) -> Need {
+    let Some(x) = raw_ending(x) else {
+        return Need::Any;
+    };
     if x.is_empty() || x.len() > MAX_NAME_BYTES || x.contains('/') {
         return Need::Any;
     }
@@ -168,10 +188,33 @@ fn suffixes(x: &str) -> Need {
     }
 }
 
+/// An ending of a rendered file name as an ending of the name's bytes, which the kernel
+/// compares. The rendering (`falco_learn_event::path`) keeps the bytes except inside its
+/// escapes (`\\`, `\xNN`): an ending with a backslash is no byte ending (`None`), and one
+/// that may start inside an escape (`xNN…`, `NN…`, `N…` with hex `N`) is cut after that part
+/// (a shorter ending only widens what is reported).
+fn raw_ending(x: &str) -> Option<&str> {
+    if x.contains('\\') {
+        return None;
+    }
+    let b = x.as_bytes();
+    let hex = |i: usize| b.get(i).is_some_and(u8::is_ascii_hexdigit);
+    let skip = if b.first() == Some(&b'x') && hex(1) && hex(2) {
+        3
+    } else if hex(0) && hex(1) {
+        2
+    } else {
+        usize::from(hex(0))
+    };
+    // the skipped bytes are ASCII
+    Some(&x[skip.min(x.len())..])
+}
+
 fn names(v: Vec<String>) -> Need {
-    if v.iter()
-        .any(|n| n.is_empty() || n.len() > MAX_NAME_BYTES || n.contains('/'))
-    {
+    // a rendered name with a backslash is escaped: the kernel compares other bytes
+    if v.iter().any(|n| {
+        n.is_empty() || n.len() > MAX_NAME_BYTES || n.contains('/') || n.contains('\\')
+    }) {
         return Need::Any;
     }
     let mut v = v;
@@ -183,6 +226,87 @@ fn names(v: Vec<String>) -> Need {
         suffixes: Vec::new(),
         noncanonical: false,
     }
+}
+
+/// Path prefixes of rendered `fd.name` values as the kernel compares them (the resolved
+/// path's bytes, on at most [`MAX_PREFIX_BYTES`]):
+/// - the rendering keeps the bytes up to its first escape (`\\`, `\xNN`): a prefix is cut
+///   before its first backslash;
+/// - a value not starting with `/` is a pseudo file's (`memfd:x`: the kernel's bytes are
+///   `/memfd:x`) or a truncated path (`<truncated>/…`): the kernel reports every open of
+///   those, so such a prefix asks nothing of the filter and is left out.
+fn path_prefixes(v: Vec<String>) -> Need {
+    prefixes(normalise(
+        v.iter()
+            .map(|p| p.split('\\').next().unwrap_or_default())
+            .filter(|p| p.starts_with('/'))
+            .map(cut)
+            .collect(),
+    ))
+}
+
+/// Whether a passed path holding `x` is one the kernel counts as not canonical (its
+/// `canonical_path`: absolute, under 256 bytes, without `//`, `/.` and `./`). The rendering
+/// keeps `/` and `.` as they are, so the rendered text tells.
+fn holds_noncanonical(x: &str) -> bool {
+    x.contains("//") || x.contains("/.") || x.contains("./")
+}
+
+/// Whether a passed path equal to `x` is not canonical (relative, or holding `//`, `/.`,
+/// `./`).
+fn only_noncanonical_equal(x: &str) -> bool {
+    !x.starts_with('/') || holds_noncanonical(x)
+}
+
+/// Whether every passed path a glob (`fnmatch(3)` without flags) matches is not canonical:
+/// one of its literal runs (between `*`, `?`, `[…]`; `\c` is `c`) holds `//`, `/.` or
+/// `./`, or it starts with a literal character other than `/` (a relative path).
+fn glob_needs_noncanonical(g: &[char]) -> bool {
+    let mut run = String::new();
+    let mut i = 0;
+    while i < g.len() {
+        match g[i] {
+            '*' | '?' => {
+                if holds_noncanonical(&run) {
+                    return true;
+                }
+                run.clear();
+                i += 1;
+            }
+            '[' => {
+                if holds_noncanonical(&run) {
+                    return true;
+                }
+                run.clear();
+                // a bracket expression ends at the first `]` after its first member (`[]]`,
+                // `[!]]`); without one the rest is not looked at (`[` alone is literal)
+                let first = if matches!(g.get(i + 1), Some('!' | '^')) {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                match g.iter().skip(first + 1).position(|&c| c == ']') {
+                    Some(k) => i = first + 1 + k + 1,
+                    None => return false,
+                }
+            }
+            '\\' => {
+                match g.get(i + 1) {
+                    Some(&c) => run.push(c),
+                    None => run.push('\\'),
+                }
+                i += 2;
+            }
+            c => {
+                if i == 0 && c != '/' {
+                    return true;
+                }
+                run.push(c);
+                i += 1;
+            }
+        }
+    }
+    holds_noncanonical(&run)
 }
 
 fn literal_prefix(glob: &[char]) -> String {
@@ -256,21 +380,19 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> 
     }
     match field {
         FieldId::FdName => match cond {
-            Cond::Eq(l) => prefixes(vec![cut(&l.text)]),
-            Cond::In { strs, .. } => prefixes(normalise(strs.iter().map(|s| cut(s)).collect())),
-            Cond::StartsWith(s) => prefixes(vec![cut(s)]),
-            Cond::Pmatch(set) => prefixes(normalise(
-                set.items.iter().map(|d| cut(&pmatch_prefix(d))).collect(),
-            )),
-            Cond::Glob(g) => prefixes(vec![cut(&literal_prefix(g))]),
+            Cond::Eq(l) => path_prefixes(vec![l.text.clone()]),
+            Cond::In { strs, .. } => path_prefixes(strs.iter().cloned().collect()),
+            Cond::StartsWith(s) => path_prefixes(vec![s.clone()]),
+            Cond::Pmatch(set) => path_prefixes(set.items.iter().map(|d| pmatch_prefix(d)).collect()),
+            Cond::Glob(g) => path_prefixes(vec![literal_prefix(g)]),
             // an ending without `/` is the file name's ending
             Cond::EndsWith(x) => suffixes(x),
             _ => Need::Any,
         },
         FieldId::FdDirectory => match cond {
-            Cond::Eq(l) => prefixes(vec![cut(&l.text)]),
-            Cond::In { strs, .. } => prefixes(normalise(strs.iter().map(|s| cut(s)).collect())),
-            Cond::StartsWith(s) => prefixes(vec![cut(s)]),
+            Cond::Eq(l) => path_prefixes(vec![l.text.clone()]),
+            Cond::In { strs, .. } => path_prefixes(strs.iter().cloned().collect()),
+            Cond::StartsWith(s) => path_prefixes(vec![s.clone()]),
             _ => Need::Any,
         },
         // the leaf's name, compared whole by the kernel
@@ -280,34 +402,39 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> 
             Cond::EndsWith(x) => suffixes(x),
             _ => Need::Any,
         },
-        // the passed path holds `.`, `..` or `//` only when it is not canonical (a relative
-        // path counts as not canonical too)
-        FieldId::FdNameRaw => match cond {
-            Cond::Contains(x) | Cond::StartsWith(x) | Cond::EndsWith(x)
-                if x.contains("/.") || x.contains("./") || x.contains("//") || x == ".." =>
-            {
+        // tests only a passed path the kernel counts as not canonical can pass
+        FieldId::FdNameRaw => {
+            let all = |v: &mut dyn Iterator<Item = &String>| {
+                let mut any = false;
+                for x in v {
+                    if x.is_empty() || !only_noncanonical_equal(x) {
+                        return false;
+                    }
+                    any = true;
+                }
+                any
+            };
+            let needs = match cond {
+                Cond::Contains(x) | Cond::EndsWith(x) => holds_noncanonical(x),
+                Cond::StartsWith(x) => {
+                    holds_noncanonical(x) || x.chars().next().is_some_and(|c| c != '/')
+                }
+                Cond::Eq(l) => all(&mut std::iter::once(&l.text)),
+                Cond::In { strs, nums, .. } => nums.is_empty() && all(&mut strs.iter()),
+                Cond::Glob(g) => glob_needs_noncanonical(g),
+                _ => false,
+            };
+            if needs {
                 Need::Constraint {
                     prefixes: Vec::new(),
                     names: Vec::new(),
                     suffixes: Vec::new(),
                     noncanonical: true,
                 }
+            } else {
+                Need::Any
             }
-            Cond::Glob(g) => {
-                let t: String = g.iter().filter(|c| !matches!(c, '*' | '?')).collect();
-                if t.contains("/.") || t.contains("./") || t.contains("//") {
-                    Need::Constraint {
-                        prefixes: Vec::new(),
-                        names: Vec::new(),
-                        suffixes: Vec::new(),
-                        noncanonical: true,
-                    }
-                } else {
-                    Need::Any
-                }
-            }
-            _ => Need::Any,
-        },
+        }
         // a write-open may read too (O_RDWR) and an O_CREAT|O_RDONLY one is no
         // `is_open_write`: for writes these tests constrain nothing
         FieldId::EvtIsOpenWrite if access == Access::Read => match cond {
@@ -725,6 +852,88 @@ mod tests {
         assert_eq!(p.prefixes, Some(vec!["/etc/shadow".to_string()]));
         assert_eq!(p.noncanonical, vec!["Traversal".to_string()]);
         assert!(p.unconstrained.is_empty());
+    }
+
+    /// `fd.name` is rendered (a backslash `\\`, a byte that is not UTF-8 `\xNN`, a memfd
+    /// without its leading `/`); the kernel compares the bytes.
+    #[test]
+    fn literals_are_compared_as_the_kernel_s_bytes() {
+        // the literal "/srv/a\\\\b" is the rendering of the bytes `/srv/a\b`
+        let p = plan(&rule(
+            "esc",
+            &format!(r#"{OPEN_READ} and fd.name startswith "/srv/a\\\\b""#),
+        ));
+        assert_eq!(p.prefixes, Some(vec!["/srv/a".to_string()]));
+        assert!(p.reports(r"/srv/a\\b/x", r"/srv/a\\b/x"));
+        let p = plan(&rule(
+            "pm",
+            &format!(r#"{OPEN_READ} and fd.name pmatch (/srv/q\\\\r/s, /opt/\\xff/k)"#),
+        ));
+        assert_eq!(p.prefixes, Some(vec!["/opt/".into(), "/srv/q".into()]));
+        // a memfd's open is always reported: its literal asks nothing of the filter
+        let p = plan(&rule("mem", &format!("{OPEN_READ} and fd.name = memfd:x")));
+        assert_eq!(p.prefixes, Some(Vec::new()));
+        assert!(p.unconstrained.is_empty());
+        assert!(p.reports("memfd:x", "/proc/self/fd/3"));
+        assert!(p.reports("<truncated>/a/b", "/a/b"));
+        // a name with an escape is not the kernel's leaf: unbounded
+        let p = plan(&rule(
+            "name",
+            &format!(r#"{OPEN_READ} and fd.filename = "a\\\\b""#),
+        ));
+        assert_eq!(p.prefixes, None);
+        // an ending that may start inside `\xNN` keeps what follows it
+        for (x, want) in [("ffab", "ab"), ("xffab", "ab"), ("fz", "z"), (".pem", ".pem")] {
+            let p = plan(&rule("end", &format!("{OPEN_READ} and fd.name endswith {x}")));
+            assert_eq!(p.suffix_list(), vec![want], "{x}");
+        }
+        let p = plan(&rule("end", &format!("{OPEN_READ} and fd.name endswith ffab")));
+        assert!(p.reports(r"/tmp/\xffab", r"/tmp/\xffab"));
+        for x in ["ff", "f", r#""a\\\\b""#] {
+            let p = plan(&rule("end", &format!("{OPEN_READ} and fd.name endswith {x}")));
+            assert_eq!(p.prefixes, None, "{x}");
+        }
+    }
+
+    /// A test on `fd.nameraw` reduces to the non-canonical switch only when no canonical
+    /// passed path (absolute, without `//`, `/.`, `./`) can pass it.
+    #[test]
+    fn passed_path_tests_reduce_only_when_no_canonical_path_passes() {
+        let noncanonical = [
+            r#"fd.nameraw contains "../""#,
+            r#"fd.nameraw contains "a./""#,
+            r#"fd.nameraw contains "//""#,
+            r#"fd.nameraw endswith "/..""#,
+            r#"fd.nameraw startswith ".""#,
+            r#"fd.nameraw startswith "etc""#,
+            r#"fd.nameraw glob "*../*../*""#,
+            r#"fd.nameraw glob "x*""#,
+            r#"fd.nameraw glob "*[ab]./*""#,
+            r#"fd.nameraw = "../etc/shadow""#,
+            r#"fd.nameraw in ("a/b", "/x/./y")"#,
+        ];
+        for c in noncanonical {
+            let p = plan(&rule("t", &format!("{OPEN_READ} and {c}")));
+            assert_eq!(p.noncanonical, vec!["t".to_string()], "{c}");
+            assert_eq!(p.prefixes, Some(Vec::new()), "{c}");
+            assert!(p.reports("/a../b", "/a../b"), "{c}");
+            assert!(!p.reports("/a/b", "/a/b"), "{c}");
+        }
+        let unbounded = [
+            // `/a..b` holds `..` and is canonical
+            r#"fd.nameraw contains "..""#,
+            r#"fd.nameraw endswith "..""#,
+            // runs are not joined across a wildcard: `/a.b` matches
+            r#"fd.nameraw glob "*/*.*""#,
+            r#"fd.nameraw glob "*/[.]*""#,
+            r#"fd.nameraw glob "[.]*""#,
+            r#"fd.nameraw = "/etc/shadow""#,
+            r#"fd.nameraw in ("../a", "/b")"#,
+        ];
+        for c in unbounded {
+            let p = plan(&rule("t", &format!("{OPEN_READ} and {c}")));
+            assert_eq!(p.prefixes, None, "{c}");
+        }
     }
 
     #[test]

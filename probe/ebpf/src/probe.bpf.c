@@ -852,10 +852,12 @@ static __always_inline u64 bytes_equal(u64 x, u8 c)
 	return ~(t | y | 0x7f7f7f7f7f7f7f7fULL);
 }
 
-/* Canonical: absolute, under 256 bytes, no `//` and no component starting with `.` (so no
- * `.` or `..`). Eight bytes a step: byte j of `w` is a `/` followed (byte j of `n`, read one
- * byte further on) by `/` or `.`. `data` is the scratch buffer, so reading past the string's
- * NUL stays inside it; bytes past `len` are masked out. */
+/* Canonical: absolute, under 256 bytes, none of `//`, `/.` (so no `.` or `..` component)
+ * and `./` (`a./b`: a rule's `fd.nameraw contains "../"` holds for `/a../b`, so such a path
+ * must count as not canonical too: rules/src/kernel_plan.rs). Eight bytes a step: byte j of
+ * `w` is a `/` followed (byte j of `n`, read one byte further on) by `/` or `.`, or a `.`
+ * followed by `/`. `data` is the scratch buffer, so reading past the string's NUL stays
+ * inside it; bytes past `len` are masked out. */
 static __always_inline bool canonical_path(const u8 *data, u32 len)
 {
 	if (len == 0 || len >= 256 || data[0] != '/')
@@ -867,7 +869,8 @@ static __always_inline bool canonical_path(const u8 *data, u32 len)
 			break;
 		w = *(const u64 *)&data[at & 0xff];
 		n = *(const u64 *)&data[(at + 1) & 0x1ff];
-		hit = bytes_equal(w, '/') & (bytes_equal(n, '/') | bytes_equal(n, '.'));
+		hit = (bytes_equal(w, '/') & (bytes_equal(n, '/') | bytes_equal(n, '.'))) |
+		      (bytes_equal(w, '.') & bytes_equal(n, '/'));
 		if (len - at < 8)
 			hit &= (1ULL << ((len - at) * 8)) - 1;
 		if (hit)
@@ -1868,9 +1871,12 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 		bool canonical = canonical_path(data, len);
 		bool decide;
 		if (e->lens[1]) {
-			/* opened: decided on the resolved path; a truncated one, or a
-			 * non-canonical passed path when a rule looks at that, is reported */
-			decide = !(pflags & FL_PATH_TRUNCATED) && (canonical || !rf->noncanonical);
+			/* opened: decided on the resolved path; a truncated one, a pseudo
+			 * file's (rendered without its leading `/`: the rules' literals for
+			 * it are not the bytes here), or a non-canonical passed path when a
+			 * rule looks at that, is reported */
+			decide = !(pflags & (FL_PATH_TRUNCATED | FL_PATH_PSEUDO)) &&
+				 (canonical || !rf->noncanonical);
 			if (decide)
 				bpf_probe_read_kernel(k.data, sizeof(k.data), &data[resolved & DATA_MASK]);
 		} else {

@@ -189,6 +189,11 @@ impl Profile {
             {
                 false
             }
+            // enforce-kill killed it in the kernel, which judges the executable alone and
+            // exactly (never through the globs that approximate an entry Falco rules cannot
+            // spell): a kill is an anomaly whatever the globs and the lineage say, so it is
+            // never silent
+            Behaviour::Exec { flags, .. } if flags.killed => false,
             Behaviour::Exec {
                 path, parent, init, ..
             } => self.exec_allowed_from(path, parent, init),
@@ -206,8 +211,14 @@ impl Profile {
             dimension: b.dimension(),
             value: b.value(),
             parent: match b {
-                Behaviour::Exec { path, parent, .. }
-                    if !falco_learn_event::path::is_truncated(path) && self.exec_allowed(path) =>
+                Behaviour::Exec {
+                    path,
+                    parent,
+                    flags,
+                    ..
+                } if !flags.killed
+                    && !falco_learn_event::path::is_truncated(path)
+                    && self.exec_allowed(path) =>
                 {
                     Some(na(parent).to_string())
                 }

@@ -913,6 +913,22 @@ fn awkward_names_round_trip_and_generated_rules_agree() {
         }
     }
     assert!(anomalies > 0);
+    // enforce-kill's kernel compares the learned names exactly: an exec it killed is an
+    // anomaly even where the globs approximating a name (`/tmp/bad?byte`) allow it
+    let mut approximated = 0;
+    for probe in &probes {
+        let mut ev = event_of(EventType::Execve, probe);
+        let allowed = p.matches(&ev).is_none();
+        approximated += usize::from(allowed && !p.exec.contains_key(probe.as_str()));
+        std::sync::Arc::make_mut(&mut ev.process).exe_flags.killed = true;
+        let a = p.matches(&ev).expect("a killed exec is an anomaly");
+        assert_eq!(
+            (a.dimension, a.value.as_str(), a.parent),
+            (Dimension::Exec, probe.as_str(), None),
+            "{probe:?}"
+        );
+    }
+    assert!(approximated > 0, "no probe is allowed through a glob only");
     // every learned name is allowed, by the matcher and so by the rules
     for name in AWKWARD {
         for t in [EventType::Execve, EventType::Openat] {

@@ -212,9 +212,9 @@ fn raw_ending(x: &str) -> Option<&str> {
 
 fn names(v: Vec<String>) -> Need {
     // a rendered name with a backslash is escaped: the kernel compares other bytes
-    if v.iter().any(|n| {
-        n.is_empty() || n.len() > MAX_NAME_BYTES || n.contains('/') || n.contains('\\')
-    }) {
+    if v.iter()
+        .any(|n| n.is_empty() || n.len() > MAX_NAME_BYTES || n.contains('/') || n.contains('\\'))
+    {
         return Need::Any;
     }
     let mut v = v;
@@ -232,14 +232,16 @@ fn names(v: Vec<String>) -> Need {
 /// path's bytes, on at most [`MAX_PREFIX_BYTES`]):
 /// - the rendering keeps the bytes up to its first escape (`\\`, `\xNN`): a prefix is cut
 ///   before its first backslash;
-/// - a value not starting with `/` is a pseudo file's (`memfd:x`: the kernel's bytes are
+/// - an empty prefix (a glob starting with a wildcard) is every path;
+/// - any other value not starting with `/` is a pseudo file's (`memfd:x`: the kernel's bytes are
 ///   `/memfd:x`) or a truncated path (`<truncated>/…`): the kernel reports every open of
 ///   those, so such a prefix asks nothing of the filter and is left out.
 fn path_prefixes(v: Vec<String>) -> Need {
     prefixes(normalise(
         v.iter()
             .map(|p| p.split('\\').next().unwrap_or_default())
-            .filter(|p| p.starts_with('/'))
+            // an empty cut (`glob '*.pem'`, `startswith ""`) bounds nothing: every path
+            .filter(|p| p.is_empty() || p.starts_with('/'))
             .map(cut)
             .collect(),
     ))
@@ -383,7 +385,9 @@ fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> 
             Cond::Eq(l) => path_prefixes(vec![l.text.clone()]),
             Cond::In { strs, .. } => path_prefixes(strs.iter().cloned().collect()),
             Cond::StartsWith(s) => path_prefixes(vec![s.clone()]),
-            Cond::Pmatch(set) => path_prefixes(set.items.iter().map(|d| pmatch_prefix(d)).collect()),
+            Cond::Pmatch(set) => {
+                path_prefixes(set.items.iter().map(|d| pmatch_prefix(d)).collect())
+            }
             Cond::Glob(g) => path_prefixes(vec![literal_prefix(g)]),
             // an ending without `/` is the file name's ending
             Cond::EndsWith(x) => suffixes(x),
@@ -883,14 +887,28 @@ mod tests {
         ));
         assert_eq!(p.prefixes, None);
         // an ending that may start inside `\xNN` keeps what follows it
-        for (x, want) in [("ffab", "ab"), ("xffab", "ab"), ("fz", "z"), (".pem", ".pem")] {
-            let p = plan(&rule("end", &format!("{OPEN_READ} and fd.name endswith {x}")));
+        for (x, want) in [
+            ("ffab", "ab"),
+            ("xffab", "ab"),
+            ("fz", "z"),
+            (".pem", ".pem"),
+        ] {
+            let p = plan(&rule(
+                "end",
+                &format!("{OPEN_READ} and fd.name endswith {x}"),
+            ));
             assert_eq!(p.suffix_list(), vec![want], "{x}");
         }
-        let p = plan(&rule("end", &format!("{OPEN_READ} and fd.name endswith ffab")));
+        let p = plan(&rule(
+            "end",
+            &format!("{OPEN_READ} and fd.name endswith ffab"),
+        ));
         assert!(p.reports(r"/tmp/\xffab", r"/tmp/\xffab"));
         for x in ["ff", "f", r#""a\\\\b""#] {
-            let p = plan(&rule("end", &format!("{OPEN_READ} and fd.name endswith {x}")));
+            let p = plan(&rule(
+                "end",
+                &format!("{OPEN_READ} and fd.name endswith {x}"),
+            ));
             assert_eq!(p.prefixes, None, "{x}");
         }
     }

@@ -42,6 +42,7 @@ use falco_learn_event::{Args, Event, EventType, EventTypeField, Fd, FdType, L4Pr
 use falco_learn_profiler::kernel::{kernel_inbound, kernel_outbound, kernel_writes};
 use falco_learn_profiler::model::{ImageRef, OutboundEntry, Profile, Proto, Seen};
 use falco_learn_profiler::Anomaly;
+use fastrand::Rng;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -49,48 +50,36 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 // ------------------------------------------------------------------ randomness
 
-struct Rng(u64);
+/// The choices the generators make, on a seeded `fastrand::Rng`.
+trait Choose {
+    /// True `p` percent of the time.
+    fn pct(&mut self, p: usize) -> bool;
 
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x00C0_FFEE)
-    }
+    /// One element of a non-empty slice.
+    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T;
 
-    /// splitmix64
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+    /// One value, by weight.
+    fn weighted<'a, T>(&mut self, v: &'a [(T, usize)]) -> &'a T;
+}
 
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
+impl Choose for Rng {
     fn pct(&mut self, p: usize) -> bool {
-        self.below(100) < p
+        self.usize(..100) < p
     }
 
     fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
+        self.choice(v).expect("a non-empty slice")
     }
 
     fn weighted<'a, T>(&mut self, v: &'a [(T, usize)]) -> &'a T {
-        let total: usize = v.iter().map(|(_, w)| w).sum();
-        let mut r = self.below(total);
+        let mut r = self.usize(..v.iter().map(|(_, w)| w).sum::<usize>());
         for (x, w) in v {
             if r < *w {
                 return x;
             }
             r -= w;
         }
-        &v[v.len() - 1].0
+        unreachable!("below the sum of the weights")
     }
 }
 
@@ -172,7 +161,7 @@ fn join(comps: &[Vec<u8>]) -> Vec<u8> {
 /// A rendered profile key for `raw`, often spelt trickily.
 fn key_for(rng: &mut Rng, raw: &[u8]) -> String {
     let mut k = render(raw, PathFlags::default());
-    match rng.below(100) {
+    match rng.usize(..100) {
         0..=54 => {}
         55..=62 => k = k.replace('/', "//"),
         63..=69 => k.push('/'),
@@ -213,12 +202,12 @@ const NETS: &[&str] = &[
 
 fn gen_profile(rng: &mut Rng) -> Profile {
     let mut p = Profile::new(ImageRef::new("docker.io/library/app", "1"));
-    let nf = rng.below(6);
+    let nf = rng.usize(..6);
     for _ in 0..nf {
         let raw = raw_path(rng);
         p.write_files.insert(key_for(rng, &raw), Seen::default());
     }
-    let nd = rng.below(4);
+    let nd = rng.usize(..4);
     for _ in 0..nd {
         let raw = raw_path(rng);
         p.write_dirs.insert(key_for(rng, &raw), Seen::default());
@@ -232,12 +221,12 @@ fn gen_profile(rng: &mut Rng) -> Profile {
         ]);
         p.write_globs.insert(g.to_string(), Seen::default());
     }
-    let no = rng.below(5);
+    let no = rng.usize(..5);
     for _ in 0..no {
         let proto = *rng.weighted(&[(Proto::Tcp, 5), (Proto::Udp, 4), (Proto::Icmp, 1)]);
         let port = *rng.pick(PORTS);
         let mut e = OutboundEntry::default();
-        for _ in 0..1 + rng.below(3) {
+        for _ in 0..1 + rng.usize(..3) {
             e.peers.insert(rng.pick(NETS).parse().expect("net"));
         }
         p.outbound.insert((proto, port), e);
@@ -245,7 +234,7 @@ fn gen_profile(rng: &mut Rng) -> Profile {
     if rng.pct(15) {
         p.inbound = None;
     } else if let Some(ports) = &mut p.inbound {
-        for _ in 0..rng.below(4) {
+        for _ in 0..rng.usize(..4) {
             let proto = *rng.weighted(&[(Proto::Tcp, 5), (Proto::Udp, 4), (Proto::Icmp, 1)]);
             ports.insert((proto, *rng.pick(PORTS)), Seen::default());
         }
@@ -333,7 +322,7 @@ fn gen_write(rng: &mut Rng, p: &Profile) -> Case {
     } else {
         (raw_path(rng), "random")
     };
-    let raw = match rng.below(10) {
+    let raw = match rng.usize(..10) {
         0..=3 => base,
         4..=5 => {
             let mut b = base;
@@ -360,7 +349,7 @@ fn gen_write(rng: &mut Rng, p: &Profile) -> Case {
             // a prefix cut mid-component
             let n = base.len();
             if n > 2 {
-                base[..1 + rng.below(n - 1)].to_vec()
+                base[..1 + rng.usize(..n - 1)].to_vec()
             } else {
                 base
             }
@@ -369,7 +358,7 @@ fn gen_write(rng: &mut Rng, p: &Profile) -> Case {
     };
     let raw = canonical(&raw);
     let mut flags = PathFlags::default();
-    match rng.below(100) {
+    match rng.usize(..100) {
         0..=3 => flags.truncated = true,
         4..=7 => flags.deleted = true,
         8..=9 => {
@@ -548,7 +537,7 @@ fn near(rng: &mut Rng, net: &IpNet) -> IpAddr {
         IpNet::V4(n) => {
             let a = u32::from(n.network());
             let b = u32::from(n.broadcast());
-            let v = match rng.below(6) {
+            let v = match rng.usize(..6) {
                 0 => a,
                 1 => b,
                 2 => a.wrapping_sub(1),
@@ -561,7 +550,7 @@ fn near(rng: &mut Rng, net: &IpNet) -> IpAddr {
         IpNet::V6(n) => {
             let a = u128::from(n.network());
             let b = u128::from(n.broadcast());
-            let v = match rng.below(6) {
+            let v = match rng.usize(..6) {
                 0 => a,
                 1 => b,
                 2 => a.wrapping_sub(1),
@@ -959,7 +948,7 @@ fn run(
     let mut st = Stats::default();
     let mut failures = Vec::new();
     for seed in seeds {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::with_seed(seed);
         for case in 0..profiles {
             let p = gen_profile(&mut rng);
             st.profiles += 1;

@@ -30,77 +30,20 @@
 //! `NET_PLAN_FIRST_SEED` moves the seeds. A failure is shrunk and printed with the
 //! rules' YAML, the kernel's facts, the event's fields and the plan.
 
+mod common;
+
+use common::{
+    env_num, load, seed_range, shrink, shrink_groups, Atom, Exc, ExcVal, Rhs, RngExt, RuleSpec,
+    Spec, C,
+};
 use falco_learn_event::fields::{extract, parse_field_ref};
 use falco_learn_event::{Args, Event, EventType, EventTypeField, Fd, FdType, L4Proto};
 use falco_learn_rules::net_plan::{NetPlan, Side, L4};
 use falco_learn_rules::Ruleset;
+use fastrand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-// ------------------------------------------------------------------ randomness
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x0E7_FA11)
-    }
-
-    /// splitmix64
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn pct(&mut self, p: usize) -> bool {
-        self.below(100) < p
-    }
-
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-
-    /// [`Rng::pick`] of a `Copy` value.
-    fn one<T: Copy>(&mut self, v: &[T]) -> T {
-        *self.pick(v)
-    }
-
-    /// [`Rng::weighted`] of a `Copy` value.
-    fn one_weighted<T: Copy>(&mut self, v: &[(T, usize)]) -> T {
-        *self.weighted(v)
-    }
-
-    fn weighted<'a, T>(&mut self, v: &'a [(T, usize)]) -> &'a T {
-        let total: usize = v.iter().map(|(_, w)| w).sum();
-        let mut r = self.below(total);
-        for (x, w) in v {
-            if r < *w {
-                return x;
-            }
-            r -= w;
-        }
-        &v[v.len() - 1].0
-    }
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 // ------------------------------------------------------------------ the kernel's facts
 
@@ -568,216 +511,15 @@ fn dropped_by(plans: &[NetPlan; 2], n: &Net) -> Vec<Oracle> {
 
 // ------------------------------------------------------------------ rules
 
-#[derive(Debug, Clone, PartialEq)]
-enum Rhs {
-    None,
-    /// One literal: printed quoted (`"…"`) when `quoted`.
-    One(String, bool),
-    /// `val(field)`.
-    Field(&'static str),
-    /// A list of literals, in a named list when `named`.
-    List {
-        items: Vec<String>,
-        named: bool,
-    },
+/// A literal, quoted (`"…"`) when `quoted`: the rules print literals as they are.
+fn literal(s: String, quoted: bool) -> Rhs {
+    Rhs::One(if quoted { format!("\"{s}\"") } else { s })
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Atom {
-    field: &'static str,
-    transform: Option<&'static str>,
-    op: &'static str,
-    rhs: Rhs,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum C {
-    And(Vec<C>),
-    Or(Vec<C>),
-    Not(Box<C>),
-    Atom(Atom),
-    Macro(Box<C>),
-    Raw(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Exc {
-    fields: Vec<&'static str>,
-    comps: Vec<&'static str>,
-    rows: Vec<Vec<Vec<String>>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct RuleSpec {
-    cond: C,
-    exceptions: Vec<Exc>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Spec {
-    rules: Vec<RuleSpec>,
-}
-
-fn lit(s: &str, quoted: bool) -> String {
-    if quoted {
-        format!("\"{s}\"")
-    } else {
-        s.to_string()
-    }
-}
-
-struct Printer {
-    defs: String,
-    lists: usize,
-    macros: usize,
-}
-
-impl Printer {
-    fn cond(&mut self, c: &C) -> String {
-        match c {
-            C::And(v) => format!(
-                "({})",
-                v.iter()
-                    .map(|x| self.cond(x))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ),
-            C::Or(v) => format!(
-                "({})",
-                v.iter()
-                    .map(|x| self.cond(x))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ),
-            C::Not(x) => format!("not {}", self.cond(x)),
-            C::Raw(t) => t.clone(),
-            C::Macro(x) => {
-                let body = self.cond(x);
-                let name = format!("m{}", self.macros);
-                self.macros += 1;
-                let _ = write!(self.defs, "- macro: {name}\n  condition: |-\n    {body}\n");
-                name
-            }
-            C::Atom(a) => {
-                let lhs = match a.transform {
-                    Some(t) => format!("{t}({})", a.field),
-                    None => a.field.to_string(),
-                };
-                let rhs = match &a.rhs {
-                    Rhs::None => String::new(),
-                    Rhs::One(s, q) => format!(" {}", lit(s, *q)),
-                    Rhs::Field(f) => format!(" val({f})"),
-                    Rhs::List {
-                        items,
-                        named: false,
-                    } => format!(" ({})", items.join(", ")),
-                    Rhs::List { items, named: true } => {
-                        let name = format!("l{}", self.lists);
-                        self.lists += 1;
-                        let _ = writeln!(
-                            self.defs,
-                            "- list: {name}\n  items: [{}]",
-                            items
-                                .iter()
-                                .map(|s| format!("'{s}'"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        );
-                        format!(" ({name})")
-                    }
-                };
-                format!("{lhs} {}{rhs}", a.op)
-            }
-        }
-    }
-}
-
-impl Spec {
-    fn yaml(&self) -> String {
-        let mut p = Printer {
-            defs: String::new(),
-            lists: 0,
-            macros: 0,
-        };
-        let mut rules = String::new();
-        for (i, r) in self.rules.iter().enumerate() {
-            let cond = p.cond(&r.cond);
-            let _ = write!(
-                rules,
-                "- rule: r{i}\n  desc: d\n  condition: |-\n    {cond}\n  output: o\n  priority: WARNING\n"
-            );
-            if !r.exceptions.is_empty() {
-                rules.push_str("  exceptions:\n");
-                for (j, e) in r.exceptions.iter().enumerate() {
-                    let _ = writeln!(
-                        rules,
-                        "    - name: e{j}\n      fields: [{}]\n      comps: [{}]\n      values:",
-                        e.fields.join(", "),
-                        e.comps
-                            .iter()
-                            .map(|c| format!("\"{c}\""))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    for row in &e.rows {
-                        let vals: Vec<String> = row
-                            .iter()
-                            .map(|v| {
-                                if v.len() == 1 {
-                                    format!("'{}'", v[0])
-                                } else {
-                                    format!(
-                                        "[{}]",
-                                        v.iter()
-                                            .map(|s| format!("'{s}'"))
-                                            .collect::<Vec<_>>()
-                                            .join(", ")
-                                    )
-                                }
-                            })
-                            .collect();
-                        let _ = writeln!(rules, "        - [{}]", vals.join(", "));
-                    }
-                }
-            }
-        }
-        p.defs + &rules
-    }
-
-    /// The tests used, for grouping failures.
-    fn shape(&self) -> String {
-        fn walk(c: &C, out: &mut BTreeSet<String>) {
-            match c {
-                C::And(v) | C::Or(v) => v.iter().for_each(|x| walk(x, out)),
-                C::Not(x) => {
-                    out.insert("not".into());
-                    walk(x, out)
-                }
-                C::Macro(x) => walk(x, out),
-                C::Raw(_) => {
-                    out.insert("raw".into());
-                }
-                C::Atom(a) => {
-                    let f = match a.transform {
-                        Some(t) => format!("{t}({})", a.field),
-                        None => a.field.to_string(),
-                    };
-                    if a.field != "evt.type" {
-                        out.insert(format!("{f} {}", a.op));
-                    }
-                }
-            }
-        }
-        let mut s = BTreeSet::new();
-        for r in &self.rules {
-            walk(&r.cond, &mut s);
-            for e in &r.exceptions {
-                for (f, c) in e.fields.iter().zip(&e.comps) {
-                    s.insert(format!("exception {f} {c}"));
-                }
-            }
-        }
-        s.into_iter().collect::<Vec<_>>().join(", ")
+fn spec(rules: Vec<RuleSpec>) -> Spec {
+    Spec {
+        rules,
+        lit: str::to_owned,
     }
 }
 
@@ -851,7 +593,7 @@ fn port_lit(rng: &mut Rng) -> (String, bool) {
 }
 
 fn port_items(rng: &mut Rng) -> Vec<String> {
-    let n = 1 + rng.below(4);
+    let n = 1 + rng.usize(..4);
     (0..n).map(|_| port_lit(rng).0.trim().to_string()).collect()
 }
 
@@ -901,17 +643,21 @@ fn gen_atom(rng: &mut Rng) -> C {
                 ),
                 "val" => {
                     let other = *rng.weighted(PORT_FIELDS);
-                    atom(field, *rng.pick(&["=", "!=", "<", ">"]), Rhs::Field(other))
+                    atom(
+                        field,
+                        *rng.pick(&["=", "!=", "<", ">"]),
+                        Rhs::Bare(format!("val({other})")),
+                    )
                 }
                 "transform" => C::Atom(Atom {
                     field,
                     transform: Some("len"),
                     op: "=",
-                    rhs: Rhs::One(rng.pick(&["1", "2", "3", "4", "5"]).to_string(), false),
+                    rhs: literal(rng.pick(&["1", "2", "3", "4", "5"]).to_string(), false),
                 }),
                 _ => {
                     let (l, q) = port_lit(rng);
-                    atom(field, op, Rhs::One(l, q))
+                    atom(field, op, literal(l, q))
                 }
             }
         }
@@ -933,7 +679,7 @@ fn gen_atom(rng: &mut Rng) -> C {
             match op {
                 "exists" => atom("fd.l4proto", "exists", Rhs::None),
                 "in" | "intersects" | "pmatch" => {
-                    let n = 1 + rng.below(3);
+                    let n = 1 + rng.usize(..3);
                     let items = (0..n)
                         .map(|_| {
                             let s = v(rng);
@@ -954,24 +700,24 @@ fn gen_atom(rng: &mut Rng) -> C {
                     )
                 }
                 "transform" => {
-                    let t = rng.one(&["toupper", "tolower"]);
-                    let op = rng.one(&["=", "!="]);
+                    let t = *rng.pick(&["toupper", "tolower"]);
+                    let op = *rng.pick(&["=", "!="]);
                     C::Atom(Atom {
                         field: "fd.l4proto",
                         transform: Some(t),
                         op,
-                        rhs: Rhs::One(rng.pick(&["TCP", "UDP", "tcp", "udp"]).to_string(), false),
+                        rhs: literal(rng.pick(&["TCP", "UDP", "tcp", "udp"]).to_string(), false),
                     })
                 }
                 "glob" => atom(
                     "fd.l4proto",
                     "glob",
-                    Rhs::One(rng.pick(&["t*", "*p", "?dp", "*"]).to_string(), true),
+                    literal(rng.pick(&["t*", "*p", "?dp", "*"]).to_string(), true),
                 ),
                 _ => {
                     let s = v(rng);
                     let q = s.contains('<') || rng.pct(20);
-                    atom("fd.l4proto", op, Rhs::One(s, q))
+                    atom("fd.l4proto", op, literal(s, q))
                 }
             }
         }
@@ -992,7 +738,7 @@ fn gen_atom(rng: &mut Rng) -> C {
             match op {
                 "exists" => atom(field, "exists", Rhs::None),
                 "in" => {
-                    let n = 1 + rng.below(3);
+                    let n = 1 + rng.usize(..3);
                     let items = (0..n).map(|_| format!("\"{}\"", one(rng))).collect();
                     atom(
                         field,
@@ -1005,7 +751,7 @@ fn gen_atom(rng: &mut Rng) -> C {
                 }
                 _ => {
                     let s = one(rng);
-                    atom(field, op, Rhs::One(s, true))
+                    atom(field, op, literal(s, true))
                 }
             }
         }
@@ -1022,13 +768,13 @@ fn gen_atom(rng: &mut Rng) -> C {
                         named: false,
                     },
                 ),
-                _ => atom(field, op, Rhs::One("kubernetes.default".into(), false)),
+                _ => atom(field, op, literal("kubernetes.default".into(), false)),
             }
         }
         FKind::Type => {
             let op = *rng.weighted(&[("=", 30), ("!=", 15), ("in", 45)]);
             if op == "in" {
-                let n = 1 + rng.below(4);
+                let n = 1 + rng.usize(..4);
                 let items = (0..n).map(|_| rng.pick(TYPES).to_string()).collect();
                 atom(
                     "evt.type",
@@ -1039,7 +785,7 @@ fn gen_atom(rng: &mut Rng) -> C {
                     },
                 )
             } else {
-                atom("evt.type", op, Rhs::One(rng.pick(TYPES).to_string(), false))
+                atom("evt.type", op, literal(rng.pick(TYPES).to_string(), false))
             }
         }
         FKind::Other => {
@@ -1076,13 +822,13 @@ fn gen_cond(rng: &mut Rng, depth: usize) -> C {
     if depth == 0 || rng.pct(35) {
         return gen_atom(rng);
     }
-    let c = match rng.below(10) {
+    let c = match rng.usize(..10) {
         0..=4 => {
-            let n = 2 + rng.below(3);
+            let n = 2 + rng.usize(..3);
             C::And((0..n).map(|_| gen_cond(rng, depth - 1)).collect())
         }
         5..=7 => {
-            let n = 2 + rng.below(2);
+            let n = 2 + rng.usize(..2);
             C::Or((0..n).map(|_| gen_cond(rng, depth - 1)).collect())
         }
         _ => C::Not(Box::new(gen_cond(rng, depth - 1))),
@@ -1105,10 +851,10 @@ fn gen_bound(rng: &mut Rng, depth: usize) -> C {
                 field,
                 transform: None,
                 op: "=",
-                rhs: Rhs::One(l, q),
+                rhs: literal(l, q),
             })
         } else {
-            let op = rng.one_weighted(&[("in", 5), ("intersects", 1)]);
+            let op = *rng.weighted(&[("in", 5), ("intersects", 1)]);
             C::Atom(Atom {
                 field,
                 transform: None,
@@ -1128,7 +874,7 @@ fn gen_bound(rng: &mut Rng, depth: usize) -> C {
                 named: rng.pct(30),
             }
         } else {
-            Rhs::One(
+            literal(
                 rng.pick(&["tcp", "udp", "tcp", "udp", "icmp"]).to_string(),
                 false,
             )
@@ -1140,14 +886,14 @@ fn gen_bound(rng: &mut Rng, depth: usize) -> C {
             rhs,
         })
     };
-    match rng.below(10) {
+    match rng.usize(..10) {
         0..=3 => port_test(rng),
         4..=5 => C::And(vec![proto_test(rng), port_test(rng)]),
         6 if depth > 0 => C::Or(vec![gen_bound(rng, depth - 1), gen_bound(rng, depth - 1)]),
         7 => C::And(vec![port_test(rng), port_test(rng)]),
         8 => {
             let op = *rng.pick(&["=", "!=", "exists"]);
-            let field = rng.one(UNAVAILABLE);
+            let field = *rng.pick(UNAVAILABLE);
             C::Atom(Atom {
                 field,
                 transform: None,
@@ -1155,7 +901,7 @@ fn gen_bound(rng: &mut Rng, depth: usize) -> C {
                 rhs: if op == "exists" {
                     Rhs::None
                 } else {
-                    Rhs::One("x".into(), false)
+                    literal("x".into(), false)
                 },
             })
         }
@@ -1176,7 +922,7 @@ fn gen_rule(rng: &mut Rng) -> RuleSpec {
         };
     }
     let cond = if rng.pct(80) {
-        let n = 1 + rng.below(3);
+        let n = 1 + rng.usize(..3);
         let items: Vec<String> = (0..n)
             .map(|_| {
                 rng.pick(&[
@@ -1209,7 +955,7 @@ fn gen_rule(rng: &mut Rng) -> RuleSpec {
             ("fd.sip", 1),
             ("proc.name", 1),
         ];
-        let k = 1 + rng.below(2);
+        let k = 1 + rng.usize(..2);
         let mut fields: Vec<&'static str> = Vec::new();
         while fields.len() < k {
             let f = *rng.weighted(pool);
@@ -1221,7 +967,7 @@ fn gen_rule(rng: &mut Rng) -> RuleSpec {
             .iter()
             .map(|_| *rng.weighted(&[("=", 4), ("in", 3), ("!=", 1)]))
             .collect();
-        let nrows = 1 + rng.below(2);
+        let nrows = 1 + rng.usize(..2);
         let rows = (0..nrows)
             .map(|_| {
                 fields
@@ -1239,11 +985,11 @@ fn gen_rule(rng: &mut Rng) -> RuleSpec {
                                 _ => rng.pick(PORTS).to_string(),
                             }
                         };
-                        if *c == "in" {
-                            let n = 1 + rng.below(2);
-                            (0..n).map(|_| one(rng)).collect()
+                        let n = if *c == "in" { 1 + rng.usize(..2) } else { 1 };
+                        if n == 1 {
+                            ExcVal::One(one(rng))
                         } else {
-                            vec![one(rng)]
+                            ExcVal::Many((0..n).map(|_| one(rng)).collect())
                         }
                     })
                     .collect()
@@ -1260,24 +1006,10 @@ fn gen_rule(rng: &mut Rng) -> RuleSpec {
 
 fn gen_spec(rng: &mut Rng) -> Spec {
     let n = *rng.weighted(&[(1usize, 75), (2, 18), (3, 7)]);
-    Spec {
-        rules: (0..n).map(|_| gen_rule(rng)).collect(),
-    }
+    spec((0..n).map(|_| gen_rule(rng)).collect())
 }
 
 // ------------------------------------------------------------------ checking
-
-fn load(spec: &Spec) -> Result<Ruleset, String> {
-    let y = spec.yaml();
-    let (rs, report) = Ruleset::load_sources(&[("t.yaml", y.as_str())]);
-    if !report.errors.is_empty() {
-        return Err(report.to_string());
-    }
-    if rs.rules().len() != spec.rules.len() {
-        return Err(format!("{} rules loaded", rs.rules().len()));
-    }
-    Ok(rs)
-}
 
 fn plans(rs: &Ruleset) -> [NetPlan; 2] {
     [rs.net_plan(Side::Client), rs.net_plan(Side::Server)]
@@ -1291,112 +1023,7 @@ fn fails(spec: &Spec, n: &Net, oracle: Oracle) -> bool {
     !rs.matching(&n.event).is_empty() && dropped_by(&plans(&rs), n).contains(&oracle)
 }
 
-fn simpler(c: &C) -> Vec<C> {
-    let mut out = Vec::new();
-    match c {
-        C::And(v) | C::Or(v) => {
-            let rebuild = |v: Vec<C>| match c {
-                C::And(_) => C::And(v),
-                _ => C::Or(v),
-            };
-            out.extend(v.iter().cloned());
-            if v.len() > 2 {
-                for i in 0..v.len() {
-                    let mut w = v.clone();
-                    w.remove(i);
-                    out.push(rebuild(w));
-                }
-            }
-            for i in 0..v.len() {
-                for s in simpler(&v[i]) {
-                    let mut w = v.clone();
-                    w[i] = s;
-                    out.push(rebuild(w));
-                }
-            }
-        }
-        C::Not(x) => {
-            out.push((**x).clone());
-            out.extend(simpler(x).into_iter().map(|s| C::Not(Box::new(s))));
-        }
-        C::Macro(x) => {
-            out.push((**x).clone());
-            out.extend(simpler(x).into_iter().map(|s| C::Macro(Box::new(s))));
-        }
-        C::Raw(_) => {}
-        C::Atom(a) => {
-            if let Rhs::List { items, named } = &a.rhs {
-                if *named {
-                    out.push(C::Atom(Atom {
-                        rhs: Rhs::List {
-                            items: items.clone(),
-                            named: false,
-                        },
-                        ..a.clone()
-                    }));
-                }
-                if items.len() > 1 {
-                    for i in 0..items.len() {
-                        let mut w = items.clone();
-                        w.remove(i);
-                        out.push(C::Atom(Atom {
-                            rhs: Rhs::List {
-                                items: w,
-                                named: *named,
-                            },
-                            ..a.clone()
-                        }));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-fn simpler_specs(s: &Spec) -> Vec<Spec> {
-    let mut out = Vec::new();
-    if s.rules.len() > 1 {
-        for i in 0..s.rules.len() {
-            let mut t = s.clone();
-            t.rules.remove(i);
-            out.push(t);
-        }
-    }
-    for (ri, r) in s.rules.iter().enumerate() {
-        for i in 0..r.exceptions.len() {
-            let mut t = s.clone();
-            t.rules[ri].exceptions.remove(i);
-            out.push(t);
-        }
-        for c in simpler(&r.cond) {
-            let mut t = s.clone();
-            t.rules[ri].cond = c;
-            out.push(t);
-        }
-    }
-    out
-}
-
-fn shrink(spec: &Spec, n: &Net, oracle: Oracle) -> Spec {
-    let mut cur = spec.clone();
-    let mut budget = 3000;
-    'outer: loop {
-        for cand in simpler_specs(&cur) {
-            budget -= 1;
-            if budget == 0 {
-                break 'outer;
-            }
-            if fails(&cand, n, oracle) {
-                cur = cand;
-                continue 'outer;
-            }
-        }
-        break;
-    }
-    cur
-}
-
+#[derive(Clone)]
 struct Failure {
     seed: u64,
     case: u64,
@@ -1457,7 +1084,7 @@ fn run(
     let mut st = Stats::default();
     let mut failures = Vec::new();
     for seed in seeds {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::with_seed(seed);
         let pool: Vec<Net> = (0..events).map(|_| gen_net(&mut rng)).collect();
         for case in 0..cases {
             let spec = gen_spec(&mut rng);
@@ -1514,12 +1141,11 @@ fn run(
 
 #[test]
 fn generated_rules_never_fire_on_network_events_the_kernel_drops() {
-    let seeds = env_num("NET_PLAN_SEEDS", 8);
-    let first = env_num("NET_PLAN_FIRST_SEED", 0);
+    let seeds = seed_range("NET_PLAN", 8);
     let cases = env_num("NET_PLAN_CASES", 1000);
     let events = env_num("NET_PLAN_EVENTS", 320) as usize;
     let t0 = std::time::Instant::now();
-    let (st, failures) = run(first..first + seeds, cases, events, false);
+    let (st, failures) = run(seeds, cases, events, false);
     eprintln!(
         "net plan soundness: {} rulesets ({} did not load), {} filtering side plans, {} pairs, \
          {} fired ({:.1} %), {} on events the kernel decides on, {} of them under a plan that \
@@ -1557,23 +1183,17 @@ fn generated_rules_never_fire_on_network_events_the_kernel_drops() {
     if failures.is_empty() {
         return;
     }
-    let mut tried = BTreeSet::new();
-    let mut groups: BTreeMap<(Oracle, String, String), Failure> = BTreeMap::new();
-    for f in &failures {
-        let key = (f.oracle, f.net.category(), f.spec.shape());
-        if tried.len() >= 40 || !tried.insert(key) {
-            continue;
-        }
-        let spec = shrink(&f.spec, &f.net, f.oracle);
-        let g = (f.oracle, f.net.category(), spec.shape());
-        groups.entry(g).or_insert_with(|| Failure {
-            seed: f.seed,
-            case: f.case,
-            spec,
-            net: f.net.clone(),
-            oracle: f.oracle,
-        });
-    }
+    let shape = |f: &Failure| (f.oracle, f.net.category(), f.spec.shape());
+    let groups = shrink_groups(
+        &failures,
+        40,
+        shape,
+        |f| Failure {
+            spec: shrink(&f.spec, |s| fails(s, &f.net, f.oracle)),
+            ..f.clone()
+        },
+        shape,
+    );
     let mut msg = format!(
         "{} firing events dropped ({} by the kernel model, {} by NetPlan::needs); {} distinct \
          shrunk shapes:\n",
@@ -1588,7 +1208,7 @@ fn generated_rules_never_fire_on_network_events_the_kernel_drops() {
             .count(),
         groups.len()
     );
-    for f in groups.values() {
+    for (f, _) in groups.values() {
         msg.push_str(&report(f));
     }
     panic!("{msg}");
@@ -1609,15 +1229,15 @@ fn a_wrong_derivation_is_caught() {
 }
 
 fn raw(conds: &[&str]) -> Spec {
-    Spec {
-        rules: conds
+    spec(
+        conds
             .iter()
             .map(|c| RuleSpec {
                 cond: C::Raw(c.to_string()),
                 exceptions: Vec::new(),
             })
             .collect(),
-    }
+    )
 }
 
 fn v4(a: [u8; 4]) -> [u8; 16] {

@@ -1,4 +1,5 @@
-//! What the generative plan tests (`kernel_plan_soundness`, `net_plan_soundness`) share:
+//! What the generative plan tests (`kernel_plan_soundness`, `net_plan_soundness`, and the
+//! probe's `event_filter_soundness`, which includes this file by path) share:
 //! randomness on top of `fastrand`, the rules' AST and its printing to YAML, loading,
 //! shrinking a failing ruleset and grouping shrunk failures. Each test keeps its own
 //! generators and oracles.

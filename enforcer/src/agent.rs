@@ -495,6 +495,18 @@ mod tests {
         assert_eq!(event_filter(&rs).socket_drop, !(1u64 << 17));
     }
 
+    /// Only successful calls are dropped: a rule on failed ones needs none of them.
+    #[test]
+    fn a_rule_on_failed_calls_keeps_no_successful_one() {
+        let rs = rules(&[(
+            "failed",
+            "evt.type in (socket, dup2) and evt.failed = true and proc.name = nc",
+        )]);
+        let plan = event_filter(&rs);
+        assert_eq!(plan.socket_drop, u64::MAX);
+        assert!(plan.dup_drop.iter().flatten().all(|b| *b == u64::MAX));
+    }
+
     #[test]
     fn a_rule_about_every_socket_keeps_them_all() {
         let rs = rules(&[("any", "evt.type = socket and proc.name = nc")]);

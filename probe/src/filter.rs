@@ -571,7 +571,12 @@ pub struct EventFilterPlan {
 fn socket_known(f: &falco_learn_event::fields::FieldRef) -> bool {
     use falco_learn_event::fields::{FieldArg, FieldId};
     match f.id {
-        FieldId::EvtType | FieldId::FdType | FieldId::FdTypeChar | FieldId::FdSockFamily => true,
+        // only successful calls are dropped: `evt.failed` is false
+        FieldId::EvtType
+        | FieldId::EvtFailed
+        | FieldId::FdType
+        | FieldId::FdTypeChar
+        | FieldId::FdSockFamily => true,
         // the arguments are fd (the result: not fixed), domain, type, proto
         FieldId::EvtArg => match &f.arg {
             FieldArg::Key(k) => k == "domain",
@@ -588,6 +593,7 @@ fn dup_known(f: &falco_learn_event::fields::FieldRef) -> bool {
     use falco_learn_event::fields::{FieldArg, FieldId};
     match f.id {
         FieldId::EvtType
+        | FieldId::EvtFailed
         | FieldId::EvtRawRes
         | FieldId::EvtRes
         | FieldId::FdNum

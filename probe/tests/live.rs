@@ -1225,6 +1225,84 @@ fn non_canonical_passed_paths_are_reported_at_every_alignment() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// File names and endings are the names `fd.name` ends with: for a file bind-mounted over
+/// another (a single-file volume, a Kubernetes subPath) that is the mount point's name, not
+/// the source file's (the opened dentry's own). A read of `id_rsa` and `y.pem`, both
+/// `plain` mounted there, is reported; `plain` itself, and `other` (a mount of a file named
+/// `id_rsa`), are not.
+#[test]
+fn file_names_are_the_mount_point_s_for_a_bind_mounted_file() {
+    let Some(s) = shared() else { return };
+    let base = format!("/var/tmp/fl-probe-leaf-{}", std::process::id());
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(format!("{base}/src")).expect("mkdir");
+    for f in ["src/plain", "src/id_rsa", "id_rsa", "y.pem", "other"] {
+        std::fs::write(format!("{base}/{f}"), b"x").expect("write");
+    }
+    let bind = |from: &str, to: &str| {
+        let (from, to) = (
+            CString::new(format!("{base}/{from}")).unwrap_or_default(),
+            CString::new(format!("{base}/{to}")).unwrap_or_default(),
+        );
+        // SAFETY: valid C strings; a bind mount of one file over another, undone below.
+        let r = unsafe {
+            libc::mount(
+                from.as_ptr(),
+                to.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0, "bind mount: {}", std::io::Error::last_os_error());
+        to
+    };
+    let mounts = [
+        bind("src/plain", "id_rsa"),
+        bind("src/plain", "y.pem"),
+        bind("src/id_rsa", "other"),
+    ];
+    let mut plan = ProbeConfig::default().read;
+    plan.names = vec!["id_rsa".into()];
+    plan.suffixes = vec![".pem".into()];
+    let probe = s._probe.lock().unwrap_or_else(|p| p.into_inner());
+    probe.set_read_filter(&plan).expect("set the read filter");
+    let loud: Vec<(String, u32)> = ["id_rsa", "y.pem"]
+        .iter()
+        .map(|f| {
+            let p = format!("{base}/{f}");
+            let pid = read_opens(Path::new(&p), 1);
+            (p, pid)
+        })
+        .collect();
+    let quiet: Vec<(String, u32)> = ["src/plain", "other"]
+        .iter()
+        .map(|f| {
+            let p = format!("{base}/{f}");
+            let pid = read_opens(Path::new(&p), 2);
+            (p, pid)
+        })
+        .collect();
+    probe
+        .set_read_filter(&ProbeConfig::default().read)
+        .expect("restore the read filter");
+    drop(probe);
+    for m in &mounts {
+        // SAFETY: unmounting what this test mounted.
+        unsafe { libc::umount2(m.as_ptr(), libc::MNT_DETACH) };
+    }
+    for (p, pid) in &loud {
+        let ev = wait_for(s, p, |e| {
+            e.process.pid == *pid && e.event_type() == EventType::Openat
+        });
+        assert_eq!(&ev.fd.expect("fd").name, p);
+    }
+    for (p, pid) in &quiet {
+        assert_eq!(read_events_of(s, *pid), 0, "{p}: its name is watched nowhere");
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 /// The first event from a probe of a test's own that `pred` accepts, within 10 s.
 fn recv_event(
     rx: &falco_learn_probe::reader::Events,

@@ -186,19 +186,32 @@ struct {
 	__type(value, struct leaf_scratch);
 } LEAF_SCRATCH SEC(".maps");
 
-/* Whether the opened file `file` (a struct file *) has a name in LEAF_NAMES, or one ending
- * with one of LEAF_SUFFIXES, for `bit` (the filter's switches say which maps hold anything).
- * A global function: the verifier checks it once, on its own, instead of once per state of
- * every caller (the loops below would exceed 5.10's budget inlined). */
-__attribute__((noinline)) int fl_leaf_named(u64 file, u32 bit, u32 names, u32 suffix_lens)
+/* Whether the file whose path the last walk (fl_put_path, WALK) reported has a name in
+ * LEAF_NAMES, or one ending with one of LEAF_SUFFIXES, for `bit` (the filter's switches say
+ * which maps hold anything). The name is the walk's leaf, the last component of `fd.name`:
+ * not the opened dentry's own name, which for a file bind-mounted over another (a
+ * single-file volume, a Kubernetes subPath) is the source file's. A path of no component
+ * (`/`) has no name. A global function: the verifier checks it once, on its own, instead
+ * of once per state of every caller (the loops below would exceed 5.10's budget inlined). */
+__attribute__((noinline)) int fl_leaf_named(u32 bit, u32 names, u32 suffix_lens)
 {
 	u32 zero = 0;
 	struct leaf_scratch *ls = bpf_map_lookup_elem(&LEAF_SCRATCH, &zero);
-	struct file *f = (struct file *)file;
-	const unsigned char *name = BPF_CORE_READ(f, f_path.dentry, d_name.name);
+	struct walk *w = bpf_map_lookup_elem(&WALK, &zero);
+	const unsigned char *name = NULL;
 	long n;
 	u8 *v;
-	if (!ls || !name)
+	if (!ls || !w)
+		return 1; /* cannot tell: reported */
+	/* slot 0 is the leaf, unless the walk crossed a mount there (NULL slots) */
+	for (int i = 0; i < MAX_DEPTH; i++) {
+		if ((u32)i >= *(volatile u32 *)&w->depth)
+			break;
+		name = w->names[i];
+		if (name)
+			break;
+	}
+	if (!name)
 		return 0;
 	/* keys are compared whole: what follows the name's NUL must be zero */
 	__builtin_memset(ls->name.name, 0, sizeof(ls->name.name));
@@ -1890,7 +1903,7 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 			if (decide && !bpf_map_lookup_elem(&OPEN_PREFIXES, &k) &&
 			    /* a failed open has no file: its name is not looked at */
 			    !((rf->names || rf->suffix_lens) &&
-			      (!opened || fl_leaf_named((u64)opened, 1, rf->names, rf->suffix_lens)))) {
+			      (!opened || fl_leaf_named(1, rf->names, rf->suffix_lens)))) {
 				if (cached && e->lens[1])
 					verdict_store(&vc);
 				stat_inc(kind, FL_STAT_FILTERED);
@@ -1898,7 +1911,7 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 			}
 		} else if (decide && opened && !pflags && w->write_scope && !bpf_map_lookup_elem(&WRITE_PREFIXES, &k) &&
 			   !((rf->names || rf->suffix_lens) &&
-			     fl_leaf_named((u64)opened, 2, rf->names, rf->suffix_lens))) {
+			     fl_leaf_named(2, rf->names, rf->suffix_lens))) {
 			/* no loaded rule can match this write-open: it is dropped when no profile
 			 * applies to the process, or the container's profile allows it (an opened
 			 * file, reported whole) */

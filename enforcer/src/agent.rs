@@ -146,8 +146,11 @@ pub fn explain_open_plan(out: &mut impl Write, what: &str, plan: &OpenPlan) -> s
         None => writeln!(
             out,
             "kernel: every one of the {what} is reported (the filter is off): {} cannot be \
-             reduced to path prefixes, file names or file-name endings",
-            plan.unconstrained.join(", ")
+             reduced to the path prefixes, file names and file-name endings the kernel holds \
+             (at most {} of each, endings of at most {} lengths)",
+            plan.unconstrained.join(", "),
+            falco_learn_rules::kernel_plan::MAX_ENTRIES,
+            falco_learn_rules::kernel_plan::MAX_SUFFIX_LENGTHS,
         )?,
         Some(p) => {
             writeln!(

@@ -407,10 +407,17 @@ impl Probe {
         event_filter.set(&filter::EventFilterPlan::off())?;
         let event_filter = std::sync::Mutex::new(event_filter);
         let read_filter = std::sync::Mutex::new(read_filter);
-        read_filter
+        if let Err(e) = read_filter
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .set(&cfg.read, &leaf_names)?;
+            .set(&cfg.read, &leaf_names)
+        {
+            // `set` turned the filter off: every read-only open is reported, as on a
+            // reload that fails the same way
+            tracing::error!(
+                "the kernel read filter is off (every read-only open is reported): {e}"
+            );
+        }
 
         for (prog, tp) in sched_tracepoints() {
             if prog == IA32_PROGRAM && !(ia32_watched && hook == SyscallHook::Tracepoints) {

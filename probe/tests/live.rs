@@ -1298,9 +1298,42 @@ fn file_names_are_the_mount_point_s_for_a_bind_mounted_file() {
         assert_eq!(&ev.fd.expect("fd").name, p);
     }
     for (p, pid) in &quiet {
-        assert_eq!(read_events_of(s, *pid), 0, "{p}: its name is watched nowhere");
+        assert_eq!(
+            read_events_of(s, *pid),
+            0,
+            "{p}: its name is watched nowhere"
+        );
     }
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A read filter the kernel's maps cannot hold (more file names than `LEAF_NAMES` takes)
+/// does not stop the probe: the filter is off, so a read-only open of an unwatched file is
+/// reported (as on a reload that fails the same way).
+#[test]
+fn a_read_filter_too_large_for_the_kernel_starts_off() {
+    if shared().is_none() {
+        return;
+    }
+    let read = falco_learn_probe::filter::OpenFilterPlan {
+        prefixes: Some(vec!["/etc/shadow".into()]),
+        names: (0..1100).map(|i| format!("n{i}")).collect(),
+        ..Default::default()
+    };
+    let (_probe, rx) = Probe::start(ProbeConfig {
+        read,
+        ..ProbeConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("the probe did not start: {e}"));
+    let dir = tmpdir("filter-too-large");
+    let f = dir.join("unwatched");
+    std::fs::write(&f, b"x").expect("write");
+    let pid = read_opens(&f, 1);
+    let want = f.display().to_string();
+    let ev = recv_event(&rx, "the unwatched read", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Openat
+    });
+    assert_eq!(ev.fd.expect("fd").name, want);
 }
 
 /// The first event from a probe of a test's own that `pred` accepts, within 10 s.

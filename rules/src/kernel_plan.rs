@@ -34,9 +34,9 @@
 //! leaves reads unconstrained turns the filter off: the plan then has no prefixes (every
 //! read-only open is reported) and names the rules that did it.
 
-use crate::compile::{Cond, Node, TypeMask};
+use crate::compile::{Cond, Lit, Node, TypeMask};
 use crate::Ruleset;
-use falco_learn_event::fields::FieldId;
+use falco_learn_event::fields::{FieldArg, FieldId, FieldRef};
 use falco_learn_event::EventType;
 
 /// Which opens a plan is about.
@@ -168,6 +168,11 @@ fn prefixes(p: Vec<String>) -> Need {
 /// The kernel compares a file name of at most this many bytes (`struct name_key`); a
 /// rule naming a longer one constrains nothing.
 pub const MAX_NAME_BYTES: usize = 63;
+
+/// The kernel's maps hold at most this many path prefixes, file names and file-name endings
+/// each (probe.bpf.c `OPEN_PREFIXES`, `WRITE_PREFIXES`, `LEAF_NAMES`, `LEAF_SUFFIXES`); the
+/// rules that ask for more turn the filter off and are named as unconstrained.
+pub const MAX_ENTRIES: usize = 1024;
 
 /// The kernel compares file-name endings of at most this many distinct lengths; more turn
 /// the filter off (the rules that asked are named as unconstrained).
@@ -376,11 +381,28 @@ fn normalise(mut v: Vec<String>) -> Vec<String> {
     out
 }
 
-fn test_need(field: FieldId, transformed: bool, cond: &Cond, access: Access) -> Need {
+/// Open flags a read-only open ([`Access::Read`]) never shows in `evt.arg.flags`.
+const NOT_READ_ONLY_FLAGS: [&str; 4] = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"];
+
+fn test_need(field: &FieldRef, transformed: bool, cond: &Cond, access: Access) -> Need {
     if transformed {
         return Need::Any;
     }
-    match field {
+    match field.id {
+        // `evt.arg.flags contains O_CREAT` (generated allowlists, Falco's open_write-like
+        // macros): a read-only open's rendered flags hold none of these names
+        FieldId::EvtArg
+            if access == Access::Read && matches!(&field.arg, FieldArg::Key(k) if k == "flags") =>
+        {
+            match cond {
+                Cond::Contains(x) | Cond::Eq(Lit { text: x, .. })
+                    if NOT_READ_ONLY_FLAGS.iter().any(|f| x.contains(f)) =>
+                {
+                    Need::Never
+                }
+                _ => Need::Any,
+            }
+        }
         FieldId::FdName => match cond {
             Cond::Eq(l) => path_prefixes(vec![l.text.clone()]),
             Cond::In { strs, .. } => path_prefixes(strs.iter().cloned().collect()),
@@ -472,12 +494,7 @@ pub fn necessary_for(node: &Node, access: Access) -> Need {
             Node::Const(true) => Need::Never,
             _ => Need::Any,
         },
-        Node::Test(t) => test_need(
-            t.lhs.field.id,
-            !t.lhs.transforms.is_empty(),
-            &t.cond,
-            access,
-        ),
+        Node::Test(t) => test_need(&t.lhs.field, !t.lhs.transforms.is_empty(), &t.cond, access),
         Node::And(children) => {
             // any constrained child is a valid necessary condition; path prefixes are
             // intersected (a path under a prefix of each), and preferred to the
@@ -555,6 +572,34 @@ pub fn necessary_for(node: &Node, access: Access) -> Need {
     }
 }
 
+/// The rules to name when the entries of `by_key` (entry → the rules that need it), counted
+/// by `count`, are more than the kernel's map holds ([`MAX_ENTRIES`]): those asking for the
+/// most, taken until what the others ask for fits. Empty when everything fits.
+fn over_capacity(
+    by_key: &std::collections::BTreeMap<String, Vec<String>>,
+    count: impl Fn(Vec<String>) -> usize,
+) -> Vec<String> {
+    let mut per_rule: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in by_key.values().flatten() {
+        *per_rule.entry(r).or_default() += 1;
+    }
+    let mut order: Vec<(&str, usize)> = per_rule.into_iter().collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut out: Vec<String> = Vec::new();
+    for (r, _) in order {
+        let rest: Vec<String> = by_key
+            .iter()
+            .filter(|(_, v)| v.iter().any(|x| !out.contains(x)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if count(rest) <= MAX_ENTRIES {
+            break;
+        }
+        out.push(r.to_string());
+    }
+    out
+}
+
 /// The syscalls whose events the loaded rules and profiles need, sorted; every other
 /// syscall program stays detached. `types` is a mask over [`EventType::index`]. Execs
 /// (`execve`, `execveat`), forks and exits come from the scheduler's tracepoints, always
@@ -630,9 +675,13 @@ impl Ruleset {
             by_suffix.keys().map(String::len).collect();
         if lengths.len() > MAX_SUFFIX_LENGTHS {
             unconstrained.extend(by_suffix.values().flatten().cloned());
-            unconstrained.sort();
-            unconstrained.dedup();
         }
+        // and holds at most MAX_ENTRIES prefixes, names and endings of each kind
+        unconstrained.extend(over_capacity(&by_suffix, |v| v.len()));
+        unconstrained.extend(over_capacity(&by_name, |v| v.len()));
+        unconstrained.extend(over_capacity(&by_prefix, |v| normalise(v).len()));
+        unconstrained.sort();
+        unconstrained.dedup();
         if !unconstrained.is_empty() {
             return OpenPlan {
                 prefixes: None,
@@ -952,6 +1001,71 @@ mod tests {
             let p = plan(&rule("t", &format!("{OPEN_READ} and {c}")));
             assert_eq!(p.prefixes, None, "{c}");
         }
+    }
+
+    /// A read-only open's `evt.arg.flags` names none of O_WRONLY, O_RDWR, O_CREAT,
+    /// O_TRUNC: a branch asking for one cannot see it (a generated allowlist of writes
+    /// keeps the read filter on).
+    #[test]
+    fn open_flags_of_writes_exclude_read_only_opens() {
+        let p = plan(&rule(
+            "w",
+            "evt.type in (open, openat, openat2) and (evt.is_open_write = true or \
+             evt.arg.flags contains O_CREAT or evt.arg.flags contains \"O_TRUNC\") and \
+             not fd.name in (/a)",
+        ));
+        assert_eq!(
+            (p.prefixes, p.unconstrained),
+            (Some(Vec::new()), Vec::new())
+        );
+        // O_RDONLY is what a read-only open shows: no bound
+        let p = plan(&rule(
+            "r",
+            "evt.type = openat and evt.arg.flags contains O_RDONLY and not fd.name in (/a)",
+        ));
+        assert_eq!(p.unconstrained, vec!["r".to_string()]);
+    }
+
+    /// More prefixes or names than the kernel's maps hold turn the filter off, naming
+    /// the rules, instead of failing when the agent installs them.
+    #[test]
+    fn more_entries_than_the_kernel_holds_turn_the_filter_off() {
+        let items =
+            |f: &dyn Fn(usize) -> String| (0..=MAX_ENTRIES).map(f).collect::<Vec<_>>().join(", ");
+        let r = [
+            rule(
+                "many paths",
+                &format!(
+                    "{OPEN_READ} and fd.name in ({})",
+                    items(&|i| format!("/opt/p{i}/key"))
+                ),
+            ),
+            rule("shadow", &format!("{OPEN_READ} and fd.name = /etc/shadow")),
+        ]
+        .concat();
+        let p = plan(&r);
+        assert_eq!(p.prefixes, None);
+        assert_eq!(p.unconstrained, vec!["many paths".to_string()]);
+        let r = rule(
+            "many names",
+            &format!(
+                "{OPEN_READ} and fd.filename in ({})",
+                items(&|i| format!("n{i}"))
+            ),
+        );
+        assert_eq!(plan(&r).unconstrained, vec!["many names".to_string()]);
+        // exactly as many as the kernel holds: kept
+        let r = rule(
+            "enough",
+            &format!(
+                "{OPEN_READ} and fd.filename in ({})",
+                (1..=MAX_ENTRIES)
+                    .map(|i| format!("n{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        assert_eq!(plan(&r).names.len(), MAX_ENTRIES);
     }
 
     #[test]

@@ -642,6 +642,32 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
         by_type: Vec::new(),
     };
     rs.reindex();
+    // the rules that keep a kernel filter of opens off
+    for (access, what) in [
+        (kernel_plan::Access::Read, "every read-only open"),
+        (
+            kernel_plan::Access::Write,
+            "in the enforce modes every write-open",
+        ),
+    ] {
+        for name in rs.open_plan(access).unconstrained {
+            let Some(r) = col.rules.iter().rev().find(|r| r.name == name) else {
+                continue;
+            };
+            report.push(Diagnostic {
+                severity: Severity::Warning,
+                code: Code::KernelFilterOff,
+                message: format!(
+                    "the condition cannot be reduced to the path prefixes, file names and \
+                     file-name endings the kernel compares, so {what} is reported to userspace \
+                     (a cost on every one; `rules check --explain-kernel` shows the plan)"
+                ),
+                pos: r.pos.clone(),
+                item: Some(format!("rule '{name}'")),
+                snippet: None,
+            });
+        }
+    }
     (rs, c.work)
 }
 

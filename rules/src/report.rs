@@ -76,6 +76,10 @@ pub enum Code {
     /// A condition asks for a value falco-learn's probe never gives (an enter event's
     /// `evt.dir = >`, a field never filled): the test is always false there.
     UnavailableField,
+    /// A rule whose condition cannot be reduced to what the kernel's open filter compares
+    /// (path prefixes, file names, endings): with it loaded, every open of that kind is
+    /// reported to userspace ([`crate::kernel_plan`]).
+    KernelFilterOff,
 }
 
 impl Code {
@@ -102,6 +106,7 @@ impl Code {
             Code::TooLong => "LOAD_ERR_LIMIT_SIZE",
             Code::AppendNoValues => "LOAD_APPEND_NO_VALUES",
             Code::UnavailableField => "LOAD_UNAVAILABLE_FIELD",
+            Code::KernelFilterOff => "LOAD_KERNEL_FILTER_OFF",
         }
     }
 }

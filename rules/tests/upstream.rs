@@ -71,7 +71,13 @@ fn upstream_warnings_are_pinned() {
         6,
         "{report}"
     );
-    assert_eq!(report.warnings.len(), 65, "{report}");
+    // two incubating rules keep the read filter off, three the write filter
+    let off: Vec<String> = report
+        .warnings_of(Code::KernelFilterOff)
+        .filter_map(|w| w.item.clone())
+        .collect();
+    assert_eq!(off.len(), 5, "{report}");
+    assert_eq!(report.warnings.len(), 70, "{report}");
     assert_eq!(report.warnings_not_kept, 0);
 }
 

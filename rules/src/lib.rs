@@ -194,7 +194,7 @@ impl Ruleset {
                         limits::MAX_FILE_BYTES
                     ),
                 ),
-                Err(e) => (Code::YamlParse, format!("cannot read file: {e}")),
+                Err(e) => (Code::FileRead, format!("cannot read file: {e}")),
             };
             report.push(Diagnostic {
                 severity: Severity::Error,

@@ -16,6 +16,10 @@ pub struct Pos {
 
 impl fmt::Display for Pos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // line 0: the file as a whole (it could not be read)
+        if self.line == 0 {
+            return write!(f, "{}", self.file);
+        }
         write!(f, "{}:{}:{}", self.file, self.line, self.col)
     }
 }
@@ -31,6 +35,8 @@ pub enum Severity {
 /// and follows Falco's `LOAD_*` naming.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
+    /// The file cannot be read (missing, a directory, no permission).
+    FileRead,
     /// The file is not valid YAML.
     YamlParse,
     /// A YAML item has the wrong shape (missing key, wrong type…).
@@ -85,6 +91,7 @@ pub enum Code {
 impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
+            Code::FileRead => "LOAD_ERR_FILE_READ",
             Code::YamlParse => "LOAD_ERR_YAML_PARSE",
             Code::Schema => "LOAD_ERR_YAML_VALIDATE",
             Code::ConditionSyntax => "LOAD_ERR_COMPILE_CONDITION",

@@ -206,6 +206,21 @@ fn errors_are_reported_with_positions() {
     assert!(text.contains("[E1]"), "{text}");
 }
 
+/// A file that cannot be read is Falco's `LOAD_ERR_FILE_READ`, named without a position.
+#[test]
+fn an_unreadable_file_is_a_file_read_error() {
+    let (_, rep) = Ruleset::load_files(&["/nonexistent/falco-learn-rules.yaml"]);
+    assert_eq!(rep.errors.len(), 1);
+    assert_eq!(rep.errors[0].code, Code::FileRead);
+    let text = rep.errors[0].to_string();
+    assert!(
+        text.starts_with(
+            "/nonexistent/falco-learn-rules.yaml: error LOAD_ERR_FILE_READ: cannot read file: "
+        ),
+        "{text}"
+    );
+}
+
 #[test]
 fn bad_yaml_is_an_error_not_a_panic() {
     let (_, rep) = load(&["- rule: x\n  condition: [oops\n"]);

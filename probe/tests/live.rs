@@ -1307,6 +1307,58 @@ fn file_names_are_the_mount_point_s_for_a_bind_mounted_file() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// `openat2`'s flags live in the caller's memory (`struct open_how`), read back at exit
+/// after the kernel used its own copy: another thread may have rewritten them. So no
+/// `openat2` is dropped as read-only: a read-only one of an unwatched file is reported
+/// (its `openat` twin is dropped), with the access mode the file was opened with.
+#[test]
+fn openat2_is_never_dropped_as_read_only() {
+    let Some(s) = shared() else { return };
+    let dir = PathBuf::from(format!("/var/tmp/fl-probe-openat2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let f = dir.join("unwatched");
+    std::fs::write(&f, b"x").expect("write");
+    // the default read filter, held while the opens run (other tests change it)
+    let probe = s._probe.lock().unwrap_or_else(|p| p.into_inner());
+    probe
+        .set_read_filter(&ProbeConfig::default().read)
+        .expect("set the read filter");
+    let c = CString::new(f.to_str().unwrap_or_default()).unwrap_or_default();
+    // struct open_how { flags, mode, resolve }: O_RDONLY
+    let how: [u64; 3] = [0, 0, 0];
+    let pid = in_child(|| {
+        // SAFETY: raw syscalls on values prepared before fork.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                how.as_ptr(),
+                std::mem::size_of_val(&how),
+            )
+        };
+        if fd < 0 {
+            return 1;
+        }
+        // SAFETY: closing the descriptor just opened.
+        unsafe { libc::close(fd as i32) };
+        0
+    });
+    let twin = read_opens(&f, 1);
+    drop(probe);
+    let ev = wait_for(s, "the openat2", |e| {
+        e.process.pid == pid && e.event_type() == EventType::Openat2
+    });
+    assert_eq!(ev.fd.expect("fd").name, f.display().to_string());
+    match ev.args {
+        Args::Open { flags, .. } => assert_eq!(flags & 3, 0, "O_RDONLY"),
+        ref a => panic!("{a:?}"),
+    }
+    assert_eq!(read_events_of(s, twin), 0, "the openat twin is filtered");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A read filter the kernel's maps cannot hold (more file names than `LEAF_NAMES` takes)
 /// does not stop the probe: the filter is off, so a read-only open of an unwatched file is
 /// reported (as on a reload that fails the same way).

@@ -79,7 +79,8 @@ pub const RUNC_MEMFD: &str = "memfd:runc_cloned:";
 /// `generate::RUNTIME_SETUP`). Limits: in a container sharing the host's pid
 /// namespace (`--pid=host`, `hostPID`) such a process (named `runc…`, running a
 /// program named `runc`) is skipped in profiles and alerts (the kernel still kills
-/// its execs outside the profile); later runc's
+/// its execs outside the profile, unless the container can write its cgroup tree);
+/// later runc's
 /// `runc:[2:INIT]` on its memfd or overlayfs copy is not recognised (any process
 /// can give itself such a path).
 pub fn is_runtime_setup(ev: &Event) -> bool {

@@ -1821,10 +1821,19 @@ static __always_inline int exit_open(const struct sc_args *a, u32 kind)
 	w->write_scope = 0;
 	e = (struct fl_open *)&buf[HDR_RESERVE - sizeof(struct fl_open)];
 	data = &buf[HDR_RESERVE];
-	readonly = (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC));
-	rf = readonly ? bpf_map_lookup_elem(&READ_FILTER, &zero) : bpf_map_lookup_elem(&WRITE_FILTER, &zero);
 	if (a->ret >= 0)
 		opened = fd_file(task, a->ret);
+	readonly = (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC));
+	if (kind == FL_OPENAT2) {
+		/* open_how is read back from the caller's memory at exit, after the kernel used
+		 * its own copy: another thread may have rewritten it since. The access mode
+		 * reported is the opened file's (f_flags), and no openat2 is dropped as
+		 * read-only (O_TRUNC, used and cleared by the open, leaves no trace on the file) */
+		if (opened)
+			flags = (flags & ~(u64)O_ACCMODE) | (BPF_CORE_READ(opened, f_flags) & O_ACCMODE);
+		readonly = false;
+	}
+	rf = readonly ? bpf_map_lookup_elem(&READ_FILTER, &zero) : bpf_map_lookup_elem(&WRITE_FILTER, &zero);
 	if (opened && rf && rf->on) {
 		/* a write is cached only under a profile, or for a process no profile applies to
 		 * (profile 0: no rule can match it); else it is reported */

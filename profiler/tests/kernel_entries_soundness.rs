@@ -37,6 +37,12 @@
 //! removed while it still fails) and printed with the entries, the kernel entries and
 //! the event.
 
+// the randomness helpers, env knobs and byte printing of the rules crate's generative tests
+#[allow(dead_code)]
+#[path = "../../rules/tests/common/mod.rs"]
+mod common;
+
+use common::{env_num, Bytes, RngExt as _};
 use falco_learn_event::path::{raw_bytes, render, PathFlags};
 use falco_learn_event::{Args, Event, EventType, EventTypeField, Fd, FdType, L4Proto};
 use falco_learn_profiler::kernel::{kernel_inbound, kernel_outbound, kernel_writes};
@@ -47,56 +53,6 @@ use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-// ------------------------------------------------------------------ randomness
-
-/// The choices the generators make, on a seeded `fastrand::Rng`.
-trait Choose {
-    /// True `p` percent of the time.
-    fn pct(&mut self, p: usize) -> bool;
-
-    /// One element of a non-empty slice.
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T;
-
-    /// One value, by weight.
-    fn weighted<'a, T>(&mut self, v: &'a [(T, usize)]) -> &'a T;
-}
-
-impl Choose for Rng {
-    fn pct(&mut self, p: usize) -> bool {
-        self.usize(..100) < p
-    }
-
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        self.choice(v).expect("a non-empty slice")
-    }
-
-    fn weighted<'a, T>(&mut self, v: &'a [(T, usize)]) -> &'a T {
-        let mut r = self.usize(..v.iter().map(|(_, w)| w).sum::<usize>());
-        for (x, w) in v {
-            if r < *w {
-                return x;
-            }
-            r -= w;
-        }
-        unreachable!("below the sum of the weights")
-    }
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-struct Bytes<'a>(&'a [u8]);
-
-impl std::fmt::Debug for Bytes<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "b\"{}\"", self.0.escape_ascii())
-    }
-}
 
 // ------------------------------------------------------------------ profiles
 

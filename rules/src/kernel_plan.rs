@@ -110,14 +110,8 @@ impl OpenPlan {
         let Some(path) = raw_bytes(path).filter(|p| p.first() == Some(&b'/')) else {
             return true;
         };
-        let has = |b: &[u8], x: &[u8]| b.windows(x.len()).any(|w| w == x);
-        let canonical = raw_bytes(passed).is_some_and(|p| {
-            p.first() == Some(&b'/')
-                && p.len() < 256
-                && !has(&p, b"//")
-                && !has(&p, b"/.")
-                && !has(&p, b"./")
-        });
+        let canonical = raw_bytes(passed)
+            .is_some_and(|p| p.first() == Some(&b'/') && p.len() < 256 && !holds_noncanonical(&p));
         if !self.noncanonical.is_empty() && !canonical {
             return true;
         }
@@ -254,15 +248,19 @@ fn path_prefixes(v: Vec<String>) -> Need {
 
 /// Whether a passed path holding `x` is one the kernel counts as not canonical (its
 /// `canonical_path`: absolute, under 256 bytes, without `//`, `/.` and `./`). The rendering
-/// keeps `/` and `.` as they are, so the rendered text tells.
-fn holds_noncanonical(x: &str) -> bool {
-    x.contains("//") || x.contains("/.") || x.contains("./")
+/// keeps `/` and `.` as they are, so the rendered text tells as the bytes do.
+fn holds_noncanonical(x: impl AsRef<[u8]>) -> bool {
+    let x = x.as_ref();
+    [b"//", b"/.", b"./"]
+        .iter()
+        .any(|p| x.windows(2).any(|w| w == *p))
 }
 
-/// Whether a passed path equal to `x` is not canonical (relative, or holding `//`, `/.`,
-/// `./`).
-fn only_noncanonical_equal(x: &str) -> bool {
-    !x.starts_with('/') || holds_noncanonical(x)
+/// Whether a passed path equal to `x` (not empty) is not canonical: relative, or holding
+/// `//`, `/.`, `./` (the length apart).
+fn only_noncanonical_equal(x: impl AsRef<[u8]>) -> bool {
+    let x = x.as_ref();
+    !x.is_empty() && (x[0] != b'/' || holds_noncanonical(x))
 }
 
 /// Whether every passed path a glob (`fnmatch(3)` without flags) matches is not canonical:
@@ -430,23 +428,15 @@ fn test_need(field: &FieldRef, transformed: bool, cond: &Cond, access: Access) -
         },
         // tests only a passed path the kernel counts as not canonical can pass
         FieldId::FdNameRaw => {
-            let all = |v: &mut dyn Iterator<Item = &String>| {
-                let mut any = false;
-                for x in v {
-                    if x.is_empty() || !only_noncanonical_equal(x) {
-                        return false;
-                    }
-                    any = true;
-                }
-                any
-            };
             let needs = match cond {
                 Cond::Contains(x) | Cond::EndsWith(x) => holds_noncanonical(x),
                 Cond::StartsWith(x) => {
                     holds_noncanonical(x) || x.chars().next().is_some_and(|c| c != '/')
                 }
-                Cond::Eq(l) => all(&mut std::iter::once(&l.text)),
-                Cond::In { strs, nums, .. } => nums.is_empty() && all(&mut strs.iter()),
+                Cond::Eq(l) => only_noncanonical_equal(&l.text),
+                Cond::In { strs, nums, .. } => {
+                    nums.is_empty() && !strs.is_empty() && strs.iter().all(only_noncanonical_equal)
+                }
                 Cond::Glob(g) => glob_needs_noncanonical(g),
                 _ => false,
             };

@@ -651,7 +651,7 @@ fn compile_all(col: &Collected, report: &mut LoadReport) -> (Ruleset, u64) {
         ),
     ] {
         for name in rs.open_plan(access).unconstrained {
-            let Some(r) = col.rules.iter().rev().find(|r| r.name == name) else {
+            let Some(r) = col.rule_index.get(&name).and_then(|&i| col.rules.get(i)) else {
                 continue;
             };
             report.push(Diagnostic {

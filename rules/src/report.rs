@@ -218,6 +218,11 @@ impl LoadReport {
         self.warnings.iter().filter(move |d| d.code == code)
     }
 
+    /// Warnings of every kind but one.
+    pub fn warnings_but(&self, code: Code) -> impl Iterator<Item = &Diagnostic> {
+        self.warnings.iter().filter(move |d| d.code != code)
+    }
+
     /// Errors of one kind.
     pub fn errors_of(&self, code: Code) -> impl Iterator<Item = &Diagnostic> {
         self.errors.iter().filter(move |d| d.code == code)

@@ -26,8 +26,8 @@
 mod common;
 
 use common::{
-    boundaries, env_num, load, seed_range, shrink, shrink_groups, Atom, Exc, ExcVal, Rhs, RngExt,
-    RuleSpec, Spec, C,
+    boundaries, env_num, load, seed_range, shrink, shrink_groups, Atom, Bytes, Exc, ExcVal, Rhs,
+    RngExt, RuleSpec, Spec, C,
 };
 use falco_learn_event::fields::{extract, parse_field_ref};
 use falco_learn_event::path::{render, render_raw, PathFlags};
@@ -209,14 +209,6 @@ impl Open {
             c.push("plain");
         }
         c.join("+")
-    }
-}
-
-struct Bytes<'a>(&'a [u8]);
-
-impl std::fmt::Debug for Bytes<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "b\"{}\"", self.0.escape_ascii())
     }
 }
 

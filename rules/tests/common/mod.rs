@@ -1,5 +1,6 @@
 //! What the generative plan tests (`kernel_plan_soundness`, `net_plan_soundness`, and the
-//! probe's `event_filter_soundness`, which includes this file by path) share:
+//! probe's `event_filter_soundness` and the profiler's `kernel_entries_soundness`, which
+//! include this file by path) share:
 //! randomness on top of `fastrand`, the rules' AST and its printing to YAML, loading,
 //! shrinking a failing ruleset and grouping shrunk failures. Each test keeps its own
 //! generators and oracles.
@@ -55,6 +56,17 @@ impl RngExt for fastrand::Rng {
             r -= w;
         }
         unreachable!("below the sum of the weights")
+    }
+}
+
+/// Bytes shown as a byte-string literal (`b"a\xff"`) in failure reports (the net test
+/// prints none).
+#[allow(dead_code)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl std::fmt::Debug for Bytes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "b\"{}\"", self.0.escape_ascii())
     }
 }
 

@@ -28,6 +28,7 @@ const CHECKS: &[&str] = &[
     "kernel-filter-net",
     "kernel-filter-unprofiled",
     "event-filter",
+    "io-uring-rename",
     "enforce-kill",
 ];
 

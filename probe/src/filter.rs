@@ -217,9 +217,57 @@ fn suffix_lens(suffixes: &[String]) -> Result<u32, ProbeError> {
         .fold(0, |acc, (i, l)| acc | ((*l as u32) << (8 * i))))
 }
 
+/// Why the kernel's verdict cache of opens is off (`VERDICT_GEN[2]`). While it is, every
+/// open the filters drop walks its path (~300 ns): nothing is missed, it costs more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictCacheOff {
+    /// Process `tgid` submitted an io_uring rename (`IORING_OP_RENAMEAT`). An io-wq worker
+    /// makes it, where no syscall ends a generation of the cache: the kernel turned the
+    /// cache off before the rename could run, for as long as the probe runs.
+    IoUringRename { tgid: u32 },
+    /// This kernel has io_uring but its submissions cannot be watched (no submission
+    /// tracepoint with an `opcode` field, or it did not attach): off from the start.
+    IoUringUnwatched,
+}
+
+/// `VERDICT_GEN[2]`: `tgid | 1 << 32` set by the kernel, this bit by userspace.
+const OFF_UNWATCHED: u64 = 1 << 33;
+
+impl VerdictCacheOff {
+    fn from_slot(v: u64) -> Option<VerdictCacheOff> {
+        if v & OFF_UNWATCHED != 0 {
+            Some(VerdictCacheOff::IoUringUnwatched)
+        } else if v >> 32 != 0 {
+            Some(VerdictCacheOff::IoUringRename { tgid: v as u32 })
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for VerdictCacheOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerdictCacheOff::IoUringRename { tgid } => {
+                let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_else(|_| "gone".into());
+                write!(
+                    f,
+                    "process {tgid} ({comm}) submitted an io_uring rename (IORING_OP_RENAMEAT), \
+                     which no syscall hook sees end"
+                )
+            }
+            VerdictCacheOff::IoUringUnwatched => {
+                f.write_str("this kernel's io_uring submissions cannot be watched")
+            }
+        }
+    }
+}
+
 /// Userspace's generation of the kernel's verdict cache of opens (`VERDICT_GEN[1]`; the
-/// kernel owns `[0]`, which renames and mount changes bump).
-pub(crate) struct VerdictGen(Mutex<Array<MapData, u64>>);
+/// kernel owns `[0]`, which renames and mount changes bump) and its off switch (`[2]`).
+pub struct VerdictGen(Mutex<Array<MapData, u64>>);
 
 impl VerdictGen {
     pub(crate) fn new(ebpf: &mut Ebpf) -> Result<Arc<VerdictGen>, ProbeError> {
@@ -232,6 +280,20 @@ impl VerdictGen {
         let mut a = lock(&self.0);
         let g = a.get(&1, 0).map_err(map_err("VERDICT_GEN"))?;
         a.set(1, g.wrapping_add(1), 0)
+            .map_err(map_err("VERDICT_GEN"))
+    }
+
+    /// Whether the cache is off, and why (`None`: on, or the map unreadable).
+    pub fn off(&self) -> Option<VerdictCacheOff> {
+        let v = lock(&self.0).get(&2, 0).ok()?;
+        VerdictCacheOff::from_slot(v)
+    }
+
+    /// Turn the cache off for good: io_uring's renames cannot be watched.
+    pub(crate) fn turn_off_unwatched(&self) -> Result<(), ProbeError> {
+        let mut a = lock(&self.0);
+        let v = a.get(&2, 0).map_err(map_err("VERDICT_GEN"))?;
+        a.set(2, v | OFF_UNWATCHED, 0)
             .map_err(map_err("VERDICT_GEN"))
     }
 }
@@ -1036,6 +1098,28 @@ impl ProfileFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `VERDICT_GEN[2]` as the kernel (`tgid | 1 << 32`) and userspace (bit 33) set it.
+    #[test]
+    fn the_verdict_cache_off_switch_reads_its_cause() {
+        assert_eq!(VerdictCacheOff::from_slot(0), None);
+        assert_eq!(
+            VerdictCacheOff::from_slot(1 << 32),
+            Some(VerdictCacheOff::IoUringRename { tgid: 0 })
+        );
+        assert_eq!(
+            VerdictCacheOff::from_slot(4242 | 1 << 32),
+            Some(VerdictCacheOff::IoUringRename { tgid: 4242 })
+        );
+        assert_eq!(
+            VerdictCacheOff::from_slot(OFF_UNWATCHED),
+            Some(VerdictCacheOff::IoUringUnwatched)
+        );
+        assert_eq!(
+            VerdictCacheOff::from_slot(OFF_UNWATCHED | 4242 | 1 << 32),
+            Some(VerdictCacheOff::IoUringUnwatched)
+        );
+    }
 
     fn keys(allow: &WriteAllow) -> Vec<(u32, Vec<u8>)> {
         let mut v: Vec<(u32, Vec<u8>)> = entries(7, allow)

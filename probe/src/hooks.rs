@@ -131,6 +131,97 @@ fn has_exit_tracepoint(sc: &str) -> bool {
         .any(|t| std::path::Path::new(&format!("{t}/events/syscalls/sys_exit_{sc}")).exists())
 }
 
+/// Where io_uring's submissions can be watched on this kernel (see `fl_io_uring_submit` in
+/// probe.bpf.c: an io_uring rename turns the kernel's verdict cache of opens off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IoUringWatch {
+    /// No `io_uring` tracepoints: the kernel has no io_uring (CONFIG_IO_URING off).
+    Absent,
+    /// The submission tracepoint `io_uring:<tracepoint>`, whose record holds the request's
+    /// opcode (one byte) at `opcode_offset`.
+    Submit {
+        tracepoint: &'static str,
+        opcode_offset: u32,
+    },
+    /// io_uring is there but its submissions cannot be watched (why).
+    Unwatchable(String),
+}
+
+/// The submission tracepoint's names: `io_uring_submit_req` from 6.0, `io_uring_submit_sqe`
+/// before (5.5–5.19; its arguments changed in 5.13, the record's `opcode` field did not).
+const IO_URING_SUBMIT: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
+
+/// The io_uring watch this kernel allows, from tracefs.
+pub(crate) fn io_uring_watch() -> IoUringWatch {
+    let Some(events) = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .map(|t| std::path::PathBuf::from(format!("{t}/events/io_uring")))
+        .find(|p| p.is_dir())
+    else {
+        return IoUringWatch::Absent;
+    };
+    for tracepoint in IO_URING_SUBMIT {
+        let format = events.join(tracepoint).join("format");
+        let text = match std::fs::read_to_string(&format) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return IoUringWatch::Unwatchable(format!("{}: {e}", format.display()));
+            }
+        };
+        return match opcode_offset(&text) {
+            Some(opcode_offset) => IoUringWatch::Submit {
+                tracepoint,
+                opcode_offset,
+            },
+            None => IoUringWatch::Unwatchable(format!(
+                "{}: no one-byte `opcode` field within the record's first 64 bytes",
+                format.display()
+            )),
+        };
+    }
+    IoUringWatch::Unwatchable(format!(
+        "{} has none of the submission tracepoints {IO_URING_SUBMIT:?}",
+        events.display()
+    ))
+}
+
+/// The offset of the one-byte field `opcode` in a tracefs `format` text (the kernel reads
+/// the record's first 64 bytes), e.g. `field:u8 opcode;\toffset:32;\tsize:1;\tsigned:0;`.
+fn opcode_offset(format: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let mut parts = line.split(';').map(str::trim);
+        let field = parts.next()?.strip_prefix("field:")?;
+        if field.split_whitespace().last()? != "opcode" {
+            return None;
+        }
+        let (mut offset, mut size) = (None, None);
+        for p in parts {
+            if let Some(v) = p.strip_prefix("offset:") {
+                offset = v.parse::<u32>().ok();
+            } else if let Some(v) = p.strip_prefix("size:") {
+                size = v.parse::<u32>().ok();
+            }
+        }
+        (size == Some(1))
+            .then_some(offset)
+            .flatten()
+            .filter(|o| *o < 64)
+    })
+}
+
+/// Attach `fl_io_uring_submit` to `io_uring:<tracepoint>` (loaded with the opcode's offset).
+pub(crate) fn attach_io_uring(ebpf: &mut Ebpf, tracepoint: &str) -> Result<(), ProbeError> {
+    let prog = "fl_io_uring_submit";
+    let hk = format!("tracepoint/io_uring/{tracepoint}");
+    let p: &mut TracePoint = program_mut(ebpf, prog, &hk)?;
+    let err = prog_err(prog, &hk);
+    p.load().map_err(|e| err(format!("{e:#}")))?;
+    p.attach("io_uring", tracepoint)
+        .map_err(|e| err(format!("{e:#}")))?;
+    Ok(())
+}
+
 /// ia32 `socketcall` (102): the socket calls 32-bit programs multiplex through one number.
 const IA32_SOCKETCALL: u32 = 102;
 const SOCKETCALL_PROGRAM: &str = "fl_exit_socketcall";
@@ -448,5 +539,42 @@ impl Hooks {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `opcode` field's offset in each version's submission record (formats as the
+    /// kernels print them: 6.x `io_uring_submit_req`, 5.13–5.19 and 5.5–5.12
+    /// `io_uring_submit_sqe`); a field of another name or size, or too far, is not taken.
+    #[test]
+    fn the_io_uring_opcode_offset_comes_from_the_format() {
+        let v6 = "name: io_uring_submit_req\nID: 2140\nformat:\n\
+            \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\
+            \tfield:void * ctx;\toffset:8;\tsize:8;\tsigned:0;\n\
+            \tfield:void * req;\toffset:16;\tsize:8;\tsigned:0;\n\
+            \tfield:unsigned long long user_data;\toffset:24;\tsize:8;\tsigned:0;\n\
+            \tfield:u8 opcode;\toffset:32;\tsize:1;\tsigned:0;\n\
+            \tfield:__data_loc char[] op_str;\toffset:52;\tsize:4;\tsigned:0;\n";
+        let v515 = "format:\n\tfield:void * ctx;\toffset:8;\tsize:8;\tsigned:0;\n\
+            \tfield:void * req;\toffset:16;\tsize:8;\tsigned:0;\n\
+            \tfield:u8 opcode;\toffset:24;\tsize:1;\tsigned:0;\n";
+        let v510 = "format:\n\tfield:void * ctx;\toffset:8;\tsize:8;\tsigned:0;\n\
+            \tfield:u8 opcode;\toffset:16;\tsize:1;\tsigned:0;\n";
+        assert_eq!(opcode_offset(v6), Some(32));
+        assert_eq!(opcode_offset(v515), Some(24));
+        assert_eq!(opcode_offset(v510), Some(16));
+        for bad in [
+            "\tfield:u8 op;\toffset:16;\tsize:1;\tsigned:0;",
+            "\tfield:u16 opcode;\toffset:16;\tsize:2;\tsigned:0;",
+            "\tfield:u8 opcode;\toffset:64;\tsize:1;\tsigned:0;",
+            "\tfield:u8 opcode;\toffset:x;\tsize:1;\tsigned:0;",
+            "\tfield:u8 opcode;\tsize:1;\tsigned:0;",
+            "",
+        ] {
+            assert_eq!(opcode_offset(bad), None, "{bad:?}");
+        }
     }
 }

@@ -305,6 +305,8 @@ pub struct Probe {
     net_filter: std::sync::Mutex<filter::NetFilter>,
     event_filter: std::sync::Mutex<filter::EventFilter>,
     profile_filter: filter::ProfileFilter,
+    /// The kernel's verdict cache of opens: its generation and off switch.
+    verdicts: Arc<filter::VerdictGen>,
     /// The ia32 syscall watch is attached ([`Probe::ia32_watched`]).
     ia32_watched: bool,
     /// Dropped first in [`Probe`]'s `drop` (the programs detach), before the stop
@@ -312,6 +314,33 @@ pub struct Probe {
     /// to its end, and nothing is written there after it.
     /// `None` only inside `drop`.
     ebpf: Option<Ebpf>,
+}
+
+/// Watch io_uring's submissions for renames (`fl_io_uring_submit`), or, where io_uring is
+/// there but cannot be watched, turn the verdict cache of opens off from the start.
+fn watch_io_uring(ebpf: &mut Ebpf, watch: &hooks::IoUringWatch, gen: &filter::VerdictGen) {
+    let why = match watch {
+        hooks::IoUringWatch::Absent => {
+            tracing::debug!(
+                "this kernel has no io_uring tracepoints: no io_uring renames to watch"
+            );
+            return;
+        }
+        hooks::IoUringWatch::Submit { tracepoint, .. } => {
+            match hooks::attach_io_uring(ebpf, tracepoint) {
+                Ok(()) => return,
+                Err(e) => e.to_string(),
+            }
+        }
+        hooks::IoUringWatch::Unwatchable(why) => why.clone(),
+    };
+    tracing::warn!(
+        "io_uring renames cannot be watched ({why}): the kernel's verdict cache of opens is off \
+         (each open the filters drop walks its path, ~300 ns)"
+    );
+    if let Err(e) = gen.turn_off_unwatched() {
+        tracing::error!("the verdict cache of opens could not be turned off: {e}");
+    }
 }
 
 fn possible_cpus() -> u32 {
@@ -368,6 +397,11 @@ impl Probe {
                 "this kernel runs no 32-bit (ia32) syscalls (no IA32 emulation): none to watch"
             );
         }
+        let io_uring = hooks::io_uring_watch();
+        let opcode_offset = match &io_uring {
+            hooks::IoUringWatch::Submit { opcode_offset, .. } => *opcode_offset,
+            _ => 0,
+        };
         let hook = cfg.syscall_hook.resolve(ia32_watched)?;
         // the dispatcher reports 32-bit syscalls itself; with per-syscall tracepoints a
         // second program on sys_exit does (IA32_PROGRAM)
@@ -382,6 +416,7 @@ impl Probe {
             .override_global("kill_hash_key1", &kill_key[1], true)
             .override_global("ia32_dispatch", &ia32_dispatch, true)
             .override_global("ia32_handled", &u32::from(ia32_watched), true)
+            .override_global("io_uring_opcode_offset", &opcode_offset, true)
             .map_max_entries("EVENTS", cfg.ring_bytes)
             .map_max_entries("SCRATCH", possible_cpus())
             .load(PROBE_OBJECT)
@@ -389,6 +424,7 @@ impl Probe {
 
         let leaf_names = std::sync::Mutex::new(filter::LeafNames::new(&mut ebpf)?);
         let gen = filter::VerdictGen::new(&mut ebpf)?;
+        watch_io_uring(&mut ebpf, &io_uring, &gen);
         let read_filter =
             filter::OpenFilter::new(&mut ebpf, "OPEN_PREFIXES", "READ_FILTER", 1, gen.clone())?;
         let mut write_filter =
@@ -397,7 +433,7 @@ impl Probe {
         write_filter.set(&filter::OpenFilterPlan::off(), &leaf_names)?;
         let write_filter = std::sync::Mutex::new(write_filter);
         let profile_filter =
-            filter::ProfileFilter::new(&mut ebpf, gen, cfg.containerd_namespaces.clone())?;
+            filter::ProfileFilter::new(&mut ebpf, gen.clone(), cfg.containerd_namespaces.clone())?;
         // off until the agent sets it, like the write filter
         let mut net_filter = filter::NetFilter::new(&mut ebpf)?;
         net_filter.set(&filter::NetFilterPlan::off())?;
@@ -500,7 +536,8 @@ impl Probe {
         } else {
             cfg.poll_interval.as_millis().clamp(1, 1000) as i32
         };
-        let events = reader::Events::new(ring, enricher, stop.clone(), counters.clone(), poll_ms);
+        let events = reader::Events::new(ring, enricher, stop.clone(), counters.clone(), poll_ms)
+            .with_verdict_cache(gen.clone());
         Ok((
             Probe {
                 stop,
@@ -515,6 +552,7 @@ impl Probe {
                 net_filter,
                 event_filter,
                 profile_filter,
+                verdicts: gen,
                 ia32_watched,
                 ebpf: Some(ebpf),
             },
@@ -526,6 +564,12 @@ impl Probe {
     /// kernel that runs them).
     pub fn ia32_watched(&self) -> bool {
         self.ia32_watched
+    }
+
+    /// Whether the kernel's verdict cache of opens is off, and why (`None`: on). The reader
+    /// also logs it, once, when it happens.
+    pub fn open_verdict_cache_off(&self) -> Option<filter::VerdictCacheOff> {
+        self.verdicts.off()
     }
 
     /// Kernel counters per record kind (emitted, dropped for a full ring buffer,

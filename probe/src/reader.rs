@@ -65,6 +65,8 @@ struct Reader {
     /// earlier when an eighth of the ring is full).
     poll_ms: i32,
     ready: VecDeque<Event>,
+    /// The kernel's verdict cache of opens, until it is seen off (then logged once).
+    verdicts: Option<Arc<crate::filter::VerdictGen>>,
     since_sweep: u64,
     last_sweep: Instant,
     done: bool,
@@ -86,11 +88,19 @@ impl Events {
                 counters,
                 poll_ms,
                 ready: VecDeque::with_capacity(BATCH),
+                verdicts: None,
                 since_sweep: 0,
                 last_sweep: Instant::now(),
                 done: false,
             }),
         }
+    }
+
+    /// Log, once, when the kernel turns its verdict cache of opens off (checked at each
+    /// sweep, about once a second).
+    pub(crate) fn with_verdict_cache(self, gen: Arc<crate::filter::VerdictGen>) -> Events {
+        self.inner.borrow_mut().verdicts = Some(gen);
+        self
     }
 
     fn next(&self, deadline: Option<Instant>) -> Result<Event, Fill> {
@@ -258,6 +268,16 @@ impl Reader {
             }
             self.since_sweep = 0;
             self.last_sweep = now;
+            if let Some(off) = self.verdicts.as_ref().and_then(|g| g.off()) {
+                // unwatched: said at the start, with why
+                if off != crate::filter::VerdictCacheOff::IoUringUnwatched {
+                    tracing::warn!(
+                        "the kernel's verdict cache of opens is off from now on: {off}; each open \
+                     the filters drop walks its path (~300 ns) until the agent restarts"
+                    );
+                }
+                self.verdicts = None;
+            }
         }
         if self.enricher.held() > 0 {
             let ready = &mut self.ready;

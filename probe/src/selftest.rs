@@ -1963,6 +1963,94 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
     result
 }
 
+/// An io_uring rename (`IORING_OP_RENAMEAT`, 5.11+ and 5.10.162+: an io-wq worker makes it, no syscall
+/// hook sees it) of a directory into a watched one: the kernel turns its verdict cache of
+/// opens off when the rename is submitted, so a file whose read-open was dropped (and the
+/// verdict kept) under the old path is reported under the new one.
+fn check_io_uring_rename(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
+    let from = env.dir.join("uring");
+    let to = env.dir.join("uring-watched");
+    std::fs::create_dir_all(&from).map_err(|e| format!("mkdir {}: {e}", from.display()))?;
+    std::fs::write(from.join("f"), b"x").map_err(|e| format!("write: {e}"))?;
+    let mut plan = ProbeConfig::default().read;
+    if let Some(p) = plan.prefixes.as_mut() {
+        p.push(format!("{}/", to.display()));
+    }
+    probe.set_read_filter(&plan).map_err(|e| e.to_string())?;
+    let result = (|| {
+        let open3 = |path: &Path, n: usize| -> Result<u32, String> {
+            let c = cstr(path)?;
+            child_ok(
+                "read-open",
+                in_child(|| {
+                    for _ in 0..n {
+                        // SAFETY: raw syscalls on a path prepared before fork.
+                        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+                        if fd < 0 {
+                            return 1;
+                        }
+                        // SAFETY: the fd just opened.
+                        unsafe { libc::close(fd) };
+                    }
+                    0
+                }),
+            )
+        };
+        // unwatched: dropped, the later two from the verdict cache
+        let quiet = open3(&from.join("f"), 3)?;
+        let mut ring = match io_uring::IoUring::new(4) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(format!(
+                    "io_uring is off on this kernel ({e}): nothing to watch"
+                ))
+            }
+        };
+        let (cf, ct) = (cstr(&from)?, cstr(&to)?);
+        let at = io_uring::types::Fd(libc::AT_FDCWD);
+        let sqe = io_uring::opcode::RenameAt::new(at, cf.as_ptr(), at, ct.as_ptr()).build();
+        // SAFETY: both paths outlive the submission, which is waited for below.
+        unsafe { ring.submission().push(&sqe) }.map_err(|e| format!("queue: {e}"))?;
+        ring.submit_and_wait(1)
+            .map_err(|e| format!("io_uring_enter: {e}"))?;
+        match ring.completion().next().map(|c| c.result()) {
+            Some(0) => {}
+            Some(r) if r == -libc::EINVAL => {
+                return Ok(
+                    "this kernel's io_uring has no rename (5.11+, 5.10.162+): nothing to watch"
+                        .into(),
+                );
+            }
+            other => return Err(format!("the io_uring rename returned {other:?}")),
+        }
+        let loud = open3(&to.join("f"), 1)?;
+        let want = to.join("f").to_string_lossy().into_owned();
+        seen.wait("read-open after the io_uring rename", loud, |e| {
+            e.process.pid == loud
+                && matches!(e.event_type(), EventType::Open | EventType::Openat)
+                && e.fd.as_ref().is_some_and(|f| f.name == want)
+        })?;
+        let quiet_events = seen
+            .lock()
+            .iter()
+            .filter(|e| e.process.pid == quiet && e.fd.is_some())
+            .count();
+        expect("events of the dropped opens", quiet_events, 0)?;
+        expect(
+            "verdict cache",
+            probe.open_verdict_cache_off(),
+            Some(crate::filter::VerdictCacheOff::IoUringRename {
+                tgid: std::process::id(),
+            }),
+        )?;
+        Ok("the verdict cache turned off at the submission; the moved file's open reported".into())
+    })();
+    probe
+        .set_read_filter(&ProbeConfig::default().read)
+        .map_err(|e| e.to_string())?;
+    result
+}
+
 /// Processes no profile applies to (`RULES_ONLY`, `engine.kernel_filter`): a process marked
 /// with its own pid, exec id and start has its write-open and connect that no rule can match
 /// dropped, while the write-open and connect a rule needs are reported; a mark naming another
@@ -2525,6 +2613,11 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
         check_kernel_filter_unprofiled(&seen, &probe, &env),
     );
     add("event-filter", check_event_filter(&seen, &probe));
+    // last of the filter checks: it turns the verdict cache of opens off for good
+    add(
+        "io-uring-rename",
+        check_io_uring_rename(&seen, &probe, &env),
+    );
     if cfg.kill {
         add("enforce-kill", check_kill(&seen, &probe, &env));
     }

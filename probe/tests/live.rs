@@ -1155,6 +1155,197 @@ fn dropped_open_verdicts_end_with_a_32_bit_rename() {
     let _ = std::fs::remove_dir_all(&watched);
 }
 
+/// An io_uring rename (`IORING_OP_RENAMEAT`: an io-wq worker makes it, where no syscall hook
+/// ends a generation of the verdict cache) that moves a directory under a watched prefix.
+/// The kernel turns its verdict cache of opens off when the rename is submitted, so a file
+/// whose "dropped" verdict was kept under the old path is reported under the new one. (Before,
+/// it stayed dropped until some rename or mount syscall ran on the node.) The probe is the
+/// test's own: the cache stays off for as long as it runs.
+#[test]
+fn an_io_uring_rename_turns_the_verdict_cache_off() {
+    if shared().is_none() {
+        return;
+    }
+    let dir = tmpdir("io-uring-rename");
+    let watched = dir.join("watched");
+    let read = falco_learn_probe::filter::OpenFilterPlan {
+        prefixes: Some(vec![format!("{}/", watched.display())]),
+        ..Default::default()
+    };
+    let live = support::LiveProbe::start(ProbeConfig {
+        read,
+        ..ProbeConfig::default()
+    });
+    assert_eq!(live.probe.open_verdict_cache_off(), None);
+    std::fs::create_dir_all(dir.join("a")).expect("mkdir");
+    std::fs::write(dir.join("a/f"), b"x").expect("write");
+    // unwatched: dropped, the later opens from the cache
+    let quiet = read_opens(&dir.join("a/f"), 3);
+
+    let mut ring = match io_uring::IoUring::new(4) {
+        Ok(r) => r,
+        Err(e) if support::in_ci() => panic!("io_uring_setup failed in CI: {e}"),
+        Err(e) => {
+            eprintln!("!!!!! io_uring_setup failed ({e}): the io_uring rename is not tested !!!!!");
+            return;
+        }
+    };
+    let from = CString::new(dir.join("a").to_str().unwrap_or_default()).unwrap_or_default();
+    let to = CString::new(watched.to_str().unwrap_or_default()).unwrap_or_default();
+    let at = io_uring::types::Fd(libc::AT_FDCWD);
+    let sqe = io_uring::opcode::RenameAt::new(at, from.as_ptr(), at, to.as_ptr()).build();
+    // SAFETY: both paths outlive the submission, which is waited for below.
+    unsafe { ring.submission().push(&sqe) }.expect("queue the rename");
+    ring.submit_and_wait(1).expect("io_uring_enter");
+    let res = ring.completion().next().map(|c| c.result());
+    assert_eq!(res, Some(0), "the io_uring rename failed");
+    assert!(watched.join("f").exists(), "not renamed");
+
+    let loud = read_opens(&watched.join("f"), 1);
+    let want = watched.join("f").to_str().unwrap_or_default().to_string();
+    let ev = live.wait_for("read-open after the io_uring rename", 10, |e| {
+        e.process.pid == loud && e.event_type() == EventType::Openat
+    });
+    assert_eq!(ev.fd.expect("fd").name, want);
+    assert_eq!(
+        live.probe.open_verdict_cache_off(),
+        Some(falco_learn_probe::filter::VerdictCacheOff::IoUringRename {
+            tgid: std::process::id()
+        })
+    );
+    // the opens before the rename stayed in the kernel
+    assert!(live
+        .matching(|e| e.process.pid == quiet && e.event_type() == EventType::Openat)
+        .is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A FUSE filesystem whose server moves directory `a` (node 2, holding file `f`, node 3) to
+/// `watched` without a rename on this machine: the kernel learns it at the next lookup of
+/// `watched`, which returns node 2, and moves the cached dentry (`d_splice_alias`). Entries
+/// and attributes are never cached (TTL 0), so every lookup asks the server.
+struct MovingFs {
+    moved: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MovingFs {
+    fn attr(ino: u64) -> fuser::FileAttr {
+        let dir = ino != 3;
+        fuser::FileAttr {
+            ino,
+            size: if dir { 0 } else { 1 },
+            blocks: 0,
+            atime: std::time::UNIX_EPOCH,
+            mtime: std::time::UNIX_EPOCH,
+            ctime: std::time::UNIX_EPOCH,
+            crtime: std::time::UNIX_EPOCH,
+            kind: if dir {
+                fuser::FileType::Directory
+            } else {
+                fuser::FileType::RegularFile
+            },
+            perm: if dir { 0o755 } else { 0o644 },
+            nlink: if dir { 2 } else { 1 },
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+}
+
+impl fuser::Filesystem for MovingFs {
+    fn lookup(
+        &mut self,
+        _req: &fuser::Request<'_>,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        reply: fuser::ReplyEntry,
+    ) {
+        let moved = self.moved.load(std::sync::atomic::Ordering::SeqCst);
+        let dir_name = if moved { "watched" } else { "a" };
+        match (parent, name.to_str()) {
+            (1, Some(n)) if n == dir_name => reply.entry(&Duration::ZERO, &Self::attr(2), 0),
+            (2, Some("f")) => reply.entry(&Duration::ZERO, &Self::attr(3), 0),
+            _ => reply.error(libc::ENOENT),
+        }
+    }
+
+    fn getattr(
+        &mut self,
+        _req: &fuser::Request<'_>,
+        ino: u64,
+        _fh: Option<u64>,
+        reply: fuser::ReplyAttr,
+    ) {
+        match ino {
+            1..=3 => reply.attr(&Duration::ZERO, &Self::attr(ino)),
+            _ => reply.error(libc::ENOENT),
+        }
+    }
+}
+
+/// The same class on a FUSE filesystem: its server moves a directory (no rename syscall on
+/// this machine; the kernel moves the cached dentry when a lookup finds the directory under
+/// its new name). Verdicts are kept only on local filesystems, so a file read-opened
+/// (dropped) under the old path is reported under the new, watched one.
+#[test]
+fn a_directory_moved_by_a_fuse_server_keeps_no_dropped_verdict() {
+    if shared().is_none() {
+        return;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        assert!(!support::in_ci(), "no /dev/fuse in CI");
+        eprintln!("!!!!! no /dev/fuse: the FUSE server's move is not tested !!!!!");
+        return;
+    }
+    let dir = tmpdir("fuse-move");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    let moved = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let session = fuser::spawn_mount2(
+        MovingFs {
+            moved: moved.clone(),
+        },
+        &mnt,
+        &[
+            fuser::MountOption::RO,
+            fuser::MountOption::FSName("fl-probe-test".into()),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("mount FUSE at {}: {e}", mnt.display()));
+    let read = falco_learn_probe::filter::OpenFilterPlan {
+        prefixes: Some(vec![format!("{}/", mnt.join("watched").display())]),
+        ..Default::default()
+    };
+    let live = support::LiveProbe::start(ProbeConfig {
+        read,
+        ..ProbeConfig::default()
+    });
+    // unwatched: dropped (and, on a local filesystem, the later opens from the cache)
+    let quiet = read_opens(&mnt.join("a/f"), 3);
+    moved.store(true, std::sync::atomic::Ordering::SeqCst);
+    let loud = read_opens(&mnt.join("watched/f"), 1);
+    let want = mnt
+        .join("watched/f")
+        .to_str()
+        .unwrap_or_default()
+        .to_string();
+    let ev = live.wait_for("read-open after the server's move", 10, |e| {
+        e.process.pid == loud && e.event_type() == EventType::Openat
+    });
+    assert_eq!(ev.fd.expect("fd").name, want);
+    assert!(live
+        .matching(|e| e.process.pid == quiet && e.event_type() == EventType::Openat)
+        .is_empty());
+    // no syscall rename happened: the cache is still on (only its verdicts were not kept)
+    assert_eq!(live.probe.open_verdict_cache_off(), None);
+    drop(live);
+    drop(session);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// With a rule on `fd.nameraw` loaded (the `noncanonical` switch), a read-only open of an
 /// unwatched file is reported exactly when the passed path is not canonical (`//`, `/./`,
 /// `/../`, and `./` ending a name: `fd.nameraw contains "../"` holds for `/a../f`),

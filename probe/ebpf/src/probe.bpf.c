@@ -28,6 +28,7 @@ const volatile u64 kill_hash_key0 = 0;    /* enforce-kill: SipHash key, random p
 const volatile u64 kill_hash_key1 = 0;
 const volatile u32 ia32_dispatch = 0;     /* 1: the sys_exit dispatcher reports 32-bit syscalls */
 const volatile u32 ia32_handled = 0;      /* 1: 32-bit syscalls reach the handlers (compat_exit) */
+const volatile u32 io_uring_opcode_offset = 0; /* the `opcode` field's offset in io_uring's submit record (its tracefs format) */
 
 /* BTF anchor of the record structs (events.h), never read. clang emits BTF only for the types
  * that a program's signature, a global or a CO-RE relocation reaches; records written through
@@ -770,12 +771,17 @@ static __always_inline u32 put_path(u32 off, struct dentry *dentry, struct vfsmo
  * - neither generation moved: VERDICT_GEN[0] is bumped by the kernel when a rename or a mount
  *   change ends (fl_exit_rename*, ...: they change the paths of existing dentries),
  *   VERDICT_GEN[1] by userspace after any change to the filters or the profiles;
+ * - no io_uring rename was ever submitted (VERDICT_GEN[2], set by fl_io_uring_submit: such a
+ *   rename is made by an io-wq worker, no syscall ends a generation after it, and its
+ *   completion is not always traced: from then on the cache is off);
  * - the dentry still has the parent and the name (hash and length) it had: a dentry freed and
  *   reused for another file misses;
  * - for writes, the file is not unlinked (an unlinked file's write-open is reported).
  * A walk stores the generations it read before walking, so a rename that ends during it
  * leaves its verdict stale. The passed path's canonical check (rf->noncanonical) is
- * per call and is made again on a hit.
+ * per call and is made again on a hit. Verdicts are kept only for files on local
+ * filesystems (stable_fs): the client of a network or FUSE filesystem moves a dentry when
+ * it finds a directory under a new name (d_splice_alias), a rename no syscall here made.
  */
 struct verdict_key {
 	u64 dentry;
@@ -799,7 +805,7 @@ struct {
 } OPEN_VERDICTS SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, u32);
 	__type(value, u64);
 } VERDICT_GEN SEC(".maps");
@@ -814,11 +820,12 @@ struct verdict_ctx {
 static __always_inline bool verdict_prepare(struct task_struct *task, struct file *f, u32 profile, u32 write,
 					    struct verdict_ctx *v)
 {
-	u32 zero = 0, one = 1;
+	u32 zero = 0, one = 1, two = 2;
 	u64 *kg = bpf_map_lookup_elem(&VERDICT_GEN, &zero);
 	u64 *ug = bpf_map_lookup_elem(&VERDICT_GEN, &one);
+	u64 *off = bpf_map_lookup_elem(&VERDICT_GEN, &two);
 	struct path p, root;
-	if (!kg || !ug)
+	if (!kg || !ug || !off || *off)
 		return false;
 	v->kgen = *kg;
 	v->ugen = *ug;
@@ -847,10 +854,37 @@ static __always_inline bool verdict_hit(struct verdict_ctx *v)
 	return !v->k.write || BPF_CORE_READ(d, d_hash.pprev);
 }
 
+/* Filesystems whose dentries move only by a rename made on this machine (a syscall here, or
+ * io_uring's: see VERDICT_GEN[2]); not network, cluster or FUSE ones, whose client moves a
+ * dentry when the server says a directory is now elsewhere, nor sysfs/kernfs (renamed by the
+ * kernel: a network interface). Magic numbers from include/uapi/linux/magic.h. */
+static __always_inline bool stable_fs(struct dentry *d)
+{
+	switch (BPF_CORE_READ(d, d_sb, s_magic)) {
+	case 0xEF53:     /* ext2, ext3, ext4 */
+	case 0x58465342: /* xfs */
+	case 0x9123683E: /* btrfs */
+	case 0xF2F52010: /* f2fs */
+	case 0xca451a4e: /* bcachefs */
+	case 0x2fc12fc1: /* zfs */
+	case TMPFS_MAGIC:
+	case 0x858458f6: /* ramfs */
+	case OVERLAYFS_SUPER_MAGIC:
+	case 0x73717368: /* squashfs */
+	case 0xE0F5E1E2: /* erofs */
+	case 0x9fa0:     /* proc */
+		return true;
+	default:
+		return false;
+	}
+}
+
 static __always_inline void verdict_store(struct verdict_ctx *v)
 {
 	struct verdict c = {.kgen = v->kgen, .ugen = v->ugen};
 	struct dentry_head h;
+	if (!stable_fs((struct dentry *)v->k.dentry))
+		return;
 	dentry_head((struct dentry *)v->k.dentry, &h);
 	c.parent = (u64)h.parent;
 	c.hash_len = h.hash_len;
@@ -1364,6 +1398,49 @@ static __always_inline int paths_changed(long ret)
 		__sync_fetch_and_add(g, 1);
 	return 0;
 }
+/* io_uring's submission of a request (tracepoint io_uring:io_uring_submit_req, before 6.0
+ * io_uring_submit_sqe: userspace attaches whichever the kernel has and sets the `opcode`
+ * field's offset from its tracefs format, which differs between versions). A rename
+ * (IORING_OP_RENAMEAT, 5.11+) is made later by an io-wq worker, where no syscall exit ends a
+ * generation, and its completion may not be traced (IOSQE_CQE_SKIP_SUCCESS): the verdict cache
+ * of opens turns off, for good, before the rename can run. VERDICT_GEN[2] keeps who did it
+ * (tgid | 1 << 32) for userspace to say. Submission is traced for every request, linked ones
+ * included, from io_uring_enter and from the SQPOLL thread alike. */
+#define IORING_OP_RENAMEAT 35
+struct io_uring_rec {
+	u8 b[64];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct io_uring_rec);
+} IO_URING_REC SEC(".maps");
+
+SEC("tracepoint/io_uring/io_uring_submit_req")
+int fl_io_uring_submit(void *ctx)
+{
+	u32 zero = 0, two = 2;
+	u32 at = io_uring_opcode_offset;
+	struct io_uring_rec *r = bpf_map_lookup_elem(&IO_URING_REC, &zero);
+	u64 *off, *g;
+	if (!r || !at)
+		return 0;
+	/* the whole record's head (the perf buffer behind it is larger): a fixed-size read, then
+	 * the byte at the format's offset, masked into the map value */
+	if (bpf_probe_read_kernel(r->b, sizeof(r->b), ctx))
+		return 0;
+	if (r->b[at & 63] != IORING_OP_RENAMEAT)
+		return 0;
+	off = bpf_map_lookup_elem(&VERDICT_GEN, &two);
+	if (off && !*off)
+		*off = (bpf_get_current_pid_tgid() >> 32) | (1ULL << 32);
+	g = bpf_map_lookup_elem(&VERDICT_GEN, &zero);
+	if (g)
+		__sync_fetch_and_add(g, 1);
+	return 0;
+}
+
 /* Report the current 32-bit syscall `id` (its number in the ia32 table, or an x32 number
  * with X32_SYSCALL_BIT), once per process exec; userspace says what it means. */
 static __always_inline int report_ia32(long id, long ret)

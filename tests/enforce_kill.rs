@@ -36,6 +36,8 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     // applet of its name)
     std::fs::create_dir_all(rootfs.join("opt")).expect("mkdir opt");
     std::fs::copy("/bin/busybox", rootfs.join("opt/sleep")).expect("copy busybox");
+    // an executable the profile allows from the image (its lower layer)
+    std::fs::copy("/bin/busybox", rootfs.join("opt/tool")).expect("copy busybox");
     let profiled = CtrImage::import(PROFILED, &rootfs);
     let open = CtrImage::import(UNPROFILED, &rootfs);
 
@@ -44,6 +46,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     std::fs::create_dir_all(&profiles).expect("mkdir");
     let mut p = Profile::new(ImageRef::new("docker.io/library/fl-kill-profiled", "test"));
     p.learn_exec("/bin/busybox", false, 1);
+    p.learn_exec("/opt/tool", false, 1);
     std::fs::write(
         profiles.join("profiled.yaml"),
         falco_learn_profiler::to_yaml(&p),
@@ -67,7 +70,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     );
     agent.wait_log("enforce-kill mode running", 60);
     assert!(agent.stderr_has(
-        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 1 executable(s)"
+        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 2 executable(s)"
     ));
 
     let pid = std::process::id();
@@ -89,6 +92,22 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     // the agent evaluates events asynchronously: let it alert on the kill
     // before the profile changes under it
     wait_kills(&agent, 1);
+    // the image's /opt/tool runs (busybox knows no applet `tool`: 127); a file written over
+    // it in the container (the overlay's upper layer) is another executable at the same
+    // path, killed
+    let (out, code) = ctr_sh(&guarded, "tool", "/opt/tool; echo rc=$?");
+    assert_eq!((out.as_str(), code), ("rc=127", 0), "the image's /opt/tool");
+    let (out, code) = ctr_sh(
+        &guarded,
+        "overwrite",
+        "cp /bin/busybox /opt/tool && /opt/tool; echo rc=$?",
+    );
+    assert_eq!(
+        (out.as_str(), code),
+        ("rc=137", 0),
+        "the overwritten /opt/tool ran"
+    );
+    wait_kills(&agent, 2);
     // a restart (same container, a new cgroup) is put under the profile again: the
     // attack is killed there too
     let cgroup_of = |line: &str| -> u64 {
@@ -131,7 +150,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         "cp /bin/busybox /tmp/echo && /tmp/echo SURVIVED; echo rc=$?",
     );
     assert_eq!((out.as_str(), code), ("rc=137", 0), "ran after a restart");
-    wait_kills(&agent, 2);
+    wait_kills(&agent, 3);
     // a process moved into a cgroup below its container's (as a workload with a writable
     // cgroup tree can do) is still the container's: its cgroup is bound on its first event
     // there, and the attack is killed
@@ -212,9 +231,13 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         "the sub-cgroup was not put under the profile:\n{}",
         agent.stderr()
     );
-    wait_kills(&agent, 3);
-    // a reviewed profile that allows the copy, reloaded with SIGHUP, lets it run
+    wait_kills(&agent, 4);
+    // a reviewed profile that allows the copy, reloaded with SIGHUP, lets it run (learned,
+    // it was on the overlay's upper layer: written in the container)
     p.learn_exec("/tmp/echo", false, 2);
+    if let Some(e) = p.exec.get_mut("/tmp/echo") {
+        e.upper_layer = true;
+    }
     std::fs::write(
         profiles.join("profiled.yaml"),
         falco_learn_profiler::to_yaml(&p),
@@ -222,7 +245,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     .expect("rewrite profile");
     agent.signal(libc::SIGHUP);
     agent.wait_log(
-        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 2 executable(s)",
+        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 3 executable(s)",
         20,
     );
     let (out, code) = ctr_sh(&guarded, "reviewed", "/tmp/echo ALLOWED-NOW");
@@ -238,7 +261,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     std::thread::sleep(Duration::from_secs(2));
     let metrics = scrape(metrics_port);
     for line in [
-        "falco_learn_kills_total{image=\"docker.io/library/fl-kill-profiled:test\"} 3",
+        "falco_learn_kills_total{image=\"docker.io/library/fl-kill-profiled:test\"} 4",
         "falco_learn_kill_enforced_containers 1",
     ] {
         assert!(
@@ -315,12 +338,20 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         "{}",
         a["output"]
     );
+    // the overwritten /opt/tool: killed in the kernel, once (the image's ran unalerted)
+    let tool: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == "/opt/tool")
+        .collect();
+    assert_eq!(tool.len(), 1, "{tool:#?}");
+    assert_eq!(tool[0]["output_fields"]["falco_learn.action"], "killed");
     // nothing else from the profiled containers is a profile alert: busybox is learned
     let others: Vec<&serde_json::Value> = alerts
         .iter()
         .filter(|a| {
             a["rule"] == rule
                 && a["output_fields"]["proc.exepath"] != "/tmp/echo"
+                && a["output_fields"]["proc.exepath"] != "/opt/tool"
                 && a["output_fields"]["container.id"] != late.as_str()
         })
         .collect();

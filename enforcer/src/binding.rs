@@ -79,10 +79,19 @@ impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
         falco_learn_probe::kill::KillPolicy::never_enforced(self, cgroup)
     }
     fn set_profile(&self, profile: u32, p: &Profile) -> Result<String, String> {
+        // an executable is allowed only from where it was learned: an image's, from its
+        // lower layer (or a disk)
         falco_learn_probe::kill::KillPolicy::set_profile(
             self,
             profile,
-            p.exec.keys().map(String::as_str),
+            p.exec
+                .iter()
+                .map(|(path, e)| falco_learn_probe::kill::AllowedExec {
+                    path,
+                    upper_layer: e.upper_layer,
+                    tmpfs: e.tmpfs,
+                    memfd: e.memfd,
+                }),
         )
         .map(|n| format!("allows {n} executable(s); any other exec in its containers is killed"))
         .map_err(|e| e.to_string())

@@ -8,9 +8,11 @@
 //! exec` join it), so the cgroup names the container, and 64-bit cgroup ids are
 //! never reused: a container started after another one ended can never inherit
 //! its entry. The value is a profile number. The program hashes the exe path
-//! ([`path_hash`]: FNV-1a 64 of the kernel's path bytes, then its length and whether the
-//! file is detached or parentless; an allowed rendered path stands for the forms
-//! `path::kernel_forms` lists; a path too long to report whole is never allowed) and looks up
+//! ([`path_hash`]: keyed SipHash of the kernel's path bytes, then whether the file is
+//! detached or parentless and where it lives: a tmpfs, a memfd, an overlay's upper layer;
+//! an allowed rendered path stands for the forms `path::kernel_forms` lists, from the
+//! image's lower layer (or a disk) only unless it was learned from elsewhere
+//! ([`AllowedExec`]); a path too long to report whole is never allowed) and looks up
 //! `(profile, hash)` in `KILL_ALLOW`; when it is missing the program calls
 //! `bpf_send_signal(SIGKILL)` — the signal is delivered before the task returns
 //! to user space — and marks the event ([`falco_learn_event::ExeFlags::killed`]).
@@ -39,7 +41,9 @@ use ahash::{AHashMap, AHashSet};
 use aya::maps::{HashMap, MapData};
 use aya::Ebpf;
 use falco_learn_event::path::KernelForm;
-use falco_learn_probe_common::{KILL_HASH_WORDS, PATH_DETACHED, PATH_PSEUDO};
+use falco_learn_probe_common::{
+    EXE_MEMFD, EXE_TMPFS, EXE_UPPER, KILL_HASH_WORDS, PATH_DETACHED, PATH_PSEUDO,
+};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -47,8 +51,10 @@ use std::sync::{Mutex, MutexGuard};
 /// The hash the kernel computes of an exe path in one of its forms
 /// ([`falco_learn_event::path::kernel_forms`]), keyed with `key`: SipHash-1-3 of the
 /// path's bytes followed by one byte holding the form's path flags ([`PATH_DETACHED`],
-/// [`PATH_PSEUDO`]), so an unlinked `/bin/sh` and a file named `/bin/sh (deleted)`
-/// differ.
+/// [`PATH_PSEUDO`]) and where the file lives (`layer`: [`EXE_TMPFS`], [`EXE_MEMFD`] or
+/// [`EXE_UPPER`], an overlay's upper layer; 0: a lower layer or a disk), so an unlinked
+/// `/bin/sh` and a file named `/bin/sh (deleted)` differ, and so do the image's `/bin/sh`
+/// and a file the container wrote and copied, renamed or bind-mounted onto its path.
 ///
 /// SipHash is a keyed pseudo-random function: the key is random per probe start and never
 /// leaves the agent and the kernel, so a process can neither compute nor construct a path
@@ -56,9 +62,9 @@ use std::sync::{Mutex, MutexGuard};
 /// that held for every seed: flipping the top bit of three bytes of an allowed path kept
 /// its hash.) Every byte counts (up to [`KILL_HASH_WORDS`] words, more than any reported
 /// path).
-pub fn path_hash(key: [u64; 2], form: &KernelForm) -> u64 {
+pub fn path_hash(key: [u64; 2], form: &KernelForm, layer: u32) -> u64 {
     use std::hash::Hasher as _;
-    let mut flags = 0;
+    let mut flags = layer & (EXE_TMPFS | EXE_MEMFD | EXE_UPPER);
     if form.detached {
         flags |= PATH_DETACHED;
     }
@@ -68,9 +74,75 @@ pub fn path_hash(key: [u64; 2], form: &KernelForm) -> u64 {
     let end = form.bytes.len().min(KILL_HASH_WORDS * 8 - 1);
     let mut h = siphasher::sip::SipHasher13::new_with_keys(key[0], key[1]);
     h.write(&form.bytes[..end]);
-    // the kernel keeps the two flags (32 and 128) in one byte
+    // the kernel keeps these flags (1, 2, 4, 32 and 128) in one byte
     h.write_u8(flags as u8);
     h.finish()
+}
+
+/// An executable a profile allows ([`KillPolicy::set_profile`]): its rendered path, and
+/// where else than an image's lower layer (or a disk) it may live, as the profile learned it
+/// (`ExecEntry`'s `upper_layer`, `tmpfs`, `memfd`). A path alone (`"/bin/sh"`) is the
+/// image's file only (a memfd's `memfd:…` name is a memfd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AllowedExec<'a> {
+    pub path: &'a str,
+    /// On an overlay's upper layer (written in the container).
+    pub upper_layer: bool,
+    /// On a tmpfs.
+    pub tmpfs: bool,
+    /// A memfd (or a tmpfs file named `memfd:…`).
+    pub memfd: bool,
+}
+
+impl<'a> From<&'a str> for AllowedExec<'a> {
+    fn from(path: &'a str) -> Self {
+        AllowedExec {
+            path,
+            ..AllowedExec::default()
+        }
+    }
+}
+
+/// `statfs(2)`'s `f_type` of the filesystem holding `path`.
+pub fn fs_magic(path: &std::path::Path) -> Option<i64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs writes into the zeroed struct we own; c is NUL-terminated.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::statfs(c.as_ptr(), &mut s) } == 0).then_some(s.f_type as i64)
+}
+
+impl<'a> AllowedExec<'a> {
+    /// A file of this machine's own filesystems, where the kernel will find it (a tmpfs, a
+    /// `memfd:…`-named tmpfs file, or neither), for tools that allow a host file (`selftest`,
+    /// `bench`). A file not there yet is judged by the nearest directory that is.
+    pub fn host_file(path: &'a str) -> AllowedExec<'a> {
+        let on_tmpfs =
+            std::path::Path::new(path).ancestors().find_map(fs_magic) == Some(0x0102_1994);
+        let memfd_name = std::path::Path::new(path)
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"memfd:"));
+        AllowedExec {
+            path,
+            tmpfs: on_tmpfs && !memfd_name,
+            memfd: on_tmpfs && memfd_name,
+            ..AllowedExec::default()
+        }
+    }
+
+    /// The `layer` values of [`path_hash`] the kernel may find this executable with.
+    fn layers(&self) -> impl Iterator<Item = u32> {
+        let memfd = self.memfd || self.path.starts_with("memfd:");
+        [
+            (true, 0),
+            (self.upper_layer, EXE_UPPER),
+            (self.tmpfs, EXE_TMPFS),
+            (memfd, EXE_MEMFD),
+        ]
+        .into_iter()
+        .filter_map(|(on, l)| on.then_some(l))
+    }
 }
 
 /// A fresh random key for [`path_hash`] (getrandom(2)); `None` when the kernel gives
@@ -355,27 +427,33 @@ impl KillPolicy {
         })
     }
 
-    /// Make `paths` the executables profile `profile` allows (replacing what it
+    /// Make `execs` the executables profile `profile` allows (replacing what it
     /// allowed before). Returns how many distinct executables it now allows.
     ///
     /// Paths are rendered event paths ([`falco_learn_event::path`]): the kernel hashes
     /// its own forms of them ([`falco_learn_event::path::kernel_forms`]: a path linked or
     /// unlinked, a memfd's name as a detached parentless `/memfd:…`). A truncated path stands for no
     /// single file and is never allowed (the kernel kills every exec whose path it could
-    /// not report whole).
-    pub fn set_profile<'a>(
+    /// not report whole). A path is allowed from a tmpfs, a memfd or an overlay's upper
+    /// layer only when its [`AllowedExec`] says so: the image's `/usr/sbin/nginx` does not
+    /// allow a file the container wrote over it, renamed onto its path or bind-mounted
+    /// there.
+    pub fn set_profile<'a, E: Into<AllowedExec<'a>>>(
         &self,
         profile: u32,
-        paths: impl IntoIterator<Item = &'a str>,
+        execs: impl IntoIterator<Item = E>,
     ) -> Result<usize, ProbeError> {
         let mut executables = AHashSet::new();
         let mut want: AHashSet<u64> = AHashSet::new();
-        for p in paths {
-            let forms = falco_learn_event::path::kernel_forms(p);
+        for e in execs {
+            let e = e.into();
+            let forms = falco_learn_event::path::kernel_forms(e.path);
             if !forms.is_empty() {
-                executables.insert(p);
+                executables.insert(e.path);
             }
-            want.extend(forms.iter().map(|f| path_hash(self.key, f)));
+            for layer in e.layers() {
+                want.extend(forms.iter().map(|f| path_hash(self.key, f, layer)));
+            }
         }
         let mut allowed = lock(&self.allowed);
         let mut allow = lock(&self.allow);
@@ -484,32 +562,42 @@ mod tests {
             h.write(&m);
             h.finish()
         };
-        assert_eq!(path_hash(key, &linked(b"/bin/sh")), sip(b"/bin/sh", 0));
+        assert_eq!(path_hash(key, &linked(b"/bin/sh"), 0), sip(b"/bin/sh", 0));
+        // where the file lives: events.h FL_EXE_TMPFS (1), FL_EXE_MEMFD (2), FL_EXE_UPPER (4);
+        // the other exe flags are not hashed
+        for (layer, byte) in [(EXE_TMPFS, 1), (EXE_MEMFD, 2), (EXE_UPPER, 4), (0x3f8, 0)] {
+            assert_eq!(
+                path_hash(key, &linked(b"/bin/sh"), layer),
+                sip(b"/bin/sh", byte),
+                "{layer:#x}"
+            );
+        }
         // the flags: events.h FL_PATH_DETACHED (32), FL_PATH_PSEUDO (128)
         let unlinked = KernelForm {
             detached: true,
             ..linked(b"/bin/sh")
         };
-        assert_eq!(path_hash(key, &unlinked), sip(b"/bin/sh", 32));
+        assert_eq!(path_hash(key, &unlinked, 0), sip(b"/bin/sh", 32));
+        assert_eq!(path_hash(key, &unlinked, EXE_UPPER), sip(b"/bin/sh", 36));
         let memfd = KernelForm {
             pseudo: true,
             ..unlinked.clone()
         };
-        assert_eq!(path_hash(key, &memfd), sip(b"/bin/sh", 160));
-        let sh = path_hash(key, &linked(b"/bin/sh"));
-        assert_ne!(sh, path_hash(key, &linked(b"/bin/bash")));
-        assert_ne!(sh, path_hash([key[0] + 1, key[1]], &linked(b"/bin/sh")));
-        assert_ne!(sh, path_hash([key[0], key[1] + 1], &linked(b"/bin/sh")));
+        assert_eq!(path_hash(key, &memfd, 0), sip(b"/bin/sh", 160));
+        let sh = path_hash(key, &linked(b"/bin/sh"), 0);
+        assert_ne!(sh, path_hash(key, &linked(b"/bin/bash"), 0));
+        assert_ne!(sh, path_hash([key[0] + 1, key[1]], &linked(b"/bin/sh"), 0));
+        assert_ne!(sh, path_hash([key[0], key[1] + 1], &linked(b"/bin/sh"), 0));
         // zero padding is not the same as a shorter path
         assert_ne!(
-            path_hash(key, &linked(b"/a")),
-            path_hash(key, &linked(b"/a\0"))
+            path_hash(key, &linked(b"/a"), 0),
+            path_hash(key, &linked(b"/a\0"), 0)
         );
         // the last of 4095 bytes counts
         let mut long = vec![b'x'; 4095];
-        let h1 = path_hash(key, &linked(&long));
+        let h1 = path_hash(key, &linked(&long), 0);
         long[4094] = b'y';
-        assert_ne!(h1, path_hash(key, &linked(&long)));
+        assert_ne!(h1, path_hash(key, &linked(&long), 0));
         // an unlinked file is not a linked one whose name says so (a hash that appended
         // " (deleted)" to the bytes made these two equal)
         for path in [&b"/bin/sh"[..], &long] {
@@ -519,11 +607,35 @@ mod tests {
                 detached: true,
                 ..linked(path)
             };
-            assert_ne!(path_hash(key, &gone), path_hash(key, &linked(&named)));
-            assert_ne!(path_hash(key, &gone), path_hash(key, &linked(path)));
+            assert_ne!(path_hash(key, &gone, 0), path_hash(key, &linked(&named), 0));
+            assert_ne!(path_hash(key, &gone, 0), path_hash(key, &linked(path), 0));
         }
         assert_ne!(random_key(), random_key());
         assert!(random_key().is_some());
+    }
+
+    /// The layers an allowed executable is hashed with: the image's (0) always, the others
+    /// as learned; a `memfd:` name is a memfd's.
+    #[test]
+    fn an_allowed_executable_is_hashed_where_it_was_learned() {
+        let l = |e: AllowedExec| e.layers().collect::<Vec<u32>>();
+        assert_eq!(l(AllowedExec::from("/bin/sh")), vec![0]);
+        let upper = AllowedExec {
+            upper_layer: true,
+            ..AllowedExec::from("/tmp/x")
+        };
+        assert_eq!(l(upper), vec![0, EXE_UPPER]);
+        let tmpfs = AllowedExec {
+            tmpfs: true,
+            ..AllowedExec::from("/dev/shm/x")
+        };
+        assert_eq!(l(tmpfs), vec![0, EXE_TMPFS]);
+        assert_eq!(l(AllowedExec::from("memfd:x")), vec![0, EXE_MEMFD]);
+        // /dev is a tmpfs (devtmpfs) here as on every system with it
+        if fs_magic(std::path::Path::new("/dev")) == Some(0x0102_1994) {
+            assert!(AllowedExec::host_file("/dev/null").tmpfs);
+        }
+        assert!(!AllowedExec::host_file("/proc/self/exe").tmpfs);
     }
 
     /// The multiply-xor hash used before had a collision for every seed: flipping the top
@@ -543,8 +655,8 @@ mod tests {
         for _ in 0..1000 {
             let key = random_key().expect("getrandom");
             assert_ne!(
-                path_hash(key, &form(&allowed)),
-                path_hash(key, &form(&flipped))
+                path_hash(key, &form(&allowed), 0),
+                path_hash(key, &form(&flipped), 0)
             );
         }
     }

@@ -250,13 +250,7 @@ fn spawn_version(path: &Path) -> Result<u32, String> {
 
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 
-fn fs_magic(p: &Path) -> Option<i64> {
-    let c = cstr(p).ok()?;
-    // SAFETY: statfs writes into the zeroed struct we own; c is NUL-terminated.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    (unsafe { libc::statfs(c.as_ptr(), &mut s) } == 0).then_some(s.f_type as i64)
-}
+use crate::kill::fs_magic;
 
 struct Env {
     exe: PathBuf,
@@ -1625,7 +1619,8 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
                     deep.leaf_exe.as_str(),
                     gone_s.as_str(),
                     near_s.as_str(),
-                ],
+                ]
+                .map(crate::kill::AllowedExec::host_file),
             )
             .map_err(|e| e.to_string())?;
         policy.enforce(id, PROFILE).map_err(|e| e.to_string())?;
@@ -1972,10 +1967,12 @@ fn check_io_uring_rename(seen: &Seen, probe: &Probe, env: &Env) -> Result<String
     let to = env.dir.join("uring-watched");
     std::fs::create_dir_all(&from).map_err(|e| format!("mkdir {}: {e}", from.display()))?;
     std::fs::write(from.join("f"), b"x").map_err(|e| format!("write: {e}"))?;
-    let mut plan = ProbeConfig::default().read;
-    if let Some(p) = plan.prefixes.as_mut() {
-        p.push(format!("{}/", to.display()));
-    }
+    // only the rename's target is watched (the default prefixes may hold the scratch
+    // directory: /dev/shm as TMPDIR)
+    let plan = crate::filter::OpenFilterPlan {
+        prefixes: Some(vec![format!("{}/", to.display())]),
+        ..Default::default()
+    };
     probe.set_read_filter(&plan).map_err(|e| e.to_string())?;
     let result = (|| {
         let open3 = |path: &Path, n: usize| -> Result<u32, String> {

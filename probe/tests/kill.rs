@@ -124,11 +124,59 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     let out = stdout(Command::new(&host_copy).arg("host-ok"));
     assert_eq!(out, "host-ok");
 
-    // widening the profile lets the copy run; releasing the cgroup too
+    // allowing /tmp/echo from the image's lower layer does not allow the copy: it lives on
+    // the overlay's upper layer (written in the container)
     policy
         .set_profile(7, ["/bin/busybox", "/tmp/echo"])
+        .expect("widen to the image's file");
+    let (out, code) = ctr_sh(&name, "lower-only", "/tmp/echo SURVIVED; echo rc=$?");
+    assert_eq!(
+        (out.as_str(), code),
+        ("rc=137", 0),
+        "an upper-layer file ran"
+    );
+    // widening the profile to the upper layer's file lets the copy run; releasing the
+    // cgroup too
+    let upper = falco_learn_probe::kill::AllowedExec {
+        upper_layer: true,
+        ..falco_learn_probe::kill::AllowedExec::from("/tmp/echo")
+    };
+    policy
+        .set_profile(
+            7,
+            [
+                falco_learn_probe::kill::AllowedExec::from("/bin/busybox"),
+                upper,
+            ],
+        )
         .expect("widen");
     let (out, _) = ctr_sh(&name, "widened", "/tmp/echo SURVIVED");
+    assert_eq!(out, "SURVIVED");
+    // a file on a tmpfs (the container's /dev) at a path allowed from the image is killed;
+    // allowed as learned from a tmpfs, it runs
+    policy
+        .set_profile(7, ["/bin/busybox", "/dev/echo"])
+        .expect("allow /dev/echo from the image");
+    let (out, code) = ctr_sh(
+        &name,
+        "tmpfs",
+        "cp /bin/busybox /dev/echo && /dev/echo SURVIVED; echo rc=$?",
+    );
+    assert_eq!((out.as_str(), code), ("rc=137", 0), "a tmpfs file ran");
+    let tmpfs = falco_learn_probe::kill::AllowedExec {
+        tmpfs: true,
+        ..falco_learn_probe::kill::AllowedExec::from("/dev/echo")
+    };
+    policy
+        .set_profile(
+            7,
+            [
+                falco_learn_probe::kill::AllowedExec::from("/bin/busybox"),
+                tmpfs,
+            ],
+        )
+        .expect("allow /dev/echo from a tmpfs");
+    let (out, _) = ctr_sh(&name, "tmpfs-allowed", "/dev/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
     policy.set_profile(7, ["/bin/busybox"]).expect("narrow");
     policy.release(cg.id);

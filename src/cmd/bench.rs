@@ -627,7 +627,12 @@ fn probe_bench(a: ProbeBenchArgs) -> anyhow::Result<ExitCode> {
                 ..defaults
             })?;
             if let (Some(policy), Some(cg)) = (probe.kill_policy(), cgroup) {
-                policy.set_profile(1, allowed.iter().map(String::as_str))?;
+                policy.set_profile(
+                    1,
+                    allowed
+                        .iter()
+                        .map(|p| falco_learn_probe::kill::AllowedExec::host_file(p)),
+                )?;
                 policy.enforce(cg.id, 1)?;
             }
             // engine.kernel_filter as `run` sets it: the default rules' write plan, and

@@ -1263,7 +1263,10 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			/* SipHash-1-3 (kill.rs, path_hash), keyed with 128 random bits per
 			 * start, of the path's bytes followed by one byte of its flags that
 			 * tell a detached file (unlinked, memfd) and a parentless one (memfd)
-			 * from a linked file of the same bytes. A keyed PRF: without the key a
+			 * from a linked file of the same bytes, and where the file lives (tmpfs,
+			 * memfd, an overlay's upper layer): a file written in the container and
+			 * copied, renamed or bind-mounted onto an image executable's path is not
+			 * the image's file. A keyed PRF: without the key a
 			 * container can neither compute nor construct a path whose hash equals
 			 * an allowed one (an earlier ad-hoc multiply-xor hash had collisions
 			 * that held for every seed), and a file named "<allowed> (deleted)" is
@@ -1275,7 +1278,8 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			u64 v2 = kill_hash_key0 ^ 0x6c7967656e657261ULL;
 			u64 v3 = kill_hash_key1 ^ 0x7465646279746573ULL;
 			u64 m;
-			data[len & DATA_MASK] = (u8)(flags & (FL_PATH_DETACHED | FL_PATH_PSEUDO));
+			data[len & DATA_MASK] =
+				(u8)(flags & (FL_PATH_DETACHED | FL_PATH_PSEUDO | FL_EXE_TMPFS | FL_EXE_MEMFD | FL_EXE_UPPER));
 			/* zero padding for the last word (argv overwrites it below) */
 #pragma unroll
 			for (u32 j = 1; j < 9; j++)

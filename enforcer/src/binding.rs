@@ -60,6 +60,24 @@ pub trait ContainerMaps {
     fn never_enforced(&self, _cgroup: u64) -> bool {
         false
     }
+    /// Kills made in the kernel whose event was lost (the ring buffer was full): (cgroup v2
+    /// id, running total). enforce-kill's maps only.
+    fn unreported_kills(&self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+}
+
+/// Kills in one cgroup that no event reports (the ring buffer was full): said by an
+/// internal alert so that a kill is never silent ([`Binder::unreported_kills`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreportedKills {
+    pub cgroup: u64,
+    /// New since the last report.
+    pub kills: u64,
+    /// The container (Falco's short id) and its image (`repository:tag`), when the cgroup
+    /// is still bound.
+    pub container: Option<String>,
+    pub image: Option<String>,
 }
 
 /// What enforce-kill does where the kernel cannot: said in the binders' logs.
@@ -108,6 +126,9 @@ impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
     }
     fn owner(&self, claim: CgroupClaim<'_>) -> CgroupOwner {
         falco_learn_probe::kill::KillPolicy::owner(self, claim)
+    }
+    fn unreported_kills(&self) -> Vec<(u64, u64)> {
+        falco_learn_probe::kill::KillPolicy::unreported_kills(self)
     }
 }
 
@@ -217,6 +238,8 @@ pub struct Binder {
     /// at once (the first event of a new cgroup is often a short-lived process's exec).
     unknown: HashMap<(u64, u32), Instant>,
     last_sweep: Instant,
+    /// The maps' running totals of unreported kills already reported, by cgroup.
+    unreported_seen: HashMap<u64, u64>,
 }
 
 impl Default for Binder {
@@ -236,7 +259,39 @@ impl Binder {
             held: HashMap::new(),
             unknown: HashMap::new(),
             last_sweep: Instant::now(),
+            unreported_seen: HashMap::new(),
         }
+    }
+
+    /// Kills the kernel made whose events were lost, new since the last call, with the
+    /// container and image of the cgroup when it is still bound (call before
+    /// [`Binder::sweep`], which may release it).
+    pub fn unreported_kills(&mut self, maps: &dyn ContainerMaps) -> Vec<UnreportedKills> {
+        let mut out = Vec::new();
+        for (cgroup, total) in maps.unreported_kills() {
+            let seen = self.unreported_seen.entry(cgroup).or_insert(0);
+            if total <= *seen {
+                continue;
+            }
+            let kills = total - *seen;
+            *seen = total;
+            let bound = self.bound.get(&cgroup);
+            let image = bound.and_then(|b| {
+                self.ids.iter().find_map(|(repo, tags)| {
+                    tags.iter().find(|(_, n)| **n == b.profile).map(|(tag, _)| {
+                        falco_learn_profiler::ImageRef::new(repo.clone(), tag.clone()).to_string()
+                    })
+                })
+            });
+            out.push(UnreportedKills {
+                cgroup,
+                kills,
+                container: bound.map(|b| b.container.clone()),
+                image,
+            });
+        }
+        out.sort_by_key(|u| u.cgroup);
+        out
     }
 
     /// Load every profile's allow-list; forget profiles no longer loaded (and release
@@ -490,6 +545,7 @@ mod tests {
         log: RefCell<Vec<String>>,
         owner: Box<OwnerFn>,
         full: std::cell::Cell<bool>,
+        unreported: RefCell<Vec<(u64, u64)>>,
     }
     impl Default for Fake {
         fn default() -> Self {
@@ -502,6 +558,7 @@ mod tests {
                 log: RefCell::new(Vec::new()),
                 owner: Box::new(owner),
                 full: std::cell::Cell::new(false),
+                unreported: RefCell::new(Vec::new()),
             }
         }
         fn log(&self) -> Vec<String> {
@@ -539,6 +596,9 @@ mod tests {
                 .borrow_mut()
                 .push(format!("owner {} {}", claim.cgroup_id, claim.container_id));
             (self.owner)(claim.cgroup_id, claim.pid)
+        }
+        fn unreported_kills(&self) -> Vec<(u64, u64)> {
+            self.unreported.borrow().clone()
         }
     }
 
@@ -589,6 +649,42 @@ mod tests {
         k.sync(maps, &engine);
         maps.log.borrow_mut().clear();
         (dir, engine, k)
+    }
+
+    /// Kills whose events were lost are reported once each, as increases of the kernel's
+    /// running totals, with the container and image of a bound cgroup (`None` for one the
+    /// agent never bound or already released).
+    #[test]
+    fn unreported_kills_are_reported_once_with_their_container() {
+        let maps = Fake::default();
+        let (_dir, engine, mut k) = setup(&maps);
+        k.observe(&maps, &engine, &web(77, 5));
+        assert!(k.unreported_kills(&maps).is_empty());
+        *maps.unreported.borrow_mut() = vec![(77, 2), (88, 1)];
+        let got = k.unreported_kills(&maps);
+        assert_eq!(
+            got,
+            vec![
+                UnreportedKills {
+                    cgroup: 77,
+                    kills: 2,
+                    container: Some("web".into()),
+                    image: Some("docker.io/library/nginx:latest".into()),
+                },
+                UnreportedKills {
+                    cgroup: 88,
+                    kills: 1,
+                    container: None,
+                    image: None,
+                },
+            ]
+        );
+        // nothing new: nothing said; one more in 77: that one
+        assert!(k.unreported_kills(&maps).is_empty());
+        *maps.unreported.borrow_mut() = vec![(77, 3), (88, 1)];
+        let got = k.unreported_kills(&maps);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].cgroup, got[0].kills), (77, 1));
     }
 
     /// An event was judged in the kernel only when its cgroup was bound before it happened:

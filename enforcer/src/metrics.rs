@@ -300,6 +300,13 @@ pub const KILLS: Metric = counter(
     "enforce-kill: execs outside the image's profile killed in the kernel, by image",
     &["image"],
 );
+/// enforce-kill: execs killed in the kernel whose events were lost (the ring buffer was
+/// full), by `image` (`<NA>` when the cgroup was no longer bound); also in [`KILLS`].
+pub const KILLS_UNREPORTED: Metric = counter(
+    "falco_learn_kills_unreported_total",
+    "enforce-kill: execs killed in the kernel whose events were lost (ring buffer full), by image",
+    &["image"],
+);
 /// enforce-kill: execs killed from userspace, by `image` and `result` (`killed`; `failed`:
 /// the signal was refused, e.g. without `CAP_KILL`): the kernel could not judge them
 /// (their container's cgroup was not under its profile yet), so they ran until then.
@@ -407,6 +414,7 @@ pub const ALL: &[&Metric] = &[
     &RUNTIME_HOLD_RELEASED,
     &RELOADS,
     &KILLS,
+    &KILLS_UNREPORTED,
     &LATE_KILLS,
     &KILL_CONTAINERS,
     &KERNEL_FILTERED,

@@ -350,6 +350,17 @@ impl<'a> Pipeline<'a> {
                     self.sink.emit(&r)?;
                 }
                 if let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) {
+                    // before the sweep, which may release their cgroups
+                    for u in k.unreported_kills(maps) {
+                        let r = Raised {
+                            cause: Cause::Internal,
+                            action: Action::Killed,
+                            alert: unreported_kills_alert(&self.source.hostname(), &u, now),
+                        };
+                        self.telemetry.unreported_kills(u.image.as_deref(), u.kills);
+                        self.telemetry.raised(&r);
+                        self.sink.emit(&r)?;
+                    }
                     k.sweep(maps);
                     self.telemetry.kill_containers(k.enforced());
                 }
@@ -677,6 +688,48 @@ impl Ia32Alerts {
 
 /// Falco's "syscall event drop" alert: `dropped` of `total` events in the
 /// last `secs`, at `now` (ns since the epoch).
+/// The rule of [`unreported_kills_alert`].
+pub const UNREPORTED_KILLS_RULE: &str = "falco-learn internal: enforce-kill kills not reported";
+
+/// enforce-kill killed execs in the kernel whose events were lost (the ring buffer was
+/// full): no profile alert says which; this says how many and where, so that a kill is
+/// never silent.
+pub fn unreported_kills_alert(
+    hostname: &str,
+    u: &crate::binding::UnreportedKills,
+    now: u64,
+) -> Alert {
+    let container = u.container.as_deref().unwrap_or("<NA>");
+    let image = u.image.as_deref().unwrap_or("<NA>");
+    let mut fields = serde_json::Map::new();
+    fields.insert("container.id".into(), container.into());
+    fields.insert("container.image".into(), image.into());
+    fields.insert("falco_learn.action".into(), Action::Killed.as_str().into());
+    fields.insert("falco_learn.cgroup_id".into(), u.cgroup.into());
+    fields.insert("n_kills".into(), u.kills.into());
+    let priority = Priority::Critical;
+    let msg = format!(
+        "{UNREPORTED_KILLS_RULE}: {} exec(s) outside the profile killed in the kernel whose \
+         events were lost (ring buffer full) (container={container} image={image} cgroup={}) \
+         action=killed",
+        u.kills, u.cgroup
+    );
+    Alert {
+        hostname: hostname.to_string(),
+        output: format!(
+            "{}: {} {msg}",
+            falco_learn_event::fields::clock_time(now),
+            priority.as_str()
+        ),
+        output_fields: fields,
+        priority: priority.as_str().into(),
+        rule: UNREPORTED_KILLS_RULE.into(),
+        source: "internal".into(),
+        tags: vec!["falco_learn".into(), "internal".into(), "killed".into()],
+        time: falco_learn_event::time::rfc3339(now),
+    }
+}
+
 pub fn drop_alert(hostname: &str, dropped: u64, total: u64, secs: f64, now: u64) -> Alert {
     let mut fields = serde_json::Map::new();
     fields.insert("n_drops".into(), dropped.into());
@@ -1205,6 +1258,48 @@ mod tests {
         };
         assert_eq!(run(false), ["mark 42 3", "unmark 42"]);
         assert_eq!(run(true), Vec::<String>::new());
+    }
+
+    /// The alert for kills whose events were lost: how many, where, marked killed.
+    #[test]
+    fn unreported_kills_alert_says_how_many_and_where() {
+        let u = crate::binding::UnreportedKills {
+            cgroup: 4242,
+            kills: 3,
+            container: Some("abc123".into()),
+            image: Some("docker.io/library/nginx:1.27".into()),
+        };
+        let now = 1_700_000_000_000_000_000;
+        let a = unreported_kills_alert("node1", &u, now);
+        assert_eq!(a.rule, UNREPORTED_KILLS_RULE);
+        assert_eq!(a.priority, "Critical");
+        assert_eq!(a.source, "internal");
+        assert_eq!(a.hostname, "node1");
+        assert_eq!(a.tags, vec!["falco_learn", "internal", "killed"]);
+        let f = &a.output_fields;
+        assert_eq!(f["container.id"], "abc123");
+        assert_eq!(f["container.image"], "docker.io/library/nginx:1.27");
+        assert_eq!(f["falco_learn.action"], "killed");
+        assert_eq!(f["falco_learn.cgroup_id"], 4242);
+        assert_eq!(f["n_kills"], 3);
+        assert!(
+            a.output.ends_with(
+                "Critical falco-learn internal: enforce-kill kills not reported: 3 exec(s) \
+                 outside the profile killed in the kernel whose events were lost (ring buffer \
+                 full) (container=abc123 image=docker.io/library/nginx:1.27 cgroup=4242) \
+                 action=killed"
+            ),
+            "{}",
+            a.output
+        );
+        let gone = crate::binding::UnreportedKills {
+            container: None,
+            image: None,
+            ..u
+        };
+        let a = unreported_kills_alert("node1", &gone, now);
+        assert_eq!(a.output_fields["container.id"], "<NA>");
+        assert!(a.output.contains("(container=<NA> image=<NA> cgroup=4242)"));
     }
 
     #[test]

@@ -178,6 +178,19 @@ impl Telemetry {
         }
     }
 
+    /// Kills made in the kernel whose events were lost (enforce-kill; the image when the
+    /// cgroup is still bound, else `<NA>`): they count as kills, and apart.
+    pub fn unreported_kills(&mut self, image: Option<&str>, n: u64) {
+        let img = image.unwrap_or("<NA>").to_string();
+        self.kills
+            .entry(img.clone())
+            .or_insert_with(|| m::KILLS.counter(&[("image", img.clone().into())]))
+            .increment(n);
+        m::KILLS_UNREPORTED
+            .counter(&[("image", img.into())])
+            .increment(n);
+    }
+
     /// An exec killed from userspace (enforce-kill, `action=killed_late`), or a kill
     /// that failed (`killed` false).
     pub fn late_kill(&mut self, ev: &Event, killed: bool) {

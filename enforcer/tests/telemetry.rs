@@ -100,6 +100,10 @@ impl ContainerMaps for FakeKill {
     ) -> falco_learn_probe::kill::CgroupOwner {
         falco_learn_probe::kill::CgroupOwner::Container { dir: None }
     }
+    /// One kill whose event was lost, in a cgroup never bound.
+    fn unreported_kills(&self) -> Vec<(u64, u64)> {
+        vec![(77, 1)]
+    }
 }
 
 /// The seed's events a second apart (the last exec killed), one event of

@@ -392,6 +392,8 @@ pub struct KillPolicy {
     allowed: Mutex<AHashMap<u32, AHashSet<u64>>>,
     /// The kernel program's `kill_hash_key0`, `kill_hash_key1`.
     key: [u64; 2],
+    /// cgroup v2 id → kills whose exec record found the ring buffer full (running total).
+    unreported: Mutex<HashMap<MapData, u64, u64>>,
 }
 
 impl KillPolicy {
@@ -419,11 +421,14 @@ impl KillPolicy {
             containerd_namespaces,
         )?;
         let allow = HashMap::try_from(take(ebpf, "KILL_ALLOW")?).map_err(map_err("KILL_ALLOW"))?;
+        let unreported = HashMap::try_from(take(ebpf, "KILLS_UNREPORTED")?)
+            .map_err(map_err("KILLS_UNREPORTED"))?;
         Ok(KillPolicy {
             cgroups,
             allow: Mutex::new(allow),
             allowed: Mutex::new(AHashMap::new()),
             key,
+            unreported: Mutex::new(unreported),
         })
     }
 
@@ -469,6 +474,14 @@ impl KillPolicy {
         }
         *have = want;
         Ok(executables.len())
+    }
+
+    /// Kills the kernel made whose exec record found the ring buffer full, so that no event
+    /// says so: (cgroup v2 id, running total since the probe started), for the cgroups that
+    /// had any (the kernel keeps the 4 096 most recent). The caller reports the increase.
+    pub fn unreported_kills(&self) -> Vec<(u64, u64)> {
+        let map = lock(&self.unreported);
+        map.iter().filter_map(Result::ok).collect()
     }
 
     /// Forget profile `profile`: its allowed set, and every cgroup under it

@@ -178,9 +178,222 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         .expect("allow /dev/echo from a tmpfs");
     let (out, _) = ctr_sh(&name, "tmpfs-allowed", "/dev/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
+
+    // relocated: the image's busybox bind-mounted onto an allowed path (a mount in the
+    // container's mount namespace, made from the host: nsenter), and an allowed path run
+    // inside a chroot into one of the image's directories. Both name another file than the
+    // path says: killed whatever the profile allows (here: both paths, from anywhere).
+    let anywhere = |path| falco_learn_probe::kill::AllowedExec {
+        upper_layer: true,
+        tmpfs: true,
+        ..falco_learn_probe::kill::AllowedExec::from(path)
+    };
+    policy
+        .set_profile(
+            7,
+            [
+                falco_learn_probe::kill::AllowedExec::from("/bin/busybox"),
+                anywhere("/tmp/point"),
+                anywhere("/busybox"),
+            ],
+        )
+        .expect("allow the relocated paths");
+    let (out, code) = ctr_sh(&name, "point", "touch /tmp/point && echo made");
+    assert_eq!((out.as_str(), code), ("made", 0));
+    let mounted = Command::new("nsenter")
+        .args([
+            "-t",
+            &task_pid.to_string(),
+            "-m",
+            "/bin/busybox",
+            "mount",
+            "--bind",
+        ])
+        .args(["/bin/busybox", "/tmp/point"])
+        .status()
+        .expect("nsenter");
+    assert!(
+        mounted.success(),
+        "bind mount in the container: {mounted:?}"
+    );
+    let (out, code) = ctr_sh(&name, "bound", "/tmp/point SURVIVED; echo rc=$?");
+    assert_eq!(
+        (out.as_str(), code),
+        ("rc=137", 0),
+        "a bind-mounted image file ran"
+    );
+    let (out, code) = ctr_sh(
+        &name,
+        "chroot",
+        "busybox chroot /bin /busybox echo SURVIVED; echo rc=$?",
+    );
+    assert_eq!(
+        (out.as_str(), code),
+        ("rc=137", 0),
+        "an exec in a chroot ran"
+    );
+    // a chroot into a volume's root (a mount, not mounted at "/"): the same
+    let (out, code) = ctr_sh(&name, "mkvol", "mkdir -p /tmp/vol && echo made");
+    assert_eq!((out.as_str(), code), ("made", 0));
+    let mounted = Command::new("nsenter")
+        .args([
+            "-t",
+            &task_pid.to_string(),
+            "-m",
+            "/bin/busybox",
+            "mount",
+            "-t",
+            "tmpfs",
+        ])
+        .args(["vol", "/tmp/vol"])
+        .status()
+        .expect("nsenter");
+    assert!(mounted.success(), "tmpfs in the container: {mounted:?}");
+    let (out, code) = ctr_sh(
+        &name,
+        "chroot-vol",
+        "cp /bin/busybox /tmp/vol/busybox && busybox chroot /tmp/vol /busybox echo SURVIVED; \
+         echo rc=$?",
+    );
+    assert_eq!(
+        (out.as_str(), code),
+        ("rc=137", 0),
+        "an exec in a chroot into a volume ran"
+    );
+    for path in ["/tmp/point", "/busybox"] {
+        let ev = live.wait_for(&format!("the relocated exec of {path}"), 10, |e| {
+            e.event_type() == EventType::Execve && e.process.exepath == path
+        });
+        let f = ev.process.exe_flags;
+        assert!(f.relocated && f.killed, "{path}: {f:?}");
+    }
+    // an executable outside the task's root, reached through another process's root
+    // (`/proc/<pid>/root`, as a hostPID or shareProcessNamespace neighbour can): its path
+    // reads `/bin/busybox` from the container's namespace root, an allowed path; it is
+    // relocated and killed (a host process put into the container's cgroup runs it)
+    let procs = std::ffi::CString::new(
+        falco_learn_probe::kill::cgroup2_mount()
+            .expect("cgroup v2")
+            .join(cg.path.trim_start_matches('/'))
+            .join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .expect("path");
+    let mut beyond = Command::new(format!("/proc/{task_pid}/root/bin/busybox"));
+    beyond.arg("true");
+    // SAFETY: between fork and exec only open/write/close on a path prepared before.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        beyond.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let st = beyond.status().expect("run through /proc/<pid>/root");
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        st.signal(),
+        Some(libc::SIGKILL),
+        "ran beyond its root: {st:?}"
+    );
+    let ev = live.wait_for("the exec beyond its root", 10, |e| {
+        e.event_type() == EventType::Execve
+            && e.cgroup_id == cg.id
+            && e.process.exepath == "/bin/busybox"
+            && e.process.exe_flags.killed
+    });
+    assert!(ev.process.exe_flags.relocated, "{:?}", ev.process.exe_flags);
+
+    // the container's own busybox, neither chrooted nor bind-mounted, is never relocated
+    let own = live.matching(|e| {
+        e.event_type() == EventType::Execve
+            && e.container.id == name
+            && e.process.exepath == "/bin/busybox"
+    });
+    assert!(!own.is_empty());
+    assert!(
+        own.iter().all(|e| !e.process.exe_flags.relocated),
+        "{:?}",
+        own.iter().map(|e| e.process.exe_flags).collect::<Vec<_>>()
+    );
     policy.set_profile(7, ["/bin/busybox"]).expect("narrow");
     policy.release(cg.id);
     assert_eq!(policy.enforced(), vec![]);
     let (out, _) = ctr_sh(&name, "released", "/tmp/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
+}
+
+/// A kill whose exec record finds the ring buffer full is not lost with it: the kernel
+/// counts it per cgroup (`KillPolicy::unreported_kills`), for the agent's internal alert.
+/// Here the probe's ring (one page) is filled by a shell's write-opens that nobody reads,
+/// then an exec outside the profile in a cgroup of the test's own is killed.
+#[test]
+fn a_kill_whose_record_is_lost_is_counted() {
+    if !may_run("the unreported-kill test", &[]) {
+        return;
+    }
+    use std::os::unix::process::CommandExt as _;
+    let root = falco_learn_probe::kill::cgroup2_mount().expect("a cgroup v2 hierarchy");
+    let cg = root.join(format!("fl-kill-lost-{}", std::process::id()));
+    let _ = std::fs::remove_dir(&cg);
+    std::fs::create_dir(&cg).expect("mkdir the cgroup");
+    let id = std::fs::metadata(&cg)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("cgroup id");
+    let (probe, _rx) = falco_learn_probe::Probe::start(ProbeConfig {
+        kill: true,
+        ring_bytes: 4096,
+        ..ProbeConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("the probe did not start: {e}"));
+    let policy = probe.kill_policy().expect("kill policy");
+    policy.set_profile(9, ["/fl-nothing"]).expect("profile");
+    policy.enforce(id, 9).expect("enforce");
+    // fill the ring: write-opens are reported (no write filter), nobody reads
+    let scratch = tempfile::tempdir().expect("tmp");
+    let target = scratch.path().join("w");
+    let st = Command::new("/bin/busybox")
+        .args([
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 400 ]; do : > \"$1\"; i=$((i+1)); done",
+        ])
+        .arg("sh")
+        .arg(&target)
+        .status()
+        .expect("shell");
+    assert!(st.success());
+    let dropped: u64 = probe.kernel_stats().iter().map(|(_, s)| s.dropped).sum();
+    assert!(dropped > 0, "the ring did not fill");
+    // an exec outside the profile in the cgroup: killed, its record lost
+    let procs = std::ffi::CString::new(
+        cg.join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .expect("path");
+    let mut cmd = Command::new("/bin/true");
+    // SAFETY: between fork and exec only open/write/close on a path prepared before.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            Ok(())
+        });
+    }
+    let st = cmd.status().expect("run in the cgroup");
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "not killed: {st:?}");
+    assert_eq!(policy.unreported_kills(), vec![(id, 1)]);
+    policy.release(id);
+    drop(probe);
+    let _ = std::fs::remove_dir(&cg);
 }

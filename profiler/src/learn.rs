@@ -553,6 +553,31 @@ impl Learner {
             }
         }
 
+        // relocated: the kernel saw the executable run from another root than the
+        // container's (a chroot, a bind mount of the container's own file, a path outside
+        // the process's root): its path names another file, which no entry can allow
+        if let Some(Behaviour::Exec { path, flags, .. }) = b {
+            if flags.relocated && !path.is_empty() {
+                tracing::warn!(
+                    image = %image, exe = %path, container = %cid,
+                    "not learned: executable run from another root than its container's (a \
+                     chroot, a bind mount of the container's own file, a path outside its \
+                     root): no profile allows it and enforce-kill kills it; profile tainted"
+                );
+                let l = &mut profile.learning;
+                l.tainted = true;
+                l.taint_reasons.insert(format!(
+                    "relocated: {path} ran from another root than its container's"
+                ));
+                self.stats.drift += 1;
+                self.flagged_procs.insert(me);
+                return Outcome::Drift {
+                    path: path.to_string(),
+                    evidence: "relocated".into(),
+                };
+            }
+        }
+
         // drift: an executable born in the container
         if let Some(Behaviour::Exec {
             path,
@@ -943,6 +968,49 @@ mod tests {
             &[(1, 1, "/sbin/init")],
         );
         assert_eq!(tree_position(&host), TreePos::Unknown);
+    }
+
+    /// An exec the kernel saw relocated (run from another root than its container's) is
+    /// not learned: its path names another file. The profile is tainted, saying so; the same
+    /// executable run normally is learned.
+    #[test]
+    fn a_relocated_exec_is_not_learned() {
+        let mut l = Learner::new(Limits::default(), None).expect("limits");
+        let img = ImageRef::new("docker.io/library/nginx", "1.27");
+        l.set_window_start(5_000);
+        let mut moved = in_container(
+            exec("/usr/sbin/nginx", 0, 5_001),
+            101,
+            7,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        std::sync::Arc::make_mut(&mut moved.process)
+            .exe_flags
+            .relocated = true;
+        assert_eq!(
+            l.observe(&moved),
+            Outcome::Drift {
+                path: "/usr/sbin/nginx".into(),
+                evidence: "relocated".into()
+            }
+        );
+        let p = l.profile(&img).expect("profile");
+        assert!(!p.exec.contains_key("/usr/sbin/nginx"));
+        assert!(p.learning.tainted);
+        assert!(p
+            .learning
+            .taint_reasons
+            .contains("relocated: /usr/sbin/nginx ran from another root than its container's"));
+        let plain = in_container(
+            exec("/usr/sbin/nginx", 0, 5_002),
+            102,
+            8,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        assert!(matches!(l.observe(&plain), Outcome::Learned { .. }));
+        assert!(l
+            .profile(&img)
+            .is_some_and(|p| p.exec.contains_key("/usr/sbin/nginx")));
     }
 
     #[test]

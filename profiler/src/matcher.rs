@@ -195,6 +195,10 @@ impl Profile {
             // spell): a kill is an anomaly whatever the globs and the lineage say, so it is
             // never silent
             Behaviour::Exec { flags, .. } if flags.killed => false,
+            // the kernel saw the executable's path is not where the file lives (a chroot
+            // into a directory, a bind mount of the container's own file): no entry names
+            // it (enforce-kill kills it)
+            Behaviour::Exec { flags, .. } if flags.relocated => false,
             Behaviour::Exec {
                 path, parent, init, ..
             } => self.exec_allowed_from(path, parent, init),
@@ -218,6 +222,7 @@ impl Profile {
                     flags,
                     ..
                 } if !flags.killed
+                    && !flags.relocated
                     && !falco_learn_event::path::is_truncated(path)
                     && self.exec_allowed(path) =>
                 {

@@ -939,6 +939,20 @@ fn awkward_names_round_trip_and_generated_rules_agree() {
         );
     }
     assert!(approximated > 0, "no probe is allowed through a glob only");
+    // a learned name the kernel saw relocated (run in a chroot, or through a bind mount of
+    // the container's own file) names another file: an anomaly, killed or not
+    for name in AWKWARD {
+        let mut ev = event_of(EventType::Execve, name);
+        std::sync::Arc::make_mut(&mut ev.process)
+            .exe_flags
+            .relocated = true;
+        let a = p.matches(&ev).expect("a relocated exec is an anomaly");
+        assert_eq!(
+            (a.dimension, a.value.as_str(), a.parent),
+            (Dimension::Exec, *name, None),
+            "{name:?}"
+        );
+    }
     // every learned name is allowed, by the matcher and so by the rules
     for name in AWKWARD {
         for t in [EventType::Execve, EventType::Openat] {

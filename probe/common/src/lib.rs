@@ -60,6 +60,10 @@ pub const EXE_IA32: u32 = 256;
 /// The container runtime's own child (events.h `FL_EXE_RUNTIME`): `runc init` before it
 /// enters the container; enforce-kill spares it.
 pub const EXE_RUNTIME: u32 = 512;
+/// Run inside a chroot into a directory, or reached through another mount of the task
+/// root's filesystem (events.h `FL_EXE_RELOCATED`): the path is not where the file lives;
+/// enforce-kill kills it whatever the profile allows.
+pub const EXE_RELOCATED: u32 = 1024;
 /// enforce-kill hashes at most this many 8-byte words of an exe path (`FL_KILL_HASH_WORDS`):
 /// all of it (more than the longest path).
 pub const KILL_HASH_WORDS: usize = (MAX_PATH + 32) / 8;

@@ -45,6 +45,13 @@ enum fl_stat {
 				 traced (the syscall tracepoints skip compat syscalls) */
 #define FL_EXE_RUNTIME 512   /* the container runtime's own child (runc init before it enters the
 				 container): probe.bpf.c runtime_child; enforce-kill spares it */
+#define FL_EXE_RELOCATED 1024 /* the path is not where the file lives: the task's root is not a "/"
+				 (a chroot into a directory, or into a mount that is not mounted at its
+				 parent's root), the exe is reached through another mount of the root's
+				 filesystem (a bind mount of the container's own file) or lies outside
+				 the task's root; enforce-kill kills it */
+#define FL_PATH_BEYOND_ROOT 2048 /* the walk ended at its mount namespace's root without meeting
+				 the task's root: the path is outside the task's root */
 
 /* enforce-kill: the exe path hash (SipHash-1-3) covers the whole path and one byte of its
  * detached/parentless flags, 8 bytes a round. A truncated path is never allowed. */

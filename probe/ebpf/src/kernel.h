@@ -42,7 +42,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_LPM_TRIE = 11,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
-enum { BPF_ANY = 0 };
+enum { BPF_ANY = 0, BPF_NOEXIST = 1 };
 /* Helper ids this probe tests for with CO-RE (bpf_core_enum_value_exists against the
  * kernel's own enum): present from the kernel version in the comment. */
 enum bpf_func_id { BPF_FUNC_get_current_task_btf = 158 /* 5.11 */, BPF_FUNC_task_pt_regs = 175 /* 5.15 */ };
@@ -56,7 +56,7 @@ enum { BPF_F_NO_PREALLOC = 1 };
  * members through anonymous ones by name. */
 struct qstr { u32 hash; u32 len; const unsigned char *name; };
 struct hlist_bl_node { struct hlist_bl_node *next, **pprev; };
-struct super_block { unsigned long s_magic; };
+struct super_block { unsigned long s_magic; struct dentry *s_root; };
 struct timespec64 { s64 tv_sec; long tv_nsec; };
 struct inode {
 	unsigned short i_mode;

@@ -411,9 +411,11 @@ struct {
 /* enforce-kill. Containers under enforcement, by the id of their cgroup v2
  * (bpf_get_current_cgroup_id(): 64-bit kernfs ids are never reused, and every
  * process of a container is in it, `ctr task exec` included), mapped to a
- * profile number; the executables each profile allows, by the FNV-1a hash of
- * their path. Userspace fills both. An exec in an enforced cgroup whose path
- * is not allowed gets SIGKILL before it returns to user space. */
+ * profile number; the executables each profile allows, by the keyed SipHash of
+ * their path and where the file lives. Userspace fills both. An exec in an enforced
+ * cgroup whose path is not allowed gets SIGKILL before it returns to user space. A
+ * kill whose exec record finds the ring buffer full is counted per cgroup in
+ * KILLS_UNREPORTED, so that userspace still says it happened. */
 struct kill_key {
 	u32 profile;
 	u32 _pad;
@@ -431,6 +433,29 @@ struct {
 	__type(key, struct kill_key);
 	__type(value, u8);
 } KILL_ALLOW SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u64);
+	__type(value, u64);
+} KILLS_UNREPORTED SEC(".maps");
+
+/* One more kill in cgroup `cgid` whose record was lost (running total). */
+static __always_inline void kill_unreported(u64 cgid)
+{
+	u64 one = 1;
+	u64 *n = bpf_map_lookup_elem(&KILLS_UNREPORTED, &cgid);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	/* another CPU may have made the entry meanwhile: then add to it */
+	if (bpf_map_update_elem(&KILLS_UNREPORTED, &cgid, &one, BPF_NOEXIST)) {
+		n = bpf_map_lookup_elem(&KILLS_UNREPORTED, &cgid);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+}
 
 static __always_inline void stat_inc(u32 kind, u32 stat)
 {
@@ -549,22 +574,25 @@ static __always_inline u64 rb_flags(void)
 									  : BPF_RB_NO_WAKEUP;
 }
 
-/* Emit a record that sits at buf[HDR_RESERVE - hdr_size .. HDR_RESERVE + data_len]. */
-static __always_inline void emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 data_len)
+/* Emit a record that sits at buf[HDR_RESERVE - hdr_size .. HDR_RESERVE + data_len].
+ * Returns whether it was written. */
+static __always_inline bool emit_scratch(u8 *buf, u32 kind, u32 hdr_size, u32 data_len)
 {
 	u32 start = HDR_RESERVE - hdr_size;
 	u32 size = hdr_size + (data_len & DATA_MASK);
 	struct fl_hdr *h;
 	if (start >= HDR_RESERVE)
-		return;
+		return false;
 	h = (struct fl_hdr *)&buf[start & (HDR_RESERVE - 1)];
 	h->size = size;
 	if (size > SCRATCH_SIZE - HDR_RESERVE || size < sizeof(struct fl_hdr))
-		return;
-	if (bpf_ringbuf_output(&EVENTS, &buf[start & (HDR_RESERVE - 1)], size, rb_flags()) == 0)
+		return false;
+	if (bpf_ringbuf_output(&EVENTS, &buf[start & (HDR_RESERVE - 1)], size, rb_flags()) == 0) {
 		stat_inc(kind, FL_STAT_EMITTED);
-	else
-		stat_inc(kind, FL_STAT_DROPPED);
+		return true;
+	}
+	stat_inc(kind, FL_STAT_DROPPED);
+	return false;
 }
 
 /* Fixed-size records: reserve/submit straight into the ring buffer. */
@@ -671,6 +699,7 @@ __attribute__((noinline)) int fl_put_path(u64 dentry_p, u64 vfsmnt_p, u32 off)
 			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 			if (mnt_parent == mnt) {
 				complete = true; /* the namespace root */
+				w->flags |= FL_PATH_BEYOND_ROOT;
 				break;
 			}
 			w->names[i] = NULL;
@@ -1252,6 +1281,34 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	len = put_file_path(off, exe, &flags);
 	e->lens[0] = len;
 	off += len;
+	{
+		/* Relocated: the path is not where the file lives, so an allowed path names
+		 * another file. The task's root is not a "/": a directory rather than its mount's
+		 * root, or a mount that is not mounted at its parent mount's root (a chroot,
+		 * CAP_SYS_CHROOT is granted by default, into a directory or a volume; the
+		 * runtime's root, pivoted or moved onto "/" with --no-pivot, and a mount
+		 * namespace's own root are); or the exe is reached through another mount of the
+		 * root mount's whole filesystem (a bind mount of the container's own files; a
+		 * root that is itself a bind mount of a directory is skipped: volumes of the same
+		 * host filesystem would look alike); or it lies outside the task's root
+		 * (/proc/<pid>/root/..., a descriptor kept from before a chroot). */
+		struct path root = current_root();
+		struct vfsmount *exe_mnt = BPF_CORE_READ(exe, f_path.mnt);
+		struct dentry *root_top = BPF_CORE_READ(root.mnt, mnt_root);
+		struct super_block *root_sb = BPF_CORE_READ(root.mnt, mnt_sb);
+		struct mount *rm = (struct mount *)((u8 *)root.mnt - bpf_core_field_offset(struct mount, mnt));
+		struct mount *rp = BPF_CORE_READ(rm, mnt_parent);
+		if (root.mnt && rp != rm &&
+		    BPF_CORE_READ(rm, mnt_mountpoint) != BPF_CORE_READ(rp, mnt.mnt_root))
+			flags |= FL_EXE_RELOCATED;
+		if (flags & FL_PATH_BEYOND_ROOT)
+			flags |= FL_EXE_RELOCATED;
+		if (root.mnt && root.dentry != root_top)
+			flags |= FL_EXE_RELOCATED;
+		else if (root.mnt && exe_mnt != root.mnt && BPF_CORE_READ(exe_mnt, mnt_sb) == root_sb &&
+			 root_top == BPF_CORE_READ(root_sb, s_root))
+			flags |= FL_EXE_RELOCATED;
+	}
 
 	/* the header's cgroup id (fill_hdr: the current task's) */
 	if (runtime_child(task, e->h.cgroup_id))
@@ -1278,8 +1335,11 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			u64 v2 = kill_hash_key0 ^ 0x6c7967656e657261ULL;
 			u64 v3 = kill_hash_key1 ^ 0x7465646279746573ULL;
 			u64 m;
+			/* a relocated exe as bit 64 (FL_EXE_KILLED's, never set here): no profile
+			 * entry allows it */
 			data[len & DATA_MASK] =
-				(u8)(flags & (FL_PATH_DETACHED | FL_PATH_PSEUDO | FL_EXE_TMPFS | FL_EXE_MEMFD | FL_EXE_UPPER));
+				(u8)(flags & (FL_PATH_DETACHED | FL_PATH_PSEUDO | FL_EXE_TMPFS | FL_EXE_MEMFD | FL_EXE_UPPER)) |
+				((flags & FL_EXE_RELOCATED) ? 64 : 0);
 			/* zero padding for the last word (argv overwrites it below) */
 #pragma unroll
 			for (u32 j = 1; j < 9; j++)
@@ -1350,7 +1410,8 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 	off = (off + len) & DATA_MASK;
 	e->flags = flags;
 
-	emit_scratch(buf, kind, sizeof(struct fl_exec), off);
+	if (!emit_scratch(buf, kind, sizeof(struct fl_exec), off) && (flags & FL_EXE_KILLED))
+		kill_unreported(e->h.cgroup_id);
 	return 0;
 }
 

@@ -277,6 +277,11 @@ pub struct ExeFlags {
     /// the same mount namespace and outside its cgroup). enforce-kill spares it; the
     /// profiler leaves it out (`matcher::is_runtime_setup`).
     pub runtime: bool,
+    /// The path is not where the file lives, as the kernel saw it at the exec: the process
+    /// runs inside a chroot into a directory, or reached the executable through another
+    /// mount of its root's filesystem (a bind mount of a container's own file onto another
+    /// path). No profile entry allows it; enforce-kill kills it.
+    pub relocated: bool,
 }
 
 /// An ancestor of the event's process (parent first) for `proc.pname`,

@@ -69,6 +69,7 @@ pub(super) fn exec(
         killed: e.flags & abi::EXE_KILLED != 0,
         ia32: e.flags & abi::EXE_IA32 != 0,
         runtime: e.flags & abi::EXE_RUNTIME != 0,
+        relocated: e.flags & abi::EXE_RELOCATED != 0,
     };
     p.container = container;
     Args::Exec {

@@ -75,7 +75,7 @@ pub struct UnreportedKills {
     /// New since the last report.
     pub kills: u64,
     /// The container (Falco's short id) and its image (`repository:tag`), when the cgroup
-    /// is still bound.
+    /// is still bound (cgroup 0: counted once the kernel's map was full, cgroup unknown).
     pub container: Option<String>,
     pub image: Option<String>,
 }
@@ -270,10 +270,11 @@ impl Binder {
         let mut out = Vec::new();
         for (cgroup, total) in maps.unreported_kills() {
             let seen = self.unreported_seen.entry(cgroup).or_insert(0);
-            if total <= *seen {
+            if total == *seen {
                 continue;
             }
-            let kills = total - *seen;
+            // a total below what was seen started again (a new probe's map): all of it is new
+            let kills = if total < *seen { total } else { total - *seen };
             *seen = total;
             let bound = self.bound.get(&cgroup);
             let image = bound.and_then(|b| {
@@ -682,6 +683,11 @@ mod tests {
         // nothing new: nothing said; one more in 77: that one
         assert!(k.unreported_kills(&maps).is_empty());
         *maps.unreported.borrow_mut() = vec![(77, 3), (88, 1)];
+        let got = k.unreported_kills(&maps);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].cgroup, got[0].kills), (77, 1));
+        // a total that started again (a new probe's map): all of it is new
+        *maps.unreported.borrow_mut() = vec![(77, 1), (88, 1)];
         let got = k.unreported_kills(&maps);
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].cgroup, got[0].kills), (77, 1));

@@ -278,6 +278,25 @@ impl<'a> Pipeline<'a> {
         self.killer.is_some()
     }
 
+    /// enforce-kill's kills whose events were lost since the last call: one internal alert
+    /// per cgroup ([`unreported_kills_alert`]), counted as kills.
+    fn report_unreported_kills(&mut self, now: u64) -> std::io::Result<()> {
+        let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) else {
+            return Ok(());
+        };
+        for u in k.unreported_kills(maps) {
+            let r = Raised {
+                cause: Cause::Internal,
+                action: Action::Killed,
+                alert: unreported_kills_alert(&self.source.hostname(), &u, now),
+            };
+            self.telemetry.unreported_kills(u.image.as_deref(), u.kills);
+            self.telemetry.raised(&r);
+            self.sink.emit(&r)?;
+        }
+        Ok(())
+    }
+
     /// Run until the source ends, a stop request, or `until`. Errors: the
     /// sink's or the recording's (the pipeline stops at the first).
     pub fn run(mut self) -> std::io::Result<Summary> {
@@ -349,18 +368,9 @@ impl<'a> Pipeline<'a> {
                     self.summary.drop_alerts += 1;
                     self.sink.emit(&r)?;
                 }
+                // before the sweep, which may release their cgroups
+                self.report_unreported_kills(now)?;
                 if let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) {
-                    // before the sweep, which may release their cgroups
-                    for u in k.unreported_kills(maps) {
-                        let r = Raised {
-                            cause: Cause::Internal,
-                            action: Action::Killed,
-                            alert: unreported_kills_alert(&self.source.hostname(), &u, now),
-                        };
-                        self.telemetry.unreported_kills(u.image.as_deref(), u.kills);
-                        self.telemetry.raised(&r);
-                        self.sink.emit(&r)?;
-                    }
                     k.sweep(maps);
                     self.telemetry.kill_containers(k.enforced());
                 }
@@ -383,6 +393,8 @@ impl<'a> Pipeline<'a> {
             self.finish_reload(h);
         }
         self.telemetry.losses(&self.source.losses());
+        // kills of the last tick whose events were lost
+        self.report_unreported_kills(self.source.now())?;
         if let Some(r) = self.record.as_mut() {
             r.flush()?;
         }

@@ -421,7 +421,12 @@ impl KillPolicy {
             containerd_namespaces,
         )?;
         let allow = HashMap::try_from(take(ebpf, "KILL_ALLOW")?).map_err(map_err("KILL_ALLOW"))?;
-        let unreported = HashMap::try_from(take(ebpf, "KILLS_UNREPORTED")?)
+        let mut unreported: HashMap<MapData, u64, u64> =
+            HashMap::try_from(take(ebpf, "KILLS_UNREPORTED")?)
+                .map_err(map_err("KILLS_UNREPORTED"))?;
+        // where the kernel counts when the map is full (cgroup unknown)
+        unreported
+            .insert(0, 0, 0)
             .map_err(map_err("KILLS_UNREPORTED"))?;
         Ok(KillPolicy {
             cgroups,
@@ -478,10 +483,14 @@ impl KillPolicy {
 
     /// Kills the kernel made whose exec record found the ring buffer full, so that no event
     /// says so: (cgroup v2 id, running total since the probe started), for the cgroups that
-    /// had any (the kernel keeps the 4 096 most recent). The caller reports the increase.
+    /// had any; cgroup 0 holds those counted once the kernel's map (4 096 cgroups) was full.
+    /// The caller reports the increase.
     pub fn unreported_kills(&self) -> Vec<(u64, u64)> {
         let map = lock(&self.unreported);
-        map.iter().filter_map(Result::ok).collect()
+        map.iter()
+            .filter_map(Result::ok)
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// Forget profile `profile`: its allowed set, and every cgroup under it

@@ -557,7 +557,9 @@ impl Learner {
         // container's (a chroot, a bind mount of the container's own file, a path outside
         // the process's root): its path names another file, which no entry can allow
         if let Some(Behaviour::Exec { path, flags, .. }) = b {
-            if flags.relocated && !path.is_empty() {
+            // (a container's only: on the host, systemd's sandboxing binds directories
+            // onto themselves for ordinary services; the host is never killed)
+            if flags.relocated && !path.is_empty() && !cid.is_empty() && cid.as_str() != "host" {
                 tracing::warn!(
                     image = %image, exe = %path, container = %cid,
                     "not learned: executable run from another root than its container's (a \

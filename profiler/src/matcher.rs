@@ -169,6 +169,11 @@ impl fmt::Display for Anomaly {
     }
 }
 
+/// Whether the event is a container's (not the host's, not unattributed).
+fn in_container(ev: &Event) -> bool {
+    !ev.container.id.is_empty() && ev.container.id != "host"
+}
+
 impl Profile {
     /// The anomaly, if the event comes from this profile's image and does
     /// something the profile does not allow. Map lookups only.
@@ -197,8 +202,10 @@ impl Profile {
             Behaviour::Exec { flags, .. } if flags.killed => false,
             // the kernel saw the executable's path is not where the file lives (a chroot
             // into a directory, a bind mount of the container's own file): no entry names
-            // it (enforce-kill kills it)
-            Behaviour::Exec { flags, .. } if flags.relocated => false,
+            // it (enforce-kill kills it). In a container only: on the host, systemd's
+            // sandboxing (ProtectSystem=, BindPaths=) binds directories onto themselves
+            // for ordinary services, and the host is never killed
+            Behaviour::Exec { flags, .. } if flags.relocated && in_container(ev) => false,
             Behaviour::Exec {
                 path, parent, init, ..
             } => self.exec_allowed_from(path, parent, init),
@@ -222,7 +229,7 @@ impl Profile {
                     flags,
                     ..
                 } if !flags.killed
-                    && !flags.relocated
+                    && (!flags.relocated || !in_container(ev))
                     && !falco_learn_event::path::is_truncated(path)
                     && self.exec_allowed(path) =>
                 {

@@ -434,27 +434,30 @@ struct {
 	__type(value, u8);
 } KILL_ALLOW SEC(".maps");
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, u64);
 	__type(value, u64);
 } KILLS_UNREPORTED SEC(".maps");
 
-/* One more kill in cgroup `cgid` whose record was lost (running total). */
+/* One more kill in cgroup `cgid` whose record was lost (running totals, never evicted). When
+ * the map is full the kill counts under cgroup 0, which userspace creates at start. */
 static __always_inline void kill_unreported(u64 cgid)
 {
-	u64 one = 1;
+	u64 one = 1, none = 0;
 	u64 *n = bpf_map_lookup_elem(&KILLS_UNREPORTED, &cgid);
 	if (n) {
 		__sync_fetch_and_add(n, 1);
 		return;
 	}
-	/* another CPU may have made the entry meanwhile: then add to it */
-	if (bpf_map_update_elem(&KILLS_UNREPORTED, &cgid, &one, BPF_NOEXIST)) {
-		n = bpf_map_lookup_elem(&KILLS_UNREPORTED, &cgid);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-	}
+	if (!bpf_map_update_elem(&KILLS_UNREPORTED, &cgid, &one, BPF_NOEXIST))
+		return;
+	/* another CPU made the entry meanwhile (add to it), or the map is full (cgroup 0) */
+	n = bpf_map_lookup_elem(&KILLS_UNREPORTED, &cgid);
+	if (!n)
+		n = bpf_map_lookup_elem(&KILLS_UNREPORTED, &none);
+	if (n)
+		__sync_fetch_and_add(n, 1);
 }
 
 static __always_inline void stat_inc(u32 kind, u32 stat)

@@ -228,15 +228,21 @@ pub enum VerdictCacheOff {
     /// This kernel has io_uring but its submissions cannot be watched (no submission
     /// tracepoint with an `opcode` field, or it did not attach): off from the start.
     IoUringUnwatched,
+    /// Process `pid` had an io_uring instance when the probe started: a rename it queued
+    /// before (behind a request that waits) would run unseen. Off from the start.
+    IoUringBeforeStart { pid: u32 },
 }
 
-/// `VERDICT_GEN[2]`: `tgid | 1 << 32` set by the kernel, this bit by userspace.
+/// `VERDICT_GEN[2]`: `tgid | 1 << 32` set by the kernel, these bits by userspace.
 const OFF_UNWATCHED: u64 = 1 << 33;
+const OFF_BEFORE_START: u64 = 1 << 34;
 
 impl VerdictCacheOff {
     fn from_slot(v: u64) -> Option<VerdictCacheOff> {
         if v & OFF_UNWATCHED != 0 {
             Some(VerdictCacheOff::IoUringUnwatched)
+        } else if v & OFF_BEFORE_START != 0 {
+            Some(VerdictCacheOff::IoUringBeforeStart { pid: v as u32 })
         } else if v >> 32 != 0 {
             Some(VerdictCacheOff::IoUringRename { tgid: v as u32 })
         } else {
@@ -261,6 +267,11 @@ impl std::fmt::Display for VerdictCacheOff {
             VerdictCacheOff::IoUringUnwatched => {
                 f.write_str("this kernel's io_uring submissions cannot be watched")
             }
+            VerdictCacheOff::IoUringBeforeStart { pid } => write!(
+                f,
+                "process {pid} had an io_uring instance before the probe started (a rename \
+                 it queued then would run unseen)"
+            ),
         }
     }
 }
@@ -291,10 +302,21 @@ impl VerdictGen {
 
     /// Turn the cache off for good: io_uring's renames cannot be watched.
     pub(crate) fn turn_off_unwatched(&self) -> Result<(), ProbeError> {
+        self.turn_off(OFF_UNWATCHED)
+    }
+
+    /// Turn the cache off for good: process `pid` had an io_uring instance at the start.
+    pub(crate) fn turn_off_before_start(&self, pid: u32) -> Result<(), ProbeError> {
+        self.turn_off(OFF_BEFORE_START | u64::from(pid))
+    }
+
+    fn turn_off(&self, bits: u64) -> Result<(), ProbeError> {
         let mut a = lock(&self.0);
         let v = a.get(&2, 0).map_err(map_err("VERDICT_GEN"))?;
-        a.set(2, v | OFF_UNWATCHED, 0)
-            .map_err(map_err("VERDICT_GEN"))
+        if v != 0 {
+            return Ok(()); // off already: the first cause stays
+        }
+        a.set(2, bits, 0).map_err(map_err("VERDICT_GEN"))
     }
 }
 
@@ -1118,6 +1140,10 @@ mod tests {
         assert_eq!(
             VerdictCacheOff::from_slot(OFF_UNWATCHED | 4242 | 1 << 32),
             Some(VerdictCacheOff::IoUringUnwatched)
+        );
+        assert_eq!(
+            VerdictCacheOff::from_slot(OFF_BEFORE_START | 77),
+            Some(VerdictCacheOff::IoUringBeforeStart { pid: 77 })
         );
     }
 

@@ -328,7 +328,23 @@ fn watch_io_uring(ebpf: &mut Ebpf, watch: &hooks::IoUringWatch, gen: &filter::Ve
         }
         hooks::IoUringWatch::Submit { tracepoint, .. } => {
             match hooks::attach_io_uring(ebpf, tracepoint) {
-                Ok(()) => return,
+                Ok(()) => {
+                    // watched from now on; an instance made before may hold a rename queued
+                    // behind a request that waits, which would run unseen
+                    if let Some(pid) = io_uring_holder(std::process::id()) {
+                        let off = filter::VerdictCacheOff::IoUringBeforeStart { pid };
+                        tracing::warn!(
+                            "the kernel's verdict cache of opens is off: {off}; each open the \
+                             filters drop walks its path (~300 ns) until the agent restarts"
+                        );
+                        if let Err(e) = gen.turn_off_before_start(pid) {
+                            tracing::error!(
+                                "the verdict cache of opens could not be turned off: {e}"
+                            );
+                        }
+                    }
+                    return;
+                }
                 Err(e) => e.to_string(),
             }
         }
@@ -341,6 +357,30 @@ fn watch_io_uring(ebpf: &mut Ebpf, watch: &hooks::IoUringWatch, gen: &filter::Ve
     if let Err(e) = gen.turn_off_unwatched() {
         tracing::error!("the verdict cache of opens could not be turned off: {e}");
     }
+}
+
+/// A process other than `skip` that holds an io_uring instance (a descriptor reading
+/// `anon_inode:[io_uring]` in `/proc/<pid>/fd`), if any.
+fn io_uring_holder(skip: u32) -> Option<u32> {
+    let procs = std::fs::read_dir("/proc").ok()?;
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == skip {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:[io_uring]")
+            {
+                return Some(pid);
+            }
+        }
+    }
+    None
 }
 
 fn possible_cpus() -> u32 {

@@ -269,8 +269,8 @@ impl Reader {
             self.since_sweep = 0;
             self.last_sweep = now;
             if let Some(off) = self.verdicts.as_ref().and_then(|g| g.off()) {
-                // unwatched: said at the start, with why
-                if off != crate::filter::VerdictCacheOff::IoUringUnwatched {
+                // off from the start: said then, with why
+                if matches!(off, crate::filter::VerdictCacheOff::IoUringRename { .. }) {
                     tracing::warn!(
                         "the kernel's verdict cache of opens is off from now on: {off}; each open \
                      the filters drop walks its path (~300 ns) until the agent restarts"

@@ -2045,6 +2045,11 @@ fn check_io_uring_rename(seen: &Seen, probe: &Probe, env: &Env) -> Result<String
                     format!("process {tgid}'s io_uring rename")
                 }
             )),
+            // off from the start (another process held an io_uring instance): the open was
+            // reported, the hook not proven
+            Some(off @ crate::filter::VerdictCacheOff::IoUringBeforeStart { .. }) => Ok(format!(
+                "the verdict cache was off from the start ({off}); the moved file's open reported"
+            )),
             other => Err(format!(
                 "verdict cache: {other:?}, want off by an io_uring rename"
             )),

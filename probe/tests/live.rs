@@ -1176,7 +1176,15 @@ fn an_io_uring_rename_turns_the_verdict_cache_off() {
         read,
         ..ProbeConfig::default()
     });
-    assert_eq!(live.probe.open_verdict_cache_off(), None);
+    if let Some(off) = live.probe.open_verdict_cache_off() {
+        // another process on this machine holds an io_uring instance
+        assert!(
+            !support::in_ci(),
+            "the verdict cache is off at the start in CI: {off}"
+        );
+        eprintln!("!!!!! the verdict cache is off from the start ({off}): not tested !!!!!");
+        return;
+    }
     std::fs::create_dir_all(dir.join("a")).expect("mkdir");
     std::fs::write(dir.join("a/f"), b"x").expect("write");
     // unwatched: dropped, the later opens from the cache
@@ -1339,8 +1347,16 @@ fn a_directory_moved_by_a_fuse_server_keeps_no_dropped_verdict() {
     assert!(live
         .matching(|e| e.process.pid == quiet && e.event_type() == EventType::Openat)
         .is_empty());
-    // no syscall rename happened: the cache is still on (only its verdicts were not kept)
-    assert_eq!(live.probe.open_verdict_cache_off(), None);
+    // no rename happened here: nothing turned the cache off for it (only its verdicts were
+    // not kept; another process's io_uring instance may keep it off from the start)
+    assert!(
+        !matches!(
+            live.probe.open_verdict_cache_off(),
+            Some(falco_learn_probe::filter::VerdictCacheOff::IoUringRename { .. })
+        ),
+        "{:?}",
+        live.probe.open_verdict_cache_off()
+    );
     drop(live);
     drop(session);
     let _ = std::fs::remove_dir_all(&dir);

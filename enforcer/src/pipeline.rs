@@ -698,8 +698,6 @@ impl Ia32Alerts {
     }
 }
 
-/// Falco's "syscall event drop" alert: `dropped` of `total` events in the
-/// last `secs`, at `now` (ns since the epoch).
 /// The rule of [`unreported_kills_alert`].
 pub const UNREPORTED_KILLS_RULE: &str = "falco-learn internal: enforce-kill kills not reported";
 
@@ -719,29 +717,24 @@ pub fn unreported_kills_alert(
     fields.insert("falco_learn.action".into(), Action::Killed.as_str().into());
     fields.insert("falco_learn.cgroup_id".into(), u.cgroup.into());
     fields.insert("n_kills".into(), u.kills.into());
-    let priority = Priority::Critical;
     let msg = format!(
         "{UNREPORTED_KILLS_RULE}: {} exec(s) outside the profile killed in the kernel whose \
          events were lost (ring buffer full) (container={container} image={image} cgroup={}) \
          action=killed",
         u.kills, u.cgroup
     );
-    Alert {
-        hostname: hostname.to_string(),
-        output: format!(
-            "{}: {} {msg}",
-            falco_learn_event::fields::clock_time(now),
-            priority.as_str()
-        ),
-        output_fields: fields,
-        priority: priority.as_str().into(),
-        rule: UNREPORTED_KILLS_RULE.into(),
-        source: "internal".into(),
-        tags: vec!["falco_learn".into(), "internal".into(), "killed".into()],
-        time: falco_learn_event::time::rfc3339(now),
-    }
+    internal_alert(
+        hostname,
+        UNREPORTED_KILLS_RULE,
+        &msg,
+        fields,
+        &["killed"],
+        now,
+    )
 }
 
+/// Falco's "syscall event drop" alert: `dropped` of `total` events in the
+/// last `secs`, at `now` (ns since the epoch).
 pub fn drop_alert(hostname: &str, dropped: u64, total: u64, secs: f64, now: u64) -> Alert {
     let mut fields = serde_json::Map::new();
     fields.insert("n_drops".into(), dropped.into());
@@ -751,6 +744,26 @@ pub fn drop_alert(hostname: &str, dropped: u64, total: u64, secs: f64, now: u64)
          second(s) ({:.2}% of {total})",
         100.0 * dropped as f64 / total.max(1) as f64
     );
+    internal_alert(
+        hostname,
+        "Falco internal: syscall event drop",
+        &msg,
+        fields,
+        &[],
+        now,
+    )
+}
+
+/// A Critical alert of source `internal` (tags `falco_learn`, `internal` and `tags`) at
+/// `now`, its output the time, the priority and `msg`.
+fn internal_alert(
+    hostname: &str,
+    rule: &str,
+    msg: &str,
+    fields: serde_json::Map<String, serde_json::Value>,
+    tags: &[&str],
+    now: u64,
+) -> Alert {
     let priority = Priority::Critical;
     Alert {
         hostname: hostname.to_string(),
@@ -761,9 +774,13 @@ pub fn drop_alert(hostname: &str, dropped: u64, total: u64, secs: f64, now: u64)
         ),
         output_fields: fields,
         priority: priority.as_str().into(),
-        rule: "Falco internal: syscall event drop".into(),
+        rule: rule.into(),
         source: "internal".into(),
-        tags: vec!["falco_learn".into(), "internal".into()],
+        tags: ["falco_learn", "internal"]
+            .iter()
+            .chain(tags)
+            .map(|t| t.to_string())
+            .collect(),
         time: falco_learn_event::time::rfc3339(now),
     }
 }

@@ -123,10 +123,13 @@ fn prog_err(program: &str, hook: &str) -> impl Fn(String) -> ProbeError {
     }
 }
 
+/// Where tracefs is mounted (preflight mounts the first when neither is).
+const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
 /// Whether this kernel has the `syscalls:sys_exit_<sc>` tracepoint (CONFIG_MODULES off has
 /// no init_module one, for instance).
 fn has_exit_tracepoint(sc: &str) -> bool {
-    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+    TRACEFS
         .iter()
         .any(|t| std::path::Path::new(&format!("{t}/events/syscalls/sys_exit_{sc}")).exists())
 }
@@ -153,7 +156,7 @@ const IO_URING_SUBMIT: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"
 
 /// The io_uring watch this kernel allows, from tracefs.
 pub(crate) fn io_uring_watch() -> IoUringWatch {
-    let Some(events) = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+    let Some(events) = TRACEFS
         .iter()
         .map(|t| std::path::PathBuf::from(format!("{t}/events/io_uring")))
         .find(|p| p.is_dir())

@@ -103,6 +103,9 @@ impl<'a> From<&'a str> for AllowedExec<'a> {
     }
 }
 
+/// `statfs(2)`'s `f_type` of a tmpfs (`TMPFS_MAGIC`, include/uapi/linux/magic.h).
+pub const TMPFS_MAGIC: i64 = 0x0102_1994;
+
 /// `statfs(2)`'s `f_type` of the filesystem holding `path`.
 pub fn fs_magic(path: &std::path::Path) -> Option<i64> {
     use std::os::unix::ffi::OsStrExt as _;
@@ -119,7 +122,7 @@ impl<'a> AllowedExec<'a> {
     /// `bench`). A file not there yet is judged by the nearest directory that is.
     pub fn host_file(path: &'a str) -> AllowedExec<'a> {
         let on_tmpfs =
-            std::path::Path::new(path).ancestors().find_map(fs_magic) == Some(0x0102_1994);
+            std::path::Path::new(path).ancestors().find_map(fs_magic) == Some(TMPFS_MAGIC);
         let memfd_name = std::path::Path::new(path)
             .file_name()
             .is_some_and(|n| n.as_encoded_bytes().starts_with(b"memfd:"));
@@ -654,7 +657,7 @@ mod tests {
         assert_eq!(l(tmpfs), vec![0, EXE_TMPFS]);
         assert_eq!(l(AllowedExec::from("memfd:x")), vec![0, EXE_MEMFD]);
         // /dev is a tmpfs (devtmpfs) here as on every system with it
-        if fs_magic(std::path::Path::new("/dev")) == Some(0x0102_1994) {
+        if fs_magic(std::path::Path::new("/dev")) == Some(TMPFS_MAGIC) {
             assert!(AllowedExec::host_file("/dev/null").tmpfs);
         }
         assert!(!AllowedExec::host_file("/proc/self/exe").tmpfs);

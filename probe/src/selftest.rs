@@ -248,9 +248,7 @@ fn spawn_version(path: &Path) -> Result<u32, String> {
     }
 }
 
-const TMPFS_MAGIC: i64 = 0x0102_1994;
-
-use crate::kill::fs_magic;
+use crate::kill::{fs_magic, TMPFS_MAGIC};
 
 struct Env {
     exe: PathBuf,

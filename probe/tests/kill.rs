@@ -10,7 +10,7 @@
 use falco_learn_test_support as support;
 
 use falco_learn_event::EventType;
-use falco_learn_probe::kill::cgroup_of;
+use falco_learn_probe::kill::{cgroup_of, AllowedExec};
 use falco_learn_probe::ProbeConfig;
 use std::process::Command;
 use support::*;
@@ -137,18 +137,12 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     );
     // widening the profile to the upper layer's file lets the copy run; releasing the
     // cgroup too
-    let upper = falco_learn_probe::kill::AllowedExec {
+    let upper = AllowedExec {
         upper_layer: true,
-        ..falco_learn_probe::kill::AllowedExec::from("/tmp/echo")
+        ..AllowedExec::from("/tmp/echo")
     };
     policy
-        .set_profile(
-            7,
-            [
-                falco_learn_probe::kill::AllowedExec::from("/bin/busybox"),
-                upper,
-            ],
-        )
+        .set_profile(7, [AllowedExec::from("/bin/busybox"), upper])
         .expect("widen");
     let (out, _) = ctr_sh(&name, "widened", "/tmp/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
@@ -163,18 +157,12 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         "cp /bin/busybox /dev/echo && /dev/echo SURVIVED; echo rc=$?",
     );
     assert_eq!((out.as_str(), code), ("rc=137", 0), "a tmpfs file ran");
-    let tmpfs = falco_learn_probe::kill::AllowedExec {
+    let tmpfs = AllowedExec {
         tmpfs: true,
-        ..falco_learn_probe::kill::AllowedExec::from("/dev/echo")
+        ..AllowedExec::from("/dev/echo")
     };
     policy
-        .set_profile(
-            7,
-            [
-                falco_learn_probe::kill::AllowedExec::from("/bin/busybox"),
-                tmpfs,
-            ],
-        )
+        .set_profile(7, [AllowedExec::from("/bin/busybox"), tmpfs])
         .expect("allow /dev/echo from a tmpfs");
     let (out, _) = ctr_sh(&name, "tmpfs-allowed", "/dev/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
@@ -183,16 +171,16 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     // container's mount namespace, made from the host: nsenter), and an allowed path run
     // inside a chroot into one of the image's directories. Both name another file than the
     // path says: killed whatever the profile allows (here: both paths, from anywhere).
-    let anywhere = |path| falco_learn_probe::kill::AllowedExec {
+    let anywhere = |path| AllowedExec {
         upper_layer: true,
         tmpfs: true,
-        ..falco_learn_probe::kill::AllowedExec::from(path)
+        ..AllowedExec::from(path)
     };
     policy
         .set_profile(
             7,
             [
-                falco_learn_probe::kill::AllowedExec::from("/bin/busybox"),
+                AllowedExec::from("/bin/busybox"),
                 anywhere("/tmp/point"),
                 anywhere("/busybox"),
             ],

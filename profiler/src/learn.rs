@@ -559,7 +559,7 @@ impl Learner {
         if let Some(Behaviour::Exec { path, flags, .. }) = b {
             // (a container's only: on the host, systemd's sandboxing binds directories
             // onto themselves for ordinary services; the host is never killed)
-            if flags.relocated && !path.is_empty() && !cid.is_empty() && cid.as_str() != "host" {
+            if flags.relocated && !path.is_empty() && crate::matcher::in_container(ev) {
                 tracing::warn!(
                     image = %image, exe = %path, container = %cid,
                     "not learned: executable run from another root than its container's (a \

@@ -170,7 +170,7 @@ impl fmt::Display for Anomaly {
 }
 
 /// Whether the event is a container's (not the host's, not unattributed).
-fn in_container(ev: &Event) -> bool {
+pub(crate) fn in_container(ev: &Event) -> bool {
     !ev.container.id.is_empty() && ev.container.id != "host"
 }
 

@@ -145,6 +145,9 @@ pub struct LiveSource {
     kinds: Vec<&'static str>,
     /// `engine.kernel_filter` in an enforce mode ([`LiveSource::kernel_filter`]).
     kernel_filter: bool,
+    /// Execs whose cgroup's home the kernel could not remember (`KindStats::no_home`), as
+    /// last read: the warning is given once, when it first is not 0.
+    no_home_warned: std::sync::atomic::AtomicU64,
 }
 
 impl LiveSource {
@@ -166,6 +169,7 @@ impl LiveSource {
             hostname,
             kinds,
             kernel_filter: false,
+            no_home_warned: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -247,6 +251,16 @@ impl Source for LiveSource {
             })
             .collect();
         debug_assert_eq!(out.len(), self.kinds.len());
+        let no_home: u64 = probe.kernel_stats().iter().map(|(_, s)| s.no_home).sum();
+        // once: the count goes on growing while the map stays full
+        if no_home > 0 && self.no_home_warned.swap(no_home, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                execs = no_home,
+                "the kernel's map of cgroup homes is full (65 536 cgroups that took one): \
+                 execs in new cgroups are judged without the root they should exec from \
+                 (a chroot into a neighbour's root or a setns is not seen as relocated there)"
+            );
+        }
         // the kinds whose arguments the kernel may fail to read (ia32 socketcall's array)
         for (kind, s) in probe.kernel_stats() {
             if matches!(

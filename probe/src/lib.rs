@@ -85,11 +85,12 @@ compile_error!(
      syscalls by the x86_64 table (probe/ebpf/src/probe.bpf.c sc_read, probe/common/src/kind_table.rs)"
 );
 
-/// The scheduler tracepoints the kinds need, `(program, tp_btf tracepoint)`, each once
-/// in the table's order (the table of event kinds: each kind's `sched` column). Always
-/// attached.
+/// The BTF tracepoints always attached, `(program, tp_btf tracepoint)`: `cgroup_rmdir`,
+/// then the scheduler's the kinds need, each once in the table's order (the table of event
+/// kinds: each kind's `sched` column).
 fn sched_tracepoints() -> Vec<(&'static str, &'static str)> {
-    let mut v: Vec<(&'static str, &'static str)> = Vec::new();
+    // not a kind's: forgets a removed cgroup's home (the exec program's HOMES)
+    let mut v: Vec<(&'static str, &'static str)> = vec![("fl_cgroup_rmdir", "cgroup_rmdir")];
     for t in abi::Kind::ALL.iter().flat_map(|k| k.sched()) {
         if !v.contains(t) {
             v.push(*t);
@@ -241,6 +242,9 @@ pub struct KindStats {
     /// Dropped in the kernel because no profile applies to the process and no loaded rule
     /// can match it ([`filter::ProfileFilter::mark_unprofiled`]).
     pub unprofiled_filtered: u64,
+    /// Execs whose cgroup's home (the root they exec from) the kernel could not remember,
+    /// its map being full: they are judged without it (only the exec kind counts these).
+    pub no_home: u64,
 }
 
 /// Run count and time of one eBPF program ([`Probe::program_stats`]).
@@ -606,6 +610,24 @@ impl Probe {
         self.ia32_watched
     }
 
+    /// The cgroups (v2 ids) whose home the kernel remembers: the root their processes exec
+    /// from, taken at the first exec judged in each, forgotten when the cgroup is removed.
+    /// An exec there from another root is relocated (`exe_flags.relocated`).
+    pub fn cgroup_homes(&self) -> Result<Vec<u64>, ProbeError> {
+        let err = |e: String| ProbeError::Map {
+            map: "HOMES",
+            err: e,
+        };
+        let map = self
+            .ebpf
+            .as_ref()
+            .and_then(|e| e.map("HOMES"))
+            .ok_or_else(|| err("missing".into()))?;
+        let homes: aya::maps::HashMap<&aya::maps::MapData, u64, [u64; 2]> =
+            aya::maps::HashMap::try_from(map).map_err(|e| err(e.to_string()))?;
+        Ok(homes.keys().filter_map(Result::ok).collect())
+    }
+
     /// Whether the kernel's verdict cache of opens is off, and why (`None`: on). The reader
     /// also logs it, once, when it happens.
     pub fn open_verdict_cache_off(&self) -> Option<filter::VerdictCacheOff> {
@@ -625,6 +647,7 @@ impl Probe {
                 (abi::Stat::LostArgs, &mut s.lost_args),
                 (abi::Stat::ProfileFiltered, &mut s.profile_filtered),
                 (abi::Stat::UnprofiledFiltered, &mut s.unprofiled_filtered),
+                (abi::Stat::NoHome, &mut s.no_home),
             ] {
                 let idx = k as u32 * abi::STAT_N + stat as u32;
                 if let Ok(v) = self.stats.get(&idx, 0) {

@@ -143,6 +143,7 @@ const SHIFTS: &[(&str, u32)] = &[
     ("pt_regs", 240),
     ("thread_info", 248),
     ("nsproxy", 256),
+    ("cgroup_root", 264),
 ];
 
 /// Accesses every kernel has and the probe makes, with the structs whose shifts they must
@@ -169,6 +170,8 @@ const SAMPLES: &[(&str, &[&str])] = &[
     ("sizeof(struct upid)", &["upid"]),
     ("task_struct.nsproxy", &["task_struct"]),
     ("nsproxy.mnt_ns", &["nsproxy"]),
+    ("cgroup.root", &["cgroup"]),
+    ("cgroup_root.hierarchy_id", &["cgroup_root"]),
     ("kernfs_node.id", &["kernfs_node"]),
 ];
 

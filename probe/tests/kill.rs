@@ -31,15 +31,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
 
     let name = format!("fl-kill-{}", std::process::id());
     let _c = CtrContainer::run(&image.reference, &name, &[], &["/bin/sleep", "60"]);
-    let task_pid: u32 = stdout(Command::new("ctr").args(["task", "ls"]))
-        .lines()
-        .find_map(|l| {
-            let cols: Vec<&str> = l.split_whitespace().collect();
-            (cols.first() == Some(&name.as_str()))
-                .then(|| cols.get(1).and_then(|p| p.parse().ok()))
-                .flatten()
-        })
-        .expect("container task pid");
+    let task_pid = ctr_task_pid(&name);
     let cg = cgroup_of(task_pid).expect("container cgroup");
     assert_eq!(cg.path, format!("/default/{name}"));
     // the id every event of the container carries is that cgroup's
@@ -270,11 +262,12 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     .expect("path");
     let mut beyond = Command::new(format!("/proc/{task_pid}/root/bin/busybox"));
     beyond.arg("true");
+    let beyond_procs = procs.clone();
     // SAFETY: between fork and exec only open/write/close on a path prepared before.
     unsafe {
         use std::os::unix::process::CommandExt as _;
         beyond.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            let fd = libc::open(beyond_procs.as_ptr(), libc::O_WRONLY);
             if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -296,6 +289,62 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
             && e.process.exe_flags.killed
     });
     assert!(ev.process.exe_flags.relocated, "{:?}", ev.process.exe_flags);
+
+    // Another container's root: the container's cgroup remembers the root its first exec
+    // ran from (its home). A process of the cgroup that chroots into a neighbour's root
+    // (`/proc/<pid>/root`, as a hostPID container can) or joins the neighbour's mount
+    // namespace (setns) runs the neighbour's `/bin/busybox`, an allowed path, from
+    // another root: relocated and killed.
+    assert!(
+        live.probe.cgroup_homes().expect("homes").contains(&cg.id),
+        "the container's home is not remembered"
+    );
+    let neighbour = format!("fl-kill-n-{}", std::process::id());
+    let _n = CtrContainer::run(&image.reference, &neighbour, &[], &["/bin/sleep", "60"]);
+    let n_pid = ctr_task_pid(&neighbour);
+    for how in ["chroot", "setns"] {
+        let st = in_cgroup_of_neighbour(&procs, n_pid, how);
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGKILL),
+            "{how}: ran from a neighbour's root: {st:?}"
+        );
+    }
+    let from_neighbour = live.wait_for("the execs from the neighbour's root", 10, |e| {
+        e.event_type() == EventType::Execve
+            && e.cgroup_id == cg.id
+            && e.process.exepath == "/bin/busybox"
+            && e.process.exe == "fl-neighbour-setns"
+    });
+    assert!(
+        from_neighbour.process.exe_flags.relocated && from_neighbour.process.exe_flags.killed,
+        "{:?}",
+        from_neighbour.process.exe_flags
+    );
+    let chrooted = live.matching(|e| {
+        e.event_type() == EventType::Execve
+            && e.cgroup_id == cg.id
+            && e.process.exe == "fl-neighbour-chroot"
+    });
+    assert_eq!(chrooted.len(), 1, "the chrooted exec's event");
+    assert!(
+        chrooted[0].process.exe_flags.relocated && chrooted[0].process.exe_flags.killed,
+        "{:?}",
+        chrooted[0].process.exe_flags
+    );
+    // the neighbour's own execs, from its own root, are never relocated
+    let (out, _) = ctr_sh(&neighbour, "own", "echo fine");
+    assert_eq!(out, "fine");
+    let own = live.wait_for("the neighbour's exec session", 10, |e| {
+        e.event_type() == EventType::Execve
+            && e.container.id == neighbour
+            && e.process.args.iter().any(|a| a == "echo fine")
+    });
+    assert!(
+        !own.process.exe_flags.relocated,
+        "{:?}",
+        own.process.exe_flags
+    );
 
     // the container's own busybox, neither chrooted nor bind-mounted, is never relocated
     let own = live.matching(|e| {
@@ -395,4 +444,184 @@ fn a_kill_whose_record_is_lost_is_counted() {
     policy.release(id);
     drop(probe);
     let _ = std::fs::remove_dir(&cg);
+}
+
+/// The pid of a running ctr task.
+fn ctr_task_pid(name: &str) -> u32 {
+    stdout(Command::new("ctr").args(["task", "ls"]))
+        .lines()
+        .find_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.first() == Some(&name))
+                .then(|| cols.get(1).and_then(|p| p.parse().ok()))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no task pid for {name}"))
+}
+
+/// Run `/bin/busybox true` (argv[0] `fl-neighbour-<how>`) from a host process put into the
+/// cgroup whose `cgroup.procs` is `procs`, after it took the root of the process `n_pid` by
+/// `chroot` into its `/proc/<pid>/root`, or by `setns` into its mount namespace.
+fn in_cgroup_of_neighbour(
+    procs: &std::ffi::CString,
+    n_pid: u32,
+    how: &'static str,
+) -> std::process::ExitStatus {
+    use std::os::unix::process::CommandExt as _;
+    let procs = procs.clone();
+    let root = std::ffi::CString::new(format!("/proc/{n_pid}/root")).expect("path");
+    let ns = std::ffi::CString::new(format!("/proc/{n_pid}/ns/mnt")).expect("path");
+    let mut cmd = Command::new("/bin/busybox");
+    cmd.arg0(format!("fl-neighbour-{how}")).arg("true");
+    // SAFETY: between fork and exec only open/write/close/chroot/chdir/setns on paths
+    // prepared before.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            let ok = if how == "chroot" {
+                libc::chroot(root.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0
+            } else {
+                let fd = libc::open(ns.as_ptr(), libc::O_RDONLY);
+                fd >= 0 && libc::setns(fd, libc::CLONE_NEWNS) == 0
+            };
+            if !ok {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.status().expect("run from the neighbour's root")
+}
+
+/// A cgroup's home: not taken from the host's root (an OCI `createContainer` hook runs
+/// there, in the container's cgroup, before the runtime pivots), taken at the first exec
+/// from a root of its own (here a tmpfs a child pivots into, as a runtime does), then
+/// inherited by a cgroup made below it (an exec there from the host's root is relocated),
+/// and forgotten when the cgroup is removed (`fl_cgroup_rmdir`).
+#[test]
+fn a_cgroups_home_lives_as_long_as_the_cgroup() {
+    if !may_run("the cgroup home test", &[]) {
+        return;
+    }
+    let root = falco_learn_probe::kill::cgroup2_mount().expect("a cgroup v2 hierarchy");
+    let cg = root.join(format!("fl-home-{}", std::process::id()));
+    let sub = cg.join("sub");
+    let _ = std::fs::remove_dir(&sub);
+    let _ = std::fs::remove_dir(&cg);
+    std::fs::create_dir(&cg).expect("mkdir the cgroup");
+    let ino = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .expect("cgroup id")
+    };
+    let id = ino(&cg);
+    // a root of its own: a tmpfs holding busybox
+    let newroot = tempfile::tempdir().expect("tmp");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "fl-home"])
+        .arg(newroot.path())
+        .status()
+        .expect("mount");
+    assert!(mounted.success());
+    std::fs::copy("/bin/busybox", newroot.path().join("busybox")).expect("copy busybox");
+    let live = LiveProbe::start(ProbeConfig::default());
+    let homes = || live.probe.cgroup_homes().expect("homes");
+    assert!(!homes().contains(&id));
+
+    let st = in_cgroup(&cg, None, "fl-home-host-1");
+    assert!(st.code().is_some(), "{st:?}");
+    assert!(
+        !homes().contains(&id),
+        "a home was taken from the host's root"
+    );
+    let st = in_cgroup(&cg, Some(newroot.path()), "fl-home-own");
+    assert!(st.code().is_some(), "{st:?}");
+    assert!(
+        homes().contains(&id),
+        "no home after an exec from its own root"
+    );
+    let st = in_cgroup(&cg, None, "fl-home-host-2");
+    assert!(st.code().is_some(), "{st:?}");
+    std::fs::create_dir(&sub).expect("mkdir the sub-cgroup");
+    let st = in_cgroup(&sub, None, "fl-home-sub");
+    assert!(st.code().is_some(), "{st:?}");
+    assert!(!homes().contains(&ino(&sub)), "the sub-cgroup took a home");
+    for (argv0, relocated) in [
+        ("fl-home-host-1", false),
+        ("fl-home-own", false),
+        ("fl-home-host-2", true),
+        ("fl-home-sub", true),
+    ] {
+        let ev = live.wait_for(argv0, 10, |e| {
+            e.event_type() == EventType::Execve && e.process.exe == argv0
+        });
+        assert_eq!(
+            ev.process.exe_flags.relocated, relocated,
+            "{argv0}: {:?}",
+            ev.process.exe_flags
+        );
+    }
+    std::fs::remove_dir(&sub).expect("rmdir the sub-cgroup");
+    std::fs::remove_dir(&cg).expect("rmdir the cgroup");
+    assert!(!homes().contains(&id), "the removed cgroup's home is kept");
+    let _ = Command::new("umount").arg(newroot.path()).status();
+}
+
+/// Run busybox `true` as `argv0` from a child put into the cgroup `cg`: from the host's
+/// root, or after it pivoted into `newroot` (a mount holding `busybox`) in a mount
+/// namespace of its own, as a container runtime does.
+fn in_cgroup(
+    cg: &std::path::Path,
+    newroot: Option<&std::path::Path>,
+    argv0: &str,
+) -> std::process::ExitStatus {
+    use std::os::unix::process::CommandExt as _;
+    let cstr = |p: &std::path::Path| {
+        std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("path")
+    };
+    let procs = cstr(&cg.join("cgroup.procs"));
+    let newroot = newroot.map(cstr);
+    let mut cmd = Command::new(if newroot.is_some() {
+        "/busybox"
+    } else {
+        "/bin/busybox"
+    });
+    // (busybox picks its applet by argv[0]: this one has none and exits 127; the exec is
+    // what counts)
+    cmd.arg0(argv0).arg("true");
+    // SAFETY: between fork and exec only syscalls on paths prepared before.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(fd);
+            if let Some(r) = &newroot {
+                let none = std::ptr::null();
+                let dot = c".".as_ptr();
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        none,
+                        c"/".as_ptr(),
+                        none,
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) != 0
+                    || libc::chdir(r.as_ptr()) != 0
+                    || libc::syscall(libc::SYS_pivot_root, dot, dot) != 0
+                    || libc::umount2(dot, libc::MNT_DETACH) != 0
+                    || libc::chdir(c"/".as_ptr()) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.status().expect("run in the cgroup")
 }

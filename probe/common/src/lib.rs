@@ -37,8 +37,11 @@ pub enum Stat {
     /// profile, a container whose image has none) and no loaded rule can match it (enforce
     /// modes with `engine.kernel_filter`; events.h `RULES_ONLY`).
     UnprofiledFiltered = 5,
+    /// An exec whose cgroup's home (the root its processes exec from, events.h `HOMES`)
+    /// could not be remembered: the map was full. Execs there are judged without one.
+    NoHome = 6,
 }
-pub const STAT_N: u32 = 6;
+pub const STAT_N: u32 = 7;
 
 pub const EXE_TMPFS: u32 = 1;
 pub const EXE_MEMFD: u32 = 2;

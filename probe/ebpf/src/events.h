@@ -26,7 +26,8 @@ enum fl_stat {
 					 loaded rule can match it (enforce modes, engine.kernel_filter) */
 	FL_STAT_UNPROFILED_FILTERED = 5, /* filtered in the kernel: no profile applies to the process
 					    (RULES_ONLY) and no loaded rule can match it */
-	FL_STAT_N = 6,
+	FL_STAT_NO_HOME = 6, /* exec: its cgroup's home could not be remembered (HOMES full) */
+	FL_STAT_N = 7,
 };
 
 /* exe flags */

@@ -440,6 +440,96 @@ struct {
 	__type(value, u64);
 } KILLS_UNREPORTED SEC(".maps");
 
+/* Each cgroup's home: the root (filesystem and directory) its processes exec from, taken
+ * from the first exec judged in it (not the runtime's own child, not relocated otherwise,
+ * not from the host's root) unless an ancestor cgroup has one (cgroup_home), by cgroup v2
+ * id; removed when the cgroup is (fl_cgroup_rmdir). A later exec in the cgroup
+ * from another root is relocated: a chroot into a neighbour's /proc/<pid>/root (hostPID,
+ * shareProcessNamespace), a setns into another container's mount namespace, a mount stacked
+ * on "/" and `chroot .`, a pivot_root into a directory of the container's own files all give
+ * the task another root, while exec sessions (runc exec's setns), `unshare -m` and bind
+ * mounts of the root keep it (a copied namespace's root mount has the same filesystem and
+ * directory). A full map remembers nothing more (FL_STAT_NO_HOME, counted under the exec
+ * kind): those cgroups are judged without a home. */
+struct home {
+	u64 sb;
+	u64 dentry;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64);
+	__type(value, struct home);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} HOMES SEC(".maps");
+
+/* A cgroup's parent directory (NULL at the hierarchy's root). */
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(kn->__parent)) /* 6.15+ */
+		return BPF_CORE_READ(kn, __parent);
+	if (bpf_core_field_exists(((struct kernfs_node___old *)kn)->parent))
+		return BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+	return NULL;
+}
+
+#define FL_HOME_DEPTH 32
+/* The home of the task's cgroup, or else of its nearest ancestor that has one: a cgroup a
+ * container makes below its own (systemd in it, or a process that can write its cgroup tree
+ * and moves into a new cgroup to take a new home there) lives in the container's home.
+ * 1: found (*out), 0: none up to the hierarchy's root, -1: deeper than the walk. */
+static __always_inline int cgroup_home(struct task_struct *task, struct home *out)
+{
+	struct kernfs_node *kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	for (int i = 0; i < FL_HOME_DEPTH; i++) {
+		u64 id;
+		struct home *h;
+		if (!kn)
+			return 0;
+		id = BPF_CORE_READ(kn, id);
+		h = bpf_map_lookup_elem(&HOMES, &id);
+		if (h) {
+			*out = *h;
+			return 1;
+		}
+		kn = kn_parent(kn);
+	}
+	return -1;
+}
+
+/* The root of the host's init (global pid 1), found up the task's ancestry (every process
+ * descends from it: orphans are adopted by it or a subreaper below it). False when the walk
+ * ends first. */
+static __always_inline bool host_root(struct task_struct *t, struct home *out)
+{
+	for (int i = 0; i < 64; i++) {
+		struct task_struct *p;
+		if (BPF_CORE_READ(t, tgid) == 1) {
+			struct path r = BPF_CORE_READ(t, fs, root);
+			out->sb = (u64)BPF_CORE_READ(r.mnt, mnt_sb);
+			out->dentry = (u64)r.dentry;
+			return true;
+		}
+		p = BPF_CORE_READ(t, real_parent);
+		if (!p || p == t)
+			return false;
+		t = p;
+	}
+	return false;
+}
+
+SEC("tp_btf/cgroup_rmdir")
+int BPF_PROG(fl_cgroup_rmdir, struct cgroup *cgrp, const char *path)
+{
+	u64 id;
+	/* the default (v2) hierarchy's: a v1 hierarchy numbers its cgroups on its own */
+	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0;
+	id = BPF_CORE_READ(cgrp, kn, id);
+	bpf_map_delete_elem(&HOMES, &id);
+	return 0;
+}
+
 /* One more kill in cgroup `cgid` whose record was lost (running totals, never evicted). When
  * the map is full the kill counts under cgroup 0, which userspace creates at start. */
 static __always_inline void kill_unreported(u64 cgid)
@@ -986,12 +1076,7 @@ static __always_inline u32 put_cgroup(u8 *data, u32 off, struct task_struct *tas
 		struct kernfs_node *parent;
 		if (!kn)
 			break;
-		if (bpf_core_field_exists(kn->__parent)) /* 6.15+ */
-			parent = BPF_CORE_READ(kn, __parent);
-		else if (bpf_core_field_exists(((struct kernfs_node___old *)kn)->parent))
-			parent = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
-		else
-			parent = NULL;
+		parent = kn_parent(kn);
 		if (!parent)
 			break; /* the hierarchy root has no name of its own */
 		w->names[n & (MAX_DEPTH - 1)] = (const unsigned char *)BPF_CORE_READ(kn, name);
@@ -1311,11 +1396,37 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 		else if (root.mnt && exe_mnt != root.mnt && BPF_CORE_READ(exe_mnt, mnt_sb) == root_sb &&
 			 root_top == BPF_CORE_READ(root_sb, s_root))
 			flags |= FL_EXE_RELOCATED;
+		/* the header's cgroup id (fill_hdr: the current task's) */
+		if (runtime_child(task, e->h.cgroup_id))
+			flags |= FL_EXE_RUNTIME;
+		/* another root than the cgroup's home (HOMES), by v2 cgroup; not the v2 root
+		 * cgroup (the host's kernel helpers; every task, where v2 has no hierarchy of
+		 * its own) */
+		if (root.mnt && e->h.cgroup_id > 1 && !(flags & FL_EXE_RUNTIME)) {
+			u64 cgid = e->h.cgroup_id;
+			struct home here = {.sb = (u64)root_sb, .dentry = (u64)root.dentry}, home, host;
+			int found = cgroup_home(task, &home);
+			if (found < 0) {
+				/* nested deeper than the walk: no home can be told */
+				flags |= FL_EXE_RELOCATED;
+			} else if (found) {
+				if (home.sb != here.sb || home.dentry != here.dentry)
+					flags |= FL_EXE_RELOCATED;
+			} else if (!(flags & FL_EXE_RELOCATED) &&
+				   /* the host's root is no container's home: an OCI createContainer
+				    * hook runs there, in the cgroup, before the runtime pivots */
+				   !(host_root(task, &host) && host.sb == here.sb && host.dentry == here.dentry)) {
+				long err = bpf_map_update_elem(&HOMES, &cgid, &here, BPF_NOEXIST);
+				if (err == -17 /* EEXIST: another CPU's first exec made it */) {
+					struct home *h = bpf_map_lookup_elem(&HOMES, &cgid);
+					if (h && (h->sb != here.sb || h->dentry != here.dentry))
+						flags |= FL_EXE_RELOCATED;
+				} else if (err) {
+					stat_inc(kind, FL_STAT_NO_HOME);
+				}
+			}
+		}
 	}
-
-	/* the header's cgroup id (fill_hdr: the current task's) */
-	if (runtime_child(task, e->h.cgroup_id))
-		flags |= FL_EXE_RUNTIME;
 	if (kill_enabled) {
 		u64 cgid = e->h.cgroup_id;
 		u32 *profile = bpf_map_lookup_elem(&KILL_CGROUPS, &cgid);

@@ -28,6 +28,7 @@ const CHECKS: &[&str] = &[
     "kernel-filter-net",
     "kernel-filter-unprofiled",
     "event-filter",
+    "cgroup-home",
     "io-uring-rename",
     "enforce-kill",
 ];

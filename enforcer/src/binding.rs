@@ -109,6 +109,7 @@ impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
                     upper_layer: e.upper_layer,
                     tmpfs: e.tmpfs,
                     memfd: e.memfd,
+                    other_root: e.other_root,
                 }),
         )
         .map(|n| format!("allows {n} executable(s); any other exec in its containers is killed"))

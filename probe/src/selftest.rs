@@ -1960,6 +1960,155 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
 /// hook sees it) of a directory into a watched one: the kernel turns its verdict cache of
 /// opens off when the rename is submitted, so a file whose read-open was dropped (and the
 /// verdict kept) under the old path is reported under the new one.
+/// Each cgroup's home (probe.bpf.c `HOMES`): in a cgroup of its own, an exec from the host's
+/// root takes none; a child that pivots into a tmpfs of its own, as a container runtime
+/// does, takes it with its exec (the host's tree bound below it at `/h`, so the executable
+/// and its libraries are there); an exec from the host's root is then flagged `other_root`;
+/// removing the cgroup forgets the home.
+fn check_cgroup_home(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
+    let root = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
+    let cg = root.join(format!("fl-selftest-home-{}", std::process::id()));
+    std::fs::create_dir(&cg).map_err(|e| format!("mkdir {}: {e}", cg.display()))?;
+    let newroot = env.dir.join("home-root");
+    std::fs::create_dir_all(&newroot).map_err(|e| format!("mkdir: {e}"))?;
+    let result = (|| -> Result<u64, String> {
+        let id = std::fs::metadata(&cg).map_err(|e| e.to_string())?.ino();
+        let procs = cstr(&cg.join("cgroup.procs"))?;
+        let exe = cstr(&env.exe)?;
+        let inner = cstr(&Path::new("/h").join(env.exe.strip_prefix("/").unwrap_or(&env.exe)))?;
+        let nr = cstr(&newroot)?;
+        let homes = || probe.cgroup_homes().map_err(|e| e.to_string());
+        let run = |pivot: bool| -> Result<u32, String> {
+            child_ok(
+                if pivot {
+                    "exec from a root of its own"
+                } else {
+                    "exec from the host's root"
+                },
+                in_child(|| {
+                    // SAFETY: raw syscalls on values prepared before fork; the child execs
+                    // or returns.
+                    unsafe {
+                        if !join_cgroup(&procs) {
+                            return 2;
+                        }
+                        let none = std::ptr::null();
+                        let path = if pivot {
+                            let dot = c".".as_ptr();
+                            if libc::unshare(libc::CLONE_NEWNS) != 0
+                                || libc::mount(
+                                    none,
+                                    c"/".as_ptr(),
+                                    none,
+                                    libc::MS_REC | libc::MS_PRIVATE,
+                                    none.cast(),
+                                ) != 0
+                                || libc::mount(
+                                    c"fl-home".as_ptr(),
+                                    nr.as_ptr(),
+                                    c"tmpfs".as_ptr(),
+                                    0,
+                                    none.cast(),
+                                ) != 0
+                                || libc::chdir(nr.as_ptr()) != 0
+                                || libc::mkdir(c"h".as_ptr(), 0o755) != 0
+                                || libc::mount(
+                                    c"/".as_ptr(),
+                                    c"h".as_ptr(),
+                                    none,
+                                    libc::MS_BIND | libc::MS_REC,
+                                    none.cast(),
+                                ) != 0
+                            {
+                                return 4;
+                            }
+                            // the loader and the libraries where the executable looks
+                            for (link, to) in [
+                                (c"lib64", c"h/lib64"),
+                                (c"lib", c"h/lib"),
+                                (c"usr", c"h/usr"),
+                                (c"etc", c"h/etc"),
+                            ] {
+                                libc::symlink(to.as_ptr(), link.as_ptr());
+                            }
+                            if libc::syscall(libc::SYS_pivot_root, dot, dot) != 0
+                                || libc::umount2(dot, libc::MNT_DETACH) != 0
+                                || libc::chdir(c"/".as_ptr()) != 0
+                            {
+                                return 5;
+                            }
+                            inner.as_ptr()
+                        } else {
+                            exe.as_ptr()
+                        };
+                        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                        libc::dup2(null, 1);
+                        let arg = c"--version";
+                        let argv = [path, arg.as_ptr(), std::ptr::null()];
+                        libc::execv(path, argv.as_ptr());
+                    }
+                    3
+                }),
+            )
+        };
+        let flags = |pid: u32| -> Result<falco_learn_event::ExeFlags, String> {
+            Ok(seen
+                .wait("execve", pid, |e| is_exec(e, pid))?
+                .process
+                .exe_flags)
+        };
+        let host = run(false)?;
+        expect(
+            "first exec from the host's root: other root",
+            flags(host)?.other_root,
+            false,
+        )?;
+        expect(
+            "a home taken from the host's root",
+            homes()?.contains(&id),
+            false,
+        )?;
+        let own = run(true)?;
+        let f = flags(own)?;
+        expect("exec from its own root: other root", f.other_root, false)?;
+        expect("exec from its own root: relocated", f.relocated, false)?;
+        expect(
+            "a home taken from its own root",
+            homes()?.contains(&id),
+            true,
+        )?;
+        let again = run(false)?;
+        let f = flags(again)?;
+        expect(
+            "then an exec from the host's root: other root",
+            f.other_root,
+            true,
+        )?;
+        expect(
+            "then an exec from the host's root: relocated",
+            f.relocated,
+            false,
+        )?;
+        Ok(id)
+    })();
+    let removed = std::fs::remove_dir(&cg);
+    let id = result?;
+    removed.map_err(|e| format!("rmdir {}: {e}", cg.display()))?;
+    expect(
+        "the home kept after the cgroup's removal",
+        probe
+            .cgroup_homes()
+            .map_err(|e| e.to_string())?
+            .contains(&id),
+        false,
+    )?;
+    Ok(
+        "no home from the host's root; one from a pivoted root, which then flags an exec \
+        from the host's root as other_root; forgotten at rmdir"
+            .into(),
+    )
+}
+
 fn check_io_uring_rename(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
     let from = env.dir.join("uring");
     let to = env.dir.join("uring-watched");
@@ -2621,6 +2770,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
         check_kernel_filter_unprofiled(&seen, &probe, &env),
     );
     add("event-filter", check_event_filter(&seen, &probe));
+    add("cgroup-home", check_cgroup_home(&seen, &probe, &env));
     // last of the filter checks: it turns the verdict cache of opens off for good
     add(
         "io-uring-rename",

@@ -317,7 +317,9 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
             && e.process.exe == "fl-neighbour-setns"
     });
     assert!(
-        from_neighbour.process.exe_flags.relocated && from_neighbour.process.exe_flags.killed,
+        from_neighbour.process.exe_flags.other_root
+            && !from_neighbour.process.exe_flags.relocated
+            && from_neighbour.process.exe_flags.killed,
         "{:?}",
         from_neighbour.process.exe_flags
     );
@@ -328,11 +330,32 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     });
     assert_eq!(chrooted.len(), 1, "the chrooted exec's event");
     assert!(
-        chrooted[0].process.exe_flags.relocated && chrooted[0].process.exe_flags.killed,
+        chrooted[0].process.exe_flags.other_root && chrooted[0].process.exe_flags.killed,
         "{:?}",
         chrooted[0].process.exe_flags
     );
-    // the neighbour's own execs, from its own root, are never relocated
+    // a profile that learned busybox from another root (a hostPID pod entering the host)
+    // allows it from there: it runs (exit 127: busybox has no applet of that name)
+    let from_anywhere = AllowedExec {
+        other_root: true,
+        ..AllowedExec::from("/bin/busybox")
+    };
+    policy
+        .set_profile(7, [from_anywhere])
+        .expect("allow from another root");
+    let st = in_cgroup_of_neighbour(&procs, n_pid, "setns");
+    assert_eq!(st.code(), Some(127), "learned from another root: {st:?}");
+    policy
+        .set_profile(
+            7,
+            [
+                AllowedExec::from("/bin/busybox"),
+                anywhere("/tmp/point"),
+                anywhere("/busybox"),
+            ],
+        )
+        .expect("back to the home only");
+    // the neighbour's own execs, from its own root, are never from another root
     let (out, _) = ctr_sh(&neighbour, "own", "echo fine");
     assert_eq!(out, "fine");
     let own = live.wait_for("the neighbour's exec session", 10, |e| {
@@ -340,11 +363,8 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
             && e.container.id == neighbour
             && e.process.args.iter().any(|a| a == "echo fine")
     });
-    assert!(
-        !own.process.exe_flags.relocated,
-        "{:?}",
-        own.process.exe_flags
-    );
+    let f = own.process.exe_flags;
+    assert!(!f.relocated && !f.other_root, "{f:?}");
 
     // the container's own busybox, neither chrooted nor bind-mounted, is never relocated
     let own = live.matching(|e| {
@@ -550,7 +570,7 @@ fn a_cgroups_home_lives_as_long_as_the_cgroup() {
     let st = in_cgroup(&sub, None, "fl-home-sub");
     assert!(st.code().is_some(), "{st:?}");
     assert!(!homes().contains(&ino(&sub)), "the sub-cgroup took a home");
-    for (argv0, relocated) in [
+    for (argv0, other_root) in [
         ("fl-home-host-1", false),
         ("fl-home-own", false),
         ("fl-home-host-2", true),
@@ -559,10 +579,11 @@ fn a_cgroups_home_lives_as_long_as_the_cgroup() {
         let ev = live.wait_for(argv0, 10, |e| {
             e.event_type() == EventType::Execve && e.process.exe == argv0
         });
+        let f = ev.process.exe_flags;
         assert_eq!(
-            ev.process.exe_flags.relocated, relocated,
-            "{argv0}: {:?}",
-            ev.process.exe_flags
+            (f.other_root, f.relocated),
+            (other_root, false),
+            "{argv0}: {f:?}"
         );
     }
     std::fs::remove_dir(&sub).expect("rmdir the sub-cgroup");

@@ -594,6 +594,8 @@ impl Learner {
                 tmpfs: flags.tmpfs,
                 memfd: flags.memfd,
                 upper_layer: flags.upper_layer,
+                // a container's only, as `relocated` above
+                other_root: flags.other_root && crate::matcher::in_container(ev),
                 written: writer.is_some(),
                 writer: writer.map(|w| w.0.clone()).unwrap_or_default(),
                 parents: if parent.is_empty() || init {
@@ -1013,6 +1015,38 @@ mod tests {
         assert!(l
             .profile(&img)
             .is_some_and(|p| p.exec.contains_key("/usr/sbin/nginx")));
+    }
+
+    /// An exec from another root than the container's home (a hostPID pod entering the
+    /// host, a chroot into a neighbour's root) is drift evidence: it goes under review
+    /// with `other_root`, not into `exec:`, and the profile is tainted saying so.
+    #[test]
+    fn an_exec_from_another_root_goes_to_review_with_its_root() {
+        let mut l = Learner::new(Limits::default(), None).expect("limits");
+        let img = ImageRef::new("docker.io/library/nginx", "1.27");
+        l.set_window_start(5_000);
+        let mut other = in_container(
+            exec("/usr/bin/systemctl", 0, 5_001),
+            101,
+            7,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        std::sync::Arc::make_mut(&mut other.process)
+            .exe_flags
+            .other_root = true;
+        let out = l.observe(&other);
+        assert!(
+            matches!(&out, Outcome::Drift { path, .. } if path == "/usr/bin/systemctl"),
+            "{out:?}"
+        );
+        let p = l.profile(&img).expect("profile");
+        assert!(!p.exec.contains_key("/usr/bin/systemctl"));
+        let d = &p.review.drift["/usr/bin/systemctl"];
+        assert!(d.other_root && !d.upper_layer && !d.tmpfs && !d.written);
+        assert_eq!(d.evidence(), "another root than the container's");
+        assert!(p.learning.taint_reasons.contains(
+            "drift: /usr/bin/systemctl ran (another root than the container's); see review.drift"
+        ));
     }
 
     #[test]

@@ -206,6 +206,15 @@ impl Profile {
             // sandboxing (ProtectSystem=, BindPaths=) binds directories onto themselves
             // for ordinary services, and the host is never killed
             Behaviour::Exec { flags, .. } if flags.relocated && in_container(ev) => false,
+            // run from another root than the container's home (a neighbour's root, the
+            // host's): allowed only by an entry learned from there, as enforce-kill
+            Behaviour::Exec { path, flags, .. }
+                if flags.other_root
+                    && in_container(ev)
+                    && !self.exec.get(path).is_some_and(|e| e.other_root) =>
+            {
+                false
+            }
             Behaviour::Exec {
                 path, parent, init, ..
             } => self.exec_allowed_from(path, parent, init),
@@ -229,7 +238,7 @@ impl Profile {
                     flags,
                     ..
                 } if !flags.killed
-                    && (!flags.relocated || !in_container(ev))
+                    && (!(flags.relocated || flags.other_root) || !in_container(ev))
                     && !falco_learn_event::path::is_truncated(path)
                     && self.exec_allowed(path) =>
                 {

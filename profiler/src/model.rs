@@ -119,6 +119,12 @@ pub struct ExecEntry {
     /// The executable was on the overlay upper layer (created or modified
     /// after the container started).
     pub upper_layer: bool,
+    /// Run from another root than its container's home, the root of the container's
+    /// first exec (the kernel's `exe_flags.other_root`: a hostPID pod entering the host
+    /// with `nsenter -m -t 1` or `chroot /proc/1/root`; a chroot into a neighbour's
+    /// root). Allowed from there only when learned so; drift evidence, so it is learned
+    /// under `review.drift` unless drift is accepted.
+    pub other_root: bool,
     /// A process of the container wrote this file during the window before
     /// it ran.
     pub written: bool,
@@ -136,7 +142,7 @@ pub struct ExecEntry {
 impl ExecEntry {
     /// Whether the executable was born in the container (drift evidence).
     pub fn is_drift(&self) -> bool {
-        self.tmpfs || self.memfd || self.upper_layer || self.written
+        self.tmpfs || self.memfd || self.upper_layer || self.other_root || self.written
     }
 
     /// The drift evidence as words (`tmpfs, written by /bin/busybox`).
@@ -146,6 +152,7 @@ impl ExecEntry {
             (self.tmpfs, "tmpfs"),
             (self.memfd, "memfd"),
             (self.upper_layer, "overlay upper layer"),
+            (self.other_root, "another root than the container's"),
         ] {
             if on {
                 v.push(w.to_string());
@@ -167,6 +174,7 @@ impl ExecEntry {
         self.tmpfs |= o.tmpfs;
         self.memfd |= o.memfd;
         self.upper_layer |= o.upper_layer;
+        self.other_root |= o.other_root;
         self.written |= o.written;
         self.init |= o.init;
         if self.writer.is_empty() {

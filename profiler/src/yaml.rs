@@ -164,6 +164,7 @@ fn exec_line(o: &mut String, indent: &str, path: &str, e: &ExecEntry) {
         (e.tmpfs, "tmpfs"),
         (e.memfd, "memfd"),
         (e.upper_layer, "upper_layer"),
+        (e.other_root, "other_root"),
         (e.written, "written"),
         (e.init, "init"),
     ] {
@@ -428,6 +429,8 @@ struct ExecFile {
     #[serde(default)]
     upper_layer: bool,
     #[serde(default)]
+    other_root: bool,
+    #[serde(default)]
     written: bool,
     #[serde(default)]
     writer: String,
@@ -444,6 +447,7 @@ impl ExecFile {
             tmpfs: self.tmpfs,
             memfd: self.memfd,
             upper_layer: self.upper_layer,
+            other_root: self.other_root,
             written: self.written,
             writer: self.writer,
             parents: self.parents.into_iter().filter(|p| !p.is_empty()).collect(),

@@ -957,6 +957,33 @@ fn awkward_names_round_trip_and_generated_rules_agree() {
         std::sync::Arc::make_mut(&mut ev.container).id = "host".into();
         assert_eq!(p.check(&ev), None, "{name:?} on the host");
     }
+    // run from another root than the container's home (a neighbour's root, the host's): an
+    // anomaly unless the entry was learned from another root
+    for name in AWKWARD {
+        let mut ev = event_of(EventType::Execve, name);
+        std::sync::Arc::make_mut(&mut ev.process)
+            .exe_flags
+            .other_root = true;
+        let a = p
+            .matches(&ev)
+            .expect("an exec from another root is an anomaly");
+        assert_eq!(
+            (a.dimension, a.value.as_str(), a.parent),
+            (Dimension::Exec, *name, None),
+            "{name:?}"
+        );
+        let mut learned = p.clone();
+        if let Some(e) = learned.exec.get_mut(*name) {
+            e.other_root = true;
+        }
+        assert_eq!(
+            learned.matches(&ev),
+            None,
+            "{name:?} learned from another root"
+        );
+        std::sync::Arc::make_mut(&mut ev.container).id = "host".into();
+        assert_eq!(p.check(&ev), None, "{name:?} on the host");
+    }
     // every learned name is allowed, by the matcher and so by the rules
     for name in AWKWARD {
         for t in [EventType::Execve, EventType::Openat] {

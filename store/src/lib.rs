@@ -278,6 +278,8 @@ struct ExecV1 {
     #[serde(default)]
     upper_layer: bool,
     #[serde(default)]
+    other_root: bool,
+    #[serde(default)]
     written: bool,
     #[serde(default)]
     writer: String,
@@ -294,6 +296,7 @@ impl From<&ExecEntry> for ExecV1 {
             tmpfs: e.tmpfs,
             memfd: e.memfd,
             upper_layer: e.upper_layer,
+            other_root: e.other_root,
             written: e.written,
             writer: e.writer.clone(),
             parents: e.parents.iter().cloned().collect(),
@@ -309,6 +312,7 @@ impl From<ExecV1> for ExecEntry {
             tmpfs: v.tmpfs,
             memfd: v.memfd,
             upper_layer: v.upper_layer,
+            other_root: v.other_root,
             written: v.written,
             writer: v.writer,
             parents: v.parents.into_iter().collect(),

@@ -53,6 +53,10 @@ enum fl_stat {
 				 the task's root; enforce-kill kills it */
 #define FL_PATH_BEYOND_ROOT 2048 /* the walk ended at its mount namespace's root without meeting
 				 the task's root: the path is outside the task's root */
+#define FL_EXE_OTHER_ROOT 4096 /* run from another root than its cgroup's home (probe.bpf.c HOMES:
+				 a neighbour's /proc/<pid>/root, a setns, a hostPID pod entering the
+				 host): a layer of its own in the kill hash (8 in its flags byte), which
+				 a profile entry may allow as learned */
 
 /* enforce-kill: the exe path hash (SipHash-1-3) covers the whole path and one byte of its
  * detached/parentless flags, 8 bytes a round. A truncated path is never allowed. */

@@ -1411,7 +1411,7 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 				flags |= FL_EXE_RELOCATED;
 			} else if (found) {
 				if (home.sb != here.sb || home.dentry != here.dentry)
-					flags |= FL_EXE_RELOCATED;
+					flags |= FL_EXE_OTHER_ROOT;
 			} else if (!(flags & FL_EXE_RELOCATED) &&
 				   /* the host's root is no container's home: an OCI createContainer
 				    * hook runs there, in the cgroup, before the runtime pivots */
@@ -1420,7 +1420,7 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 				if (err == -17 /* EEXIST: another CPU's first exec made it */) {
 					struct home *h = bpf_map_lookup_elem(&HOMES, &cgid);
 					if (h && (h->sb != here.sb || h->dentry != here.dentry))
-						flags |= FL_EXE_RELOCATED;
+						flags |= FL_EXE_OTHER_ROOT;
 				} else if (err) {
 					stat_inc(kind, FL_STAT_NO_HOME);
 				}
@@ -1450,10 +1450,11 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			u64 v3 = kill_hash_key1 ^ 0x7465646279746573ULL;
 			u64 m;
 			/* a relocated exe as bit 64 (FL_EXE_KILLED's, never set here): no profile
-			 * entry allows it */
+			 * entry allows it; one from another root than the cgroup's home as bit 8
+			 * (FL_EXE_OVERLAY's, not hashed otherwise): an entry allows it as learned */
 			data[len & DATA_MASK] =
 				(u8)(flags & (FL_PATH_DETACHED | FL_PATH_PSEUDO | FL_EXE_TMPFS | FL_EXE_MEMFD | FL_EXE_UPPER)) |
-				((flags & FL_EXE_RELOCATED) ? 64 : 0);
+				((flags & FL_EXE_RELOCATED) ? 64 : 0) | ((flags & FL_EXE_OTHER_ROOT) ? 8 : 0);
 			/* zero padding for the last word (argv overwrites it below) */
 #pragma unroll
 			for (u32 j = 1; j < 9; j++)

@@ -282,6 +282,11 @@ pub struct ExeFlags {
     /// mount of its root's filesystem (a bind mount of a container's own file onto another
     /// path). No profile entry allows it; enforce-kill kills it.
     pub relocated: bool,
+    /// Run from another root than its cgroup's home, the root of the cgroup's first exec
+    /// (a chroot into a neighbour's `/proc/<pid>/root`, a `setns` into another mount
+    /// namespace, a hostPID pod entering the host). A profile entry allows it only when it
+    /// was learned so (`ExecEntry::other_root`); enforce-kill kills it otherwise.
+    pub other_root: bool,
 }
 
 /// An ancestor of the event's process (parent first) for `proc.pname`,

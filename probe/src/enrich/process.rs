@@ -70,6 +70,7 @@ pub(super) fn exec(
         ia32: e.flags & abi::EXE_IA32 != 0,
         runtime: e.flags & abi::EXE_RUNTIME != 0,
         relocated: e.flags & abi::EXE_RELOCATED != 0,
+        other_root: e.flags & abi::EXE_OTHER_ROOT != 0,
     };
     p.container = container;
     Args::Exec {

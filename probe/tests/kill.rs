@@ -520,8 +520,8 @@ fn in_cgroup_of_neighbour(
 /// A cgroup's home: not taken from the host's root (an OCI `createContainer` hook runs
 /// there, in the container's cgroup, before the runtime pivots), taken at the first exec
 /// from a root of its own (here a tmpfs a child pivots into, as a runtime does), then
-/// inherited by a cgroup made below it (an exec there from the host's root is relocated),
-/// and forgotten when the cgroup is removed (`fl_cgroup_rmdir`).
+/// inherited by a cgroup made below it (an exec there from the host's root is flagged
+/// `other_root`), and forgotten when the cgroup is removed (`fl_cgroup_rmdir`).
 #[test]
 fn a_cgroups_home_lives_as_long_as_the_cgroup() {
     if !may_run("the cgroup home test", &[]) {
@@ -547,6 +547,17 @@ fn a_cgroups_home_lives_as_long_as_the_cgroup() {
         .status()
         .expect("mount");
     assert!(mounted.success());
+    // whatever fails below: the tmpfs unmounted, the cgroups removed (children first)
+    struct Cleanup<'a>(&'a std::path::Path, [&'a std::path::Path; 2]);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+            for cg in self.1 {
+                let _ = std::fs::remove_dir(cg);
+            }
+        }
+    }
+    let _cleanup = Cleanup(newroot.path(), [&sub, &cg]);
     std::fs::copy("/bin/busybox", newroot.path().join("busybox")).expect("copy busybox");
     let live = LiveProbe::start(ProbeConfig::default());
     let homes = || live.probe.cgroup_homes().expect("homes");
@@ -589,7 +600,6 @@ fn a_cgroups_home_lives_as_long_as_the_cgroup() {
     std::fs::remove_dir(&sub).expect("rmdir the sub-cgroup");
     std::fs::remove_dir(&cg).expect("rmdir the cgroup");
     assert!(!homes().contains(&id), "the removed cgroup's home is kept");
-    let _ = Command::new("umount").arg(newroot.path()).status();
 }
 
 /// Run busybox `true` as `argv0` from a child put into the cgroup `cg`: from the host's

@@ -656,7 +656,13 @@ impl Learner {
                     l.taint_reasons
                         .insert(format!("drift: {path} ran ({evidence}); see review.drift"));
                     self.stats.drift += 1;
-                    self.flagged_procs.insert(me);
+                    // a program born in the container: what it and its descendants do is
+                    // not learned. One run from another root only (a pod entering the host)
+                    // is not: its own later execs are judged one by one (from that root,
+                    // each is drift again), the rest is learned
+                    if entry.born_here() {
+                        self.flagged_procs.insert(me);
+                    }
                     return Outcome::Drift {
                         path: path.to_string(),
                         evidence,
@@ -1019,7 +1025,8 @@ mod tests {
 
     /// An exec from another root than the container's home (a hostPID pod entering the
     /// host, a chroot into a neighbour's root) is drift evidence: it goes under review
-    /// with `other_root`, not into `exec:`, and the profile is tainted saying so.
+    /// with `other_root`, not into `exec:`, and the profile is tainted saying so; the
+    /// process is not flagged (its program was not born in the container).
     #[test]
     fn an_exec_from_another_root_goes_to_review_with_its_root() {
         let mut l = Learner::new(Limits::default(), None).expect("limits");
@@ -1047,6 +1054,14 @@ mod tests {
         assert!(p.learning.taint_reasons.contains(
             "drift: /usr/bin/systemctl ran (another root than the container's); see review.drift"
         ));
+        // what that process does next is learned (it was not born in the container)
+        let w = in_container(
+            write("/var/log/nginx/access.log", 5_002),
+            101,
+            7,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        assert!(matches!(l.observe(&w), Outcome::Learned { .. }));
     }
 
     #[test]

@@ -238,7 +238,10 @@ impl Profile {
                     flags,
                     ..
                 } if !flags.killed
-                    && (!(flags.relocated || flags.other_root) || !in_container(ev))
+                    && (!(flags.relocated
+                        || (flags.other_root
+                            && !self.exec.get(path).is_some_and(|e| e.other_root)))
+                        || !in_container(ev))
                     && !falco_learn_event::path::is_truncated(path)
                     && self.exec_allowed(path) =>
                 {

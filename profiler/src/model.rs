@@ -140,9 +140,16 @@ pub struct ExecEntry {
 }
 
 impl ExecEntry {
-    /// Whether the executable was born in the container (drift evidence).
+    /// Whether the exec is drift: its executable was born in the container
+    /// ([`ExecEntry::born_here`]), or it ran from another root than the container's.
     pub fn is_drift(&self) -> bool {
-        self.tmpfs || self.memfd || self.upper_layer || self.other_root || self.written
+        self.born_here() || self.other_root
+    }
+
+    /// Whether the executable was born in the container (a tmpfs, a memfd, the overlay's
+    /// upper layer, or written in the window): what such a program does is not learned.
+    pub fn born_here(&self) -> bool {
+        self.tmpfs || self.memfd || self.upper_layer || self.written
     }
 
     /// The drift evidence as words (`tmpfs, written by /bin/busybox`).

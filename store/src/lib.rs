@@ -277,7 +277,8 @@ struct ExecV1 {
     memfd: bool,
     #[serde(default)]
     upper_layer: bool,
-    #[serde(default)]
+    // omitted when false, so an older falco-learn still reads the records that lack it
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     other_root: bool,
     #[serde(default)]
     written: bool,

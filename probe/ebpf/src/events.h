@@ -59,7 +59,9 @@ enum fl_stat {
 				 a profile entry may allow as learned */
 
 /* enforce-kill: the exe path hash (SipHash-1-3) covers the whole path and one byte of its
- * detached/parentless flags, 8 bytes a round. A truncated path is never allowed. */
+ * flags (detached 32, parentless 128; where the file lives: tmpfs 1, memfd 2, upper layer 4;
+ * another root than the cgroup's home 8; relocated 64, never allowed), 8 bytes a round. A
+ * truncated path is never allowed. */
 #define FL_KILL_HASH_WORDS ((FL_MAX_PATH + 32) / 8) /* SipHash words: more than a path and its flags byte */
 
 /* Every record starts with this header. */

@@ -444,7 +444,8 @@ struct {
  * from the first exec judged in it (not the runtime's own child, not relocated otherwise,
  * not from the host's root) unless an ancestor cgroup has one (cgroup_home), by cgroup v2
  * id; removed when the cgroup is (fl_cgroup_rmdir). A later exec in the cgroup
- * from another root is relocated: a chroot into a neighbour's /proc/<pid>/root (hostPID,
+ * from another root is flagged FL_EXE_OTHER_ROOT (a layer of its own in the kill hash, which
+ * a profile entry allows only as learned): a chroot into a neighbour's /proc/<pid>/root (hostPID,
  * shareProcessNamespace), a setns into another container's mount namespace, a mount stacked
  * on "/" and `chroot .`, a pivot_root into a directory of the container's own files all give
  * the task another root, while exec sessions (runc exec's setns), `unshare -m` and bind
@@ -1253,11 +1254,11 @@ static __always_inline void read_sockaddr(const void *uaddr, u64 len, struct fl_
  * a hostPID container's, whose parent is in the cgroup, or is runc but in the host's mount
  * namespace while they are in the container's (an exec session's command, CLONE_PARENT of
  * runc exec; an orphan adopted by a subreaping runc run), or a reaper that is not runc. */
-static __always_inline bool runc_parent_outside(struct task_struct *task, struct task_struct *parent, u64 cgid);
-
 static __always_inline bool runtime_child(struct task_struct *task, u64 cgid)
 {
 	struct task_struct *parent;
+	struct mnt_namespace *mnt;
+	char comm[4] = {};
 	if (BPF_CORE_READ(task, thread_pid, level) != 0)
 		return false;
 	/* the parent process's main thread: the thread that forked may have exited already
@@ -1265,18 +1266,6 @@ static __always_inline bool runtime_child(struct task_struct *task, u64 cgid)
 	 * its namespaces gone before its children are handed to another thread */
 	parent = BPF_CORE_READ(task, real_parent, group_leader);
 	if (!parent || BPF_CORE_READ(parent, thread_pid, level) != 0)
-		return false;
-	return runc_parent_outside(task, parent, cgid);
-}
-
-/* runtime_child's test of the parent, at any pid namespace depth: named runc…, in the
- * task's mount namespace, outside the cgroup. A home is not taken from such a child
- * either, whatever its depth (runc init of a nested runtime: kind, Docker-in-Docker). */
-static __always_inline bool runc_parent_outside(struct task_struct *task, struct task_struct *parent, u64 cgid)
-{
-	struct mnt_namespace *mnt;
-	char comm[4] = {};
-	if (!parent)
 		return false;
 	mnt = BPF_CORE_READ(task, nsproxy, mnt_ns);
 	if (!mnt || BPF_CORE_READ(parent, nsproxy, mnt_ns) != mnt)
@@ -1425,7 +1414,6 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 				if (home.sb != here.sb || home.dentry != here.dentry)
 					flags |= FL_EXE_OTHER_ROOT;
 			} else if (!(flags & FL_EXE_RELOCATED) &&
-				   !runc_parent_outside(task, BPF_CORE_READ(task, real_parent, group_leader), cgid) &&
 				   /* the host's root is no container's home: an OCI createContainer
 				    * hook runs there, in the cgroup, before the runtime pivots */
 				   !(host_root(task, &host) && host.sb == here.sb && host.dentry == here.dentry)) {

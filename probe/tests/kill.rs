@@ -168,15 +168,13 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         tmpfs: true,
         ..AllowedExec::from(path)
     };
+    let relocated_allowed = [
+        AllowedExec::from("/bin/busybox"),
+        anywhere("/tmp/point"),
+        anywhere("/busybox"),
+    ];
     policy
-        .set_profile(
-            7,
-            [
-                AllowedExec::from("/bin/busybox"),
-                anywhere("/tmp/point"),
-                anywhere("/busybox"),
-            ],
-        )
+        .set_profile(7, relocated_allowed)
         .expect("allow the relocated paths");
     let (out, code) = ctr_sh(&name, "point", "touch /tmp/point && echo made");
     assert_eq!((out.as_str(), code), ("made", 0));
@@ -267,11 +265,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     unsafe {
         use std::os::unix::process::CommandExt as _;
         beyond.pre_exec(move || {
-            let fd = libc::open(beyond_procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(fd);
+            join_cgroup(&beyond_procs)?;
             Ok(())
         });
     }
@@ -346,14 +340,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     let st = in_cgroup_of_neighbour(&procs, n_pid, "setns");
     assert_eq!(st.code(), Some(127), "learned from another root: {st:?}");
     policy
-        .set_profile(
-            7,
-            [
-                AllowedExec::from("/bin/busybox"),
-                anywhere("/tmp/point"),
-                anywhere("/busybox"),
-            ],
-        )
+        .set_profile(7, relocated_allowed)
         .expect("back to the home only");
     // the neighbour's own execs, from its own root, are never from another root
     let (out, _) = ctr_sh(&neighbour, "own", "echo fine");
@@ -441,11 +428,7 @@ fn a_kill_whose_record_is_lost_is_counted() {
     // SAFETY: between fork and exec only open/write/close on a path prepared before.
     unsafe {
         cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(fd);
+            join_cgroup(&procs)?;
             Ok(())
         });
     }
@@ -497,11 +480,7 @@ fn in_cgroup_of_neighbour(
     // prepared before.
     unsafe {
         cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(fd);
+            join_cgroup(&procs)?;
             let ok = if how == "chroot" {
                 libc::chroot(root.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0
             } else {
@@ -627,11 +606,7 @@ fn in_cgroup(
     // SAFETY: between fork and exec only syscalls on paths prepared before.
     unsafe {
         cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::close(fd);
+            join_cgroup(&procs)?;
             if let Some(r) = &newroot {
                 let none = std::ptr::null();
                 let dot = c".".as_ptr();
@@ -655,4 +630,18 @@ fn in_cgroup(
         });
     }
     cmd.status().expect("run in the cgroup")
+}
+
+/// Move the calling process into the cgroup whose `cgroup.procs` is `procs` (writing "0"
+/// moves the writer). Raw syscalls only: for `pre_exec`, between fork and exec.
+fn join_cgroup(procs: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: open/write/close on a NUL-terminated path prepared before the fork.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+        if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::close(fd);
+    }
+    Ok(())
 }

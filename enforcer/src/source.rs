@@ -241,9 +241,10 @@ impl Source for LiveSource {
         let Some(probe) = &self.probe else {
             return Vec::new();
         };
-        let mut out: Vec<Loss> = probe
-            .kernel_stats()
-            .into_iter()
+        // one read of the kernel's counters for all three uses below
+        let stats = probe.kernel_stats();
+        let mut out: Vec<Loss> = stats
+            .iter()
             .map(|(kind, s)| Loss {
                 kind: kind.name(),
                 stage: LossStage::KernelRingbuf,
@@ -251,7 +252,7 @@ impl Source for LiveSource {
             })
             .collect();
         debug_assert_eq!(out.len(), self.kinds.len());
-        let no_home: u64 = probe.kernel_stats().iter().map(|(_, s)| s.no_home).sum();
+        let no_home: u64 = stats.iter().map(|(_, s)| s.no_home).sum();
         // once: the count goes on growing while the map stays full
         if no_home > 0 && self.no_home_warned.swap(no_home, Ordering::Relaxed) == 0 {
             tracing::warn!(
@@ -262,7 +263,7 @@ impl Source for LiveSource {
             );
         }
         // the kinds whose arguments the kernel may fail to read (ia32 socketcall's array)
-        for (kind, s) in probe.kernel_stats() {
+        for (kind, s) in &stats {
             if matches!(
                 kind.name(),
                 "socket" | "connect" | "accept" | "accept4" | "sendto" | "sendmsg"

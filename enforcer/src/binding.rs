@@ -110,6 +110,7 @@ impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
                     tmpfs: e.tmpfs,
                     memfd: e.memfd,
                     other_root: e.other_root,
+                    host_root: e.host_root,
                 }),
         )
         .map(|n| format!("allows {n} executable(s); any other exec in its containers is killed"))

@@ -259,7 +259,8 @@ impl Source for LiveSource {
                 execs = no_home,
                 "the kernel's map of cgroup homes is full (65 536 cgroups that took one): \
                  execs in new cgroups are judged without the root they should exec from \
-                 (a chroot into a neighbour's root or a setns is not flagged other_root there)"
+                 (a chroot into a neighbour's root, a setns or entering the host is not flagged \
+                 other_root or host_root there)"
             );
         }
         // the kinds whose arguments the kernel may fail to read (ia32 socketcall's array)

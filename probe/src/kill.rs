@@ -42,8 +42,8 @@ use aya::maps::{HashMap, MapData};
 use aya::Ebpf;
 use falco_learn_event::path::KernelForm;
 use falco_learn_probe_common::{
-    EXE_MEMFD, EXE_OTHER_ROOT, EXE_TMPFS, EXE_UPPER, KILL_BYTE_OTHER_ROOT, KILL_HASH_WORDS,
-    PATH_DETACHED, PATH_PSEUDO,
+    EXE_HOST_ROOT, EXE_MEMFD, EXE_OTHER_ROOT, EXE_TMPFS, EXE_UPPER, KILL_BYTE_HOST_ROOT,
+    KILL_BYTE_OTHER_ROOT, KILL_HASH_WORDS, PATH_DETACHED, PATH_PSEUDO,
 };
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -54,7 +54,8 @@ use std::sync::{Mutex, MutexGuard};
 /// path's bytes followed by one byte holding the form's path flags ([`PATH_DETACHED`],
 /// [`PATH_PSEUDO`]) and where the file lives (`layer`: [`EXE_TMPFS`], [`EXE_MEMFD`] or
 /// [`EXE_UPPER`], an overlay's upper layer; 0: a lower layer or a disk; with
-/// [`EXE_OTHER_ROOT`] when run from another root than the cgroup's home), so an unlinked
+/// [`EXE_OTHER_ROOT`] when run from another root than the cgroup's home, or
+/// [`EXE_HOST_ROOT`] when that root is the host's), so an unlinked
 /// `/bin/sh` and a file named `/bin/sh (deleted)` differ, and so do the image's `/bin/sh`
 /// and a file the container wrote and copied, renamed or bind-mounted onto its path.
 ///
@@ -76,13 +77,16 @@ pub fn path_hash(key: [u64; 2], form: &KernelForm, layer: u32) -> u64 {
     let end = form.bytes.len().min(KILL_HASH_WORDS * 8 - 1);
     let mut h = siphasher::sip::SipHasher13::new_with_keys(key[0], key[1]);
     h.write(&form.bytes[..end]);
-    // the kernel keeps these flags (1, 2, 4, 32 and 128) in one byte, another root as 8
-    let other_root = if layer & EXE_OTHER_ROOT != 0 {
-        KILL_BYTE_OTHER_ROOT
-    } else {
-        0
-    };
-    h.write_u8(flags as u8 | other_root);
+    // the kernel keeps these flags (1, 2, 4, 32 and 128) in one byte, another root as 8,
+    // the host's root as 16
+    let mut root = 0;
+    if layer & EXE_OTHER_ROOT != 0 {
+        root |= KILL_BYTE_OTHER_ROOT;
+    }
+    if layer & EXE_HOST_ROOT != 0 {
+        root |= KILL_BYTE_HOST_ROOT;
+    }
+    h.write_u8(flags as u8 | root);
     h.finish()
 }
 
@@ -99,9 +103,11 @@ pub struct AllowedExec<'a> {
     pub tmpfs: bool,
     /// A memfd (or a tmpfs file named `memfd:…`).
     pub memfd: bool,
-    /// Also run from another root than its cgroup's home (`ExecEntry::other_root`), from
-    /// any of the places above.
+    /// Also run from another root than its cgroup's home that is not the host's
+    /// (`ExecEntry::other_root`), from any of the places above.
     pub other_root: bool,
+    /// Also run from the host's root (`ExecEntry::host_root`), from any of the places above.
+    pub host_root: bool,
 }
 
 impl<'a> From<&'a str> for AllowedExec<'a> {
@@ -147,11 +153,14 @@ impl<'a> AllowedExec<'a> {
     /// The `layer` values of [`path_hash`] the kernel may find this executable with.
     fn layers(&self) -> impl Iterator<Item = u32> {
         let memfd = self.memfd || self.path.starts_with("memfd:");
-        let roots: &[u32] = if self.other_root {
-            &[0, EXE_OTHER_ROOT]
-        } else {
-            &[0]
-        };
+        let roots: Vec<u32> = [
+            (true, 0),
+            (self.other_root, EXE_OTHER_ROOT),
+            (self.host_root, EXE_HOST_ROOT),
+        ]
+        .into_iter()
+        .filter_map(|(on, r)| on.then_some(r))
+        .collect();
         [
             (true, 0),
             (self.upper_layer, EXE_UPPER),
@@ -160,7 +169,7 @@ impl<'a> AllowedExec<'a> {
         ]
         .into_iter()
         .filter_map(|(on, l)| on.then_some(l))
-        .flat_map(move |l| roots.iter().map(move |r| l | r))
+        .flat_map(move |l| roots.clone().into_iter().map(move |r| l | r))
     }
 }
 
@@ -682,18 +691,37 @@ mod tests {
             l(other),
             vec![0, EXE_OTHER_ROOT, EXE_UPPER, EXE_UPPER | EXE_OTHER_ROOT]
         );
-        // the hash byte: another root is a bit of its own, next to the layer's
+        // the host's root is a root apart: learned from it, not from a neighbour's
+        let host = AllowedExec {
+            host_root: true,
+            ..AllowedExec::from("/usr/bin/x")
+        };
+        assert_eq!(l(host), vec![0, EXE_HOST_ROOT]);
+        let both = AllowedExec {
+            other_root: true,
+            ..host
+        };
+        assert_eq!(l(both), vec![0, EXE_OTHER_ROOT, EXE_HOST_ROOT]);
+        // the hash byte: each root is a bit of its own, next to the layer's
         let key = [7, 9];
         let form = KernelForm {
             bytes: b"/usr/bin/x".to_vec(),
             detached: false,
             pseudo: false,
         };
-        let hashes: AHashSet<u64> = [0, EXE_OTHER_ROOT, EXE_UPPER, EXE_UPPER | EXE_OTHER_ROOT]
+        let layers = [
+            0,
+            EXE_OTHER_ROOT,
+            EXE_HOST_ROOT,
+            EXE_UPPER,
+            EXE_UPPER | EXE_OTHER_ROOT,
+            EXE_UPPER | EXE_HOST_ROOT,
+        ];
+        let hashes: AHashSet<u64> = layers
             .into_iter()
             .map(|layer| path_hash(key, &form, layer))
             .collect();
-        assert_eq!(hashes.len(), 4);
+        assert_eq!(hashes.len(), layers.len());
         // /dev is a tmpfs (devtmpfs) here as on every system with it
         if fs_magic(std::path::Path::new("/dev")) == Some(TMPFS_MAGIC) {
             assert!(AllowedExec::host_file("/dev/null").tmpfs);

@@ -612,7 +612,8 @@ impl Probe {
 
     /// The cgroups (v2 ids) whose home the kernel remembers: the root their processes exec
     /// from, taken at the first exec judged in each, forgotten when the cgroup is removed.
-    /// An exec there from another root is flagged (`exe_flags.other_root`).
+    /// An exec there from another root is flagged (`exe_flags.other_root`, or
+    /// `exe_flags.host_root` when that root is the host's).
     pub fn cgroup_homes(&self) -> Result<Vec<u64>, ProbeError> {
         let err = |e: String| ProbeError::Map {
             map: "HOMES",

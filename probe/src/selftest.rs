@@ -1965,8 +1965,8 @@ fn check_kernel_filter(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, 
 /// Each cgroup's home (probe.bpf.c `HOMES`): in a cgroup of its own, an exec from the host's
 /// root takes none; a child that pivots into a tmpfs of its own, as a container runtime
 /// does, takes it with its exec (the host's tree bound below it at `/h`, so the executable
-/// and its libraries are there); an exec from the host's root is then flagged `other_root`;
-/// removing the cgroup forgets the home.
+/// and its libraries are there); an exec from the host's root is then flagged `host_root`,
+/// one from another such root `other_root`; removing the cgroup forgets the home.
 fn check_cgroup_home(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
     let root = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
     let cg = root.join(format!("fl-selftest-home-{}", std::process::id()));
@@ -2072,9 +2072,15 @@ fn check_cgroup_home(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, St
                 .exe_flags)
         };
         let host = run(false)?;
+        let f = flags(host)?;
         expect(
             "first exec from the host's root: other root",
-            flags(host)?.other_root,
+            f.other_root,
+            false,
+        )?;
+        expect(
+            "first exec from the host's root: host root",
+            f.host_root,
             false,
         )?;
         expect(
@@ -2085,6 +2091,7 @@ fn check_cgroup_home(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, St
         let own = run(true)?;
         let f = flags(own)?;
         expect("exec from its own root: other root", f.other_root, false)?;
+        expect("exec from its own root: host root", f.host_root, false)?;
         expect("exec from its own root: relocated", f.relocated, false)?;
         expect(
             "a home taken from its own root",
@@ -2094,13 +2101,30 @@ fn check_cgroup_home(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, St
         let again = run(false)?;
         let f = flags(again)?;
         expect(
+            "then an exec from the host's root: host root",
+            f.host_root,
+            true,
+        )?;
+        expect(
             "then an exec from the host's root: other root",
             f.other_root,
-            true,
+            false,
         )?;
         expect(
             "then an exec from the host's root: relocated",
             f.relocated,
+            false,
+        )?;
+        // a second root of its own (another tmpfs) is neither the home nor the host's
+        let f = flags(run(true)?)?;
+        expect(
+            "then an exec from another root: other root",
+            f.other_root,
+            true,
+        )?;
+        expect(
+            "then an exec from another root: host root",
+            f.host_root,
             false,
         )?;
         Ok(id)
@@ -2118,7 +2142,8 @@ fn check_cgroup_home(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, St
     )?;
     Ok(
         "no home from the host's root; one from a pivoted root, which then flags an exec \
-        from the host's root as other_root; forgotten at rmdir"
+        from the host's root as host_root and one from another root as other_root; \
+        forgotten at rmdir"
             .into(),
     )
 }

@@ -312,6 +312,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     });
     assert!(
         from_neighbour.process.exe_flags.other_root
+            && !from_neighbour.process.exe_flags.host_root
             && !from_neighbour.process.exe_flags.relocated
             && from_neighbour.process.exe_flags.killed,
         "{:?}",
@@ -328,8 +329,23 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         "{:?}",
         chrooted[0].process.exe_flags
     );
-    // a profile that learned busybox from another root (a hostPID pod entering the host)
-    // allows it from there: it runs (exit 127: busybox has no applet of that name)
+    // learned from the host's root only (a hostPID pod entering the host), the neighbour's
+    // root is still another: killed
+    let from_host = AllowedExec {
+        host_root: true,
+        ..AllowedExec::from("/bin/busybox")
+    };
+    policy
+        .set_profile(7, [from_host])
+        .expect("allow from the host's root");
+    let st = in_cgroup_of_neighbour(&procs, n_pid, "setns");
+    assert_eq!(
+        st.signal(),
+        Some(libc::SIGKILL),
+        "learned from the host's root, run from a neighbour's: {st:?}"
+    );
+    // a profile that learned busybox from another root allows it from there: it runs
+    // (exit 127: busybox has no applet of that name)
     let from_anywhere = AllowedExec {
         other_root: true,
         ..AllowedExec::from("/bin/busybox")
@@ -339,6 +355,48 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         .expect("allow from another root");
     let st = in_cgroup_of_neighbour(&procs, n_pid, "setns");
     assert_eq!(st.code(), Some(127), "learned from another root: {st:?}");
+    // the host's root (a hostPID pod entering the host; here the test's own root, as
+    // /proc/1/root may be refused to it) is a root apart: killed when learned from another
+    // root only, run when learned from the host's (the host's busybox is /usr/bin/busybox
+    // on a merged-/usr host)
+    let st = in_cgroup_of_neighbour(&procs, n_pid, "host");
+    assert_eq!(
+        st.signal(),
+        Some(libc::SIGKILL),
+        "learned from another root, run from the host's: {st:?}"
+    );
+    let host_busybox = std::fs::canonicalize("/bin/busybox").expect("the host's busybox");
+    let host_busybox = host_busybox.to_str().expect("a UTF-8 path");
+    policy
+        .set_profile(
+            7,
+            [AllowedExec {
+                host_root: true,
+                ..AllowedExec::from(host_busybox)
+            }],
+        )
+        .expect("allow from the host's root");
+    let st = in_cgroup_of_neighbour(&procs, n_pid, "host");
+    assert_eq!(st.code(), Some(127), "learned from the host's root: {st:?}");
+    let from_host = |e: &falco_learn_event::Event| {
+        e.event_type() == EventType::Execve
+            && e.cgroup_id == cg.id
+            && e.process.exe == "fl-neighbour-host"
+    };
+    live.wait_for("the execs from the host's root", 10, |e| {
+        from_host(e) && !e.process.exe_flags.killed
+    });
+    let entered = live.matching(from_host);
+    assert_eq!(
+        entered.len(),
+        2,
+        "the execs from the host's root: {entered:?}"
+    );
+    for e in &entered {
+        let f = e.process.exe_flags;
+        assert!(f.host_root && !f.other_root && !f.relocated, "{f:?}");
+        assert_eq!(e.process.exepath, host_busybox);
+    }
     policy
         .set_profile(7, relocated_allowed)
         .expect("back to the home only");
@@ -351,7 +409,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
             && e.process.args.iter().any(|a| a == "echo fine")
     });
     let f = own.process.exe_flags;
-    assert!(!f.relocated && !f.other_root, "{f:?}");
+    assert!(!f.relocated && !f.other_root && !f.host_root, "{f:?}");
 
     // the container's own busybox, neither chrooted nor bind-mounted, is never relocated
     let own = live.matching(|e| {
@@ -481,7 +539,9 @@ fn in_cgroup_of_neighbour(
     unsafe {
         cmd.pre_exec(move || {
             join_cgroup(&procs)?;
-            let ok = if how == "chroot" {
+            let ok = if how == "host" {
+                true // the test's own root, the host's
+            } else if how == "chroot" {
                 libc::chroot(root.as_ptr()) == 0 && libc::chdir(c"/".as_ptr()) == 0
             } else {
                 let fd = libc::open(ns.as_ptr(), libc::O_RDONLY);
@@ -500,7 +560,7 @@ fn in_cgroup_of_neighbour(
 /// there, in the container's cgroup, before the runtime pivots), taken at the first exec
 /// from a root of its own (here a tmpfs a child pivots into, as a runtime does), then
 /// inherited by a cgroup made below it (an exec there from the host's root is flagged
-/// `other_root`), and forgotten when the cgroup is removed (`fl_cgroup_rmdir`).
+/// `host_root`, not `other_root`), and forgotten when the cgroup is removed (`fl_cgroup_rmdir`).
 #[test]
 fn a_cgroups_home_lives_as_long_as_the_cgroup() {
     if !may_run("the cgroup home test", &[]) {
@@ -560,7 +620,7 @@ fn a_cgroups_home_lives_as_long_as_the_cgroup() {
     let st = in_cgroup(&sub, None, "fl-home-sub");
     assert!(st.code().is_some(), "{st:?}");
     assert!(!homes().contains(&ino(&sub)), "the sub-cgroup took a home");
-    for (argv0, other_root) in [
+    for (argv0, host_root) in [
         ("fl-home-host-1", false),
         ("fl-home-own", false),
         ("fl-home-host-2", true),
@@ -571,8 +631,8 @@ fn a_cgroups_home_lives_as_long_as_the_cgroup() {
         });
         let f = ev.process.exe_flags;
         assert_eq!(
-            (f.other_root, f.relocated),
-            (other_root, false),
+            (f.host_root, f.other_root, f.relocated),
+            (host_root, false, false),
             "{argv0}: {f:?}"
         );
     }

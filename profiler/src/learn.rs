@@ -596,6 +596,7 @@ impl Learner {
                 upper_layer: flags.upper_layer,
                 // a container's only, as `relocated` above
                 other_root: flags.other_root && crate::matcher::in_container(ev),
+                host_root: flags.host_root && crate::matcher::in_container(ev),
                 written: writer.is_some(),
                 writer: writer.map(|w| w.0.clone()).unwrap_or_default(),
                 parents: if parent.is_empty() || init {
@@ -1023,10 +1024,10 @@ mod tests {
             .is_some_and(|p| p.exec.contains_key("/usr/sbin/nginx")));
     }
 
-    /// An exec from another root than the container's home (a hostPID pod entering the
-    /// host, a chroot into a neighbour's root) is drift evidence: it goes under review
-    /// with `other_root`, not into `exec:`, and the profile is tainted saying so; the
-    /// process is not flagged (its program was not born in the container).
+    /// An exec from another root than the container's home (a chroot into a neighbour's
+    /// root; a hostPID pod entering the host) is drift evidence: it goes under review
+    /// with `other_root` (or `host_root`), not into `exec:`, and the profile is tainted
+    /// saying so; the process is not flagged (its program was not born in the container).
     #[test]
     fn an_exec_from_another_root_goes_to_review_with_its_root() {
         let mut l = Learner::new(Limits::default(), None).expect("limits");
@@ -1062,6 +1063,25 @@ mod tests {
             &[(100, 1, "/usr/sbin/nginx"), SHIM],
         );
         assert!(matches!(l.observe(&w), Outcome::Learned { .. }));
+        // from the host's root: under review with `host_root`, a root of its own
+        let mut host = in_container(
+            exec("/usr/bin/nsenter", 0, 5_003),
+            102,
+            8,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        std::sync::Arc::make_mut(&mut host.process)
+            .exe_flags
+            .host_root = true;
+        let out = l.observe(&host);
+        assert!(
+            matches!(&out, Outcome::Drift { path, .. } if path == "/usr/bin/nsenter"),
+            "{out:?}"
+        );
+        let p = l.profile(&img).expect("profile");
+        let d = &p.review.drift["/usr/bin/nsenter"];
+        assert!(d.host_root && !d.other_root && !d.upper_layer && !d.written);
+        assert_eq!(d.evidence(), "the host's root");
     }
 
     #[test]

@@ -184,6 +184,18 @@ impl Profile {
         self.check(ev)
     }
 
+    /// Whether the root an exec ran from is one the profile's entry for `path` was learned
+    /// from: its container's home always; another root only as `other_root`, the host's
+    /// only as `host_root` (enforce-kill hashes each as a layer of its own).
+    fn root_allowed(&self, path: &str, flags: falco_learn_event::ExeFlags) -> bool {
+        if !flags.other_root && !flags.host_root {
+            return true;
+        }
+        self.exec.get(path).is_some_and(|e| {
+            (!flags.other_root || e.other_root) && (!flags.host_root || e.host_root)
+        })
+    }
+
     /// Like [`Profile::matches`] without the image check (for callers that
     /// already looked the profile up by the event's image).
     pub fn check(&self, ev: &Event) -> Option<Anomaly> {
@@ -207,11 +219,10 @@ impl Profile {
             // for ordinary services, and the host is never killed
             Behaviour::Exec { flags, .. } if flags.relocated && in_container(ev) => false,
             // run from another root than the container's home (a neighbour's root, the
-            // host's): allowed only by an entry learned from there, as enforce-kill
+            // host's): allowed only by an entry learned from that kind of root, as
+            // enforce-kill
             Behaviour::Exec { path, flags, .. }
-                if flags.other_root
-                    && in_container(ev)
-                    && !self.exec.get(path).is_some_and(|e| e.other_root) =>
+                if in_container(ev) && !self.root_allowed(path, flags) =>
             {
                 false
             }
@@ -238,10 +249,8 @@ impl Profile {
                     flags,
                     ..
                 } if !flags.killed
-                    && (!(flags.relocated
-                        || (flags.other_root
-                            && !self.exec.get(path).is_some_and(|e| e.other_root)))
-                        || !in_container(ev))
+                    && (!in_container(ev)
+                        || (!flags.relocated && self.root_allowed(path, flags)))
                     && !falco_learn_event::path::is_truncated(path)
                     && self.exec_allowed(path) =>
                 {

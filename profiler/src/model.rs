@@ -120,11 +120,16 @@ pub struct ExecEntry {
     /// after the container started).
     pub upper_layer: bool,
     /// Run from another root than its container's home, the root of the container's
-    /// first exec (the kernel's `exe_flags.other_root`: a hostPID pod entering the host
-    /// with `nsenter -m -t 1` or `chroot /proc/1/root`; a chroot into a neighbour's
-    /// root). Allowed from there only when learned so; drift evidence, so it is learned
-    /// under `review.drift` unless drift is accepted.
+    /// first exec, that is not the host's (the kernel's `exe_flags.other_root`: a chroot
+    /// into a neighbour's `/proc/<pid>/root`, a `setns` into another container, a root the
+    /// container built). Allowed from such a root only when learned so; drift evidence, so
+    /// it is learned under `review.drift` unless drift is accepted.
     pub other_root: bool,
+    /// Run from the host's root, the root of the host's init (the kernel's
+    /// `exe_flags.host_root`: a hostPID pod entering the host with `nsenter -m -t 1` or
+    /// `chroot /proc/1/root`). A root apart from `other_root`: allowed from the host's root
+    /// only when learned so; drift evidence like it.
+    pub host_root: bool,
     /// A process of the container wrote this file during the window before
     /// it ran.
     pub written: bool,
@@ -141,9 +146,10 @@ pub struct ExecEntry {
 
 impl ExecEntry {
     /// Whether the exec is drift: its executable was born in the container
-    /// ([`ExecEntry::born_here`]), or it ran from another root than the container's.
+    /// ([`ExecEntry::born_here`]), or it ran from another root than the container's (a
+    /// neighbour's, or the host's).
     pub fn is_drift(&self) -> bool {
-        self.born_here() || self.other_root
+        self.born_here() || self.other_root || self.host_root
     }
 
     /// Whether the executable was born in the container (a tmpfs, a memfd, the overlay's
@@ -160,6 +166,7 @@ impl ExecEntry {
             (self.memfd, "memfd"),
             (self.upper_layer, "overlay upper layer"),
             (self.other_root, "another root than the container's"),
+            (self.host_root, "the host's root"),
         ] {
             if on {
                 v.push(w.to_string());
@@ -182,6 +189,7 @@ impl ExecEntry {
         self.memfd |= o.memfd;
         self.upper_layer |= o.upper_layer;
         self.other_root |= o.other_root;
+        self.host_root |= o.host_root;
         self.written |= o.written;
         self.init |= o.init;
         if self.writer.is_empty() {

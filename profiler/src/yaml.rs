@@ -165,6 +165,7 @@ fn exec_line(o: &mut String, indent: &str, path: &str, e: &ExecEntry) {
         (e.memfd, "memfd"),
         (e.upper_layer, "upper_layer"),
         (e.other_root, "other_root"),
+        (e.host_root, "host_root"),
         (e.written, "written"),
         (e.init, "init"),
     ] {
@@ -431,6 +432,8 @@ struct ExecFile {
     #[serde(default)]
     other_root: bool,
     #[serde(default)]
+    host_root: bool,
+    #[serde(default)]
     written: bool,
     #[serde(default)]
     writer: String,
@@ -448,6 +451,7 @@ impl ExecFile {
             memfd: self.memfd,
             upper_layer: self.upper_layer,
             other_root: self.other_root,
+            host_root: self.host_root,
             written: self.written,
             writer: self.writer,
             parents: self.parents.into_iter().filter(|p| !p.is_empty()).collect(),
@@ -751,6 +755,14 @@ mod tests {
             &l,
         );
         p.learn_write("/var/log/nginx/access.log", 1_763_770_004_000_000_000, &l);
+        // learned from the host's root, and from another root
+        for (path, host) in [("/usr/bin/nsenter", true), ("/usr/bin/env", false)] {
+            p.learn_exec(path, false, 1_763_770_005_000_000_000);
+            if let Some(e) = p.exec.get_mut(path) {
+                e.host_root = host;
+                e.other_root = !host;
+            }
+        }
         p.write_dirs.insert("/var/cache/nginx".into(), Seen::at(5));
         p.learning.taint.push(TaintEntry {
             time: 7,
@@ -777,6 +789,8 @@ mod tests {
         );
         assert!(y.contains("    - { path: /var/cache/nginx/**, count: 1, first_seen: 1970-01-01T00:00:00.000000005Z, last_seen: 1970-01-01T00:00:00.000000005Z }\n"), "{y}");
         assert!(y.contains("  tag: \"1.27\"\n"), "{y}");
+        assert!(y.contains("  - { path: /usr/bin/nsenter, count: 1, first_seen: 2025-11-22T00:06:45.000000000Z, last_seen: 2025-11-22T00:06:45.000000000Z, host_root: true }\n"), "{y}");
+        assert!(y.contains("  - { path: /usr/bin/env, count: 1, first_seen: 2025-11-22T00:06:45.000000000Z, last_seen: 2025-11-22T00:06:45.000000000Z, other_root: true }\n"), "{y}");
     }
 
     #[test]
@@ -835,7 +849,7 @@ mod tests {
         );
         let msg = from_yaml(&y, "p.yaml").expect_err("dup").to_string();
         assert!(
-            msg.contains("exec[2].path: duplicate entry '/usr/sbin/nginx'"),
+            msg.contains("exec[4].path: duplicate entry '/usr/sbin/nginx'"),
             "{msg}"
         );
 

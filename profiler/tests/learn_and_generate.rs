@@ -957,32 +957,46 @@ fn awkward_names_round_trip_and_generated_rules_agree() {
         std::sync::Arc::make_mut(&mut ev.container).id = "host".into();
         assert_eq!(p.check(&ev), None, "{name:?} on the host");
     }
-    // run from another root than the container's home (a neighbour's root, the host's): an
-    // anomaly unless the entry was learned from another root
+    // run from another root than the container's home (a neighbour's root) or from the
+    // host's root: an anomaly unless the entry was learned from that kind of root; each
+    // root allows only itself (an entry learned for a pod entering the host does not allow
+    // a neighbour's root, nor the other way round)
+    type Root = fn(&mut falco_learn_event::ExeFlags) -> &mut bool;
+    type Learned = fn(&mut falco_learn_profiler::ExecEntry) -> &mut bool;
+    let roots: [(&str, Root, Learned); 2] = [
+        ("another root", |f| &mut f.other_root, |e| &mut e.other_root),
+        (
+            "the host's root",
+            |f| &mut f.host_root,
+            |e| &mut e.host_root,
+        ),
+    ];
     for name in AWKWARD {
-        let mut ev = event_of(EventType::Execve, name);
-        std::sync::Arc::make_mut(&mut ev.process)
-            .exe_flags
-            .other_root = true;
-        let a = p
-            .matches(&ev)
-            .expect("an exec from another root is an anomaly");
-        assert_eq!(
-            (a.dimension, a.value.as_str(), a.parent),
-            (Dimension::Exec, *name, None),
-            "{name:?}"
-        );
-        let mut learned = p.clone();
-        if let Some(e) = learned.exec.get_mut(*name) {
-            e.other_root = true;
+        for (i, (root, flag, _)) in roots.iter().enumerate() {
+            let mut ev = event_of(EventType::Execve, name);
+            *flag(&mut std::sync::Arc::make_mut(&mut ev.process).exe_flags) = true;
+            let a = p
+                .matches(&ev)
+                .unwrap_or_else(|| panic!("an exec from {root} is an anomaly"));
+            assert_eq!(
+                (a.dimension, a.value.as_str(), a.parent),
+                (Dimension::Exec, *name, None),
+                "{name:?} from {root}"
+            );
+            for (j, (learned_from, _, learned_flag)) in roots.iter().enumerate() {
+                let mut learned = p.clone();
+                if let Some(e) = learned.exec.get_mut(*name) {
+                    *learned_flag(e) = true;
+                }
+                assert_eq!(
+                    learned.matches(&ev).is_none(),
+                    i == j,
+                    "{name:?} from {root}, learned from {learned_from}"
+                );
+            }
+            std::sync::Arc::make_mut(&mut ev.container).id = "host".into();
+            assert_eq!(p.check(&ev), None, "{name:?} on the host");
         }
-        assert_eq!(
-            learned.matches(&ev),
-            None,
-            "{name:?} learned from another root"
-        );
-        std::sync::Arc::make_mut(&mut ev.container).id = "host".into();
-        assert_eq!(p.check(&ev), None, "{name:?} on the host");
     }
     // every learned name is allowed, by the matcher and so by the rules
     for name in AWKWARD {

@@ -280,6 +280,8 @@ struct ExecV1 {
     // omitted when false, so an older falco-learn still reads the records that lack it
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     other_root: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    host_root: bool,
     #[serde(default)]
     written: bool,
     #[serde(default)]
@@ -298,6 +300,7 @@ impl From<&ExecEntry> for ExecV1 {
             memfd: e.memfd,
             upper_layer: e.upper_layer,
             other_root: e.other_root,
+            host_root: e.host_root,
             written: e.written,
             writer: e.writer.clone(),
             parents: e.parents.iter().cloned().collect(),
@@ -314,6 +317,7 @@ impl From<ExecV1> for ExecEntry {
             memfd: v.memfd,
             upper_layer: v.upper_layer,
             other_root: v.other_root,
+            host_root: v.host_root,
             written: v.written,
             writer: v.writer,
             parents: v.parents.into_iter().collect(),

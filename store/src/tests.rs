@@ -204,6 +204,38 @@ fn put_replace_and_remove() {
     assert!(!store.remove_profile(&img()).expect("rm again"));
 }
 
+/// Where an exec ran from (`other_root`, `host_root`) is kept, and a record with neither
+/// does not carry the keys (an older falco-learn refuses unknown ones).
+#[test]
+fn exec_roots_are_kept_and_absent_when_false() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(dir.path()).expect("open");
+    let mut p = Profile::new(img());
+    for (path, other, host) in [
+        ("/usr/sbin/nginx", false, false),
+        ("/usr/bin/env", true, false),
+        ("/usr/bin/nsenter", false, true),
+    ] {
+        p.learn_exec(path, false, 1);
+        if let Some(e) = p.exec.get_mut(path) {
+            e.other_root = other;
+            e.host_root = host;
+        }
+    }
+    store.put_profile(&p).expect("put");
+    assert_eq!(store.profile(&img()).expect("r"), Some(p.clone()));
+    let plain = serde_json::to_string(&ExecV1::from(&p.exec["/usr/sbin/nginx"])).expect("json");
+    assert!(
+        !plain.contains("other_root") && !plain.contains("host_root"),
+        "{plain}"
+    );
+    let host = serde_json::to_string(&ExecV1::from(&p.exec["/usr/bin/nsenter"])).expect("json");
+    assert!(
+        host.contains("\"host_root\":true") && !host.contains("other_root"),
+        "{host}"
+    );
+}
+
 #[test]
 fn errors_name_tree_and_key() {
     let dir = tempfile::tempdir().expect("tmp");

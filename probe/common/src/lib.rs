@@ -68,11 +68,19 @@ pub const EXE_RUNTIME: u32 = 512;
 /// enforce-kill kills it whatever the profile allows.
 pub const EXE_RELOCATED: u32 = 1024;
 /// Run from another root than its cgroup's home (events.h `FL_EXE_OTHER_ROOT`: the root of
-/// the cgroup's first exec): a neighbour's `/proc/<pid>/root`, a `setns`, a hostPID pod
-/// entering the host. enforce-kill allows it only where the profile learned it so.
+/// the cgroup's first exec) that is not the host's: a neighbour's `/proc/<pid>/root`, a
+/// `setns` into another container. enforce-kill allows it only where the profile learned it
+/// so.
 pub const EXE_OTHER_ROOT: u32 = 4096;
+/// Run from the host's root (the root of global pid 1) in a cgroup whose home is another
+/// (events.h `FL_EXE_HOST_ROOT`): a hostPID pod entering the host (`nsenter -m -t 1`,
+/// `chroot /proc/1/root`). A layer apart from [`EXE_OTHER_ROOT`], allowed only where the
+/// profile learned it so.
+pub const EXE_HOST_ROOT: u32 = 8192;
 /// The bit [`EXE_OTHER_ROOT`] takes in enforce-kill's hash byte (probe.bpf.c).
 pub const KILL_BYTE_OTHER_ROOT: u8 = 8;
+/// The bit [`EXE_HOST_ROOT`] takes in enforce-kill's hash byte (probe.bpf.c).
+pub const KILL_BYTE_HOST_ROOT: u8 = 16;
 /// enforce-kill hashes at most this many 8-byte words of an exe path (`FL_KILL_HASH_WORDS`):
 /// all of it (more than the longest path).
 pub const KILL_HASH_WORDS: usize = (MAX_PATH + 32) / 8;

@@ -56,11 +56,17 @@ enum fl_stat {
 #define FL_EXE_OTHER_ROOT 4096 /* run from another root than its cgroup's home (probe.bpf.c HOMES:
 				 a neighbour's /proc/<pid>/root, a setns, a hostPID pod entering the
 				 host): a layer of its own in the kill hash (8 in its flags byte), which
-				 a profile entry may allow as learned */
+				 a profile entry may allow as learned; not the host's root, which is
+				 FL_EXE_HOST_ROOT */
+#define FL_EXE_HOST_ROOT 8192 /* run from the host's root (the root of global pid 1) in a cgroup
+				 whose home is another: a hostPID pod entering the host (nsenter -m -t 1,
+				 chroot /proc/1/root); a layer of its own in the kill hash (16 in its flags
+				 byte), apart from a neighbour's root */
 
 /* enforce-kill: the exe path hash (SipHash-1-3) covers the whole path and one byte of its
  * flags (detached 32, parentless 128; where the file lives: tmpfs 1, memfd 2, upper layer 4;
- * another root than the cgroup's home 8; relocated 64, never allowed), 8 bytes a round. A
+ * another root than the cgroup's home 8, the host's root there 16; relocated 64, never
+ * allowed), 8 bytes a round. A
  * truncated path is never allowed. */
 #define FL_KILL_HASH_WORDS ((FL_MAX_PATH + 32) / 8) /* SipHash words: more than a path and its flags byte */
 

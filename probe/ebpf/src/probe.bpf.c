@@ -444,8 +444,9 @@ struct {
  * from the first exec judged in it (not the runtime's own child, not relocated otherwise,
  * not from the host's root) unless an ancestor cgroup has one (cgroup_home), by cgroup v2
  * id; removed when the cgroup is (fl_cgroup_rmdir). A later exec in the cgroup
- * from another root is flagged FL_EXE_OTHER_ROOT (a layer of its own in the kill hash, which
- * a profile entry allows only as learned): a chroot into a neighbour's /proc/<pid>/root (hostPID,
+ * from another root is flagged FL_EXE_OTHER_ROOT, or FL_EXE_HOST_ROOT when that root is the
+ * host's (a layer of its own each in the kill hash, which a profile entry allows only as
+ * learned): a chroot into a neighbour's /proc/<pid>/root (hostPID,
  * shareProcessNamespace), a setns into another container's mount namespace, a mount stacked
  * on "/" and `chroot .`, a pivot_root into a directory of the container's own files all give
  * the task another root, while exec sessions (runc exec's setns), `unshare -m` and bind
@@ -498,25 +499,46 @@ static __always_inline int cgroup_home(struct task_struct *task, struct home *ou
 	return -1;
 }
 
-/* The root of the host's init (global pid 1), found up the task's ancestry (every process
- * descends from it: orphans are adopted by it or a subreaper below it). False when the walk
- * ends first. */
+/* The host's init (global pid 1) once found (host_root): its task_struct lives as long as
+ * the machine (the kernel panics when it exits), so the walk up an ancestry to it is made
+ * once per load, not on every exec of a host process in a cgroup without a home (each
+ * systemd service's). Its root is read on each use (a switch-root changes it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} HOST_INIT SEC(".maps");
+
+/* The root of the host's init (global pid 1): from HOST_INIT, else found up the task's
+ * ancestry (every process descends from it: orphans are adopted by it or a subreaper below
+ * it) and kept there. False when the walk ends first. */
 static __always_inline bool host_root(struct task_struct *t, struct home *out)
 {
-	for (int i = 0; i < 64; i++) {
-		struct task_struct *p;
-		if (BPF_CORE_READ(t, tgid) == 1) {
-			struct path r = BPF_CORE_READ(t, fs, root);
-			out->sb = (u64)BPF_CORE_READ(r.mnt, mnt_sb);
-			out->dentry = (u64)r.dentry;
-			return true;
+	u32 zero = 0;
+	u64 *init = bpf_map_lookup_elem(&HOST_INIT, &zero);
+	if (!init)
+		return false;
+	if (!*init) {
+		for (int i = 0; i < 64; i++) {
+			struct task_struct *p;
+			if (BPF_CORE_READ(t, tgid) == 1) {
+				/* its leader: a thread of init that forked may end */
+				*init = (u64)BPF_CORE_READ(t, group_leader);
+				break;
+			}
+			p = BPF_CORE_READ(t, real_parent);
+			if (!p || p == t)
+				return false;
+			t = p;
 		}
-		p = BPF_CORE_READ(t, real_parent);
-		if (!p || p == t)
+		if (!*init)
 			return false;
-		t = p;
 	}
-	return false;
+	struct path r = BPF_CORE_READ((struct task_struct *)*init, fs, root);
+	out->sb = (u64)BPF_CORE_READ(r.mnt, mnt_sb);
+	out->dentry = (u64)r.dentry;
+	return true;
 }
 
 SEC("tp_btf/cgroup_rmdir")
@@ -1411,8 +1433,12 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 				/* nested deeper than the walk: no home can be told */
 				flags |= FL_EXE_RELOCATED;
 			} else if (found) {
+				/* another root: the host's (a hostPID pod entering the host) is a
+				 * layer apart from a neighbour's */
 				if (home.sb != here.sb || home.dentry != here.dentry)
-					flags |= FL_EXE_OTHER_ROOT;
+					flags |= host_root(task, &host) && host.sb == here.sb && host.dentry == here.dentry
+							 ? FL_EXE_HOST_ROOT
+							 : FL_EXE_OTHER_ROOT;
 			} else if (!(flags & FL_EXE_RELOCATED) &&
 				   /* the host's root is no container's home: an OCI createContainer
 				    * hook runs there, in the cgroup, before the runtime pivots */
@@ -1452,10 +1478,13 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			u64 m;
 			/* a relocated exe as bit 64 (FL_EXE_KILLED's, never set here): no profile
 			 * entry allows it; one from another root than the cgroup's home as bit 8
-			 * (FL_EXE_OVERLAY's, not hashed otherwise): an entry allows it as learned */
+			 * (FL_EXE_OVERLAY's, not hashed otherwise), from the host's root there as
+			 * bit 16 (FL_PATH_TRUNCATED's: a truncated path is never allowed, below):
+			 * an entry allows each as learned */
 			data[len & DATA_MASK] =
 				(u8)(flags & (FL_PATH_DETACHED | FL_PATH_PSEUDO | FL_EXE_TMPFS | FL_EXE_MEMFD | FL_EXE_UPPER)) |
-				((flags & FL_EXE_RELOCATED) ? 64 : 0) | ((flags & FL_EXE_OTHER_ROOT) ? 8 : 0);
+				((flags & FL_EXE_RELOCATED) ? 64 : 0) | ((flags & FL_EXE_OTHER_ROOT) ? 8 : 0) |
+				((flags & FL_EXE_HOST_ROOT) ? 16 : 0);
 			/* zero padding for the last word (argv overwrites it below) */
 #pragma unroll
 			for (u32 j = 1; j < 9; j++)

@@ -282,11 +282,17 @@ pub struct ExeFlags {
     /// mount of its root's filesystem (a bind mount of a container's own file onto another
     /// path). No profile entry allows it; enforce-kill kills it.
     pub relocated: bool,
-    /// Run from another root than its cgroup's home, the root of the cgroup's first exec
-    /// (a chroot into a neighbour's `/proc/<pid>/root`, a `setns` into another mount
-    /// namespace, a hostPID pod entering the host). A profile entry allows it only when it
-    /// was learned so (`ExecEntry::other_root`); enforce-kill kills it otherwise.
+    /// Run from another root than its cgroup's home, the root of the cgroup's first exec,
+    /// that is not the host's (a chroot into a neighbour's `/proc/<pid>/root`, a `setns`
+    /// into another container's mount namespace, a root the container built). A profile
+    /// entry allows it only when it was learned so (`ExecEntry::other_root`); enforce-kill
+    /// kills it otherwise.
     pub other_root: bool,
+    /// Run from the host's root (the root of global pid 1) in a cgroup whose home is
+    /// another: a hostPID pod entering the host (`nsenter -m -t 1`, `chroot /proc/1/root`).
+    /// A root apart from [`ExeFlags::other_root`]: a profile entry allows it only when it
+    /// was learned so (`ExecEntry::host_root`); enforce-kill kills it otherwise.
+    pub host_root: bool,
 }
 
 /// An ancestor of the event's process (parent first) for `proc.pname`,

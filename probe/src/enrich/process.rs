@@ -71,6 +71,7 @@ pub(super) fn exec(
         runtime: e.flags & abi::EXE_RUNTIME != 0,
         relocated: e.flags & abi::EXE_RELOCATED != 0,
         other_root: e.flags & abi::EXE_OTHER_ROOT != 0,
+        host_root: e.flags & abi::EXE_HOST_ROOT != 0,
     };
     p.container = container;
     Args::Exec {

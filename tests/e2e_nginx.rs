@@ -308,8 +308,9 @@ fn behaviour(p: &Profile) -> Behaviour {
             .map(|(k, e)| {
                 let parents: Vec<&str> = e.parents.iter().map(String::as_str).collect();
                 format!(
-                    "{k}{}{} parents [{}]",
+                    "{k}{}{}{} parents [{}]",
                     if e.tmpfs { " (tmpfs)" } else { "" },
+                    if e.other_fs { " (other fs)" } else { "" },
                     if e.init { " (init)" } else { "" },
                     parents.join(", ")
                 )

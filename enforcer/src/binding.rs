@@ -111,6 +111,7 @@ impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
                     memfd: e.memfd,
                     other_root: e.other_root,
                     host_root: e.host_root,
+                    other_fs: e.other_fs,
                 }),
         )
         .map(|n| format!("allows {n} executable(s); any other exec in its containers is killed"))

@@ -42,8 +42,9 @@ use aya::maps::{HashMap, MapData};
 use aya::Ebpf;
 use falco_learn_event::path::KernelForm;
 use falco_learn_probe_common::{
-    EXE_HOST_ROOT, EXE_MEMFD, EXE_OTHER_ROOT, EXE_TMPFS, EXE_UPPER, KILL_BYTE_HOST_ROOT,
-    KILL_BYTE_OTHER_ROOT, KILL_HASH_WORDS, PATH_DETACHED, PATH_PSEUDO,
+    EXE_HOST_ROOT, EXE_MEMFD, EXE_OTHER_FS, EXE_OTHER_ROOT, EXE_TMPFS, EXE_UPPER,
+    KILL_BYTE2_OTHER_FS, KILL_BYTE_HOST_ROOT, KILL_BYTE_OTHER_ROOT, KILL_HASH_WORDS, PATH_DETACHED,
+    PATH_PSEUDO,
 };
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -51,9 +52,10 @@ use std::sync::{Mutex, MutexGuard};
 
 /// The hash the kernel computes of an exe path in one of its forms
 /// ([`falco_learn_event::path::kernel_forms`]), keyed with `key`: SipHash-1-3 of the
-/// path's bytes followed by one byte holding the form's path flags ([`PATH_DETACHED`],
-/// [`PATH_PSEUDO`]) and where the file lives (`layer`: [`EXE_TMPFS`], [`EXE_MEMFD`] or
-/// [`EXE_UPPER`], an overlay's upper layer; 0: a lower layer or a disk; with
+/// path's bytes followed by two bytes holding the form's path flags ([`PATH_DETACHED`],
+/// [`PATH_PSEUDO`]) and where the file lives (`layer`: [`EXE_TMPFS`], [`EXE_MEMFD`],
+/// [`EXE_UPPER`], an overlay's upper layer, or [`EXE_OTHER_FS`], another filesystem than
+/// the root's; 0: the root's lower layer or disk; with
 /// [`EXE_OTHER_ROOT`] when run from another root than the cgroup's home, or
 /// [`EXE_HOST_ROOT`] when that root is the host's), so an unlinked
 /// `/bin/sh` and a file named `/bin/sh (deleted)` differ, and so do the image's `/bin/sh`
@@ -74,11 +76,11 @@ pub fn path_hash(key: [u64; 2], form: &KernelForm, layer: u32) -> u64 {
     if form.pseudo {
         flags |= PATH_PSEUDO;
     }
-    let end = form.bytes.len().min(KILL_HASH_WORDS * 8 - 1);
+    let end = form.bytes.len().min(KILL_HASH_WORDS * 8 - 2);
     let mut h = siphasher::sip::SipHasher13::new_with_keys(key[0], key[1]);
     h.write(&form.bytes[..end]);
-    // the kernel keeps these flags (1, 2, 4, 32 and 128) in one byte, another root as 8,
-    // the host's root as 16
+    // the kernel keeps these flags (1, 2, 4, 32 and 128) in the first byte, another root as
+    // 8, the host's root as 16
     let mut root = 0;
     if layer & EXE_OTHER_ROOT != 0 {
         root |= KILL_BYTE_OTHER_ROOT;
@@ -87,12 +89,18 @@ pub fn path_hash(key: [u64; 2], form: &KernelForm, layer: u32) -> u64 {
         root |= KILL_BYTE_HOST_ROOT;
     }
     h.write_u8(flags as u8 | root);
+    // the second byte: another filesystem than the root's
+    h.write_u8(if layer & EXE_OTHER_FS != 0 {
+        KILL_BYTE2_OTHER_FS
+    } else {
+        0
+    });
     h.finish()
 }
 
 /// An executable a profile allows ([`KillPolicy::set_profile`]): its rendered path, and
 /// where else than an image's lower layer (or a disk) it may live, as the profile learned it
-/// (`ExecEntry`'s `upper_layer`, `tmpfs`, `memfd`). A path alone (`"/bin/sh"`) is the
+/// (`ExecEntry`'s `upper_layer`, `tmpfs`, `memfd`, `other_fs`). A path alone (`"/bin/sh"`) is the
 /// image's file only (a memfd's `memfd:…` name is a memfd).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AllowedExec<'a> {
@@ -103,6 +111,9 @@ pub struct AllowedExec<'a> {
     pub tmpfs: bool,
     /// A memfd (or a tmpfs file named `memfd:…`).
     pub memfd: bool,
+    /// On another filesystem than the process's root (a volume, a file bound in from the
+    /// host), not a tmpfs.
+    pub other_fs: bool,
     /// Also run from another root than its cgroup's home that is not the host's
     /// (`ExecEntry::other_root`), from any of the places above.
     pub other_root: bool,
@@ -134,18 +145,24 @@ pub fn fs_magic(path: &std::path::Path) -> Option<i64> {
 
 impl<'a> AllowedExec<'a> {
     /// A file of this machine's own filesystems, where the kernel will find it (a tmpfs, a
-    /// `memfd:…`-named tmpfs file, or neither), for tools that allow a host file (`selftest`,
-    /// `bench`). A file not there yet is judged by the nearest directory that is.
+    /// `memfd:…`-named tmpfs file, another filesystem than "/"'s, or neither), for tools
+    /// that allow a host file (`selftest`, `bench`), run from the host's root. A file not
+    /// there yet is judged by the nearest directory that is.
     pub fn host_file(path: &'a str) -> AllowedExec<'a> {
         let on_tmpfs =
             std::path::Path::new(path).ancestors().find_map(fs_magic) == Some(TMPFS_MAGIC);
         let memfd_name = std::path::Path::new(path)
             .file_name()
             .is_some_and(|n| n.as_encoded_bytes().starts_with(b"memfd:"));
+        let other_fs = std::path::Path::new(path)
+            .ancestors()
+            .find_map(superblock)
+            .is_some_and(|sb| Some(sb) != superblock(std::path::Path::new("/")));
         AllowedExec {
             path,
             tmpfs: on_tmpfs && !memfd_name,
             memfd: on_tmpfs && memfd_name,
+            other_fs: other_fs && !on_tmpfs,
             ..AllowedExec::default()
         }
     }
@@ -161,11 +178,15 @@ impl<'a> AllowedExec<'a> {
         .into_iter()
         .filter_map(|(on, r)| on.then_some(r))
         .collect();
+        // another filesystem: not a tmpfs or a memfd (those are flagged as such), but
+        // maybe another overlay's upper layer (a volume that is an overlay)
         [
             (true, 0),
             (self.upper_layer, EXE_UPPER),
             (self.tmpfs, EXE_TMPFS),
             (memfd, EXE_MEMFD),
+            (self.other_fs, EXE_OTHER_FS),
+            (self.other_fs && self.upper_layer, EXE_OTHER_FS | EXE_UPPER),
         ]
         .into_iter()
         .filter_map(|(on, l)| on.then_some(l))
@@ -187,6 +208,30 @@ pub fn random_key() -> Option<[u64; 2]> {
     k0.copy_from_slice(&b[..8]);
     k1.copy_from_slice(&b[8..]);
     Some([u64::from_le_bytes(k0), u64::from_le_bytes(k1)])
+}
+
+/// The filesystem (superblock) `path` is on, as the kernel tells them apart: its mount's
+/// device number in `/proc/self/mountinfo` (`major:minor`, the superblock's), found by the
+/// mount id `statx(2)` gives (Linux 5.8+). Not `stat`'s `st_dev`, which a btrfs subvolume
+/// has of its own on the same filesystem. `None` when either is not known.
+pub fn superblock(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statx writes into the zeroed struct we own; c is NUL-terminated.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_MNT_ID, &mut st) };
+    if r != 0 || st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return None;
+    }
+    let id = st.stx_mnt_id.to_string();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        (f.next() == Some(id.as_str()))
+            .then(|| f.nth(1).map(str::to_string))
+            .flatten()
+    })
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on pure v2,
@@ -604,18 +649,28 @@ mod tests {
             pseudo: false,
         };
         let key = [0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908];
-        // SipHash-1-3 of the bytes and then the flags byte: the reference computation
-        let sip = |bytes: &[u8], flags: u8| {
+        // SipHash-1-3 of the bytes and then the two flags bytes: the reference computation
+        let sip = |bytes: &[u8], flags: u16| {
             let mut h = siphasher::sip::SipHasher13::new_with_keys(key[0], key[1]);
             let mut m = bytes.to_vec();
-            m.push(flags);
+            m.extend_from_slice(&flags.to_le_bytes());
             h.write(&m);
             h.finish()
         };
         assert_eq!(path_hash(key, &linked(b"/bin/sh"), 0), sip(b"/bin/sh", 0));
-        // where the file lives: events.h FL_EXE_TMPFS (1), FL_EXE_MEMFD (2), FL_EXE_UPPER (4);
-        // the other exe flags are not hashed
-        for (layer, byte) in [(EXE_TMPFS, 1), (EXE_MEMFD, 2), (EXE_UPPER, 4), (0x3f8, 0)] {
+        // where the file lives: events.h FL_EXE_TMPFS (1), FL_EXE_MEMFD (2), FL_EXE_UPPER (4),
+        // FL_EXE_OTHER_FS (bit 1 of the second byte); the root it ran from: FL_EXE_OTHER_ROOT
+        // (8), FL_EXE_HOST_ROOT (16); the other exe flags are not hashed
+        for (layer, byte) in [
+            (EXE_TMPFS, 1),
+            (EXE_MEMFD, 2),
+            (EXE_UPPER, 4),
+            (EXE_OTHER_ROOT, 8),
+            (EXE_HOST_ROOT, 16),
+            (EXE_OTHER_FS, 0x100),
+            (EXE_OTHER_FS | EXE_UPPER | EXE_HOST_ROOT, 0x114),
+            (0x3f8, 0),
+        ] {
             assert_eq!(
                 path_hash(key, &linked(b"/bin/sh"), layer),
                 sip(b"/bin/sh", byte),
@@ -681,6 +736,19 @@ mod tests {
         };
         assert_eq!(l(tmpfs), vec![0, EXE_TMPFS]);
         assert_eq!(l(AllowedExec::from("memfd:x")), vec![0, EXE_MEMFD]);
+        let volume = AllowedExec {
+            other_fs: true,
+            ..AllowedExec::from("/data/x")
+        };
+        assert_eq!(l(volume), vec![0, EXE_OTHER_FS]);
+        let overlay_volume = AllowedExec {
+            upper_layer: true,
+            ..volume
+        };
+        assert_eq!(
+            l(overlay_volume),
+            vec![0, EXE_UPPER, EXE_OTHER_FS, EXE_OTHER_FS | EXE_UPPER]
+        );
         // learned from another root too: each place, from the home and from another root
         let other = AllowedExec {
             upper_layer: true,
@@ -702,7 +770,7 @@ mod tests {
             ..host
         };
         assert_eq!(l(both), vec![0, EXE_OTHER_ROOT, EXE_HOST_ROOT]);
-        // the hash byte: each root is a bit of its own, next to the layer's
+        // the hash's flags bytes: each root and place is a bit of its own
         let key = [7, 9];
         let form = KernelForm {
             bytes: b"/usr/bin/x".to_vec(),
@@ -716,6 +784,8 @@ mod tests {
             EXE_UPPER,
             EXE_UPPER | EXE_OTHER_ROOT,
             EXE_UPPER | EXE_HOST_ROOT,
+            EXE_OTHER_FS,
+            EXE_OTHER_FS | EXE_HOST_ROOT,
         ];
         let hashes: AHashSet<u64> = layers
             .into_iter()
@@ -727,6 +797,12 @@ mod tests {
             assert!(AllowedExec::host_file("/dev/null").tmpfs);
         }
         assert!(!AllowedExec::host_file("/proc/self/exe").tmpfs);
+        // another filesystem than the root's, by superblock
+        let root = superblock(std::path::Path::new("/"));
+        assert!(root.is_some());
+        assert_ne!(superblock(std::path::Path::new("/proc")), root);
+        assert!(AllowedExec::host_file("/proc/version").other_fs);
+        assert!(!AllowedExec::host_file("/").other_fs);
     }
 
     /// The multiply-xor hash used before had a collision for every seed: flipping the top

@@ -419,7 +419,17 @@ fn check_exec(seen: &Seen, env: &Env) -> Result<String, String> {
     expect("upper-layer flag", f.upper_layer, false)?;
     expect("killed flag", f.killed, false)?;
     expect("ia32 flag", f.ia32, false)?;
-    Ok(format!("{want} (no drift flags)"))
+    // on the root's filesystem unless this machine keeps it on another (a /home, a /work)
+    let other_fs = crate::kill::AllowedExec::host_file(&want).other_fs;
+    expect("other-filesystem flag", f.other_fs, other_fs)?;
+    Ok(format!(
+        "{want} (no drift flags{})",
+        if other_fs {
+            "; on another filesystem than the root's"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// The verifier's limit of processed instructions per program (`BPF_COMPLEXITY_LIMIT_INSNS`).
@@ -1132,6 +1142,51 @@ fn check_exec_ia32(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, Stri
     Ok(format!(
         "{want} flagged ia32, its execve (11) reported as an ia32 syscall"
     ))
+}
+
+/// An executable on another filesystem than the root's that is not a tmpfs (a ramfs
+/// mounted for the check, as a volume is): flagged `other_fs`, not `tmpfs`.
+fn check_exec_other_fs(seen: &Seen, env: &Env) -> Result<String, String> {
+    let dir = env.dir.join("ramfs");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let c = cstr(&dir)?;
+    let none = std::ptr::null();
+    // SAFETY: a mount of a new ramfs on a directory of our own; the strings are ours.
+    if unsafe {
+        libc::mount(
+            c"fl-selftest".as_ptr(),
+            c.as_ptr(),
+            c"ramfs".as_ptr(),
+            0,
+            none,
+        )
+    } != 0
+    {
+        return Err(format!(
+            "mount a ramfs on {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    let copy = dir.join("fl-volume-exe");
+    let run = (|| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(&copy, &env.exe_bytes).map_err(|e| format!("write: {e}"))?;
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("chmod: {e}"))?;
+        let pid = spawn_version(&copy)?;
+        let ev = seen.wait("execve", pid, |e| is_exec(e, pid))?;
+        let want = copy.to_string_lossy();
+        expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
+        let f = ev.process.exe_flags;
+        expect("other-filesystem flag", f.other_fs, true)?;
+        expect("tmpfs flag", f.tmpfs, false)?;
+        expect("relocated flag", f.relocated, false)?;
+        Ok(format!("{want} (a ramfs) flagged other_fs"))
+    })();
+    // SAFETY: unmounting the ramfs mounted above.
+    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    run
 }
 
 fn check_exec_tmpfs(seen: &Seen, env: &Env) -> Result<String, String> {
@@ -2786,6 +2841,7 @@ pub fn run(cfg: &SelftestConfig) -> Result<Report, ProbeError> {
     add("verifier-margin", check_verifier_margin(&probe));
     add("exec", check_exec(&seen, &env));
     add("exec-tmpfs", check_exec_tmpfs(&seen, &env));
+    add("exec-other-fs", check_exec_other_fs(&seen, &env));
     add("exec-memfd", check_exec_memfd(&seen, &env));
     add("exec-execveat", check_exec_execveat(&seen, &probe, &env));
     add("exec-ia32", check_exec_ia32(&seen, &probe, &env));

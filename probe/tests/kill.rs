@@ -30,7 +30,19 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     let policy = live.probe.kill_policy().expect("kill policy");
 
     let name = format!("fl-kill-{}", std::process::id());
-    let _c = CtrContainer::run(&image.reference, &name, &[], &["/bin/sleep", "60"]);
+    // a volume: a host directory on a disk filesystem (not the container's root, not a
+    // tmpfs), as a disk-backed emptyDir or a hostPath is
+    let volume = tempfile::tempdir_in("/var/tmp").expect("a volume directory");
+    let mount = format!(
+        "type=bind,src={},dst=/data,options=rbind:rw",
+        volume.path().display()
+    );
+    let _c = CtrContainer::run(
+        &image.reference,
+        &name,
+        &["--mount", &mount],
+        &["/bin/sleep", "60"],
+    );
     let task_pid = ctr_task_pid(&name);
     let cg = cgroup_of(task_pid).expect("container cgroup");
     assert_eq!(cg.path, format!("/default/{name}"));
@@ -158,6 +170,92 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         .expect("allow /dev/echo from a tmpfs");
     let (out, _) = ctr_sh(&name, "tmpfs-allowed", "/dev/echo SURVIVED");
     assert_eq!(out, "SURVIVED");
+    // a file of the volume (another filesystem than the container's root) at a path
+    // allowed from the image is killed, and so is one bound onto such a path (a process
+    // with mount rights, in a user namespace of its own: `unshare -Urm`); allowed as
+    // learned from another filesystem, both run
+    std::fs::copy("/bin/busybox", volume.path().join("echo")).expect("copy to the volume");
+    let (out, code) = ctr_sh(
+        &name,
+        "vol-point",
+        "mkdir -p /tmp/vp && touch /tmp/vp/echo && echo made",
+    );
+    assert_eq!((out.as_str(), code), ("made", 0));
+    let mounted = Command::new("nsenter")
+        .args([
+            "-t",
+            &task_pid.to_string(),
+            "-m",
+            "/bin/busybox",
+            "mount",
+            "--bind",
+        ])
+        .args(["/data/echo", "/tmp/vp/echo"])
+        .status()
+        .expect("nsenter");
+    assert!(
+        mounted.success(),
+        "bind mount in the container: {mounted:?}"
+    );
+    policy
+        .set_profile(7, ["/bin/busybox", "/data/echo", "/tmp/vp/echo"])
+        .expect("allow the volume's paths from the image");
+    for (i, path) in ["/data/echo", "/tmp/vp/echo"].into_iter().enumerate() {
+        let (out, code) = ctr_sh(
+            &name,
+            &format!("volume-{i}"),
+            &format!("{path} SURVIVED; echo rc=$?"),
+        );
+        assert_eq!(
+            (out.as_str(), code),
+            ("rc=137", 0),
+            "{path}: a volume's file ran as the image's"
+        );
+        let ev = live.wait_for("the volume's exec", 10, |e| {
+            e.event_type() == EventType::Execve
+                && e.container.id == name
+                && e.process.exepath == path
+                && e.process.exe_flags.killed
+        });
+        let f = ev.process.exe_flags;
+        assert!(
+            f.other_fs && !f.tmpfs && !f.upper_layer && !f.relocated && !f.other_root,
+            "{path}: {f:?}"
+        );
+    }
+    let volume_file = |path| AllowedExec {
+        other_fs: true,
+        ..AllowedExec::from(path)
+    };
+    policy
+        .set_profile(
+            7,
+            [
+                AllowedExec::from("/bin/busybox"),
+                volume_file("/data/echo"),
+                volume_file("/tmp/vp/echo"),
+            ],
+        )
+        .expect("allow the volume's files");
+    for (i, path) in ["/data/echo", "/tmp/vp/echo"].into_iter().enumerate() {
+        let (out, _) = ctr_sh(
+            &name,
+            &format!("volume-allowed-{i}"),
+            &format!("{path} SURVIVED"),
+        );
+        assert_eq!(out, "SURVIVED", "{path}");
+    }
+    // the image's own files are not on another filesystem
+    let own = live.wait_for("the image's busybox", 10, |e| {
+        e.event_type() == EventType::Execve
+            && e.container.id == name
+            && e.process.exepath == "/bin/busybox"
+    });
+    assert!(
+        !own.process.exe_flags.other_fs,
+        "{:?}",
+        own.process.exe_flags
+    );
 
     // relocated: the image's busybox bind-mounted onto an allowed path (a mount in the
     // container's mount namespace, made from the host: nsenter), and an allowed path run
@@ -313,6 +411,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     assert!(
         from_neighbour.process.exe_flags.other_root
             && !from_neighbour.process.exe_flags.host_root
+            && from_neighbour.process.exe_flags.other_fs
             && !from_neighbour.process.exe_flags.relocated
             && from_neighbour.process.exe_flags.killed,
         "{:?}",
@@ -345,9 +444,12 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         "learned from the host's root, run from a neighbour's: {st:?}"
     );
     // a profile that learned busybox from another root allows it from there: it runs
-    // (exit 127: busybox has no applet of that name)
+    // (exit 127: busybox has no applet of that name). The neighbour's file is on another
+    // filesystem than the home's (its own root's is not the reference: a volume stacked on
+    // "/" and entered is not the container's own filesystem), so learned so too
     let from_anywhere = AllowedExec {
         other_root: true,
+        other_fs: true,
         ..AllowedExec::from("/bin/busybox")
     };
     policy
@@ -394,7 +496,10 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     );
     for e in &entered {
         let f = e.process.exe_flags;
-        assert!(f.host_root && !f.other_root && !f.relocated, "{f:?}");
+        assert!(
+            f.host_root && !f.other_root && !f.other_fs && !f.relocated,
+            "{f:?}"
+        );
         assert_eq!(e.process.exepath, host_busybox);
     }
     policy

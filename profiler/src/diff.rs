@@ -30,12 +30,23 @@ pub fn diff(a: &Profile, b: &Profile) -> Vec<Change> {
     set_diff(Dimension::Exec, ex(a), ex(b), &mut out);
     for (path, ea) in &a.exec {
         if let Some(eb) = b.exec.get(path) {
-            if ea.tmpfs != eb.tmpfs {
-                out.push(Change {
-                    dimension: Dimension::Exec,
-                    sign: Sign::Changed,
-                    value: format!("{path} tmpfs {} -> {}", ea.tmpfs, eb.tmpfs),
-                });
+            // where the file lives and which root it ran from (what enforce-kill tells
+            // apart)
+            for (key, x, y) in [
+                ("tmpfs", ea.tmpfs, eb.tmpfs),
+                ("memfd", ea.memfd, eb.memfd),
+                ("upper_layer", ea.upper_layer, eb.upper_layer),
+                ("other_fs", ea.other_fs, eb.other_fs),
+                ("other_root", ea.other_root, eb.other_root),
+                ("host_root", ea.host_root, eb.host_root),
+            ] {
+                if x != y {
+                    out.push(Change {
+                        dimension: Dimension::Exec,
+                        sign: Sign::Changed,
+                        value: format!("{path} {key} {x} -> {y}"),
+                    });
+                }
             }
             // lineage: parents added or removed
             for (sign, x, y) in [
@@ -131,6 +142,11 @@ mod tests {
         b.learn_exec("/usr/sbin/nginx", false, 9); // count only: no change
         b.learn_exec("/dev/vi", true, 2);
         b.learn_parent("/usr/sbin/nginx", "/bin/sh", false);
+        // where it lives and which root it ran from are behaviour: enforce-kill tells them
+        if let Some(e) = b.exec.get_mut("/usr/sbin/nginx") {
+            e.other_fs = true;
+            e.host_root = true;
+        }
         b.learn_outbound(Proto::Udp, 53, "10.0.0.2".parse().expect("ip"), 2, &l);
         b.learn_outbound(
             Proto::Tcp,
@@ -147,6 +163,8 @@ mod tests {
                 "+ exec /dev/vi",
                 "+ exec /usr/sbin/nginx from /bin/sh",
                 "- exec /bin/sh",
+                "~ exec /usr/sbin/nginx host_root false -> true",
+                "~ exec /usr/sbin/nginx other_fs false -> true",
                 "+ outbound tcp/2222 [198.51.100.10/32]",
                 "~ outbound udp/53 [10.0.0.1/32] -> [10.0.0.1/32, 10.0.0.2/32]",
                 "+ file_write /etc/passwd",

@@ -597,6 +597,7 @@ impl Learner {
                 // a container's only, as `relocated` above
                 other_root: flags.other_root && crate::matcher::in_container(ev),
                 host_root: flags.host_root && crate::matcher::in_container(ev),
+                other_fs: flags.other_fs,
                 written: writer.is_some(),
                 writer: writer.map(|w| w.0.clone()).unwrap_or_default(),
                 parents: if parent.is_empty() || init {
@@ -705,6 +706,13 @@ impl Learner {
                     dirty.exec.insert(path.to_string());
                 }
                 deltas.extend(profile.learn_exec(path, flags.tmpfs, ev.ts));
+                // where the file lives, as enforce-kill tells it: a volume's file is not
+                // the image's (not drift by itself)
+                if flags.other_fs {
+                    if let Some(e) = profile.exec.get_mut(path) {
+                        e.other_fs = true;
+                    }
+                }
                 deltas.extend(profile.learn_parent(path, parent, init));
             }
             Some(Behaviour::Outbound {
@@ -1082,6 +1090,38 @@ mod tests {
         let d = &p.review.drift["/usr/bin/nsenter"];
         assert!(d.host_root && !d.other_root && !d.upper_layer && !d.written);
         assert_eq!(d.evidence(), "the host's root");
+    }
+
+    /// A volume's executable (another filesystem than the container's root) is not drift:
+    /// it is learned into `exec:` saying where it lives, so enforce-kill allows it from
+    /// there, and the image's own file at that path stays what it was.
+    #[test]
+    fn a_volume_executable_is_learned_with_its_filesystem() {
+        let mut l = Learner::new(Limits::default(), None).expect("limits");
+        let img = ImageRef::new("docker.io/library/nginx", "1.27");
+        l.set_window_start(5_000);
+        let mut vol = in_container(
+            exec("/var/run/argo/argoexec", 0, 5_001),
+            101,
+            7,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        std::sync::Arc::make_mut(&mut vol.process)
+            .exe_flags
+            .other_fs = true;
+        assert!(matches!(l.observe(&vol), Outcome::Learned { .. }));
+        let own = in_container(
+            exec("/usr/bin/env", 0, 5_002),
+            102,
+            7,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        assert!(matches!(l.observe(&own), Outcome::Learned { .. }));
+        let p = l.profile(&img).expect("profile");
+        let e = &p.exec["/var/run/argo/argoexec"];
+        assert!(e.other_fs && !e.is_drift(), "{e:?}");
+        assert!(!p.exec["/usr/bin/env"].other_fs);
+        assert!(p.review.drift.is_empty() && !p.learning.tainted);
     }
 
     #[test]

@@ -184,15 +184,22 @@ impl Profile {
         self.check(ev)
     }
 
-    /// Whether the root an exec ran from is one the profile's entry for `path` was learned
-    /// from: its container's home always; another root only as `other_root`, the host's
-    /// only as `host_root` (enforce-kill hashes each as a layer of its own).
-    fn root_allowed(&self, path: &str, flags: falco_learn_event::ExeFlags) -> bool {
-        if !flags.other_root && !flags.host_root {
+    /// Whether the filesystem an exec's file lives on and the root it ran from are what the
+    /// profile's entry for `path` was learned with, as enforce-kill judges them
+    /// (`kill::AllowedExec`): the root's filesystem and the container's home always;
+    /// another filesystem (a volume), another root and the host's root only as learned.
+    /// (The upper layer, a tmpfs and a memfd are drift, learned under review, and Falco's
+    /// own rules see them: `proc.is_exe_upper_layer`, `proc.is_exe_from_memfd`; the
+    /// generated rules judge the path alone, as stock Falco cannot tell these places.)
+    fn place_allowed(&self, path: &str, flags: falco_learn_event::ExeFlags) -> bool {
+        let f = flags;
+        if !(f.other_fs || f.other_root || f.host_root) {
             return true;
         }
         self.exec.get(path).is_some_and(|e| {
-            (!flags.other_root || e.other_root) && (!flags.host_root || e.host_root)
+            (!f.other_fs || e.other_fs)
+                && (!f.other_root || e.other_root)
+                && (!f.host_root || e.host_root)
         })
     }
 
@@ -218,11 +225,12 @@ impl Profile {
             // sandboxing (ProtectSystem=, BindPaths=) binds directories onto themselves
             // for ordinary services, and the host is never killed
             Behaviour::Exec { flags, .. } if flags.relocated && in_container(ev) => false,
-            // run from another root than the container's home (a neighbour's root, the
-            // host's): allowed only by an entry learned from that kind of root, as
-            // enforce-kill
+            // a file on another filesystem than the entry was learned from (a volume's
+            // file bound onto an image executable's path), or run from another root than
+            // the container's home (a neighbour's root, the host's): allowed only by an
+            // entry learned so, as enforce-kill judges it
             Behaviour::Exec { path, flags, .. }
-                if in_container(ev) && !self.root_allowed(path, flags) =>
+                if in_container(ev) && !self.place_allowed(path, flags) =>
             {
                 false
             }
@@ -250,7 +258,7 @@ impl Profile {
                     ..
                 } if !flags.killed
                     && (!in_container(ev)
-                        || (!flags.relocated && self.root_allowed(path, flags)))
+                        || (!flags.relocated && self.place_allowed(path, flags)))
                     && !falco_learn_event::path::is_truncated(path)
                     && self.exec_allowed(path) =>
                 {

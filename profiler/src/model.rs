@@ -16,7 +16,10 @@ use std::net::IpAddr;
 /// as they are (no lineage: any parent, nothing to review). Version 3 added
 /// the inbound dimension (`network.inbound`); versions 1 and 2 are read
 /// without it (not learned: not enforced, no rule; learn again to add it).
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version 4 tells an executable on another filesystem than the container's
+/// root (`other_fs`: a volume) from the root's; the exec entries of older
+/// versions are read with `other_fs` set, allowed from either as before.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// Oldest profile format this version reads.
 pub const MIN_SCHEMA_VERSION: u32 = 1;
@@ -130,6 +133,15 @@ pub struct ExecEntry {
     /// `chroot /proc/1/root`). A root apart from `other_root`: allowed from the host's root
     /// only when learned so; drift evidence like it.
     pub host_root: bool,
+    /// The executable lived on another filesystem than the container's root, and not on a
+    /// tmpfs (the kernel's `exe_flags.other_fs`): a volume (a disk-backed `emptyDir`, a
+    /// `hostPath`, a PVC), a file bound in from the host (`docker-init`, NVIDIA's tools).
+    /// Where the file lives, like `upper_layer`: enforce-kill allows it from there only when
+    /// learned so. Not drift by itself. Profiles of schema 3 and older could not say it, so
+    /// their entries are read with it set (allowed from there as before); so is this
+    /// serde form without the key (the store's review records of an earlier falco-learn).
+    #[serde(default = "other_fs_unknown")]
+    pub other_fs: bool,
     /// A process of the container wrote this file during the window before
     /// it ran.
     pub written: bool,
@@ -142,6 +154,12 @@ pub struct ExecEntry {
     /// Seen started by the runtime as a container's init (pid 1 of its pid
     /// namespace; its parent is the runtime's shim, outside the container).
     pub init: bool,
+}
+
+/// An exec entry written before `other_fs` existed could not tell a volume's file from the
+/// root's: read as allowed from either, as it was.
+fn other_fs_unknown() -> bool {
+    true
 }
 
 impl ExecEntry {
@@ -190,6 +208,7 @@ impl ExecEntry {
         self.upper_layer |= o.upper_layer;
         self.other_root |= o.other_root;
         self.host_root |= o.host_root;
+        self.other_fs |= o.other_fs;
         self.written |= o.written;
         self.init |= o.init;
         if self.writer.is_empty() {

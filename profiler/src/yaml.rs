@@ -166,6 +166,7 @@ fn exec_line(o: &mut String, indent: &str, path: &str, e: &ExecEntry) {
         (e.upper_layer, "upper_layer"),
         (e.other_root, "other_root"),
         (e.host_root, "host_root"),
+        (e.other_fs, "other_fs"),
         (e.written, "written"),
         (e.init, "init"),
     ] {
@@ -433,6 +434,9 @@ struct ExecFile {
     other_root: bool,
     #[serde(default)]
     host_root: bool,
+    /// absent: false from schema 4; before, true (those could not tell a volume's file)
+    #[serde(default)]
+    other_fs: Option<bool>,
     #[serde(default)]
     written: bool,
     #[serde(default)]
@@ -444,7 +448,8 @@ struct ExecFile {
 }
 
 impl ExecFile {
-    fn entry(self) -> (String, ExecEntry) {
+    /// The entry, read from a file of `schema` (before 4, `other_fs` defaults to set).
+    fn entry(self, schema: u32) -> (String, ExecEntry) {
         let e = ExecEntry {
             seen: seen(self.count, self.first_seen, self.last_seen),
             tmpfs: self.tmpfs,
@@ -452,6 +457,7 @@ impl ExecFile {
             upper_layer: self.upper_layer,
             other_root: self.other_root,
             host_root: self.host_root,
+            other_fs: self.other_fs.unwrap_or(schema < 4),
             written: self.written,
             writer: self.writer,
             parents: self.parents.into_iter().filter(|p| !p.is_empty()).collect(),
@@ -608,7 +614,7 @@ pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
             let msg = format!("duplicate entry '{}'", e.path);
             return Err(invalid(key, &e.path, "exec:", msg));
         }
-        let (path, entry) = e.entry();
+        let (path, entry) = e.entry(pf.schema_version);
         p.exec.insert(path, entry);
     }
     let r = pf.review;
@@ -626,7 +632,7 @@ pub fn from_yaml(text: &str, file: &str) -> Result<Profile, ProfileError> {
             let msg = format!("duplicate entry '{}'", e.path);
             return Err(invalid(key, &e.path, "review:", msg));
         }
-        let (path, entry) = e.entry();
+        let (path, entry) = e.entry(pf.schema_version);
         p.review.drift.insert(path, entry);
     }
     for (i, w) in r.writes.into_iter().enumerate() {
@@ -763,6 +769,11 @@ mod tests {
                 e.other_root = !host;
             }
         }
+        // a volume's executable
+        p.learn_exec("/data/tool", false, 1_763_770_005_000_000_000);
+        if let Some(e) = p.exec.get_mut("/data/tool") {
+            e.other_fs = true;
+        }
         p.write_dirs.insert("/var/cache/nginx".into(), Seen::at(5));
         p.learning.taint.push(TaintEntry {
             time: 7,
@@ -791,6 +802,40 @@ mod tests {
         assert!(y.contains("  tag: \"1.27\"\n"), "{y}");
         assert!(y.contains("  - { path: /usr/bin/nsenter, count: 1, first_seen: 2025-11-22T00:06:45.000000000Z, last_seen: 2025-11-22T00:06:45.000000000Z, host_root: true }\n"), "{y}");
         assert!(y.contains("  - { path: /usr/bin/env, count: 1, first_seen: 2025-11-22T00:06:45.000000000Z, last_seen: 2025-11-22T00:06:45.000000000Z, other_root: true }\n"), "{y}");
+        assert!(y.contains("  - { path: /data/tool, count: 1, first_seen: 2025-11-22T00:06:45.000000000Z, last_seen: 2025-11-22T00:06:45.000000000Z, other_fs: true }\n"), "{y}");
+    }
+
+    /// Schema 3 and older could not tell an executable on another filesystem than the
+    /// root's (a volume): their exec entries are read with `other_fs` set, so what ran
+    /// before an upgrade still runs; from schema 4 an absent key is false. A key given by
+    /// hand is taken as given.
+    #[test]
+    fn older_schemas_allow_executables_from_another_filesystem() {
+        let entries = "exec:\n  - { path: /usr/sbin/nginx }\n  - { path: /data/tool, other_fs: false }\nreview:\n  drift:\n    - { path: /tmp/x, upper_layer: true }\n";
+        for (schema, read_as) in [(1, true), (2, true), (3, true), (4, false)] {
+            let y = format!("schema_version: {schema}\nimage: {{ repository: nginx }}\n{entries}");
+            let p = from_yaml(&y, "p.yaml").expect("parses");
+            assert_eq!(
+                p.exec["/usr/sbin/nginx"].other_fs, read_as,
+                "schema {schema}"
+            );
+            assert_eq!(
+                p.review.drift["/tmp/x"].other_fs, read_as,
+                "schema {schema}"
+            );
+            assert!(
+                !p.exec["/data/tool"].other_fs,
+                "schema {schema}: given by hand"
+            );
+            // written back as schema 4, saying so where it is set
+            let out = to_yaml(&p);
+            assert!(out.contains("schema_version: 4\n"), "{out}");
+            assert_eq!(
+                out.contains("  - { path: /usr/sbin/nginx, other_fs: true }\n"),
+                read_as,
+                "{out}"
+            );
+        }
     }
 
     #[test]
@@ -834,12 +879,12 @@ mod tests {
             "{msg}"
         );
 
-        let y = to_yaml(&sample()).replace("schema_version: 3", "schema_version: 4");
+        let y = to_yaml(&sample()).replace("schema_version: 4", "schema_version: 5");
         let msg = from_yaml(&y, "p.yaml").expect_err("schema").to_string();
         assert_eq!(
             msg,
-            "p.yaml:3: schema_version: unsupported schema_version 4 (this falco-learn reads 1 to \
-             3; a newer falco-learn wrote it)"
+            "p.yaml:3: schema_version: unsupported schema_version 5 (this falco-learn reads 1 to \
+             4; a newer falco-learn wrote it)"
         );
 
         let mut y = to_yaml(&sample());
@@ -849,7 +894,7 @@ mod tests {
         );
         let msg = from_yaml(&y, "p.yaml").expect_err("dup").to_string();
         assert!(
-            msg.contains("exec[4].path: duplicate entry '/usr/sbin/nginx'"),
+            msg.contains("exec[5].path: duplicate entry '/usr/sbin/nginx'"),
             "{msg}"
         );
 

@@ -963,12 +963,19 @@ fn awkward_names_round_trip_and_generated_rules_agree() {
     // a neighbour's root, nor the other way round)
     type Root = fn(&mut falco_learn_event::ExeFlags) -> &mut bool;
     type Learned = fn(&mut falco_learn_profiler::ExecEntry) -> &mut bool;
-    let roots: [(&str, Root, Learned); 2] = [
+    // (another filesystem is judged the same way: a volume's file at a path learned from
+    // the image)
+    let roots: [(&str, Root, Learned); 3] = [
         ("another root", |f| &mut f.other_root, |e| &mut e.other_root),
         (
             "the host's root",
             |f| &mut f.host_root,
             |e| &mut e.host_root,
+        ),
+        (
+            "another filesystem",
+            |f| &mut f.other_fs,
+            |e| &mut e.other_fs,
         ),
     ];
     for name in AWKWARD {
@@ -1319,19 +1326,19 @@ fn tcp_server_accepting_many_clients_learns_the_listening_port() {
 }
 
 /// Profiles of schema 2 were learned without the inbound dimension: it is not
-/// learned there (allows every server, no rule); schema 3 with no section
-/// reads the same, and an inbound section in a schema-2 file is refused.
+/// learned there (allows every server, no rule); schema 3 and later with no
+/// section read the same, and an inbound section in a schema-2 file is refused.
 #[test]
 fn schema_2_profiles_load_without_inbound() {
     let (l, _) = learn("nginx.jsonl");
     let p = l.profiles()[&nginx()].clone();
     let y3 = to_yaml(&p);
     assert!(
-        y3.contains("schema_version: 3\n") && y3.contains("  inbound: []\n"),
+        y3.contains("schema_version: 4\n") && y3.contains("  inbound: []\n"),
         "{y3}"
     );
     let y2 = y3
-        .replace("schema_version: 3\n", "schema_version: 2\n")
+        .replace("schema_version: 4\n", "schema_version: 2\n")
         .replace("  inbound: []\n", "");
     let old = from_yaml(&y2, "old.yaml").expect("schema 2 loads");
     assert_eq!(old.inbound, None);
@@ -1340,7 +1347,7 @@ fn schema_2_profiles_load_without_inbound() {
     let e = accept(("192.0.2.10", 8443), ("203.0.113.7", 61000));
     assert_eq!(verdict(&old, &rs, &e), None);
     assert!(!generate_rules(&old).expect("generates").contains("inbound"));
-    // schema 3 without the section: not learned either
+    // schema 4 without the section: not learned either
     let none = from_yaml(&y3.replace("  inbound: []\n", ""), "none.yaml").expect("loads");
     assert_eq!(none.inbound, None);
     // the learned, empty dimension refuses every server

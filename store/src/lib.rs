@@ -282,6 +282,11 @@ struct ExecV1 {
     other_root: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     host_root: bool,
+    // always written; absent in a record an earlier falco-learn wrote, which could not
+    // tell a volume's executable from the root's: read as set (allowed from either, as
+    // it was), like a profile file of schema 3
+    #[serde(default)]
+    other_fs: Option<bool>,
     #[serde(default)]
     written: bool,
     #[serde(default)]
@@ -301,6 +306,7 @@ impl From<&ExecEntry> for ExecV1 {
             upper_layer: e.upper_layer,
             other_root: e.other_root,
             host_root: e.host_root,
+            other_fs: Some(e.other_fs),
             written: e.written,
             writer: e.writer.clone(),
             parents: e.parents.iter().cloned().collect(),
@@ -318,6 +324,7 @@ impl From<ExecV1> for ExecEntry {
             upper_layer: v.upper_layer,
             other_root: v.other_root,
             host_root: v.host_root,
+            other_fs: v.other_fs.unwrap_or(true),
             written: v.written,
             writer: v.writer,
             parents: v.parents.into_iter().collect(),

@@ -205,7 +205,9 @@ fn put_replace_and_remove() {
 }
 
 /// Where an exec ran from (`other_root`, `host_root`) is kept, and a record with neither
-/// does not carry the keys (an older falco-learn refuses unknown ones).
+/// does not carry the keys. Whether it lived on another filesystem than the root's is
+/// always written (it must tell a new record from an earlier falco-learn's): a record
+/// without the key is read as allowed from either, as it ran before.
 #[test]
 fn exec_roots_are_kept_and_absent_when_false() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -234,6 +236,11 @@ fn exec_roots_are_kept_and_absent_when_false() {
         host.contains("\"host_root\":true") && !host.contains("other_root"),
         "{host}"
     );
+    assert!(plain.contains("\"other_fs\":false"), "{plain}");
+    let old = plain.replace(",\"other_fs\":false", "");
+    assert!(!old.contains("other_fs"), "{old}");
+    let read: ExecV1 = serde_json::from_str(&old).expect("an earlier record");
+    assert!(ExecEntry::from(read).other_fs);
 }
 
 #[test]

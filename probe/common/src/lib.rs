@@ -77,6 +77,13 @@ pub const EXE_OTHER_ROOT: u32 = 4096;
 /// `chroot /proc/1/root`). A layer apart from [`EXE_OTHER_ROOT`], allowed only where the
 /// profile learned it so.
 pub const EXE_HOST_ROOT: u32 = 8192;
+/// The file lives on another filesystem than the process's root, and not on a tmpfs or a
+/// memfd (events.h `FL_EXE_OTHER_FS`): a volume (a disk-backed `emptyDir`, a `hostPath`, a
+/// PVC) or a file bound in from the host (`docker-init`, NVIDIA's tools). A place of its
+/// own, like the upper layer: enforce-kill allows it only where the profile learned it so.
+pub const EXE_OTHER_FS: u32 = 16384;
+/// The bit [`EXE_OTHER_FS`] takes in enforce-kill's second hash byte (probe.bpf.c).
+pub const KILL_BYTE2_OTHER_FS: u8 = 1;
 /// The bit [`EXE_OTHER_ROOT`] takes in enforce-kill's hash byte (probe.bpf.c).
 pub const KILL_BYTE_OTHER_ROOT: u8 = 8;
 /// The bit [`EXE_HOST_ROOT`] takes in enforce-kill's hash byte (probe.bpf.c).

@@ -62,13 +62,18 @@ enum fl_stat {
 				 whose home is another: a hostPID pod entering the host (nsenter -m -t 1,
 				 chroot /proc/1/root); a layer of its own in the kill hash (16 in its flags
 				 byte), apart from a neighbour's root */
+#define FL_EXE_OTHER_FS 16384 /* the file lives on another filesystem than the task's root, and
+				 not on a tmpfs or a memfd (which have flags of their own): a volume (a
+				 disk-backed emptyDir, a hostPath, a PVC), a file bound in from the host
+				 (docker-init, NVIDIA's tools); a place of its own in the kill hash (1 in
+				 its second flags byte), which a profile entry allows only as learned */
 
-/* enforce-kill: the exe path hash (SipHash-1-3) covers the whole path and one byte of its
- * flags (detached 32, parentless 128; where the file lives: tmpfs 1, memfd 2, upper layer 4;
+/* enforce-kill: the exe path hash (SipHash-1-3) covers the whole path and two bytes of its
+ * flags: first (detached 32, parentless 128; where the file lives: tmpfs 1, memfd 2, upper layer 4;
  * another root than the cgroup's home 8, the host's root there 16; relocated 64, never
- * allowed), 8 bytes a round. A
+ * allowed), then a second byte (another filesystem than the root's 1), 8 bytes a round. A
  * truncated path is never allowed. */
-#define FL_KILL_HASH_WORDS ((FL_MAX_PATH + 32) / 8) /* SipHash words: more than a path and its flags byte */
+#define FL_KILL_HASH_WORDS ((FL_MAX_PATH + 32) / 8) /* SipHash words: more than a path and its two flags bytes */
 
 /* Every record starts with this header. */
 struct fl_hdr {

@@ -499,10 +499,12 @@ static __always_inline int cgroup_home(struct task_struct *task, struct home *ou
 	return -1;
 }
 
-/* The host's init (global pid 1) once found (host_root): its task_struct lives as long as
- * the machine (the kernel panics when it exits), so the walk up an ancestry to it is made
- * once per load, not on every exec of a host process in a cgroup without a home (each
- * systemd service's). Its root is read on each use (a switch-root changes it). */
+/* The host's init (global pid 1) once found (host_root), its group leader, so that the walk
+ * up an ancestry to it is made once, not on every exec of a host process in a cgroup
+ * without a home (each systemd service's). Checked at each use (still pid 1's leader: an
+ * exec by another thread of init makes that thread the leader and frees the old one, whose
+ * memory may hold another task by then; found again if not), and its root read then (a
+ * switch-root changes it). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -519,6 +521,11 @@ static __always_inline bool host_root(struct task_struct *t, struct home *out)
 	u64 *init = bpf_map_lookup_elem(&HOST_INIT, &zero);
 	if (!init)
 		return false;
+	if (*init) {
+		struct task_struct *c = (struct task_struct *)*init;
+		if (BPF_CORE_READ(c, tgid) != 1 || (u64)BPF_CORE_READ(c, group_leader) != *init)
+			*init = 0;
+	}
 	if (!*init) {
 		for (int i = 0; i < 64; i++) {
 			struct task_struct *p;
@@ -536,6 +543,9 @@ static __always_inline bool host_root(struct task_struct *t, struct home *out)
 			return false;
 	}
 	struct path r = BPF_CORE_READ((struct task_struct *)*init, fs, root);
+	/* no fs: init's leader thread has ended (the process lives on in other threads) */
+	if (!r.mnt || !r.dentry)
+		return false;
 	out->sb = (u64)BPF_CORE_READ(r.mnt, mnt_sb);
 	out->dentry = (u64)r.dentry;
 	return true;
@@ -1407,6 +1417,7 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 		struct vfsmount *exe_mnt = BPF_CORE_READ(exe, f_path.mnt);
 		struct dentry *root_top = BPF_CORE_READ(root.mnt, mnt_root);
 		struct super_block *root_sb = BPF_CORE_READ(root.mnt, mnt_sb);
+		struct super_block *exe_sb = BPF_CORE_READ(exe_mnt, mnt_sb);
 		struct mount *rm = (struct mount *)((u8 *)root.mnt - bpf_core_field_offset(struct mount, mnt));
 		struct mount *rp = BPF_CORE_READ(rm, mnt_parent);
 		if (root.mnt && rp != rm &&
@@ -1416,9 +1427,14 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			flags |= FL_EXE_RELOCATED;
 		if (root.mnt && root.dentry != root_top)
 			flags |= FL_EXE_RELOCATED;
-		else if (root.mnt && exe_mnt != root.mnt && BPF_CORE_READ(exe_mnt, mnt_sb) == root_sb &&
+		else if (root.mnt && exe_mnt != root.mnt && exe_sb == root_sb &&
 			 root_top == BPF_CORE_READ(root_sb, s_root))
 			flags |= FL_EXE_RELOCATED;
+		/* the filesystem the file should be on (FL_EXE_OTHER_FS, below): the root's, or
+		 * the home's when the task runs from another root than the home that is not the
+		 * host's (a volume stacked on "/" and entered with `chroot .` is that root's own
+		 * filesystem, not the container's) */
+		u64 fs_ref = (u64)root_sb;
 		/* the header's cgroup id (fill_hdr: the current task's) */
 		if (runtime_child(task, e->h.cgroup_id))
 			flags |= FL_EXE_RUNTIME;
@@ -1435,10 +1451,14 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			} else if (found) {
 				/* another root: the host's (a hostPID pod entering the host) is a
 				 * layer apart from a neighbour's */
-				if (home.sb != here.sb || home.dentry != here.dentry)
-					flags |= host_root(task, &host) && host.sb == here.sb && host.dentry == here.dentry
-							 ? FL_EXE_HOST_ROOT
-							 : FL_EXE_OTHER_ROOT;
+				if (home.sb != here.sb || home.dentry != here.dentry) {
+					if (host_root(task, &host) && host.sb == here.sb && host.dentry == here.dentry) {
+						flags |= FL_EXE_HOST_ROOT;
+					} else {
+						flags |= FL_EXE_OTHER_ROOT;
+						fs_ref = home.sb;
+					}
+				}
 			} else if (!(flags & FL_EXE_RELOCATED) &&
 				   /* the host's root is no container's home: an OCI createContainer
 				    * hook runs there, in the cgroup, before the runtime pivots */
@@ -1446,23 +1466,30 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 				long err = bpf_map_update_elem(&HOMES, &cgid, &here, BPF_NOEXIST);
 				if (err == -17 /* EEXIST: another CPU's first exec made it */) {
 					struct home *h = bpf_map_lookup_elem(&HOMES, &cgid);
-					if (h && (h->sb != here.sb || h->dentry != here.dentry))
+					if (h && (h->sb != here.sb || h->dentry != here.dentry)) {
 						flags |= FL_EXE_OTHER_ROOT;
+						fs_ref = h->sb;
+					}
 				} else if (err) {
 					stat_inc(kind, FL_STAT_NO_HOME);
 				}
 			}
 		}
+		/* where the file lives, continued: another filesystem than the root's (a volume,
+		 * a file bound in from the host), when not a tmpfs or a memfd (flagged above) */
+		if (root.mnt && (u64)exe_sb != fs_ref && !(flags & (FL_EXE_TMPFS | FL_EXE_MEMFD)))
+			flags |= FL_EXE_OTHER_FS;
 	}
 	if (kill_enabled) {
 		u64 cgid = e->h.cgroup_id;
 		u32 *profile = bpf_map_lookup_elem(&KILL_CGROUPS, &cgid);
 		if (profile && !(flags & FL_EXE_RUNTIME)) {
 			/* SipHash-1-3 (kill.rs, path_hash), keyed with 128 random bits per
-			 * start, of the path's bytes followed by one byte of its flags that
+			 * start, of the path's bytes followed by two bytes of its flags that
 			 * tell a detached file (unlinked, memfd) and a parentless one (memfd)
 			 * from a linked file of the same bytes, and where the file lives (tmpfs,
-			 * memfd, an overlay's upper layer): a file written in the container and
+			 * memfd, an overlay's upper layer, another filesystem than the root's)
+			 * and which root it ran from: a file written in the container and
 			 * copied, renamed or bind-mounted onto an image executable's path is not
 			 * the image's file. A keyed PRF: without the key a
 			 * container can neither compute nor construct a path whose hash equals
@@ -1470,7 +1497,7 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			 * that held for every seed), and a file named "<allowed> (deleted)" is
 			 * not the allowed one unlinked. A truncated path is never allowed. */
 			struct kill_key k = {.profile = *profile, ._pad = 0, .hash = 0};
-			u32 mlen = len + 1;
+			u32 mlen = len + 2;
 			u64 v0 = kill_hash_key0 ^ 0x736f6d6570736575ULL;
 			u64 v1 = kill_hash_key1 ^ 0x646f72616e646f6dULL;
 			u64 v2 = kill_hash_key0 ^ 0x6c7967656e657261ULL;
@@ -1485,9 +1512,11 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 				(u8)(flags & (FL_PATH_DETACHED | FL_PATH_PSEUDO | FL_EXE_TMPFS | FL_EXE_MEMFD | FL_EXE_UPPER)) |
 				((flags & FL_EXE_RELOCATED) ? 64 : 0) | ((flags & FL_EXE_OTHER_ROOT) ? 8 : 0) |
 				((flags & FL_EXE_HOST_ROOT) ? 16 : 0);
+			/* the second byte: another filesystem than the root's as bit 1 */
+			data[(len + 1) & DATA_MASK] = (flags & FL_EXE_OTHER_FS) ? 1 : 0;
 			/* zero padding for the last word (argv overwrites it below) */
 #pragma unroll
-			for (u32 j = 1; j < 9; j++)
+			for (u32 j = 2; j < 10; j++)
 				data[(len + j) & DATA_MASK] = 0;
 			u32 nw = mlen >> 3;
 			for (u32 i = 0; i < FL_KILL_HASH_WORDS; i++) {

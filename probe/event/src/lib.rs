@@ -293,6 +293,13 @@ pub struct ExeFlags {
     /// A root apart from [`ExeFlags::other_root`]: a profile entry allows it only when it
     /// was learned so (`ExecEntry::host_root`); enforce-kill kills it otherwise.
     pub host_root: bool,
+    /// The executable lives on another filesystem than the process's root, and not on a
+    /// tmpfs or a memfd: a volume (a disk-backed `emptyDir`, a `hostPath`, a PVC), or a
+    /// file bound in from the host (`docker-init`, NVIDIA's tools). A place of its own,
+    /// like the upper layer: enforce-kill allows it only where the profile learned it so
+    /// (`ExecEntry::other_fs`), so a volume's file bound onto an image executable's path is
+    /// not the image's file.
+    pub other_fs: bool,
 }
 
 /// An ancestor of the event's process (parent first) for `proc.pname`,

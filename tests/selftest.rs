@@ -9,6 +9,7 @@ const CHECKS: &[&str] = &[
     "verifier-margin",
     "exec",
     "exec-tmpfs",
+    "exec-other-fs",
     "exec-memfd",
     "exec-execveat",
     "exec-ia32",

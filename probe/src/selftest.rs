@@ -421,7 +421,7 @@ fn check_exec(seen: &Seen, env: &Env) -> Result<String, String> {
     expect("ia32 flag", f.ia32, false)?;
     // on the root's filesystem unless this machine keeps it on another (a /home, a /work)
     let other_fs = crate::kill::AllowedExec::host_file(&want).other_fs;
-    expect("other-filesystem flag", f.other_fs, other_fs)?;
+    expect("other-filesystem flag", f.other_fs, Some(other_fs))?;
     Ok(format!(
         "{want} (no drift flags{})",
         if other_fs {
@@ -1179,7 +1179,7 @@ fn check_exec_other_fs(seen: &Seen, env: &Env) -> Result<String, String> {
         let want = copy.to_string_lossy();
         expect("proc.exepath", ev.process.exepath.as_str(), &want)?;
         let f = ev.process.exe_flags;
-        expect("other-filesystem flag", f.other_fs, true)?;
+        expect("other-filesystem flag", f.other_fs, Some(true))?;
         expect("tmpfs flag", f.tmpfs, false)?;
         expect("relocated flag", f.relocated, false)?;
         Ok(format!("{want} (a ramfs) flagged other_fs"))

@@ -219,7 +219,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         });
         let f = ev.process.exe_flags;
         assert!(
-            f.other_fs && !f.tmpfs && !f.upper_layer && !f.relocated && !f.other_root,
+            f.on_other_fs() && !f.tmpfs && !f.upper_layer && !f.relocated && !f.other_root,
             "{path}: {f:?}"
         );
     }
@@ -252,7 +252,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
             && e.process.exepath == "/bin/busybox"
     });
     assert!(
-        !own.process.exe_flags.other_fs,
+        own.process.exe_flags.other_fs == Some(false),
         "{:?}",
         own.process.exe_flags
     );
@@ -411,7 +411,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     assert!(
         from_neighbour.process.exe_flags.other_root
             && !from_neighbour.process.exe_flags.host_root
-            && from_neighbour.process.exe_flags.other_fs
+            && from_neighbour.process.exe_flags.on_other_fs()
             && !from_neighbour.process.exe_flags.relocated
             && from_neighbour.process.exe_flags.killed,
         "{:?}",
@@ -497,7 +497,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     for e in &entered {
         let f = e.process.exe_flags;
         assert!(
-            f.host_root && !f.other_root && !f.other_fs && !f.relocated,
+            f.host_root && !f.other_root && f.other_fs == Some(false) && !f.relocated,
             "{f:?}"
         );
         assert_eq!(e.process.exepath, host_busybox);

@@ -597,7 +597,8 @@ impl Learner {
                 // a container's only, as `relocated` above
                 other_root: flags.other_root && crate::matcher::in_container(ev),
                 host_root: flags.host_root && crate::matcher::in_container(ev),
-                other_fs: flags.other_fs,
+                // not known (an older recording): allowed from either place
+                other_fs: flags.other_fs != Some(false),
                 written: writer.is_some(),
                 writer: writer.map(|w| w.0.clone()).unwrap_or_default(),
                 parents: if parent.is_empty() || init {
@@ -607,7 +608,13 @@ impl Learner {
                 },
                 init,
             };
-            if entry.is_drift() && !path.is_empty() {
+            // a path learned from the root's filesystem (the image's file) now run from
+            // another (a volume's file bound onto it): widening the entry would allow any
+            // volume file there from then on, so it goes to review like drift
+            let other_fs_over_image = flags.on_other_fs()
+                && crate::matcher::in_container(ev)
+                && profile.exec.get(path).is_some_and(|e| !e.other_fs);
+            if (entry.is_drift() || other_fs_over_image) && !path.is_empty() {
                 if policy.accept_drift {
                     if session.is_none() {
                         dirty.exec.insert(path.to_string());
@@ -629,7 +636,16 @@ impl Learner {
                         return Outcome::Learned { deltas };
                     }
                 } else {
-                    let evidence = entry.evidence();
+                    let mut evidence = entry.evidence();
+                    if other_fs_over_image {
+                        if !evidence.is_empty() {
+                            evidence.push_str(", ");
+                        }
+                        evidence.push_str(
+                            "another filesystem than the one it was learned from (a volume's \
+                             file at an image executable's path)",
+                        );
+                    }
                     tracing::warn!(
                         image = %image, exe = %path, evidence = %evidence, container = %cid,
                         "not learned: executable born in the container (drift); under review, \
@@ -707,8 +723,9 @@ impl Learner {
                 }
                 deltas.extend(profile.learn_exec(path, flags.tmpfs, ev.ts));
                 // where the file lives, as enforce-kill tells it: a volume's file is not
-                // the image's (not drift by itself)
-                if flags.other_fs {
+                // the image's (not drift by itself); not known (a recording made before the
+                // flag existed): allowed from either place
+                if flags.other_fs != Some(false) {
                     if let Some(e) = profile.exec.get_mut(path) {
                         e.other_fs = true;
                     }
@@ -1108,7 +1125,7 @@ mod tests {
         );
         std::sync::Arc::make_mut(&mut vol.process)
             .exe_flags
-            .other_fs = true;
+            .other_fs = Some(true);
         assert!(matches!(l.observe(&vol), Outcome::Learned { .. }));
         let own = in_container(
             exec("/usr/bin/env", 0, 5_002),
@@ -1122,6 +1139,40 @@ mod tests {
         assert!(e.other_fs && !e.is_drift(), "{e:?}");
         assert!(!p.exec["/usr/bin/env"].other_fs);
         assert!(p.review.drift.is_empty() && !p.learning.tainted);
+        // a volume's file bound onto the image's /usr/bin/env: not a widening of its entry
+        // but drift under review, the profile tainted
+        let mut bound = in_container(
+            exec("/usr/bin/env", 0, 5_003),
+            103,
+            7,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        std::sync::Arc::make_mut(&mut bound.process)
+            .exe_flags
+            .other_fs = Some(true);
+        let out = l.observe(&bound);
+        assert!(
+            matches!(&out, Outcome::Drift { path, evidence } if path == "/usr/bin/env"
+                && evidence.starts_with("another filesystem than the one it was learned from")),
+            "{out:?}"
+        );
+        let p = l.profile(&img).expect("profile");
+        assert!(!p.exec["/usr/bin/env"].other_fs);
+        assert!(p.review.drift["/usr/bin/env"].other_fs);
+        assert!(p.learning.tainted);
+        // from a recording made before the flag (not known where the file lived): learned
+        // as allowed from either place, as it ran then
+        let mut old = in_container(
+            exec("/usr/local/bin/tool", 0, 5_004),
+            104,
+            7,
+            &[(100, 1, "/usr/sbin/nginx"), SHIM],
+        );
+        std::sync::Arc::make_mut(&mut old.process)
+            .exe_flags
+            .other_fs = None;
+        assert!(matches!(l.observe(&old), Outcome::Learned { .. }));
+        assert!(l.profile(&img).expect("profile").exec["/usr/local/bin/tool"].other_fs);
     }
 
     #[test]

@@ -193,11 +193,13 @@ impl Profile {
     /// generated rules judge the path alone, as stock Falco cannot tell these places.)
     fn place_allowed(&self, path: &str, flags: falco_learn_event::ExeFlags) -> bool {
         let f = flags;
-        if !(f.other_fs || f.other_root || f.host_root) {
+        // (`other_fs` not known, in a recording made before the flag: not judged)
+        let other_fs = f.on_other_fs();
+        if !(other_fs || f.other_root || f.host_root) {
             return true;
         }
         self.exec.get(path).is_some_and(|e| {
-            (!f.other_fs || e.other_fs)
+            (!other_fs || e.other_fs)
                 && (!f.other_root || e.other_root)
                 && (!f.host_root || e.host_root)
         })

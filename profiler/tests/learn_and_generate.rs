@@ -961,27 +961,31 @@ fn awkward_names_round_trip_and_generated_rules_agree() {
     // host's root: an anomaly unless the entry was learned from that kind of root; each
     // root allows only itself (an entry learned for a pod entering the host does not allow
     // a neighbour's root, nor the other way round)
-    type Root = fn(&mut falco_learn_event::ExeFlags) -> &mut bool;
+    type Root = fn(&mut falco_learn_event::ExeFlags);
     type Learned = fn(&mut falco_learn_profiler::ExecEntry) -> &mut bool;
     // (another filesystem is judged the same way: a volume's file at a path learned from
     // the image)
     let roots: [(&str, Root, Learned); 3] = [
-        ("another root", |f| &mut f.other_root, |e| &mut e.other_root),
+        (
+            "another root",
+            |f| f.other_root = true,
+            |e| &mut e.other_root,
+        ),
         (
             "the host's root",
-            |f| &mut f.host_root,
+            |f| f.host_root = true,
             |e| &mut e.host_root,
         ),
         (
             "another filesystem",
-            |f| &mut f.other_fs,
+            |f| f.other_fs = Some(true),
             |e| &mut e.other_fs,
         ),
     ];
     for name in AWKWARD {
         for (i, (root, flag, _)) in roots.iter().enumerate() {
             let mut ev = event_of(EventType::Execve, name);
-            *flag(&mut std::sync::Arc::make_mut(&mut ev.process).exe_flags) = true;
+            flag(&mut std::sync::Arc::make_mut(&mut ev.process).exe_flags);
             let a = p
                 .matches(&ev)
                 .unwrap_or_else(|| panic!("an exec from {root} is an anomaly"));
@@ -1004,6 +1008,12 @@ fn awkward_names_round_trip_and_generated_rules_agree() {
             std::sync::Arc::make_mut(&mut ev.container).id = "host".into();
             assert_eq!(p.check(&ev), None, "{name:?} on the host");
         }
+    }
+    // where the file lived not known (a recording made before the flag): not judged
+    for name in AWKWARD {
+        let mut ev = event_of(EventType::Execve, name);
+        std::sync::Arc::make_mut(&mut ev.process).exe_flags.other_fs = None;
+        assert_eq!(p.matches(&ev), None, "{name:?}, its filesystem not known");
     }
     // every learned name is allowed, by the matcher and so by the rules
     for name in AWKWARD {

@@ -247,8 +247,9 @@ pub struct Process {
     pub vpgid_exe: String,
 }
 
-/// Where the executable came from (kernel-derived, see the probe).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the executable came from (kernel-derived, see the probe). The default is a file of
+/// the root's own filesystem with no flag set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExeFlags {
     /// The executable lives on a tmpfs (`/dev`, `/dev/shm`, `/run`, …).
@@ -298,8 +299,37 @@ pub struct ExeFlags {
     /// file bound in from the host (`docker-init`, NVIDIA's tools). A place of its own,
     /// like the upper layer: enforce-kill allows it only where the profile learned it so
     /// (`ExecEntry::other_fs`), so a volume's file bound onto an image executable's path is
-    /// not the image's file.
-    pub other_fs: bool,
+    /// not the image's file. `None`: not known, in a recording made before the flag existed
+    /// (its `exe_flags` have no `other_fs` key): learned as allowed from either place, and
+    /// not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_fs: Option<bool>,
+}
+
+impl Default for ExeFlags {
+    fn default() -> Self {
+        ExeFlags {
+            tmpfs: false,
+            memfd: false,
+            upper_layer: false,
+            writable: false,
+            overlay: false,
+            killed: false,
+            ia32: false,
+            runtime: false,
+            relocated: false,
+            other_root: false,
+            host_root: false,
+            other_fs: Some(false),
+        }
+    }
+}
+
+impl ExeFlags {
+    /// On another filesystem than the root's, as the kernel saw it (`other_fs` known and set).
+    pub fn on_other_fs(&self) -> bool {
+        self.other_fs == Some(true)
+    }
 }
 
 /// An ancestor of the event's process (parent first) for `proc.pname`,
@@ -693,6 +723,23 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recording made before `other_fs` existed (its `exe_flags` lack the key) does not
+    /// say where the file lived: `None`, never "the root's"; a new one always says.
+    #[test]
+    fn other_fs_is_unknown_in_older_recordings() {
+        let old: ExeFlags = serde_json::from_str(r#"{"tmpfs":false,"overlay":true}"#)
+            .expect("an older recording's flags");
+        assert_eq!(old.other_fs, None);
+        assert!(!old.on_other_fs());
+        assert_eq!(ExeFlags::default().other_fs, Some(false));
+        let json = serde_json::to_string(&ExeFlags::default()).expect("json");
+        assert!(json.contains(r#""other_fs":false"#), "{json}");
+        let back: ExeFlags = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, ExeFlags::default());
+        let unknown = serde_json::to_string(&old).expect("json");
+        assert!(!unknown.contains("other_fs"), "{unknown}");
+    }
 
     #[test]
     fn event_type_names_round_trip() {

@@ -72,7 +72,7 @@ pub(super) fn exec(
         relocated: e.flags & abi::EXE_RELOCATED != 0,
         other_root: e.flags & abi::EXE_OTHER_ROOT != 0,
         host_root: e.flags & abi::EXE_HOST_ROOT != 0,
-        other_fs: e.flags & abi::EXE_OTHER_FS != 0,
+        other_fs: Some(e.flags & abi::EXE_OTHER_FS != 0),
     };
     p.container = container;
     Args::Exec {

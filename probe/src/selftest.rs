@@ -24,7 +24,7 @@
 //! | `kernel-filter` | in a cgroup of its own under a profile, opens for writing: two the profile allows (a file, one below an allowed directory), one under a rule prefix, one with a rule's file name, one with a rule's file-name ending, one outside the profile, one by a relative path; then an allowed one from outside the cgroup | exactly the two allowed ones are dropped in the kernel (`profile_filtered` +2, no event), every other one is reported |
 //! | `kernel-filter-net` | in a cgroup of its own under a profile allowing TCP and UDP to loopback ports and serving TCP and UDP ports, with one port of each side needed by a rule: a TCP connect, a client's UDP datagram, a UDP reply from a served bound port and an accept on a served port, all allowed; a connect to the rule's port, one outside the profile, an accept on the rule's port and one on a port not served; then an allowed connect from outside the cgroup | exactly the four allowed ones are dropped in the kernel (`profile_filtered` +4, no event), every other one is reported |
 //! | `event-filter` | with socket(AF_INET) and every dup2 but onto fds 0–2 of an AF_INET socket set to drop: socket(AF_INET), socket(AF_UNIX), dup2 of the unix socket onto 2, of the inet one onto 9 and onto 2 | socket(AF_INET) and the first two dup2 calls are dropped (no event; `filtered` +3 at least, the plan applies to every process); socket(AF_UNIX) and the dup2 of the inet socket onto 2 are reported |
-//! | `enforce-kill` | in a cgroup of its own under a profile, each from a pid namespace of its own (as a container's process): an allowed exec, a disallowed one, the long-path copy with its leaf side allowed as a path, an allowed path unlinked before the exec (`/proc/self/fd/N`), a file named `<that path> (deleted)` (what `/proc/<pid>/exe` shows for the unlinked one), and a file whose name differs from an allowed one's in the top bit of three bytes (a collision of the hash used before, for every key); then the disallowed one from the host's pid namespace: from the test, from a parent in the cgroup named `runc`, from a parent outside it named `runc` but in a mount namespace of its own (a hostPID exec session's command), from a parent outside it named `runc` (the runtime's `runc init`) | the disallowed, the truncated, the ` (deleted)`-named and the three-bits-off ones die of SIGKILL with the `killed` flag and their exe path; the allowed and the unlinked allowed ones run; from the host's pid namespace only the runtime's child runs, flagged `runtime`, the others are killed |
+//! | `enforce-kill` | in a cgroup of its own under a profile, each from a pid namespace of its own (as a container's process): an allowed exec, a disallowed one, the long-path copy with its leaf side allowed as a path, an allowed path unlinked before the exec (`/proc/self/fd/N`), a file named `<that path> (deleted)` (what `/proc/<pid>/exe` shows for the unlinked one), and a file whose name differs from an allowed one's in the top bit of three bytes (a collision of the hash used before, for every key); then the disallowed one from the host's pid namespace: from the test, from a parent in the cgroup named `runc`, from a parent outside it named `runc` but in a mount namespace of its own (a hostPID exec session's command), from a parent outside it named `runc` but chrooted (not the host's root: a hostPID container's process naming itself so), from a parent outside it named `runc` (the runtime's `runc init`) | the disallowed, the truncated, the ` (deleted)`-named and the three-bits-off ones die of SIGKILL with the `killed` flag and their exe path; the allowed and the unlinked allowed ones run; from the host's pid namespace only the runtime's child runs, flagged `runtime`, the others are killed |
 //!
 //! The kernel matrix (`tests/kernels/`) runs this under qemu on every supported kernel;
 //! `tests/selftest.rs` runs it on the build machine's kernel.
@@ -1699,77 +1699,91 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         let run_in_cgroup = |exe: &Path| run_in(true, exe);
         // a child of a process named `runc`, in the host's pid namespace, the parent
         // outside the cgroup (the runtime's `runc init`) or in it (a hostPID container's
-        // process naming its parent so): (the child's pid, its wait status)
-        let run_under_runc =
-            |parent_in_cgroup: bool, own_mnt_ns: bool, exe: &Path| -> Result<(u32, i32), String> {
-                let path = cstr(exe)?;
-                let arg = c"--version";
-                let mut fds = [0 as libc::c_int; 2];
-                // SAFETY: a pipe into our own array.
-                if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-                    return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-                }
-                let r = in_child(|| {
-                    // SAFETY: raw syscalls on values prepared before fork; the grandchild
-                    // execs or _exits.
-                    unsafe {
-                        if parent_in_cgroup && !join_cgroup(&procs) {
-                            return 2;
-                        }
-                        libc::prctl(libc::PR_SET_NAME, c"runc".as_ptr());
-                        let gc = libc::fork();
-                        if gc < 0 {
-                            return 4;
-                        }
-                        if gc == 0 {
-                            if !parent_in_cgroup && !join_cgroup(&procs) {
-                                libc::_exit(2);
-                            }
-                            if own_mnt_ns && libc::unshare(libc::CLONE_NEWNS) != 0 {
-                                libc::_exit(5);
-                            }
-                            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-                            libc::dup2(null, 1);
-                            let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
-                            libc::execv(path.as_ptr(), argv.as_ptr());
-                            libc::_exit(3);
-                        }
-                        libc::write(fds[1], (&gc as *const libc::pid_t).cast(), 4);
-                        let mut st = 0;
-                        libc::waitpid(gc, &mut st, 0);
-                        if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
-                            0
-                        } else if libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL {
-                            9
-                        } else {
-                            100
+        // process naming its parent so), the parent chrooted into `chroot_to` (then `exe`
+        // is a path there): (the child's pid, its wait status)
+        let run_under_runc = |parent_in_cgroup: bool,
+                              own_mnt_ns: bool,
+                              chroot_to: Option<&Path>,
+                              exe: &Path|
+         -> Result<(u32, i32), String> {
+            let path = cstr(exe)?;
+            let new_root = chroot_to.map(cstr).transpose()?;
+            let arg = c"--version";
+            let mut fds = [0 as libc::c_int; 2];
+            // SAFETY: a pipe into our own array.
+            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+            }
+            let r = in_child(|| {
+                // SAFETY: raw syscalls on values prepared before fork; the grandchild
+                // execs or _exits.
+                unsafe {
+                    if parent_in_cgroup && !join_cgroup(&procs) {
+                        return 2;
+                    }
+                    libc::prctl(libc::PR_SET_NAME, c"runc".as_ptr());
+                    // the cgroup's procs file, opened before a chroot hides it
+                    let procs_fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    if let Some(r) = &new_root {
+                        if libc::chroot(r.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                            return 6;
                         }
                     }
-                });
-                let mut gc: libc::pid_t = 0;
-                // SAFETY: reading 4 bytes into our own integer; closing our own fds. The
-                // write end is closed first: a child that failed before writing (it has
-                // exited: in_child waited for it) then reads as an empty pipe, not a hang.
-                let n = unsafe {
-                    libc::close(fds[1]);
-                    let n = libc::read(fds[0], (&mut gc as *mut libc::pid_t).cast(), 4);
-                    libc::close(fds[0]);
-                    n
-                };
-                let (_, st) = r?;
-                if n != 4 || gc <= 0 {
-                    return Err(format!(
-                        "the runc-named parent forked no child (wait status {st:#x})"
-                    ));
+                    let gc = libc::fork();
+                    if gc < 0 {
+                        return 4;
+                    }
+                    if gc == 0 {
+                        if !parent_in_cgroup
+                            && (procs_fd < 0 || libc::write(procs_fd, c"0".as_ptr().cast(), 1) != 1)
+                        {
+                            libc::_exit(2);
+                        }
+                        if own_mnt_ns && libc::unshare(libc::CLONE_NEWNS) != 0 {
+                            libc::_exit(5);
+                        }
+                        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                        libc::dup2(null, 1);
+                        let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
+                        libc::execv(path.as_ptr(), argv.as_ptr());
+                        libc::_exit(3);
+                    }
+                    libc::write(fds[1], (&gc as *const libc::pid_t).cast(), 4);
+                    let mut st = 0;
+                    libc::waitpid(gc, &mut st, 0);
+                    if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+                        0
+                    } else if libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL {
+                        9
+                    } else {
+                        100
+                    }
                 }
-                // the grandchild's wait status, rebuilt from what its parent said
-                let gst = match libc::WEXITSTATUS(st) {
-                    0 => 0,
-                    9 => libc::SIGKILL,
-                    c => c << 8,
-                };
-                Ok((gc as u32, gst))
+            });
+            let mut gc: libc::pid_t = 0;
+            // SAFETY: reading 4 bytes into our own integer; closing our own fds. The
+            // write end is closed first: a child that failed before writing (it has
+            // exited: in_child waited for it) then reads as an empty pipe, not a hang.
+            let n = unsafe {
+                libc::close(fds[1]);
+                let n = libc::read(fds[0], (&mut gc as *mut libc::pid_t).cast(), 4);
+                libc::close(fds[0]);
+                n
             };
+            let (_, st) = r?;
+            if n != 4 || gc <= 0 {
+                return Err(format!(
+                    "the runc-named parent forked no child (wait status {st:#x})"
+                ));
+            }
+            // the grandchild's wait status, rebuilt from what its parent said
+            let gst = match libc::WEXITSTATUS(st) {
+                0 => 0,
+                9 => libc::SIGKILL,
+                c => c << 8,
+            };
+            Ok((gc as u32, gst))
+        };
         let killed = |what: &str, (pid, st): (u32, i32), exepath: &str| -> Result<(), String> {
             if !(libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL) {
                 return Err(format!("{what} was not killed: wait status {st:#x}"));
@@ -1850,7 +1864,7 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         )?;
         killed(
             &format!("{copy_s} in the host's pid namespace, its parent in the cgroup named runc"),
-            run_under_runc(true, false, copy)?,
+            run_under_runc(true, false, None, copy)?,
             &copy_s,
         )?;
         // an exec session's command in a hostPID container: its parent is `runc exec`
@@ -1859,12 +1873,42 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
             &format!(
                 "{copy_s} started by a runc outside the cgroup, in a mount namespace of its own"
             ),
-            run_under_runc(false, true, copy)?,
+            run_under_runc(false, true, None, copy)?,
             &copy_s,
+        )?;
+        // a parent named runc, outside the cgroup, but not running from the host's root (a
+        // hostPID container's process naming itself runc and moving its child to a cgroup
+        // of its own has the container's root; here a chroot into the copy's directory,
+        // where a static program that exits 0 runs, as no loader is there)
+        let copy_dir = copy
+            .parent()
+            .ok_or_else(|| format!("{copy_s}: no directory"))?;
+        let exit0_name = format!("fl-selftest-{}-exit0", std::process::id());
+        let exit0 = copy_dir.join(&exit0_name);
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            // mov eax, 60 (exit); xor edi, edi; syscall
+            std::fs::write(
+                &exit0,
+                elf64(&[0xb8, 60, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05], &[]),
+            )
+            .and_then(|()| std::fs::set_permissions(&exit0, std::fs::Permissions::from_mode(0o755)))
+            .map_err(|e| format!("write {}: {e}", exit0.display()))?;
+        }
+        let inner = Path::new("/").join(&exit0_name);
+        let chrooted = run_under_runc(false, false, Some(copy_dir), &inner);
+        let _ = std::fs::remove_file(&exit0);
+        killed(
+            &format!(
+                "{} started by a runc outside the cgroup, chrooted",
+                exit0.display()
+            ),
+            chrooted?,
+            &inner.to_string_lossy(),
         )?;
         ran_as(
             &format!("{copy_s} started by a runc outside the cgroup (the runtime's child)"),
-            run_under_runc(false, false, copy)?,
+            run_under_runc(false, false, None, copy)?,
             &copy_s,
             true,
         )?;

@@ -1276,8 +1276,8 @@ static __always_inline void read_sockaddr(const void *uaddr, u64 len, struct fl_
 /* ---------------------------------------------------------------- process lifecycle */
 
 /* The container runtime's own child: a task in the host's pid namespace whose parent, also
- * there, in the same mount namespace and outside the task's cgroup, is named runc… (runc
- * create, runc exec). That is `runc init` before it enters the container: runc 1.4's exec
+ * there, in the same mount namespace, outside the task's cgroup and running from the host's
+ * root, is named runc… (runc create, runc exec). That is `runc init` before it enters the container: runc 1.4's exec
  * starts it right in the container's cgroup (CLONE_INTO_CGROUP), runc create moves it there
  * while it starts, and it execs runc (or a copy) there before it joins any namespace.
  * enforce-kill spares it (judged, it would be killed and the container's start or exec
@@ -1305,7 +1305,18 @@ static __always_inline bool runtime_child(struct task_struct *task, u64 cgid)
 	if (BPF_CORE_READ(parent, cgroups, dfl_cgrp, kn, id) == cgid)
 		return false;
 	bpf_core_read(comm, sizeof(comm), &parent->comm);
-	return comm[0] == 'r' && comm[1] == 'u' && comm[2] == 'n' && comm[3] == 'c';
+	if (!(comm[0] == 'r' && comm[1] == 'u' && comm[2] == 'n' && comm[3] == 'c'))
+		return false;
+	/* and the runtime runs from the host's root (it has not pivoted: that is its child's
+	 * work), while a process of a hostPID container that names itself runc and moves its
+	 * child to a cgroup of its own has the container's root */
+	{
+		struct path proot = BPF_CORE_READ(parent, fs, root);
+		struct home host;
+		if (!proot.mnt || !host_root(task, &host))
+			return false;
+		return (u64)BPF_CORE_READ(proot.mnt, mnt_sb) == host.sb && (u64)proot.dentry == host.dentry;
+	}
 }
 
 SEC("tp_btf/sched_process_exec")

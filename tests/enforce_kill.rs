@@ -38,6 +38,9 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     std::fs::copy("/bin/busybox", rootfs.join("opt/sleep")).expect("copy busybox");
     // an executable the profile allows from the image (its lower layer)
     std::fs::copy("/bin/busybox", rootfs.join("opt/tool")).expect("copy busybox");
+    // another, that runs busybox's `sleep` (the applet of its name)
+    std::fs::create_dir_all(rootfs.join("opt/nap")).expect("mkdir opt/nap");
+    std::fs::copy("/bin/busybox", rootfs.join("opt/nap/sleep")).expect("copy busybox");
     let profiled = CtrImage::import(PROFILED, &rootfs);
     let open = CtrImage::import(UNPROFILED, &rootfs);
 
@@ -47,6 +50,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     let mut p = Profile::new(ImageRef::new("docker.io/library/fl-kill-profiled", "test"));
     p.learn_exec("/bin/busybox", false, 1);
     p.learn_exec("/opt/tool", false, 1);
+    p.learn_exec("/opt/nap/sleep", false, 1);
     std::fs::write(
         profiles.join("profiled.yaml"),
         falco_learn_profiler::to_yaml(&p),
@@ -70,7 +74,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     );
     agent.wait_log("enforce-kill mode running", 60);
     assert!(agent.stderr_has(
-        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 2 executable(s)"
+        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 3 executable(s)"
     ));
 
     let pid = std::process::id();
@@ -189,34 +193,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         })
     };
     let root = std::path::PathBuf::from(format!("/proc/{task}/root"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let in_ns: u32 = loop {
-        if let Some(p) = std::fs::read_to_string(root.join("tmp/shpid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break p;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the shell did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    // its host pid: the process of the container's cgroup whose innermost pid is the shell's
-    let host_pid = std::fs::read_to_string(cg_dir.join("cgroup.procs"))
-        .expect("cgroup.procs")
-        .lines()
-        .filter_map(|l| l.trim().parse::<u32>().ok())
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("NSpid:"))
-                    .and_then(|v| v.split_whitespace().last()?.parse::<u32>().ok())
-                    == Some(in_ns)
-            })
-        })
-        .expect("the shell's host pid");
+    let host_pid = host_pid_of(&root, "tmp/shpid", &cg_dir);
     std::fs::create_dir(&sub).expect("mkdir the sub-cgroup");
     std::fs::write(sub.join("cgroup.procs"), host_pid.to_string()).expect("move the shell");
     std::fs::write(root.join("tmp/moved"), b"").expect("tell the shell");
@@ -232,6 +209,52 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         agent.stderr()
     );
     wait_kills(&agent, 4);
+    // the first exec in a new cgroup below the container's comes before the agent has put
+    // that cgroup under the profile, so the kernel does not judge it: the agent does, as
+    // the kernel would have, where the file lives included. A copy written over the
+    // image's /opt/nap/sleep (the upper layer), run there, is killed from userspace
+    let sub2 = cg_dir.join("fl-sub2");
+    let nested2 = {
+        let guarded = guarded.clone();
+        std::thread::spawn(move || {
+            let out = std::process::Command::new("ctr")
+                .args([
+                    "task",
+                    "exec",
+                    "--exec-id",
+                    "nested2",
+                    &guarded,
+                    "/bin/sh",
+                    "-c",
+                ])
+                .arg(
+                    "mkfifo /tmp/go2 && cp /bin/busybox /opt/nap/sleep && echo $$ > /tmp/shpid2 \
+                     && read x < /tmp/go2; /opt/nap/sleep 5; echo rc=$?",
+                )
+                .output()
+                .expect("ctr task exec");
+            eprintln!(
+                "the second nested shell's stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                out.status.code().unwrap_or(-1),
+            )
+        })
+    };
+    let host_pid2 = host_pid_of(&root, "tmp/shpid2", &cg_dir);
+    std::fs::create_dir(&sub2).expect("mkdir the second sub-cgroup");
+    std::fs::write(sub2.join("cgroup.procs"), host_pid2.to_string()).expect("move the shell");
+    // the shell's `read` (a builtin) returns: its next exec is its first in the new cgroup
+    std::fs::write(root.join("tmp/go2"), b"go\n").expect("tell the shell");
+    let (out, code) = nested2.join().expect("second nested shell");
+    let _ = std::fs::remove_dir(&sub2);
+    assert_eq!(
+        (out.as_str(), code),
+        ("rc=137", 0),
+        "an upper-layer copy at an allowed path ran as a cgroup's first exec"
+    );
     // a reviewed profile that allows the copy, reloaded with SIGHUP, lets it run (learned,
     // it was on the overlay's upper layer: written in the container)
     p.learn_exec("/tmp/echo", false, 2);
@@ -245,7 +268,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     .expect("rewrite profile");
     agent.signal(libc::SIGHUP);
     agent.wait_log(
-        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 3 executable(s)",
+        "enforce-kill: docker.io/library/fl-kill-profiled:test allows 4 executable(s)",
         20,
     );
     let (out, code) = ctr_sh(&guarded, "reviewed", "/tmp/echo ALLOWED-NOW");
@@ -285,7 +308,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let metrics = scrape(metrics_port);
-    let line = "falco_learn_late_kills_total{image=\"docker.io/library/fl-kill-profiled:test\",result=\"killed\"} 1";
+    let line = "falco_learn_late_kills_total{image=\"docker.io/library/fl-kill-profiled:test\",result=\"killed\"} 2";
     assert!(
         metrics.lines().any(|l| l == line),
         "no `{line}` in:\n{metrics}"
@@ -338,6 +361,14 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         "{}",
         a["output"]
     );
+    // the copy over /opt/nap/sleep, its cgroup's first exec: killed from userspace, once
+    let nap: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == "/opt/nap/sleep")
+        .collect();
+    assert_eq!(nap.len(), 1, "{nap:#?}");
+    assert_eq!(nap[0]["output_fields"]["falco_learn.action"], "killed_late");
+    assert_eq!(nap[0]["output_fields"]["container.id"], guarded.as_str());
     // the overwritten /opt/tool: killed in the kernel, once (the image's ran unalerted)
     let tool: Vec<&serde_json::Value> = alerts
         .iter()
@@ -352,6 +383,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
             a["rule"] == rule
                 && a["output_fields"]["proc.exepath"] != "/tmp/echo"
                 && a["output_fields"]["proc.exepath"] != "/opt/tool"
+                && a["output_fields"]["proc.exepath"] != "/opt/nap/sleep"
                 && a["output_fields"]["container.id"] != late.as_str()
         })
         .collect();
@@ -366,6 +398,39 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
                     .is_some_and(|x| x.starts_with("killed"))),
         "{alerts:#?}"
     );
+}
+
+/// The host pid of the shell that wrote its pid (in the container's pid namespace) to `file`
+/// under the container's `root`: the process of the container's cgroup (`cg_dir`) whose
+/// innermost pid it is (waits 20 s at most for the file).
+fn host_pid_of(root: &std::path::Path, file: &str, cg_dir: &std::path::Path) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let in_ns: u32 = loop {
+        if let Some(p) = std::fs::read_to_string(root.join(file))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shell did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::fs::read_to_string(cg_dir.join("cgroup.procs"))
+        .expect("cgroup.procs")
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .and_then(|v| v.split_whitespace().last()?.parse::<u32>().ok())
+                    == Some(in_ns)
+            })
+        })
+        .expect("the shell's host pid")
 }
 
 /// Whether the task of container `name` has stopped (`ctr task ls`: STOPPED).

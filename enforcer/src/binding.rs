@@ -65,6 +65,12 @@ pub trait ContainerMaps {
     fn unreported_kills(&self) -> Vec<(u64, u64)> {
         Vec::new()
     }
+    /// Whether the kernel would kill the exec of `p` in a cgroup under `profile` (its
+    /// executable and where it lives against the profile's allow-list, exactly as the exec
+    /// program compares them); `None` when these maps do not say (enforce-kill's maps only).
+    fn would_kill(&self, _profile: u32, _p: &falco_learn_event::Process) -> Option<bool> {
+        None
+    }
 }
 
 /// Kills in one cgroup that no event reports (the ring buffer was full): said by an
@@ -132,6 +138,9 @@ impl ContainerMaps for falco_learn_probe::kill::KillPolicy {
     }
     fn unreported_kills(&self) -> Vec<(u64, u64)> {
         falco_learn_probe::kill::KillPolicy::unreported_kills(self)
+    }
+    fn would_kill(&self, profile: u32, p: &falco_learn_event::Process) -> Option<bool> {
+        falco_learn_probe::kill::KillPolicy::would_kill(self, profile, &p.exepath, &p.exe_flags)
     }
 }
 
@@ -485,6 +494,27 @@ impl Binder {
         self.bound
             .get(&ev.cgroup_id)
             .is_some_and(|b| ev.ts >= b.since_ts)
+    }
+
+    /// Whether the kernel would kill `ev`'s exec had its cgroup been under its image's
+    /// profile ([`ContainerMaps::would_kill`]): for an exec it did not judge
+    /// ([`Binder::judged_in_kernel`]), so that a kill from userspace decides exactly what
+    /// the kernel does. False for the host, a container whose image is not known or has no
+    /// profile here.
+    pub fn would_kill(&self, maps: &dyn ContainerMaps, engine: &Engine, ev: &Event) -> bool {
+        let c = &ev.container;
+        if c.id.is_empty() || c.id == "host" || c.image_repository.is_empty() {
+            return false;
+        }
+        let Some(&profile) = self
+            .ids
+            .get(c.image_repository.as_str())
+            .and_then(|t| t.get(c.image_tag.as_str()))
+        else {
+            return false;
+        };
+        engine.has_profile(&c.image_repository, &c.image_tag)
+            && maps.would_kill(profile, &ev.process) == Some(true)
     }
 
     /// Release the cgroups that are gone (every 10 s; [`Binder`]'s rules).

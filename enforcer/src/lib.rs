@@ -602,6 +602,16 @@ impl Engine {
     /// An exec that enforce-kill killed (the event's `killed` flag, set by the
     /// kernel) has its exec-anomaly alert marked killed ([`Action::Killed`]).
     pub fn evaluate(&mut self, ev: &Event) -> Verdict {
+        self.evaluate_judged(ev, false)
+    }
+
+    /// [`Engine::evaluate`] for an exec the kernel did not judge that it would have killed
+    /// (`kernel_kills`; [`crate::binding::Binder::would_kill`]): its image's profile judges
+    /// it as a kill, an exec anomaly whatever its matcher, globs and lineage say (a file
+    /// of the upper layer, a tmpfs or a memfd at an allowed path, which the matcher leaves
+    /// to the default rules), so that the kill from userspace is never silent. The verdict
+    /// is not `killed` (the kernel did not kill it): the caller kills it.
+    pub fn evaluate_judged(&mut self, ev: &Event, kernel_kills: bool) -> Verdict {
         use falco_learn_event::EventType;
         let mut v = Verdict {
             killed: ev.process.exe_flags.killed
@@ -638,7 +648,12 @@ impl Engine {
         };
         match self.profiles.get(repo).and_then(|t| t.get(tag)) {
             Some(l) => {
-                if let Some(a) = l.profile.check(ev) {
+                let judged = (kernel_kills && !ev.process.exe_flags.killed).then(|| {
+                    let mut e = ev.clone();
+                    std::sync::Arc::make_mut(&mut e.process).exe_flags.killed = true;
+                    e
+                });
+                if let Some(a) = l.profile.check(judged.as_ref().unwrap_or(ev)) {
                     let action = if v.killed && a.dimension == Dimension::Exec {
                         Action::Killed
                     } else {

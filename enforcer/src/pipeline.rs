@@ -157,8 +157,8 @@ pub struct Pipeline<'a> {
 const TICK_NS: u64 = 1_000_000_000;
 
 /// enforce-kill from userspace: an exec of an executable outside its image's profile (the
-/// kernel's rule: an allowed executable from an unexpected parent is alerted only) that the
-/// kernel could not judge (the event's cgroup was not under the profile when it happened: a new
+/// kernel's rule, which the verdict follows: [`crate::Engine::evaluate_judged`]; an allowed
+/// executable from an unexpected parent is alerted only) that the kernel could not judge (the event's cgroup was not under the profile when it happened: a new
 /// container's first processes, before its image was known; a cgroup shared with others
 /// or refused by the map) is killed now, and its alert says `action=killed_late`. The
 /// program has run until then. `None` when there was nothing to kill; the kill's error when
@@ -181,8 +181,8 @@ fn kill_late(
         return None;
     }
     let p = &ev.process;
-    match kill_process(p.pid, p.start_ts) {
-        Ok(LateKill::Killed) => {
+    match kill_process(p.pid, p.start_ts, ev.ts) {
+        Ok(LateKill::Killed { descendants }) => {
             a.action = Action::KilledLate;
             for r in verdict
                 .alerts
@@ -193,11 +193,13 @@ fn kill_late(
                 crate::mark_action(&mut r.alert, Action::KilledLate);
             }
             tracing::info!(
-                "enforce-kill: killed {} (pid {}) in container {} from userspace: it ran \
-                 before the container was under its profile in the kernel",
+                "enforce-kill: killed {} (pid {}) in container {} from userspace, with {} \
+                 process(es) it started since its exec: it ran before its cgroup was under \
+                 the profile in the kernel",
                 p.exepath,
                 p.pid,
-                c.id
+                c.id,
+                descendants
             );
             Some(Ok(()))
         }
@@ -417,10 +419,7 @@ impl<'a> Pipeline<'a> {
             .events
             .is_multiple_of(crate::metrics::EVAL_TIMED_EVERY)
             .then(Instant::now);
-        let mut verdict = self.engine.evaluate(ev);
-        if let Some(t0) = t0 {
-            self.telemetry.evaluated(t0.elapsed().as_secs_f64());
-        }
+        // the binders first: this event may put its cgroup under its profile
         if let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) {
             let before = k.enforced();
             k.observe(maps, &self.engine, ev);
@@ -446,6 +445,24 @@ impl<'a> Pipeline<'a> {
                 .source
                 .kill_maps()
                 .is_some_and(|m| !m.never_enforced(ev.cgroup_id));
+        // an exec the kernel did not judge is judged as the kernel would have (its file's
+        // place included). The kernel spares the runtime's own child (`exe_flags.runtime`,
+        // in `would_kill`) and nothing else: not the matcher's wider test of the runtime
+        // setting a container up, whose process names and paths a hostPID container can
+        // give itself
+        let kernel_kills = unjudged
+            && matches!(
+                ev.event_type(),
+                falco_learn_event::EventType::Execve | falco_learn_event::EventType::Execveat
+            )
+            && match (self.killer.as_ref(), self.source.kill_maps()) {
+                (Some(k), Some(maps)) => k.would_kill(maps, &self.engine, ev),
+                _ => false,
+            };
+        let mut verdict = self.engine.evaluate_judged(ev, kernel_kills);
+        if let Some(t0) = t0 {
+            self.telemetry.evaluated(t0.elapsed().as_secs_f64());
+        }
         if unjudged {
             match kill_late(&mut verdict, ev) {
                 None => {}
@@ -854,6 +871,144 @@ mod tests {
             std::os::unix::process::ExitStatusExt::signal(&st),
             Some(libc::SIGKILL)
         );
+    }
+
+    /// A container whose cgroup never comes under its profile in the kernel (undecidable
+    /// here), with enforce-kill's decision as the kernel makes it: an exec of the upper
+    /// layer is not allowed.
+    struct NeverBound;
+    impl crate::binding::ContainerMaps for NeverBound {
+        fn what(&self) -> &'static str {
+            "enforce-kill"
+        }
+        fn set_profile(&self, _: u32, _: &falco_learn_profiler::Profile) -> Result<String, String> {
+            Ok(String::new())
+        }
+        fn drop_profile(&self, _: u32) {}
+        fn enforce(&self, _: u64, _: u32) -> Result<(), String> {
+            Ok(())
+        }
+        fn release(&self, _: u64) {}
+        fn owner(
+            &self,
+            _: falco_learn_probe::kill::CgroupClaim<'_>,
+        ) -> falco_learn_probe::kill::CgroupOwner {
+            falco_learn_probe::kill::CgroupOwner::Unknown("a test's".into())
+        }
+        fn would_kill(&self, _: u32, p: &falco_learn_event::Process) -> Option<bool> {
+            Some(p.exepath != "/usr/sbin/nginx" || p.exe_flags.upper_layer)
+        }
+    }
+
+    /// Events, then the end.
+    struct Events(Vec<Event>);
+    impl Source for Events {
+        fn next(&mut self, _: std::time::Duration) -> crate::source::Next {
+            if self.0.is_empty() {
+                return crate::source::Next::End;
+            }
+            crate::source::Next::Event(Box::new(self.0.remove(0)))
+        }
+        fn now(&self) -> u64 {
+            falco_learn_test_support::events::TS
+        }
+        fn losses(&self) -> Vec<Loss> {
+            Vec::new()
+        }
+        fn hostname(&self) -> String {
+            "node1".into()
+        }
+        fn kill_maps(&self) -> Option<&dyn crate::binding::ContainerMaps> {
+            Some(&NeverBound)
+        }
+    }
+
+    /// An exec the kernel did not judge is decided as the kernel would have decided it: a
+    /// file of the container's upper layer at the path the profile allows from the image
+    /// (which the profile's matcher leaves to the default rules' *Drop and execute new
+    /// binary in container*) is killed from userspace and raises the profile's alert,
+    /// marked `killed_late`; the image's own file at that path runs. Each event names a real
+    /// process of ours (`sleep`).
+    #[test]
+    fn a_late_kill_judges_where_the_file_lives_as_the_kernel_does() {
+        let sleeper = || {
+            let child = std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .expect("spawn sleep");
+            let start = falco_learn_probe::procfs::Stat::read(child.id())
+                .map(|s| falco_learn_probe::procfs::ticks_to_epoch_ns(s.starttime))
+                .expect("the child's start");
+            (child, start)
+        };
+        let (mut image, image_start) = sleeper();
+        let (mut copy, copy_start) = sleeper();
+        let (mut runc, runc_start) = sleeper();
+        let exec = |pid: u32, start: u64, upper: bool| {
+            let mut e = falco_learn_test_support::events::exec(
+                "/usr/sbin/nginx",
+                "docker.io/library/nginx",
+            );
+            e.container = std::sync::Arc::new(falco_learn_event::Container {
+                image_tag: "1.27".into(),
+                ..(*e.container).clone()
+            });
+            e.cgroup_id = 4242;
+            let p = std::sync::Arc::make_mut(&mut e.process);
+            p.pid = pid;
+            p.start_ts = start;
+            p.exe_flags.upper_layer = upper;
+            p.exe_flags.overlay = true;
+            e
+        };
+        let dir = profiles();
+        // a hostPID container's copy named as the runtime (the matcher's test of the runtime
+        // setting a container up takes it for runc; the kernel spares only its own
+        // `runtime` flag)
+        let mut runc_named = exec(runc.id(), runc_start, true);
+        let p = std::sync::Arc::make_mut(&mut runc_named.process);
+        p.comm = "runc".into();
+        p.exepath = "/tmp/runc".into();
+        p.vpid = runc.id();
+        p.exe_flags.upper_layer = true;
+        let mut source = Events(vec![
+            exec(image.id(), image_start, false),
+            exec(copy.id(), copy_start, true),
+            runc_named,
+        ]);
+        let mut sink = Collect::default();
+        let summary = Pipeline::new(
+            engine(&dir),
+            &mut source,
+            &mut sink,
+            &NoControl,
+            Options::default(),
+        )
+        .run()
+        .expect("run");
+        let rule = "Unexpected process in docker.io/library/nginx:1.27 (falco-learn)";
+        // the copy's alert only (the image's file raises none)
+        let profile_alerts: Vec<Action> = sink
+            .0
+            .iter()
+            .filter(|r| r.alert.rule == rule)
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(profile_alerts, vec![Action::KilledLate, Action::KilledLate]);
+        assert_eq!(summary.kills, 2);
+        for child in [&mut copy, &mut runc] {
+            let st = child.wait().expect("wait");
+            assert_eq!(
+                std::os::unix::process::ExitStatusExt::signal(&st),
+                Some(libc::SIGKILL)
+            );
+        }
+        assert!(
+            matches!(image.try_wait(), Ok(None)),
+            "the image's file was killed"
+        );
+        let _ = image.kill();
+        let _ = image.wait();
     }
 
     /// The seed's image profiled: nginx itself, nothing outbound.

@@ -31,7 +31,8 @@
 //! the host's cgroup filesystem; [`cgroup_of`] is for tests and tools). A
 //! container's first processes run before its metadata resolves (a few ms), so
 //! the kernel cannot judge their execs; the agent kills one outside the profile
-//! from userspace once it has judged it ([`kill_process`]), after it ran. The root cgroup, and the cgroups of init
+//! from userspace once it has judged it, exactly as the kernel would have
+//! ([`KillPolicy::would_kill`], [`kill_process`]), after it ran. The root cgroup, and the cgroups of init
 //! and of this process, are never put under it. Needs the cgroup v2 hierarchy
 //! (pure v2, or v1 with the unified hierarchy mounted, where runc also places
 //! containers).
@@ -96,6 +97,39 @@ pub fn path_hash(key: [u64; 2], form: &KernelForm, layer: u32) -> u64 {
         0
     });
     h.finish()
+}
+
+/// The `layer` of [`path_hash`] an exec's flags say, as the exec program puts them in its
+/// hash: where the file lives and which root it ran from. `None` when no entry allows it
+/// whatever the path: a relocated exec (the kernel hashes it with a bit no entry has).
+pub fn exe_layer(f: &falco_learn_event::ExeFlags) -> Option<u32> {
+    if f.relocated {
+        return None;
+    }
+    Some(
+        [
+            (f.tmpfs, EXE_TMPFS),
+            (f.memfd, EXE_MEMFD),
+            (f.upper_layer, EXE_UPPER),
+            (f.other_fs == Some(true), EXE_OTHER_FS),
+            (f.other_root, EXE_OTHER_ROOT),
+            (f.host_root, EXE_HOST_ROOT),
+        ]
+        .into_iter()
+        .filter_map(|(on, l)| on.then_some(l))
+        .fold(0, |a, l| a | l),
+    )
+}
+
+/// The hash the exec program computes for an exec reported as `exepath` (rendered) with
+/// `flags`, keyed with `key`; `None` when the kernel allows it under no entry (a truncated
+/// path, a malformed escape, a relocated exec). An allowed path is allowed in each of its
+/// kernel forms (linked and unlinked), so the rendered path's first form decides as the
+/// exec's own would.
+pub fn exec_hash(key: [u64; 2], exepath: &str, flags: &falco_learn_event::ExeFlags) -> Option<u64> {
+    let layer = exe_layer(flags)?;
+    let forms = falco_learn_event::path::kernel_forms(exepath);
+    forms.first().map(|f| path_hash(key, f, layer))
 }
 
 /// An executable a profile allows ([`KillPolicy::set_profile`]): its rendered path, and
@@ -192,6 +226,27 @@ impl<'a> AllowedExec<'a> {
         .filter_map(|(on, l)| on.then_some(l))
         .flat_map(move |l| roots.clone().into_iter().map(move |r| l | r))
     }
+}
+
+/// The hashes the kernel finds `execs` with (each in every kernel form of its path and in
+/// every layer it was learned in), and how many distinct executables that is.
+fn allowed_hashes<'a, E: Into<AllowedExec<'a>>>(
+    key: [u64; 2],
+    execs: impl IntoIterator<Item = E>,
+) -> (AHashSet<u64>, usize) {
+    let mut executables = AHashSet::new();
+    let mut want: AHashSet<u64> = AHashSet::new();
+    for e in execs {
+        let e = e.into();
+        let forms = falco_learn_event::path::kernel_forms(e.path);
+        if !forms.is_empty() {
+            executables.insert(e.path);
+        }
+        for layer in e.layers() {
+            want.extend(forms.iter().map(|f| path_hash(key, f, layer)));
+        }
+    }
+    (want, executables.len())
 }
 
 /// A fresh random key for [`path_hash`] (getrandom(2)); `None` when the kernel gives
@@ -405,32 +460,36 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> ProbeError {
 /// What [`kill_process`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LateKill {
-    /// SIGKILL sent to the process.
-    Killed,
+    /// SIGKILL sent to the process, and to the processes it started since its exec
+    /// (`descendants` of them, each stopped before its children were looked for).
+    Killed { descendants: u32 },
     /// The process had exited (a zombie too: it runs nothing), or its pid is another
     /// process's now: nothing to kill.
     Gone,
 }
 
+/// How many times the process tree is read again for children forked meanwhile.
+const KILL_TREE_PASSES: usize = 8;
+/// How long a stopped process is waited for to show it is stopped (it may be in a fork).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// SIGKILL the process `pid` that started at `start_ts` (ns since the epoch, as events
-/// carry it; compared at `/proc`'s clock-tick resolution): enforce-kill's kill from
+/// carry it; compared at `/proc`'s clock-tick resolution), and every process it started
+/// since `exec_ts` (its exec's time, ns since the epoch): enforce-kill's kill from
 /// userspace, for an exec the kernel could not judge (its container's cgroup was not under
-/// its profile yet). The process is named by a pidfd opened before its start time is
-/// checked, so a pid reused meanwhile is never signalled. Errors: the pidfd calls' (not
-/// allowed, or no pidfd support: Linux < 5.3).
-pub fn kill_process(pid: u32, start_ts: u64) -> std::io::Result<LateKill> {
-    use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
-    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
-        return Ok(LateKill::Gone);
-    };
-    let fd = match pidfd_open(p, PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::SRCH) => return Ok(LateKill::Gone),
-        Err(e) => return Err(e.into()),
-    };
-    // the pidfd holds the process that had the pid when it was opened: if that one started
-    // when the event's did, it is the event's
-    let Some(st) = crate::procfs::Stat::read(pid).filter(|st| st.started_at(start_ts)) else {
+/// its profile yet). Had the kernel judged it, the program would have run none of its code
+/// and forked nothing: what it forked since (at `/proc`'s clock-tick resolution: a child
+/// the process made in the same tick before its exec counts too) dies with it, and its
+/// children before the exec, which ran the program before it, live on.
+///
+/// Each process is named by a pidfd opened before its start time is checked, so a pid
+/// reused meanwhile is never signalled. The tree is stopped from the top (SIGSTOP: a
+/// stopped process forks no more), read again until no new child shows (bounded), then
+/// killed. Errors: the pidfd calls' on the process itself (not allowed, or no pidfd
+/// support: Linux < 5.3); a descendant that cannot be signalled is left (said in the log).
+pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<LateKill> {
+    use rustix::process::{pidfd_send_signal, Signal};
+    let Some((fd, st)) = open_process(pid, |st| st.started_at(start_ts))? else {
         return Ok(LateKill::Gone);
     };
     // `Z` is the main thread's state: a process whose main thread exited while others run
@@ -438,10 +497,107 @@ pub fn kill_process(pid: u32, start_ts: u64) -> std::io::Result<LateKill> {
     if st.state == 'Z' && threads(pid).is_none_or(|n| n <= 1) {
         return Ok(LateKill::Gone);
     }
-    match pidfd_send_signal(&fd, rustix::process::Signal::KILL) {
-        Ok(()) => Ok(LateKill::Killed),
+    match pidfd_send_signal(&fd, Signal::STOP) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::SRCH) => return Ok(LateKill::Gone),
+        Err(e) => return Err(e.into()),
+    }
+    // the tree below it, started since the exec: stopped, then killed
+    let since = crate::procfs::boot_epoch_ns();
+    let tick = 1_000_000_000 / crate::procfs::clk_tck().max(1);
+    let since_ticks = exec_ts.saturating_sub(since) / tick;
+    let mut tree: Vec<(u32, rustix::fd::OwnedFd)> = Vec::new();
+    let mut frontier = vec![pid];
+    for _ in 0..KILL_TREE_PASSES {
+        if frontier.is_empty() {
+            break;
+        }
+        for p in &frontier {
+            wait_stopped(*p);
+        }
+        let parents: ahash::AHashSet<u32> = std::iter::once(pid)
+            .chain(tree.iter().map(|(p, _)| *p))
+            .collect();
+        let mut next = Vec::new();
+        for (child, child_st) in processes() {
+            if !parents.contains(&child_st.ppid)
+                || child_st.starttime < since_ticks
+                || parents.contains(&child)
+            {
+                continue;
+            }
+            let want = child_st.starttime;
+            let Ok(Some((cfd, _))) = open_process(child, |st| st.starttime == want) else {
+                continue;
+            };
+            if pidfd_send_signal(&cfd, Signal::STOP).is_ok() {
+                next.push(child);
+                tree.push((child, cfd));
+            }
+        }
+        frontier = next;
+    }
+    let mut descendants = 0;
+    for (child, cfd) in &tree {
+        match pidfd_send_signal(cfd, Signal::KILL) {
+            Ok(()) => descendants += 1,
+            Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => tracing::warn!(
+                "enforce-kill: cannot kill process {child}, started by {pid} since its exec: {e}"
+            ),
+        }
+    }
+    match pidfd_send_signal(&fd, Signal::KILL) {
+        Ok(()) => Ok(LateKill::Killed { descendants }),
         Err(rustix::io::Errno::SRCH) => Ok(LateKill::Gone),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A pidfd of process `pid` and its `stat`, when the process that has the pid once the
+/// pidfd is open is the one `is` recognises (by its start time); `None` when gone.
+fn open_process(
+    pid: u32,
+    is: impl Fn(&crate::procfs::Stat) -> bool,
+) -> std::io::Result<Option<(rustix::fd::OwnedFd, crate::procfs::Stat)>> {
+    use rustix::process::{pidfd_open, Pid, PidfdFlags};
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return Ok(None);
+    };
+    let fd = match pidfd_open(p, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // the pidfd holds the process that had the pid when it was opened: if that one is the
+    // one wanted, so is the pidfd's
+    Ok(crate::procfs::Stat::read(pid)
+        .filter(|st| is(st))
+        .map(|st| (fd, st)))
+}
+
+/// Every process's `stat` (pid, stat), read from `/proc`.
+fn processes() -> Vec<(u32, crate::procfs::Stat)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, crate::procfs::Stat::read(pid)?)))
+        .collect()
+}
+
+/// Wait ([`STOP_WAIT`] at most) until process `pid` shows stopped (or gone): a fork under
+/// way when SIGSTOP came has made its child by then.
+fn wait_stopped(pid: u32) {
+    let until = std::time::Instant::now() + STOP_WAIT;
+    while std::time::Instant::now() < until {
+        match crate::procfs::Stat::read(pid) {
+            Some(st) if !matches!(st.state, 'T' | 't' | 'Z' | 'X') => {
+                std::thread::sleep(std::time::Duration::from_micros(200))
+            }
+            _ => return,
+        }
     }
 }
 
@@ -526,32 +682,48 @@ impl KillPolicy {
         profile: u32,
         execs: impl IntoIterator<Item = E>,
     ) -> Result<usize, ProbeError> {
-        let mut executables = AHashSet::new();
-        let mut want: AHashSet<u64> = AHashSet::new();
-        for e in execs {
-            let e = e.into();
-            let forms = falco_learn_event::path::kernel_forms(e.path);
-            if !forms.is_empty() {
-                executables.insert(e.path);
-            }
-            for layer in e.layers() {
-                want.extend(forms.iter().map(|f| path_hash(self.key, f, layer)));
-            }
-        }
+        let (want, executables) = allowed_hashes(self.key, execs);
         let mut allowed = lock(&self.allowed);
         let mut allow = lock(&self.allow);
+        // `have` stays what the kernel map holds, also when an insert fails part way (a
+        // full map): a kill from userspace decides by it (`would_kill`)
         let have = allowed.entry(profile).or_default();
-        for h in want.difference(have) {
-            allow
-                .insert([u64::from(profile), *h], 1, 0)
-                .map_err(map_err("KILL_ALLOW"))?;
-        }
-        for h in have.difference(&want) {
+        let gone: Vec<u64> = have.difference(&want).copied().collect();
+        for h in gone {
             // already gone is fine: the goal is absence
-            let _ = allow.remove(&[u64::from(profile), *h]);
+            let _ = allow.remove(&[u64::from(profile), h]);
+            have.remove(&h);
         }
-        *have = want;
-        Ok(executables.len())
+        for h in want {
+            if have.contains(&h) {
+                continue;
+            }
+            allow
+                .insert([u64::from(profile), h], 1, 0)
+                .map_err(map_err("KILL_ALLOW"))?;
+            have.insert(h);
+        }
+        Ok(executables)
+    }
+
+    /// Whether the exec program would kill an exec reported as `exepath` with `flags` in a
+    /// cgroup under `profile`: what enforce-kill decides from userspace for an exec the
+    /// kernel did not judge (its cgroup was not under the profile yet), so that a late kill
+    /// judges exactly what the kernel does (the file's place: a tmpfs, a memfd, the upper
+    /// layer, which the profile matcher leaves to the default rules). The runtime's own
+    /// child is spared. `None` when `profile` has no allow-list here.
+    pub fn would_kill(
+        &self,
+        profile: u32,
+        exepath: &str,
+        flags: &falco_learn_event::ExeFlags,
+    ) -> Option<bool> {
+        let allowed = lock(&self.allowed);
+        let set = allowed.get(&profile)?;
+        if flags.runtime {
+            return Some(false);
+        }
+        Some(exec_hash(self.key, exepath, flags).is_none_or(|h| !set.contains(&h)))
     }
 
     /// Kills the kernel made whose exec record found the ring buffer full, so that no event
@@ -803,6 +975,168 @@ mod tests {
         assert_ne!(superblock(std::path::Path::new("/proc")), root);
         assert!(AllowedExec::host_file("/proc/version").other_fs);
         assert!(!AllowedExec::host_file("/").other_fs);
+    }
+
+    /// The kernel's decision as userspace makes it for an exec the kernel did not judge
+    /// ([`KillPolicy::would_kill`]): an allowed path from the image's lower layer runs, and
+    /// from every other place (a tmpfs, a memfd, the upper layer, another filesystem,
+    /// another root, the host's), relocated, truncated or unspellable it is killed unless
+    /// the entry was learned there; its unlinked form counts as the linked one.
+    #[test]
+    fn an_exec_the_kernel_did_not_judge_is_decided_as_the_kernel_would() {
+        use falco_learn_event::ExeFlags;
+        let key = [3, 5];
+        let (set, n) = allowed_hashes(
+            key,
+            [
+                AllowedExec::from("/opt/tool"),
+                AllowedExec {
+                    upper_layer: true,
+                    ..AllowedExec::from("/tmp/echo")
+                },
+                AllowedExec::from("memfd:x"),
+            ],
+        );
+        assert_eq!(n, 3);
+        let runs =
+            |path: &str, f: ExeFlags| exec_hash(key, path, &f).is_some_and(|h| set.contains(&h));
+        let image = ExeFlags::default();
+        assert!(runs("/opt/tool", image));
+        assert!(!runs("/opt/other", image));
+        for f in [
+            ExeFlags {
+                upper_layer: true,
+                ..image
+            },
+            ExeFlags {
+                tmpfs: true,
+                ..image
+            },
+            ExeFlags {
+                memfd: true,
+                ..image
+            },
+            ExeFlags {
+                other_fs: Some(true),
+                ..image
+            },
+            ExeFlags {
+                other_root: true,
+                ..image
+            },
+            ExeFlags {
+                host_root: true,
+                ..image
+            },
+            ExeFlags {
+                relocated: true,
+                ..image
+            },
+        ] {
+            assert!(!runs("/opt/tool", f), "{f:?}");
+        }
+        // learned on the upper layer: there and from the lower layer
+        assert!(runs(
+            "/tmp/echo",
+            ExeFlags {
+                upper_layer: true,
+                ..image
+            }
+        ));
+        assert!(runs("/tmp/echo", image));
+        assert!(!runs(
+            "/tmp/echo",
+            ExeFlags {
+                tmpfs: true,
+                ..image
+            }
+        ));
+        // a memfd's name is a memfd
+        assert!(runs(
+            "memfd:x",
+            ExeFlags {
+                memfd: true,
+                ..image
+            }
+        ));
+        // never allowed: a truncated path, a malformed escape
+        assert!(!runs("<truncated>/opt/tool", image));
+        assert!(!runs("/opt/\\q", image));
+        assert_eq!(exec_hash(key, "/opt/\\q", &image), None);
+        // the rendered path's first kernel form is the linked one; the unlinked one is
+        // allowed with it
+        let unlinked = KernelForm {
+            bytes: b"/opt/tool".to_vec(),
+            detached: true,
+            pseudo: false,
+        };
+        assert!(set.contains(&path_hash(key, &unlinked, 0)));
+    }
+
+    /// A late kill takes what the program forked since its exec with it (it would not
+    /// exist had the kernel killed the exec), and leaves the process's children from
+    /// before the exec; a process that is gone, or whose pid names another start, is not
+    /// signalled.
+    #[test]
+    fn a_late_kill_kills_what_the_exec_started_and_nothing_before() {
+        use std::io::{BufRead, Write};
+        let mut sh = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(
+                "sleep 60 & echo $!; read x; \
+                 exec sh -c 'sleep 61 & echo $!; sleep 62 & echo $!; wait'",
+            )
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let mut out = std::io::BufReader::new(sh.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let mut pid_line = |out: &mut std::io::BufReader<_>| -> u32 {
+            line.clear();
+            out.read_line(&mut line).expect("read");
+            line.trim().parse().expect("a pid")
+        };
+        let before = pid_line(&mut out);
+        let pid = sh.id();
+        let start = crate::procfs::Stat::read(pid)
+            .map(|s| crate::procfs::ticks_to_epoch_ns(s.starttime))
+            .expect("the shell's start");
+        // the exec comes two clock ticks after the first child started at the latest
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let exec_ts = crate::procfs::now_epoch_ns();
+        writeln!(sh.stdin.as_mut().expect("stdin"), "go").expect("write");
+        let after = [pid_line(&mut out), pid_line(&mut out)];
+        // another start at the pid: nothing signalled
+        assert_eq!(
+            kill_process(pid, start + 1_000_000_000, exec_ts).expect("kill"),
+            LateKill::Gone
+        );
+        assert_eq!(
+            kill_process(pid, start, exec_ts).expect("kill"),
+            LateKill::Killed { descendants: 2 }
+        );
+        let st = sh.wait().expect("wait");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(libc::SIGKILL)
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // dead: gone, or a zombie its new parent has not reaped
+        let live = |p: u32| crate::procfs::Stat::read(p).is_some_and(|s| s.state != 'Z');
+        while after.iter().any(|p| live(*p)) {
+            assert!(std::time::Instant::now() < deadline, "{after:?} live on");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let survived =
+            live(before) && crate::procfs::Stat::read(before).is_some_and(|s| s.comm == "sleep");
+        // SAFETY: kill(2) of the child we started (reparented to init, or our subreaper).
+        unsafe { libc::kill(before as i32, libc::SIGKILL) };
+        assert!(survived, "the child from before the exec was killed");
+        assert_eq!(
+            kill_process(pid, start, exec_ts).expect("kill"),
+            LateKill::Gone
+        );
     }
 
     /// The multiply-xor hash used before had a collision for every seed: flipping the top

@@ -156,6 +156,23 @@ pub struct Pipeline<'a> {
 
 const TICK_NS: u64 = 1_000_000_000;
 
+/// The runtime setting a container up, as a kill from userspace tells it: the matcher's
+/// test (`runc init`'s stages in the host's pid namespace: named `runc…`, running `/`,
+/// runc's memfd copy or a `…/runc`) with a parent, in the host's pid namespace, that runs
+/// runc (`…/runc` or its memfd copy, as the kernel reported its exec). A hostPID
+/// container's process can name itself `runc` and run a copy called `runc`, but its parent
+/// runs what it ran: to have a parent that runs a file called `runc`, that exec must have
+/// been allowed (or killed) first.
+fn runc_setup(ev: &falco_learn_event::Event) -> bool {
+    falco_learn_profiler::matcher::is_runtime_setup(ev)
+        && ev.ancestors.first().is_some_and(|a| {
+            a.vpid == a.pid
+                && (a.exepath.ends_with("/runc")
+                    || a.exepath
+                        .starts_with(falco_learn_profiler::matcher::RUNC_MEMFD))
+        })
+}
+
 /// enforce-kill from userspace: an exec of an executable outside its image's profile (the
 /// kernel's rule, which the verdict follows: [`crate::Engine::evaluate_judged`]; an allowed
 /// executable from an unexpected parent is alerted only) that the kernel could not judge (the event's cgroup was not under the profile when it happened: a new
@@ -411,14 +428,6 @@ impl<'a> Pipeline<'a> {
         if let Some(r) = self.record.as_mut() {
             falco_learn_event::write_jsonl(r, ev)?;
         }
-        // one event in EVAL_TIMED_EVERY is timed: the histogram's samples are buffered
-        // until the exporter's upkeep, so timing every event cost 8 bytes each (16 MiB
-        // of RSS between two upkeeps at 400 k events/s) and two clock reads
-        let t0 = self
-            .summary
-            .events
-            .is_multiple_of(crate::metrics::EVAL_TIMED_EVERY)
-            .then(Instant::now);
         // the binders first: this event may put its cgroup under its profile
         if let (Some(k), Some(maps)) = (self.killer.as_mut(), self.source.kill_maps()) {
             let before = k.enforced();
@@ -447,18 +456,27 @@ impl<'a> Pipeline<'a> {
                 .is_some_and(|m| !m.never_enforced(ev.cgroup_id));
         // an exec the kernel did not judge is judged as the kernel would have (its file's
         // place included). The kernel spares the runtime's own child (`exe_flags.runtime`,
-        // in `would_kill`) and nothing else: not the matcher's wider test of the runtime
-        // setting a container up, whose process names and paths a hostPID container can
-        // give itself
+        // in `would_kill`); from here, so is the runtime setting a container up that the
+        // kernel never judges (a cgroup shared with the host's runc, a runc that does not
+        // run from the host's root) when its parent runs runc ([`runc_setup`])
         let kernel_kills = unjudged
             && matches!(
                 ev.event_type(),
                 falco_learn_event::EventType::Execve | falco_learn_event::EventType::Execveat
             )
+            && !runc_setup(ev)
             && match (self.killer.as_ref(), self.source.kill_maps()) {
                 (Some(k), Some(maps)) => k.would_kill(maps, &self.engine, ev),
                 _ => false,
             };
+        // one event in EVAL_TIMED_EVERY is timed: the histogram's samples are buffered
+        // until the exporter's upkeep, so timing every event cost 8 bytes each (16 MiB
+        // of RSS between two upkeeps at 400 k events/s) and two clock reads
+        let t0 = self
+            .summary
+            .events
+            .is_multiple_of(crate::metrics::EVAL_TIMED_EVERY)
+            .then(Instant::now);
         let mut verdict = self.engine.evaluate_judged(ev, kernel_kills);
         if let Some(t0) = t0 {
             self.telemetry.evaluated(t0.elapsed().as_secs_f64());
@@ -927,8 +945,9 @@ mod tests {
     /// file of the container's upper layer at the path the profile allows from the image
     /// (which the profile's matcher leaves to the default rules' *Drop and execute new
     /// binary in container*) is killed from userspace and raises the profile's alert,
-    /// marked `killed_late`; the image's own file at that path runs. Each event names a real
-    /// process of ours (`sleep`).
+    /// marked `killed_late`, and so is a hostPID process that names itself `runc` under a
+    /// parent that does not run runc; the image's own file at that path runs, and so does
+    /// `runc init` under runc. Each event names a real process of ours (`sleep`).
     #[test]
     fn a_late_kill_judges_where_the_file_lives_as_the_kernel_does() {
         let sleeper = || {
@@ -944,6 +963,7 @@ mod tests {
         let (mut image, image_start) = sleeper();
         let (mut copy, copy_start) = sleeper();
         let (mut runc, runc_start) = sleeper();
+        let (mut setup, setup_start) = sleeper();
         let exec = |pid: u32, start: u64, upper: bool| {
             let mut e = falco_learn_test_support::events::exec(
                 "/usr/sbin/nginx",
@@ -971,10 +991,27 @@ mod tests {
         p.exepath = "/tmp/runc".into();
         p.vpid = runc.id();
         p.exe_flags.upper_layer = true;
+        // runc's own setup, which the kernel did not flag (its cgroup shared with the
+        // runtime, or runc not at the host's root): `runc init` re-running runc, its parent
+        // runc
+        let mut runc_init = exec(setup.id(), setup_start, false);
+        let p = std::sync::Arc::make_mut(&mut runc_init.process);
+        p.comm = "runc:[0:PARENT]".into();
+        p.exepath = "/usr/sbin/runc".into();
+        p.vpid = setup.id();
+        runc_init.ancestors = vec![falco_learn_event::Ancestor {
+            pid: 4000,
+            vpid: 4000,
+            comm: "runc".into(),
+            exepath: "/usr/sbin/runc".into(),
+            ..Default::default()
+        }]
+        .into();
         let mut source = Events(vec![
             exec(image.id(), image_start, false),
             exec(copy.id(), copy_start, true),
             runc_named,
+            runc_init,
         ]);
         let mut sink = Collect::default();
         let summary = Pipeline::new(
@@ -987,7 +1024,7 @@ mod tests {
         .run()
         .expect("run");
         let rule = "Unexpected process in docker.io/library/nginx:1.27 (falco-learn)";
-        // the copy's alert only (the image's file raises none)
+        // the two copies' alerts only (the image's file raises none)
         let profile_alerts: Vec<Action> = sink
             .0
             .iter()
@@ -1003,12 +1040,14 @@ mod tests {
                 Some(libc::SIGKILL)
             );
         }
-        assert!(
-            matches!(image.try_wait(), Ok(None)),
-            "the image's file was killed"
-        );
-        let _ = image.kill();
-        let _ = image.wait();
+        for (child, what) in [
+            (&mut image, "the image's file"),
+            (&mut setup, "runc's setup"),
+        ] {
+            assert!(matches!(child.try_wait(), Ok(None)), "{what} was killed");
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// The seed's image profiled: nginx itself, nothing outbound.

@@ -469,24 +469,35 @@ pub enum LateKill {
 }
 
 /// How many times the process tree is read again for children forked meanwhile.
-const KILL_TREE_PASSES: usize = 8;
-/// How long a stopped process is waited for to show it is stopped (it may be in a fork).
-const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+const KILL_TREE_PASSES: usize = 16;
+/// How many processes a late kill takes at most besides the process itself.
+const KILL_TREE_MAX: usize = 4096;
+/// How long the processes stopped in one pass are waited for to show they are stopped (one
+/// may be in a fork), all together.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// SIGKILL the process `pid` that started at `start_ts` (ns since the epoch, as events
-/// carry it; compared at `/proc`'s clock-tick resolution), and every process it started
-/// since `exec_ts` (its exec's time, ns since the epoch): enforce-kill's kill from
+/// carry it; compared at `/proc`'s clock-tick resolution), and the processes below it that
+/// started since `exec_ts` (its exec's time, ns since the epoch): enforce-kill's kill from
 /// userspace, for an exec the kernel could not judge (its container's cgroup was not under
 /// its profile yet). Had the kernel judged it, the program would have run none of its code
-/// and forked nothing: what it forked since (at `/proc`'s clock-tick resolution: a child
-/// the process made in the same tick before its exec counts too) dies with it, and its
-/// children before the exec, which ran the program before it, live on.
+/// and forked nothing: its children and their children since the exec die with it (at
+/// `/proc`'s clock-tick resolution: a child made in the same tick before the exec counts
+/// too); its children from before the exec, which ran the program before it, live on.
+///
+/// Best effort below the process itself: the tree is read from each process's
+/// `/proc/<pid>/task/*/children` (every process's `stat` where the kernel has no such
+/// file), so a process the program left (a double fork, `setsid` and exit, a
+/// `CLONE_PARENT` child: adopted by a reaper before it is looked for) is not found; and it
+/// is bounded ([`KILL_TREE_PASSES`] reads, [`KILL_TREE_MAX`] processes, [`STOP_WAIT`] a
+/// pass), since it runs on the agent's event loop.
 ///
 /// Each process is named by a pidfd opened before its start time is checked, so a pid
 /// reused meanwhile is never signalled. The tree is stopped from the top (SIGSTOP: a
-/// stopped process forks no more), read again until no new child shows (bounded), then
-/// killed. Errors: the pidfd calls' on the process itself (not allowed, or no pidfd
-/// support: Linux < 5.3); a descendant that cannot be signalled is left (said in the log).
+/// stopped process forks no more), read again until no new child shows, then killed; one
+/// that cannot be killed is let go on (SIGCONT). Errors: the pidfd calls' on the process
+/// itself (not allowed, or no pidfd support: Linux < 5.3); a process below it that cannot
+/// be signalled is left (said in the log).
 pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<LateKill> {
     use rustix::process::{pidfd_send_signal, Signal};
     let Some((fd, st)) = open_process(pid, |st| st.started_at(start_ts))? else {
@@ -502,35 +513,33 @@ pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<La
         Err(rustix::io::Errno::SRCH) => return Ok(LateKill::Gone),
         Err(e) => return Err(e.into()),
     }
-    // the tree below it, started since the exec: stopped, then killed
-    let since = crate::procfs::boot_epoch_ns();
     let tick = 1_000_000_000 / crate::procfs::clk_tck().max(1);
-    let since_ticks = exec_ts.saturating_sub(since) / tick;
+    let since_ticks = exec_ts.saturating_sub(crate::procfs::boot_epoch_ns()) / tick;
     let mut tree: Vec<(u32, rustix::fd::OwnedFd)> = Vec::new();
+    let mut seen: AHashSet<u32> = AHashSet::from_iter([pid]);
     let mut frontier = vec![pid];
     for _ in 0..KILL_TREE_PASSES {
-        if frontier.is_empty() {
+        if frontier.is_empty() || tree.len() >= KILL_TREE_MAX {
             break;
         }
-        for p in &frontier {
-            wait_stopped(*p);
-        }
-        let parents: ahash::AHashSet<u32> = std::iter::once(pid)
+        // a fork under way when SIGSTOP came has made its child once its parent stopped
+        wait_stopped(&frontier);
+        // every member's children, read again: one stopped late may have forked meanwhile
+        let members: Vec<u32> = std::iter::once(pid)
             .chain(tree.iter().map(|(p, _)| *p))
             .collect();
         let mut next = Vec::new();
-        for (child, child_st) in processes() {
-            if !parents.contains(&child_st.ppid)
-                || child_st.starttime < since_ticks
-                || parents.contains(&child)
-            {
+        for child in children(&members) {
+            if seen.contains(&child) || tree.len() >= KILL_TREE_MAX {
                 continue;
             }
-            let want = child_st.starttime;
-            let Ok(Some((cfd, _))) = open_process(child, |st| st.starttime == want) else {
+            let Ok(Some((cfd, _))) =
+                open_process(child, |st| st.starttime >= since_ticks && st.state != 'Z')
+            else {
                 continue;
             };
             if pidfd_send_signal(&cfd, Signal::STOP).is_ok() {
+                seen.insert(child);
                 next.push(child);
                 tree.push((child, cfd));
             }
@@ -542,15 +551,22 @@ pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<La
         match pidfd_send_signal(cfd, Signal::KILL) {
             Ok(()) => descendants += 1,
             Err(rustix::io::Errno::SRCH) => {}
-            Err(e) => tracing::warn!(
-                "enforce-kill: cannot kill process {child}, started by {pid} since its exec: {e}"
-            ),
+            Err(e) => {
+                let _ = pidfd_send_signal(cfd, Signal::CONT);
+                tracing::warn!(
+                    "enforce-kill: cannot kill process {child}, started by {pid} since its \
+                     exec: {e}"
+                );
+            }
         }
     }
     match pidfd_send_signal(&fd, Signal::KILL) {
         Ok(()) => Ok(LateKill::Killed { descendants }),
         Err(rustix::io::Errno::SRCH) => Ok(LateKill::Gone),
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            let _ = pidfd_send_signal(&fd, Signal::CONT);
+            Err(e.into())
+        }
     }
 }
 
@@ -576,28 +592,51 @@ fn open_process(
         .map(|st| (fd, st)))
 }
 
-/// Every process's `stat` (pid, stat), read from `/proc`.
-fn processes() -> Vec<(u32, crate::procfs::Stat)> {
+/// The children of the processes `parents` (pids): from each one's threads'
+/// `/proc/<pid>/task/<tid>/children` (`CONFIG_PROC_CHILDREN`), or, where the kernel has no
+/// such file, from every process's `stat`.
+fn children(parents: &[u32]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for &p in parents {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.filter_map(Result::ok) {
+            match std::fs::read_to_string(t.path().join("children")) {
+                Ok(text) => out.extend(
+                    text.split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && t.path().exists() => {
+                    return children_from_stat(parents);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+/// [`children`] from every process's `stat` (its parent pid).
+fn children_from_stat(parents: &[u32]) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| Some((pid, crate::procfs::Stat::read(pid)?)))
+        .filter(|pid| crate::procfs::Stat::read(*pid).is_some_and(|st| parents.contains(&st.ppid)))
         .collect()
 }
 
-/// Wait ([`STOP_WAIT`] at most) until process `pid` shows stopped (or gone): a fork under
-/// way when SIGSTOP came has made its child by then.
-fn wait_stopped(pid: u32) {
+/// Wait ([`STOP_WAIT`] at most, for all of them together) until the processes `pids`
+/// show stopped (or gone): a fork under way when SIGSTOP came has made its child by then.
+fn wait_stopped(pids: &[u32]) {
     let until = std::time::Instant::now() + STOP_WAIT;
-    while std::time::Instant::now() < until {
-        match crate::procfs::Stat::read(pid) {
-            Some(st) if !matches!(st.state, 'T' | 't' | 'Z' | 'X') => {
-                std::thread::sleep(std::time::Duration::from_micros(200))
-            }
-            _ => return,
-        }
+    let running = |p: &u32| {
+        crate::procfs::Stat::read(*p).is_some_and(|st| !matches!(st.state, 'T' | 't' | 'Z' | 'X'))
+    };
+    while pids.iter().any(running) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_micros(200));
     }
 }
 
@@ -690,9 +729,12 @@ impl KillPolicy {
         let have = allowed.entry(profile).or_default();
         let gone: Vec<u64> = have.difference(&want).copied().collect();
         for h in gone {
-            // already gone is fine: the goal is absence
-            let _ = allow.remove(&[u64::from(profile), h]);
-            have.remove(&h);
+            let key = [u64::from(profile), h];
+            // already gone is fine: the goal is absence; a hash the map still holds stays
+            // in `have`
+            if allow.remove(&key).is_ok() || allow.get(&key, 0).is_err() {
+                have.remove(&h);
+            }
         }
         for h in want {
             if have.contains(&h) {

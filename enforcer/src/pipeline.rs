@@ -158,18 +158,19 @@ const TICK_NS: u64 = 1_000_000_000;
 
 /// The runtime setting a container up, as a kill from userspace tells it: the matcher's
 /// test (`runc init`'s stages in the host's pid namespace: named `runc…`, running `/`,
-/// runc's memfd copy or a `…/runc`) with a parent, in the host's pid namespace, that runs
-/// runc (`…/runc` or its memfd copy, as the kernel reported its exec). A hostPID
-/// container's process can name itself `runc` and run a copy called `runc`, but its parent
-/// runs what it ran: to have a parent that runs a file called `runc`, that exec must have
-/// been allowed (or killed) first.
+/// runc's memfd copy or a `…/runc`) with a parent that runs `…/runc` in the host's pid
+/// namespace and outside the exec's container (`runc create`, `run` or `exec`, in the
+/// runtime's cgroup: the host's, or an outer container's for a nested runtime). A hostPID
+/// container's process can give itself runc's name and run a copy called `runc` under a
+/// parent that runs one too, but that parent is in the container (a process's container is
+/// what its cgroup names, and a cgroup made below the container's names it too).
 fn runc_setup(ev: &falco_learn_event::Event) -> bool {
     falco_learn_profiler::matcher::is_runtime_setup(ev)
         && ev.ancestors.first().is_some_and(|a| {
             a.vpid == a.pid
-                && (a.exepath.ends_with("/runc")
-                    || a.exepath
-                        .starts_with(falco_learn_profiler::matcher::RUNC_MEMFD))
+                && a.exepath.ends_with("/runc")
+                && !a.container_id.is_empty()
+                && a.container_id != ev.container.id
         })
 }
 
@@ -945,9 +946,10 @@ mod tests {
     /// file of the container's upper layer at the path the profile allows from the image
     /// (which the profile's matcher leaves to the default rules' *Drop and execute new
     /// binary in container*) is killed from userspace and raises the profile's alert,
-    /// marked `killed_late`, and so is a hostPID process that names itself `runc` under a
-    /// parent that does not run runc; the image's own file at that path runs, and so does
-    /// `runc init` under runc. Each event names a real process of ours (`sleep`).
+    /// marked `killed_late`, and so is a hostPID process that names itself `runc`, under
+    /// no parent known or under a parent of its container that runs a copy called runc;
+    /// the image's own file at that path runs, and so does `runc init` under the host's
+    /// runc. Each event names a real process of ours (`sleep`).
     #[test]
     fn a_late_kill_judges_where_the_file_lives_as_the_kernel_does() {
         let sleeper = || {
@@ -999,19 +1001,33 @@ mod tests {
         p.comm = "runc:[0:PARENT]".into();
         p.exepath = "/usr/sbin/runc".into();
         p.vpid = setup.id();
-        runc_init.ancestors = vec![falco_learn_event::Ancestor {
-            pid: 4000,
-            vpid: 4000,
-            comm: "runc".into(),
-            exepath: "/usr/sbin/runc".into(),
-            ..Default::default()
-        }]
-        .into();
+        let runc_parent = |container: &str| {
+            vec![falco_learn_event::Ancestor {
+                pid: 4000,
+                vpid: 4000,
+                comm: "runc".into(),
+                exepath: "/usr/sbin/runc".into(),
+                container_id: container.into(),
+                ..Default::default()
+            }]
+            .into()
+        };
+        runc_init.ancestors = runc_parent("host");
+        // the same under a parent of the container's own that runs a copy called runc (a
+        // hostPID container's chain: each exec in a cgroup of its own, not yet bound)
+        let (mut chain, chain_start) = sleeper();
+        let mut chained = runc_named.clone();
+        let p = std::sync::Arc::make_mut(&mut chained.process);
+        p.pid = chain.id();
+        p.vpid = chain.id();
+        p.start_ts = chain_start;
+        chained.ancestors = runc_parent("abc");
         let mut source = Events(vec![
             exec(image.id(), image_start, false),
             exec(copy.id(), copy_start, true),
             runc_named,
             runc_init,
+            chained,
         ]);
         let mut sink = Collect::default();
         let summary = Pipeline::new(
@@ -1031,9 +1047,9 @@ mod tests {
             .filter(|r| r.alert.rule == rule)
             .map(|r| r.action)
             .collect();
-        assert_eq!(profile_alerts, vec![Action::KilledLate, Action::KilledLate]);
-        assert_eq!(summary.kills, 2);
-        for child in [&mut copy, &mut runc] {
+        assert_eq!(profile_alerts, vec![Action::KilledLate; 3]);
+        assert_eq!(summary.kills, 3);
+        for child in [&mut copy, &mut runc, &mut chain] {
             let st = child.wait().expect("wait");
             assert_eq!(
                 std::os::unix::process::ExitStatusExt::signal(&st),

@@ -492,8 +492,9 @@ const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 /// is bounded ([`KILL_TREE_PASSES`] reads, [`KILL_TREE_MAX`] processes, [`STOP_WAIT`] a
 /// pass), since it runs on the agent's event loop.
 ///
-/// Each process is named by a pidfd opened before its start time is checked, so a pid
-/// reused meanwhile is never signalled. The tree is stopped from the top (SIGSTOP: a
+/// Each process is named by a pidfd opened before it is checked (the process by its start
+/// time, one below it by its parent being in the tree and its start since the exec), so a
+/// pid reused meanwhile is never signalled. The tree is stopped from the top (SIGSTOP: a
 /// stopped process forks no more), read again until no new child shows, then killed; one
 /// that cannot be killed is let go on (SIGCONT). Errors: the pidfd calls' on the process
 /// itself (not allowed, or no pidfd support: Linux < 5.3); a process below it that cannot
@@ -533,9 +534,11 @@ pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<La
             if seen.contains(&child) || tree.len() >= KILL_TREE_MAX {
                 continue;
             }
-            let Ok(Some((cfd, _))) =
-                open_process(child, |st| st.starttime >= since_ticks && st.state != 'Z')
-            else {
+            // the pid once its pidfd is open: still a child of the tree (not a pid freed and
+            // reused since it was read), started since the exec, not dead
+            let Ok(Some((cfd, _))) = open_process(child, |st| {
+                members.contains(&st.ppid) && st.starttime >= since_ticks && st.state != 'Z'
+            }) else {
                 continue;
             };
             if pidfd_send_signal(&cfd, Signal::STOP).is_ok() {
@@ -562,6 +565,8 @@ pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<La
     }
     match pidfd_send_signal(&fd, Signal::KILL) {
         Ok(()) => Ok(LateKill::Killed { descendants }),
+        // it exited meanwhile: what it started was killed all the same
+        Err(rustix::io::Errno::SRCH) if descendants > 0 => Ok(LateKill::Killed { descendants }),
         Err(rustix::io::Errno::SRCH) => Ok(LateKill::Gone),
         Err(e) => {
             let _ = pidfd_send_signal(&fd, Signal::CONT);

@@ -54,6 +54,10 @@ impl ProcInfo {
             exepath: self.exepath.clone(),
             args: self.args.clone(),
             start_ts: self.start_ts,
+            container_id: self
+                .container
+                .as_ref()
+                .map_or_else(|| "host".to_string(), |c| c.short_id()),
         }
     }
 }

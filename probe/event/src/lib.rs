@@ -346,6 +346,12 @@ pub struct Ancestor {
     pub exepath: String,
     pub args: Vec<String>,
     pub start_ts: u64,
+    /// The container the ancestor runs in, as its cgroup names it (Falco's short
+    /// `container.id`; `host` outside any container; empty when not known, as in a
+    /// recording made before the field). Not a Falco field: enforce-kill tells the
+    /// runtime's own processes from a container's by it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
 }
 
 /// The container (and image) the process runs in; `id == "host"` for host processes.

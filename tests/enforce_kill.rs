@@ -9,7 +9,10 @@
 //! profile runs (alerted by nothing here, killed by nothing). A container of the profiled
 //! image whose own entrypoint is outside the profile (its first exec, before the agent
 //! knows the container and can put its cgroup under the profile in the kernel) is killed
-//! from userspace once judged, its alert marked `action=killed_late`.
+//! from userspace once judged, its alert marked `action=killed_late`, and so is one whose
+//! entrypoint is a tmpfs file bound onto an allowed path (judged as the kernel would). A
+//! copy run in a cgroup below the container's named like another container is killed in
+//! the kernel (by the profile of the bound cgroup above it) and said by the internal alert.
 //!
 //! Needs root, containerd and ctr (CI: `.ci/setup`); elsewhere a loud SKIP.
 
@@ -209,12 +212,12 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         agent.stderr()
     );
     wait_kills(&agent, 4);
-    // the first exec in a new cgroup below the container's comes before the agent has put
-    // that cgroup under the profile, so the kernel does not judge it: the agent does, as
-    // the kernel would have, where the file lives included. A copy written over the
-    // image's /opt/nap/sleep (the upper layer), run there, is killed from userspace
-    let sub2 = cg_dir.join("fl-sub2");
-    let nested2 = {
+    // a cgroup below the container's named like another container (a Docker scope): its
+    // events name that container, whose image is not known, so userspace never binds it;
+    // the kernel judges it by the profile of the nearest cgroup above it that is bound.
+    // The copy is killed in the kernel, and the internal alert names the kill
+    let spoof = cg_dir.join(format!("docker-{}.scope", "ab".repeat(32)));
+    let nested3 = {
         let guarded = guarded.clone();
         std::thread::spawn(move || {
             let out = std::process::Command::new("ctr")
@@ -222,39 +225,47 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
                     "task",
                     "exec",
                     "--exec-id",
-                    "nested2",
+                    "nested3",
                     &guarded,
                     "/bin/sh",
                     "-c",
                 ])
                 .arg(
-                    "mkfifo /tmp/go2 && cp /bin/busybox /opt/nap/sleep && echo $$ > /tmp/shpid2 \
-                     && read x < /tmp/go2 && exec /opt/nap/sleep 5",
+                    "mkfifo /tmp/go3 && echo $$ > /tmp/shpid3 && read x < /tmp/go3; \
+                     /tmp/echo SURVIVED; echo rc=$?",
                 )
                 .output()
                 .expect("ctr task exec");
-            eprintln!(
-                "the second nested shell's stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
             (
                 String::from_utf8_lossy(&out.stdout).trim().to_string(),
                 out.status.code().unwrap_or(-1),
             )
         })
     };
-    let host_pid2 = host_pid_of(&root, "tmp/shpid2", &cg_dir);
-    std::fs::create_dir(&sub2).expect("mkdir the second sub-cgroup");
-    std::fs::write(sub2.join("cgroup.procs"), host_pid2.to_string()).expect("move the shell");
-    // the shell's `read` (a builtin) returns and it execs the copy (no fork: its exec is
-    // its first event in the new cgroup, which no earlier event put under the profile)
-    std::fs::write(root.join("tmp/go2"), b"go\n").expect("tell the shell");
-    let (out, code) = nested2.join().expect("second nested shell");
-    let _ = std::fs::remove_dir(&sub2);
+    let host_pid3 = host_pid_of(&root, "tmp/shpid3", &cg_dir);
+    std::fs::create_dir(&spoof).expect("mkdir the spoofing sub-cgroup");
+    std::fs::write(spoof.join("cgroup.procs"), host_pid3.to_string()).expect("move the shell");
+    // on a hybrid host the probe names containers by the v1 memory hierarchy's path: the
+    // same move there
+    let spoof_v1 = std::path::Path::new("/sys/fs/cgroup/memory/default")
+        .join(&guarded)
+        .join(spoof.file_name().expect("a name"));
+    let v1 = spoof_v1.parent().is_some_and(|d| d.is_dir());
+    if v1 {
+        std::fs::create_dir(&spoof_v1).expect("mkdir the v1 spoofing cgroup");
+        std::fs::write(spoof_v1.join("cgroup.procs"), host_pid3.to_string())
+            .expect("move the shell (v1)");
+    }
+    std::fs::write(root.join("tmp/go3"), b"go\n").expect("tell the shell");
+    let (out, code) = nested3.join().expect("third nested shell");
+    let _ = std::fs::remove_dir(&spoof);
+    if v1 {
+        let _ = std::fs::remove_dir(&spoof_v1);
+    }
     assert_eq!(
         (out.as_str(), code),
-        ("", 137),
-        "an upper-layer copy at an allowed path ran as a cgroup's first exec"
+        ("rc=137", 0),
+        "ran in a sub-cgroup named like another container"
     );
     // a reviewed profile that allows the copy, reloaded with SIGHUP, lets it run (learned,
     // it was on the overlay's upper layer: written in the container)
@@ -304,6 +315,31 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         assert!(
             std::time::Instant::now() < deadline,
             "the container whose entrypoint is outside the profile still runs:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // the same with an entrypoint the kernel would have killed for where its file lives: a
+    // tmpfs file bound onto the image's /opt/nap/sleep (the profile's matcher leaves a
+    // tmpfs to the default rules; the kill from userspace decides as the kernel does)
+    let shm = tempfile::tempdir_in("/dev/shm").expect("a tmpfs directory");
+    std::fs::copy("/bin/busybox", shm.path().join("sleep")).expect("copy to the tmpfs");
+    let bind = format!(
+        "type=bind,src={},dst=/opt/nap/sleep,options=rbind:ro",
+        shm.path().join("sleep").display()
+    );
+    let late2 = format!("fl-ek-late2-{pid}");
+    let _late2_c = CtrContainer::run(
+        &profiled.reference,
+        &late2,
+        &["--mount", &bind],
+        &["/opt/nap/sleep", "60"],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !task_stopped(&late2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container whose entrypoint is a tmpfs file at an allowed path still runs:\n{}",
             agent.stderr()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -362,14 +398,27 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         "{}",
         a["output"]
     );
-    // the copy over /opt/nap/sleep, its cgroup's first exec: killed from userspace, once
+    // the copy run in the cgroup named like another container: killed in the kernel, said
+    // by the internal alert (its event names that container, which has no profile)
+    let unmatched: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["rule"] == falco_learn_enforcer::pipeline::UNMATCHED_KILL_RULE)
+        .collect();
+    assert_eq!(unmatched.len(), 1, "{unmatched:#?}");
+    let u = unmatched[0];
+    assert_eq!(u["output_fields"]["proc.exepath"], "/tmp/echo");
+    assert_eq!(u["output_fields"]["container.id"], "abababababab");
+    assert_eq!(u["output_fields"]["falco_learn.action"], "killed");
+    assert_eq!(u["priority"], "Critical");
+    // the tmpfs file bound onto /opt/nap/sleep, a new container's entrypoint: killed from
+    // userspace, once
     let nap: Vec<&serde_json::Value> = alerts
         .iter()
         .filter(|a| a["rule"] == rule && a["output_fields"]["proc.exepath"] == "/opt/nap/sleep")
         .collect();
     assert_eq!(nap.len(), 1, "{nap:#?}");
     assert_eq!(nap[0]["output_fields"]["falco_learn.action"], "killed_late");
-    assert_eq!(nap[0]["output_fields"]["container.id"], guarded.as_str());
+    assert_eq!(nap[0]["output_fields"]["container.id"], late2.as_str());
     // the overwritten /opt/tool: killed in the kernel, once (the image's ran unalerted)
     let tool: Vec<&serde_json::Value> = alerts
         .iter()
@@ -386,6 +435,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
                 && a["output_fields"]["proc.exepath"] != "/opt/tool"
                 && a["output_fields"]["proc.exepath"] != "/opt/nap/sleep"
                 && a["output_fields"]["container.id"] != late.as_str()
+                && a["output_fields"]["container.id"] != late2.as_str()
         })
         .collect();
     assert!(others.is_empty(), "{others:#?}");

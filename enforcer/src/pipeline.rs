@@ -516,12 +516,17 @@ impl<'a> Pipeline<'a> {
                 .as_ref()
                 .is_none_or(|a| a.action != Action::Killed)
             {
-                tracing::warn!(
-                    "enforce-kill killed {} in container {} but no profile alert matched it \
-                     (profiles reloaded meanwhile?)",
-                    ev.process.exepath,
-                    ev.container.id
-                );
+                // the kernel judged the exec by a profile its event's container does not
+                // name (a cgroup below a profiled container's named like another container,
+                // a nested runtime's container) or one reloaded meanwhile: said all the same
+                let r = Raised {
+                    cause: Cause::Internal,
+                    action: Action::Killed,
+                    alert: unmatched_kill_alert(ev),
+                };
+                self.summary.alerts += 1;
+                self.telemetry.raised(&r);
+                self.sink.emit(&r)?;
             }
         }
         if let Some(img) = &verdict.new_unprofiled {
@@ -766,6 +771,46 @@ pub fn unreported_kills_alert(
         fields,
         &["killed"],
         now,
+    )
+}
+
+/// The rule of [`unmatched_kill_alert`].
+pub const UNMATCHED_KILL_RULE: &str =
+    "falco-learn internal: enforce-kill kill no profile alert names";
+
+/// enforce-kill killed an exec in the kernel that no profile alert names: the kernel
+/// judged it by the profile of the cgroup it ran in or of the nearest ancestor cgroup
+/// under one (a cgroup made below a profiled container's and named like another container,
+/// whose image is not known; an inner container of a nested runtime), while its event names
+/// another container, or the profiles were reloaded meanwhile. Said so that a kill is never
+/// silent.
+pub fn unmatched_kill_alert(ev: &falco_learn_event::Event) -> Alert {
+    let c = &ev.container;
+    let p = &ev.process;
+    let image = Some(c.image())
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| "<NA>".into());
+    let mut fields = serde_json::Map::new();
+    fields.insert("container.id".into(), c.id.clone().into());
+    fields.insert("container.image".into(), image.clone().into());
+    fields.insert("proc.exepath".into(), p.exepath.clone().into());
+    fields.insert("proc.pid".into(), p.pid.into());
+    fields.insert("proc.name".into(), p.comm.clone().into());
+    fields.insert("falco_learn.action".into(), Action::Killed.as_str().into());
+    fields.insert("falco_learn.cgroup_id".into(), ev.cgroup_id.into());
+    let msg = format!(
+        "{UNMATCHED_KILL_RULE}: an exec outside the profile of the container whose cgroup it \
+         ran in, or below, was killed in the kernel (exe={} pid={} container={} image={} \
+         cgroup={}) action=killed",
+        p.exepath, p.pid, c.id, image, ev.cgroup_id
+    );
+    internal_alert(
+        &ev.hostname,
+        UNMATCHED_KILL_RULE,
+        &msg,
+        fields,
+        &["killed"],
+        ev.ts,
     )
 }
 
@@ -1064,6 +1109,62 @@ mod tests {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// A kill the kernel made that no profile alert names (the kernel judged it by the
+    /// profile of a container's cgroup above the one it ran in, named like a container
+    /// whose image is not known) raises the internal alert saying so, once, with the
+    /// process and the cgroup.
+    #[test]
+    fn a_kill_no_profile_alert_names_is_said() {
+        let mut ev = falco_learn_test_support::events::exec("/tmp/echo", "");
+        ev.container = std::sync::Arc::new(falco_learn_event::Container {
+            id: "0123456789ab".into(),
+            ..Default::default()
+        });
+        ev.cgroup_id = 4343;
+        let p = std::sync::Arc::make_mut(&mut ev.process);
+        p.pid = 77;
+        p.exe_flags.killed = true;
+        let dir = profiles();
+        let mut source = Events(vec![ev]);
+        let mut sink = Collect::default();
+        let summary = Pipeline::new(
+            engine(&dir),
+            &mut source,
+            &mut sink,
+            &NoControl,
+            Options::default(),
+        )
+        .run()
+        .expect("run");
+        assert_eq!(summary.kills, 1);
+        let internal: Vec<&Raised> = sink
+            .0
+            .iter()
+            .filter(|r| r.cause == Cause::Internal)
+            .collect();
+        assert_eq!(internal.len(), 1, "{:#?}", sink.0);
+        let a = &internal[0].alert;
+        assert_eq!(internal[0].action, Action::Killed);
+        assert_eq!(a.rule, UNMATCHED_KILL_RULE);
+        assert_eq!(a.priority, "Critical");
+        let f = |k: &str| a.output_fields.get(k).cloned().unwrap_or_default();
+        assert_eq!(f("container.id"), "0123456789ab");
+        assert_eq!(f("container.image"), "<NA>");
+        assert_eq!(f("proc.exepath"), "/tmp/echo");
+        assert_eq!(f("proc.pid"), 77);
+        assert_eq!(f("falco_learn.cgroup_id"), 4343);
+        assert_eq!(f("falco_learn.action"), "killed");
+        assert!(a.tags.iter().any(|t| t == "killed"), "{:?}", a.tags);
+        assert!(
+            a.output.ends_with(
+                "(exe=/tmp/echo pid=77 container=0123456789ab image=<NA> cgroup=4343) \
+                 action=killed"
+            ),
+            "{}",
+            a.output
+        );
     }
 
     /// The seed's image profiled: nginx itself, nothing outbound.

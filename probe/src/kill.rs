@@ -3,7 +3,8 @@
 //!
 //! The exec program (`tp_btf/sched_process_exec`, after the kernel resolved the
 //! exe path) looks up the exec'ing task's cgroup v2 id
-//! (`bpf_get_current_cgroup_id`) in `KILL_CGROUPS`. Every process of a
+//! (`bpf_get_current_cgroup_id`) in `KILL_CGROUPS`, or else its nearest ancestor
+//! cgroup's (a cgroup made below a container's is the container's, whatever it is named). Every process of a
 //! container is in its cgroup (`ctr task exec`, `kubectl exec` and `docker
 //! exec` join it), so the cgroup names the container, and 64-bit cgroup ids are
 //! never reused: a container started after another one ended can never inherit

@@ -1697,6 +1697,28 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
             })
         };
         let run_in_cgroup = |exe: &Path| run_in(true, exe);
+        // a cgroup below the enforced one, named like another container (whose image no
+        // runtime knows): judged by the enforced one's profile
+        let below = cg.join(format!("docker-{}.scope", "ab".repeat(32)));
+        std::fs::create_dir(&below).map_err(|e| format!("mkdir {}: {e}", below.display()))?;
+        let below_procs = cstr(&below.join("cgroup.procs"))?;
+        let run_below = |exe: &Path| -> Result<(u32, i32), String> {
+            let path = cstr(exe)?;
+            let arg = c"--version";
+            in_child_ns(true, || {
+                // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
+                unsafe {
+                    if !join_cgroup(&below_procs) {
+                        return 2;
+                    }
+                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                    libc::dup2(null, 1);
+                    let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
+                    libc::execv(path.as_ptr(), argv.as_ptr());
+                }
+                3
+            })
+        };
         // a child of a process named `runc`, in the host's pid namespace, the parent
         // outside the cgroup (the runtime's `runc init`) or in it (a hostPID container's
         // process naming its parent so), the parent chrooted into `chroot_to` (then `exe`
@@ -1818,6 +1840,16 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
             run_in_cgroup(&env.exe)?,
             &allowed,
         )?;
+        killed(
+            &format!("{copy_s} in a cgroup below, named like another container"),
+            run_below(copy)?,
+            &copy_s,
+        )?;
+        ran(
+            &format!("{allowed} in a cgroup below, named like another container"),
+            run_below(&env.exe)?,
+            &allowed,
+        )?;
         let truncated = format!("{}{}", path::TRUNCATED, deep.leaf_exe);
         killed(
             "the long-path copy (its leaf side allowed as a path)",
@@ -1915,10 +1947,11 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         policy.release(id);
         policy.drop_profile(PROFILE);
         Ok(format!(
-            "{copy_s}, <truncated>/…/nginx, '{spoof_s}' and {far_s} killed in cgroup {id}, and {copy_s} from the host's pid namespace unless a runc outside the cgroup started it; {allowed} and {gone_s} (unlinked) ran"
+            "{copy_s}, <truncated>/…/nginx, '{spoof_s}' and {far_s} killed in cgroup {id}, {copy_s} in a cgroup below it named like another container, and {copy_s} from the host's pid namespace unless a runc outside the cgroup started it; {allowed} (there and below) and {gone_s} (unlinked) ran"
         ))
     })();
-    // the children are reaped: the cgroup is empty
+    // the children are reaped: the cgroups are empty
+    let _ = std::fs::remove_dir(cg.join(format!("docker-{}.scope", "ab".repeat(32))));
     let _ = std::fs::remove_dir(&cg);
     let _ = std::fs::remove_file(&gone);
     let _ = std::fs::remove_file(&spoof);

@@ -499,6 +499,35 @@ static __always_inline int cgroup_home(struct task_struct *task, struct home *ou
 	return -1;
 }
 
+/* The profile enforce-kill judges the task's execs by: its cgroup's (KILL_CGROUPS), or else
+ * its nearest ancestor cgroup's. A cgroup made below a container's is the container's
+ * whatever it is called: one named like another container (`docker-<64 hex>.scope`) is
+ * attributed to that container in userspace, whose image is not known, and was never bound
+ * to a profile, so a container that can write its cgroup tree ran anything there. A cgroup
+ * nested deeper than the walk under no bound cgroup is judged by no profile's entries
+ * (profile 0 is none): killed. NULL: no profile applies. */
+static __always_inline u32 *kill_profile(struct task_struct *task, u64 cgid, u32 *none)
+{
+	u32 *p = bpf_map_lookup_elem(&KILL_CGROUPS, &cgid);
+	struct kernfs_node *kn;
+	if (p)
+		return p;
+	kn = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn);
+	for (int i = 0; i < FL_HOME_DEPTH; i++) {
+		u64 id;
+		if (!kn)
+			return NULL;
+		kn = kn_parent(kn);
+		if (!kn)
+			return NULL;
+		id = BPF_CORE_READ(kn, id);
+		p = bpf_map_lookup_elem(&KILL_CGROUPS, &id);
+		if (p)
+			return p;
+	}
+	return none;
+}
+
 /* The host's init (global pid 1) once found (host_root), its group leader, so that the walk
  * up an ancestry to it is made once, not on every exec of a host process in a cgroup
  * without a home (each systemd service's). Checked at each use (still pid 1's leader: an
@@ -1492,8 +1521,8 @@ int BPF_PROG(fl_sched_exec, struct task_struct *p, int old_pid, struct linux_bin
 			flags |= FL_EXE_OTHER_FS;
 	}
 	if (kill_enabled) {
-		u64 cgid = e->h.cgroup_id;
-		u32 *profile = bpf_map_lookup_elem(&KILL_CGROUPS, &cgid);
+		u32 none = 0;
+		u32 *profile = kill_profile(task, e->h.cgroup_id, &none);
 		if (profile && !(flags & FL_EXE_RUNTIME)) {
 			/* SipHash-1-3 (kill.rs, path_hash), keyed with 128 random bits per
 			 * start, of the path's bytes followed by two bytes of its flags that

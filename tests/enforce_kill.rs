@@ -310,15 +310,7 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     // once it has
     let late = format!("fl-ek-late-{pid}");
     let _late_c = CtrContainer::run(&profiled.reference, &late, &[], &["/opt/sleep", "60"]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !task_stopped(&late) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the container whose entrypoint is outside the profile still runs:\n{}",
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_task_stopped(&agent, &late, "whose entrypoint is outside the profile");
     // the same with an entrypoint the kernel would have killed for where its file lives: a
     // tmpfs file bound onto the image's /opt/nap/sleep (the profile's matcher leaves a
     // tmpfs to the default rules; the kill from userspace decides as the kernel does)
@@ -335,15 +327,11 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
         &["--mount", &bind],
         &["/opt/nap/sleep", "60"],
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !task_stopped(&late2) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the container whose entrypoint is a tmpfs file at an allowed path still runs:\n{}",
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_task_stopped(
+        &agent,
+        &late2,
+        "whose entrypoint is a tmpfs file at an allowed path",
+    );
     let metrics = scrape(metrics_port);
     let line = "falco_learn_late_kills_total{image=\"docker.io/library/fl-kill-profiled:test\",result=\"killed\"} 2";
     assert!(
@@ -482,6 +470,19 @@ fn host_pid_of(root: &std::path::Path, file: &str, cg_dir: &std::path::Path) -> 
             })
         })
         .expect("the shell's host pid")
+}
+
+/// Wait (20 s at most) until the task of container `name` (the one `what`) has stopped.
+fn wait_task_stopped(agent: &Agent, name: &str, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !task_stopped(name) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container {what} still runs:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Whether the task of container `name` has stopped (`ctr task ls`: STOPPED).

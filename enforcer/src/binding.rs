@@ -9,9 +9,11 @@
 //! - The first event of each cgroup v2 of a container whose image has a profile puts that
 //!   cgroup (the event's cgroup v2 id) under the profile of *that event's* image: the
 //!   container's first start, and again after every restart (same container id, a new
-//!   cgroup). The bookkeeping is by cgroup: a cgroup belongs to one container for its life,
-//!   whatever other container reuses the id or name. Containers without a profile, and the
-//!   host, never are bound.
+//!   cgroup), and with a cgroup below the container's own, that one too (the kernel judges
+//!   a cgroup not bound by its nearest bound ancestor's profile: every cgroup of the
+//!   container then is, whatever it is named). The bookkeeping is by cgroup: a cgroup
+//!   belongs to one container for its life, whatever other container reuses the id or
+//!   name. Containers without a profile, and the host, never are bound.
 //! - A cgroup is bound only when `/proc/<pid>/cgroup` shows the event's process in it and
 //!   its path names the container first ([`falco_learn_probe::kill::container_cgroup`]):
 //!   on a hybrid host a runtime that manages only cgroup v1 leaves its containers in a
@@ -425,8 +427,8 @@ impl Binder {
             cgroup_id: cgroup,
             container_id: &c.id,
         };
-        let dir = match maps.owner(claim) {
-            CgroupOwner::Container { dir } => dir,
+        let (dir, top) = match maps.owner(claim) {
+            CgroupOwner::Container { dir, top } => (dir, top),
             CgroupOwner::Unknown(why) => {
                 tracing::debug!("{what}: container {} (cgroup id {cgroup}): {why}", c.id);
                 self.unknown
@@ -484,6 +486,36 @@ impl Binder {
                 since_ts: falco_learn_probe::procfs::now_epoch_ns(),
             },
         );
+        // the container's own cgroup, when this one is below it: every cgroup below that
+        // one, whatever it is named, is then judged by the profile in the kernel
+        if let Some((top, top_dir)) = top.filter(|(t, _)| !self.bound.contains_key(t)) {
+            match maps.enforce(top, profile) {
+                Ok(()) => {
+                    *self.containers.entry(c.id.clone()).or_default() += 1;
+                    tracing::info!(
+                        "{what}: container {} ({}:{}, cgroup id {top}) is under its profile \
+                         (the container's own cgroup, above cgroup id {cgroup})",
+                        c.id,
+                        c.image_repository,
+                        c.image_tag
+                    );
+                    self.bound.insert(
+                        top,
+                        Bound {
+                            container: c.id.clone(),
+                            profile,
+                            dir: Some(top_dir),
+                            pid: ev.process.pid,
+                            last: Instant::now(),
+                            since_ts: falco_learn_probe::procfs::now_epoch_ns(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!("{what}: container {} (its own cgroup id {top}): {e}", c.id)
+                }
+            }
+        }
     }
 
     /// Whether `ev` was judged in the kernel by the maps: its cgroup was under its
@@ -583,7 +615,10 @@ mod tests {
     }
     impl Default for Fake {
         fn default() -> Self {
-            Fake::with(|_, _| CgroupOwner::Container { dir: None })
+            Fake::with(|_, _| CgroupOwner::Container {
+                dir: None,
+                top: None,
+            })
         }
     }
     impl Fake {
@@ -685,6 +720,33 @@ mod tests {
         (dir, engine, k)
     }
 
+    /// A cgroup below the container's own (its processes moved there, by systemd in it or
+    /// its entrypoint) is bound with the container's own cgroup, once: the kernel then
+    /// judges every cgroup below that one by the profile, whatever it is named.
+    #[test]
+    fn the_containers_own_cgroup_is_bound_with_one_below_it() {
+        let top_dir = tempfile::tempdir().expect("tmp");
+        let t = top_dir.path().to_path_buf();
+        let maps = Fake::with(move |_, _| CgroupOwner::Container {
+            dir: None,
+            top: Some((70, t.clone())),
+        });
+        let (_dir, engine, mut k) = setup(&maps);
+        k.observe(&maps, &engine, &web(77, 5));
+        k.observe(&maps, &engine, &web(78, 6));
+        assert_eq!(
+            kernel(maps.log()),
+            vec!["enforce 77 1", "enforce 70 1", "enforce 78 1"]
+        );
+        let mut bound: Vec<u64> = k.bound.keys().copied().collect();
+        bound.sort();
+        assert_eq!(bound, vec![70, 77, 78]);
+        // gone with its directory
+        drop(top_dir);
+        k.sweep_now(&maps, Duration::from_secs(60), &|_| true);
+        assert!(kernel(maps.log()).contains(&"release 70".to_string()));
+    }
+
     /// Kills whose events were lost are reported once each, as increases of the kernel's
     /// running totals, with the container and image of a bound cgroup (`None` for one the
     /// agent never bound or already released).
@@ -739,7 +801,10 @@ mod tests {
             if cgroup == 90 {
                 CgroupOwner::Shared("a service's cgroup".into())
             } else {
-                CgroupOwner::Container { dir: None }
+                CgroupOwner::Container {
+                    dir: None,
+                    top: None,
+                }
             }
         });
         let (_dir, engine, mut k) = setup(&maps);
@@ -819,6 +884,7 @@ mod tests {
                 91 => Some(d2.clone()),
                 _ => None,
             },
+            top: None,
         });
         let (_dir, engine, mut k) = setup(&maps);
         k.observe(&maps, &engine, &web(77, 100));
@@ -886,7 +952,10 @@ mod tests {
         let maps = Fake::with(|cgroup, pid| match (cgroup, pid) {
             (5, _) => CgroupOwner::Shared("shared".into()),
             (6, 1) => CgroupOwner::Unknown("gone".into()),
-            _ => CgroupOwner::Container { dir: None },
+            _ => CgroupOwner::Container {
+                dir: None,
+                top: None,
+            },
         });
         let (_dir, engine, mut k) = setup(&maps);
         k.observe(&maps, &engine, &web(5, 10));

@@ -164,7 +164,11 @@ impl Telemetry {
                 .increment(1);
         }
         if v.killed {
-            let img = ev.container.image();
+            // a kill in a container whose image is not known (a cgroup below a profiled
+            // container's, named like another) counts as the unreported kills do
+            let img = Some(ev.container.image())
+                .filter(|i| !i.is_empty())
+                .unwrap_or_else(|| "<NA>".into());
             self.kills
                 .entry(img.clone())
                 .or_insert_with(|| m::KILLS.counter(&[("image", img.into())]))

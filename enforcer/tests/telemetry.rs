@@ -98,7 +98,10 @@ impl ContainerMaps for FakeKill {
         &self,
         _: falco_learn_probe::kill::CgroupClaim<'_>,
     ) -> falco_learn_probe::kill::CgroupOwner {
-        falco_learn_probe::kill::CgroupOwner::Container { dir: None }
+        falco_learn_probe::kill::CgroupOwner::Container {
+            dir: None,
+            top: None,
+        }
     }
     /// One kill whose event was lost, in a cgroup never bound.
     fn unreported_kills(&self) -> Vec<(u64, u64)> {

@@ -191,9 +191,63 @@ pub fn cgroup_path_is_containers(path: &str, id: &str, containerd_namespaces: &[
         .is_some_and(|k| k.short_id() == id)
 }
 
+/// The path of the cgroup that names container `id` first (walking `path` from the top, as
+/// [`cgroup_path_is_containers`] decides): the container's own cgroup, `path` itself or
+/// one of its ancestors. `None` when the path does not name `id` first, or reaches outside
+/// the reader's cgroup namespace (`..`).
+pub fn containers_own_cgroup(
+    path: &str,
+    id: &str,
+    containerd_namespaces: &[String],
+) -> Option<String> {
+    if id.is_empty() || id == "host" || path.split('/').any(|c| c == "..") {
+        return None;
+    }
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let n = (1..=comps.len())
+        .find(|&n| container_of_leaf(&comps[..n], containerd_namespaces).is_some())?;
+    container_of_leaf(&comps[..n], containerd_namespaces)
+        .is_some_and(|k| k.short_id() == id)
+        .then(|| format!("/{}", comps[..n].join("/")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_containers_own_cgroup_is_the_first_that_names_it() {
+        let ns = ns();
+        let sys = format!("/system.slice/docker-{H}.scope");
+        let id = &H[..12];
+        assert_eq!(
+            containers_own_cgroup(&sys, id, &ns).as_deref(),
+            Some(sys.as_str())
+        );
+        for below in ["init.scope", &format!("docker-{}.scope", "ab".repeat(32))] {
+            assert_eq!(
+                containers_own_cgroup(&format!("{sys}/{below}"), id, &ns).as_deref(),
+                Some(sys.as_str())
+            );
+        }
+        assert_eq!(
+            containers_own_cgroup("/default/web/sub", "web", &ns).as_deref(),
+            Some("/default/web")
+        );
+        // another container first, no container, outside the namespace
+        assert_eq!(
+            containers_own_cgroup(&format!("{sys}/x"), "abababababab", &ns),
+            None
+        );
+        assert_eq!(
+            containers_own_cgroup("/system.slice/cron.service", id, &ns),
+            None
+        );
+        assert_eq!(
+            containers_own_cgroup(&format!("/../..{sys}"), id, &ns),
+            None
+        );
+    }
 
     const H: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

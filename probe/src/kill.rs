@@ -350,7 +350,15 @@ pub enum CgroupOwner {
     /// when this process can address it (the cgroup is gone when it is), `None` when the
     /// path lies outside this process's cgroup namespace (then the process was checked to
     /// be the event's by its start time, and the id could not be compared).
-    Container { dir: Option<PathBuf> },
+    ///
+    /// `top`: the container's own cgroup (its v2 id and directory) when the event's is one
+    /// below it (systemd in the container, a dind entrypoint and others move their
+    /// processes out of it): bound too, so that every cgroup of the container, whatever
+    /// it is named, is judged by its profile in the kernel (`kill_profile`).
+    Container {
+        dir: Option<PathBuf>,
+        top: Option<(u64, PathBuf)>,
+    },
     /// Not decidable now (the process is gone, its pid reused, it moved since the event,
     /// its cgroup is not addressable): ask again later.
     Unknown(String),
@@ -411,7 +419,10 @@ pub fn container_cgroup(claim: CgroupClaim<'_>, containerd_namespaces: &[String]
         }
         let same = crate::procfs::Stat::read(pid).is_some_and(|st| st.started_at(claim.start_ts));
         return if same {
-            CgroupOwner::Container { dir: None }
+            CgroupOwner::Container {
+                dir: None,
+                top: None,
+            }
         } else {
             CgroupOwner::Unknown(format!(
                 "process {pid} is not the event's (pid reused or gone)"
@@ -438,7 +449,18 @@ pub fn container_cgroup(claim: CgroupClaim<'_>, containerd_namespaces: &[String]
             claim.container_id
         ));
     }
-    CgroupOwner::Container { dir: Some(dir) }
+    let top =
+        crate::container::containers_own_cgroup(path, claim.container_id, containerd_namespaces)
+            .filter(|t| t.as_str() != path)
+            .and_then(|t| {
+                let d = root.join(t.trim_start_matches('/'));
+                let id = std::fs::metadata(&d).ok()?.ino();
+                Some((id, d))
+            });
+    CgroupOwner::Container {
+        dir: Some(dir),
+        top,
+    }
 }
 
 /// [`cgroup2_mount`], read once.

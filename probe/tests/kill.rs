@@ -60,8 +60,10 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         container_id,
     };
     match container_cgroup(claim(task_pid, cg.id, &name), &ns) {
-        CgroupOwner::Container { dir: Some(d) } => {
-            assert!(d.ends_with(format!("default/{name}")), "{}", d.display())
+        // the container's own cgroup: nothing above it to bind
+        CgroupOwner::Container { dir: Some(d), top } => {
+            assert!(d.ends_with(format!("default/{name}")), "{}", d.display());
+            assert_eq!(top, None);
         }
         other => panic!("the container's cgroup: {other:?}"),
     }
@@ -78,6 +80,31 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         container_cgroup(claim(std::process::id(), ours.id, &name), &ns),
         CgroupOwner::Shared(_)
     ));
+    // a cgroup below the container's (its process moved there, as systemd in a container
+    // or a dind entrypoint does): the container's, and its own cgroup above is told too,
+    // to be bound with it
+    {
+        let root = falco_learn_probe::kill::cgroup2_mount().expect("cgroup v2");
+        let own_dir = root.join(format!("default/{name}"));
+        let sub = own_dir.join("init.scope");
+        std::fs::create_dir(&sub).expect("mkdir a sub-cgroup");
+        std::fs::write(sub.join("cgroup.procs"), task_pid.to_string()).expect("move");
+        let sub_id = cgroup_of(task_pid).expect("moved").id;
+        let got = container_cgroup(claim(task_pid, sub_id, &name), &ns);
+        std::fs::write(own_dir.join("cgroup.procs"), task_pid.to_string()).expect("move back");
+        let _ = std::fs::remove_dir(&sub);
+        match got {
+            CgroupOwner::Container { dir: Some(d), top } => {
+                assert!(
+                    d.ends_with(format!("default/{name}/init.scope")),
+                    "{}",
+                    d.display()
+                );
+                assert_eq!(top, Some((cg.id, own_dir)));
+            }
+            other => panic!("the sub-cgroup: {other:?}"),
+        }
+    }
 
     // the host is never put under a profile
     let own = cgroup_of(std::process::id()).expect("own cgroup");

@@ -169,29 +169,11 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     let nested = {
         let guarded = guarded.clone();
         std::thread::spawn(move || {
-            let out = std::process::Command::new("ctr")
-                .args([
-                    "task",
-                    "exec",
-                    "--exec-id",
-                    "nested",
-                    &guarded,
-                    "/bin/sh",
-                    "-c",
-                ])
-                .arg(
-                    "echo $$ > /tmp/shpid; while [ ! -e /tmp/moved ]; do busybox sleep 1; \
-                     done; /bin/busybox true; busybox sleep 2; /tmp/echo SURVIVED; echo rc=$?",
-                )
-                .output()
-                .expect("ctr task exec");
-            eprintln!(
-                "the nested shell's stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            (
-                String::from_utf8_lossy(&out.stdout).trim().to_string(),
-                out.status.code().unwrap_or(-1),
+            ctr_sh(
+                &guarded,
+                "nested",
+                "echo $$ > /tmp/shpid; while [ ! -e /tmp/moved ]; do busybox sleep 1; \
+                 done; /bin/busybox true; busybox sleep 2; /tmp/echo SURVIVED; echo rc=$?",
             )
         })
     };
@@ -220,25 +202,11 @@ fn enforce_kill_kills_unprofiled_execs_in_profiled_containers_only() {
     let nested3 = {
         let guarded = guarded.clone();
         std::thread::spawn(move || {
-            let out = std::process::Command::new("ctr")
-                .args([
-                    "task",
-                    "exec",
-                    "--exec-id",
-                    "nested3",
-                    &guarded,
-                    "/bin/sh",
-                    "-c",
-                ])
-                .arg(
-                    "mkfifo /tmp/go3 && echo $$ > /tmp/shpid3 && read x < /tmp/go3; \
-                     /tmp/echo SURVIVED; echo rc=$?",
-                )
-                .output()
-                .expect("ctr task exec");
-            (
-                String::from_utf8_lossy(&out.stdout).trim().to_string(),
-                out.status.code().unwrap_or(-1),
+            ctr_sh(
+                &guarded,
+                "nested3",
+                "mkfifo /tmp/go3 && echo $$ > /tmp/shpid3 && read x < /tmp/go3; \
+                 /tmp/echo SURVIVED; echo rc=$?",
             )
         })
     };

@@ -14,7 +14,9 @@ use falco_learn_test_support as support;
 
 use common::Agent;
 use std::process::Command;
-use support::{busybox_rootfs, ctr_sh, may_run, stdout, Containerd, CtrContainer, CtrImage};
+use support::{
+    busybox_rootfs, ctr_sh, may_run, mount_in, stdout, Containerd, CtrContainer, CtrImage,
+};
 
 const IMAGE: &str = "docker.io/library/fl-volume-tool:test";
 
@@ -117,14 +119,10 @@ fn a_learned_volume_executable_runs_and_one_bound_over_an_image_file_is_killed()
     let (out, code) = ctr_sh(&guarded, "image-tool", "/opt/tool; echo rc=$?");
     assert_eq!((out.as_str(), code), ("rc=127", 0));
     // the volume's file bound onto the image's /opt/tool: another file at that path, killed
-    let mounted = Command::new("nsenter")
-        .args(["-t", &guarded_c.task_pid().to_string(), "-m"])
-        .args(["/bin/busybox", "mount", "--bind", "/data/echo", "/opt/tool"])
-        .status()
-        .expect("nsenter");
-    assert!(
-        mounted.success(),
-        "bind mount in the container: {mounted:?}"
+    mount_in(
+        guarded_c.task_pid(),
+        &["--bind", "/data/echo", "/opt/tool"],
+        "bind mount",
     );
     let (out, code) = ctr_sh(&guarded, "bound", "/opt/tool SURVIVED; echo rc=$?");
     assert_eq!(

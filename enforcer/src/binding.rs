@@ -384,16 +384,9 @@ impl Binder {
             b.last = Instant::now();
             return;
         }
-        let Some(&profile) = self
-            .ids
-            .get(c.image_repository.as_str())
-            .and_then(|t| t.get(c.image_tag.as_str()))
-        else {
+        let Some(profile) = self.profile_of(engine, c) else {
             return;
         };
-        if !engine.has_profile(&c.image_repository, &c.image_tag) {
-            return;
-        }
         let what = maps.what();
         match self.held.get_mut(&cgroup) {
             Some(Hold::Shared(told)) => {
@@ -538,15 +531,20 @@ impl Binder {
         if c.id.is_empty() || c.id == "host" || c.image_repository.is_empty() {
             return false;
         }
-        let Some(&profile) = self
+        self.profile_of(engine, c)
+            .is_some_and(|profile| maps.would_kill(profile, &ev.process) == Some(true))
+    }
+
+    /// The number of the loaded profile of container `c`'s image (looked up by borrowing
+    /// its strings: nothing is allocated per event).
+    fn profile_of(&self, engine: &Engine, c: &falco_learn_event::Container) -> Option<u32> {
+        let profile = *self
             .ids
-            .get(c.image_repository.as_str())
-            .and_then(|t| t.get(c.image_tag.as_str()))
-        else {
-            return false;
-        };
-        engine.has_profile(&c.image_repository, &c.image_tag)
-            && maps.would_kill(profile, &ev.process) == Some(true)
+            .get(c.image_repository.as_str())?
+            .get(c.image_tag.as_str())?;
+        engine
+            .has_profile(&c.image_repository, &c.image_tag)
+            .then_some(profile)
     }
 
     /// Release the cgroups that are gone (every 10 s; [`Binder`]'s rules).

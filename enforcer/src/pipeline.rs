@@ -787,9 +787,7 @@ pub const UNMATCHED_KILL_RULE: &str =
 pub fn unmatched_kill_alert(ev: &falco_learn_event::Event) -> Alert {
     let c = &ev.container;
     let p = &ev.process;
-    let image = Some(c.image())
-        .filter(|i| !i.is_empty())
-        .unwrap_or_else(|| "<NA>".into());
+    let image = c.image_or_na();
     let mut fields = serde_json::Map::new();
     fields.insert("container.id".into(), c.id.clone().into());
     fields.insert("container.image".into(), image.clone().into());
@@ -1067,25 +1065,18 @@ mod tests {
         p.vpid = chain.id();
         p.start_ts = chain_start;
         chained.ancestors = runc_parent("abc");
-        let mut source = Events(vec![
-            exec(image.id(), image_start, false),
-            exec(copy.id(), copy_start, true),
-            runc_named,
-            runc_init,
-            chained,
-        ]);
-        let mut sink = Collect::default();
-        let summary = Pipeline::new(
+        let (summary, sink) = run_source(
             engine(&dir),
-            &mut source,
-            &mut sink,
-            &NoControl,
-            Options::default(),
-        )
-        .run()
-        .expect("run");
+            &mut Events(vec![
+                exec(image.id(), image_start, false),
+                exec(copy.id(), copy_start, true),
+                runc_named,
+                runc_init,
+                chained,
+            ]),
+        );
         let rule = "Unexpected process in docker.io/library/nginx:1.27 (falco-learn)";
-        // the two copies' alerts only (the image's file raises none)
+        // the three copies' alerts only (neither the image's file nor runc's setup raises one)
         let profile_alerts: Vec<Action> = sink
             .0
             .iter()
@@ -1127,17 +1118,7 @@ mod tests {
         p.pid = 77;
         p.exe_flags.killed = true;
         let dir = profiles();
-        let mut source = Events(vec![ev]);
-        let mut sink = Collect::default();
-        let summary = Pipeline::new(
-            engine(&dir),
-            &mut source,
-            &mut sink,
-            &NoControl,
-            Options::default(),
-        )
-        .run()
-        .expect("run");
+        let (summary, sink) = run_source(engine(&dir), &mut Events(vec![ev]));
         assert_eq!(summary.kills, 1);
         let internal: Vec<&Raised> = sink
             .0
@@ -1200,17 +1181,18 @@ mod tests {
         name: &str,
     ) -> (Summary, Collect, RecordingSource<&'t [u8]>) {
         let mut source = RecordingSource::new(text.as_bytes(), name);
-        let mut sink = Collect::default();
-        let summary = Pipeline::new(
-            engine,
-            &mut source,
-            &mut sink,
-            &NoControl,
-            Options::default(),
-        )
-        .run()
-        .expect("run");
+        let (summary, sink) = run_source(engine, &mut source);
         (summary, sink, source)
+    }
+
+    /// Run `engine` over `source` with no control and the default options: what it
+    /// counted, and every alert it raised.
+    fn run_source(engine: Engine, source: &mut dyn Source) -> (Summary, Collect) {
+        let mut sink = Collect::default();
+        let summary = Pipeline::new(engine, source, &mut sink, &NoControl, Options::default())
+            .run()
+            .expect("run");
+        (summary, sink)
     }
 
     fn engine(dir: &tempfile::TempDir) -> Engine {

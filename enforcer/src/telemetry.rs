@@ -166,9 +166,7 @@ impl Telemetry {
         if v.killed {
             // a kill in a container whose image is not known (a cgroup below a profiled
             // container's, named like another) counts as the unreported kills do
-            let img = Some(ev.container.image())
-                .filter(|i| !i.is_empty())
-                .unwrap_or_else(|| "<NA>".into());
+            let img = ev.container.image_or_na();
             self.kills
                 .entry(img.clone())
                 .or_insert_with(|| m::KILLS.counter(&[("image", img.into())]))

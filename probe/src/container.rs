@@ -179,16 +179,11 @@ pub fn container_from_proc_cgroup(
 /// a runtime without cgroup v2 support leaves its containers on a hybrid host) is no
 /// container's.
 pub fn cgroup_path_is_containers(path: &str, id: &str, containerd_namespaces: &[String]) -> bool {
-    if id.is_empty() || id == "host" {
-        return false;
-    }
     let comps: Vec<&str> = path
         .split('/')
         .filter(|c| !c.is_empty() && *c != "..")
         .collect();
-    (1..=comps.len())
-        .find_map(|n| container_of_leaf(&comps[..n], containerd_namespaces))
-        .is_some_and(|k| k.short_id() == id)
+    first_named(&comps, id, containerd_namespaces).is_some()
 }
 
 /// The path of the cgroup that names container `id` first (walking `path` from the top, as
@@ -200,15 +195,24 @@ pub fn containers_own_cgroup(
     id: &str,
     containerd_namespaces: &[String],
 ) -> Option<String> {
-    if id.is_empty() || id == "host" || path.split('/').any(|c| c == "..") {
+    if path.split('/').any(|c| c == "..") {
         return None;
     }
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let n = (1..=comps.len())
-        .find(|&n| container_of_leaf(&comps[..n], containerd_namespaces).is_some())?;
-    container_of_leaf(&comps[..n], containerd_namespaces)
-        .is_some_and(|k| k.short_id() == id)
-        .then(|| format!("/{}", comps[..n].join("/")))
+    let n = first_named(&comps, id, containerd_namespaces)?;
+    Some(format!("/{}", comps[..n].join("/")))
+}
+
+/// How many of `comps` (a cgroup path's components, from the top) the first prefix that
+/// names a container has, when that container is `id` (never the host's or no one's).
+fn first_named(comps: &[&str], id: &str, containerd_namespaces: &[String]) -> Option<usize> {
+    if id.is_empty() || id == "host" {
+        return None;
+    }
+    (1..=comps.len())
+        .find_map(|n| Some((n, container_of_leaf(&comps[..n], containerd_namespaces)?)))
+        .filter(|(_, k)| k.short_id() == id)
+        .map(|(n, _)| n)
 }
 
 #[cfg(test)]

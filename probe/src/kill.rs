@@ -540,7 +540,8 @@ pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<La
     let tick = 1_000_000_000 / crate::procfs::clk_tck().max(1);
     let since_ticks = exec_ts.saturating_sub(crate::procfs::boot_epoch_ns()) / tick;
     let mut tree: Vec<(u32, rustix::fd::OwnedFd)> = Vec::new();
-    let mut seen: AHashSet<u32> = AHashSet::from_iter([pid]);
+    // the process and the tree below it found so far
+    let mut members: AHashSet<u32> = AHashSet::from_iter([pid]);
     let mut frontier = vec![pid];
     for _ in 0..KILL_TREE_PASSES {
         if frontier.is_empty() || tree.len() >= KILL_TREE_MAX {
@@ -549,12 +550,9 @@ pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<La
         // a fork under way when SIGSTOP came has made its child once its parent stopped
         wait_stopped(&frontier);
         // every member's children, read again: one stopped late may have forked meanwhile
-        let members: Vec<u32> = std::iter::once(pid)
-            .chain(tree.iter().map(|(p, _)| *p))
-            .collect();
         let mut next = Vec::new();
         for child in children(&members) {
-            if seen.contains(&child) || tree.len() >= KILL_TREE_MAX {
+            if members.contains(&child) || tree.len() >= KILL_TREE_MAX {
                 continue;
             }
             // the pid once its pidfd is open: still a child of the tree (not a pid freed and
@@ -565,7 +563,7 @@ pub fn kill_process(pid: u32, start_ts: u64, exec_ts: u64) -> std::io::Result<La
                 continue;
             };
             if pidfd_send_signal(&cfd, Signal::STOP).is_ok() {
-                seen.insert(child);
+                members.insert(child);
                 next.push(child);
                 tree.push((child, cfd));
             }
@@ -623,7 +621,7 @@ fn open_process(
 /// The children of the processes `parents` (pids): from each one's threads'
 /// `/proc/<pid>/task/<tid>/children` (`CONFIG_PROC_CHILDREN`), or, where the kernel has no
 /// such file, from every process's `stat`.
-fn children(parents: &[u32]) -> Vec<u32> {
+fn children(parents: &AHashSet<u32>) -> Vec<u32> {
     let mut out = Vec::new();
     for &p in parents {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
@@ -646,7 +644,7 @@ fn children(parents: &[u32]) -> Vec<u32> {
 }
 
 /// [`children`] from every process's `stat` (its parent pid).
-fn children_from_stat(parents: &[u32]) -> Vec<u32> {
+fn children_from_stat(parents: &AHashSet<u32>) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -1628,6 +1628,10 @@ fn check_ptrace_fork_exit(seen: &Seen) -> (Result<String, String>, Result<String
     (ptrace, fork_exit)
 }
 
+/// A cgroup name a Docker container's scope has (of an id no runtime here knows).
+const NAMED_LIKE_A_CONTAINER: &str =
+    "docker-abababababababababababababababababababababababababababababababab.scope";
+
 fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
     let policy = probe
         .kill_policy()
@@ -1678,47 +1682,33 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
             .map_err(|e| e.to_string())?;
         policy.enforce(id, PROFILE).map_err(|e| e.to_string())?;
         let procs = cstr(&cg.join("cgroup.procs"))?;
-        // the container's own processes are in a pid namespace of their own
-        let run_in = |new_pid_ns: bool, exe: &Path| -> Result<(u32, i32), String> {
-            let path = cstr(exe)?;
-            let arg = c"--version";
-            in_child_ns(new_pid_ns, || {
-                // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
-                unsafe {
-                    if !join_cgroup(&procs) {
-                        return 2;
+        // `exe` run in the cgroup whose `cgroup.procs` is `procs` (the container's own
+        // processes are in a pid namespace of their own)
+        let run_in =
+            |procs: &CString, new_pid_ns: bool, exe: &Path| -> Result<(u32, i32), String> {
+                let path = cstr(exe)?;
+                let arg = c"--version";
+                in_child_ns(new_pid_ns, || {
+                    // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
+                    unsafe {
+                        if !join_cgroup(procs) {
+                            return 2;
+                        }
+                        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                        libc::dup2(null, 1);
+                        let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
+                        libc::execv(path.as_ptr(), argv.as_ptr());
                     }
-                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-                    libc::dup2(null, 1);
-                    let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
-                    libc::execv(path.as_ptr(), argv.as_ptr());
-                }
-                3
-            })
-        };
-        let run_in_cgroup = |exe: &Path| run_in(true, exe);
+                    3
+                })
+            };
+        let run_in_cgroup = |exe: &Path| run_in(&procs, true, exe);
         // a cgroup below the enforced one, named like another container (whose image no
         // runtime knows): judged by the enforced one's profile
-        let below = cg.join(format!("docker-{}.scope", "ab".repeat(32)));
+        let below = cg.join(NAMED_LIKE_A_CONTAINER);
         std::fs::create_dir(&below).map_err(|e| format!("mkdir {}: {e}", below.display()))?;
         let below_procs = cstr(&below.join("cgroup.procs"))?;
-        let run_below = |exe: &Path| -> Result<(u32, i32), String> {
-            let path = cstr(exe)?;
-            let arg = c"--version";
-            in_child_ns(true, || {
-                // SAFETY: raw syscalls on values prepared before fork; "0" moves the writer.
-                unsafe {
-                    if !join_cgroup(&below_procs) {
-                        return 2;
-                    }
-                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-                    libc::dup2(null, 1);
-                    let argv = [path.as_ptr(), arg.as_ptr(), std::ptr::null()];
-                    libc::execv(path.as_ptr(), argv.as_ptr());
-                }
-                3
-            })
-        };
+        let run_below = |exe: &Path| run_in(&below_procs, true, exe);
         // a child of a process named `runc`, in the host's pid namespace, the parent
         // outside the cgroup (the runtime's `runc init`) or in it (a hostPID container's
         // process naming its parent so), the parent chrooted into `chroot_to` (then `exe`
@@ -1891,7 +1881,7 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         // the cgroup) is spared, left to userspace
         killed(
             &format!("{copy_s} in the host's pid namespace"),
-            run_in(false, copy)?,
+            run_in(&procs, false, copy)?,
             &copy_s,
         )?;
         killed(
@@ -1951,7 +1941,7 @@ fn check_kill(seen: &Seen, probe: &Probe, env: &Env) -> Result<String, String> {
         ))
     })();
     // the children are reaped: the cgroups are empty
-    let _ = std::fs::remove_dir(cg.join(format!("docker-{}.scope", "ab".repeat(32))));
+    let _ = std::fs::remove_dir(cg.join(NAMED_LIKE_A_CONTAINER));
     let _ = std::fs::remove_dir(&cg);
     let _ = std::fs::remove_file(&gone);
     let _ = std::fs::remove_file(&spoof);

@@ -208,21 +208,10 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         "mkdir -p /tmp/vp && touch /tmp/vp/echo && echo made",
     );
     assert_eq!((out.as_str(), code), ("made", 0));
-    let mounted = Command::new("nsenter")
-        .args([
-            "-t",
-            &task_pid.to_string(),
-            "-m",
-            "/bin/busybox",
-            "mount",
-            "--bind",
-        ])
-        .args(["/data/echo", "/tmp/vp/echo"])
-        .status()
-        .expect("nsenter");
-    assert!(
-        mounted.success(),
-        "bind mount in the container: {mounted:?}"
+    mount_in(
+        task_pid,
+        &["--bind", "/data/echo", "/tmp/vp/echo"],
+        "bind mount",
     );
     policy
         .set_profile(7, ["/bin/busybox", "/data/echo", "/tmp/vp/echo"])
@@ -303,21 +292,10 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
         .expect("allow the relocated paths");
     let (out, code) = ctr_sh(&name, "point", "touch /tmp/point && echo made");
     assert_eq!((out.as_str(), code), ("made", 0));
-    let mounted = Command::new("nsenter")
-        .args([
-            "-t",
-            &task_pid.to_string(),
-            "-m",
-            "/bin/busybox",
-            "mount",
-            "--bind",
-        ])
-        .args(["/bin/busybox", "/tmp/point"])
-        .status()
-        .expect("nsenter");
-    assert!(
-        mounted.success(),
-        "bind mount in the container: {mounted:?}"
+    mount_in(
+        task_pid,
+        &["--bind", "/bin/busybox", "/tmp/point"],
+        "bind mount",
     );
     let (out, code) = ctr_sh(&name, "bound", "/tmp/point SURVIVED; echo rc=$?");
     assert_eq!(
@@ -338,20 +316,7 @@ fn exec_outside_the_profile_is_killed_in_the_kernel() {
     // a chroot into a volume's root (a mount, not mounted at "/"): the same
     let (out, code) = ctr_sh(&name, "mkvol", "mkdir -p /tmp/vol && echo made");
     assert_eq!((out.as_str(), code), ("made", 0));
-    let mounted = Command::new("nsenter")
-        .args([
-            "-t",
-            &task_pid.to_string(),
-            "-m",
-            "/bin/busybox",
-            "mount",
-            "-t",
-            "tmpfs",
-        ])
-        .args(["vol", "/tmp/vol"])
-        .status()
-        .expect("nsenter");
-    assert!(mounted.success(), "tmpfs in the container: {mounted:?}");
+    mount_in(task_pid, &["-t", "tmpfs", "vol", "/tmp/vol"], "tmpfs");
     let (out, code) = ctr_sh(
         &name,
         "chroot-vol",

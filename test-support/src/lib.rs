@@ -322,6 +322,18 @@ pub fn unmount_below(dir: &Path) {
     }
 }
 
+/// `mount ARGS…` (busybox's) in the mount namespace of process `pid` (a container's task),
+/// run from the host with `nsenter`: what a process with mount rights in the container
+/// (in a user namespace of its own) can do. Panics, saying `what`, when it fails.
+pub fn mount_in(pid: u32, args: &[&str], what: &str) {
+    let status = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "/bin/busybox", "mount"])
+        .args(args)
+        .status()
+        .expect("nsenter");
+    assert!(status.success(), "{what} in the container: {status:?}");
+}
+
 /// `ctr task exec` of a shell script in `container`: (trimmed stdout, ctr's exit code).
 pub fn ctr_sh(container: &str, exec_id: &str, script: &str) -> (String, i32) {
     let out = Command::new("ctr")
@@ -337,6 +349,13 @@ pub fn ctr_sh(container: &str, exec_id: &str, script: &str) -> (String, i32) {
         ])
         .output()
         .expect("ctr task exec");
+    if !out.stderr.is_empty() {
+        // for the test's log: what the script said when it failed
+        eprintln!(
+            "ctr task exec {exec_id} in {container}: stderr: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     (
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
         out.status.code().unwrap_or(-1),

@@ -410,6 +410,16 @@ impl Container {
             format!("{}:{}", self.image_repository, self.image_tag)
         }
     }
+
+    /// [`Container::image`], or `<NA>` when the image is not known (as Falco renders a
+    /// missing value).
+    pub fn image_or_na(&self) -> String {
+        if self.image_repository.is_empty() {
+            fields::NA.to_string()
+        } else {
+            self.image()
+        }
+    }
 }
 
 /// Kind of file descriptor (`fd.type` / `fd.typechar`).
